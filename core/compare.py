@@ -1,0 +1,60 @@
+"""Side-by-side views of runs, built from run records alone (no store access)."""
+
+from statistics import fmean
+
+from core.directions import Direction, direction_for
+from core.entities import ConfigDifference, MetricAggregate, MetricComparison, Run, RunComparison
+
+
+def _metric_keys(runs: list[Run]) -> list[str]:
+    return sorted({key for run in runs for key in run.metrics})
+
+
+def _best_run(values: dict[int, float | None], direction: Direction | None) -> int | None:
+    present = {run_id: value for run_id, value in values.items() if value is not None}
+    if direction is None or not present:
+        return None
+    pick = min if direction is Direction.MIN else max
+    return pick(present, key=present.__getitem__)
+
+
+def compare_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[MetricComparison]:
+    rows = []
+    for key in _metric_keys(runs):
+        values = {run.id: run.metrics[key].last if key in run.metrics else None for run in runs}
+        direction = direction_for(key, overrides)
+        rows.append(MetricComparison(key=key, direction=direction, values=values, best_run_id=_best_run(values, direction)))
+    return rows
+
+
+def config_diff(runs: list[Run]) -> list[ConfigDifference]:
+    keys = sorted({key for run in runs for key in run.config})
+    rows = []
+    for key in keys:
+        values = {run.id: run.config.get(key) for run in runs}
+        distinct = {repr(value) for value in values.values()}
+        rows.append(ConfigDifference(key=key, values=values, differs=len(distinct) > 1))
+    return rows
+
+
+def compare_runs(runs: list[Run], overrides: dict[str, Direction]) -> RunComparison:
+    return RunComparison(runs=runs, metrics=compare_metrics(runs, overrides), config=config_diff(runs))
+
+
+def aggregate_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[MetricAggregate]:
+    """Per metric key: best, mean and count of the runs' final values."""
+    aggregates = []
+    for row in compare_metrics(runs, overrides):
+        present = [value for value in row.values.values() if value is not None]
+        best = row.values[row.best_run_id] if row.best_run_id is not None else None
+        aggregates.append(
+            MetricAggregate(
+                key=row.key,
+                direction=row.direction,
+                best=best,
+                best_run_id=row.best_run_id,
+                mean=fmean(present),
+                count=len(present),
+            )
+        )
+    return aggregates

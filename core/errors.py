@@ -1,0 +1,40 @@
+"""Every error TuneDeck raises on purpose: one base class, a handful of kinds.
+
+Messages say what went wrong and what to do next; the UI shows them as they are.
+"""
+
+
+class TuneDeckError(Exception):
+    """Base class: catch this at a boundary to show a friendly message."""
+
+
+class NotFoundError(TuneDeckError):
+    """An experiment, run or adapter ID that is not in the store."""
+
+
+class ConflictError(TuneDeckError):
+    """The request clashes with what is stored (a taken name, a live run)."""
+
+
+class ValidationError(TuneDeckError):
+    """Bad input, with one message per field so a form can show each next to its widget."""
+
+    def __init__(self, message: str, field_errors: dict[str, str] | None = None):
+        super().__init__(message)
+        self.field_errors = field_errors or {}
+
+
+class InvalidTransitionError(TuneDeckError):
+    """A run status change the lifecycle does not allow."""
+
+
+class DatasetError(TuneDeckError):
+    """A dataset reference that cannot be read or does not fit the trainer."""
+
+
+class StoreBusyError(TuneDeckError):
+    """The store stayed locked by other processes past the retry budget."""
+
+
+class StoreError(TuneDeckError):
+    """The database failed in a way we did not expect (disk full, corrupt file)."""

@@ -1,0 +1,110 @@
+"""The schema, as an ordered list of migrations; each runs in a transaction with the record that it ran."""
+
+import duckdb
+
+from core.sql import rows
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "initial schema",
+        """
+        CREATE SEQUENCE experiment_ids START 1;
+        CREATE SEQUENCE run_ids START 1;
+        CREATE SEQUENCE adapter_ids START 1;
+        CREATE TABLE experiments (
+            id BIGINT PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            description VARCHAR NOT NULL DEFAULT '',
+            status VARCHAR NOT NULL,
+            last_error VARCHAR,
+            primary_metric VARCHAR,
+            metric_directions VARCHAR NOT NULL DEFAULT '{}',
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            deleted_at TIMESTAMP
+        );
+        CREATE TABLE runs (
+            id BIGINT PRIMARY KEY,
+            experiment_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            config VARCHAR NOT NULL,
+            error VARCHAR,
+            traceback VARCHAR,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            worker VARCHAR,
+            job_id VARCHAR,
+            adapter_id BIGINT,
+            created_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            ended_at TIMESTAMP,
+            heartbeat_at TIMESTAMP
+        );
+        CREATE INDEX runs_by_experiment ON runs (experiment_id);
+        CREATE TABLE metrics (
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            step BIGINT NOT NULL,
+            value DOUBLE NOT NULL,
+            wall_time TIMESTAMP NOT NULL
+        );
+        CREATE TABLE metric_summaries (
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            last_value DOUBLE NOT NULL,
+            last_step BIGINT NOT NULL,
+            last_wall_time TIMESTAMP NOT NULL,
+            min_value DOUBLE NOT NULL,
+            max_value DOUBLE NOT NULL,
+            count BIGINT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        );
+        CREATE TABLE best_metrics (
+            experiment_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            value DOUBLE NOT NULL,
+            run_id BIGINT NOT NULL,
+            PRIMARY KEY (experiment_id, key)
+        );
+        CREATE TABLE adapters (
+            id BIGINT PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            path VARCHAR NOT NULL,
+            base_model VARCHAR NOT NULL,
+            size_bytes BIGINT NOT NULL,
+            checksum VARCHAR NOT NULL,
+            run_id BIGINT NOT NULL,
+            experiment_id BIGINT NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            UNIQUE (name, version)
+        );
+        """,
+    ),
+]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply the migrations this file lacks; running it again changes nothing."""
+    rows(
+        con,
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT now())",
+    )
+    done = {row[0] for row in rows(con, "SELECT version FROM schema_migrations")}
+    applied = []
+    for version, name, sql in MIGRATIONS:
+        if version in done:
+            continue
+        con.begin()
+        try:
+            rows(con, sql)
+            rows(con, "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        applied.append(version)
+    return applied

@@ -1,0 +1,18 @@
+"""Small helpers that run a statement and hand back its whole result."""
+
+import duckdb
+import polars as pl
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
+    """Run a statement to completion (DuckDB 2 refuses new work while a result is unread)."""
+    return con.execute(sql, params or []).fetchall()
+
+
+def first(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+    found = rows(con, sql, params)
+    return found[0] if found else None
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+    return con.sql(sql, params=params or []).pl()

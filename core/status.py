@@ -1,0 +1,53 @@
+"""The run lifecycle and the experiment status that follows from its runs."""
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+class ExperimentStatus(StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
+ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.RUNNING: TERMINAL,
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: RunStatus, new: RunStatus) -> bool:
+    return new in ALLOWED_TRANSITIONS[current]
+
+
+def experiment_status(run_counts: dict[RunStatus, int]) -> ExperimentStatus:
+    """Derive an experiment's status from how many of its runs are in each state."""
+    counts = {status: n for status, n in run_counts.items() if n}
+    if not counts:
+        return ExperimentStatus.CREATED
+    if any(status in ACTIVE for status in counts):
+        return ExperimentStatus.RUNNING
+    if RunStatus.COMPLETED in counts:
+        return ExperimentStatus.COMPLETED
+    if RunStatus.FAILED in counts:
+        return ExperimentStatus.FAILED
+    return ExperimentStatus.CANCELLED

@@ -1,0 +1,153 @@
+"""The tracking store contract: everything the app, the workers and the SDK may ask of storage.
+
+Implementations keep the primitives; the conveniences at the bottom are built on them once.
+Every method opens and releases the store itself, so callers never hold a connection.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import polars as pl
+
+from core import compare
+from core.directions import Direction
+from core.entities import (
+    Adapter,
+    AdapterSpec,
+    Experiment,
+    ExperimentCreate,
+    ExperimentDetail,
+    ExperimentPage,
+    Run,
+    RunComparison,
+    RunMetrics,
+)
+from core.status import ExperimentStatus, RunStatus
+
+
+class TrackingStore(ABC):
+    # -- experiments ---------------------------------------------------------------------
+    @abstractmethod
+    def create_experiment(self, spec: ExperimentCreate) -> int:
+        """Store a new experiment and return its ID. Names are unique among live experiments."""
+
+    @abstractmethod
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        """One experiment, deleted or not; NotFoundError when the ID is unknown."""
+
+    @abstractmethod
+    def list_experiments(
+        self,
+        *,
+        status: ExperimentStatus | Iterable[ExperimentStatus] | None = None,
+        name_contains: str | None = None,
+        include_deleted: bool = False,
+        sort: str = "created_at",
+        descending: bool = True,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> ExperimentPage:
+        """One page of experiments (1-based) and the total that match the filters."""
+
+    @abstractmethod
+    def rename_experiment(self, experiment_id: int, name: str) -> None:
+        """Give a live experiment a new name that no other live experiment has."""
+
+    @abstractmethod
+    def delete_experiment(self, experiment_id: int) -> list[int]:
+        """Soft-delete: hide the experiment, cancel its queued and running runs, keep all history.
+
+        Returns the IDs of the runs it cancelled.
+        """
+
+    @abstractmethod
+    def restore_experiment(self, experiment_id: int) -> None:
+        """Undo a delete; ConflictError if a live experiment took the name meanwhile."""
+
+    @abstractmethod
+    def set_primary_metric(self, experiment_id: int, key: str | None) -> None:
+        """Choose the metric that ranks runs; None goes back to eval_loss, else loss."""
+
+    @abstractmethod
+    def set_metric_direction(self, experiment_id: int, key: str, direction: Direction | None) -> None:
+        """Override whether lower or higher is better for a key; None restores the name rule."""
+
+    # -- runs ------------------------------------------------------------------------------
+    @abstractmethod
+    def create_run(self, experiment_id: int, config: dict[str, Any], name: str | None = None) -> int:
+        """Store a queued run of a live experiment and return its ID."""
+
+    @abstractmethod
+    def set_job_id(self, run_id: int, job_id: str) -> None:
+        """Remember the queue's ID for the run so it can be revoked."""
+
+    @abstractmethod
+    def get_runs(self, run_ids: list[int]) -> list[Run]:
+        """The runs asked for, in the order asked; NotFoundError names any unknown ID."""
+
+    @abstractmethod
+    def list_runs(self, experiment_id: int) -> list[Run]:
+        """All runs of an experiment, newest first, with metric summaries and adapter."""
+
+    @abstractmethod
+    def mark_running(self, run_id: int, worker: str) -> Run:
+        """queued -> running: count the attempt, note the worker, start the heartbeat."""
+
+    @abstractmethod
+    def heartbeat(self, run_id: int) -> RunStatus:
+        """Note that the worker is alive; returns the run's status so a worker sees a cancel."""
+
+    @abstractmethod
+    def complete_run(self, run_id: int, adapter: AdapterSpec | None = None) -> Adapter | None:
+        """running -> completed, registering the adapter and updating best metrics in one transaction."""
+
+    @abstractmethod
+    def fail_run(self, run_id: int, error: str, traceback: str | None = None) -> None:
+        """-> failed, keeping the one-line error and the traceback."""
+
+    @abstractmethod
+    def cancel_run(self, run_id: int) -> None:
+        """queued or running -> cancelled; a running job stops at its next heartbeat."""
+
+    @abstractmethod
+    def fail_stale_runs(self, max_silence: timedelta) -> list[int]:
+        """Mark running runs whose heartbeat is older than max_silence as failed: their worker is lost."""
+
+    # -- metrics ---------------------------------------------------------------------------
+    @abstractmethod
+    def log_metrics(self, points: pl.DataFrame) -> int:
+        """Append points (run_id, key, step, value, wall_time) and keep run summaries current.
+
+        Logging the same (run_id, key, step) again replaces the value. Returns points stored.
+        """
+
+    @abstractmethod
+    def get_run_metrics(self, run_id: int, keys: list[str] | None = None) -> RunMetrics:
+        """Every point of a run per key, plus its summary."""
+
+    # -- adapters ----------------------------------------------------------------------------
+    @abstractmethod
+    def get_adapter(self, adapter_id: int) -> Adapter:
+        """One adapter; NotFoundError when unknown."""
+
+    @abstractmethod
+    def list_adapters(self, experiment_id: int | None = None) -> list[Adapter]:
+        """Adapters, newest first, optionally of one experiment."""
+
+    # -- conveniences built on the primitives -------------------------------------------------
+    def get_run(self, run_id: int) -> Run:
+        return self.get_runs([run_id])[0]
+
+    def get_experiment_detail(self, experiment_id: int) -> ExperimentDetail:
+        experiment = self.get_experiment(experiment_id)
+        runs = self.list_runs(experiment_id)
+        return ExperimentDetail(
+            experiment=experiment, runs=runs, aggregates=compare.aggregate_metrics(runs, experiment.metric_directions)
+        )
+
+    def compare_runs(self, run_ids: list[int]) -> RunComparison:
+        runs = self.get_runs(run_ids)
+        overrides = self.get_experiment(runs[0].experiment_id).metric_directions if runs else {}
+        return compare.compare_runs(runs, overrides)

@@ -1,0 +1,197 @@
+"""Buffered metric logging: points collect in memory and reach the store in large batches.
+
+A flush opens the store once, whatever its size, so batching is what makes ingest fast
+while other processes share the file. Points are flushed when the buffer holds
+`flush_points`, when `flush_seconds` have passed since the oldest unflushed point
+(a background thread sees to that, so a slow training step still shows up live),
+and on `flush()` / `close()`.
+"""
+
+import math
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+
+from core.duckdb_store import POINT_SCHEMA
+from core.errors import StoreBusyError, StoreError, TuneDeckError, ValidationError
+from core.store import TrackingStore
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.\-/:@ ]{1,250}$")
+
+
+def check_key(key: object) -> str:
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise ValidationError(
+            f"metric key {key!r} is not allowed: use 1 to 250 letters, digits, spaces or _ . - / : @", {"key": "invalid"}
+        )
+    return key
+
+
+def check_run_id(run_id: object) -> int:
+    if isinstance(run_id, bool) or not isinstance(run_id, (int, np.integer)) or run_id < 1:
+        raise ValidationError(f"run ID must be a positive whole number, got {run_id!r}", {"run_id": "invalid"})
+    return int(run_id)
+
+
+def check_step(step: object) -> int:
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ValidationError(f"step must be a whole number from 0, got {step!r}", {"step": "invalid"})
+    return int(step)
+
+
+def check_value(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValidationError(f"metric {key!r} must be a number, got {type(value).__name__}", {key: "not a number"})
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValidationError(f"metric {key!r} is {value}: only finite numbers are stored (did the training diverge?)", {key: "not finite"})
+    return value
+
+
+def _epoch_us(moment: datetime | None) -> int:
+    moment = moment or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+class MetricWriter:
+    """Collects metric points for any number of runs; use as a context manager so the tail is flushed."""
+
+    def __init__(self, store: TrackingStore, *, flush_points: int = 100_000, flush_seconds: float = 1.0):
+        self.store = store
+        self.flush_points = flush_points
+        self.flush_seconds = flush_seconds
+        self._chunks: list[pl.DataFrame] = []
+        self._rows: dict[str, list] = {name: [] for name in POINT_SCHEMA}
+        self._buffered = 0
+        self._oldest: float | None = None
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self.last_error: Exception | None = None
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self.points_written = 0
+
+    # -- logging ---------------------------------------------------------------------------
+    def log(self, run_id: int, step: int, values: Mapping[str, float], wall_time: datetime | None = None) -> None:
+        """Log one step's metrics, e.g. log(run_id, 10, {"loss": 0.7, "learning_rate": 1e-4})."""
+        run_id = check_run_id(run_id)
+        step = check_step(step)
+        checked = {check_key(key): check_value(key, value) for key, value in values.items()}
+        stamp = _epoch_us(wall_time)
+        with self._lock:
+            for key, value in checked.items():
+                self._rows["run_id"].append(run_id)
+                self._rows["key"].append(key)
+                self._rows["step"].append(step)
+                self._rows["value"].append(value)
+                self._rows["wall_time"].append(stamp)
+            full = self._added(len(checked))
+        if full:
+            self.flush()
+
+    def log_series(
+        self, run_id: int, key: str, steps: Sequence[int], values: Sequence[float], wall_times: Sequence[datetime] | None = None
+    ) -> None:
+        """Log many steps of one metric at once: the fast path for bulk imports and benchmarks."""
+        run_id = check_run_id(run_id)
+        key = check_key(key)
+        steps = np.asarray(steps)
+        values = np.asarray(values, dtype=np.float64)
+        if steps.shape != values.shape or steps.ndim != 1:
+            raise ValidationError(f"steps and values for {key!r} must be flat sequences of the same length")
+        if steps.size and (not np.issubdtype(steps.dtype, np.integer) or steps.min() < 0):
+            raise ValidationError(f"steps for {key!r} must be whole numbers from 0")
+        if not np.isfinite(values).all():
+            raise ValidationError(f"metric {key!r} has NaN or infinite values: only finite numbers are stored")
+        if wall_times is None:
+            stamps = np.full(steps.size, _epoch_us(None), dtype=np.int64)
+        else:
+            stamps = np.array([_epoch_us(moment) for moment in wall_times], dtype=np.int64)
+        chunk = pl.DataFrame({"run_id": np.full(steps.size, run_id, dtype=np.int64), "key": key, "step": steps, "value": values, "wall_time": stamps})
+        with self._lock:
+            self._chunks.append(chunk)
+            full = self._added(steps.size)
+        if full:
+            self.flush()
+
+    def _added(self, count: int) -> bool:
+        """Count new points; True when the buffer is full and should be flushed now."""
+        self._buffered += count
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        self._ensure_timer()
+        return self._buffered >= self.flush_points
+
+    # -- flushing ------------------------------------------------------------------------------
+    def flush(self) -> int:
+        """Write everything buffered in one store operation; returns the points written.
+
+        If the store is busy or failing the points stay buffered for the next flush; points the
+        store rejects (an unknown run) are dropped with the error, since retrying cannot help.
+        """
+        with self._flush_lock:
+            with self._lock:
+                batch = self._take()
+            if batch is None:
+                return 0
+            try:
+                written = self.store.log_metrics(batch)
+            except (StoreBusyError, StoreError):
+                with self._lock:
+                    self._chunks.insert(0, batch.with_columns(pl.col("wall_time").dt.epoch("us")))
+                    self._buffered += batch.height
+                raise
+            self.points_written += written
+            return written
+
+    def _take(self) -> pl.DataFrame | None:
+        if self._rows["key"]:
+            self._chunks.append(pl.DataFrame(self._rows))
+            self._rows = {name: [] for name in POINT_SCHEMA}
+        if not self._chunks:
+            return None
+        batch = pl.concat([chunk.cast(_BUFFER_SCHEMA) for chunk in self._chunks])
+        self._chunks, self._buffered, self._oldest = [], 0, None
+        return batch.with_columns(pl.from_epoch("wall_time", time_unit="us"))
+
+    def _ensure_timer(self) -> None:
+        if self._timer is None and self.flush_seconds > 0:
+            self._timer = threading.Thread(target=self._flush_periodically, name="tunedeck-metric-flush", daemon=True)
+            self._timer.start()
+
+    def _flush_periodically(self) -> None:
+        while not self._stop.wait(self.flush_seconds / 4):
+            with self._lock:
+                due = self._oldest is not None and time.monotonic() - self._oldest >= self.flush_seconds
+            if due:
+                try:
+                    self.flush()
+                except TuneDeckError as error:
+                    self.last_error = error  # the next flush() or close() in the logging thread reports it
+
+    def close(self) -> None:
+        """Stop the background flusher and write what is left."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
+            self._timer = None
+        self.flush()
+        if self.last_error is not None:
+            error, self.last_error = self.last_error, None
+            raise error
+
+    def __enter__(self) -> "MetricWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+_BUFFER_SCHEMA = {**POINT_SCHEMA, "wall_time": pl.Int64}

@@ -1,0 +1,99 @@
+"""Shared fixtures: a fresh store per test, a clock that ticks, and factories for populated stores."""
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from core.db import connect
+from core.duckdb_store import DuckDBStore
+from core.sql import frame
+from core.writer import MetricWriter
+
+
+class TickingClock:
+    """Each reading is one second after the last, so 'newest first' never ties."""
+
+    def __init__(self, start: datetime = datetime(2026, 1, 1, 12, 0, 0)):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> TickingClock:
+    return TickingClock()
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "tunedeck.duckdb"
+
+
+@pytest.fixture
+def store(store_path: Path, clock: TickingClock) -> DuckDBStore:
+    return DuckDBStore(store_path, clock=clock)
+
+
+@pytest.fixture
+def make_experiment(store: DuckDBStore):
+    counter = iter(range(1, 1_000_000))
+
+    def make(name: str | None = None, dataset: str = "data/sample/sentiment.csv", **extra) -> int:
+        return store.create_experiment({"name": name or f"experiment {next(counter)}", "dataset": dataset, **extra})
+
+    return make
+
+
+@pytest.fixture
+def make_run(store: DuckDBStore):
+    """A run driven through the real lifecycle to `status`, with `metrics` logged as {key: [values by step]}."""
+
+    def make(experiment_id: int, status: str = "completed", metrics: dict[str, list[float]] | None = None, config: dict | None = None, error: str = "boom") -> int:
+        run_id = store.create_run(experiment_id, config or {"learning_rate": 0.01})
+        if metrics:
+            with MetricWriter(store) as writer:
+                for key, values in metrics.items():
+                    writer.log_series(run_id, key, list(range(1, len(values) + 1)), values)
+        if status == "queued":
+            return run_id
+        if status == "cancelled":
+            store.cancel_run(run_id)
+            return run_id
+        store.mark_running(run_id, worker="test-worker")
+        if status == "completed":
+            store.complete_run(run_id)
+        elif status == "failed":
+            store.fail_run(run_id, error)
+        return run_id
+
+    return make
+
+
+def snapshot(path: Path) -> dict[str, pl.DataFrame]:
+    """Every table of the store, to prove that a rejected request changed nothing."""
+    with connect(path, read_only=True) as con:
+        tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+        return {table: frame(con, f'SELECT * FROM "{table}" ORDER BY ALL') for table in tables}
+
+
+@pytest.fixture
+def unchanged(store: DuckDBStore, make_experiment, make_run):
+    """Yields a checker: call it after a bad request to assert the store is exactly as before."""
+    experiment_id = make_experiment("baseline")
+    make_run(experiment_id, metrics={"loss": [1.0, 0.5]})
+    before = snapshot(store.path)
+
+    def check() -> None:
+        after = snapshot(store.path)
+        assert after.keys() == before.keys()
+        for table, rows in before.items():
+            assert after[table].equals(rows), f"table {table} changed"
+
+    return check
