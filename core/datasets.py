@@ -1,0 +1,75 @@
+"""Read a dataset reference (a file path) with Polars, failing with messages a person can act on."""
+
+from pathlib import Path
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from core.errors import DatasetError
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+_READERS = {"csv": pl.read_csv, "jsonl": pl.read_ndjson, "parquet": pl.read_parquet}
+_EXPECTED = {"csv": "UTF-8 text with a header row", "jsonl": "one JSON object per line", "parquet": "a Parquet file"}
+
+
+class DatasetPreview(BaseModel):
+    """What the UI shows before a run starts: where, what shape, and the first rows."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    path: Path
+    format: str
+    n_rows: int
+    columns: dict[str, str]
+    head: pl.DataFrame
+
+
+def dataset_format(ref: str | Path) -> str:
+    """The format a file extension stands for, or a DatasetError listing the ones we read."""
+    path = Path(ref)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(FORMATS)
+        raise DatasetError(f"{path} has an unsupported extension {path.suffix or '(none)'!r}; use one of {known}")
+    return fmt
+
+
+def read_dataset(ref: str | Path) -> pl.DataFrame:
+    """The whole file as a frame; any problem becomes a DatasetError naming the file."""
+    path = _existing_file(ref)
+    fmt = dataset_format(path)
+    try:
+        return _READERS[fmt](path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise DatasetError(f"cannot read {path} as {fmt} ({reason}); a .{fmt} dataset should be {_EXPECTED[fmt]}") from exc
+
+
+def preview(ref: str | Path, rows: int = 5) -> DatasetPreview:
+    df = read_dataset(ref)
+    return DatasetPreview(
+        path=Path(ref),
+        format=dataset_format(ref),
+        n_rows=df.height,
+        columns={name: str(dtype) for name, dtype in df.schema.items()},
+        head=df.head(rows),
+    )
+
+
+def require_columns(df: pl.DataFrame, ref: str | Path, columns: list[str]) -> None:
+    missing = [name for name in columns if name not in df.columns]
+    if missing:
+        found = ", ".join(map(repr, df.columns)) or "none"
+        wanted = ", ".join(map(repr, missing))
+        raise DatasetError(f"{ref} is missing column(s) {wanted}; found columns: {found}")
+
+
+def _existing_file(ref: str | Path) -> Path:
+    path = Path(ref)
+    if not path.exists():
+        raise DatasetError(f"dataset file {path} does not exist; check the path")
+    if not path.is_file():
+        raise DatasetError(f"{path} is a directory, not a dataset file; point at a {', '.join(FORMATS)} file")
+    if path.stat().st_size == 0:
+        raise DatasetError(f"dataset file {path} is empty (0 bytes)")
+    return path

@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from core.datasets import preview, read_dataset, require_columns
+from core.errors import DatasetError
+
+ROWS = pl.DataFrame({"text": ["tasty soup", "cold fries", "open on monday"], "label": ["positive", "negative", "neutral"]})
+
+
+@pytest.fixture
+def write_rows(tmp_path):
+    """Write ROWS in the format the file name asks for; return the path."""
+    writers = {".csv": pl.DataFrame.write_csv, ".jsonl": pl.DataFrame.write_ndjson, ".ndjson": pl.DataFrame.write_ndjson, ".parquet": pl.DataFrame.write_parquet}
+
+    def write(name: str) -> Path:
+        path = tmp_path / name
+        writers[path.suffix](ROWS, path)
+        return path
+
+    return write
+
+
+@pytest.mark.parametrize("name", ["reviews.csv", "reviews.jsonl", "reviews.ndjson", "reviews.parquet"])
+def test_every_supported_format_reads_to_the_same_frame(write_rows, name):
+    assert_frame_equal(read_dataset(str(write_rows(name))), ROWS)
+
+
+def test_extensions_are_matched_regardless_of_case(write_rows):
+    path = write_rows("reviews.csv")
+    assert_frame_equal(read_dataset(path.rename(path.with_name("REVIEWS.CSV"))), ROWS)
+
+
+def test_preview_gives_shape_dtypes_and_first_rows(write_rows):
+    path = write_rows("reviews.jsonl")
+
+    shown = preview(path, rows=2)
+
+    assert (shown.path, shown.format, shown.n_rows) == (path, "jsonl", 3)
+    assert shown.columns == {"text": "String", "label": "String"}
+    assert_frame_equal(shown.head, ROWS.head(2))
+
+
+def test_missing_label_column_names_file_and_column(write_rows):
+    path = write_rows("reviews.csv")
+
+    with pytest.raises(DatasetError) as caught:
+        require_columns(read_dataset(path).drop("label"), path, ["text", "label"])
+
+    assert str(path) in str(caught.value)
+    assert "'label'" in str(caught.value)
+    assert "found columns: 'text'" in str(caught.value)
+
+
+def test_present_columns_pass_quietly(write_rows):
+    path = write_rows("reviews.parquet")
+    require_columns(read_dataset(path), path, ["label", "text"])
+
+
+def _missing(tmp_path: Path) -> Path:
+    return tmp_path / "nowhere.csv"
+
+
+def _directory(tmp_path: Path) -> Path:
+    (tmp_path / "folder.csv").mkdir()
+    return tmp_path / "folder.csv"
+
+
+def _file(name: str, content: bytes):
+    def make(tmp_path: Path) -> Path:
+        (tmp_path / name).write_bytes(content)
+        return tmp_path / name
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("make", "hint"),
+    [
+        (_missing, "does not exist"),
+        (_directory, "is a directory"),
+        (_file("empty.csv", b""), "is empty"),
+        (_file("empty.parquet", b""), "is empty"),
+        (_file("reviews.xlsx", b"text,label\na,b\n"), "unsupported extension '.xlsx'"),
+        (_file("reviews", b"text,label\na,b\n"), "unsupported extension '(none)'"),
+        (_file("latin1.csv", b"text,label\ncaf\xe9,1\n"), "cannot read"),
+        (_file("broken.jsonl", b'{"text": "ok", "label": 1}\n{not json\n'), "cannot read"),
+        (_file("truncated.parquet", b"PAR1" + b"\x00" * 40), "cannot read"),
+    ],
+    ids=["missing", "directory", "empty-csv", "empty-parquet", "wrong-extension", "no-extension", "not-utf8-csv", "corrupt-jsonl", "corrupt-parquet"],
+)
+def test_bad_dataset_files_give_a_clear_error_naming_the_file(tmp_path, make, hint):
+    path = make(tmp_path)
+
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(path)
+
+    assert str(path) in str(caught.value)
+    assert hint in str(caught.value)
+
+
+def test_preview_of_a_bad_file_is_the_same_clear_error(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        preview(tmp_path / "nowhere.parquet")

@@ -1,0 +1,147 @@
+"""Runs: start with a validated config, list, metrics, compare."""
+
+import pytest
+
+from core.errors import NotFoundError, TuneDeckError, ValidationError
+from core.runs import start_run
+from core.status import RunStatus
+
+
+def test_start_training_run_creates_a_queued_run_and_hands_it_to_enqueue(store, make_experiment):
+    experiment_id = make_experiment()
+    queued = []
+
+    def enqueue(run_id: int) -> str:
+        queued.append(run_id)
+        return f"job-{run_id}"
+
+    run_id = start_run(store, experiment_id, {"learning_rate": 3e-4, "epochs": 2, "lora_rank": 4}, enqueue=enqueue)
+
+    run = store.get_run(run_id)
+    assert queued == [run_id]
+    assert (run.status, run.job_id, run.experiment_id) == (RunStatus.QUEUED, f"job-{run_id}", experiment_id)
+    assert run.config["learning_rate"] == 3e-4 and run.config["lora_rank"] == 4 and run.config["trainer"] == "builtin"
+    assert store.get_experiment(experiment_id).status == "running"
+
+
+def test_a_run_that_cannot_be_queued_is_marked_failed(store, make_experiment):
+    experiment_id = make_experiment()
+
+    def broken_queue(run_id: int) -> str:
+        raise ConnectionError("queue is down")
+
+    with pytest.raises(TuneDeckError, match="could not be queued: queue is down"):
+        start_run(store, experiment_id, {"epochs": 1}, enqueue=broken_queue)
+
+    (run,) = store.list_runs(experiment_id)
+    assert run.status is RunStatus.FAILED and "queue is down" in run.error
+    assert store.get_experiment(experiment_id).status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "message"),
+    [
+        ({"epochs": 1, "learning_rte": 0.1}, "learning_rte", "not a known setting"),
+        ({"epochs": 1, "learning_rate": -0.1}, "learning_rate", "greater than 0"),
+        ({"epochs": 1, "learning_rate": "fast"}, "learning_rate", "valid number"),
+        ({"epochs": 1, "lora_rank": 0}, "lora_rank", "greater than or equal to 1"),
+        ({"epochs": 1, "lora_dropout": 1.0}, "lora_dropout", "less than 1"),
+        ({"epochs": 1, "batch_size": 0}, "batch_size", "greater than or equal to 1"),
+        ({"epochs": 1, "target_modules": []}, "target_modules", "at least 1"),
+        ({"epochs": 1, "target_modules": ["fc1; rm -rf /"]}, "target_modules.0", "match pattern"),
+        ({"epochs": 0}, "epochs", "greater than or equal to 1"),
+        ({}, "training config", "set epochs or max_steps"),
+    ],
+)
+def test_bad_training_config_gives_field_level_errors_and_changes_nothing(store, unchanged, make_experiment, config, field, message):
+    experiment_id = store.list_experiments().items[0].id
+    calls = []
+
+    with pytest.raises(ValidationError) as caught:
+        start_run(store, experiment_id, config, enqueue=calls.append)
+
+    assert message in caught.value.field_errors[field]
+    assert calls == []
+    unchanged()
+
+
+def test_starting_a_run_in_a_missing_experiment_is_a_clear_error(store, unchanged):
+    with pytest.raises(NotFoundError, match="no experiment with ID 999"):
+        start_run(store, 999, {"epochs": 1})
+    unchanged()
+
+
+def test_list_runs_for_experiment_is_newest_first_with_config_metrics_status_and_adapter(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    older = make_run(experiment_id, metrics={"loss": [2.0, 1.0]}, config={"learning_rate": 0.1})
+    newer = make_run(experiment_id, status="running", config={"learning_rate": 0.2})
+    store.complete_run(newer, {"path": "/tmp/a", "base_model": "tiny-base", "size_bytes": 10, "checksum": "sha256:1"})
+
+    runs = store.list_runs(experiment_id)
+
+    assert [run.id for run in runs] == [newer, older]
+    assert runs[0].config == {"learning_rate": 0.2}
+    assert runs[0].adapter.version == 1 and runs[1].adapter is None
+    assert runs[1].metrics["loss"].last == 1.0
+    assert [run.status for run in runs] == [RunStatus.COMPLETED, RunStatus.COMPLETED]
+
+
+def test_get_run_metrics_has_time_series_per_key_and_final_summary(store, make_experiment, make_run):
+    run_id = make_run(make_experiment(), metrics={"loss": [2.0, 0.5, 1.0], "learning_rate": [0.1, 0.2, 0.3]})
+
+    metrics = store.get_run_metrics(run_id)
+
+    loss = metrics.of("loss")
+    assert loss["step"].to_list() == [1, 2, 3]
+    assert loss["value"].to_list() == [2.0, 0.5, 1.0]
+    assert loss["wall_time"].null_count() == 0
+    summary = metrics.summary["loss"]
+    assert (summary.last, summary.min, summary.max, summary.count, summary.last_step) == (1.0, 0.5, 2.0, 3, 3)
+    assert set(metrics.summary) == {"loss", "learning_rate"}
+
+
+def test_get_run_metrics_for_chosen_keys(store, make_experiment, make_run):
+    run_id = make_run(make_experiment(), metrics={"loss": [2.0], "learning_rate": [0.1]})
+
+    metrics = store.get_run_metrics(run_id, keys=["loss"])
+
+    assert metrics.series["key"].unique().to_list() == ["loss"]
+    assert set(metrics.summary) == {"loss"}
+
+
+def test_compare_runs_side_by_side_highlights_best_per_metric(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    a = make_run(experiment_id, metrics={"eval_loss": [0.5], "eval_accuracy": [0.70], "learning_rate": [0.1]}, config={"learning_rate": 0.1, "lora_rank": 8})
+    b = make_run(experiment_id, metrics={"eval_loss": [0.3], "eval_accuracy": [0.65], "learning_rate": [0.2]}, config={"learning_rate": 0.2, "lora_rank": 8})
+    c = make_run(experiment_id, metrics={"eval_loss": [0.4]}, config={"learning_rate": 0.3, "lora_rank": 8, "seed": 1})
+
+    comparison = store.compare_runs([a, b, c])
+
+    metrics = {row.key: row for row in comparison.metrics}
+    assert metrics["eval_loss"].values == {a: 0.5, b: 0.3, c: 0.4}
+    assert (metrics["eval_loss"].direction, metrics["eval_loss"].best_run_id) == ("min", b)
+    assert (metrics["eval_accuracy"].direction, metrics["eval_accuracy"].best_run_id) == ("max", a)
+    assert metrics["eval_accuracy"].values[c] is None
+    assert metrics["learning_rate"].best_run_id is None
+    assert [row.key for row in comparison.differing_config] == ["learning_rate", "seed"]
+    assert comparison.differing_config[1].values == {a: None, b: None, c: 1}
+
+
+def test_compare_runs_respects_a_direction_override(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    a = make_run(experiment_id, metrics={"reward_error": [0.2]})
+    b = make_run(experiment_id, metrics={"reward_error": [0.9]})
+    store.set_metric_direction(experiment_id, "reward_error", "max")
+
+    (row,) = store.compare_runs([a, b]).metrics
+
+    assert (row.direction, row.best_run_id) == ("max", b)
+
+
+def test_compare_runs_names_unknown_runs(store, make_experiment, make_run):
+    run_id = make_run(make_experiment())
+
+    with pytest.raises(NotFoundError, match="no run with ID 998, 999"):
+        store.compare_runs([run_id, 998, 999])
+    with pytest.raises(ValidationError, match="at least one run"):
+        store.compare_runs([])

@@ -1,0 +1,72 @@
+"""Migrations, the data directory setting, filter SQL and metric directions."""
+
+import duckdb
+import pytest
+
+from core import open_store
+from core.directions import Direction, direction_for
+from core.filters import experiment_order, experiment_where
+from core.migrations import MIGRATIONS, migrate
+
+
+def test_migrations_are_versioned_and_idempotent(tmp_path):
+    con = duckdb.connect(str(tmp_path / "fresh.duckdb"))
+
+    first = migrate(con)
+    second = migrate(con)
+
+    assert first == [version for version, _, _ in MIGRATIONS]
+    assert second == []
+    recorded = [row[0] for row in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
+    assert recorded == first
+    con.close()
+
+
+def test_store_lives_in_tunedeck_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEDECK_DATA_DIR", str(tmp_path / "elsewhere"))
+
+    store = open_store()
+    store.create_experiment({"name": "x", "dataset": "d.csv"})
+
+    assert store.path == tmp_path / "elsewhere" / "tunedeck.duckdb"
+    assert store.path.exists()
+
+
+def test_filters_bind_values_as_parameters():
+    sql, params = experiment_where(status=["failed", "running"], name_contains="'; DROP TABLE x; --", include_deleted=False)
+
+    assert sql == "WHERE e.deleted_at IS NULL AND list_contains(?, e.status) AND contains(lower(e.name), lower(?))"
+    assert params == [["failed", "running"], "'; DROP TABLE x; --"]
+
+
+def test_including_deleted_experiments_drops_the_filter():
+    assert experiment_where(status=None, name_contains="", include_deleted=True) == ("", [])
+
+
+def test_sort_keys_come_from_an_allow_list():
+    assert experiment_order("name", descending=False) == "ORDER BY lower(e.name) ASC, e.id ASC"
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("loss", Direction.MIN),
+        ("eval_loss", Direction.MIN),
+        ("train/loss", Direction.MIN),
+        ("perplexity", Direction.MIN),
+        ("word_error_rate", Direction.MIN),
+        ("eval_accuracy", Direction.MAX),
+        ("f1", Direction.MAX),
+        ("bleu", Direction.MAX),
+        ("rougeL", Direction.MAX),
+        ("learning_rate", None),
+        ("grad_norm", None),
+        ("embedding_norm", None),
+    ],
+)
+def test_metric_direction_follows_the_name(key, expected):
+    assert direction_for(key) == expected
+
+
+def test_metric_direction_override_wins():
+    assert direction_for("eval_loss", {"eval_loss": Direction.MAX}) is Direction.MAX

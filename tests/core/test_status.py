@@ -1,0 +1,161 @@
+"""The status lifecycle: run transitions and the experiment status that follows from them."""
+
+import multiprocessing
+from datetime import timedelta
+
+import pytest
+
+from core.duckdb_store import DuckDBStore
+from core.errors import InvalidTransitionError
+from core.status import ExperimentStatus, RunStatus, experiment_status
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        ({}, "created"),
+        ({RunStatus.QUEUED: 1}, "running"),
+        ({RunStatus.RUNNING: 1, RunStatus.COMPLETED: 3}, "running"),
+        ({RunStatus.COMPLETED: 1, RunStatus.FAILED: 5, RunStatus.CANCELLED: 2}, "completed"),
+        ({RunStatus.FAILED: 2, RunStatus.CANCELLED: 1}, "failed"),
+        ({RunStatus.CANCELLED: 3}, "cancelled"),
+        ({RunStatus.COMPLETED: 0}, "created"),
+    ],
+)
+def test_experiment_status_rules(counts, expected):
+    assert experiment_status(counts) == expected
+
+
+def test_experiment_with_no_runs_is_created(store, make_experiment):
+    assert store.get_experiment(make_experiment()).status is ExperimentStatus.CREATED
+
+
+def test_experiment_becomes_running_when_a_run_starts(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    make_run(experiment_id, status="completed")
+    make_run(experiment_id, status="queued")
+
+    assert store.get_experiment(experiment_id).status is ExperimentStatus.RUNNING
+
+
+def test_experiment_completes_when_all_runs_are_terminal_and_one_completed(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    make_run(experiment_id, status="failed")
+    make_run(experiment_id, status="cancelled")
+    running = make_run(experiment_id, status="running")
+    assert store.get_experiment(experiment_id).status is ExperimentStatus.RUNNING
+
+    store.complete_run(running)
+
+    assert store.get_experiment(experiment_id).status is ExperimentStatus.COMPLETED
+
+
+def test_experiment_fails_when_all_runs_failed_keeping_the_last_error(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    make_run(experiment_id, status="failed", error="first failure")
+    make_run(experiment_id, status="failed", error="ValueError: second failure\nwith details")
+
+    experiment = store.get_experiment(experiment_id)
+
+    assert experiment.status is ExperimentStatus.FAILED
+    assert experiment.last_error == "ValueError: second failure"
+
+
+def test_experiment_is_cancelled_when_all_runs_were_cancelled(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    make_run(experiment_id, status="cancelled")
+    make_run(experiment_id, status="cancelled")
+
+    assert store.get_experiment(experiment_id).status is ExperimentStatus.CANCELLED
+
+
+def test_run_moves_queued_running_completed_with_timings_and_attempt(store, make_experiment):
+    run_id = store.create_run(make_experiment(), {})
+
+    running = store.mark_running(run_id, worker="host:123")
+    store.complete_run(run_id)
+    done = store.get_run(run_id)
+
+    assert (running.status, running.attempt, running.worker) == (RunStatus.RUNNING, 1, "host:123")
+    assert done.status is RunStatus.COMPLETED
+    assert done.created_at < done.started_at < done.ended_at
+
+
+def test_failed_run_keeps_one_line_error_and_full_traceback(store, make_experiment):
+    run_id = store.create_run(make_experiment(), {})
+    store.mark_running(run_id, worker="w")
+
+    store.fail_run(run_id, "KeyError: 'label'", traceback="Traceback (most recent call last):\n  ...\nKeyError: 'label'")
+
+    run = store.get_run(run_id)
+    assert run.error == "KeyError: 'label'"
+    assert run.traceback.startswith("Traceback")
+
+
+@pytest.mark.parametrize(
+    ("reach", "action"),
+    [
+        ("queued", "complete_run"),
+        ("completed", "fail_run"),
+        ("completed", "cancel_run"),
+        ("failed", "mark_running"),
+        ("cancelled", "complete_run"),
+        ("running", "mark_running"),
+    ],
+)
+def test_illegal_transitions_raise_a_clear_error(store, make_experiment, make_run, reach, action):
+    run_id = make_run(make_experiment(), status=reach)
+    call = {"complete_run": lambda: store.complete_run(run_id), "fail_run": lambda: store.fail_run(run_id, "x"), "cancel_run": lambda: store.cancel_run(run_id), "mark_running": lambda: store.mark_running(run_id, "w")}[action]
+
+    with pytest.raises(InvalidTransitionError, match=f"run {run_id} is {reach}; it cannot become"):
+        call()
+    assert store.get_run(run_id).status == reach
+
+
+def test_heartbeat_reports_a_cancel_to_the_worker(store, make_experiment, make_run):
+    run_id = make_run(make_experiment(), status="running")
+    assert store.heartbeat(run_id) is RunStatus.RUNNING
+
+    store.cancel_run(run_id)
+
+    assert store.heartbeat(run_id) is RunStatus.CANCELLED
+
+
+def test_runs_with_a_stale_heartbeat_are_failed_as_lost(store, clock, make_experiment, make_run):
+    experiment_id = make_experiment()
+    silent = make_run(experiment_id, status="running")
+    clock.advance(120)
+    alive = make_run(experiment_id, status="running")
+
+    lost = store.fail_stale_runs(max_silence=timedelta(seconds=60))
+
+    assert lost == [silent]
+    assert store.get_run(silent).error.startswith("worker lost: test-worker sent no heartbeat since")
+    assert store.get_run(alive).status is RunStatus.RUNNING
+
+
+def _finish(path: str, run_id: int, outcome: str, barrier) -> None:
+    store = DuckDBStore(path)
+    barrier.wait()
+    if outcome == "completed":
+        store.complete_run(run_id)
+    else:
+        store.fail_run(run_id, f"run {run_id} broke")
+
+
+@pytest.mark.parametrize("outcomes", [("completed", "completed"), ("failed", "failed"), ("completed", "failed")])
+def test_two_runs_finishing_concurrently_leave_a_consistent_status(store, make_experiment, make_run, outcomes):
+    experiment_id = make_experiment()
+    run_ids = [make_run(experiment_id, status="running") for _ in outcomes]
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(len(outcomes))
+    workers = [context.Process(target=_finish, args=(str(store.path), run_id, outcome, barrier)) for run_id, outcome in zip(run_ids, outcomes)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    assert [store.get_run(run_id).status.value for run_id in run_ids] == list(outcomes)
+    expected = "completed" if "completed" in outcomes else "failed"
+    assert store.get_experiment(experiment_id).status == expected

@@ -1,0 +1,120 @@
+"""The buffered metric writer: batching by size and time, no duplicate points, clear errors."""
+
+import math
+import time
+
+import pytest
+
+from core.errors import NotFoundError, ValidationError
+from core.writer import MetricWriter
+
+
+@pytest.fixture
+def run_id(store, make_experiment, make_run):
+    return make_run(make_experiment(), status="running")
+
+
+def stored_points(store, run_id) -> int:
+    return store.get_run_metrics(run_id).series.height
+
+
+def test_writer_buffers_until_the_size_threshold(store, run_id):
+    writer = MetricWriter(store, flush_points=10, flush_seconds=0)
+
+    for step in range(1, 5):
+        writer.log(run_id, step, {"loss": 1.0 / step, "learning_rate": 0.1})
+    assert stored_points(store, run_id) == 0
+
+    writer.log(run_id, 5, {"loss": 0.2, "learning_rate": 0.1})
+    assert stored_points(store, run_id) == 10
+    writer.close()
+
+
+def test_writer_flushes_by_time_in_the_background(store, run_id):
+    with MetricWriter(store, flush_points=1_000_000, flush_seconds=0.2) as writer:
+        writer.log(run_id, 1, {"loss": 1.0})
+        deadline = time.monotonic() + 10
+        while stored_points(store, run_id) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stored_points(store, run_id) == 1
+
+
+def test_close_flushes_the_tail(store, run_id):
+    with MetricWriter(store, flush_points=1_000, flush_seconds=0) as writer:
+        writer.log_series(run_id, "loss", [1, 2, 3], [3.0, 2.0, 1.0])
+
+    assert stored_points(store, run_id) == 3
+    assert writer.points_written == 3
+
+
+def test_logging_the_same_step_twice_does_not_duplicate_a_point(store, run_id):
+    with MetricWriter(store, flush_seconds=0) as writer:
+        writer.log(run_id, 1, {"loss": 5.0})
+        writer.log(run_id, 1, {"loss": 4.0})
+    with MetricWriter(store, flush_seconds=0) as writer:
+        writer.log(run_id, 1, {"loss": 3.0})
+        writer.log(run_id, 2, {"loss": 2.0})
+
+    series = store.get_run_metrics(run_id).of("loss")
+    assert series["step"].to_list() == [1, 2]
+    assert series["value"].to_list() == [3.0, 2.0]
+    summary = store.get_run(run_id).metrics["loss"]
+    assert (summary.count, summary.min, summary.max, summary.last) == (2, 2.0, 3.0, 2.0)
+
+
+def test_summaries_stay_exact_when_old_steps_are_rewritten(store, run_id):
+    with MetricWriter(store, flush_seconds=0) as writer:
+        writer.log_series(run_id, "loss", [1, 2, 3], [9.0, 1.0, 5.0])
+    with MetricWriter(store, flush_seconds=0) as writer:
+        writer.log_series(run_id, "loss", [2], [7.0])
+
+    summary = store.get_run(run_id).metrics["loss"]
+    assert (summary.count, summary.min, summary.max, summary.last, summary.last_step) == (3, 5.0, 9.0, 5.0, 3)
+
+
+def test_summaries_merge_incrementally_across_flushes(store, run_id):
+    with MetricWriter(store, flush_points=2, flush_seconds=0) as writer:
+        for step, value in enumerate([4.0, 1.0, 3.0, 8.0, 2.0], start=1):
+            writer.log(run_id, step, {"loss": value})
+
+    summary = store.get_run(run_id).metrics["loss"]
+    assert (summary.count, summary.min, summary.max, summary.last, summary.last_step) == (5, 1.0, 8.0, 2.0, 5)
+
+
+@pytest.mark.parametrize(
+    ("step", "values", "message"),
+    [
+        (1, {"loss": math.nan}, "only finite numbers"),
+        (1, {"loss": math.inf}, "only finite numbers"),
+        (1, {"loss": "0.5"}, "must be a number"),
+        (1, {"loss": True}, "must be a number"),
+        (1, {"loss": None}, "must be a number"),
+        (-1, {"loss": 0.5}, "step must be a whole number"),
+        (1.5, {"loss": 0.5}, "step must be a whole number"),
+        (1, {"": 0.5}, "metric key '' is not allowed"),
+        (1, {"loss'; DROP TABLE metrics; --": 0.5}, "is not allowed"),
+        (1, {"x" * 251: 0.5}, "is not allowed"),
+        (1, {"<script>": 0.5}, "is not allowed"),
+    ],
+)
+def test_bad_points_are_rejected_when_logged_and_nothing_is_buffered(store, run_id, step, values, message):
+    writer = MetricWriter(store, flush_seconds=0)
+
+    with pytest.raises(ValidationError, match=message):
+        writer.log(run_id, step, values)
+
+    assert writer.flush() == 0
+
+
+def test_nan_in_a_series_is_rejected(store, run_id):
+    with pytest.raises(ValidationError, match="NaN or infinite"):
+        MetricWriter(store).log_series(run_id, "loss", [1, 2], [0.5, math.nan])
+
+
+def test_points_for_an_unknown_run_are_a_clear_error_and_store_nothing(store, unchanged):
+    writer = MetricWriter(store, flush_seconds=0)
+    writer.log(424242, 1, {"loss": 1.0})
+
+    with pytest.raises(NotFoundError, match="unknown run ID 424242"):
+        writer.flush()
+    unchanged()

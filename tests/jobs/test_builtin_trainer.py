@@ -1,0 +1,238 @@
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from core.errors import DatasetError, ValidationError
+from core.training_config import TrainingConfig
+from jobs.trainers import builtin
+from jobs.trainers.builtin import TrainingStopped, load_adapter, load_base, train
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+STEP_KEYS = {"loss", "learning_rate", "grad_norm", "samples_per_second"}
+EVAL_KEYS = {"eval_loss", "eval_accuracy"}
+
+
+class Recorder:
+    """A log callback that keeps every (step, metrics) call."""
+
+    def __init__(self):
+        self.calls: list[tuple[int, dict[str, float]]] = []
+
+    def __call__(self, step: int, metrics: dict[str, float]) -> None:
+        self.calls.append((step, metrics))
+
+    def steps_with(self, key: str) -> list[int]:
+        return [step for step, metrics in self.calls if key in metrics]
+
+    def values(self, key: str) -> list[float]:
+        return [metrics[key] for _, metrics in self.calls if key in metrics]
+
+    def without_throughput(self) -> list[tuple[int, dict[str, float]]]:
+        return [(step, {k: v for k, v in m.items() if k != "samples_per_second"}) for step, m in self.calls]
+
+
+def run(tmp_path: Path, dataset: Path = SAMPLE / "sentiment.csv", **overrides) -> tuple[builtin.TrainResult, Recorder]:
+    settings = {"max_steps": 30, "batch_size": 16, **overrides}
+    log = Recorder()
+    return train(TrainingConfig(**settings), dataset, tmp_path / "adapter", log), log
+
+
+def write_csv(tmp_path: Path, **columns) -> Path:
+    path = tmp_path / "data.csv"
+    pl.DataFrame(columns).write_csv(path)
+    return path
+
+
+def test_sample_run_improves_eval_accuracy_over_frozen_base(tmp_path):
+    result, _ = run(tmp_path, max_steps=None, epochs=3)
+
+    assert result.metrics["base_eval_accuracy"] < 0.6
+    assert result.metrics["eval_accuracy"] > 0.9
+    assert result.metrics["eval_loss"] < result.metrics["base_eval_loss"]
+
+
+def test_same_config_and_seed_give_same_metrics(tmp_path):
+    first, first_log = run(tmp_path / "a", lora_dropout=0.1, seed=3)
+    second, second_log = run(tmp_path / "b", lora_dropout=0.1, seed=3)
+
+    assert first_log.without_throughput() == second_log.without_throughput()
+    assert load_adapter(first.adapter_dir).tensors.keys() == load_adapter(second.adapter_dir).tensors.keys()
+    for name, tensor in load_adapter(first.adapter_dir).tensors.items():
+        np.testing.assert_array_equal(tensor, load_adapter(second.adapter_dir).tensors[name])
+
+
+def test_another_seed_trains_a_different_adapter(tmp_path):
+    _, first_log = run(tmp_path / "a", seed=1)
+    _, second_log = run(tmp_path / "b", seed=2)
+    assert first_log.values("loss") != second_log.values("loss")
+
+
+def test_every_step_from_one_logs_finite_training_metrics(tmp_path):
+    _, log = run(tmp_path, max_steps=12, eval_interval=5)
+
+    training = [(step, m) for step, m in log.calls if "loss" in m]
+    assert [step for step, _ in training] == list(range(1, 13))
+    assert all(set(m) == STEP_KEYS for _, m in training)
+    assert all(isinstance(v, float) and math.isfinite(v) for _, m in log.calls for v in m.values())
+
+
+def test_evaluates_every_eval_interval_and_after_the_last_step(tmp_path):
+    _, log = run(tmp_path, max_steps=25, eval_interval=10)
+
+    assert log.steps_with("eval_loss") == [10, 20, 25]
+    assert all(set(m) == EVAL_KEYS for _, m in log.calls if "eval_loss" in m)
+
+
+def test_max_steps_wins_over_epochs(tmp_path):
+    result, log = run(tmp_path, epochs=3, max_steps=7)
+    assert result.steps == 7
+    assert log.steps_with("loss")[-1] == 7
+
+
+def test_epochs_cover_the_training_split_once_each(tmp_path):
+    rows = 50
+    path = write_csv(tmp_path, text=[f"the soup was tasty {i}" for i in range(rows)], label=["positive"] * rows)
+
+    result, _ = run(tmp_path, dataset=path, max_steps=None, epochs=2, batch_size=8)
+
+    assert result.steps == 2 * math.ceil(40 / 8)  # 20% of rows are held out for eval
+
+
+@pytest.mark.parametrize(
+    ("schedule", "after_peak"),
+    [("constant", lambda lrs: all(lr == 0.01 for lr in lrs)), ("linear", lambda lrs: lrs == sorted(lrs, reverse=True)), ("cosine", lambda lrs: lrs == sorted(lrs, reverse=True))],
+)
+def test_learning_rate_warms_up_then_follows_the_schedule(tmp_path, schedule, after_peak):
+    _, log = run(tmp_path, max_steps=20, warmup_steps=4, learning_rate=0.01, lr_schedule=schedule)
+
+    rates = log.values("learning_rate")
+    assert rates[:4] == pytest.approx([0.0025, 0.005, 0.0075, 0.01])
+    assert rates[4] == pytest.approx(0.01)
+    assert after_peak(rates[4:])
+    assert all(lr > 0 for lr in rates)
+
+
+def test_adapter_written_as_safetensors_with_peft_style_config(tmp_path):
+    result, _ = run(tmp_path, lora_rank=4, lora_alpha=8, target_modules=["fc2", "fc1"])
+
+    adapter = load_adapter(result.adapter_dir)
+
+    buckets, hidden = load_base("tiny-base").weights["fc1.weight"].T.shape
+    assert {name: t.shape for name, t in adapter.tensors.items()} == {
+        "base_model.model.fc1.lora_A.weight": (4, buckets),
+        "base_model.model.fc1.lora_B.weight": (hidden, 4),
+        "base_model.model.fc2.lora_A.weight": (4, hidden),
+        "base_model.model.fc2.lora_B.weight": (3, 4),
+    }
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    on_disk = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert on_disk == adapter.config
+    assert on_disk["peft_type"] == "LORA"
+    assert (on_disk["r"], on_disk["lora_alpha"], on_disk["target_modules"]) == (4, 8, ["fc1", "fc2"])
+    assert on_disk["base_model_name_or_path"] == "tiny-base"
+    assert on_disk["labels"] == ["negative", "neutral", "positive"]
+
+
+def test_only_the_targeted_modules_get_adapters(tmp_path):
+    result, _ = run(tmp_path, target_modules=["fc2"])
+    assert sorted(load_adapter(result.adapter_dir).tensors) == ["base_model.model.fc2.lora_A.weight", "base_model.model.fc2.lora_B.weight"]
+
+
+def test_loading_an_adapter_from_an_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValidationError, match=r"adapter_model\.safetensors"):
+        load_adapter(tmp_path)
+
+
+def test_should_stop_interrupts_training_without_adapter(tmp_path):
+    answers = iter([False, False, False, True])
+    log = Recorder()
+
+    with pytest.raises(TrainingStopped) as caught:
+        train(TrainingConfig(max_steps=50), SAMPLE / "sentiment.csv", tmp_path / "adapter", log, should_stop=lambda: next(answers))
+
+    assert caught.value.step == 4
+    assert log.steps_with("loss") == [1, 2, 3]
+    assert not (tmp_path / "adapter").exists()
+
+
+def test_unknown_target_module_is_a_clear_error(tmp_path):
+    with pytest.raises(ValidationError) as caught:
+        run(tmp_path, target_modules=["fc1", "q_proj"])
+    assert "q_proj" in str(caught.value)
+    assert "fc1, fc2" in str(caught.value)
+
+
+def test_missing_base_model_names_the_path_and_the_build_script(tmp_path):
+    with pytest.raises(ValidationError) as caught:
+        train(TrainingConfig(max_steps=1), SAMPLE / "sentiment.csv", tmp_path / "adapter", Recorder(), models_dir=tmp_path)
+    assert str(tmp_path / "tiny-base") in str(caught.value)
+    assert "make_sample_data" in str(caught.value)
+
+
+def test_missing_label_column_names_file_and_column(tmp_path):
+    path = write_csv(tmp_path, text=["tasty", "cold"])
+
+    with pytest.raises(DatasetError) as caught:
+        run(tmp_path, dataset=path)
+
+    assert str(path) in str(caught.value)
+    assert "'label'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("labels", "hint"),
+    [(["positive", "meh"], "meh"), ([0, 7], "outside 0..2"), ([0.5, 1.5], "Float64"), (["positive", None], "empty cells")],
+    ids=["unknown-name", "index-out-of-range", "float", "empty"],
+)
+def test_labels_the_base_cannot_predict_are_rejected(tmp_path, labels, hint):
+    path = write_csv(tmp_path, text=["tasty soup", "cold fries"], label=labels)
+    with pytest.raises(DatasetError, match=hint):
+        run(tmp_path, dataset=path)
+
+
+def test_labels_may_be_class_indices(tmp_path):
+    path = write_csv(tmp_path, text=["tasty soup", "cold fries", "open on monday"] * 5, label=[2, 0, 1] * 5)
+    result, _ = run(tmp_path, dataset=path, max_steps=3)
+    assert result.steps == 3
+
+
+def test_sample_formats_train_identically(tmp_path):
+    logs = [run(tmp_path / name, dataset=SAMPLE / name, max_steps=10)[1].without_throughput() for name in ("sentiment.csv", "sentiment.jsonl", "sentiment.parquet")]
+    assert logs[0] == logs[1] == logs[2]
+
+
+def test_backprop_matches_finite_differences_with_dropout_on():
+    base = load_base("tiny-base")
+    rng = np.random.default_rng(0)
+    config = TrainingConfig(max_steps=1, lora_rank=2)
+    model = builtin._Tuned(base, builtin._init_lora(base, config, rng), scale=2.0)
+    for name in model.params:
+        model.params[name] += rng.normal(0, 0.1, model.params[name].shape)
+    x = base.featurize(["the soup was bland", "what a gripping plot", "we ate there on monday"])
+    data = builtin._Split(x, np.array([0, 2, 1]), x @ base.weights["fc1.weight"].T + base.weights["fc1.bias"])
+    rows = np.arange(3)
+
+    def loss_and_grads():
+        return model.loss_and_grads(data, rows, dropout=0.3, rng=np.random.default_rng(5))  # same mask every call
+
+    _, grads = loss_and_grads()
+
+    seen = int(np.flatnonzero(x[0])[0])  # a hash bucket the batch uses, so its gradient is not trivially 0
+    for name, index in [("fc1.lora_A", (1, seen)), ("fc1.lora_B", (3, 1)), ("fc2.lora_A", (0, 7)), ("fc2.lora_B", (2, 1))]:
+        original = model.params[name][index]
+        model.params[name][index] = original + 1e-6
+        up, _ = loss_and_grads()
+        model.params[name][index] = original - 1e-6
+        down, _ = loss_and_grads()
+        model.params[name][index] = original
+        assert grads[name][index] == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-8)
+
+
+@pytest.mark.parametrize("name", ["../tiny-base", "/etc", "../../etc/passwd"])
+def test_base_model_outside_the_models_folder_is_refused(name):
+    with pytest.raises(ValidationError, match="must be a folder name inside"):
+        load_base(name)
