@@ -1,17 +1,15 @@
 """The tracking store on one DuckDB file, opened per operation so many processes can share it."""
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 from pydantic import TypeAdapter
 
 from core.db import connect
-from core.sql import first, frame, rows
 from core.directions import Direction, direction_for, is_better
 from core.entities import (
     Adapter,
@@ -29,6 +27,7 @@ from core.entities import (
 )
 from core.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from core.filters import experiment_order, experiment_where
+from core.sql import first, frame, rows
 from core.status import ACTIVE, ExperimentStatus, RunStatus, can_transition, experiment_status
 from core.store import TrackingStore
 from core.validation import friendly
@@ -204,6 +203,11 @@ class DuckDBStore(TrackingStore):
                 raise NotFoundError(f"no experiment with ID {experiment_id}")
             return self._runs(con, "WHERE r.experiment_id = ?", [experiment_id])
 
+    def list_active_runs(self) -> list[Run]:
+        with self._read() as con:
+            runs = self._runs(con, "WHERE list_contains(?, r.status)", [[s.value for s in ACTIVE]])
+        return runs[::-1]
+
     def mark_running(self, run_id: int, worker: str) -> Run:
         now = self.clock()
         with self._write() as con:
@@ -265,7 +269,8 @@ class DuckDBStore(TrackingStore):
             if unknown:
                 raise NotFoundError(f"cannot log metrics for unknown run ID {', '.join(str(row[0]) for row in unknown)}")
             (rewrites,) = first(
-                con, "SELECT count(*) FROM series JOIN metric_summaries s USING (run_id, key) WHERE series.first_step <= s.last_step"
+                con,
+                "SELECT count(*) FROM series JOIN metric_summaries s USING (run_id, key) WHERE series.first_step <= s.last_step",
             )
             if rewrites:
                 self._rewrite_points(con)

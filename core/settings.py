@@ -2,23 +2,46 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TUNEDECK_", extra="ignore")
 
-    data_dir: Path = Field(Path("data"), description="Store, queue, logs and adapters live here (TUNEDECK_DATA_DIR).")
-    lock_timeout: float = Field(
-        60.0, gt=0, description="Seconds to keep retrying while other processes hold the store (TUNEDECK_LOCK_TIMEOUT)."
-    )
+    data_dir: Path = Field(Path("data"), description="Store, queue, logs and adapters (TUNEDECK_DATA_DIR).")
+    lock_timeout: float = Field(60.0, gt=0, description="Seconds to wait while other processes hold the store.")
+    queue_url: str = Field("", description="Empty: SQLite queue in the data directory; redis://host:port/db: Redis queue.")
+    workers: int = Field(2, ge=1, le=64, description="Training jobs one worker process runs at once.")
+    heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between a running job's heartbeats.")
+    heartbeat_timeout: float = Field(60.0, gt=0, description="A running run silent this long is failed as 'worker lost'.")
+    embedded_worker: bool = Field(True, description="Auto-start a worker with the app or start_run() when none runs.")
+    worker_idle_exit: float = Field(300.0, ge=0, description="An auto-started worker with no parent exits when idle this long.")
+
+    @field_validator("queue_url")
+    @classmethod
+    def _known_queue(cls, url: str) -> str:
+        if url and not url.startswith(("redis://", "rediss://")):
+            raise ValueError("TUNEDECK_QUEUE_URL must be empty (SQLite queue in the data directory) or a redis:// URL")
+        return url
 
     @property
     def store_path(self) -> Path:
         return self.data_dir / "tunedeck.duckdb"
 
+    @property
+    def queue_path(self) -> Path:
+        return self.data_dir / "queue.sqlite3"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
 
 def get_settings() -> Settings:
-    """Read the environment afresh, so a test or a worker can point at another data directory."""
+    """Read the environment afresh (variables are TUNEDECK_ + the field name in capitals)."""
     return Settings()

@@ -92,6 +92,10 @@ class TrackingStore(ABC):
         """All runs of an experiment, newest first, with metric summaries and adapter."""
 
     @abstractmethod
+    def list_active_runs(self) -> list[Run]:
+        """Queued and running runs of every experiment, oldest first: what the workers have to do."""
+
+    @abstractmethod
     def mark_running(self, run_id: int, worker: str) -> Run:
         """queued -> running: count the attempt, note the worker, start the heartbeat."""
 

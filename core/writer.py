@@ -49,7 +49,9 @@ def check_value(key: str, value: object) -> float:
         raise ValidationError(f"metric {key!r} must be a number, got {type(value).__name__}", {key: "not a number"})
     value = float(value)
     if not math.isfinite(value):
-        raise ValidationError(f"metric {key!r} is {value}: only finite numbers are stored (did the training diverge?)", {key: "not finite"})
+        raise ValidationError(
+            f"metric {key!r} is {value}: only finite numbers are stored (did the training diverge?)", {key: "not finite"}
+        )
     return value
 
 
@@ -114,7 +116,15 @@ class MetricWriter:
             stamps = np.full(steps.size, _epoch_us(None), dtype=np.int64)
         else:
             stamps = np.array([_epoch_us(moment) for moment in wall_times], dtype=np.int64)
-        chunk = pl.DataFrame({"run_id": np.full(steps.size, run_id, dtype=np.int64), "key": key, "step": steps, "value": values, "wall_time": stamps})
+        chunk = pl.DataFrame(
+            {
+                "run_id": np.full(steps.size, run_id, dtype=np.int64),
+                "key": key,
+                "step": steps,
+                "value": values,
+                "wall_time": stamps,
+            }
+        )
         with self._lock:
             self._chunks.append(chunk)
             full = self._added(steps.size)

@@ -1,5 +1,13 @@
 """Shared fixtures: a fresh store per test, a clock that ticks, and factories for populated stores."""
 
+import os
+import tempfile
+
+# Before anything imports the queue: tests never touch ./data, and jobs heartbeat fast.
+os.environ["TUNEDECK_DATA_DIR"] = tempfile.mkdtemp(prefix="tunedeck-tests-")
+os.environ["TUNEDECK_HEARTBEAT_INTERVAL"] = "0.5"
+os.environ["TUNEDECK_EMBEDDED_WORKER"] = "0"
+
 from datetime import datetime, timedelta
 from pathlib import Path
 

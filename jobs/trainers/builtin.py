@@ -141,7 +141,9 @@ def load_adapter(adapter_dir: Path) -> Adapter:
 def _check_targets(targets: list[str]) -> None:
     unknown = sorted(set(targets) - set(MODULES))
     if unknown:
-        raise ValidationError(f"unknown target module(s) {', '.join(unknown)}; the builtin trainer can adapt: {', '.join(MODULES)}")
+        raise ValidationError(
+            f"unknown target module(s) {', '.join(unknown)}; the builtin trainer can adapt: {', '.join(MODULES)}"
+        )
 
 
 def _load_splits(base: TinyBase, ref: str | Path) -> tuple[_Split, _Split]:
@@ -217,7 +219,9 @@ def _learning_rate(config: TrainingConfig, step: int, total: int) -> float:
     return peak
 
 
-def _train_step(model: "_Tuned", adam: "_Adam", data: _Split, rows: np.ndarray, config: TrainingConfig, lr: float, rng: np.random.Generator) -> dict[str, float]:
+def _train_step(
+    model: "_Tuned", adam: "_Adam", data: _Split, rows: np.ndarray, config: TrainingConfig, lr: float, rng: np.random.Generator
+) -> dict[str, float]:
     started = time.perf_counter()
     loss, grads = model.loss_and_grads(data, rows, config.lora_dropout, rng)
     adam.step(model.params, grads, lr)

@@ -1,0 +1,20 @@
+"""Each run's stdout/stderr lives in a file under the data directory; this reads it back."""
+
+from pathlib import Path
+
+from core.settings import Settings
+
+
+def log_path(settings: Settings, run_id: int) -> Path:
+    return settings.logs_dir / f"run-{int(run_id)}.log"
+
+
+def read_log(settings: Settings, run_id: int, tail_lines: int | None = 200) -> str:
+    """The last tail_lines lines of a run's log ('' before the run has started)."""
+    path = log_path(settings, run_id)
+    if not path.exists():
+        return ""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if tail_lines is not None:
+        lines = lines[-tail_lines:]
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""Start a worker next to the app or a script, so `streamlit run app.py` alone runs queued jobs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from core.settings import Settings
+from jobs.lock import worker_running
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def ensure_worker(settings: Settings, parent: int | None = None) -> subprocess.Popen | None:
+    """Start an auto worker unless one already runs or TUNEDECK_EMBEDDED_WORKER=0.
+
+    With a parent PID the worker lives as long as that process (the Streamlit server);
+    without one it outlives the calling script and exits when idle.
+    """
+    if not settings.embedded_worker or worker_running(settings):
+        return None
+    command = [sys.executable, "-m", "jobs.worker", "--auto"]
+    command += ["--parent", str(parent)] if parent else ["--idle-exit", str(settings.worker_idle_exit)]
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    log = (settings.logs_dir / "worker.log").open("a", encoding="utf-8")
+    env = {**os.environ, "TUNEDECK_DATA_DIR": str(settings.data_dir.resolve())}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd(), start_new_session=parent is None
+    )

@@ -1,0 +1,87 @@
+"""What a queued training job does in the worker: start the run's process, keep its heartbeat, stop it on cancel."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from core.errors import InvalidTransitionError, TuneDeckError
+from core.logs import log_path, read_log
+from core.settings import Settings
+from core.status import RunStatus
+from core.store import TrackingStore
+from jobs.identity import worker_id
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def supervise(store: TrackingStore, run_id: int, settings: Settings) -> RunStatus:
+    """Run one job to a terminal state and return it. A run cancelled while queued is skipped."""
+    if store.get_run(run_id).status is not RunStatus.QUEUED:
+        return store.get_run(run_id).status
+    try:
+        store.mark_running(run_id, worker_id())
+    except InvalidTransitionError:
+        return store.get_run(run_id).status
+    try:
+        code = _run_process(store, run_id, settings)
+    except Exception as error:  # the process could not even start: say so on the run
+        code = None
+        _fail_if_running(store, run_id, f"could not start training: {type(error).__name__}: {error}", settings)
+    if code is not None and code != 0:
+        _fail_if_running(store, run_id, _exit_message(code), settings)
+    return store.get_run(run_id).status
+
+
+def _run_process(store: TrackingStore, run_id: int, settings: Settings) -> int:
+    path = log_path(settings, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "TUNEDECK_DATA_DIR": str(settings.data_dir.resolve()),
+        "TUNEDECK_RUN_ID": str(run_id),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    with path.open("a", encoding="utf-8") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "jobs.train_process", str(run_id)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        log.write(f"worker {worker_id()} started training process {child.pid}\n")
+        log.flush()
+        return _watch(store, run_id, child, settings)
+
+
+def _watch(store: TrackingStore, run_id: int, child: subprocess.Popen, settings: Settings) -> int:
+    while True:
+        try:
+            return child.wait(timeout=settings.heartbeat_interval)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            status = store.heartbeat(run_id)
+        except TuneDeckError:
+            continue  # a busy store delays one heartbeat; the timeout allows for many
+        if status.is_terminal:  # cancelled by the user, or reaped: stop the training
+            child.terminate()
+            try:
+                return child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                return child.wait()
+
+
+def _exit_message(code: int) -> str:
+    if code < 0:
+        return f"training process was killed by signal {-code}"
+    if code == 3:
+        return "training stopped: the worker was shut down"
+    return f"training process exited with code {code}"
+
+
+def _fail_if_running(store: TrackingStore, run_id: int, error: str, settings: Settings) -> None:
+    if store.get_run(run_id).status is RunStatus.RUNNING:
+        try:
+            store.fail_run(run_id, error, traceback=read_log(settings, run_id, tail_lines=50) or None)
+        except InvalidTransitionError:
+            pass

@@ -1,0 +1,47 @@
+"""The queue's tasks, and the calls that put runs on it or take them off.
+
+Tasks take run IDs only; everything else is read from the store when the job runs.
+"""
+
+from huey import crontab
+
+from core import open_store
+from core.runs import start_run as create_and_enqueue
+from core.settings import get_settings
+from core.status import RunStatus
+from core.store import TrackingStore
+from core.training_config import TrainingConfig
+from jobs.config import huey
+from jobs.embedded import ensure_worker
+from jobs.reaper import reap
+from jobs.supervisor import supervise
+
+
+@huey.task()
+def train_run(run_id: int) -> str:
+    return supervise(open_store(), run_id, get_settings()).value
+
+
+@huey.periodic_task(crontab(minute="*"))
+def reap_lost_runs() -> list[int]:
+    """Also runs under a plain `huey_consumer`, which has no reaper thread of its own."""
+    return reap(open_store(), get_settings())
+
+
+def enqueue(run_id: int) -> str:
+    return train_run(run_id).id
+
+
+def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig | dict, name: str | None = None) -> int:
+    """Create a run, queue it, and make sure a worker will pick it up; returns the run ID."""
+    run_id = create_and_enqueue(store, experiment_id, config, enqueue=enqueue, name=name)
+    ensure_worker(get_settings())
+    return run_id
+
+
+def cancel_run(store: TrackingStore, run_id: int) -> None:
+    """Cancel a run: a queued job is revoked, a running one stops at its next heartbeat."""
+    run = store.get_run(run_id)
+    store.cancel_run(run_id)
+    if run.status is RunStatus.QUEUED and run.job_id:
+        huey.revoke_by_id(run.job_id)

@@ -1,0 +1,88 @@
+"""One training run in its own process: `python -m jobs.train_process RUN_ID`.
+
+The supervising worker starts it with stdout/stderr going to the run's log file. It
+dies with its worker (so a killed worker never leaves an orphan training on), stops
+cleanly on SIGTERM/SIGINT, and records the outcome itself: completed with the adapter,
+or failed with the error and traceback.
+"""
+
+import ctypes
+import signal
+import sys
+import traceback
+
+from core import open_store
+from core.errors import InvalidTransitionError
+from core.runs import parse_config
+from core.settings import get_settings
+from core.writer import MetricWriter
+from jobs.adapters import describe_adapter
+from jobs.trainers import get_trainer
+from jobs.trainers.builtin import TrainingStopped
+
+EXIT_STOPPED = 3
+_stop_requested = False
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker's heartbeat timeout still catches a lost run
+
+
+def _request_stop(signum, frame) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
+def _progress(step: int, values: dict[str, float]) -> None:
+    if step % 50 == 0 or any(key.startswith("eval") for key in values):
+        print(f"step {step}: " + ", ".join(f"{key}={value:.4g}" for key, value in values.items()), flush=True)
+
+
+def run(run_id: int) -> int:
+    settings = get_settings()
+    store = open_store()
+    run = store.get_run(run_id)
+    experiment = store.get_experiment(run.experiment_id)
+    config = parse_config(run.config)
+    output = settings.adapters_dir / f"run-{run_id}"
+    print(f"run {run_id} of experiment {experiment.name!r}: trainer {config.trainer}, dataset {experiment.dataset}", flush=True)
+    try:
+        trainer = get_trainer(config.trainer)
+        with MetricWriter(store, flush_points=5_000, flush_seconds=1.0) as writer:
+
+            def log(step: int, values: dict[str, float]) -> None:
+                writer.log(run_id, step, values)
+                _progress(step, values)
+
+            result = trainer(config, experiment.dataset, output, log=log, should_stop=lambda: _stop_requested)
+        adapter = store.complete_run(run_id, describe_adapter(result.adapter_dir, config.base_model))
+        print(f"completed after {result.steps} steps; adapter {adapter.name} v{adapter.version} at {adapter.path}", flush=True)
+        return 0
+    except TrainingStopped as stopped:
+        print(f"stopped at step {stopped.step} on request", flush=True)
+        return EXIT_STOPPED
+    except InvalidTransitionError as error:
+        print(f"not recorded: {error}", flush=True)  # cancelled or reaped meanwhile; that outcome stands
+        return EXIT_STOPPED
+    except Exception as error:
+        details = traceback.format_exc()
+        print(details, file=sys.stderr, flush=True)
+        try:
+            store.fail_run(run_id, f"{type(error).__name__}: {error}", traceback=details)
+        except InvalidTransitionError:
+            pass
+        return 1
+
+
+def main() -> None:
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, _request_stop)
+    signal.signal(signal.SIGINT, _request_stop)
+    sys.exit(run(int(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""A TuneDeck worker: `python -m jobs.worker`.
+
+A Huey consumer for training jobs, plus a reaper thread that fails runs whose worker
+is gone. Started by hand (any number, on any machine that reaches the queue and the
+store), or auto-started by the app or by start_run(): then it holds the data
+directory's worker lock so only one auto-started worker runs, and it exits with its
+parent (--parent) or after --idle-exit seconds with nothing to do.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import threading
+import time
+
+import jobs.tasks  # noqa: F401  registers the tasks with the consumer
+from core import open_store
+from core.settings import get_settings
+from jobs.config import huey
+from jobs.lock import LOCK_NAME, hold_worker_lock
+from jobs.reaper import reap
+
+
+def _every(seconds: float, action) -> None:
+    def loop() -> None:
+        while True:
+            time.sleep(seconds)
+            try:
+                action()
+            except Exception:
+                logging.getLogger("tunedeck.worker").exception("background check failed")
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def _stop_when(condition) -> None:
+    def check() -> None:
+        if condition():
+            os.kill(os.getpid(), signal.SIGINT)  # the consumer's own graceful shutdown
+
+    _every(1.0, check)
+
+
+def _idle_for(seconds: float):
+    store = open_store()
+    last_busy = time.monotonic()
+
+    def idle() -> bool:
+        nonlocal last_busy
+        if len(huey) or store.list_active_runs():
+            last_busy = time.monotonic()
+        return time.monotonic() - last_busy > seconds
+
+    return idle
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=None, help="jobs run at once (default TUNEDECK_WORKERS)")
+    parser.add_argument(
+        "--auto", action="store_true", help="take the data directory's worker lock; exit if another worker holds it"
+    )
+    parser.add_argument("--parent", type=int, default=None, help="exit when this process ends")
+    parser.add_argument(
+        "--idle-exit", type=float, default=None, help="exit after this many seconds with no queued or running job"
+    )
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    lock = hold_worker_lock(settings) if args.auto else None
+    if args.auto and lock is None:
+        logging.getLogger("tunedeck.worker").info("another worker holds %s; exiting", settings.data_dir / LOCK_NAME)
+        return
+    store = open_store()
+    reap(store, settings)
+    _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings))
+    if args.parent:
+        _stop_when(lambda: os.getppid() != args.parent)
+    if args.idle_exit:
+        _stop_when(_idle_for(args.idle_exit))
+    consumer = huey.create_consumer(workers=args.workers or settings.workers, worker_type="thread", periodic=True)
+    consumer.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Real worker processes on the session's data directory (TUNEDECK_DATA_DIR, set in tests/conftest.py)."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core import open_store
+from core.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = str(ROOT / "data" / "sample" / "sentiment.csv")
+
+
+def start_worker(*args: str, **env: str) -> subprocess.Popen:
+    log = (get_settings().data_dir / f"worker-test-{time.monotonic_ns()}.log").open("w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobs.worker", *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
+    )
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+@pytest.fixture
+def worker():
+    process = start_worker("--workers", "2")
+    yield process
+    stop_worker(process)
+
+
+@pytest.fixture
+def job_store():
+    return open_store()
+
+
+def wait_for(condition, timeout: float = 120, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_until_terminal(store, run_ids: list[int], timeout: float = 120):
+    return wait_for(lambda: all(store.get_run(r).status.is_terminal for r in run_ids) and [store.get_run(r) for r in run_ids], timeout, "runs to finish")

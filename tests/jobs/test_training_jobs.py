@@ -1,0 +1,123 @@
+"""End to end with a real worker process: queue, train, store metrics, register adapters."""
+
+import os
+import re
+import signal
+import uuid
+
+from core.logs import read_log
+from core.settings import get_settings
+from core.status import RunStatus
+from jobs import tasks
+from tests.jobs.conftest import SAMPLE, start_worker, stop_worker, wait_for, wait_until_terminal
+
+LONG_RUN = {"max_steps": 1_000_000, "eval_interval": 500, "batch_size": 8}
+
+
+def new_experiment(store, dataset: str = SAMPLE) -> int:
+    return store.create_experiment({"name": f"jobs {uuid.uuid4().hex[:8]}", "dataset": dataset})
+
+
+def test_three_runs_with_different_learning_rates_train_and_register_adapters(worker, job_store):
+    experiment_id = new_experiment(job_store)
+    run_ids = [tasks.start_run(job_store, experiment_id, {"epochs": 2, "learning_rate": lr, "eval_interval": 20}) for lr in (0.001, 0.01, 0.05)]
+
+    runs = wait_until_terminal(job_store, run_ids)
+
+    assert [run.status for run in runs] == [RunStatus.COMPLETED] * 3
+    for run in runs:
+        metrics = job_store.get_run_metrics(run.id)
+        assert {"loss", "learning_rate", "grad_norm", "samples_per_second", "eval_loss", "eval_accuracy"} <= set(metrics.summary)
+        assert metrics.summary["loss"].count == metrics.of("loss").height == metrics.summary["loss"].last_step
+        assert run.attempt == 1 and run.worker and run.started_at and run.ended_at
+    adapters = [job_store.get_adapter(run.adapter.id) for run in runs]
+    assert len({adapter.path for adapter in adapters}) == 3
+    assert sorted(adapter.version for adapter in adapters) == [1, 2, 3]
+    assert all(os.path.exists(os.path.join(a.path, "adapter_model.safetensors")) for a in adapters)
+    experiment = job_store.get_experiment(experiment_id)
+    assert experiment.status == "completed"
+    best_run = min(runs, key=lambda run: run.metrics["eval_loss"].last)
+    assert experiment.best_primary.key == "eval_loss"
+    assert experiment.best_primary.run_id == best_run.id
+    assert experiment.best_primary.value == best_run.metrics["eval_loss"].last
+    assert "completed after" in read_log(get_settings(), run_ids[0])
+
+
+def test_a_run_on_a_bad_dataset_fails_with_the_error_on_run_and_experiment(worker, job_store, tmp_path):
+    bad = tmp_path / "no_labels.csv"
+    bad.write_text("text,score\nhello,1\n")
+    experiment_id = new_experiment(job_store, dataset=str(bad))
+
+    run_id = tasks.start_run(job_store, experiment_id, {"epochs": 1})
+    (run,) = wait_until_terminal(job_store, [run_id])
+
+    assert run.status is RunStatus.FAILED
+    assert "label" in run.error and "no_labels.csv" in run.error
+    assert run.error.startswith("DatasetError:")
+    assert "Traceback" in run.traceback
+    experiment = job_store.get_experiment(experiment_id)
+    assert experiment.status == "failed"
+    assert experiment.last_error == run.error
+
+
+def test_cancelling_a_running_run_stops_it(worker, job_store):
+    experiment_id = new_experiment(job_store)
+    run_id = tasks.start_run(job_store, experiment_id, LONG_RUN)
+    wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, what="the run to log metrics")
+
+    tasks.cancel_run(job_store, run_id)
+
+    assert job_store.get_run(run_id).status is RunStatus.CANCELLED
+    wait_for(lambda: "stopped at step" in read_log(get_settings(), run_id), timeout=30, what="the training process to stop")
+    assert job_store.get_experiment(experiment_id).status == "cancelled"
+    assert job_store.get_run(run_id).adapter is None
+
+
+def test_cancelling_a_queued_run_revokes_it(job_store):
+    experiment_id = new_experiment(job_store)
+    run_id = tasks.start_run(job_store, experiment_id, {"epochs": 1})
+
+    tasks.cancel_run(job_store, run_id)
+    worker = start_worker("--workers", "1")
+    try:
+        wait_for(lambda: tasks.huey.pending_count() == 0, timeout=30, what="the queue to drain")
+    finally:
+        stop_worker(worker)
+
+    run = job_store.get_run(run_id)
+    assert (run.status, run.attempt, run.started_at) == (RunStatus.CANCELLED, 0, None)
+
+
+def test_a_killed_worker_leaves_its_run_failed_as_lost(job_store):
+    experiment_id = new_experiment(job_store)
+    doomed = start_worker("--workers", "1")
+    run_id = tasks.start_run(job_store, experiment_id, LONG_RUN)
+    wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, what="the run to log metrics")
+
+    training_pid = int(wait_for(lambda: _training_pid(run_id), what="the training process to start"))
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait()
+    survivor = start_worker("--workers", "1")
+    try:
+        (run,) = wait_until_terminal(job_store, [run_id], timeout=60)
+    finally:
+        stop_worker(survivor)
+
+    assert run.status is RunStatus.FAILED
+    assert run.error.startswith("worker lost:")
+    assert job_store.get_experiment(experiment_id).status == "failed"
+    assert job_store.get_run_metrics(run_id).summary["loss"].count > 0
+    wait_for(lambda: not _alive(training_pid), timeout=10, what="the orphaned training process to die")
+
+
+def _training_pid(run_id: int) -> str | None:
+    match = re.search(r"started training process (\d+)", read_log(get_settings(), run_id))
+    return match and match.group(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

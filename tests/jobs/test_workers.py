@@ -1,0 +1,78 @@
+"""Workers start by themselves when needed: with the app, or from a script's start_run()."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from core.settings import Settings
+from jobs.config import make_huey
+from jobs.lock import hold_worker_lock, worker_running
+from tests.jobs.conftest import ROOT, start_worker, stop_worker, wait_for
+
+
+def test_a_run_started_from_python_completes_with_no_other_step(tmp_path):
+    env = {**os.environ, "TUNEDECK_DATA_DIR": str(tmp_path), "TUNEDECK_EMBEDDED_WORKER": "1", "TUNEDECK_WORKER_IDLE_EXIT": "2"}
+
+    done = subprocess.run([sys.executable, "-m", "examples.quickstart"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+    assert done.returncode == 0, done.stderr
+    assert "completed: eval_accuracy" in done.stdout and "adapter v1" in done.stdout
+    settings = Settings(data_dir=tmp_path)
+    wait_for(lambda: not worker_running(settings), timeout=60, what="the idle auto-started worker to exit")
+
+
+def test_only_one_auto_started_worker_runs_per_data_directory(tmp_path):
+    env = {"TUNEDECK_DATA_DIR": str(tmp_path)}
+    first = start_worker("--auto", **env)
+    try:
+        wait_for(lambda: worker_running(Settings(data_dir=tmp_path)), timeout=30, what="the first worker to take the lock")
+        second = start_worker("--auto", **env)
+        assert second.wait(timeout=30) == 0
+    finally:
+        stop_worker(first)
+
+
+def test_an_embedded_worker_exits_with_its_parent(tmp_path):
+    parent_code = textwrap.dedent(
+        """
+        import os, time
+        from core.settings import get_settings
+        from jobs.embedded import ensure_worker
+        ensure_worker(get_settings(), parent=os.getpid())
+        time.sleep(600)
+        """
+    )
+    env = {**os.environ, "TUNEDECK_DATA_DIR": str(tmp_path), "TUNEDECK_EMBEDDED_WORKER": "1"}
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], cwd=ROOT, env=env)
+    settings = Settings(data_dir=tmp_path)
+    try:
+        wait_for(lambda: worker_running(settings), timeout=30, what="the embedded worker to start")
+    finally:
+        parent.kill()
+        parent.wait()
+
+    wait_for(lambda: not worker_running(settings), timeout=30, what="the embedded worker to exit with its parent")
+
+
+def test_worker_lock_is_exclusive(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    held = hold_worker_lock(settings)
+    try:
+        assert worker_running(settings)
+    finally:
+        held.close()
+    assert not worker_running(settings)
+
+
+def test_queue_defaults_to_sqlite_in_the_data_directory(tmp_path):
+    queue = make_huey(Settings(data_dir=tmp_path))
+
+    assert queue.storage.filename == str(tmp_path / "queue.sqlite3")
+
+
+def test_an_unknown_queue_url_fails_at_start_up_with_a_hint():
+    with pytest.raises(ValueError, match="must be empty .* or a redis:// URL"):
+        Settings(queue_url="mysql://localhost/queue")
