@@ -292,6 +292,36 @@ class DuckDBStore(TrackingStore):
         summary = {key: value for key, value in run.metrics.items() if keys is None or key in keys}
         return RunMetrics(run_id=run.id, series=series, summary=summary)
 
+    def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
+        run_ids = [_as_id(run_id, "run") for run_id in run_ids]
+        if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):
+            raise ValidationError(f"max_points must be a whole number of at least 2, got {max_points!r}")
+        buckets = (max_points or 2**40) // 2
+        key_filter = "AND list_contains($keys, m.key)" if keys is not None else ""
+        with self._read() as con:
+            return frame(
+                con,
+                f"""
+                WITH points AS (
+                    SELECT m.*, s.count AS n, floor(m.step::DOUBLE * $buckets / (s.last_step + 1))::BIGINT AS bucket
+                    FROM metrics m JOIN metric_summaries s USING (run_id, key)
+                    WHERE list_contains($runs, m.run_id) {key_filter}
+                ),
+                extremes AS (
+                    SELECT run_id, key, unnest([
+                        {{'step': arg_min(step, value), 'value': min(value), 'wall_time': arg_min(wall_time, value)}},
+                        {{'step': arg_max(step, value), 'value': max(value), 'wall_time': arg_max(wall_time, value)}}
+                    ]) AS point
+                    FROM points WHERE n > 2 * $buckets GROUP BY run_id, key, bucket
+                )
+                SELECT run_id, key, step, value, wall_time FROM points WHERE n <= 2 * $buckets
+                UNION
+                SELECT run_id, key, point.step, point.value, point.wall_time FROM extremes
+                ORDER BY run_id, key, step
+                """,
+                {"runs": run_ids, "keys": keys, "buckets": buckets} if keys is not None else {"runs": run_ids, "buckets": buckets},
+            )
+
     # -- adapters ----------------------------------------------------------------------------------
     def get_adapter(self, adapter_id: int) -> Adapter:
         adapter_id = _as_id(adapter_id, "adapter")

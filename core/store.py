@@ -131,6 +131,14 @@ class TrackingStore(ABC):
     def get_run_metrics(self, run_id: int, keys: list[str] | None = None) -> RunMetrics:
         """Every point of a run per key, plus its summary."""
 
+    @abstractmethod
+    def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
+        """Curves for charts: columns run_id, key, step, value, wall_time, ordered by run, key and step.
+
+        A series longer than max_points is downsampled in the query to the lowest and highest
+        point of each step bucket, so spikes survive and 50 long runs still draw at once.
+        """
+
     # -- adapters ----------------------------------------------------------------------------
     @abstractmethod
     def get_adapter(self, adapter_id: int) -> Adapter:

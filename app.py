@@ -1,0 +1,31 @@
+"""TuneDeck: `streamlit run app.py`. Routes to the pages and starts the embedded worker once per server."""
+
+import os
+
+import streamlit as st
+
+from core.settings import get_settings
+from jobs.embedded import ensure_worker
+
+st.set_page_config(page_title="TuneDeck", page_icon="🎛️", layout="wide")
+
+
+@st.cache_resource
+def embedded_worker():
+    """One worker per server, bound to its life; not one per rerun (TUNEDECK_EMBEDDED_WORKER=0 turns it off)."""
+    return ensure_worker(get_settings(), parent=os.getpid())
+
+
+embedded_worker()
+
+pages = [
+    st.Page("pages/experiments.py", title="Experiments", icon=":material/science:", url_path="experiments", default=True),
+    st.Page("pages/experiment.py", title="Experiment", icon=":material/folder_open:", url_path="experiment"),
+    st.Page("pages/run.py", title="Run", icon=":material/monitoring:", url_path="run"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("pages/adapters.py", title="Adapters", icon=":material/inventory_2:", url_path="adapters"),
+    st.Page("pages/jobs.py", title="Jobs", icon=":material/work:", url_path="jobs"),
+]
+with st.sidebar:
+    st.caption(f"Store: `{get_settings().data_dir}`")
+st.navigation(pages).run()

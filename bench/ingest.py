@@ -1,0 +1,222 @@
+"""Ingest benchmark: metric points through the public MetricWriter into a fresh store.
+
+    python -m bench.ingest                      # 10,000,000 points, columnar, plus the per-step API
+    python -m bench.ingest --points 1000000     # a quick run
+    python -m bench.ingest --processes 4        # also: 4 writer processes sharing one store file
+
+Setup (the experiment and its runs) goes through the store API and is not timed; the clock
+runs from the first logged point until the writer has closed, i.e. until every point is stored.
+"""
+
+import argparse
+import multiprocessing
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.duckdb_store import DuckDBStore
+from core.writer import MetricWriter
+
+KEYS = ("loss", "learning_rate", "eval_loss", "accuracy")
+RUNS = 200
+POINTS = 10_000_000
+FLUSH_POINTS = 500_000
+DEFAULT_FLUSH_POINTS = 100_000  # MetricWriter's own default, measured too so the README's plain usage is covered
+PER_STEP_POINTS = 200_000
+PER_STEP_RUNS = 10
+TARGET_POINTS_PER_SECOND = 1_000_000
+
+
+@dataclass
+class IngestResult:
+    label: str
+    points: int
+    seconds: float
+    flush_points: int
+    processes: int = 1
+    store_bytes: int = 0
+    errors: list[str] = field(default_factory=list)
+    target: float | None = None
+
+    @property
+    def points_per_second(self) -> float:
+        return self.points / self.seconds
+
+    @property
+    def flushes(self) -> int:
+        """Flushes per writer: each one is a store operation that opens and closes the file."""
+        return -(-self.points // (self.flush_points * self.processes))
+
+    def line(self) -> str:
+        return (
+            f"{self.label}: {self.points:,} points in {self.seconds:.2f} s = {self.points_per_second:,.0f} points/s "
+            f"(flush_points={self.flush_points:,}, processes={self.processes}, store {self.store_bytes / 2**20:.0f} MiB, "
+            f"errors: {len(self.errors)})"
+        )
+
+
+def make_store(folder: Path, runs: int) -> tuple[DuckDBStore, list[int]]:
+    """A fresh store holding one experiment and its runs, created through the store API."""
+    store = DuckDBStore(folder / "store.duckdb")
+    experiment_id = store.create_experiment({"name": "ingest benchmark", "dataset": "data/sample/sentiment.csv"})
+    return store, [store.create_run(experiment_id, {"lora_rank": 8}) for _ in range(runs)]
+
+
+def steps_per_series(points: int, runs: int) -> int:
+    steps = points // (runs * len(KEYS))
+    if steps < 1:
+        raise SystemExit(f"--points must be at least {runs * len(KEYS)} ({runs} runs x {len(KEYS)} keys)")
+    return steps
+
+
+def curves(steps: np.ndarray) -> dict[str, np.ndarray]:
+    """Training-shaped values, so the store compresses them as it would real metrics."""
+    progress = steps / max(1, steps.size)
+    return {
+        "loss": 2.0 * np.exp(-5 * progress) + 0.1,
+        "learning_rate": 2e-4 * (1 - progress) + 1e-6,
+        "eval_loss": 2.2 * np.exp(-4 * progress) + 0.15,
+        "accuracy": 0.5 + 0.4 * (1 - np.exp(-6 * progress)),
+    }
+
+
+def log_columnar(store: DuckDBStore, run_ids: list[int], steps: int, flush_points: int) -> int:
+    """Every run's series through MetricWriter.log_series; returns the points the writer stored."""
+    step_numbers = np.arange(steps, dtype=np.int64)
+    values = curves(step_numbers)
+    with MetricWriter(store, flush_points=flush_points) as writer:
+        for run_id in run_ids:
+            for key in KEYS:
+                writer.log_series(run_id, key, step_numbers, values[key] + run_id * 1e-9)
+    return writer.points_written
+
+
+def log_per_step(store: DuckDBStore, run_ids: list[int], steps: int, flush_points: int) -> int:
+    """The training-loop API: one MetricWriter.log call with a dict of 4 keys per run and step."""
+    values = {key: series.tolist() for key, series in curves(np.arange(steps)).items()}
+    with MetricWriter(store, flush_points=flush_points) as writer:
+        for step in range(steps):
+            for run_id in run_ids:
+                writer.log(run_id, step, {key: values[key][step] for key in KEYS})
+    return writer.points_written
+
+
+def store_bytes(store: DuckDBStore) -> int:
+    return sum(path.stat().st_size for path in store.path.parent.glob(store.path.name + "*"))
+
+
+def missing_points(store: DuckDBStore, run_ids: list[int], steps: int) -> list[str]:
+    """Check through the API that every series is complete; returns what is wrong, if anything."""
+    problems = []
+    for run in store.get_runs(run_ids):
+        for key in KEYS:
+            summary = run.metrics.get(key)
+            if summary is None or summary.count != steps or summary.last_step != steps - 1:
+                problems.append(f"run {run.id} {key}: {summary}")
+    for run_id in (run_ids[0], run_ids[-1]):
+        height = store.get_run_metrics(run_id).series.height
+        if height != steps * len(KEYS):
+            problems.append(f"run {run_id}: {height} points read back, expected {steps * len(KEYS)}")
+    return problems
+
+
+def _timed(folder: Path, runs: int, log, steps: int, flush_points: int, label: str) -> IngestResult:
+    store, run_ids = make_store(folder, runs)
+    start = time.perf_counter()
+    written = log(store, run_ids, steps, flush_points)
+    seconds = time.perf_counter() - start
+    errors = missing_points(store, run_ids, steps)
+    if written != steps * runs * len(KEYS):
+        errors.append(f"writer reports {written:,} points written")
+    return IngestResult(label, written, seconds, flush_points, store_bytes=store_bytes(store), errors=errors)
+
+
+def bench_columnar(folder: Path, points: int = POINTS, flush_points: int = FLUSH_POINTS) -> IngestResult:
+    steps = steps_per_series(points, RUNS)
+    result = _timed(folder, RUNS, log_columnar, steps, flush_points, "log_series")
+    result.target = TARGET_POINTS_PER_SECOND
+    return result
+
+
+def bench_per_step(folder: Path, points: int = PER_STEP_POINTS, flush_points: int = FLUSH_POINTS) -> IngestResult:
+    steps = steps_per_series(points, PER_STEP_RUNS)
+    return _timed(folder, PER_STEP_RUNS, log_per_step, steps, flush_points, "log (dict per step)")
+
+
+# -- several writer processes on one store file ---------------------------------------------------
+def _writer_process(path: str, run_ids: list[int], steps: int, flush_points: int, ready, results) -> None:
+    store = DuckDBStore(path)
+    store.get_runs(run_ids)  # opens the file once, so schema checks happen before the clock starts
+    ready.wait()
+    start = time.time()
+    try:
+        written, error = log_columnar(store, run_ids, steps, flush_points), None
+    except Exception as exc:  # reported, not raised: the parent counts errors across processes
+        written, error = 0, f"{type(exc).__name__}: {exc}"
+    results.put((start, time.time(), written, error))
+
+
+def bench_processes(folder: Path, processes: int, points: int = POINTS, flush_points: int = FLUSH_POINTS) -> IngestResult:
+    """Writers start together behind a barrier; the rate is all points over first start to last finish."""
+    steps = steps_per_series(points, RUNS)
+    store, run_ids = make_store(folder, RUNS)
+    context = multiprocessing.get_context("spawn")
+    ready, results = context.Barrier(processes), context.Queue()
+    shares = [run_ids[index::processes] for index in range(processes)]
+    workers = [
+        context.Process(target=_writer_process, args=(str(store.path), share, steps, flush_points, ready, results))
+        for share in shares
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join()
+    errors = [error for *_, error in outcomes if error]
+    errors += [f"writer process exited with {worker.exitcode}" for worker in workers if worker.exitcode]
+    errors += missing_points(store, run_ids, steps)
+    seconds = max(end for _, end, *_ in outcomes) - min(start for start, *_ in outcomes)
+    written = sum(outcome[2] for outcome in outcomes)
+    return IngestResult(
+        f"log_series, {processes} processes", written, seconds, flush_points, processes, store_bytes(store), errors
+    )
+
+
+def run(folder: Path, points: int, flush_points: int, per_step_points: int, processes: int) -> list[IngestResult]:
+    """Each benchmark gets its own fresh store under folder."""
+    plans = [
+        ("columnar", lambda where: bench_columnar(where, points, flush_points)),
+        ("columnar-default", lambda where: bench_columnar(where, points, DEFAULT_FLUSH_POINTS)),
+        ("per-step", lambda where: bench_per_step(where, per_step_points, flush_points)),
+    ]
+    if processes > 1:
+        plans.append(("processes", lambda where: bench_processes(where, processes, points, flush_points)))
+    results = []
+    for name, plan in plans:
+        (folder / name).mkdir()
+        results.append(plan(folder / name))
+        print(results[-1].line(), flush=True)
+    return results
+
+
+def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--points", type=int, default=POINTS, help="points for the columnar runs (default 10,000,000)")
+    parser.add_argument("--flush-points", type=int, default=FLUSH_POINTS, help="MetricWriter flush_points (default 500,000)")
+    parser.add_argument("--per-step-points", type=int, default=PER_STEP_POINTS, help="points for the log() dict API")
+    parser.add_argument("--processes", type=int, default=0, help="also run N writer processes on one store file")
+    return parser
+
+
+def main() -> None:
+    options = arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args()
+    with tempfile.TemporaryDirectory(prefix="tunedeck-ingest-") as folder:
+        results = run(Path(folder), options.points, options.flush_points, options.per_step_points, options.processes)
+    if any(result.errors for result in results):
+        raise SystemExit("\n".join(error for result in results for error in result.errors))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Query benchmark: what the dashboard asks of a big store, timed through the public store API.
+
+    python -m bench.queries                     # 10,000 experiments / 200,000 runs / 10,400,000 points
+    python -m bench.queries --experiments 1000  # a quick run, a tenth of the size
+
+The store is bulk-built by bench.seed (not timed). Every store call opens the DuckDB file at
+least once, so the bare cost of opening it read-only is measured as well: it is the floor.
+"""
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from bench.seed import build_store
+from bench.timing import Timing, measure
+from core.db import connect
+from core.duckdb_store import DuckDBStore
+from core.sql import first
+from core.status import ExperimentStatus
+
+EXPERIMENTS = 10_000
+RUNS_PER_EXPERIMENT = 20
+POINTS_PER_RUN = 52  # seed logs whole steps of its 4 keys: 52 gives 13 steps, so the store holds >= 10 million points
+COMPARED_RUNS = 10
+LIST_TARGET_MS = 100
+COMPARE_TARGET_MS = 200
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    operation: Callable[[], object]
+    target_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    name: str
+    timing: Timing
+    opens: int
+    target_ms: float | None
+
+    def line(self) -> str:
+        target = f"target < {self.target_ms:.0f} ms" if self.target_ms else "no target"
+        return (
+            f"{self.name}: median {self.timing.median_ms:.1f} ms, p90 {self.timing.p90_ms:.1f} ms "
+            f"({self.opens} file opens per call; {target})"
+        )
+
+
+@dataclass(frozen=True)
+class QuerySuite:
+    experiments: int
+    runs: int
+    points: int
+    store_bytes: int
+    seed_seconds: float
+    results: list[QueryResult]
+
+
+def seed(folder: Path, experiments: int) -> tuple[DuckDBStore, float]:
+    start = time.perf_counter()
+    store = build_store(folder / "store.duckdb", experiments, RUNS_PER_EXPERIMENT, POINTS_PER_RUN)
+    return store, time.perf_counter() - start
+
+
+def counts(store: DuckDBStore) -> tuple[int, int, int]:
+    """Row counts, read directly: a check on what was seeded, not a measured operation."""
+    with connect(store.path, read_only=True) as con:
+        return first(con, "SELECT (SELECT count(*) FROM experiments), (SELECT count(*) FROM runs), (SELECT count(*) FROM metrics)")
+
+
+def queries(store: DuckDBStore) -> list[Query]:
+    total = store.list_experiments(page=1, page_size=1).total
+    middle, later_page = total // 2, max(1, total // 20 // 2)
+    run_ids = [run.id for run in store.list_runs(middle)][:COMPARED_RUNS]
+    return [
+        Query("open + close the file read-only (duckdb.connect)", lambda: duckdb.connect(str(store.path), read_only=True).close()),
+        Query("list_experiments, page 1 of 20", lambda: store.list_experiments(page=1, page_size=20), LIST_TARGET_MS),
+        Query(
+            "list_experiments, status = completed",
+            lambda: store.list_experiments(status=ExperimentStatus.COMPLETED, page=1, page_size=20),
+            LIST_TARGET_MS,
+        ),
+        Query(
+            "list_experiments, name contains 'experiment 99'",
+            lambda: store.list_experiments(name_contains="experiment 99", page=1, page_size=20),
+            LIST_TARGET_MS,
+        ),
+        Query(
+            f"list_experiments, page {later_page} of 20",
+            lambda: store.list_experiments(page=later_page, page_size=20),
+            LIST_TARGET_MS,
+        ),
+        Query(f"compare_runs, {len(run_ids)} runs of one experiment", lambda: store.compare_runs(run_ids), COMPARE_TARGET_MS),
+        Query(f"get_experiment_detail ({RUNS_PER_EXPERIMENT} runs)", lambda: store.get_experiment_detail(middle)),
+        Query(f"get_run_metrics ({POINTS_PER_RUN // 4 * 4} points)", lambda: store.get_run_metrics(run_ids[0])),
+    ]
+
+
+@contextmanager
+def counting_opens():
+    """Count calls to duckdb.connect, so each latency can be set against the cost of opening the file."""
+    opened = [0]
+    original = duckdb.connect
+
+    def counted(*args, **kwargs):
+        opened[0] += 1
+        return original(*args, **kwargs)
+
+    duckdb.connect = counted
+    try:
+        yield opened
+    finally:
+        duckdb.connect = original
+
+
+def opens_per_call(query: Query) -> int:
+    with counting_opens() as opened:
+        query.operation()
+    return opened[0]
+
+
+def run(folder: Path, experiments: int = EXPERIMENTS, repeat: int = 15, warmup: int = 2) -> QuerySuite:
+    store, seed_seconds = seed(folder, experiments)
+    results = []
+    for query in queries(store):
+        results.append(QueryResult(query.name, measure(query.operation, repeat, warmup), opens_per_call(query), query.target_ms))
+        print(results[-1].line(), flush=True)
+    size = sum(path.stat().st_size for path in folder.glob("store.duckdb*"))
+    return QuerySuite(*counts(store), size, seed_seconds, results)
+
+
+def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--experiments", type=int, default=EXPERIMENTS, help="experiments to seed, 20 runs each")
+    parser.add_argument("--repeat", type=int, default=15, help="timed repetitions per query, after 2 warm-ups")
+    return parser
+
+
+def main() -> None:
+    options = arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args()
+    with tempfile.TemporaryDirectory(prefix="tunedeck-queries-") as folder:
+        suite = run(Path(folder), options.experiments, options.repeat)
+    print(f"store: {suite.experiments:,} experiments, {suite.runs:,} runs, {suite.points:,} points, seeded in {suite.seed_seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Run the ingest and query benchmarks and rewrite BENCHMARKS.md with what they measured.
+
+    python -m bench.run_all                                       # the full run, a few minutes
+    python -m bench.run_all --points 1000000 --experiments 1000   # a quick check of the machinery
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import ingest, queries, report
+
+OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ingest.arguments(parser)
+    queries.arguments(parser)
+    parser.set_defaults(processes=4)
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="where to write the report (default BENCHMARKS.md)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    options = arguments()
+    started, clock = datetime.now(UTC), time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as folder:
+        (Path(folder) / "ingest").mkdir()
+        (Path(folder) / "queries").mkdir()
+        ingested = ingest.run(
+            Path(folder) / "ingest", options.points, options.flush_points, options.per_step_points, options.processes
+        )
+        queried = queries.run(Path(folder) / "queries", options.experiments, options.repeat)
+    command = " ".join(["python -m bench.run_all", *sys.argv[1:]])
+    options.output.write_text(report.render(ingested, queried, command, started, time.perf_counter() - clock))
+    print(f"wrote {options.output}")
+
+
+if __name__ == "__main__":
+    main()

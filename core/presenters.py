@@ -1,0 +1,221 @@
+"""How entities look on screen: display frames, labels and the parsing of what users type.
+
+Pages call these and draw the result, so every formatting rule is written (and tested) once.
+"""
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from pydantic.fields import FieldInfo
+
+from core.entities import Adapter, Experiment, ExperimentPage, Run, RunComparison
+from core.errors import ValidationError
+from core.training_config import TrainingConfig
+
+STATUS_COLOURS = {"created": "gray", "queued": "gray", "running": "blue", "completed": "green", "failed": "red", "cancelled": "orange"}
+STATUS_ICONS = {"created": "⚪", "queued": "⏳", "running": "🔵", "completed": "🟢", "failed": "🔴", "cancelled": "🟠"}
+SUMMARY_KEYS = ("loss", "eval_loss", "eval_accuracy")
+CONFIG_COLUMNS = ("learning_rate", "epochs", "max_steps", "batch_size", "lora_rank", "lora_alpha", "lora_dropout", "seed")
+
+
+def status_label(status: str) -> str:
+    return f"{STATUS_ICONS.get(str(status), '')} {status}".strip()
+
+
+def escape_markdown(text: str) -> str:
+    """User text shown through Markdown renders as typed: no emphasis, links or HTML."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", text)
+
+
+def format_value(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4g}"
+
+
+def format_duration(start: datetime | None, end: datetime | None, now: datetime | None = None) -> str:
+    if start is None:
+        return "–"
+    seconds = int(((end or now or start) - start).total_seconds())
+    minutes, seconds = divmod(max(seconds, 0), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def format_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def experiment_url(experiment_id: int) -> str:
+    return f"/experiment?experiment={experiment_id}"
+
+
+def run_url(run_id: int) -> str:
+    return f"/run?run={run_id}"
+
+
+def adapter_url(adapter_id: int, version: int | None = None) -> str:
+    """The version rides in the fragment, so a link column can show "v3" while linking the adapter."""
+    return f"/adapters?adapter={adapter_id}" + (f"#v{version}" if version else "")
+
+
+def compare_url(run_ids: Iterable[int]) -> str:
+    return "/compare?runs=" + ",".join(str(run_id) for run_id in run_ids)
+
+
+def best_primary_label(experiment: Experiment) -> str:
+    best = experiment.best_primary
+    return f"{best.key} {format_value(best.value)}" if best else "–"
+
+
+def experiments_frame(page: ExperimentPage) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "open": [experiment_url(e.id) for e in page.items],
+            "name": [e.name for e in page.items],
+            "status": [status_label(e.status) + (" (deleted)" if e.is_deleted else "") for e in page.items],
+            "runs": [e.run_count for e in page.items],
+            "best": [best_primary_label(e) for e in page.items],
+            "dataset": [e.dataset for e in page.items],
+            "created": [e.created_at for e in page.items],
+            "updated": [e.updated_at for e in page.items],
+            "id": [e.id for e in page.items],
+        },
+        schema_overrides={"created": pl.Datetime("us"), "updated": pl.Datetime("us"), "runs": pl.Int64, "id": pl.Int64},
+    )
+
+
+def runs_frame(runs: list[Run], sparklines: dict[int, list[float]] | None = None, now: datetime | None = None) -> pl.DataFrame:
+    """One row per run: link, status, timings, the common config columns, final metrics, adapter, loss curve."""
+    sparklines = sparklines or {}
+    config_keys = [key for key in CONFIG_COLUMNS if any(run.config.get(key) is not None for run in runs)]
+    metric_keys = [key for key in SUMMARY_KEYS if any(key in run.metrics for run in runs)]
+    columns: dict[str, list] = {
+        "open": [run_url(run.id) for run in runs],
+        "run": [run.name for run in runs],
+        "status": [status_label(run.status) for run in runs],
+        "started": [run.started_at for run in runs],
+        "duration": [format_duration(run.started_at, run.ended_at, now) for run in runs],
+    }
+    for key in config_keys:
+        columns[key] = [_cell(run.config.get(key)) for run in runs]
+    for key in metric_keys:
+        columns[key] = [run.metrics[key].last if key in run.metrics else None for run in runs]
+    columns["adapter"] = [adapter_url(run.adapter.id, run.adapter.version) if run.adapter else None for run in runs]
+    columns["loss curve"] = [sparklines.get(run.id, []) for run in runs]
+    columns["id"] = [run.id for run in runs]
+    overrides = {"started": pl.Datetime("us"), "id": pl.Int64, "loss curve": pl.List(pl.Float64), "adapter": pl.String}
+    overrides.update({key: pl.Float64 for key in metric_keys})
+    return pl.DataFrame(columns, schema_overrides=overrides)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def run_label(run: Run) -> str:
+    return f"{run.name} (#{run.id})"
+
+
+def comparison_metrics_frame(comparison: RunComparison) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Final metrics, one row per key and one column per run, plus a same-shaped frame of 'is best' flags."""
+    labels = {run.id: run_label(run) for run in comparison.runs}
+    values: dict[str, list] = {"metric": [row.key for row in comparison.metrics], "better": []}
+    flags: dict[str, list] = {"metric": [row.key for row in comparison.metrics], "better": []}
+    for row in comparison.metrics:
+        values["better"].append({"min": "↓ lower", "max": "↑ higher"}.get(row.direction or "", "–"))
+        flags["better"].append(False)
+    for run in comparison.runs:
+        values[labels[run.id]] = [row.values.get(run.id) for row in comparison.metrics]
+        flags[labels[run.id]] = [row.best_run_id == run.id for row in comparison.metrics]
+    schema = {labels[run.id]: pl.Float64 for run in comparison.runs}
+    return pl.DataFrame(values, schema_overrides=schema), pl.DataFrame(flags, schema_overrides={k: pl.Boolean for k in schema})
+
+
+def config_diff_frame(comparison: RunComparison, only_differences: bool = True) -> pl.DataFrame:
+    rows = comparison.differing_config if only_differences else comparison.config
+    columns: dict[str, list] = {"setting": [row.key for row in rows]}
+    for run in comparison.runs:
+        columns[run_label(run)] = [_cell(row.values.get(run.id)) for row in rows]
+    return pl.DataFrame(columns, schema={name: pl.String for name in columns})
+
+
+def comparison_csv(comparison: RunComparison) -> str:
+    values, _ = comparison_metrics_frame(comparison)
+    config = config_diff_frame(comparison, only_differences=False).rename({"setting": "metric"})
+    config = config.with_columns(pl.lit("config").alias("better")).select(values.columns)
+    return pl.concat([values.cast({c: pl.String for c in values.columns}), config]).write_csv()
+
+
+def adapters_frame(adapters: list[Adapter], runs: dict[int, Run] | None = None) -> pl.DataFrame:
+    runs = runs or {}
+
+    def metric(adapter: Adapter, key: str) -> float | None:
+        run = runs.get(adapter.run_id)
+        return run.metrics[key].last if run and key in run.metrics else None
+
+    return pl.DataFrame(
+        {
+            "open": [adapter_url(a.id) for a in adapters],
+            "adapter": [a.name for a in adapters],
+            "version": [a.version for a in adapters],
+            "base model": [a.base_model for a in adapters],
+            "size": [format_size(a.size_bytes) for a in adapters],
+            "source run": [run_url(a.run_id) for a in adapters],
+            "eval_loss": [metric(a, "eval_loss") for a in adapters],
+            "eval_accuracy": [metric(a, "eval_accuracy") for a in adapters],
+            "created": [a.created_at for a in adapters],
+            "id": [a.id for a in adapters],
+        },
+        schema_overrides={"eval_loss": pl.Float64, "eval_accuracy": pl.Float64, "created": pl.Datetime("us"), "version": pl.Int64, "id": pl.Int64},
+    )
+
+
+def parse_id(raw: str | None, what: str) -> int | None:
+    """An ID from a URL query parameter; None when absent, ValidationError when malformed."""
+    if raw is None or raw == "":
+        return None
+    if not re.fullmatch(r"[0-9]{1,18}", raw.strip()) or int(raw) < 1:
+        raise ValidationError(f"the link's {what} ID {raw[:50]!r} is not a positive whole number")
+    return int(raw)
+
+
+def parse_run_ids(raw: str | None, limit: int = 50) -> list[int]:
+    """`?runs=1,2,3` → [1, 2, 3], in order, without repeats."""
+    if not raw:
+        return []
+    parts = [part for part in raw.split(",") if part.strip()]
+    if len(parts) > limit:
+        raise ValidationError(f"compare at most {limit} runs at once; the link names {len(parts)}")
+    return list(dict.fromkeys(parse_id(part, "run") for part in parts))
+
+
+def parse_sweep(raw: str) -> list[float]:
+    """'1e-3, 3e-3, 1e-2' → learning rates for a sweep, one run each."""
+    values = []
+    for part in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise ValidationError(f"{part[:30]!r} is not a number; write learning rates like 1e-3, 3e-3, 1e-2") from None
+    if not values:
+        raise ValidationError("write at least one learning rate, e.g. 1e-3, 3e-3")
+    if len(values) > 20:
+        raise ValidationError(f"a sweep starts at most 20 runs at once; this one has {len(values)}")
+    return values
+
+
+def config_fields() -> dict[str, FieldInfo]:
+    """The training config's fields in form order, so the new-run form follows the model."""
+    return dict(TrainingConfig.model_fields)

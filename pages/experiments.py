@@ -1,0 +1,112 @@
+"""Experiments: filter, sort and page through them; create, delete and restore."""
+
+import streamlit as st
+
+from core.datasets import preview
+from core.errors import TuneDeckError, ValidationError
+from core.filters import EXPERIMENT_SORTS
+from core.presenters import experiments_frame, status_label
+from core.status import ExperimentStatus
+from ui.common import friendly_errors, plain, store
+
+SORT_LABELS = {"created_at": "Created", "updated_at": "Updated", "name": "Name", "status": "Status", "run_count": "Run count"}
+PAGE_SIZE = 20
+
+st.title("Experiments")
+
+
+def create_form() -> None:
+    with st.expander("New experiment", icon=":material/add:"):
+        name = st.text_input("Name", key="new_name", max_chars=200, placeholder="e.g. llama-3 sentiment LoRA")
+        dataset = st.text_input("Dataset file (CSV, JSONL or Parquet)", key="new_dataset", value="data/sample/sentiment.csv")
+        description = st.text_area("Description (optional)", key="new_description", max_chars=5000)
+        dataset_ok = False
+        if dataset.strip():
+            try:
+                shown = preview(dataset.strip())
+                st.caption(f"{shown.format.upper()} · {shown.n_rows:,} rows · columns: {', '.join(shown.columns)}")
+                st.dataframe(shown.head, hide_index=True, height=180)
+                dataset_ok = True
+            except TuneDeckError as error:
+                st.error(f"Dataset: {error}")
+        if st.button("Create experiment", type="primary", key="create", disabled=not dataset_ok):
+            try:
+                experiment_id = store().create_experiment({"name": name, "dataset": dataset.strip(), "description": description})
+            except ValidationError as error:
+                for field, message in (error.field_errors or {"": str(error)}).items():
+                    st.error(f"{field.capitalize() or 'Input'}: {message}")
+            except TuneDeckError as error:
+                st.error(str(error))
+            else:
+                st.success(f"Created experiment {experiment_id}.")
+                st.page_link("pages/experiment.py", label="Open it", icon=":material/arrow_forward:", query_params={"experiment": experiment_id})
+
+
+def filters() -> dict:
+    left, middle, right, toggles = st.columns([3, 3, 2, 2])
+    statuses = left.multiselect("Status", [s.value for s in ExperimentStatus], key="status", format_func=status_label, bind="query-params")
+    name = middle.text_input("Name contains", key="q", max_chars=200)
+    sort = right.selectbox("Sort by", list(EXPERIMENT_SORTS)[:5], key="sort", format_func=SORT_LABELS.get, bind="query-params")
+    descending = toggles.toggle("Newest / highest first", value=True, key="desc")
+    deleted = toggles.toggle("Show deleted", key="deleted")
+    return {"status": statuses or None, "name_contains": name or None, "sort": sort, "descending": descending, "include_deleted": deleted}
+
+
+def manage(page) -> None:
+    """Delete (soft, with confirmation) or restore one experiment of the page shown."""
+    if not page.items:
+        return
+    with st.expander("Delete or restore", icon=":material/delete:"):
+        by_id = {e.id: e for e in page.items}
+        chosen = by_id[st.selectbox("Experiment", list(by_id), format_func=lambda i: f"{by_id[i].name} (#{i})", key="manage")]
+        if chosen.is_deleted:
+            if st.button("Restore", key="restore"):
+                with friendly_errors():
+                    store().restore_experiment(chosen.id)
+                    st.success(f"Restored {chosen.name!r}.")
+            return
+        if st.session_state.get("confirm_delete") != chosen.id:
+            if st.button("Delete…", key="delete"):
+                st.session_state.confirm_delete = chosen.id
+                st.rerun()
+            return
+        st.warning(
+            f"Delete {plain(chosen.name)}? It disappears from the list; its runs, metrics and adapters are kept, "
+            "queued and running runs are cancelled, and you can restore it later."
+        )
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete", type="primary", key="confirm"):
+            with friendly_errors():
+                cancelled = store().delete_experiment(chosen.id)
+                st.session_state.confirm_delete = None
+                st.success(f"Deleted {chosen.name!r}" + (f"; cancelled {len(cancelled)} active runs." if cancelled else "."))
+        if no.button("Keep it", key="keep"):
+            st.session_state.confirm_delete = None
+            st.rerun()
+
+
+with friendly_errors():
+    create_form()
+    chosen = filters()
+    requested = st.session_state.get("page", 1)
+    page = store().list_experiments(**chosen, page=1, page_size=PAGE_SIZE)
+    if requested > 1:
+        page = store().list_experiments(**chosen, page=min(requested, page.pages), page_size=PAGE_SIZE)
+    st.caption(f"{page.total:,} experiments · page {page.page} of {page.pages}")
+    if page.items:
+        st.dataframe(
+            experiments_frame(page),
+            hide_index=True,
+            column_order=["open", "name", "status", "runs", "best", "dataset", "created", "updated"],
+            column_config={
+                "open": st.column_config.LinkColumn("", display_text="Open", width="small"),
+                "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+                "updated": st.column_config.DatetimeColumn("updated", format="YYYY-MM-DD HH:mm"),
+                "best": st.column_config.TextColumn("best primary metric"),
+            },
+        )
+    else:
+        st.info("No experiments match. Create one above, or clear the filters.")
+    if page.pages > 1:
+        st.pagination(page.pages, key="page", bind="query-params")
+    manage(page)

@@ -1,0 +1,64 @@
+"""Jobs: what is queued and running, which workers are alive, and cancel."""
+
+from datetime import UTC, datetime
+
+import polars as pl
+import streamlit as st
+
+from core.presenters import format_duration, run_label, run_url, status_label
+from jobs.config import huey
+from jobs.lock import worker_running
+from jobs.reaper import reap
+from jobs.tasks import cancel_run
+from ui.common import friendly_errors, settings, store
+
+st.title("Jobs")
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@st.fragment(run_every=3)
+def live() -> None:
+    with friendly_errors():
+        active = store().list_active_runs()
+        cells = st.columns(3)
+        cells[0].metric("queued", sum(run.status == "queued" for run in active))
+        cells[1].metric("running", sum(run.status == "running" for run in active))
+        cells[2].metric("auto-started worker", "running" if worker_running(settings()) else "not running")
+        if not active:
+            st.info("Nothing queued or running.")
+            return
+        st.dataframe(
+            pl.DataFrame(
+                {
+                    "open": [run_url(run.id) for run in active],
+                    "run": [run_label(run) for run in active],
+                    "status": [status_label(run.status) for run in active],
+                    "experiment": [run.experiment_id for run in active],
+                    "waiting / running for": [format_duration(run.started_at or run.created_at, None, now()) for run in active],
+                    "worker": [run.worker or "–" for run in active],
+                    "last heartbeat": [format_duration(run.heartbeat_at, None, now()) + " ago" if run.heartbeat_at else "–" for run in active],
+                }
+            ),
+            hide_index=True,
+            column_config={"open": st.column_config.LinkColumn("", display_text="Open", width="small")},
+        )
+        chosen = st.selectbox("Run", active, format_func=run_label, key="cancel_pick")
+        if st.button("Cancel run", key="cancel", icon=":material/stop:"):
+            cancel_run(store(), chosen.id)
+            st.rerun()
+
+
+with friendly_errors():
+    live()
+    with st.expander("Workers and queue"):
+        st.write(f"Jobs waiting in the queue: {huey.pending_count()}")
+        st.caption(
+            "Workers send a heartbeat every few seconds; a run whose worker is gone is failed as 'worker lost' "
+            f"after {settings().heartbeat_timeout:.0f} s of silence, or at once when its process on this machine has died."
+        )
+        if st.button("Check for lost workers now", key="reap"):
+            lost = reap(store(), settings())
+            st.success(f"Marked {len(lost)} run(s) as lost." if lost else "No lost runs.")

@@ -1,0 +1,219 @@
+"""Every page, through Streamlit's AppTest: renders, links resolve, forms work, bad input is friendly."""
+
+import pytest
+
+from tests.ui.conftest import SAMPLE
+
+PAGES = ["pages/experiments.py", "pages/experiment.py", "pages/run.py", "pages/compare.py", "pages/adapters.py", "pages/jobs.py"]
+
+
+def texts(app) -> str:
+    parts = [e.value for e in app.title] + [e.value for e in app.markdown] + [e.value for e in app.caption]
+    parts += [e.value for e in app.info] + [e.value for e in app.error] + [e.value for e in app.warning] + [e.value for e in app.success]
+    return "\n".join(str(part) for part in parts)
+
+
+def table_with(app, column: str):
+    """The first table on the page that has this column."""
+    return next(frame.value for frame in app.dataframe if column in frame.value.columns)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_store(open_page, page):
+    app = open_page(page)
+
+    assert app.title and not app.error
+
+
+@pytest.mark.parametrize(
+    ("page", "param"),
+    [
+        ("pages/experiments.py", None),
+        ("pages/experiment.py", "experiment"),
+        ("pages/run.py", "done"),
+        ("pages/run.py", "failed"),
+        ("pages/compare.py", "runs"),
+        ("pages/adapters.py", None),
+        ("pages/adapters.py", "adapter"),
+        ("pages/jobs.py", None),
+    ],
+)
+def test_every_page_renders_on_a_populated_store(open_page, populated, page, param):
+    params = {
+        None: {},
+        "experiment": {"experiment": str(populated["experiment"])},
+        "done": {"run": str(populated["done"])},
+        "failed": {"run": str(populated["failed"])},
+        "runs": {"runs": f"{populated['done']},{populated['failed']}"},
+        "adapter": {"adapter": str(populated["adapter"])},
+    }[param]
+
+    app = open_page(page, **params)
+
+    assert app.title, "every page has a title"
+
+
+def test_experiments_page_lists_experiments_with_status_and_best_metric(open_page, populated):
+    app = open_page("pages/experiments.py")
+
+    table = table_with(app, "best")
+    assert table["name"].tolist() == ["sentiment LoRA"]
+    assert table["runs"].tolist() == [3]
+    assert "running" in table["status"].iloc[0]
+    assert table["best"].iloc[0] == "eval_loss 0.35"
+
+
+def test_creating_an_experiment_from_the_form(open_page, app_store):
+    app = open_page("pages/experiments.py")
+    app.text_input(key="new_name").input("my first experiment")
+    app.text_input(key="new_dataset").input(SAMPLE)
+    app.run()
+    assert "3,000 rows" in texts(app)
+
+    app.button(key="create").click().run()
+
+    assert "Created experiment" in texts(app)
+    assert [e.name for e in app_store.list_experiments().items] == ["my first experiment"]
+
+
+def test_experiment_validation_errors_are_shown_inline(open_page, app_store):
+    app = open_page("pages/experiments.py")
+    app.text_input(key="new_name").input("   ")
+    app.run()
+    app.button(key="create").click().run()
+
+    assert "Name: String should have at least 1 character" in texts(app)
+    assert app_store.list_experiments().total == 0
+
+
+def test_a_missing_dataset_is_reported_and_blocks_creation(open_page, app_store):
+    app = open_page("pages/experiments.py")
+    app.text_input(key="new_name").input("x")
+    app.text_input(key="new_dataset").input("data/nowhere.csv")
+    app.run()
+
+    assert "Dataset:" in texts(app) and "nowhere.csv" in texts(app)
+    assert app.button(key="create").disabled
+
+
+def test_status_filter_and_name_search(open_page, populated, app_store):
+    app_store.create_experiment({"name": "other", "dataset": SAMPLE})
+    app = open_page("pages/experiments.py")
+
+    app.multiselect(key="status").select("created").run()
+    assert table_with(app, "best")["name"].tolist() == ["other"]
+
+    app.multiselect(key="status").unselect("created").run()
+    app.text_input(key="q").input("sentiment").run()
+    assert table_with(app, "best")["name"].tolist() == ["sentiment LoRA"]
+
+
+def test_delete_asks_for_confirmation_then_restore_brings_it_back(open_page, populated, app_store):
+    app = open_page("pages/experiments.py")
+
+    app.button(key="delete").click().run()
+    assert app_store.list_experiments().total == 1
+    app.button(key="confirm").click().run()
+    assert app_store.list_experiments().total == 0
+    assert app_store.get_run(populated["queued"]).status == "cancelled"
+
+    app.toggle(key="deleted").set_value(True).run()
+    app.button(key="restore").click().run()
+    assert app_store.list_experiments().total == 1
+
+
+def test_experiment_deep_link_shows_runs_best_metrics_and_error(open_page, populated):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    assert app.title[0].value == "sentiment LoRA"
+    runs = table_with(app, "loss curve")
+    assert runs["id"].tolist() == [populated["queued"], populated["failed"], populated["done"]]
+    assert "v1" in runs["adapter"].iloc[2]
+    assert any(m.label == "best eval_loss" and m.value == "0.35" for m in app.metric)
+
+
+def test_selected_runs_open_the_compare_page(open_page, populated):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    app.multiselect(key="compare_pick").set_value([populated["done"], populated["failed"]]).run()
+    app.button(key="compare").click().run()
+
+    assert app.query_params["runs"] == f"{populated['done']},{populated['failed']}"
+    assert app.title[0].value == "Compare runs"
+    assert not app.exception
+
+
+def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, populated):
+    app = open_page("pages/compare.py", runs=f"{populated['done']},{populated['failed']}")
+
+    metrics = table_with(app, "better")
+    row = metrics[metrics["metric"] == "eval_loss"].iloc[0]
+    assert row["better"] == "↓ lower"
+    config = table_with(app, "setting")
+    assert config["setting"].tolist() == ["learning_rate"]
+
+
+def test_new_run_form_starts_one_run_per_swept_learning_rate(open_page, populated, app_store):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    app.text_input(key="sweep").input("0.001, 0.002")
+    app.button[[b.label for b in app.button].index("Start")].click().run()
+
+    newest = app_store.list_runs(populated["experiment"])[:2]
+    assert sorted(run.config["learning_rate"] for run in newest) == [0.001, 0.002]
+    assert "Started run(s)" in texts(app)
+
+
+def test_a_bad_sweep_is_a_friendly_error(open_page, populated, app_store):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    app.text_input(key="sweep").input("fast, slow")
+    app.button[[b.label for b in app.button].index("Start")].click().run()
+
+    assert "'fast' is not a number" in texts(app)
+    assert len(app_store.list_runs(populated["experiment"])) == 3
+
+
+def test_run_page_shows_error_traceback_and_adapter_link(open_page, populated):
+    failed = open_page("pages/run.py", run=str(populated["failed"]))
+    done = open_page("pages/run.py", run=str(populated["done"]))
+
+    assert "ValueError: learning rate too high" in texts(failed)
+    assert any("Adapter sentiment LoRA v1" in link.label for link in done.get("page_link"))
+
+
+def test_adapter_detail_shows_files_and_lineage(open_page, populated):
+    app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
+
+    assert app.title[0].value == "sentiment LoRA v1"
+    assert table_with(app, "file")["file"].tolist() == ["adapter_config.json"]
+    labels = [link.label for link in app.get("page_link")]
+    assert "Experiment: sentiment LoRA" in labels and f"Run: run-1 (#{populated['done']})" in labels
+
+
+@pytest.mark.parametrize(
+    ("page", "params", "message"),
+    [
+        ("pages/run.py", {"run": "abc"}, "is not a positive whole number"),
+        ("pages/run.py", {"run": "999"}, "no run with ID 999"),
+        ("pages/experiment.py", {"experiment": "-1"}, "is not a positive whole number"),
+        ("pages/experiment.py", {"experiment": "424242"}, "no experiment with ID 424242"),
+        ("pages/compare.py", {"runs": "1,x"}, "is not a positive whole number"),
+        ("pages/compare.py", {"runs": "777"}, "no run with ID 777"),
+        ("pages/adapters.py", {"adapter": "1; DROP TABLE adapters"}, "is not a positive whole number"),
+    ],
+)
+def test_bad_deep_links_show_a_friendly_message(open_page, page, params, message):
+    app = open_page(page, **params)
+
+    assert message in texts(app)
+
+
+def test_names_with_script_tags_show_as_text(open_page, app_store):
+    experiment_id = app_store.create_experiment({"name": "<script>alert('x')</script> **bold**", "dataset": SAMPLE})
+
+    app = open_page("pages/experiment.py", experiment=str(experiment_id))
+
+    title = app.title[0].value
+    assert "\\<script\\>" in title and "\\*\\*bold\\*\\*" in title
+    assert not any(getattr(m.proto, "allow_html", False) for m in app.markdown)

@@ -1,0 +1,52 @@
+"""What every page needs: the store, error handling that never shows a traceback, and small widgets."""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from core import open_store
+from core.duckdb_store import DuckDBStore
+from core.errors import NotFoundError, TuneDeckError
+from core.presenters import STATUS_COLOURS, escape_markdown, parse_id
+from core.settings import Settings, get_settings
+
+log = logging.getLogger("tunedeck.ui")
+
+
+def store() -> DuckDBStore:
+    """A store handle: cheap, holds no connection, so each call may make a fresh one."""
+    return open_store()
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Show our errors as messages and anything unexpected as a short apology, logging the details."""
+    try:
+        yield
+    except NotFoundError as error:
+        st.warning(f"{error}. It may have been deleted, or the link is mistyped.")
+    except TuneDeckError as error:
+        st.error(str(error))
+    except Exception:
+        log.exception("page failed")
+        st.error("Something went wrong while drawing this page. The details are in the server log; reload to try again.")
+
+
+def query_id(name: str, what: str) -> int | None:
+    """An ID from the URL (?name=ID); a malformed one raises a friendly ValidationError."""
+    return parse_id(st.query_params.get(name), what)
+
+
+def status_badge(status: str) -> None:
+    st.badge(str(status), color=STATUS_COLOURS.get(str(status), "gray"))
+
+
+def plain(text: str) -> str:
+    """User text safe to put inside Markdown (titles, captions)."""
+    return escape_markdown(text)
