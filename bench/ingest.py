@@ -9,13 +9,17 @@ runs from the first logged point until the writer has closed, i.e. until every p
 """
 
 import argparse
+import inspect
 import multiprocessing
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import polars as pl
 
 from core.duckdb_store import DuckDBStore
 from core.writer import MetricWriter
@@ -24,7 +28,7 @@ KEYS = ("loss", "learning_rate", "eval_loss", "accuracy")
 RUNS = 200
 POINTS = 10_000_000
 FLUSH_POINTS = 500_000
-DEFAULT_FLUSH_POINTS = 100_000  # MetricWriter's own default, measured too so the README's plain usage is covered
+DEFAULT_FLUSH_POINTS = inspect.signature(MetricWriter).parameters["flush_points"].default  # what callers get by default
 PER_STEP_POINTS = 200_000
 PER_STEP_RUNS = 10
 TARGET_POINTS_PER_SECOND = 1_000_000
@@ -39,6 +43,7 @@ class IngestResult:
     processes: int = 1
     store_bytes: int = 0
     errors: list[str] = field(default_factory=list)
+    flush_ms: list[float] = field(default_factory=list)
     target: float | None = None
 
     @property
@@ -46,21 +51,35 @@ class IngestResult:
         return self.points / self.seconds
 
     @property
-    def flushes(self) -> int:
-        """Flushes per writer: each one is a store operation that opens and closes the file."""
-        return -(-self.points // (self.flush_points * self.processes))
+    def flush_median_ms(self) -> float:
+        return statistics.median(self.flush_ms)
 
     def line(self) -> str:
         return (
             f"{self.label}: {self.points:,} points in {self.seconds:.2f} s = {self.points_per_second:,.0f} points/s "
-            f"(flush_points={self.flush_points:,}, processes={self.processes}, store {self.store_bytes / 2**20:.0f} MiB, "
-            f"errors: {len(self.errors)})"
+            f"(flush_points={self.flush_points:,}, {len(self.flush_ms)} flushes of median {self.flush_median_ms:.0f} ms, "
+            f"processes={self.processes}, store {self.store_bytes / 2**20:.0f} MiB, errors: {len(self.errors)})"
         )
 
 
-def make_store(folder: Path, runs: int) -> tuple[DuckDBStore, list[int]]:
+class TimedStore(DuckDBStore):
+    """The real store, noting how long each flush (one log_metrics call) takes."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.flush_ms: list[float] = []
+
+    def log_metrics(self, points: pl.DataFrame) -> int:
+        start = time.perf_counter()
+        try:
+            return super().log_metrics(points)
+        finally:
+            self.flush_ms.append((time.perf_counter() - start) * 1000)
+
+
+def make_store(folder: Path, runs: int) -> tuple[TimedStore, list[int]]:
     """A fresh store holding one experiment and its runs, created through the store API."""
-    store = DuckDBStore(folder / "store.duckdb")
+    store = TimedStore(folder / "store.duckdb")
     experiment_id = store.create_experiment({"name": "ingest benchmark", "dataset": "data/sample/sentiment.csv"})
     return store, [store.create_run(experiment_id, {"lora_rank": 8}) for _ in range(runs)]
 
@@ -131,7 +150,7 @@ def _timed(folder: Path, runs: int, log, steps: int, flush_points: int, label: s
     errors = missing_points(store, run_ids, steps)
     if written != steps * runs * len(KEYS):
         errors.append(f"writer reports {written:,} points written")
-    return IngestResult(label, written, seconds, flush_points, store_bytes=store_bytes(store), errors=errors)
+    return IngestResult(label, written, seconds, flush_points, 1, store_bytes(store), errors, store.flush_ms)
 
 
 def bench_columnar(folder: Path, points: int = POINTS, flush_points: int = FLUSH_POINTS) -> IngestResult:
@@ -147,16 +166,24 @@ def bench_per_step(folder: Path, points: int = PER_STEP_POINTS, flush_points: in
 
 
 # -- several writer processes on one store file ---------------------------------------------------
+class WriterOutcome(NamedTuple):
+    start: float
+    end: float
+    written: int
+    error: str | None
+    flush_ms: list[float]
+
+
 def _writer_process(path: str, run_ids: list[int], steps: int, flush_points: int, ready, results) -> None:
-    store = DuckDBStore(path)
+    store = TimedStore(path)
     store.get_runs(run_ids)  # opens the file once, so schema checks happen before the clock starts
     ready.wait()
     start = time.time()
     try:
         written, error = log_columnar(store, run_ids, steps, flush_points), None
-    except Exception as exc:  # reported, not raised: the parent counts errors across processes
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: the parent counts every process's errors
         written, error = 0, f"{type(exc).__name__}: {exc}"
-    results.put((start, time.time(), written, error))
+    results.put(WriterOutcome(start, time.time(), written, error, store.flush_ms))
 
 
 def bench_processes(folder: Path, processes: int, points: int = POINTS, flush_points: int = FLUSH_POINTS) -> IngestResult:
@@ -175,14 +202,14 @@ def bench_processes(folder: Path, processes: int, points: int = POINTS, flush_po
     outcomes = [results.get(timeout=600) for _ in workers]
     for worker in workers:
         worker.join()
-    errors = [error for *_, error in outcomes if error]
+    errors = [outcome.error for outcome in outcomes if outcome.error]
     errors += [f"writer process exited with {worker.exitcode}" for worker in workers if worker.exitcode]
     errors += missing_points(store, run_ids, steps)
-    seconds = max(end for _, end, *_ in outcomes) - min(start for start, *_ in outcomes)
-    written = sum(outcome[2] for outcome in outcomes)
-    return IngestResult(
-        f"log_series, {processes} processes", written, seconds, flush_points, processes, store_bytes(store), errors
-    )
+    seconds = max(outcome.end for outcome in outcomes) - min(outcome.start for outcome in outcomes)
+    written = sum(outcome.written for outcome in outcomes)
+    flush_ms = [ms for outcome in outcomes for ms in outcome.flush_ms]
+    label = f"log_series, {processes} processes"
+    return IngestResult(label, written, seconds, flush_points, processes, store_bytes(store), errors, flush_ms)
 
 
 def run(folder: Path, points: int, flush_points: int, per_step_points: int, processes: int) -> list[IngestResult]:

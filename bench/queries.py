@@ -73,7 +73,9 @@ def seed(folder: Path, experiments: int) -> tuple[DuckDBStore, float]:
 def counts(store: DuckDBStore) -> tuple[int, int, int]:
     """Row counts, read directly: a check on what was seeded, not a measured operation."""
     with connect(store.path, read_only=True) as con:
-        return first(con, "SELECT (SELECT count(*) FROM experiments), (SELECT count(*) FROM runs), (SELECT count(*) FROM metrics)")
+        return first(
+            con, "SELECT (SELECT count(*) FROM experiments), (SELECT count(*) FROM runs), (SELECT count(*) FROM metrics)"
+        )
 
 
 def queries(store: DuckDBStore) -> list[Query]:
@@ -81,7 +83,9 @@ def queries(store: DuckDBStore) -> list[Query]:
     middle, later_page = total // 2, max(1, total // 20 // 2)
     run_ids = [run.id for run in store.list_runs(middle)][:COMPARED_RUNS]
     return [
-        Query("open + close the file read-only (duckdb.connect)", lambda: duckdb.connect(str(store.path), read_only=True).close()),
+        Query(
+            "open + close the file read-only (duckdb.connect)", lambda: duckdb.connect(str(store.path), read_only=True).close()
+        ),
         Query("list_experiments, page 1 of 20", lambda: store.list_experiments(page=1, page_size=20), LIST_TARGET_MS),
         Query(
             "list_experiments, status = completed",
@@ -147,7 +151,9 @@ def main() -> None:
     options = arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args()
     with tempfile.TemporaryDirectory(prefix="tunedeck-queries-") as folder:
         suite = run(Path(folder), options.experiments, options.repeat)
-    print(f"store: {suite.experiments:,} experiments, {suite.runs:,} runs, {suite.points:,} points, seeded in {suite.seed_seconds:.1f} s")
+    print(
+        f"store: {suite.experiments:,} experiments, {suite.runs:,} runs, {suite.points:,} points, seeded in {suite.seed_seconds:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Run the ingest and query benchmarks and rewrite BENCHMARKS.md with what they measured.
 
-    python -m bench.run_all                                       # the full run, a few minutes
-    python -m bench.run_all --points 1000000 --experiments 1000   # a quick check of the machinery
+python -m bench.run_all                                       # the full run, about a minute on 2 CPUs
+python -m bench.run_all --points 1000000 --experiments 1000   # a quick check of the machinery
 """
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ def arguments() -> argparse.Namespace:
 
 def main() -> None:
     options = arguments()
-    started, clock = datetime.now(UTC), time.perf_counter()
+    started, clock, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as folder:
         (Path(folder) / "ingest").mkdir()
         (Path(folder) / "queries").mkdir()
@@ -36,7 +37,8 @@ def main() -> None:
         )
         queried = queries.run(Path(folder) / "queries", options.experiments, options.repeat)
     command = " ".join(["python -m bench.run_all", *sys.argv[1:]])
-    options.output.write_text(report.render(ingested, queried, command, started, time.perf_counter() - clock))
+    load = (load_before, os.getloadavg()[0])
+    options.output.write_text(report.render(ingested, queried, command, started, time.perf_counter() - clock, load))
     print(f"wrote {options.output}")
 
 

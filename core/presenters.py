@@ -16,13 +16,21 @@ from core.errors import ValidationError
 from core.training_config import TrainingConfig
 
 STATUS_COLOURS = {"created": "gray", "queued": "gray", "running": "blue", "completed": "green", "failed": "red", "cancelled": "orange"}
-STATUS_ICONS = {"created": "⚪", "queued": "⏳", "running": "🔵", "completed": "🟢", "failed": "🔴", "cancelled": "🟠"}
+STATUS_CELL_STYLES = {
+    "created": "background-color: #f3f4f6; color: #374151",
+    "queued": "background-color: #f3f4f6; color: #374151",
+    "running": "background-color: #dbeafe; color: #1e40af",
+    "completed": "background-color: #dcfce7; color: #166534",
+    "failed": "background-color: #fee2e2; color: #991b1b",
+    "cancelled": "background-color: #ffedd5; color: #9a3412",
+}
 SUMMARY_KEYS = ("loss", "eval_loss", "eval_accuracy")
 CONFIG_COLUMNS = ("learning_rate", "epochs", "max_steps", "batch_size", "lora_rank", "lora_alpha", "lora_dropout", "seed")
 
 
-def status_label(status: str) -> str:
-    return f"{STATUS_ICONS.get(str(status), '')} {status}".strip()
+def status_cell_style(label: str) -> str:
+    """Table cell colours for a status column, so status reads as a coloured badge."""
+    return STATUS_CELL_STYLES.get(str(label).split(" ")[0], "")
 
 
 def escape_markdown(text: str) -> str:
@@ -31,7 +39,7 @@ def escape_markdown(text: str) -> str:
 
 
 def format_value(value: float | None) -> str:
-    if value is None:
+    if value is None or value != value:  # None, or NaN where a table has no value
         return "–"
     return f"{value:.4g}"
 
@@ -80,7 +88,7 @@ def experiments_frame(page: ExperimentPage) -> pl.DataFrame:
         {
             "open": [experiment_url(e.id) for e in page.items],
             "name": [e.name for e in page.items],
-            "status": [status_label(e.status) + (" (deleted)" if e.is_deleted else "") for e in page.items],
+            "status": [e.status.value + (" (deleted)" if e.is_deleted else "") for e in page.items],
             "runs": [e.run_count for e in page.items],
             "best": [best_primary_label(e) for e in page.items],
             "dataset": [e.dataset for e in page.items],
@@ -100,16 +108,16 @@ def runs_frame(runs: list[Run], sparklines: dict[int, list[float]] | None = None
     columns: dict[str, list] = {
         "open": [run_url(run.id) for run in runs],
         "run": [run.name for run in runs],
-        "status": [status_label(run.status) for run in runs],
+        "status": [run.status.value for run in runs],
         "started": [run.started_at for run in runs],
         "duration": [format_duration(run.started_at, run.ended_at, now) for run in runs],
-    }
-    for key in config_keys:
-        columns[key] = [_cell(run.config.get(key)) for run in runs]
+    }  # then final metrics, loss curve, adapter and the config columns that vary
     for key in metric_keys:
         columns[key] = [run.metrics[key].last if key in run.metrics else None for run in runs]
-    columns["adapter"] = [adapter_url(run.adapter.id, run.adapter.version) if run.adapter else None for run in runs]
     columns["loss curve"] = [sparklines.get(run.id, []) for run in runs]
+    columns["adapter"] = [adapter_url(run.adapter.id, run.adapter.version) if run.adapter else None for run in runs]
+    for key in config_keys:
+        columns[key] = [_cell(run.config.get(key)) for run in runs]
     columns["id"] = [run.id for run in runs]
     overrides = {"started": pl.Datetime("us"), "id": pl.Int64, "loss curve": pl.List(pl.Float64), "adapter": pl.String}
     overrides.update({key: pl.Float64 for key in metric_keys})

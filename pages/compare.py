@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import charts
-from core.presenters import comparison_csv, comparison_metrics_frame, config_diff_frame, parse_run_ids, run_label
+from core.presenters import comparison_csv, comparison_metrics_frame, config_diff_frame, format_value, parse_run_ids
 from ui.common import friendly_errors, store
 
 BEST_STYLE = "background-color: #dcfce7; font-weight: 600"
@@ -14,9 +14,9 @@ st.title("Compare runs")
 def highlighted(values, best):
     """Green cells where a run is best for that metric."""
     flags = best.to_pandas()
-    return values.to_pandas().style.apply(lambda column: [BEST_STYLE if flag else "" for flag in flags[column.name]], axis=0).format(
-        precision=4, na_rep="–", subset=[c for c in values.columns if c not in ("metric", "better")]
-    )
+    runs = [column for column in values.columns if column not in ("metric", "better")]
+    style = values.to_pandas().style.apply(lambda column: [BEST_STYLE if flag else "" for flag in flags[column.name]], axis=0, subset=runs)
+    return style.format(format_value, subset=runs)
 
 
 with friendly_errors():
@@ -43,6 +43,6 @@ with friendly_errors():
         st.subheader("Curves")
         keys = [row.key for row in comparison.metrics]
         series = store().get_metric_series(run_ids, keys, max_points=1000)
-        names = {run.id: run_label(run) for run in comparison.runs}
+        names = {run.id: run.name for run in comparison.runs}
         smoothing = st.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing")
         st.altair_chart(charts.overlay_charts(series, keys, run_names=names, smoothing=smoothing), width="stretch")

@@ -6,7 +6,7 @@ from core import charts
 from core.errors import ValidationError
 from core.presenters import best_primary_label, format_value, parse_sweep, run_label, runs_frame
 from jobs.tasks import start_run
-from ui.common import friendly_errors, plain, query_id, status_badge, store
+from ui.common import friendly_errors, plain, query_id, status_badge, store, with_status_colours
 from ui.config_form import config_inputs
 
 
@@ -48,7 +48,7 @@ def runs_section(detail) -> None:
     series = store().get_metric_series(run_ids, ["loss"], max_points=60)
     frame = runs_frame(detail.runs, charts.sparklines(series, "loss"))
     table = st.dataframe(
-        frame,
+        with_status_colours(frame),
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
@@ -77,14 +77,14 @@ def curves(detail) -> None:
     key = detail.experiment.primary_metric
     series = store().get_metric_series([run.id for run in detail.runs], [key], max_points=1000)
     names = {run.id: run.name for run in detail.runs}
-    st.subheader(f"{key} by run")
+    st.subheader("Curves")
     st.altair_chart(charts.metric_chart(series, key, run_names=names), width="stretch")
 
 
 def new_run_form(experiment) -> None:
     if experiment.is_deleted:
         return
-    with st.expander("New run", icon=":material/play_arrow:", expanded=not st.session_state.get("started")):
+    with st.expander("New run", icon=":material/play_arrow:"):
         with st.form("new_run"):
             values = config_inputs()
             sweep = st.text_input("Learning-rate sweep (optional)", placeholder="e.g. 1e-3, 3e-3, 1e-2: one run per value", key="sweep")

@@ -5,9 +5,9 @@ import streamlit as st
 from core.datasets import preview
 from core.errors import TuneDeckError, ValidationError
 from core.filters import EXPERIMENT_SORTS
-from core.presenters import experiments_frame, status_label
+from core.presenters import experiments_frame
 from core.status import ExperimentStatus
-from ui.common import friendly_errors, plain, store
+from ui.common import friendly_errors, plain, store, with_status_colours
 
 SORT_LABELS = {"created_at": "Created", "updated_at": "Updated", "name": "Name", "status": "Status", "run_count": "Run count"}
 PAGE_SIZE = 20
@@ -44,7 +44,7 @@ def create_form() -> None:
 
 def filters() -> dict:
     left, middle, right, toggles = st.columns([3, 3, 2, 2])
-    statuses = left.multiselect("Status", [s.value for s in ExperimentStatus], key="status", format_func=status_label, bind="query-params")
+    statuses = left.multiselect("Status", [s.value for s in ExperimentStatus], key="status", bind="query-params")
     name = middle.text_input("Name contains", key="q", max_chars=200)
     sort = right.selectbox("Sort by", list(EXPERIMENT_SORTS)[:5], key="sort", format_func=SORT_LABELS.get, bind="query-params")
     descending = toggles.toggle("Newest / highest first", value=True, key="desc")
@@ -95,7 +95,7 @@ with friendly_errors():
     st.caption(f"{page.total:,} experiments · page {page.page} of {page.pages}")
     if page.items:
         st.dataframe(
-            experiments_frame(page),
+            with_status_colours(experiments_frame(page)),
             hide_index=True,
             column_order=["open", "name", "status", "runs", "best", "dataset", "created", "updated"],
             column_config={

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import polars as pl
 import streamlit as st
 
-from core.presenters import format_duration, run_label, run_url, status_label
+from core.presenters import format_duration, run_label, run_url
 from jobs.config import huey
 from jobs.lock import worker_running
 from jobs.reaper import reap
@@ -35,7 +35,7 @@ def live() -> None:
                 {
                     "open": [run_url(run.id) for run in active],
                     "run": [run_label(run) for run in active],
-                    "status": [status_label(run.status) for run in active],
+                    "status": [run.status.value for run in active],
                     "experiment": [run.experiment_id for run in active],
                     "waiting / running for": [format_duration(run.started_at or run.created_at, None, now()) for run in active],
                     "worker": [run.worker or "–" for run in active],

@@ -4,12 +4,13 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import polars as pl
 import streamlit as st
 
 from core import open_store
 from core.duckdb_store import DuckDBStore
 from core.errors import NotFoundError, TuneDeckError
-from core.presenters import STATUS_COLOURS, escape_markdown, parse_id
+from core.presenters import STATUS_COLOURS, escape_markdown, parse_id, status_cell_style
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("tunedeck.ui")
@@ -50,3 +51,8 @@ def status_badge(status: str) -> None:
 def plain(text: str) -> str:
     """User text safe to put inside Markdown (titles, captions)."""
     return escape_markdown(text)
+
+
+def with_status_colours(frame: pl.DataFrame, column: str = "status"):
+    """The frame as a table whose status cells are coloured like badges."""
+    return frame.to_pandas().style.map(status_cell_style, subset=[column])

@@ -1,0 +1,146 @@
+"""The running app in headless Chromium: create, train, compare, follow to the adapter.
+
+Screenshots of every page land in the folder this test prints (TUNEDECK_SCREENSHOTS or a temp dir).
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.sync_api") if not os.environ.get("CI") else __import__("playwright.sync_api").sync_api
+if CHROMIUM is None and os.environ.get("CI"):
+    pytest.fail("Debian's chromium is missing: .ci/run installs it", pytrace=False)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    env = {**os.environ, "TUNEDECK_DATA_DIR": str(tmp_path), "TUNEDECK_EMBEDDED_WORKER": "1", "TUNEDECK_HEARTBEAT_INTERVAL": "0.5"}
+    log = (tmp_path / "streamlit.log").open("w")
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    yield url, tmp_path
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def browser_page():
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        yield page
+        browser.close()
+
+
+@pytest.fixture
+def shots():
+    folder = Path(os.environ.get("TUNEDECK_SCREENSHOTS") or tempfile.mkdtemp(prefix="tunedeck-screenshots-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+
+    def take(page, name: str) -> None:
+        page.wait_for_timeout(1500)  # let charts finish drawing
+        page.screenshot(path=str(folder / f"{name}.png"))
+
+    return take
+
+
+def settle(page) -> None:
+    page.wait_for_load_state("networkidle")
+    page.get_by_test_id("stApp").wait_for()
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+
+
+def test_create_train_compare_and_follow_to_the_adapter(server, browser_page, shots):
+    url, data_dir = server
+    page = browser_page
+
+    page.goto(url)
+    settle(page)
+    page.get_by_text("New experiment").click()
+    page.get_by_label("Name", exact=True).fill("browser sentiment")
+    page.get_by_label("Name", exact=True).press("Enter")
+    page.get_by_text("3,000 rows").wait_for()
+    shots(page, "01-experiments-create")
+    page.get_by_role("button", name="Create experiment").click()
+    page.get_by_text("Created experiment").wait_for()
+    page.get_by_role("link", name="Open it").click()
+    page.get_by_role("heading", name="browser sentiment").wait_for()
+
+    page.get_by_text("New run").click()
+    page.get_by_label("Learning-rate sweep (optional)").fill("0.003, 0.03")
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("Started run(s)").wait_for()
+
+    store = open_store(data_dir)
+    experiment = store.list_experiments().items[0]
+    deadline = time.monotonic() + 120
+    while store.get_experiment(experiment.id).status != "completed" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert store.get_experiment(experiment.id).status == "completed"
+    page.reload()
+    settle(page)
+    page.get_by_text("best eval_loss", exact=True).wait_for()
+    shots(page, "02-experiment")
+
+    for _ in range(2):
+        page.get_by_label("Runs to compare").click()
+        page.get_by_role("option").first.click()
+        page.keyboard.press("Escape")
+        settle(page)
+    page.get_by_role("button", name="Compare selected").click()
+    page.get_by_role("heading", name="Final metrics").wait_for()
+    assert re.search(r"runs=\d+(%2C|,)\d+", page.url)
+    shots(page, "03-compare")
+
+    run_id = store.list_runs(experiment.id)[0].id
+    page.goto(f"{url}/run?run={run_id}")
+    settle(page)
+    page.get_by_text("eval_accuracy").first.wait_for()
+    shots(page, "04-run")
+    page.get_by_role("link", name=re.compile(r"Adapter browser sentiment v\d")).click()
+    page.get_by_role("heading", name="Lineage").wait_for()
+    page.get_by_text("adapter_model.safetensors").wait_for(state="attached")
+    shots(page, "05-adapter")
+
+    page.goto(f"{url}/adapters")
+    settle(page)
+    shots(page, "06-adapters")
+    page.goto(f"{url}/jobs")
+    settle(page)
+    shots(page, "07-jobs")
+    page.goto(f"{url}/experiments")
+    settle(page)
+    shots(page, "08-experiments")
