@@ -23,6 +23,7 @@ from core.migrations import migrate
 _process_locks: dict[Path, threading.RLock] = {}
 _migrated: set[Path] = set()
 _registry_lock = threading.Lock()
+_local = threading.local()
 
 FIRST_BACKOFF = 0.002
 MAX_BACKOFF = 0.05
@@ -69,10 +70,25 @@ def _ensure_schema(path: Path, timeout: float) -> None:
     _migrated.add(path)
 
 
+def _sessions() -> dict[Path, duckdb.DuckDBPyConnection]:
+    if not hasattr(_local, "sessions"):
+        _local.sessions = {}
+    return _local.sessions
+
+
 @contextmanager
 def connect(path: Path, *, read_only: bool = False, timeout: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One operation's connection: a transaction when writing, closed on exit whatever happens."""
+    """One operation's connection: a transaction when writing, closed on exit whatever happens.
+
+    Inside read_session() a read reuses the session's connection instead of opening the file again.
+    """
     path = Path(path).resolve()
+    shared = _sessions().get(path)
+    if shared is not None:
+        if not read_only:
+            raise StoreError("cannot write to the store inside a read session; finish reading first")
+        yield shared
+        return
     with _lock_for(path):
         _ensure_schema(path, timeout)
         con = _open(path, read_only=read_only, timeout=timeout)
@@ -90,6 +106,25 @@ def connect(path: Path, *, read_only: bool = False, timeout: float = 60.0) -> It
             raise
         finally:
             con.close()
+
+
+@contextmanager
+def read_session(path: Path, *, timeout: float = 60.0) -> Iterator[None]:
+    """Several reads on one opening of the file: one open cost and one consistent view.
+
+    Writers in other processes wait (with backoff) until the session ends, so keep it short.
+    """
+    path = Path(path).resolve()
+    sessions = _sessions()
+    if path in sessions:
+        yield
+        return
+    with connect(path, read_only=True, timeout=timeout) as con:
+        sessions[path] = con
+        try:
+            yield
+        finally:
+            del sessions[path]
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 from pydantic import TypeAdapter
 
-from core.db import connect
+from core.db import connect, read_session
 from core.directions import Direction, direction_for, is_better
 from core.entities import (
     Adapter,
@@ -57,6 +57,9 @@ class DuckDBStore(TrackingStore):
 
     def _read(self):
         return connect(self.path, read_only=True, timeout=self.lock_timeout)
+
+    def reading(self):
+        return read_session(self.path, timeout=self.lock_timeout)
 
     # -- experiments -------------------------------------------------------------------------
     def create_experiment(self, spec: ExperimentCreate | dict) -> int:
@@ -281,9 +284,9 @@ class DuckDBStore(TrackingStore):
         return points.height
 
     def get_run_metrics(self, run_id: int, keys: list[str] | None = None) -> RunMetrics:
-        run = self.get_run(run_id)
         key_filter, params = ("AND list_contains(?, key)", [keys]) if keys is not None else ("", [])
-        with self._read() as con:
+        with self.reading(), self._read() as con:
+            run = self.get_run(run_id)
             series = frame(
                 con,
                 f"SELECT key, step, value, wall_time FROM metrics WHERE run_id = ? {key_filter} ORDER BY key, step",
@@ -319,7 +322,9 @@ class DuckDBStore(TrackingStore):
                 SELECT run_id, key, point.step, point.value, point.wall_time FROM extremes
                 ORDER BY run_id, key, step
                 """,
-                {"runs": run_ids, "keys": keys, "buckets": buckets} if keys is not None else {"runs": run_ids, "buckets": buckets},
+                {"runs": run_ids, "keys": keys, "buckets": buckets}
+                if keys is not None
+                else {"runs": run_ids, "buckets": buckets},
             )
 
     # -- adapters ----------------------------------------------------------------------------------

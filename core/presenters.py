@@ -15,7 +15,14 @@ from core.entities import Adapter, Experiment, ExperimentPage, Run, RunCompariso
 from core.errors import ValidationError
 from core.training_config import TrainingConfig
 
-STATUS_COLOURS = {"created": "gray", "queued": "gray", "running": "blue", "completed": "green", "failed": "red", "cancelled": "orange"}
+STATUS_COLOURS = {
+    "created": "gray",
+    "queued": "gray",
+    "running": "blue",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "orange",
+}
 STATUS_CELL_STYLES = {
     "created": "background-color: #f3f4f6; color: #374151",
     "queued": "background-color: #f3f4f6; color: #374151",
@@ -186,7 +193,13 @@ def adapters_frame(adapters: list[Adapter], runs: dict[int, Run] | None = None) 
             "created": [a.created_at for a in adapters],
             "id": [a.id for a in adapters],
         },
-        schema_overrides={"eval_loss": pl.Float64, "eval_accuracy": pl.Float64, "created": pl.Datetime("us"), "version": pl.Int64, "id": pl.Int64},
+        schema_overrides={
+            "eval_loss": pl.Float64,
+            "eval_accuracy": pl.Float64,
+            "created": pl.Datetime("us"),
+            "version": pl.Int64,
+            "id": pl.Int64,
+        },
     )
 
 

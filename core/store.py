@@ -6,6 +6,7 @@ Every method opens and releases the store itself, so callers never hold a connec
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -148,18 +149,24 @@ class TrackingStore(ABC):
     def list_adapters(self, experiment_id: int | None = None) -> list[Adapter]:
         """Adapters, newest first, optionally of one experiment."""
 
+    def reading(self) -> AbstractContextManager[None]:
+        """Group several reads into one consistent view (an implementation may make it cheaper too)."""
+        return nullcontext()
+
     # -- conveniences built on the primitives -------------------------------------------------
     def get_run(self, run_id: int) -> Run:
         return self.get_runs([run_id])[0]
 
     def get_experiment_detail(self, experiment_id: int) -> ExperimentDetail:
-        experiment = self.get_experiment(experiment_id)
-        runs = self.list_runs(experiment_id)
+        with self.reading():
+            experiment = self.get_experiment(experiment_id)
+            runs = self.list_runs(experiment_id)
         return ExperimentDetail(
             experiment=experiment, runs=runs, aggregates=compare.aggregate_metrics(runs, experiment.metric_directions)
         )
 
     def compare_runs(self, run_ids: list[int]) -> RunComparison:
-        runs = self.get_runs(run_ids)
-        overrides = self.get_experiment(runs[0].experiment_id).metric_directions if runs else {}
+        with self.reading():
+            runs = self.get_runs(run_ids)
+            overrides = self.get_experiment(runs[0].experiment_id).metric_directions
         return compare.compare_runs(runs, overrides)

@@ -65,7 +65,7 @@ def _epoch_us(moment: datetime | None) -> int:
 class MetricWriter:
     """Collects metric points for any number of runs; use as a context manager so the tail is flushed."""
 
-    def __init__(self, store: TrackingStore, *, flush_points: int = 100_000, flush_seconds: float = 1.0):
+    def __init__(self, store: TrackingStore, *, flush_points: int = 500_000, flush_seconds: float = 1.0):
         self.store = store
         self.flush_points = flush_points
         self.flush_seconds = flush_seconds

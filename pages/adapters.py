@@ -34,7 +34,9 @@ def detail(adapter_id: int) -> None:
     st.page_link("pages/adapters.py", label="All adapters", icon=":material/arrow_back:")
     st.subheader("Lineage")
     lineage = st.columns(3)
-    lineage[0].page_link("pages/experiment.py", label=f"Experiment: {experiment.name}", query_params={"experiment": experiment.id})
+    lineage[0].page_link(
+        "pages/experiment.py", label=f"Experiment: {experiment.name}", query_params={"experiment": experiment.id}
+    )
     lineage[1].page_link("pages/run.py", label=f"Run: {run.name} (#{run.id})", query_params={"run": run.id})
     lineage[2].markdown(f"Adapter: **v{adapter.version}**")
     cells = st.columns(3)
@@ -53,7 +55,5 @@ def detail(adapter_id: int) -> None:
 
 with friendly_errors():
     adapter_id = query_id("adapter", "adapter")
-    if adapter_id is None:
-        registry()
-    else:
-        detail(adapter_id)
+    with store().reading():
+        registry() if adapter_id is None else detail(adapter_id)

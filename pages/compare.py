@@ -15,7 +15,9 @@ def highlighted(values, best):
     """Green cells where a run is best for that metric."""
     flags = best.to_pandas()
     runs = [column for column in values.columns if column not in ("metric", "better")]
-    style = values.to_pandas().style.apply(lambda column: [BEST_STYLE if flag else "" for flag in flags[column.name]], axis=0, subset=runs)
+    style = values.to_pandas().style.apply(
+        lambda column: [BEST_STYLE if flag else "" for flag in flags[column.name]], axis=0, subset=runs
+    )
     return style.format(format_value, subset=runs)
 
 
@@ -25,12 +27,17 @@ with friendly_errors():
     if len(run_ids) < 1:
         st.info("Choose runs on an experiment page and press “Compare selected”, or type run IDs above.")
     else:
-        comparison = store().compare_runs(run_ids)
+        with store().reading():
+            comparison = store().compare_runs(run_ids)
+            keys = [row.key for row in comparison.metrics]
+            series = store().get_metric_series(run_ids, keys, max_points=1000)
         values, best = comparison_metrics_frame(comparison)
         st.subheader("Final metrics")
         st.caption("The best run per metric is highlighted; the arrow says which way is better.")
         st.dataframe(highlighted(values, best), hide_index=True)
-        st.download_button("Download CSV", comparison_csv(comparison), file_name="tunedeck-comparison.csv", mime="text/csv", key="csv")
+        st.download_button(
+            "Download CSV", comparison_csv(comparison), file_name="tunedeck-comparison.csv", mime="text/csv", key="csv"
+        )
 
         st.subheader("Config")
         show_all = st.toggle("Show settings that are the same too", key="all_config")
@@ -41,8 +48,6 @@ with friendly_errors():
             st.caption("All runs share the same config.")
 
         st.subheader("Curves")
-        keys = [row.key for row in comparison.metrics]
-        series = store().get_metric_series(run_ids, keys, max_points=1000)
         names = {run.id: run.name for run in comparison.runs}
         smoothing = st.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing")
         st.altair_chart(charts.overlay_charts(series, keys, run_names=names, smoothing=smoothing), width="stretch")

@@ -27,7 +27,9 @@ def header(experiment) -> None:
     status_badge(experiment.status)
     if experiment.is_deleted:
         st.warning("This experiment is deleted. Its history is kept; restore it on the Experiments page to add runs.")
-    st.caption(f"Dataset `{experiment.dataset}` · created {experiment.created_at:%Y-%m-%d %H:%M} · updated {experiment.updated_at:%Y-%m-%d %H:%M}")
+    st.caption(
+        f"Dataset `{experiment.dataset}` · created {experiment.created_at:%Y-%m-%d %H:%M} · updated {experiment.updated_at:%Y-%m-%d %H:%M}"
+    )
     if experiment.description:
         st.text(experiment.description)
     if experiment.status == "failed" and experiment.last_error:
@@ -35,18 +37,19 @@ def header(experiment) -> None:
     if experiment.best_metrics:
         cells = st.columns(min(len(experiment.best_metrics), 4))
         for cell, best in zip(cells * 4, experiment.best_metrics):
-            cell.metric(f"best {best.key}", format_value(best.value), help=f"run #{best.run_id}, {best.direction.value} is better")
+            cell.metric(
+                f"best {best.key}", format_value(best.value), help=f"run #{best.run_id}, {best.direction.value} is better"
+            )
     st.caption(f"Primary metric: {experiment.primary_metric} (best {best_primary_label(experiment)})")
 
 
-def runs_section(detail) -> None:
+def runs_section(detail, loss) -> None:
     st.subheader(f"Runs ({len(detail.runs)})")
     if not detail.runs:
-        st.info("No runs yet: start one below.")
+        st.info("No runs yet: start one above.")
         return
     run_ids = [run.id for run in detail.runs]
-    series = store().get_metric_series(run_ids, ["loss"], max_points=60)
-    frame = runs_frame(detail.runs, charts.sparklines(series, "loss"))
+    frame = runs_frame(detail.runs, charts.sparklines(loss, "loss"))
     table = st.dataframe(
         with_status_colours(frame),
         hide_index=True,
@@ -63,7 +66,9 @@ def runs_section(detail) -> None:
     )
     selected = [detail.runs[row].id for row in table.selection.rows] if table is not None else []
     by_id = {run.id: run for run in detail.runs}
-    chosen = st.multiselect("Runs to compare", run_ids, default=selected, format_func=lambda i: run_label(by_id[i]), key="compare_pick")
+    chosen = st.multiselect(
+        "Runs to compare", run_ids, default=selected, format_func=lambda i: run_label(by_id[i]), key="compare_pick"
+    )
     if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
     if detail.aggregates:
@@ -71,11 +76,10 @@ def runs_section(detail) -> None:
             st.dataframe([a.model_dump() for a in detail.aggregates], hide_index=True)
 
 
-def curves(detail) -> None:
+def curves(detail, series) -> None:
     if not detail.runs:
         return
     key = detail.experiment.primary_metric
-    series = store().get_metric_series([run.id for run in detail.runs], [key], max_points=1000)
     names = {run.id: run.name for run in detail.runs}
     st.subheader("Curves")
     st.altair_chart(charts.metric_chart(series, key, run_names=names), width="stretch")
@@ -87,7 +91,9 @@ def new_run_form(experiment) -> None:
     with st.expander("New run", icon=":material/play_arrow:"):
         with st.form("new_run"):
             values = config_inputs()
-            sweep = st.text_input("Learning-rate sweep (optional)", placeholder="e.g. 1e-3, 3e-3, 1e-2: one run per value", key="sweep")
+            sweep = st.text_input(
+                "Learning-rate sweep (optional)", placeholder="e.g. 1e-3, 3e-3, 1e-2: one run per value", key="sweep"
+            )
             submitted = st.form_submit_button("Start", type="primary")
         if submitted:
             try:
@@ -108,8 +114,12 @@ with friendly_errors():
     if experiment_id is None:
         pick_experiment()
     else:
-        detail = store().get_experiment_detail(experiment_id)
+        with store().reading():
+            detail = store().get_experiment_detail(experiment_id)
+            run_ids = [run.id for run in detail.runs]
+            loss = store().get_metric_series(run_ids, ["loss"], max_points=60)
+            primary = store().get_metric_series(run_ids, [detail.experiment.primary_metric], max_points=1000)
         header(detail.experiment)
         new_run_form(detail.experiment)
-        runs_section(detail)
-        curves(detail)
+        runs_section(detail, loss)
+        curves(detail, primary)

@@ -39,7 +39,12 @@ def create_form() -> None:
                 st.error(str(error))
             else:
                 st.success(f"Created experiment {experiment_id}.")
-                st.page_link("pages/experiment.py", label="Open it", icon=":material/arrow_forward:", query_params={"experiment": experiment_id})
+                st.page_link(
+                    "pages/experiment.py",
+                    label="Open it",
+                    icon=":material/arrow_forward:",
+                    query_params={"experiment": experiment_id},
+                )
 
 
 def filters() -> dict:
@@ -49,7 +54,13 @@ def filters() -> dict:
     sort = right.selectbox("Sort by", list(EXPERIMENT_SORTS)[:5], key="sort", format_func=SORT_LABELS.get, bind="query-params")
     descending = toggles.toggle("Newest / highest first", value=True, key="desc")
     deleted = toggles.toggle("Show deleted", key="deleted")
-    return {"status": statuses or None, "name_contains": name or None, "sort": sort, "descending": descending, "include_deleted": deleted}
+    return {
+        "status": statuses or None,
+        "name_contains": name or None,
+        "sort": sort,
+        "descending": descending,
+        "include_deleted": deleted,
+    }
 
 
 def manage(page) -> None:

@@ -39,7 +39,9 @@ def live() -> None:
                     "experiment": [run.experiment_id for run in active],
                     "waiting / running for": [format_duration(run.started_at or run.created_at, None, now()) for run in active],
                     "worker": [run.worker or "–" for run in active],
-                    "last heartbeat": [format_duration(run.heartbeat_at, None, now()) + " ago" if run.heartbeat_at else "–" for run in active],
+                    "last heartbeat": [
+                        format_duration(run.heartbeat_at, None, now()) + " ago" if run.heartbeat_at else "–" for run in active
+                    ],
                 }
             ),
             hide_index=True,

@@ -19,14 +19,24 @@ def pick_run() -> None:
 def summary(run, experiment) -> None:
     st.title(plain(f"{run.name} (#{run.id})"))
     status_badge(run.status)
-    st.page_link("pages/experiment.py", label=f"Experiment: {experiment.name}", query_params={"experiment": experiment.id}, icon=":material/arrow_back:")
+    st.page_link(
+        "pages/experiment.py",
+        label=f"Experiment: {experiment.name}",
+        query_params={"experiment": experiment.id},
+        icon=":material/arrow_back:",
+    )
     cells = st.columns(4)
     cells[0].metric("duration", format_duration(run.started_at, run.ended_at, now=run.heartbeat_at))
     cells[1].metric("attempt", run.attempt)
     cells[2].metric("started", f"{run.started_at:%H:%M:%S}" if run.started_at else "–")
     cells[3].metric("worker", run.worker or "–")
     if run.adapter:
-        st.page_link("pages/adapters.py", label=f"Adapter {run.adapter.name} v{run.adapter.version}", query_params={"adapter": run.adapter.id}, icon=":material/inventory_2:")
+        st.page_link(
+            "pages/adapters.py",
+            label=f"Adapter {run.adapter.name} v{run.adapter.version}",
+            query_params={"adapter": run.adapter.id},
+            icon=":material/inventory_2:",
+        )
     if run.error:
         box = st.error if run.status == "failed" else st.info
         box(run.error)
@@ -38,27 +48,32 @@ def summary(run, experiment) -> None:
         st.rerun()
 
 
-def charts_section(run) -> None:
+def charts_section(run, series) -> None:
     left, middle, right = st.columns(3)
     smoothing = left.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing")
     log_scale = middle.toggle("Log scale", key="log_scale")
-    x = right.radio("X axis", ["step", "elapsed"], horizontal=True, key="x_axis", format_func={"step": "step", "elapsed": "wall time (s)"}.get)
-    series = store().get_metric_series([run.id], None, max_points=1000)
+    x = right.radio(
+        "X axis", ["step", "elapsed"], horizontal=True, key="x_axis", format_func={"step": "step", "elapsed": "wall time (s)"}.get
+    )
     keys = series["key"].unique(maintain_order=True).to_list()
     if not keys:
         st.info("No metrics logged yet.")
         return
     grid = st.columns(2)
     for index, key in enumerate(keys):
-        chart = charts.metric_chart(series.filter(series["key"] == key), key, run_names={run.id: run.name}, smoothing=smoothing, log_scale=log_scale, x=x)
+        chart = charts.metric_chart(
+            series.filter(series["key"] == key), key, run_names={run.id: run.name}, smoothing=smoothing, log_scale=log_scale, x=x
+        )
         grid[index % 2].altair_chart(chart, width="stretch")
 
 
 def body(run_id: int) -> None:
-    run = store().get_run(run_id)
-    experiment = store().get_experiment(run.experiment_id)
+    with store().reading():
+        run = store().get_run(run_id)
+        experiment = store().get_experiment(run.experiment_id)
+        series = store().get_metric_series([run.id], None, max_points=1000)
     summary(run, experiment)
-    charts_section(run)
+    charts_section(run, series)
     with st.expander("Config"):
         st.json(run.config)
     st.subheader("Log")

@@ -63,7 +63,13 @@ def make_experiment(store: DuckDBStore):
 def make_run(store: DuckDBStore):
     """A run driven through the real lifecycle to `status`, with `metrics` logged as {key: [values by step]}."""
 
-    def make(experiment_id: int, status: str = "completed", metrics: dict[str, list[float]] | None = None, config: dict | None = None, error: str = "boom") -> int:
+    def make(
+        experiment_id: int,
+        status: str = "completed",
+        metrics: dict[str, list[float]] | None = None,
+        config: dict | None = None,
+        error: str = "boom",
+    ) -> int:
         run_id = store.create_run(experiment_id, config or {"learning_rate": 0.01})
         if metrics:
             with MetricWriter(store) as writer:

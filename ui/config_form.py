@@ -29,7 +29,11 @@ def _widget(name: str, info: FieldInfo, key: str) -> Any:
     annotation = info.annotation
     args = typing.get_args(annotation)
     optional = type(None) in args
-    base = next((arg for arg in args if arg is not type(None)), annotation) if optional or isinstance(annotation, types.UnionType) else annotation
+    base = (
+        next((arg for arg in args if arg is not type(None)), annotation)
+        if optional or isinstance(annotation, types.UnionType)
+        else annotation
+    )
     help_text = info.description
     if typing.get_origin(base) is typing.Literal:
         options = list(typing.get_args(base))

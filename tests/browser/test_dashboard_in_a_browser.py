@@ -20,7 +20,9 @@ from core import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-playwright = pytest.importorskip("playwright.sync_api") if not os.environ.get("CI") else __import__("playwright.sync_api").sync_api
+playwright = (
+    pytest.importorskip("playwright.sync_api") if not os.environ.get("CI") else __import__("playwright.sync_api").sync_api
+)
 if CHROMIUM is None and os.environ.get("CI"):
     pytest.fail("Debian's chromium is missing: .ci/run installs it", pytrace=False)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
@@ -35,7 +37,12 @@ def free_port() -> int:
 @pytest.fixture
 def server(tmp_path):
     port = free_port()
-    env = {**os.environ, "TUNEDECK_DATA_DIR": str(tmp_path), "TUNEDECK_EMBEDDED_WORKER": "1", "TUNEDECK_HEARTBEAT_INTERVAL": "0.5"}
+    env = {
+        **os.environ,
+        "TUNEDECK_DATA_DIR": str(tmp_path),
+        "TUNEDECK_EMBEDDED_WORKER": "1",
+        "TUNEDECK_HEARTBEAT_INTERVAL": "0.5",
+    }
     log = (tmp_path / "streamlit.log").open("w")
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -57,7 +64,13 @@ def browser_page():
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         yield page

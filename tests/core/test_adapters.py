@@ -14,7 +14,12 @@ def test_link_adapter_after_training(store, make_experiment, make_run):
     adapter = store.complete_run(run_id, ADAPTER)
 
     assert (adapter.name, adapter.version, adapter.run_id, adapter.experiment_id) == ("sentiment", 1, run_id, experiment_id)
-    assert (adapter.path, adapter.base_model, adapter.size_bytes, adapter.checksum) == ("data/adapters/run-1", "tiny-base", 2048, "sha256:abc")
+    assert (adapter.path, adapter.base_model, adapter.size_bytes, adapter.checksum) == (
+        "data/adapters/run-1",
+        "tiny-base",
+        2048,
+        "sha256:abc",
+    )
     assert store.get_adapter(adapter.id) == adapter
 
 
@@ -76,7 +81,13 @@ def test_a_direction_override_recomputes_best_metrics(store, make_experiment, ma
 
 
 @pytest.mark.parametrize(
-    "bad", [{**ADAPTER, "size_bytes": -1}, {**ADAPTER, "path": ""}, {k: v for k, v in ADAPTER.items() if k != "checksum"}, {**ADAPTER, "extra": 1}]
+    "bad",
+    [
+        {**ADAPTER, "size_bytes": -1},
+        {**ADAPTER, "path": ""},
+        {k: v for k, v in ADAPTER.items() if k != "checksum"},
+        {**ADAPTER, "extra": 1},
+    ],
 )
 def test_bad_adapter_is_rejected_and_the_run_stays_running(store, make_experiment, make_run, bad):
     run_id = make_run(make_experiment(), status="running")

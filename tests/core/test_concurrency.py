@@ -4,7 +4,10 @@ import multiprocessing
 import time
 import traceback
 
+import pytest
+
 from core.duckdb_store import DuckDBStore
+from core.errors import StoreError
 from core.writer import MetricWriter
 
 STEPS = 300
@@ -49,7 +52,9 @@ def test_concurrent_writers_and_readers_lose_no_points_and_see_no_errors(store, 
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     processes = [context.Process(target=_writer, args=(str(store.path), runs, results)) for runs in writer_runs]
-    processes += [context.Process(target=_reader, args=(str(store.path), experiment_id, all_runs, 6.0, results)) for _ in range(2)]
+    processes += [
+        context.Process(target=_reader, args=(str(store.path), experiment_id, all_runs, 6.0, results)) for _ in range(2)
+    ]
 
     for process in processes:
         process.start()
@@ -64,3 +69,26 @@ def test_concurrent_writers_and_readers_lose_no_points_and_see_no_errors(store, 
         run = store.get_run(run_id)
         assert {key: summary.count for key, summary in run.metrics.items()} == {key: STEPS for key in KEYS}
         assert store.get_run_metrics(run_id).series.height == STEPS * len(KEYS)
+
+
+def test_a_read_session_opens_the_store_once_for_several_reads(store, make_experiment, make_run, monkeypatch):
+    import core.db
+
+    experiment_id = make_experiment()
+    run_ids = [make_run(experiment_id) for _ in range(3)]
+    opens = []
+    real_open = core.db._open
+    monkeypatch.setattr(core.db, "_open", lambda *args, **kwargs: opens.append(args) or real_open(*args, **kwargs))
+
+    with store.reading():
+        store.get_experiment_detail(experiment_id)
+        store.compare_runs(run_ids)
+        store.list_experiments()
+
+    assert len(opens) == 1
+
+
+def test_writing_inside_a_read_session_is_a_clear_error(store):
+    with store.reading(), pytest.raises(StoreError, match="cannot write to the store inside a read session"):
+        store.create_experiment({"name": "x", "dataset": "d.csv"})
+    assert store.list_experiments().total == 0

@@ -13,7 +13,12 @@ ROWS = pl.DataFrame({"text": ["tasty soup", "cold fries", "open on monday"], "la
 @pytest.fixture
 def write_rows(tmp_path):
     """Write ROWS in the format the file name asks for; return the path."""
-    writers = {".csv": pl.DataFrame.write_csv, ".jsonl": pl.DataFrame.write_ndjson, ".ndjson": pl.DataFrame.write_ndjson, ".parquet": pl.DataFrame.write_parquet}
+    writers = {
+        ".csv": pl.DataFrame.write_csv,
+        ".jsonl": pl.DataFrame.write_ndjson,
+        ".ndjson": pl.DataFrame.write_ndjson,
+        ".parquet": pl.DataFrame.write_parquet,
+    }
 
     def write(name: str) -> Path:
         path = tmp_path / name
@@ -89,7 +94,17 @@ def _file(name: str, content: bytes):
         (_file("broken.jsonl", b'{"text": "ok", "label": 1}\n{not json\n'), "cannot read"),
         (_file("truncated.parquet", b"PAR1" + b"\x00" * 40), "cannot read"),
     ],
-    ids=["missing", "directory", "empty-csv", "empty-parquet", "wrong-extension", "no-extension", "not-utf8-csv", "corrupt-jsonl", "corrupt-parquet"],
+    ids=[
+        "missing",
+        "directory",
+        "empty-csv",
+        "empty-parquet",
+        "wrong-extension",
+        "no-extension",
+        "not-utf8-csv",
+        "corrupt-jsonl",
+        "corrupt-parquet",
+    ],
 )
 def test_bad_dataset_files_give_a_clear_error_naming_the_file(tmp_path, make, hint):
     path = make(tmp_path)

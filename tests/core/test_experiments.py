@@ -37,7 +37,11 @@ def test_list_experiments_is_newest_first_by_default(store, make_experiment):
 
 @pytest.mark.parametrize(
     ("sort", "descending", "expected"),
-    [("name", False, ["alpha", "Bravo", "charlie"]), ("name", True, ["charlie", "Bravo", "alpha"]), ("created_at", False, ["charlie", "alpha", "Bravo"])],
+    [
+        ("name", False, ["alpha", "Bravo", "charlie"]),
+        ("name", True, ["charlie", "Bravo", "alpha"]),
+        ("created_at", False, ["charlie", "alpha", "Bravo"]),
+    ],
 )
 def test_list_experiments_sorts_by_other_keys(store, make_experiment, sort, descending, expected):
     for name in ["charlie", "alpha", "Bravo"]:

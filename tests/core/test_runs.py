@@ -53,7 +53,9 @@ def test_a_run_that_cannot_be_queued_is_marked_failed(store, make_experiment):
         ({}, "training config", "set epochs or max_steps"),
     ],
 )
-def test_bad_training_config_gives_field_level_errors_and_changes_nothing(store, unchanged, make_experiment, config, field, message):
+def test_bad_training_config_gives_field_level_errors_and_changes_nothing(
+    store, unchanged, make_experiment, config, field, message
+):
     experiment_id = store.list_experiments().items[0].id
     calls = []
 
@@ -111,8 +113,16 @@ def test_get_run_metrics_for_chosen_keys(store, make_experiment, make_run):
 
 def test_compare_runs_side_by_side_highlights_best_per_metric(store, make_experiment, make_run):
     experiment_id = make_experiment()
-    a = make_run(experiment_id, metrics={"eval_loss": [0.5], "eval_accuracy": [0.70], "learning_rate": [0.1]}, config={"learning_rate": 0.1, "lora_rank": 8})
-    b = make_run(experiment_id, metrics={"eval_loss": [0.3], "eval_accuracy": [0.65], "learning_rate": [0.2]}, config={"learning_rate": 0.2, "lora_rank": 8})
+    a = make_run(
+        experiment_id,
+        metrics={"eval_loss": [0.5], "eval_accuracy": [0.70], "learning_rate": [0.1]},
+        config={"learning_rate": 0.1, "lora_rank": 8},
+    )
+    b = make_run(
+        experiment_id,
+        metrics={"eval_loss": [0.3], "eval_accuracy": [0.65], "learning_rate": [0.2]},
+        config={"learning_rate": 0.2, "lora_rank": 8},
+    )
     c = make_run(experiment_id, metrics={"eval_loss": [0.4]}, config={"learning_rate": 0.3, "lora_rank": 8, "seed": 1})
 
     comparison = store.compare_runs([a, b, c])

@@ -105,7 +105,12 @@ def test_failed_run_keeps_one_line_error_and_full_traceback(store, make_experime
 )
 def test_illegal_transitions_raise_a_clear_error(store, make_experiment, make_run, reach, action):
     run_id = make_run(make_experiment(), status=reach)
-    call = {"complete_run": lambda: store.complete_run(run_id), "fail_run": lambda: store.fail_run(run_id, "x"), "cancel_run": lambda: store.cancel_run(run_id), "mark_running": lambda: store.mark_running(run_id, "w")}[action]
+    call = {
+        "complete_run": lambda: store.complete_run(run_id),
+        "fail_run": lambda: store.fail_run(run_id, "x"),
+        "cancel_run": lambda: store.cancel_run(run_id),
+        "mark_running": lambda: store.mark_running(run_id, "w"),
+    }[action]
 
     with pytest.raises(InvalidTransitionError, match=f"run {run_id} is {reach}; it cannot become"):
         call()
@@ -149,7 +154,10 @@ def test_two_runs_finishing_concurrently_leave_a_consistent_status(store, make_e
     run_ids = [make_run(experiment_id, status="running") for _ in outcomes]
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(len(outcomes))
-    workers = [context.Process(target=_finish, args=(str(store.path), run_id, outcome, barrier)) for run_id, outcome in zip(run_ids, outcomes)]
+    workers = [
+        context.Process(target=_finish, args=(str(store.path), run_id, outcome, barrier))
+        for run_id, outcome in zip(run_ids, outcomes)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:

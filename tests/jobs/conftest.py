@@ -55,4 +55,8 @@ def wait_for(condition, timeout: float = 120, what: str = "condition"):
 
 
 def wait_until_terminal(store, run_ids: list[int], timeout: float = 120):
-    return wait_for(lambda: all(store.get_run(r).status.is_terminal for r in run_ids) and [store.get_run(r) for r in run_ids], timeout, "runs to finish")
+    return wait_for(
+        lambda: all(store.get_run(r).status.is_terminal for r in run_ids) and [store.get_run(r) for r in run_ids],
+        timeout,
+        "runs to finish",
+    )

@@ -104,7 +104,11 @@ def test_epochs_cover_the_training_split_once_each(tmp_path):
 
 @pytest.mark.parametrize(
     ("schedule", "after_peak"),
-    [("constant", lambda lrs: all(lr == 0.01 for lr in lrs)), ("linear", lambda lrs: lrs == sorted(lrs, reverse=True)), ("cosine", lambda lrs: lrs == sorted(lrs, reverse=True))],
+    [
+        ("constant", lambda lrs: all(lr == 0.01 for lr in lrs)),
+        ("linear", lambda lrs: lrs == sorted(lrs, reverse=True)),
+        ("cosine", lambda lrs: lrs == sorted(lrs, reverse=True)),
+    ],
 )
 def test_learning_rate_warms_up_then_follows_the_schedule(tmp_path, schedule, after_peak):
     _, log = run(tmp_path, max_steps=20, warmup_steps=4, learning_rate=0.01, lr_schedule=schedule)
@@ -139,7 +143,10 @@ def test_adapter_written_as_safetensors_with_peft_style_config(tmp_path):
 
 def test_only_the_targeted_modules_get_adapters(tmp_path):
     result, _ = run(tmp_path, target_modules=["fc2"])
-    assert sorted(load_adapter(result.adapter_dir).tensors) == ["base_model.model.fc2.lora_A.weight", "base_model.model.fc2.lora_B.weight"]
+    assert sorted(load_adapter(result.adapter_dir).tensors) == [
+        "base_model.model.fc2.lora_A.weight",
+        "base_model.model.fc2.lora_B.weight",
+    ]
 
 
 def test_loading_an_adapter_from_an_empty_folder_is_a_clear_error(tmp_path):
@@ -152,7 +159,9 @@ def test_should_stop_interrupts_training_without_adapter(tmp_path):
     log = Recorder()
 
     with pytest.raises(TrainingStopped) as caught:
-        train(TrainingConfig(max_steps=50), SAMPLE / "sentiment.csv", tmp_path / "adapter", log, should_stop=lambda: next(answers))
+        train(
+            TrainingConfig(max_steps=50), SAMPLE / "sentiment.csv", tmp_path / "adapter", log, should_stop=lambda: next(answers)
+        )
 
     assert caught.value.step == 4
     assert log.steps_with("loss") == [1, 2, 3]
@@ -201,7 +210,10 @@ def test_labels_may_be_class_indices(tmp_path):
 
 
 def test_sample_formats_train_identically(tmp_path):
-    logs = [run(tmp_path / name, dataset=SAMPLE / name, max_steps=10)[1].without_throughput() for name in ("sentiment.csv", "sentiment.jsonl", "sentiment.parquet")]
+    logs = [
+        run(tmp_path / name, dataset=SAMPLE / name, max_steps=10)[1].without_throughput()
+        for name in ("sentiment.csv", "sentiment.jsonl", "sentiment.parquet")
+    ]
     assert logs[0] == logs[1] == logs[2]
 
 

@@ -20,7 +20,10 @@ def new_experiment(store, dataset: str = SAMPLE) -> int:
 
 def test_three_runs_with_different_learning_rates_train_and_register_adapters(worker, job_store):
     experiment_id = new_experiment(job_store)
-    run_ids = [tasks.start_run(job_store, experiment_id, {"epochs": 2, "learning_rate": lr, "eval_interval": 20}) for lr in (0.001, 0.01, 0.05)]
+    run_ids = [
+        tasks.start_run(job_store, experiment_id, {"epochs": 2, "learning_rate": lr, "eval_interval": 20})
+        for lr in (0.001, 0.01, 0.05)
+    ]
 
     runs = wait_until_terminal(job_store, run_ids)
 

@@ -16,7 +16,9 @@ from tests.jobs.conftest import ROOT, start_worker, stop_worker, wait_for
 def test_a_run_started_from_python_completes_with_no_other_step(tmp_path):
     env = {**os.environ, "TUNEDECK_DATA_DIR": str(tmp_path), "TUNEDECK_EMBEDDED_WORKER": "1", "TUNEDECK_WORKER_IDLE_EXIT": "2"}
 
-    done = subprocess.run([sys.executable, "-m", "examples.quickstart"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.quickstart"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
 
     assert done.returncode == 0, done.stderr
     assert "completed: eval_accuracy" in done.stdout and "adapter v1" in done.stdout

@@ -51,6 +51,8 @@ def populated(app_store, tmp_path):
     (adapter_dir / "adapter_config.json").write_text("{}")
     for run_id in (done, failed):
         store.mark_running(run_id, worker="host:1")
-    adapter = store.complete_run(done, {"path": str(adapter_dir), "base_model": "tiny-base", "size_bytes": 2, "checksum": "sha256:x"})
+    adapter = store.complete_run(
+        done, {"path": str(adapter_dir), "base_model": "tiny-base", "size_bytes": 2, "checksum": "sha256:x"}
+    )
     store.fail_run(failed, "ValueError: learning rate too high", traceback="Traceback...\nValueError: learning rate too high")
     return {"experiment": experiment_id, "done": done, "failed": failed, "queued": queued, "adapter": adapter.id}

@@ -9,7 +9,12 @@ PAGES = ["pages/experiments.py", "pages/experiment.py", "pages/run.py", "pages/c
 
 def texts(app) -> str:
     parts = [e.value for e in app.title] + [e.value for e in app.markdown] + [e.value for e in app.caption]
-    parts += [e.value for e in app.info] + [e.value for e in app.error] + [e.value for e in app.warning] + [e.value for e in app.success]
+    parts += (
+        [e.value for e in app.info]
+        + [e.value for e in app.error]
+        + [e.value for e in app.warning]
+        + [e.value for e in app.success]
+    )
     return "\n".join(str(part) for part in parts)
 
 
