@@ -348,7 +348,7 @@ class DuckDBStore(TrackingStore):
     def _experiments(
         self, con, where: str, params: list, order: str = "", limit: int | None = None, offset: int = 0
     ) -> list[Experiment]:
-        paging = f"LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+        paging, paging_params = ("LIMIT ? OFFSET ?", [limit, offset]) if limit is not None else ("", [])
         found = frame(
             con,
             f"""
@@ -357,7 +357,7 @@ class DuckDBStore(TrackingStore):
             FROM experiments e LEFT JOIN counts ON counts.experiment_id = e.id
             {where} {order} {paging}
             """,
-            params,
+            [*params, *paging_params],
         )
         if found.is_empty():
             return []

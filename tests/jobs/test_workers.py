@@ -78,3 +78,21 @@ def test_queue_defaults_to_sqlite_in_the_data_directory(tmp_path):
 def test_an_unknown_queue_url_fails_at_start_up_with_a_hint():
     with pytest.raises(ValueError, match="must be empty .* or a redis:// URL"):
         Settings(queue_url="mysql://localhost/queue")
+
+
+def test_a_plain_huey_consumer_runs_training_jobs(job_store, tmp_path):
+    from jobs import tasks
+    from tests.jobs.conftest import SAMPLE, wait_until_terminal
+
+    experiment_id = job_store.create_experiment({"name": f"huey consumer {tmp_path.name}", "dataset": SAMPLE})
+    run_id = tasks.start_run(job_store, experiment_id, {"max_steps": 30, "eval_interval": 10})
+    log = (tmp_path / "consumer.log").open("w")
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "huey.bin.huey_consumer", "jobs.tasks.huey", "-w", "1"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        (run,) = wait_until_terminal(job_store, [run_id], timeout=120)
+    finally:
+        stop_worker(consumer)
+
+    assert run.status == "completed" and run.adapter is not None
