@@ -1,9 +1,11 @@
-"""The files of an adapter folder, for the registry's detail view."""
+"""Adapter folders on disk: what they hold, and how to describe one for registration."""
 
+import hashlib
 from pathlib import Path
 
 import polars as pl
 
+from core.entities import AdapterSpec
 from core.presenters import format_size
 
 
@@ -15,3 +17,14 @@ def adapter_files(path: str) -> pl.DataFrame:
         {"file": [p.relative_to(folder).as_posix() for p in files], "size": [format_size(p.stat().st_size) for p in files]},
         schema={"file": pl.String, "size": pl.String},
     )
+
+
+def describe_adapter(folder: Path, base_model: str, name: str | None = None) -> AdapterSpec:
+    """Total size and a sha256 over the folder's files (names and bytes), ready for complete_run()."""
+    digest = hashlib.sha256()
+    size = 0
+    for file in sorted(path for path in Path(folder).rglob("*") if path.is_file()):
+        digest.update(file.relative_to(folder).as_posix().encode())
+        digest.update(file.read_bytes())
+        size += file.stat().st_size
+    return AdapterSpec(path=str(folder), base_model=base_model, size_bytes=size, checksum=f"sha256:{digest.hexdigest()}", name=name)

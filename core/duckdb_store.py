@@ -183,6 +183,25 @@ class DuckDBStore(TrackingStore):
             self._refresh_experiment(con, experiment.id)
         return run_id
 
+    def log_params(self, run_id: int, params: dict[str, Any]) -> None:
+        if not isinstance(params, dict) or not all(isinstance(key, str) and key for key in params):
+            raise ValidationError("params must be a dict with non-empty string keys")
+        try:
+            encoded = json.dumps(params, sort_keys=True, allow_nan=False, default=str)
+        except ValueError:
+            raise ValidationError("params must not contain NaN or infinite numbers") from None
+        with self._write() as con:
+            self._run_row(con, run_id)
+            (config,) = first(con, "SELECT config FROM runs WHERE id = ?", [run_id])
+            merged = {**json.loads(config), **json.loads(encoded)}
+            rows(con, "UPDATE runs SET config = ? WHERE id = ?", [json.dumps(merged, sort_keys=True), run_id])
+
+    def find_experiment(self, name: str) -> Experiment | None:
+        """The live experiment with this exact name, if any."""
+        with self._read() as con:
+            found = self._experiments(con, "WHERE e.name = ? AND e.deleted_at IS NULL", [name])
+        return found[0] if found else None
+
     def set_job_id(self, run_id: int, job_id: str) -> None:
         with self._write() as con:
             self._run_row(con, run_id)

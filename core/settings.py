@@ -17,6 +17,7 @@ class Settings(BaseSettings):
     heartbeat_timeout: float = Field(60.0, gt=0, description="A running run silent this long is failed as 'worker lost'.")
     embedded_worker: bool = Field(True, description="Auto-start a worker with the app or start_run() when none runs.")
     worker_idle_exit: float = Field(300.0, ge=0, description="An auto-started worker with no parent exits when idle this long.")
+    commands_file: Path = Field(Path("commands.toml"), description="The administrator's registered training commands.")
 
     @field_validator("queue_url")
     @classmethod

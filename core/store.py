@@ -53,6 +53,10 @@ class TrackingStore(ABC):
         """One page of experiments (1-based) and the total that match the filters."""
 
     @abstractmethod
+    def find_experiment(self, name: str) -> Experiment | None:
+        """The live experiment with this exact name, or None."""
+
+    @abstractmethod
     def rename_experiment(self, experiment_id: int, name: str) -> None:
         """Give a live experiment a new name that no other live experiment has."""
 
@@ -79,6 +83,10 @@ class TrackingStore(ABC):
     @abstractmethod
     def create_run(self, experiment_id: int, config: dict[str, Any], name: str | None = None) -> int:
         """Store a queued run of a live experiment and return its ID."""
+
+    @abstractmethod
+    def log_params(self, run_id: int, params: dict[str, Any]) -> None:
+        """Merge parameters into the run's config (a script's hyperparameters, say)."""
 
     @abstractmethod
     def set_job_id(self, run_id: int, job_id: str) -> None:

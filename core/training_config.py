@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+CommandName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 ModuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
@@ -28,9 +29,16 @@ class TrainingConfig(BaseModel):
     seed: int = Field(0, ge=0, le=2**32 - 1)
     eval_interval: int = Field(10, ge=1, le=1_000_000, description="Evaluate every N optimizer steps.")
     lr_schedule: Literal["linear", "cosine", "constant"] = "linear"
+    command: CommandName | None = Field(None, description="With trainer 'command': the registered training command to run.")
 
     @model_validator(mode="after")
     def _needs_a_length(self) -> "TrainingConfig":
         if self.epochs is None and self.max_steps is None:
             raise ValueError("set epochs or max_steps so training knows when to stop")
+        return self
+
+    @model_validator(mode="after")
+    def _command_goes_with_its_trainer(self) -> "TrainingConfig":
+        if (self.trainer == "command") != (self.command is not None):
+            raise ValueError("trainer 'command' needs a command name, and a command name needs trainer 'command'")
         return self

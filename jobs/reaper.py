@@ -3,10 +3,10 @@
 from datetime import timedelta
 
 from core.errors import InvalidTransitionError
+from core.identity import is_local_and_dead
 from core.settings import Settings
 from core.status import RunStatus
 from core.store import TrackingStore
-from jobs.identity import is_local_and_dead
 
 
 def reap(store: TrackingStore, settings: Settings) -> list[int]:

@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 from core.errors import InvalidTransitionError, TuneDeckError
+from core.identity import worker_id
 from core.logs import log_path, read_log
 from core.settings import Settings
 from core.status import RunStatus
 from core.store import TrackingStore
-from jobs.identity import worker_id
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,11 +12,11 @@ import sys
 import traceback
 
 from core import open_store
+from core.artifacts import describe_adapter
 from core.errors import InvalidTransitionError
 from core.runs import parse_config
 from core.settings import get_settings
 from core.writer import MetricWriter
-from jobs.adapters import describe_adapter
 from jobs.trainers import get_trainer
 from jobs.trainers.builtin import TrainingStopped
 
@@ -58,8 +58,10 @@ def run(run_id: int) -> int:
                 _progress(step, values)
 
             result = trainer(config, experiment.dataset, output, log=log, should_stop=lambda: _stop_requested)
-        adapter = store.complete_run(run_id, describe_adapter(result.adapter_dir, config.base_model))
-        print(f"completed after {result.steps} steps; adapter {adapter.name} v{adapter.version} at {adapter.path}", flush=True)
+        spec = describe_adapter(result.adapter_dir, result.base_model or config.base_model) if result.adapter_dir else None
+        adapter = store.complete_run(run_id, spec)
+        where = f"adapter {adapter.name} v{adapter.version} at {adapter.path}" if adapter else "no adapter"
+        print(f"completed after {result.steps} steps; {where}", flush=True)
         return 0
     except TrainingStopped as stopped:
         print(f"stopped at step {stopped.step} on request", flush=True)

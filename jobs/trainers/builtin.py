@@ -44,9 +44,10 @@ class TrainingStopped(Exception):
 
 @dataclass(frozen=True)
 class TrainResult:
-    adapter_dir: Path
+    adapter_dir: Path | None  # None: the trainer produced no adapter to register
     steps: int
     metrics: dict[str, float]
+    base_model: str | None = None  # when the trainer knows better than the config
 
 
 class Adapter(NamedTuple):

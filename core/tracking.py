@@ -1,0 +1,152 @@
+"""The tracking SDK: log a training script's metrics, params, outcome and adapter to TuneDeck.
+
+    from core import tracking
+
+    with tracking.start_run("sentiment", params={"learning_rate": 3e-4}) as run:
+        for step in range(1, 101):
+            run.log(step, {"loss": ...})
+        run.register_adapter("out/adapter", base_model="gpt2")
+
+Inside a job started by a TuneDeck worker, `tracking.attach()` (or `start_run` with no
+experiment) picks up the worker's run from TUNEDECK_RUN_ID; the worker then owns the run's
+status and registers the adapter when the script exits 0. Every call is safe while the
+dashboard and other workers use the store: it is opened per operation.
+"""
+
+import json
+import os
+import threading
+import traceback as tb
+from pathlib import Path
+from typing import Any
+
+from core import open_store
+from core.artifacts import describe_adapter
+from core.entities import Adapter, AdapterSpec
+from core.errors import TuneDeckError, ValidationError
+from core.identity import worker_id
+from core.settings import get_settings
+from core.status import RunStatus
+from core.store import TrackingStore
+from core.writer import MetricWriter
+
+RUN_ID_VARIABLE = "TUNEDECK_RUN_ID"
+ADAPTER_LINE = "tunedeck"  # the key that marks a JSON line on stdout as ours
+
+
+class ActiveRun:
+    """A run this process logs to. Use as a context manager so the tail of the metrics is flushed."""
+
+    def __init__(self, store: TrackingStore, run_id: int, *, attached: bool, heartbeat_seconds: float | None = None):
+        self.store = store
+        self.id = run_id
+        self.attached = attached
+        self.writer = MetricWriter(store, flush_seconds=1.0)
+        self.cancelled = threading.Event()
+        self._adapter: AdapterSpec | None = None
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat = None
+        if heartbeat_seconds:
+            self._heartbeat = threading.Thread(target=self._beat, args=(heartbeat_seconds,), daemon=True)
+            self._heartbeat.start()
+
+    @property
+    def should_stop(self) -> bool:
+        """True once the run was cancelled from the dashboard: stop training at the next step."""
+        return self.cancelled.is_set()
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self.writer.log(self.id, step, values)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.store.log_params(self.id, params)
+
+    def register_adapter(self, path: str | Path, base_model: str = "unknown", name: str | None = None) -> None:
+        """Name the folder holding the trained adapter; it is registered when the run completes."""
+        folder = Path(path).resolve()
+        if not folder.is_dir():
+            raise ValidationError(f"adapter folder {folder} does not exist")
+        if self.attached:
+            print(json.dumps({ADAPTER_LINE: "adapter", "path": str(folder), "base_model": base_model}), flush=True)
+        self._adapter = describe_adapter(folder, base_model, name)
+
+    def finish(self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None, traceback: str | None = None) -> Adapter | None:
+        """Flush metrics and record the outcome (a worker-owned run only flushes: the worker decides)."""
+        self._stop_heartbeat.set()
+        self.writer.close()
+        if self.attached:
+            return None
+        status = RunStatus(status)
+        if status is RunStatus.COMPLETED:
+            return self.store.complete_run(self.id, self._adapter)
+        if status is RunStatus.FAILED:
+            self.store.fail_run(self.id, error or "failed", traceback=traceback)
+        elif status is RunStatus.CANCELLED:
+            self.store.cancel_run(self.id)
+        else:
+            raise ValidationError(f"finish() takes completed, failed or cancelled, not {status.value}")
+        return None
+
+    def _beat(self, seconds: float) -> None:
+        while not self._stop_heartbeat.wait(seconds):
+            try:
+                if self.store.heartbeat(self.id).is_terminal:
+                    self.cancelled.set()
+            except TuneDeckError:
+                pass  # a busy store delays one heartbeat; the timeout allows for many
+
+    def __enter__(self) -> "ActiveRun":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if self.cancelled.is_set() and not self.attached:
+            self._stop_heartbeat.set()
+            self.writer.close()
+            return
+        if error is None:
+            self.finish(RunStatus.COMPLETED)
+        else:
+            self.finish(RunStatus.FAILED, f"{kind.__name__}: {error}", "".join(tb.format_exception(kind, error, trace)))
+
+
+def attach(run_id: int | None = None, store: TrackingStore | None = None) -> ActiveRun:
+    """The run a TuneDeck worker started this process for (TUNEDECK_RUN_ID), or the run_id given."""
+    raw = run_id if run_id is not None else os.environ.get(RUN_ID_VARIABLE)
+    if raw is None:
+        raise ValidationError(f"no run to attach to: {RUN_ID_VARIABLE} is not set; use start_run(experiment) outside a worker")
+    store = store or open_store()
+    run = store.get_run(int(raw))
+    worker_owned = run_id is None
+    return ActiveRun(store, run.id, attached=worker_owned)
+
+
+def start_run(
+    experiment: str | int | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+    name: str | None = None,
+    dataset: str = "(logged from a script)",
+    store: TrackingStore | None = None,
+) -> ActiveRun:
+    """Attach to the worker's run, or create a running run in an experiment (by ID, or by name: created if new)."""
+    if experiment is None:
+        active = attach(store=store)
+        if params:
+            active.log_params(params)
+        return active
+    store = store or open_store()
+    experiment_id = _experiment_id(store, experiment, dataset)
+    run_id = store.create_run(experiment_id, params or {}, name=name)
+    store.mark_running(run_id, worker=worker_id())
+    return ActiveRun(store, run_id, attached=False, heartbeat_seconds=get_settings().heartbeat_interval)
+
+
+def _experiment_id(store: TrackingStore, experiment: str | int, dataset: str) -> int:
+    if isinstance(experiment, int) and not isinstance(experiment, bool):
+        return store.get_experiment(experiment).id
+    if not isinstance(experiment, str):
+        raise ValidationError(f"experiment must be an ID or a name, got {type(experiment).__name__}")
+    found = store.find_experiment(experiment.strip())
+    return found.id if found else store.create_experiment({"name": experiment, "dataset": dataset})
+
+

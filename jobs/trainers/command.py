@@ -1,0 +1,137 @@
+"""The 'command' trainer: run a registered training command as a subprocess and follow it.
+
+The command gets TUNEDECK_RUN_ID, TUNEDECK_OUTPUT_DIR, TUNEDECK_DATASET and TUNEDECK_DATA_DIR in
+its environment. It reports through the SDK (core.tracking) or by printing JSON lines:
+
+    {"tunedeck": "metrics", "step": 10, "values": {"loss": 0.71}}
+    {"tunedeck": "adapter", "path": "/abs/path/to/adapter", "base_model": "llama-3-8b"}
+
+Other output goes to the run's log. On exit 0 the adapter (the folder it named, else the output
+directory when it holds files) is registered; any other exit fails the run with the last output.
+"""
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from core.commands import get_command, render_arguments
+from core.errors import TuneDeckError
+from core.settings import get_settings
+from core.training_config import TrainingConfig
+from jobs.trainers.builtin import TrainingStopped, TrainResult
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class CommandFailed(TuneDeckError):
+    """The registered command exited with an error."""
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the training process
+    except (OSError, AttributeError):
+        pass
+
+
+class _Follower:
+    """Reads the command's output: JSON lines become metrics or the adapter, the rest goes to the log."""
+
+    def __init__(self, log: Callable[[int, dict[str, float]], None]):
+        self.log = log
+        self.adapter: dict | None = None
+        self.last_step = 0
+        self.tail: deque[str] = deque(maxlen=5)
+        self.error: Exception | None = None
+
+    def follow(self, stream) -> None:
+        for line in stream:
+            try:
+                self._handle(line.rstrip("\n"))
+            except Exception as error:  # a bad metric line fails the run, with the reason
+                self.error = error
+
+    def _handle(self, line: str) -> None:
+        message = _message(line)
+        if message is None:
+            print(line, flush=True)
+            if line.strip():
+                self.tail.append(line.strip())
+        elif message["tunedeck"] == "metrics":
+            self.last_step = int(message["step"])
+            self.log(self.last_step, message["values"])
+        elif message["tunedeck"] == "adapter":
+            self.adapter = message
+
+
+def _message(line: str) -> dict | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        message = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return message if isinstance(message, dict) and message.get("tunedeck") in ("metrics", "adapter") else None
+
+
+def train(
+    config: TrainingConfig,
+    dataset: str | Path,
+    output_dir: Path,
+    log: Callable[[int, dict[str, float]], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    models_dir: Path | None = None,
+) -> TrainResult:
+    settings = get_settings()
+    spec = get_command(settings, config.command)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    run_id = os.environ.get("TUNEDECK_RUN_ID", "")
+    context = {**config.model_dump(), "run_id": run_id, "output_dir": str(output_dir), "dataset": str(dataset), "data_dir": str(settings.data_dir)}
+    arguments = render_arguments(spec, context)
+    env = {**os.environ, **spec.env, "TUNEDECK_OUTPUT_DIR": str(output_dir), "TUNEDECK_DATASET": str(dataset)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    print(f"running command {config.command!r}: {arguments}", flush=True)
+    try:
+        child = subprocess.Popen(
+            arguments, cwd=spec.working_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent
+        )
+    except OSError as error:
+        raise CommandFailed(f"command {config.command!r} could not start: {error}") from None
+    follower = _Follower(log)
+    reader = threading.Thread(target=follower.follow, args=(child.stdout,), daemon=True)
+    reader.start()
+    code = _wait(child, should_stop)
+    reader.join(timeout=30)
+    if code is None:
+        raise TrainingStopped(follower.last_step)
+    if follower.error is not None:
+        raise CommandFailed(f"command {config.command!r} reported a bad metric line: {follower.error}")
+    if code != 0:
+        last = follower.tail[-1] if follower.tail else "no output"
+        raise CommandFailed(f"command {config.command!r} exited with code {code}: {last}")
+    adapter = Path(follower.adapter["path"]) if follower.adapter else output_dir
+    base_model = follower.adapter.get("base_model") if follower.adapter else None
+    produced = adapter.is_dir() and any(adapter.iterdir())
+    return TrainResult(adapter_dir=adapter if produced else None, steps=follower.last_step, metrics={}, base_model=base_model)
+
+
+def _wait(child: subprocess.Popen, should_stop: Callable[[], bool]) -> int | None:
+    """The exit code, or None when training was asked to stop (the command is terminated)."""
+    while child.poll() is None:
+        if should_stop():
+            child.terminate()
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            return None
+        time.sleep(0.2)
+    return child.returncode

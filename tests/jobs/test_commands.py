@@ -1,0 +1,126 @@
+"""Registered training commands: an administrator names them, runs pick them, the worker runs them."""
+
+import sys
+import textwrap
+import uuid
+
+import pytest
+
+from core.commands import CommandSpec, get_command, load_commands, render_arguments
+from core.errors import ValidationError
+from core.logs import read_log
+from core.settings import Settings, get_settings
+from core.status import RunStatus
+from jobs import tasks
+from tests.jobs.conftest import ROOT, SAMPLE, start_worker, stop_worker, wait_until_terminal
+
+METRIC_LINES = (
+    "import json\n"
+    "for step in (1, 2, 3):\n"
+    "    print(json.dumps(dict(tunedeck='metrics', step=step, values=dict(loss=1.0 / step))))\n"
+    "print('plain output goes to the log')\n"
+)
+
+
+@pytest.fixture
+def commands_file(tmp_path):
+    path = tmp_path / "commands.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            [commands.sdk-example]
+            command = ["{sys.executable}", "-m", "examples.train_with_sdk", "--steps", "{{max_steps}}", "--learning-rate", "{{learning_rate}}"]
+            working_dir = "{ROOT}"
+
+            [commands.json-lines]
+            command = ["{sys.executable}", "-c", {METRIC_LINES!r}]
+
+            [commands.broken]
+            command = ["{sys.executable}", "-c", "import sys; print('CUDA out of memory'); sys.exit(3)"]
+            """
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def command_worker(commands_file):
+    worker = start_worker("--workers", "2", TUNEDECK_COMMANDS_FILE=str(commands_file))
+    yield worker
+    stop_worker(worker)
+
+
+def run_command(store, name: str, **config) -> object:
+    experiment_id = store.create_experiment({"name": f"command {uuid.uuid4().hex[:8]}", "dataset": SAMPLE})
+    run_id = tasks.start_run(store, experiment_id, {"trainer": "command", "command": name, "max_steps": 40, **config})
+    (run,) = wait_until_terminal(store, [run_id])
+    return run
+
+
+def test_a_registered_command_reports_through_the_sdk_and_its_adapter_is_registered(command_worker, job_store):
+    run = run_command(job_store, "sdk-example", learning_rate=0.05)
+
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert job_store.get_run_metrics(run.id).summary["loss"].count == 40
+    adapter = job_store.get_adapter(run.adapter.id)
+    assert adapter.base_model == "toy-linear"
+    assert adapter.path.endswith(f"run-{run.id}")
+    assert "final loss" in read_log(get_settings(), run.id)
+
+
+def test_a_command_can_report_metrics_as_json_lines(command_worker, job_store):
+    run = run_command(job_store, "json-lines")
+
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert job_store.get_run_metrics(run.id).of("loss")["value"].to_list() == [1.0, 0.5, 1.0 / 3]
+    assert run.adapter is None
+    assert "plain output goes to the log" in read_log(get_settings(), run.id)
+
+
+def test_a_failing_command_fails_the_run_with_its_last_output(command_worker, job_store):
+    run = run_command(job_store, "broken")
+
+    assert run.status is RunStatus.FAILED
+    assert run.error == "CommandFailed: command 'broken' exited with code 3: CUDA out of memory"
+
+
+def test_an_unregistered_command_name_is_never_executed(command_worker, job_store):
+    run = run_command(job_store, "rm")
+
+    assert run.status is RunStatus.FAILED
+    assert "no training command named 'rm'" in run.error
+
+
+@pytest.mark.parametrize("name", ["rm -rf /", "python train.py", "$(reboot)", "a;b"])
+def test_free_form_commands_are_rejected_in_the_config(name):
+    from core.runs import parse_config
+
+    with pytest.raises(ValidationError) as caught:
+        parse_config({"trainer": "command", "command": name, "max_steps": 1})
+    assert "command" in caught.value.field_errors
+
+
+def test_commands_file_is_validated_with_a_clear_error(tmp_path):
+    bad = tmp_path / "commands.toml"
+    bad.write_text('[commands.x]\ncommand = "not a list"\n')
+
+    with pytest.raises(ValidationError, match="invalid commands file"):
+        load_commands(Settings(commands_file=bad))
+
+
+def test_no_commands_file_means_no_commands(tmp_path):
+    settings = Settings(commands_file=tmp_path / "missing.toml")
+
+    assert load_commands(settings) == {}
+    with pytest.raises(ValidationError, match="no training command named 'x'; registered commands: none"):
+        get_command(settings, "x")
+
+
+def test_placeholders_are_filled_per_argument_and_unknown_ones_refused():
+    spec = CommandSpec(command=["train", "--lr", "{learning_rate}", "--out={output_dir}"])
+
+    assert render_arguments(spec, {"learning_rate": 0.1, "output_dir": "/o"}) == ["train", "--lr", "0.1", "--out=/o"]
+    with pytest.raises(ValidationError, match="uses {secret}"):
+        render_arguments(CommandSpec(command=["{secret}"]), {"learning_rate": 0.1})
+    with pytest.raises(ValidationError, match="uses {learning_rate.__class__}"):
+        render_arguments(CommandSpec(command=["{learning_rate.__class__}"]), {"learning_rate": 0.1})
