@@ -7,8 +7,11 @@ from typing import Any
 import streamlit as st
 from pydantic.fields import FieldInfo
 
+from core.commands import load_commands
 from core.presenters import config_fields
+from core.settings import get_settings
 from core.training_config import TrainingConfig
+from jobs.trainers import available_trainers
 
 DEFAULTS = TrainingConfig(epochs=3)
 
@@ -23,7 +26,26 @@ def _bounds(info: FieldInfo, kind: type) -> dict[str, Any]:
     return bounds
 
 
+@st.cache_data(ttl=600, show_spinner=False)
+def _trainers() -> dict[str, str | None]:
+    """Which trainers can run here (checking means importing torch, so not on every rerun)."""
+    return available_trainers()
+
+
+def _choice_widget(name: str, key: str) -> Any:
+    if name == "trainer":
+        trainers = _trainers()
+        chosen = st.selectbox("trainer", list(trainers), key=key, format_func=lambda t: t if trainers[t] is None else f"{t} (unavailable)")
+        if trainers[chosen]:
+            st.caption(trainers[chosen])
+        return chosen
+    commands = [None, *sorted(load_commands(get_settings()))]
+    return st.selectbox("command", commands, key=key, format_func=lambda c: "none" if c is None else c, help="Registered by the administrator; used with trainer 'command'")
+
+
 def _widget(name: str, info: FieldInfo, key: str) -> Any:
+    if name in ("trainer", "command"):
+        return _choice_widget(name, key)
     label = name.replace("_", " ")
     default = getattr(DEFAULTS, name)
     annotation = info.annotation

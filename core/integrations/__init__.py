@@ -1,0 +1,1 @@
+"""Bridges from other training libraries to the tracking SDK."""
