@@ -11,4 +11,4 @@ def open_store(data_dir: Path | str | None = None) -> DuckDBStore:
     settings = get_settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": Path(data_dir)})
-    return DuckDBStore(settings.store_path, lock_timeout=settings.lock_timeout)
+    return DuckDBStore(settings.store_path, lock_timeout=settings.lock_timeout, dataset_roots=settings.allowed_dataset_roots)

@@ -1,6 +1,7 @@
 """Adapter folders on disk: what they hold, and how to describe one for registration."""
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -28,3 +29,12 @@ def describe_adapter(folder: Path, base_model: str, name: str | None = None) -> 
         digest.update(file.read_bytes())
         size += file.stat().st_size
     return AdapterSpec(path=str(folder), base_model=base_model, size_bytes=size, checksum=f"sha256:{digest.hexdigest()}", name=name)
+
+
+def keep_under(folder: Path, data_dir: Path, destination: Path) -> Path:
+    """Adapters live only under the data directory: one saved elsewhere is copied to destination."""
+    folder = Path(folder).resolve()
+    if folder.is_relative_to(Path(data_dir).resolve()):
+        return folder
+    shutil.copytree(folder, destination, dirs_exist_ok=True)
+    return destination

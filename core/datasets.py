@@ -56,6 +56,24 @@ def preview(ref: str | Path, rows: int = 5) -> DatasetPreview:
     )
 
 
+def confine(ref: str | Path, roots: list[Path]) -> Path:
+    """The dataset path, resolved, if it lies inside one of the allowed folders; a DatasetError otherwise."""
+    path = Path(ref).expanduser().resolve()
+    if any(path.is_relative_to(root.resolve()) for root in roots):
+        return path
+    allowed = ", ".join(str(root) for root in roots)
+    raise DatasetError(
+        f"dataset {ref} is outside the folders datasets may come from ({allowed}); "
+        "an administrator can add its folder to TUNEDECK_DATASET_ROOTS"
+    )
+
+
+def inspect_dataset(ref: str | Path, roots: list[Path], rows: int = 5) -> DatasetPreview:
+    """What the create-experiment form checks: allowed folder, exists, readable, known format; with a preview."""
+    confine(ref, roots)
+    return preview(ref, rows)
+
+
 def require_columns(df: pl.DataFrame, ref: str | Path, columns: list[str]) -> None:
     missing = [name for name in columns if name not in df.columns]
     if missing:

@@ -25,7 +25,8 @@ from core.entities import (
     Run,
     RunMetrics,
 )
-from core.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
+from core.datasets import confine
+from core.errors import ConflictError, DatasetError, InvalidTransitionError, NotFoundError, ValidationError
 from core.filters import experiment_order, experiment_where
 from core.sql import first, frame, rows
 from core.status import ACTIVE, ExperimentStatus, RunStatus, can_transition, experiment_status
@@ -47,10 +48,18 @@ def _as_id(value: Any, what: str) -> int:
 
 
 class DuckDBStore(TrackingStore):
-    def __init__(self, path: Path | str, *, clock: Callable[[], datetime] = utcnow, lock_timeout: float = 60.0):
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        lock_timeout: float = 60.0,
+        dataset_roots: list[Path] | None = None,
+    ):
         self.path = Path(path)
         self.clock = clock
         self.lock_timeout = lock_timeout
+        self.dataset_roots = dataset_roots  # None: any dataset reference is accepted
 
     def _write(self):
         return connect(self.path, timeout=self.lock_timeout)
@@ -64,6 +73,11 @@ class DuckDBStore(TrackingStore):
     # -- experiments -------------------------------------------------------------------------
     def create_experiment(self, spec: ExperimentCreate | dict) -> int:
         spec = friendly(ExperimentCreate, spec, "experiment")
+        if self.dataset_roots is not None:
+            try:
+                confine(spec.dataset, self.dataset_roots)
+            except DatasetError as error:
+                raise ValidationError(f"invalid experiment: dataset: {error}", {"dataset": str(error)}) from None
         now = self.clock()
         with self._write() as con:
             self._require_free_name(con, spec.name)

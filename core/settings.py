@@ -1,5 +1,6 @@
 """Every setting in one place: its default and the environment variable that overrides it."""
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -18,6 +19,7 @@ class Settings(BaseSettings):
     embedded_worker: bool = Field(True, description="Auto-start a worker with the app or start_run() when none runs.")
     worker_idle_exit: float = Field(300.0, ge=0, description="An auto-started worker with no parent exits when idle this long.")
     commands_file: Path = Field(Path("commands.toml"), description="The administrator's registered training commands.")
+    dataset_roots: str = Field("", description="Folders datasets may come from, separated by ':'; empty: the working folder and data dir.")
 
     @field_validator("queue_url")
     @classmethod
@@ -25,6 +27,12 @@ class Settings(BaseSettings):
         if url and not url.startswith(("redis://", "rediss://")):
             raise ValueError("TUNEDECK_QUEUE_URL must be empty (SQLite queue in the data directory) or a redis:// URL")
         return url
+
+    @property
+    def allowed_dataset_roots(self) -> list[Path]:
+        if self.dataset_roots.strip():
+            return [Path(part).resolve() for part in self.dataset_roots.split(os.pathsep) if part.strip()]
+        return [Path.cwd().resolve(), self.data_dir.resolve()]
 
     @property
     def store_path(self) -> Path:

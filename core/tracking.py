@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core import open_store
-from core.artifacts import describe_adapter
+from core.artifacts import describe_adapter, keep_under
 from core.entities import Adapter, AdapterSpec
 from core.errors import TuneDeckError, ValidationError
 from core.identity import worker_id
@@ -68,7 +68,10 @@ class ActiveRun:
             raise ValidationError(f"adapter folder {folder} does not exist")
         if self.attached:
             print(json.dumps({ADAPTER_LINE: "adapter", "path": str(folder), "base_model": base_model}), flush=True)
-        self._adapter = describe_adapter(folder, base_model, name)
+            return
+        data_dir = self.store.path.parent if hasattr(self.store, "path") else get_settings().data_dir  # beside its store
+        kept = keep_under(folder, data_dir, data_dir / "adapters" / f"run-{self.id}")
+        self._adapter = describe_adapter(kept, base_model, name)
 
     def finish(self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None, traceback: str | None = None) -> Adapter | None:
         """Flush metrics and record the outcome (a worker-owned run only flushes: the worker decides)."""

@@ -13,6 +13,7 @@ import traceback
 
 from core import open_store
 from core.artifacts import describe_adapter
+from core.datasets import confine
 from core.errors import InvalidTransitionError
 from core.runs import parse_config
 from core.settings import get_settings
@@ -57,7 +58,8 @@ def run(run_id: int) -> int:
                 writer.log(run_id, step, values)
                 _progress(step, values)
 
-            result = trainer(config, experiment.dataset, output, log=log, should_stop=lambda: _stop_requested)
+            dataset = confine(experiment.dataset, settings.allowed_dataset_roots)
+            result = trainer(config, dataset, output, log=log, should_stop=lambda: _stop_requested)
         spec = describe_adapter(result.adapter_dir, result.base_model or config.base_model) if result.adapter_dir else None
         adapter = store.complete_run(run_id, spec)
         where = f"adapter {adapter.name} v{adapter.version} at {adapter.path}" if adapter else "no adapter"

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from core.datasets import preview
+from core.datasets import inspect_dataset
 from core.errors import TuneDeckError, ValidationError
 from core.filters import EXPERIMENT_SORTS
 from core.presenters import experiments_frame
 from core.status import ExperimentStatus
-from ui.common import friendly_errors, plain, store, with_status_colours
+from ui.common import friendly_errors, plain, settings, store, with_status_colours
 
 SORT_LABELS = {"created_at": "Created", "updated_at": "Updated", "name": "Name", "status": "Status", "run_count": "Run count"}
 PAGE_SIZE = 20
@@ -23,7 +23,7 @@ def create_form() -> None:
         dataset_ok = False
         if dataset.strip():
             try:
-                shown = preview(dataset.strip())
+                shown = inspect_dataset(dataset.strip(), settings().allowed_dataset_roots)
                 st.caption(f"{shown.format.upper()} · {shown.n_rows:,} rows · columns: {', '.join(shown.columns)}")
                 st.dataframe(shown.head, hide_index=True, height=180)
                 dataset_ok = True

@@ -7,7 +7,7 @@ from core.errors import ValidationError
 from core.status import RunStatus
 
 
-def test_start_run_creates_the_experiment_by_name_and_logs_metrics_and_params(store, tmp_path):
+def test_start_run_creates_the_experiment_by_name_and_logs_metrics_and_params_and_keeps_the_adapter_in_the_data_dir(store, tmp_path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_model.safetensors").write_bytes(b"weights")
@@ -22,7 +22,11 @@ def test_start_run_creates_the_experiment_by_name_and_logs_metrics_and_params(st
     assert finished.status is RunStatus.COMPLETED
     assert finished.config == {"learning_rate": 3e-4, "batch_size": 8}
     assert finished.metrics["loss"].count == 3
-    assert store.get_adapter(finished.adapter.id).base_model == "gpt2"
+    registered = store.get_adapter(finished.adapter.id)
+    assert registered.base_model == "gpt2"
+    kept = store.path.parent / "adapters" / f"run-{run.id}"
+    assert registered.path == str(kept)
+    assert (kept / "adapter_model.safetensors").read_bytes() == b"weights"
     assert store.get_experiment(finished.experiment_id).name == "my script"
 
 
