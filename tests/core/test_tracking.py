@@ -7,9 +7,8 @@ from core.errors import ValidationError
 from core.status import RunStatus
 
 
-def test_start_run_creates_the_experiment_by_name_and_logs_metrics_and_params_and_keeps_the_adapter_in_the_data_dir(store, tmp_path):
-    adapter = tmp_path / "adapter"
-    adapter.mkdir()
+def test_start_run_creates_the_experiment_by_name_and_logs_metrics_and_params_and_keeps_the_adapter_in_the_data_dir(store, tmp_path_factory):
+    adapter = tmp_path_factory.mktemp("saved-elsewhere")
     (adapter / "adapter_model.safetensors").write_bytes(b"weights")
 
     with tracking.start_run("my script", params={"learning_rate": 3e-4}, store=store) as run:
