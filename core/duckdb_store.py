@@ -360,6 +360,22 @@ class DuckDBStore(TrackingStore):
                 else {"runs": run_ids, "buckets": buckets},
             )
 
+    def verify_integrity(self) -> list[str]:
+        with self._read() as con:
+            problems = [f"metric summary of run {run_id} key {key!r} disagrees with its points" for run_id, key in rows(con, _SUMMARY_MISMATCHES)]
+            problems += [f"run {run_id} key {key!r} step {step} is stored {n} times" for run_id, key, step, n in rows(con, _DUPLICATE_POINTS)]
+            problems += [f"{what} {ref} points at a missing row" for what, ref in rows(con, _BROKEN_LINKS)]
+            counts = rows(con, "SELECT experiment_id, status, count(*) FROM runs GROUP BY ALL")
+            stored = dict(rows(con, "SELECT id, status FROM experiments"))
+        by_experiment: dict[int, dict[RunStatus, int]] = {experiment_id: {} for experiment_id in stored}
+        for experiment_id, status, n in counts:
+            by_experiment.setdefault(experiment_id, {})[RunStatus(status)] = n
+        for experiment_id, runs in by_experiment.items():
+            expected = experiment_status(runs)
+            if stored.get(experiment_id) != expected.value:
+                problems.append(f"experiment {experiment_id} is {stored.get(experiment_id)} but its runs make it {expected.value}")
+        return problems
+
     # -- adapters ----------------------------------------------------------------------------------
     def get_adapter(self, adapter_id: int) -> Adapter:
         adapter_id = _as_id(adapter_id, "adapter")
@@ -578,6 +594,26 @@ class DuckDBStore(TrackingStore):
             GROUP BY run_id, key
             """,
         )
+
+
+_SUMMARY_MISMATCHES = """
+    WITH raw AS (
+        SELECT run_id, key, count(*) AS n, min(value) AS low, max(value) AS high, max(step) AS last_step, arg_max(value, step) AS last
+        FROM metrics GROUP BY run_id, key
+    )
+    SELECT coalesce(raw.run_id, s.run_id), coalesce(raw.key, s.key)
+    FROM raw FULL JOIN metric_summaries s ON s.run_id = raw.run_id AND s.key = raw.key
+    WHERE s.count IS DISTINCT FROM raw.n OR s.min_value IS DISTINCT FROM raw.low OR s.max_value IS DISTINCT FROM raw.high
+       OR s.last_step IS DISTINCT FROM raw.last_step OR s.last_value IS DISTINCT FROM raw.last
+    ORDER BY 1, 2
+"""
+_DUPLICATE_POINTS = "SELECT run_id, key, step, count(*) FROM metrics GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 100"
+_BROKEN_LINKS = """
+    SELECT 'points of run', DISTINCT_RUNS.run_id FROM (SELECT DISTINCT run_id FROM metrics) DISTINCT_RUNS ANTI JOIN runs ON runs.id = DISTINCT_RUNS.run_id
+    UNION ALL SELECT 'run', r.id FROM runs r ANTI JOIN experiments e ON e.id = r.experiment_id
+    UNION ALL SELECT 'adapter link of run', r.id FROM runs r WHERE r.adapter_id IS NOT NULL AND r.adapter_id NOT IN (SELECT id FROM adapters)
+    UNION ALL SELECT 'best metric of experiment', b.experiment_id FROM best_metrics b ANTI JOIN runs r ON r.id = b.run_id
+"""
 
 
 def _one_line(error: str) -> str:

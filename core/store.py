@@ -148,6 +148,11 @@ class TrackingStore(ABC):
         point of each step bucket, so spikes survive and 50 long runs still draw at once.
         """
 
+    @abstractmethod
+    def verify_integrity(self) -> list[str]:
+        """What disagrees with the raw data: summaries vs points, duplicate points, broken links,
+        experiment statuses that do not follow from their runs. Empty when the store is sound."""
+
     # -- adapters ----------------------------------------------------------------------------
     @abstractmethod
     def get_adapter(self, adapter_id: int) -> Adapter:

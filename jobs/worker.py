@@ -34,10 +34,12 @@ def _every(seconds: float, action) -> None:
     threading.Thread(target=loop, daemon=True).start()
 
 
-def _stop_when(condition) -> None:
+def _stop_when(condition, signum: int) -> None:
+    """Send this process signum once condition() holds: the consumer's own shutdown path."""
+
     def check() -> None:
         if condition():
-            os.kill(os.getpid(), signal.SIGINT)  # the consumer's own graceful shutdown
+            os.kill(os.getpid(), signum)
 
     _every(1.0, check)
 
@@ -75,10 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     store = open_store()
     reap(store, settings)
     _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings))
-    if args.parent:
-        _stop_when(lambda: os.getppid() != args.parent)
-    if args.idle_exit:
-        _stop_when(_idle_for(args.idle_exit))
+    if args.parent:  # the app died: stop now; its runs' training processes die with us and are reaped as lost
+        _stop_when(lambda: os.getppid() != args.parent, signal.SIGTERM)
+    if args.idle_exit:  # nothing to do: a graceful exit
+        _stop_when(_idle_for(args.idle_exit), signal.SIGINT)
     consumer = huey.create_consumer(workers=args.workers or settings.workers, worker_type="thread", periodic=True)
     consumer.run()
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from core import open_store
 from core.db import connect
 from core.duckdb_store import DuckDBStore
 from core.sql import frame
@@ -49,6 +50,12 @@ def store_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(store_path: Path, clock: TickingClock) -> DuckDBStore:
     return DuckDBStore(store_path, clock=clock)
+
+
+@pytest.fixture
+def job_store() -> DuckDBStore:
+    """The session's store in TUNEDECK_DATA_DIR, the one worker processes started by tests use."""
+    return open_store()
 
 
 @pytest.fixture

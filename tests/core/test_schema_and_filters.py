@@ -70,3 +70,25 @@ def test_metric_direction_follows_the_name(key, expected):
 
 def test_metric_direction_override_wins():
     assert direction_for("eval_loss", {"eval_loss": Direction.MAX}) is Direction.MAX
+
+
+def test_a_sound_store_passes_the_integrity_check(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    make_run(experiment_id, metrics={"loss": [3.0, 2.0, 1.0], "eval_loss": [0.5]})
+    make_run(experiment_id, status="failed", metrics={"loss": [9.0]})
+
+    assert store.verify_integrity() == []
+
+
+def test_the_integrity_check_finds_summaries_that_disagree_with_points(store, make_experiment, make_run):
+    from core.db import connect
+
+    run_id = make_run(make_experiment(), metrics={"loss": [3.0, 2.0]})
+    with connect(store.path) as con:
+        con.execute("DELETE FROM metrics WHERE step = 2")
+        con.execute("UPDATE experiments SET status = 'failed'")
+
+    problems = store.verify_integrity()
+
+    assert f"metric summary of run {run_id} key 'loss' disagrees with its points" in problems
+    assert any("is failed but its runs make it completed" in problem for problem in problems)

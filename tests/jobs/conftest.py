@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from core import open_store
 from core.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,11 +36,6 @@ def worker():
     process = start_worker("--workers", "2")
     yield process
     stop_worker(process)
-
-
-@pytest.fixture
-def job_store():
-    return open_store()
 
 
 def wait_for(condition, timeout: float = 120, what: str = "condition"):

@@ -1,0 +1,167 @@
+"""Faults: each run ends in a truthful state with a clear error, nothing stored is lost, the app keeps serving."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.duckdb_store import DuckDBStore
+from core.errors import StoreError
+from core.logs import read_log
+from core.settings import get_settings
+from core.status import RunStatus
+from core.writer import MetricWriter
+from jobs import tasks
+from jobs.lock import worker_running
+from tests.jobs.conftest import SAMPLE, start_worker, stop_worker, wait_for, wait_until_terminal
+from tests.servers import healthy, start_app, stop, visit
+
+LONG_RUN = {"max_steps": 1_000_000, "eval_interval": 500, "batch_size": 8}
+
+
+def new_experiment(store, dataset: str = SAMPLE) -> int:
+    return store.create_experiment({"name": f"fault {uuid.uuid4().hex[:8]}", "dataset": dataset})
+
+
+def training_pid(run_id: int) -> int | None:
+    match = re.search(r"started training process (\d+)", read_log(get_settings(), run_id))
+    return int(match.group(1)) if match else None
+
+
+def assert_sound(store) -> None:
+    assert store.verify_integrity() == []
+
+
+@pytest.fixture
+def worker():
+    process = start_worker("--workers", "2")
+    yield process
+    stop_worker(process)
+
+
+def test_killing_the_training_process_fails_the_run_and_keeps_its_points(worker, job_store):
+    run_id = tasks.start_run(job_store, new_experiment(job_store), LONG_RUN)
+    wait_for(lambda: "loss" in job_store.get_run(run_id).metrics and training_pid(run_id), what="training to log")
+    before = job_store.get_run(run_id).metrics["loss"].count
+
+    os.kill(training_pid(run_id), signal.SIGKILL)
+    (run,) = wait_until_terminal(job_store, [run_id], timeout=60)
+
+    assert run.status is RunStatus.FAILED
+    assert run.error == "training process was killed by signal 9"
+    assert job_store.get_run(run_id).metrics["loss"].count >= before
+    assert_sound(job_store)
+
+
+def test_a_nan_loss_fails_the_run_with_a_clear_error_and_keeps_the_finite_points(job_store, tmp_path):
+    script = "import json\nfor step, loss in enumerate([0.9, 0.7, float('nan'), 0.5], 1):\n    print(json.dumps(dict(tunedeck='metrics', step=step, values=dict(loss=loss))))\n"
+    commands = tmp_path / "commands.toml"
+    commands.write_text(f"[commands.diverges]\ncommand = {json.dumps([sys.executable, '-c', script])}\n")
+    worker = start_worker("--workers", "1", TUNEDECK_COMMANDS_FILE=str(commands))
+    try:
+        run_id = tasks.start_run(job_store, new_experiment(job_store), {"trainer": "command", "command": "diverges", "max_steps": 4})
+        (run,) = wait_until_terminal(job_store, [run_id])
+    finally:
+        stop_worker(worker)
+
+    assert run.status is RunStatus.FAILED
+    assert "metric 'loss' is nan" in run.error and "did the training diverge?" in run.error
+    assert job_store.get_run_metrics(run_id).of("loss")["value"].to_list() == [0.9, 0.7, 0.5]  # every finite point kept
+    assert_sound(job_store)
+
+
+def test_a_dataset_deleted_between_queueing_and_running_fails_the_run_naming_it(job_store, tmp_path):
+    dataset = tmp_path / "reviews.csv"
+    shutil.copy(SAMPLE, dataset)
+    experiment_id = new_experiment(job_store, dataset=str(dataset))
+    run_id = tasks.start_run(job_store, experiment_id, {"epochs": 1})
+
+    dataset.unlink()
+    worker = start_worker("--workers", "1")
+    try:
+        (run,) = wait_until_terminal(job_store, [run_id])
+    finally:
+        stop_worker(worker)
+
+    assert run.status is RunStatus.FAILED
+    assert run.error == f"DatasetError: dataset file {dataset} does not exist; check the path"
+    assert job_store.get_experiment(experiment_id).last_error == run.error
+    assert_sound(job_store)
+
+
+def test_killing_the_app_server_mid_run_then_restarting_it_fails_the_run_as_lost(job_store, tmp_path):
+    env = {"TUNEDECK_EMBEDDED_WORKER": "1"}
+    wait_for(lambda: not worker_running(get_settings()), timeout=60, what="no other auto-started worker")
+    server, url = start_app(tmp_path / "app.log", **env)
+    visit(url)
+    run_id = tasks.start_run(job_store, new_experiment(job_store), LONG_RUN)
+    try:
+        wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, what="the embedded worker to train")
+        pid = training_pid(run_id)
+    finally:
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait()
+    wait_for(lambda: not worker_running(get_settings()), timeout=30, what="the embedded worker to die with the app")
+
+    restarted, url = start_app(tmp_path / "app.log", **env)
+    visit(url)
+    try:
+        (run,) = wait_until_terminal(job_store, [run_id], timeout=60)
+        assert healthy(url)
+    finally:
+        stop(restarted)
+
+    assert run.status is RunStatus.FAILED
+    assert run.error.startswith("worker lost:")
+    assert not Path(f"/proc/{pid}").exists()
+    assert run.metrics["loss"].count > 0
+    assert_sound(job_store)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 3 MB tmpfs mounted for the test, so the disk can really fill up or turn read-only."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk):
+    store = DuckDBStore(tiny_disk / "tunedeck.duckdb")
+    run_id = store.create_run(store.create_experiment({"name": "full", "dataset": "d.csv"}), {})
+    with MetricWriter(store) as writer:
+        writer.log_series(run_id, "loss", np.arange(1, 1001), np.linspace(1, 0, 1000))
+
+    with pytest.raises(StoreError, match="No space left on device"):
+        with MetricWriter(store) as writer:
+            writer.log_series(run_id, "loss", np.arange(1001, 3_000_001), np.zeros(2_999_000))
+
+    assert store.get_run(run_id).metrics["loss"].count == 1000
+    assert store.get_run_metrics(run_id).series.height == 1000
+    assert_sound(store)
+
+
+def test_a_read_only_data_directory_still_serves_reads_and_refuses_writes_clearly(tiny_disk):
+    store = DuckDBStore(tiny_disk / "tunedeck.duckdb")
+    experiment_id = store.create_experiment({"name": "frozen", "dataset": "d.csv"})
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
+    try:
+        assert store.get_experiment(experiment_id).name == "frozen"
+        with pytest.raises(StoreError, match="[Rr]ead-only file system"):
+            store.create_experiment({"name": "blocked", "dataset": "d.csv"})
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(tiny_disk)], check=True)
+    assert store.list_experiments().total == 1
+    assert_sound(store)
