@@ -117,6 +117,8 @@ def attach(run_id: int | None = None, store: TrackingStore | None = None) -> Act
     raw = run_id if run_id is not None else os.environ.get(RUN_ID_VARIABLE)
     if raw is None:
         raise ValidationError(f"no run to attach to: {RUN_ID_VARIABLE} is not set; use start_run(experiment) outside a worker")
+    if not str(raw).isdigit():
+        raise ValidationError(f"run ID to attach to must be a positive whole number, got {str(raw)[:50]!r}")
     store = store or open_store()
     run = store.get_run(int(raw))
     worker_owned = run_id is None
