@@ -333,32 +333,10 @@ class DuckDBStore(TrackingStore):
         if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):
             raise ValidationError(f"max_points must be a whole number of at least 2, got {max_points!r}")
         buckets = (max_points or 2**40) // 2
-        key_filter = "AND list_contains($keys, m.key)" if keys is not None else ""
+        params = {"runs": run_ids, "keys": keys, "buckets": buckets}
+        key_filter = "AND list_contains($keys, key)" if keys is not None else "AND $keys IS NULL"
         with self._read() as con:
-            return frame(
-                con,
-                f"""
-                WITH points AS (
-                    SELECT m.*, s.count AS n, floor(m.step::DOUBLE * $buckets / (s.last_step + 1))::BIGINT AS bucket
-                    FROM metrics m JOIN metric_summaries s USING (run_id, key)
-                    WHERE list_contains($runs, m.run_id) {key_filter}
-                ),
-                extremes AS (
-                    SELECT run_id, key, unnest([
-                        {{'step': arg_min(step, value), 'value': min(value), 'wall_time': arg_min(wall_time, value)}},
-                        {{'step': arg_max(step, value), 'value': max(value), 'wall_time': arg_max(wall_time, value)}}
-                    ]) AS point
-                    FROM points WHERE n > 2 * $buckets GROUP BY run_id, key, bucket
-                )
-                SELECT run_id, key, step, value, wall_time FROM points WHERE n <= 2 * $buckets
-                UNION
-                SELECT run_id, key, point.step, point.value, point.wall_time FROM extremes
-                ORDER BY run_id, key, step
-                """,
-                {"runs": run_ids, "keys": keys, "buckets": buckets}
-                if keys is not None
-                else {"runs": run_ids, "buckets": buckets},
-            )
+            return frame(con, _SERIES.format(key_filter=key_filter), params)
 
     def verify_integrity(self) -> list[str]:
         with self._read() as con:
@@ -596,6 +574,27 @@ class DuckDBStore(TrackingStore):
         )
 
 
+# Series short enough come whole; longer ones keep the lowest and highest point of each step bucket.
+_SERIES = """
+    WITH sizes AS (
+        SELECT run_id, key, count AS n, last_step FROM metric_summaries WHERE list_contains($runs, run_id) {key_filter}
+    ),
+    whole AS (
+        SELECT m.run_id, m.key, m.step, m.value, m.wall_time
+        FROM metrics m SEMI JOIN (SELECT * FROM sizes WHERE n <= 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
+    ),
+    bucketed AS (
+        SELECT m.run_id, m.key, floor(m.step::DOUBLE * $buckets / (z.last_step + 1))::BIGINT AS bucket,
+               arg_min(m.step, m.value) AS low_step, min(m.value) AS low, arg_min(m.wall_time, m.value) AS low_time,
+               arg_max(m.step, m.value) AS high_step, max(m.value) AS high, arg_max(m.wall_time, m.value) AS high_time
+        FROM metrics m JOIN (SELECT * FROM sizes WHERE n > 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
+        GROUP BY ALL
+    )
+    SELECT * FROM whole
+    UNION ALL SELECT run_id, key, low_step, low, low_time FROM bucketed
+    UNION ALL SELECT run_id, key, high_step, high, high_time FROM bucketed WHERE high_step <> low_step
+    ORDER BY run_id, key, step
+"""
 _SUMMARY_MISMATCHES = """
     WITH raw AS (
         SELECT run_id, key, count(*) AS n, min(value) AS low, max(value) AS high, max(step) AS last_step, arg_max(value, step) AS last

@@ -155,3 +155,29 @@ def test_compare_runs_names_unknown_runs(store, make_experiment, make_run):
         store.compare_runs([run_id, 998, 999])
     with pytest.raises(ValidationError, match="at least one run"):
         store.compare_runs([])
+
+
+def test_long_curves_are_downsampled_in_the_query_keeping_their_extremes(store, make_experiment, make_run):
+    import numpy as np
+
+    from core.writer import MetricWriter
+
+    experiment_id = make_experiment()
+    long_run, short_run = make_run(experiment_id, status="running"), make_run(experiment_id, status="running")
+    values = np.sin(np.arange(1, 20_001) / 300.0)
+    values[12_345] = 7.0  # a spike
+    values[777] = -7.0
+    with MetricWriter(store) as writer:
+        writer.log_series(long_run, "loss", np.arange(1, 20_001), values)
+        writer.log_series(short_run, "loss", [1, 2, 3], [3.0, 2.0, 1.0])
+        writer.log_series(short_run, "learning_rate", [1, 2, 3], [0.1, 0.2, 0.3])
+
+    series = store.get_metric_series([long_run, short_run], ["loss"], max_points=200)
+
+    long_curve = series.filter(series["run_id"] == long_run)
+    assert 100 <= long_curve.height <= 200
+    assert long_curve["value"].max() == 7.0 and long_curve["value"].min() == -7.0
+    assert long_curve["step"].is_sorted()
+    assert series.filter(series["run_id"] == short_run)["value"].to_list() == [3.0, 2.0, 1.0]
+    everything = store.get_metric_series([short_run], None, max_points=None)
+    assert sorted(everything["key"].unique().to_list()) == ["learning_rate", "loss"] and everything.height == 6
