@@ -11,6 +11,7 @@ from core.logs import log_path, read_log
 from core.settings import Settings
 from core.status import RunStatus
 from core.store import TrackingStore
+from jobs.processes import stop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,12 +64,7 @@ def _watch(store: TrackingStore, run_id: int, child: subprocess.Popen, settings:
         except TuneDeckError:
             continue  # a busy store delays one heartbeat; the timeout allows for many
         if status.is_terminal:  # cancelled by the user, or reaped: stop the training
-            child.terminate()
-            try:
-                return child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                return child.wait()
+            return stop(child, grace=30)
 
 
 def _exit_message(code: int) -> str:

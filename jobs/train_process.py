@@ -6,7 +6,6 @@ cleanly on SIGTERM/SIGINT, and records the outcome itself: completed with the ad
 or failed with the error and traceback.
 """
 
-import ctypes
 import signal
 import sys
 import traceback
@@ -18,6 +17,7 @@ from core.errors import InvalidTransitionError
 from core.runs import parse_config
 from core.settings import get_settings
 from core.writer import MetricWriter
+from jobs.processes import die_with_parent
 from jobs.trainers import get_trainer
 from jobs.trainers.builtin import TrainingStopped
 
@@ -25,11 +25,6 @@ EXIT_STOPPED = 3
 _stop_requested = False
 
 
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the worker's heartbeat timeout still catches a lost run
 
 
 def _request_stop(signum, frame) -> None:
@@ -82,7 +77,7 @@ def run(run_id: int) -> int:
 
 
 def main() -> None:
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
     sys.exit(run(int(sys.argv[1])))

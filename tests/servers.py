@@ -8,6 +8,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from jobs import processes
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,13 +41,7 @@ def healthy(url: str) -> bool:
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    processes.stop(process, grace=30)
 
 
 def visit(url: str) -> None:

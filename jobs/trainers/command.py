@@ -10,10 +10,8 @@ Other output goes to the run's log. On exit 0 the adapter (the folder it named, 
 directory when it holds files) is registered; any other exit fails the run with the last output.
 """
 
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -26,6 +24,7 @@ from core.commands import get_command, render_arguments
 from core.errors import TuneDeckError
 from core.settings import get_settings
 from core.training_config import TrainingConfig
+from jobs.processes import die_with_parent, stop
 from jobs.trainers.builtin import TrainingStopped, TrainResult
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -33,13 +32,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 class CommandFailed(TuneDeckError):
     """The registered command exited with an error."""
-
-
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the training process
-    except (OSError, AttributeError):
-        pass
 
 
 class _Follower:
@@ -101,7 +93,7 @@ def train(
     print(f"running command {config.command!r}: {arguments}", flush=True)
     try:
         child = subprocess.Popen(
-            arguments, cwd=spec.working_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent
+            arguments, cwd=spec.working_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_parent
         )
     except OSError as error:
         raise CommandFailed(f"command {config.command!r} could not start: {error}") from None
@@ -127,12 +119,7 @@ def _wait(child: subprocess.Popen, should_stop: Callable[[], bool]) -> int | Non
     """The exit code, or None when training was asked to stop (the command is terminated)."""
     while child.poll() is None:
         if should_stop():
-            child.terminate()
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            stop(child)
             return None
         time.sleep(0.2)
     return child.returncode

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import get_settings
+from jobs import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = str(ROOT / "data" / "sample" / "sentiment.csv")
@@ -22,13 +23,7 @@ def start_worker(*args: str, **env: str) -> subprocess.Popen:
 
 
 def stop_worker(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    processes.stop(worker)
 
 
 @pytest.fixture
