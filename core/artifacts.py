@@ -28,7 +28,9 @@ def describe_adapter(folder: Path, base_model: str, name: str | None = None) -> 
         digest.update(file.relative_to(folder).as_posix().encode())
         digest.update(file.read_bytes())
         size += file.stat().st_size
-    return AdapterSpec(path=str(folder), base_model=base_model, size_bytes=size, checksum=f"sha256:{digest.hexdigest()}", name=name)
+    return AdapterSpec(
+        path=str(folder), base_model=base_model, size_bytes=size, checksum=f"sha256:{digest.hexdigest()}", name=name
+    )
 
 
 def keep_under(folder: Path, data_dir: Path, destination: Path) -> Path:

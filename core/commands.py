@@ -67,5 +67,7 @@ def render_arguments(spec: CommandSpec, context: dict[str, object]) -> list[str]
     for argument in spec.command:
         for _, field, _, _ in Formatter().parse(argument):
             if field is not None and field not in context:
-                raise ValidationError(f"the command argument {argument!r} uses {{{field}}}, which is not one of: {', '.join(sorted(context))}")
+                raise ValidationError(
+                    f"the command argument {argument!r} uses {{{field}}}, which is not one of: {', '.join(sorted(context))}"
+                )
     return [argument.format_map(context) for argument in spec.command]

@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 from pydantic import TypeAdapter
 
+from core.datasets import confine
 from core.db import connect, read_session
 from core.directions import Direction, direction_for, is_better
 from core.entities import (
@@ -25,7 +26,6 @@ from core.entities import (
     Run,
     RunMetrics,
 )
-from core.datasets import confine
 from core.errors import ConflictError, DatasetError, InvalidTransitionError, NotFoundError, ValidationError
 from core.filters import experiment_order, experiment_where
 from core.sql import first, frame, rows
@@ -340,8 +340,14 @@ class DuckDBStore(TrackingStore):
 
     def verify_integrity(self) -> list[str]:
         with self._read() as con:
-            problems = [f"metric summary of run {run_id} key {key!r} disagrees with its points" for run_id, key in rows(con, _SUMMARY_MISMATCHES)]
-            problems += [f"run {run_id} key {key!r} step {step} is stored {n} times" for run_id, key, step, n in rows(con, _DUPLICATE_POINTS)]
+            problems = [
+                f"metric summary of run {run_id} key {key!r} disagrees with its points"
+                for run_id, key in rows(con, _SUMMARY_MISMATCHES)
+            ]
+            problems += [
+                f"run {run_id} key {key!r} step {step} is stored {n} times"
+                for run_id, key, step, n in rows(con, _DUPLICATE_POINTS)
+            ]
             problems += [f"{what} {ref} points at a missing row" for what, ref in rows(con, _BROKEN_LINKS)]
             counts = rows(con, "SELECT experiment_id, status, count(*) FROM runs GROUP BY ALL")
             stored = dict(rows(con, "SELECT id, status FROM experiments"))
@@ -351,7 +357,9 @@ class DuckDBStore(TrackingStore):
         for experiment_id, runs in by_experiment.items():
             expected = experiment_status(runs)
             if stored.get(experiment_id) != expected.value:
-                problems.append(f"experiment {experiment_id} is {stored.get(experiment_id)} but its runs make it {expected.value}")
+                problems.append(
+                    f"experiment {experiment_id} is {stored.get(experiment_id)} but its runs make it {expected.value}"
+                )
         return problems
 
     # -- adapters ----------------------------------------------------------------------------------

@@ -131,6 +131,24 @@ def runs_frame(runs: list[Run], sparklines: dict[int, list[float]] | None = None
     return pl.DataFrame(columns, schema_overrides=overrides)
 
 
+def active_runs_frame(runs: list[Run], now: datetime) -> pl.DataFrame:
+    """The Jobs page: what waits or runs, for how long, on which worker, and when it last said so."""
+    return pl.DataFrame(
+        {
+            "open": [run_url(run.id) for run in runs],
+            "run": [run_label(run) for run in runs],
+            "status": [run.status.value for run in runs],
+            "experiment": [run.experiment_id for run in runs],
+            "waiting / running for": [format_duration(run.started_at or run.created_at, None, now) for run in runs],
+            "worker": [run.worker or "–" for run in runs],
+            "last heartbeat": [
+                f"{format_duration(run.heartbeat_at, None, now)} ago" if run.heartbeat_at else "–" for run in runs
+            ],
+        },
+        schema_overrides={"experiment": pl.Int64},
+    )
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""

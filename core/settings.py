@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     embedded_worker: bool = Field(True, description="Auto-start a worker with the app or start_run() when none runs.")
     worker_idle_exit: float = Field(300.0, ge=0, description="An auto-started worker with no parent exits when idle this long.")
     commands_file: Path = Field(Path("commands.toml"), description="The administrator's registered training commands.")
-    dataset_roots: str = Field("", description="Folders datasets may come from, separated by ':'; empty: the working folder and data dir.")
+    dataset_roots: str = Field(
+        "", description="Folders datasets may come from, separated by ':'; empty: the working folder and data dir."
+    )
 
     @field_validator("queue_url")
     @classmethod

@@ -73,7 +73,9 @@ class ActiveRun:
         kept = keep_under(folder, data_dir, data_dir / "adapters" / f"run-{self.id}")
         self._adapter = describe_adapter(kept, base_model, name)
 
-    def finish(self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None, traceback: str | None = None) -> Adapter | None:
+    def finish(
+        self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None, traceback: str | None = None
+    ) -> Adapter | None:
         """Flush metrics and record the outcome (a worker-owned run only flushes: the worker decides)."""
         self._stop_heartbeat.set()
         self.writer.close()
@@ -153,5 +155,3 @@ def _experiment_id(store: TrackingStore, experiment: str | int, dataset: str) ->
         raise ValidationError(f"experiment must be an ID or a name, got {type(experiment).__name__}")
     found = store.find_experiment(experiment.strip())
     return found.id if found else store.create_experiment({"name": experiment, "dataset": dataset})
-
-

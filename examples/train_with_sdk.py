@@ -25,7 +25,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("--rank", type=int, default=4)
-    parser.add_argument("--output", default=None, help="adapter folder (default: TUNEDECK_OUTPUT_DIR or data/adapters/sdk-example)")
+    parser.add_argument(
+        "--output", default=None, help="adapter folder (default: TUNEDECK_OUTPUT_DIR or data/adapters/sdk-example)"
+    )
     return parser.parse_args()
 
 
@@ -50,8 +52,13 @@ def main() -> None:
             a, b = a - args.learning_rate * b.T @ grad, b - args.learning_rate * grad @ a.T
             run.log(step, {"loss": loss, "learning_rate": args.learning_rate})
         output.mkdir(parents=True, exist_ok=True)
-        save_file({"lora_A.weight": a.astype(np.float32), "lora_B.weight": b.astype(np.float32)}, str(output / "adapter_model.safetensors"))
-        (output / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": args.rank, "base_model_name_or_path": "toy-linear"}))
+        save_file(
+            {"lora_A.weight": a.astype(np.float32), "lora_B.weight": b.astype(np.float32)},
+            str(output / "adapter_model.safetensors"),
+        )
+        (output / "adapter_config.json").write_text(
+            json.dumps({"peft_type": "LORA", "r": args.rank, "base_model_name_or_path": "toy-linear"})
+        )
         run.register_adapter(output, base_model="toy-linear")
         print(f"final loss {loss:.4f}; adapter in {output}", flush=True)
 

@@ -25,8 +25,6 @@ EXIT_STOPPED = 3
 _stop_requested = False
 
 
-
-
 def _request_stop(signum, frame) -> None:
     global _stop_requested
     _stop_requested = True

@@ -36,8 +36,8 @@ def header(experiment) -> None:
         st.error(f"Last error: {experiment.last_error}")
     if experiment.best_metrics:
         cells = st.columns(min(len(experiment.best_metrics), 4))
-        for cell, best in zip(cells * 4, experiment.best_metrics):
-            cell.metric(
+        for index, best in enumerate(experiment.best_metrics):
+            cells[index % len(cells)].metric(
                 f"best {best.key}", format_value(best.value), help=f"run #{best.run_id}, {best.direction.value} is better"
             )
     st.caption(f"Primary metric: {experiment.primary_metric} (best {best_primary_label(experiment)})")

@@ -2,15 +2,14 @@
 
 from datetime import UTC, datetime
 
-import polars as pl
 import streamlit as st
 
-from core.presenters import format_duration, run_label, run_url
+from core.presenters import active_runs_frame, run_label
 from jobs.config import huey
 from jobs.lock import worker_running
 from jobs.reaper import reap
 from jobs.tasks import cancel_run
-from ui.common import friendly_errors, settings, store
+from ui.common import friendly_errors, settings, store, with_status_colours
 
 st.title("Jobs")
 
@@ -31,19 +30,7 @@ def live() -> None:
             st.info("Nothing queued or running.")
             return
         st.dataframe(
-            pl.DataFrame(
-                {
-                    "open": [run_url(run.id) for run in active],
-                    "run": [run_label(run) for run in active],
-                    "status": [run.status.value for run in active],
-                    "experiment": [run.experiment_id for run in active],
-                    "waiting / running for": [format_duration(run.started_at or run.created_at, None, now()) for run in active],
-                    "worker": [run.worker or "–" for run in active],
-                    "last heartbeat": [
-                        format_duration(run.heartbeat_at, None, now()) + " ago" if run.heartbeat_at else "–" for run in active
-                    ],
-                }
-            ),
+            with_status_colours(active_runs_frame(active, now())),
             hide_index=True,
             column_config={"open": st.column_config.LinkColumn("", display_text="Open", width="small")},
         )

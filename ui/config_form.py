@@ -35,12 +35,20 @@ def _trainers() -> dict[str, str | None]:
 def _choice_widget(name: str, key: str) -> Any:
     if name == "trainer":
         trainers = _trainers()
-        chosen = st.selectbox("trainer", list(trainers), key=key, format_func=lambda t: t if trainers[t] is None else f"{t} (unavailable)")
+        chosen = st.selectbox(
+            "trainer", list(trainers), key=key, format_func=lambda t: t if trainers[t] is None else f"{t} (unavailable)"
+        )
         if trainers[chosen]:
             st.caption(trainers[chosen])
         return chosen
     commands = [None, *sorted(load_commands(get_settings()))]
-    return st.selectbox("command", commands, key=key, format_func=lambda c: "none" if c is None else c, help="Registered by the administrator; used with trainer 'command'")
+    return st.selectbox(
+        "command",
+        commands,
+        key=key,
+        format_func=lambda c: "none" if c is None else c,
+        help="Registered by the administrator; used with trainer 'command'",
+    )
 
 
 def _widget(name: str, info: FieldInfo, key: str) -> Any:

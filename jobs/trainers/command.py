@@ -86,14 +86,26 @@ def train(
     spec = get_command(settings, config.command)
     output_dir.mkdir(parents=True, exist_ok=True)
     run_id = os.environ.get("TUNEDECK_RUN_ID", "")
-    context = {**config.model_dump(), "run_id": run_id, "output_dir": str(output_dir), "dataset": str(dataset), "data_dir": str(settings.data_dir)}
+    context = {
+        **config.model_dump(),
+        "run_id": run_id,
+        "output_dir": str(output_dir),
+        "dataset": str(dataset),
+        "data_dir": str(settings.data_dir),
+    }
     arguments = render_arguments(spec, context)
     env = {**os.environ, **spec.env, "TUNEDECK_OUTPUT_DIR": str(output_dir), "TUNEDECK_DATASET": str(dataset)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     print(f"running command {config.command!r}: {arguments}", flush=True)
     try:
         child = subprocess.Popen(
-            arguments, cwd=spec.working_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_parent
+            arguments,
+            cwd=spec.working_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=die_with_parent,
         )
     except OSError as error:
         raise CommandFailed(f"command {config.command!r} could not start: {error}") from None

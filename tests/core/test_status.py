@@ -156,7 +156,7 @@ def test_two_runs_finishing_concurrently_leave_a_consistent_status(store, make_e
     barrier = context.Barrier(len(outcomes))
     workers = [
         context.Process(target=_finish, args=(str(store.path), run_id, outcome, barrier))
-        for run_id, outcome in zip(run_ids, outcomes)
+        for run_id, outcome in zip(run_ids, outcomes, strict=True)
     ]
     for worker in workers:
         worker.start()

@@ -7,7 +7,9 @@ from core.errors import ValidationError
 from core.status import RunStatus
 
 
-def test_start_run_creates_the_experiment_by_name_and_logs_metrics_and_params_and_keeps_the_adapter_in_the_data_dir(store, tmp_path_factory):
+def test_start_run_creates_the_experiment_by_name_and_logs_metrics_and_params_and_keeps_the_adapter_in_the_data_dir(
+    store, tmp_path_factory
+):
     adapter = tmp_path_factory.mktemp("saved-elsewhere")
     (adapter / "adapter_model.safetensors").write_bytes(b"weights")
 

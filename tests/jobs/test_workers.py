@@ -88,7 +88,10 @@ def test_a_plain_huey_consumer_runs_training_jobs(job_store, tmp_path):
     run_id = tasks.start_run(job_store, experiment_id, {"max_steps": 30, "eval_interval": 10})
     log = (tmp_path / "consumer.log").open("w")
     consumer = subprocess.Popen(
-        [sys.executable, "-m", "huey.bin.huey_consumer", "jobs.tasks.huey", "-w", "1"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "huey.bin.huey_consumer", "jobs.tasks.huey", "-w", "1"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         (run,) = wait_until_terminal(job_store, [run_id], timeout=120)

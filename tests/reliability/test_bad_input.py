@@ -51,7 +51,10 @@ BAD_INPUTS = {
     "unknown field": (experiment(colour="red"), "not a known setting"),
     "huge description": (experiment(description="d" * 6000), "at most 5000"),
     "rename to empty": (lambda store, ids: store.rename_experiment(ids["experiment"], ""), "name"),
-    "rename to unicode control": (lambda store, ids: store.rename_experiment(ids["experiment"], "\u0007bell"), "control characters"),
+    "rename to unicode control": (
+        lambda store, ids: store.rename_experiment(ids["experiment"], "\u0007bell"),
+        "control characters",
+    ),
     # dataset references
     "dataset path traversal": (experiment(dataset="../../etc/passwd"), "outside the folders"),
     "dataset absolute outside roots": (experiment(dataset="/etc/passwd"), "outside the folders"),

@@ -67,7 +67,9 @@ def test_a_nan_loss_fails_the_run_with_a_clear_error_and_keeps_the_finite_points
     commands.write_text(f"[commands.diverges]\ncommand = {json.dumps([sys.executable, '-c', script])}\n")
     worker = start_worker("--workers", "1", TUNEDECK_COMMANDS_FILE=str(commands))
     try:
-        run_id = tasks.start_run(job_store, new_experiment(job_store), {"trainer": "command", "command": "diverges", "max_steps": 4})
+        run_id = tasks.start_run(
+            job_store, new_experiment(job_store), {"trainer": "command", "command": "diverges", "max_steps": 4}
+        )
         (run,) = wait_until_terminal(job_store, [run_id])
     finally:
         stop_worker(worker)

@@ -49,7 +49,7 @@ def test_no_sql_is_built_by_formatting_values_into_strings():
 
 def test_the_scanner_catches_a_value_formatted_into_sql(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text('query = f"SELECT * FROM experiments WHERE name = \'{name}\'"\n')
+    bad.write_text("query = f\"SELECT * FROM experiments WHERE name = '{name}'\"\n")
 
     assert interpolated_sql_at(bad) == ["bad.py:1: name"]
 
