@@ -8,6 +8,8 @@ Inside one process a lock per file serializes operations, so threads never see e
 other's half-finished transactions.
 """
 
+import fcntl
+import os
 import random
 import threading
 import time
@@ -58,15 +60,69 @@ def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnect
             backoff = min(backoff * 2, MAX_BACKOFF)
 
 
+def _acquire_gate(path: Path, exclusive: bool, timeout: float) -> int | None:
+    """The store's gate (a lock file beside it) that gives writers priority over a stream of readers.
+
+    DuckDB lets any number of read-only openers share the file, so a writer retrying alone could
+    wait forever behind readers taking turns. A writer holds the gate exclusively from before it
+    opens until it closes; a reader holds it shared only while opening. So a waiting writer stops
+    new readers from opening, and gets the file as soon as the current ones finish.
+    """
+    fd = _gate_file(path)
+    if fd is None:
+        return None  # a read-only directory: nobody can write, so there is no one to give priority to
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise StoreBusyError(
+                    f"the store at {path} stayed busy for {timeout:.0f} s; check for a stuck process or raise TUNEDECK_LOCK_TIMEOUT"
+                ) from None
+            time.sleep(random.uniform(0, FIRST_BACKOFF * 2))
+
+
+def _gate_file(path: Path) -> int | None:
+    for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
+        try:
+            return os.open(f"{path}.gate", flags, 0o644)
+        except OSError:
+            continue
+    return None
+
+
+def _release_gate(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing drops the flock
+
+
+def _open_gated(path: Path, read_only: bool, timeout: float) -> tuple[duckdb.DuckDBPyConnection, int | None]:
+    """An open connection, and the gate a writer must release after closing it."""
+    gate = _acquire_gate(path, exclusive=not read_only, timeout=timeout)
+    try:
+        con = _open(path, read_only=read_only, timeout=timeout)
+    except BaseException:
+        _release_gate(gate)
+        raise
+    if read_only:
+        _release_gate(gate)
+        gate = None
+    return con, gate
+
+
 def _ensure_schema(path: Path, timeout: float) -> None:
     if path in _migrated:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open(path, read_only=False, timeout=timeout)
+    con, gate = _open_gated(path, read_only=False, timeout=timeout)
     try:
         migrate(con)
     finally:
         con.close()
+        _release_gate(gate)
     _migrated.add(path)
 
 
@@ -91,7 +147,7 @@ def connect(path: Path, *, read_only: bool = False, timeout: float = 60.0) -> It
         return
     with _lock_for(path):
         _ensure_schema(path, timeout)
-        con = _open(path, read_only=read_only, timeout=timeout)
+        con, gate = _open_gated(path, read_only, timeout)
         try:
             if not read_only:
                 con.begin()
@@ -106,6 +162,7 @@ def connect(path: Path, *, read_only: bool = False, timeout: float = 60.0) -> It
             raise
         finally:
             con.close()
+            _release_gate(gate)
 
 
 @contextmanager

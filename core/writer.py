@@ -183,8 +183,10 @@ class MetricWriter:
             if due:
                 try:
                     self.flush()
+                except (StoreBusyError, StoreError):
+                    pass  # the points stay buffered and the next flush retries them
                 except TuneDeckError as error:
-                    self.last_error = error  # the next flush() or close() in the logging thread reports it
+                    self.last_error = error  # points were refused: the next flush() or close() reports it
 
     def close(self) -> None:
         """Stop the background flusher and write what is left."""

@@ -11,7 +11,7 @@ from core.logs import log_path, read_log
 from core.settings import Settings
 from core.status import RunStatus
 from core.store import TrackingStore
-from jobs.processes import stop
+from jobs.processes import die_with_parent, stop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def _run_process(store: TrackingStore, run_id: int, settings: Settings) -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     with path.open("a", encoding="utf-8") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "jobs.train_process", str(run_id)], stdout=log, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "jobs.train_process", str(run_id)], stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
         )
         log.write(f"worker {worker_id()} started training process {child.pid}\n")
         log.flush()

@@ -1,7 +1,7 @@
 """One training run in its own process: `python -m jobs.train_process RUN_ID`.
 
-The supervising worker starts it with stdout/stderr going to the run's log file. It
-dies with its worker (so a killed worker never leaves an orphan training on), stops
+The supervising worker starts it with stdout/stderr going to the run's log file and
+the kernel's parent-death signal already set, so it dies with its worker (so a killed worker never leaves an orphan training on), stops
 cleanly on SIGTERM/SIGINT, and records the outcome itself: completed with the adapter,
 or failed with the error and traceback.
 """
@@ -17,7 +17,6 @@ from core.errors import InvalidTransitionError
 from core.runs import parse_config
 from core.settings import get_settings
 from core.writer import MetricWriter
-from jobs.processes import die_with_parent
 from jobs.trainers import get_trainer
 from jobs.trainers.builtin import TrainingStopped
 
@@ -75,7 +74,6 @@ def run(run_id: int) -> int:
 
 
 def main() -> None:
-    die_with_parent()
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
     sys.exit(run(int(sys.argv[1])))

@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         _stop_when(_idle_for(args.idle_exit), signal.SIGINT)
     consumer = huey.create_consumer(workers=args.workers or settings.workers, worker_type="thread", periodic=True)
     consumer.run()
+    logging.shutdown()
+    os._exit(0)  # background threads may be inside DuckDB; tearing them down would abort the process
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ class LoadFigures:
     workers: int
     readers: int
     runs: int
+    runs_completed: int
     keys_per_step: int
     flood_seconds: float
     held_seconds: float
@@ -54,18 +55,23 @@ def render(figures: LoadFigures, today: datetime | None = None) -> str:
         "Soak test: `tests/reliability/test_soak.py`. Run `python -m pytest tests/reliability -q -s` to measure again;",
         "it rewrites this section (and only this section) and prints the same figures.",
         "",
-        f"Last measured {today:%Y-%m-%d} on {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-        "DuckDB store on local disk, SQLite queue.",
+        (
+            f"Last measured {today:%Y-%m-%d} on {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+            "DuckDB store on local disk, SQLite queue."
+        ),
         "",
         "| Load held | |",
         "| --- | --- |",
-        f"| Writers | {figures.workers} worker processes (`--workers 1`) ran {figures.runs} `flood` jobs, "
-        f"each logging {figures.keys_per_step} metrics per step through `core.tracking` as fast as it could for {figures.flood_seconds:g} s |",
-        f"| Readers | {figures.readers} processes in a loop: list experiments, open a run, compare 4 runs (the pages' reads) |",
-        f"| Duration | {figures.held_seconds:.0f} s, from queueing the runs until every run finished |",
+        (
+            f"| Writers | {figures.workers} worker processes (`--workers 1`) ran {figures.runs} `flood` jobs, each logging "
+            f"{figures.keys_per_step} metrics per step through `core.tracking` as fast as it could for {figures.flood_seconds:g} s |"
+        ),
+        f"| Readers | {figures.readers} processes in a loop, back to back: list experiments, open a run, compare 4 runs (the pages' reads) |",
+        f"| Duration | {figures.held_seconds:.0f} s, from queueing the runs until every run finished (or the test gave up) |",
         "",
         "| Figure | Value |",
         "| --- | --- |",
+        f"| Runs completed | {figures.runs_completed} of {figures.runs} |",
         f"| Points logged | {figures.points_logged:,} ({rate:,.0f} points/s over the whole run) |",
         f"| Points in the store | {figures.points_stored:,} (counted per run and key) |",
         f"| Points lost | {figures.points_lost:,} |",
@@ -89,7 +95,7 @@ def replace_section(document: str, section: str) -> str:
     found = re.search(rf"^{re.escape(HEADING)}[ \t]*$.*?(?=^## |\Z)", document, flags=re.MULTILINE | re.DOTALL)
     if found is None:
         return document.rstrip("\n") + "\n\n" + section
-    following = document[found.end():]
+    following = document[found.end() :]
     return document[: found.start()] + section + ("\n" if following else "") + following
 
 

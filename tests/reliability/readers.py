@@ -33,8 +33,8 @@ def compare_runs(store: TrackingStore, run_ids: list[int], turn: int) -> None:
 PAGES = {"experiments": list_experiments, "run detail": open_run, "compare": compare_runs}
 
 
-def read_in_a_loop(run_ids: list[int], stop, max_seconds: float, results, think_seconds: float = 0.0) -> None:
-    """Visit the pages in turn, think_seconds apart, until `stop` is set; put ({page: [seconds]}, [error tracebacks]) on results."""
+def read_in_a_loop(run_ids: list[int], stop, max_seconds: float, results) -> None:
+    """Visit the pages in turn, back to back, until `stop` is set; put ({page: [seconds]}, [error tracebacks]) on results."""
     latencies: dict[str, list[float]] = {page: [] for page in PAGES}
     errors: list[str] = []
     try:
@@ -51,7 +51,6 @@ def read_in_a_loop(run_ids: list[int], stop, max_seconds: float, results, think_
             else:
                 latencies[page].append(time.perf_counter() - started)
             turn += 1
-            stop.wait(think_seconds)
     except Exception:
         errors.append(traceback.format_exc())
     results.put((latencies, errors))
