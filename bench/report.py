@@ -2,6 +2,7 @@
 
 import os
 import platform
+import signal
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy
 import polars
 
 from bench.ingest import IngestResult
+from bench.jobs import SAMPLE_CONFIG, SHORT_CONFIG, JobsSuite, SampleRun, Throughput
+from bench.pages import CHART_MAX_POINTS, CHART_RUNS, CHART_STEPS, PageResult, PageSuite
 from bench.queries import POINTS_PER_RUN, QueryResult, QuerySuite
 
 
@@ -51,6 +54,36 @@ def _query_row(result: QueryResult) -> str:
     target = f"< {result.target_ms:.0f} ms median" if result.target_ms else "—"
     passed = None if result.target_ms is None else result.timing.median_ms < result.target_ms
     return f"| `{result.name}` | {measured} | {target} | {_verdict(passed)} |"
+
+
+def _page_row(result: PageResult) -> str:
+    measured = f"median {result.run.median_ms:.0f} ms (p90 {result.run.p90_ms:.0f} ms)"
+    return f"| Page `{result.page.link}` (AppTest `run()`) | {measured} | < {result.target_ms:.0f} ms median | {_verdict(result.passed)} |"
+
+
+def _sample_row(sample: SampleRun) -> str:
+    measured = (
+        f"{sample.status} {sample.wall_seconds:.2f} s after `start_run` (ran {sample.run_seconds:.2f} s), "
+        f"eval_accuracy {_accuracy(sample)}"
+    )
+    return f"| Sample run, `{_config(SAMPLE_CONFIG)}`, 1 consumer | {measured} | — | — |"
+
+
+def _throughput_row(result: Throughput) -> str:
+    measured = f"{result.per_minute:.1f} jobs/min ({result.completed} of {result.runs} completed in {result.seconds:.1f} s)"
+    return f"| Short runs `{_config(SHORT_CONFIG)}`, {_consumers(result.consumers)} | {measured} | — | — |"
+
+
+def _accuracy(sample: SampleRun) -> str:
+    return "—" if sample.eval_accuracy is None else f"{sample.eval_accuracy:.3f}"
+
+
+def _config(config: dict) -> str:
+    return ", ".join(f"{key} {value}" for key, value in config.items())
+
+
+def _consumers(count: int) -> str:
+    return f"{count} consumer" + ("s" if count != 1 else "")
 
 
 def _ingest_details(results: list[IngestResult]) -> list[str]:
@@ -97,6 +130,140 @@ def _query_details(suite: QuerySuite) -> list[str]:
     return lines
 
 
+def _page_details(pages: PageSuite) -> list[str]:
+    lines = [
+        "| Page | `run()` median ms | `run()` p90 ms | Script thread median ms | Store opens | < 300 ms |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in pages.pages:
+        lines.append(
+            f"| `{r.page.link}` | {r.run.median_ms:.0f} | {r.run.p90_ms:.0f} | {r.script.median_ms:.0f} | {r.opens} "
+            f"| {_verdict(r.passed)} |"
+        )
+    return lines
+
+
+def _chart_details(pages: PageSuite) -> list[str]:
+    lines = ["| Operation | Median ms | p90 ms | File opens per call | Target |", "|---|---:|---:|---:|---|"]
+    for r in pages.charts:
+        target = f"< {r.target_ms:.0f} ms median: {_verdict(r.timing.median_ms < r.target_ms)}" if r.target_ms else "—"
+        lines.append(f"| `{r.name}` | {r.timing.median_ms:.1f} | {r.timing.p90_ms:.1f} | {r.opens} | {target} |")
+    return lines
+
+
+def _hot_spots(pages: PageSuite) -> list[str]:
+    """Where each page over its target spends its script time, from one run under cProfile."""
+    lines = []
+    for r in pages.pages:
+        if not r.hot_spots:
+            continue
+        lines += [
+            "",
+            (
+                f"`{r.page.link}`: `run()` median {r.run.median_ms:.0f} ms, of which the script thread "
+                f"{r.script.median_ms:.0f} ms. One run of the script under cProfile (which slows it: read the shares):"
+            ),
+            "",
+            "| Function | Calls | ms including callees | Own ms |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [f"| `{s.where}` | {s.calls} | {s.cumulative_ms:.1f} | {s.own_ms:.1f} |" for s in r.hot_spots]
+    if not lines:
+        return []
+    intro = (
+        "Each page that missed its target (every page, given `--profile`) ran once more under cProfile. Listed: the project's functions and the library calls they make directly, by time including "
+        "what they call. DuckDB's work shows under the core function that calls it (`core/db.py _open` is opening "
+        "the file, `core/sql.py frame` the SQL)."
+    )
+    return ["## Where the slow pages spend their time", "", intro, *lines]
+
+
+def _jobs_details(jobs: JobsSuite) -> list[str]:
+    sample = jobs.sample
+    lines = [
+        "| Run | Status | `start_run` to completed, s | Waiting in the queue, s | Run (started to ended), s | Steps | Final eval_accuracy |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        (
+            f"| `{_config(SAMPLE_CONFIG)}` | {sample.status} | {sample.wall_seconds:.2f} | {sample.queue_seconds:.2f} "
+            f"| {sample.run_seconds:.2f} | {sample.steps} | {_accuracy(sample)} |"
+        ),
+        "",
+        "| Consumers | Short runs | Completed | Seconds, first enqueue to last end | Jobs per minute | Median run, s | Problems |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in jobs.throughput:
+        problems = "; ".join(r.errors[:3]) or "none"
+        lines.append(
+            f"| {r.consumers} | {r.runs} | {r.completed} | {r.seconds:.1f} | {r.per_minute:.1f} | {r.median_run_seconds:.2f} "
+            f"| {problems} |"
+        )
+    return lines
+
+
+def _page_notes(pages: PageSuite, open_ms: float) -> list[str]:
+    overhead = sorted(r.run.median_ms - r.script.median_ms for r in pages.pages)
+    light = min(pages.pages, key=lambda r: r.script.median_ms)
+    heavy = max(pages.pages, key=lambda r: r.script.median_ms)
+    missed = [f"`{r.page.link}`" for r in pages.pages if not r.passed]
+    verdict = (
+        f"Over the target: {', '.join(missed)}; see where their time goes above."
+        if missed
+        else "Every page is under the target even with AppTest's share counted."
+    )
+    series, *specs = pages.charts
+    pages_note = (
+        f"- **Pages** are timed as AppTest's `run()`, which is the script thread plus AppTest's own work around it "
+        f"(a mock runtime per run, then parsing the messages into elements): {overhead[0]:.0f} to {overhead[-1]:.0f} ms "
+        "per page here, so a server spends about that much less on each. The script thread itself goes from "
+        f"{light.script.median_ms:.0f} ms (`{light.page.link}`) to {heavy.script.median_ms:.0f} ms "
+        f"(`{heavy.page.link}`): `app.py`'s routing, then each store read (every store open costs about {open_ms:.0f} ms, "
+        "see Queries; pages that read inside `store.reading()` open the file once), building the tables' pandas "
+        f"Stylers and the Altair specs, which Altair validates against its schema. {verdict}"
+    )
+    chart_note = (
+        f"- **Chart data** for {pages.chart_points:,} points: `get_metric_series` reads every point of the {CHART_RUNS} "
+        "runs to keep the lowest and highest value per bucket, so it is bound by DuckDB scanning and grouping the series; "
+        f"{series.timing.median_ms:.0f} ms median against {series.target_ms:.0f} ms. Building the chart is cheap while "
+        f"the rows stay out of the spec ({specs[0].timing.median_ms:.0f} ms, which is what `st.altair_chart` does before "
+        f"sending them as Arrow); writing them into the spec as JSON takes {specs[1].timing.median_ms:.0f} ms, and with "
+        "Altair's defaults `to_dict()` refuses, since the frame is over its 5,000-row limit (`MaxRowsError`)."
+    )
+    return [pages_note, chart_note]
+
+
+def _jobs_notes(jobs: JobsSuite) -> list[str]:
+    by_consumers = {r.consumers: r for r in jobs.throughput}
+    notes = [
+        (
+            f"- **A job** starts a new Python process that imports the trainer and the store ({jobs.import_seconds:.2f} s "
+            "for the imports alone on this machine), then loads the dataset and base model, trains, and writes metrics "
+            "and the adapter to the store; the worker also heartbeats into the store. The wait in the queue is Huey's "
+            "polling: an idle consumer checks again after 0.1 s, backing off by 1.15x up to 10 s."
+        )
+    ]
+    if 1 in by_consumers and 2 in by_consumers:
+        one, two = by_consumers[1], by_consumers[2]
+        notes.append(
+            f"- **Two consumers** get through {two.per_minute / one.per_minute:.2f}x the jobs of one: each short run's "
+            f"median time rose from {one.median_run_seconds:.2f} s to {two.median_run_seconds:.2f} s, as two training "
+            f"processes share {len(os.sched_getaffinity(0))} CPUs (with the workers, the polling and anything else "
+            "running) and take turns writing the store file."
+        )
+    unclean = [ended for ended in jobs.worker_exits if ended.code != 0]
+    if unclean:
+        last_lines = "; ".join(sorted({f"`{ended.last_line}`" for ended in unclean}))
+        notes.append(
+            f"- **Worker exit**: stopped with SIGTERM (as the job tests stop them) after every run had finished, "
+            f"{len(unclean)} of {len(jobs.worker_exits)} workers exited uncleanly ("
+            f"{', '.join(_exit_code(code) for code in sorted({ended.code for ended in unclean}))}; last output {last_lines})."
+        )
+    return notes
+
+
+def _exit_code(code: int) -> str:
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+
+
 def _notes(ingest: list[IngestResult], suite: QuerySuite) -> list[str]:
     notes = []
     columnar = [r for r in ingest if r.label == "log_series"]
@@ -130,11 +297,17 @@ def _notes(ingest: list[IngestResult], suite: QuerySuite) -> list[str]:
     open_ms = suite.results[0].timing.median_ms
     notes.append(
         f"- **Queries** have a floor: every store call opens and closes the file read-only ({open_ms:.0f} ms median "
-        "alone) and some do it twice (`compare_runs` reads the runs, then their experiment; `get_run_metrics` the "
-        "run, then its points; `get_experiment_detail` the experiment, then its runs). Above the floor is the SQL, "
-        "which runs cold because each open starts DuckDB with an empty cache, and building the Pydantic objects."
+        f"alone); {_repeated_opens(suite)} Above the floor is the SQL, which runs cold because each open starts DuckDB "
+        "with an empty cache, and building the Pydantic objects."
     )
     return notes
+
+
+def _repeated_opens(suite: QuerySuite) -> str:
+    repeated = [f"`{r.name}` {r.opens} times" for r in suite.results if r.opens > 1]
+    if repeated:
+        return "some open it more than once: " + ", ".join(repeated) + "."
+    return "calls made of several reads (`compare_runs`, `get_run_metrics`, `get_experiment_detail`) open it once."
 
 
 INGEST_METHOD = (
@@ -142,6 +315,40 @@ INGEST_METHOD = (
     "The clock runs from the first `log_series` / `log` call until the writer has closed, so every point is "
     "stored; afterwards each run's summary counts and two runs' full series are read back through the API."
 )
+
+
+def _page_method(pages: PageSuite) -> str:
+    return (
+        f"The same seeded store ({pages.experiments:,} experiments, {pages.runs:,} runs, built in "
+        f"{pages.seed_seconds:.1f} s), as `<data_dir>/tunedeck.duckdb`, plus one experiment whose {pages.adapters} runs "
+        "were completed through the store API to register adapters (seeded runs are completed already). The app runs "
+        "with `TUNEDECK_DATA_DIR` on it and `TUNEDECK_EMBEDDED_WORKER=0`. Each sample is a fresh "
+        '`AppTest.from_file("app.py")` session opening the page by its link (query parameters, then `switch_page`), '
+        f"timed around `run()` only, {len(pages.pages[0].run.samples_ms)} times after 2 warm-ups; a sample that raised "
+        'or showed "Something went wrong" fails the benchmark. AppTest adds its own work to `run()`, so these figures '
+        "are an upper bound of the server-side script time; the script thread's own time is beside them. Store opens "
+        "are `duckdb.connect` calls in one run."
+    )
+
+
+def _chart_method(pages: PageSuite) -> str:
+    return (
+        f"A separate store with one experiment and {CHART_RUNS} runs of {CHART_STEPS:,} steps of `loss` "
+        f"({pages.chart_points:,} points, logged with `MetricWriter.log_series` in {pages.chart_seed_seconds:.1f} s, not "
+        f"timed). Timed {len(pages.charts[0].timing.samples_ms)} times after 2 warm-ups: "
+        f'`store.get_metric_series(run_ids, ["loss"], max_points={CHART_MAX_POINTS})`, and `core.charts.metric_chart(...)` '
+        "with `chart.to_dict()` on what it returned."
+    )
+
+
+def _jobs_method(jobs: JobsSuite) -> str:
+    return (
+        "A fresh data directory; workers are `python -m jobs.worker --workers 1` processes (one Huey consumer each), "
+        "started and ready before the clock starts, and stopped afterwards. Runs are queued with `jobs.tasks.start_run` "
+        "on an experiment over `data/sample/sentiment.csv`; times come from the runs' own `started_at` / `ended_at`, "
+        "against the clock read just before the first `start_run`. Throughput is completed runs over the time from the "
+        "first enqueue to the last run's end, with every run checked to have completed."
+    )
 
 
 def _query_method(suite: QuerySuite) -> str:
@@ -167,19 +374,34 @@ def _header(command: str, started: datetime, seconds: float, load: tuple[float, 
     return ["# Benchmarks", "", measured, "", facts, "", busy]
 
 
-def _targets(ingest: list[IngestResult], suite: QuerySuite) -> list[str]:
+def _targets(ingest: list[IngestResult], suite: QuerySuite, pages: PageSuite, jobs: JobsSuite) -> list[str]:
     rows = [_ingest_row(result) for result in ingest] + [_query_row(result) for result in suite.results]
+    rows += [_page_row(result) for result in pages.pages] + [_query_row(result) for result in pages.charts]
+    rows += [_sample_row(jobs.sample)] + [_throughput_row(result) for result in jobs.throughput]
     return ["## Figures against the targets", "", "| Benchmark | Measured | Target | Result |", "|---|---|---|---|", *rows]
 
 
 def render(
-    ingest: list[IngestResult], suite: QuerySuite, command: str, started: datetime, seconds: float, load: tuple[float, float]
+    ingest: list[IngestResult],
+    suite: QuerySuite,
+    pages: PageSuite,
+    jobs: JobsSuite,
+    command: str,
+    started: datetime,
+    seconds: float,
+    load: tuple[float, float],
 ) -> str:
+    notes = _notes(ingest, suite) + _page_notes(pages, suite.results[0].timing.median_ms) + _jobs_notes(jobs)
     sections = [
         _header(command, started, seconds, load),
-        _targets(ingest, suite),
+        _targets(ingest, suite, pages, jobs),
         ["## Ingest", "", INGEST_METHOD, "", *_ingest_details(ingest)],
         ["## Queries", "", _query_method(suite), "", *_query_details(suite)],
-        ["## What bounds each figure", "", *_notes(ingest, suite)],
+        ["## Pages", "", _page_method(pages), "", *_page_details(pages)],
+        ["## Chart data", "", _chart_method(pages), "", *_chart_details(pages)],
+        ["## Jobs", "", _jobs_method(jobs), "", *_jobs_details(jobs)],
+        _hot_spots(pages),
+        ["## What bounds each figure", "", *notes],
     ]
+    sections = [section for section in sections if section]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"

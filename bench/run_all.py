@@ -1,7 +1,7 @@
-"""Run the ingest and query benchmarks and rewrite BENCHMARKS.md with what they measured.
+"""Run the ingest, query, page and jobs benchmarks and rewrite BENCHMARKS.md with what they measured.
 
-python -m bench.run_all                                       # the full run, about a minute on 2 CPUs
-python -m bench.run_all --points 1000000 --experiments 1000   # a quick check of the machinery
+python -m bench.run_all                                                      # the full run, 3 to 4 minutes on 2 CPUs
+python -m bench.run_all --points 1000000 --experiments 1000 --short-runs 6   # a quick check of the machinery
 """
 
 import argparse
@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ingest, queries, report
+from bench import ingest, jobs, pages, queries, report
 
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -21,6 +21,8 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ingest.arguments(parser)
     queries.arguments(parser)
+    pages.arguments(parser)
+    jobs.arguments(parser)
     parser.set_defaults(processes=4)
     parser.add_argument("--output", type=Path, default=OUTPUT, help="where to write the report (default BENCHMARKS.md)")
     return parser.parse_args()
@@ -30,15 +32,18 @@ def main() -> None:
     options = arguments()
     started, clock, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as folder:
-        (Path(folder) / "ingest").mkdir()
-        (Path(folder) / "queries").mkdir()
+        for name in ("ingest", "queries", "pages", "jobs"):
+            (Path(folder) / name).mkdir()
         ingested = ingest.run(
             Path(folder) / "ingest", options.points, options.flush_points, options.per_step_points, options.processes
         )
         queried = queries.run(Path(folder) / "queries", options.experiments, options.repeat)
+        paged = pages.run(Path(folder) / "pages", options.experiments, options.page_repeat, profile=options.profile)
+        worked = jobs.run(Path(folder) / "jobs", options.short_runs)
     command = " ".join(["python -m bench.run_all", *sys.argv[1:]])
     load = (load_before, os.getloadavg()[0])
-    options.output.write_text(report.render(ingested, queried, command, started, time.perf_counter() - clock, load))
+    seconds = time.perf_counter() - clock
+    options.output.write_text(report.render(ingested, queried, paged, worked, command, started, seconds, load))
     print(f"wrote {options.output}")
 
 

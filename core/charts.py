@@ -9,6 +9,10 @@ from typing import Literal
 import altair as alt
 import polars as pl
 
+# Curves are downsampled in the query (at most ~1,000 points per run and key), so the row count
+# is bounded by design; Altair's 5,000-row guard would only stop a 50-run chart outside Streamlit.
+alt.data_transformers.disable_max_rows()
+
 XAxis = Literal["step", "elapsed"]
 
 RAW_OPACITY = 0.25
