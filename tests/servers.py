@@ -44,23 +44,28 @@ def stop(process: subprocess.Popen) -> None:
     processes.stop(process, grace=30)
 
 
-def visit(url: str) -> None:
-    """Open the app once in headless Chromium: Streamlit runs app.py (and starts its worker) per browser session."""
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch_chromium(driver):
+    """Debian's Chromium, headless, reaching nothing outside (a browser download cannot work here)."""
     import shutil
 
+    return driver.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+
+
+def visit(url: str) -> None:
+    """Open the app once in headless Chromium: Streamlit runs app.py (and starts its worker) per browser session."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = launch_chromium(driver)
         page = browser.new_page()
         page.goto(url)
         page.get_by_role("heading", name="Experiments").wait_for(timeout=30_000)

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from core import open_store
-from tests.servers import start_app, stop
+from tests.optional import require
+from tests.servers import launch_chromium, start_app, stop
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-playwright = (
-    pytest.importorskip("playwright.sync_api") if not os.environ.get("CI") else __import__("playwright.sync_api").sync_api
-)
+require("playwright", install="pip install -r requirements.txt")
+from playwright import sync_api as playwright
+
 if CHROMIUM is None and os.environ.get("CI"):
     pytest.fail("Debian's chromium is missing: .ci/run installs it", pytrace=False)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
@@ -34,16 +35,7 @@ def server(tmp_path):
 @pytest.fixture
 def browser_page():
     with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = launch_chromium(driver)
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         yield page
         browser.close()

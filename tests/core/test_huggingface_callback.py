@@ -1,24 +1,11 @@
 """TuneDeckCallback inside a real transformers.Trainer, logging to a real store."""
 
-import importlib
 import logging
 import math
-import os
 
 import pytest
 
-
-def require(*names: str) -> None:
-    """Skip without the optional packages, except on CI, which installs requirements-train.txt."""
-    for name in names:
-        if not os.environ.get("CI"):
-            pytest.importorskip(name, reason=f"{name} is not installed: pip install -r requirements-train.txt")
-            continue
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            pytest.fail(f"CI installs requirements-train.txt, yet {name} does not import: {exc}", pytrace=False)
-
+from tests.optional import require
 
 require("torch", "transformers", "accelerate")
 

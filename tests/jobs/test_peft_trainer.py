@@ -1,7 +1,5 @@
 """The peft trainer on a tiny GPT-2 built here: a word-level tokenizer and random weights, in a second."""
 
-import importlib
-import os
 from pathlib import Path
 
 import polars as pl
@@ -11,19 +9,7 @@ from core.errors import DatasetError, ValidationError
 from core.training_config import TrainingConfig
 from jobs.trainers import peft_trainer
 from jobs.trainers.builtin import TrainingStopped
-
-
-def require(*names: str) -> None:
-    """Skip without the optional packages, except on CI, which installs requirements-train.txt."""
-    for name in names:
-        if not os.environ.get("CI"):
-            pytest.importorskip(name, reason=f"{name} is not installed: pip install -r requirements-train.txt")
-            continue
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            pytest.fail(f"CI installs requirements-train.txt, yet {name} does not import: {exc}", pytrace=False)
-
+from tests.optional import require
 
 require("torch", "transformers", "peft", "tokenizers", "accelerate")
 
