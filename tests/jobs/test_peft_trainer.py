@@ -189,3 +189,23 @@ def test_schedules_map_to_trainer_schedulers_that_honour_warmup(tmp_path, schedu
     args = peft_trainer.training_arguments(config, tmp_path)
 
     assert args.lr_scheduler_type.value == scheduler and args.warmup_steps == 2
+
+
+def test_a_peft_run_through_a_real_worker_registers_a_peft_adapter(models_dir, text_csv, job_store):
+    from jobs import tasks
+    from tests.jobs.conftest import start_worker, stop_worker, wait_until_terminal
+
+    experiment_id = job_store.create_experiment({"name": f"peft e2e {text_csv.parent.name}", "dataset": str(text_csv)})
+    config = {"trainer": "peft", "base_model": str(models_dir / MODEL), "max_steps": 4, "batch_size": 8, "eval_interval": 2}
+    run_id = tasks.start_run(job_store, experiment_id, {**config, "target_modules": ["c_attn"], "learning_rate": 1e-2})
+    worker = start_worker("--workers", "1")
+    try:
+        (run,) = wait_until_terminal(job_store, [run_id], timeout=180)
+    finally:
+        stop_worker(worker)
+
+    assert run.status == "completed", run.error
+    assert run.metrics["loss"].count == 4 and "eval_loss" in run.metrics
+    adapter = job_store.get_adapter(run.adapter.id)
+    assert adapter.base_model == str(models_dir / MODEL)
+    assert {"adapter_model.safetensors", "adapter_config.json"} <= {p.name for p in Path(adapter.path).iterdir()}
