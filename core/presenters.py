@@ -4,7 +4,6 @@ Pages call these and draw the result, so every formatting rule is written (and t
 """
 
 import re
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -79,10 +78,6 @@ def run_url(run_id: int) -> str:
 def adapter_url(adapter_id: int, version: int | None = None) -> str:
     """The version rides in the fragment, so a link column can show "v3" while linking the adapter."""
     return f"/adapters?adapter={adapter_id}" + (f"#v{version}" if version else "")
-
-
-def compare_url(run_ids: Iterable[int]) -> str:
-    return "/compare?runs=" + ",".join(str(run_id) for run_id in run_ids)
 
 
 def best_primary_label(experiment: Experiment) -> str:

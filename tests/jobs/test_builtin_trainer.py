@@ -10,29 +10,11 @@ from core.errors import DatasetError, ValidationError
 from core.training_config import TrainingConfig
 from jobs.trainers import builtin
 from jobs.trainers.builtin import TrainingStopped, load_adapter, load_base, train
+from tests.jobs.recorder import Recorder
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 STEP_KEYS = {"loss", "learning_rate", "grad_norm", "samples_per_second"}
 EVAL_KEYS = {"eval_loss", "eval_accuracy"}
-
-
-class Recorder:
-    """A log callback that keeps every (step, metrics) call."""
-
-    def __init__(self):
-        self.calls: list[tuple[int, dict[str, float]]] = []
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> None:
-        self.calls.append((step, metrics))
-
-    def steps_with(self, key: str) -> list[int]:
-        return [step for step, metrics in self.calls if key in metrics]
-
-    def values(self, key: str) -> list[float]:
-        return [metrics[key] for _, metrics in self.calls if key in metrics]
-
-    def without_throughput(self) -> list[tuple[int, dict[str, float]]]:
-        return [(step, {k: v for k, v in m.items() if k != "samples_per_second"}) for step, m in self.calls]
 
 
 def run(tmp_path: Path, dataset: Path = SAMPLE / "sentiment.csv", **overrides) -> tuple[builtin.TrainResult, Recorder]:

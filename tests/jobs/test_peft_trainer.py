@@ -9,6 +9,7 @@ from core.errors import DatasetError, ValidationError
 from core.training_config import TrainingConfig
 from jobs.trainers import peft_trainer
 from jobs.trainers.builtin import TrainingStopped
+from tests.jobs.recorder import Recorder
 from tests.optional import require
 
 require("torch", "transformers", "peft", "tokenizers", "accelerate")
@@ -25,19 +26,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:fan_in_fan_out is set to False:UserWarning"),  # GPT-2's Conv1D; PEFT fixes it
     pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"),  # transformers, not us
 ]
-
-
-class Recorder:
-    """A log callback that keeps every (step, metrics) call."""
-
-    def __init__(self):
-        self.calls: list[tuple[int, dict[str, float]]] = []
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> None:
-        self.calls.append((step, metrics))
-
-    def steps_with(self, key: str) -> list[int]:
-        return [step for step, metrics in self.calls if key in metrics]
 
 
 @pytest.fixture(scope="module", autouse=True)
