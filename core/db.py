@@ -2,10 +2,16 @@
 
 DuckDB lets one process hold a database file at a time (read-only openers may share it
 with each other, never with a writer). TuneDeck shares the file between the dashboard,
-the workers and training scripts, so no connection outlives an operation: `connect()`
-opens, retries while another process holds the lock, commits or rolls back, and closes.
-Inside one process a lock per file serializes operations, so threads never see each
-other's half-finished transactions.
+the workers and training scripts in one of two ways, and `connect()` hides which:
+
+- through the store server (`core.store_server`), one process that keeps the file open and
+  runs everyone's SQL: no operation pays the ~17 ms open. `open_store()` starts it when none runs;
+- directly, when no server runs: `connect()` opens, retries while another process holds the
+  lock, commits or rolls back, and closes, so no connection outlives an operation. If a server
+  appears while it waits, it uses the server instead.
+
+Inside one process a lock per file serializes direct operations, so threads never see each
+other's half-finished transactions; the server does the same with its write lock.
 """
 
 import fcntl
@@ -19,8 +25,10 @@ from pathlib import Path
 
 import duckdb
 
+from core import remote
 from core.errors import StoreBusyError, StoreError, TuneDeckError
 from core.migrations import migrate
+from core.remote import RemoteConnection, ServerGone
 
 _process_locks: dict[Path, threading.RLock] = {}
 _migrated: set[Path] = set()
@@ -41,6 +49,10 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+class _ServerAppeared(Exception):
+    """A store server took the file while we waited for it: send the operation there instead."""
+
+
 def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
     """Open the file, waiting with jittered exponential backoff while another process holds it."""
     deadline = time.monotonic() + timeout
@@ -51,6 +63,10 @@ def _open(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnect
         except duckdb.IOException as error:
             if not _is_lock_conflict(error):
                 raise StoreError(f"cannot open the store at {path}: {error}") from error
+            server = remote.connect(path)
+            if server is not None:
+                server.close()
+                raise _ServerAppeared() from error
             if time.monotonic() >= deadline:
                 raise StoreBusyError(
                     f"the store at {path} stayed locked by other processes for {timeout:.0f} s; "
@@ -133,10 +149,14 @@ def _sessions() -> dict[Path, duckdb.DuckDBPyConnection]:
 
 
 @contextmanager
-def connect(path: Path, *, read_only: bool = False, timeout: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: Path, *, read_only: bool = False, timeout: float = 60.0, server_idle_exit: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection | RemoteConnection]:
     """One operation's connection: a transaction when writing, closed on exit whatever happens.
 
-    Inside read_session() a read reuses the session's connection instead of opening the file again.
+    A running store server gets the operation; with `server_idle_exit` set, one is started when
+    none runs (it exits after that many idle seconds). Inside read_session() a read reuses the
+    session's connection instead of opening another.
     """
     path = Path(path).resolve()
     shared = _sessions().get(path)
@@ -145,28 +165,73 @@ def connect(path: Path, *, read_only: bool = False, timeout: float = 60.0) -> It
             raise StoreError("cannot write to the store inside a read session; finish reading first")
         yield shared
         return
-    with _lock_for(path):
-        _ensure_schema(path, timeout)
-        con, gate = _open_gated(path, read_only, timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        server = _begin_remote(path, read_only, timeout, server_idle_exit)
+        if server is not None:
+            yield from _operation(server, path, read_only)
+            return
+        with _lock_for(path):
+            try:
+                _ensure_schema(path, max(0.0, deadline - time.monotonic()))
+                con, gate = _open_gated(path, read_only, max(0.0, deadline - time.monotonic()))
+            except _ServerAppeared:
+                continue
+            try:
+                yield from _operation(con, path, read_only)
+            finally:
+                _release_gate(gate)
+            return
+
+
+def _begin_remote(path: Path, read_only: bool, timeout: float, idle_exit: float | None) -> RemoteConnection | None:
+    """A server connection with the operation's transaction begun, or None to open the file directly."""
+    for _ in range(3):  # a server that is closing turns us away before running anything: ask again
+        server = remote.connect(path)
+        if server is None and idle_exit is not None:
+            server = remote.start(path, idle_exit, timeout)
+        if server is None:
+            return None
         try:
-            if not read_only:
-                con.begin()
-            yield con
-            if not read_only:
-                con.commit()
-        except BaseException as error:
-            if not read_only:
-                _rollback(con)
-            if isinstance(error, duckdb.Error) and not isinstance(error, TuneDeckError):
-                raise StoreError(f"the store at {path} failed: {error}") from error
-            raise
-        finally:
-            con.close()
-            _release_gate(gate)
+            server.begin(not read_only, timeout)
+            return server
+        except ServerGone:
+            server.close()
+    return None
+
+
+def _operation(con, path: Path, read_only: bool) -> Iterator:
+    """Yield the connection; commit a write (or end a server snapshot) on success, roll back on failure, close."""
+    served = isinstance(con, RemoteConnection)  # a served operation was begun by _begin_remote
+    in_transaction = served or not read_only
+    try:
+        if in_transaction and not served:
+            con.begin()
+        yield con
+        if in_transaction:
+            con.commit()
+    except BaseException as error:
+        if in_transaction:
+            _rollback(con)
+        if isinstance(error, duckdb.Error) and not isinstance(error, TuneDeckError):
+            raise StoreError(f"the store at {path} failed: {error}") from error
+        raise
+    finally:
+        con.close()
+
+
+def open_for_server(path: Path, timeout: float) -> duckdb.DuckDBPyConnection:
+    """The store server's connection: opened once with writer priority, migrated, kept."""
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con, gate = _open_gated(path, read_only=False, timeout=timeout)
+    _release_gate(gate)  # from now on other processes find the server rather than the file
+    migrate(con)
+    return con
 
 
 @contextmanager
-def read_session(path: Path, *, timeout: float = 60.0) -> Iterator[None]:
+def read_session(path: Path, *, timeout: float = 60.0, server_idle_exit: float | None = None) -> Iterator[None]:
     """Several reads on one opening of the file: one open cost and one consistent view.
 
     Writers in other processes wait (with backoff) until the session ends, so keep it short.
@@ -176,7 +241,7 @@ def read_session(path: Path, *, timeout: float = 60.0) -> Iterator[None]:
     if path in sessions:
         yield
         return
-    with connect(path, read_only=True, timeout=timeout) as con:
+    with connect(path, read_only=True, timeout=timeout, server_idle_exit=server_idle_exit) as con:
         sessions[path] = con
         try:
             yield
@@ -184,8 +249,8 @@ def read_session(path: Path, *, timeout: float = 60.0) -> Iterator[None]:
             del sessions[path]
 
 
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+def _rollback(con) -> None:
     try:
         con.rollback()
-    except duckdb.Error:
+    except (duckdb.Error, TuneDeckError, ServerGone):
         pass  # the transaction was already aborted by the failure being reported

@@ -55,20 +55,22 @@ class DuckDBStore(TrackingStore):
         clock: Callable[[], datetime] = utcnow,
         lock_timeout: float = 60.0,
         dataset_roots: list[Path] | None = None,
+        server_idle_exit: float | None = None,
     ):
         self.path = Path(path)
+        self.server_idle_exit = server_idle_exit  # None: use a running store server, never start one
         self.clock = clock
         self.lock_timeout = lock_timeout
         self.dataset_roots = dataset_roots  # None: any dataset reference is accepted
 
     def _write(self):
-        return connect(self.path, timeout=self.lock_timeout)
+        return connect(self.path, timeout=self.lock_timeout, server_idle_exit=self.server_idle_exit)
 
     def _read(self):
-        return connect(self.path, read_only=True, timeout=self.lock_timeout)
+        return connect(self.path, read_only=True, timeout=self.lock_timeout, server_idle_exit=self.server_idle_exit)
 
     def reading(self):
-        return read_session(self.path, timeout=self.lock_timeout)
+        return read_session(self.path, timeout=self.lock_timeout, server_idle_exit=self.server_idle_exit)
 
     # -- experiments -------------------------------------------------------------------------
     def create_experiment(self, spec: ExperimentCreate | dict) -> int:

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     heartbeat_timeout: float = Field(60.0, gt=0, description="A running run silent this long is failed as 'worker lost'.")
     embedded_worker: bool = Field(True, description="Auto-start a worker with the app or start_run() when none runs.")
     worker_idle_exit: float = Field(300.0, ge=0, description="An auto-started worker with no parent exits when idle this long.")
+    store_server: bool = Field(True, description="Share the store through one server process that keeps it open.")
+    store_server_idle_exit: float = Field(60.0, ge=0, description="The store server exits after this many idle seconds.")
     commands_file: Path = Field(Path("commands.toml"), description="The administrator's registered training commands.")
     dataset_roots: str = Field(
         "", description="Folders datasets may come from, separated by ':'; empty: the working folder and data dir."

@@ -14,8 +14,12 @@ STEPS = 300
 KEYS = ("loss", "learning_rate", "eval_loss")
 
 
-def _writer(path: str, run_ids: list[int], results) -> None:
-    store = DuckDBStore(path)
+def _store(path: str, served: bool) -> DuckDBStore:
+    return DuckDBStore(path, server_idle_exit=2.0 if served else None)
+
+
+def _writer(path: str, served: bool, run_ids: list[int], results) -> None:
+    store = _store(path, served)
     try:
         with MetricWriter(store, flush_points=50, flush_seconds=0.05) as writer:
             for step in range(1, STEPS + 1):
@@ -29,8 +33,8 @@ def _writer(path: str, run_ids: list[int], results) -> None:
         results.put(("writer", traceback.format_exc()))
 
 
-def _reader(path: str, experiment_id: int, run_ids: list[int], seconds: float, results) -> None:
-    store = DuckDBStore(path)
+def _reader(path: str, served: bool, experiment_id: int, run_ids: list[int], seconds: float, results) -> None:
+    store = _store(path, served)
     deadline = time.monotonic() + seconds
     reads = 0
     try:
@@ -45,15 +49,16 @@ def _reader(path: str, experiment_id: int, run_ids: list[int], seconds: float, r
         results.put(("reader", traceback.format_exc()))
 
 
-def test_concurrent_writers_and_readers_lose_no_points_and_see_no_errors(store, make_experiment, make_run):
+@pytest.mark.parametrize("served", [False, True], ids=["opening the file", "through the store server"])
+def test_concurrent_writers_and_readers_lose_no_points_and_see_no_errors(store, make_experiment, make_run, served):
     experiment_id = make_experiment()
     writer_runs = [[make_run(experiment_id, status="running") for _ in range(2)] for _ in range(3)]
     all_runs = [run_id for runs in writer_runs for run_id in runs]
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    processes = [context.Process(target=_writer, args=(str(store.path), runs, results)) for runs in writer_runs]
+    processes = [context.Process(target=_writer, args=(str(store.path), served, runs, results)) for runs in writer_runs]
     processes += [
-        context.Process(target=_reader, args=(str(store.path), experiment_id, all_runs, 6.0, results)) for _ in range(2)
+        context.Process(target=_reader, args=(str(store.path), served, experiment_id, all_runs, 6.0, results)) for _ in range(2)
     ]
 
     for process in processes:

@@ -1,0 +1,224 @@
+"""The store server: one process keeps the DuckDB file open and runs the other processes' SQL.
+
+DuckDB lets one process hold a file at a time and opening it costs ~17 ms. Opening per
+operation lets the app, the workers and training scripts share the file but pays that cost on
+every read; this server pays it once. The first process that needs the store starts it
+(`core.remote.start`); everyone sends statements over a Unix socket beside the store, one
+connection per operation. A write operation holds the server's write lock from BEGIN to COMMIT,
+so writes stay one at a time as before; reads run in their own snapshot beside them.
+
+A client that dies mid-operation closes its socket and its transaction is rolled back. After
+`--idle-exit` seconds without a connection the server closes the file and exits; the next
+operation starts another.
+
+    python -m core.store_server data/tunedeck.duckdb --idle-exit 60
+"""
+
+import argparse
+import fcntl
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import duckdb
+
+from core.db import open_for_server
+from core.errors import StoreBusyError
+from core.remote import address_for
+
+ACCEPT_POLL = 0.2
+
+
+class StoreServer:
+    def __init__(self, path: Path, idle_exit: float, lock_timeout: float = 60.0):
+        self.path = Path(path).resolve()
+        self.address = address_for(self.path)
+        self.idle_exit = idle_exit
+        self.lock_timeout = lock_timeout
+        self.write_lock = threading.Lock()
+        self._state = threading.Lock()
+        self._active = 0
+        self._closing = False
+        self._last_seen = time.monotonic()
+        self._stopping = False  # set to stop: by a signal, or by DuckDB refusing all work after a fatal error
+
+    def serve(self) -> int:
+        claim = self._claim()
+        if claim is None:
+            return 0  # another server holds the claim: it serves this store
+        self.db = open_for_server(self.path, self.lock_timeout)
+        listener = self._listen()
+        try:
+            while not self._should_close():
+                try:
+                    sock, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                threading.Thread(target=self._serve_client, args=(sock,), daemon=True).start()
+        finally:
+            listener.close()
+            _unlink(self.address)
+            while self._active:
+                time.sleep(0.01)
+            self.db.close()
+            os.close(claim)
+        return 0
+
+    def _claim(self) -> int | None:
+        fd = os.open(f"{self.address}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # who holds the store, for operators and tests
+        return fd
+
+    def _listen(self) -> socket.socket:
+        _unlink(self.address)  # left by a server that was killed; we hold the claim now
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o077)  # only this user may talk to the store
+        try:
+            listener.bind(self.address)
+        finally:
+            os.umask(old_umask)
+        listener.listen(64)
+        listener.settimeout(ACCEPT_POLL)
+        return listener
+
+    def stop(self, *_signal) -> None:
+        """Finish the operations in progress, then close the file and exit (SIGTERM and Ctrl-C do this)."""
+        self._stopping = True
+
+    def _should_close(self) -> bool:
+        with self._state:
+            idle = self._active == 0 and time.monotonic() - self._last_seen > self.idle_exit
+            if idle or self._stopping:
+                self._closing = True
+            return self._closing
+
+    def _serve_client(self, sock: socket.socket) -> None:
+        with self._state:
+            if self._closing:
+                sock.close()  # the client sees the line close before any answer and starts a new server
+                return
+            self._active += 1
+        sock.setblocking(True)
+        conn = Connection(sock.detach())
+        session = Session(self.db.cursor(), self.write_lock)
+        try:
+            while True:
+                try:
+                    request = conn.recv()
+                except (EOFError, OSError):
+                    break
+                try:
+                    answer = ("ok", session.run(*request))
+                except duckdb.FatalException as error:
+                    self._stopping = True  # close, and let the next operation start a server that reopens the file
+                    answer = ("error", error)
+                except Exception as error:  # noqa: BLE001 - every failure goes back to the client that caused it
+                    answer = ("error", error)
+                try:
+                    conn.send(answer)
+                except (OSError, ValueError):
+                    break
+        finally:
+            session.close()
+            conn.close()
+            with self._state:
+                self._active -= 1
+                self._last_seen = time.monotonic()
+
+
+class Session:
+    """One client operation on its own cursor; a write holds the write lock until it ends."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, write_lock: threading.Lock):
+        self.cursor = cursor
+        self.write_lock = write_lock
+        self.writing = False
+        self.in_transaction = False
+
+    def run(self, operation: str, *args):
+        if operation == "rows":
+            return self.cursor.execute(*args).fetchall()
+        if operation == "frame":
+            sql, params = args
+            return self.cursor.sql(sql, params=params).pl()
+        if operation == "register":
+            self.cursor.register(*args)
+            return None
+        if operation == "unregister":
+            self.cursor.unregister(*args)
+            return None
+        if operation == "begin":
+            return self.begin(*args)
+        if operation == "commit":
+            self.cursor.commit()
+            self.end()
+            return None
+        if operation == "rollback":
+            self.rollback()
+            return None
+        raise ValueError(f"unknown store server operation {operation!r}")
+
+    def begin(self, write: bool, timeout: float) -> None:
+        if write:
+            if not self.write_lock.acquire(timeout=timeout):
+                raise StoreBusyError(
+                    f"another write held the store for {timeout:.0f} s; check for a stuck process or raise TUNEDECK_LOCK_TIMEOUT"
+                )
+            self.writing = True
+        self.cursor.begin()
+        self.in_transaction = True
+
+    def rollback(self) -> None:
+        if self.in_transaction:
+            try:
+                self.cursor.rollback()
+            except duckdb.Error:
+                pass  # already aborted by the failure the client is handling
+        self.end()
+
+    def end(self) -> None:
+        self.in_transaction = False
+        if self.writing:
+            self.writing = False
+            self.write_lock.release()
+
+    def close(self) -> None:
+        self.rollback()
+        try:
+            self.cursor.close()
+        except duckdb.Error:
+            pass
+
+
+def _unlink(address: str) -> None:
+    try:
+        os.unlink(address)
+    except FileNotFoundError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Keep a TuneDeck store open and serve other processes' SQL.")
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--idle-exit", type=float, default=60.0, help="seconds without connections before exiting")
+    parser.add_argument("--lock-timeout", type=float, default=60.0, help="seconds to wait for the file and for writes")
+    options = parser.parse_args(argv)
+    server = StoreServer(options.store, options.idle_exit, options.lock_timeout)
+    signal.signal(signal.SIGTERM, server.stop)
+    signal.signal(signal.SIGINT, server.stop)
+    return server.serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

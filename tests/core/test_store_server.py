@@ -1,0 +1,171 @@
+"""The store server: one process keeps the file open and every other process's operations go through it."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from core import remote
+from core.db import connect
+from core.duckdb_store import DuckDBStore
+from core.errors import ConflictError, StoreError
+from core.sql import first, rows
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def served(store_path: Path, clock):
+    """A store that starts a server on first use; the server leaves 1 s after its last connection."""
+    yield DuckDBStore(store_path, clock=clock, server_idle_exit=1.0)
+    _stop_server(store_path)
+
+
+def _server_pid(path: Path) -> int:
+    return int(Path(f"{remote.address_for(path.resolve())}.lock").read_text())
+
+
+def _stop_server(path: Path) -> None:
+    if remote.running(path.resolve()):
+        os.kill(_server_pid(path), signal.SIGTERM)
+    assert _gone(path)
+
+
+def _gone(path: Path, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while remote.running(path.resolve()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
+
+
+def _python(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_first_use_starts_a_server_that_other_processes_share(served, store_path):
+    experiment_id = served.create_experiment({"name": "shared", "dataset": "data/sample/sentiment.csv"})
+
+    assert remote.running(store_path.resolve())
+    with pytest.raises(duckdb.IOException, match="lock"):
+        duckdb.connect(str(store_path), read_only=True)  # the server holds the file...
+    child = _python(
+        f"""
+        from core.duckdb_store import DuckDBStore
+        store = DuckDBStore({str(store_path)!r})  # ...and a process that would open it directly uses the server
+        print(store.get_experiment({experiment_id}).name)
+        store.create_run({experiment_id}, {{"lora_rank": 4}})
+        """
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "shared"
+    assert served.get_experiment_detail(experiment_id).experiment.run_count == 1
+
+
+def test_only_one_server_runs_per_store_however_many_processes_start_one(served, store_path):
+    served.list_experiments()
+    first_pid = _server_pid(store_path)
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "core.store_server", str(store_path), "--idle-exit", "1"], cwd=ROOT
+        )
+        for _ in range(3)
+    ]
+    assert [child.wait(timeout=30) for child in children] == [0, 0, 0]  # each saw the claim taken and left
+    assert _server_pid(store_path) == first_pid
+    assert served.list_experiments().total == 0
+
+
+def test_an_idle_server_exits_and_the_file_opens_directly_again(served, store_path):
+    served.create_experiment({"name": "kept", "dataset": "data/sample/sentiment.csv"})
+    pid = _server_pid(store_path)
+
+    assert _gone(store_path)
+    con = duckdb.connect(str(store_path), read_only=True)
+    assert con.execute("SELECT name FROM experiments").fetchall() == [("kept",)]
+    con.close()
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_a_killed_server_is_replaced_by_the_next_operation_and_nothing_committed_is_lost(served, store_path):
+    experiment_id = served.create_experiment({"name": "before", "dataset": "data/sample/sentiment.csv"})
+    old = _server_pid(store_path)
+    os.kill(old, signal.SIGKILL)
+
+    run_id = served.create_run(experiment_id, {"lora_rank": 8})  # finds the dead socket and starts a new server
+
+    assert _server_pid(store_path) != old
+    assert served.get_run(run_id).experiment_id == experiment_id
+    assert served.get_experiment(experiment_id).name == "before"
+
+
+def test_a_client_killed_mid_write_leaves_nothing_behind_and_blocks_no_one(served, store_path):
+    experiment_id = served.create_experiment({"name": "audit", "dataset": "data/sample/sentiment.csv"})
+    child = _python(
+        f"""
+        import os
+        from pathlib import Path
+        from core.db import connect
+        from core.sql import rows
+        with connect(Path({str(store_path)!r})) as con:
+            rows(con, "UPDATE experiments SET name = 'half-written' WHERE id = ?", [{experiment_id}])
+            os.kill(os.getpid(), 9)
+        """
+    )
+    assert child.returncode == -signal.SIGKILL
+
+    started = time.monotonic()
+    served.rename_experiment(experiment_id, "renamed")  # the write lock was released with the dead client's line
+    assert time.monotonic() - started < 5
+    assert served.get_experiment(experiment_id).name == "renamed"
+
+
+def test_the_servers_errors_reach_the_caller_as_store_errors(served, store_path):
+    served.create_experiment({"name": "taken", "dataset": "data/sample/sentiment.csv"})
+
+    with pytest.raises(ConflictError, match="taken"):
+        served.create_experiment({"name": "taken", "dataset": "data/sample/sentiment.csv"})
+    with pytest.raises(StoreError, match="the store at .* failed"), connect(store_path) as con:
+        rows(con, "SELECT * FROM no_such_table")
+    assert served.list_experiments().total == 1
+
+
+def test_a_failed_write_through_the_server_is_rolled_back(served, store_path):
+    served.create_experiment({"name": "one", "dataset": "data/sample/sentiment.csv"})
+
+    with pytest.raises(StoreError), connect(store_path) as con:
+        rows(con, "UPDATE experiments SET name = 'changed'")
+        rows(con, "INSERT INTO experiments (id) VALUES (NULL)")  # fails: the update goes too
+
+    with connect(store_path, read_only=True) as con:
+        assert first(con, "SELECT name FROM experiments") == ("one",)
+
+
+def test_reads_see_a_snapshot_while_a_write_is_in_progress(served, store_path):
+    served.create_experiment({"name": "snapshot", "dataset": "data/sample/sentiment.csv"})
+
+    with connect(store_path) as writing:
+        rows(writing, "UPDATE experiments SET name = 'uncommitted'")
+        with connect(store_path, read_only=True) as reading:  # not blocked by the open write
+            assert first(reading, "SELECT name FROM experiments") == ("snapshot",)
+    assert served.list_experiments().items[0].name == "uncommitted"
