@@ -46,7 +46,11 @@ def _run_process(store: TrackingStore, run_id: int, settings: Settings) -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     with path.open("a", encoding="utf-8") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "jobs.train_process", str(run_id)], stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+            [sys.executable, "-m", "jobs.train_process", str(run_id)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=die_with_parent,
         )
         log.write(f"worker {worker_id()} started training process {child.pid}\n")
         log.flush()

@@ -83,9 +83,7 @@ def test_only_one_server_runs_per_store_however_many_processes_start_one(served,
     served.list_experiments()
     first_pid = _server_pid(store_path)
     children = [
-        subprocess.Popen(
-            [sys.executable, "-m", "core.store_server", str(store_path), "--idle-exit", "1"], cwd=ROOT
-        )
+        subprocess.Popen([sys.executable, "-m", "core.store_server", str(store_path), "--idle-exit", "1"], cwd=ROOT)
         for _ in range(3)
     ]
     assert [child.wait(timeout=30) for child in children] == [0, 0, 0]  # each saw the claim taken and left
