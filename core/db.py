@@ -201,17 +201,15 @@ def _begin_remote(path: Path, read_only: bool, timeout: float, idle_exit: float 
 
 
 def _operation(con, path: Path, read_only: bool) -> Iterator:
-    """Yield the connection; commit a write (or end a server snapshot) on success, roll back on failure, close."""
-    served = isinstance(con, RemoteConnection)  # a served operation was begun by _begin_remote
-    in_transaction = served or not read_only
+    """Yield the connection; commit a write on success, roll back on failure; close (which ends a served read's snapshot)."""
     try:
-        if in_transaction and not served:
-            con.begin()
+        if not read_only and not isinstance(con, RemoteConnection):
+            con.begin()  # a served write was begun by _begin_remote, which also took the server's write lock
         yield con
-        if in_transaction:
+        if not read_only:
             con.commit()
     except BaseException as error:
-        if in_transaction:
+        if not read_only:
             _rollback(con)
         if isinstance(error, duckdb.Error) and not isinstance(error, TuneDeckError):
             raise StoreError(f"the store at {path} failed: {error}") from error

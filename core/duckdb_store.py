@@ -27,7 +27,7 @@ from core.entities import (
     RunMetrics,
 )
 from core.errors import ConflictError, DatasetError, InvalidTransitionError, NotFoundError, ValidationError
-from core.filters import experiment_order, experiment_where
+from core.filters import RUN_COLUMNS, RunFilter, experiment_order, experiment_where, run_filters, run_order
 from core.sql import first, frame, rows
 from core.status import ACTIVE, ExperimentStatus, RunStatus, can_transition, experiment_status
 from core.store import TrackingStore
@@ -240,6 +240,28 @@ class DuckDBStore(TrackingStore):
             if not first(con, "SELECT 1 FROM experiments WHERE id = ?", [experiment_id]):
                 raise NotFoundError(f"no experiment with ID {experiment_id}")
             return self._runs(con, "WHERE r.experiment_id = ?", [experiment_id])
+
+    def runs_table(
+        self,
+        experiment_id: int,
+        where: list[RunFilter | str] | tuple = (),
+        order_by: str | None = None,
+        descending: bool = False,
+    ) -> pl.DataFrame:
+        experiment_id = _as_id(experiment_id, "experiment")
+        with self._read() as con:
+            long = frame(con, _RUNS_WITH_LAST_VALUES, [experiment_id])
+            if long.is_empty() and not first(con, "SELECT 1 FROM experiments WHERE id = ?", [experiment_id]):
+                raise NotFoundError(f"no experiment with ID {experiment_id}")
+        keys = sorted(long["key"].drop_nulls().unique().to_list())
+        condition, order = run_filters(where, keys), run_order(order_by, keys)
+        table = long.pivot(on="key", index=list(RUN_COLUMNS), values="last_value", sort_columns=True)
+        table = table.select(*RUN_COLUMNS, *keys)  # drops the column of runs with no metrics yet
+        if condition is not None:
+            table = table.filter(condition)
+        if order is None:
+            return table.sort("created_at", "id", descending=True)
+        return table.sort(order, "id", descending=[descending, False], nulls_last=True)
 
     def list_active_runs(self) -> list[Run]:
         with self._read() as con:
@@ -585,6 +607,12 @@ class DuckDBStore(TrackingStore):
 
 
 # Series short enough come whole; longer ones keep the lowest and highest point of each step bucket.
+_RUNS_WITH_LAST_VALUES = """
+    SELECT r.id, r.name, r.status, r.created_at, r.ended_at, r.adapter_id, s.key, s.last_value
+    FROM runs r LEFT JOIN metric_summaries s ON s.run_id = r.id
+    WHERE r.experiment_id = ?
+"""
+
 _SERIES = """
     WITH sizes AS (
         SELECT run_id, key, count AS n, last_step FROM metric_summaries WHERE list_contains($runs, run_id) {key_filter}

@@ -1,7 +1,18 @@
-"""Turn list filters into a WHERE clause and its bound parameters; sort keys come from an allow-list."""
+"""Turn list filters into a WHERE clause and its bound parameters; sort keys come from an allow-list.
 
-from collections.abc import Iterable
+Runs are filtered on their metrics with `RunFilter`s such as "accuracy > 0.5", applied to the
+runs table (one column per metric) as Polars expressions, so no user text reaches SQL.
+"""
 
+import operator
+import re
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from core.entities import MetricKey
 from core.errors import ValidationError
 from core.status import ExperimentStatus
 
@@ -47,3 +58,61 @@ def experiment_order(sort: str, descending: bool) -> str:
         raise ValidationError(f"cannot sort experiments by {sort!r}; use one of {', '.join(EXPERIMENT_SORTS)}")
     way = "DESC" if descending else "ASC"
     return f"ORDER BY {EXPERIMENT_SORTS[sort]} {way}, e.id {way}"
+
+
+RUN_COLUMNS = ("id", "name", "status", "created_at", "ended_at", "adapter_id")
+COMPARISONS: dict[str, Callable] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+    "=": operator.eq,
+}
+_FILTER_TEXT = re.compile(r"^\s*(?P<key>.+?)\s*(?P<op>>=|<=|!=|>|<|==?)\s*(?P<value>\S+)\s*$")
+
+
+class RunFilter(BaseModel):
+    """Keep runs whose last value of `key` compares true with `value`; runs without the metric are dropped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    key: MetricKey
+    op: Literal[">", ">=", "<", "<=", "=", "!="]
+    value: float
+
+    @classmethod
+    def parse(cls, text: "RunFilter | str") -> "RunFilter":
+        """'accuracy > 0.5' -> RunFilter(key='accuracy', op='>', value=0.5)."""
+        if isinstance(text, RunFilter):
+            return text
+        found = _FILTER_TEXT.match(text) if isinstance(text, str) else None
+        if found is None:
+            raise ValidationError(
+                f"cannot read the filter {text!r}: write a metric, a comparison and a number, e.g. 'accuracy > 0.5'"
+            )
+        op = "=" if found["op"] == "==" else found["op"]
+        try:
+            return cls(key=found["key"], op=op, value=float(found["value"]))
+        except ValueError:
+            raise ValidationError(f"cannot read the filter {text!r}: {found['value']!r} is not a number") from None
+
+    def expression(self) -> pl.Expr:
+        return COMPARISONS[self.op](pl.col(self.key), self.value)
+
+
+def run_filters(filters: Iterable["RunFilter | str"], metric_keys: list[str]) -> pl.Expr | None:
+    """One expression for all filters (they must all hold); a metric no run has logged is a clear error."""
+    parsed = [RunFilter.parse(item) for item in filters]
+    unknown = sorted({item.key for item in parsed} - set(metric_keys))
+    if unknown:
+        known = ", ".join(metric_keys) or "none yet"
+        raise ValidationError(f"no run of this experiment logged {', '.join(map(repr, unknown))}; its metrics are: {known}")
+    return pl.all_horizontal([item.expression() for item in parsed]) if parsed else None
+
+
+def run_order(order_by: str | None, metric_keys: list[str]) -> str | None:
+    if order_by is None or order_by in metric_keys or order_by in RUN_COLUMNS:
+        return order_by
+    raise ValidationError(
+        f"cannot sort runs by {order_by!r}; use a metric ({', '.join(metric_keys) or 'none yet'}) or one of {', '.join(RUN_COLUMNS)}"
+    )

@@ -8,6 +8,7 @@ code whether it holds the file itself or talks to the server. See `core.store_se
 import fcntl
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,9 @@ import threading
 import time
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
 
 from core.errors import StoreError
 
@@ -97,12 +101,14 @@ class _Rows:
         return self._rows
 
 
-class _Frame:
-    def __init__(self, frame):
-        self._frame = frame
+class _Result:
+    """A query result the server sent as an Arrow table, read the way a DuckDB result is."""
 
-    def pl(self):
-        return self._frame
+    def __init__(self, table: pa.Table):
+        self._table = table
+
+    def arrow(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self._table.schema, self._table.to_batches())
 
 
 class RemoteConnection:
@@ -130,11 +136,12 @@ class RemoteConnection:
     def execute(self, sql: str, params: list | None = None) -> _Rows:
         return _Rows(self.call("rows", sql, params or []))
 
-    def sql(self, sql: str, params: list | None = None) -> _Frame:
-        return _Frame(self.call("frame", sql, params or []))
+    def sql(self, sql: str, params: list | None = None) -> _Result:
+        return _Result(self.call("arrow", sql, params or []))
 
-    def register(self, name: str, frame) -> None:
-        self.call("register", name, frame)
+    def register(self, name: str, frame: pl.DataFrame) -> None:
+        """Send a frame for the next statements to read; strings go dictionary-encoded (few distinct metric keys)."""
+        self.call("register", name, frame.with_columns(pl.col(pl.String).cast(pl.Categorical)).to_arrow())
 
     def unregister(self, name: str) -> None:
         self.call("unregister", name)
@@ -168,3 +175,18 @@ def running(path: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def stop(path: Path, timeout: float = 15.0) -> bool:
+    """Ask the store's server to finish what it is doing and exit; True once none runs."""
+    if running(path):
+        try:
+            os.kill(int(Path(f"{address_for(path)}.lock").read_text()), signal.SIGTERM)
+        except (ValueError, ProcessLookupError):
+            pass  # it exited between the probe and the signal
+    deadline = time.monotonic() + timeout
+    while running(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

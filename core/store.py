@@ -25,6 +25,7 @@ from core.entities import (
     RunComparison,
     RunMetrics,
 )
+from core.filters import RunFilter
 from core.status import ExperimentStatus, RunStatus
 
 
@@ -99,6 +100,18 @@ class TrackingStore(ABC):
     @abstractmethod
     def list_runs(self, experiment_id: int) -> list[Run]:
         """All runs of an experiment, newest first, with metric summaries and adapter."""
+
+    @abstractmethod
+    def runs_table(
+        self,
+        experiment_id: int,
+        where: list[RunFilter | str] | tuple = (),
+        order_by: str | None = None,
+        descending: bool = False,
+    ) -> pl.DataFrame:
+        """One row per run (id, name, status, created_at, ended_at, adapter_id) and one column per metric with
+        its last value: the fast way to list, filter ("accuracy > 0.5") and sort many runs. Newest first unless
+        `order_by` names a metric or run column; runs lacking that metric come last."""
 
     @abstractmethod
     def list_active_runs(self) -> list[Run]:

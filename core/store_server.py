@@ -149,9 +149,9 @@ class Session:
     def run(self, operation: str, *args):
         if operation == "rows":
             return self.cursor.execute(*args).fetchall()
-        if operation == "frame":
+        if operation == "arrow":
             sql, params = args
-            return self.cursor.sql(sql, params=params).pl()
+            return self.cursor.sql(sql, params=params).arrow().read_all()
         if operation == "register":
             self.cursor.register(*args)
             return None

@@ -69,7 +69,7 @@ class MetricWriter:
         self.store = store
         self.flush_points = flush_points
         self.flush_seconds = flush_seconds
-        self._chunks: list[pl.DataFrame] = []
+        self._pieces: list[pl.DataFrame | _Series] = []  # in logging order, so a re-logged step keeps the last value
         self._rows: dict[str, list] = {name: [] for name in POINT_SCHEMA}
         self._buffered = 0
         self._oldest: float | None = None
@@ -116,17 +116,10 @@ class MetricWriter:
             stamps = np.full(steps.size, _epoch_us(None), dtype=np.int64)
         else:
             stamps = np.array([_epoch_us(moment) for moment in wall_times], dtype=np.int64)
-        chunk = pl.DataFrame(
-            {
-                "run_id": np.full(steps.size, run_id, dtype=np.int64),
-                "key": key,
-                "step": steps,
-                "value": values,
-                "wall_time": stamps,
-            }
-        )
+        series = _Series(run_id, key, steps.astype(np.int64, copy=False), values, stamps)
         with self._lock:
-            self._chunks.append(chunk)
+            self._rows_to_piece()
+            self._pieces.append(series)
             full = self._added(steps.size)
         if full:
             self.flush()
@@ -155,20 +148,33 @@ class MetricWriter:
                 written = self.store.log_metrics(batch)
             except (StoreBusyError, StoreError):
                 with self._lock:
-                    self._chunks.insert(0, batch.with_columns(pl.col("wall_time").dt.epoch("us")))
+                    self._pieces.insert(0, batch.with_columns(pl.col("wall_time").dt.epoch("us")))
                     self._buffered += batch.height
                 raise
             self.points_written += written
             return written
 
-    def _take(self) -> pl.DataFrame | None:
+    def _rows_to_piece(self) -> None:
         if self._rows["key"]:
-            self._chunks.append(pl.DataFrame(self._rows))
+            self._pieces.append(pl.DataFrame(self._rows, schema=_BUFFER_SCHEMA))
             self._rows = {name: [] for name in POINT_SCHEMA}
-        if not self._chunks:
+
+    def _take(self) -> pl.DataFrame | None:
+        self._rows_to_piece()
+        if not self._pieces:
             return None
-        batch = pl.concat([chunk.cast(_BUFFER_SCHEMA) for chunk in self._chunks])
-        self._chunks, self._buffered, self._oldest = [], 0, None
+        frames, series = [], []
+        for piece in [*self._pieces, None]:
+            if isinstance(piece, _Series):
+                series.append(piece)
+                continue
+            if series:
+                frames.append(_Series.frame(series))
+                series = []
+            if piece is not None:
+                frames.append(piece)
+        self._pieces, self._buffered, self._oldest = [], 0, None
+        batch = frames[0] if len(frames) == 1 else pl.concat(frames)
         return batch.with_columns(pl.from_epoch("wall_time", time_unit="us"))
 
     def _ensure_timer(self) -> None:
@@ -207,3 +213,26 @@ class MetricWriter:
 
 
 _BUFFER_SCHEMA = {**POINT_SCHEMA, "wall_time": pl.Int64}
+
+
+class _Series:
+    """One log_series call kept as NumPy arrays: building a frame per call cost more than the store write."""
+
+    def __init__(self, run_id: int, key: str, steps: np.ndarray, values: np.ndarray, stamps: np.ndarray):
+        self.run_id, self.key, self.steps, self.values, self.stamps = run_id, key, steps, values, stamps
+
+    @staticmethod
+    def frame(pieces: list["_Series"]) -> pl.DataFrame:
+        """Many calls' points as one frame, built with one concatenation per column."""
+        counts = np.array([piece.steps.size for piece in pieces])
+        keys = pl.Series("key", [piece.key for piece in pieces], dtype=pl.String)
+        return pl.DataFrame(
+            {
+                "run_id": np.repeat(np.array([piece.run_id for piece in pieces], dtype=np.int64), counts),
+                "key": keys.gather(np.repeat(np.arange(len(pieces)), counts)),
+                "step": np.concatenate([piece.steps for piece in pieces]),
+                "value": np.concatenate([piece.values for piece in pieces]),
+                "wall_time": np.concatenate([piece.stamps for piece in pieces]),
+            },
+            schema=_BUFFER_SCHEMA,
+        )

@@ -26,7 +26,13 @@ from bench.peers import aim_peer, mlflow_peer, report, tunedeck
 from bench.peers.workload import HISTORY_RUNS, curves, expected_filtered
 from bench.timing import measure
 
-PEERS = {"TuneDeck": tunedeck, "MLflow": mlflow_peer, "Aim": aim_peer}
+PEERS = {
+    "TuneDeck": tunedeck.TuneDeck(served=True),
+    "TuneDeck before the server": tunedeck.TuneDeck(served=False),
+    "MLflow": mlflow_peer,
+    "Aim": aim_peer,
+}
+SMALL_ONLY = {"TuneDeck before the server"}  # the design before the store server: shown beside it, not a peer
 OUTPUT = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
 
 
@@ -37,7 +43,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--large-runs", type=int, default=2000)
     parser.add_argument("--large-steps", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--peers", default="TuneDeck,MLflow,Aim", help="comma-separated subset of TuneDeck,MLflow,Aim")
+    parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated subset of {','.join(PEERS)}")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--json", type=Path, help="also keep the raw figures here")
     return parser.parse_args()
@@ -49,8 +55,8 @@ def timed_queries(module, folder: Path, ingested, repeat: int, expected: int) ->
     if len(found) != expected:
         raise SystemExit(f"{module.__name__}: filter returned {len(found)} runs, expected {expected}")
     queries = {"list": module.list_latest, "filter_order": module.filter_order}
-    if hasattr(module, "list_frame"):
-        queries["list_frame"] = module.list_frame
+    if hasattr(module, "list_runs"):
+        queries["list_runs"] = module.list_runs
     return {name: measure(lambda q=query: q(folder, ingested), repeat, 1).median_ms for name, query in queries.items()}
 
 
@@ -63,32 +69,36 @@ def bench_peer(name: str, module, folder: Path, options) -> dict:
         result["flush_ms"] = ingested.flush_ms
     if hasattr(module, "index"):
         result["index_s"] = module.index(small, ingested)
-    result["bytes"] = module.size_on_disk(small)
     result["small"] = timed_queries(module, small, ingested, options.repeat, expected_filtered(options.runs, options.steps))
     history_runs = ingested.run_ids[:HISTORY_RUNS]
     result["history_ms"] = measure(lambda: module.history(small, ingested, history_runs), options.repeat, 1).median_ms
     result["history_points"] = module.history(small, ingested, history_runs)
     print(f"{name}: {ingested.points_per_second:,.0f} points/s, small store done", flush=True)
+    if hasattr(module, "done"):
+        module.done(small)  # TuneDeck: the server closes the file, as at any idle exit, before it is measured
+    result["bytes"] = module.size_on_disk(small)
+    if name in SMALL_ONLY:
+        return result
     big = module.ingest(large, options.large_runs, options.large_steps)
     result["large_ingest_s"] = big.seconds
     if hasattr(module, "index"):
         result["large_index_s"] = module.index(large, big)
     expected = expected_filtered(options.large_runs, options.large_steps)
     result["large"] = timed_queries(module, large, big, options.repeat, expected)
-    if module is tunedeck:
-        result["profile"] = profile_list(large, big)
-        result["ingest_profile"] = profile_ingest(folder / "profiled", options.runs, options.steps)
+    if name == "TuneDeck":
+        result["profile"] = profile_list(module, large, big)
+        module.done(large)
+        result["profile"]["open_close_ms"] = open_close_ms(large)
+        result["ingest_profile"] = profile_ingest(module, folder / "profiled", options.runs, options.steps)
     print(f"{name}: {result}", flush=True)
     return result
 
 
-def profile_list(folder: Path, ingested) -> dict:
-    """Where one list_runs call at 2,000 runs spends its time: opening the file vs building Pydantic Runs."""
-    path = str(folder / "tunedeck.duckdb")
-    open_ms = measure(lambda: duckdb.connect(path, read_only=True).close(), 5, 1).median_ms
+def profile_list(module, folder: Path, ingested) -> dict:
+    """Where one runs_table call at 2,000 runs spends its time: the server round trip vs the work in this process."""
     profiler = cProfile.Profile()
     profiler.enable()
-    tunedeck.list_latest(folder, ingested)
+    module.list_latest(folder, ingested)
     profiler.disable()
     stats = pstats.Stats(profiler)
 
@@ -98,24 +108,29 @@ def profile_list(folder: Path, ingested) -> dict:
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(12)
     return {
-        "open_close_ms": open_ms,
         "total_ms": 1000 * stats.total_tt,
-        "connect_ms": cumulative("connect"),
-        "model_validate_ms": cumulative("model_validate"),
-        "to_dicts_ms": cumulative("to_dicts"),
+        "server_ms": cumulative("call"),  # RemoteConnection.call: send, wait for the server, receive
+        "pivot_ms": cumulative("pivot"),
         "text": text.getvalue(),
     }
 
 
-def profile_ingest(folder: Path, runs: int, steps: int) -> str:
+def open_close_ms(folder: Path) -> float:
+    """What every call paid before the store server: a bare read-only open + close (once the server has gone)."""
+    path = str(folder / "tunedeck.duckdb")
+    return measure(lambda: duckdb.connect(path, read_only=True).close(), 5, 1).median_ms
+
+
+def profile_ingest(module, folder: Path, runs: int, steps: int) -> str:
     """cProfile of the timed part of one more TuneDeck ingest (fresh store), by time spent inside each function."""
     folder.mkdir()
-    store, _, run_ids = tunedeck.prepare(folder, runs)
+    store, _, run_ids = module.prepare(folder, runs)
     series = [curves(index, steps) for index in range(runs)]
     profiler = cProfile.Profile()
     profiler.enable()
     tunedeck.log(store, run_ids, series)
     profiler.disable()
+    module.done(folder)
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(8)
     return f"flushes (ms): {', '.join(f'{ms:.0f}' for ms in store.flush_ms)}\n" + text.getvalue()

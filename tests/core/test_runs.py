@@ -181,3 +181,73 @@ def test_long_curves_are_downsampled_in_the_query_keeping_their_extremes(store, 
     assert series.filter(series["run_id"] == short_run)["value"].to_list() == [3.0, 2.0, 1.0]
     everything = store.get_metric_series([short_run], None, max_points=None)
     assert sorted(everything["key"].unique().to_list()) == ["learning_rate", "loss"] and everything.height == 6
+
+
+def test_runs_table_has_one_row_per_run_and_the_last_value_of_each_metric(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    older = make_run(experiment_id, metrics={"loss": [1.0, 0.4], "accuracy": [0.5, 0.8]})
+    newer = make_run(experiment_id, status="running", metrics={"loss": [0.9]})
+    empty = make_run(experiment_id, status="queued")
+
+    table = store.runs_table(experiment_id)
+
+    assert table.columns == ["id", "name", "status", "created_at", "ended_at", "adapter_id", "accuracy", "loss"]
+    assert table["id"].to_list() == [empty, newer, older]  # newest first, like list_runs
+    assert table["status"].to_list() == ["queued", "running", "completed"]
+    assert table["loss"].to_list() == [None, 0.9, 0.4]
+    assert table["accuracy"].to_list() == [None, None, 0.8]
+
+
+def test_runs_table_filters_on_metrics_and_sorts_by_one(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    runs = {
+        accuracy: make_run(experiment_id, metrics={"accuracy": [accuracy], "eval_loss": [eval_loss]})
+        for accuracy, eval_loss in [(0.4, 0.1), (0.6, 0.5), (0.9, 0.3), (0.7, 0.2)]
+    }
+    make_run(experiment_id, metrics={"eval_loss": [0.05]})  # no accuracy: a filter on it drops the run
+
+    table = store.runs_table(experiment_id, where=["accuracy > 0.5"], order_by="eval_loss")
+
+    assert table["id"].to_list() == [runs[0.7], runs[0.9], runs[0.6]]
+    both = store.runs_table(experiment_id, where=["accuracy >= 0.6", "eval_loss < 0.4"], order_by="accuracy", descending=True)
+    assert both["id"].to_list() == [runs[0.9], runs[0.7]]
+
+
+def test_runs_table_sorts_runs_without_the_metric_last(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    without = make_run(experiment_id, status="queued")
+    low, high = make_run(experiment_id, metrics={"loss": [0.2]}), make_run(experiment_id, metrics={"loss": [0.8]})
+
+    assert store.runs_table(experiment_id, order_by="loss")["id"].to_list() == [low, high, without]
+    assert store.runs_table(experiment_id, order_by="loss", descending=True)["id"].to_list() == [high, low, without]
+
+
+@pytest.mark.parametrize(
+    "where, order_by, message",
+    [
+        (["accuracy >"], None, "write a metric, a comparison and a number"),
+        (["accuracy > high"], None, "'high' is not a number"),
+        (["accuracy ~ 0.5"], None, "write a metric, a comparison and a number"),
+        (["bleu > 0.5"], None, "no run of this experiment logged 'bleu'; its metrics are: loss"),
+        ([], "bleu", "cannot sort runs by 'bleu'"),
+        ([{"key": "loss", "op": "like", "value": 1}], None, "cannot read the filter"),
+    ],
+)
+def test_runs_table_explains_a_filter_it_cannot_use(store, make_experiment, make_run, where, order_by, message):
+    experiment_id = make_experiment()
+    make_run(experiment_id, metrics={"loss": [0.5]})
+
+    with pytest.raises(ValidationError, match=message):
+        store.runs_table(experiment_id, where=where, order_by=order_by)
+
+
+def test_runs_table_of_a_missing_experiment_is_not_found(store):
+    with pytest.raises(NotFoundError, match="no experiment with ID 42"):
+        store.runs_table(42)
+
+
+def test_runs_table_of_an_experiment_without_runs_is_empty(store, make_experiment):
+    table = store.runs_table(make_experiment())
+
+    assert table.is_empty()
+    assert table.columns == ["id", "name", "status", "created_at", "ended_at", "adapter_id"]

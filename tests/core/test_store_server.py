@@ -24,17 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def served(store_path: Path, clock):
     """A store that starts a server on first use; the server leaves 1 s after its last connection."""
     yield DuckDBStore(store_path, clock=clock, server_idle_exit=1.0)
-    _stop_server(store_path)
+    assert remote.stop(store_path.resolve())
 
 
 def _server_pid(path: Path) -> int:
     return int(Path(f"{remote.address_for(path.resolve())}.lock").read_text())
-
-
-def _stop_server(path: Path) -> None:
-    if remote.running(path.resolve()):
-        os.kill(_server_pid(path), signal.SIGTERM)
-    assert _gone(path)
 
 
 def _gone(path: Path, timeout: float = 15) -> bool:

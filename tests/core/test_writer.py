@@ -62,6 +62,19 @@ def test_logging_the_same_step_twice_does_not_duplicate_a_point(store, run_id):
     assert (summary.count, summary.min, summary.max, summary.last) == (2, 2.0, 3.0, 2.0)
 
 
+def test_the_last_logged_value_wins_whichever_way_it_was_logged(store, run_id):
+    with MetricWriter(store, flush_seconds=0) as writer:
+        writer.log(run_id, 1, {"loss": 5.0, "accuracy": 0.1})
+        writer.log_series(run_id, "loss", [1, 2], [4.0, 3.0])
+        writer.log(run_id, 2, {"loss": 2.0})
+        writer.log_series(run_id, "accuracy", [1], [0.2])
+        writer.log_series(run_id, "accuracy", [1], [0.3])
+
+    metrics = store.get_run_metrics(run_id)
+    assert metrics.of("loss")["value"].to_list() == [4.0, 2.0]
+    assert metrics.of("accuracy")["value"].to_list() == [0.3]
+
+
 def test_summaries_stay_exact_when_old_steps_are_rewritten(store, run_id):
     with MetricWriter(store, flush_seconds=0) as writer:
         writer.log_series(run_id, "loss", [1, 2, 3], [9.0, 1.0, 5.0])
