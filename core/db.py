@@ -28,7 +28,7 @@ import duckdb
 from core import remote
 from core.errors import StoreBusyError, StoreError, TuneDeckError
 from core.migrations import migrate
-from core.remote import RemoteConnection, ServerGone
+from core.remote import RemoteConnection
 
 _process_locks: dict[Path, threading.RLock] = {}
 _migrated: set[Path] = set()
@@ -167,7 +167,7 @@ def connect(
         return
     deadline = time.monotonic() + timeout
     while True:
-        server = _begin_remote(path, read_only, timeout, server_idle_exit)
+        server = remote.connect(path, not read_only, timeout, server_idle_exit)
         if server is not None:
             yield from _operation(server, path, read_only)
             return
@@ -184,27 +184,11 @@ def connect(
             return
 
 
-def _begin_remote(path: Path, read_only: bool, timeout: float, idle_exit: float | None) -> RemoteConnection | None:
-    """A server connection with the operation's transaction begun, or None to open the file directly."""
-    for _ in range(3):  # a server that is closing turns us away before running anything: ask again
-        server = remote.connect(path)
-        if server is None and idle_exit is not None:
-            server = remote.start(path, idle_exit, timeout)
-        if server is None:
-            return None
-        try:
-            server.begin(not read_only, timeout)
-            return server
-        except ServerGone:
-            server.close()
-    return None
-
-
 def _operation(con, path: Path, read_only: bool) -> Iterator:
     """Yield the connection; commit a write on success, roll back on failure; close (which ends a served read's snapshot)."""
     try:
         if not read_only and not isinstance(con, RemoteConnection):
-            con.begin()  # a served write was begun by _begin_remote, which also took the server's write lock
+            con.begin()  # a served operation begins with its first statement (a write takes the write lock then)
         yield con
         if not read_only:
             con.commit()
@@ -250,5 +234,5 @@ def read_session(path: Path, *, timeout: float = 60.0, server_idle_exit: float |
 def _rollback(con) -> None:
     try:
         con.rollback()
-    except (duckdb.Error, TuneDeckError, ServerGone):
+    except (duckdb.Error, TuneDeckError):
         pass  # the transaction was already aborted by the failure being reported

@@ -356,11 +356,17 @@ class DuckDBStore(TrackingStore):
         run_ids = [_as_id(run_id, "run") for run_id in run_ids]
         if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):
             raise ValidationError(f"max_points must be a whole number of at least 2, got {max_points!r}")
-        buckets = (max_points or 2**40) // 2
-        params = {"runs": run_ids, "keys": keys, "buckets": buckets}
+        if not run_ids:
+            run_ids = [0]  # matches nothing, and keeps the query's shape
+        params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids)}
         key_filter = "AND list_contains($keys, key)" if keys is not None else "AND $keys IS NULL"
+        if max_points is None:
+            query = _WHOLE_SERIES
+        else:
+            query, params["buckets"] = _SERIES, max_points // 2
         with self._read() as con:
-            return frame(con, _SERIES.format(key_filter=key_filter), params)
+            series = frame(con, query.format(key_filter=key_filter), params)
+        return series.sort("run_id", "key", "step")  # here, not in SQL: DuckDB's ORDER BY cost ~0.9 ms of a ~2.4 ms history
 
     def verify_integrity(self) -> list[str]:
         with self._read() as con:
@@ -613,25 +619,34 @@ _RUNS_WITH_LAST_VALUES = """
     WHERE r.experiment_id = ?
 """
 
+# `run_id BETWEEN $low AND $high` repeats what list_contains says in a form DuckDB can check against each
+# row group's min/max, so a few runs' points are read without scanning every point in the store.
+_WHOLE_SERIES = """
+    SELECT run_id, key, step, value, wall_time FROM metrics
+    WHERE run_id BETWEEN $low AND $high AND list_contains($runs, run_id) {key_filter}
+"""
+
 _SERIES = """
     WITH sizes AS (
         SELECT run_id, key, count AS n, last_step FROM metric_summaries WHERE list_contains($runs, run_id) {key_filter}
     ),
+    points AS (
+        SELECT * FROM metrics WHERE run_id BETWEEN $low AND $high AND list_contains($runs, run_id) {key_filter}
+    ),
     whole AS (
         SELECT m.run_id, m.key, m.step, m.value, m.wall_time
-        FROM metrics m SEMI JOIN (SELECT * FROM sizes WHERE n <= 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
+        FROM points m SEMI JOIN (SELECT * FROM sizes WHERE n <= 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
     ),
     bucketed AS (
         SELECT m.run_id, m.key, floor(m.step::DOUBLE * $buckets / (z.last_step + 1))::BIGINT AS bucket,
                arg_min(m.step, m.value) AS low_step, min(m.value) AS low, arg_min(m.wall_time, m.value) AS low_time,
                arg_max(m.step, m.value) AS high_step, max(m.value) AS high, arg_max(m.wall_time, m.value) AS high_time
-        FROM metrics m JOIN (SELECT * FROM sizes WHERE n > 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
+        FROM points m JOIN (SELECT * FROM sizes WHERE n > 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
         GROUP BY ALL
     )
     SELECT * FROM whole
     UNION ALL SELECT run_id, key, low_step, low, low_time FROM bucketed
     UNION ALL SELECT run_id, key, high_step, high, high_time FROM bucketed WHERE high_step <> low_step
-    ORDER BY run_id, key, step
 """
 _SUMMARY_MISMATCHES = """
     WITH raw AS (

@@ -235,6 +235,16 @@ def parse_run_ids(raw: str | None, limit: int = 50) -> list[int]:
     return list(dict.fromkeys(parse_id(part, "run") for part in parts))
 
 
+def parse_run_filters(raw: str) -> list[str]:
+    """'accuracy > 0.5, eval_loss < 0.3' → one filter text per condition, for runs_table to read."""
+    return [part.strip() for part in raw.replace(";", ",").split(",") if part.strip()]
+
+
+def metric_keys(runs: list[Run]) -> list[str]:
+    """Every metric any of the runs logged, sorted: the choices for sorting and filtering."""
+    return sorted({key for run in runs for key in run.metrics})
+
+
 def parse_sweep(raw: str) -> list[float]:
     """'1e-3, 3e-3, 1e-2' → learning rates for a sweep, one run each."""
     values = []

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
 
@@ -27,10 +28,6 @@ _spawn_lock = threading.Lock()
 _spawn_failed: dict[Path, float] = {}
 
 
-class ServerGone(Exception):
-    """The server closed the connection before it ran anything: the operation may be retried."""
-
-
 def address_for(path: Path) -> str:
     """The socket beside the store, or in the temp folder when that path is too long for a Unix socket."""
     beside = f"{path}.sock"
@@ -40,30 +37,47 @@ def address_for(path: Path) -> str:
     return os.path.join(tempfile.gettempdir(), f"tunedeck-{os.getuid()}-{digest}.sock")
 
 
-def connect(path: Path) -> "RemoteConnection | None":
-    """A connection to the running server, or None when no server answers at that address."""
-    address = address_for(path)
+def connect(path: Path, write: bool = False, timeout: float = 60.0, idle_exit: float | None = None) -> "RemoteConnection | None":
+    """A connection for one operation on the store's server, or None when none answers.
+
+    With `idle_exit`, a server is started when none answers (it exits after that many idle
+    seconds); None is then returned only if it cannot run (a read-only folder, say). The
+    operation's transaction (for a write, with the server's write lock, waiting up to `timeout`)
+    begins with its first statement, in the same round trip.
+    """
+    line = _line(path, idle_exit, timeout)
+    if line is None:
+        return None
+    return RemoteConnection(line, write, timeout, reopen=lambda: _line(path, idle_exit, timeout))
+
+
+def _line(path: Path, idle_exit: float | None, timeout: float) -> Connection | None:
+    line = _dial(address_for(path))
+    if line is None and idle_exit is not None:
+        line = _start(path, idle_exit, timeout)
+    return line
+
+
+def _dial(address: str) -> Connection | None:
     if not os.path.exists(address):
         return None
     try:
-        return RemoteConnection(Client(address, family="AF_UNIX"))
+        return Client(address, family="AF_UNIX")
     except (ConnectionRefusedError, FileNotFoundError):
-        return None  # a socket left by a server that was killed
+        return None  # a socket left by a server that was killed, or one that just closed
 
 
-def start(path: Path, idle_exit: float, timeout: float) -> "RemoteConnection | None":
-    """Start a server for the store and connect to it; None if it cannot run (a read-only folder, say).
-
-    Only one server per store survives: the others see it holds the claim and exit at once.
-    """
+def _start(path: Path, idle_exit: float, timeout: float) -> Connection | None:
+    """Start a server and dial it; several may start at once, and only one keeps the claim and serves."""
+    address = address_for(path)
     with _spawn_lock:
-        found = connect(path)
+        found = _dial(address)
         if found is not None or time.monotonic() - _spawn_failed.get(path, -SPAWN_RETRY_AFTER) < SPAWN_RETRY_AFTER:
             return found
         process = _spawn(path, idle_exit)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = connect(path)
+            found = _dial(address)
             if found is not None:
                 return found
             if process is None or (process.poll() is not None and process.returncode != 0):
@@ -114,24 +128,41 @@ class _Result:
 class RemoteConnection:
     """One operation's line to the server; every call is one round trip."""
 
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: Connection, write: bool, timeout: float, reopen: Callable[[], Connection | None]):
         self._conn = conn
-        self._answered = False
+        self._begin: tuple | None = (write, timeout)  # sent with the first statement
+        self._reopen = reopen
 
     def call(self, *request):
+        first = self._begin is not None
+        if first:
+            request, self._begin = ("begin", *self._begin, request), None
         try:
-            self._conn.send(request)
-            status, value = self._conn.recv()
+            status, value = self._exchange(request)
         except (EOFError, OSError) as error:
-            if not self._answered:
-                raise ServerGone() from error
-            raise StoreError(
-                "the store server stopped in the middle of an operation; nothing of it was saved unless it had committed"
-            ) from error
-        self._answered = True
+            line = self._reopen() if first else None  # nothing ran yet: a server that died can be replaced
+            if line is None:
+                raise self._stopped() from error
+            self._conn.close()
+            self._conn = line
+            try:
+                status, value = self._exchange(request)
+            except (EOFError, OSError) as again:
+                raise self._stopped() from again
         if status == "error":
             raise value
         return value
+
+    def _exchange(self, request: tuple) -> tuple[str, object]:
+        self._conn.send(request)
+        return self._conn.recv()
+
+    @staticmethod
+    def _stopped() -> StoreError:
+        return StoreError(
+            "the store server stopped in the middle of an operation (was it killed?); nothing of the operation "
+            "was saved unless it had committed, and the next operation starts a new server"
+        )
 
     def execute(self, sql: str, params: list | None = None) -> _Rows:
         return _Rows(self.call("rows", sql, params or []))
@@ -146,14 +177,13 @@ class RemoteConnection:
     def unregister(self, name: str) -> None:
         self.call("unregister", name)
 
-    def begin(self, write: bool = True, timeout: float = 60.0) -> None:
-        self.call("begin", write, timeout)
-
     def commit(self) -> None:
-        self.call("commit")
+        if self._begin is None:  # an operation that ran no statement has nothing to commit
+            self.call("commit")
 
     def rollback(self) -> None:
-        self.call("rollback")
+        if self._begin is None:
+            self.call("rollback")
 
     def close(self) -> None:
         try:

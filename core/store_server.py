@@ -3,7 +3,7 @@
 DuckDB lets one process hold a file at a time and opening it costs ~17 ms. Opening per
 operation lets the app, the workers and training scripts share the file but pays that cost on
 every read; this server pays it once. The first process that needs the store starts it
-(`core.remote.start`); everyone sends statements over a Unix socket beside the store, one
+(`core.remote.connect` with `idle_exit`); everyone sends statements over a Unix socket beside the store, one
 connection per operation. A write operation holds the server's write lock from BEGIN to COMMIT,
 so writes stay one at a time as before; reads run in their own snapshot beside them.
 
@@ -32,6 +32,7 @@ from core.errors import StoreBusyError
 from core.remote import address_for
 
 ACCEPT_POLL = 0.2
+DRAIN_POLL = 0.05  # how long a closing server waits for clients that found its socket just before it went
 
 
 class StoreServer:
@@ -43,7 +44,6 @@ class StoreServer:
         self.write_lock = threading.Lock()
         self._state = threading.Lock()
         self._active = 0
-        self._closing = False
         self._last_seen = time.monotonic()
         self._stopping = False  # set to stop: by a signal, or by DuckDB refusing all work after a fatal error
 
@@ -55,11 +55,11 @@ class StoreServer:
         listener = self._listen()
         try:
             while not self._should_close():
-                try:
-                    sock, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                threading.Thread(target=self._serve_client, args=(sock,), daemon=True).start()
+                self._accept(listener)
+            _unlink(self.address)  # new clients stop finding the server; those already knocking are served
+            listener.settimeout(DRAIN_POLL)
+            while self._accept(listener):
+                pass
         finally:
             listener.close()
             _unlink(self.address)
@@ -69,13 +69,32 @@ class StoreServer:
             os.close(claim)
         return 0
 
-    def _claim(self) -> int | None:
-        fd = os.open(f"{self.address}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    def _accept(self, listener: socket.socket) -> bool:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
+            sock, _ = listener.accept()
+        except TimeoutError:
+            return False
+        with self._state:
+            self._active += 1
+        threading.Thread(target=self._serve_client, args=(sock,), daemon=True).start()
+        return True
+
+    def _claim(self) -> int | None:
+        """The store's claim (an flock), or None when a live server holds it and answers.
+
+        A holder that does not answer is closing or dying: wait for it to let go, then serve.
+        """
+        fd = os.open(f"{self.address}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if _answers(self.address) or time.monotonic() > deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(0.01)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())  # who holds the store, for operators and tests
         return fd
@@ -99,16 +118,9 @@ class StoreServer:
     def _should_close(self) -> bool:
         with self._state:
             idle = self._active == 0 and time.monotonic() - self._last_seen > self.idle_exit
-            if idle or self._stopping:
-                self._closing = True
-            return self._closing
+            return idle or self._stopping
 
     def _serve_client(self, sock: socket.socket) -> None:
-        with self._state:
-            if self._closing:
-                sock.close()  # the client sees the line close before any answer and starts a new server
-                return
-            self._active += 1
         sock.setblocking(True)
         conn = Connection(sock.detach())
         session = Session(self.db.cursor(), self.write_lock)
@@ -147,6 +159,10 @@ class Session:
         self.in_transaction = False
 
     def run(self, operation: str, *args):
+        if operation == "begin":  # ("begin", write, timeout, first statement): one round trip for both
+            write, timeout, first = args
+            self.begin(write, timeout)
+            return self.run(*first)
         if operation == "rows":
             return self.cursor.execute(*args).fetchall()
         if operation == "arrow":
@@ -158,8 +174,6 @@ class Session:
         if operation == "unregister":
             self.cursor.unregister(*args)
             return None
-        if operation == "begin":
-            return self.begin(*args)
         if operation == "commit":
             self.cursor.commit()
             self.end()
@@ -199,6 +213,17 @@ class Session:
             self.cursor.close()
         except duckdb.Error:
             pass
+
+
+def _answers(address: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(address)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
 
 
 def _unlink(address: str) -> None:

@@ -4,7 +4,15 @@ import streamlit as st
 
 from core import charts
 from core.errors import ValidationError
-from core.presenters import best_primary_label, format_value, parse_sweep, run_label, runs_frame
+from core.presenters import (
+    best_primary_label,
+    format_value,
+    metric_keys,
+    parse_run_filters,
+    parse_sweep,
+    run_label,
+    runs_frame,
+)
 from jobs.tasks import start_run
 from ui.common import friendly_errors, plain, query_id, status_badge, store, with_status_colours
 from ui.config_form import config_inputs
@@ -43,13 +51,37 @@ def header(experiment) -> None:
     st.caption(f"Primary metric: {experiment.primary_metric} (best {best_primary_label(experiment)})")
 
 
+def filtered_runs(detail) -> list:
+    """The runs in the order and subset the filter and sort widgets ask for (core's runs_table decides)."""
+    keys = metric_keys(detail.runs)
+    left, middle, right = st.columns([5, 3, 2], vertical_alignment="bottom")
+    text = left.text_input("Filter by metrics", placeholder="e.g. accuracy > 0.5, eval_loss < 0.3", key="run_filter")
+    order_by = middle.selectbox("Sort by", ["newest first", *keys], key="run_sort")
+    descending = right.toggle("Highest first", key="run_descending", disabled=order_by == "newest first")
+    try:
+        table = store().runs_table(
+            detail.experiment.id,
+            where=parse_run_filters(text),
+            order_by=None if order_by == "newest first" else order_by,
+            descending=descending,
+        )
+    except ValidationError as error:
+        st.error(str(error))
+        return detail.runs
+    by_id = {run.id: run for run in detail.runs}
+    return [by_id[run_id] for run_id in table["id"].to_list() if run_id in by_id]
+
+
 def runs_section(detail, loss) -> None:
     st.subheader(f"Runs ({len(detail.runs)})")
     if not detail.runs:
         st.info("No runs yet: start one above.")
         return
+    shown = filtered_runs(detail)
+    if len(shown) < len(detail.runs):
+        st.caption(f"{len(shown)} of {len(detail.runs)} runs match.")
     run_ids = [run.id for run in detail.runs]
-    frame = runs_frame(detail.runs, charts.sparklines(loss, "loss"))
+    frame = runs_frame(shown, charts.sparklines(loss, "loss"))
     table = st.dataframe(
         with_status_colours(frame),
         hide_index=True,
@@ -64,7 +96,7 @@ def runs_section(detail, loss) -> None:
             "started": st.column_config.DatetimeColumn("started", format="MM-DD HH:mm:ss"),
         },
     )
-    selected = [detail.runs[row].id for row in table.selection.rows] if table is not None else []
+    selected = [shown[row].id for row in table.selection.rows if row < len(shown)] if table is not None else []
     by_id = {run.id: run for run in detail.runs}
     chosen = st.multiselect(
         "Runs to compare", run_ids, default=selected, format_func=lambda i: run_label(by_id[i]), key="compare_pick"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core import remote
 from core.duckdb_store import DuckDBStore
 from core.errors import StoreError
 from core.logs import read_log
@@ -137,11 +138,16 @@ def tiny_disk(tmp_path):
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     yield mount
+    remote.stop((mount / "tunedeck.duckdb").resolve())
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk):
-    store = DuckDBStore(tiny_disk / "tunedeck.duckdb")
+SERVED = pytest.mark.parametrize("idle_exit", [None, 2.0], ids=["opening the file", "through the store server"])
+
+
+@SERVED
+def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk, idle_exit):
+    store = DuckDBStore(tiny_disk / "tunedeck.duckdb", server_idle_exit=idle_exit)
     run_id = store.create_run(store.create_experiment({"name": "full", "dataset": "d.csv"}), {})
     with MetricWriter(store) as writer:
         writer.log_series(run_id, "loss", np.arange(1, 1001), np.linspace(1, 0, 1000))
@@ -155,8 +161,9 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk
     assert_sound(store)
 
 
-def test_a_read_only_data_directory_still_serves_reads_and_refuses_writes_clearly(tiny_disk):
-    store = DuckDBStore(tiny_disk / "tunedeck.duckdb")
+@SERVED
+def test_a_read_only_data_directory_still_serves_reads_and_refuses_writes_clearly(tiny_disk, idle_exit):
+    store = DuckDBStore(tiny_disk / "tunedeck.duckdb", server_idle_exit=idle_exit)
     experiment_id = store.create_experiment({"name": "frozen", "dataset": "d.csv"})
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
     try:

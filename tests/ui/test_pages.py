@@ -148,6 +148,29 @@ def test_selected_runs_open_the_compare_page(open_page, populated):
     assert not app.exception
 
 
+def test_runs_are_filtered_and_sorted_by_their_metrics(open_page, populated):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    app.selectbox(key="run_sort").set_value("eval_loss").run()
+    assert table_with(app, "loss curve")["id"].tolist() == [populated["done"], populated["failed"], populated["queued"]]
+
+    app.toggle(key="run_descending").set_value(True).run()
+    assert table_with(app, "loss curve")["id"].tolist() == [populated["failed"], populated["done"], populated["queued"]]
+
+    app.text_input(key="run_filter").input("eval_loss < 0.5").run()
+    assert table_with(app, "loss curve")["id"].tolist() == [populated["done"]]
+    assert "1 of 3 runs match." in texts(app)
+
+
+def test_a_run_filter_that_cannot_be_read_is_explained_and_every_run_stays(open_page, populated):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    app.text_input(key="run_filter").input("bleu > 0.5").run()
+
+    assert "no run of this experiment logged 'bleu'; its metrics are: eval_loss, loss" in texts(app)
+    assert len(table_with(app, "loss curve")) == 3
+
+
 def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, populated):
     app = open_page("pages/compare.py", runs=f"{populated['done']},{populated['failed']}")
 
