@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.settings import get_settings
 from jobs.embedded import ensure_worker
+from ui.common import routing
 
 st.set_page_config(page_title="TuneDeck", page_icon="🎛️", layout="wide")
 
@@ -28,4 +29,5 @@ pages = [
 ]
 with st.sidebar:
     st.caption(f"Store: `{get_settings().data_dir}`")
-st.navigation(pages).run()
+with routing():
+    st.navigation(pages).run()

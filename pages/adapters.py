@@ -4,7 +4,9 @@ import streamlit as st
 
 from core.artifacts import adapter_files
 from core.presenters import adapters_frame, format_size
-from ui.common import friendly_errors, plain, query_id, store
+from ui.common import friendly_errors, plain, query_id, store, through_app
+
+through_app()
 
 
 def registry() -> None:

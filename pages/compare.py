@@ -4,7 +4,9 @@ import streamlit as st
 
 from core import charts
 from core.presenters import comparison_csv, comparison_metrics_frame, config_diff_frame, format_value, parse_run_ids
-from ui.common import friendly_errors, store
+from ui.common import friendly_errors, store, through_app
+
+through_app()
 
 BEST_STYLE = "background-color: #dcfce7; font-weight: 600"
 

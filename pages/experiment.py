@@ -14,8 +14,10 @@ from core.presenters import (
     runs_frame,
 )
 from jobs.tasks import start_run
-from ui.common import friendly_errors, plain, query_id, status_badge, store, with_status_colours
+from ui.common import friendly_errors, plain, query_id, status_badge, store, through_app, with_status_colours
 from ui.config_form import config_inputs
+
+through_app()
 
 
 def pick_experiment() -> None:

@@ -7,7 +7,9 @@ from core.errors import TuneDeckError, ValidationError
 from core.filters import EXPERIMENT_SORTS
 from core.presenters import experiments_frame
 from core.status import ExperimentStatus
-from ui.common import friendly_errors, plain, settings, store, with_status_colours
+from ui.common import friendly_errors, plain, settings, store, through_app, with_status_colours
+
+through_app()
 
 SORT_LABELS = {"created_at": "Created", "updated_at": "Updated", "name": "Name", "status": "Status", "run_count": "Run count"}
 PAGE_SIZE = 20

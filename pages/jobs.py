@@ -9,7 +9,9 @@ from jobs.config import huey
 from jobs.lock import worker_running
 from jobs.reaper import reap
 from jobs.tasks import cancel_run
-from ui.common import friendly_errors, settings, store, with_status_colours
+from ui.common import friendly_errors, settings, store, through_app, with_status_colours
+
+through_app()
 
 st.title("Jobs")
 

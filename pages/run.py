@@ -6,7 +6,9 @@ from core import charts
 from core.logs import read_log
 from core.presenters import format_duration
 from jobs.tasks import cancel_run
-from ui.common import friendly_errors, plain, query_id, settings, status_badge, store
+from ui.common import friendly_errors, plain, query_id, settings, status_badge, store, through_app
+
+through_app()
 
 REFRESH_SECONDS = 2
 

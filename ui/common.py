@@ -1,8 +1,11 @@
 """What every page needs: the store, error handling that never shows a traceback, and small widgets."""
 
 import logging
+import runpy
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import polars as pl
 import streamlit as st
@@ -14,6 +17,31 @@ from core.presenters import STATUS_COLOURS, escape_markdown, parse_id, status_ce
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("tunedeck.ui")
+APP = Path(__file__).resolve().parents[1] / "app.py"
+_routing = threading.local()
+
+
+@contextmanager
+def routing() -> Iterator[None]:
+    """app.py runs the chosen page inside this, so the page knows it came through the app."""
+    _routing.active = True
+    try:
+        yield
+    finally:
+        _routing.active = False
+
+
+def through_app() -> None:
+    """Run app.py instead when Streamlit started this page on its own, then stop this run.
+
+    Until app.py has run once, Streamlit sends a first visit's deep link (/run?run=12) straight
+    to pages/run.py (streamlit#9624), skipping the navigation, page setup and embedded worker.
+    app.py then runs this page again through st.navigation, inside routing().
+    """
+    if getattr(_routing, "active", False):
+        return
+    runpy.run_path(str(APP), run_name="__main__")
+    st.stop()
 
 
 def store() -> DuckDBStore:

@@ -121,3 +121,20 @@ def test_create_train_compare_and_follow_to_the_adapter(server, browser_page, sh
     page.goto(f"{url}/experiments")
     settle(page)
     shots(page, "08-experiments")
+
+
+def test_a_deep_link_as_the_first_visit_gets_the_whole_app(tmp_path, browser_page):
+    """Before app.py has run once, Streamlit hands a deep link straight to the page file (streamlit#9624)."""
+    experiment_id = open_store(tmp_path).create_experiment({"name": "linked first", "dataset": "data/sample/sentiment.csv"})
+    process, url = start_app(tmp_path / "streamlit.log", TUNEDECK_DATA_DIR=str(tmp_path))
+    try:
+        browser_page.goto(f"{url}/experiment?experiment={experiment_id}")  # the server's very first page
+        settle(browser_page)
+
+        browser_page.get_by_role("heading", name="linked first").wait_for()
+        sidebar = browser_page.get_by_test_id("stSidebar")
+        assert sidebar.get_by_text("Experiments", exact=True).is_visible()  # app.py's navigation, with its titles
+        assert sidebar.get_by_text("Store:").is_visible()
+        assert not sidebar.get_by_text("experiments", exact=True).is_visible()  # not the bare file names
+    finally:
+        stop(process)
