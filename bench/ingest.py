@@ -2,10 +2,13 @@
 
     python -m bench.ingest                      # 10,000,000 points, columnar, plus the per-step API
     python -m bench.ingest --points 1000000     # a quick run
-    python -m bench.ingest --processes 4        # also: 4 writer processes sharing one store file
+    python -m bench.ingest --processes 4        # also: 4 writer processes sharing one store
 
+Each benchmark gets a fresh store opened as production opens it (`server_idle_exit` set, as
+`open_store()` does), so its first call starts the store server and every flush goes to it.
 Setup (the experiment and its runs) goes through the store API and is not timed; the clock
 runs from the first logged point until the writer has closed, i.e. until every point is stored.
+The server is stopped (closing the file, which checkpoints the WAL) before the size on disk is read.
 """
 
 import argparse
@@ -21,6 +24,8 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from bench.seed import counting_round_trips, require_server, served, stop_server
+from core import remote
 from core.duckdb_store import DuckDBStore
 from core.writer import MetricWriter
 
@@ -46,6 +51,11 @@ class IngestResult:
     errors: list[str] = field(default_factory=list)
     flush_ms: list[float] = field(default_factory=list)
     target: float | None = None
+    round_trips: int = 0  # requests sent to the store server while logging, all processes together
+
+    @property
+    def round_trips_per_flush(self) -> float:
+        return self.round_trips / max(1, len(self.flush_ms))
 
     @property
     def points_per_second(self) -> float:
@@ -59,7 +69,8 @@ class IngestResult:
         return (
             f"{self.label}: {self.points:,} points in {self.seconds:.2f} s = {self.points_per_second:,.0f} points/s "
             f"(flush_points={self.flush_points:,}, {len(self.flush_ms)} flushes of median {self.flush_median_ms:.0f} ms, "
-            f"processes={self.processes}, store {self.store_bytes / 2**20:.0f} MiB, errors: {len(self.errors)})"
+            f"{self.round_trips_per_flush:.0f} store server round trips per flush, processes={self.processes}, "
+            f"store {self.store_bytes / 2**20:.0f} MiB, errors: {len(self.errors)})"
         )
 
 
@@ -79,8 +90,11 @@ class TimedStore(DuckDBStore):
 
 
 def make_store(folder: Path, runs: int) -> tuple[TimedStore, list[int]]:
-    """A fresh store holding one experiment and its runs, created through the store API."""
-    store = TimedStore(folder / "store.duckdb")
+    """A fresh served store holding one experiment and its runs, created through the store API.
+
+    Its first call starts the store server, outside any clock; stop it with stop_server(store.path).
+    """
+    store = served(folder / "store.duckdb", TimedStore)
     experiment_id = store.create_experiment({"name": "ingest benchmark", "dataset": "data/sample/sentiment.csv"})
     return store, [store.create_run(experiment_id, {"lora_rank": 8}) for _ in range(runs)]
 
@@ -125,7 +139,9 @@ def log_per_step(store: DuckDBStore, run_ids: list[int], steps: int, flush_point
 
 
 def store_bytes(store: DuckDBStore) -> int:
-    return sum(path.stat().st_size for path in store.path.parent.glob(store.path.name + "*"))
+    """The database file and its WAL (read after the server closed the file, so the WAL is checkpointed)."""
+    files = (store.path, store.path.with_name(store.path.name + ".wal"))
+    return sum(path.stat().st_size for path in files if path.exists())
 
 
 def missing_points(store: DuckDBStore, run_ids: list[int], steps: int) -> list[str]:
@@ -145,13 +161,20 @@ def missing_points(store: DuckDBStore, run_ids: list[int], steps: int) -> list[s
 
 def _timed(folder: Path, runs: int, log, steps: int, flush_points: int, label: str) -> IngestResult:
     store, run_ids = make_store(folder, runs)
-    start = time.perf_counter()
-    written = log(store, run_ids, steps, flush_points)
-    seconds = time.perf_counter() - start
-    errors = missing_points(store, run_ids, steps)
+    try:
+        require_server(store.path, label)
+        with counting_round_trips() as counted:  # a counter bumped per request: nothing next to a flush's milliseconds
+            start = time.perf_counter()
+            written = log(store, run_ids, steps, flush_points)
+            seconds = time.perf_counter() - start
+        errors = missing_points(store, run_ids, steps)
+    finally:
+        stop_server(store.path)
     if written != steps * runs * len(KEYS):
         errors.append(f"writer reports {written:,} points written")
-    return IngestResult(label, written, seconds, flush_points, 1, store_bytes(store), errors, store.flush_ms)
+    result = IngestResult(label, written, seconds, flush_points, 1, store_bytes(store), errors, store.flush_ms)
+    result.round_trips = counted.round_trips
+    return result
 
 
 def bench_columnar(folder: Path, points: int = POINTS, flush_points: int = FLUSH_POINTS) -> IngestResult:
@@ -173,44 +196,57 @@ class WriterOutcome(NamedTuple):
     written: int
     error: str | None
     flush_ms: list[float]
+    round_trips: int
 
 
 def _writer_process(path: str, run_ids: list[int], steps: int, flush_points: int, ready, results) -> None:
+    """A writer as a training script opens the store: it uses the server that runs, and would start none."""
     store = TimedStore(path)
-    store.get_runs(run_ids)  # opens the file once, so schema checks happen before the clock starts
+    store.get_runs(run_ids)  # a first call, so imports and the first connection happen before the clock starts
+    error = None if remote.running(Path(path).resolve()) else "writer process found no store server running"
     ready.wait()
     start = time.time()
-    try:
-        written, error = log_columnar(store, run_ids, steps, flush_points), None
-    except Exception as exc:  # noqa: BLE001 - reported, not raised: the parent counts every process's errors
-        written, error = 0, f"{type(exc).__name__}: {exc}"
-    results.put(WriterOutcome(start, time.time(), written, error, store.flush_ms))
+    with counting_round_trips() as counted:
+        try:
+            written = log_columnar(store, run_ids, steps, flush_points)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised: the parent counts every process's errors
+            written, error = 0, f"{type(exc).__name__}: {exc}"
+    results.put(WriterOutcome(start, time.time(), written, error, store.flush_ms, counted.round_trips))
 
 
 def bench_processes(folder: Path, processes: int, points: int = POINTS, flush_points: int = FLUSH_POINTS) -> IngestResult:
-    """Writers start together behind a barrier; the rate is all points over first start to last finish."""
+    """Writers start together behind a barrier; the rate is all points over first start to last finish.
+
+    The parent's store starts the server; each writer process opens a plain `TimedStore(path)`, which
+    finds it, so all their flushes go through the one server (its write lock takes them in turn).
+    """
     steps = steps_per_series(points, RUNS)
     store, run_ids = make_store(folder, RUNS)
-    context = multiprocessing.get_context("spawn")
-    ready, results = context.Barrier(processes), context.Queue()
-    shares = [run_ids[index::processes] for index in range(processes)]
-    workers = [
-        context.Process(target=_writer_process, args=(str(store.path), share, steps, flush_points, ready, results))
-        for share in shares
-    ]
-    for worker in workers:
-        worker.start()
-    outcomes = [results.get(timeout=600) for _ in workers]
-    for worker in workers:
-        worker.join()
-    errors = [outcome.error for outcome in outcomes if outcome.error]
-    errors += [f"writer process exited with {worker.exitcode}" for worker in workers if worker.exitcode]
-    errors += missing_points(store, run_ids, steps)
+    try:
+        context = multiprocessing.get_context("spawn")
+        ready, results = context.Barrier(processes), context.Queue()
+        shares = [run_ids[index::processes] for index in range(processes)]
+        workers = [
+            context.Process(target=_writer_process, args=(str(store.path), share, steps, flush_points, ready, results))
+            for share in shares
+        ]
+        for worker in workers:
+            worker.start()
+        outcomes = [results.get(timeout=600) for _ in workers]
+        for worker in workers:
+            worker.join()
+        errors = [outcome.error for outcome in outcomes if outcome.error]
+        errors += [f"writer process exited with {worker.exitcode}" for worker in workers if worker.exitcode]
+        errors += missing_points(store, run_ids, steps)
+    finally:
+        stop_server(store.path)
     seconds = max(outcome.end for outcome in outcomes) - min(outcome.start for outcome in outcomes)
     written = sum(outcome.written for outcome in outcomes)
     flush_ms = [ms for outcome in outcomes for ms in outcome.flush_ms]
     label = f"log_series, {processes} processes"
-    return IngestResult(label, written, seconds, flush_points, processes, store_bytes(store), errors, flush_ms)
+    result = IngestResult(label, written, seconds, flush_points, processes, store_bytes(store), errors, flush_ms)
+    result.round_trips = sum(outcome.round_trips for outcome in outcomes)
+    return result
 
 
 def second_flush_points(flush_points: int) -> int:
@@ -239,7 +275,7 @@ def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--points", type=int, default=POINTS, help="points for the columnar runs (default 10,000,000)")
     parser.add_argument("--flush-points", type=int, default=FLUSH_POINTS, help="MetricWriter flush_points (default 500,000)")
     parser.add_argument("--per-step-points", type=int, default=PER_STEP_POINTS, help="points for the log() dict API")
-    parser.add_argument("--processes", type=int, default=0, help="also run N writer processes on one store file")
+    parser.add_argument("--processes", type=int, default=0, help="also run N writer processes on one store")
     return parser
 
 

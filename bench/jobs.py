@@ -8,6 +8,9 @@ directory, runs queued with jobs.tasks.start_run. jobs.config builds the queue f
 TUNEDECK_DATA_DIR when first imported, so the measuring happens in a spawned child process
 that sets the variable before it imports jobs. Times come from the runs' own records
 (started_at, ended_at), set against the clock read just before the first start_run.
+
+The store is shared as in production: the child's `open_store()` starts the store server and
+the workers and their training processes send their SQL to it. It is stopped at the end.
 """
 
 import argparse
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from bench.seed import require_server, stop_server
 from core import open_store
 from core.duckdb_store import DuckDBStore, utcnow
 from core.entities import Run
@@ -195,19 +199,27 @@ def throughput(
 
 
 def measure_in_child(data_dir: Path, short_runs: int) -> JobsSuite:
-    """Runs in the spawned child: the queue must be built on data_dir, so jobs is imported only after setting it."""
-    os.environ.update(TUNEDECK_DATA_DIR=str(data_dir), TUNEDECK_EMBEDDED_WORKER="0")
+    """Runs in the spawned child: the queue must be built on data_dir, so jobs is imported only after setting it.
+
+    The workers inherit this environment, so they use the store server the first open_store() call starts.
+    """
+    os.environ.update(TUNEDECK_DATA_DIR=str(data_dir), TUNEDECK_EMBEDDED_WORKER="0", TUNEDECK_STORE_SERVER="1")
     from jobs.tasks import start_run
 
     store = open_store()
-    experiment_id = store.create_experiment({"name": "jobs benchmark", "dataset": SAMPLE})
-    exits: list[WorkerExit] = []
-    sample = sample_run(store, start_run, experiment_id, data_dir, exits)
-    print(sample.line(), flush=True)
-    results = []
-    for consumers in CONSUMERS:
-        results.append(throughput(store, start_run, experiment_id, data_dir, consumers, short_runs, exits))
-        print(results[-1].line(), flush=True)
+    try:
+        experiment_id = store.create_experiment({"name": "jobs benchmark", "dataset": SAMPLE})
+        require_server(store.path, "bench.jobs")
+        exits: list[WorkerExit] = []
+        sample = sample_run(store, start_run, experiment_id, data_dir, exits)
+        print(sample.line(), flush=True)
+        results = []
+        for consumers in CONSUMERS:
+            results.append(throughput(store, start_run, experiment_id, data_dir, consumers, short_runs, exits))
+            print(results[-1].line(), flush=True)
+        require_server(store.path, "bench.jobs")
+    finally:
+        stop_server(store.path)  # after the workers (and their training processes) have stopped
     print(f"worker exit codes after SIGTERM: {[ended.code for ended in exits]}", flush=True)
     return JobsSuite(sample, results, exits, import_seconds())
 

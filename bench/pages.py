@@ -7,7 +7,10 @@
 Each sample is a fresh AppTest session opening one page by its link, as a first visit does.
 AppTest runs the script in a thread and then parses what it sent, so its run() time is an
 upper bound of the server-side script time; the script thread's own time is noted beside it.
-Also timed: the chart data of 50 runs x 100,000 steps, downsampled, and its Altair chart.
+The pages' `open_store()` starts the store server on their first call (in the warm-ups), so
+the timed samples go through it, as in production. Also timed: the chart data of 50 runs x
+100,000 steps, downsampled, and its Altair chart, through a served store as well.
+Every store server is stopped at the end.
 """
 
 import argparse
@@ -29,8 +32,8 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
-from bench.queries import POINTS_PER_RUN, RUNS_PER_EXPERIMENT, QueryResult, counting_opens
-from bench.seed import build_store
+from bench.queries import POINTS_PER_RUN, RUNS_PER_EXPERIMENT, QueryResult, asked_per_call
+from bench.seed import RoundTrips, build_store, counting_round_trips, require_server, served, stop_server
 from bench.timing import Timing, measure
 from core.charts import metric_chart
 from core.duckdb_store import DuckDBStore
@@ -79,7 +82,7 @@ class PageResult:
     page: Page
     run: Timing
     script: Timing
-    opens: int
+    asked: RoundTrips  # store server operations and round trips in one run of the page
     target_ms: float = TARGET_MS
     hot_spots: tuple[HotSpot, ...] = ()
 
@@ -90,7 +93,8 @@ class PageResult:
     def line(self) -> str:
         return (
             f"{self.page.link}: AppTest run median {self.run.median_ms:.0f} ms, p90 {self.run.p90_ms:.0f} ms; "
-            f"script thread median {self.script.median_ms:.0f} ms; {self.opens} store opens "
+            f"script thread median {self.script.median_ms:.0f} ms; {self.asked.operations} store operations, "
+            f"{self.asked.round_trips} round trips "
             f"({'pass' if self.passed else 'FAIL'} against < {self.target_ms:.0f} ms)"
         )
 
@@ -110,7 +114,8 @@ class PageSuite:
 # -- the app under AppTest -----------------------------------------------------------------------
 @contextmanager
 def app_environment(data_dir: Path) -> Iterator[None]:
-    """The app on data_dir, run from the repository root (pages resolve sample paths from there), no worker.
+    """The app on data_dir, run from the repository root (pages resolve sample paths from there), no worker,
+    and its store served (TUNEDECK_STORE_SERVER=1 whatever the caller's environment says), as in production.
 
     AppTest leaves sys.modules["__main__"] set to the last script it ran; it is put back, or a process
     spawned afterwards (bench.jobs, bench.ingest) would run app.py as its main module.
@@ -120,9 +125,10 @@ def app_environment(data_dir: Path) -> Iterator[None]:
             "jobs.config was imported before bench.pages set TUNEDECK_DATA_DIR, so the Jobs page would read "
             "another queue; run the page benchmark first in its process"
         )
-    saved = {name: os.environ.get(name) for name in ("TUNEDECK_DATA_DIR", "TUNEDECK_EMBEDDED_WORKER")}
+    names = ("TUNEDECK_DATA_DIR", "TUNEDECK_EMBEDDED_WORKER", "TUNEDECK_STORE_SERVER")
+    saved = {name: os.environ.get(name) for name in names}
     main = sys.modules["__main__"]
-    os.environ.update(TUNEDECK_DATA_DIR=str(data_dir), TUNEDECK_EMBEDDED_WORKER="0")
+    os.environ.update(TUNEDECK_DATA_DIR=str(data_dir), TUNEDECK_EMBEDDED_WORKER="0", TUNEDECK_STORE_SERVER="1")
     quiet = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
     quiet.disabled = True  # "missing ScriptRunContext" each time an AppTest is built, harmless by its own words
     try:
@@ -196,17 +202,19 @@ def run_page(page: Page, thread: ScriptThread) -> tuple[float, float]:
 
 
 def time_page(page: Page, thread: ScriptThread, repeat: int, warmup: int) -> tuple[Timing, Timing]:
-    """Warm-ups import the page's modules and fill the OS page cache, as a server that has served before."""
+    """Warm-ups import the page's modules, start the store server (the first page's) and warm its cache,
+    as an app that has served before."""
     for _ in range(warmup):
         run_page(page, thread)
     samples = [run_page(page, thread) for _ in range(repeat)]
     return Timing(tuple(run for run, _ in samples)), Timing(tuple(script for _, script in samples))
 
 
-def opens_per_run(page: Page, thread: ScriptThread) -> int:
-    with counting_opens() as opened:
+def asked_per_run(page: Page, thread: ScriptThread) -> RoundTrips:
+    """One more, untimed run of the page, counting what its script asked of the store server."""
+    with counting_round_trips() as counted:
         run_page(page, thread)
-    return opened[0]
+    return counted
 
 
 # -- where a page's script spends its time ---------------------------------------------------------
@@ -287,9 +295,12 @@ def pages_to_time(store: DuckDBStore, experiment_id: int, adapter_id: int) -> li
 
 
 def chart_store(folder: Path) -> tuple[DuckDBStore, dict[int, str], float]:
-    """One experiment whose runs each log CHART_STEPS steps of loss; returns the store, run names and seconds taken."""
+    """One experiment whose runs each log CHART_STEPS steps of loss; returns the store, run names and seconds taken.
+
+    The store is served: its first call starts a store server, which the caller must stop.
+    """
     start = time.perf_counter()
-    store = DuckDBStore(folder / "charts.duckdb")
+    store = served(folder / "charts.duckdb")
     experiment_id = store.create_experiment({"name": "long curves", "dataset": SAMPLE})
     run_ids = [store.create_run(experiment_id, {"learning_rate": 0.01, "epochs": 1}) for _ in range(CHART_RUNS)]
     steps = np.arange(1, CHART_STEPS + 1, dtype=np.int64)
@@ -316,7 +327,17 @@ def chart_data(mode: str) -> Iterator[None]:
 
 
 def time_charts(folder: Path, repeat: int, warmup: int) -> tuple[int, float, list[QueryResult]]:
-    store, names, seconds = chart_store(folder)
+    try:
+        store, names, seconds = chart_store(folder)
+        require_server(store.path, "chart data")
+        return _time_charts(store, names, seconds, repeat, warmup)
+    finally:
+        stop_server(folder / "charts.duckdb")
+
+
+def _time_charts(
+    store: DuckDBStore, names: dict[int, str], seconds: float, repeat: int, warmup: int
+) -> tuple[int, float, list[QueryResult]]:
     run_ids = list(names)
 
     def series():
@@ -331,12 +352,11 @@ def time_charts(folder: Path, repeat: int, warmup: int) -> tuple[int, float, lis
 
     downsampled = series()
     data = f"{CHART_RUNS} runs x {CHART_STEPS:,} steps of loss, max_points={CHART_MAX_POINTS:,}"
-    with counting_opens() as opened:
-        series()
-    results = [QueryResult(f"get_metric_series, {data}", measure(series, repeat, warmup), opened[0], CHART_TARGET_MS)]
+    timing = measure(series, repeat, warmup)
+    results = [QueryResult(f"get_metric_series, {data}", timing, asked_per_call(series), CHART_TARGET_MS)]
     for mode, how in (("reference", "rows by reference, as st.altair_chart"), ("inline", "rows inlined")):
         name = f"metric_chart + to_dict() of those {downsampled.height:,} points, {how}"
-        results.append(QueryResult(name, measure(chart_spec(mode), repeat, warmup), 0, None))
+        results.append(QueryResult(name, measure(chart_spec(mode), repeat, warmup), RoundTrips(), None))
     return CHART_RUNS * CHART_STEPS, seconds, results
 
 
@@ -345,7 +365,7 @@ def time_pages(pages: list[Page], repeat: int, warmup: int, profile: bool) -> li
     results = []
     with ScriptThread() as thread:
         for page in pages:
-            result = PageResult(page, *time_page(page, thread, repeat, warmup), opens_per_run(page, thread))
+            result = PageResult(page, *time_page(page, thread, repeat, warmup), asked_per_run(page, thread))
             if profile or not result.passed:
                 result = replace(result, hot_spots=profile_page(page, thread))
             results.append(result)
@@ -361,8 +381,13 @@ def run(folder: Path, experiments: int = EXPERIMENTS, repeat: int = 10, warmup: 
     store = build_store(data_dir / "tunedeck.duckdb", experiments, RUNS_PER_EXPERIMENT, POINTS_PER_RUN)
     seed_seconds = time.perf_counter() - start
     adapter_ids = register_adapters(store, data_dir)
-    with app_environment(data_dir):
-        pages = time_pages(pages_to_time(store, experiments // 2, adapter_ids[0]), repeat, warmup, profile)
+    to_time = pages_to_time(store, experiments // 2, adapter_ids[0])
+    try:
+        with app_environment(data_dir):
+            pages = time_pages(to_time, repeat, warmup, profile)
+        require_server(store.path, "bench.pages")  # the pages' open_store() started it, and no call fell back to the file
+    finally:
+        stop_server(store.path)
     chart_points, chart_seconds, charts = time_charts(charts_dir, repeat, warmup)
     for chart in charts:
         print(chart.line(), flush=True)

@@ -2,9 +2,12 @@
 
     python -m bench.profile_ingest --points 10000000 --flush-points 100000
 
-DuckDB's own methods are invisible to cProfile, so their time shows as the calling core
-function's tottime: `core/db.py:connect` holds begin, commit and close (the checkpoint),
-`core/db.py:_open` the open, `core/sql.py:rows` the SQL statements.
+The store is served, as in production and in bench.ingest: every flush is sent to the store
+server, a separate process that cProfile does not see. So the server's work (inserting the
+points, merging the summaries, committing) shows as this process waiting for the answers:
+`posix.read` by own time, under `core/remote.py:call` (one call per round trip, sending a batch
+as a pickled Arrow table: `posix.write`, `Pickler.dump`). The rest is this process building the
+batches (`core/writer.py`, `core/duckdb_store.py:log_metrics`).
 """
 
 import argparse
@@ -14,12 +17,17 @@ import tempfile
 from pathlib import Path
 
 from bench.ingest import FLUSH_POINTS, POINTS, RUNS, log_columnar, make_store, steps_per_series
+from bench.seed import require_server, stop_server
 
 
 def profile(folder: Path, points: int, flush_points: int) -> pstats.Stats:
     store, run_ids = make_store(folder, RUNS)
-    profiler = cProfile.Profile()
-    profiler.runcall(log_columnar, store, run_ids, steps_per_series(points, RUNS), flush_points)
+    try:
+        require_server(store.path, "profile_ingest")
+        profiler = cProfile.Profile()
+        profiler.runcall(log_columnar, store, run_ids, steps_per_series(points, RUNS), flush_points)
+    finally:
+        stop_server(store.path)
     return pstats.Stats(profiler)
 
 

@@ -3,21 +3,24 @@
     python -m bench.queries                     # 10,000 experiments / 200,000 runs / 10,400,000 points
     python -m bench.queries --experiments 1000  # a quick run, a tenth of the size
 
-The store is bulk-built by bench.seed (not timed). Every store call opens the DuckDB file at
-least once, so the bare cost of opening it read-only is measured as well: it is the floor.
+The store is bulk-built by bench.seed (not timed). The queries then go through the store server,
+as in production: a served store (`server_idle_exit` set, as `open_store()` does) whose first call,
+in the untimed setup, starts the server. Each call is one operation on the server (a socket
+connection) and a round trip per request; both are counted. Before the server starts, the bare
+cost of opening and closing the file read-only is measured as a reference: every store call paid
+it before the store server.
 """
 
 import argparse
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from bench.seed import build_store
+from bench.seed import RoundTrips, build_store, counting_round_trips, require_server, served, stop_server
 from bench.timing import Timing, measure
 from core.db import connect
 from core.duckdb_store import DuckDBStore
@@ -30,6 +33,7 @@ POINTS_PER_RUN = 52  # seed logs whole steps of its 4 keys: 52 gives 13 steps, s
 COMPARED_RUNS = 10
 LIST_TARGET_MS = 100
 COMPARE_TARGET_MS = 200
+OPEN_REFERENCE = "before the store server: open + close the file read-only (duckdb.connect)"
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,17 @@ class Query:
 class QueryResult:
     name: str
     timing: Timing
-    opens: int
+    asked: RoundTrips | None  # what one call asked of the store server; None: a reference row that uses no server
     target_ms: float | None
 
     def line(self) -> str:
         target = f"target < {self.target_ms:.0f} ms" if self.target_ms else "no target"
-        return (
-            f"{self.name}: median {self.timing.median_ms:.1f} ms, p90 {self.timing.p90_ms:.1f} ms "
-            f"({self.opens} file opens per call; {target})"
+        asked = (
+            "reference, no store server"
+            if self.asked is None
+            else f"{self.asked.operations} store operations, {self.asked.round_trips} round trips per call"
         )
+        return f"{self.name}: median {self.timing.median_ms:.1f} ms, p90 {self.timing.p90_ms:.1f} ms ({asked}; {target})"
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,16 @@ class QuerySuite:
     points: int
     store_bytes: int
     seed_seconds: float
-    results: list[QueryResult]
+    open_reference: QueryResult  # the bare open + close of the file, measured before the server started
+    results: list[QueryResult]  # the served calls
+
+    @property
+    def open_ms(self) -> float:
+        return self.open_reference.timing.median_ms
+
+    @property
+    def rows(self) -> list[QueryResult]:
+        return [self.open_reference, *self.results]
 
 
 def seed(folder: Path, experiments: int) -> tuple[DuckDBStore, float]:
@@ -78,14 +93,17 @@ def counts(store: DuckDBStore) -> tuple[int, int, int]:
         )
 
 
+def open_reference(path: Path, repeat: int, warmup: int) -> QueryResult:
+    """What every store call paid before the store server; only measurable while no server holds the file."""
+    timing = measure(lambda: duckdb.connect(str(path), read_only=True).close(), repeat, warmup)
+    return QueryResult(OPEN_REFERENCE, timing, None, None)
+
+
 def queries(store: DuckDBStore) -> list[Query]:
     total = store.list_experiments(page=1, page_size=1).total
     middle, later_page = total // 2, max(1, total // 20 // 2)
     run_ids = [run.id for run in store.list_runs(middle)][:COMPARED_RUNS]
     return [
-        Query(
-            "open + close the file read-only (duckdb.connect)", lambda: duckdb.connect(str(store.path), read_only=True).close()
-        ),
         Query("list_experiments, page 1 of 20", lambda: store.list_experiments(page=1, page_size=20), LIST_TARGET_MS),
         Query(
             "list_experiments, status = completed",
@@ -108,37 +126,32 @@ def queries(store: DuckDBStore) -> list[Query]:
     ]
 
 
-@contextmanager
-def counting_opens():
-    """Count calls to duckdb.connect, so each latency can be set against the cost of opening the file."""
-    opened = [0]
-    original = duckdb.connect
-
-    def counted(*args, **kwargs):
-        opened[0] += 1
-        return original(*args, **kwargs)
-
-    duckdb.connect = counted
-    try:
-        yield opened
-    finally:
-        duckdb.connect = original
-
-
-def opens_per_call(query: Query) -> int:
-    with counting_opens() as opened:
-        query.operation()
-    return opened[0]
+def asked_per_call(operation: Callable[[], object]) -> RoundTrips:
+    """One more, untimed call, counting its store server operations and round trips."""
+    with counting_round_trips() as counted:
+        operation()
+    return counted
 
 
 def run(folder: Path, experiments: int = EXPERIMENTS, repeat: int = 15, warmup: int = 2) -> QuerySuite:
-    store, seed_seconds = seed(folder, experiments)
+    seeded, seed_seconds = seed(folder, experiments)
+    reference = open_reference(seeded.path, repeat, warmup)
+    print(reference.line(), flush=True)
+    store = served(seeded.path)
     results = []
-    for query in queries(store):
-        results.append(QueryResult(query.name, measure(query.operation, repeat, warmup), opens_per_call(query), query.target_ms))
-        print(results[-1].line(), flush=True)
-    size = sum(path.stat().st_size for path in folder.glob("store.duckdb*"))
-    return QuerySuite(*counts(store), size, seed_seconds, results)
+    try:
+        plans = queries(store)  # its first call starts the store server, off the clock
+        require_server(store.path, "bench.queries")
+        for query in plans:
+            timing = measure(query.operation, repeat, warmup)
+            results.append(QueryResult(query.name, timing, asked_per_call(query.operation), query.target_ms))
+            print(results[-1].line(), flush=True)
+        require_server(store.path, "bench.queries")  # still the server: none of the calls fell back to the file
+        seeded_counts = counts(store)
+    finally:
+        stop_server(store.path)
+    size = sum(path.stat().st_size for path in (store.path, store.path.with_name(store.path.name + ".wal")) if path.exists())
+    return QuerySuite(*seeded_counts, size, seed_seconds, reference, results)
 
 
 def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

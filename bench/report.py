@@ -2,6 +2,7 @@
 
 import os
 import platform
+import re
 import signal
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,9 @@ from bench.ingest import IngestResult
 from bench.jobs import SAMPLE_CONFIG, SHORT_CONFIG, JobsSuite, SampleRun, Throughput
 from bench.pages import CHART_MAX_POINTS, CHART_RUNS, CHART_STEPS, PageResult, PageSuite
 from bench.queries import POINTS_PER_RUN, QueryResult, QuerySuite
+from bench.seed import SERVER_IDLE_EXIT
+
+PEERS_HEADING = "## Peers"  # written by `python -m bench.peers`; render() output leaves it to keep_peers()
 
 
 def _proc_field(path: str, name: str) -> str:
@@ -90,15 +94,16 @@ def _ingest_details(results: list[IngestResult]) -> list[str]:
     lines = [
         (
             "| Run | Processes | Points | Seconds | Points/s | flush_points | Flushes | Median ms per flush "
-            "| Seconds in flushes | Store on disk | Verified |"
+            "| Round trips per flush | Seconds in flushes | Store on disk | Verified |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         verified = "every point stored" if not r.errors else "; ".join(r.errors[:3])
         lines.append(
             f"| `{r.label}` | {r.processes} | {r.points:,} | {r.seconds:.2f} | {r.points_per_second:,.0f} | {r.flush_points:,} "
-            f"| {len(r.flush_ms)} | {r.flush_median_ms:.0f} | {sum(r.flush_ms) / 1000:.2f} | {r.store_bytes / 2**20:.0f} MiB "
+            f"| {len(r.flush_ms)} | {r.flush_median_ms:.0f} | {r.round_trips_per_flush:.0f} | {sum(r.flush_ms) / 1000:.2f} "
+            f"| {r.store_bytes / 2**20:.0f} MiB "
             f"| {verified} |"
         )
     return lines
@@ -111,43 +116,49 @@ def _flush_cost(columnar: list[IngestResult]) -> str:
     fixed = small.flush_median_ms - per_point * small.flush_points
     return (
         f"Through those two points a flush costs about {fixed:.0f} ms fixed plus {per_point * 1000:.2f} µs per point "
-        "(the fixed part is mostly opening, committing and closing the file)."
+        f"(the fixed part is what a flush costs whatever its size: its {small.round_trips_per_flush:.0f} round trips "
+        "to the store server, the statements' and the commit's own overhead; no flush opens or closes the file)."
     )
 
 
+def _asked(result: QueryResult) -> str:
+    """Store operations and round trips per call as table cells; a reference row uses no server."""
+    if result.asked is None:
+        return "— | —"
+    return f"{result.asked.operations} | {result.asked.round_trips}"
+
+
 def _query_details(suite: QuerySuite) -> list[str]:
-    open_ms = suite.results[0].timing.median_ms
     lines = [
-        "| Operation | Median ms | p90 ms | File opens per call | Open floor ms | Share of median |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| Operation | Median ms | p90 ms | Store operations per call | Round trips per call |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for r in suite.results:
-        floor = r.opens * open_ms
-        lines.append(
-            f"| `{r.name}` | {r.timing.median_ms:.1f} | {r.timing.p90_ms:.1f} | {r.opens} | {floor:.1f} "
-            f"| {100 * floor / r.timing.median_ms:.0f}% |"
-        )
+    for r in suite.rows:
+        lines.append(f"| `{r.name}` | {r.timing.median_ms:.1f} | {r.timing.p90_ms:.1f} | {_asked(r)} |")
     return lines
 
 
 def _page_details(pages: PageSuite) -> list[str]:
     lines = [
-        "| Page | `run()` median ms | `run()` p90 ms | Script thread median ms | Store opens | < 300 ms |",
-        "|---|---:|---:|---:|---:|---|",
+        "| Page | `run()` median ms | `run()` p90 ms | Script thread median ms | Store operations | Round trips | < 300 ms |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in pages.pages:
         lines.append(
-            f"| `{r.page.link}` | {r.run.median_ms:.0f} | {r.run.p90_ms:.0f} | {r.script.median_ms:.0f} | {r.opens} "
-            f"| {_verdict(r.passed)} |"
+            f"| `{r.page.link}` | {r.run.median_ms:.0f} | {r.run.p90_ms:.0f} | {r.script.median_ms:.0f} "
+            f"| {r.asked.operations} | {r.asked.round_trips} | {_verdict(r.passed)} |"
         )
     return lines
 
 
 def _chart_details(pages: PageSuite) -> list[str]:
-    lines = ["| Operation | Median ms | p90 ms | File opens per call | Target |", "|---|---:|---:|---:|---|"]
+    lines = [
+        "| Operation | Median ms | p90 ms | Store operations per call | Round trips per call | Target |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for r in pages.charts:
         target = f"< {r.target_ms:.0f} ms median: {_verdict(r.timing.median_ms < r.target_ms)}" if r.target_ms else "—"
-        lines.append(f"| `{r.name}` | {r.timing.median_ms:.1f} | {r.timing.p90_ms:.1f} | {r.opens} | {target} |")
+        lines.append(f"| `{r.name}` | {r.timing.median_ms:.1f} | {r.timing.p90_ms:.1f} | {_asked(r)} | {target} |")
     return lines
 
 
@@ -172,8 +183,9 @@ def _hot_spots(pages: PageSuite) -> list[str]:
         return []
     intro = (
         "Each page that missed its target (every page, given `--profile`) ran once more under cProfile. Listed: the project's functions and the library calls they make directly, by time including "
-        "what they call. DuckDB's work shows under the core function that calls it (`core/db.py _open` is opening "
-        "the file, `core/sql.py frame` the SQL)."
+        "what they call. DuckDB's work happens in the store server, another process that cProfile does not see: here "
+        "it shows as the wait for the server's answers, inside `core/remote.py call` (one call per round trip) under "
+        "the core function that asked (`core/sql.py frame` or `rows` for the SQL)."
     )
     return ["## Where the slow pages spend their time", "", intro, *lines]
 
@@ -200,7 +212,7 @@ def _jobs_details(jobs: JobsSuite) -> list[str]:
     return lines
 
 
-def _page_notes(pages: PageSuite, open_ms: float) -> list[str]:
+def _page_notes(pages: PageSuite, suite: QuerySuite) -> list[str]:
     overhead = sorted(r.run.median_ms - r.script.median_ms for r in pages.pages)
     light = min(pages.pages, key=lambda r: r.script.median_ms)
     heavy = max(pages.pages, key=lambda r: r.script.median_ms)
@@ -216,13 +228,17 @@ def _page_notes(pages: PageSuite, open_ms: float) -> list[str]:
         f"(a mock runtime per run, then parsing the messages into elements): {overhead[0]:.0f} to {overhead[-1]:.0f} ms "
         "per page here, so a server spends about that much less on each. The script thread itself goes from "
         f"{light.script.median_ms:.0f} ms (`{light.page.link}`) to {heavy.script.median_ms:.0f} ms "
-        f"(`{heavy.page.link}`): `app.py`'s routing, then each store read (every store open costs about {open_ms:.0f} ms, "
-        "see Queries; pages that read inside `store.reading()` open the file once), building the tables' pandas "
+        f"(`{heavy.page.link}`): `app.py`'s routing, then its store reads ({_span(r.asked.round_trips for r in pages.pages)} "
+        "round trips to the store server per page, in "
+        f"{_span(r.asked.operations for r in pages.pages)} operations, as reads inside `store.reading()` share one "
+        "operation and one snapshot; no page opens the file, which would cost about "
+        f"{suite.open_ms:.0f} ms each time, see Queries), building the tables' pandas "
         f"Stylers and the Altair specs, which Altair validates against its schema. {verdict}"
     )
     chart_note = (
-        f"- **Chart data** for {pages.chart_points:,} points: `get_metric_series` reads every point of the {CHART_RUNS} "
-        "runs to keep the lowest and highest value per bucket, so it is bound by DuckDB scanning and grouping the series; "
+        f"- **Chart data** for {pages.chart_points:,} points: `get_metric_series` is one query on the store server, "
+        f"which reads every point of the {CHART_RUNS} runs to keep the lowest and highest value per bucket and sends the "
+        "buckets back as an Arrow table, so it is bound by DuckDB scanning and grouping the series; "
         f"{series.timing.median_ms:.0f} ms median against {series.target_ms:.0f} ms. Building the chart is cheap while "
         f"the rows stay out of the spec ({specs[0].timing.median_ms:.0f} ms, which is what `st.altair_chart` does before "
         f"sending them as Arrow); writing them into the spec as JSON takes {specs[1].timing.median_ms:.0f} ms, and with "
@@ -247,7 +263,7 @@ def _jobs_notes(jobs: JobsSuite) -> list[str]:
             f"- **Two consumers** get through {two.per_minute / one.per_minute:.2f}x the jobs of one: each short run's "
             f"median time rose from {one.median_run_seconds:.2f} s to {two.median_run_seconds:.2f} s, as two training "
             f"processes share {len(os.sched_getaffinity(0))} CPUs (with the workers, the polling and anything else "
-            "running) and take turns writing the store file."
+            "running) and their writes take turns at the store server's write lock."
         )
     unclean = [ended for ended in jobs.worker_exits if ended.code != 0]
     if unclean:
@@ -272,12 +288,16 @@ def _notes(ingest: list[IngestResult], suite: QuerySuite) -> list[str]:
         share = ", ".join(f"{100 * sum(r.flush_ms) / 1000 / r.seconds:.0f}%" for r in columnar)
         fittable = len({r.flush_points for r in columnar}) > 1 and all(len(r.flush_ms) >= 5 for r in columnar)
         fit = _flush_cost(columnar) if fittable else ""
+        trips = ", ".join(dict.fromkeys(f"{r.round_trips_per_flush:.0f}" for r in columnar))
         notes.append(
-            "- **Columnar ingest** is bound by the flushes, not by Python: each flush is one `store.log_metrics` call "
-            "that opens the file read-write, inserts the points, merges the run summaries, commits and closes it "
-            f"(DuckDB checkpoints the WAL into the file on close). They take {share} of the run time. Median flush: "
-            f"{spread}. {fit} Larger `flush_points` amortise the fixed part; "
-            "`python -m bench.profile_ingest --flush-points 100000` shows the split by function."
+            "- **Columnar ingest** is bound by the flushes, not by Python: each flush is one `store.log_metrics` call, "
+            "one write operation on the store server: the points cross the Unix socket as an Arrow table, and the "
+            "server inserts them, merges the run summaries and commits while holding its write lock, taken by the "
+            f"flush's first statement ({trips} round trips per flush). The server keeps the file open, so no flush opens or closes it; DuckDB "
+            f"checkpoints the WAL into the file when it outgrows `checkpoint_threshold` ({_checkpoint_threshold()}) and "
+            f"when the server closes. The flushes take {share} of the run time. Median flush: "
+            f"{spread}. {fit + ' ' if fit else ''}Larger `flush_points` amortise the fixed part; "
+            "`python -m bench.profile_ingest --flush-points 100000` shows the client's side of the split by function."
         )
     for r in ingest:
         if r.label.startswith("log ("):
@@ -288,32 +308,69 @@ def _notes(ingest: list[IngestResult], suite: QuerySuite) -> list[str]:
                 "which logs a few points per step; bulk imports should use `log_series`."
             )
         if r.processes > 1:
-            notes.append(
-                f"- **{r.processes} writer processes** share one file: DuckDB lets one process open it read-write at a "
-                "time, so flushes take turns (the others back off and retry in `core.db.connect`; the median flush "
-                f"of {r.flush_median_ms:.0f} ms includes that wait) and the aggregate rate stays near one writer's; on "
-                f"{len(os.sched_getaffinity(0))} CPUs the processes also compete for cores. Errors: {len(r.errors)}."
+            alone = [one for one in columnar if one.flush_points == r.flush_points]
+            rate = (
+                f"the aggregate rate is {r.points_per_second / alone[0].points_per_second:.2f}x one writer's at the "
+                "same `flush_points`"
+                if alone
+                else f"the aggregate rate is {r.points_per_second:,.0f} points/s"
             )
-    open_ms = suite.results[0].timing.median_ms
+            notes.append(
+                f"- **{r.processes} writer processes** share one store: each opens a plain `DuckDBStore(path)`, which "
+                "finds the server the benchmark started, and sends its flushes there. The server's write lock lets one "
+                "write transaction run at a time, so flushes take turns (a flush's first statement waits on the server "
+                f"until the lock is free; the median flush of {r.flush_median_ms:.0f} ms includes that wait) and {rate}; "
+                f"on {len(os.sched_getaffinity(0))} CPUs the writer processes and the server also compete for cores. "
+                f"Errors: {len(r.errors)}."
+            )
+    served = [r.timing.median_ms for r in suite.results]
     notes.append(
-        f"- **Queries** have a floor: every store call opens and closes the file read-only ({open_ms:.0f} ms median "
-        f"alone); {_repeated_opens(suite)} Above the floor is the SQL, which runs cold because each open starts DuckDB "
-        "with an empty cache, and building the Pydantic objects."
+        "- **Queries** go through the store server: each store call is one operation, a Unix-socket connection (for "
+        "which the server starts a thread and a DuckDB cursor) with one round trip per statement, the first of which "
+        "also begins the operation's transaction, a snapshot of its own; rows come back as Python tuples or an Arrow "
+        "table "
+        f"({_span(r.asked.round_trips for r in suite.results)} round trips per call here, {_several_reads(suite)}). "
+        "The server keeps the file open, so DuckDB's cache stays warm from call to call and no call pays the "
+        f"{suite.open_ms:.1f} ms open + close of the reference row, which every call paid before the store server; "
+        f"the served calls take {min(served):.1f} to {max(served):.1f} ms median. What is left is the SQL, the "
+        "transfer over the socket and building the Pydantic objects. A read runs in its snapshot beside a write in "
+        "progress instead of waiting for it; writes take the server's write lock one at a time."
     )
     return notes
 
 
-def _repeated_opens(suite: QuerySuite) -> str:
-    repeated = [f"`{r.name}` {r.opens} times" for r in suite.results if r.opens > 1]
-    if repeated:
-        return "some open it more than once: " + ", ".join(repeated) + "."
-    return "calls made of several reads (`compare_runs`, `get_run_metrics`, `get_experiment_detail`) open it once."
+def _span(values) -> str:
+    """'3' or '3 to 7': the range of some counts."""
+    values = list(values)
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low} to {high}"
+
+
+def _several_reads(suite: QuerySuite) -> str:
+    several = [f"`{r.name}` {r.asked.operations}" for r in suite.results if r.asked.operations > 1]
+    if several:
+        return "and some calls make more than one operation: " + ", ".join(several)
+    return (
+        "in one operation each, even `compare_runs`, `get_run_metrics` and `get_experiment_detail`, which make several "
+        "reads inside `store.reading()`"
+    )
+
+
+def _checkpoint_threshold() -> str:
+    """DuckDB's default (the store sets none), read from this DuckDB rather than written down."""
+    with duckdb.connect() as con:
+        return con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
 
 
 INGEST_METHOD = (
-    "A fresh store per run, with one experiment and its runs created through the store API (not timed). "
-    "The clock runs from the first `log_series` / `log` call until the writer has closed, so every point is "
-    "stored; afterwards each run's summary counts and two runs' full series are read back through the API."
+    "A fresh store per run, opened as `open_store()` opens it (`DuckDBStore(path, server_idle_exit="
+    f"{SERVER_IDLE_EXIT:.0f})`), so its first call starts the store server; one experiment and its runs are created "
+    "through the store API (not timed). The clock runs from the first `log_series` / `log` call until the writer has "
+    "closed, so every point is stored; afterwards each run's summary counts and two runs' full series are read back "
+    "through the API. The writer processes of the multi-process run open a plain `DuckDBStore(path)`, which uses the "
+    "running server. Round trips per flush are the requests sent to the server while logging over the number of "
+    "flushes. Then the server "
+    "is stopped, which closes the file and checkpoints its WAL, and the file's size on disk is read."
 )
 
 
@@ -326,8 +383,10 @@ def _page_method(pages: PageSuite) -> str:
         '`AppTest.from_file("app.py")` session opening the page by its link (query parameters, then `switch_page`), '
         f"timed around `run()` only, {len(pages.pages[0].run.samples_ms)} times after 2 warm-ups; a sample that raised "
         'or showed "Something went wrong" fails the benchmark. AppTest adds its own work to `run()`, so these figures '
-        "are an upper bound of the server-side script time; the script thread's own time is beside them. Store opens "
-        "are `duckdb.connect` calls in one run."
+        "are an upper bound of the server-side script time; the script thread's own time is beside them. The pages' "
+        "`open_store()` starts the store server during the first page's warm-ups, so every sample goes through it. "
+        "Store operations (connections to the server) and round trips (requests on them) are counted over one more "
+        "run of each page."
     )
 
 
@@ -335,7 +394,8 @@ def _chart_method(pages: PageSuite) -> str:
     return (
         f"A separate store with one experiment and {CHART_RUNS} runs of {CHART_STEPS:,} steps of `loss` "
         f"({pages.chart_points:,} points, logged with `MetricWriter.log_series` in {pages.chart_seed_seconds:.1f} s, not "
-        f"timed). Timed {len(pages.charts[0].timing.samples_ms)} times after 2 warm-ups: "
+        "timed), served by its own store server, started by the logging. "
+        f"Timed {len(pages.charts[0].timing.samples_ms)} times after 2 warm-ups: "
         f'`store.get_metric_series(run_ids, ["loss"], max_points={CHART_MAX_POINTS})`, and `core.charts.metric_chart(...)` '
         "with `chart.to_dict()` on what it returned."
     )
@@ -343,7 +403,9 @@ def _chart_method(pages: PageSuite) -> str:
 
 def _jobs_method(jobs: JobsSuite) -> str:
     return (
-        "A fresh data directory; workers are `python -m jobs.worker --workers 1` processes (one Huey consumer each), "
+        "A fresh data directory whose store is served, as in production: the benchmark's first `open_store()` call "
+        "starts the store server, and the workers and their training processes send their SQL to it. Workers are "
+        "`python -m jobs.worker --workers 1` processes (one Huey consumer each), "
         "started and ready before the clock starts, and stopped afterwards. Runs are queued with `jobs.tasks.start_run` "
         "on an experiment over `data/sample/sentiment.csv`; times come from the runs' own `started_at` / `ended_at`, "
         "against the clock read just before the first `start_run`. Throughput is completed runs over the time from the "
@@ -356,26 +418,39 @@ def _query_method(suite: QuerySuite) -> str:
         f"Store: {suite.experiments:,} experiments, {suite.runs:,} runs, {suite.points:,} points "
         f"({suite.store_bytes / 2**20:.0f} MiB), bulk-built by `bench.seed.build_store` in {suite.seed_seconds:.1f} s "
         f"(not timed; {POINTS_PER_RUN // 4} steps of 4 keys per run, since seeding logs whole steps). "
+        "The first row is the reference, what every store call paid before the store server: DuckDB alone, "
+        "`duckdb.connect(path, read_only=True)` then `close()`, measured before the server starts (it holds the file "
+        "while it runs). The other rows go through the store server, as in production: a "
+        f"`DuckDBStore(path, server_idle_exit={SERVER_IDLE_EXIT:.0f})`, whose first call (in the untimed setup) starts it. "
         f"Each operation is timed through the public store API {len(suite.results[0].timing.samples_ms)} times "
-        "after 2 warm-ups. The first row is DuckDB alone: `duckdb.connect(path, read_only=True)` then `close()`."
+        "after 2 warm-ups; store operations (connections to the server) and round trips (requests on them) are "
+        "counted over one more call."
     )
 
 
 def _header(command: str, started: datetime, seconds: float, load: tuple[float, float]) -> list[str]:
     measured = (
         f"Measured by `{command}` on {started:%Y-%m-%d %H:%M} UTC ({seconds:.0f} s in all). "
-        "Rerun that command from the repository root to measure again: it rewrites this file."
+        f"Rerun that command from the repository root to measure again: it rewrites this file except `{PEERS_HEADING}`, "
+        "which `python -m bench.peers` writes."
+    )
+    design = (
+        "Every figure is taken as production runs: through the store server (`core.store_server`), one process that "
+        "keeps the DuckDB file open while every other process sends its SQL over a Unix socket, one connection per "
+        "store operation and one round trip per request. Reads run in their own snapshot beside a write; writes take "
+        "the server's write lock one at a time. The Queries table keeps one row from before the server, the bare open "
+        "and close of the file that every store call used to pay."
     )
     facts = "Machine: " + "; ".join(f"{name} {value}" for name, value in machine().items()) + "."
     busy = (
         f"Load average (1 min) {load[0]:.2f} before and {load[1]:.2f} after the run; "
         "figures well above 1 mean other programs shared the CPUs with the benchmark."
     )
-    return ["# Benchmarks", "", measured, "", facts, "", busy]
+    return ["# Benchmarks", "", measured, "", design, "", facts, "", busy]
 
 
 def _targets(ingest: list[IngestResult], suite: QuerySuite, pages: PageSuite, jobs: JobsSuite) -> list[str]:
-    rows = [_ingest_row(result) for result in ingest] + [_query_row(result) for result in suite.results]
+    rows = [_ingest_row(result) for result in ingest] + [_query_row(result) for result in suite.rows]
     rows += [_page_row(result) for result in pages.pages] + [_query_row(result) for result in pages.charts]
     rows += [_sample_row(jobs.sample)] + [_throughput_row(result) for result in jobs.throughput]
     return ["## Figures against the targets", "", "| Benchmark | Measured | Target | Result |", "|---|---|---|---|", *rows]
@@ -391,7 +466,7 @@ def render(
     seconds: float,
     load: tuple[float, float],
 ) -> str:
-    notes = _notes(ingest, suite) + _page_notes(pages, suite.results[0].timing.median_ms) + _jobs_notes(jobs)
+    notes = _notes(ingest, suite) + _page_notes(pages, suite) + _jobs_notes(jobs)
     sections = [
         _header(command, started, seconds, load),
         _targets(ingest, suite, pages, jobs),
@@ -405,3 +480,11 @@ def render(
     ]
     sections = [section for section in sections if section]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"
+
+
+def keep_peers(text: str, previous: str) -> str:
+    """text with the `## Peers` section of previous (the file being rewritten) appended, as that section was."""
+    found = re.search(rf"^{re.escape(PEERS_HEADING)}\n.*?(?=^## |\Z)", previous, re.S | re.M)
+    if found is None:
+        return text
+    return text.rstrip("\n") + "\n\n" + found.group(0).rstrip("\n") + "\n"

@@ -1,7 +1,10 @@
 """Run the ingest, query, page and jobs benchmarks and rewrite BENCHMARKS.md with what they measured.
 
 python -m bench.run_all                                                      # the full run, 3 to 4 minutes on 2 CPUs
-python -m bench.run_all --points 1000000 --experiments 1000 --short-runs 6   # a quick check of the machinery
+python -m bench.run_all --points 1000000 --experiments 1000 --short-runs 6 --output /tmp/b.md  # a quick check
+
+Every benchmark goes through the store server, as production does, and stops the servers it started.
+The `## Peers` section of the output file is kept as it was: `python -m bench.peers` rewrites it.
 """
 
 import argparse
@@ -43,7 +46,9 @@ def main() -> None:
     command = " ".join(["python -m bench.run_all", *sys.argv[1:]])
     load = (load_before, os.getloadavg()[0])
     seconds = time.perf_counter() - clock
-    options.output.write_text(report.render(ingested, queried, paged, worked, command, started, seconds, load))
+    text = report.render(ingested, queried, paged, worked, command, started, seconds, load)
+    previous = options.output.read_text() if options.output.exists() else ""
+    options.output.write_text(report.keep_peers(text, previous))  # `## Peers` is bench.peers' to rewrite
     print(f"wrote {options.output}")
 
 

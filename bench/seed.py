@@ -4,18 +4,78 @@ Seeding writes the tables in bulk with SQL (creating 200,000 runs one transactio
 time would take longer than the benchmark itself); every measured operation then goes
 through the public store API. The rows are shaped exactly as the store writes them:
 summaries and best metrics are computed from the points.
+
+Seeding opens the file directly (no store server runs yet); the benchmarks then time a
+`served()` store, as `open_store()` gives production, and stop its server when done.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from core import remote
 from core.db import connect
 from core.duckdb_store import DuckDBStore
+from core.remote import RemoteConnection
 from core.sql import rows
 
 KEYS = ("loss", "eval_loss", "eval_accuracy", "learning_rate")
+SERVER_IDLE_EXIT = 60.0  # seconds; what open_store() uses by default (TUNEDECK_STORE_SERVER_IDLE_EXIT)
+
+
+def served(path: Path, kind: type[DuckDBStore] = DuckDBStore) -> DuckDBStore:
+    """The store as production opens it: its first call starts the store server when none runs."""
+    return kind(path, server_idle_exit=SERVER_IDLE_EXIT)
+
+
+def require_server(path: Path, what: str) -> None:
+    """Refuse to report figures as the store server's when no server held the file (it failed to start, say)."""
+    if not remote.running(Path(path).resolve()):
+        raise RuntimeError(
+            f"{what}: no store server runs for {path}, so the calls opened the file directly; "
+            "these figures would not measure the production design (see the server log in the store's logs folder)"
+        )
+
+
+def stop_server(path: Path) -> None:
+    """Stop the store's server, if one runs: it closes the file (checkpointing the WAL into it) and exits."""
+    if not remote.stop(Path(path).resolve()):
+        raise RuntimeError(f"the store server for {path} did not stop")
+
+
+@dataclass
+class RoundTrips:
+    """What a stretch of code asked of the store server: operations (one socket connection each) and round trips."""
+
+    operations: int = 0
+    round_trips: int = 0
+
+
+@contextmanager
+def counting_round_trips() -> Iterator[RoundTrips]:
+    """Count, in this process and all its threads, the store server connections made and the requests sent on them."""
+    counted = RoundTrips()
+    call, connect_to = RemoteConnection.call, remote.connect
+
+    def counted_call(self, *request):
+        counted.round_trips += 1
+        return call(self, *request)
+
+    def counted_connect(*args, **kwargs):
+        found = connect_to(*args, **kwargs)
+        counted.operations += found is not None
+        return found
+
+    RemoteConnection.call, remote.connect = counted_call, counted_connect
+    try:
+        yield counted
+    finally:
+        RemoteConnection.call, remote.connect = call, connect_to
 
 
 def build_store(path: Path, experiments: int, runs_per_experiment: int, points_per_run: int) -> DuckDBStore:
+    """Seed the tables in bulk; returns a plain store (it uses a running server, but never starts one)."""
     store = DuckDBStore(path)
     steps = max(1, points_per_run // len(KEYS))
     with connect(path) as con:

@@ -612,42 +612,42 @@ class DuckDBStore(TrackingStore):
         )
 
 
-# Series short enough come whole; longer ones keep the lowest and highest point of each step bucket.
 _RUNS_WITH_LAST_VALUES = """
     SELECT r.id, r.name, r.status, r.created_at, r.ended_at, r.adapter_id, s.key, s.last_value
     FROM runs r LEFT JOIN metric_summaries s ON s.run_id = r.id
     WHERE r.experiment_id = ?
 """
 
-# `run_id BETWEEN $low AND $high` repeats what list_contains says in a form DuckDB can check against each
+# `run_id BETWEEN $low AND $high` repeats what list_contains says in a form DuckDB checks against each
 # row group's min/max, so a few runs' points are read without scanning every point in the store.
 _WHOLE_SERIES = """
     SELECT run_id, key, step, value, wall_time FROM metrics
     WHERE run_id BETWEEN $low AND $high AND list_contains($runs, run_id) {key_filter}
 """
 
+# Series short enough come whole; longer ones keep the lowest and highest point of each step bucket.
 _SERIES = """
     WITH sizes AS (
         SELECT run_id, key, count AS n, last_step FROM metric_summaries WHERE list_contains($runs, run_id) {key_filter}
     ),
-    points AS (
-        SELECT * FROM metrics WHERE run_id BETWEEN $low AND $high AND list_contains($runs, run_id) {key_filter}
-    ),
     whole AS (
         SELECT m.run_id, m.key, m.step, m.value, m.wall_time
-        FROM points m SEMI JOIN (SELECT * FROM sizes WHERE n <= 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
+        FROM metrics m SEMI JOIN (SELECT * FROM sizes WHERE n <= 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
+        WHERE m.run_id BETWEEN $low AND $high
     ),
     bucketed AS (
         SELECT m.run_id, m.key, floor(m.step::DOUBLE * $buckets / (z.last_step + 1))::BIGINT AS bucket,
                arg_min(m.step, m.value) AS low_step, min(m.value) AS low, arg_min(m.wall_time, m.value) AS low_time,
                arg_max(m.step, m.value) AS high_step, max(m.value) AS high, arg_max(m.wall_time, m.value) AS high_time
-        FROM points m JOIN (SELECT * FROM sizes WHERE n > 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
+        FROM metrics m JOIN (SELECT * FROM sizes WHERE n > 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
+        WHERE m.run_id BETWEEN $low AND $high
         GROUP BY ALL
     )
     SELECT * FROM whole
     UNION ALL SELECT run_id, key, low_step, low, low_time FROM bucketed
     UNION ALL SELECT run_id, key, high_step, high, high_time FROM bucketed WHERE high_step <> low_step
 """
+
 _SUMMARY_MISMATCHES = """
     WITH raw AS (
         SELECT run_id, key, count(*) AS n, min(value) AS low, max(value) AS high, max(step) AS last_step, arg_max(value, step) AS last

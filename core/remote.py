@@ -75,16 +75,20 @@ def _start(path: Path, idle_exit: float, timeout: float) -> Connection | None:
         if found is not None or time.monotonic() - _spawn_failed.get(path, -SPAWN_RETRY_AFTER) < SPAWN_RETRY_AFTER:
             return found
         process = _spawn(path, idle_exit)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = _dial(address)
-            if found is not None:
-                return found
-            if process is None or (process.poll() is not None and process.returncode != 0):
-                break
-            time.sleep(0.005)
-        _spawn_failed[path] = time.monotonic()
-        return None
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                found = _dial(address)
+                if found is not None:
+                    return found
+                if process is None or (process.poll() is not None and process.returncode != 0):
+                    break
+                time.sleep(0.005)
+            _spawn_failed[path] = time.monotonic()
+            return None
+        finally:
+            if process is not None:  # reap it whenever it exits, so no zombie is left behind
+                threading.Thread(target=process.wait, name="tunedeck-store-server-reaper", daemon=True).start()
 
 
 def _spawn(path: Path, idle_exit: float) -> subprocess.Popen | None:
@@ -97,7 +101,7 @@ def _spawn(path: Path, idle_exit: float) -> subprocess.Popen | None:
     root = Path(__file__).resolve().parents[1]
     command = [sys.executable, "-m", "core.store_server", str(path), "--idle-exit", str(idle_exit)]
     try:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             command, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True
         )
     except OSError:
@@ -105,6 +109,7 @@ def _spawn(path: Path, idle_exit: float) -> subprocess.Popen | None:
     finally:
         if log is not subprocess.DEVNULL:
             log.close()
+    return process
 
 
 class _Rows:
@@ -208,15 +213,25 @@ def running(path: Path) -> bool:
 
 
 def stop(path: Path, timeout: float = 15.0) -> bool:
-    """Ask the store's server to finish what it is doing and exit; True once none runs."""
+    """Ask the store's server to finish what it is doing and exit; True once it has exited (files closed)."""
+    pid = None
     if running(path):
         try:
-            os.kill(int(Path(f"{address_for(path)}.lock").read_text()), signal.SIGTERM)
+            pid = int(Path(f"{address_for(path)}.lock").read_text())
+            os.kill(pid, signal.SIGTERM)
         except (ValueError, ProcessLookupError):
             pass  # it exited between the probe and the signal
     deadline = time.monotonic() + timeout
-    while running(path):
+    while running(path) or (pid is not None and _alive(pid)):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
     return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process still runs (a zombie has exited and holds no files)."""
+    try:
+        return " Z" not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:3]
+    except (FileNotFoundError, IndexError):
+        return False

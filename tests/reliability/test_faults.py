@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -145,6 +146,15 @@ def tiny_disk(tmp_path):
 SERVED = pytest.mark.parametrize("idle_exit", [None, 2.0], ids=["opening the file", "through the store server"])
 
 
+def remount(mount: Path, mode: str) -> None:
+    """Remount, retrying briefly: the kernel may still be releasing a just-exited process's files."""
+    for _ in range(50):
+        if subprocess.run(["mount", "-o", f"remount,{mode}", str(mount)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"could not remount {mount} {mode}")
+
+
 @SERVED
 def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk, idle_exit):
     store = DuckDBStore(tiny_disk / "tunedeck.duckdb", server_idle_exit=idle_exit)
@@ -154,7 +164,8 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk
 
     with pytest.raises(StoreError, match="No space left on device"):
         with MetricWriter(store) as writer:
-            writer.log_series(run_id, "loss", np.arange(1001, 3_000_001), np.zeros(2_999_000))
+            noise = np.random.default_rng(0).random(2_999_000)  # 24 MB that no compression squeezes into 3 MB
+            writer.log_series(run_id, "loss", np.arange(1001, 3_000_001), noise)
 
     assert store.get_run(run_id).metrics["loss"].count == 1000
     assert store.get_run_metrics(run_id).series.height == 1000
@@ -165,12 +176,15 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk
 def test_a_read_only_data_directory_still_serves_reads_and_refuses_writes_clearly(tiny_disk, idle_exit):
     store = DuckDBStore(tiny_disk / "tunedeck.duckdb", server_idle_exit=idle_exit)
     experiment_id = store.create_experiment({"name": "frozen", "dataset": "d.csv"})
-    subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
+    # A server holds the file open for writing, and Linux refuses a read-only remount while it does: the
+    # folder turns read-only once the server has gone (idle), and then no new server can start there.
+    assert remote.stop(store.path.resolve())
+    remount(tiny_disk, "ro")
     try:
         assert store.get_experiment(experiment_id).name == "frozen"
         with pytest.raises(StoreError, match="[Rr]ead-only file system"):
             store.create_experiment({"name": "blocked", "dataset": "d.csv"})
     finally:
-        subprocess.run(["mount", "-o", "remount,rw", str(tiny_disk)], check=True)
+        remount(tiny_disk, "rw")
     assert store.list_experiments().total == 1
     assert_sound(store)
