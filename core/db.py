@@ -163,12 +163,18 @@ def _sessions() -> dict[Path, duckdb.DuckDBPyConnection]:
 
 @contextmanager
 def connect(
-    path: Path, *, read_only: bool = False, timeout: float = 60.0, server_idle_exit: float | None = None
+    path: Path,
+    *,
+    read_only: bool = False,
+    timeout: float = 60.0,
+    server_idle_exit: float | None = None,
+    single: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection | RemoteConnection]:
     """One operation's connection: a transaction when writing, closed on exit whatever happens.
 
     A running store server gets the operation; with `server_idle_exit` set, one is started when
-    none runs (it exits after that many idle seconds). Inside read_session() a read reuses the
+    none runs (it exits after that many idle seconds). A `single` read runs one statement, which
+    the server then runs without a transaction around it. Inside read_session() a read reuses the
     session's connection instead of opening another.
     """
     path = _resolve(path)
@@ -180,7 +186,7 @@ def connect(
         return
     deadline = time.monotonic() + timeout
     while True:
-        server = remote.connect(path, not read_only, timeout, server_idle_exit)
+        server = remote.connect(path, not read_only, timeout, server_idle_exit, single=single)
         if server is not None:
             yield from _operation(server, path, read_only)
             return

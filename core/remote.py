@@ -1,8 +1,8 @@
 """The client side of the store server: find it (or start it) and send it one operation's SQL.
 
 A `RemoteConnection` offers the few connection methods the store uses (`execute(...).fetchall()`,
-`sql(...).pl()`, `register`, `begin` / `commit` / `rollback`), so `core.duckdb_store` runs the same
-code whether it holds the file itself or talks to the server. See `core.store_server`.
+`sql(...).arrow()`, `register`, `commit` / `rollback`), so `core.duckdb_store` runs the same code
+whether it holds the file itself or talks to the server. See `core.store_server`.
 """
 
 import fcntl
@@ -37,18 +37,22 @@ def address_for(path: Path) -> str:
     return os.path.join(tempfile.gettempdir(), f"tunedeck-{os.getuid()}-{digest}.sock")
 
 
-def connect(path: Path, write: bool = False, timeout: float = 60.0, idle_exit: float | None = None) -> "RemoteConnection | None":
+def connect(
+    path: Path, write: bool = False, timeout: float = 60.0, idle_exit: float | None = None, single: bool = False
+) -> "RemoteConnection | None":
     """A connection for one operation on the store's server, or None when none answers.
 
     With `idle_exit`, a server is started when none answers (it exits after that many idle
     seconds); None is then returned only if it cannot run (a read-only folder, say). The
     operation's transaction (for a write, with the server's write lock, waiting up to `timeout`)
-    begins with its first statement, in the same round trip.
+    begins with its first statement, in the same round trip. A `single` read sends one statement,
+    which is a snapshot by itself, so it needs no transaction (saving a BEGIN and a ROLLBACK).
     """
     line = _line(path, idle_exit, timeout)
     if line is None:
         return None
-    return RemoteConnection(line, write, timeout, reopen=lambda: _line(path, idle_exit, timeout))
+    begin = None if single and not write else (write, timeout)
+    return RemoteConnection(line, begin, reopen=lambda: _line(path, idle_exit, timeout))
 
 
 def _line(path: Path, idle_exit: float | None, timeout: float) -> Connection | None:
@@ -133,15 +137,19 @@ class _Result:
 class RemoteConnection:
     """One operation's line to the server; every call is one round trip."""
 
-    def __init__(self, conn: Connection, write: bool, timeout: float, reopen: Callable[[], Connection | None]):
+    def __init__(self, conn: Connection, begin: tuple | None, reopen: Callable[[], Connection | None]):
         self._conn = conn
-        self._begin: tuple | None = (write, timeout)  # sent with the first statement
+        self._begin = begin  # (write, timeout), sent with the first statement; None: a single read
         self._reopen = reopen
+        self._calls = 0
 
     def call(self, *request):
-        first = self._begin is not None
-        if first:
-            request, self._begin = ("begin", *self._begin, request), None
+        first = self._calls == 0
+        self._calls += 1
+        if first and self._begin is not None:
+            request = ("begin", *self._begin, request)
+        elif not first and self._begin is None:
+            raise StoreError("a single-statement read sent a second statement; open it without single=True")
         try:
             status, value = self._exchange(request)
         except (EOFError, OSError) as error:
@@ -183,11 +191,11 @@ class RemoteConnection:
         self.call("unregister", name)
 
     def commit(self) -> None:
-        if self._begin is None:  # an operation that ran no statement has nothing to commit
+        if self._calls and self._begin is not None:  # nothing to commit before a statement, or for a single read
             self.call("commit")
 
     def rollback(self) -> None:
-        if self._begin is None:
+        if self._calls and self._begin is not None:
             self.call("rollback")
 
     def close(self) -> None:
@@ -222,14 +230,14 @@ def stop(path: Path, timeout: float = 15.0) -> bool:
         except (ValueError, ProcessLookupError):
             pass  # it exited between the probe and the signal
     deadline = time.monotonic() + timeout
-    while running(path) or (pid is not None and _alive(pid)):
+    while running(path) or (pid is not None and process_alive(pid)):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
     return True
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether the process still runs (a zombie has exited and holds no files)."""
     try:
         return " Z" not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:3]

@@ -3,9 +3,10 @@
 DuckDB lets one process hold a file at a time and opening it costs ~17 ms. Opening per
 operation lets the app, the workers and training scripts share the file but pays that cost on
 every read; this server pays it once. The first process that needs the store starts it
-(`core.remote.connect` with `idle_exit`); everyone sends statements over a Unix socket beside the store, one
-connection per operation. A write operation holds the server's write lock from BEGIN to COMMIT,
-so writes stay one at a time as before; reads run in their own snapshot beside them.
+(`core.remote.connect` with `idle_exit`); everyone sends statements over a Unix socket beside
+the store, one connection per operation. A write operation holds the server's write lock from
+its first statement to COMMIT, so writes stay one at a time as before; reads run in their own
+snapshot beside them.
 
 A client that dies mid-operation closes its socket and its transaction is rolled back. After
 `--idle-exit` seconds without a connection the server closes the file and exits; the next
@@ -22,6 +23,7 @@ import socket
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from core.errors import StoreBusyError
 from core.remote import address_for
 
 ACCEPT_POLL = 0.2
+MAX_CLIENTS = 256  # operations served at once; more wait for a thread
 DRAIN_POLL = 0.05  # how long a closing server waits for clients that found its socket just before it went
 
 
@@ -46,6 +49,7 @@ class StoreServer:
         self._active = 0
         self._last_seen = time.monotonic()
         self._stopping = False  # set to stop: by a signal, or by DuckDB refusing all work after a fatal error
+        self._threads = ThreadPoolExecutor(max_workers=MAX_CLIENTS, thread_name_prefix="store-client")
 
     def serve(self) -> int:
         claim = self._claim()
@@ -76,7 +80,7 @@ class StoreServer:
             return False
         with self._state:
             self._active += 1
-        threading.Thread(target=self._serve_client, args=(sock,), daemon=True).start()
+        self._threads.submit(self._serve_client, sock)  # an idle thread if there is one: cheaper than a new one
         return True
 
     def _claim(self) -> int | None:

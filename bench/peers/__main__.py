@@ -42,7 +42,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--large-runs", type=int, default=2000)
     parser.add_argument("--large-steps", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=120, help="wait up to this many seconds for a quiet machine first")
     parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated subset of {','.join(PEERS)}")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--json", type=Path, help="also keep the raw figures here")
@@ -58,6 +59,17 @@ def timed_queries(module, folder: Path, ingested, repeat: int, expected: int) ->
     if hasattr(module, "list_runs"):
         queries["list_runs"] = module.list_runs
     return {name: measure(lambda q=query: q(folder, ingested), repeat, 1).median_ms for name, query in queries.items()}
+
+
+def settle(limit: float, quiet: float = 0.5) -> float:
+    """Wait (up to `limit` seconds) until the 1-minute load average drops below `quiet`; returns the seconds waited.
+
+    Whatever ran just before (a test suite, another benchmark) would otherwise slow the first system measured.
+    """
+    start = time.monotonic()
+    while os.getloadavg()[0] >= quiet and time.monotonic() - start < limit:
+        time.sleep(2)
+    return time.monotonic() - start
 
 
 def bench_peer(name: str, module, folder: Path, options) -> dict:
@@ -145,6 +157,7 @@ def machine() -> dict:
 
 def main() -> None:
     options = arguments()
+    waited = settle(options.settle)
     started, clock, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()[0]
     results = {}
     with tempfile.TemporaryDirectory(prefix="tunedeck-peers-") as root:
@@ -157,6 +170,7 @@ def main() -> None:
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": time.perf_counter() - clock,
         "load": (load_before, os.getloadavg()[0]),
+        "settled_s": waited,
         "machine": versions,
         "options": vars(options) | {"output": str(options.output), "json": str(options.json)},
         "results": results,

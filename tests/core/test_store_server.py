@@ -40,14 +40,6 @@ def _gone(path: Path, timeout: float = 15) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
-
-
 def _python(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
@@ -94,9 +86,9 @@ def test_an_idle_server_exits_and_the_file_opens_directly_again(served, store_pa
     assert con.execute("SELECT name FROM experiments").fetchall() == [("kept",)]
     con.close()
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while remote.process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(pid)
+    assert not remote.process_alive(pid)
 
 
 def test_a_killed_server_is_replaced_by_the_next_operation_and_nothing_committed_is_lost(served, store_path):
@@ -161,3 +153,12 @@ def test_reads_see_a_snapshot_while_a_write_is_in_progress(served, store_path):
         with connect(store_path, read_only=True) as reading:  # not blocked by the open write
             assert first(reading, "SELECT name FROM experiments") == ("snapshot",)
     assert served.list_experiments().items[0].name == "uncommitted"
+
+
+def test_a_single_read_runs_without_a_transaction_and_refuses_a_second_statement(served, store_path):
+    served.create_experiment({"name": "one", "dataset": "data/sample/sentiment.csv"})
+
+    with connect(store_path, read_only=True, single=True) as con:
+        assert first(con, "SELECT name FROM experiments") == ("one",)
+        with pytest.raises(StoreError, match="single-statement read sent a second statement"):
+            first(con, "SELECT count(*) FROM experiments")
