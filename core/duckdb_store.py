@@ -364,7 +364,7 @@ class DuckDBStore(TrackingStore):
         if not run_ids:
             run_ids = [0]  # matches nothing, and keeps the query's shape
         if max_points is None:
-            query, params = _whole_series(run_ids, keys)
+            query, params = whole_series_query(run_ids, keys)
         else:
             params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": max_points // 2}
             key_filter = "AND list_contains($keys, key)" if keys is not None else "AND $keys IS NULL"
@@ -624,7 +624,7 @@ _RUNS_WITH_LAST_VALUES = """
 """
 
 
-def _whole_series(run_ids: list[int], keys: list[str] | None) -> tuple[str, dict]:
+def whole_series_query(run_ids: list[int], keys: list[str] | None) -> tuple[str, dict]:
     """Every point of the runs, filtered with `IN` lists of bound parameters: DuckDB checks those against each
     row group's min/max and skips the rest, ~0.5 ms faster than list_contains on a 10-run history."""
     run_params = {f"run{index}": run_id for index, run_id in enumerate(run_ids)}

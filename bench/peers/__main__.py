@@ -25,6 +25,7 @@ import duckdb
 from bench.peers import aim_peer, mlflow_peer, report, tunedeck
 from bench.peers.workload import HISTORY_RUNS, curves, expected_filtered
 from bench.timing import measure
+from core.duckdb_store import whole_series_query
 
 PEERS = {
     "TuneDeck": tunedeck.TuneDeck(served=True),
@@ -89,6 +90,8 @@ def bench_peer(name: str, module, folder: Path, options) -> dict:
     if hasattr(module, "done"):
         module.done(small)  # TuneDeck: the server closes the file, as at any idle exit, before it is measured
     result["bytes"] = module.size_on_disk(small)
+    if name == "TuneDeck":
+        result["history_query_ms"] = history_query_ms(small, history_runs, options.repeat)
     if name in SMALL_ONLY:
         return result
     big = module.ingest(large, options.large_runs, options.large_steps)
@@ -122,9 +125,19 @@ def profile_list(module, folder: Path, ingested) -> dict:
     return {
         "total_ms": 1000 * stats.total_tt,
         "server_ms": cumulative("call"),  # RemoteConnection.call: send, wait for the server, receive
-        "pivot_ms": cumulative("pivot"),
+        "pivot_ms": cumulative("agg"),  # the group_by that turns one row per metric into one column per metric
         "text": text.getvalue(),
     }
+
+
+def history_query_ms(folder: Path, run_ids: list[int], repeat: int) -> float:
+    """The history's DuckDB query alone, on a connection held open in this process (once the server has gone)."""
+    query, params = whole_series_query(run_ids, ["loss"])
+    con = duckdb.connect(str(folder / "tunedeck.duckdb"), read_only=True)
+    try:
+        return measure(lambda: con.sql(query, params=params).arrow().read_all(), max(repeat, 15), 3).median_ms
+    finally:
+        con.close()
 
 
 def open_close_ms(folder: Path) -> float:
