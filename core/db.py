@@ -40,10 +40,16 @@ FIRST_BACKOFF = 0.002
 MAX_BACKOFF = 0.05
 
 
-@functools.lru_cache(maxsize=256)
 def _resolve(path: Path | str) -> Path:
-    """The store's absolute path, worked out once per path (resolving costs ~0.15 ms of file system calls)."""
-    return Path(path).resolve()
+    """The store's absolute path; an absolute one is worked out once (resolving costs ~0.15 ms of system calls),
+    a relative one every time, since it depends on the working folder."""
+    path = Path(path)
+    return _resolve_absolute(path) if path.is_absolute() else path.resolve()
+
+
+@functools.lru_cache(maxsize=256)
+def _resolve_absolute(path: Path) -> Path:
+    return path.resolve()
 
 
 def _lock_for(path: Path) -> threading.RLock:
@@ -233,9 +239,10 @@ def open_for_server(path: Path, timeout: float) -> duckdb.DuckDBPyConnection:
 
 @contextmanager
 def read_session(path: Path, *, timeout: float = 60.0, server_idle_exit: float | None = None) -> Iterator[None]:
-    """Several reads on one opening of the file: one open cost and one consistent view.
+    """Several reads on one connection: one consistent view (and, without a server, one open of the file).
 
-    Writers in other processes wait (with backoff) until the session ends, so keep it short.
+    Without a server, writers in other processes wait (with backoff) until the session ends, so keep
+    it short; through the server, writes go on beside it and the session keeps its snapshot.
     """
     path = _resolve(path)
     sessions = _sessions()

@@ -27,7 +27,15 @@ from core.entities import (
     RunMetrics,
 )
 from core.errors import ConflictError, DatasetError, InvalidTransitionError, NotFoundError, ValidationError
-from core.filters import RUN_COLUMNS, RunFilter, experiment_order, experiment_where, run_filters, run_order
+from core.filters import (
+    RUN_COLUMNS,
+    RunFilter,
+    experiment_order,
+    experiment_where,
+    metric_column,
+    run_filters,
+    run_order,
+)
 from core.sql import first, frame, rows
 from core.status import ACTIVE, ExperimentStatus, RunStatus, can_transition, experiment_status
 from core.store import TrackingStore
@@ -260,7 +268,7 @@ class DuckDBStore(TrackingStore):
                     raise NotFoundError(f"no experiment with ID {experiment_id}")
         keys = sorted(long["key"].drop_nulls().unique().to_list())
         condition, order = run_filters(where, keys), run_order(order_by, keys)
-        last = [pl.col("last_value").filter(pl.col("key") == key).first().alias(key) for key in keys]
+        last = [pl.col("last_value").filter(pl.col("key") == key).first().alias(metric_column(key)) for key in keys]
         table = long.group_by(RUN_COLUMNS, maintain_order=True).agg(last)  # a pivot, at half of pivot()'s cost
         if condition is not None:
             table = table.filter(condition)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from core.entities import MetricKey
 from core.errors import ValidationError
 from core.status import ExperimentStatus
+from core.validation import friendly
 
 EXPERIMENT_SORTS = {
     "created_at": "e.created_at",
@@ -92,12 +93,18 @@ class RunFilter(BaseModel):
             )
         op = "=" if found["op"] == "==" else found["op"]
         try:
-            return cls(key=found["key"], op=op, value=float(found["value"]))
+            value = float(found["value"])
         except ValueError:
             raise ValidationError(f"cannot read the filter {text!r}: {found['value']!r} is not a number") from None
+        return friendly(cls, {"key": found["key"], "op": op, "value": value}, "run filter")
 
     def expression(self) -> pl.Expr:
-        return COMPARISONS[self.op](pl.col(self.key), self.value)
+        return COMPARISONS[self.op](pl.col(metric_column(self.key)), self.value)
+
+
+def metric_column(key: str) -> str:
+    """A metric's column in the runs table: its key, unless a run column has that name (a metric called 'status')."""
+    return f"metric:{key}" if key in RUN_COLUMNS else key
 
 
 def run_filters(filters: Iterable["RunFilter | str"], metric_keys: list[str]) -> pl.Expr | None:
@@ -111,8 +118,12 @@ def run_filters(filters: Iterable["RunFilter | str"], metric_keys: list[str]) ->
 
 
 def run_order(order_by: str | None, metric_keys: list[str]) -> str | None:
-    if order_by is None or order_by in metric_keys or order_by in RUN_COLUMNS:
+    """The column to sort by: a run column by its name, a metric by its key (or its `metric:` column name)."""
+    if order_by is None or order_by in RUN_COLUMNS:
         return order_by
+    columns = {metric_column(key) for key in metric_keys}
+    if order_by in metric_keys or order_by in columns:
+        return order_by if order_by in columns else metric_column(order_by)
     raise ValidationError(
         f"cannot sort runs by {order_by!r}; use a metric ({', '.join(metric_keys) or 'none yet'}) or one of {', '.join(RUN_COLUMNS)}"
     )

@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,12 +30,22 @@ _spawn_failed: dict[Path, float] = {}
 
 
 def address_for(path: Path) -> str:
-    """The socket beside the store, or in the temp folder when that path is too long for a Unix socket."""
+    """The socket beside the store, or in this user's private folder when that path is too long for a socket."""
     beside = f"{path}.sock"
     if len(beside.encode()) < 100:
         return beside
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:24]
-    return os.path.join(tempfile.gettempdir(), f"tunedeck-{os.getuid()}-{digest}.sock")
+    return os.path.join(_private_folder(), f"{digest}.sock")
+
+
+def _private_folder() -> str:
+    """A folder only this user can enter: nobody else can plant a socket there for us to talk to."""
+    folder = os.environ.get("XDG_RUNTIME_DIR") or os.path.join(tempfile.gettempdir(), f"tunedeck-{os.getuid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    found = os.lstat(folder)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        raise StoreError(f"{folder} must be a folder of this user's that others cannot enter (chmod 700)")
+    return folder
 
 
 def connect(
@@ -43,7 +54,7 @@ def connect(
     """A connection for one operation on the store's server, or None when none answers.
 
     With `idle_exit`, a server is started when none answers (it exits after that many idle
-    seconds); None is then returned only if it cannot run (a read-only folder, say). The
+    seconds); None then means it could not start (a read-only folder, say; no new try for 30 s). The
     operation's transaction (for a write, with the server's write lock, waiting up to `timeout`)
     begins with its first statement, in the same round trip. A `single` read sends one statement,
     which is a snapshot by itself, so it needs no transaction (saving a BEGIN and a ROLLBACK).
@@ -62,6 +73,9 @@ def _line(path: Path, idle_exit: float | None, timeout: float) -> Connection | N
     return line
 
 
+EXIT_GRACE = 1.0  # seconds to keep dialing after a started server exited cleanly (another one may be serving)
+
+
 def _dial(address: str) -> Connection | None:
     if not os.path.exists(address):
         return None
@@ -78,7 +92,7 @@ def _start(path: Path, idle_exit: float, timeout: float) -> Connection | None:
         found = _dial(address)
         if found is not None or time.monotonic() - _spawn_failed.get(path, -SPAWN_RETRY_AFTER) < SPAWN_RETRY_AFTER:
             return found
-        process = _spawn(path, idle_exit)
+        process = _spawn(path, idle_exit, timeout)
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -87,6 +101,8 @@ def _start(path: Path, idle_exit: float, timeout: float) -> Connection | None:
                     return found
                 if process is None or (process.poll() is not None and process.returncode != 0):
                     break
+                if process.poll() == 0:  # it left the store to another server: that one should answer at once
+                    deadline = min(deadline, time.monotonic() + EXIT_GRACE)
                 time.sleep(0.005)
             _spawn_failed[path] = time.monotonic()
             return None
@@ -95,7 +111,7 @@ def _start(path: Path, idle_exit: float, timeout: float) -> Connection | None:
                 threading.Thread(target=process.wait, name="tunedeck-store-server-reaper", daemon=True).start()
 
 
-def _spawn(path: Path, idle_exit: float) -> subprocess.Popen | None:
+def _spawn(path: Path, idle_exit: float, timeout: float) -> subprocess.Popen | None:
     logs = path.parent / "logs"
     try:
         logs.mkdir(parents=True, exist_ok=True)
@@ -103,7 +119,16 @@ def _spawn(path: Path, idle_exit: float) -> subprocess.Popen | None:
     except OSError:
         log = subprocess.DEVNULL
     root = Path(__file__).resolve().parents[1]
-    command = [sys.executable, "-m", "core.store_server", str(path), "--idle-exit", str(idle_exit)]
+    command = [
+        sys.executable,
+        "-m",
+        "core.store_server",
+        str(path),
+        "--idle-exit",
+        str(idle_exit),
+        "--lock-timeout",
+        str(timeout),
+    ]
     try:
         process = subprocess.Popen(
             command, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True
@@ -226,9 +251,10 @@ def stop(path: Path, timeout: float = 15.0) -> bool:
     if running(path):
         try:
             pid = int(Path(f"{address_for(path)}.lock").read_text())
-            os.kill(pid, signal.SIGTERM)
-        except (ValueError, ProcessLookupError):
-            pass  # it exited between the probe and the signal
+            if b"core.store_server" in Path(f"/proc/{pid}/cmdline").read_bytes():  # not a reused pid
+                os.kill(pid, signal.SIGTERM)
+        except (ValueError, OSError):
+            pass  # it exited between the probe and the signal, or a new server has not written its pid yet
     deadline = time.monotonic() + timeout
     while running(path) or (pid is not None and process_alive(pid)):
         if time.monotonic() > deadline:

@@ -111,7 +111,8 @@ class TrackingStore(ABC):
     ) -> pl.DataFrame:
         """One row per run (id, name, status, created_at, ended_at, adapter_id) and one column per metric with
         its last value: the fast way to list, filter ("accuracy > 0.5") and sort many runs. Newest first unless
-        `order_by` names a metric or run column; runs lacking that metric come last."""
+        `order_by` names a metric or run column; runs lacking that metric come last. A metric named like a
+        run column (`status`) gets the column `metric:status`."""
 
     @abstractmethod
     def list_active_runs(self) -> list[Run]:

@@ -9,14 +9,15 @@ its first statement to COMMIT, so writes stay one at a time as before; reads run
 snapshot beside them.
 
 A client that dies mid-operation closes its socket and its transaction is rolled back. After
-`--idle-exit` seconds without a connection the server closes the file and exits; the next
-operation starts another.
+`--idle-exit` seconds with no operation (counted from when it starts listening) the server
+closes the file and exits; the next operation starts another.
 
     python -m core.store_server data/tunedeck.duckdb --idle-exit 60
 """
 
 import argparse
 import fcntl
+import logging
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ from core.db import open_for_server
 from core.errors import StoreBusyError
 from core.remote import address_for
 
+log = logging.getLogger("tunedeck.store_server")
 ACCEPT_POLL = 0.2
 MAX_CLIENTS = 256  # operations served at once; more wait for a thread
 DRAIN_POLL = 0.05  # how long a closing server waits for clients that found its socket just before it went
@@ -57,6 +59,7 @@ class StoreServer:
             return 0  # another server holds the claim: it serves this store
         self.db = open_for_server(self.path, self.lock_timeout)
         listener = self._listen()
+        self._last_seen = time.monotonic()  # idle from now, not from before a slow open
         try:
             while not self._should_close():
                 self._accept(listener)
@@ -125,10 +128,11 @@ class StoreServer:
             return idle or self._stopping
 
     def _serve_client(self, sock: socket.socket) -> None:
-        sock.setblocking(True)
-        conn = Connection(sock.detach())
-        session = Session(self.db.cursor(), self.write_lock)
+        conn = session = None
         try:
+            sock.setblocking(True)
+            conn = Connection(sock.detach())
+            session = Session(self.db.cursor(), self.write_lock)
             while True:
                 try:
                     request = conn.recv()
@@ -145,9 +149,13 @@ class StoreServer:
                     conn.send(answer)
                 except (OSError, ValueError):
                     break
+        except Exception:  # noqa: BLE001 - a client's line failing must not stop the server
+            log.exception("a client connection failed")
         finally:
-            session.close()
-            conn.close()
+            if session is not None:
+                session.close()
+            if conn is not None:
+                conn.close()
             with self._state:
                 self._active -= 1
                 self._last_seen = time.monotonic()
@@ -243,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-exit", type=float, default=60.0, help="seconds without connections before exiting")
     parser.add_argument("--lock-timeout", type=float, default=60.0, help="seconds to wait for the file and for writes")
     options = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     server = StoreServer(options.store, options.idle_exit, options.lock_timeout)
     signal.signal(signal.SIGTERM, server.stop)
     signal.signal(signal.SIGINT, server.stop)

@@ -4,6 +4,7 @@ import streamlit as st
 
 from core import charts
 from core.errors import ValidationError
+from core.filters import metric_column
 from core.presenters import (
     best_primary_label,
     format_value,
@@ -64,7 +65,7 @@ def filtered_runs(detail) -> list:
         table = store().runs_table(
             detail.experiment.id,
             where=parse_run_filters(text),
-            order_by=None if order_by == "newest first" else order_by,
+            order_by=None if order_by == "newest first" else metric_column(order_by),
             descending=descending,
         )
     except ValidationError as error:

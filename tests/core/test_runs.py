@@ -231,6 +231,7 @@ def test_runs_table_sorts_runs_without_the_metric_last(store, make_experiment, m
         (["bleu > 0.5"], None, "no run of this experiment logged 'bleu'; its metrics are: loss"),
         ([], "bleu", "cannot sort runs by 'bleu'"),
         ([{"key": "loss", "op": "like", "value": 1}], None, "cannot read the filter"),
+        (["acc$ > 0.5"], None, "invalid run filter: key"),
     ],
 )
 def test_runs_table_explains_a_filter_it_cannot_use(store, make_experiment, make_run, where, order_by, message):
@@ -239,6 +240,17 @@ def test_runs_table_explains_a_filter_it_cannot_use(store, make_experiment, make
 
     with pytest.raises(ValidationError, match=message):
         store.runs_table(experiment_id, where=where, order_by=order_by)
+
+
+def test_runs_table_keeps_a_metric_named_like_a_run_column_apart(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    low = make_run(experiment_id, metrics={"status": [0.2], "loss": [0.5]})
+    high = make_run(experiment_id, metrics={"status": [0.9], "loss": [0.4]})
+
+    table = store.runs_table(experiment_id, where=["status > 0.5"], order_by="status")
+    assert table["id"].to_list() == [high]
+    assert table["status"].to_list() == ["completed"] and table["metric:status"].to_list() == [0.9]
+    assert store.runs_table(experiment_id, order_by="metric:status")["id"].to_list() == [low, high]
 
 
 def test_runs_table_of_a_missing_experiment_is_not_found(store):

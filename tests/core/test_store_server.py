@@ -22,9 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def served(store_path: Path, clock):
-    """A store that starts a server on first use; the server leaves 1 s after its last connection."""
-    yield DuckDBStore(store_path, clock=clock, server_idle_exit=1.0)
+    """A store that starts a server on first use; the server stays while the test runs, then is stopped."""
+    yield DuckDBStore(store_path, clock=clock, server_idle_exit=60.0)
     assert remote.stop(store_path.resolve())
+
+
+SERVED_CHILD = """
+from pathlib import Path
+from core import remote
+assert remote.running(Path({path!r}).resolve()), "the store server should be serving this child"
+"""
 
 
 def _server_pid(path: Path) -> int:
@@ -40,9 +47,11 @@ def _gone(path: Path, timeout: float = 15) -> bool:
     return True
 
 
-def _python(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def _python(code: str, served_path: Path | None = None) -> subprocess.CompletedProcess:
+    """Run code in a fresh Python; with served_path, it first checks that the store's server is running."""
+    prelude = SERVED_CHILD.format(path=str(served_path)) if served_path else ""
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
 
 
@@ -58,7 +67,8 @@ def test_first_use_starts_a_server_that_other_processes_share(served, store_path
         store = DuckDBStore({str(store_path)!r})  # ...and a process that would open it directly uses the server
         print(store.get_experiment({experiment_id}).name)
         store.create_run({experiment_id}, {{"lora_rank": 4}})
-        """
+        """,
+        served_path=store_path,
     )
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "shared"
@@ -77,8 +87,10 @@ def test_only_one_server_runs_per_store_however_many_processes_start_one(served,
     assert served.list_experiments().total == 0
 
 
-def test_an_idle_server_exits_and_the_file_opens_directly_again(served, store_path):
-    served.create_experiment({"name": "kept", "dataset": "data/sample/sentiment.csv"})
+def test_an_idle_server_exits_and_the_file_opens_directly_again(store_path, clock):
+    DuckDBStore(store_path, clock=clock, server_idle_exit=1.0).create_experiment(
+        {"name": "kept", "dataset": "data/sample/sentiment.csv"}
+    )
     pid = _server_pid(store_path)
 
     assert _gone(store_path)
@@ -114,7 +126,8 @@ def test_a_client_killed_mid_write_leaves_nothing_behind_and_blocks_no_one(serve
         with connect(Path({str(store_path)!r})) as con:
             rows(con, "UPDATE experiments SET name = 'half-written' WHERE id = ?", [{experiment_id}])
             os.kill(os.getpid(), 9)
-        """
+        """,
+        served_path=store_path,
     )
     assert child.returncode == -signal.SIGKILL
 
@@ -162,3 +175,26 @@ def test_a_single_read_runs_without_a_transaction_and_refuses_a_second_statement
         assert first(con, "SELECT name FROM experiments") == ("one",)
         with pytest.raises(StoreError, match="single-statement read sent a second statement"):
             first(con, "SELECT count(*) FROM experiments")
+
+
+def test_a_server_that_had_to_wait_for_the_file_still_serves(store_path, clock):
+    DuckDBStore(store_path).create_experiment({"name": "waited", "dataset": "data/sample/sentiment.csv"})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(store_path)!r}); print(1, flush=True); time.sleep(3)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    holder.stdout.readline()  # another process holds the file for 3 s: longer than the server's idle time
+    try:
+        store = DuckDBStore(store_path, clock=clock, server_idle_exit=1.0, lock_timeout=30)
+        started = time.monotonic()
+        assert store.list_experiments().total == 1
+
+        assert remote.running(store_path.resolve())  # served by the server, which counts idle time from then
+        assert time.monotonic() - started < 15  # not the whole lock timeout
+    finally:
+        holder.wait()
+        remote.stop(store_path.resolve())
