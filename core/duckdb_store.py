@@ -1,4 +1,4 @@
-"""The tracking store on one DuckDB file, opened per operation so many processes can share it."""
+"""The tracking store on one DuckDB file, shared by many processes through the store server (core.db)."""
 
 import json
 from collections.abc import Callable

@@ -10,7 +10,7 @@
 Inside a job started by a TuneDeck worker, `tracking.attach()` (or `start_run` with no
 experiment) picks up the worker's run from TUNEDECK_RUN_ID; the worker then owns the run's
 status and registers the adapter when the script exits 0. Every call is safe while the
-dashboard and other workers use the store: it is opened per operation.
+dashboard and other workers use the store: each call is one operation on the shared store.
 """
 
 import json

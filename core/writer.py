@@ -1,7 +1,8 @@
 """Buffered metric logging: points collect in memory and reach the store in large batches.
 
-A flush opens the store once, whatever its size, so batching is what makes ingest fast
-while other processes share the file. Points are flushed when the buffer holds
+A flush is one store operation (one write on the store server, or one opening of the file
+without it), whatever its size, so batching is what makes ingest fast while other processes
+share the store. Points are flushed when the buffer holds
 `flush_points`, when `flush_seconds` have passed since the oldest unflushed point
 (a background thread sees to that, so a slow training step still shows up live),
 and on `flush()` / `close()`.
