@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+import time
 from typing import IO
 
 from core.settings import Settings
@@ -9,15 +10,24 @@ from core.settings import Settings
 LOCK_NAME = "worker.lock"
 
 
-def hold_worker_lock(settings: Settings) -> IO | None:
-    """The open lock file if this process now holds the lock (keep it open), else None."""
+def hold_worker_lock(settings: Settings, wait: float = 1.0) -> IO | None:
+    """The open lock file if this process now holds the lock (keep it open), else None.
+
+    A lock that stays taken for `wait` seconds belongs to a worker; one taken only for a moment is
+    worker_running() looking, which must not turn a starting worker away.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     handle = open(settings.data_dir / LOCK_NAME, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.close()
+                return None
+            time.sleep(0.02)
     handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()
@@ -25,8 +35,15 @@ def hold_worker_lock(settings: Settings) -> IO | None:
 
 
 def worker_running(settings: Settings) -> bool:
-    lock = hold_worker_lock(settings)
-    if lock is None:
+    """Whether a worker holds the lock: a shared probe that writes nothing and lets go at once."""
+    try:
+        fd = os.open(settings.data_dir / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
         return True
-    lock.close()
-    return False
+    finally:
+        os.close(fd)

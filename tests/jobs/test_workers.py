@@ -1,15 +1,17 @@
 """Workers start by themselves when needed: with the app, or from a script's start_run()."""
 
+import fcntl
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
 from core.settings import Settings
 from jobs.config import make_huey
-from jobs.lock import hold_worker_lock, worker_running
+from jobs.lock import LOCK_NAME, hold_worker_lock, worker_running
 from tests.jobs.conftest import ROOT, start_worker, stop_worker, wait_for
 
 
@@ -64,9 +66,23 @@ def test_worker_lock_is_exclusive(tmp_path):
     held = hold_worker_lock(settings)
     try:
         assert worker_running(settings)
+        assert hold_worker_lock(settings, wait=0.1) is None
     finally:
         held.close()
     assert not worker_running(settings)
+
+
+def test_a_worker_starting_while_someone_looks_still_gets_the_lock(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    (tmp_path / LOCK_NAME).touch()
+    look = os.open(tmp_path / LOCK_NAME, os.O_RDONLY)
+    fcntl.flock(look, fcntl.LOCK_SH)  # worker_running() caught in the middle of its look
+    threading.Timer(0.2, os.close, [look]).start()
+
+    held = hold_worker_lock(settings)
+
+    assert held is not None  # a second worker would still be turned away: test_worker_lock_is_exclusive
+    held.close()
 
 
 def test_queue_defaults_to_sqlite_in_the_data_directory(tmp_path):
