@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from pydantic import TypeAdapter
 
@@ -43,6 +44,7 @@ from core.validation import friendly
 
 MAX_PAGE_SIZE = 500
 POINT_SCHEMA = {"run_id": pl.Int64, "key": pl.String, "step": pl.Int64, "value": pl.Float64, "wall_time": pl.Datetime("us")}
+PARALLEL_SORT_ROWS = 100_000  # below this, a sort on one thread beats waking Polars' thread pool
 
 
 def utcnow() -> datetime:
@@ -269,12 +271,15 @@ class DuckDBStore(TrackingStore):
         keys = sorted(long["key"].drop_nulls().unique().to_list())
         condition, order = run_filters(where, keys), run_order(order_by, keys)
         last = [pl.col("last_value").filter(pl.col("key") == key).first().alias(metric_column(key)) for key in keys]
-        table = long.group_by(RUN_COLUMNS, maintain_order=True).agg(last)  # a pivot, at half of pivot()'s cost
+        # A pivot, at a quarter of pivot()'s cost: grouped by the run's ID alone, the other run columns ride along.
+        run = [pl.col(column).first() for column in RUN_COLUMNS if column != "id"]
+        table = long.group_by("id", maintain_order=True).agg(*run, *last)
         if condition is not None:
             table = table.filter(condition)
+        threads = table.height > PARALLEL_SORT_ROWS
         if order is None:
-            return table.sort("created_at", "id", descending=True)
-        return table.sort(order, "id", descending=[descending, False], nulls_last=True)
+            return table.sort("created_at", "id", descending=True, multithreaded=threads)
+        return table.sort(order, "id", descending=[descending, False], nulls_last=True, multithreaded=threads)
 
     def list_active_runs(self) -> list[Run]:
         with self._read() as con:
@@ -379,7 +384,7 @@ class DuckDBStore(TrackingStore):
             query = _SERIES.format(key_filter=key_filter)
         with self._read(single=True) as con:
             series = frame(con, query, params)
-        return series.sort("run_id", "key", "step")  # here, not in SQL: DuckDB's ORDER BY cost ~0.9 ms of a ~2.4 ms history
+        return in_series_order(series, one_key=keys is not None and len(keys) == 1)
 
     def verify_integrity(self) -> list[str]:
         with self._read() as con:
@@ -623,6 +628,24 @@ class DuckDBStore(TrackingStore):
             GROUP BY run_id, key
             """,
         )
+
+
+def in_series_order(series: pl.DataFrame, one_key: bool) -> pl.DataFrame:
+    """The points by run, key and step, sorted here rather than in SQL (DuckDB's ORDER BY cost ~0.9 ms of a
+    ~2.4 ms history).
+
+    Points of one key usually come back in order already (a writer stores each run's steps in order, and one
+    run's flush after another), and checking that costs ~0.02 ms where a sort costs 0.1 to 0.4 ms. A small
+    frame sorts on one thread: waking Polars' thread pool costs more than it saves.
+    """
+    threads = series.height > PARALLEL_SORT_ROWS
+    if not one_key:
+        return series.sort("run_id", "key", "step", multithreaded=threads)
+    run, step = series["run_id"].to_numpy(), series["step"].to_numpy()
+    same_run = run[1:] == run[:-1]
+    if np.all((run[1:] > run[:-1]) | (same_run & (step[1:] > step[:-1]))):
+        return series
+    return series.sort("run_id", "step", multithreaded=threads)
 
 
 _RUNS_WITH_LAST_VALUES = """

@@ -1,7 +1,7 @@
 """The client side of the store server: find it (or start it) and send it one operation's SQL.
 
 A `RemoteConnection` offers the few connection methods the store uses (`execute(...).fetchall()`,
-`sql(...).arrow()`, `register`, `commit` / `rollback`), so `core.duckdb_store` runs the same code
+`arrow_table(...)`, `register`, `commit` / `rollback`), so `core.duckdb_store` runs the same code
 whether it holds the file itself or talks to the server. See `core.store_server`.
 """
 
@@ -25,6 +25,7 @@ import pyarrow as pa
 from core.errors import StoreError
 
 SPAWN_RETRY_AFTER = 30.0  # seconds before trying again to start a server that failed to start
+REDIAL_FOR = 5.0  # seconds an operation's first request keeps finding a new line when its server went away
 _spawn_lock = threading.Lock()
 _spawn_failed: dict[Path, float] = {}
 
@@ -149,16 +150,6 @@ class _Rows:
         return self._rows
 
 
-class _Result:
-    """A query result the server sent as an Arrow table, read the way a DuckDB result is."""
-
-    def __init__(self, table: pa.Table):
-        self._table = table
-
-    def arrow(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self._table.schema, self._table.to_batches())
-
-
 class RemoteConnection:
     """One operation's line to the server; every call is one round trip."""
 
@@ -178,18 +169,29 @@ class RemoteConnection:
         try:
             status, value = self._exchange(request)
         except (EOFError, OSError) as error:
-            line = self._reopen() if first else None  # nothing ran yet: a server that died can be replaced
-            if line is None:
+            if not first:
                 raise self._stopped() from error
-            self._conn.close()
-            self._conn = line
-            try:
-                status, value = self._exchange(request)
-            except (EOFError, OSError) as again:
-                raise self._stopped() from again
+            status, value = self._redial(request, error)
         if status == "error":
             raise value
         return value
+
+    def _redial(self, request: tuple, error: BaseException) -> tuple[str, object]:
+        """Send the first request again on a new line: nothing of the operation ran, so a server that died can be
+        replaced. A killed server can still take a connection for a moment while it goes, so keep dialing a while."""
+        deadline = time.monotonic() + REDIAL_FOR
+        while time.monotonic() < deadline:
+            line = self._reopen()
+            if line is None:
+                break
+            self._conn.close()
+            self._conn = line
+            try:
+                return self._exchange(request)
+            except (EOFError, OSError) as again:
+                error = again
+                time.sleep(0.01)
+        raise self._stopped() from error
 
     def _exchange(self, request: tuple) -> tuple[str, object]:
         self._conn.send(request)
@@ -205,8 +207,8 @@ class RemoteConnection:
     def execute(self, sql: str, params: list | None = None) -> _Rows:
         return _Rows(self.call("rows", sql, params or []))
 
-    def sql(self, sql: str, params: list | None = None) -> _Result:
-        return _Result(self.call("arrow", sql, params or []))
+    def arrow_table(self, sql: str, params: list | dict | None = None) -> pa.Table:
+        return self.call("arrow", sql, params or [])
 
     def register(self, name: str, frame: pl.DataFrame) -> None:
         """Send a frame for the next statements to read; strings go dictionary-encoded (few distinct metric keys)."""

@@ -24,7 +24,6 @@ import socket
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -33,10 +32,12 @@ import duckdb
 from core.db import open_for_server
 from core.errors import StoreBusyError
 from core.remote import address_for
+from core.sql import arrow_table
 
 log = logging.getLogger("tunedeck.store_server")
-ACCEPT_POLL = 0.2
-MAX_CLIENTS = 256  # operations served at once; more wait for a thread
+IDLE_POLL = 0.2  # how often the server checks whether it has been idle long enough to exit
+MAX_CLIENTS = 256  # operations served at once; more wait in the socket's backlog for a thread
+SPARE_THREADS = 2  # threads kept waiting in accept(), so a lone client never waits for a thread to start
 DRAIN_POLL = 0.05  # how long a closing server waits for clients that found its socket just before it went
 
 
@@ -51,40 +52,89 @@ class StoreServer:
         self._active = 0
         self._last_seen = time.monotonic()
         self._stopping = False  # set to stop: by a signal, or by DuckDB refusing all work after a fatal error
-        self._threads = ThreadPoolExecutor(max_workers=MAX_CLIENTS, thread_name_prefix="store-client")
+        self._threads: set[threading.Thread] = set()
+        self._waiting = 0  # threads blocked in accept()
+        self._accepted = 0
 
     def serve(self) -> int:
         claim = self._claim()
         if claim is None:
             return 0  # another server holds the claim: it serves this store
         self.db = open_for_server(self.path, self.lock_timeout)
-        listener = self._listen()
+        self.listener = self._listen()
         self._last_seen = time.monotonic()  # idle from now, not from before a slow open
         try:
+            with self._state:
+                self._add_thread()
             while not self._should_close():
-                self._accept(listener)
+                time.sleep(IDLE_POLL)
             _unlink(self.address)  # new clients stop finding the server; those already knocking are served
-            listener.settimeout(DRAIN_POLL)
-            while self._accept(listener):
-                pass
+            while True:
+                accepted = self._accepted
+                time.sleep(DRAIN_POLL)
+                if self._accepted == accepted:
+                    break
         finally:
-            listener.close()
+            self._stop_threads()
+            self.listener.close()
             _unlink(self.address)
-            while self._active:
-                time.sleep(0.01)
             self.db.close()
             os.close(claim)
         return 0
 
-    def _accept(self, listener: socket.socket) -> bool:
+    def _stop_threads(self) -> None:
+        """Wake the threads waiting in accept() and wait for the others to finish their clients."""
         try:
-            sock, _ = listener.accept()
-        except TimeoutError:
-            return False
+            self.listener.shutdown(socket.SHUT_RDWR)  # on Linux, a blocked accept() then fails at once
+        except OSError:
+            pass
+        while True:
+            with self._state:
+                threads = list(self._threads)
+            if not threads:
+                return
+            for thread in threads:
+                thread.join()
+
+    def _add_thread(self) -> None:
+        """Called with `_state` held: the new thread cannot count itself in or out before it is counted."""
+        if len(self._threads) >= MAX_CLIENTS:
+            return  # the next client waits in the backlog until a thread is free
+        thread = threading.Thread(target=self._accept_and_serve, name="store-client", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # the system has no thread to give: the threads there are keep serving
+            log.exception("could not start a thread for the next client")
+            return
+        self._threads.add(thread)
+        self._waiting += 1
+
+    def _accept_and_serve(self) -> None:
+        """Each thread accepts a client and serves it itself: no hand-off between threads on the way in.
+
+        Linux wakes one thread per connection for a blocking accept(). The thread that takes the
+        last waiting place starts another, so the next client finds one waiting too.
+        """
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:  # the listener was shut down: the server is closing
+                with self._state:
+                    self._waiting -= 1
+                break
+            with self._state:
+                self._waiting -= 1
+                self._active += 1
+                self._accepted += 1
+                if self._waiting == 0:
+                    self._add_thread()
+            self._serve_client(sock)
+            with self._state:
+                if self._waiting >= SPARE_THREADS:
+                    break
+                self._waiting += 1
         with self._state:
-            self._active += 1
-        self._threads.submit(self._serve_client, sock)  # an idle thread if there is one: cheaper than a new one
-        return True
+            self._threads.discard(threading.current_thread())
 
     def _claim(self) -> int | None:
         """The store's claim (an flock), or None when a live server holds it and answers.
@@ -115,7 +165,6 @@ class StoreServer:
         finally:
             os.umask(old_umask)
         listener.listen(64)
-        listener.settimeout(ACCEPT_POLL)
         return listener
 
     def stop(self, *_signal) -> None:
@@ -178,8 +227,7 @@ class Session:
         if operation == "rows":
             return self.cursor.execute(*args).fetchall()
         if operation == "arrow":
-            sql, params = args
-            return self.cursor.sql(sql, params=params).arrow().read_all()
+            return arrow_table(self.cursor, *args)
         if operation == "register":
             self.cursor.register(*args)
             return None

@@ -4,11 +4,13 @@
     python -m bench.peers                     # the issue's workload
     python -m bench.peers --large-steps 10    # the 2,000-run store with fewer steps (list and filter read last values only)
 
-Each system gets fresh folders; every figure is the median of --repeat samples after one warm-up.
+Each system gets fresh folders. Ingests run one system at a time; then each query is timed on every system,
+one system right after the other; every figure is the median of --repeat samples after two warm-up calls.
 """
 
 import argparse
 import cProfile
+import functools
 import io
 import json
 import os
@@ -17,6 +19,7 @@ import pstats
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from bench.peers import aim_peer, mlflow_peer, report, tunedeck
 from bench.peers.workload import HISTORY_RUNS, curves, expected_filtered
 from bench.timing import measure
 from core.duckdb_store import whole_series_query
+from core.sql import arrow_table
 
 PEERS = {
     "TuneDeck": tunedeck.TuneDeck(served=True),
@@ -43,7 +47,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--large-runs", type=int, default=2000)
     parser.add_argument("--large-steps", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=15, help="samples per query and system")
     parser.add_argument("--settle", type=float, default=120, help="wait up to this many seconds for a quiet machine first")
     parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated subset of {','.join(PEERS)}")
     parser.add_argument("--output", type=Path, default=OUTPUT)
@@ -51,15 +55,11 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def timed_queries(module, folder: Path, ingested, repeat: int, expected: int) -> dict:
-    """Median ms of each query; the filter must return exactly the runs the workload says end above 0.5."""
+def check_filter(module, folder: Path, ingested, expected: int) -> None:
+    """The filter must return exactly the runs the workload says end above 0.5, or the timings compare nothing."""
     found = module.filter_order(folder, ingested)
     if len(found) != expected:
         raise SystemExit(f"{module.__name__}: filter returned {len(found)} runs, expected {expected}")
-    queries = {"list": module.list_latest, "filter_order": module.filter_order}
-    if hasattr(module, "list_runs"):
-        queries["list_runs"] = module.list_runs
-    return {name: measure(lambda q=query: q(folder, ingested), repeat, 1).median_ms for name, query in queries.items()}
 
 
 def settle(limit: float, quiet: float = 0.5) -> float:
@@ -73,7 +73,17 @@ def settle(limit: float, quiet: float = 0.5) -> float:
     return time.monotonic() - start
 
 
-def bench_peer(name: str, module, folder: Path, options) -> dict:
+@dataclass
+class Prepared:
+    """One system's stores, ready to be queried, and what building them measured."""
+
+    module: object
+    result: dict
+    stores: dict  # "small" / "large" -> (folder, Ingested)
+
+
+def build(name: str, module, folder: Path, options) -> Prepared:
+    """Ingest both stores (timed), take the size on disk and TuneDeck's profiles; the queries come later."""
     small, large = folder / "small", folder / "large"
     small.mkdir(), large.mkdir()
     ingested = module.ingest(small, options.runs, options.steps)
@@ -82,31 +92,73 @@ def bench_peer(name: str, module, folder: Path, options) -> dict:
         result["flush_ms"] = ingested.flush_ms
     if hasattr(module, "index"):
         result["index_s"] = module.index(small, ingested)
-    result["small"] = timed_queries(module, small, ingested, options.repeat, expected_filtered(options.runs, options.steps))
-    history_runs = ingested.run_ids[:HISTORY_RUNS]
-    result["history_ms"] = measure(lambda: module.history(small, ingested, history_runs), options.repeat, 1).median_ms
-    result["history_points"] = module.history(small, ingested, history_runs)
-    print(f"{name}: {ingested.points_per_second:,.0f} points/s, small store done", flush=True)
+    check_filter(module, small, ingested, expected_filtered(options.runs, options.steps))
+    result["history_points"] = module.history(small, ingested, ingested.run_ids[:HISTORY_RUNS])
     if hasattr(module, "done"):
         module.done(small)  # TuneDeck: the server closes the file, as at any idle exit, before it is measured
     result["bytes"] = module.size_on_disk(small)
     if name == "TuneDeck":
-        result["history_query_ms"] = history_query_ms(small, history_runs, options.repeat)
+        result["history_query_ms"] = history_query_ms(small, ingested.run_ids[:HISTORY_RUNS], options.repeat)
+    print(f"{name}: {ingested.points_per_second:,.0f} points/s, small store built", flush=True)
     if name in SMALL_ONLY:
-        return result
+        return Prepared(module, result, {"small": (small, ingested)})
     big = module.ingest(large, options.large_runs, options.large_steps)
     result["large_ingest_s"] = big.seconds
     if hasattr(module, "index"):
         result["large_index_s"] = module.index(large, big)
-    expected = expected_filtered(options.large_runs, options.large_steps)
-    result["large"] = timed_queries(module, large, big, options.repeat, expected)
+    check_filter(module, large, big, expected_filtered(options.large_runs, options.large_steps))
     if name == "TuneDeck":
         result["profile"] = profile_list(module, large, big)
         module.done(large)
         result["profile"]["open_close_ms"] = open_close_ms(large)
         result["ingest_profile"] = profile_ingest(module, folder / "profiled", options.runs, options.steps)
-    print(f"{name}: {result}", flush=True)
-    return result
+    print(f"{name}: large store built", flush=True)
+    return Prepared(module, result, {"small": (small, ingested), "large": (large, big)})
+
+
+def query(module, name: str):
+    """The call to time: one of the workload's queries, on a (folder, Ingested) store."""
+    calls = {
+        "list": module.list_latest,
+        "filter_order": module.filter_order,
+        "list_runs": getattr(module, "list_runs", None),  # TuneDeck only: its Pydantic API beside the frame
+        "history": lambda folder, ingested: module.history(folder, ingested, ingested.run_ids[:HISTORY_RUNS]),
+    }
+    return calls[name]
+
+
+def time_side_by_side(prepared: dict[str, Prepared], repeat: int) -> None:
+    """Time each query on every system, one system right after the other, once every store is built.
+
+    So the systems' figures for one query are taken within seconds of each other, not minutes apart with
+    ingests between them. Each system's samples are taken back to back after two warm-up calls (as `timeit`
+    does): interleaving single calls would time each call cold, after another system's call had filled the
+    CPU caches and let DuckDB's threads sleep (+1.5 to 2 ms on a 2.5 ms call here, in-process as well).
+    Every store stays in place until all are measured; TuneDeck's servers start again on a warm-up call.
+    """
+    for size, names in (
+        ("small", ("list", "filter_order", "list_runs", "history")),
+        ("large", ("list", "filter_order", "list_runs")),
+    ):
+        for name in names:
+            figures = {}
+            for system, built in prepared.items():
+                call = query(built.module, name)
+                if size not in built.stores or call is None:
+                    continue
+                figures[system] = measure(functools.partial(call, *built.stores[size]), repeat, 2).median_ms
+                if name == "history":
+                    built.result["history_ms"] = figures[system]
+                else:
+                    built.result.setdefault(size, {})[name] = figures[system]
+            print(f"{size} {name}: " + ", ".join(f"{system} {ms:.1f} ms" for system, ms in figures.items()), flush=True)
+
+
+def close(prepared: dict[str, Prepared]) -> None:
+    for built in prepared.values():
+        if hasattr(built.module, "done"):
+            for folder, _ in built.stores.values():
+                built.module.done(folder)
 
 
 def profile_list(module, folder: Path, ingested) -> dict:
@@ -135,7 +187,7 @@ def history_query_ms(folder: Path, run_ids: list[int], repeat: int) -> float:
     query, params = whole_series_query(run_ids, ["loss"])
     con = duckdb.connect(str(folder / "tunedeck.duckdb"), read_only=True)
     try:
-        return measure(lambda: con.sql(query, params=params).arrow().read_all(), max(repeat, 15), 3).median_ms
+        return measure(lambda: arrow_table(con, query, params), max(repeat, 15), 3).median_ms
     finally:
         con.close()
 
@@ -172,11 +224,16 @@ def main() -> None:
     options = arguments()
     waited = settle(options.settle)
     started, clock, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()[0]
-    results = {}
     with tempfile.TemporaryDirectory(prefix="tunedeck-peers-") as root:
-        for name in options.peers.split(","):
-            (Path(root) / name).mkdir()
-            results[name] = bench_peer(name, PEERS[name], Path(root) / name, options)
+        prepared = {}
+        try:
+            for name in options.peers.split(","):
+                (Path(root) / name).mkdir()
+                prepared[name] = build(name, PEERS[name], Path(root) / name, options)
+            time_side_by_side(prepared, options.repeat)
+        finally:
+            close(prepared)
+        results = {name: built.result for name, built in prepared.items()}
     versions = {**machine(), "mlflow": mlflow_peer.version(), "aim": aim_peer.version()}
     run = {
         "command": " ".join(["python -m bench.peers", *sys.argv[1:]]),

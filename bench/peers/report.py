@@ -106,8 +106,9 @@ def section(run: dict) -> str:
             "",
             table(run),
             "",
-            "Medians of "
-            f"{run['options']['repeat']} samples after 1 warm-up."
+            f"Medians of {run['options']['repeat']} samples, taken back to back after 2 warm-up calls. The ingests "
+            "run one system at a time; the queries once every store is built, each on every system one right after "
+            "the other, so the figures compared were taken within seconds of each other."
             + (
                 f" Scaled down to keep the run near 6 minutes: the {run['options']['large_runs']:,}-run store has "
                 f"{run['options']['large_steps']} steps per series, not 100 (list and filter read each run's last values, "
@@ -195,10 +196,13 @@ def bounds(run: dict) -> list[str]:
         lines.append(
             f"- History: one round trip: one query of {mine.get('history_points', 0):,} points on the server (an `IN` "
             "list of bound run IDs, which DuckDB checks against each row group's min/max, so it reads one row group of "
-            "122,880 points rather than all of them), the Arrow table back, sorted in Polars: "
+            "122,880 points rather than all of them), the Arrow table back, checked to be in run and step order "
+            "already (else sorted in Polars): "
             f"{mine.get('history_ms', 0):.1f} ms against the {mlflow['history_ms'] / 50:.1f} ms that 50x MLflow needs. "
             f"Alone, on a connection held open in one process, that DuckDB query takes {mine.get('history_query_ms', 0):.1f} ms; "
-            "the rest is the socket, the server's thread, and the Arrow table's way back."
+            "the rest is the socket, the server's thread, and the Arrow table's way back. These are warm figures, "
+            "as for every system: a call after a pause (another system's call, a user reading the page) costs 1.5 to "
+            "2 ms more here, in one process as well, while the CPU caches and DuckDB's threads warm up again."
         )
     if before.get("small") and mine.get("small"):
         lines.append(

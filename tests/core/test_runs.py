@@ -183,6 +183,26 @@ def test_long_curves_are_downsampled_in_the_query_keeping_their_extremes(store, 
     assert sorted(everything["key"].unique().to_list()) == ["learning_rate", "loss"] and everything.height == 6
 
 
+def test_series_come_back_by_run_key_and_step_whatever_order_they_were_stored_in(store, make_experiment, make_run):
+    from core.writer import MetricWriter
+
+    experiment_id = make_experiment()
+    first, second = make_run(experiment_id, status="running"), make_run(experiment_id, status="running")
+    for steps in ([1, 2], [3, 4]):  # each writer's flush stores the second run's points before the first's
+        with MetricWriter(store) as writer:
+            for run_id in (second, first):
+                writer.log_series(run_id, "loss", steps, [float(step) for step in steps])
+                writer.log_series(run_id, "accuracy", steps, [step / 10 for step in steps])
+    in_order = [(run_id, step) for run_id in (first, second) for step in (1, 2, 3, 4)]
+
+    for max_points in (None, 1000):
+        loss = store.get_metric_series([second, first], ["loss"], max_points=max_points)
+        assert list(zip(loss["run_id"], loss["step"], strict=True)) == in_order
+        both = store.get_metric_series([first, second], None, max_points=max_points)
+        expected = [(run_id, key, step) for run_id in (first, second) for key in ("accuracy", "loss") for step in (1, 2, 3, 4)]
+        assert list(zip(both["run_id"], both["key"], both["step"], strict=True)) == expected
+
+
 def test_runs_table_has_one_row_per_run_and_the_last_value_of_each_metric(store, make_experiment, make_run):
     experiment_id = make_experiment()
     older = make_run(experiment_id, metrics={"loss": [1.0, 0.4], "accuracy": [0.5, 0.8]})

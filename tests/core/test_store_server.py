@@ -1,11 +1,14 @@
 """The store server: one process keeps the file open and every other process's operations go through it."""
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -196,3 +199,55 @@ def test_a_server_that_had_to_wait_for_the_file_still_serves(store_path, clock):
     finally:
         holder.wait()
         remote.stop(store_path.resolve())
+
+
+def test_many_operations_at_once_are_each_served(served, store_path):
+    served.create_experiment({"name": "one", "dataset": "data/sample/sentiment.csv"})
+
+    def twelve_open_reads() -> list:
+        with contextlib.ExitStack() as stack:  # more lines open at once than the server keeps threads waiting
+            lines = [stack.enter_context(connect(store_path, read_only=True)) for _ in range(12)]
+            return [first(line, "SELECT count(*) FROM experiments") for line in lines]
+
+    with ThreadPoolExecutor(1) as pool:  # a server that could not serve them all would hang here, not fail
+        assert pool.submit(twelve_open_reads).result(timeout=60) == [(1,)] * 12
+
+
+def test_a_stopped_server_finishes_the_operation_in_progress_first(served, store_path):
+    experiment_id = served.create_experiment({"name": "before", "dataset": "data/sample/sentiment.csv"})
+
+    with ThreadPoolExecutor(1) as pool:
+        with connect(store_path) as con:
+            rows(con, "UPDATE experiments SET name = 'after' WHERE id = ?", [experiment_id])
+            stopped = pool.submit(remote.stop, store_path.resolve())
+            time.sleep(0.5)
+            assert not stopped.done()  # the server waits for this write's commit
+        assert stopped.result(timeout=30)
+
+    assert not remote.running(store_path.resolve())
+    assert served.get_experiment(experiment_id).name == "after"
+
+
+def test_a_server_that_hangs_up_as_it_goes_is_dialed_again_until_a_new_one_serves(store_path, clock):
+    store = DuckDBStore(store_path, clock=clock, server_idle_exit=60.0)
+    store.create_experiment({"name": "kept", "dataset": "data/sample/sentiment.csv"})
+    assert remote.stop(store_path.resolve())
+    address = remote.address_for(store_path.resolve())
+    dying = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # like a killed server that still takes connections
+    dying.bind(address)
+    dying.listen()
+
+    def hang_up_twice_then_go() -> None:
+        for _ in range(2):
+            line, _ = dying.accept()
+            line.close()
+        os.unlink(address)
+        dying.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        going = pool.submit(hang_up_twice_then_go)
+        try:
+            assert store.list_experiments().items[0].name == "kept"  # nothing had run: sent again to a new server
+        finally:
+            going.result(timeout=30)
+            remote.stop(store_path.resolve())
