@@ -28,10 +28,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from core.db import open_for_server
 from core.errors import StoreBusyError
-from core.remote import address_for
+from core.remote import address_for, table_bytes
 from core.sql import arrow_table
 
 log = logging.getLogger("tunedeck.store_server")
@@ -187,8 +188,11 @@ class StoreServer:
                     request = conn.recv()
                 except (EOFError, OSError):
                     break
+                table = None
                 try:
                     answer = ("ok", session.run(*request))
+                    if isinstance(answer[1], pa.Table):
+                        answer, table = ("table", None), table_bytes(answer[1])
                 except duckdb.FatalException as error:
                     self._stopping = True  # close, and let the next operation start a server that reopens the file
                     answer = ("error", error)
@@ -196,6 +200,8 @@ class StoreServer:
                     answer = ("error", error)
                 try:
                     conn.send(answer)
+                    if table is not None:
+                        conn.send_bytes(table)
                 except (OSError, ValueError):
                     break
         except Exception:  # noqa: BLE001 - a client's line failing must not stop the server
