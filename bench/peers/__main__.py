@@ -48,7 +48,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--large-runs", type=int, default=2000)
     parser.add_argument("--large-steps", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=15, help="samples per query and system")
-    parser.add_argument("--settle", type=float, default=120, help="wait up to this many seconds for a quiet machine first")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=120,
+        help="wait up to this many seconds for a quiet machine, first and again before the queries",
+    )
     parser.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated subset of {','.join(PEERS)}")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--json", type=Path, help="also keep the raw figures here")
@@ -230,6 +235,8 @@ def main() -> None:
             for name in options.peers.split(","):
                 (Path(root) / name).mkdir()
                 prepared[name] = build(name, PEERS[name], Path(root) / name, options)
+            os.sync()  # the ingests' writes go to disk now, not while some system's queries are timed
+            waited_again = settle(options.settle)  # and Aim's background compaction, say, has finished
             time_side_by_side(prepared, options.repeat)
         finally:
             close(prepared)
@@ -241,6 +248,7 @@ def main() -> None:
         "seconds": time.perf_counter() - clock,
         "load": (load_before, os.getloadavg()[0]),
         "settled_s": waited,
+        "settled_before_queries_s": waited_again,
         "machine": versions,
         "options": vars(options) | {"output": str(options.output), "json": str(options.json)},
         "results": results,

@@ -102,7 +102,13 @@ def section(run: dict) -> str:
             f"Machine: CPUs (nproc) {machine['nproc']}; CPU model {machine['cpu']}; Python {machine['python']}; "
             f"DuckDB {machine['duckdb']}; MLflow {machine['mlflow']}; Aim {machine['aim']}. "
             f"Load average (1 min) {load[0]:.2f} before and {load[1]:.2f} after"
-            + (f", after waiting {run['settled_s']:.0f} s for the machine to quiet down." if "settled_s" in run else "."),
+            + (f", after waiting {run['settled_s']:.0f} s for the machine to quiet down" if "settled_s" in run else "")
+            + (
+                f"; once every store was built, the disk was synced and the queries waited "
+                f"{run['settled_before_queries_s']:.0f} s more for the load to drop."
+                if "settled_before_queries_s" in run
+                else "."
+            ),
             "",
             table(run),
             "",
