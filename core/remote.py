@@ -26,6 +26,7 @@ from core.errors import StoreError
 
 SPAWN_RETRY_AFTER = 30.0  # seconds before trying again to start a server that failed to start
 REDIAL_FOR = 5.0  # seconds an operation's first request keeps finding a new line when its server went away
+REDIAL_TRIES = 5  # and how many times at most it is sent again
 _spawn_lock = threading.Lock()
 _spawn_failed: dict[Path, float] = {}
 
@@ -187,9 +188,12 @@ class RemoteConnection:
 
     def _redial(self, request: tuple, error: BaseException) -> tuple[str, object]:
         """Send the first request again on a new line: nothing of the operation ran, so a server that died can be
-        replaced. A killed server can still take a connection for a moment while it goes, so keep dialing a while."""
+        replaced. A killed server can still take a connection for a moment while it goes, so keep dialing a while;
+        but a request that itself brought the server down (a crash in DuckDB, say) is not sent to many more."""
         deadline = time.monotonic() + REDIAL_FOR
-        while time.monotonic() < deadline:
+        for attempt in range(REDIAL_TRIES):
+            if time.monotonic() > deadline:
+                break
             line = self._reopen()
             if line is None:
                 break
@@ -199,7 +203,7 @@ class RemoteConnection:
                 return self._exchange(request)
             except (EOFError, OSError) as again:
                 error = again
-                time.sleep(0.01)
+                time.sleep(0.01 * 2**attempt)  # 10 ms, then longer: the dying server may take a moment to go
         raise self._stopped() from error
 
     def _exchange(self, request: tuple) -> tuple[str, object]:
@@ -220,7 +224,7 @@ class RemoteConnection:
         return _Rows(self.call("rows", sql, params or []))
 
     def arrow_table(self, sql: str, params: list | dict | None = None) -> pa.Table:
-        return self.call("arrow", sql, params or [])
+        return self.call("table", sql, params or [])
 
     def register(self, name: str, frame: pl.DataFrame) -> None:
         """Send a frame for the next statements to read; strings go dictionary-encoded (few distinct metric keys)."""

@@ -39,6 +39,7 @@ log = logging.getLogger("tunedeck.store_server")
 IDLE_POLL = 0.2  # how often the server checks whether it has been idle long enough to exit
 MAX_CLIENTS = 256  # operations served at once; more wait in the socket's backlog for a thread
 SPARE_THREADS = 2  # threads kept waiting in accept(), so a lone client never waits for a thread to start
+ACCEPT_RETRY = 0.05  # seconds before a thread tries accept() again after it failed (out of file descriptors, say)
 DRAIN_POLL = 0.05  # how long a closing server waits for clients that found its socket just before it went
 
 
@@ -55,6 +56,7 @@ class StoreServer:
         self._stopping = False  # set to stop: by a signal, or by DuckDB refusing all work after a fatal error
         self._threads: set[threading.Thread] = set()
         self._waiting = 0  # threads blocked in accept()
+        self._closing = False  # set once the listener is shut down
         self._accepted = 0
 
     def serve(self) -> int:
@@ -65,9 +67,10 @@ class StoreServer:
         self.listener = self._listen()
         self._last_seen = time.monotonic()  # idle from now, not from before a slow open
         try:
-            with self._state:
-                self._add_thread()
             while not self._should_close():
+                with self._state:
+                    if self._waiting == 0:  # at start, or after a thread could not be started
+                        self._add_thread()
                 time.sleep(IDLE_POLL)
             _unlink(self.address)  # new clients stop finding the server; those already knocking are served
             while True:
@@ -85,13 +88,14 @@ class StoreServer:
 
     def _stop_threads(self) -> None:
         """Wake the threads waiting in accept() and wait for the others to finish their clients."""
+        self._closing = True
         try:
             self.listener.shutdown(socket.SHUT_RDWR)  # on Linux, a blocked accept() then fails at once
         except OSError:
             pass
         while True:
             with self._state:
-                threads = list(self._threads)
+                threads = [thread for thread in self._threads if thread.is_alive()]
             if not threads:
                 return
             for thread in threads:
@@ -116,26 +120,35 @@ class StoreServer:
         Linux wakes one thread per connection for a blocking accept(). The thread that takes the
         last waiting place starts another, so the next client finds one waiting too.
         """
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:  # the listener was shut down: the server is closing
+        waiting = True
+        try:
+            while True:
+                try:
+                    sock, _ = self.listener.accept()
+                except OSError:
+                    if self._closing:  # the listener was shut down
+                        break
+                    log.exception("accept() failed; trying again")  # out of file descriptors, say: it passes
+                    time.sleep(ACCEPT_RETRY)
+                    continue
                 with self._state:
                     self._waiting -= 1
-                break
+                    waiting = False
+                    self._active += 1
+                    self._accepted += 1
+                    if self._waiting == 0:
+                        self._add_thread()
+                self._serve_client(sock)
+                with self._state:
+                    if self._waiting >= SPARE_THREADS:
+                        break
+                    self._waiting += 1
+                    waiting = True
+        finally:
             with self._state:
-                self._waiting -= 1
-                self._active += 1
-                self._accepted += 1
-                if self._waiting == 0:
-                    self._add_thread()
-            self._serve_client(sock)
-            with self._state:
-                if self._waiting >= SPARE_THREADS:
-                    break
-                self._waiting += 1
-        with self._state:
-            self._threads.discard(threading.current_thread())
+                if waiting:
+                    self._waiting -= 1
+                self._threads.discard(threading.current_thread())
 
     def _claim(self) -> int | None:
         """The store's claim (an flock), or None when a live server holds it and answers.
@@ -207,13 +220,15 @@ class StoreServer:
         except Exception:  # noqa: BLE001 - a client's line failing must not stop the server
             log.exception("a client connection failed")
         finally:
-            if session is not None:
-                session.close()
-            if conn is not None:
-                conn.close()
-            with self._state:
-                self._active -= 1
-                self._last_seen = time.monotonic()
+            try:
+                if session is not None:
+                    session.close()
+                if conn is not None:
+                    conn.close()
+            finally:
+                with self._state:
+                    self._active -= 1
+                    self._last_seen = time.monotonic()
 
 
 class Session:
@@ -232,7 +247,7 @@ class Session:
             return self.run(*first)
         if operation == "rows":
             return self.cursor.execute(*args).fetchall()
-        if operation == "arrow":
+        if operation == "table":  # answered as an Arrow IPC stream after a ("table", None) header
             return arrow_table(self.cursor, *args)
         if operation == "register":
             self.cursor.register(*args)

@@ -1,12 +1,13 @@
 """The store server: one process keeps the file open and every other process's operations go through it."""
 
-import contextlib
+import errno
 import os
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ from core.db import connect
 from core.duckdb_store import DuckDBStore
 from core.errors import ConflictError, StoreError
 from core.sql import first, rows
+from core.store_server import StoreServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,13 +205,21 @@ def test_a_server_that_had_to_wait_for_the_file_still_serves(store_path, clock):
 def test_many_operations_at_once_are_each_served(served, store_path):
     served.create_experiment({"name": "one", "dataset": "data/sample/sentiment.csv"})
 
-    def twelve_open_reads() -> list:
+    child = _python(  # in a child with a time limit: a server that could not serve them all would hang it
+        f"""
+        import contextlib
+        from pathlib import Path
+        from core.db import connect
+        from core.sql import first
         with contextlib.ExitStack() as stack:  # more lines open at once than the server keeps threads waiting
-            lines = [stack.enter_context(connect(store_path, read_only=True)) for _ in range(12)]
-            return [first(line, "SELECT count(*) FROM experiments") for line in lines]
+            lines = [stack.enter_context(connect(Path({str(store_path)!r}), read_only=True)) for _ in range(12)]
+            print([first(line, "SELECT count(*) FROM experiments")[0] for line in lines])
+        """,
+        served_path=store_path,
+    )
 
-    with ThreadPoolExecutor(1) as pool:  # a server that could not serve them all would hang here, not fail
-        assert pool.submit(twelve_open_reads).result(timeout=60) == [(1,)] * 12
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == str([1] * 12)
 
 
 def test_a_stopped_server_finishes_the_operation_in_progress_first(served, store_path):
@@ -235,6 +245,7 @@ def test_a_server_that_hangs_up_as_it_goes_is_dialed_again_until_a_new_one_serve
     dying = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # like a killed server that still takes connections
     dying.bind(address)
     dying.listen()
+    dying.settimeout(30)  # a client that stopped dialing fails this test rather than hanging it
 
     def hang_up_twice_then_go() -> None:
         for _ in range(2):
@@ -250,3 +261,48 @@ def test_a_server_that_hangs_up_as_it_goes_is_dialed_again_until_a_new_one_serve
         finally:
             going.result(timeout=30)
             remote.stop(store_path.resolve())
+
+
+class _AcceptFailsOnce(socket.socket):
+    """A listener whose first accept() fails as when the process is out of file descriptors."""
+
+    failed = False
+
+    def accept(self):
+        if not self.failed:
+            type(self).failed = True
+            raise OSError(errno.EMFILE, "Too many open files")
+        return super().accept()
+
+
+class _ServerOutOfDescriptorsOnce(StoreServer):
+    def _listen(self) -> socket.socket:
+        listener = super()._listen()
+        return _AcceptFailsOnce(socket.AF_UNIX, socket.SOCK_STREAM, fileno=listener.detach())
+
+
+def test_a_failed_accept_does_not_leave_the_server_deaf(store_path):
+    DuckDBStore(store_path).create_experiment({"name": "one", "dataset": "data/sample/sentiment.csv"})
+    server = _ServerOutOfDescriptorsOnce(store_path, idle_exit=60.0)
+    serving = threading.Thread(target=server.serve)
+    serving.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(remote.address_for(store_path.resolve())) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+        child = _python(  # with a time limit: a server with no thread left in accept() would hang it
+            f"""
+            from core.duckdb_store import DuckDBStore
+            print(DuckDBStore({str(store_path)!r}).list_experiments().total)
+            """,
+            served_path=store_path,
+        )
+
+        assert _AcceptFailsOnce.failed
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.strip() == "1"
+    finally:
+        server.stop()
+        serving.join(timeout=30)
+    assert not serving.is_alive()
