@@ -5,7 +5,6 @@ A `RemoteConnection` offers the few connection methods the store uses (`execute(
 whether it holds the file itself or talks to the server. See `core.store_server`.
 """
 
-import fcntl
 import hashlib
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from core import flocks
 from core.errors import StoreError
 
 SPAWN_RETRY_AFTER = 30.0  # seconds before trying again to start a server that failed to start
@@ -250,17 +250,7 @@ class RemoteConnection:
 
 def running(path: Path) -> bool:
     """Whether a server holds the store's claim (a probe that, unlike connecting, keeps no server awake)."""
-    try:
-        fd = os.open(f"{address_for(path)}.lock", os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return flocks.held(f"{address_for(path)}.lock")
 
 
 def stop(path: Path, timeout: float = 15.0) -> bool:

@@ -5,6 +5,7 @@ import os
 import time
 from typing import IO
 
+from core import flocks
 from core.settings import Settings
 
 LOCK_NAME = "worker.lock"
@@ -35,15 +36,5 @@ def hold_worker_lock(settings: Settings, wait: float = 1.0) -> IO | None:
 
 
 def worker_running(settings: Settings) -> bool:
-    """Whether a worker holds the lock: a shared probe that writes nothing and lets go at once."""
-    try:
-        fd = os.open(settings.data_dir / LOCK_NAME, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    """Whether a worker holds the lock."""
+    return flocks.held(settings.data_dir / LOCK_NAME)
