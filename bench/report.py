@@ -326,7 +326,7 @@ def _notes(ingest: list[IngestResult], suite: QuerySuite) -> list[str]:
     served = [r.timing.median_ms for r in suite.results]
     notes.append(
         "- **Queries** go through the store server: each store call is one operation, a Unix-socket connection (for "
-        "which a server thread waiting in accept() takes, with a DuckDB cursor) with one round trip per statement, the first of which "
+        "which a server thread waiting in accept() takes and gives a DuckDB cursor) with one round trip per statement, the first of which "
         "also begins the operation's transaction, a snapshot of its own; rows come back as Python tuples or an Arrow "
         "table "
         f"({_span(r.asked.round_trips for r in suite.results)} round trips per call here, {_several_reads(suite)}). "
