@@ -20,12 +20,14 @@ def embedded_worker():
 embedded_worker()
 
 pages = [
-    st.Page("pages/experiments.py", title="Experiments", icon=":material/science:", url_path="experiments", default=True),
+    st.Page("pages/experiments.py", title="Experiments", icon=":material/science:", url_path="home", default=True),
     st.Page("pages/experiment.py", title="Experiment", icon=":material/folder_open:", url_path="experiment"),
     st.Page("pages/run.py", title="Run", icon=":material/monitoring:", url_path="run"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/adapters.py", title="Adapters", icon=":material/inventory_2:", url_path="adapters"),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/work:", url_path="jobs"),
+    # The default page is served at "/", so its own URL needs a page of its own to be a working deep link.
+    st.Page("pages/experiments.py", title="Experiments", url_path="experiments", visibility="hidden"),
 ]
 with st.sidebar:
     st.caption(f"Store: `{get_settings().data_dir}`")

@@ -2,23 +2,84 @@
 
 Frames are what `TrackingStore.get_metric_series` returns: run_id, key, step, value, wall_time,
 ordered by run, key and step. Nothing here draws; pages hand the charts to Streamlit.
+
+A chart reads at a glance even when one run misbehaves: the y range fits the bulk of the points
+(a diverged run's spike is clipped, not allowed to flatten the others), a curve longer than the
+chart has room for becomes a min/max band around its bucket means, and up to 20 runs get colours
+of their own. Clicking a legend entry highlights that run; dragging pans, scrolling zooms.
 """
 
+import math
+from dataclasses import dataclass
 from typing import Literal
 
 import altair as alt
 import polars as pl
 
-# Curves are downsampled in the query (at most ~1,000 points per run and key), so the row count
-# is bounded by design; Altair's 5,000-row guard would only stop a 50-run chart outside Streamlit.
+# Curves are bucketed to what a chart can show (`points_per_curve`), so the row count is bounded by
+# design; Altair's 5,000-row guard would only stop a 50-run chart outside Streamlit.
 alt.data_transformers.disable_max_rows()
 
-XAxis = Literal["step", "elapsed"]
+XAxis = Literal["step", "wall_time", "elapsed"]
+X_AXES: dict[str, str] = {"step": "step", "wall_time": "wall time", "elapsed": "relative time (s)"}
 
+# 20 categorical colours, ordered so that runs next to each other in the legend never look alike.
+PALETTE = (
+    "#1f77b4",  # blue
+    "#d62728",  # red
+    "#2ca02c",  # green
+    "#ff7f0e",  # orange
+    "#9467bd",  # purple
+    "#17becf",  # cyan
+    "#8c564b",  # brown
+    "#e377c2",  # pink
+    "#7f7f7f",  # grey
+    "#bcbd22",  # olive
+    "#000080",  # navy
+    "#ff1493",  # deep pink
+    "#006400",  # dark green
+    "#ffbf00",  # amber
+    "#4b0082",  # indigo
+    "#00ced1",  # turquoise
+    "#800000",  # maroon
+    "#9acd32",  # yellow green
+    "#ff6f61",  # coral
+    "#2f4f4f",  # slate
+)
+PANEL_HEIGHT = 260
+PLOT_WIDTH = 1200  # a full-width panel at 1440 px, the widest a chart is drawn
+PAGE_POINT_BUDGET = 12_000  # rows a page's charts send in all: ~25 bytes each in Arrow, so ≤ 300 KB
+MIN_POINTS = 50
+OUTLIER_SPREAD = 3.0  # typical run spans a run's extreme may lie beyond the runs' median extreme
 RAW_OPACITY = 0.25
-SMALL_WIDTH = 280
-SMALL_HEIGHT = 180
-_X_TITLES = {"step": "step", "elapsed": "elapsed (s)"}
+BAND_OPACITY = 0.18
+FADED = 0.12  # runs not picked in the legend
+
+
+@dataclass(frozen=True)
+class ChartOptions:
+    """How every panel of a page is drawn; pages build one from their widgets."""
+
+    smoothing: float = 0.0
+    log_scale: bool = False
+    x: XAxis = "step"
+    ignore_outliers: bool = True
+    buckets: int | None = None  # bucket curves longer than this into a min/max band; None keeps every point
+
+    def __post_init__(self):
+        if self.x not in X_AXES:
+            raise ValueError(f"x must be one of {sorted(X_AXES)}, got {self.x!r}")
+        if self.buckets is not None and self.buckets < 2:
+            raise ValueError(f"a curve needs at least 2 buckets, got {self.buckets!r}")
+
+
+def points_per_curve(runs: int, panels: int, width: int = PLOT_WIDTH, budget: int = PAGE_POINT_BUDGET) -> int:
+    """Points one curve needs: one per two pixels of the chart at most, the page's budget shared by every curve.
+
+    Ask the store for twice as many (`max_points=2 * n`): it keeps each bucket's lowest and highest point.
+    """
+    curves = max(1, runs) * max(1, panels)
+    return max(MIN_POINTS, min(width // 2, budget // curves))
 
 
 def smooth(series: pl.DataFrame, weight: float) -> pl.DataFrame:
@@ -36,6 +97,53 @@ def smooth(series: pl.DataFrame, weight: float) -> pl.DataFrame:
     return series.sort("run_id", "key", "step").with_columns(smoothed=ema)
 
 
+def robust_range(points: pl.DataFrame, log: bool = False, spread: float = OUTLIER_SPREAD) -> tuple[float, float] | None:
+    """The y range that fits the bulk of the runs (run_id and value columns), padded by 5 %; None when empty.
+
+    A run whose highest (or lowest) value lies more than `spread` typical run spans beyond the runs'
+    median highest (lowest) value is an outlier on that side, and the range leaves it out: one
+    diverged run's spike to 100x no longer squashes the others, while every normal curve keeps its
+    start. Measured on log values when `log`. With one or two runs no run can be an outlier.
+    """
+    value = pl.col("value").cast(pl.Float64)
+    usable = value.is_not_null() & value.is_finite() & ((value > 0) if log else pl.lit(True))
+    scaled = value.log() if log else value
+    ends = points.filter(usable).group_by("run_id").agg(low=scaled.min(), high=scaled.max())
+    if ends.is_empty():
+        return None
+    low_mid, high_mid = ends["low"].median(), ends["high"].median()
+    tolerance = spread * max(high_mid - low_mid, abs(high_mid) * 0.1, 1e-12)
+    high = ends.filter(pl.col("high") <= high_mid + tolerance)["high"].max()
+    low = ends.filter(pl.col("low") >= low_mid - tolerance)["low"].min()
+    pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
+    low, high = low - pad, high + pad
+    return (math.exp(low), math.exp(high)) if log else (float(low), float(high))
+
+
+def bucketed(points: pl.DataFrame, buckets: int) -> pl.DataFrame:
+    """Per run, a curve of more than `buckets` points becomes `buckets` rows: the mean as `value`, min and max
+    as `low` and `high` (null for curves short enough to draw whole). x columns take the bucket's first point."""
+    count = pl.len().over("run_id")
+    first, last = pl.col("step").min().over("run_id"), pl.col("step").max().over("run_id")
+    bucket = ((pl.col("step") - first) * buckets // (last - first + 1)).alias("bucket")
+    long = points.filter(count > buckets)
+    short = points.filter(count <= buckets).with_columns(low=pl.lit(None, pl.Float64), high=pl.lit(None, pl.Float64))
+    others = [column for column in points.columns if column not in ("run_id", "value", "step")]
+    merged = (
+        long.with_columns(bucket)
+        .group_by("run_id", "bucket", maintain_order=True)
+        .agg(
+            pl.col("step").first(),
+            *[pl.col(column).first() for column in others],
+            value=pl.col("value").mean(),
+            low=pl.col("value").min(),
+            high=pl.col("value").max(),
+        )
+        .drop("bucket")
+    )
+    return pl.concat([merged, short], how="diagonal_relaxed").sort("run_id", "step").select(*points.columns, "low", "high")
+
+
 def run_label(run_id: int, run_names: dict[int, str] | None = None) -> str:
     """How a run is named in legends and tooltips: 'name (#id)', or '#id' when it has no name."""
     name = (run_names or {}).get(run_id)
@@ -47,43 +155,66 @@ def run_labels(series: pl.DataFrame, run_names: dict[int, str] | None = None) ->
     return [run_label(run_id, run_names) for run_id in series["run_id"].unique().sort()]
 
 
+def run_colours(count: int) -> list[str]:
+    """One colour per run, in domain order: distinct up to 20 runs, then the palette repeats."""
+    return [PALETTE[index % len(PALETTE)] for index in range(count)]
+
+
 def metric_chart(
-    series: pl.DataFrame,
-    key: str,
-    *,
-    run_names: dict[int, str] | None = None,
-    smoothing: float = 0.0,
-    log_scale: bool = False,
-    x: XAxis = "step",
-) -> alt.Chart | alt.LayerChart:
-    """One line per run for one metric key, zoomable along x; a LayerChart when smoothing draws raw behind.
+    series: pl.DataFrame, key: str, *, run_names: dict[int, str] | None = None, options: ChartOptions | None = None
+) -> alt.LayerChart:
+    """One curve per run for one metric key, full width, the same colour per run in every chart of the frame.
 
-    Colours come from the runs of the whole frame, so charts of different keys from one frame agree.
+    Layers: a min/max band where a curve was bucketed, the line (faint under a smoothed line when
+    smoothing), and invisible points that carry the tooltip (run, step, value).
     """
-    return _draw(series, key, run_names, smoothing, log_scale, x).add_params(_zoom("zoom"))
+    options = options or ChartOptions()
+    points, hidden = _points(series, key, run_names, options)
+    domain = robust_range(points, options.log_scale) if options.ignore_outliers else None
+    outside = _outside(points, domain)
+    x = _x(options.x)
+    colour = alt.Color(
+        "run:N",
+        title="run",
+        scale=alt.Scale(domain=(labels := run_labels(series, run_names)), range=run_colours(len(labels))),
+        legend=alt.Legend(labelLimit=260, symbolLimit=0),
+    )
+    pick = alt.selection_point(fields=["run"], bind="legend", name="pick")
+    zoom = alt.selection_interval(bind="scales", encodings=["x", "y"], name="zoom")
+    y_scale = _y_scale(options.log_scale, domain)
+    base = alt.Chart(points.drop("run_id")).encode(x=x, color=colour)
+    line_opacity = RAW_OPACITY if options.smoothing else 1.0
+    layers = []
+    if points["low"].is_not_null().any():
+        layers.append(
+            base.mark_area(clip=True, opacity=BAND_OPACITY)
+            .encode(y=alt.Y("low:Q", title=key, scale=y_scale), y2="high:Q", opacity=_faded(pick, BAND_OPACITY))
+        )
+    layers.append(
+        base.mark_line(clip=True)
+        .encode(y=alt.Y("value:Q", title=key, scale=y_scale), opacity=_faded(pick, line_opacity))
+        .add_params(pick, zoom)
+    )
+    if options.smoothing:
+        layers.append(
+            base.mark_line(clip=True).encode(y=alt.Y("smoothed:Q", title=key, scale=y_scale), opacity=_faded(pick, 1.0))
+        )
+    shown = "smoothed" if options.smoothing else "value"
+    layers.append(
+        base.mark_circle(clip=True, size=60, opacity=0).encode(
+            y=alt.Y(f"{shown}:Q", title=key, scale=y_scale), tooltip=_tooltip(options)
+        )
+    )
+    return alt.layer(*layers).properties(
+        title=_title(key, points.is_empty(), hidden, outside), width="container", height=PANEL_HEIGHT
+    )
 
 
-def overlay_charts(
-    series: pl.DataFrame,
-    keys: list[str],
-    *,
-    run_names: dict[int, str] | None = None,
-    smoothing: float = 0.0,
-    log_scale: bool = False,
-    x: XAxis = "step",
-    columns: int = 2,
-) -> alt.ConcatChart:
-    """A small chart per key in a grid, each run one colour in all of them, under a single legend.
-
-    Each chart zooms on its own: a zoom named per position, as Altair merges (and warns about) equal ones.
-    """
-    charts = [
-        _draw(series, key, run_names, smoothing, log_scale, x)
-        .add_params(_zoom(f"zoom_{position}"))
-        .properties(width=SMALL_WIDTH, height=SMALL_HEIGHT)
-        for position, key in enumerate(keys)
-    ]
-    return alt.concat(*charts, columns=columns).resolve_scale(color="shared").resolve_legend(color="shared")
+def metric_panels(
+    series: pl.DataFrame, keys: list[str], *, run_names: dict[int, str] | None = None, options: ChartOptions | None = None
+) -> list[alt.LayerChart]:
+    """One full-width chart per key, in the order asked; every run has one colour across them."""
+    return [metric_chart(series, key, run_names=run_names, options=options) for key in keys]
 
 
 def sparklines(series: pl.DataFrame, key: str, points: int = 30) -> dict[int, list[float]]:
@@ -101,42 +232,14 @@ def _spread(values: list[float], points: int) -> list[float]:
     return [values[round(i * last / (points - 1))] for i in range(points)]
 
 
-def _draw(
-    series: pl.DataFrame, key: str, run_names: dict[int, str] | None, smoothing: float, log_scale: bool, x: XAxis
-) -> alt.Chart | alt.LayerChart:
-    _check_x_axis(x)
-    points, hidden = _points(series, key, run_names, log_scale)
-    points = smooth(points, smoothing).drop("run_id", "key")
-    base = alt.Chart(points).encode(
-        x=alt.X(f"{x}:Q", title=_X_TITLES[x]),
-        color=alt.Color("run:N", title="run", scale=alt.Scale(domain=run_labels(series, run_names))),
-        tooltip=_tooltip(smoothing > 0),
-    )
-    y_scale = alt.Scale(type="log") if log_scale else alt.Scale(zero=False)
-    if smoothing == 0:
-        chart = base.mark_line().encode(y=alt.Y("value:Q", title=key, scale=y_scale))
-    else:
-        raw = base.mark_line(opacity=RAW_OPACITY).encode(y=alt.Y("value:Q", title=key, scale=y_scale))
-        chart = alt.layer(raw, base.mark_line().encode(y=alt.Y("smoothed:Q", title=key, scale=y_scale)))
-    return chart.properties(title=_title(key, points.is_empty(), hidden))
+def _points(series: pl.DataFrame, key: str, run_names: dict[int, str] | None, options: ChartOptions) -> tuple[pl.DataFrame, int]:
+    """The key's points ready to draw (only the x column chosen travels), and how many a log scale hid.
 
-
-def _zoom(name: str) -> alt.Parameter:
-    return alt.selection_interval(bind="scales", encodings=["x"], name=name)
-
-
-def _check_x_axis(x: str) -> None:
-    if x not in _X_TITLES:
-        raise ValueError(f"x must be one of {sorted(_X_TITLES)}, got {x!r}")
-
-
-def _points(series: pl.DataFrame, key: str, run_names: dict[int, str] | None, log_scale: bool) -> tuple[pl.DataFrame, int]:
-    """The key's points ready to draw, and how many a log scale hid.
-
-    Elapsed counts from the run's first point of any key; non-finite values become null (no NaN in JSON).
+    Relative time counts from the run's first point of any key; non-finite values become null (no NaN in JSON).
     """
     elapsed = (pl.col("wall_time") - pl.col("wall_time").min().over("run_id")).dt.total_microseconds() / 1e6
     labels = {run_id: run_label(run_id, run_names) for run_id in series["run_id"].unique()}
+    extra = [] if options.x == "step" else [options.x]
     points = (
         series.with_columns(elapsed=elapsed)
         .filter(pl.col("key") == key)
@@ -144,26 +247,62 @@ def _points(series: pl.DataFrame, key: str, run_names: dict[int, str] | None, lo
             value=pl.when(pl.col("value").is_finite()).then(pl.col("value")),
             run=pl.col("run_id").replace_strict(labels, return_dtype=pl.String),
         )
-        .select("run_id", "key", "run", "step", "elapsed", "value")
+        .select("run_id", "run", "step", *extra, "value")
     )
-    if not log_scale:
-        return points, 0
-    hidden = points.filter(pl.col("value") <= 0).height
-    return points.filter(pl.col("value") > 0), hidden
+    hidden = 0
+    if options.log_scale:
+        hidden = points.filter(pl.col("value") <= 0).height
+        points = points.filter(pl.col("value") > 0)
+    if options.buckets is not None:
+        points = bucketed(points, options.buckets)
+    else:
+        points = points.with_columns(low=pl.lit(None, pl.Float64), high=pl.lit(None, pl.Float64))
+    if options.smoothing:
+        points = smooth(points.with_columns(key=pl.lit(key)), options.smoothing).drop("key")
+    return points, hidden
 
 
-def _tooltip(smoothed: bool) -> list[alt.Tooltip]:
+def _outside(points: pl.DataFrame, domain: tuple[float, float] | None) -> int:
+    if domain is None or points.is_empty():
+        return 0
+    return points.filter((pl.col("value") < domain[0]) | (pl.col("value") > domain[1])).height
+
+
+def _x(axis: str) -> alt.X:
+    if axis == "wall_time":
+        return alt.X("wall_time:T", title=X_AXES[axis])
+    return alt.X(f"{axis}:Q", title=X_AXES[axis])
+
+
+def _y_scale(log_scale: bool, domain: tuple[float, float] | None) -> alt.Scale:
+    kind = {"type": "log"} if log_scale else {"zero": False}
+    return alt.Scale(**kind, domain=list(domain)) if domain else alt.Scale(**kind)
+
+
+def _faded(pick: alt.Parameter, opacity: float) -> alt.OpacityValue:
+    return alt.condition(pick, alt.value(opacity), alt.value(opacity * FADED))
+
+
+def _tooltip(options: ChartOptions) -> list[alt.Tooltip]:
     tooltip = [
         alt.Tooltip("run:N", title="run"),
         alt.Tooltip("step:Q", title="step"),
         alt.Tooltip("value:Q", title="value", format=".4g"),
-        alt.Tooltip("elapsed:Q", title="elapsed (s)", format=".1f"),
     ]
-    return [*tooltip, alt.Tooltip("smoothed:Q", title="smoothed", format=".4g")] if smoothed else tooltip
+    if options.x == "elapsed":
+        tooltip.append(alt.Tooltip("elapsed:Q", title="relative time (s)", format=".1f"))
+    if options.x == "wall_time":
+        tooltip.append(alt.Tooltip("wall_time:T", title="wall time", format="%Y-%m-%d %H:%M:%S"))
+    if options.smoothing:
+        tooltip.append(alt.Tooltip("smoothed:Q", title="smoothed", format=".4g"))
+    return tooltip
 
 
-def _title(key: str, empty: bool, hidden: int) -> alt.TitleParams:
+def _title(key: str, empty: bool, hidden: int, outside: int) -> alt.TitleParams:
     text = f"{key}: no points yet" if empty else key
-    if not hidden:
-        return alt.TitleParams(text=text)
-    return alt.TitleParams(text=text, subtitle=f"{hidden} point{'s' if hidden != 1 else ''} ≤ 0 hidden on the log scale")
+    notes = []
+    if hidden:
+        notes.append(f"{hidden} point{'s' if hidden != 1 else ''} ≤ 0 hidden on the log scale")
+    if outside:
+        notes.append(f"{outside} outlier point{'s' if outside != 1 else ''} beyond the range (show everything to see them)")
+    return alt.TitleParams(text=text, subtitle=" · ".join(notes)) if notes else alt.TitleParams(text=text)

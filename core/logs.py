@@ -18,3 +18,12 @@ def read_log(settings: Settings, run_id: int, tail_lines: int | None = 200) -> s
     if tail_lines is not None:
         lines = lines[-tail_lines:]
     return "\n".join(lines)
+
+
+def search_log(text: str, query: str, limit: int = 200) -> tuple[str, int]:
+    """The last `limit` lines containing `query` (case-insensitive; all lines when it is blank), and how many matched."""
+    lines = text.splitlines()
+    if query.strip():
+        needle = query.strip().lower()
+        lines = [line for line in lines if needle in line.lower()]
+    return "\n".join(lines[-limit:]), len(lines)

@@ -4,7 +4,8 @@ Pages call these and draw the result, so every formatting rule is written (and t
 """
 
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -34,9 +35,25 @@ SUMMARY_KEYS = ("loss", "eval_loss", "eval_accuracy")
 CONFIG_COLUMNS = ("learning_rate", "epochs", "max_steps", "batch_size", "lora_rank", "lora_alpha", "lora_dropout", "seed")
 
 
+DIVERGED = "diverged"
+DIVERGED_STYLE = "background-color: #fee2e2; color: #991b1b; font-weight: 600"
+
+
 def status_cell_style(label: str) -> str:
-    """Table cell colours for a status column, so status reads as a coloured badge."""
+    """Table cell colours for a status column, so status reads as a coloured badge (a diverged run in red)."""
+    if DIVERGED in str(label):
+        return DIVERGED_STYLE
     return STATUS_CELL_STYLES.get(str(label).split(" ")[0], "")
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 experiment', '2 experiments', '1,000 runs'."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
+def run_state(run: Run, diverged: bool = False) -> str:
+    """A run's status as a table shows it: 'completed', or 'completed · diverged'."""
+    return f"{run.status.value} · {DIVERGED}" if diverged else run.status.value
 
 
 def escape_markdown(text: str) -> str:
@@ -67,17 +84,51 @@ def format_size(size: int) -> str:
     return f"{size} B"
 
 
-def experiment_url(experiment_id: int) -> str:
-    return f"/experiment?experiment={experiment_id}"
+@dataclass(frozen=True)
+class Progress:
+    """How far a run has got: its latest step, the step it stops at (when known), time spent and left."""
+
+    step: int
+    total: int | None
+    elapsed: float
+    eta: float | None
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.step / self.total) if self.total else None
+
+    def label(self) -> str:
+        of = f"step {self.step:,} of {self.total:,}" if self.total else f"step {self.step:,}"
+        eta = f" · about {_seconds(self.eta)} left" if self.eta is not None else ""
+        return f"{of} · {_seconds(self.elapsed)} elapsed{eta}"
 
 
-def run_url(run_id: int) -> str:
-    return f"/run?run={run_id}"
+def run_progress(run: Run, now: datetime) -> Progress:
+    """Progress from the run's metric summaries and config: the total is `max_steps`, else the step count
+    implied by `epochs` and a logged `epoch` metric; a finished run's total is its last step."""
+    step = max((summary.last_step for summary in run.metrics.values()), default=0)
+    total = run.config.get("max_steps")
+    epochs, epoch = run.config.get("epochs"), run.metrics.get("epoch")
+    if not total and epochs and epoch and epoch.last > 0:
+        total = round(epoch.last_step * epochs / epoch.last)
+    if run.status.is_terminal and run.status == "completed":
+        total = step
+    elapsed = max(0.0, ((run.ended_at or now) - run.started_at).total_seconds()) if run.started_at else 0.0
+    eta = None
+    if total and 0 < step < total and not run.status.is_terminal:
+        eta = elapsed * (total - step) / step
+    return Progress(step=step, total=total or None, elapsed=elapsed, eta=eta)
 
 
-def adapter_url(adapter_id: int, version: int | None = None) -> str:
-    """The version rides in the fragment, so a link column can show "v3" while linking the adapter."""
-    return f"/adapters?adapter={adapter_id}" + (f"#v{version}" if version else "")
+def _seconds(seconds: float) -> str:
+    start = datetime(2000, 1, 1)
+    return format_duration(start, start + timedelta(seconds=seconds))
+
+
+def latest_metrics(run: Run) -> list[tuple[str, str, str]]:
+    """(key, last value, 'at step N') for each metric the run logged, losses and scores first."""
+    ordered = sorted(run.metrics.values(), key=lambda m: (m.key not in SUMMARY_KEYS and m.key != "loss", m.key))
+    return [(m.key, format_value(m.last), f"step {m.last_step:,}") for m in ordered]
 
 
 def best_primary_label(experiment: Experiment) -> str:
@@ -86,11 +137,11 @@ def best_primary_label(experiment: Experiment) -> str:
 
 
 def experiments_frame(page: ExperimentPage) -> pl.DataFrame:
+    """One row per experiment; a row is opened by selecting it (the id column says which)."""
     return pl.DataFrame(
         {
-            "open": [experiment_url(e.id) for e in page.items],
             "name": [e.name for e in page.items],
-            "status": [e.status.value + (" (deleted)" if e.is_deleted else "") for e in page.items],
+            "status": [e.status.value + (" · deleted" if e.is_deleted else "") for e in page.items],
             "runs": [e.run_count for e in page.items],
             "best": [best_primary_label(e) for e in page.items],
             "dataset": [e.dataset for e in page.items],
@@ -102,22 +153,27 @@ def experiments_frame(page: ExperimentPage) -> pl.DataFrame:
     )
 
 
-def runs_frame(runs: list[Run], sparklines: dict[int, list[float]] | None = None, now: datetime | None = None) -> pl.DataFrame:
-    """One row per run: link, status, timings, the common config columns, final metrics, adapter, loss curve."""
+def runs_frame(
+    runs: list[Run],
+    sparklines: dict[int, list[float]] | None = None,
+    now: datetime | None = None,
+    diverged: set[int] | frozenset[int] = frozenset(),
+) -> pl.DataFrame:
+    """One row per run: name, status (and a diverged flag), timings, final metrics, loss curve, adapter, and
+    the config columns that differ between the runs (the ones that explain a difference)."""
     sparklines = sparklines or {}
-    config_keys = [key for key in CONFIG_COLUMNS if any(run.config.get(key) is not None for run in runs)]
+    config_keys = [key for key in CONFIG_COLUMNS if len({repr(run.config.get(key)) for run in runs}) > 1]
     metric_keys = [key for key in SUMMARY_KEYS if any(key in run.metrics for run in runs)]
     columns: dict[str, list] = {
-        "open": [run_url(run.id) for run in runs],
         "run": [run.name for run in runs],
-        "status": [run.status.value for run in runs],
+        "status": [run_state(run, run.id in diverged) for run in runs],
         "started": [run.started_at for run in runs],
         "duration": [format_duration(run.started_at, run.ended_at, now) for run in runs],
-    }  # then final metrics, loss curve, adapter and the config columns that vary
+    }
     for key in metric_keys:
         columns[key] = [run.metrics[key].last if key in run.metrics else None for run in runs]
     columns["loss curve"] = [sparklines.get(run.id, []) for run in runs]
-    columns["adapter"] = [adapter_url(run.adapter.id, run.adapter.version) if run.adapter else None for run in runs]
+    columns["adapter"] = [f"v{run.adapter.version}" if run.adapter else "" for run in runs]
     for key in config_keys:
         columns[key] = [_cell(run.config.get(key)) for run in runs]
     columns["id"] = [run.id for run in runs]
@@ -130,17 +186,17 @@ def active_runs_frame(runs: list[Run], now: datetime) -> pl.DataFrame:
     """The Jobs page: what waits or runs, for how long, on which worker, and when it last said so."""
     return pl.DataFrame(
         {
-            "open": [run_url(run.id) for run in runs],
             "run": [run_label(run) for run in runs],
             "status": [run.status.value for run in runs],
             "experiment": [run.experiment_id for run in runs],
+            "id": [run.id for run in runs],
             "waiting / running for": [format_duration(run.started_at or run.created_at, None, now) for run in runs],
             "worker": [run.worker or "–" for run in runs],
             "last heartbeat": [
                 f"{format_duration(run.heartbeat_at, None, now)} ago" if run.heartbeat_at else "–" for run in runs
             ],
         },
-        schema_overrides={"experiment": pl.Int64},
+        schema_overrides={"experiment": pl.Int64, "id": pl.Int64},
     )
 
 
@@ -186,7 +242,24 @@ def comparison_csv(comparison: RunComparison) -> str:
     return pl.concat([values.cast({c: pl.String for c in values.columns}), config]).write_csv()
 
 
-def adapters_frame(adapters: list[Adapter], runs: dict[int, Run] | None = None) -> pl.DataFrame:
+def best_adapters(adapters: list[Adapter], experiments: dict[int, Experiment]) -> set[int]:
+    """IDs of the adapters trained by their experiment's best run on its primary metric."""
+    best_runs = {e.id: e.best_primary.run_id for e in experiments.values() if e.best_primary is not None}
+    return {a.id for a in adapters if best_runs.get(a.experiment_id) == a.run_id}
+
+
+def adapter_mark(best: bool, diverged: bool) -> str:
+    """The badge an adapter carries in the registry: best of its experiment, and/or trained by a diverged run."""
+    return " · ".join(mark for mark, on in (("★ best", best), (f"⚠ {DIVERGED}", diverged)) if on)
+
+
+def adapters_frame(
+    adapters: list[Adapter],
+    runs: dict[int, Run] | None = None,
+    best: set[int] | frozenset[int] = frozenset(),
+    diverged_runs: set[int] | frozenset[int] = frozenset(),
+) -> pl.DataFrame:
+    """One row per adapter, newest first as given; a row is opened by selecting it (the id column)."""
     runs = runs or {}
 
     def metric(adapter: Adapter, key: str) -> float | None:
@@ -195,12 +268,12 @@ def adapters_frame(adapters: list[Adapter], runs: dict[int, Run] | None = None) 
 
     return pl.DataFrame(
         {
-            "open": [adapter_url(a.id) for a in adapters],
             "adapter": [a.name for a in adapters],
-            "version": [a.version for a in adapters],
+            "version": [f"v{a.version}" for a in adapters],
+            "mark": [adapter_mark(a.id in best, a.run_id in diverged_runs) for a in adapters],
             "base model": [a.base_model for a in adapters],
             "size": [format_size(a.size_bytes) for a in adapters],
-            "source run": [run_url(a.run_id) for a in adapters],
+            "run": [f"#{a.run_id}" for a in adapters],
             "eval_loss": [metric(a, "eval_loss") for a in adapters],
             "eval_accuracy": [metric(a, "eval_accuracy") for a in adapters],
             "created": [a.created_at for a in adapters],
@@ -210,7 +283,6 @@ def adapters_frame(adapters: list[Adapter], runs: dict[int, Run] | None = None) 
             "eval_loss": pl.Float64,
             "eval_accuracy": pl.Float64,
             "created": pl.Datetime("us"),
-            "version": pl.Int64,
             "id": pl.Int64,
         },
     )

@@ -10,16 +10,56 @@ from core.errors import ValidationError
 T = TypeVar("T")
 
 
+_CHARACTER_CLASSES = {"A-Za-z": "letters", "a-z": "lower-case letters", "A-Z": "capital letters", "0-9": "digits", " ": "spaces"}
+
+
+def allowed_characters(pattern: str) -> str:
+    """'^[A-Za-z0-9_.\\-]+$' -> 'letters, digits and _ . -': a character-class pattern in words."""
+    inside = pattern.removeprefix("^[").removesuffix("]+$").replace("\\", "")
+    words = []
+    for text, word in _CHARACTER_CLASSES.items():
+        if text in inside:
+            words.append(word)
+            inside = inside.replace(text, "")
+    symbols = " ".join(inside)
+    return ", ".join(words) + (f" and {symbols}" if symbols else "")
+
+
+def _message(item: dict) -> str:
+    """One error as the end of a sentence that starts with the field's name: 'name must not be empty'."""
+    kind, context = item["type"], item.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "is not a known setting (check the spelling)"
+    if kind == "missing":
+        return "is required"
+    if kind == "string_too_short":
+        minimum = context.get("min_length", 1)
+        return "must not be empty" if minimum == 1 else f"must be at least {minimum} characters long"
+    if kind == "string_too_long":
+        return (
+            f"is too long: at most {context.get('max_length', 0):,} characters are allowed, "
+            f"and this one has {len(str(item.get('input', ''))):,}"
+        )
+    if kind == "string_pattern_mismatch":
+        return f"may only contain {allowed_characters(str(context.get('pattern', '')))}"
+    if kind == "string_type":
+        return "must be text"
+    if kind == "int_parsing":
+        return "must be a whole number"
+    if kind == "float_parsing":
+        return "must be a valid number"
+    text = item["msg"].removeprefix("Value error, ")
+    for prefix in ("Input should", "Value should", "List should", "String should"):
+        if text.startswith(prefix):
+            return "must" + text.removeprefix(prefix)
+    return text
+
+
 def field_errors(error: PydanticValidationError, what: str) -> dict[str, str]:
     messages: dict[str, str] = {}
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or what
-        text = item["msg"]
-        if item["type"] == "extra_forbidden":
-            text = "is not a known setting (check the spelling)"
-        elif item["type"] == "missing":
-            text = "is required"
-        messages.setdefault(field, text.removeprefix("Value error, "))
+        messages.setdefault(field, _message(item))
     return messages
 
 
@@ -33,5 +73,7 @@ def friendly(schema: type[BaseModel] | TypeAdapter, value: Any, what: str) -> An
         return schema.model_validate(value)
     except PydanticValidationError as error:
         errors = field_errors(error, what)
-        detail = "; ".join(f"{field}: {text}" if field != what else text for field, text in errors.items())
+        if list(errors) == [what]:
+            raise ValidationError(f"the {what} {errors[what]}", errors) from None
+        detail = "; ".join(f"{field} {text}" for field, text in errors.items())
         raise ValidationError(f"invalid {what}: {detail}", errors) from None

@@ -1,10 +1,11 @@
-"""The adapter registry, and one adapter with its files and lineage (experiment → run → adapter)."""
+"""The adapter registry (each experiment's best adapter marked), and one adapter with its files and lineage."""
 
 import streamlit as st
 
 from core.artifacts import adapter_files
-from core.presenters import adapters_frame, format_size
-from ui.common import friendly_errors, plain, query_id, store, through_app
+from core.divergence import LOSS_KEYS, diverged_runs
+from core.presenters import adapters_frame, best_adapters, format_size, plural
+from ui.common import friendly_errors, open_on_select, plain, query_id, store, styled, through_app
 
 through_app()
 
@@ -15,24 +16,43 @@ def registry() -> None:
     if not adapters:
         st.info("No adapters yet: a run that completes registers the adapter it trained.")
         return
-    runs = {run.id: run for run in store().get_runs(sorted({a.run_id for a in adapters}))}
-    st.dataframe(
-        adapters_frame(adapters, runs),
+    run_ids = sorted({a.run_id for a in adapters})
+    runs = {run.id: run for run in store().get_runs(run_ids)}
+    experiments = {e_id: store().get_experiment(e_id) for e_id in sorted({a.experiment_id for a in adapters})}
+    diverged = diverged_runs(list(runs.values()), store().get_metric_series(run_ids, list(LOSS_KEYS), max_points=60))
+    frame = adapters_frame(adapters, runs, best_adapters(adapters, experiments), diverged)
+    st.caption(
+        f"{plural(len(adapters), 'adapter')} · ★ marks each experiment's best adapter by its primary metric; "
+        "⚠ an adapter trained by a run that diverged. Select a row to open the adapter."
+    )
+    table = st.dataframe(
+        styled(frame, status_column=None),
         hide_index=True,
-        column_order=["open", "adapter", "version", "base model", "size", "source run", "eval_loss", "eval_accuracy", "created"],
+        on_select="rerun",
+        selection_mode="single-row",
+        key="adapters_table",
+        column_order=["adapter", "version", "mark", "base model", "size", "run", "eval_loss", "eval_accuracy", "created"],
         column_config={
-            "open": st.column_config.LinkColumn("", display_text="Open", width="small"),
-            "source run": st.column_config.LinkColumn("source run", display_text=r"run=(\d+)"),
+            "version": st.column_config.TextColumn("version", width="small"),
+            "mark": st.column_config.TextColumn("", width="small"),
+            "run": st.column_config.TextColumn("run", width="small"),
             "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         },
     )
+    open_on_select(table, frame, "pages/adapters.py", "adapter")
 
 
 def detail(adapter_id: int) -> None:
     adapter = store().get_adapter(adapter_id)
     run = store().get_run(adapter.run_id)
     experiment = store().get_experiment(adapter.experiment_id)
+    diverged = diverged_runs([run], store().get_metric_series([run.id], list(LOSS_KEYS), max_points=60))
     st.title(plain(f"{adapter.name} v{adapter.version}"))
+    if adapter.id in best_adapters([adapter], {experiment.id: experiment}):
+        st.badge(f"best of {experiment.name} by {experiment.primary_metric}", icon=":material/star:", color="green")
+    if diverged:
+        st.badge("diverged", icon=":material/warning:", color="red")
+        st.warning("The run that trained this adapter diverged: its loss ended above where it started.")
     st.page_link("pages/adapters.py", label="All adapters", icon=":material/arrow_back:")
     st.subheader("Lineage")
     lineage = st.columns(3)
@@ -58,4 +78,7 @@ def detail(adapter_id: int) -> None:
 with friendly_errors():
     adapter_id = query_id("adapter", "adapter")
     with store().reading():
-        registry() if adapter_id is None else detail(adapter_id)
+        if adapter_id is None:
+            registry()
+        else:
+            detail(adapter_id)

@@ -1,10 +1,19 @@
-"""Compare runs side by side: final metrics with the best highlighted, config diff, overlaid curves."""
+"""Compare runs side by side: final metrics with the best highlighted, config diff, overlaid curves. Live while runs are."""
 
 import streamlit as st
 
-from core import charts
-from core.presenters import comparison_csv, comparison_metrics_frame, config_diff_frame, format_value, parse_run_ids
-from ui.common import friendly_errors, store, through_app
+from core.divergence import LOSS_KEYS, diverged_runs
+from core.presenters import (
+    comparison_csv,
+    comparison_metrics_frame,
+    config_diff_frame,
+    format_value,
+    parse_run_ids,
+    plural,
+    run_label,
+)
+from ui.charts import chart_options, draw_panels, pick_metrics, store_points
+from ui.common import friendly_errors, live, store, through_app
 
 through_app()
 
@@ -23,33 +32,50 @@ def highlighted(values, best):
     return style.format(format_value, subset=runs)
 
 
+def comparison_view(run_ids: list[int]) -> bool:
+    with store().reading():
+        comparison = store().compare_runs(run_ids)
+        loss = store().get_metric_series(run_ids, list(LOSS_KEYS), max_points=60)
+    diverged = diverged_runs(comparison.runs, loss)
+    if diverged:
+        labels = ", ".join(run_label(run) for run in comparison.runs if run.id in diverged)
+        st.warning(f"Diverged ({plural(len(diverged), 'run')}): {labels}.")
+    values, best = comparison_metrics_frame(comparison)
+    st.subheader("Final metrics")
+    st.caption("The best run per metric is highlighted; the arrow says which way is better.")
+    st.dataframe(highlighted(values, best), hide_index=True)
+    st.download_button(
+        "Download CSV", comparison_csv(comparison), file_name="tunedeck-comparison.csv", mime="text/csv", key="csv"
+    )
+
+    st.subheader("Config")
+    show_all = st.toggle("Show settings that are the same too", key="all_config")
+    config = config_diff_frame(comparison, only_differences=not show_all)
+    if config.height:
+        st.dataframe(config, hide_index=True)
+    else:
+        st.caption("All runs share the same config.")
+
+    st.subheader("Curves")
+    keys = [row.key for row in comparison.metrics]
+    if keys:
+        chosen = pick_metrics(keys, keys)
+        options = chart_options(len(run_ids), len(chosen))
+        if not chosen:
+            st.caption("Choose at least one metric to chart.")
+            return any(not run.status.is_terminal for run in comparison.runs)
+        series = store().get_metric_series(run_ids, chosen, max_points=store_points(len(run_ids), len(chosen)))
+        draw_panels(series, chosen, {run.id: run.name for run in comparison.runs}, options)
+    else:
+        st.caption("No metrics logged yet.")
+    return any(not run.status.is_terminal for run in comparison.runs)
+
+
 with friendly_errors():
     raw = st.text_input("Run IDs, comma separated", key="runs", bind="query-params", placeholder="e.g. 12, 13, 14")
     run_ids = parse_run_ids(raw)
     if len(run_ids) < 1:
         st.info("Choose runs on an experiment page and press “Compare selected”, or type run IDs above.")
     else:
-        with store().reading():
-            comparison = store().compare_runs(run_ids)
-            keys = [row.key for row in comparison.metrics]
-            series = store().get_metric_series(run_ids, keys, max_points=1000)
-        values, best = comparison_metrics_frame(comparison)
-        st.subheader("Final metrics")
-        st.caption("The best run per metric is highlighted; the arrow says which way is better.")
-        st.dataframe(highlighted(values, best), hide_index=True)
-        st.download_button(
-            "Download CSV", comparison_csv(comparison), file_name="tunedeck-comparison.csv", mime="text/csv", key="csv"
-        )
-
-        st.subheader("Config")
-        show_all = st.toggle("Show settings that are the same too", key="all_config")
-        config = config_diff_frame(comparison, only_differences=not show_all)
-        if config.height:
-            st.dataframe(config, hide_index=True)
-        else:
-            st.caption("All runs share the same config.")
-
-        st.subheader("Curves")
-        names = {run.id: run.name for run in comparison.runs}
-        smoothing = st.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing")
-        st.altair_chart(charts.overlay_charts(series, keys, run_names=names, smoothing=smoothing), width="stretch")
+        active = any(not run.status.is_terminal for run in store().get_runs(run_ids))
+        live(active, lambda: comparison_view(run_ids))

@@ -1,8 +1,11 @@
-"""One experiment: status, best metrics, its runs, new runs (with a learning-rate sweep), curves."""
+"""One experiment: status, best metrics, its runs, new runs (with a learning-rate sweep), curves. Live while runs are."""
+
+from datetime import UTC, datetime
 
 import streamlit as st
 
 from core import charts
+from core.divergence import LOSS_KEYS, diverged_runs
 from core.errors import ValidationError
 from core.filters import metric_column
 from core.presenters import (
@@ -11,14 +14,31 @@ from core.presenters import (
     metric_keys,
     parse_run_filters,
     parse_sweep,
+    plural,
     run_label,
     runs_frame,
 )
 from jobs.tasks import start_run
-from ui.common import friendly_errors, plain, query_id, status_badge, store, through_app, with_status_colours
+from ui.charts import chart_options, draw_panels, pick_metrics, store_points
+from ui.common import (
+    friendly_errors,
+    live,
+    plain,
+    query_id,
+    selected_id,
+    show_validation,
+    status_badge,
+    store,
+    styled,
+    through_app,
+)
 from ui.config_form import config_inputs
 
 through_app()
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def pick_experiment() -> None:
@@ -33,7 +53,8 @@ def pick_experiment() -> None:
         st.rerun()
 
 
-def header(experiment) -> None:
+def header(experiment_id: int) -> bool:
+    experiment = store().get_experiment(experiment_id)
     st.title(plain(experiment.name))
     status_badge(experiment.status)
     if experiment.is_deleted:
@@ -52,6 +73,7 @@ def header(experiment) -> None:
                 f"best {best.key}", format_value(best.value), help=f"run #{best.run_id}, {best.direction.value} is better"
             )
     st.caption(f"Primary metric: {experiment.primary_metric} (best {best_primary_label(experiment)})")
+    return experiment.status == "running"
 
 
 def filtered_runs(detail) -> list:
@@ -69,60 +91,80 @@ def filtered_runs(detail) -> list:
             descending=descending,
         )
     except ValidationError as error:
-        st.error(str(error))
+        show_validation(error)
         return detail.runs
     by_id = {run.id: run for run in detail.runs}
     return [by_id[run_id] for run_id in table["id"].to_list() if run_id in by_id]
 
 
-def runs_section(detail, loss) -> None:
+def runs_section(detail, loss, diverged: set[int]) -> None:
     st.subheader(f"Runs ({len(detail.runs)})")
     if not detail.runs:
         st.info("No runs yet: start one above.")
         return
+    if diverged:
+        st.warning(f"{plural(len(diverged), 'run')} diverged: the loss ended above where it started, or went non-finite.")
     shown = filtered_runs(detail)
     if len(shown) < len(detail.runs):
-        st.caption(f"{len(shown)} of {len(detail.runs)} runs match.")
-    run_ids = [run.id for run in detail.runs]
-    frame = runs_frame(shown, charts.sparklines(loss, "loss"))
+        st.caption(f"{len(shown)} of {plural(len(detail.runs), 'run')} match.")
+    frame = runs_frame(shown, charts.sparklines(loss, "loss"), now=now(), diverged=diverged)
+    st.caption("Select a row to open its run; select several to compare them.")
     table = st.dataframe(
-        with_status_colours(frame),
+        styled(frame),
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
         key="runs_table",
         column_order=[column for column in frame.columns if column != "id"],
         column_config={
-            "open": st.column_config.LinkColumn("", display_text="Open", width="small"),
-            "adapter": st.column_config.LinkColumn("adapter", display_text=r"#(v\d+)$"),
-            "loss curve": st.column_config.LineChartColumn("loss curve"),
+            "run": st.column_config.TextColumn("run", width="small"),
+            "status": st.column_config.TextColumn("status", width="medium"),
+            "loss curve": st.column_config.LineChartColumn("loss curve", width="small"),
+            "adapter": st.column_config.TextColumn("adapter", width="small"),
             "started": st.column_config.DatetimeColumn("started", format="MM-DD HH:mm:ss"),
         },
     )
     selected = [shown[row].id for row in table.selection.rows if row < len(shown)] if table is not None else []
     by_id = {run.id: run for run in detail.runs}
-    chosen = st.multiselect(
-        "Runs to compare", run_ids, default=selected, format_func=lambda i: run_label(by_id[i]), key="compare_pick"
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    chosen = left.multiselect(
+        "Runs to compare", list(by_id), default=selected, format_func=lambda i: run_label(by_id[i]), key="compare_pick"
     )
-    if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
+    single = selected_id(table, frame)
+    if single is not None and right.button(f"Open run #{single}", key="open_run", icon=":material/open_in_browser:"):
+        st.switch_page("pages/run.py", query_params={"run": single})
+    if left.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
     if detail.aggregates:
         with st.expander("Aggregated metrics across runs"):
             st.dataframe([a.model_dump() for a in detail.aggregates], hide_index=True)
 
 
-def curves(detail, series) -> None:
-    if not detail.runs:
+def curves(detail) -> None:
+    keys = metric_keys(detail.runs)
+    if not keys:
         return
-    key = detail.experiment.primary_metric
-    names = {run.id: run.name for run in detail.runs}
     st.subheader("Curves")
-    st.altair_chart(charts.metric_chart(series, key, run_names=names), width="stretch")
-
-
-def new_run_form(experiment) -> None:
-    if experiment.is_deleted:
+    chosen = pick_metrics(keys, [detail.experiment.primary_metric, "loss"])
+    options = chart_options(len(detail.runs), len(chosen))
+    if not chosen:
+        st.caption("Choose at least one metric to chart.")
         return
+    run_ids = [run.id for run in detail.runs]
+    series = store().get_metric_series(run_ids, chosen, max_points=store_points(len(run_ids), len(chosen)))
+    draw_panels(series, chosen, {run.id: run.name for run in detail.runs}, options)
+
+
+def runs_and_curves(experiment_id: int) -> bool:
+    with store().reading():
+        detail = store().get_experiment_detail(experiment_id)
+        loss = store().get_metric_series([run.id for run in detail.runs], list(LOSS_KEYS), max_points=60)
+    runs_section(detail, loss, diverged_runs(detail.runs, loss))
+    curves(detail)
+    return any(not run.status.is_terminal for run in detail.runs)
+
+
+def new_run_form(experiment_id: int) -> None:
     with st.expander("New run", icon=":material/play_arrow:"):
         with st.form("new_run"):
             values = config_inputs()
@@ -133,15 +175,15 @@ def new_run_form(experiment) -> None:
         if submitted:
             try:
                 rates = parse_sweep(sweep) if sweep.strip() else [values["learning_rate"]]
-                started = [start_run(store(), experiment.id, {**values, "learning_rate": rate}) for rate in rates]
+                started = [start_run(store(), experiment_id, {**values, "learning_rate": rate}) for rate in rates]
             except ValidationError as error:
-                for field, message in (error.field_errors or {"input": str(error)}).items():
-                    st.error(f"{field.replace('_', ' ')}: {message}")
+                show_validation(error)
             else:
                 st.session_state.started = started
                 st.rerun()
     if st.session_state.get("started"):
-        st.success(f"Started run(s) {', '.join(f'#{r}' for r in st.session_state.started)}.")
+        runs = st.session_state.started
+        st.success(f"Started {plural(len(runs), 'run')}: {', '.join(f'#{r}' for r in runs)}.")
 
 
 with friendly_errors():
@@ -149,12 +191,9 @@ with friendly_errors():
     if experiment_id is None:
         pick_experiment()
     else:
-        with store().reading():
-            detail = store().get_experiment_detail(experiment_id)
-            run_ids = [run.id for run in detail.runs]
-            loss = store().get_metric_series(run_ids, ["loss"], max_points=60)
-            primary = store().get_metric_series(run_ids, [detail.experiment.primary_metric], max_points=1000)
-        header(detail.experiment)
-        new_run_form(detail.experiment)
-        runs_section(detail, loss)
-        curves(detail, primary)
+        experiment = store().get_experiment(experiment_id)
+        active = experiment.status == "running"
+        live(active, lambda: header(experiment_id))
+        if not experiment.is_deleted:
+            new_run_form(experiment_id)
+        live(active, lambda: runs_and_curves(experiment_id))

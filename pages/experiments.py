@@ -5,9 +5,21 @@ import streamlit as st
 from core.datasets import inspect_dataset
 from core.errors import TuneDeckError, ValidationError
 from core.filters import EXPERIMENT_SORTS
-from core.presenters import experiments_frame
+from core.presenters import experiments_frame, plural
 from core.status import ExperimentStatus
-from ui.common import friendly_errors, plain, settings, store, through_app, with_status_colours
+from ui.common import (
+    flash,
+    friendly_errors,
+    live,
+    open_on_select,
+    plain,
+    settings,
+    show_flash,
+    show_validation,
+    store,
+    styled,
+    through_app,
+)
 
 through_app()
 
@@ -19,9 +31,9 @@ st.title("Experiments")
 
 def create_form() -> None:
     with st.expander("New experiment", icon=":material/add:"):
-        name = st.text_input("Name", key="new_name", max_chars=200, placeholder="e.g. llama-3 sentiment LoRA")
+        name = st.text_input("Name", key="new_name", placeholder="e.g. llama-3 sentiment LoRA")
         dataset = st.text_input("Dataset file (CSV, JSONL or Parquet)", key="new_dataset", value="data/sample/sentiment.csv")
-        description = st.text_area("Description (optional)", key="new_description", max_chars=5000)
+        description = st.text_area("Description (optional)", key="new_description")
         dataset_ok = False
         if dataset.strip():
             try:
@@ -35,8 +47,7 @@ def create_form() -> None:
             try:
                 experiment_id = store().create_experiment({"name": name, "dataset": dataset.strip(), "description": description})
             except ValidationError as error:
-                for field, message in (error.field_errors or {"": str(error)}).items():
-                    st.error(f"{field.capitalize() or 'Input'}: {message}")
+                show_validation(error)
             except TuneDeckError as error:
                 st.error(str(error))
             else:
@@ -52,7 +63,7 @@ def create_form() -> None:
 def filters() -> dict:
     left, middle, right, toggles = st.columns([3, 3, 2, 2])
     statuses = left.multiselect("Status", [s.value for s in ExperimentStatus], key="status", bind="query-params")
-    name = middle.text_input("Name contains", key="q", max_chars=200)
+    name = middle.text_input("Name contains", key="q")
     sort = right.selectbox("Sort by", list(EXPERIMENT_SORTS)[:5], key="sort", format_func=SORT_LABELS.get, bind="query-params")
     descending = toggles.toggle("Newest / highest first", value=True, key="desc")
     deleted = toggles.toggle("Show deleted", key="deleted")
@@ -76,7 +87,8 @@ def manage(page) -> None:
             if st.button("Restore", key="restore"):
                 with friendly_errors():
                     store().restore_experiment(chosen.id)
-                    st.success(f"Restored {chosen.name!r}.")
+                    flash(f"Restored {chosen.name!r}.")
+                    st.rerun()
             return
         if st.session_state.get("confirm_delete") != chosen.id:
             if st.button("Delete…", key="delete"):
@@ -92,34 +104,59 @@ def manage(page) -> None:
             with friendly_errors():
                 cancelled = store().delete_experiment(chosen.id)
                 st.session_state.confirm_delete = None
-                st.success(f"Deleted {chosen.name!r}" + (f"; cancelled {len(cancelled)} active runs." if cancelled else "."))
+                flash(f"Deleted {chosen.name!r}" + (f"; cancelled {plural(len(cancelled), 'active run')}." if cancelled else "."))
+                st.rerun()
         if no.button("Keep it", key="keep"):
             st.session_state.confirm_delete = None
             st.rerun()
 
 
-with friendly_errors():
-    create_form()
-    chosen = filters()
+def current_page(chosen: dict):
     requested = st.session_state.get("page", 1)
     page = store().list_experiments(**chosen, page=1, page_size=PAGE_SIZE)
     if requested > 1:
         page = store().list_experiments(**chosen, page=min(requested, page.pages), page_size=PAGE_SIZE)
-    st.caption(f"{page.total:,} experiments · page {page.page} of {page.pages}")
+    return page
+
+
+def running(page) -> bool:
+    return any(e.status == "running" for e in page.items)
+
+
+def listing(chosen: dict) -> bool:
+    """The page of experiments asked for; says whether any of them is still running."""
+    page = current_page(chosen)
+    st.caption(f"{plural(page.total, 'experiment')} · page {page.page} of {page.pages}")
     if page.items:
-        st.dataframe(
-            with_status_colours(experiments_frame(page)),
+        frame = experiments_frame(page)
+        table = st.dataframe(
+            styled(frame),
             hide_index=True,
-            column_order=["open", "name", "status", "runs", "best", "dataset", "created", "updated"],
+            on_select="rerun",
+            selection_mode="single-row",
+            key="experiments_table",
+            column_order=["name", "status", "runs", "best", "dataset", "created", "updated"],
             column_config={
-                "open": st.column_config.LinkColumn("", display_text="Open", width="small"),
+                "name": st.column_config.TextColumn("name", width="medium"),
+                "status": st.column_config.TextColumn("status", width="medium"),
+                "runs": st.column_config.NumberColumn("runs", width="small"),
                 "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
                 "updated": st.column_config.DatetimeColumn("updated", format="YYYY-MM-DD HH:mm"),
                 "best": st.column_config.TextColumn("best primary metric"),
             },
         )
+        st.caption("Select a row to open the experiment.")
+        open_on_select(table, frame, "pages/experiment.py", "experiment")
     else:
         st.info("No experiments match. Create one above, or clear the filters.")
     if page.pages > 1:
         st.pagination(page.pages, key="page", bind="query-params")
     manage(page)
+    return running(page)
+
+
+with friendly_errors():
+    show_flash()
+    create_form()
+    chosen = filters()
+    live(running(current_page(chosen)), lambda: listing(chosen))

@@ -4,12 +4,12 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from core.presenters import active_runs_frame, run_label
+from core.presenters import active_runs_frame, plural, run_label
 from jobs.config import huey
 from jobs.lock import worker_running
 from jobs.reaper import reap
 from jobs.tasks import cancel_run
-from ui.common import friendly_errors, settings, store, through_app, with_status_colours
+from ui.common import friendly_errors, open_on_select, settings, store, styled, through_app
 
 through_app()
 
@@ -31,11 +31,17 @@ def live() -> None:
         if not active:
             st.info("Nothing queued or running.")
             return
-        st.dataframe(
-            with_status_colours(active_runs_frame(active, now())),
+        frame = active_runs_frame(active, now())
+        table = st.dataframe(
+            styled(frame),
             hide_index=True,
-            column_config={"open": st.column_config.LinkColumn("", display_text="Open", width="small")},
+            on_select="rerun",
+            selection_mode="single-row",
+            key="active_table",
+            column_order=[column for column in frame.columns if column != "id"],
         )
+        st.caption("Select a row to open its run.")
+        open_on_select(table, frame, "pages/run.py", "run")
         chosen = st.selectbox("Run", active, format_func=run_label, key="cancel_pick")
         if st.button("Cancel run", key="cancel", icon=":material/stop:"):
             cancel_run(store(), chosen.id)
@@ -52,4 +58,4 @@ with friendly_errors():
         )
         if st.button("Check for lost workers now", key="reap"):
             lost = reap(store(), settings())
-            st.success(f"Marked {len(lost)} run(s) as lost." if lost else "No lost runs.")
+            st.success(f"Marked {plural(len(lost), 'run')} as lost." if lost else "No lost runs.")

@@ -1,16 +1,23 @@
-"""One run: status, timings, config, live metric charts, log tail, error, cancel, adapter."""
+"""One run: status, progress and latest values first, then curves, config, error, adapter and the log (collapsed)."""
+
+from datetime import UTC, datetime
 
 import streamlit as st
 
-from core import charts
-from core.logs import read_log
-from core.presenters import format_duration
+from core.divergence import LOSS_KEYS, diverged_runs
+from core.logs import read_log, search_log
+from core.presenters import latest_metrics, plural, run_progress
 from jobs.tasks import cancel_run
-from ui.common import friendly_errors, plain, query_id, settings, status_badge, store, through_app
+from ui.charts import chart_options, draw_panels, pick_metrics, store_points
+from ui.common import friendly_errors, live, plain, query_id, settings, status_badge, store, through_app
 
 through_app()
 
-REFRESH_SECONDS = 2
+LOG_LINES = 200
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def pick_run() -> None:
@@ -18,20 +25,29 @@ def pick_run() -> None:
     st.info("Open a run from an experiment's run table, or follow a link like /run?run=12.")
 
 
-def summary(run, experiment) -> None:
+def summary(run, experiment, diverged: bool) -> None:
     st.title(plain(f"{run.name} (#{run.id})"))
-    status_badge(run.status)
+    badges = st.columns([1, 1, 8])
+    with badges[0]:
+        status_badge(run.status)
+    if diverged:
+        with badges[1]:
+            st.badge("diverged", icon=":material/warning:", color="red")
     st.page_link(
         "pages/experiment.py",
         label=f"Experiment: {experiment.name}",
         query_params={"experiment": experiment.id},
         icon=":material/arrow_back:",
     )
-    cells = st.columns(4)
-    cells[0].metric("duration", format_duration(run.started_at, run.ended_at, now=run.heartbeat_at))
-    cells[1].metric("attempt", run.attempt)
-    cells[2].metric("started", f"{run.started_at:%H:%M:%S}" if run.started_at else "–")
-    cells[3].metric("worker", run.worker or "–")
+    progress = run_progress(run, now())
+    st.progress(progress.fraction or 0.0, text=progress.label())
+    latest = latest_metrics(run)
+    if latest:
+        cells = st.columns(min(len(latest), 6))
+        for index, (key, value, step) in enumerate(latest):
+            cells[index % len(cells)].metric(key, value, help=f"latest value, at {step}")
+    if diverged:
+        st.warning("This run diverged: its loss ended above where it started, or it logged a non-finite value.")
     if run.adapter:
         st.page_link(
             "pages/adapters.py",
@@ -50,39 +66,48 @@ def summary(run, experiment) -> None:
         st.rerun()
 
 
-def charts_section(run, series) -> None:
-    left, middle, right = st.columns(3)
-    smoothing = left.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing")
-    log_scale = middle.toggle("Log scale", key="log_scale")
-    x = right.radio(
-        "X axis", ["step", "elapsed"], horizontal=True, key="x_axis", format_func={"step": "step", "elapsed": "wall time (s)"}.get
-    )
-    keys = series["key"].unique(maintain_order=True).to_list()
+def charts_section(run) -> None:
+    keys = sorted(run.metrics)
     if not keys:
         st.info("No metrics logged yet.")
         return
-    grid = st.columns(2)
-    for index, key in enumerate(keys):
-        chart = charts.metric_chart(
-            series.filter(series["key"] == key), key, run_names={run.id: run.name}, smoothing=smoothing, log_scale=log_scale, x=x
-        )
-        grid[index % 2].altair_chart(chart, width="stretch")
+    chosen = pick_metrics(keys, [key for key in ("loss", "eval_loss", "eval_accuracy") if key in keys] or keys)
+    options = chart_options(1, len(chosen))
+    if not chosen:
+        st.caption("Choose at least one metric to chart.")
+        return
+    series = store().get_metric_series([run.id], chosen, max_points=store_points(1, len(chosen)))
+    draw_panels(series, chosen, {run.id: run.name}, options)
 
 
-def body(run_id: int) -> None:
+def log_section(run_id: int) -> None:
+    with st.expander("Log", icon=":material/description:"):
+        text = read_log(settings(), run_id, tail_lines=None)
+        if not text:
+            st.caption("No output yet.")
+            return
+        left, right = st.columns([4, 1], vertical_alignment="bottom")
+        query = left.text_input("Search the log", key="log_search", placeholder="e.g. error, step 100")
+        right.download_button("Download log", text, file_name=f"run-{run_id}.log", mime="text/plain", key="log_download")
+        shown, matched = search_log(text, query, LOG_LINES)
+        if query.strip():
+            st.caption(f"{plural(matched, 'line')} match {query.strip()!r}; showing the last {min(matched, LOG_LINES):,}.")
+        else:
+            st.caption(f"Showing the last {min(matched, LOG_LINES):,} of {plural(matched, 'line')}.")
+        st.code(shown or "(nothing matches)", language="text", height=400)
+
+
+def body(run_id: int) -> bool:
     with store().reading():
         run = store().get_run(run_id)
         experiment = store().get_experiment(run.experiment_id)
-        series = store().get_metric_series([run.id], None, max_points=1000)
-    summary(run, experiment)
-    charts_section(run, series)
+        loss = store().get_metric_series([run.id], list(LOSS_KEYS), max_points=60)
+    summary(run, experiment, bool(diverged_runs([run], loss)))
+    charts_section(run)
     with st.expander("Config"):
         st.json(run.config)
-    st.subheader("Log")
-    st.code(read_log(settings(), run.id, tail_lines=80) or "(no output yet)", language="text")
-    if st.session_state.get("was_live") and run.status.is_terminal:
-        st.session_state.was_live = False
-        st.rerun()  # a full rerun stops the automatic refresh
+    log_section(run.id)
+    return not run.status.is_terminal
 
 
 with friendly_errors():
@@ -90,12 +115,4 @@ with friendly_errors():
     if run_id is None:
         pick_run()
     else:
-        live = not store().get_run(run_id).status.is_terminal
-        st.session_state.was_live = live
-
-        @st.fragment(run_every=REFRESH_SECONDS if live else None)
-        def live_body() -> None:
-            with friendly_errors():
-                body(run_id)
-
-        live_body()
+        live(not store().get_run(run_id).status.is_terminal, lambda: body(run_id))

@@ -3,22 +3,24 @@
 import logging
 import runpy
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import open_store
 from core.duckdb_store import DuckDBStore
-from core.errors import NotFoundError, TuneDeckError
-from core.presenters import STATUS_COLOURS, escape_markdown, parse_id, status_cell_style
+from core.errors import NotFoundError, TuneDeckError, ValidationError
+from core.presenters import STATUS_COLOURS, escape_markdown, format_value, parse_id, status_cell_style
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("tunedeck.ui")
 APP = Path(__file__).resolve().parents[1] / "app.py"
 _routing = threading.local()
+REFRESH_SECONDS = 2
 
 
 @contextmanager
@@ -59,9 +61,11 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except NotFoundError as error:
-        st.warning(f"{error}. It may have been deleted, or the link is mistyped.")
+        st.warning(f"{_sentence(str(error))} It may have been deleted, or the link is mistyped.")
+    except ValidationError as error:
+        show_validation(error)
     except TuneDeckError as error:
-        st.error(str(error))
+        st.error(_sentence(str(error)))
     except Exception:
         log.exception("page failed")
         st.error("Something went wrong while drawing this page. The details are in the server log; reload to try again.")
@@ -81,6 +85,75 @@ def plain(text: str) -> str:
     return escape_markdown(text)
 
 
-def with_status_colours(frame: pl.DataFrame, column: str = "status"):
-    """The frame as a table whose status cells are coloured like badges."""
-    return frame.to_pandas().style.map(status_cell_style, subset=[column])
+def styled(frame: pl.DataFrame, status_column: str | None = "status"):
+    """The frame as a table: status cells coloured like badges, numbers to 4 significant digits, empty cells blank."""
+    numbers = [name for name, dtype in frame.schema.items() if dtype.is_float()]
+    style = frame.to_pandas().style.format(format_value, subset=numbers).format(na_rep="", subset=[
+        name for name in frame.columns if name not in numbers
+    ])
+    if status_column in frame.columns:
+        style = style.map(status_cell_style, subset=[status_column])
+    return style
+
+
+def selected_id(event, frame: pl.DataFrame) -> int | None:
+    """The id of the single row a table's selection picked, if any."""
+    rows = event.selection.rows if event is not None else []
+    return int(frame["id"][rows[0]]) if len(rows) == 1 and rows[0] < frame.height else None
+
+
+def open_on_select(event, frame: pl.DataFrame, page: str, param: str) -> None:
+    """Selecting a row opens its page in this tab (a table's link column would open a new one)."""
+    chosen = selected_id(event, frame)
+    if chosen is not None:
+        st.switch_page(page, query_params={param: chosen})
+
+
+def live(active: bool, draw: Callable[[], bool]) -> None:
+    """Draw a section now and, while `active`, again every REFRESH_SECONDS.
+
+    `draw` reads fresh data, draws it and says whether anything it shows is still queued or running;
+    once a timed redraw finds nothing is, one full rerun draws the page without the timer. `active`
+    must ask the same question as `draw`, or the page reruns every REFRESH_SECONDS.
+    """
+
+    @st.fragment(run_every=REFRESH_SECONDS if active else None)
+    def section() -> None:
+        still_active = active
+        with friendly_errors():
+            still_active = draw()
+        if active and not still_active and _in_fragment_rerun():
+            st.rerun()
+
+    section()
+
+
+def _in_fragment_rerun() -> bool:
+    context = get_script_run_ctx()
+    return bool(context and context.fragment_ids_this_run)
+
+
+def flash(message: str) -> None:
+    """Show a success message after the rerun that follows an action."""
+    st.session_state["_flash"] = message
+
+
+def show_flash() -> None:
+    message = st.session_state.pop("_flash", None)
+    if message:
+        st.success(message)
+
+
+def show_validation(error: ValidationError, labels: dict[str, str] | None = None) -> None:
+    """One sentence per field: 'Name is too long: at most 200 characters are allowed, and this one has 10,000.'"""
+    if not error.field_errors:
+        st.error(_sentence(str(error)))
+        return
+    for field, message in error.field_errors.items():
+        label = (labels or {}).get(field, field.replace("_", " "))
+        st.error(_sentence(f"{label} {message}"))
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "."

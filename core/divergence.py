@@ -1,0 +1,50 @@
+"""Which runs diverged: the rule every table, run page and adapter badge reads.
+
+A run diverged when its training loss ends above where it started, or when it was stopped because
+it logged a non-finite value (the writer refuses NaN and inf, and the run fails with that message).
+The store keeps each metric's last value but not its first, so the start comes from the first point
+of the run's (downsampled) series: `get_metric_series(run_ids, list(LOSS_KEYS), max_points=...)`.
+"""
+
+import polars as pl
+
+from core.entities import Run
+
+LOSS_KEYS = ("loss", "train_loss")
+NON_FINITE_MARKS = ("only finite numbers", "not finite", "non-finite")
+
+
+def loss_key(run: Run) -> str | None:
+    """The training loss this run logged, if any."""
+    return next((key for key in LOSS_KEYS if key in run.metrics), None)
+
+
+def first_values(series: pl.DataFrame) -> dict[tuple[int, str], float]:
+    """(run_id, key) -> the value at the run's lowest logged step of that key."""
+    firsts = series.sort("run_id", "key", "step").group_by("run_id", "key", maintain_order=True).agg(pl.col("value").first())
+    return {(run_id, key): value for run_id, key, value in firsts.iter_rows()}
+
+
+def stopped_for_non_finite(run: Run) -> bool:
+    error = (run.error or "").lower()
+    return run.status == "failed" and any(mark in error for mark in NON_FINITE_MARKS)
+
+
+def is_diverged(run: Run, firsts: dict[tuple[int, str], float]) -> bool:
+    """Loss ended above its start, or the run was stopped for a non-finite value."""
+    if stopped_for_non_finite(run):
+        return True
+    key = loss_key(run)
+    if key is None or (run.id, key) not in firsts:
+        return False
+    return run.metrics[key].last > firsts[(run.id, key)]
+
+
+def diverged_runs(runs: list[Run], series: pl.DataFrame) -> set[int]:
+    """IDs of the runs that diverged, given their loss series.
+
+    A downsampled series starts with the lowest or highest point of the first bucket, so the start is
+    exact for short runs and the first bucket's extreme for long ones (a store column would make it exact).
+    """
+    firsts = first_values(series)
+    return {run.id for run in runs if is_diverged(run, firsts)}

@@ -1,0 +1,45 @@
+"""The chart controls every page with curves shares, and the full-width panels they draw."""
+
+import polars as pl
+import streamlit as st
+
+from core import charts
+
+X_LABELS = {"step": "step", "wall_time": "wall time", "elapsed": "relative time"}
+
+
+def pick_metrics(keys: list[str], defaults: list[str]) -> list[str]:
+    """Which panels, in which order: remembered in the URL (?metrics=...) so a link reopens the same view."""
+    default = [key for key in defaults if key in keys] or keys[:2]
+    return st.multiselect(
+        "Metrics",
+        keys,
+        default=default,
+        key="metrics",
+        bind="query-params",
+        placeholder="Choose the metrics to chart",
+        help="One panel per metric, in the order chosen.",
+    )
+
+
+def chart_options(runs: int, panels: int) -> charts.ChartOptions:
+    """Smoothing, log scale, outliers and x axis from the widgets; buckets from the page's point budget."""
+    left, middle, right = st.columns([3, 4, 3], vertical_alignment="bottom")
+    smoothing = left.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing")
+    log_scale = middle.toggle("Log scale", key="log_scale")
+    show_all = middle.toggle(
+        "Show outliers", key="show_outliers", help="Off: the y range fits the bulk of the runs, ignoring a diverged run's spike."
+    )
+    x = right.segmented_control("X axis", list(X_LABELS), default="step", format_func=X_LABELS.get, key="x_axis") or "step"
+    buckets = charts.points_per_curve(runs, panels)
+    return charts.ChartOptions(smoothing=smoothing, log_scale=log_scale, x=x, ignore_outliers=not show_all, buckets=buckets)
+
+
+def draw_panels(series: pl.DataFrame, keys: list[str], run_names: dict[int, str], options: charts.ChartOptions) -> None:
+    for chart in charts.metric_panels(series, keys, run_names=run_names, options=options):
+        st.altair_chart(chart, width="stretch")
+
+
+def store_points(runs: int, panels: int) -> int:
+    """max_points to ask the store for: twice the buckets, as it keeps each bucket's lowest and highest point."""
+    return 2 * charts.points_per_curve(runs, panels)
