@@ -35,7 +35,7 @@ from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 from bench.queries import POINTS_PER_RUN, RUNS_PER_EXPERIMENT, QueryResult, asked_per_call
 from bench.seed import RoundTrips, build_store, counting_round_trips, require_server, served, stop_server
 from bench.timing import Timing, measure
-from core.charts import metric_chart
+from core.charts import ChartOptions, metric_spec, points_per_curve
 from core.duckdb_store import DuckDBStore
 from core.writer import MetricWriter
 
@@ -313,19 +313,6 @@ def chart_store(folder: Path) -> tuple[DuckDBStore, dict[int, str], float]:
     return store, names, time.perf_counter() - start
 
 
-@contextmanager
-def chart_data(mode: str) -> Iterator[None]:
-    """How to_dict() treats the rows: "reference" names them, as st.altair_chart does before sending them as
-    Arrow; "inline" writes them into the spec as Altair's default does, without its 5,000-row limit."""
-    if mode == "inline":
-        with alt.data_transformers.disable_max_rows():
-            yield
-        return
-    alt.data_transformers.register("by_reference", lambda data: {"name": str(id(data))})
-    with alt.data_transformers.enable("by_reference"):
-        yield
-
-
 def time_charts(folder: Path, repeat: int, warmup: int) -> tuple[int, float, list[QueryResult]]:
     try:
         store, names, seconds = chart_store(folder)
@@ -343,20 +330,16 @@ def _time_charts(
     def series():
         return store.get_metric_series(run_ids, ["loss"], max_points=CHART_MAX_POINTS)
 
-    def chart_spec(mode: str):
-        def build():
-            with chart_data(mode):
-                return metric_chart(downsampled, "loss", run_names=names).to_dict()
-
-        return build
+    def chart_spec():
+        return metric_spec(downsampled, "loss", run_names=names, options=options)
 
     downsampled = series()
+    options = ChartOptions(buckets=points_per_curve(CHART_RUNS, 1))
     data = f"{CHART_RUNS} runs x {CHART_STEPS:,} steps of loss, max_points={CHART_MAX_POINTS:,}"
     timing = measure(series, repeat, warmup)
     results = [QueryResult(f"get_metric_series, {data}", timing, asked_per_call(series), CHART_TARGET_MS)]
-    for mode, how in (("reference", "rows by reference, as st.altair_chart"), ("inline", "rows inlined")):
-        name = f"metric_chart + to_dict() of those {downsampled.height:,} points, {how}"
-        results.append(QueryResult(name, measure(chart_spec(mode), repeat, warmup), RoundTrips(), None))
+    name = f"metric_spec of those {downsampled.height:,} points, bucketed to {options.buckets} per curve (what st.vega_lite_chart gets)"
+    results.append(QueryResult(name, measure(chart_spec, repeat, warmup), RoundTrips(), None))
     return CHART_RUNS * CHART_STEPS, seconds, results
 
 

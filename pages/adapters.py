@@ -23,13 +23,13 @@ def registry() -> None:
     frame = adapters_frame(adapters, runs, best_adapters(adapters, experiments), diverged)
     st.caption(
         f"{plural(len(adapters), 'adapter')} · ★ marks each experiment's best adapter by its primary metric; "
-        "⚠ an adapter trained by a run that diverged. Select a row to open the adapter."
+        "⚠ an adapter trained by a run that diverged. Click a row to open the adapter."
     )
     table = st.dataframe(
         styled(frame, status_column=None),
         hide_index=True,
         on_select="rerun",
-        selection_mode="single-row",
+        selection_mode="single-cell",
         key="adapters_table",
         column_order=["adapter", "version", "mark", "base model", "size", "run", "eval_loss", "eval_accuracy", "created"],
         column_config={

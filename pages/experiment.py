@@ -25,7 +25,7 @@ from ui.common import (
     live,
     plain,
     query_id,
-    selected_id,
+    open_on_select,
     show_validation,
     status_badge,
     store,
@@ -108,12 +108,12 @@ def runs_section(detail, loss, diverged: set[int]) -> None:
     if len(shown) < len(detail.runs):
         st.caption(f"{len(shown)} of {plural(len(detail.runs), 'run')} match.")
     frame = runs_frame(shown, charts.sparklines(loss, "loss"), now=now(), diverged=diverged)
-    st.caption("Select a row to open its run; select several to compare them.")
+    st.caption("Click a run to open it; tick the boxes on the left to compare runs.")
     table = st.dataframe(
         styled(frame),
         hide_index=True,
         on_select="rerun",
-        selection_mode="multi-row",
+        selection_mode=["multi-row", "single-cell"],
         key="runs_table",
         column_order=[column for column in frame.columns if column != "id"],
         column_config={
@@ -126,14 +126,11 @@ def runs_section(detail, loss, diverged: set[int]) -> None:
     )
     selected = [shown[row].id for row in table.selection.rows if row < len(shown)] if table is not None else []
     by_id = {run.id: run for run in detail.runs}
-    left, right = st.columns([4, 1], vertical_alignment="bottom")
-    chosen = left.multiselect(
+    open_on_select(table, frame, "pages/run.py", "run")
+    chosen = st.multiselect(
         "Runs to compare", list(by_id), default=selected, format_func=lambda i: run_label(by_id[i]), key="compare_pick"
     )
-    single = selected_id(table, frame)
-    if single is not None and right.button(f"Open run #{single}", key="open_run", icon=":material/open_in_browser:"):
-        st.switch_page("pages/run.py", query_params={"run": single})
-    if left.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
+    if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
     if detail.aggregates:
         with st.expander("Aggregated metrics across runs"):

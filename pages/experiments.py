@@ -133,7 +133,7 @@ def listing(chosen: dict) -> bool:
             styled(frame),
             hide_index=True,
             on_select="rerun",
-            selection_mode="single-row",
+            selection_mode="single-cell",
             key="experiments_table",
             column_order=["name", "status", "runs", "best", "dataset", "created", "updated"],
             column_config={
@@ -145,7 +145,7 @@ def listing(chosen: dict) -> bool:
                 "best": st.column_config.TextColumn("best primary metric"),
             },
         )
-        st.caption("Select a row to open the experiment.")
+        st.caption("Click a row to open the experiment.")
         open_on_select(table, frame, "pages/experiment.py", "experiment")
     else:
         st.info("No experiments match. Create one above, or clear the filters.")

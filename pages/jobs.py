@@ -36,11 +36,11 @@ def live() -> None:
             styled(frame),
             hide_index=True,
             on_select="rerun",
-            selection_mode="single-row",
+            selection_mode="single-cell",
             key="active_table",
             column_order=[column for column in frame.columns if column != "id"],
         )
-        st.caption("Select a row to open its run.")
+        st.caption("Click a row to open its run.")
         open_on_select(table, frame, "pages/run.py", "run")
         chosen = st.selectbox("Run", active, format_func=run_label, key="cancel_pick")
         if st.button("Cancel run", key="cancel", icon=":material/stop:"):

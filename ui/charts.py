@@ -37,7 +37,7 @@ def chart_options(runs: int, panels: int) -> charts.ChartOptions:
 
 def draw_panels(series: pl.DataFrame, keys: list[str], run_names: dict[int, str], options: charts.ChartOptions) -> None:
     for chart in charts.metric_panels(series, keys, run_names=run_names, options=options):
-        st.altair_chart(chart, width="stretch")
+        st.vega_lite_chart(spec=chart, width="stretch")
 
 
 def store_points(runs: int, panels: int) -> int:

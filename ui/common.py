@@ -96,15 +96,15 @@ def styled(frame: pl.DataFrame, status_column: str | None = "status"):
     return style
 
 
-def selected_id(event, frame: pl.DataFrame) -> int | None:
-    """The id of the single row a table's selection picked, if any."""
-    rows = event.selection.rows if event is not None else []
-    return int(frame["id"][rows[0]]) if len(rows) == 1 and rows[0] < frame.height else None
+def clicked_id(event, frame: pl.DataFrame) -> int | None:
+    """The id of the row whose cell was clicked (tables drawn with selection_mode including "single-cell")."""
+    cells = event.selection.get("cells", []) if event is not None else []
+    return int(frame["id"][cells[0][0]]) if cells and cells[0][0] < frame.height else None
 
 
 def open_on_select(event, frame: pl.DataFrame, page: str, param: str) -> None:
-    """Selecting a row opens its page in this tab (a table's link column would open a new one)."""
-    chosen = selected_id(event, frame)
+    """Clicking a row's cell opens its page in this tab (a table's link column would open a new one)."""
+    chosen = clicked_id(event, frame)
     if chosen is not None:
         st.switch_page(page, query_params={param: chosen})
 

@@ -1,14 +1,28 @@
-"""Metric charts: smoothing like TensorBoard, one line per run, log and elapsed axes, shared colours, sparklines."""
+"""Metric charts: smoothing like TensorBoard, a y range that survives a diverged run, bands for long noisy curves,
+20 distinguishable runs, log and time axes, a page's point budget, sparklines."""
 
+import io
+import itertools
 import math
-import warnings
 from datetime import datetime, timedelta
 
+import altair as alt
 import polars as pl
 import pytest
 from polars.testing import assert_series_equal
 
-from core.charts import metric_chart, overlay_charts, run_labels, smooth, sparklines
+from core.charts import (
+    PALETTE,
+    ChartOptions,
+    metric_panels,
+    metric_spec,
+    points_per_curve,
+    robust_range,
+    run_colours,
+    run_labels,
+    smooth,
+    sparklines,
+)
 
 START = datetime(2026, 1, 1, 12, 0, 0)
 SCHEMA = {"run_id": pl.Int64, "key": pl.String, "step": pl.Int64, "value": pl.Float64, "wall_time": pl.Datetime("us")}
@@ -31,12 +45,32 @@ def make_series(*curves: tuple[int, str, list[float]], seconds_per_step: float =
 
 
 def data_of(spec: dict) -> list[dict]:
-    """The rows a (sub-)chart draws, from the datasets of the top-level spec."""
-    return spec["datasets"][spec["data"]["name"]]
+    """The rows the chart draws, from the frame under the spec's datasets."""
+    return spec["datasets"][spec["data"]["name"]].to_dicts()
 
 
-def layers(spec: dict) -> list[dict]:
-    return spec.get("layer", [spec])
+def layer(spec: dict, mark: str, field: str | None = None) -> dict:
+    """The layer drawing this mark (and y field)."""
+    return next(
+        item for item in spec["layer"] if item["mark"]["type"] == mark and field in (None, item["encoding"]["y"]["field"])
+    )
+
+
+def as_altair(spec: dict) -> alt.LayerChart:
+    """The spec read back by Altair, which checks it against the Vega-Lite schema."""
+    rows = {name: frame.to_dicts() for name, frame in spec["datasets"].items()}
+    return alt.LayerChart.from_dict({**spec, "datasets": rows})
+
+
+def spiky_sweep(runs: int = 5, steps: int = 200) -> pl.DataFrame:
+    """Decaying losses from 2.0; the last run spikes to 100x for its final fifth."""
+    curves = []
+    for run_id in range(1, runs + 1):
+        values = [2.0 / math.sqrt(step) + 0.01 * run_id for step in range(1, steps + 1)]
+        if run_id == runs:
+            values = [value * (100 if step > steps * 0.8 else 1) for step, value in enumerate(values, start=1)]
+        curves.append((run_id, "loss", values))
+    return make_series(*curves)
 
 
 def tensorboard_ema(values: list[float], weight: float) -> list[float]:
@@ -97,16 +131,30 @@ def test_smoothing_weight_outside_zero_to_one_is_rejected(weight):
 # -- one metric ----------------------------------------------------------------------------------
 
 
-def test_metric_chart_draws_one_line_per_run_labelled_by_name_and_id():
+@pytest.mark.parametrize(
+    "options",
+    [
+        ChartOptions(),
+        ChartOptions(smoothing=0.6, log_scale=True, x="elapsed"),
+        ChartOptions(x="wall_time", ignore_outliers=False, buckets=10),
+    ],
+)
+def test_every_spec_is_valid_vega_lite(options):
+    series = make_series((1, "loss", [float(v) for v in range(1, 60)]), (2, "loss", [2.0, 1.0]))
+
+    as_altair(metric_spec(series, "loss", options=options))
+
+
+def test_a_chart_draws_one_line_per_run_labelled_by_name_and_id():
     series = make_series((1, "loss", [1.0, 0.5]), (2, "loss", [2.0, 1.0]), (1, "acc", [0.1, 0.2]))
 
-    spec = metric_chart(series, "loss", run_names={1: "baseline"}).to_dict()
+    spec = metric_spec(series, "loss", run_names={1: "baseline"})
 
-    assert spec["mark"]["type"] == "line"
+    line = layer(spec, "line")
     assert spec["title"]["text"] == "loss"
-    assert spec["encoding"]["color"]["field"] == "run"
-    assert spec["encoding"]["color"]["scale"]["domain"] == ["baseline (#1)", "#2"]
-    assert spec["encoding"]["y"]["field"] == "value"
+    assert line["encoding"]["color"]["field"] == "run"
+    assert line["encoding"]["color"]["scale"]["domain"] == ["baseline (#1)", "#2"]
+    assert line["encoding"]["y"]["field"] == "value"
     assert [(row["run"], row["step"], row["value"]) for row in data_of(spec)] == [
         ("baseline (#1)", 0, 1.0),
         ("baseline (#1)", 1, 0.5),
@@ -115,25 +163,43 @@ def test_metric_chart_draws_one_line_per_run_labelled_by_name_and_id():
     ]
 
 
-def test_tooltips_show_run_step_value_and_elapsed():
-    spec = metric_chart(make_series((1, "loss", [1.0])), "loss").to_dict()
+def test_panels_are_full_width_and_follow_the_keys_asked_in_order():
+    series = make_series((1, "loss", [1.0]), (1, "acc", [0.2]), (1, "lr", [1e-4]))
 
-    assert [tip["field"] for tip in spec["encoding"]["tooltip"]] == ["run", "step", "value", "elapsed"]
+    specs = metric_panels(series, ["lr", "loss"])
 
-
-def test_x_axis_is_step_by_default():
-    spec = metric_chart(make_series((1, "loss", [1.0, 2.0])), "loss").to_dict()
-
-    assert spec["encoding"]["x"]["field"] == "step"
+    assert [spec["title"]["text"] for spec in specs] == ["lr", "loss"]
+    assert all(spec["width"] == "container" for spec in specs)
 
 
-def test_elapsed_x_axis_counts_seconds_from_each_runs_first_point():
+def test_hovering_a_point_shows_run_step_and_value():
+    spec = metric_spec(make_series((1, "loss", [1.0])), "loss")
+
+    tooltip = layer(spec, "circle")["encoding"]["tooltip"]
+    assert [tip["field"] for tip in tooltip] == ["run", "step", "value"]
+
+
+def test_x_axis_is_step_by_default_and_only_the_chosen_x_travels():
+    spec = metric_spec(make_series((1, "loss", [1.0, 2.0])), "loss")
+
+    assert layer(spec, "line")["encoding"]["x"]["field"] == "step"
+    assert set(data_of(spec)[0]) == {"run", "step", "value", "low", "high"}
+
+
+def test_wall_time_x_axis_is_temporal():
+    spec = metric_spec(make_series((1, "loss", [1.0, 2.0])), "loss", options=ChartOptions(x="wall_time"))
+
+    x = layer(spec, "line")["encoding"]["x"]
+    assert (x["field"], x["type"], x["title"]) == ("wall_time", "temporal", "wall time")
+    assert data_of(spec)[1]["wall_time"] == START + timedelta(seconds=2)
+
+
+def test_relative_time_counts_seconds_from_each_runs_first_point():
     series = make_series((1, "loss", [1.0, 2.0, 3.0]), (2, "loss", [1.0, 2.0]), offset={2: 3600})
 
-    spec = metric_chart(series, "loss", x="elapsed").to_dict()
+    spec = metric_spec(series, "loss", options=ChartOptions(x="elapsed"))
 
-    assert spec["encoding"]["x"]["field"] == "elapsed"
-    assert spec["encoding"]["x"]["title"] == "elapsed (s)"
+    assert layer(spec, "line")["encoding"]["x"]["title"] == "relative time (s)"
     assert [(row["run"], row["elapsed"]) for row in data_of(spec)] == [
         ("#1", 0.0),
         ("#1", 2.0),
@@ -143,66 +209,71 @@ def test_elapsed_x_axis_counts_seconds_from_each_runs_first_point():
     ]
 
 
-def test_elapsed_counts_from_the_runs_first_point_of_any_key():
+def test_relative_time_counts_from_the_runs_first_point_of_any_key():
     series = make_series((1, "loss", [1.0, 2.0]), (1, "eval_loss", [1.0]))
     series = series.with_columns(
         wall_time=pl.when(pl.col("key") == "eval_loss").then(pl.col("wall_time") + timedelta(seconds=10)).otherwise("wall_time")
     )
 
-    spec = metric_chart(series, "eval_loss", x="elapsed").to_dict()
+    spec = metric_spec(series, "eval_loss", options=ChartOptions(x="elapsed"))
 
     assert [row["elapsed"] for row in data_of(spec)] == [10.0]
 
 
-def test_unknown_x_axis_is_rejected():
-    with pytest.raises(ValueError, match="x must be one of"):
-        metric_chart(make_series((1, "loss", [1.0])), "loss", x="epoch")
+@pytest.mark.parametrize("options", [{"x": "epoch"}, {"buckets": 1}])
+def test_unknown_x_axis_or_too_few_buckets_are_rejected(options):
+    with pytest.raises(ValueError, match="x must be one of|at least 2 buckets"):
+        ChartOptions(**options)
 
 
-def test_zoom_binds_the_x_scale_only():
-    spec = metric_chart(make_series((1, "loss", [1.0])), "loss").to_dict()
+def test_dragging_pans_scrolling_zooms_and_a_legend_click_highlights_one_run():
+    spec = metric_spec(make_series((1, "loss", [1.0]), (2, "loss", [2.0])), "loss")
 
-    assert spec["params"] == [{"name": "zoom", "select": {"type": "interval", "encodings": ["x"]}, "bind": "scales"}]
+    line = layer(spec, "line")
+    params = {param["name"]: param for param in line["params"]}
+    assert params["zoom"]["bind"] == "scales" and params["zoom"]["select"]["encodings"] == ["x", "y"]
+    assert params["pick"]["bind"] == "legend" and params["pick"]["select"]["fields"] == ["run"]
+    assert line["encoding"]["opacity"] == {"condition": {"param": "pick", "value": 1.0}, "value": pytest.approx(0.12)}
 
 
 def test_smoothing_draws_the_smoothed_line_over_a_faint_raw_line():
-    spec = metric_chart(make_series((1, "loss", [1.0, 3.0])), "loss", smoothing=0.5).to_dict()
+    spec = metric_spec(make_series((1, "loss", [1.0, 3.0])), "loss", options=ChartOptions(smoothing=0.5))
 
-    raw, smoothed = spec["layer"]
-    assert (raw["encoding"]["y"]["field"], raw["mark"]["opacity"]) == ("value", 0.25)
-    assert smoothed["encoding"]["y"]["field"] == "smoothed"
-    assert "opacity" not in smoothed["mark"]
-    assert "smoothed" in [tip["field"] for tip in smoothed["encoding"]["tooltip"]]
+    raw, smoothed = layer(spec, "line", "value"), layer(spec, "line", "smoothed")
+    assert raw["encoding"]["opacity"]["condition"]["value"] == 0.25
+    assert smoothed["encoding"]["opacity"]["condition"]["value"] == 1.0
+    assert "smoothed" in [tip["field"] for tip in layer(spec, "circle")["encoding"]["tooltip"]]
     assert [row["smoothed"] for row in data_of(spec)] == pytest.approx([1.0, 7 / 3])
 
 
 def test_log_scale_hides_non_positive_points_and_says_so():
     series = make_series((1, "loss", [1.0, 0.0, -2.0, 0.5]))
 
-    spec = metric_chart(series, "loss", log_scale=True).to_dict()
+    spec = metric_spec(series, "loss", options=ChartOptions(log_scale=True, ignore_outliers=False))
 
-    assert spec["encoding"]["y"]["scale"] == {"type": "log"}
+    assert layer(spec, "line")["encoding"]["y"]["scale"] == {"type": "log"}
     assert [row["value"] for row in data_of(spec)] == [1.0, 0.5]
     assert spec["title"]["subtitle"] == "2 points ≤ 0 hidden on the log scale"
 
 
 def test_log_scale_with_smoothing_smooths_only_the_points_it_draws():
-    spec = metric_chart(make_series((1, "loss", [1.0, -5.0, 3.0])), "loss", log_scale=True, smoothing=0.5).to_dict()
+    options = ChartOptions(log_scale=True, smoothing=0.5)
+    spec = metric_spec(make_series((1, "loss", [1.0, -5.0, 3.0])), "loss", options=options)
 
-    assert all(layer["encoding"]["y"]["scale"] == {"type": "log"} for layer in spec["layer"])
+    assert all(item["encoding"]["y"]["scale"]["type"] == "log" for item in spec["layer"])
     assert [row["smoothed"] for row in data_of(spec)] == pytest.approx(tensorboard_ema([1.0, 3.0], 0.5))
 
 
-def test_linear_scale_keeps_every_point_without_a_subtitle():
-    spec = metric_chart(make_series((1, "loss", [1.0, 0.0, -2.0])), "loss").to_dict()
+def test_showing_outliers_keeps_every_point_without_a_subtitle():
+    spec = metric_spec(make_series((1, "loss", [1.0, 0.0, -2.0])), "loss", options=ChartOptions(ignore_outliers=False))
 
-    assert spec["encoding"]["y"]["scale"] == {"zero": False}
+    assert layer(spec, "line")["encoding"]["y"]["scale"] == {"zero": False}
     assert len(data_of(spec)) == 3
     assert "subtitle" not in spec["title"]
 
 
 def test_non_finite_values_reach_the_chart_as_gaps_not_nan():
-    spec = metric_chart(make_series((1, "loss", [1.0, math.nan, math.inf])), "loss").to_dict()
+    spec = metric_spec(make_series((1, "loss", [1.0, math.nan, math.inf])), "loss")
 
     assert [row["value"] for row in data_of(spec)] == [1.0, None, None]
 
@@ -211,58 +282,128 @@ def test_non_finite_values_reach_the_chart_as_gaps_not_nan():
 def test_empty_frame_gives_a_no_points_yet_chart(smoothing):
     empty = pl.DataFrame(schema=SCHEMA)
 
-    spec = metric_chart(empty, "loss", smoothing=smoothing, log_scale=True, x="elapsed").to_dict()
+    options = ChartOptions(smoothing=smoothing, log_scale=True, x="elapsed", buckets=10)
+    spec = metric_spec(empty, "loss", options=options)
 
     assert spec["title"]["text"] == "loss: no points yet"
     assert data_of(spec) == []
 
 
 def test_key_without_points_gives_a_no_points_yet_chart():
-    spec = metric_chart(make_series((1, "loss", [1.0])), "eval_loss").to_dict()
+    spec = metric_spec(make_series((1, "loss", [1.0])), "eval_loss")
 
     assert spec["title"]["text"] == "eval_loss: no points yet"
 
 
-# -- several metrics -----------------------------------------------------------------------------
+# -- a diverged run does not flatten the others ----------------------------------------------------
 
 
-def test_overlay_gives_each_run_one_colour_in_every_chart_and_one_legend():
-    series = make_series((1, "loss", [1.0, 0.5]), (2, "loss", [2.0]), (2, "acc", [0.3]), (3, "acc", [0.1]))
+def test_a_run_spiking_100x_leaves_the_other_runs_spanning_most_of_the_y_range():
+    series = spiky_sweep()
 
-    spec = overlay_charts(series, ["loss", "acc"], run_names={3: "lr-3e-4"}, smoothing=0.5).to_dict()
+    spec = metric_spec(series, "loss")
 
-    domains = [layer["encoding"]["color"]["scale"]["domain"] for chart in spec["concat"] for layer in layers(chart)]
-    assert len(domains) == 4
-    assert all(domain == ["#1", "#2", "lr-3e-4 (#3)"] for domain in domains)
-    assert spec["resolve"] == {"scale": {"color": "shared"}, "legend": {"color": "shared"}}
-
-
-def test_overlay_draws_one_small_chart_per_key_in_columns():
-    series = make_series((1, "loss", [1.0]), (1, "acc", [0.2]), (1, "lr", [1e-4]))
-
-    spec = overlay_charts(series, ["loss", "acc", "lr"], columns=3, log_scale=True, x="elapsed").to_dict()
-
-    assert spec["columns"] == 3
-    assert [chart["title"]["text"] for chart in spec["concat"]] == ["loss", "acc", "lr"]
-    assert all((chart["width"], chart["height"]) == (280, 180) for chart in spec["concat"])
-    assert all(chart["encoding"]["x"]["field"] == "elapsed" for chart in spec["concat"])
-    assert all(chart["encoding"]["y"]["scale"] == {"type": "log"} for chart in spec["concat"])
+    low, high = layer(spec, "line")["encoding"]["y"]["scale"]["domain"]
+    others = series.filter(pl.col("run_id") < 5)["value"]
+    assert (others.max() - others.min()) / (high - low) > 0.85
+    assert low <= others.min() and high >= others.max()
+    assert all(item["mark"]["clip"] for item in spec["layer"])
 
 
-def test_overlay_charts_zoom_independently_without_altair_warnings():
-    series = make_series((1, "loss", [1.0]), (1, "acc", [0.2]))
+def test_points_beyond_the_range_are_counted_under_the_title():
+    spec = metric_spec(spiky_sweep(steps=100), "loss")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        spec = overlay_charts(series, ["loss", "acc"], smoothing=0.5).to_dict()
-
-    assert [param["name"] for param in spec["params"]] == ["zoom_0", "zoom_1"]
+    assert spec["title"]["subtitle"] == "20 outlier points beyond the range (show everything to see them)"
 
 
-def test_run_labels_follow_run_id_order():
-    series = make_series((3, "loss", [1.0]), (1, "loss", [1.0]))
+def test_showing_outliers_fits_the_spike_too():
+    spec = metric_spec(spiky_sweep(), "loss", options=ChartOptions(ignore_outliers=False))
 
-    assert run_labels(series, {3: "big"}) == ["#1", "big (#3)"]
+    assert "domain" not in layer(spec, "line")["encoding"]["y"]["scale"]
+
+
+def test_the_range_keeps_every_curves_start_when_no_run_stands_out():
+    series = spiky_sweep().filter(pl.col("run_id") < 5)
+
+    low, high = robust_range(series)
+
+    assert low < series["value"].min() and high > series["value"].max()
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_the_range_of_nothing_is_none(log):
+    assert robust_range(pl.DataFrame({"run_id": [1], "value": [math.nan]}), log) is None
+
+
+def test_the_log_range_is_fitted_on_positive_values_only():
+    low, high = robust_range(pl.DataFrame({"run_id": [1, 1, 1], "value": [-1.0, 0.1, 10.0]}), log=True)
+
+    assert 0 < low < 0.1 and high > 10.0
+
+
+# -- many runs, long curves, the page's budget ----------------------------------------------------
+
+
+def test_twenty_runs_get_twenty_clearly_different_colours():
+    colours = run_colours(20)
+
+    def rgb(colour: str) -> tuple[int, ...]:
+        return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+    assert len(set(colours)) == 20
+    closest = min(math.dist(rgb(a), rgb(b)) for a, b in itertools.combinations(colours, 2))
+    assert closest > 60
+    assert run_colours(21)[20] == PALETTE[0]
+
+
+def test_each_run_keeps_its_colour_in_every_panel():
+    series = make_series((1, "loss", [1.0]), (2, "loss", [2.0]), (2, "acc", [0.3]), (3, "acc", [0.1]))
+
+    specs = metric_panels(series, ["loss", "acc"], run_names={3: "lr-3e-4"})
+
+    scales = [item["encoding"]["color"]["scale"] for spec in specs for item in spec["layer"]]
+    assert all(scale["domain"] == ["#1", "#2", "lr-3e-4 (#3)"] for scale in scales)
+    assert all(scale["range"] == list(PALETTE[:3]) for scale in scales)
+
+
+def test_a_long_noisy_series_becomes_a_min_max_band_around_its_bucket_means():
+    noisy = [100.0 + (50.0 if step % 2 else -50.0) for step in range(1000)]
+
+    spec = metric_spec(make_series((1, "samples_per_second", noisy)), "samples_per_second", options=ChartOptions(buckets=100))
+
+    rows = data_of(spec)
+    assert len(rows) == 100
+    assert {(row["low"], row["high"], row["value"]) for row in rows} == {(50.0, 150.0, 100.0)}
+    band = layer(spec, "area")
+    assert (band["encoding"]["y"]["field"], band["encoding"]["y2"]["field"]) == ("low", "high")
+
+
+def test_a_series_short_enough_is_drawn_whole_without_a_band():
+    spec = metric_spec(make_series((1, "loss", [3.0, 2.0, 1.0])), "loss", options=ChartOptions(buckets=100))
+
+    assert [row["value"] for row in data_of(spec)] == [3.0, 2.0, 1.0]
+    assert "area" not in [item["mark"]["type"] for item in spec["layer"]]
+
+
+@pytest.mark.parametrize(
+    ("runs", "panels", "points"),
+    [(1, 1, 600), (20, 2, 300), (20, 6, 100), (200, 2, 50)],
+)
+def test_points_per_curve_follow_the_charts_width_and_the_number_of_curves(runs, panels, points):
+    assert points_per_curve(runs, panels) == points
+
+
+def test_twenty_runs_of_long_curves_stay_under_300_kb_a_page():
+    panels = 6
+    buckets = points_per_curve(20, panels)
+    series = make_series(*[(run_id, "loss", [math.sin(step) for step in range(2 * buckets)]) for run_id in range(1, 21)])
+    sent = 0
+    for spec in metric_panels(series, ["loss"] * panels, options=ChartOptions(buckets=buckets, smoothing=0.5)):
+        buffer = io.BytesIO()
+        spec["datasets"]["points"].write_ipc_stream(buffer)
+        sent += len(buffer.getvalue())
+
+    assert sent <= 300_000
 
 
 # -- sparklines ----------------------------------------------------------------------------------
