@@ -91,7 +91,7 @@ def filtered_runs(detail) -> list:
             descending=descending,
         )
     except ValidationError as error:
-        show_validation(error)
+        show_validation(error, labels={"key": "a filter's metric name"})
         return detail.runs
     by_id = {run.id: run for run in detail.runs}
     return [by_id[run_id] for run_id in table["id"].to_list() if run_id in by_id]

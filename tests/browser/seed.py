@@ -5,6 +5,7 @@ import random
 from pathlib import Path
 
 from core import open_store
+from core.charts import PALETTE
 from core.writer import MetricWriter
 
 SAMPLE = "data/sample/sentiment.csv"
@@ -71,3 +72,6 @@ def finish_live_run(data_dir: Path, run_id: int) -> None:
     with MetricWriter(store) as writer:
         writer.log_series(run_id, "loss", range(51, 201), [2.0 / math.sqrt(step) for step in range(51, 201)])
     store.complete_run(run_id)
+
+
+PALETTE_OF_NORMAL_RUNS = list(PALETTE[: len(RATES) - 1])  # the sweep's runs are drawn in run ID order

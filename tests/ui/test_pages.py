@@ -2,6 +2,7 @@
 
 import pytest
 
+from core.writer import MetricWriter
 from tests.ui.conftest import SAMPLE
 
 PAGES = ["pages/experiments.py", "pages/experiment.py", "pages/run.py", "pages/compare.py", "pages/adapters.py", "pages/jobs.py"]
@@ -245,3 +246,148 @@ def test_names_with_script_tags_show_as_text(open_page, app_store):
     title = app.title[0].value
     assert "\\<script\\>" in title and "\\*\\*bold\\*\\*" in title
     assert not any(getattr(m.proto, "allow_html", False) for m in app.markdown)
+
+
+# -- no rough edges ------------------------------------------------------------------------------
+
+
+def test_a_pasted_ten_thousand_character_name_is_refused_saying_how_long_it_may_be(open_page, app_store):
+    app = open_page("pages/experiments.py")
+    app.text_input(key="new_name").input("x" * 10_000)
+    app.run()
+    app.button(key="create").click().run()
+
+    assert "Name is too long: at most 200 characters are allowed, and this one has 10,000." in texts(app)
+    assert app_store.list_experiments().total == 0
+
+
+def test_a_filter_with_odd_characters_says_which_are_allowed_not_a_pattern(open_page, populated):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    app.text_input(key="run_filter").input("acc$ > 0.5").run()
+
+    assert "A filter's metric name may only contain letters, digits, spaces and _ . - / : @." in texts(app)
+    assert "^[" not in texts(app)
+
+
+def test_one_experiment_is_counted_in_the_singular(open_page, populated):
+    app = open_page("pages/experiments.py")
+
+    assert "1 experiment · page 1 of 1" in texts(app)
+
+
+def test_no_page_prints_a_stray_none(open_page, populated):
+    for page, params in [
+        ("pages/adapters.py", {}),
+        ("pages/adapters.py", {"adapter": str(populated["adapter"])}),
+        ("pages/experiment.py", {"experiment": str(populated["experiment"])}),
+        ("pages/run.py", {"run": str(populated["queued"])}),
+    ]:
+        app = open_page(page, **params)
+        assert "None" not in texts(app).split(), page
+
+
+def test_a_delete_takes_the_experiment_off_the_list_in_the_same_click(open_page, populated):
+    app = open_page("pages/experiments.py")
+    app.button(key="delete").click().run()
+
+    app.button(key="confirm").click().run()
+
+    assert "Deleted 'sentiment LoRA'; cancelled 1 active run." in texts(app)
+    assert "0 experiments · page 1 of 1" in texts(app)
+    assert not [button for button in app.button if button.key == "confirm"]
+
+
+# -- diverged runs and the best adapter ----------------------------------------------------------
+
+
+@pytest.fixture
+def diverged(app_store, tmp_path):
+    """Two completed runs with adapters: a good one, and one whose loss ended 100x above its start."""
+    store = app_store
+    experiment_id = store.create_experiment({"name": "sweep", "dataset": SAMPLE})
+    ids = {}
+    for name, loss, eval_loss in (("good", [2.0, 1.0, 0.5], 0.3), ("bad", [2.0, 50.0, 200.0], 9.0)):
+        run_id = store.create_run(experiment_id, {"learning_rate": 0.01 if name == "good" else 1.0, "epochs": 1})
+        with MetricWriter(store) as writer:
+            writer.log_series(run_id, "loss", [1, 2, 3], loss)
+            writer.log_series(run_id, "eval_loss", [3], [eval_loss])
+        store.mark_running(run_id, worker="host:1")
+        folder = tmp_path / f"adapter-{run_id}"
+        folder.mkdir()
+        spec = {"path": str(folder), "base_model": "tiny-base", "size_bytes": 1, "checksum": "sha256:x"}
+        ids[name] = (run_id, store.complete_run(run_id, spec).id)
+    return experiment_id, ids
+
+
+def test_a_diverged_run_is_badged_in_the_runs_table(open_page, diverged):
+    experiment_id, ids = diverged
+
+    app = open_page("pages/experiment.py", experiment=str(experiment_id))
+
+    runs = table_with(app, "loss curve").set_index("id")
+    assert runs.loc[ids["bad"][0], "status"] == "completed · diverged"
+    assert runs.loc[ids["good"][0], "status"] == "completed"
+    assert "1 run diverged" in texts(app)
+
+
+def test_a_diverged_run_is_badged_on_its_page(open_page, diverged):
+    _, ids = diverged
+
+    app = open_page("pages/run.py", run=str(ids["bad"][0]))
+
+    assert ":red-badge[:material/warning: diverged]" in texts(app)
+    assert "This run diverged" in texts(app)
+
+
+def test_the_adapters_page_marks_the_best_adapter_and_the_diverged_one(open_page, diverged):
+    _, ids = diverged
+
+    app = open_page("pages/adapters.py")
+
+    marks = table_with(app, "mark").set_index("id")["mark"]
+    assert marks[ids["good"][1]] == "★ best"
+    assert marks[ids["bad"][1]] == "⚠ diverged"
+
+
+def test_an_adapter_from_a_diverged_run_says_so(open_page, diverged):
+    _, ids = diverged
+
+    app = open_page("pages/adapters.py", adapter=str(ids["bad"][1]))
+
+    assert "The run that trained this adapter diverged" in texts(app)
+
+
+# -- charts and the run page ---------------------------------------------------------------------
+
+
+def test_the_metric_picker_reads_the_url_and_draws_one_full_width_panel_per_metric(open_page, populated):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]), metrics="loss")
+
+    assert app.multiselect(key="metrics").value == ["loss"]
+    charts = app.get("vega_lite_chart")
+    assert len(charts) == 1
+
+    app.multiselect(key="metrics").set_value(["eval_loss", "loss"]).run()
+
+    assert len(app.get("vega_lite_chart")) == 2
+    assert [chart.proto.spec for chart in app.get("vega_lite_chart")][0].count('"text": "eval_loss"') == 1
+
+
+def test_the_run_page_puts_progress_and_latest_values_first_and_the_log_in_a_searchable_fold(open_page, populated, app_store):
+    logs = app_store.path.parent / "logs"
+    logs.mkdir(exist_ok=True)
+    lines = [f"step {step} loss {1 / step:.3f}" for step in range(1, 301)] + ["ValueError: learning rate too high"]
+    (logs / f"run-{populated['failed']}.log").write_text("\n".join(lines))
+
+    app = open_page("pages/run.py", run=str(populated["failed"]))
+
+    assert app.get("progress")[0].proto.text.startswith("step 50 ·")
+    assert [m.label for m in app.metric][:2] == ["eval_loss", "loss"]
+    log = next(expander for expander in app.expander if expander.label == "Log")
+    assert "Showing the last 200 of 301 lines." in [caption.value for caption in log.caption]
+
+    app.text_input(key="log_search").input("valueerror").run()
+
+    assert "1 line match 'valueerror'; showing the last 1." in texts(app)
+    assert app.code[-1].value == "ValueError: learning rate too high"

@@ -1,0 +1,201 @@
+"""What an analyst sees, in headless Chromium at 1440 x 900 on a populated store: live pages, charts that
+survive a diverged run, same-tab navigation, deep links. Screenshots of every page land in the folder
+printed under -s (TUNEDECK_SCREENSHOTS picks one)."""
+
+import io
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser.seed import PALETTE_OF_NORMAL_RUNS, finish_live_run, seed
+from tests.optional import require
+from tests.servers import launch_chromium, start_app, stop
+
+require("playwright", install="pip install -r requirements.txt")
+from PIL import Image
+from playwright import sync_api as playwright
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None and os.environ.get("CI"):
+    pytest.fail("Debian's chromium is missing: .ci/run installs it", pytrace=False)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+
+WAIT_MS = 90_000  # a shared 2-core machine can be slow; nothing here times the app
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("team")
+    ids = seed(data_dir)
+    process, url = start_app(data_dir / "streamlit.log", TUNEDECK_DATA_DIR=str(data_dir), TUNEDECK_EMBEDDED_WORKER="0")
+    yield url, data_dir, ids
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as driver:
+        chromium = launch_chromium(driver)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shots():
+    folder = Path(os.environ.get("TUNEDECK_SCREENSHOTS") or tempfile.mkdtemp(prefix="tunedeck-screens-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+def open_page(page, url: str, heading: str, charts: int = 0) -> None:
+    """Go to a URL and wait until its heading, its charts and every table have been drawn."""
+    page.goto(url)
+    title = page.get_by_role("heading", name=heading).first
+    title.wait_for(timeout=WAIT_MS)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')", timeout=WAIT_MS)
+    for index in range(charts):  # a chart draws once it is scrolled into view
+        chart = page.locator("[data-testid=stVegaLiteChart]").nth(index)
+        chart.scroll_into_view_if_needed(timeout=WAIT_MS)
+        chart.locator("canvas").wait_for(timeout=WAIT_MS)
+    title.scroll_into_view_if_needed()
+    page.wait_for_timeout(800)  # let the last canvas paint
+
+
+def mark_document(page) -> None:
+    """A flag on this document: it survives in-app navigation and reruns, and is gone after any reload."""
+    page.evaluate("() => { window.__sameDocument = true }")
+
+
+def same_document(page) -> bool:
+    return page.evaluate("() => window.__sameDocument === true")
+
+
+def test_every_page_is_drawn_at_1440_and_opens_by_its_own_url(team, page, shots):
+    url, _, ids = team
+    runs = ",".join(map(str, ids["runs"]))
+    pages = [
+        ("experiments", "/experiments", "Experiments", 0),
+        ("experiment", f"/experiment?experiment={ids['sweep']}", "sentiment sweep", 2),
+        ("run", f"/run?run={ids['diverged']}", f"run-{ids['diverged']}", 3),
+        ("compare", f"/compare?runs={runs}", "Compare runs", 5),
+        ("adapters", "/adapters", "Adapters", 0),
+        ("adapter", f"/adapters?adapter={ids['adapters'][-1]}", "sentiment sweep v6", 0),
+        ("jobs", "/jobs", "Jobs", 0),
+    ]
+    for index, (name, path, heading, charts) in enumerate(pages, start=1):
+        open_page(page, url + path, heading, charts)
+        text = page.locator("[data-testid=stMain]").inner_text()
+        assert "Page not found" not in text, path
+        assert not re.search(r"\bNone\b", text), f"{path} shows a stray None"
+        assert "Something went wrong" not in text, path
+        page.screenshot(path=str(shots / f"{index:02d}-{name}.png"))
+
+
+def test_a_diverged_run_is_badged_on_its_page_and_its_adapter(team, page):
+    url, _, ids = team
+
+    open_page(page, f"{url}/run?run={ids['diverged']}", f"run-{ids['diverged']}")
+    assert page.get_by_text("diverged", exact=True).first.is_visible()
+    assert page.get_by_text("step 1,000 of 1,000").is_visible()
+
+    open_page(page, f"{url}/adapters?adapter={ids['adapters'][-1]}", "sentiment sweep v6")
+    assert page.get_by_text("diverged", exact=True).first.is_visible()
+
+
+def test_one_run_spiking_100x_leaves_the_others_spanning_most_of_the_plot(team, page, shots):
+    url, _, ids = team
+    open_page(page, f"{url}/experiment?experiment={ids['sweep']}", "sentiment sweep", charts=2)
+    loss = page.locator("[data-testid=stVegaLiteChart]").nth(1)
+    loss.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+
+    image = Image.open(io.BytesIO(loss.screenshot())).convert("RGB")
+    top, bottom = painted_rows(image, PALETTE_OF_NORMAL_RUNS, width=int(image.width * 0.7))
+    plot_height = 260
+
+    assert (bottom - top) / plot_height > 0.6, f"the other runs span only rows {top}..{bottom} of a {plot_height}-pixel plot"
+
+
+def painted_rows(image: Image.Image, colours: list[str], width: int) -> tuple[int, int]:
+    """First and last pixel row where any of the colours is painted (within the left `width` pixels)."""
+    targets = [tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5)) for colour in colours]
+    pixels = image.load()
+    rows = [
+        y
+        for y in range(image.height)
+        if any(
+            any(sum(abs(a - b) for a, b in zip(pixels[x, y], target, strict=True)) < 40 for target in targets)
+            for x in range(0, width, 2)
+        )
+    ]
+    assert rows, "none of the runs' colours is on the chart"
+    return rows[0], rows[-1]
+
+
+def test_the_experiment_page_goes_from_running_to_completed_without_a_reload(team, page):
+    url, data_dir, ids = team
+    open_page(page, f"{url}/experiment?experiment={ids['live_experiment']}", "live run")
+    page.get_by_text("running", exact=True).first.wait_for(timeout=WAIT_MS)
+    mark_document(page)
+
+    finish_live_run(data_dir, ids["live_run"])
+
+    page.get_by_text("completed", exact=True).first.wait_for(timeout=WAIT_MS)
+    assert same_document(page)
+
+
+def test_a_delete_shows_in_the_list_at_once_and_restore_brings_it_back(team, page):
+    url, _, _ = team
+    open_page(page, f"{url}/experiments", "Experiments")
+    page.get_by_text("3 experiments · page 1 of 1").wait_for(timeout=WAIT_MS)
+    mark_document(page)
+
+    page.get_by_text("Delete or restore").click()
+    page.get_by_test_id("stSelectbox").filter(has_text="Experiment").click()
+    page.get_by_role("option", name=re.compile("summarisation baseline")).click()
+    page.get_by_role("button", name="Delete…").click()
+    page.get_by_role("button", name="Yes, delete").click()
+
+    page.get_by_text("Deleted 'summarisation baseline'.").wait_for(timeout=WAIT_MS)
+    page.get_by_text("2 experiments · page 1 of 1").wait_for(timeout=WAIT_MS)
+    assert not page.get_by_role("button", name="Yes, delete").is_visible()
+    assert same_document(page)
+
+
+def test_clicking_a_row_opens_it_in_the_same_tab(team, page):
+    url, _, ids = team
+    open_page(page, f"{url}/experiments", "Experiments")
+    mark_document(page)
+    grid = page.get_by_test_id("stDataFrame").first
+    box = grid.bounding_box()
+
+    page.mouse.click(box["x"] + 60, box["y"] + 35 * 1.5)  # the first row's name, under the header row
+
+    page.wait_for_url(re.compile(r"/experiment\?experiment=\d+"), timeout=WAIT_MS)
+    page.get_by_role("heading", name="Runs").first.wait_for(timeout=WAIT_MS)
+    assert len(page.context.pages) == 1
+    assert same_document(page)
+
+
+def test_the_metric_picker_is_remembered_in_the_url(team, page):
+    url, _, ids = team
+    open_page(page, f"{url}/experiment?experiment={ids['sweep']}&metrics=samples_per_second", "sentiment sweep", charts=1)
+
+    assert page.locator("[data-testid=stVegaLiteChart]").count() == 1
+    started = time.monotonic()
+    while "metrics=samples_per_second" not in page.url and time.monotonic() - started < 10:
+        page.wait_for_timeout(200)
+    assert "metrics=samples_per_second" in page.url

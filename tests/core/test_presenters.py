@@ -1,0 +1,84 @@
+"""What tables and headers show: plurals, ticking durations, diverged and best marks, progress, no 'None'."""
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from core.presenters import adapter_mark, best_adapters, latest_metrics, plural, run_progress, runs_frame
+
+
+@pytest.mark.parametrize(
+    ("count", "text"), [(0, "0 experiments"), (1, "1 experiment"), (2, "2 experiments"), (10_000, "10,000 experiments")]
+)
+def test_counts_read_in_the_singular_or_plural(count, text):
+    assert plural(count, "experiment") == text
+
+
+def test_a_running_runs_duration_counts_up_to_now(store, make_experiment, make_run):
+    run = store.get_run(make_run(make_experiment(), status="running"))
+
+    frame = runs_frame([run], now=run.started_at + timedelta(seconds=75))
+
+    assert frame["duration"].to_list() == ["1m 15s"]
+
+
+def test_the_runs_table_flags_diverged_runs_and_leaves_empty_cells_blank(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    done = make_run(experiment_id, metrics={"loss": [1.0, 9.0]})
+    queued = make_run(experiment_id, status="queued", config={"learning_rate": 0.5})
+    runs = store.get_runs([done, queued])
+
+    frame = runs_frame(runs, diverged={done})
+
+    assert frame["status"].to_list() == ["completed · diverged", "queued"]
+    assert frame["adapter"].to_list() == ["", ""]
+    assert "learning_rate" in frame.columns  # it differs between the runs
+    assert "epochs" not in frame.columns
+
+
+def test_the_runs_table_leaves_out_config_that_all_runs_share(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    runs = store.get_runs([make_run(experiment_id), make_run(experiment_id)])
+
+    assert "learning_rate" not in runs_frame(runs).columns
+
+
+def test_the_best_adapter_of_each_experiment_is_the_one_its_best_run_trained(store, make_experiment, make_run, tmp_path):
+    experiment_id = make_experiment()
+    adapters = []
+    for eval_loss in (0.5, 0.2, 0.9):
+        run_id = make_run(experiment_id, status="running", metrics={"eval_loss": [eval_loss]})
+        folder = tmp_path / f"adapter-{run_id}"
+        folder.mkdir()
+        spec = {"path": str(folder), "base_model": "tiny", "size_bytes": 1, "checksum": "sha256:x"}
+        adapters.append(store.complete_run(run_id, spec))
+
+    best = best_adapters(adapters, {experiment_id: store.get_experiment(experiment_id)})
+
+    assert best == {adapters[1].id}
+    assert adapter_mark(True, True) == "★ best · ⚠ diverged" and adapter_mark(False, False) == ""
+
+
+def test_progress_counts_steps_of_max_steps_and_estimates_the_time_left(store, make_experiment, make_run):
+    run = store.get_run(make_run(make_experiment(), status="running", config={"max_steps": 200}, metrics={"loss": [1.0] * 50}))
+
+    progress = run_progress(run, now=run.started_at + timedelta(seconds=30))
+
+    assert (progress.step, progress.total, progress.fraction) == (50, 200, 0.25)
+    assert progress.eta == pytest.approx(90)
+    assert progress.label() == "step 50 of 200 · 30s elapsed · about 1m 30s left"
+
+
+def test_progress_without_a_known_end_shows_the_step_alone(store, make_experiment, make_run):
+    run = store.get_run(make_run(make_experiment(), status="running", config={"epochs": 2}, metrics={"loss": [1.0] * 5}))
+
+    progress = run_progress(run, now=datetime(2030, 1, 1))
+
+    assert progress.total is None and progress.eta is None
+    assert progress.label().startswith("step 5 ·")
+
+
+def test_latest_values_put_losses_and_scores_first(store, make_experiment, make_run):
+    run = store.get_run(make_run(make_experiment(), metrics={"grad_norm": [3.0], "loss": [0.5, 0.25], "eval_loss": [0.4]}))
+
+    assert latest_metrics(run) == [("eval_loss", "0.4", "step 1"), ("loss", "0.25", "step 2"), ("grad_norm", "3", "step 1")]
