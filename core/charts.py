@@ -42,7 +42,7 @@ PALETTE = (
     "#2f4f4f",  # slate
 )
 PANEL_HEIGHT = 260
-PLOT_WIDTH = 1200  # a full-width panel at 1440 px, the widest a chart is drawn
+PLOT_WIDTH = 1000  # a full-width panel at 1440 px (980 px beside the open sidebar)
 PAGE_POINT_BUDGET = 12_000  # rows a page's charts send in all: ~25 bytes each in Arrow, so ≤ 300 KB
 MIN_POINTS = 50
 OUTLIER_SPREAD = 3.0  # typical run spans a run's extreme may lie beyond the runs' median extreme

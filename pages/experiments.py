@@ -140,8 +140,9 @@ def listing(chosen: dict) -> bool:
                 "name": st.column_config.TextColumn("name", width="medium"),
                 "status": st.column_config.TextColumn("status", width="medium"),
                 "runs": st.column_config.NumberColumn("runs", width="small"),
-                "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
-                "updated": st.column_config.DatetimeColumn("updated", format="YYYY-MM-DD HH:mm"),
+                "dataset": st.column_config.TextColumn("dataset", width="medium"),
+                "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width="small"),
+                "updated": st.column_config.DatetimeColumn("updated", format="MM-DD HH:mm", width="small"),
                 "best": st.column_config.TextColumn("best primary metric"),
             },
         )

@@ -9,13 +9,13 @@ from core.charts import PALETTE
 from core.writer import MetricWriter
 
 SAMPLE = "data/sample/sentiment.csv"
-RATES = (0.001, 0.002, 0.003, 0.005, 0.01, 0.5)  # the last one diverges
+RATES = (0.5, 0.001, 0.002, 0.003, 0.005, 0.01)  # the first diverges, so the others are drawn over it
 DIVERGED_RATE = 0.5
 
 
 def loss_curve(steps: int, rate: float, rng: random.Random) -> list[float]:
     """A decaying loss; the diverged rate spikes to ~100x its start and ends far above it."""
-    floor = 0.05 + 0.03 * RATES.index(rate)
+    floor = 0.02 + 0.03 * RATES.index(rate)
     values = [2.0 / math.sqrt(step) * (1 + 0.05 * rng.random()) + floor for step in range(1, steps + 1)]
     if rate == DIVERGED_RATE:
         values = [value * (100 if step > steps * 0.8 else 1) for step, value in enumerate(values, start=1)]
@@ -60,6 +60,7 @@ def seed(data_dir: Path, steps: int = 1000) -> dict:
         "sweep": sweep,
         "runs": runs,
         "diverged": runs[RATES.index(DIVERGED_RATE)],
+        "diverged_adapter": adapters[RATES.index(DIVERGED_RATE)],
         "adapters": adapters,
         "live_experiment": live_experiment,
         "live_run": live_run,
@@ -74,4 +75,4 @@ def finish_live_run(data_dir: Path, run_id: int) -> None:
     store.complete_run(run_id)
 
 
-PALETTE_OF_NORMAL_RUNS = list(PALETTE[: len(RATES) - 1])  # the sweep's runs are drawn in run ID order
+PALETTE_OF_NORMAL_RUNS = list(PALETTE[1 : len(RATES)])  # runs take colours in run ID order; the first diverged

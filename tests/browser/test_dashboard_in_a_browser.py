@@ -79,7 +79,7 @@ def test_create_train_compare_and_follow_to_the_adapter(server, browser_page, sh
     page.get_by_text("New run").click()
     page.get_by_label("Learning-rate sweep (optional)").fill("0.003, 0.03")
     page.get_by_role("button", name="Start").click()
-    page.get_by_text("Started run(s)").wait_for()
+    page.get_by_text("Started 2 runs").wait_for()
 
     store = open_store(data_dir)
     experiment = store.list_experiments().items[0]
