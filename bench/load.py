@@ -106,7 +106,9 @@ async def view(url: str, page: str, query: str) -> View:
     """One first visit of a page: a new session, one script run, every message until it has finished."""
     started = time.perf_counter()
     received = 0
-    async with websockets.connect(f"{url.replace('http', 'ws', 1)}/_stcore/stream", subprotocols=["streamlit"], max_size=None) as socket:
+    async with websockets.connect(
+        f"{url.replace('http', 'ws', 1)}/_stcore/stream", subprotocols=["streamlit"], max_size=None
+    ) as socket:
         message = BackMsg()
         message.rerun_script.query_string = query
         message.rerun_script.page_name = page

@@ -23,9 +23,9 @@ from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import (
     friendly_errors,
     live,
+    open_on_select,
     plain,
     query_id,
-    open_on_select,
     show_validation,
     status_badge,
     store,

@@ -88,9 +88,11 @@ def plain(text: str) -> str:
 def styled(frame: pl.DataFrame, status_column: str | None = "status"):
     """The frame as a table: status cells coloured like badges, numbers to 4 significant digits, empty cells blank."""
     numbers = [name for name, dtype in frame.schema.items() if dtype.is_float()]
-    style = frame.to_pandas().style.format(format_value, subset=numbers).format(na_rep="", subset=[
-        name for name in frame.columns if name not in numbers
-    ])
+    style = (
+        frame.to_pandas()
+        .style.format(format_value, subset=numbers)
+        .format(na_rep="", subset=[name for name in frame.columns if name not in numbers])
+    )
     if status_column in frame.columns:
         style = style.map(status_cell_style, subset=[status_column])
     return style

@@ -366,6 +366,12 @@ def test_each_run_keeps_its_colour_in_every_panel():
     assert all(scale["range"] == list(PALETTE[:3]) for scale in scales)
 
 
+def test_run_labels_follow_run_id_order():
+    series = make_series((3, "loss", [1.0]), (1, "loss", [1.0]))
+
+    assert run_labels(series, {3: "big"}) == ["#1", "big (#3)"]
+
+
 def test_a_long_noisy_series_becomes_a_min_max_band_around_its_bucket_means():
     noisy = [100.0 + (50.0 if step % 2 else -50.0) for step in range(1000)]
 
