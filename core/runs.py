@@ -28,7 +28,7 @@ def start_run(
     If enqueueing fails the run is marked failed, so no run waits forever for a job that does not exist.
     """
     config = parse_config(config)
-    run_id = store.create_run(experiment_id, config.model_dump(mode="json"), name=name)
+    run_id = store.create_run(experiment_id, config.stored(), name=name)
     if enqueue is None:
         return run_id
     try:

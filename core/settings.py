@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     store_server: bool = Field(True, description="Share the store through one server process that keeps it open.")
     store_server_idle_exit: float = Field(60.0, ge=0, description="The store server exits after this many idle seconds.")
     commands_file: Path = Field(Path("commands.toml"), description="The administrator's registered training commands.")
+    system_metrics_interval: float = Field(
+        5.0, ge=0, description="Seconds between samples of a training's CPU, memory and GPU use; 0 turns them off."
+    )
     dataset_roots: str = Field(
         "", description="Folders datasets may come from, separated by ':'; empty: the working folder and data dir."
     )
@@ -53,6 +56,15 @@ class Settings(BaseSettings):
     @property
     def adapters_dir(self) -> Path:
         return self.data_dir / "adapters"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+    @property
+    def models_dir(self) -> Path:
+        """Your own base models, by folder name; the shipped ones are in the project's data/models."""
+        return self.data_dir / "models"
 
 
 def get_settings() -> Settings:

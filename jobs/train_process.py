@@ -18,7 +18,7 @@ from core.runs import parse_config
 from core.settings import get_settings
 from core.writer import MetricWriter
 from jobs.trainers import get_trainer
-from jobs.trainers.builtin import TrainingStopped
+from jobs.trainers.base import TrainingStopped
 
 EXIT_STOPPED = 3
 _stop_requested = False

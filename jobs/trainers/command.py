@@ -25,7 +25,7 @@ from core.errors import TuneDeckError
 from core.settings import get_settings
 from core.training_config import TrainingConfig
 from jobs.processes import die_with_parent, stop
-from jobs.trainers.builtin import TrainingStopped, TrainResult
+from jobs.trainers.base import TrainingStopped, TrainResult
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

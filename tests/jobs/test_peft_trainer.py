@@ -8,7 +8,7 @@ import pytest
 from core.errors import DatasetError, ValidationError
 from core.training_config import TrainingConfig
 from jobs.trainers import peft_trainer
-from jobs.trainers.builtin import TrainingStopped
+from jobs.trainers.base import TrainingStopped
 from tests.jobs.recorder import Recorder
 from tests.optional import require
 
