@@ -43,7 +43,7 @@ class ActiveRun:
         self.attached = attached
         self.writer = MetricWriter(store, flush_seconds=1.0)
         self.cancelled = threading.Event()
-        self._adapter: AdapterSpec | None = None
+        self._adapter: tuple[Path, str, str | None] | None = None
         self._stop_heartbeat = threading.Event()
         self._heartbeat = None
         if heartbeat_seconds:
@@ -69,9 +69,7 @@ class ActiveRun:
         if self.attached:
             print(json.dumps({ADAPTER_LINE: "adapter", "path": str(folder), "base_model": base_model}), flush=True)
             return
-        data_dir = self.store.path.parent if hasattr(self.store, "path") else get_settings().data_dir  # beside its store
-        kept = keep_under(folder, data_dir, data_dir / "adapters" / f"run-{self.id}")
-        self._adapter = describe_adapter(kept, base_model, name)
+        self._adapter = (folder, base_model, name)  # copied into the data dir only when the run completes
 
     def finish(
         self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None, traceback: str | None = None
@@ -83,7 +81,8 @@ class ActiveRun:
             return None
         status = RunStatus(status)
         if status is RunStatus.COMPLETED:
-            return self.store.complete_run(self.id, self._adapter)
+            running = self.store.get_run(self.id).status is RunStatus.RUNNING  # a cancelled run's adapter is not copied
+            return self.store.complete_run(self.id, self._kept_adapter() if running else None)
         if status is RunStatus.FAILED:
             self.store.fail_run(self.id, error or "failed", traceback=traceback)
         elif status is RunStatus.CANCELLED:
@@ -91,6 +90,13 @@ class ActiveRun:
         else:
             raise ValidationError(f"finish() takes completed, failed or cancelled, not {status.value}")
         return None
+
+    def _kept_adapter(self) -> AdapterSpec | None:
+        if self._adapter is None:
+            return None
+        folder, base_model, name = self._adapter
+        data_dir = self.store.path.parent if hasattr(self.store, "path") else get_settings().data_dir  # beside its store
+        return describe_adapter(keep_under(folder, data_dir, data_dir / "adapters" / f"run-{self.id}"), base_model, name)
 
     def _beat(self, seconds: float) -> None:
         while not self._stop_heartbeat.wait(seconds):

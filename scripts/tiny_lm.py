@@ -17,6 +17,9 @@ PAD, UNK, EOS = "[PAD]", "[UNK]", "[EOS]"
 WORD = re.compile(r"\w+|[^\w\s]+")  # what the tokenizers library's Whitespace pre-tokenizer splits on
 SHAPE = {"n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 64}
 INIT_STD = 0.02
+# Token embeddings at the scale of a trained model's rather than GPT-2's 0.02: the LM head is tied to
+# them and frozen under LoRA, and at 0.02 its logits could never move far from uniform.
+EMBEDDING_STD = 0.2
 
 
 def write_tiny_lm(texts: list[str], out: Path, seed: int) -> None:
@@ -60,7 +63,8 @@ def model_config(vocab_size: int) -> dict:
 
 
 def weights(vocab_size: int, seed: int) -> dict[str, np.ndarray]:
-    """GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 * layers), unit layer norms."""
+    """GPT-2's initialisation (N(0, 0.02), residual projections scaled by 1/sqrt(2 * layers), unit layer
+    norms) but for the token embeddings, which are drawn larger (EMBEDDING_STD)."""
     rng = np.random.default_rng(seed)
     d, layers = SHAPE["n_embd"], SHAPE["n_layer"]
     residual_std = INIT_STD / np.sqrt(2 * layers)
@@ -68,7 +72,10 @@ def weights(vocab_size: int, seed: int) -> dict[str, np.ndarray]:
     def normal(shape: tuple[int, ...], std: float = INIT_STD) -> np.ndarray:
         return rng.normal(0.0, std, shape).astype(np.float32)
 
-    tensors = {"transformer.wte.weight": normal((vocab_size, d)), "transformer.wpe.weight": normal((SHAPE["n_positions"], d))}
+    tensors = {
+        "transformer.wte.weight": normal((vocab_size, d), EMBEDDING_STD),
+        "transformer.wpe.weight": normal((SHAPE["n_positions"], d)),
+    }
     for layer in range(layers):
         prefix = f"transformer.h.{layer}."
         tensors |= {
