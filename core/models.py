@@ -13,6 +13,7 @@ from core.errors import ValidationError
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
 BUILTIN_MODEL_TYPE = "tunedeck-tiny-text"  # the builtin trainer's numpy classifier
 HUGGING_FACE, BUILTIN = "huggingface", "builtin"
+TRAINER_MODEL_KIND = {"builtin": BUILTIN, "peft": HUGGING_FACE}  # which models each trainer can tune
 
 
 @dataclass(frozen=True)

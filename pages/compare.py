@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import charts
-from core.presenters import comparison_csv, comparison_metrics_frame, config_diff_frame, format_value, parse_run_ids
+from core.presenters import chart_keys, comparison_csv, comparison_metrics_frame, config_diff_frame, format_value, parse_run_ids
 from ui.common import friendly_errors, store, through_app
 
 through_app()
@@ -31,7 +31,7 @@ with friendly_errors():
     else:
         with store().reading():
             comparison = store().compare_runs(run_ids)
-            keys = [row.key for row in comparison.metrics]
+            keys = chart_keys([row.key for row in comparison.metrics])
             series = store().get_metric_series(run_ids, keys, max_points=1000)
         values, best = comparison_metrics_frame(comparison)
         st.subheader("Final metrics")

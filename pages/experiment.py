@@ -16,7 +16,7 @@ from core.presenters import (
 )
 from jobs.tasks import start_run
 from ui.common import friendly_errors, plain, query_id, status_badge, store, through_app, with_status_colours
-from ui.config_form import config_inputs
+from ui.config_form import config_inputs, trainer_choice
 
 through_app()
 
@@ -124,8 +124,9 @@ def new_run_form(experiment) -> None:
     if experiment.is_deleted:
         return
     with st.expander("New run", icon=":material/play_arrow:"):
+        trainer = trainer_choice()
         with st.form("new_run"):
-            values = config_inputs()
+            values = config_inputs(trainer)
             sweep = st.text_input(
                 "Learning-rate sweep (optional)", placeholder="e.g. 1e-3, 3e-3, 1e-2: one run per value", key="sweep"
             )

@@ -1,11 +1,14 @@
-"""One run: status, timings, config, live metric charts, log tail, error, cancel, adapter."""
+"""One run: status, timings, config, live metric charts (system metrics on request), log tail, error, cancel, resume, adapter."""
 
 import streamlit as st
 
 from core import charts
+from core.artifacts import checkpoints_of, last_checkpoint
 from core.logs import read_log
-from core.presenters import format_duration
-from jobs.tasks import cancel_run
+from core.presenters import chart_keys, format_duration
+from core.runs import resume_config
+from core.status import RunStatus
+from jobs.tasks import cancel_run, start_run
 from ui.common import friendly_errors, plain, query_id, settings, status_badge, store, through_app
 
 through_app()
@@ -48,6 +51,12 @@ def summary(run, experiment) -> None:
     if not run.status.is_terminal and st.button("Cancel run", key="cancel", icon=":material/stop:"):
         cancel_run(store(), run.id)
         st.rerun()
+    resumable = run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and last_checkpoint(
+        checkpoints_of(settings().checkpoints_dir, run.id)
+    )
+    if resumable and st.button("Resume from its last checkpoint", key="resume", icon=":material/replay:"):
+        resumed = start_run(store(), run.experiment_id, resume_config(run))
+        st.switch_page("pages/run.py", query_params={"run": resumed})
 
 
 def charts_section(run, series) -> None:
@@ -57,7 +66,10 @@ def charts_section(run, series) -> None:
     x = right.radio(
         "X axis", ["step", "elapsed"], horizontal=True, key="x_axis", format_func={"step": "step", "elapsed": "wall time (s)"}.get
     )
-    keys = series["key"].unique(maintain_order=True).to_list()
+    logged = series["key"].unique(maintain_order=True).to_list()
+    system = len(logged) - len(chart_keys(logged))
+    with_system = system > 0 and st.toggle(f"System metrics ({system}: CPU, memory, GPU)", key="with_system")
+    keys = chart_keys(logged, with_system)
     if not keys:
         st.info("No metrics logged yet.")
         return
