@@ -114,12 +114,13 @@ TARGET = {
 }
 
 
-def main() -> None:
+def main(root: Path = ROOT) -> None:
+    """Writes data/sample and data/models under `root` (the repository unless a test says otherwise)."""
     rng = random.Random(7)
-    write_base(pretrain(reviews(SOURCE, SOURCE_ROWS, rng), seed=11), ROOT / "data" / "models" / "tiny-base")
+    write_base(pretrain(reviews(SOURCE, SOURCE_ROWS, rng), seed=11), root / "data" / "models" / "tiny-base")
     sample = reviews(TARGET, SAMPLE_ROWS, rng)
-    write_dataset(sample, ROOT / "data" / "sample")
-    write_tiny_lm(sample["text"].to_list(), ROOT / "data" / "models" / "tiny-gpt2", seed=13)
+    write_dataset(sample, root / "data" / "sample")
+    write_tiny_lm(sample["text"].to_list(), root / "data" / "models" / "tiny-gpt2", seed=13)
 
 
 def reviews(domain: dict, n: int, rng: random.Random) -> pl.DataFrame:
