@@ -42,6 +42,14 @@ class SystemSampler:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        if self.interval > 0:
+            self._log_sample()  # a closing sample, so a run shorter than one interval has figures too
+
+    def _log_sample(self) -> None:
+        try:
+            self.log(self.current_step(), self.sample())
+        except Exception as error:  # a failed sample must never fail the training
+            print(f"system metrics: {type(error).__name__}: {error}", flush=True)
 
     def sample(self) -> dict[str, float]:
         """CPU % (100 = one core) and resident memory of this process and its children, plus GPU use."""
@@ -65,10 +73,7 @@ class SystemSampler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.log(self.current_step(), self.sample())
-            except Exception as error:  # a failed sample must never fail the training
-                print(f"system metrics: {type(error).__name__}: {error}", flush=True)
+            self._log_sample()
 
 
 def gpu_usage() -> dict[str, float]:
