@@ -2,6 +2,8 @@
 
 Charts leave these out by default (`is_system_metric`); the run page shows them on request.
 GPU figures come from `nvidia-smi` when it is on the PATH, so they need no extra package.
+The step of a sample is its number (0, 1, 2, ...), as MLflow does: steps only ever grow, so the
+store appends them, and a wall-time axis lines them up with the training's curves.
 """
 
 import os
@@ -21,12 +23,12 @@ def is_system_metric(key: str) -> bool:
 
 
 class SystemSampler:
-    """Logs `sample()` every `interval` seconds at the step `current_step()` names, from a daemon thread."""
+    """Logs `sample()` every `interval` seconds from a daemon thread, and once more when the block ends."""
 
-    def __init__(self, log: Callable[[int, dict[str, float]], None], current_step: Callable[[], int], interval: float):
+    def __init__(self, log: Callable[[int, dict[str, float]], None], interval: float):
         self.log = log
-        self.current_step = current_step
         self.interval = interval
+        self.samples = 0
         self._process = psutil.Process()
         self._seen: dict[int, psutil.Process] = {}  # cpu_percent counts from an object's previous call
         self._stop = threading.Event()
@@ -47,7 +49,8 @@ class SystemSampler:
 
     def _log_sample(self) -> None:
         try:
-            self.log(self.current_step(), self.sample())
+            self.log(self.samples, self.sample())
+            self.samples += 1
         except Exception as error:  # a failed sample must never fail the training
             print(f"system metrics: {type(error).__name__}: {error}", flush=True)
 

@@ -33,21 +33,6 @@ def _request_stop(signum, frame) -> None:
     _stop_requested = True
 
 
-class _Metrics:
-    """The trainer's log: metrics to the writer, progress to the run's log, the latest step for system metrics."""
-
-    def __init__(self, writer: MetricWriter, run_id: int):
-        self.writer, self.run_id, self.step = writer, run_id, 0
-
-    def __call__(self, step: int, values: dict[str, float]) -> None:
-        self.step = max(self.step, step)
-        self.writer.log(self.run_id, step, values)
-        _progress(step, values)
-
-    def system(self, step: int, values: dict[str, float]) -> None:
-        self.writer.log(self.run_id, step, values)
-
-
 def _progress(step: int, values: dict[str, float]) -> None:
     if step % 50 == 0 or any(key.startswith("eval") for key in values):
         print(f"step {step}: " + ", ".join(f"{key}={value:.4g}" for key, value in values.items()), flush=True)
@@ -65,14 +50,18 @@ def run(run_id: int) -> int:
         trainer = get_trainer(config.trainer)
         resume_from = _resume_point(settings, config)
         with MetricWriter(store, flush_points=5_000, flush_seconds=1.0) as writer:
-            metrics = _Metrics(writer, run_id)
+
+            def log(step: int, values: dict[str, float]) -> None:
+                writer.log(run_id, step, values)
+                _progress(step, values)
+
             dataset = confine(experiment.dataset, settings.allowed_dataset_roots)
-            with SystemSampler(metrics.system, lambda: metrics.step, settings.system_metrics_interval):
+            with SystemSampler(lambda step, values: writer.log(run_id, step, values), settings.system_metrics_interval):
                 result = trainer(
                     config,
                     dataset,
                     output,
-                    log=metrics,
+                    log=log,
                     should_stop=lambda: _stop_requested,
                     log_params=lambda params: store.log_params(run_id, params),
                     checkpoint_dir=checkpoints_of(settings.checkpoints_dir, run_id),

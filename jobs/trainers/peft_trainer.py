@@ -80,9 +80,14 @@ def train(
         latest.update(values)
         log(step, values)
 
+    if should_stop():
+        raise TrainingStopped(1)
+    from core.integrations.huggingface import TuneDeckCallback  # imports transformers: only once training starts
+
+    callback = TuneDeckCallback(log=record, should_stop=should_stop, log_params=log_params)
     with tempfile.TemporaryDirectory(prefix="tunedeck-peft-") as scratch:
-        where = checkpoint_dir or Path(scratch)
-        steps = _fit(model, config, data, tokenizer, where, checkpoint_dir is not None, resume_from, record, log_params, should_stop)
+        args = training_arguments(config, checkpoint_dir or Path(scratch), checkpoints=checkpoint_dir is not None)
+        steps = _fit(model, args, data, tokenizer, callback, resume_from)
     model.save_pretrained(output_dir)
     (output_dir / TASK_FILE).write_text(json.dumps({"task": config.task, "labels": data.labels}, indent=2) + "\n")
     return TrainResult(adapter_dir=output_dir, steps=steps, metrics=latest)
@@ -216,18 +221,13 @@ def adaptable_modules(model) -> list[str]:
     return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if type(module).__name__ in kinds and name})
 
 
-def _fit(model, config, data: _Data, tokenizer, output: Path, checkpoints: bool, resume_from, log, log_params, should_stop) -> int:
+def _fit(model, args, data: _Data, tokenizer, callback, resume_from: Path | None) -> int:
     """Evaluates the untouched base at step 0 (unless resuming), trains, returns the last step."""
     from transformers import PrinterCallback, Trainer
 
-    from core.integrations.huggingface import TuneDeckCallback
-
-    if should_stop():
-        raise TrainingStopped(1)
-    callback = TuneDeckCallback(log=log, should_stop=should_stop, log_params=log_params)
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, output, checkpoints),
+        args=args,
         train_dataset=data.train,
         eval_dataset=data.eval,
         data_collator=peft_data.collator(tokenizer.pad_token_id),

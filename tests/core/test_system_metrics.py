@@ -9,13 +9,13 @@ NVIDIA_SMI = "0, 87, 40960\n1, 3, 512\n"
 
 
 def test_a_sample_has_cpu_and_memory_of_the_process_and_its_children():
-    values = SystemSampler(lambda step, values: None, lambda: 0, interval=0).sample()
+    values = SystemSampler(lambda step, values: None, interval=0).sample()
 
     assert {"system/cpu_percent", "system/rss_mb", "system/memory_percent"} <= set(values)
     assert values["system/rss_mb"] > 1 and 0 < values["system/memory_percent"] <= 100
 
 
-def test_samples_are_logged_at_the_trainings_current_step_until_the_block_ends():
+def test_samples_are_logged_at_growing_steps_until_the_block_ends_then_once_more():
     logged, two = [], threading.Event()
 
     def log(step, values):
@@ -23,11 +23,12 @@ def test_samples_are_logged_at_the_trainings_current_step_until_the_block_ends()
         if len(logged) == 2:
             two.set()
 
-    with SystemSampler(log, lambda: 7, interval=0.05) as sampler:
+    with SystemSampler(log, interval=0.05) as sampler:
         assert two.wait(timeout=30)
 
-    assert all(step == 7 and "system/cpu_percent" in values for step, values in logged)
     assert not sampler._thread.is_alive()
+    assert [step for step, _ in logged] == list(range(len(logged)))  # never a step again: the store appends them
+    assert all("system/cpu_percent" in values for _, values in logged)
 
 
 def test_gpu_usage_is_read_per_gpu_from_nvidia_smi():
