@@ -139,7 +139,8 @@ class RemoteStore(TrackingStore):
         return pl.from_arrow(table)
 
     def _put(self, operation: str, arguments: dict, points: pl.DataFrame):
-        descriptor = flight.FlightDescriptor.for_command(json.dumps({"operation": operation, **to_jsonable_python(arguments)}))
+        request = {"operation": operation, "rows": points.height, **to_jsonable_python(arguments)}
+        descriptor = flight.FlightDescriptor.for_command(json.dumps(request))
         table = points.to_arrow()
 
         def send(client, options):
@@ -225,8 +226,14 @@ update_abstractmethods(RemoteStore)
 
 # -- finding, starting and stopping the server ----------------------------------------------------
 def answers(address: str) -> bool:
-    """Whether a server holds the store's claim and listens (a probe that keeps no server awake)."""
-    return os.path.exists(address) and flocks.held(f"{address}.lock")
+    """Whether a server holds the store's claim and listens: it writes its pid into the claim once it does.
+    (A probe that keeps no server awake.)"""
+    lock = f"{address}.lock"
+    try:
+        announced = os.path.getsize(lock) > 0
+    except OSError:
+        return False
+    return announced and os.path.exists(address) and flocks.held(lock)
 
 
 def running(path: Path) -> bool:

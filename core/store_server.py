@@ -73,6 +73,11 @@ class StoreServer(flight.FlightServerBase):
     def do_put(self, context, descriptor, reader, writer):
         request = _arguments(descriptor.command)
         points = pl.from_arrow(reader.read_all())  # read whole before the operation: a stalled sender holds no lock
+        if points.height != request.pop("rows", None):  # a sender killed mid-stream ends it early, without an error
+            raise flight.FlightServerError(
+                "the batch of points arrived incomplete; nothing of it was stored",
+                extra_info=error_payload(StoreError("incomplete batch")),
+            )
         result = self._call(request.pop("operation", ""), {**request, "points": points})
         writer.write(pa.py_buffer(to_json(result)))
 
@@ -120,14 +125,18 @@ def claim(address: str, timeout: float) -> int | None:
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
+            os.ftruncate(fd, 0)  # empty until this server listens: see announce()
             return fd
         except BlockingIOError:
             if answers(address) or time.monotonic() > deadline:
                 os.close(fd)
                 return None
             time.sleep(0.05)
+
+
+def announce(fd: int) -> None:
+    """Write the pid into the claimed lock file: from now on clients know the server listens (core.remote.answers)."""
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
 
 
 def serve(path: Path, idle_exit: float, timeout: float) -> int:
@@ -148,6 +157,7 @@ def serve(path: Path, idle_exit: float, timeout: float) -> int:
         _ = store.db  # open (and migrate) before listening: a client that gets an answer gets it from an open store
         os.umask(0o077)  # the socket is created 0600: only this user may send the store operations
         server = StoreServer(store, address)
+        announce(fd)
         log.info("serving %s on %s (pid %s)", path, address, os.getpid())
         journals = store.data_dir / "journal"
         next_scan = 0.0

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 from core.duckdb_store import DuckDBStore
 from core.remote import RemoteStore, address_for
-from core.store_server import StoreServer, claim
+from core.store_server import StoreServer, announce, claim
 
 
 @contextmanager
@@ -16,6 +16,7 @@ def serving(held: DuckDBStore) -> Iterator[RemoteStore]:
     address = address_for(held.path.resolve())
     fd = claim(address, timeout=5)
     server = StoreServer(held, address)
+    announce(fd)
     try:
         yield RemoteStore(held.path, timeout=30)
     finally:
