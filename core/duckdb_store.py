@@ -311,11 +311,9 @@ class DuckDBStore(TrackingStore):
             name = f"run-{count + 1}"
         columns = ["experiment_id", "name", "status", "config", "created_at", *fields]  # names from this module only
         values = [experiment_id, name, status.value, config, self.clock(), *fields.values()]
+        names, placeholders = ", ".join(columns), ", ".join("?" for _ in columns)
         (run_id,) = first(
-            con,
-            f"INSERT INTO runs (id, {', '.join(columns)}) VALUES (nextval('run_ids'), {', '.join('?' for _ in columns)}) "
-            "RETURNING id",
-            values,
+            con, f"INSERT INTO runs (id, {names}) VALUES (nextval('run_ids'), {placeholders}) RETURNING id", values
         )
         self._count_run(con, experiment_id, None, status)
         return run_id
@@ -542,13 +540,15 @@ class DuckDBStore(TrackingStore):
         return series.sort("run_id", "key", "step")
 
     def verify_integrity(self) -> list[str]:
+        counters = ", ".join(COUNTER_COLUMNS)
+
         def query(con) -> tuple:
             return (
                 rows(con, _SUMMARY_MISMATCHES),
                 rows(con, _DUPLICATE_POINTS),
                 rows(con, _BROKEN_LINKS),
                 rows(con, "SELECT experiment_id, status, count(*) FROM runs GROUP BY ALL"),
-                rows(con, f"SELECT id, status, run_count, {', '.join(COUNTER_COLUMNS)} FROM experiments"),
+                rows(con, f"SELECT id, status, run_count, {counters} FROM experiments"),
             )
 
         mismatches, duplicates, broken, counts, stored = self._read(query)
@@ -687,9 +687,8 @@ class DuckDBStore(TrackingStore):
 
     def _count_run(self, con, experiment_id: int, leaving: RunStatus | None, entering: RunStatus, error: str | None = None):
         """One run changed state: move the experiment's counters and derive its status from them (no scan of runs)."""
-        counters = dict(
-            zip(COUNTER_COLUMNS, first(con, f"SELECT {', '.join(COUNTER_COLUMNS)} FROM experiments WHERE id = ?", [experiment_id]))
-        )
+        names = ", ".join(COUNTER_COLUMNS)
+        counters = dict(zip(COUNTER_COLUMNS, first(con, f"SELECT {names} FROM experiments WHERE id = ?", [experiment_id])))
         if leaving is not None:
             counters[COUNTERS[leaving]] -= 1
         counters[COUNTERS[entering]] += 1

@@ -13,6 +13,7 @@ Frames: one byte kind, a 4-byte length, the payload. `p`: one log() call as JSON
 the steps, values and wall times as little-endian int64 / float64 / int64 arrays.
 """
 
+import errno
 import fcntl
 import itertools
 import json
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from core.errors import NotFoundError
+from core.errors import NotFoundError, StoreError
 from core.points import POINT_SCHEMA
 from core.store import TrackingStore
 
@@ -48,11 +49,23 @@ class Segment:
         self.path = folder / f"{name}{SUFFIX}"
         os.rename(temporary, self.path)
         self.fsync = fsync
+        self.size = 0
 
     def append(self, kind: bytes, payload: bytes) -> None:
-        os.write(self.fd, FRAME.pack(kind, len(payload)) + payload)
-        if self.fsync:
-            os.fsync(self.fd)
+        """Add a frame whole or not at all: a disk that fills up mid-frame leaves the segment as it was."""
+        frame = FRAME.pack(kind, len(payload)) + payload
+        try:
+            if os.write(self.fd, frame) != len(frame):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            if self.fsync:
+                os.fsync(self.fd)
+        except OSError as error:
+            try:
+                os.ftruncate(self.fd, self.size)
+            except OSError:
+                pass
+            raise StoreError(f"cannot keep the logged points on disk in {self.path.parent}: {error.strerror}") from error
+        self.size += len(frame)
 
     def delete(self) -> None:
         """The store has these points: remove the file, then let go of its lock."""
@@ -81,7 +94,10 @@ class Journal:
 
     def _segment(self) -> Segment:
         if self._current is None:
-            self._current = Segment(self.folder, self.fsync)
+            try:
+                self._current = Segment(self.folder, self.fsync)
+            except OSError as error:
+                raise StoreError(f"cannot keep the logged points on disk in {self.folder}: {error.strerror}") from error
         return self._current
 
     def seal(self) -> int:

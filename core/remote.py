@@ -74,13 +74,17 @@ class RemoteStore(TrackingStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             pass  # a read-only place: the server will say what it can do there
-        self.address = address_for(self.path)
         self.timeout = timeout
         self.idle_exit = idle_exit
 
     @property
     def data_dir(self) -> Path:
         return self.path.parent
+
+    @property
+    def address(self) -> str:
+        """Looked up each time: a folder that turns read-only moves the socket to this user's private folder."""
+        return address_for(self.path)
 
     # -- transport -----------------------------------------------------------------------------
     def _request(self, send):
