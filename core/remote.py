@@ -254,7 +254,7 @@ def _spawn(path: Path, idle_exit: float, timeout: float) -> subprocess.Popen:
         log = subprocess.DEVNULL
     root = Path(__file__).resolve().parents[1]
     command = [sys.executable, "-m", "core.store_server", str(path), "--idle-exit", str(idle_exit)]
-    command += ["--lock-timeout", str(timeout)]
+    command += ["--lock-timeout", str(max(timeout, START_TIMEOUT))]  # a closing server may take a while to let go
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     try:
         return subprocess.Popen(

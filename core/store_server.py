@@ -19,9 +19,10 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -39,6 +40,7 @@ from core.store import operations
 log = logging.getLogger("tunedeck.store_server")
 POLL = 0.2  # seconds between the main loop's looks at idleness and signals
 JOURNAL_SCAN = 2.0  # seconds between looks for journals that dead writers left
+DRAIN = 10.0  # seconds a closing server waits for requests in progress
 
 
 def error_payload(error: Exception) -> bytes:
@@ -72,7 +74,8 @@ class StoreServer(flight.FlightServerBase):
 
     def do_put(self, context, descriptor, reader, writer):
         request = _arguments(descriptor.command)
-        points = pl.from_arrow(reader.read_all())  # read whole before the operation: a stalled sender holds no lock
+        with self._busy():  # an upload in progress keeps the server from leaving as idle
+            points = pl.from_arrow(reader.read_all())  # read whole before the operation: a stalled sender holds no lock
         if points.height != request.pop("rows", None):  # a sender killed mid-stream ends it early, without an error
             raise flight.FlightServerError(
                 "the batch of points arrived incomplete; nothing of it was stored",
@@ -86,8 +89,10 @@ class StoreServer(flight.FlightServerBase):
             raise flight.FlightServerError(
                 f"unknown store operation {operation!r}", extra_info=error_payload(StoreError("unknown operation"))
             )
-        with self._state:
-            self._active += 1
+        with self._busy():
+            return self._run(operation, arguments)
+
+    def _run(self, operation: str, arguments: dict):
         try:
             return getattr(self.store, operation)(**arguments)
         except TuneDeckError as error:
@@ -98,6 +103,13 @@ class StoreServer(flight.FlightServerBase):
             log.exception("operation %s failed", operation)
             wrapped = StoreError(f"the store failed: {type(error).__name__}: {error}")
             raise flight.FlightServerError(str(wrapped), extra_info=error_payload(wrapped)) from None
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        with self._state:
+            self._active += 1
+        try:
+            yield
         finally:
             with self._state:
                 self._active -= 1
@@ -166,12 +178,34 @@ def serve(path: Path, idle_exit: float, timeout: float) -> int:
                 _replay(store, journals)
                 next_scan = time.monotonic() + JOURNAL_SCAN
             stopping.wait(POLL)
-        server.shutdown()  # no new requests; the ones in progress finish
+        withdraw(fd, address)
+        _shut_down(server)
         _replay(store, journals)
     finally:
         store.close()
         os.close(fd)
     return 0
+
+
+def withdraw(fd: int, address: str) -> None:
+    """From now on clients find no server here and start another, which waits for this one's claim."""
+    os.ftruncate(fd, 0)
+    try:
+        os.unlink(address)
+    except FileNotFoundError:
+        pass
+
+
+_closing: list[StoreServer] = []  # a closed server's object must outlive serve(): deleting it waits for stalled calls
+
+
+def _shut_down(server: StoreServer) -> None:
+    """Stop listening and let the requests in progress finish; a client stalled mid-upload (paused, say) is not
+    waited for past DRAIN seconds: its batch was never handed to the store, and its writer keeps it to send again."""
+    _closing.append(server)
+    closing = threading.Thread(target=server.shutdown, name="tunedeck-shutdown", daemon=True)
+    closing.start()
+    closing.join(DRAIN)
 
 
 def _replay(store: DuckDBStore, folder: Path) -> None:
@@ -195,4 +229,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    logging.shutdown()
+    os._exit(code)  # not sys.exit: a request thread stalled past DRAIN must not keep the process alive
