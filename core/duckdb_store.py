@@ -91,7 +91,6 @@ class DuckDBStore(TrackingStore):
         self.clock = clock
         self.dataset_roots = dataset_roots  # None: any dataset reference is accepted
         self._db: Database | None = None
-        self._opened_at: datetime | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -101,7 +100,6 @@ class DuckDBStore(TrackingStore):
     def db(self) -> Database:
         if self._db is None:
             self._db = Database(self.path)
-            self._opened_at = self.clock()
         return self._db
 
     def close(self) -> None:
@@ -451,12 +449,9 @@ class DuckDBStore(TrackingStore):
     def fail_stale_runs(self, max_silence_seconds: float) -> list[int]:
         if isinstance(max_silence_seconds, bool) or not isinstance(max_silence_seconds, int | float) or max_silence_seconds <= 0:
             raise ValidationError(f"the silence allowed must be a positive number of seconds, got {max_silence_seconds!r}")
-        _ = self.db  # the owner must have been listening for the whole window: see below
 
         def op(con) -> list[int]:
             cutoff = self.clock() - timedelta(seconds=max_silence_seconds)
-            if self._opened_at is not None and self._opened_at > cutoff:
-                return []  # heartbeats sent before this process held the store had no one to reach: wait
             stale = rows(
                 con,
                 "SELECT id, worker, heartbeat_at FROM runs WHERE status = ? AND heartbeat_at < ? ORDER BY id",

@@ -173,8 +173,7 @@ class TrackingStore(ABC):
 
     @abstractmethod
     def fail_stale_runs(self, max_silence_seconds: float) -> list[int]:
-        """Fail running runs whose heartbeat is older than this: their worker is lost. A store that has itself been
-        up for less than that fails none yet (heartbeats sent while it was down reached no one)."""
+        """Fail running runs whose heartbeat is older than this: their worker is lost."""
 
     @abstractmethod
     def fail_queued_without_job(self, live_job_ids: list[str], older_than_seconds: float) -> list[int]:
