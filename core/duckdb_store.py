@@ -310,9 +310,7 @@ class DuckDBStore(TrackingStore):
         columns = ["experiment_id", "name", "status", "config", "created_at", *fields]  # names from this module only
         values = [experiment_id, name, status.value, config, self.clock(), *fields.values()]
         names, placeholders = ", ".join(columns), ", ".join("?" for _ in columns)
-        (run_id,) = first(
-            con, f"INSERT INTO runs (id, {names}) VALUES (nextval('run_ids'), {placeholders}) RETURNING id", values
-        )
+        (run_id,) = first(con, f"INSERT INTO runs (id, {names}) VALUES (nextval('run_ids'), {placeholders}) RETURNING id", values)
         self._count_run(con, experiment_id, None, status)
         return run_id
 
@@ -683,7 +681,9 @@ class DuckDBStore(TrackingStore):
     def _count_run(self, con, experiment_id: int, leaving: RunStatus | None, entering: RunStatus, error: str | None = None):
         """One run changed state: move the experiment's counters and derive its status from them (no scan of runs)."""
         names = ", ".join(COUNTER_COLUMNS)
-        counters = dict(zip(COUNTER_COLUMNS, first(con, f"SELECT {names} FROM experiments WHERE id = ?", [experiment_id])))
+        counters = dict(
+            zip(COUNTER_COLUMNS, first(con, f"SELECT {names} FROM experiments WHERE id = ?", [experiment_id]), strict=False)
+        )
         if leaving is not None:
             counters[COUNTERS[leaving]] -= 1
         counters[COUNTERS[entering]] += 1

@@ -24,7 +24,6 @@ from abc import update_abstractmethods
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.flight as flight
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
@@ -122,8 +121,7 @@ class RemoteStore(TrackingStore):
                     if time.monotonic() > deadline or (process.poll() not in (None, 0)):
                         _spawn_failed[self.path] = time.monotonic()
                         raise StoreError(
-                            f"could not start the store server for {self.path}; "
-                            f"see {self.data_dir / 'logs' / 'store-server.log'}"
+                            f"could not start the store server for {self.path}; see {self.data_dir / 'logs' / 'store-server.log'}"
                         )
                     time.sleep(0.005)
             finally:  # reap it whenever it exits, so no zombie is left behind

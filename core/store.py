@@ -213,9 +213,6 @@ class TrackingStore(ABC):
         """Group several reads into one consistent view, where the implementation can."""
         return nullcontext()
 
-    def close(self) -> None:
-        """Let go of what this object holds (a file, a connection); the store itself stays."""
-
     # -- conveniences built on the primitives -------------------------------------------------
     def get_run(self, run_id: int) -> Run:
         return self.get_runs([run_id])[0]

@@ -19,7 +19,6 @@ from jobs.embedded import ensure_worker
 from jobs.reaper import reap
 from jobs.supervisor import supervise
 
-
 log = logging.getLogger("tunedeck.tasks")
 
 

@@ -5,8 +5,6 @@ import threading
 import time
 import traceback
 
-import pytest
-
 from core import remote
 from core.remote import RemoteStore
 from core.writer import MetricWriter

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from core import remote
-from core.remote import RemoteStore
 from core.errors import NotFoundError, StoreBusyError, ValidationError
+from core.remote import RemoteStore
 from core.writer import MetricWriter
 
 

@@ -3,12 +3,11 @@
 import math
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from core import tracking
 from core.datasets import inspect_dataset
-import polars as pl
-
 from core.errors import TuneDeckError
 from core.presenters import parse_id, parse_run_ids, parse_sweep
 from core.runs import start_run

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from core import remote
-from core.remote import RemoteStore
 from core.errors import StoreError
 from core.logs import read_log
+from core.remote import RemoteStore
 from core.settings import get_settings
 from core.status import RunStatus
 from core.writer import MetricWriter

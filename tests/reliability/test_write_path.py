@@ -89,10 +89,11 @@ def test_every_point_whose_log_returned_survives_a_sigkill_at_any_moment(tmp_pat
     for first in range(0, KILLS, AT_ONCE):
         scripts = [(start_script(LOGGER, tmp_path, str(index)), moments[index]) for index in range(first, first + AT_ONCE)]
         results: list = [None] * len(scripts)
-        threads = [
-            threading.Thread(target=lambda i=i, s=s, d=d: results.__setitem__(i, (*kill_at_random(s, d, tmp_path), d)))
-            for i, (s, d) in enumerate(scripts)
-        ]
+
+        def watch(index: int, script: subprocess.Popen, delay: float, results: list = results) -> None:
+            results[index] = (*kill_at_random(script, delay, tmp_path), delay)
+
+        threads = [threading.Thread(target=watch, args=(i, s, d)) for i, (s, d) in enumerate(scripts)]
         for thread in threads:
             thread.start()
         for thread in threads:
