@@ -497,13 +497,9 @@ class DuckDBStore(TrackingStore):
         con.register("points", points)
         con.register("series", series)
         try:
-            unknown = rows(con, "SELECT DISTINCT run_id FROM series ANTI JOIN runs ON runs.id = series.run_id ORDER BY 1")
+            unknown, rewrites = first(con, _BATCH_CHECK)
             if unknown:
-                raise NotFoundError(f"cannot log metrics for unknown run ID {', '.join(str(row[0]) for row in unknown)}")
-            (rewrites,) = first(
-                con,
-                "SELECT count(*) FROM series JOIN metric_summaries s USING (run_id, key) WHERE series.first_step <= s.last_step",
-            )
+                raise NotFoundError(f"cannot log metrics for unknown run ID {', '.join(map(str, unknown))}")
             if rewrites:
                 self._rewrite_points(con)
             else:
@@ -785,6 +781,13 @@ class DuckDBStore(TrackingStore):
 def _counter_values(runs: dict[RunStatus, int]) -> list[int]:
     return [sum(n for status, n in runs.items() if COUNTERS[status] == column) for column in COUNTER_COLUMNS]
 
+
+# One look before a batch goes in: runs it names that do not exist, and whether it rewrites steps already stored.
+_BATCH_CHECK = """
+    SELECT
+        (SELECT list(DISTINCT run_id ORDER BY run_id) FROM series ANTI JOIN runs ON runs.id = series.run_id),
+        (SELECT count(*) FROM series JOIN metric_summaries s USING (run_id, key) WHERE series.first_step <= s.last_step)
+"""
 
 _RUNS_WITH_LAST_VALUES = """
     SELECT r.id, r.name, r.status, r.created_at, r.ended_at, r.adapter_id, s.key, s.last_value
