@@ -2,7 +2,7 @@
 
     python -m venv --system-site-packages ../venv-bench && ../venv-bench/bin/pip install -r requirements-bench.txt
     ../venv-bench/bin/python -m bench.peers                               # the issue's sizes (hours: see below)
-    ../venv-bench/bin/python -m bench.peers --quick --output /tmp/p.md    # a smoke run of every phase, ~4 minutes
+    ../venv-bench/bin/python -m bench.peers --quick --output /tmp/p.md    # every phase, tiny: ~10 min (29 at load 15)
 
 Phases, in order; every sample in a fresh folder, the systems interleaved sample by sample:
 1. run lifecycle: one process alternates TuneDeck and MLflow run by run (`start_run` + 10 steps + end);
@@ -15,16 +15,18 @@ Phases, in order; every sample in a fresh folder, the systems interleaved sample
 4. --processes processes logging at once through `log_series` (TuneDeck only);
 5. cProfile of TuneDeck's lifecycle and user path (the client process), for the bounds.
 
-Duration at the default sizes is set by MLflow's user path, one SQLite transaction per
-`log_metrics` call: about 8 to 17 ms per step on this 2-CPU machine, so 5 samples of 100,000
-steps (200 x 500) and 5 of 200,000 steps (2,000 x 100) take 2 to 4.5 hours of MLflow alone;
-Aim adds about half an hour (each sample capped by --aim-limit), everything else minutes.
+Duration at the default sizes is set by MLflow's user path: 5 samples of 200 x 500 and 5 of
+2,000 x 100 are 1.5 million `log_metrics` calls, each its own SQLite transactions (10 to 17 ms
+apiece on this 2-CPU machine under another agent's load), so 4 to 7 hours of MLflow alone; Aim
+adds about half an hour (each sample capped by --aim-limit), TuneDeck and the other phases under an
+hour with today's code. Run it on a quiet machine; `--quick` checks every phase in minutes.
 """
 
 import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -124,6 +126,7 @@ class Bench:
         meter, out = LoadMeter(str(self.root)), self.root / "lifecycle.json"
         args = ["bench.peers.lifecycle", str(out), str(self.options.lifecycle_runs), *pairs]
         samples = children.run(args, out, children.environment({}), self.progress)
+        self.stop_owners("lifecycle")
         self.results["lifecycle"] = {"samples_ms": samples, "load": meter.read()}
         self.progress.advance()
         self.progress.message("lifecycle: " + ", ".join(f"{name} {statistics.median(ms):.1f} ms" for name, ms in samples.items()))
@@ -174,6 +177,7 @@ class Bench:
             figures["calls"][item] = self.time_query(item, stores)
             self.progress.advance()
         self.results["queries"][size] = figures
+        self.stop_owners(size)  # idle owners are processes too: none runs but the one a phase needs
         self.progress.message(
             f"queries {size}: "
             + "; ".join(
@@ -250,11 +254,14 @@ class Bench:
             }
             self.progress.advance()
 
+    def stop_owners(self, under: str = ".") -> None:
+        tunedeck = systems.load("TuneDeck")
+        for store in (self.root / under).rglob(tunedeck.STORE_FILE):
+            tunedeck.stop_owner(store.parent)
+
     def close(self) -> None:
         """Stop every store owner this run started, so none outlives its folder."""
-        tunedeck = systems.load("TuneDeck")
-        for store in self.root.rglob(tunedeck.STORE_FILE):
-            tunedeck.stop_owner(store.parent)
+        self.stop_owners()
         self.progress.close()
 
 
@@ -295,6 +302,7 @@ def versions(options) -> dict:
 
 def main() -> None:
     options = arguments()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run still stops its owners and removes its folders
     os.environ["TUNEDECK_STORE_SERVER_IDLE_EXIT"] = "3600"  # the owners this process starts outlive a slow peer's turn
     waited = settle(options.settle)
     started, clock, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()[0]

@@ -248,7 +248,7 @@ def profiles(run: dict) -> list[str]:
         lines += [
             f"TuneDeck {name.replace('_', ' ')}: {profile['runs']} runs x {profile['steps']} steps through the SDK in "
             f"{profile['seconds']:.2f} s under cProfile (the client process only: the owner's work shows as waiting on "
-            "its answer), by time inside each function:",
+            "its answer), by cumulative time:",
             "",
             "```",
             profile["text"].strip(),
@@ -280,7 +280,7 @@ def section(run: dict) -> str:
             f"Machine: CPUs {found['nproc']} ({found['cpu']}); Python {found['python']}; {versions}. Load average (1 min) "
             f"{run['load'][0]:.2f} at the start and {run['load'][1]:.2f} at the end; every ingest sample's load is listed below.",
             "",
-            "Every sample runs in a fresh folder, and each ingest sample in a fresh process. The systems take turns sample by "
+            "Every ingest sample runs in a fresh folder and a fresh process. The systems take turns sample by "
             f"sample (TuneDeck, TuneDeck bulk, MLflow, Aim, then again), {options['repeat']} ingest samples each; the run "
             f"lifecycles alternate run by run ({options['lifecycle_runs']} each, after 3 warm-up runs); each query sample is "
             "one warm-up call then the timed call, the systems taking turns (the first rotating), "
@@ -347,4 +347,4 @@ def rewrite(path: Path, text: str) -> None:
         return
     notes = re.search(rf"^{re.escape(NOTES)}\n.*", found.group(0), re.S | re.M)
     updated = text.rstrip("\n") + "\n" + ("\n" + notes.group(0).rstrip("\n") + "\n" if notes else "") + "\n"
-    path.write_text(current[: found.start()] + updated + current[found.end() :])
+    path.write_text((current[: found.start()] + updated + current[found.end() :]).rstrip("\n") + "\n")

@@ -53,7 +53,7 @@ def main() -> None:
     }
     if profiler:
         text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
+        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
         result["profile"] = text.getvalue()
     options.out.write_text(json.dumps(result))
 
