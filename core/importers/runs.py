@@ -37,6 +37,7 @@ class SourceRun:
     read_metrics: Callable[[], dict[str, Series]]
     error: str | None = None
     description: str = ""
+    notes: list[str] = field(default_factory=list)  # what read_metrics left out, one sentence each
 
 
 @dataclass
@@ -44,16 +45,21 @@ class ImportSummary:
     runs_imported: int = 0
     points_imported: int = 0
     experiments_created: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # one sentence each: what and why
+    skipped: list[str] = field(default_factory=list)  # runs not imported, one sentence each: which and why
+    notes: list[str] = field(default_factory=list)  # what was left out of or changed in imported runs
 
     def lines(self) -> list[str]:
-        created = f" ({len(self.experiments_created)} new experiments: {', '.join(self.experiments_created)})"
-        head = f"imported {self.runs_imported} runs with {self.points_imported:,} metric points"
-        lines = [head + (created if self.experiments_created else "")]
-        if self.skipped:
-            lines.append(f"skipped {len(self.skipped)}:")
-            lines += [f"  - {reason}" for reason in self.skipped]
+        lines = [f"imported {_count(self.runs_imported, 'run')} with {_count(self.points_imported, 'metric point')}"]
+        if self.experiments_created:
+            lines[0] += f" into {_count(len(self.experiments_created), 'new experiment')}: {', '.join(self.experiments_created)}"
+        for title, items in ((f"skipped {_count(len(self.skipped), 'run')}", self.skipped), ("left out", self.notes)):
+            if items:
+                lines += [f"{title}:"] + [f"  - {item}" for item in items]
         return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def metric_key(name: str) -> str:
@@ -106,10 +112,13 @@ def _experiment(store: TrackingStore, run: SourceRun, dataset: str, summary: Imp
 
 def _import_run(store: TrackingStore, experiment_id: int, run: SourceRun, summary: ImportSummary) -> None:
     points, dropped, renamed = _points(run.read_metrics())
+    summary.notes += [f"run {run.name!r}: {note}" for note in run.notes]
     for original, key in renamed.items():
-        summary.skipped.append(f"run {run.name!r}: metric {original!r} renamed {key!r} (keys allow letters, digits, _ . - / : @ and spaces)")
+        summary.notes.append(f"run {run.name!r}: metric {original!r} renamed {key!r} (keys allow letters, digits, _ . - / : @ and spaces)")
     if dropped:
-        summary.skipped.append(f"run {run.name!r}: {dropped} points not imported (NaN or infinite values, or a step logged again)")
+        summary.notes.append(
+            f"run {run.name!r}: {_count(dropped, 'point')} (NaN or infinite values, or a step logged again: the last value is kept)"
+        )
     run_id = store.create_run(experiment_id, {**run.params, SOURCE_PARAM: run.source_id}, name=run.name[:200])
     store.mark_running(run_id, worker=WORKER)
     for start in range(0, points.height, BATCH_POINTS):

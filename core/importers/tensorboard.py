@@ -30,13 +30,14 @@ def run_folders(logdir: Path) -> list[Path]:
     return folders
 
 
-def read(logdir: Path, experiment: str | None, skipped: list[str]) -> list[SourceRun]:
+def read(logdir: Path, experiment: str | None = None) -> list[SourceRun]:
     """One run per folder with event files, named by its path under logdir, in experiment (default: logdir's name)."""
     logdir = logdir.resolve()
     experiment = experiment or logdir.name
     runs = []
     for folder in run_folders(logdir):
         name = folder.relative_to(logdir).as_posix() if folder != logdir else logdir.name
+        notes: list[str] = []
         runs.append(
             SourceRun(
                 source_id=f"tensorboard:{folder}",
@@ -44,22 +45,22 @@ def read(logdir: Path, experiment: str | None, skipped: list[str]) -> list[Sourc
                 name=name,
                 status="completed",
                 params={},
-                read_metrics=_reader(folder, name, skipped),
+                read_metrics=_reader(folder, notes),
                 description=f"Imported from TensorBoard logs in {logdir}.",
+                notes=notes,
             )
         )
     return runs
 
 
-def _reader(folder: Path, name: str, skipped: list[str]):
+def _reader(folder: Path, notes: list[str]):
     def read_metrics() -> dict[str, Series]:
         points: dict[str, list[tuple[int, float, int]]] = {}
         others: dict[str, str] = {}
         for path in sorted(p for p in folder.glob("*tfevents*") if p.is_file()):
             for tag, step, value, wall_ms in scalars(path, others):
                 points.setdefault(tag, []).append((step, value, wall_ms))
-        for tag, plugin in sorted(others.items()):
-            skipped.append(f"run {name!r}: {tag!r} is not a scalar ({plugin})")
+        notes.extend(f"{tag!r} is not a scalar ({plugin})" for tag, plugin in sorted(others.items()))
         return {tag: _series(rows) for tag, rows in points.items()}
 
     return read_metrics
