@@ -20,4 +20,6 @@ def require(*names: str, install: str = "pip install -r requirements-train.txt")
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            pytest.fail(f"{REQUIRE_OPTIONAL}=1 says {name} is installed ({install}), yet it does not import: {exc}", pytrace=False)
+            pytest.fail(
+                f"{REQUIRE_OPTIONAL}=1 says {name} is installed ({install}), yet it does not import: {exc}", pytrace=False
+            )

@@ -1,6 +1,5 @@
 """`tunedeck ui | worker | import | doctor`: one command for what used to be `streamlit run` and `python -m ...`."""
 
-import os
 import subprocess
 import sys
 import tomllib
@@ -8,11 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+from pydantic import ValidationError as PydanticValidationError
 
 from core import open_store, resources
 from core.errors import TuneDeckError
 from core.importers import mlflow, tensorboard
 from core.importers.runs import ImportSummary, SourceRun, import_runs
+from core.settings import get_settings
 from tunedeck import doctor as health
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
@@ -22,6 +23,13 @@ PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_
 @click.version_option(package_name="tunedeck", message="%(prog)s %(version)s")
 def main() -> None:
     """TuneDeck: an experiment dashboard for LoRA fine-tuning. The store lives in TUNEDECK_DATA_DIR (./data)."""
+    try:
+        get_settings()
+    except PydanticValidationError as error:  # bad configuration stops here with a hint, before any command runs
+        item = error.errors()[0]
+        raise click.ClickException(
+            f"TUNEDECK_{str(item['loc'][0]).upper()}: {item['msg'].removeprefix('Value error, ')}"
+        ) from None
 
 
 @main.command(context_settings=PASS_THROUGH)

@@ -2,7 +2,6 @@
 
 import os
 import platform
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -44,8 +43,6 @@ def _guarded(name: str, check, hint: str) -> Check:
 def versions() -> Check:
     found = ", ".join(f"{name} {_version(name)}" for name in PACKAGES)
     detail = f"TuneDeck {_version('tunedeck')}, Python {platform.python_version()}, {found}"
-    if sys.version_info < (3, 11):
-        return Check("versions", FAIL, f"{detail}; TuneDeck needs Python 3.11 or newer")
     missing = [name for name in PACKAGES if _version(name) == "missing"]
     if missing:
         return Check("versions", FAIL, f"{detail}; install them: pip install -r requirements.txt (or pip install tunedeck)")
@@ -111,7 +108,9 @@ def sample_data() -> Check:
     sample, model = resources.sample_dir() / "sentiment.csv", resources.models_dir() / "tiny-base" / "model.safetensors"
     missing = [str(path) for path in (sample, model) if not path.is_file()]
     if missing:
-        return Check("sample data", FAIL, f"{', '.join(missing)} missing; reinstall TuneDeck or run python -m scripts.make_sample_data")
+        return Check(
+            "sample data", FAIL, f"{', '.join(missing)} missing; reinstall TuneDeck or run python -m scripts.make_sample_data"
+        )
     return Check("sample data", OK, f"{sample.parent} and the tiny-base model")
 
 

@@ -114,7 +114,9 @@ def _import_run(store: TrackingStore, experiment_id: int, run: SourceRun, summar
     points, dropped, renamed = _points(run.read_metrics())
     summary.notes += [f"run {run.name!r}: {note}" for note in run.notes]
     for original, key in renamed.items():
-        summary.notes.append(f"run {run.name!r}: metric {original!r} renamed {key!r} (keys allow letters, digits, _ . - / : @ and spaces)")
+        summary.notes.append(
+            f"run {run.name!r}: metric {original!r} renamed {key!r} (keys allow letters, digits, _ . - / : @ and spaces)"
+        )
     if dropped:
         summary.notes.append(
             f"run {run.name!r}: {_count(dropped, 'point')} (NaN or infinite values, or a step logged again: the last value is kept)"
