@@ -1,6 +1,6 @@
 """`tunedeck ui | worker | import | doctor`: one command for what used to be `streamlit run` and `python -m ...`."""
 
-import subprocess
+import os
 import sys
 import tomllib
 from collections.abc import Callable
@@ -20,7 +20,7 @@ PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="tunedeck", message="%(prog)s %(version)s")
+@click.version_option(health.package_version("tunedeck"), message="tunedeck %(version)s")
 def main() -> None:
     """TuneDeck: an experiment dashboard for LoRA fine-tuning. The store lives in TUNEDECK_DATA_DIR (./data)."""
     try:
@@ -37,7 +37,7 @@ def main() -> None:
 def ui(streamlit_args: tuple[str, ...]) -> None:
     """Run the dashboard (streamlit run app.py); other options go to Streamlit, e.g. --server.port 8502."""
     command = [sys.executable, "-m", "streamlit", "run", str(resources.app_file()), *streamlit_config(Path.cwd())]
-    sys.exit(subprocess.call([*command, *streamlit_args]))
+    os.execv(sys.executable, [*command, *streamlit_args])  # Streamlit takes this process over: signals reach it
 
 
 def streamlit_config(folder: Path) -> list[str]:

@@ -41,15 +41,15 @@ def _guarded(name: str, check, hint: str) -> Check:
 
 
 def versions() -> Check:
-    found = ", ".join(f"{name} {_version(name)}" for name in PACKAGES)
-    detail = f"TuneDeck {_version('tunedeck')}, Python {platform.python_version()}, {found}"
-    missing = [name for name in PACKAGES if _version(name) == "missing"]
+    found = ", ".join(f"{name} {package_version(name)}" for name in PACKAGES)
+    detail = f"TuneDeck {package_version('tunedeck')}, Python {platform.python_version()}, {found}"
+    missing = [name for name in PACKAGES if package_version(name) == "missing"]
     if missing:
         return Check("versions", FAIL, f"{detail}; install them: pip install -r requirements.txt (or pip install tunedeck)")
     return Check("versions", OK, detail)
 
 
-def _version(name: str) -> str:
+def package_version(name: str) -> str:
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:

@@ -1,14 +1,13 @@
 """The `tunedeck` command: the app, a worker, imports and a health check, each from one place."""
 
-import socket
 import subprocess
 import sys
 import time
 import tomllib
-import urllib.request
 
 from tests.cli.conftest import ROOT, clean_env
 from tests.importers.conftest import FIXTURES
+from tests.servers import free_port, healthy, stop
 from tunedeck.cli import streamlit_config
 
 
@@ -90,30 +89,14 @@ def test_ui_uses_tunedecks_streamlit_settings_unless_the_folder_has_its_own(tmp_
     assert streamlit_config(ROOT) == []  # Streamlit reads ./.streamlit/config.toml itself
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        return probe.getsockname()[1]
-
-
 def test_ui_serves_the_app(tmp_path):
-    port = free_port()
-    command = [sys.executable, "-m", "tunedeck.cli", "ui", "--server.port", str(port)]
-    server = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=clean_env(tmp_path / "data", PYTHONPATH=str(ROOT)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    command = [sys.executable, "-m", "tunedeck.cli", "ui", "--server.port", str(port := free_port())]
+    env = clean_env(tmp_path / "data", PYTHONPATH=str(ROOT))
+    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        deadline, answer = time.monotonic() + 60, None
-        while answer is None and time.monotonic() < deadline and server.poll() is None:
-            try:
-                answer = urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2).read()
-            except OSError:
-                time.sleep(0.2)
-        assert answer == b"ok"
+        deadline = time.monotonic() + 60
+        while not healthy(f"http://localhost:{port}") and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.2)
+        assert healthy(f"http://localhost:{port}")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
