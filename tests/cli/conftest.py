@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment without the test session's TuneDeck settings, with a data folder of the test's own."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("TUNEDECK_")}
-    return {**env, "TUNEDECK_DATA_DIR": str(data_dir), "TUNEDECK_STORE_SERVER_IDLE_EXIT": "3", **extra}
+    quick_exits = {"TUNEDECK_STORE_SERVER_IDLE_EXIT": "3", "TUNEDECK_WORKER_IDLE_EXIT": "2"}  # nothing outlives the test
+    return {**env, "TUNEDECK_DATA_DIR": str(data_dir), **quick_exits, **extra}
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ def main() -> int:
     """Run the soak test with the report switched on; its exit status is pytest's."""
     test = "tests/reliability/test_soak.py::test_flooding_writers_and_looping_readers_see_no_errors_and_lose_no_points"
     env = {**os.environ, REPORT_TO: str(DOCUMENT)}
-    return subprocess.call([sys.executable, "-m", "pytest", test, "-q", "-s", "-p", "no:xdist"], env=env, cwd=DOCUMENT.parent)
+    return subprocess.call([sys.executable, "-m", "pytest", test, "-q", "-s", "-n", "0"], env=env, cwd=DOCUMENT.parent)
 
 
 if __name__ == "__main__":
