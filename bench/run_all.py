@@ -15,8 +15,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import click
-
 from bench import ingest, jobs, pages, queries, report
 
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -39,21 +37,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as folder:
         for name in ("ingest", "queries", "pages", "jobs"):
             (Path(folder) / name).mkdir()
-        stages = {
-            "ingest": lambda: ingest.run(
-                Path(folder) / "ingest", options.points, options.flush_points, options.per_step_points, options.processes
-            ),
-            "queries": lambda: queries.run(Path(folder) / "queries", options.experiments, options.repeat),
-            "pages": lambda: pages.run(Path(folder) / "pages", options.experiments, options.page_repeat, profile=options.profile),
-            "jobs": lambda: jobs.run(Path(folder) / "jobs", options.short_runs),
-        }
-        measured = {}
-        with click.progressbar(
-            stages.items(), label="benchmarks", item_show_func=lambda item: item and item[0], file=sys.stderr
-        ) as bar:
-            for name, measure in bar:
-                measured[name] = measure()
-        ingested, queried, paged, worked = measured.values()
+        ingested = ingest.run(
+            Path(folder) / "ingest", options.points, options.flush_points, options.per_step_points, options.processes
+        )
+        queried = queries.run(Path(folder) / "queries", options.experiments, options.repeat)
+        paged = pages.run(Path(folder) / "pages", options.experiments, options.page_repeat, profile=options.profile)
+        worked = jobs.run(Path(folder) / "jobs", options.short_runs)
     command = " ".join(["python -m bench.run_all", *sys.argv[1:]])
     load = (load_before, os.getloadavg()[0])
     seconds = time.perf_counter() - clock

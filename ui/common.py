@@ -10,10 +10,10 @@ import polars as pl
 import streamlit as st
 
 from core import open_store, resources
-from core.duckdb_store import DuckDBStore
 from core.errors import NotFoundError, TuneDeckError
 from core.presenters import STATUS_COLOURS, escape_markdown, parse_id, status_cell_style
 from core.settings import Settings, get_settings
+from core.store import TrackingStore
 
 log = logging.getLogger("tunedeck.ui")
 APP = resources.app_file()
@@ -43,7 +43,7 @@ def through_app() -> None:
     st.stop()
 
 
-def store() -> DuckDBStore:
+def store() -> TrackingStore:
     """A store handle: cheap, holds no connection, so each call may make a fresh one."""
     return open_store()
 

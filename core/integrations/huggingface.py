@@ -17,7 +17,7 @@ from numbers import Real
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from core import tracking
-from core.writer import KEY_PATTERN
+from core.points import KEY_PATTERN
 
 logger = logging.getLogger(__name__)
 
