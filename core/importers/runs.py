@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from core.duckdb_store import POINT_SCHEMA
+from core.points import KEY_PATTERN, POINT_SCHEMA
 from core.store import TrackingStore
-from core.writer import KEY_PATTERN
 
 SOURCE_PARAM = "import.source"
 WORKER = "import"
