@@ -6,6 +6,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import resources
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TUNEDECK_", extra="ignore")
@@ -24,7 +26,7 @@ class Settings(BaseSettings):
     )
     commands_file: Path = Field(Path("commands.toml"), description="The administrator's registered training commands.")
     dataset_roots: str = Field(
-        "", description="Folders datasets may come from, separated by ':'; empty: the working folder and data dir."
+        "", description="Folders datasets may come from, separated by ':'; empty: the working folder, data dir and sample data."
     )
 
     @field_validator("queue_url")
@@ -38,7 +40,7 @@ class Settings(BaseSettings):
     def allowed_dataset_roots(self) -> list[Path]:
         if self.dataset_roots.strip():
             return [Path(part).resolve() for part in self.dataset_roots.split(os.pathsep) if part.strip()]
-        return [Path.cwd().resolve(), self.data_dir.resolve()]
+        return [Path.cwd().resolve(), self.data_dir.resolve(), resources.sample_dir().resolve()]
 
     @property
     def store_path(self) -> Path:
