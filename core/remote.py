@@ -30,7 +30,7 @@ from pydantic_core import to_jsonable_python
 
 from core import errors, flocks
 from core.errors import StoreError, TuneDeckError
-from core.store import TrackingStore, operations
+from core.store import REPEATABLE, TrackingStore, operations
 
 SEND_TRIES = 3
 START_TIMEOUT = 60.0  # seconds a new store server may take to open (and migrate) the store
@@ -86,15 +86,16 @@ class RemoteStore(TrackingStore):
         return address_for(self.path)
 
     # -- transport -----------------------------------------------------------------------------
-    def _request(self, send):
+    def _request(self, send, repeatable: bool = False):
         """send(client, options); when it reached no server, start one and send again (a server may also have
-        left, idle, just as it was sent: hence a few tries)."""
+        left, idle, just as it was sent: hence a few tries). A request that may have reached a server that then
+        died is sent again only when sending it twice does no harm (a read, say)."""
         options = flight.FlightCallOptions(timeout=self.timeout)
         for attempt in range(SEND_TRIES):
             try:
                 return send(self._client(fresh=attempt > 0), options)
             except flight.FlightUnavailableError as error:
-                if not _never_reached(error):
+                if not (repeatable or _never_reached(error)):
                     raise _stopped() from error
                 if attempt == SEND_TRIES - 1:
                     raise StoreError(
@@ -133,11 +134,11 @@ class RemoteStore(TrackingStore):
         def send(client, options):
             return b"".join(result.body.to_pybytes() for result in client.do_action(flight.Action(operation, body), options))
 
-        return json.loads(_raising(self._request, send))
+        return json.loads(_raising(self._request, send, operation in REPEATABLE))
 
     def _table(self, operation: str, arguments: dict) -> pl.DataFrame:
         ticket = flight.Ticket(json.dumps({"operation": operation, **to_jsonable_python(arguments)}).encode())
-        table = _raising(self._request, lambda client, options: client.do_get(ticket, options).read_all())
+        table = _raising(self._request, lambda client, options: client.do_get(ticket, options).read_all(), True)
         return pl.from_arrow(table)
 
     def _put(self, operation: str, arguments: dict, points: pl.DataFrame):
@@ -153,13 +154,13 @@ class RemoteStore(TrackingStore):
                 answer = reader.read()
             return answer.to_pybytes() if answer is not None else b"null"
 
-        return json.loads(_raising(self._request, send))
+        return json.loads(_raising(self._request, send, operation in REPEATABLE))
 
 
-def _raising(request, send):
+def _raising(request, send, repeatable: bool = False):
     """The request's answer, or the store error the server raised, as the same kind with the same message."""
     try:
-        return request(send)
+        return request(send, repeatable)
     except flight.FlightError as error:
         raise _as_store_error(error) from None
 

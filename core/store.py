@@ -239,6 +239,26 @@ class TrackingStore(ABC):
         return compare.compare_runs(runs, overrides)
 
 
+# Primitives that may be sent twice with the same effect as once: reads, and writes that replace what they write.
+REPEATABLE = frozenset(
+    {
+        "get_experiment",
+        "list_experiments",
+        "find_experiment",
+        "get_runs",
+        "list_runs",
+        "runs_table",
+        "list_active_runs",
+        "get_metric_series",
+        "verify_integrity",
+        "get_adapter",
+        "list_adapters",
+        "heartbeat",
+        "log_metrics",
+    }
+)
+
+
 def operations() -> frozenset[str]:
     """The primitives: what a store's owner answers for other processes, each as one request."""
     return frozenset(name for name in TrackingStore.__abstractmethods__ if callable(getattr(TrackingStore, name)))
