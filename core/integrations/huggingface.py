@@ -20,8 +20,8 @@ from numbers import Real
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from core import tracking
+from core.points import KEY_PATTERN
 from core.run_params import parameter_counts, training_length
-from core.writer import KEY_PATTERN
 
 logger = logging.getLogger(__name__)
 

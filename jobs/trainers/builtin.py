@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 from safetensors.numpy import load_file, save_file
 
+from core import resources
 from core.datasets import read_dataset, require_columns
 from core.errors import DatasetError, ValidationError
 from core.models import BUILTIN_MODEL_TYPE
@@ -29,7 +30,7 @@ from jobs.trainers.base import LogParams, TrainingStopped, TrainResult, ignore_p
 
 MODEL_TYPE = BUILTIN_MODEL_TYPE
 MODULES = ("fc1", "fc2")
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
+DEFAULT_MODELS_DIR = resources.models_dir()  # the checkout's data/models, or the installed copy
 BUILD_COMMAND = "python -m scripts.make_sample_data"
 EVAL_FRACTION = 0.2
 SPLIT_SEED = 1234  # fixed, so runs with different training seeds are scored on the same rows
