@@ -4,10 +4,11 @@
     python -m bench.ingest --points 1000000     # a quick run
     python -m bench.ingest --processes 4        # also: 4 writer processes sharing one store
 
-Each benchmark gets a fresh store opened as production opens it (`server_idle_exit` set, as
-`open_store()` does), so its first call starts the store server and every flush goes to it.
-Setup (the experiment and its runs) goes through the store API and is not timed; the clock
-runs from the first logged point until the writer has closed, i.e. until every point is stored.
+Each benchmark gets a fresh store reached as production reaches it (a `RemoteStore`, what
+`open_store()` returns), so its first call starts the store server and every flush is one
+request to it. Setup (the experiment and its runs) goes through the store API and is not timed;
+the clock runs from the first logged point until the writer has closed, i.e. until every point
+is journaled and stored. Each flush (one `log_metrics` request) is timed on its own as well.
 The server is stopped (closing the file, which checkpoints the WAL) before the size on disk is read.
 """
 
@@ -24,9 +25,10 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from bench.seed import counting_round_trips, require_server, served, stop_server
+from bench.seed import SERVER_IDLE_EXIT, counting_round_trips, require_server, stop_server
 from core import remote
-from core.duckdb_store import DuckDBStore
+from core.remote import RemoteStore
+from core.store import TrackingStore
 from core.writer import MetricWriter
 
 KEYS = ("loss", "learning_rate", "eval_loss", "accuracy")
@@ -51,11 +53,11 @@ class IngestResult:
     errors: list[str] = field(default_factory=list)
     flush_ms: list[float] = field(default_factory=list)
     target: float | None = None
-    round_trips: int = 0  # requests sent to the store server while logging, all processes together
+    requests: int = 0  # store requests sent while logging, all processes together
 
     @property
-    def round_trips_per_flush(self) -> float:
-        return self.round_trips / max(1, len(self.flush_ms))
+    def requests_per_flush(self) -> float:
+        return self.requests / max(1, len(self.flush_ms))
 
     @property
     def points_per_second(self) -> float:
@@ -69,16 +71,16 @@ class IngestResult:
         return (
             f"{self.label}: {self.points:,} points in {self.seconds:.2f} s = {self.points_per_second:,.0f} points/s "
             f"(flush_points={self.flush_points:,}, {len(self.flush_ms)} flushes of median {self.flush_median_ms:.0f} ms, "
-            f"{self.round_trips_per_flush:.0f} store server round trips per flush, processes={self.processes}, "
+            f"{self.requests_per_flush:.0f} store requests per flush, processes={self.processes}, "
             f"store {self.store_bytes / 2**20:.0f} MiB, errors: {len(self.errors)})"
         )
 
 
-class TimedStore(DuckDBStore):
-    """The real store, noting how long each flush (one log_metrics call) takes."""
+class TimedStore(RemoteStore):
+    """The production client, noting how long each flush (one log_metrics request, answered once committed) takes."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, path: Path | str, **options):
+        super().__init__(path, **options)
         self.flush_ms: list[float] = []
 
     def log_metrics(self, points: pl.DataFrame) -> int:
@@ -90,11 +92,11 @@ class TimedStore(DuckDBStore):
 
 
 def make_store(folder: Path, runs: int) -> tuple[TimedStore, list[int]]:
-    """A fresh served store holding one experiment and its runs, created through the store API.
+    """A fresh store holding one experiment and its runs, created through the store API.
 
     Its first call starts the store server, outside any clock; stop it with stop_server(store.path).
     """
-    store = served(folder / "store.duckdb", TimedStore)
+    store = TimedStore(folder / "store.duckdb", idle_exit=SERVER_IDLE_EXIT)
     experiment_id = store.create_experiment({"name": "ingest benchmark", "dataset": "data/sample/sentiment.csv"})
     return store, [store.create_run(experiment_id, {"lora_rank": 8}) for _ in range(runs)]
 
@@ -117,7 +119,7 @@ def curves(steps: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def log_columnar(store: DuckDBStore, run_ids: list[int], steps: int, flush_points: int) -> int:
+def log_columnar(store: TrackingStore, run_ids: list[int], steps: int, flush_points: int) -> int:
     """Every run's series through MetricWriter.log_series; returns the points the writer stored."""
     step_numbers = np.arange(steps, dtype=np.int64)
     values = curves(step_numbers)
@@ -128,7 +130,7 @@ def log_columnar(store: DuckDBStore, run_ids: list[int], steps: int, flush_point
     return writer.points_written
 
 
-def log_per_step(store: DuckDBStore, run_ids: list[int], steps: int, flush_points: int) -> int:
+def log_per_step(store: TrackingStore, run_ids: list[int], steps: int, flush_points: int) -> int:
     """The training-loop API: one MetricWriter.log call with a dict of 4 keys per run and step."""
     values = {key: series.tolist() for key, series in curves(np.arange(steps)).items()}
     with MetricWriter(store, flush_points=flush_points) as writer:
@@ -138,13 +140,13 @@ def log_per_step(store: DuckDBStore, run_ids: list[int], steps: int, flush_point
     return writer.points_written
 
 
-def store_bytes(store: DuckDBStore) -> int:
+def store_bytes(store: RemoteStore) -> int:
     """The database file and its WAL (read after the server closed the file, so the WAL is checkpointed)."""
     files = (store.path, store.path.with_name(store.path.name + ".wal"))
     return sum(path.stat().st_size for path in files if path.exists())
 
 
-def missing_points(store: DuckDBStore, run_ids: list[int], steps: int) -> list[str]:
+def missing_points(store: TrackingStore, run_ids: list[int], steps: int) -> list[str]:
     """Check through the API that every series is complete; returns what is wrong, if anything."""
     problems = []
     for run in store.get_runs(run_ids):
@@ -163,7 +165,7 @@ def _timed(folder: Path, runs: int, log, steps: int, flush_points: int, label: s
     store, run_ids = make_store(folder, runs)
     try:
         require_server(store.path, label)
-        with counting_round_trips() as counted:  # a counter bumped per request: nothing next to a flush's milliseconds
+        with counting_round_trips() as counted:  # a counter bumped per request: nothing beside a flush's milliseconds
             start = time.perf_counter()
             written = log(store, run_ids, steps, flush_points)
             seconds = time.perf_counter() - start
@@ -173,7 +175,7 @@ def _timed(folder: Path, runs: int, log, steps: int, flush_points: int, label: s
     if written != steps * runs * len(KEYS):
         errors.append(f"writer reports {written:,} points written")
     result = IngestResult(label, written, seconds, flush_points, 1, store_bytes(store), errors, store.flush_ms)
-    result.round_trips = counted.round_trips
+    result.requests = counted.operations
     return result
 
 
@@ -196,11 +198,12 @@ class WriterOutcome(NamedTuple):
     written: int
     error: str | None
     flush_ms: list[float]
-    round_trips: int
+    requests: int
 
 
 def _writer_process(path: str, run_ids: list[int], steps: int, flush_points: int, ready, results) -> None:
-    """A writer as a training script opens the store: it uses the server that runs, and would start none."""
+    """A writer as a training script reaches the store (`open_store()` gives the same client): it uses the server
+    that runs; starting one here would be reported as an error."""
     store = TimedStore(path)
     store.get_runs(run_ids)  # a first call, so imports and the first connection happen before the clock starts
     error = None if remote.running(Path(path).resolve()) else "writer process found no store server running"
@@ -211,14 +214,15 @@ def _writer_process(path: str, run_ids: list[int], steps: int, flush_points: int
             written = log_columnar(store, run_ids, steps, flush_points)
         except Exception as exc:  # noqa: BLE001 - reported, not raised: the parent counts every process's errors
             written, error = 0, f"{type(exc).__name__}: {exc}"
-    results.put(WriterOutcome(start, time.time(), written, error, store.flush_ms, counted.round_trips))
+    results.put(WriterOutcome(start, time.time(), written, error, store.flush_ms, counted.operations))
 
 
 def bench_processes(folder: Path, processes: int, points: int = POINTS, flush_points: int = FLUSH_POINTS) -> IngestResult:
     """Writers start together behind a barrier; the rate is all points over first start to last finish.
 
-    The parent's store starts the server; each writer process opens a plain `TimedStore(path)`, which
-    finds it, so all their flushes go through the one server (its write lock takes them in turn).
+    The parent's store starts the server; each writer process makes its own `TimedStore(path)` client,
+    which finds it, so all their flushes go through the one server (its committer thread takes the writes
+    in turn, committing together those that queued up meanwhile).
     """
     steps = steps_per_series(points, RUNS)
     store, run_ids = make_store(folder, RUNS)
@@ -245,7 +249,7 @@ def bench_processes(folder: Path, processes: int, points: int = POINTS, flush_po
     flush_ms = [ms for outcome in outcomes for ms in outcome.flush_ms]
     label = f"log_series, {processes} processes"
     result = IngestResult(label, written, seconds, flush_points, processes, store_bytes(store), errors, flush_ms)
-    result.round_trips = sum(outcome.round_trips for outcome in outcomes)
+    result.requests = sum(outcome.requests for outcome in outcomes)
     return result
 
 

@@ -9,8 +9,9 @@ TUNEDECK_DATA_DIR when first imported, so the measuring happens in a spawned chi
 that sets the variable before it imports jobs. Times come from the runs' own records
 (started_at, ended_at), set against the clock read just before the first start_run.
 
-The store is shared as in production: the child's `open_store()` starts the store server and
-the workers and their training processes send their SQL to it. It is stopped at the end.
+The store is shared as in production: the child's `open_store()` starts the store server, and
+the workers and their training processes send their store operations to it, one request each.
+It is stopped at the end.
 """
 
 import argparse
@@ -29,9 +30,10 @@ from pathlib import Path
 
 from bench.seed import require_server, stop_server
 from core import open_store
-from core.duckdb_store import DuckDBStore, utcnow
+from core.duckdb_store import utcnow
 from core.entities import Run
 from core.status import RunStatus
+from core.store import TrackingStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = str(ROOT / "data" / "sample" / "sentiment.csv")
@@ -155,7 +157,7 @@ def import_seconds(repeat: int = 3) -> float:
     return statistics.median(samples)
 
 
-def wait_until_terminal(store: DuckDBStore, run_ids: list[int], poll: float) -> list[Run]:
+def wait_until_terminal(store: TrackingStore, run_ids: list[int], poll: float) -> list[Run]:
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         runs = store.get_runs(run_ids)
@@ -169,7 +171,7 @@ def seconds_between(earlier: datetime, later: datetime) -> float:
     return (later - earlier).total_seconds()
 
 
-def sample_run(store: DuckDBStore, start_run, experiment_id: int, data_dir: Path, exits: list[WorkerExit]) -> SampleRun:
+def sample_run(store: TrackingStore, start_run, experiment_id: int, data_dir: Path, exits: list[WorkerExit]) -> SampleRun:
     with workers(data_dir, 1, exits):
         enqueued = utcnow()
         (run,) = wait_until_terminal(store, [start_run(store, experiment_id, SAMPLE_CONFIG)], poll=0.1)
@@ -185,7 +187,7 @@ def sample_run(store: DuckDBStore, start_run, experiment_id: int, data_dir: Path
 
 
 def throughput(
-    store: DuckDBStore, start_run, experiment_id: int, data_dir: Path, consumers: int, runs: int, exits: list[WorkerExit]
+    store: TrackingStore, start_run, experiment_id: int, data_dir: Path, consumers: int, runs: int, exits: list[WorkerExit]
 ) -> Throughput:
     """From the first start_run to the last run's end; the queue is filled while the consumers already work."""
     with workers(data_dir, consumers, exits):
@@ -203,7 +205,7 @@ def measure_in_child(data_dir: Path, short_runs: int) -> JobsSuite:
 
     The workers inherit this environment, so they use the store server the first open_store() call starts.
     """
-    os.environ.update(TUNEDECK_DATA_DIR=str(data_dir), TUNEDECK_EMBEDDED_WORKER="0", TUNEDECK_STORE_SERVER="1")
+    os.environ.update(TUNEDECK_DATA_DIR=str(data_dir), TUNEDECK_EMBEDDED_WORKER="0")
     from jobs.tasks import start_run
 
     store = open_store()

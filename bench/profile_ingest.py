@@ -2,12 +2,13 @@
 
     python -m bench.profile_ingest --points 10000000 --flush-points 100000
 
-The store is served, as in production and in bench.ingest: every flush is sent to the store
-server, a separate process that cProfile does not see. So the server's work (inserting the
-points, merging the summaries, committing) shows as this process waiting for the answers:
-`posix.read` by own time, under `core/remote.py:call` (one call per round trip, sending a batch
-as a pickled Arrow table: `posix.write`, `Pickler.dump`). The rest is this process building the
-batches (`core/writer.py`, `core/duckdb_store.py:log_metrics`).
+The store is reached as in production and in bench.ingest: every flush is one Arrow Flight
+request to the store server, a separate process that cProfile does not see. So the server's
+work (inserting the points, merging the summaries, committing) shows as this process waiting
+for the answer: own time in `core/remote.py` `send`, under `_put` (one per flush; it streams the
+batch as Arrow record batches, then reads the answer). The rest is this process's own:
+checking and journaling each call (`core/writer.py` `log_series`, `core/journal.py`
+`append_series`, `posix.write`) and building the batches (`core/writer.py` `frame`, `to_arrow`).
 """
 
 import argparse

@@ -3,12 +3,11 @@
     python -m bench.queries                     # 10,000 experiments / 200,000 runs / 10,400,000 points
     python -m bench.queries --experiments 1000  # a quick run, a tenth of the size
 
-The store is bulk-built by bench.seed (not timed). The queries then go through the store server,
-as in production: a served store (`server_idle_exit` set, as `open_store()` does) whose first call,
-in the untimed setup, starts the server. Each call is one operation on the server (a socket
-connection) and a round trip per request; both are counted. Before the server starts, the bare
-cost of opening and closing the file read-only is measured as a reference: every store call paid
-it before the store server.
+The store is bulk-built by bench.seed (not timed), which closes the file before the store server
+starts. The queries then go through the store server, as in production: a `RemoteStore` (what
+`open_store()` returns) whose first call, in the untimed setup, starts the server. The clock covers
+each call of the public store API, from the request to the decoded answer; each primitive it uses
+is one request to the server, and the requests per call are counted on one more, untimed call.
 """
 
 import argparse
@@ -18,14 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
-from bench.seed import RoundTrips, build_store, counting_round_trips, require_server, served, stop_server
+from bench.seed import RoundTrips, counting_round_trips, require_server, seed_tables, served, stop_server
 from bench.timing import Timing, measure
-from core.db import connect
-from core.duckdb_store import DuckDBStore
-from core.sql import first
 from core.status import ExperimentStatus
+from core.store import TrackingStore
 
 EXPERIMENTS = 10_000
 RUNS_PER_EXPERIMENT = 20
@@ -33,7 +28,6 @@ POINTS_PER_RUN = 52  # seed logs whole steps of its 4 keys: 52 gives 13 steps, s
 COMPARED_RUNS = 10
 LIST_TARGET_MS = 100
 COMPARE_TARGET_MS = 200
-OPEN_REFERENCE = "before the store server: open + close the file read-only (duckdb.connect)"
 
 
 @dataclass(frozen=True)
@@ -47,16 +41,12 @@ class Query:
 class QueryResult:
     name: str
     timing: Timing
-    asked: RoundTrips | None  # what one call asked of the store server; None: a reference row that uses no server
+    asked: RoundTrips  # what one call asked of the store server (nothing, for work that does not use the store)
     target_ms: float | None
 
     def line(self) -> str:
         target = f"target < {self.target_ms:.0f} ms" if self.target_ms else "no target"
-        asked = (
-            "reference, no store server"
-            if self.asked is None
-            else f"{self.asked.operations} store operations, {self.asked.round_trips} round trips per call"
-        )
+        asked = f"{self.asked.operations} store requests per call"
         return f"{self.name}: median {self.timing.median_ms:.1f} ms, p90 {self.timing.p90_ms:.1f} ms ({asked}; {target})"
 
 
@@ -67,39 +57,18 @@ class QuerySuite:
     points: int
     store_bytes: int
     seed_seconds: float
-    open_reference: QueryResult  # the bare open + close of the file, measured before the server started
-    results: list[QueryResult]  # the served calls
-
-    @property
-    def open_ms(self) -> float:
-        return self.open_reference.timing.median_ms
-
-    @property
-    def rows(self) -> list[QueryResult]:
-        return [self.open_reference, *self.results]
+    results: list[QueryResult]
 
 
-def seed(folder: Path, experiments: int) -> tuple[DuckDBStore, float]:
+def seed(folder: Path, experiments: int) -> tuple[Path, tuple[int, int, int], float]:
+    """The store's path, the rows seeded (experiments, runs, points) and the seconds seeding took."""
+    path = folder / "store.duckdb"
     start = time.perf_counter()
-    store = build_store(folder / "store.duckdb", experiments, RUNS_PER_EXPERIMENT, POINTS_PER_RUN)
-    return store, time.perf_counter() - start
+    counts = seed_tables(path, experiments, RUNS_PER_EXPERIMENT, POINTS_PER_RUN)
+    return path, counts, time.perf_counter() - start
 
 
-def counts(store: DuckDBStore) -> tuple[int, int, int]:
-    """Row counts, read directly: a check on what was seeded, not a measured operation."""
-    with connect(store.path, read_only=True) as con:
-        return first(
-            con, "SELECT (SELECT count(*) FROM experiments), (SELECT count(*) FROM runs), (SELECT count(*) FROM metrics)"
-        )
-
-
-def open_reference(path: Path, repeat: int, warmup: int) -> QueryResult:
-    """What every store call paid before the store server; only measurable while no server holds the file."""
-    timing = measure(lambda: duckdb.connect(str(path), read_only=True).close(), repeat, warmup)
-    return QueryResult(OPEN_REFERENCE, timing, None, None)
-
-
-def queries(store: DuckDBStore) -> list[Query]:
+def queries(store: TrackingStore) -> list[Query]:
     total = store.list_experiments(page=1, page_size=1).total
     middle, later_page = total // 2, max(1, total // 20 // 2)
     run_ids = [run.id for run in store.list_runs(middle)][:COMPARED_RUNS]
@@ -127,17 +96,15 @@ def queries(store: DuckDBStore) -> list[Query]:
 
 
 def asked_per_call(operation: Callable[[], object]) -> RoundTrips:
-    """One more, untimed call, counting its store server operations and round trips."""
+    """One more, untimed call, counting its requests to the store server."""
     with counting_round_trips() as counted:
         operation()
     return counted
 
 
 def run(folder: Path, experiments: int = EXPERIMENTS, repeat: int = 15, warmup: int = 2) -> QuerySuite:
-    seeded, seed_seconds = seed(folder, experiments)
-    reference = open_reference(seeded.path, repeat, warmup)
-    print(reference.line(), flush=True)
-    store = served(seeded.path)
+    path, seeded_counts, seed_seconds = seed(folder, experiments)
+    store = served(path)
     results = []
     try:
         plans = queries(store)  # its first call starts the store server, off the clock
@@ -146,12 +113,10 @@ def run(folder: Path, experiments: int = EXPERIMENTS, repeat: int = 15, warmup: 
             timing = measure(query.operation, repeat, warmup)
             results.append(QueryResult(query.name, timing, asked_per_call(query.operation), query.target_ms))
             print(results[-1].line(), flush=True)
-        require_server(store.path, "bench.queries")  # still the server: none of the calls fell back to the file
-        seeded_counts = counts(store)
     finally:
         stop_server(store.path)
-    size = sum(path.stat().st_size for path in (store.path, store.path.with_name(store.path.name + ".wal")) if path.exists())
-    return QuerySuite(*seeded_counts, size, seed_seconds, reference, results)
+    size = sum(file.stat().st_size for file in (path, path.with_name(path.name + ".wal")) if file.exists())
+    return QuerySuite(*seeded_counts, size, seed_seconds, results)
 
 
 def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from bench.jobs import SAMPLE_CONFIG, SHORT_CONFIG, JobsSuite, SampleRun, Throug
 from bench.pages import CHART_MAX_POINTS, CHART_RUNS, CHART_STEPS, PageResult, PageSuite
 from bench.queries import POINTS_PER_RUN, QueryResult, QuerySuite
 from bench.seed import SERVER_IDLE_EXIT
+from core.settings import get_settings
 
 PEERS_HEADING = "## Peers"  # written by `python -m bench.peers`; render() output leaves it to keep_peers()
 
@@ -94,7 +95,7 @@ def _ingest_details(results: list[IngestResult]) -> list[str]:
     lines = [
         (
             "| Run | Processes | Points | Seconds | Points/s | flush_points | Flushes | Median ms per flush "
-            "| Round trips per flush | Seconds in flushes | Store on disk | Verified |"
+            "| Store requests per flush | Seconds in flushes | Store on disk | Verified |"
         ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -102,7 +103,7 @@ def _ingest_details(results: list[IngestResult]) -> list[str]:
         verified = "every point stored" if not r.errors else "; ".join(r.errors[:3])
         lines.append(
             f"| `{r.label}` | {r.processes} | {r.points:,} | {r.seconds:.2f} | {r.points_per_second:,.0f} | {r.flush_points:,} "
-            f"| {len(r.flush_ms)} | {r.flush_median_ms:.0f} | {r.round_trips_per_flush:.0f} | {sum(r.flush_ms) / 1000:.2f} "
+            f"| {len(r.flush_ms)} | {r.flush_median_ms:.0f} | {r.requests_per_flush:.0f} | {sum(r.flush_ms) / 1000:.2f} "
             f"| {r.store_bytes / 2**20:.0f} MiB "
             f"| {verified} |"
         )
@@ -116,31 +117,29 @@ def _flush_cost(columnar: list[IngestResult]) -> str:
     fixed = small.flush_median_ms - per_point * small.flush_points
     return (
         f"Through those two points a flush costs about {fixed:.0f} ms fixed plus {per_point * 1000:.2f} µs per point "
-        f"(the fixed part is what a flush costs whatever its size: its {small.round_trips_per_flush:.0f} round trips "
-        "to the store server, the statements' and the commit's own overhead; no flush opens or closes the file)."
+        f"(the fixed part is what a flush costs whatever its size: its {small.requests_per_flush:.0f} request "
+        "to the store server and the statements' and the commit's own overhead)."
     )
 
 
 def _asked(result: QueryResult) -> str:
-    """Store operations and round trips per call as table cells; a reference row uses no server."""
-    if result.asked is None:
-        return "— | —"
+    """Store requests and Flight calls per call as table cells."""
     return f"{result.asked.operations} | {result.asked.round_trips}"
 
 
 def _query_details(suite: QuerySuite) -> list[str]:
     lines = [
-        "| Operation | Median ms | p90 ms | Store operations per call | Round trips per call |",
+        "| Operation | Median ms | p90 ms | Store requests per call | Flight calls per call |",
         "|---|---:|---:|---:|---:|",
     ]
-    for r in suite.rows:
+    for r in suite.results:
         lines.append(f"| `{r.name}` | {r.timing.median_ms:.1f} | {r.timing.p90_ms:.1f} | {_asked(r)} |")
     return lines
 
 
 def _page_details(pages: PageSuite) -> list[str]:
     lines = [
-        "| Page | `run()` median ms | `run()` p90 ms | Script thread median ms | Store operations | Round trips | < 300 ms |",
+        "| Page | `run()` median ms | `run()` p90 ms | Script thread median ms | Store requests | Flight calls | < 300 ms |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in pages.pages:
@@ -153,7 +152,7 @@ def _page_details(pages: PageSuite) -> list[str]:
 
 def _chart_details(pages: PageSuite) -> list[str]:
     lines = [
-        "| Operation | Median ms | p90 ms | Store operations per call | Round trips per call | Target |",
+        "| Operation | Median ms | p90 ms | Store requests per call | Flight calls per call | Target |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for r in pages.charts:
@@ -184,8 +183,8 @@ def _hot_spots(pages: PageSuite) -> list[str]:
     intro = (
         "Each page that missed its target (every page, given `--profile`) ran once more under cProfile. Listed: the project's functions and the library calls they make directly, by time including "
         "what they call. DuckDB's work happens in the store server, another process that cProfile does not see: here "
-        "it shows as the wait for the server's answers, inside `core/remote.py call` (one call per round trip) under "
-        "the core function that asked (`core/sql.py frame` or `rows` for the SQL)."
+        "it shows as the wait for the server's answers, as own time of `core/remote.py` `send` (under `_action`, "
+        "`_table` or `_put`: one per store request) below the store call that asked."
     )
     return ["## Where the slow pages spend their time", "", intro, *lines]
 
@@ -212,7 +211,7 @@ def _jobs_details(jobs: JobsSuite) -> list[str]:
     return lines
 
 
-def _page_notes(pages: PageSuite, suite: QuerySuite) -> list[str]:
+def _page_notes(pages: PageSuite) -> list[str]:
     overhead = sorted(r.run.median_ms - r.script.median_ms for r in pages.pages)
     light = min(pages.pages, key=lambda r: r.script.median_ms)
     heavy = max(pages.pages, key=lambda r: r.script.median_ms)
@@ -228,15 +227,12 @@ def _page_notes(pages: PageSuite, suite: QuerySuite) -> list[str]:
         f"(a mock runtime per run, then parsing the messages into elements): {overhead[0]:.0f} to {overhead[-1]:.0f} ms "
         "per page here, so a server spends about that much less on each. The script thread itself goes from "
         f"{light.script.median_ms:.0f} ms (`{light.page.link}`) to {heavy.script.median_ms:.0f} ms "
-        f"(`{heavy.page.link}`): `app.py`'s routing, then its store reads ({_span(r.asked.round_trips for r in pages.pages)} "
-        "round trips to the store server per page, in "
-        f"{_span(r.asked.operations for r in pages.pages)} operations, as reads inside `store.reading()` share one "
-        "operation and one snapshot; no page opens the file, which would cost about "
-        f"{suite.open_ms:.0f} ms each time, see Queries), building the tables' pandas "
-        f"Stylers and the Altair specs, which Altair validates against its schema. {verdict}"
+        f"(`{heavy.page.link}`): `app.py`'s routing, then its store reads ({_span(r.asked.operations for r in pages.pages)} "
+        "requests to the store server per page, each one store operation answered in its own snapshot), building the "
+        f"tables' pandas Stylers and the Altair specs, which Altair validates against its schema. {verdict}"
     )
     chart_note = (
-        f"- **Chart data** for {pages.chart_points:,} points: `get_metric_series` is one query on the store server, "
+        f"- **Chart data** for {pages.chart_points:,} points: `get_metric_series` is one request to the store server, "
         f"which reads every point of the {CHART_RUNS} runs to keep the lowest and highest value per bucket and sends the "
         "buckets back as an Arrow table, so it is bound by DuckDB scanning and grouping the series; "
         f"{series.timing.median_ms:.0f} ms median against {series.target_ms:.0f} ms. Building the chart is cheap while "
@@ -263,7 +259,7 @@ def _jobs_notes(jobs: JobsSuite) -> list[str]:
             f"- **Two consumers** get through {two.per_minute / one.per_minute:.2f}x the jobs of one: each short run's "
             f"median time rose from {one.median_run_seconds:.2f} s to {two.median_run_seconds:.2f} s, as two training "
             f"processes share {len(os.sched_getaffinity(0))} CPUs (with the workers, the polling and anything else "
-            "running) and their writes take turns at the store server's write lock."
+            "running) and their writes queue for the store server's one committer thread."
         )
     unclean = [ended for ended in jobs.worker_exits if ended.code != 0]
     if unclean:
@@ -288,14 +284,16 @@ def _notes(ingest: list[IngestResult], suite: QuerySuite) -> list[str]:
         share = ", ".join(f"{100 * sum(r.flush_ms) / 1000 / r.seconds:.0f}%" for r in columnar)
         fittable = len({r.flush_points for r in columnar}) > 1 and all(len(r.flush_ms) >= 5 for r in columnar)
         fit = _flush_cost(columnar) if fittable else ""
-        trips = ", ".join(dict.fromkeys(f"{r.round_trips_per_flush:.0f}" for r in columnar))
+        requests = ", ".join(dict.fromkeys(f"{r.requests_per_flush:.0f}" for r in columnar))
         notes.append(
-            "- **Columnar ingest** is bound by the flushes, not by Python: each flush is one `store.log_metrics` call, "
-            "one write operation on the store server: the points cross the Unix socket as an Arrow table, and the "
-            "server inserts them, merges the run summaries and commits while holding its write lock, taken by the "
-            f"flush's first statement ({trips} round trips per flush). The server keeps the file open, so no flush opens or closes it; DuckDB "
+            "- **Columnar ingest**: each flush is one `store.log_metrics` call, one Arrow Flight `do_put` request to the "
+            f"store server ({requests} per flush, counted): the points stream over the Unix socket as Arrow record "
+            "batches, the server reads the whole batch, then its committer thread inserts the points, merges the run "
+            "summaries and commits (writes that queue up meanwhile share the commit), and only then answers. DuckDB "
             f"checkpoints the WAL into the file when it outgrows `checkpoint_threshold` ({_checkpoint_threshold()}) and "
-            f"when the server closes. The flushes take {share} of the run time. Median flush: "
+            f"when the server closes. The flushes take {share} of the run time; the rest is the writer's own work in this "
+            "process: checking each `log_series` call, journaling it (one write of its arrays to a segment in "
+            f"`<data_dir>/journal`, {_journal_fsync()}) and building the batches. Median flush: "
             f"{spread}. {fit + ' ' if fit else ''}Larger `flush_points` amortise the fixed part; "
             "`python -m bench.profile_ingest --flush-points 100000` shows the client's side of the split by function."
         )
@@ -304,8 +302,9 @@ def _notes(ingest: list[IngestResult], suite: QuerySuite) -> list[str]:
             python_us = (r.seconds - sum(r.flush_ms) / 1000) * 1e6 / r.points
             notes.append(
                 f"- **Per-step `log()`** spends {python_us:.1f} µs per point in Python outside the flush: checking each "
-                "run ID, step, key and value and appending to lists in `MetricWriter.log`. Fine for a training loop, "
-                "which logs a few points per step; bulk imports should use `log_series`."
+                "run ID, step, key and value, journaling the call (one write per `log()`) and appending to lists in "
+                "`MetricWriter.log`. Fine for a training loop, which logs a few points per step; bulk imports should "
+                "use `log_series`."
             )
         if r.processes > 1:
             alone = [one for one in columnar if one.flush_points == r.flush_points]
@@ -316,25 +315,24 @@ def _notes(ingest: list[IngestResult], suite: QuerySuite) -> list[str]:
                 else f"the aggregate rate is {r.points_per_second:,.0f} points/s"
             )
             notes.append(
-                f"- **{r.processes} writer processes** share one store: each opens a plain `DuckDBStore(path)`, which "
-                "finds the server the benchmark started, and sends its flushes there. The server's write lock lets one "
-                "write transaction run at a time, so flushes take turns (a flush's first statement waits on the server "
-                f"until the lock is free; the median flush of {r.flush_median_ms:.0f} ms includes that wait) and {rate}; "
-                f"on {len(os.sched_getaffinity(0))} CPUs the writer processes and the server also compete for cores. "
+                f"- **{r.processes} writer processes** share one store: each makes its own `RemoteStore(path)` client "
+                "(what `open_store()` returns), which finds the server the benchmark started, and sends its flushes "
+                "there. The server's one committer thread runs one write transaction at a time (writes that queue up "
+                "meanwhile share a commit), so flushes take turns (the median flush of "
+                f"{r.flush_median_ms:.0f} ms includes the wait in that queue) and {rate}; on "
+                f"{len(os.sched_getaffinity(0))} CPUs the writer processes and the server also compete for cores. "
                 f"Errors: {len(r.errors)}."
             )
     served = [r.timing.median_ms for r in suite.results]
     notes.append(
-        "- **Queries** go through the store server: each store call is one operation, a Unix-socket connection (for "
-        "which a server thread waiting in accept() takes and gives a DuckDB cursor) with one round trip per statement, the first of which "
-        "also begins the operation's transaction, a snapshot of its own; rows come back as Python tuples or an Arrow "
-        "table "
-        f"({_span(r.asked.round_trips for r in suite.results)} round trips per call here, {_several_reads(suite)}). "
-        "The server keeps the file open, so DuckDB's cache stays warm from call to call and no call pays the "
-        f"{suite.open_ms:.1f} ms open + close of the reference row, which every call paid before the store server; "
+        "- **Queries** go through the store server: each primitive of the store contract is one Arrow Flight request "
+        "over a Unix socket (arguments as JSON; answers as JSON decoded into the Pydantic types, or frames as Arrow), "
+        "run on the serving thread's own DuckDB cursor in a snapshot of its own "
+        f"({_span(r.asked.operations for r in suite.results)} requests per call here, {_several_reads(suite)}). "
+        "The server keeps the file open, so DuckDB's cache stays warm from call to call; "
         f"the served calls take {min(served):.1f} to {max(served):.1f} ms median. What is left is the SQL, the "
-        "transfer over the socket and building the Pydantic objects. A read runs in its snapshot beside a write in "
-        "progress instead of waiting for it; writes take the server's write lock one at a time."
+        "gRPC call over the socket and encoding and decoding the answer. A read runs in its snapshot beside a write in "
+        "progress instead of waiting for it; writes queue for the server's one committer thread."
     )
     return notes
 
@@ -349,11 +347,16 @@ def _span(values) -> str:
 def _several_reads(suite: QuerySuite) -> str:
     several = [f"`{r.name}` {r.asked.operations}" for r in suite.results if r.asked.operations > 1]
     if several:
-        return "and some calls make more than one operation: " + ", ".join(several)
-    return (
-        "in one operation each, even `compare_runs`, `get_run_metrics` and `get_experiment_detail`, which make several "
-        "reads inside `store.reading()`"
-    )
+        return (
+            "and the conveniences built of several primitives make one request, in its own snapshot, per primitive: "
+            + ", ".join(several)
+        )
+    return "one request each"
+
+
+def _journal_fsync() -> str:
+    """Whether each journaled call is fsynced, as the writer reads it (TUNEDECK_JOURNAL_FSYNC)."""
+    return "fsynced" if get_settings().journal_fsync else "not fsynced, the default"
 
 
 def _checkpoint_threshold() -> str:
@@ -363,14 +366,15 @@ def _checkpoint_threshold() -> str:
 
 
 INGEST_METHOD = (
-    "A fresh store per run, opened as `open_store()` opens it (`DuckDBStore(path, server_idle_exit="
+    "A fresh store per run, reached as `open_store()` reaches it (`RemoteStore(path, idle_exit="
     f"{SERVER_IDLE_EXIT:.0f})`), so its first call starts the store server; one experiment and its runs are created "
     "through the store API (not timed). The clock runs from the first `log_series` / `log` call until the writer has "
-    "closed, so every point is stored; afterwards each run's summary counts and two runs' full series are read back "
-    "through the API. The writer processes of the multi-process run open a plain `DuckDBStore(path)`, which uses the "
-    "running server. Round trips per flush are the requests sent to the server while logging over the number of "
-    "flushes. Then the server "
-    "is stopped, which closes the file and checkpoints its WAL, and the file's size on disk is read."
+    "closed, so every point is journaled and stored; afterwards each run's summary counts and two runs' full series "
+    "are read back through the API. Each flush is also timed on its own, around the writer's `log_metrics` call "
+    "(the request and its answer, which comes once the points are committed). The writer processes of the "
+    "multi-process run each make their own `RemoteStore(path)`, which uses the running server. Store requests per "
+    "flush are the requests sent while logging over the number of flushes. Then the server is stopped, which closes "
+    "the file and checkpoints its WAL, and the file's size on disk is read."
 )
 
 
@@ -385,7 +389,7 @@ def _page_method(pages: PageSuite) -> str:
         'or showed "Something went wrong" fails the benchmark. AppTest adds its own work to `run()`, so these figures '
         "are an upper bound of the server-side script time; the script thread's own time is beside them. The pages' "
         "`open_store()` starts the store server during the first page's warm-ups, so every sample goes through it. "
-        "Store operations (connections to the server) and round trips (requests on them) are counted over one more "
+        "Store requests (one per store primitive called) and the Flight calls sent for them are counted over one more "
         "run of each page."
     )
 
@@ -404,7 +408,7 @@ def _chart_method(pages: PageSuite) -> str:
 def _jobs_method(jobs: JobsSuite) -> str:
     return (
         "A fresh data directory whose store is served, as in production: the benchmark's first `open_store()` call "
-        "starts the store server, and the workers and their training processes send their SQL to it. Workers are "
+        "starts the store server, and the workers and their training processes send their store operations to it. Workers are "
         "`python -m jobs.worker --workers 1` processes (one Huey consumer each), "
         "started and ready before the clock starts, and stopped afterwards. Runs are queued with `jobs.tasks.start_run` "
         "on an experiment over `data/sample/sentiment.csv`; times come from the runs' own `started_at` / `ended_at`, "
@@ -416,15 +420,13 @@ def _jobs_method(jobs: JobsSuite) -> str:
 def _query_method(suite: QuerySuite) -> str:
     return (
         f"Store: {suite.experiments:,} experiments, {suite.runs:,} runs, {suite.points:,} points "
-        f"({suite.store_bytes / 2**20:.0f} MiB), bulk-built by `bench.seed.build_store` in {suite.seed_seconds:.1f} s "
-        f"(not timed; {POINTS_PER_RUN // 4} steps of 4 keys per run, since seeding logs whole steps). "
-        "The first row is the reference, what every store call paid before the store server: DuckDB alone, "
-        "`duckdb.connect(path, read_only=True)` then `close()`, measured before the server starts (it holds the file "
-        "while it runs). The other rows go through the store server, as in production: a "
-        f"`DuckDBStore(path, server_idle_exit={SERVER_IDLE_EXIT:.0f})`, whose first call (in the untimed setup) starts it. "
+        f"({suite.store_bytes / 2**20:.0f} MiB), bulk-built by `bench.seed.seed_tables` in {suite.seed_seconds:.1f} s "
+        f"(not timed; {POINTS_PER_RUN // 4} steps of 4 keys per run, since seeding logs whole steps), in this process, "
+        "which then closes the file. The operations go through the store server, as in production: a "
+        f"`RemoteStore(path, idle_exit={SERVER_IDLE_EXIT:.0f})`, whose first call (in the untimed setup) starts it. "
         f"Each operation is timed through the public store API {len(suite.results[0].timing.samples_ms)} times "
-        "after 2 warm-ups; store operations (connections to the server) and round trips (requests on them) are "
-        "counted over one more call."
+        "after 2 warm-ups; store requests (one per store primitive called) and the Flight calls sent for them "
+        "are counted over one more call."
     )
 
 
@@ -435,11 +437,11 @@ def _header(command: str, started: datetime, seconds: float, load: tuple[float, 
         "which `python -m bench.peers` writes."
     )
     design = (
-        "Every figure is taken as production runs: through the store server (`core.store_server`), one process that "
-        "keeps the DuckDB file open while every other process sends its SQL over a Unix socket, one connection per "
-        "store operation and one round trip per request. Reads run in their own snapshot beside a write; writes take "
-        "the server's write lock one at a time. The Queries table keeps one row from before the server, the bare open "
-        "and close of the file that every store call used to pay."
+        "Every figure is taken as production runs: through the store server (`core.store_server`), the one process "
+        "that holds the DuckDB file open; every other process reaches it through `core.remote.RemoteStore` (what "
+        "`open_store()` returns), where each store operation is one Arrow Flight request over a Unix socket, run "
+        "whole on the server. Reads run in a snapshot of their own beside any write; writes go to the server's one "
+        "committer thread, which commits whatever queued up meanwhile together (group commit)."
     )
     facts = "Machine: " + "; ".join(f"{name} {value}" for name, value in machine().items()) + "."
     busy = (
@@ -450,7 +452,7 @@ def _header(command: str, started: datetime, seconds: float, load: tuple[float, 
 
 
 def _targets(ingest: list[IngestResult], suite: QuerySuite, pages: PageSuite, jobs: JobsSuite) -> list[str]:
-    rows = [_ingest_row(result) for result in ingest] + [_query_row(result) for result in suite.rows]
+    rows = [_ingest_row(result) for result in ingest] + [_query_row(result) for result in suite.results]
     rows += [_page_row(result) for result in pages.pages] + [_query_row(result) for result in pages.charts]
     rows += [_sample_row(jobs.sample)] + [_throughput_row(result) for result in jobs.throughput]
     return ["## Figures against the targets", "", "| Benchmark | Measured | Target | Result |", "|---|---|---|---|", *rows]
@@ -466,7 +468,7 @@ def render(
     seconds: float,
     load: tuple[float, float],
 ) -> str:
-    notes = _notes(ingest, suite) + _page_notes(pages, suite) + _jobs_notes(jobs)
+    notes = _notes(ingest, suite) + _page_notes(pages) + _jobs_notes(jobs)
     sections = [
         _header(command, started, seconds, load),
         _targets(ingest, suite, pages, jobs),

@@ -1,9 +1,11 @@
 """Run the ingest, query, page and jobs benchmarks and rewrite BENCHMARKS.md with what they measured.
 
-python -m bench.run_all                                                      # the full run, 3 to 4 minutes on 2 CPUs
-python -m bench.run_all --points 1000000 --experiments 1000 --short-runs 6 --output /tmp/b.md  # a quick check
+python -m bench.run_all                                 # the full run, 2 to 4 minutes on 2 quiet CPUs
+python -m bench.run_all --quick                         # a check that everything runs, in a minute or two
 
 Every benchmark goes through the store server, as production does, and stops the servers it started.
+--quick shrinks every size (any size given as well wins); its figures say nothing about speed, so
+its report goes to QUICK_OUTPUT (in the temporary folder) unless --output says where, never BENCHMARKS.md.
 The `## Peers` section of the output file is kept as it was: `python -m bench.peers` rewrites it.
 """
 
@@ -18,6 +20,18 @@ from pathlib import Path
 from bench import ingest, jobs, pages, queries, report
 
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+QUICK_OUTPUT = Path(tempfile.gettempdir()) / "tunedeck-bench-quick.md"
+QUICK = {  # tiny sizes: every benchmark still runs its whole path, with several flushes and samples
+    "points": 200_000,
+    "flush_points": 20_000,
+    "per_step_points": 4_000,
+    "processes": 2,
+    "experiments": 50,
+    "repeat": 3,
+    "page_repeat": 2,
+    "short_runs": 2,
+    "output": QUICK_OUTPUT,
+}
 
 
 def arguments() -> argparse.Namespace:
@@ -28,6 +42,9 @@ def arguments() -> argparse.Namespace:
     jobs.arguments(parser)
     parser.set_defaults(processes=4)
     parser.add_argument("--output", type=Path, default=OUTPUT, help="where to write the report (default BENCHMARKS.md)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that everything runs")
+    if parser.parse_args().quick:
+        parser.set_defaults(**QUICK)
     return parser.parse_args()
 
 

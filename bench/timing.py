@@ -20,7 +20,8 @@ class Timing:
 
 
 def measure(operation: Callable[[], object], repeat: int = 15, warmup: int = 2) -> Timing:
-    """Warm-ups fill the OS page cache and DuckDB's per-process state, so samples show the steady state."""
+    """Warm-ups fill the OS page cache, the store server's DuckDB cache and this process's connection to the
+    server, so samples show the steady state."""
     for _ in range(warmup):
         operation()
     samples = []

@@ -1,4 +1,4 @@
-"""Adapter folders on disk: what they hold, and how to describe one for registration."""
+"""Adapter and checkpoint folders on disk: what they hold, how to describe an adapter for registration."""
 
 import hashlib
 import shutil
@@ -40,3 +40,14 @@ def keep_under(folder: Path, data_dir: Path, destination: Path) -> Path:
         return folder
     shutil.copytree(folder, destination, dirs_exist_ok=True)
     return destination
+
+
+def checkpoints_of(checkpoints_dir: Path, run_id: int) -> Path:
+    """Where a run's trainer keeps its checkpoints (`checkpoint-<step>` folders, as the HF Trainer names them)."""
+    return Path(checkpoints_dir) / f"run-{run_id}"
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint with the highest step in `folder`, if any."""
+    found = [path for path in Path(folder).glob("checkpoint-*") if path.name.removeprefix("checkpoint-").isdigit()]
+    return max(found, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)

@@ -62,6 +62,12 @@ def get_command(settings: Settings, name: str) -> CommandSpec:
     return commands[name]
 
 
+def placeholders(spec: CommandSpec) -> list[str]:
+    """The `{names}` the command's arguments use, in order."""
+    found = [field for argument in spec.command for _, field, _, _ in Formatter().parse(argument) if field is not None]
+    return list(dict.fromkeys(found))
+
+
 def render_arguments(spec: CommandSpec, context: dict[str, object]) -> list[str]:
     """Fill the placeholders of each argument; an unknown placeholder is a clear error, not a KeyError."""
     for argument in spec.command:

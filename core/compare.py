@@ -1,5 +1,6 @@
 """Side-by-side views of runs, built from run records alone (no store access)."""
 
+import math
 from statistics import fmean
 
 from core.directions import Direction, direction_for
@@ -11,11 +12,12 @@ def _metric_keys(runs: list[Run]) -> list[str]:
 
 
 def _best_run(values: dict[int, float | None], direction: Direction | None) -> int | None:
-    present = {run_id: value for run_id, value in values.items() if value is not None}
+    """The run with the best value; a tie goes to the lowest run ID, so the order runs are given in never matters."""
+    present = {run_id: value for run_id, value in values.items() if value is not None and math.isfinite(value)}
     if direction is None or not present:
         return None
-    pick = min if direction is Direction.MIN else max
-    return pick(present, key=present.__getitem__)
+    sign = 1 if direction is Direction.MIN else -1
+    return min(present, key=lambda run_id: (sign * present[run_id], run_id))
 
 
 def compare_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[MetricComparison]:

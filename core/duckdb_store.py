@@ -1,4 +1,4 @@
-"""The tracking store on one DuckDB file, shared by many processes through the store server (core.db)."""
+"""The tracking store on one DuckDB file, held by the process that owns it (see core.database and core.owner)."""
 
 import json
 from collections.abc import Callable
@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import duckdb
 import polars as pl
 from pydantic import TypeAdapter
 
+from core.database import Database
 from core.datasets import confine
-from core.db import connect, read_session
 from core.directions import Direction, direction_for, is_better
 from core.entities import (
     Adapter,
@@ -25,9 +25,8 @@ from core.entities import (
     MetricSummary,
     Name,
     Run,
-    RunMetrics,
 )
-from core.errors import ConflictError, DatasetError, InvalidTransitionError, NotFoundError, ValidationError
+from core.errors import ConflictError, DatasetError, InvalidTransitionError, NotFoundError, StoreError, ValidationError
 from core.filters import (
     RUN_COLUMNS,
     RunFilter,
@@ -37,14 +36,23 @@ from core.filters import (
     run_filters,
     run_order,
 )
+from core.points import checked_points
 from core.sql import first, frame, rows
 from core.status import ACTIVE, ExperimentStatus, RunStatus, can_transition, experiment_status
 from core.store import TrackingStore
 from core.validation import friendly
 
 MAX_PAGE_SIZE = 500
-POINT_SCHEMA = {"run_id": pl.Int64, "key": pl.String, "step": pl.Int64, "value": pl.Float64, "wall_time": pl.Datetime("us")}
-PARALLEL_SORT_ROWS = 100_000  # below this, a sort on one thread beats waking Polars' thread pool
+SCRIPT_DATASET = "(logged from a script)"
+# The experiment's counter of runs in each state: status and run count follow from these, updated per event.
+COUNTERS = {
+    RunStatus.QUEUED: "active_runs",
+    RunStatus.RUNNING: "active_runs",
+    RunStatus.COMPLETED: "completed_runs",
+    RunStatus.FAILED: "failed_runs",
+    RunStatus.CANCELLED: "cancelled_runs",
+}
+COUNTER_COLUMNS = ("active_runs", "completed_runs", "failed_runs", "cancelled_runs")
 
 
 def utcnow() -> datetime:
@@ -57,57 +65,90 @@ def _as_id(value: Any, what: str) -> int:
     return value
 
 
+def _json_object(params: Any, what: str) -> str:
+    if not isinstance(params, dict) or not all(isinstance(key, str) and key for key in params):
+        raise ValidationError(f"{what} must be a dict with non-empty string keys")
+    try:
+        return json.dumps(params, sort_keys=True, allow_nan=False, default=str)
+    except ValueError:
+        raise ValidationError(f"{what} must not contain NaN or infinite numbers") from None
+
+
 class DuckDBStore(TrackingStore):
+    """The store in one process: it opens the file on first use and holds it until close().
+
+    Other processes use `core.open_store()`, which reaches this through the store's owner.
+    """
+
     def __init__(
         self,
         path: Path | str,
         *,
         clock: Callable[[], datetime] = utcnow,
-        lock_timeout: float = 60.0,
         dataset_roots: list[Path] | None = None,
-        server_idle_exit: float | None = None,
     ):
         self.path = Path(path)
-        self.server_idle_exit = server_idle_exit  # None: use a running store server, never start one
         self.clock = clock
-        self.lock_timeout = lock_timeout
         self.dataset_roots = dataset_roots  # None: any dataset reference is accepted
+        self._db: Database | None = None
 
-    def _write(self):
-        return connect(self.path, timeout=self.lock_timeout, server_idle_exit=self.server_idle_exit)
+    @property
+    def data_dir(self) -> Path:
+        return self.path.parent
 
-    def _read(self, single: bool = False):
-        """A read; `single` when it runs one statement (through the server it then needs no transaction)."""
-        return connect(
-            self.path, read_only=True, timeout=self.lock_timeout, server_idle_exit=self.server_idle_exit, single=single
-        )
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.path)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _write(self, op: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        return self.db.write(op)
+
+    def _read(self, query: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """Run reads that see one state of the store; DuckDB's own failures become StoreError."""
+        try:
+            with self.db.snapshot() as con:
+                return query(con)
+        except duckdb.Error as error:
+            raise StoreError(f"the store at {self.path} failed: {error}") from error
 
     def reading(self):
-        return read_session(self.path, timeout=self.lock_timeout, server_idle_exit=self.server_idle_exit)
+        return self.db.snapshot()
 
     # -- experiments -------------------------------------------------------------------------
     def create_experiment(self, spec: ExperimentCreate | dict) -> int:
+        spec = self._checked_experiment(spec)
+        return self._write(lambda con: self._insert_experiment(con, spec))
+
+    def _checked_experiment(self, spec: ExperimentCreate | dict) -> ExperimentCreate:
         spec = friendly(ExperimentCreate, spec, "experiment")
         if self.dataset_roots is not None:
             try:
                 confine(spec.dataset, self.dataset_roots)
             except DatasetError as error:
                 raise ValidationError(f"invalid experiment: dataset: {error}", {"dataset": str(error)}) from None
+        return spec
+
+    def _insert_experiment(self, con, spec: ExperimentCreate) -> int:
+        self._require_free_name(con, spec.name)
         now = self.clock()
-        with self._write() as con:
-            self._require_free_name(con, spec.name)
-            (experiment_id,) = first(
-                con,
-                "INSERT INTO experiments (id, name, dataset, description, status, primary_metric, created_at, updated_at) "
-                "VALUES (nextval('experiment_ids'), ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [spec.name, spec.dataset, spec.description, ExperimentStatus.CREATED.value, spec.primary_metric, now, now],
-            )
+        (experiment_id,) = first(
+            con,
+            "INSERT INTO experiments (id, name, dataset, description, status, primary_metric, created_at, updated_at) "
+            "VALUES (nextval('experiment_ids'), ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [spec.name, spec.dataset, spec.description, ExperimentStatus.CREATED.value, spec.primary_metric, now, now],
+        )
         return experiment_id
 
     def get_experiment(self, experiment_id: int) -> Experiment:
         experiment_id = _as_id(experiment_id, "experiment")
-        with self._read() as con:
-            experiments = self._experiments(con, "WHERE e.id = ?", [experiment_id])
+        experiments = self._read(lambda con: self._experiments(con, "WHERE e.id = ?", [experiment_id]))
         if not experiments:
             raise NotFoundError(f"no experiment with ID {experiment_id}")
         return experiments[0]
@@ -129,21 +170,30 @@ class DuckDBStore(TrackingStore):
             raise ValidationError(f"page size must be a whole number from 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
         where, params = experiment_where(status, name_contains, include_deleted)
         order = experiment_order(sort, descending)
-        with self._read() as con:
+
+        def query(con) -> ExperimentPage:
             (total,) = first(con, f"SELECT count(*) FROM experiments e {where}", params)
             items = self._experiments(con, where, params, order=order, limit=page_size, offset=(page - 1) * page_size)
-        return ExperimentPage(items=items, total=total, page=page, page_size=page_size)
+            return ExperimentPage(items=items, total=total, page=page, page_size=page_size)
+
+        return self._read(query)
+
+    def find_experiment(self, name: str) -> Experiment | None:
+        found = self._read(lambda con: self._experiments(con, "WHERE e.name = ? AND e.deleted_at IS NULL", [name]))
+        return found[0] if found else None
 
     def rename_experiment(self, experiment_id: int, name: str) -> None:
         name = friendly(TypeAdapter(Name), name, "name")
-        with self._write() as con:
+
+        def op(con) -> None:
             self._live_experiment(con, experiment_id)
             self._require_free_name(con, name, other_than=experiment_id)
             rows(con, "UPDATE experiments SET name = ?, updated_at = ? WHERE id = ?", [name, self.clock(), experiment_id])
 
+        self._write(op)
+
     def delete_experiment(self, experiment_id: int) -> list[int]:
-        now = self.clock()
-        with self._write() as con:
+        def op(con) -> list[int]:
             self._live_experiment(con, experiment_id)
             active = [
                 row[0]
@@ -155,31 +205,44 @@ class DuckDBStore(TrackingStore):
             ]
             for run_id in active:
                 self._transition(con, run_id, RunStatus.CANCELLED, error="cancelled because the experiment was deleted")
+            now = self.clock()
             rows(con, "UPDATE experiments SET deleted_at = ?, updated_at = ? WHERE id = ?", [now, now, experiment_id])
-        return active
+            return active
+
+        return self._write(op)
 
     def restore_experiment(self, experiment_id: int) -> None:
-        experiment = self.get_experiment(experiment_id)
-        if not experiment.is_deleted:
-            raise ConflictError(f"experiment {experiment_id} is not deleted; there is nothing to restore")
-        with self._write() as con:
-            self._require_free_name(con, experiment.name)
+        experiment_id = _as_id(experiment_id, "experiment")
+
+        def op(con) -> None:
+            found = self._experiments(con, "WHERE e.id = ?", [experiment_id])
+            if not found:
+                raise NotFoundError(f"no experiment with ID {experiment_id}")
+            if not found[0].is_deleted:
+                raise ConflictError(f"experiment {experiment_id} is not deleted; there is nothing to restore")
+            self._require_free_name(con, found[0].name)
             rows(con, "UPDATE experiments SET deleted_at = NULL, updated_at = ? WHERE id = ?", [self.clock(), experiment_id])
+
+        self._write(op)
 
     def set_primary_metric(self, experiment_id: int, key: str | None) -> None:
         if key is not None:
             key = friendly(TypeAdapter(MetricKey), key, "primary metric")
-        with self._write() as con:
+
+        def op(con) -> None:
             self._live_experiment(con, experiment_id)
             rows(
                 con, "UPDATE experiments SET primary_metric = ?, updated_at = ? WHERE id = ?", [key, self.clock(), experiment_id]
             )
 
+        self._write(op)
+
     def set_metric_direction(self, experiment_id: int, key: str, direction: Direction | None) -> None:
         key = friendly(TypeAdapter(MetricKey), key, "metric key")
         if direction is not None:
             direction = friendly(TypeAdapter(Direction), direction, "direction")
-        with self._write() as con:
+
+        def op(con) -> None:
             experiment = self._live_experiment(con, experiment_id)
             overrides = dict(experiment.metric_directions)
             if direction is None:
@@ -193,55 +256,93 @@ class DuckDBStore(TrackingStore):
             )
             self._recompute_best(con, experiment_id, overrides)
 
+        self._write(op)
+
     # -- runs ----------------------------------------------------------------------------------
     def create_run(self, experiment_id: int, config: dict[str, Any], name: str | None = None) -> int:
         if name is not None:
             name = friendly(TypeAdapter(Name), name, "run name")
-        now = self.clock()
-        with self._write() as con:
+        encoded = _json_object(config, "config")
+
+        def op(con) -> int:
             experiment = self._live_experiment(con, experiment_id)
-            if name is None:
-                (count,) = first(con, "SELECT count(*) FROM runs WHERE experiment_id = ?", [experiment.id])
-                name = f"run-{count + 1}"
-            (run_id,) = first(
-                con,
-                "INSERT INTO runs (id, experiment_id, name, status, config, created_at) "
-                "VALUES (nextval('run_ids'), ?, ?, ?, ?, ?) RETURNING id",
-                [experiment.id, name, RunStatus.QUEUED.value, json.dumps(config, sort_keys=True), now],
+            return self._insert_run(con, experiment.id, encoded, name, RunStatus.QUEUED)
+
+        return self._write(op)
+
+    def begin_run(
+        self,
+        experiment: int | str,
+        params: dict[str, Any] | None = None,
+        *,
+        worker: str,
+        name: str | None = None,
+        dataset: str = SCRIPT_DATASET,
+    ) -> int:
+        if name is not None:
+            name = friendly(TypeAdapter(Name), name, "run name")
+        encoded = _json_object(params or {}, "params")
+        if not isinstance(worker, str) or not worker:
+            raise ValidationError("worker must name the process that runs the run, e.g. 'host:1234'")
+        if isinstance(experiment, bool) or not isinstance(experiment, int | str):
+            raise ValidationError(f"experiment must be an ID or a name, got {type(experiment).__name__}")
+        spec = None
+        if isinstance(experiment, str):
+            spec = self._checked_experiment({"name": experiment, "dataset": dataset})
+
+        def op(con) -> int:
+            if spec is None:
+                experiment_id = self._live_experiment(con, experiment).id
+            else:
+                found = first(con, "SELECT id FROM experiments WHERE name = ? AND deleted_at IS NULL", [spec.name])
+                experiment_id = found[0] if found else self._insert_experiment(con, spec)
+            now = self.clock()
+            return self._insert_run(
+                con, experiment_id, encoded, name, RunStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now, attempt=1
             )
-            self._refresh_experiment(con, experiment.id)
+
+        return self._write(op)
+
+    def _insert_run(self, con, experiment_id: int, config: str, name: str | None, status: RunStatus, **fields: Any) -> int:
+        if name is None:
+            (count,) = first(con, "SELECT run_count FROM experiments WHERE id = ?", [experiment_id])
+            name = f"run-{count + 1}"
+        columns = ["experiment_id", "name", "status", "config", "created_at", *fields]  # names from this module only
+        values = [experiment_id, name, status.value, config, self.clock(), *fields.values()]
+        names, placeholders = ", ".join(columns), ", ".join("?" for _ in columns)
+        (run_id,) = first(con, f"INSERT INTO runs (id, {names}) VALUES (nextval('run_ids'), {placeholders}) RETURNING id", values)
+        self._count_run(con, experiment_id, None, status)
         return run_id
 
     def log_params(self, run_id: int, params: dict[str, Any]) -> None:
-        if not isinstance(params, dict) or not all(isinstance(key, str) and key for key in params):
-            raise ValidationError("params must be a dict with non-empty string keys")
-        try:
-            encoded = json.dumps(params, sort_keys=True, allow_nan=False, default=str)
-        except ValueError:
-            raise ValidationError("params must not contain NaN or infinite numbers") from None
-        with self._write() as con:
+        encoded = _json_object(params, "params")
+
+        def op(con) -> None:
             self._run_row(con, run_id)
             (config,) = first(con, "SELECT config FROM runs WHERE id = ?", [run_id])
             merged = {**json.loads(config), **json.loads(encoded)}
             rows(con, "UPDATE runs SET config = ? WHERE id = ?", [json.dumps(merged, sort_keys=True), run_id])
 
-    def find_experiment(self, name: str) -> Experiment | None:
-        """The live experiment with this exact name, if any."""
-        with self._read() as con:
-            found = self._experiments(con, "WHERE e.name = ? AND e.deleted_at IS NULL", [name])
-        return found[0] if found else None
+        self._write(op)
 
     def set_job_id(self, run_id: int, job_id: str) -> None:
-        with self._write() as con:
+        if not isinstance(job_id, str) or not job_id:
+            raise ValidationError("job ID must be non-empty text")
+
+        def op(con) -> None:
             self._run_row(con, run_id)
             rows(con, "UPDATE runs SET job_id = ? WHERE id = ?", [job_id, run_id])
 
+        self._write(op)
+
     def get_runs(self, run_ids: list[int]) -> list[Run]:
+        if not isinstance(run_ids, list | tuple):
+            raise ValidationError(f"run IDs must be a list, got {type(run_ids).__name__}")
         wanted = list(dict.fromkeys(_as_id(run_id, "run") for run_id in run_ids))
         if not wanted:
             raise ValidationError("choose at least one run")
-        with self._read() as con:
-            runs = {run.id: run for run in self._runs(con, "WHERE r.id IN (SELECT unnest(?::BIGINT[]))", [wanted])}
+        found = self._read(lambda con: self._runs(con, "WHERE r.id IN (SELECT unnest(?::BIGINT[]))", [wanted]))
+        runs = {run.id: run for run in found}
         missing = [run_id for run_id in wanted if run_id not in runs]
         if missing:
             raise NotFoundError(f"no run with ID {', '.join(map(str, missing))}")
@@ -249,10 +350,13 @@ class DuckDBStore(TrackingStore):
 
     def list_runs(self, experiment_id: int) -> list[Run]:
         experiment_id = _as_id(experiment_id, "experiment")
-        with self._read() as con:
+
+        def query(con) -> list[Run]:
             if not first(con, "SELECT 1 FROM experiments WHERE id = ?", [experiment_id]):
                 raise NotFoundError(f"no experiment with ID {experiment_id}")
             return self._runs(con, "WHERE r.experiment_id = ?", [experiment_id])
+
+        return self._read(query)
 
     def runs_table(
         self,
@@ -262,64 +366,90 @@ class DuckDBStore(TrackingStore):
         descending: bool = False,
     ) -> pl.DataFrame:
         experiment_id = _as_id(experiment_id, "experiment")
-        with self._read(single=True) as con:
+
+        def query(con) -> pl.DataFrame:
             long = frame(con, _RUNS_WITH_LAST_VALUES, [experiment_id])
-        if long.is_empty():
-            with self._read(single=True) as con:
-                if not first(con, "SELECT 1 FROM experiments WHERE id = ?", [experiment_id]):
-                    raise NotFoundError(f"no experiment with ID {experiment_id}")
+            if long.is_empty() and not first(con, "SELECT 1 FROM experiments WHERE id = ?", [experiment_id]):
+                raise NotFoundError(f"no experiment with ID {experiment_id}")
+            return long
+
+        long = self._read(query)
         keys = sorted(long["key"].drop_nulls().unique().to_list())
         condition, order = run_filters(where, keys), run_order(order_by, keys)
         last = [pl.col("last_value").filter(pl.col("key") == key).first().alias(metric_column(key)) for key in keys]
-        # A pivot, at a quarter of pivot()'s cost: grouped by the run's ID alone, the other run columns ride along.
         run = [pl.col(column).first() for column in RUN_COLUMNS if column != "id"]
         table = long.group_by("id", maintain_order=True).agg(*run, *last)
         if condition is not None:
             table = table.filter(condition)
-        threads = table.height > PARALLEL_SORT_ROWS
         if order is None:
-            return table.sort("created_at", "id", descending=True, multithreaded=threads)
-        return table.sort(order, "id", descending=[descending, False], nulls_last=True, multithreaded=threads)
+            return table.sort("created_at", "id", descending=True)
+        return table.sort(order, "id", descending=[descending, False], nulls_last=True)
 
     def list_active_runs(self) -> list[Run]:
-        with self._read() as con:
-            runs = self._runs(con, "WHERE list_contains(?, r.status)", [[s.value for s in ACTIVE]])
+        runs = self._read(lambda con: self._runs(con, "WHERE list_contains(?, r.status)", [[s.value for s in ACTIVE]]))
         return runs[::-1]
 
     def mark_running(self, run_id: int, worker: str) -> Run:
-        now = self.clock()
-        with self._write() as con:
+        def op(con) -> None:
+            now = self.clock()
             self._transition(con, run_id, RunStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now)
             rows(con, "UPDATE runs SET attempt = attempt + 1 WHERE id = ?", [run_id])
+
+        self._write(op)
         return self.get_run(run_id)
 
     def heartbeat(self, run_id: int) -> RunStatus:
-        with self._write() as con:
+        def op(con) -> str:
             self._run_row(con, run_id)
-            (status,) = first(con, "UPDATE runs SET heartbeat_at = ? WHERE id = ? RETURNING status", [self.clock(), run_id])
-        return RunStatus(status)
+            return first(con, "UPDATE runs SET heartbeat_at = ? WHERE id = ? RETURNING status", [self.clock(), run_id])[0]
 
-    def complete_run(self, run_id: int, adapter: AdapterSpec | dict | None = None) -> Adapter | None:
+        return RunStatus(self._write(op))
+
+    def end_run(
+        self,
+        run_id: int,
+        status: RunStatus | str,
+        *,
+        points: pl.DataFrame | None = None,
+        adapter: AdapterSpec | dict | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ) -> Adapter | None:
+        try:
+            status = RunStatus(status)
+        except ValueError:
+            status = None
+        if status is None or not status.is_terminal:
+            raise ValidationError("a run ends as completed, failed or cancelled")
         if adapter is not None:
+            if status is not RunStatus.COMPLETED:
+                raise ValidationError("only a completed run registers an adapter")
             adapter = friendly(AdapterSpec, adapter, "adapter")
-        with self._write() as con:
+        if points is not None:
+            points = checked_points(points)
+
+        def op(con) -> Adapter | None:
+            if points is not None and not points.is_empty():
+                self._store_points(con, points)
+            if status is RunStatus.FAILED:
+                self._transition(con, run_id, status, error=_one_line(error or "failed"), traceback=traceback)
+                return None
+            if status is RunStatus.CANCELLED:
+                self._transition(con, run_id, status, error="cancelled by the user")
+                return None
             experiment_id = self._transition(con, run_id, RunStatus.COMPLETED)
             registered = self._register_adapter(con, run_id, experiment_id, adapter) if adapter else None
-            overrides = self._overrides(con, experiment_id)
-            self._improve_best(con, experiment_id, run_id, overrides)
-        return registered
+            self._improve_best(con, experiment_id, run_id, self._overrides(con, experiment_id))
+            return registered
 
-    def fail_run(self, run_id: int, error: str, traceback: str | None = None) -> None:
-        with self._write() as con:
-            self._transition(con, run_id, RunStatus.FAILED, error=_one_line(error), traceback=traceback)
+        return self._write(op)
 
-    def cancel_run(self, run_id: int) -> None:
-        with self._write() as con:
-            self._transition(con, run_id, RunStatus.CANCELLED, error="cancelled by the user")
+    def fail_stale_runs(self, max_silence_seconds: float) -> list[int]:
+        if isinstance(max_silence_seconds, bool) or not isinstance(max_silence_seconds, int | float) or max_silence_seconds <= 0:
+            raise ValidationError(f"the silence allowed must be a positive number of seconds, got {max_silence_seconds!r}")
 
-    def fail_stale_runs(self, max_silence: timedelta) -> list[int]:
-        cutoff = self.clock() - max_silence
-        with self._write() as con:
+        def op(con) -> list[int]:
+            cutoff = self.clock() - timedelta(seconds=max_silence_seconds)
             stale = rows(
                 con,
                 "SELECT id, worker, heartbeat_at FROM runs WHERE status = ? AND heartbeat_at < ? ORDER BY id",
@@ -328,50 +458,63 @@ class DuckDBStore(TrackingStore):
             for run_id, worker, heartbeat_at in stale:
                 error = f"worker lost: {worker or 'the worker'} sent no heartbeat since {heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
                 self._transition(con, run_id, RunStatus.FAILED, error=error)
-        return [row[0] for row in stale]
+            return [row[0] for row in stale]
+
+        return self._write(op)
+
+    def fail_queued_without_job(self, live_job_ids: list[str], older_than_seconds: float) -> list[int]:
+        if not isinstance(live_job_ids, list | tuple) or not all(isinstance(job, str) for job in live_job_ids):
+            raise ValidationError("live job IDs must be a list of text")
+
+        def op(con) -> list[int]:
+            cutoff = self.clock() - timedelta(seconds=older_than_seconds)
+            orphans = rows(
+                con,
+                "SELECT id, job_id FROM runs WHERE status = ? AND created_at < ? "
+                "AND (job_id IS NULL OR NOT list_contains(?, job_id)) ORDER BY id",
+                [RunStatus.QUEUED.value, cutoff, list(live_job_ids)],
+            )
+            for run_id, job_id in orphans:
+                what = f"its job {job_id} is no longer in the queue" if job_id else "it was never put on the queue"
+                self._transition(con, run_id, RunStatus.FAILED, error=f"run stayed queued but {what}; start it again")
+            return [row[0] for row in orphans]
+
+        return self._write(op)
 
     # -- metrics ---------------------------------------------------------------------------------
     def log_metrics(self, points: pl.DataFrame) -> int:
-        points = points.select(POINT_SCHEMA.keys()).cast(POINT_SCHEMA)
+        points = checked_points(points)
         if points.is_empty():
             return 0
+        return self._write(lambda con: self._store_points(con, points))
+
+    def _store_points(self, con, points: pl.DataFrame) -> int:
         series = points.group_by("run_id", "key").agg(
             points=pl.len(), steps=pl.col("step").n_unique(), first_step=pl.col("step").min()
         )
         if (series["points"] != series["steps"]).any():
             points = points.unique(subset=["run_id", "key", "step"], keep="last", maintain_order=True)
-        with self._write() as con:
-            con.register("points", points)
-            con.register("series", series)
-            unknown = rows(con, "SELECT DISTINCT run_id FROM series ANTI JOIN runs ON runs.id = series.run_id ORDER BY 1")
+        con.register("points", points)
+        con.register("series", series)
+        try:
+            unknown, rewrites = first(con, _BATCH_CHECK)
             if unknown:
-                raise NotFoundError(f"cannot log metrics for unknown run ID {', '.join(str(row[0]) for row in unknown)}")
-            (rewrites,) = first(
-                con,
-                "SELECT count(*) FROM series JOIN metric_summaries s USING (run_id, key) WHERE series.first_step <= s.last_step",
-            )
+                raise NotFoundError(f"cannot log metrics for unknown run ID {', '.join(map(str, unknown))}")
             if rewrites:
                 self._rewrite_points(con)
             else:
                 self._append_points(con)
+        finally:
             con.unregister("points")
             con.unregister("series")
         return points.height
 
-    def get_run_metrics(self, run_id: int, keys: list[str] | None = None) -> RunMetrics:
-        key_filter, params = ("AND list_contains(?, key)", [keys]) if keys is not None else ("", [])
-        with self.reading(), self._read() as con:
-            run = self.get_run(run_id)
-            series = frame(
-                con,
-                f"SELECT key, step, value, wall_time FROM metrics WHERE run_id = ? {key_filter} ORDER BY key, step",
-                [run.id, *params],
-            )
-        summary = {key: value for key, value in run.metrics.items() if keys is None or key in keys}
-        return RunMetrics(run_id=run.id, series=series, summary=summary)
-
     def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
+        if not isinstance(run_ids, list | tuple):
+            raise ValidationError(f"run IDs must be a list, got {type(run_ids).__name__}")
         run_ids = [_as_id(run_id, "run") for run_id in run_ids]
+        if keys is not None and (not isinstance(keys, list | tuple) or not all(isinstance(key, str) for key in keys)):
+            raise ValidationError("keys must be a list of metric names")
         if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):
             raise ValidationError(f"max_points must be a whole number of at least 2, got {max_points!r}")
         if not run_ids:
@@ -382,66 +525,60 @@ class DuckDBStore(TrackingStore):
             params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": max_points // 2}
             key_filter = "AND list_contains($keys, key)" if keys is not None else "AND $keys IS NULL"
             query = _SERIES.format(key_filter=key_filter)
-        with self._read(single=True) as con:
-            series = frame(con, query, params)
-        return in_series_order(series, one_key=keys is not None and len(keys) == 1)
+        series = self._read(lambda con: frame(con, query, params))
+        return series.sort("run_id", "key", "step")
 
     def verify_integrity(self) -> list[str]:
-        with self._read() as con:
-            problems = [
-                f"metric summary of run {run_id} key {key!r} disagrees with its points"
-                for run_id, key in rows(con, _SUMMARY_MISMATCHES)
-            ]
-            problems += [
-                f"run {run_id} key {key!r} step {step} is stored {n} times"
-                for run_id, key, step, n in rows(con, _DUPLICATE_POINTS)
-            ]
-            problems += [f"{what} {ref} points at a missing row" for what, ref in rows(con, _BROKEN_LINKS)]
-            counts = rows(con, "SELECT experiment_id, status, count(*) FROM runs GROUP BY ALL")
-            stored = dict(rows(con, "SELECT id, status FROM experiments"))
-        by_experiment: dict[int, dict[RunStatus, int]] = {experiment_id: {} for experiment_id in stored}
+        counters = ", ".join(COUNTER_COLUMNS)
+
+        def query(con) -> tuple:
+            return (
+                rows(con, _SUMMARY_MISMATCHES),
+                rows(con, _DUPLICATE_POINTS),
+                rows(con, _BROKEN_LINKS),
+                rows(con, "SELECT experiment_id, status, count(*) FROM runs GROUP BY ALL"),
+                rows(con, f"SELECT id, status, run_count, {counters} FROM experiments"),
+            )
+
+        mismatches, duplicates, broken, counts, stored = self._read(query)
+        problems = [f"metric summary of run {run_id} key {key!r} disagrees with its points" for run_id, key in mismatches]
+        problems += [f"run {run_id} key {key!r} step {step} is stored {n} times" for run_id, key, step, n in duplicates]
+        problems += [f"{what} {ref} points at a missing row" for what, ref in broken]
+        by_experiment: dict[int, dict[RunStatus, int]] = {row[0]: {} for row in stored}
         for experiment_id, status, n in counts:
             by_experiment.setdefault(experiment_id, {})[RunStatus(status)] = n
-        for experiment_id, runs in by_experiment.items():
+        for experiment_id, status, run_count, *counters in stored:
+            runs = by_experiment.get(experiment_id, {})
             expected = experiment_status(runs)
-            if stored.get(experiment_id) != expected.value:
-                problems.append(
-                    f"experiment {experiment_id} is {stored.get(experiment_id)} but its runs make it {expected.value}"
-                )
+            if status != expected.value:
+                problems.append(f"experiment {experiment_id} is {status} but its runs make it {expected.value}")
+            if [run_count, *counters] != [sum(runs.values()), *_counter_values(runs)]:
+                problems.append(f"experiment {experiment_id}'s run counters disagree with its runs")
         return problems
 
     # -- adapters ----------------------------------------------------------------------------------
     def get_adapter(self, adapter_id: int) -> Adapter:
         adapter_id = _as_id(adapter_id, "adapter")
-        with self._read() as con:
-            rows = frame(con, "SELECT * FROM adapters WHERE id = ?", [adapter_id]).to_dicts()
-        if not rows:
+        found = self._read(lambda con: frame(con, "SELECT * FROM adapters WHERE id = ?", [adapter_id]).to_dicts())
+        if not found:
             raise NotFoundError(f"no adapter with ID {adapter_id}")
-        return Adapter.model_validate(rows[0])
+        return Adapter.model_validate(found[0])
 
     def list_adapters(self, experiment_id: int | None = None) -> list[Adapter]:
         where, params = (
             ("WHERE experiment_id = ?", [_as_id(experiment_id, "experiment")]) if experiment_id is not None else ("", [])
         )
-        with self._read() as con:
-            rows = frame(con, f"SELECT * FROM adapters {where} ORDER BY created_at DESC, id DESC", params).to_dicts()
-        return [Adapter.model_validate(row) for row in rows]
+        found = self._read(
+            lambda con: frame(con, f"SELECT * FROM adapters {where} ORDER BY created_at DESC, id DESC", params).to_dicts()
+        )
+        return [Adapter.model_validate(row) for row in found]
 
     # -- helpers that run inside an open transaction ------------------------------------------------
     def _experiments(
         self, con, where: str, params: list, order: str = "", limit: int | None = None, offset: int = 0
     ) -> list[Experiment]:
         paging, paging_params = ("LIMIT ? OFFSET ?", [limit, offset]) if limit is not None else ("", [])
-        found = frame(
-            con,
-            f"""
-            WITH counts AS (SELECT experiment_id, count(*) AS run_count FROM runs GROUP BY experiment_id)
-            SELECT e.*, coalesce(counts.run_count, 0) AS run_count
-            FROM experiments e LEFT JOIN counts ON counts.experiment_id = e.id
-            {where} {order} {paging}
-            """,
-            [*params, *paging_params],
-        )
+        found = frame(con, f"SELECT e.* FROM experiments e {where} {order} {paging}", [*params, *paging_params])
         if found.is_empty():
             return []
         best = frame(
@@ -525,7 +662,7 @@ class DuckDBStore(TrackingStore):
         return RunStatus(row[0]), row[1]
 
     def _transition(self, con, run_id: int, new: RunStatus, **fields: Any) -> int:
-        """Move a run to a new status and recompute its experiment's status in the same transaction."""
+        """Move a run to a new status and its experiment's counters with it, in the same transaction."""
         current, experiment_id = self._run_row(con, run_id)
         if not can_transition(current, new):
             raise InvalidTransitionError(f"run {run_id} is {current.value}; it cannot become {new.value}")
@@ -534,21 +671,32 @@ class DuckDBStore(TrackingStore):
         columns = ["status", *fields]  # column names come from this module, never from input
         assignments = ", ".join(f"{column} = ?" for column in columns)
         rows(con, f"UPDATE runs SET {assignments} WHERE id = ?", [new.value, *fields.values(), run_id])
-        self._refresh_experiment(con, experiment_id)
+        self._count_run(con, experiment_id, current, new, error=fields.get("error") if new is RunStatus.FAILED else None)
         return experiment_id
 
-    def _refresh_experiment(self, con, experiment_id: int) -> None:
-        counts = dict(rows(con, "SELECT status, count(*) FROM runs WHERE experiment_id = ? GROUP BY status", [experiment_id]))
-        status = experiment_status({RunStatus(key): value for key, value in counts.items()})
-        last_failure = first(
-            con,
-            "SELECT error FROM runs WHERE experiment_id = ? AND status = ? ORDER BY ended_at DESC, id DESC LIMIT 1",
-            [experiment_id, RunStatus.FAILED.value],
+    def _count_run(self, con, experiment_id: int, leaving: RunStatus | None, entering: RunStatus, error: str | None = None):
+        """One run changed state: move the experiment's counters and derive its status from them (no scan of runs)."""
+        names = ", ".join(COUNTER_COLUMNS)
+        counters = dict(
+            zip(COUNTER_COLUMNS, first(con, f"SELECT {names} FROM experiments WHERE id = ?", [experiment_id]), strict=False)
         )
+        if leaving is not None:
+            counters[COUNTERS[leaving]] -= 1
+        counters[COUNTERS[entering]] += 1
+        status = experiment_status(
+            {
+                RunStatus.RUNNING: counters["active_runs"],
+                RunStatus.COMPLETED: counters["completed_runs"],
+                RunStatus.FAILED: counters["failed_runs"],
+                RunStatus.CANCELLED: counters["cancelled_runs"],
+            }
+        )
+        assignments = ", ".join(f"{column} = ?" for column in COUNTER_COLUMNS)
         rows(
             con,
-            "UPDATE experiments SET status = ?, last_error = ?, updated_at = ? WHERE id = ?",
-            [status.value, last_failure[0] if last_failure else None, self.clock(), experiment_id],
+            f"UPDATE experiments SET {assignments}, run_count = run_count + ?, status = ?, "
+            "last_error = coalesce(?, last_error), updated_at = ? WHERE id = ?",
+            [*counters.values(), int(leaving is None), status.value, error, self.clock(), experiment_id],
         )
 
     def _register_adapter(self, con, run_id: int, experiment_id: int, spec: AdapterSpec) -> Adapter:
@@ -630,23 +778,16 @@ class DuckDBStore(TrackingStore):
         )
 
 
-def in_series_order(series: pl.DataFrame, one_key: bool) -> pl.DataFrame:
-    """The points by run, key and step, sorted here rather than in SQL (DuckDB's ORDER BY cost ~0.9 ms of a
-    ~2.4 ms history).
+def _counter_values(runs: dict[RunStatus, int]) -> list[int]:
+    return [sum(n for status, n in runs.items() if COUNTERS[status] == column) for column in COUNTER_COLUMNS]
 
-    Points of one key usually come back in order already (a writer stores each run's steps in order, and one
-    run's flush after another), and checking that costs ~0.02 ms where a sort costs 0.1 to 0.4 ms. A small
-    frame sorts on one thread: waking Polars' thread pool costs more than it saves.
-    """
-    threads = series.height > PARALLEL_SORT_ROWS
-    if not one_key:
-        return series.sort("run_id", "key", "step", multithreaded=threads)
-    run, step = series["run_id"].to_numpy(), series["step"].to_numpy()
-    same_run = run[1:] == run[:-1]
-    if np.all((run[1:] > run[:-1]) | (same_run & (step[1:] > step[:-1]))):
-        return series
-    return series.sort("run_id", "step", multithreaded=threads)
 
+# One look before a batch goes in: runs it names that do not exist, and whether it rewrites steps already stored.
+_BATCH_CHECK = """
+    SELECT
+        (SELECT list(DISTINCT run_id ORDER BY run_id) FROM series ANTI JOIN runs ON runs.id = series.run_id),
+        (SELECT count(*) FROM series JOIN metric_summaries s USING (run_id, key) WHERE series.first_step <= s.last_step)
+"""
 
 _RUNS_WITH_LAST_VALUES = """
     SELECT r.id, r.name, r.status, r.created_at, r.ended_at, r.adapter_id, s.key, s.last_value

@@ -86,6 +86,8 @@ class RunFilter(BaseModel):
         """'accuracy > 0.5' -> RunFilter(key='accuracy', op='>', value=0.5)."""
         if isinstance(text, RunFilter):
             return text
+        if isinstance(text, dict):  # a filter that crossed from another process
+            return friendly(cls, text, "run filter")
         found = _FILTER_TEXT.match(text) if isinstance(text, str) else None
         if found is None:
             raise ValidationError(

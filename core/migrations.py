@@ -83,6 +83,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "experiment run counters, kept per event instead of counted over runs",
+        """
+        ALTER TABLE experiments ADD COLUMN run_count BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE experiments ADD COLUMN active_runs BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE experiments ADD COLUMN completed_runs BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE experiments ADD COLUMN failed_runs BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE experiments ADD COLUMN cancelled_runs BIGINT NOT NULL DEFAULT 0;
+        UPDATE experiments SET
+            run_count = c.total, active_runs = c.active, completed_runs = c.completed,
+            failed_runs = c.failed, cancelled_runs = c.cancelled
+        FROM (
+            SELECT experiment_id, count(*) AS total,
+                   count(*) FILTER (WHERE status IN ('queued', 'running')) AS active,
+                   count(*) FILTER (WHERE status = 'completed') AS completed,
+                   count(*) FILTER (WHERE status = 'failed') AS failed,
+                   count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+            FROM runs GROUP BY experiment_id
+        ) c
+        WHERE c.experiment_id = experiments.id;
+        """,
+    ),
 ]
 
 

@@ -9,11 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
-from pydantic.fields import FieldInfo
 
 from core.entities import Adapter, Experiment, ExperimentPage, Run, RunComparison
 from core.errors import ValidationError
-from core.training_config import TrainingConfig
+from core.system_metrics import is_system_metric
 
 STATUS_COLOURS = {
     "created": "gray",
@@ -312,6 +311,11 @@ def parse_run_filters(raw: str) -> list[str]:
     return [part.strip() for part in raw.replace(";", ",").split(",") if part.strip()]
 
 
+def chart_keys(keys: list[str], with_system: bool = False) -> list[str]:
+    """The metrics to chart: system/* (CPU, memory, GPU) only when asked for, so training curves come first."""
+    return [key for key in keys if with_system or not is_system_metric(key)]
+
+
 def metric_keys(runs: list[Run]) -> list[str]:
     """Every metric any of the runs logged, sorted: the choices for sorting and filtering."""
     return sorted({key for run in runs for key in run.metrics})
@@ -330,8 +334,3 @@ def parse_sweep(raw: str) -> list[float]:
     if len(values) > 20:
         raise ValidationError(f"a sweep starts at most 20 runs at once; this one has {len(values)}")
     return values
-
-
-def config_fields() -> dict[str, FieldInfo]:
-    """The training config's fields in form order, so the new-run form follows the model."""
-    return dict(TrainingConfig.model_fields)

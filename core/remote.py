@@ -1,11 +1,16 @@
-"""The client side of the store server: find it (or start it) and send it one operation's SQL.
+"""The client side of the store server: every store operation as one Arrow Flight request.
 
-A `RemoteConnection` offers the few connection methods the store uses (`execute(...).fetchall()`,
-`arrow_table(...)`, `register`, `commit` / `rollback`), so `core.duckdb_store` runs the same code
-whether it holds the file itself or talks to the server. See `core.store_server`.
+`RemoteStore` is the `TrackingStore` every process but the server uses (`core.open_store()`). Each
+primitive of the contract becomes one request: arguments as JSON, answers decoded into the
+contract's own return types, frames and metric batches as Arrow. A store error raised in the
+server is raised here again, as the same kind with the same message. The first request that
+finds no server starts one (`python -m core.store_server`) and sends itself again.
 """
 
+import functools
 import hashlib
+import inspect
+import json
 import os
 import signal
 import stat
@@ -14,27 +19,36 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from multiprocessing.connection import Client, Connection
+import typing
+from abc import update_abstractmethods
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
+import pyarrow.flight as flight
+from pydantic import TypeAdapter
+from pydantic_core import to_jsonable_python
 
-from core import flocks
-from core.errors import StoreError
+from core import errors, flocks
+from core.errors import StoreError, TuneDeckError
+from core.store import REPEATABLE, TrackingStore, operations
 
+SEND_TRIES = 3
+START_TIMEOUT = 60.0  # seconds a new store server may take to open (and migrate) the store
 SPAWN_RETRY_AFTER = 30.0  # seconds before trying again to start a server that failed to start
-REDIAL_FOR = 5.0  # seconds an operation's first request keeps finding a new line when its server went away
-REDIAL_TRIES = 5  # and how many times at most it is sent again
+CONNECT_OPTIONS = [  # after a server is replaced, reconnect at once rather than after gRPC's default second
+    ("grpc.initial_reconnect_backoff_ms", 20),
+    ("grpc.min_reconnect_backoff_ms", 20),
+    ("grpc.max_reconnect_backoff_ms", 200),
+]
 _spawn_lock = threading.Lock()
 _spawn_failed: dict[Path, float] = {}
+_clients: dict[tuple[int, str], flight.FlightClient] = {}
 
 
 def address_for(path: Path) -> str:
     """The socket beside the store, or in this user's private folder when that path is too long for a socket."""
     beside = f"{path}.sock"
-    if len(beside.encode()) < 100:
+    if len(beside.encode()) < 100 and os.access(Path(path).parent, os.W_OK):
         return beside
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:24]
     return os.path.join(_private_folder(), f"{digest}.sock")
@@ -50,70 +64,187 @@ def _private_folder() -> str:
     return folder
 
 
-def connect(
-    path: Path, write: bool = False, timeout: float = 60.0, idle_exit: float | None = None, single: bool = False
-) -> "RemoteConnection | None":
-    """A connection for one operation on the store's server, or None when none answers.
+class RemoteStore(TrackingStore):
+    """The store as seen from any process but its server; the primitives are filled in below, one request each."""
 
-    With `idle_exit`, a server is started when none answers (it exits after that many idle
-    seconds); None then means it could not start (a read-only folder, say; no new try for 30 s). The
-    operation's transaction (for a write, with the server's write lock, waiting up to `timeout`)
-    begins with its first statement, in the same round trip. A `single` read sends one statement,
-    which is a snapshot by itself, so it needs no transaction (saving a BEGIN and a ROLLBACK).
-    """
-    line = _line(path, idle_exit, timeout)
-    if line is None:
-        return None
-    begin = None if single and not write else (write, timeout)
-    return RemoteConnection(line, begin, reopen=lambda: _line(path, idle_exit, timeout))
-
-
-def _line(path: Path, idle_exit: float | None, timeout: float) -> Connection | None:
-    line = _dial(address_for(path))
-    if line is None and idle_exit is not None:
-        line = _start(path, idle_exit, timeout)
-    return line
-
-
-EXIT_GRACE = 1.0  # seconds to keep dialing after a started server exited cleanly (another one may be serving)
-
-
-def _dial(address: str) -> Connection | None:
-    if not os.path.exists(address):
-        return None
-    try:
-        return Client(address, family="AF_UNIX")
-    except (ConnectionRefusedError, FileNotFoundError):
-        return None  # a socket left by a server that was killed, or one that just closed
-
-
-def _start(path: Path, idle_exit: float, timeout: float) -> Connection | None:
-    """Start a server and dial it; several may start at once, and only one keeps the claim and serves."""
-    address = address_for(path)
-    with _spawn_lock:
-        found = _dial(address)
-        if found is not None or time.monotonic() - _spawn_failed.get(path, -SPAWN_RETRY_AFTER) < SPAWN_RETRY_AFTER:
-            return found
-        process = _spawn(path, idle_exit, timeout)
+    def __init__(self, path: Path | str, *, timeout: float = 60.0, idle_exit: float = 60.0):
+        self.path = Path(path).resolve()
         try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                found = _dial(address)
-                if found is not None:
-                    return found
-                if process is None or (process.poll() is not None and process.returncode != 0):
-                    break
-                if process.poll() == 0:  # it left the store to another server: that one should answer at once
-                    deadline = min(deadline, time.monotonic() + EXIT_GRACE)
-                time.sleep(0.005)
-            _spawn_failed[path] = time.monotonic()
-            return None
-        finally:
-            if process is not None:  # reap it whenever it exits, so no zombie is left behind
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # a read-only place: the server will say what it can do there
+        self.timeout = timeout
+        self.idle_exit = idle_exit
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def address(self) -> str:
+        """Looked up each time: a folder that turns read-only moves the socket to this user's private folder."""
+        return address_for(self.path)
+
+    # -- transport -----------------------------------------------------------------------------
+    def _request(self, send, repeatable: bool = False):
+        """send(client, options); when it reached no server, start one and send again (a server may also have
+        left, idle, just as it was sent: hence a few tries). A request that may have reached a server that then
+        died is sent again only when sending it twice does no harm (a read, say)."""
+        options = flight.FlightCallOptions(timeout=self.timeout)
+        for attempt in range(SEND_TRIES):
+            try:
+                return send(self._client(fresh=attempt > 0), options)
+            except flight.FlightUnavailableError as error:
+                if not (repeatable or _never_reached(error)):
+                    raise _stopped() from error
+                if attempt == SEND_TRIES - 1:
+                    raise StoreError(
+                        f"the store server for {self.path} does not answer; see {self.data_dir / 'logs' / 'store-server.log'}"
+                    ) from error
+            self._start_server()
+
+    def _client(self, fresh: bool = False) -> flight.FlightClient:
+        key = (os.getpid(), self.address)  # a forked child must not use its parent's connection
+        if fresh or key not in _clients:
+            _clients[key] = flight.FlightClient(f"grpc+unix://{self.address}", generic_options=CONNECT_OPTIONS)
+        return _clients[key]
+
+    def _start_server(self) -> None:
+        with _spawn_lock:
+            if answers(self.address):
+                return
+            if time.monotonic() - _spawn_failed.get(self.path, -SPAWN_RETRY_AFTER) < SPAWN_RETRY_AFTER:
+                raise StoreError(f"the store server for {self.path} failed to start moments ago; see its log")
+            process = _spawn(self.path, self.idle_exit, self.timeout)
+            deadline = time.monotonic() + max(self.timeout, START_TIMEOUT)
+            try:
+                while not answers(self.address):
+                    if time.monotonic() > deadline or (process.poll() not in (None, 0)):
+                        _spawn_failed[self.path] = time.monotonic()
+                        raise StoreError(
+                            f"could not start the store server for {self.path}; see {self.data_dir / 'logs' / 'store-server.log'}"
+                        )
+                    time.sleep(0.005)
+            finally:  # reap it whenever it exits, so no zombie is left behind
                 threading.Thread(target=process.wait, name="tunedeck-store-server-reaper", daemon=True).start()
 
+    def _action(self, operation: str, arguments: dict):
+        body = json.dumps(to_jsonable_python(arguments)).encode()
 
-def _spawn(path: Path, idle_exit: float, timeout: float) -> subprocess.Popen | None:
+        def send(client, options):
+            return b"".join(result.body.to_pybytes() for result in client.do_action(flight.Action(operation, body), options))
+
+        return json.loads(_raising(self._request, send, operation in REPEATABLE))
+
+    def _table(self, operation: str, arguments: dict) -> pl.DataFrame:
+        ticket = flight.Ticket(json.dumps({"operation": operation, **to_jsonable_python(arguments)}).encode())
+        table = _raising(self._request, lambda client, options: client.do_get(ticket, options).read_all(), True)
+        return pl.from_arrow(table)
+
+    def _put(self, operation: str, arguments: dict, points: pl.DataFrame):
+        request = {"operation": operation, "rows": points.height, **to_jsonable_python(arguments)}
+        descriptor = flight.FlightDescriptor.for_command(json.dumps(request))
+        table = points.to_arrow()
+
+        def send(client, options):
+            writer, reader = client.do_put(descriptor, table.schema, options)
+            with writer:
+                writer.write_table(table, max_chunksize=65_536)
+                writer.done_writing()
+                answer = reader.read()
+            return answer.to_pybytes() if answer is not None else b"null"
+
+        return json.loads(_raising(self._request, send, operation in REPEATABLE))
+
+
+def _raising(request, send, repeatable: bool = False):
+    """The request's answer, or the store error the server raised, as the same kind with the same message."""
+    try:
+        return request(send, repeatable)
+    except flight.FlightError as error:
+        raise _as_store_error(error) from None
+
+
+def _as_store_error(error: flight.FlightError) -> TuneDeckError:
+    if isinstance(error, flight.FlightTimedOutError):
+        return errors.StoreBusyError(f"the store did not answer in time: {error}")
+    try:
+        payload = json.loads(error.extra_info)
+    except (TypeError, ValueError):
+        return StoreError(f"the store server failed: {error}")
+    kind = getattr(errors, payload.get("type", ""), None)
+    if not (isinstance(kind, type) and issubclass(kind, TuneDeckError)):
+        kind = StoreError
+    if kind is errors.ValidationError:
+        return kind(payload["message"], payload.get("fields") or {})
+    return kind(payload["message"])
+
+
+def _never_reached(error: flight.FlightUnavailableError) -> bool:
+    """Whether the request failed before reaching any server (so sending it again cannot run it twice)."""
+    text = str(error)
+    return "failed to connect" in text or "connect failed" in text or "No such file" in text
+
+
+def _stopped() -> StoreError:
+    return StoreError(
+        "the store server stopped in the middle of an operation (was it killed?); nothing of the operation "
+        "was saved unless it had committed, and the next operation starts a new server"
+    )
+
+
+def _remote(operation: str):
+    """A contract primitive as one request: a frame comes back as Arrow, points go out as Arrow, the rest as JSON."""
+    contract = getattr(TrackingStore, operation)
+    signature = inspect.signature(contract)
+    returns = typing.get_type_hints(contract)["return"]
+    decode = None if returns is pl.DataFrame else TypeAdapter(returns)
+
+    @functools.wraps(contract)
+    def call(self, *args, **kwargs):
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError as error:
+            raise errors.ValidationError(f"{operation}(): {error}") from None
+        arguments = {name: value for name, value in bound.arguments.items() if name != "self"}
+        if returns is pl.DataFrame:
+            return self._table(operation, arguments)
+        points = arguments.pop("points", None)
+        if isinstance(points, pl.DataFrame):
+            answer = self._put(operation, arguments, points)
+        else:
+            if points is not None:
+                raise errors.ValidationError(f"points must be a Polars DataFrame, got {type(points).__name__}")
+            answer = self._action(operation, arguments)
+        return None if returns is type(None) else decode.validate_python(answer)
+
+    call.__isabstractmethod__ = False  # wraps() copied the contract's mark along with its name and docs
+    return call
+
+
+for _operation in operations():
+    setattr(RemoteStore, _operation, _remote(_operation))
+update_abstractmethods(RemoteStore)
+
+
+# -- finding, starting and stopping the server ----------------------------------------------------
+def answers(address: str) -> bool:
+    """Whether a server holds the store's claim and listens: it writes its pid into the claim once it does.
+    (A probe that keeps no server awake.)"""
+    lock = f"{address}.lock"
+    try:
+        announced = os.path.getsize(lock) > 0
+    except OSError:
+        return False
+    return announced and os.path.exists(address) and flocks.held(lock)
+
+
+def running(path: Path) -> bool:
+    """Whether a server holds the store's claim."""
+    return flocks.held(f"{address_for(Path(path).resolve())}.lock")
+
+
+def _spawn(path: Path, idle_exit: float, timeout: float) -> subprocess.Popen:
     logs = path.parent / "logs"
     try:
         logs.mkdir(parents=True, exist_ok=True)
@@ -121,150 +252,33 @@ def _spawn(path: Path, idle_exit: float, timeout: float) -> subprocess.Popen | N
     except OSError:
         log = subprocess.DEVNULL
     root = Path(__file__).resolve().parents[1]
-    command = [
-        sys.executable,
-        "-m",
-        "core.store_server",
-        str(path),
-        "--idle-exit",
-        str(idle_exit),
-        "--lock-timeout",
-        str(timeout),
-    ]
+    command = [sys.executable, "-m", "core.store_server", str(path), "--idle-exit", str(idle_exit)]
+    command += ["--lock-timeout", str(max(timeout, START_TIMEOUT))]  # a closing server may take a while to let go
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     try:
-        process = subprocess.Popen(
-            command, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True
+        return subprocess.Popen(
+            command, cwd=os.getcwd(), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
         )
-    except OSError:
-        return None
+    except OSError as error:
+        raise StoreError(f"could not start the store server for {path}: {error}") from error
     finally:
         if log is not subprocess.DEVNULL:
             log.close()
-    return process
-
-
-class _Rows:
-    def __init__(self, rows: list[tuple]):
-        self._rows = rows
-
-    def fetchall(self) -> list[tuple]:
-        return self._rows
-
-
-def table_bytes(table: pa.Table) -> pa.Buffer:
-    """An Arrow table as one IPC stream: written and read back in ~0.04 ms for 5,000 points, where pickling
-    it costs ~0.2 ms."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
-class RemoteConnection:
-    """One operation's line to the server; every call is one round trip."""
-
-    def __init__(self, conn: Connection, begin: tuple | None, reopen: Callable[[], Connection | None]):
-        self._conn = conn
-        self._begin = begin  # (write, timeout), sent with the first statement; None: a single read
-        self._reopen = reopen
-        self._calls = 0
-
-    def call(self, *request):
-        first = self._calls == 0
-        self._calls += 1
-        if first and self._begin is not None:
-            request = ("begin", *self._begin, request)
-        elif not first and self._begin is None:
-            raise StoreError("a single-statement read sent a second statement; open it without single=True")
-        try:
-            status, value = self._exchange(request)
-        except (EOFError, OSError) as error:
-            if not first:
-                raise self._stopped() from error
-            status, value = self._redial(request, error)
-        if status == "error":
-            raise value
-        return value
-
-    def _redial(self, request: tuple, error: BaseException) -> tuple[str, object]:
-        """Send the first request again on a new line: nothing of the operation ran, so a server that died can be
-        replaced. A killed server can still take a connection for a moment while it goes, so keep dialing a while;
-        but a request that itself brought the server down (a crash in DuckDB, say) is not sent to many more."""
-        deadline = time.monotonic() + REDIAL_FOR
-        for attempt in range(REDIAL_TRIES):
-            if time.monotonic() > deadline:
-                break
-            line = self._reopen()
-            if line is None:
-                break
-            self._conn.close()
-            self._conn = line
-            try:
-                return self._exchange(request)
-            except (EOFError, OSError) as again:
-                error = again
-                time.sleep(0.01 * 2**attempt)  # 10 ms, then longer: the dying server may take a moment to go
-        raise self._stopped() from error
-
-    def _exchange(self, request: tuple) -> tuple[str, object]:
-        self._conn.send(request)
-        status, value = self._conn.recv()
-        if status == "table":  # the rows follow as Arrow IPC bytes
-            return "ok", pa.ipc.open_stream(self._conn.recv_bytes()).read_all()
-        return status, value
-
-    @staticmethod
-    def _stopped() -> StoreError:
-        return StoreError(
-            "the store server stopped in the middle of an operation (was it killed?); nothing of the operation "
-            "was saved unless it had committed, and the next operation starts a new server"
-        )
-
-    def execute(self, sql: str, params: list | None = None) -> _Rows:
-        return _Rows(self.call("rows", sql, params or []))
-
-    def arrow_table(self, sql: str, params: list | dict | None = None) -> pa.Table:
-        return self.call("table", sql, params or [])
-
-    def register(self, name: str, frame: pl.DataFrame) -> None:
-        """Send a frame for the next statements to read; strings go dictionary-encoded (few distinct metric keys)."""
-        self.call("register", name, frame.with_columns(pl.col(pl.String).cast(pl.Categorical)).to_arrow())
-
-    def unregister(self, name: str) -> None:
-        self.call("unregister", name)
-
-    def commit(self) -> None:
-        if self._calls and self._begin is not None:  # nothing to commit before a statement, or for a single read
-            self.call("commit")
-
-    def rollback(self) -> None:
-        if self._calls and self._begin is not None:
-            self.call("rollback")
-
-    def close(self) -> None:
-        try:
-            self._conn.close()
-        except OSError:
-            pass
-
-
-def running(path: Path) -> bool:
-    """Whether a server holds the store's claim (a probe that, unlike connecting, keeps no server awake)."""
-    return flocks.held(f"{address_for(path)}.lock")
 
 
 def stop(path: Path, timeout: float = 15.0) -> bool:
-    """Ask the store's server to finish what it is doing and exit; True once it has exited (files closed)."""
+    """Ask the store's server to finish what it is doing and exit; True once it has exited (file closed)."""
+    address = address_for(Path(path).resolve())
     pid = None
-    if running(path):
+    if flocks.held(f"{address}.lock"):
         try:
-            pid = int(Path(f"{address_for(path)}.lock").read_text())
+            pid = int(Path(f"{address}.lock").read_text())
             if b"core.store_server" in Path(f"/proc/{pid}/cmdline").read_bytes():  # not a reused pid
                 os.kill(pid, signal.SIGTERM)
         except (ValueError, OSError):
             pass  # it exited between the probe and the signal, or a new server has not written its pid yet
     deadline = time.monotonic() + timeout
-    while running(path) or (pid is not None and process_alive(pid)):
+    while flocks.held(f"{address}.lock") or (pid is not None and process_alive(pid)):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)

@@ -3,7 +3,8 @@
 from collections.abc import Callable
 from typing import Any
 
-from core.errors import TuneDeckError
+from core.entities import Run
+from core.errors import TuneDeckError, ValidationError
 from core.store import TrackingStore
 from core.training_config import TrainingConfig
 from core.validation import friendly
@@ -28,7 +29,9 @@ def start_run(
     If enqueueing fails the run is marked failed, so no run waits forever for a job that does not exist.
     """
     config = parse_config(config)
-    run_id = store.create_run(experiment_id, config.model_dump(mode="json"), name=name)
+    if config.resume_from_run is not None:
+        _check_resumable(store, experiment_id, config.resume_from_run)
+    run_id = store.create_run(experiment_id, config.stored(), name=name)
     if enqueue is None:
         return run_id
     try:
@@ -39,3 +42,21 @@ def start_run(
     if job_id:
         store.set_job_id(run_id, str(job_id))
     return run_id
+
+
+def resume_config(run: Run) -> dict[str, Any]:
+    """A new run's config that continues `run` from its last checkpoint: the same settings, linked by resume_from_run.
+
+    Params the trainer logged into the old config (parameter counts, say) are left out.
+    """
+    settings = {key: value for key, value in run.config.items() if key in TrainingConfig.model_fields}
+    return {**settings, "resume_from_run": run.id}
+
+
+def _check_resumable(store: TrackingStore, experiment_id: int, run_id: int) -> None:
+    earlier = store.get_run(run_id)
+    if earlier.experiment_id != experiment_id:
+        raise ValidationError(
+            f"resume_from_run: run {run_id} belongs to another experiment; resume it there",
+            {"resume_from_run": "belongs to another experiment"},
+        )

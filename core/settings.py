@@ -6,23 +6,30 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import resources
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TUNEDECK_", extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Store, queue, logs and adapters (TUNEDECK_DATA_DIR).")
-    lock_timeout: float = Field(60.0, gt=0, description="Seconds to wait while other processes hold the store.")
+    lock_timeout: float = Field(60.0, gt=0, description="Seconds an operation may wait for the store server's answer.")
     queue_url: str = Field("", description="Empty: SQLite queue in the data directory; redis://host:port/db: Redis queue.")
     workers: int = Field(2, ge=1, le=64, description="Training jobs one worker process runs at once.")
     heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between a running job's heartbeats.")
     heartbeat_timeout: float = Field(60.0, gt=0, description="A running run silent this long is failed as 'worker lost'.")
     embedded_worker: bool = Field(True, description="Auto-start a worker with the app or start_run() when none runs.")
     worker_idle_exit: float = Field(300.0, ge=0, description="An auto-started worker with no parent exits when idle this long.")
-    store_server: bool = Field(True, description="Share the store through one server process that keeps it open.")
     store_server_idle_exit: float = Field(60.0, ge=0, description="The store server exits after this many idle seconds.")
+    journal_fsync: bool = Field(
+        False, description="fsync each logged call's journal entry: survives a machine crash too, not only a killed process."
+    )
     commands_file: Path = Field(Path("commands.toml"), description="The administrator's registered training commands.")
+    system_metrics_interval: float = Field(
+        5.0, ge=0, description="Seconds between samples of a training's CPU, memory and GPU use; 0 turns them off."
+    )
     dataset_roots: str = Field(
-        "", description="Folders datasets may come from, separated by ':'; empty: the working folder and data dir."
+        "", description="Folders datasets may come from, separated by ':'; empty: the working folder, data dir and sample data."
     )
 
     @field_validator("queue_url")
@@ -36,7 +43,7 @@ class Settings(BaseSettings):
     def allowed_dataset_roots(self) -> list[Path]:
         if self.dataset_roots.strip():
             return [Path(part).resolve() for part in self.dataset_roots.split(os.pathsep) if part.strip()]
-        return [Path.cwd().resolve(), self.data_dir.resolve()]
+        return [Path.cwd().resolve(), self.data_dir.resolve(), resources.sample_dir().resolve()]
 
     @property
     def store_path(self) -> Path:
@@ -53,6 +60,15 @@ class Settings(BaseSettings):
     @property
     def adapters_dir(self) -> Path:
         return self.data_dir / "adapters"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+    @property
+    def models_dir(self) -> Path:
+        """Your own base models, by folder name; the shipped ones are in the project's data/models."""
+        return self.data_dir / "models"
 
 
 def get_settings() -> Settings:

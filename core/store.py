@@ -1,13 +1,14 @@
 """The tracking store contract: everything the app, the workers and the SDK may ask of storage.
 
 Implementations keep the primitives; the conveniences at the bottom are built on them once.
-Every method opens and releases the store itself, so callers never hold a connection.
+Every primitive is one whole operation (one request to the store's owner, one transaction there),
+so no caller ever holds a connection, a lock or a transaction between calls.
 """
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
-from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -30,6 +31,11 @@ from core.status import ExperimentStatus, RunStatus
 
 
 class TrackingStore(ABC):
+    @property
+    @abstractmethod
+    def data_dir(self) -> Path:
+        """The folder beside the store that holds logs, adapters and metric journals."""
+
     # -- experiments ---------------------------------------------------------------------
     @abstractmethod
     def create_experiment(self, spec: ExperimentCreate) -> int:
@@ -86,6 +92,19 @@ class TrackingStore(ABC):
         """Store a queued run of a live experiment and return its ID."""
 
     @abstractmethod
+    def begin_run(
+        self,
+        experiment: int | str,
+        params: dict[str, Any] | None = None,
+        *,
+        worker: str,
+        name: str | None = None,
+        dataset: str = "(logged from a script)",
+    ) -> int:
+        """A run a script runs itself, in one transaction: find the live experiment by ID or name (a new name creates
+        it with `dataset`), store the run as running under `worker`, and return its ID."""
+
+    @abstractmethod
     def log_params(self, run_id: int, params: dict[str, Any]) -> None:
         """Merge parameters into the run's config (a script's hyperparameters, say)."""
 
@@ -127,20 +146,38 @@ class TrackingStore(ABC):
         """Note that the worker is alive; returns the run's status so a worker sees a cancel."""
 
     @abstractmethod
+    def end_run(
+        self,
+        run_id: int,
+        status: RunStatus | str,
+        *,
+        points: pl.DataFrame | None = None,
+        adapter: AdapterSpec | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ) -> Adapter | None:
+        """Store the run's last points and move it to completed (registering the adapter and updating best metrics),
+        failed (keeping the one-line error and the traceback) or cancelled, all in one transaction."""
+
     def complete_run(self, run_id: int, adapter: AdapterSpec | None = None) -> Adapter | None:
         """running -> completed, registering the adapter and updating best metrics in one transaction."""
+        return self.end_run(run_id, RunStatus.COMPLETED, adapter=adapter)
 
-    @abstractmethod
     def fail_run(self, run_id: int, error: str, traceback: str | None = None) -> None:
         """-> failed, keeping the one-line error and the traceback."""
+        self.end_run(run_id, RunStatus.FAILED, error=error, traceback=traceback)
 
-    @abstractmethod
     def cancel_run(self, run_id: int) -> None:
         """queued or running -> cancelled; a running job stops at its next heartbeat."""
+        self.end_run(run_id, RunStatus.CANCELLED)
 
     @abstractmethod
-    def fail_stale_runs(self, max_silence: timedelta) -> list[int]:
-        """Mark running runs whose heartbeat is older than max_silence as failed: their worker is lost."""
+    def fail_stale_runs(self, max_silence_seconds: float) -> list[int]:
+        """Fail running runs whose heartbeat is older than this: their worker is lost."""
+
+    @abstractmethod
+    def fail_queued_without_job(self, live_job_ids: list[str], older_than_seconds: float) -> list[int]:
+        """Fail queued runs older than this whose job is not among the queue's live jobs: no worker will ever run them."""
 
     # -- metrics ---------------------------------------------------------------------------
     @abstractmethod
@@ -149,10 +186,6 @@ class TrackingStore(ABC):
 
         Logging the same (run_id, key, step) again replaces the value. Returns points stored.
         """
-
-    @abstractmethod
-    def get_run_metrics(self, run_id: int, keys: list[str] | None = None) -> RunMetrics:
-        """Every point of a run per key, plus its summary."""
 
     @abstractmethod
     def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
@@ -176,13 +209,20 @@ class TrackingStore(ABC):
     def list_adapters(self, experiment_id: int | None = None) -> list[Adapter]:
         """Adapters, newest first, optionally of one experiment."""
 
-    def reading(self) -> AbstractContextManager[None]:
-        """Group several reads into one consistent view (an implementation may make it cheaper too)."""
+    def reading(self) -> AbstractContextManager[Any]:
+        """Group several reads into one consistent view, where the implementation can."""
         return nullcontext()
 
     # -- conveniences built on the primitives -------------------------------------------------
     def get_run(self, run_id: int) -> Run:
         return self.get_runs([run_id])[0]
+
+    def get_run_metrics(self, run_id: int, keys: list[str] | None = None) -> RunMetrics:
+        """Every point of a run per key, plus its summary."""
+        run = self.get_run(run_id)
+        series = self.get_metric_series([run.id], keys, max_points=None).drop("run_id")
+        summary = {key: value for key, value in run.metrics.items() if keys is None or key in keys}
+        return RunMetrics(run_id=run.id, series=series, summary=summary)
 
     def get_experiment_detail(self, experiment_id: int) -> ExperimentDetail:
         with self.reading():
@@ -197,3 +237,28 @@ class TrackingStore(ABC):
             runs = self.get_runs(run_ids)
             overrides = self.get_experiment(runs[0].experiment_id).metric_directions
         return compare.compare_runs(runs, overrides)
+
+
+# Primitives that may be sent twice with the same effect as once: reads, and writes that replace what they write.
+REPEATABLE = frozenset(
+    {
+        "get_experiment",
+        "list_experiments",
+        "find_experiment",
+        "get_runs",
+        "list_runs",
+        "runs_table",
+        "list_active_runs",
+        "get_metric_series",
+        "verify_integrity",
+        "get_adapter",
+        "list_adapters",
+        "heartbeat",
+        "log_metrics",
+    }
+)
+
+
+def operations() -> frozenset[str]:
+    """The primitives: what a store's owner answers for other processes, each as one request."""
+    return frozenset(name for name in TrackingStore.__abstractmethods__ if callable(getattr(TrackingStore, name)))

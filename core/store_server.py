@@ -1,331 +1,234 @@
-"""The store server: one process keeps the DuckDB file open and runs the other processes' SQL.
+"""The store server: the one process that owns the DuckDB file and runs every other process's operations.
 
-DuckDB lets one process hold a file at a time and opening it costs ~17 ms. Opening per
-operation lets the app, the workers and training scripts share the file but pays that cost on
-every read; this server pays it once. The first process that needs the store starts it
-(`core.remote.connect` with `idle_exit`); everyone sends statements over a Unix socket beside
-the store, one connection per operation. A write operation holds the server's write lock from
-its first statement to COMMIT, so writes stay one at a time as before; reads run in their own
-snapshot beside them.
+Each request is one whole operation of the store contract ("start this run", "append this batch",
+"list these runs"), executed here in one transaction (`core.database` groups concurrent writes into
+one commit). Nothing else crosses the process boundary: no SQL, no open transaction, no lock, so a
+client that is paused or killed mid-request holds up nobody. The transport is Arrow Flight over a
+Unix socket beside the store: arguments and answers as JSON, metric batches and frames as Arrow.
 
-A client that dies mid-operation closes its socket and its transaction is rolled back. After
-`--idle-exit` seconds with no operation (counted from when it starts listening) the server
-closes the file and exits; the next operation starts another.
+The first `open_store()` that finds no server starts one (`core.remote`); it exits after
+`--idle-exit` seconds without a request, closing the file. It also replays the metric journals
+that killed writers left behind (`core.journal`).
 
     python -m core.store_server data/tunedeck.duckdb --idle-exit 60
 """
 
 import argparse
 import fcntl
+import json
 import logging
 import os
 import signal
-import socket
-import sys
 import threading
 import time
-from multiprocessing.connection import Connection
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
+import polars as pl
 import pyarrow as pa
+import pyarrow.flight as flight
+from pydantic_core import to_json
 
-from core.db import open_for_server
-from core.errors import StoreBusyError
-from core.remote import address_for, table_bytes
-from core.sql import arrow_table
+from core import journal
+from core.duckdb_store import DuckDBStore
+from core.errors import StoreError, TuneDeckError
+from core.remote import address_for, answers
+from core.settings import get_settings
+from core.store import operations
 
 log = logging.getLogger("tunedeck.store_server")
-IDLE_POLL = 0.2  # how often the server checks whether it has been idle long enough to exit
-MAX_CLIENTS = 256  # operations served at once; more wait in the socket's backlog for a thread
-SPARE_THREADS = 2  # threads kept waiting in accept(), so a lone client never waits for a thread to start
-ACCEPT_RETRY = 0.05  # seconds before a thread tries accept() again after it failed (out of file descriptors, say)
-DRAIN_POLL = 0.05  # how long a closing server waits for clients that found its socket just before it went
+POLL = 0.2  # seconds between the main loop's looks at idleness and signals
+JOURNAL_SCAN = 2.0  # seconds between looks for journals that dead writers left
+DRAIN = 10.0  # seconds a closing server waits for requests in progress
 
 
-class StoreServer:
-    def __init__(self, path: Path, idle_exit: float, lock_timeout: float = 60.0):
-        self.path = Path(path).resolve()
-        self.address = address_for(self.path)
-        self.idle_exit = idle_exit
-        self.lock_timeout = lock_timeout
-        self.write_lock = threading.Lock()
+def error_payload(error: Exception) -> bytes:
+    """How a store error travels: its kind, message and per-field messages, so the caller raises the same error."""
+    return json.dumps(
+        {"type": type(error).__name__, "message": str(error), "fields": getattr(error, "field_errors", {})}
+    ).encode()
+
+
+class StoreServer(flight.FlightServerBase):
+    OPERATIONS = operations()
+
+    def __init__(self, store: DuckDBStore, address: str):
+        super().__init__(f"grpc+unix://{address}")
+        self.store = store
         self._state = threading.Lock()
         self._active = 0
         self._last_seen = time.monotonic()
-        self._stopping = False  # set to stop: by a signal, or by DuckDB refusing all work after a fatal error
-        self._threads: set[threading.Thread] = set()
-        self._waiting = 0  # threads blocked in accept()
-        self._closing = False  # set once the listener is shut down
-        self._accepted = 0
 
-    def serve(self) -> int:
-        claim = self._claim()
-        if claim is None:
-            return 0  # another server holds the claim: it serves this store
-        self.db = open_for_server(self.path, self.lock_timeout)
-        self.listener = self._listen()
-        self._last_seen = time.monotonic()  # idle from now, not from before a slow open
+    # -- the three ways in -----------------------------------------------------------------
+    def do_action(self, context, action):
+        result = self._call(action.type, _arguments(action.body.to_pybytes()))
+        return [flight.Result(pa.py_buffer(to_json(result)))]
+
+    def do_get(self, context, ticket):
+        request = _arguments(ticket.ticket)
+        result = self._call(request.pop("operation", ""), request)
+        if not isinstance(result, pl.DataFrame):
+            raise flight.FlightServerError("that operation does not answer with a table; ask for it as an action")
+        return flight.RecordBatchStream(result.to_arrow())
+
+    def do_put(self, context, descriptor, reader, writer):
+        request = _arguments(descriptor.command)
+        with self._busy():  # an upload in progress keeps the server from leaving as idle
+            points = pl.from_arrow(reader.read_all())  # read whole before the operation: a stalled sender holds no lock
+        if points.height != request.pop("rows", None):  # a sender killed mid-stream ends it early, without an error
+            raise flight.FlightServerError(
+                "the batch of points arrived incomplete; nothing of it was stored",
+                extra_info=error_payload(StoreError("incomplete batch")),
+            )
+        result = self._call(request.pop("operation", ""), {**request, "points": points})
+        writer.write(pa.py_buffer(to_json(result)))
+
+    def _call(self, operation: str, arguments: dict):
+        if operation not in self.OPERATIONS:
+            raise flight.FlightServerError(
+                f"unknown store operation {operation!r}", extra_info=error_payload(StoreError("unknown operation"))
+            )
+        with self._busy():
+            return self._run(operation, arguments)
+
+    def _run(self, operation: str, arguments: dict):
         try:
-            while not self._should_close():
-                with self._state:
-                    if self._waiting == 0:  # at start, or after a thread could not be started
-                        self._add_thread()
-                time.sleep(IDLE_POLL)
-            _unlink(self.address)  # new clients stop finding the server; those already knocking are served
-            while True:
-                accepted = self._accepted
-                time.sleep(DRAIN_POLL)
-                if self._accepted == accepted:
-                    break
-        finally:
-            self._stop_threads()
-            self.listener.close()
-            _unlink(self.address)
-            self.db.close()
-            os.close(claim)
-        return 0
+            return getattr(self.store, operation)(**arguments)
+        except TuneDeckError as error:
+            raise flight.FlightServerError(str(error), extra_info=error_payload(error)) from None
+        except TypeError as error:  # arguments that do not fit the contract (a client of another version, say)
+            raise flight.FlightServerError(str(error), extra_info=error_payload(StoreError(f"bad request: {error}"))) from None
+        except Exception as error:
+            log.exception("operation %s failed", operation)
+            wrapped = StoreError(f"the store failed: {type(error).__name__}: {error}")
+            raise flight.FlightServerError(str(wrapped), extra_info=error_payload(wrapped)) from None
 
-    def _stop_threads(self) -> None:
-        """Wake the threads waiting in accept() and wait for the others to finish their clients."""
-        self._closing = True
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # on Linux, a blocked accept() then fails at once
-        except OSError:
-            pass
-        while True:
-            with self._state:
-                threads = [thread for thread in self._threads if thread.is_alive()]
-            if not threads:
-                return
-            for thread in threads:
-                thread.join()
-
-    def _add_thread(self) -> None:
-        """Called with `_state` held: the new thread cannot count itself in or out before it is counted."""
-        if len(self._threads) >= MAX_CLIENTS:
-            return  # the next client waits in the backlog until a thread is free
-        thread = threading.Thread(target=self._accept_and_serve, name="store-client", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError:  # the system has no thread to give: the threads there are keep serving
-            log.exception("could not start a thread for the next client")
-            return
-        self._threads.add(thread)
-        self._waiting += 1
-
-    def _accept_and_serve(self) -> None:
-        """Each thread accepts a client and serves it itself: no hand-off between threads on the way in.
-
-        Linux wakes one thread per connection for a blocking accept(). The thread that takes the
-        last waiting place starts another, so the next client finds one waiting too.
-        """
-        waiting = True
-        try:
-            while True:
-                try:
-                    sock, _ = self.listener.accept()
-                except OSError:
-                    if self._closing:  # the listener was shut down
-                        break
-                    log.exception("accept() failed; trying again")  # out of file descriptors, say: it passes
-                    time.sleep(ACCEPT_RETRY)
-                    continue
-                with self._state:
-                    self._waiting -= 1
-                    waiting = False
-                    self._active += 1
-                    self._accepted += 1
-                    if self._waiting == 0:
-                        self._add_thread()
-                self._serve_client(sock)
-                with self._state:
-                    if self._waiting >= SPARE_THREADS:
-                        break
-                    self._waiting += 1
-                    waiting = True
-        finally:
-            with self._state:
-                if waiting:
-                    self._waiting -= 1
-                self._threads.discard(threading.current_thread())
-
-    def _claim(self) -> int | None:
-        """The store's claim (an flock), or None when a live server holds it and answers.
-
-        A holder that does not answer is closing or dying: wait for it to let go, then serve.
-        """
-        fd = os.open(f"{self.address}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if _answers(self.address) or time.monotonic() > deadline:
-                    os.close(fd)
-                    return None
-                time.sleep(0.01)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())  # who holds the store, for operators and tests
-        return fd
-
-    def _listen(self) -> socket.socket:
-        _unlink(self.address)  # left by a server that was killed; we hold the claim now
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o077)  # only this user may talk to the store
-        try:
-            listener.bind(self.address)
-        finally:
-            os.umask(old_umask)
-        listener.listen(64)
-        return listener
-
-    def stop(self, *_signal) -> None:
-        """Finish the operations in progress, then close the file and exit (SIGTERM and Ctrl-C do this)."""
-        self._stopping = True
-
-    def _should_close(self) -> bool:
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
         with self._state:
-            idle = self._active == 0 and time.monotonic() - self._last_seen > self.idle_exit
-            return idle or self._stopping
-
-    def _serve_client(self, sock: socket.socket) -> None:
-        conn = session = None
+            self._active += 1
         try:
-            sock.setblocking(True)
-            conn = Connection(sock.detach())
-            session = Session(self.db.cursor(), self.write_lock)
-            while True:
-                try:
-                    request = conn.recv()
-                except (EOFError, OSError):
-                    break
-                table = None
-                try:
-                    answer = ("ok", session.run(*request))
-                    if isinstance(answer[1], pa.Table):
-                        answer, table = ("table", None), table_bytes(answer[1])
-                except duckdb.FatalException as error:
-                    self._stopping = True  # close, and let the next operation start a server that reopens the file
-                    answer = ("error", error)
-                except Exception as error:  # noqa: BLE001 - every failure goes back to the client that caused it
-                    answer = ("error", error)
-                try:
-                    conn.send(answer)
-                    if table is not None:
-                        conn.send_bytes(table)
-                except (OSError, ValueError):
-                    break
-        except Exception:  # noqa: BLE001 - a client's line failing must not stop the server
-            log.exception("a client connection failed")
+            yield
         finally:
-            try:
-                if session is not None:
-                    session.close()
-                if conn is not None:
-                    conn.close()
-            finally:
-                with self._state:
-                    self._active -= 1
-                    self._last_seen = time.monotonic()
+            with self._state:
+                self._active -= 1
+                self._last_seen = time.monotonic()
+
+    def idle_for(self) -> float:
+        with self._state:
+            return 0.0 if self._active else time.monotonic() - self._last_seen
 
 
-class Session:
-    """One client operation on its own cursor; a write holds the write lock until it ends."""
+def _arguments(body: bytes) -> dict:
+    arguments = json.loads(body or b"{}")
+    if not isinstance(arguments, dict):
+        raise flight.FlightServerError("a request's arguments must be a JSON object")
+    return arguments
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, write_lock: threading.Lock):
-        self.cursor = cursor
-        self.write_lock = write_lock
-        self.writing = False
-        self.in_transaction = False
 
-    def run(self, operation: str, *args):
-        if operation == "begin":  # ("begin", write, timeout, first statement): one round trip for both
-            write, timeout, first = args
-            self.begin(write, timeout)
-            return self.run(*first)
-        if operation == "rows":
-            return self.cursor.execute(*args).fetchall()
-        if operation == "table":  # answered as an Arrow IPC stream after a ("table", None) header
-            return arrow_table(self.cursor, *args)
-        if operation == "register":
-            self.cursor.register(*args)
-            return None
-        if operation == "unregister":
-            self.cursor.unregister(*args)
-            return None
-        if operation == "commit":
-            self.cursor.commit()
-            self.end()
-            return None
-        if operation == "rollback":
-            self.rollback()
-            return None
-        raise ValueError(f"unknown store server operation {operation!r}")
+def claim(address: str, timeout: float) -> int | None:
+    """The store's claim (an flock beside the socket), or None when a live server already holds it and answers.
 
-    def begin(self, write: bool, timeout: float) -> None:
-        if write:
-            if not self.write_lock.acquire(timeout=timeout):
-                raise StoreBusyError(
-                    f"another write held the store for {timeout:.0f} s; check for a stuck process or raise TUNEDECK_LOCK_TIMEOUT"
-                )
-            self.writing = True
-        self.cursor.begin()
-        self.in_transaction = True
-
-    def rollback(self) -> None:
-        if self.in_transaction:
-            try:
-                self.cursor.rollback()
-            except duckdb.Error:
-                pass  # already aborted by the failure the client is handling
-        self.end()
-
-    def end(self) -> None:
-        self.in_transaction = False
-        if self.writing:
-            self.writing = False
-            self.write_lock.release()
-
-    def close(self) -> None:
-        self.rollback()
+    A holder that does not answer is closing or dying: wait for it to let go, then serve.
+    """
+    fd = os.open(f"{address}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            self.cursor.close()
-        except duckdb.Error:
-            pass
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(fd, 0)  # empty until this server listens: see announce()
+            return fd
+        except BlockingIOError:
+            if answers(address) or time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.05)
 
 
-def _answers(address: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def announce(fd: int) -> None:
+    """Write the pid into the claimed lock file: from now on clients know the server listens (core.remote.answers)."""
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+
+
+def serve(path: Path, idle_exit: float, timeout: float) -> int:
+    path = Path(path).resolve()
+    address = address_for(path)
+    fd = claim(address, timeout)
+    if fd is None:
+        log.info("another server owns %s; leaving it to that one", path)
+        return 0
+    if os.path.exists(address):  # left by a server that was killed: clients must not take it for a live one
+        os.unlink(address)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    settings = get_settings()
+    store = DuckDBStore(path, dataset_roots=settings.allowed_dataset_roots)
     try:
-        probe.connect(address)
-        return True
-    except OSError:
-        return False
+        _ = store.db  # open (and migrate) before listening: a client that gets an answer gets it from an open store
+        os.umask(0o077)  # the socket is created 0600: only this user may send the store operations
+        server = StoreServer(store, address)
+        announce(fd)
+        log.info("serving %s on %s (pid %s)", path, address, os.getpid())
+        journals = store.data_dir / "journal"
+        next_scan = 0.0
+        while not stopping.is_set() and server.idle_for() < idle_exit:
+            if time.monotonic() >= next_scan:
+                _replay(store, journals)
+                next_scan = time.monotonic() + JOURNAL_SCAN
+            stopping.wait(POLL)
+        withdraw(fd, address)
+        _shut_down(server)
+        _replay(store, journals)
     finally:
-        probe.close()
+        store.close()
+        os.close(fd)
+    return 0
 
 
-def _unlink(address: str) -> None:
+def withdraw(fd: int, address: str) -> None:
+    """From now on clients find no server here and start another, which waits for this one's claim."""
+    os.ftruncate(fd, 0)
     try:
         os.unlink(address)
     except FileNotFoundError:
         pass
 
 
+_closing: list[StoreServer] = []  # a closed server's object must outlive serve(): deleting it waits for stalled calls
+
+
+def _shut_down(server: StoreServer) -> None:
+    """Stop listening and let the requests in progress finish; a client stalled mid-upload (paused, say) is not
+    waited for past DRAIN seconds: its batch was never handed to the store, and its writer keeps it to send again."""
+    _closing.append(server)
+    closing = threading.Thread(target=server.shutdown, name="tunedeck-shutdown", daemon=True)
+    closing.start()
+    closing.join(DRAIN)
+
+
+def _replay(store: DuckDBStore, folder: Path) -> None:
+    try:
+        replayed = journal.recover(store, folder)
+    except Exception:
+        log.exception("replaying the metric journals in %s failed; trying again later", folder)
+        return
+    if replayed:
+        log.info("replayed %d metric points that killed writers had journaled", replayed)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Keep a TuneDeck store open and serve other processes' SQL.")
-    parser.add_argument("store", type=Path)
-    parser.add_argument("--idle-exit", type=float, default=60.0, help="seconds without connections before exiting")
-    parser.add_argument("--lock-timeout", type=float, default=60.0, help="seconds to wait for the file and for writes")
-    options = parser.parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--idle-exit", type=float, default=60.0)
+    parser.add_argument("--lock-timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    server = StoreServer(options.store, options.idle_exit, options.lock_timeout)
-    signal.signal(signal.SIGTERM, server.stop)
-    signal.signal(signal.SIGINT, server.stop)
-    return server.serve()
+    return serve(args.path, args.idle_exit, args.lock_timeout)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    logging.shutdown()
+    os._exit(code)  # not sys.exit: a request thread stalled past DRAIN must not keep the process alive

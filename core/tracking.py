@@ -15,6 +15,7 @@ dashboard and other workers use the store: each call is one operation on the sha
 
 import json
 import os
+import shutil
 import threading
 import traceback as tb
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 from core import open_store
 from core.artifacts import describe_adapter, keep_under
 from core.entities import Adapter, AdapterSpec
-from core.errors import TuneDeckError, ValidationError
+from core.errors import InvalidTransitionError, NotFoundError, TuneDeckError, ValidationError
 from core.identity import worker_id
 from core.settings import get_settings
 from core.status import RunStatus
@@ -43,7 +44,7 @@ class ActiveRun:
         self.attached = attached
         self.writer = MetricWriter(store, flush_seconds=1.0)
         self.cancelled = threading.Event()
-        self._adapter: AdapterSpec | None = None
+        self._adapter: tuple[Path, str, str | None] | None = None
         self._stop_heartbeat = threading.Event()
         self._heartbeat = None
         if heartbeat_seconds:
@@ -69,28 +70,46 @@ class ActiveRun:
         if self.attached:
             print(json.dumps({ADAPTER_LINE: "adapter", "path": str(folder), "base_model": base_model}), flush=True)
             return
-        data_dir = self.store.path.parent if hasattr(self.store, "path") else get_settings().data_dir  # beside its store
-        kept = keep_under(folder, data_dir, data_dir / "adapters" / f"run-{self.id}")
-        self._adapter = describe_adapter(kept, base_model, name)
+        self._adapter = (folder, base_model, name)  # copied into the data dir only when the run completes
 
     def finish(
         self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None, traceback: str | None = None
     ) -> Adapter | None:
-        """Flush metrics and record the outcome (a worker-owned run only flushes: the worker decides)."""
+        """Store the last metrics and the outcome in one operation (a worker-owned run only flushes: the worker decides).
+
+        If the outcome cannot be recorded (the run was failed as lost meanwhile, say), the metrics are still stored.
+        """
         self._stop_heartbeat.set()
-        self.writer.close()
         if self.attached:
+            self.writer.close()
             return None
         status = RunStatus(status)
-        if status is RunStatus.COMPLETED:
-            return self.store.complete_run(self.id, self._adapter)
-        if status is RunStatus.FAILED:
-            self.store.fail_run(self.id, error or "failed", traceback=traceback)
-        elif status is RunStatus.CANCELLED:
-            self.store.cancel_run(self.id)
-        else:
+        if not status.is_terminal:
+            self.writer.close()
             raise ValidationError(f"finish() takes completed, failed or cancelled, not {status.value}")
-        return None
+        completing = status is RunStatus.COMPLETED and not self.cancelled.is_set()
+        adapter = self._kept_adapter() if completing else None
+        try:
+            return self.writer.close_with(
+                lambda points: self.store.end_run(
+                    self.id, status, points=points, adapter=adapter, error=error, traceback=traceback
+                )
+            )
+        except (InvalidTransitionError, NotFoundError):
+            self._discard_copy(adapter)  # cancelled or reaped meanwhile: no adapter is registered, none is kept
+            self.writer.close()
+            raise
+
+    def _kept_adapter(self) -> AdapterSpec | None:
+        if self._adapter is None:
+            return None
+        folder, base_model, name = self._adapter
+        data_dir = self.store.data_dir
+        return describe_adapter(keep_under(folder, data_dir, data_dir / "adapters" / f"run-{self.id}"), base_model, name)
+
+    def _discard_copy(self, adapter: AdapterSpec | None) -> None:
+        if adapter is not None and self._adapter is not None and Path(adapter.path) != self._adapter[0]:
+            shutil.rmtree(adapter.path, ignore_errors=True)
 
     def _beat(self, seconds: float) -> None:
         while not self._stop_heartbeat.wait(seconds):
@@ -142,16 +161,7 @@ def start_run(
             active.log_params(params)
         return active
     store = store or open_store()
-    experiment_id = _experiment_id(store, experiment, dataset)
-    run_id = store.create_run(experiment_id, params or {}, name=name)
-    store.mark_running(run_id, worker=worker_id())
+    if isinstance(experiment, str):
+        experiment = experiment.strip()
+    run_id = store.begin_run(experiment, params or {}, worker=worker_id(), name=name, dataset=dataset)
     return ActiveRun(store, run_id, attached=False, heartbeat_seconds=get_settings().heartbeat_interval)
-
-
-def _experiment_id(store: TrackingStore, experiment: str | int, dataset: str) -> int:
-    if isinstance(experiment, int) and not isinstance(experiment, bool):
-        return store.get_experiment(experiment).id
-    if not isinstance(experiment, str):
-        raise ValidationError(f"experiment must be an ID or a name, got {type(experiment).__name__}")
-    found = store.find_experiment(experiment.strip())
-    return found.id if found else store.create_experiment({"name": experiment, "dataset": dataset})

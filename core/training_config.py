@@ -1,11 +1,60 @@
-"""The training config a run is started with, validated once at the boundary."""
+"""The training config a run is started with, validated once at the boundary.
 
-from typing import Annotated, Literal
+Each trainer reads its own settings with its own defaults (TRAINER_FIELDS): a setting left out
+gets the chosen trainer's default, and one that trainer does not read is refused, so a run's
+stored config says exactly what its trainer used.
+"""
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 CommandName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 ModuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
+TrainerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")]
+
+ALL_LINEAR = "all-linear"  # PEFT's name for every linear layer but the output head
+AUTO_MODULES = "auto"  # the architecture's usual modules, as PEFT's table knows them
+TASKS = ("causal-lm", "classification")
+
+
+@dataclass(frozen=True)
+class TrainerFields:
+    """The settings one trainer reads (besides `trainer`) and the defaults it fills in."""
+
+    fields: frozenset[str]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    needs_length: bool = True  # epochs or max_steps must be set
+
+
+SCHEDULE = frozenset(
+    {"base_model", "learning_rate", "epochs", "max_steps", "batch_size", "seed", "warmup_steps", "lr_schedule", "eval_interval"}
+)
+LORA = frozenset({"lora_rank", "lora_alpha", "lora_dropout", "target_modules"})
+SHARED_DEFAULTS = {
+    "learning_rate": 1e-2,
+    "batch_size": 16,
+    "lora_rank": 8,
+    "lora_alpha": 16.0,
+    "lora_dropout": 0.0,
+    "warmup_steps": 0,
+    "seed": 0,
+    "eval_interval": 10,
+    "lr_schedule": "linear",
+}
+TRAINER_FIELDS: dict[str, TrainerFields] = {
+    "builtin": TrainerFields(SCHEDULE | LORA, SHARED_DEFAULTS | {"base_model": "tiny-base", "target_modules": ["fc1", "fc2"]}),
+    "peft": TrainerFields(
+        SCHEDULE | LORA | {"task", "save_interval", "resume_from_run"},
+        SHARED_DEFAULTS
+        | {"base_model": "tiny-gpt2", "target_modules": [ALL_LINEAR], "task": "causal-lm"}
+        | {"save_interval": 50, "eval_interval": 25},
+    ),
+    # A registered command reads what its placeholders name; only the settings a user gives are recorded.
+    "command": TrainerFields(SCHEDULE | LORA | {"command"}, needs_length=False),
+}
 
 
 class TrainingConfig(BaseModel):
@@ -13,27 +62,76 @@ class TrainingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    trainer: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")] = (
-        "builtin"
+    trainer: TrainerName = Field(
+        "builtin", description="builtin: the numpy classifier; peft: Hugging Face LoRA; command: a registered script."
     )
-    base_model: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] = "tiny-base"
-    learning_rate: float = Field(1e-2, gt=0, le=10, description="Peak learning rate after warmup.")
+    base_model: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] | None = Field(
+        None, description="A model name under data/models (or <data dir>/models), or an absolute path to a model folder."
+    )
+    task: Literal["causal-lm", "classification"] | None = Field(
+        None,
+        description="causal-lm learns to continue `text` (or `completion` after `prompt`); "
+        "classification predicts `label` from `text` and reports eval_accuracy.",
+    )
+    learning_rate: float | None = Field(None, gt=0, le=10, description="Peak learning rate after warmup.")
     epochs: int | None = Field(None, ge=1, le=10_000)
     max_steps: int | None = Field(None, ge=1, le=10_000_000, description="Caps training; wins over epochs when both are set.")
-    batch_size: int = Field(16, ge=1, le=65_536)
-    lora_rank: int = Field(8, ge=1, le=1024)
-    lora_alpha: float = Field(16.0, gt=0, le=10_000)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[ModuleName] = Field(default_factory=lambda: ["fc1", "fc2"], min_length=1, max_length=64)
-    warmup_steps: int = Field(0, ge=0, le=1_000_000)
-    seed: int = Field(0, ge=0, le=2**32 - 1)
-    eval_interval: int = Field(10, ge=1, le=1_000_000, description="Evaluate every N optimizer steps.")
-    lr_schedule: Literal["linear", "cosine", "constant"] = "linear"
+    batch_size: int | None = Field(None, ge=1, le=65_536)
+    lora_rank: int | None = Field(None, ge=1, le=1024)
+    lora_alpha: float | None = Field(None, gt=0, le=10_000)
+    lora_dropout: float | None = Field(None, ge=0, lt=1)
+    target_modules: list[ModuleName] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description=f"Module names, or '{ALL_LINEAR}' (every linear layer), or '{AUTO_MODULES}' (the architecture's usual ones).",
+    )
+    warmup_steps: int | None = Field(None, ge=0, le=1_000_000)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    eval_interval: int | None = Field(None, ge=1, le=1_000_000, description="Evaluate every N optimizer steps.")
+    lr_schedule: Literal["linear", "cosine", "constant"] | None = None
+    save_interval: int | None = Field(
+        None, ge=1, le=1_000_000, description="Save a checkpoint every N steps (the last 2 are kept)."
+    )
+    resume_from_run: int | None = Field(None, ge=1, description="Continue from the last checkpoint of this earlier run.")
     command: CommandName | None = Field(None, description="With trainer 'command': the registered training command to run.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trainer_defaults(cls, data: Any) -> Any:
+        """Fills in the chosen trainer's defaults; refuses settings that trainer would ignore."""
+        if not isinstance(data, dict):
+            return data
+        name = str(data.get("trainer") or "builtin").strip()
+        spec = TRAINER_FIELDS.get(name)
+        if spec is None:
+            return data  # the trainer field itself reports the bad name
+        given = {key: value for key, value in data.items() if value is not None}
+        ignored = sorted(key for key in given if key in cls.model_fields and key not in spec.fields | {"trainer"})
+        if ignored:
+            users = sorted(trainer for trainer, other in TRAINER_FIELDS.items() if set(ignored) <= other.fields)
+            hint = f"only the {' or '.join(users)} trainer reads it" if users else "remove it"
+            raise ValueError(f"{', '.join(ignored)}: not a setting of the {name} trainer ({hint})")
+        return {**spec.defaults, **given}
+
+    @field_validator("trainer")
+    @classmethod
+    def _known_trainer(cls, name: str) -> str:
+        if name not in TRAINER_FIELDS:
+            raise ValueError(f"unknown trainer {name!r}; available trainers: {', '.join(sorted(TRAINER_FIELDS))}")
+        return name
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _modules_from_text(cls, value: Any) -> Any:
+        """'all-linear' or 'c_attn, c_proj' as one string reads like the list it means."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _needs_a_length(self) -> "TrainingConfig":
-        if self.epochs is None and self.max_steps is None:
+        if TRAINER_FIELDS[self.trainer].needs_length and self.epochs is None and self.max_steps is None:
             raise ValueError("set epochs or max_steps so training knows when to stop")
         return self
 
@@ -42,3 +140,24 @@ class TrainingConfig(BaseModel):
         if (self.trainer == "command") != (self.command is not None):
             raise ValueError("trainer 'command' needs a command name, and a command name needs trainer 'command'")
         return self
+
+    @model_validator(mode="after")
+    def _special_modules_stand_alone(self) -> "TrainingConfig":
+        modules = self.target_modules or []
+        if len(modules) > 1 and {ALL_LINEAR, AUTO_MODULES} & set(modules):
+            raise ValueError(f"target_modules: '{ALL_LINEAR}' and '{AUTO_MODULES}' stand alone, without other module names")
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """The config as a run records it: only the settings its trainer reads."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def fields_for(trainer: str) -> list[str]:
+    """The settings the form shows for `trainer`, in the model's order."""
+    spec = TRAINER_FIELDS[trainer]
+    return [name for name in TrainingConfig.model_fields if name in spec.fields]
+
+
+def defaults_for(trainer: str) -> dict[str, Any]:
+    return dict(TRAINER_FIELDS[trainer].defaults)

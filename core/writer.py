@@ -1,59 +1,29 @@
 """Buffered metric logging: points collect in memory and reach the store in large batches.
 
-A flush is one store operation (one write on the store server, or one opening of the file
-without it), whatever its size, so batching is what makes ingest fast while other processes
-share the store. Points are flushed when the buffer holds
-`flush_points`, when `flush_seconds` have passed since the oldest unflushed point
-(a background thread sees to that, so a slow training step still shows up live),
-and on `flush()` / `close()`.
+A flush is one store operation, whatever its size, so batching is what makes ingest fast while
+other processes share the store. Points are flushed when the buffer holds `flush_points`, when
+`flush_seconds` have passed since the oldest unflushed point (a background thread sees to that, so
+a slow training step still shows up live), and on `flush()` / `close()`. Every call is also
+appended to a journal on local disk before it returns (`core.journal`), so a point whose `log()`
+returned survives the process being killed before its flush.
 """
 
-import math
-import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
 
-from core.duckdb_store import POINT_SCHEMA
 from core.errors import StoreBusyError, StoreError, TuneDeckError, ValidationError
+from core.journal import Journal
+from core.points import POINT_SCHEMA, check_key, check_run_id, check_step, check_value
+from core.settings import get_settings
 from core.store import TrackingStore
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.\-/:@ ]{1,250}$")
-
-
-def check_key(key: object) -> str:
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
-        raise ValidationError(
-            f"metric key {key!r} is not allowed: use 1 to 250 letters, digits, spaces or _ . - / : @", {"key": "invalid"}
-        )
-    return key
-
-
-def check_run_id(run_id: object) -> int:
-    if isinstance(run_id, bool) or not isinstance(run_id, (int, np.integer)) or run_id < 1:
-        raise ValidationError(f"run ID must be a positive whole number, got {run_id!r}", {"run_id": "invalid"})
-    return int(run_id)
-
-
-def check_step(step: object) -> int:
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-        raise ValidationError(f"step must be a whole number from 0, got {step!r}", {"step": "invalid"})
-    return int(step)
-
-
-def check_value(key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValidationError(f"metric {key!r} must be a number, got {type(value).__name__}", {key: "not a number"})
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValidationError(
-            f"metric {key!r} is {value}: only finite numbers are stored (did the training diverge?)", {key: "not finite"}
-        )
-    return value
+T = TypeVar("T")
 
 
 def _epoch_us(moment: datetime | None) -> int:
@@ -68,6 +38,7 @@ class MetricWriter:
 
     def __init__(self, store: TrackingStore, *, flush_points: int = 500_000, flush_seconds: float = 1.0):
         self.store = store
+        self.journal = Journal(store.data_dir / "journal", fsync=get_settings().journal_fsync)
         self.flush_points = flush_points
         self.flush_seconds = flush_seconds
         self._pieces: list[pl.DataFrame | _Series] = []  # in logging order, so a re-logged step keeps the last value
@@ -89,6 +60,7 @@ class MetricWriter:
         checked = {check_key(key): check_value(key, value) for key, value in values.items()}
         stamp = _epoch_us(wall_time)
         with self._lock:
+            self.journal.append_step(run_id, step, stamp, checked)
             for key, value in checked.items():
                 self._rows["run_id"].append(run_id)
                 self._rows["key"].append(key)
@@ -119,6 +91,7 @@ class MetricWriter:
             stamps = np.array([_epoch_us(moment) for moment in wall_times], dtype=np.int64)
         series = _Series(run_id, key, steps.astype(np.int64, copy=False), values, stamps)
         with self._lock:
+            self.journal.append_series(run_id, key, series.steps, values, stamps)
             self._rows_to_piece()
             self._pieces.append(series)
             full = self._added(steps.size)
@@ -137,23 +110,36 @@ class MetricWriter:
     def flush(self) -> int:
         """Write everything buffered in one store operation; returns the points written.
 
-        If the store is busy or failing the points stay buffered for the next flush; points the
-        store rejects (an unknown run) are dropped with the error, since retrying cannot help.
+        If the store is busy or failing the points stay buffered (and journaled) for the next flush;
+        points the store rejects (an unknown run) are dropped with the error, since retrying cannot help.
         """
+        return self._hand_over(lambda batch: self.store.log_metrics(batch) if batch is not None else 0)
+
+    def _hand_over(
+        self, store_batch: Callable[[pl.DataFrame | None], T], keep_on: tuple[type[Exception], ...] = (StoreBusyError, StoreError)
+    ) -> T:
+        """Give the buffered points (None when there are none) to store_batch, which must store them in one operation;
+        once it returns they are committed and their journal segments go. If it raises one of keep_on, the points
+        stay buffered and journaled for the next try."""
         with self._flush_lock:
             with self._lock:
                 batch = self._take()
-            if batch is None:
-                return 0
+                sealed = self.journal.seal()
             try:
-                written = self.store.log_metrics(batch)
-            except (StoreBusyError, StoreError):
-                with self._lock:
-                    self._pieces.insert(0, batch.with_columns(pl.col("wall_time").dt.epoch("us")))
-                    self._buffered += batch.height
+                result = store_batch(batch)
+            except keep_on:
+                if batch is not None:
+                    with self._lock:
+                        self._pieces.insert(0, batch.with_columns(pl.col("wall_time").dt.epoch("us")))
+                        self._buffered += batch.height
                 raise
-            self.points_written += written
-            return written
+            except TuneDeckError:
+                self.journal.stored(sealed)  # refused for good (an unknown run): replaying would be refused too
+                raise
+            self.journal.stored(sealed)
+            if batch is not None:
+                self.points_written += batch.height
+            return result
 
     def _rows_to_piece(self) -> None:
         if self._rows["key"]:
@@ -197,14 +183,20 @@ class MetricWriter:
 
     def close(self) -> None:
         """Stop the background flusher and write what is left."""
+        self.close_with(lambda batch: self.store.log_metrics(batch) if batch is not None else 0)
+
+    def close_with(self, store_batch: Callable[[pl.DataFrame | None], T]) -> T:
+        """Stop the background flusher and hand what is left to store_batch, which stores it together with whatever
+        else ends the run (one operation instead of two)."""
         self._stop.set()
         if self._timer is not None:
             self._timer.join()
             self._timer = None
-        self.flush()
+        result = self._hand_over(store_batch, keep_on=(TuneDeckError,))  # a refused outcome must not lose the points
         if self.last_error is not None:
             error, self.last_error = self.last_error, None
             raise error
+        return result
 
     def __enter__(self) -> "MetricWriter":
         return self

@@ -1,6 +1,6 @@
-"""Find runs whose worker is gone and fail them, so nothing stays 'running' forever."""
+"""Find runs that no worker will ever finish and fail them, so nothing stays queued or running forever."""
 
-from datetime import timedelta
+import logging
 
 from core.errors import InvalidTransitionError
 from core.identity import is_local_and_dead
@@ -8,9 +8,12 @@ from core.settings import Settings
 from core.status import RunStatus
 from core.store import TrackingStore
 
+log = logging.getLogger("tunedeck.reaper")
 
-def reap(store: TrackingStore, settings: Settings) -> list[int]:
-    """Fail runs whose worker process on this machine has died, and runs silent past the heartbeat timeout."""
+
+def reap(store: TrackingStore, settings: Settings, live_job_ids: list[str] | None = None) -> list[int]:
+    """Fail runs whose worker process on this machine has died, runs silent past the heartbeat timeout, and (given
+    the queue's live job IDs) queued runs whose job is gone, once they are older than the heartbeat timeout."""
     lost = []
     for run in store.list_active_runs():
         if run.status is RunStatus.RUNNING and is_local_and_dead(run.worker):
@@ -19,5 +22,10 @@ def reap(store: TrackingStore, settings: Settings) -> list[int]:
                 lost.append(run.id)
             except InvalidTransitionError:
                 pass  # it finished or was cancelled in the meantime
-    lost += store.fail_stale_runs(timedelta(seconds=settings.heartbeat_timeout))
+    lost += store.fail_stale_runs(settings.heartbeat_timeout)
+    if live_job_ids is not None:
+        orphans = store.fail_queued_without_job(live_job_ids, settings.heartbeat_timeout)
+        if orphans:
+            log.error("failed queued runs %s: their jobs are no longer in the queue", orphans)
+        lost += orphans
     return lost

@@ -3,9 +3,12 @@
 Tasks take run IDs only; everything else is read from the store when the job runs.
 """
 
+import logging
+
 from huey import crontab
 
 from core import open_store
+from core.errors import NotFoundError
 from core.runs import start_run as create_and_enqueue
 from core.settings import get_settings
 from core.status import RunStatus
@@ -16,16 +19,33 @@ from jobs.embedded import ensure_worker
 from jobs.reaper import reap
 from jobs.supervisor import supervise
 
+log = logging.getLogger("tunedeck.tasks")
+
 
 @huey.task()
 def train_run(run_id: int) -> str:
-    return supervise(open_store(), run_id, get_settings()).value
+    settings = get_settings()
+    try:
+        return supervise(open_store(), run_id, settings).value
+    except NotFoundError:
+        log.error(
+            "job for run %s dropped: the store at %s has no such run (is this worker on another data folder "
+            "than the app that queued it? set TUNEDECK_DATA_DIR alike)",
+            run_id,
+            settings.store_path.resolve(),
+        )
+        raise
 
 
 @huey.periodic_task(crontab(minute="*"))
 def reap_lost_runs() -> list[int]:
     """Also runs under a plain `huey_consumer`, which has no reaper thread of its own."""
-    return reap(open_store(), get_settings())
+    return reap(open_store(), get_settings(), live_job_ids())
+
+
+def live_job_ids() -> list[str]:
+    """The jobs still waiting in the queue, scheduled or not: a queued run whose job is not among them never runs."""
+    return [task.id for task in (*huey.pending(), *huey.scheduled())]
 
 
 def enqueue(run_id: int) -> str:

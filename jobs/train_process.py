@@ -9,18 +9,22 @@ or failed with the error and traceback.
 import signal
 import sys
 import traceback
+from pathlib import Path
 
 from core import open_store
-from core.artifacts import describe_adapter
+from core.artifacts import checkpoints_of, describe_adapter, last_checkpoint
 from core.datasets import confine
-from core.errors import InvalidTransitionError
+from core.errors import InvalidTransitionError, ValidationError
 from core.runs import parse_config
-from core.settings import get_settings
+from core.settings import Settings, get_settings
+from core.system_metrics import SystemSampler
+from core.training_config import TrainingConfig
 from core.writer import MetricWriter
 from jobs.trainers import get_trainer
-from jobs.trainers.builtin import TrainingStopped
+from jobs.trainers.base import TrainingStopped
 
 EXIT_STOPPED = 3
+UNKNOWN_BASE_MODEL = "unknown"  # a command that named no base model, and a config without one
 _stop_requested = False
 
 
@@ -44,6 +48,7 @@ def run(run_id: int) -> int:
     print(f"run {run_id} of experiment {experiment.name!r}: trainer {config.trainer}, dataset {experiment.dataset}", flush=True)
     try:
         trainer = get_trainer(config.trainer)
+        resume_from = _resume_point(settings, config)
         with MetricWriter(store, flush_points=5_000, flush_seconds=1.0) as writer:
 
             def log(step: int, values: dict[str, float]) -> None:
@@ -51,8 +56,19 @@ def run(run_id: int) -> int:
                 _progress(step, values)
 
             dataset = confine(experiment.dataset, settings.allowed_dataset_roots)
-            result = trainer(config, dataset, output, log=log, should_stop=lambda: _stop_requested)
-        spec = describe_adapter(result.adapter_dir, result.base_model or config.base_model) if result.adapter_dir else None
+            with SystemSampler(lambda step, values: writer.log(run_id, step, values), settings.system_metrics_interval):
+                result = trainer(
+                    config,
+                    dataset,
+                    output,
+                    log=log,
+                    should_stop=lambda: _stop_requested,
+                    log_params=lambda params: store.log_params(run_id, params),
+                    checkpoint_dir=checkpoints_of(settings.checkpoints_dir, run_id),
+                    resume_from=resume_from,
+                )
+        base_model = result.base_model or config.base_model or UNKNOWN_BASE_MODEL
+        spec = describe_adapter(result.adapter_dir, base_model) if result.adapter_dir else None
         adapter = store.complete_run(run_id, spec)
         where = f"adapter {adapter.name} v{adapter.version} at {adapter.path}" if adapter else "no adapter"
         print(f"completed after {result.steps} steps; {where}", flush=True)
@@ -71,6 +87,21 @@ def run(run_id: int) -> int:
         except InvalidTransitionError:
             pass
         return 1
+
+
+def _resume_point(settings: Settings, config: TrainingConfig) -> Path | None:
+    """The last checkpoint of the run this one resumes, or None when it starts afresh."""
+    if config.resume_from_run is None:
+        return None
+    folder = checkpoints_of(settings.checkpoints_dir, config.resume_from_run)
+    found = last_checkpoint(folder)
+    if found is None:
+        raise ValidationError(
+            f"resume_from_run: run {config.resume_from_run} left no checkpoint in {folder}; a peft run saves one "
+            "every save_interval steps"
+        )
+    print(f"resuming from {found}", flush=True)
+    return found
 
 
 def main() -> None:

@@ -14,12 +14,12 @@ import signal
 import threading
 import time
 
-import jobs.tasks  # noqa: F401  registers the tasks with the consumer
 from core import open_store
 from core.settings import get_settings
 from jobs.config import huey
 from jobs.lock import LOCK_NAME, hold_worker_lock
 from jobs.reaper import reap
+from jobs.tasks import live_job_ids
 
 
 def _every(seconds: float, action) -> None:
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("tunedeck.worker").info("another worker holds %s; exiting", settings.data_dir / LOCK_NAME)
         return
     store = open_store()
-    reap(store, settings)
-    _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings))
+    reap(store, settings, live_job_ids())
+    _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings, live_job_ids()))
     if args.parent:  # the app died: stop now; its runs' training processes die with us and are reaped as lost
         _stop_when(lambda: os.getppid() != args.parent, signal.SIGTERM)
     if args.idle_exit:  # nothing to do: a graceful exit

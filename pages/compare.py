@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.divergence import LOSS_KEYS, diverged_runs
 from core.presenters import (
+    chart_keys,
     comparison_csv,
     comparison_metrics_frame,
     config_diff_frame,
@@ -59,7 +60,7 @@ def comparison_view(run_ids: list[int]) -> bool:
     st.subheader("Curves")
     keys = [row.key for row in comparison.metrics]
     if keys:
-        chosen = pick_metrics(keys, keys)
+        chosen = pick_metrics(keys, chart_keys(keys))  # system metrics one click away, not drawn by default
         options = chart_options(len(run_ids), len(chosen))
         if not chosen:
             st.caption("Choose at least one metric to chart.")

@@ -32,7 +32,7 @@ from ui.common import (
     styled,
     through_app,
 )
-from ui.config_form import config_inputs
+from ui.config_form import config_inputs, trainer_choice
 
 through_app()
 
@@ -163,8 +163,9 @@ def runs_and_curves(experiment_id: int) -> bool:
 
 def new_run_form(experiment_id: int) -> None:
     with st.expander("New run", icon=":material/play_arrow:"):
+        trainer = trainer_choice()
         with st.form("new_run"):
-            values = config_inputs()
+            values = config_inputs(trainer)
             sweep = st.text_input(
                 "Learning-rate sweep (optional)", placeholder="e.g. 1e-3, 3e-3, 1e-2: one run per value", key="sweep"
             )

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core import resources
 from core.datasets import inspect_dataset
 from core.errors import TuneDeckError, ValidationError
 from core.filters import EXPERIMENT_SORTS
@@ -32,7 +33,7 @@ st.title("Experiments")
 def create_form() -> None:
     with st.expander("New experiment", icon=":material/add:"):
         name = st.text_input("Name", key="new_name", placeholder="e.g. llama-3 sentiment LoRA")
-        dataset = st.text_input("Dataset file (CSV, JSONL or Parquet)", key="new_dataset", value="data/sample/sentiment.csv")
+        dataset = st.text_input("Dataset file (CSV, JSONL or Parquet)", key="new_dataset", value=resources.sample_dataset())
         description = st.text_area("Description (optional)", key="new_description")
         dataset_ok = False
         if dataset.strip():

@@ -4,10 +4,13 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from core.artifacts import checkpoints_of, last_checkpoint
 from core.divergence import LOSS_KEYS, diverged_runs
 from core.logs import read_log, search_log
-from core.presenters import latest_metrics, plural, run_progress
-from jobs.tasks import cancel_run
+from core.presenters import chart_keys, latest_metrics, plural, run_progress
+from core.runs import resume_config
+from core.status import RunStatus
+from jobs.tasks import cancel_run, start_run
 from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import friendly_errors, live, plain, query_id, settings, status_badge, store, through_app
 
@@ -64,6 +67,12 @@ def summary(run, experiment, diverged: bool) -> None:
     if not run.status.is_terminal and st.button("Cancel run", key="cancel", icon=":material/stop:"):
         cancel_run(store(), run.id)
         st.rerun()
+    resumable = run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and last_checkpoint(
+        checkpoints_of(settings().checkpoints_dir, run.id)
+    )
+    if resumable and st.button("Resume from its last checkpoint", key="resume", icon=":material/replay:"):
+        resumed = start_run(store(), run.experiment_id, resume_config(run))
+        st.switch_page("pages/run.py", query_params={"run": resumed})
 
 
 def charts_section(run) -> None:
@@ -71,7 +80,7 @@ def charts_section(run) -> None:
     if not keys:
         st.info("No metrics logged yet.")
         return
-    chosen = pick_metrics(keys, [key for key in ("loss", "eval_loss", "eval_accuracy") if key in keys] or keys)
+    chosen = pick_metrics(keys, [key for key in ("loss", "eval_loss", "eval_accuracy") if key in keys] or chart_keys(keys))
     options = chart_options(1, len(chosen))
     if not chosen:
         st.caption("Choose at least one metric to chart.")

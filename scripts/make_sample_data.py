@@ -1,4 +1,4 @@
-"""Build the sample dataset and the frozen tiny-base model the builtin trainer fine-tunes.
+"""Build the sample dataset, the frozen tiny-base model the builtin trainer fine-tunes, and tiny-gpt2 for peft.
 
 Run from the repository root: ``python -m scripts.make_sample_data``. Seeds are fixed and nothing is
 downloaded, so two runs write identical files. The base is pre-trained on product reviews; the sample
@@ -15,6 +15,7 @@ import polars as pl
 from safetensors.numpy import save_file
 
 from jobs.trainers.builtin import MODEL_TYPE, featurize
+from scripts.tiny_lm import write_tiny_lm
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["negative", "neutral", "positive"]
@@ -113,10 +114,13 @@ TARGET = {
 }
 
 
-def main() -> None:
+def main(root: Path = ROOT) -> None:
+    """Writes data/sample and data/models under `root` (the repository unless a test says otherwise)."""
     rng = random.Random(7)
-    write_base(pretrain(reviews(SOURCE, SOURCE_ROWS, rng), seed=11), ROOT / "data" / "models" / "tiny-base")
-    write_dataset(reviews(TARGET, SAMPLE_ROWS, rng), ROOT / "data" / "sample")
+    write_base(pretrain(reviews(SOURCE, SOURCE_ROWS, rng), seed=11), root / "data" / "models" / "tiny-base")
+    sample = reviews(TARGET, SAMPLE_ROWS, rng)
+    write_dataset(sample, root / "data" / "sample")
+    write_tiny_lm(sample["text"].to_list(), root / "data" / "models" / "tiny-gpt2", seed=13)
 
 
 def reviews(domain: dict, n: int, rng: random.Random) -> pl.DataFrame:

@@ -18,10 +18,11 @@ import polars as pl
 import pytest
 
 from core import open_store
-from core.db import connect
 from core.duckdb_store import DuckDBStore
 from core.sql import frame
+from core.store import TrackingStore
 from core.writer import MetricWriter
+from tests.stores import serving
 
 
 class TickingClock:
@@ -49,18 +50,31 @@ def store_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(store_path: Path, clock: TickingClock) -> DuckDBStore:
-    return DuckDBStore(store_path, clock=clock)
+def backing(store_path: Path, clock: TickingClock):
+    """The DuckDB store itself, held by the test process."""
+    held = DuckDBStore(store_path, clock=clock)
+    yield held
+    held.close()
+
+
+@pytest.fixture(params=["in process", "through the server"])
+def store(request, backing: DuckDBStore) -> TrackingStore:
+    """Every store test runs twice: on the DuckDB store directly, and as other processes reach it (the contract)."""
+    if request.param == "in process":
+        yield backing
+        return
+    with serving(backing) as remote:
+        yield remote
 
 
 @pytest.fixture
-def job_store() -> DuckDBStore:
+def job_store() -> TrackingStore:
     """The session's store in TUNEDECK_DATA_DIR, the one worker processes started by tests use."""
     return open_store()
 
 
 @pytest.fixture
-def make_experiment(store: DuckDBStore):
+def make_experiment(store: TrackingStore):
     counter = iter(range(1, 1_000_000))
 
     def make(name: str | None = None, dataset: str = "data/sample/sentiment.csv", **extra) -> int:
@@ -70,7 +84,7 @@ def make_experiment(store: DuckDBStore):
 
 
 @pytest.fixture
-def make_run(store: DuckDBStore):
+def make_run(store: TrackingStore):
     """A run driven through the real lifecycle to `status`, with `metrics` logged as {key: [values by step]}."""
 
     def make(
@@ -100,22 +114,22 @@ def make_run(store: DuckDBStore):
     return make
 
 
-def snapshot(path: Path) -> dict[str, pl.DataFrame]:
+def snapshot(held: DuckDBStore) -> dict[str, pl.DataFrame]:
     """Every table of the store, to prove that a rejected request changed nothing."""
-    with connect(path, read_only=True) as con:
+    with held.reading() as con:
         tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
         return {table: frame(con, f'SELECT * FROM "{table}" ORDER BY ALL') for table in tables}
 
 
 @pytest.fixture
-def unchanged(store: DuckDBStore, make_experiment, make_run):
+def unchanged(backing: DuckDBStore, make_experiment, make_run):
     """Yields a checker: call it after a bad request to assert the store is exactly as before."""
     experiment_id = make_experiment("baseline")
     make_run(experiment_id, metrics={"loss": [1.0, 0.5]})
-    before = snapshot(store.path)
+    before = snapshot(backing)
 
     def check() -> None:
-        after = snapshot(store.path)
+        after = snapshot(backing)
         assert after.keys() == before.keys()
         for table, rows in before.items():
             assert after[table].equals(rows), f"table {table} changed"

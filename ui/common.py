@@ -5,20 +5,19 @@ import runpy
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import polars as pl
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from core import open_store
-from core.duckdb_store import DuckDBStore
+from core import open_store, resources
 from core.errors import NotFoundError, TuneDeckError, ValidationError
 from core.presenters import STATUS_COLOURS, escape_markdown, format_value, parse_id, status_cell_style
 from core.settings import Settings, get_settings
+from core.store import TrackingStore
 
 log = logging.getLogger("tunedeck.ui")
-APP = Path(__file__).resolve().parents[1] / "app.py"
+APP = resources.app_file()
 _routing = threading.local()
 REFRESH_SECONDS = 2
 
@@ -46,7 +45,7 @@ def through_app() -> None:
     st.stop()
 
 
-def store() -> DuckDBStore:
+def store() -> TrackingStore:
     """A store handle: cheap, holds no connection, so each call may make a fresh one."""
     return open_store()
 

@@ -1,4 +1,9 @@
-"""The new-run form, built from the TrainingConfig model so a new field appears without page changes."""
+"""The new-run form: a trainer picker, then one widget per setting that trainer reads, with its defaults.
+
+Widgets are keyed by trainer, so switching trainer shows that trainer's own settings and defaults
+(the builtin's fc1/fc2 never linger in a peft run). The picker sits outside the `st.form`, because
+widgets inside a form do not rerun the page when they change.
+"""
 
 import types
 import typing
@@ -8,12 +13,12 @@ import streamlit as st
 from pydantic.fields import FieldInfo
 
 from core.commands import load_commands
-from core.presenters import config_fields
+from core.models import TRAINER_MODEL_KIND, list_models, model_roots
 from core.settings import get_settings
-from core.training_config import TrainingConfig
+from core.training_config import TrainingConfig, defaults_for, fields_for
 from jobs.trainers import available_trainers
 
-DEFAULTS = TrainingConfig(epochs=3)
+FORM_EPOCHS = {"builtin": 3, "peft": 1}  # a first run that finishes soon: 3 s builtin, about 150 steps peft
 
 
 def _bounds(info: FieldInfo, kind: type) -> dict[str, Any]:
@@ -32,57 +37,78 @@ def _trainers() -> dict[str, str | None]:
     return available_trainers()
 
 
-def _choice_widget(name: str, key: str) -> Any:
-    if name == "trainer":
-        trainers = _trainers()
-        chosen = st.selectbox(
-            "trainer", list(trainers), key=key, format_func=lambda t: t if trainers[t] is None else f"{t} (unavailable)"
-        )
-        if trainers[chosen]:
-            st.caption(trainers[chosen])
-        return chosen
-    commands = [None, *sorted(load_commands(get_settings()))]
-    return st.selectbox(
-        "command",
-        commands,
-        key=key,
-        format_func=lambda c: "none" if c is None else c,
-        help="Registered by the administrator; used with trainer 'command'",
+def trainer_choice(prefix: str = "cfg") -> str:
+    """The trainer picker; put it above the form so a change redraws the form's settings."""
+    trainers = _trainers()
+    chosen = st.selectbox(
+        "trainer",
+        list(trainers),
+        key=f"{prefix}_trainer",
+        format_func=lambda t: t if trainers[t] is None else f"{t} (unavailable)",
+        help=TrainingConfig.model_fields["trainer"].description,
     )
+    if trainers[chosen]:
+        st.caption(trainers[chosen])
+    return chosen
 
 
-def _widget(name: str, info: FieldInfo, key: str) -> Any:
-    if name in ("trainer", "command"):
-        return _choice_widget(name, key)
-    label = name.replace("_", " ")
-    default = getattr(DEFAULTS, name)
-    annotation = info.annotation
-    args = typing.get_args(annotation)
-    optional = type(None) in args
-    base = (
-        next((arg for arg in args if arg is not type(None)), annotation)
-        if optional or isinstance(annotation, types.UnionType)
-        else annotation
-    )
-    help_text = info.description
+def config_inputs(trainer: str, prefix: str = "cfg", columns: int = 3) -> dict[str, Any]:
+    """One widget per setting `trainer` reads; returns the raw values for validation by the model."""
+    defaults = defaults_for(trainer) | ({"epochs": FORM_EPOCHS[trainer]} if trainer in FORM_EPOCHS else {})
+    values: dict[str, Any] = {"trainer": trainer}
+    grid = st.columns(columns)
+    for index, name in enumerate(fields_for(trainer)):
+        with grid[index % columns]:
+            values[name] = _widget(name, defaults.get(name), f"{prefix}_{trainer}_{name}", trainer)
+    return values
+
+
+def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
+    info = TrainingConfig.model_fields[name]
+    label, help_text = name.replace("_", " "), info.description
+    if name == "command":
+        return _command_widget(key)
+    if name == "base_model" and trainer in TRAINER_MODEL_KIND:
+        return _model_widget(trainer, default, key, help_text)
+    base = _base_type(info.annotation)
     if typing.get_origin(base) is typing.Literal:
-        options = list(typing.get_args(base))
-        return st.selectbox(label, options, index=options.index(default), key=key, help=help_text)
+        options = list(typing.get_args(base)) if default is not None else [None, *typing.get_args(base)]
+        return st.selectbox(
+            label, options, index=options.index(default), key=key, help=help_text, format_func=lambda o: "(not set)" if o is None else o
+        )
     if base is int:
         return st.number_input(label, value=default, step=1, key=key, help=help_text, **_bounds(info, int))
     if base is float:
-        return st.number_input(label, value=float(default), format="%g", key=key, help=help_text, **_bounds(info, float))
+        value = None if default is None else float(default)
+        return st.number_input(label, value=value, format="%g", key=key, help=help_text, **_bounds(info, float))
     if typing.get_origin(base) is list:
-        text = st.text_input(label, value=", ".join(default), key=key, help="Comma separated")
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return st.text_input(label, value=str(default), key=key, help=help_text)
+        text = st.text_input(label, value=", ".join(default or []), key=key, help=f"{help_text} Comma separated.")
+        return [part.strip() for part in text.split(",") if part.strip()] or None
+    return st.text_input(label, value=default or "", key=key, help=help_text).strip() or None
 
 
-def config_inputs(prefix: str = "cfg", columns: int = 3) -> dict[str, Any]:
-    """One widget per config field; returns the raw values for validation by the model."""
-    values = {}
-    grid = st.columns(columns)
-    for index, (name, info) in enumerate(config_fields().items()):
-        with grid[index % columns]:
-            values[name] = _widget(name, info, f"{prefix}_{name}")
-    return values
+def _base_type(annotation: Any) -> Any:
+    """`int` for `int | None`, the Literal for `Literal[...] | None`, the list type for `list[...] | None`."""
+    args = typing.get_args(annotation)
+    if type(None) in args or isinstance(annotation, types.UnionType):
+        return next((arg for arg in args if arg is not type(None)), annotation)
+    return annotation
+
+
+def _model_widget(trainer: str, default: str, key: str, help_text: str | None) -> str | None:
+    """The models found for this trainer; typing a path of any model folder works too."""
+    found = [model.name for model in list_models(model_roots(get_settings().models_dir), TRAINER_MODEL_KIND[trainer])]
+    options = list(dict.fromkeys([default, *found]))
+    return st.selectbox("base model", options, key=key, help=f"{help_text} Type a path to use another.", accept_new_options=True)
+
+
+def _command_widget(key: str) -> str | None:
+    commands = sorted(load_commands(get_settings()))
+    return st.selectbox(
+        "command",
+        commands,
+        index=0 if commands else None,
+        key=key,
+        placeholder="none registered",
+        help="Registered by the administrator in commands.toml",
+    )

@@ -1,1 +1,1 @@
-"""TuneDeck beside MLflow and Aim on one workload: `python -m bench.peers` (see bench/peers/__main__.py)."""
+"""TuneDeck beside MLflow and Aim on what users do: `python -m bench.peers` (see bench/peers/__main__.py)."""

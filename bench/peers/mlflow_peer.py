@@ -1,18 +1,23 @@
-"""MLflow with its SQLite tracking store, driven through `MlflowClient` as its docs show."""
+"""MLflow on its SQLite tracking store, driven as its docs show: `mlflow.start_run` / `log_metrics` to log,
+`MlflowClient.search_runs` to list and filter, `get_metric_history` for a run's history."""
 
 import logging
-import time
 from pathlib import Path
 
-from bench.peers.workload import ACCURACY_THRESHOLD, KEYS, Ingested, curves, folder_bytes
+from bench.peers.workload import ACCURACY_THRESHOLD, EXPERIMENT, KEYS, PARAMS, folder_bytes
 
-BATCH = 1000  # MLflow's own limit for metrics in one log_batch call
+NAME = "MLflow"
+FILTER = f"metrics.accuracy > {ACCURACY_THRESHOLD}"
+ORDER = ["metrics.eval_loss ASC"]
+MAX_RESULTS = 50_000  # search_runs' ceiling: every run comes back in one page
 
 
-def _client(folder: Path):
-    from mlflow.tracking import MlflowClient
+def uri(folder: Path) -> str:
+    return f"sqlite:///{Path(folder).resolve() / 'mlflow.db'}"
 
-    return MlflowClient(tracking_uri=f"sqlite:///{Path(folder) / 'mlflow.db'}")
+
+def environment(folder: Path) -> dict[str, str]:
+    return {"MLFLOW_TRACKING_URI": uri(folder)}
 
 
 def version() -> str:
@@ -21,46 +26,80 @@ def version() -> str:
     return mlflow.__version__
 
 
-def ingest(folder: Path, runs: int, steps: int) -> Ingested:
-    """Runs are created before the clock starts; every point goes through log_batch, 1,000 at a time."""
-    from mlflow.entities import Metric
+def setup(folder: Path) -> str:
+    """The database (MLflow creates its tables on first use) and the experiment, before the clock."""
+    import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    client = _client(folder)
-    experiment_id = client.create_experiment("peers", artifact_location=(Path(folder) / "artifacts").as_uri())
-    run_ids = [client.create_run(experiment_id).info.run_id for _ in range(runs)]
-    series = [curves(index, steps) for index in range(runs)]
-    stamp = int(time.time() * 1000)
-    points = 0
-    start = time.perf_counter()
-    for run_id, values in zip(run_ids, series, strict=True):
-        metrics = [Metric(key, float(values[key][step]), stamp, step) for key in KEYS for step in range(steps)]
-        for offset in range(0, len(metrics), BATCH):
-            client.log_batch(run_id, metrics=metrics[offset : offset + BATCH])
-        points += len(metrics)
-    return Ingested(time.perf_counter() - start, points, experiment_id, run_ids)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(uri(folder))
+    experiment = mlflow.create_experiment(EXPERIMENT, artifact_location=(Path(folder) / "artifacts").resolve().as_uri())
+    mlflow.set_experiment(experiment_id=experiment)
+    return experiment
 
 
-def list_latest(folder: Path, ingested: Ingested) -> int:
-    runs = _client(folder).search_runs([ingested.experiment], max_results=len(ingested.run_ids))
-    assert all("loss" in run.data.metrics for run in runs)
+def user_path(folder: Path, experiment: str, runs: list[list[dict]], report) -> list[str]:
+    """Run by run, as a training script: start the run, log its params, log each step's metrics, end it."""
+    run_ids = []
+    for index, steps in enumerate(runs):
+        run_ids.append(one_run(experiment, steps))
+        report(index + 1)
+    return run_ids
+
+
+def one_run(experiment: str, steps: list[dict]) -> str:
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment) as run:
+        mlflow.log_params(PARAMS)
+        for step, values in enumerate(steps):
+            mlflow.log_metrics(values, step=step)
+    return run.info.run_id
+
+
+def reader(folder: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri(folder))
+
+
+def ready(folder: Path, run_ids: list) -> float:
+    """Nothing to do before MLflow's queries see the runs."""
+    return 0.0
+
+
+def list_latest(client, experiment: str) -> int:
+    runs = client.search_runs([experiment], max_results=MAX_RESULTS)
+    assert all(set(KEYS) <= set(run.data.metrics) for run in runs)
     return len(runs)
 
 
-def filter_order(folder: Path, ingested: Ingested) -> list[str]:
-    runs = _client(folder).search_runs(
-        [ingested.experiment],
-        filter_string=f"metrics.accuracy > {ACCURACY_THRESHOLD}",
-        order_by=["metrics.eval_loss ASC"],
-        max_results=len(ingested.run_ids),
-    )
+def filter_order(client, experiment: str) -> list[str]:
+    runs = client.search_runs([experiment], filter_string=FILTER, order_by=ORDER, max_results=MAX_RESULTS)
     return [run.info.run_id for run in runs]
 
 
-def history(folder: Path, ingested: Ingested, run_ids: list) -> int:
-    client = _client(folder)
-    return sum(len(client.get_metric_history(run_id, "loss")) for run_id in run_ids)
+def history(client, run_id: str) -> int:
+    return len(client.get_metric_history(run_id, "loss"))
 
 
-def size_on_disk(folder: Path) -> int:
+def cold_code(folder: Path, experiment: str) -> str:
+    return (
+        "import time; started = time.perf_counter()\n"
+        "import json\n"
+        "from mlflow.tracking import MlflowClient\n"
+        "imported = time.perf_counter()\n"
+        f"runs = MlflowClient(tracking_uri={uri(folder)!r}).search_runs([{experiment!r}], filter_string={FILTER!r}, "
+        f"order_by={ORDER!r}, max_results={MAX_RESULTS})\n"
+        "finished = time.perf_counter()\n"
+        "print(json.dumps({'import_ms': 1000 * (imported - started), 'work_ms': 1000 * (finished - imported), "
+        "'rows': len(runs)}))\n"
+    )
+
+
+def done(folder: Path) -> None:
+    """MLflow keeps no process of its own."""
+
+
+def size(folder: Path) -> int:
     return folder_bytes(folder)

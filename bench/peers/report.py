@@ -1,226 +1,350 @@
-"""The Peers table and the `## Peers` section of BENCHMARKS.md, rewritten in place."""
+"""The `## Peers` section of BENCHMARKS.md from one measurement: every figure beside what its clock covered.
+
+Rewritten in place on each run; a `### Notes` subsection written by hand at its end is kept.
+"""
 
 import re
+import statistics
 from pathlib import Path
 
+from bench.peers.systems import BULK
+
 HEADING = "## Peers"
-SYSTEMS = ("TuneDeck", "MLflow", "Aim")
-BEFORE = "TuneDeck before the server"  # the design before the store server, small workload only
+NOTES = "### Notes"
+PEERS = ("MLflow", "Aim")
+OWNER_STOPPED = "TuneDeck, owner not running"
+OWNER_RUNNING = "TuneDeck, owner running"
+
+LIFECYCLE_CLOCK = {
+    "TuneDeck": "one run: `with tracking.start_run(name, params=...)`, 10 `run.log(step, {4 metrics})`, leaving the block "
+    "(the run completed, its points stored)",
+    "MLflow": "one run: `with mlflow.start_run()`, `log_params`, 10 `log_metrics({4 metrics}, step=)`, leaving the block",
+}
+INGEST_CLOCK = {
+    "TuneDeck": "every run one after another, in a fresh process after its imports and the experiment's creation: "
+    "`with tracking.start_run(name, params=...)`, one `run.log(step, {4 metrics})` per step, leaving the block "
+    "(completes the run); stops when the last run is completed",
+    "MLflow": "every run one after another, in a fresh process after its imports and the experiment's creation: "
+    "`with mlflow.start_run()`, `log_params`, one `log_metrics({4 metrics}, step=)` per step, leaving the block; "
+    "stops when the last run has ended",
+    "Aim": "every run one after another, in a fresh process after its imports and the repo's creation: `Run(...)`, "
+    "`run['hparams'] = ...`, one `run.track({4 metrics}, step=)` per step, `run.close()`",
+    BULK: "not the user's path: in a fresh process after its imports and the experiment's creation, `create_run` + "
+    "`mark_running` for every run, one `MetricWriter`'s `log_series` of each run's 4 whole series, closing it "
+    "(every point stored), `complete_run` for every run",
+}
+QUERY_CLOCK = {
+    "list": "one call returning every run with its latest metrics: `runs_table(experiment)` / `search_runs([experiment])` / "
+    "Aim `query_runs` + each run's last values",
+    "filter_order": "one call: runs with accuracy > 0.5, ordered by eval_loss: `runs_table(..., where=['accuracy > 0.5'], "
+    "order_by='eval_loss')` / `search_runs(filter_string=..., order_by=[...])` / Aim `query_runs` + a sort in Python",
+    "history": "{calls} calls, one per run (runs spread evenly over the store), each returning every `loss` point of its run: "
+    "`get_metric_series([run], keys=['loss'], max_points=None)` / `get_metric_history(run, 'loss')` / Aim `get_metric`",
+    "history_one_call": "not like for like: one `get_metric_series` call with the same {calls} run IDs (TuneDeck only)",
+}
+QUERY_LABELS = {
+    "list": "List runs with latest metrics",
+    "filter_order": "Filter accuracy > 0.5, order by eval_loss",
+    "history": "History, {calls} calls",
+    "history_one_call": "History, one call for {calls} runs (TuneDeck only)",
+}
+COLD_CLOCK = (
+    "wall: spawn of a fresh `python -c` to its exit (interpreter start, imports, open the store, one filtered and ordered "
+    "list of the runs, exit); in process: the same child's open + list, after its imports"
+)
 
 
-def _rows(run: dict) -> list[tuple]:
-    """(label, unit, where the figure sits in a result, higher is better, target ratio)."""
-    options = run["options"]
-    small, large = f"{options['runs']:,} runs", f"{options['large_runs']:,} runs x {options['large_steps']} steps"
-    history_points = run["results"]["TuneDeck"]["history_points"]
-    return [
-        (f"Ingest {options['runs']} runs x 4 keys x {options['steps']} steps", "points/s", ("points_per_s",), True, 100),
-        ("Store on disk (whole folder)", "MiB", ("bytes",), False, 10),
-        (f"List with latest metrics, {small} (`runs_table`)", "ms", ("small", "list"), False, None),
-        (f"List with latest metrics, {small} (`list_runs`, Pydantic models)", "ms", ("small", "list_runs"), False, None),
-        (f"Filter accuracy > 0.5, order by eval_loss, {small}", "ms", ("small", "filter_order"), False, None),
-        (f"List with latest metrics, {large} (`runs_table`)", "ms", ("large", "list"), False, 50),
-        (f"List with latest metrics, {large} (`list_runs`, Pydantic models)", "ms", ("large", "list_runs"), False, None),
-        (f"Filter accuracy > 0.5, order by eval_loss, {large}", "ms", ("large", "filter_order"), False, 50),
-        (f"History: `loss` of 10 runs ({history_points:,} points)", "ms", ("history_ms",), False, 50),
-    ]
+def median(values) -> float | None:
+    values = list(values)
+    return statistics.median(values) if values else None
 
 
-def _get(result: dict | None, path: tuple):
-    value = result
-    for part in path:
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
+def p95(values) -> float | None:
+    values = sorted(values)
+    return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else (values or [None])[0]
 
 
-def _fmt(value, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit == "MiB":
-        return f"{value / 2**20:,.1f} MiB"
-    if unit == "points/s":
-        return f"{value:,.0f}"
-    return f"{value:,.1f} ms"
+def ms(value) -> str:
+    return "—" if value is None else f"{value:,.1f} ms"
 
 
-def _ratio(mine, theirs, higher: bool) -> float | None:
-    if mine is None or theirs is None or mine == 0:
-        return None
-    return mine / theirs if higher else theirs / mine
+def ratio(slow, fast) -> float | None:
+    return None if slow is None or fast is None or fast == 0 else slow / fast
 
 
-def table_rows(run: dict) -> list[list[str]]:
-    results, lines = run["results"], []
-    for label, unit, path, higher, target in _rows(run):
-        values = {name: _get(results.get(name), path) for name in (*SYSTEMS, BEFORE)}
-        ratios = {name: _ratio(values["TuneDeck"], values[name], higher) for name in ("MLflow", "Aim")}
-        against = ("MLflow", "Aim") if path == ("points_per_s",) else ("MLflow",)
-        verdict = "—"
-        if target is not None and all(ratios[name] is not None for name in against):
-            verdict = "pass" if all(ratios[name] >= target for name in against) else "fail"
+def times(value) -> str:
+    return "—" if value is None else f"{value:,.1f}x"
+
+
+def verdict(passed: bool | None) -> str:
+    return "—" if passed is None else ("pass" if passed else "**FAIL**")
+
+
+def row(*cells) -> str:
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def header(*names) -> list[str]:
+    return [row(*names), "|" + "---|" * len(names)]
+
+
+def lifecycle_table(run: dict) -> tuple[list[str], dict]:
+    samples = run.get("lifecycle", {}).get("samples_ms", {})
+    mine, theirs = median(samples.get("TuneDeck", [])), median(samples.get("MLflow", []))
+    lines = header("System", "Median", "p95", "Runs timed", "Clock covers")
+    for name, values in samples.items():
+        lines.append(row(name, ms(median(values)), ms(p95(values)), len(values), LIFECYCLE_CLOCK[name]))
+    passed = None if mine is None else mine <= 5
+    target = {"Run lifecycle median ≤ 5 ms": (f"{ms(mine)} (MLflow {ms(theirs)}, {times(ratio(theirs, mine))})", passed)}
+    return lines, target
+
+
+def ingest_tables(run: dict) -> tuple[list[str], dict]:
+    lines, targets = [], {}
+    for index, (size, figures) in enumerate(run["ingest"].items()):
+        seconds = {label: [s["seconds"] for s in got] for label, got in figures["samples"].items()}
+        mlflow = median(seconds.get("MLflow", []))
+        lines += [
+            f"{figures['runs']:,} runs x {figures['steps']:,} steps x 4 metrics, {figures['runs'] * figures['steps'] * 4:,} points:",
+            "",
+        ]
+        lines += header("System", "Median", "Points/s", "Samples (min–max)", "MLflow ÷ this", "Clock covers")
+        for label, got in seconds.items():
+            points = figures["samples"][label][0]["points"]
+            spread = f"{len(got)} ({min(got):,.2f}–{max(got):,.2f} s)"
+            lines.append(
+                row(f"**{label}**" if label == "TuneDeck" else label, f"{median(got):,.2f} s", f"{points / median(got):,.0f}",
+                    spread, times(ratio(mlflow, median(got))), INGEST_CLOCK[label])
+            )  # fmt: skip
+        for label, limit in figures["timed_out"].items():
+            lines.append(row(label, "—", "—", f"did not finish within {limit:,.0f} s", "—", INGEST_CLOCK[label]))
+        lines.append("")
+        target = 30 if index == 0 else 10
+        gain = ratio(mlflow, median(seconds.get("TuneDeck", [])))
+        targets[f"User-path ingest {size} ≥ {target}x MLflow"] = (times(gain), None if gain is None else gain >= target)
+    return lines, targets
+
+
+def query_table(run: dict) -> tuple[list[str], dict]:
+    calls, targets = run["history_calls"], {}
+    lines = header("Query", "Store", "TuneDeck", "MLflow", "Aim", "MLflow ÷ TuneDeck", "Clock covers")
+    goals = {("history", 0): 30, ("list", 1): 50, ("filter_order", 1): 50}
+    for item in QUERY_CLOCK:
+        for index, (size, figures) in enumerate(run["queries"].items()):
+            got = {name: median(s["ms"] for s in samples) for name, samples in figures["calls"].get(item, {}).items()}
+            if not got:
+                continue
+            gain = ratio(got.get("MLflow"), got.get("TuneDeck"))
+            label = QUERY_LABELS[item].format(calls=calls)
+            lines.append(
+                row(label, size, ms(got.get("TuneDeck")), ms(got.get("MLflow")), ms(got.get("Aim")),
+                    times(gain) if item != "history_one_call" else "—", QUERY_CLOCK[item].format(calls=calls))
+            )  # fmt: skip
+            if (item, index) in goals:
+                goal = goals[item, index]
+                targets[f"{label}, {size} ≥ {goal}x MLflow"] = (times(gain), None if gain is None else gain >= goal)
+    return lines, targets
+
+
+def cold_table(run: dict) -> tuple[list[str], dict]:
+    cold = run.get("cold", {})
+    mlflow = median(s["wall_ms"] for s in cold.get("MLflow", []))
+    lines = header("Process", "Wall, spawn to exit", "In process after imports", "Imports", "MLflow ÷ this (wall)", "Samples")
+    targets = {}
+    for label, samples in cold.items():
+        wall = median(s["wall_ms"] for s in samples)
+        gain = ratio(mlflow, wall)
         lines.append(
-            [label]
-            + [_fmt(values[name], unit) for name in (*SYSTEMS, BEFORE)]
-            + [f"{ratios[name]:,.1f}x" if ratios[name] else "—" for name in ("MLflow", "Aim")]
-            + [f">= {target}x vs {' and '.join(against)}" if target else "—", verdict]
-        )
+            row(label, ms(wall), ms(median(s["work_ms"] for s in samples)), ms(median(s["import_ms"] for s in samples)),
+                times(gain) if label.startswith("TuneDeck") else "—", len(samples))
+        )  # fmt: skip
+        if label.startswith("TuneDeck"):
+            targets[f"Cold process ({label.split(', ')[1]}) ≥ 10x MLflow"] = (times(gain), None if gain is None else gain >= 10)
+    return lines, targets
+
+
+def parallel_table(run: dict) -> tuple[list[str], dict]:
+    samples, options = run.get("parallel", []), run["options"]
+    if not samples:
+        return [], {}
+    rate, errors = median(s["points_per_s"] for s in samples), sum(len(s["errors"]) for s in samples)
+    lines = header(
+        "Processes", "Points per sample", "Median points/s, all together", "Samples (min–max)", "Errors", "Clock covers"
+    )
+    lines.append(
+        row(options["processes"], f"{samples[0]['points']:,}", f"{rate:,.0f}",
+            f"{len(samples)} ({min(s['points_per_s'] for s in samples):,.0f}–{max(s['points_per_s'] for s in samples):,.0f})",
+            errors, "from the go to every writer (each had imported, opened the store and built its values; runs created "
+            "before) to the last writer's `MetricWriter` closing (every point stored); point counts checked afterwards")
+    )  # fmt: skip
+    first_error = next((s["errors"][0] for s in samples if s["errors"]), None)
+    if first_error:
+        lines += ["", f"First error: `{first_error[:300]}`"]
+    name = f"{options['processes']} processes through `log_series` ≥ 1,000,000 points/s, zero errors"
+    return lines, {name: (f"{rate:,.0f} points/s, {errors} errors", rate >= 1_000_000 and errors == 0)}
+
+
+def size_table(run: dict) -> list[str]:
+    lines = header("Store", "TuneDeck", BULK, "MLflow", "Aim", "MLflow ÷ TuneDeck")
+    for size, figures in run["ingest"].items():
+        got = {label: median(s["bytes"] for s in samples) for label, samples in figures["samples"].items()}
+        mib = {
+            label: "—" if label not in got else f"{got[label] / 2**20:,.1f} MiB" for label in ("TuneDeck", BULK, "MLflow", "Aim")
+        }
+        lines.append(row(size, *mib.values(), times(ratio(got.get("MLflow"), got.get("TuneDeck")))))
     return lines
 
 
-def table(run: dict) -> str:
-    header = [
-        "Workload",
-        *SYSTEMS,
-        "TuneDeck before the store server",
-        "TuneDeck vs MLflow",
-        "TuneDeck vs Aim",
-        "Target",
-        "Result",
+def load_table(run: dict) -> list[str]:
+    lines = header("Ingest", "Sample", "System", "Seconds", "Load (1 min) start → end", "Other processes' CPUs")
+    for size, figures in run["ingest"].items():
+        for label, samples in figures["samples"].items():
+            for index, s in enumerate(samples):
+                load = f"{s['load_start']:.2f} → {s['load_end']:.2f}"
+                lines.append(row(size, index + 1, label, f"{s['seconds']:,.2f}", load, f"{s['others_cpus']:.2f}"))
+    return lines
+
+
+def load_summary(run: dict) -> str:
+    queries = [
+        s["load"] for figures in run["queries"].values() for by in figures["calls"].values() for got in by.values() for s in got
     ]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * 6 + "---|---|"]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(run)]
-    return "\n".join(lines)
+    cold = [s["load"] for samples in run.get("cold", {}).values() for s in samples]
+    parts = []
+    if life := run.get("lifecycle", {}).get("load"):
+        parts.append(
+            f"run lifecycle {life['load_start']:.2f} → {life['load_end']:.2f}, other processes {life['others_cpus']:.2f} CPUs"
+        )
+    for name, loads in (("queries", queries), ("cold processes", cold)):
+        if loads:
+            parts.append(f"{name} {min(loads):.2f}–{max(loads):.2f} (median {median(loads):.2f})")
+    if run.get("parallel"):
+        parts.append("logging processes " + ", ".join(f"{s['load_start']:.2f} → {s['load_end']:.2f}" for s in run["parallel"]))
+    return "Load average (1 min) while the other figures were taken: " + "; ".join(parts) + "."
+
+
+def index_note(run: dict) -> str:
+    """Aim's index, built before its queries and outside every clock."""
+    built = {size: figures["ready_s"].get("Aim") for size, figures in run["queries"].items()}
+    built = {size: seconds for size, seconds in built.items() if seconds}
+    if not built:
+        return ""
+    return (
+        " Aim's run index was built before its queries, outside the clock: "
+        + ", ".join(f"{seconds:,.1f} s at {size}" for size, seconds in built.items())
+        + "."
+    )
+
+
+def targets_table(targets: dict) -> list[str]:
+    return header("Target (issue #12)", "Measured", "Result") + [
+        row(name, got, verdict(ok)) for name, (got, ok) in targets.items()
+    ]
+
+
+def profiles(run: dict) -> list[str]:
+    lines = []
+    for name, profile in run.get("profiles", {}).items():
+        lines += [
+            f"TuneDeck {name.replace('_', ' ')}: {profile['runs']} runs x {profile['steps']} steps through the SDK in "
+            f"{profile['seconds']:.2f} s under cProfile (the client process only: the owner's work shows as waiting on "
+            "its answer), by cumulative time:",
+            "",
+            "```",
+            profile["text"].strip(),
+            "```",
+            "",
+        ]
+    return lines
 
 
 def section(run: dict) -> str:
-    machine, load, results = run["machine"], run["load"], run["results"]
-    profile = results.get("TuneDeck", {}).get("profile", {})
-    extra = [
-        f"{name}: ingest of the {run['options']['large_runs']:,}-run store took {result['large_ingest_s']:.1f} s"
-        + (f", indexing {result['large_index_s']:.1f} s (small store: {result['index_s']:.1f} s)" if "index_s" in result else "")
-        for name, result in results.items()
-        if "large_ingest_s" in result
-    ]
+    found = run["machine"]
+    life, life_targets = lifecycle_table(run)
+    ingest, ingest_targets = ingest_tables(run)
+    queries, query_targets = query_table(run)
+    cold, cold_targets = cold_table(run)
+    parallel, parallel_targets = parallel_table(run)
+    targets = life_targets | ingest_targets | query_targets | cold_targets | parallel_targets
+    options = run["options"]
+    versions = "; ".join(f"{name} {found[name]}" for name in ("TuneDeck", *PEERS) if name in found)
     return "\n".join(
         [
             HEADING,
             "",
-            f"Measured by `{run['command']}` on {run['started']} ({run['seconds']:.0f} s in all). It needs the peers installed "
-            "(`pip install -r requirements-bench.txt`, best in a virtual environment with `--system-site-packages`: "
-            "mlflow pins pyarrow below 26) and rewrites only this section.",
+            f"Measured by `{run['command']}` on {run['started']} ({run['seconds'] / 60:,.0f} minutes in all), after waiting "
+            f"{run['settled_s']:.0f} s for a quieter machine. It needs the peers apart from the project's own packages "
+            "(`python -m venv --system-site-packages ../venv-bench && ../venv-bench/bin/pip install -r requirements-bench.txt`: "
+            "mlflow pins pyarrow below 26) and rewrites only this section (a `### Notes` subsection at its end is kept).",
             "",
-            f"Machine: CPUs (nproc) {machine['nproc']}; CPU model {machine['cpu']}; Python {machine['python']}; "
-            f"DuckDB {machine['duckdb']}; MLflow {machine['mlflow']}; Aim {machine['aim']}. "
-            f"Load average (1 min) {load[0]:.2f} before and {load[1]:.2f} after"
-            + (f", after waiting {run['settled_s']:.0f} s for the machine to quiet down" if "settled_s" in run else "")
-            + (
-                f"; once every store was built, the disk was synced and the queries waited "
-                f"{run['settled_before_queries_s']:.0f} s more for the load to drop."
-                if "settled_before_queries_s" in run
-                else "."
-            ),
+            f"Machine: CPUs {found['nproc']} ({found['cpu']}); Python {found['python']}; {versions}. Load average (1 min) "
+            f"{run['load'][0]:.2f} at the start and {run['load'][1]:.2f} at the end; every ingest sample's load is listed below.",
             "",
-            table(run),
+            "Every ingest sample runs in a fresh folder and a fresh process. The systems take turns sample by "
+            f"sample (TuneDeck, TuneDeck bulk, MLflow, Aim, then again), {options['repeat']} ingest samples each; the run "
+            f"lifecycles alternate run by run ({options['lifecycle_runs']} each, after 3 warm-up runs); each query sample is "
+            "one warm-up call then the timed call, the systems taking turns (the first rotating), "
+            f"{options['query_repeat']} samples each. Figures are medians. MLflow runs on SQLite (`sqlite:///…/mlflow.db`, "
+            "its default store); Aim's run index is built after the ingest (as `aim up` does in the background) and before "
+            "its queries, and system and terminal tracking are off for its runs. Aim is dropped for a size when one of its "
+            f"samples takes longer than {options['aim_limit']:,.0f} s.",
             "",
-            f"Medians of {run['options']['repeat']} samples, taken back to back after 2 warm-up calls. The ingests "
-            "run one system at a time; the queries once every store is built, each on every system one right after "
-            "the other, so the figures compared were taken within seconds of each other."
-            + (
-                f" Scaled down to keep the run near 6 minutes: the {run['options']['large_runs']:,}-run store has "
-                f"{run['options']['large_steps']} steps per series, not 100 (list and filter read each run's last values, "
-                "which every system keeps apart from the history; 100 steps would add roughly 1.5 minutes of "
-                "ingest each to MLflow and Aim)."
-                if run["options"]["large_steps"] != 100
-                else ""
-            )
-            + " Ratios are TuneDeck's speed-up (for size: how many times smaller). "
-            "Setup outside the clock: " + "; ".join(extra) + ". "
-            "How each is driven: MLflow through `MlflowClient` on `sqlite:///` (`log_batch` of 1,000, `search_runs` with "
-            "`filter_string` / `order_by`, `get_metric_history`); Aim through `Run.track`, `Repo.query_runs` (its query "
-            "language filters on `run.metrics['accuracy'].last`; ordering is done in Python, as the SDK cannot) and "
-            "`Run.get_metric`, after indexing the runs as `aim up` would; TuneDeck through its public API as production "
-            "uses it: `MetricWriter.log_series`, `runs_table` (with `where=['accuracy > 0.5'], order_by='eval_loss'` for "
-            "the filter), `list_runs` and `get_metric_series(max_points=None)`, each call going through the store server "
-            "that the first call started (setup, outside the clock). The column before the server is the same code with "
-            "`server_idle_exit=None` and no server running, so every call opens and closes the file "
-            "(`TUNEDECK_STORE_SERVER=0`); it runs the small workload only. TuneDeck's size is taken after its server "
-            "has closed the file (as at any idle exit), so the write-ahead log is folded in.",
+            *targets_table(targets),
             "",
-            *bounds(run),
+            "### Run lifecycle",
             "",
-            f"Where one `runs_table` call at {run['options']['large_runs']:,} runs goes (cProfile): "
-            f"{profile.get('total_ms', 0):.1f} ms in all, of which the round trips to the store server (send, the server's "
-            f"query, receive the Arrow table) {profile.get('server_ms', 0):.1f} ms and the pivot to one column per metric "
-            f"(a Polars `group_by`) {profile.get('pivot_ms', 0):.1f} ms. Before the server every call also paid a read-only open + close of the "
-            f"file: {profile.get('open_close_ms', 0):.1f} ms on this store.",
+            *life,
             "",
-            "```",
-            profile.get("text", "").strip(),
-            "```",
+            "### Ingest: the user's path, with TuneDeck's bulk path beside it",
             "",
-            *(
-                [
-                    "TuneDeck ingest profile (the timed part only, a separate fresh store):",
-                    "",
-                    "```",
-                    results["TuneDeck"]["ingest_profile"].strip(),
-                    "```",
-                    "",
-                ]
-                if "ingest_profile" in results.get("TuneDeck", {})
-                else []
-            ),
+            *ingest,
+            "### Queries, like for like",
+            "",
+            "On the stores the last ingest sample of each system left behind. TuneDeck's calls go to the store's owner, "
+            "started by the first call (before the samples)." + index_note(run),
+            "",
+            *queries,
+            "",
+            f"### A cold process, on the {run.get('cold_store', '?')} store",
+            "",
+            f"Clock: {COLD_CLOCK}. `{OWNER_RUNNING}`: a process before it (the previous cold process) started the "
+            f"store's owner, which is still alive; `{OWNER_STOPPED}`: the owner was stopped first, so this process "
+            "starts it. MLflow and Aim have no owner process. One warm-up round first (not counted).",
+            "",
+            *cold,
+            "",
+            "### Processes logging at once",
+            "",
+            *parallel,
+            "",
+            "### Store size",
+            "",
+            "The whole folder after the ingest (TuneDeck's after its owner closed the file, folding in the write-ahead log); "
+            "medians of the samples.",
+            "",
+            *size_table(run),
+            "",
+            "### Machine load",
+            "",
+            load_summary(run),
+            "",
+            *load_table(run),
+            "",
+            "### Profiles",
+            "",
+            *profiles(run),
         ]
     )
 
 
 def rewrite(path: Path, text: str) -> None:
-    """Replace the Peers section (up to the next `## ` heading) or append it; the rest stays as it was."""
+    """Replace the Peers section (up to the next `## ` heading) or append it, keeping its hand-written Notes."""
     current = path.read_text() if path.exists() else ""
     pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    path.write_text(updated)
-
-
-def bounds(run: dict) -> list[str]:
-    """What caps each figure, in this run's own numbers."""
-    results = run["results"]
-    mine, mlflow, before = results.get("TuneDeck", {}), results.get("MLflow", {}), results.get(BEFORE, {})
-    profile = mine.get("profile", {})
-    lines = ["What bounds each figure:", ""]
-    if mine.get("flush_ms") and mlflow.get("points_per_s"):
-        flushes = mine["flush_ms"]
-        lines.append(
-            f"- Ingest: {mine['points']:,} points took {mine['ingest_s'] * 1000:.0f} ms, {sum(flushes):.0f} ms of it in "
-            f"{len(flushes)} store write(s) (send the batch to the server as Arrow, insert, update the run summaries, "
-            "commit); the rest is the writer checking and buffering 800 `log_series` calls. 100x MLflow needs "
-            f"{mine['points'] / (100 * mlflow['points_per_s']) * 1000:.0f} ms for the whole workload. One writer process "
-            "is measured; the issue allows several."
-        )
-    if mlflow.get("large") and mine.get("large"):
-        lines.append(
-            f"- List and filter at {run['options']['large_runs']:,} runs: one round trip to the store server, whose "
-            "query reads each run's last values from `metric_summaries` (kept up to date by every write, so no metric "
-            "points are scanned; one statement, so no transaction around it), then a Polars `group_by` to one column "
-            "per metric, the filter and the sort in the caller. `list_runs` is slower because it builds a Pydantic "
-            "`Run` with its summaries per run, which the dashboard's run table does not need."
-        )
-    if mlflow.get("history_ms"):
-        lines.append(
-            f"- History: one round trip: one query of {mine.get('history_points', 0):,} points on the server (an `IN` "
-            "list of bound run IDs, which DuckDB checks against each row group's min/max, so it reads one row group of "
-            "122,880 points rather than all of them), the Arrow table back, checked to be in run and step order "
-            "already (else sorted in Polars): "
-            f"{mine.get('history_ms', 0):.1f} ms against the {mlflow['history_ms'] / 50:.1f} ms that 50x MLflow needs. "
-            f"Alone, on a connection held open in one process, that DuckDB query takes {mine.get('history_query_ms', 0):.1f} ms; "
-            "the rest is the socket, the server's thread, and the Arrow table's way back. These are warm figures, "
-            "as for every system: a call after a pause (another system's call, a user reading the page) costs 1.5 to "
-            "2 ms more here, in one process as well, while the CPU caches and DuckDB's threads warm up again."
-        )
-    if before.get("small") and mine.get("small"):
-        lines.append(
-            f"- Before the store server the same calls took {before['small']['list']:.1f} ms (list), "
-            f"{before['small']['filter_order']:.1f} ms (filter) and {before['history_ms']:.1f} ms (history) at "
-            f"{run['options']['runs']:,} runs: each paid the open + close of the file "
-            f"({profile.get('open_close_ms', 0):.1f} ms on its own), which the server pays once."
-        )
-    if mlflow.get("bytes"):
-        lines.append(
-            f"- Size: {mine['bytes'] / mine['points']:.1f} bytes per point on disk for TuneDeck (DuckDB's columnar, "
-            f"compressed file), {mlflow['bytes'] / mlflow['points']:.0f} for MLflow's SQLite rows with their indexes. "
-            "Aim's figure is its whole `.aim` folder (RocksDB chunks per run and their logs)."
-        )
-    return lines
+    found = pattern.search(current)
+    if found is None:
+        path.write_text(current.rstrip("\n") + ("\n\n" if current else "") + text.rstrip("\n") + "\n")
+        return
+    notes = re.search(rf"^{re.escape(NOTES)}\n.*", found.group(0), re.S | re.M)
+    updated = text.rstrip("\n") + "\n" + ("\n" + notes.group(0).rstrip("\n") + "\n" if notes else "") + "\n"
+    path.write_text((current[: found.start()] + updated + current[found.end() :]).rstrip("\n") + "\n")

@@ -1,28 +1,15 @@
-"""The workload every peer runs: the same runs, keys, steps and values, so only the system differs."""
+"""The workload every peer runs: the same runs, params, keys, steps and values, so only the system differs."""
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+EXPERIMENT = "peers"
 KEYS = ("loss", "learning_rate", "eval_loss", "accuracy")
-HISTORY_RUNS = 10
+PARAMS = {"lora_rank": 8, "learning_rate": 2e-4, "base_model": "gpt2"}
+HISTORY_CALLS = 10
 ACCURACY_THRESHOLD = 0.5
-
-
-@dataclass
-class Ingested:
-    """What one ingest left behind: its timing, and the handles the queries need."""
-
-    seconds: float
-    points: int
-    experiment: object
-    run_ids: list
-    flush_ms: list[float] | None = None  # TuneDeck only: how long each store write took
-
-    @property
-    def points_per_second(self) -> float:
-        return self.points / self.seconds
+LIFECYCLE_STEPS = 10
 
 
 def curves(index: int, steps: int) -> dict[str, np.ndarray]:
@@ -37,9 +24,22 @@ def curves(index: int, steps: int) -> dict[str, np.ndarray]:
     }
 
 
+def step_dicts(index: int, steps: int) -> list[dict[str, float]]:
+    """One run's values as a training loop has them: one dict of 4 floats per step (built before the clock)."""
+    columns = {key: values.tolist() for key, values in curves(index, steps).items()}
+    return [{key: columns[key][step] for key in KEYS} for step in range(steps)]
+
+
 def expected_filtered(runs: int, steps: int) -> int:
     """How many runs end with accuracy above the threshold: every peer's filter must return this many."""
     return sum(curves(index, steps)["accuracy"][-1] > ACCURACY_THRESHOLD for index in range(runs))
+
+
+def spread(run_ids: list, count: int = HISTORY_CALLS) -> list:
+    """`count` runs evenly spread from the first to the last, so history calls touch the whole store."""
+    if len(run_ids) <= count:
+        return list(run_ids)
+    return [run_ids[round(i * (len(run_ids) - 1) / (count - 1))] for i in range(count)]
 
 
 def folder_bytes(folder: Path) -> int:

@@ -6,7 +6,10 @@
         Trainer(..., callbacks=[TuneDeckCallback(run=run)]).train()
 
 With no arguments the callback attaches to the worker's run (TUNEDECK_RUN_ID) when training
-begins. Importing this module imports transformers: only scripts that train with it do so.
+begins. Besides the metrics it records as params what MLflow's and W&B's integrations do: the
+main training arguments, the steps and epochs training really takes, trainable / total
+parameter counts, and a PEFT model's LoRA config. Importing this module imports transformers:
+only scripts that train with it do so.
 """
 
 import logging
@@ -17,15 +20,15 @@ from numbers import Real
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from core import tracking
-from core.writer import KEY_PATTERN
+from core.points import KEY_PATTERN
+from core.run_params import parameter_counts, training_length
 
 logger = logging.getLogger(__name__)
 
-# The TrainingArguments that tell runs apart; the rest are plumbing.
+# The TrainingArguments that tell runs apart; the rest are plumbing. Epochs and max_steps are
+# recorded as what decides the length (see training_params).
 PARAMS = (
     "learning_rate",
-    "num_train_epochs",
-    "max_steps",
     "per_device_train_batch_size",
     "gradient_accumulation_steps",
     "warmup_steps",
@@ -48,9 +51,11 @@ class TuneDeckCallback(TrainerCallback):
         run: tracking.ActiveRun | None = None,
         log: Callable[[int, dict[str, float]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        log_params: Callable[[dict], None] | None = None,
     ):
         self.run = run
         self._log = log
+        self._log_params = log_params
         self._should_stop = should_stop
         self.stop_requested = False
 
@@ -59,8 +64,11 @@ class TuneDeckCallback(TrainerCallback):
             return
         if self.run is None and self._log is None:
             self.run = tracking.start_run()
+        params = {**training_params(args, state, kwargs.get("train_dataloader")), **model_params(kwargs.get("model"))}
         if self.run is not None:
-            self.run.log_params(training_params(args))
+            self.run.log_params(params)
+        if self._log_params is not None:
+            self._log_params(params)
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **kwargs) -> None:
         values = loggable(logs or {})
@@ -87,10 +95,54 @@ class TuneDeckCallback(TrainerCallback):
         return by_run or bool(self._should_stop and self._should_stop())
 
 
-def training_params(args: TrainingArguments) -> dict:
-    """The key hyperparameters, as plain JSON values (enums become their names)."""
+def training_params(args: TrainingArguments, state: TrainerState | None = None, dataloader=None) -> dict:
+    """The key hyperparameters, as plain JSON values (enums become their names).
+
+    Only the setting that decides the length is kept (max_steps wins over num_train_epochs), and
+    with the Trainer's state the real length: total_steps, steps_per_epoch, effective_epochs.
+    """
     values = {name: getattr(args, name, None) for name in PARAMS}
-    return {name: getattr(value, "value", value) for name, value in values.items() if value is not None}
+    values |= {"max_steps": args.max_steps} if args.max_steps > 0 else {"num_train_epochs": args.num_train_epochs}
+    params = {name: getattr(value, "value", value) for name, value in values.items() if value is not None}
+    if state is not None and state.max_steps > 0:
+        batches = _length(dataloader)
+        per_epoch = math.ceil(batches / args.gradient_accumulation_steps) if batches else 0
+        params |= training_length(state.max_steps, per_epoch)
+    return params
+
+
+def model_params(model) -> dict:
+    """Trainable and total parameter counts, and the LoRA settings when `model` is a PEFT model."""
+    if model is None:
+        return {}
+    parameters = list(model.parameters())
+    trainable = sum(p.numel() for p in parameters if p.requires_grad)
+    params = parameter_counts(trainable, sum(p.numel() for p in parameters))
+    lora = getattr(model, "peft_config", {}).get("default")
+    if lora is not None:
+        params |= {
+            "peft_type": getattr(lora.peft_type, "value", str(lora.peft_type)),
+            "peft_task_type": getattr(lora.task_type, "value", lora.task_type),
+            "lora_r": getattr(lora, "r", None),
+            "lora_alpha": getattr(lora, "lora_alpha", None),
+            "lora_dropout": getattr(lora, "lora_dropout", None),
+            "lora_target_modules": _names(getattr(lora, "target_modules", None)),
+            "lora_modules_to_save": _names(getattr(lora, "modules_to_save", None)),
+        }
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def _names(modules) -> list[str] | str | None:
+    if modules is None or isinstance(modules, str):
+        return modules
+    return sorted(modules)
+
+
+def _length(dataloader) -> int:
+    try:
+        return len(dataloader) if dataloader is not None else 0
+    except TypeError:  # an iterable dataset has no length
+        return 0
 
 
 def loggable(logs: dict) -> dict[str, float]:

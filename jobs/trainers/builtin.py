@@ -20,34 +20,22 @@ import numpy as np
 import polars as pl
 from safetensors.numpy import load_file, save_file
 
+from core import resources
 from core.datasets import read_dataset, require_columns
 from core.errors import DatasetError, ValidationError
-from core.training_config import TrainingConfig
+from core.models import BUILTIN_MODEL_TYPE
+from core.run_params import parameter_counts, training_length
+from core.training_config import ALL_LINEAR, AUTO_MODULES, TrainingConfig
+from jobs.trainers.base import LogParams, TrainingStopped, TrainResult, ignore_params
 
-MODEL_TYPE = "tunedeck-tiny-text"
+MODEL_TYPE = BUILTIN_MODEL_TYPE
 MODULES = ("fc1", "fc2")
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
+DEFAULT_MODELS_DIR = resources.models_dir()  # the checkout's data/models, or the installed copy
 BUILD_COMMAND = "python -m scripts.make_sample_data"
 EVAL_FRACTION = 0.2
 SPLIT_SEED = 1234  # fixed, so runs with different training seeds are scored on the same rows
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 _TOKEN = re.compile(r"[a-z0-9']+")
-
-
-class TrainingStopped(Exception):
-    """should_stop() asked to stop; no adapter was written."""
-
-    def __init__(self, step: int):
-        super().__init__(f"training stopped on request before step {step}")
-        self.step = step
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    adapter_dir: Path | None  # None: the trainer produced no adapter to register
-    steps: int
-    metrics: dict[str, float]
-    base_model: str | None = None  # when the trainer knows better than the config
 
 
 class Adapter(NamedTuple):
@@ -109,16 +97,25 @@ def train(
     log: Callable[[int, dict[str, float]], None],
     should_stop: Callable[[], bool] = lambda: False,
     models_dir: Path | None = None,
+    *,
+    log_params: LogParams = ignore_params,
+    checkpoint_dir: Path | None = None,
+    resume_from: Path | None = None,
 ) -> TrainResult:
-    """Fine-tune adapters on `dataset`, logging every step and eval, then save them to `output_dir`."""
-    _check_targets(config.target_modules)
+    """Fine-tune adapters on `dataset`, logging every step and eval, then save them to `output_dir`.
+
+    A run takes seconds, so it keeps no checkpoints (`checkpoint_dir` and `resume_from` go unused).
+    """
+    targets = _targets(config.target_modules)
     base = load_base(config.base_model, models_dir)
     train_set, eval_set = _load_splits(base, dataset)
     rng = np.random.default_rng(config.seed)
-    model = _Tuned(base, _init_lora(base, config, rng), config.lora_alpha / config.lora_rank)
-    frozen = {f"base_{key}": value for key, value in model.evaluate(eval_set).items()}
+    model = _Tuned(base, _init_lora(base, config, targets, rng), config.lora_alpha / config.lora_rank)
+    baseline = model.evaluate(eval_set)  # B = 0: the frozen base's scores, logged at step 0
+    log(0, baseline)
     adam = _Adam(model.params)
     total = _total_steps(config, len(train_set.y))
+    log_params(_params(base, model, targets, total, math.ceil(len(train_set.y) / config.batch_size)))
     for step, rows in islice(enumerate(_batches(len(train_set.y), config.batch_size, rng), start=1), total):
         if should_stop():
             raise TrainingStopped(step)
@@ -128,6 +125,7 @@ def train(
             evals = model.evaluate(eval_set)
             log(step, evals)
     _save_adapter(output_dir, config, base, model.params)
+    frozen = {f"base_{key}": value for key, value in baseline.items()}
     return TrainResult(adapter_dir=output_dir, steps=total, metrics={**metrics, **evals, **frozen})
 
 
@@ -139,12 +137,24 @@ def load_adapter(adapter_dir: Path) -> Adapter:
     return Adapter(load_file(weights), json.loads(config.read_text()))
 
 
-def _check_targets(targets: list[str]) -> None:
+def _targets(targets: list[str]) -> list[str]:
+    """The modules to adapt: every one of them for 'all-linear' or 'auto' (both layers are linear)."""
+    if targets in ([ALL_LINEAR], [AUTO_MODULES]):
+        return list(MODULES)
     unknown = sorted(set(targets) - set(MODULES))
     if unknown:
         raise ValidationError(
-            f"unknown target module(s) {', '.join(unknown)}; the builtin trainer can adapt: {', '.join(MODULES)}"
+            f"target_modules: unknown module(s) {', '.join(unknown)}; the builtin trainer can adapt: {', '.join(MODULES)}"
+            f" (or '{ALL_LINEAR}')"
         )
+    return sorted(set(targets))
+
+
+def _params(base: TinyBase, model: "_Tuned", targets: list[str], total: int, steps_per_epoch: int) -> dict:
+    trainable = sum(value.size for value in model.params.values())
+    frozen = sum(value.size for value in base.weights.values())
+    counts = parameter_counts(trainable, trainable + frozen)
+    return {"lora_target_modules": targets, **counts, **training_length(total, steps_per_epoch)}
 
 
 def _load_splits(base: TinyBase, ref: str | Path) -> tuple[_Split, _Split]:
@@ -184,10 +194,10 @@ def _encode_labels(labels: pl.Series, names: list[str], ref: str | Path) -> np.n
     return np.array([index[label] for label in labels.to_list()], dtype=np.int64)
 
 
-def _init_lora(base: TinyBase, config: TrainingConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _init_lora(base: TinyBase, config: TrainingConfig, targets: list[str], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """A ~ U(±1/sqrt(fan_in)) like PEFT's default and B = 0, so training starts exactly at the base."""
     params = {}
-    for name in sorted(set(config.target_modules)):
+    for name in targets:
         out_dim, in_dim = base.weights[f"{name}.weight"].shape
         bound = 1.0 / math.sqrt(in_dim)
         params[f"{name}.lora_A"] = rng.uniform(-bound, bound, (config.lora_rank, in_dim))
@@ -335,7 +345,7 @@ def _save_adapter(output_dir: Path, config: TrainingConfig, base: TinyBase, para
         "r": config.lora_rank,
         "lora_alpha": config.lora_alpha,
         "lora_dropout": config.lora_dropout,
-        "target_modules": sorted(set(config.target_modules)),
+        "target_modules": sorted(name.removesuffix(".lora_A") for name in params if name.endswith(".lora_A")),
         "base_model_name_or_path": config.base_model,
         "bias": "none",
         "inference_mode": True,

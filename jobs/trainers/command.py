@@ -20,12 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.artifacts import keep_under
-from core.commands import get_command, render_arguments
+from core.commands import get_command, placeholders, render_arguments
 from core.errors import TuneDeckError
 from core.settings import get_settings
-from core.training_config import TrainingConfig
+from core.training_config import SHARED_DEFAULTS, TrainingConfig
 from jobs.processes import die_with_parent, stop
-from jobs.trainers.builtin import TrainingStopped, TrainResult
+from jobs.trainers.base import LogParams, TrainingStopped, TrainResult, ignore_params
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,19 +81,26 @@ def train(
     log: Callable[[int, dict[str, float]], None],
     should_stop: Callable[[], bool] = lambda: False,
     models_dir: Path | None = None,
+    *,
+    log_params: LogParams = ignore_params,
+    checkpoint_dir: Path | None = None,
+    resume_from: Path | None = None,
 ) -> TrainResult:
+    """Runs the command; the settings its placeholders use are logged as params (the others were never used)."""
     settings = get_settings()
     spec = get_command(settings, config.command)
     output_dir.mkdir(parents=True, exist_ok=True)
     run_id = os.environ.get("TUNEDECK_RUN_ID", "")
+    settings_used = {**SHARED_DEFAULTS, **config.model_dump(exclude_none=True)}
     context = {
-        **config.model_dump(),
+        **settings_used,
         "run_id": run_id,
         "output_dir": str(output_dir),
         "dataset": str(dataset),
         "data_dir": str(settings.data_dir),
     }
     arguments = render_arguments(spec, context)
+    log_params({name: settings_used[name] for name in placeholders(spec) if name in settings_used and name != "trainer"})
     env = {**os.environ, **spec.env, "TUNEDECK_OUTPUT_DIR": str(output_dir), "TUNEDECK_DATASET": str(dataset)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     print(f"running command {config.command!r}: {arguments}", flush=True)

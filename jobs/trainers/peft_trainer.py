@@ -1,29 +1,33 @@
-"""The "peft" trainer: a real LoRA fine-tune of a causal language model with Hugging Face PEFT.
+"""The "peft" trainer: a real LoRA fine-tune of a Hugging Face model with PEFT and the Trainer.
 
 The base model is a local folder (config.json, weights and tokenizer, as `save_pretrained` writes
-them); nothing is downloaded. torch, transformers and peft are optional
+them); nothing is downloaded. `task` picks a causal LM (learn the text) or a sequence classifier
+(learn the label, report eval_accuracy). torch, transformers and peft are optional
 (`pip install -r requirements-train.txt`), so they are imported only when training starts.
 """
 
 import importlib.util
+import json
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import polars as pl
-
-from core.datasets import read_dataset
-from core.errors import DatasetError, ValidationError
-from core.training_config import TrainingConfig
-from jobs.trainers.builtin import DEFAULT_MODELS_DIR, EVAL_FRACTION, SPLIT_SEED, TrainingStopped, TrainResult
+from core.errors import ValidationError
+from core.models import model_roots, resolve_model
+from core.settings import get_settings
+from core.training_config import ALL_LINEAR, AUTO_MODULES, TrainingConfig
+from jobs.trainers import peft_data
+from jobs.trainers.base import LogMetrics, LogParams, TrainingStopped, TrainResult, ignore_params
 
 REQUIRED = ("torch", "transformers", "peft", "accelerate")
 INSTALL_HINT = "pip install -r requirements-train.txt"
 MAX_LENGTH = 512  # tokens per example, or fewer when the model's context is shorter
-IGNORE = -100  # the label PyTorch's cross-entropy skips: prompt and padding tokens
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+KEEP_CHECKPOINTS = 2
+TASK_FILE = "tunedeck_task.json"  # beside the adapter: the task and, for a classifier, its labels in order
+ONE_THREAD_BELOW = 5_000_000  # parameters: below this, CPU threads spend more time handing off than computing
 
 
 def is_available() -> str | None:
@@ -38,124 +42,80 @@ def is_available() -> str | None:
     return None
 
 
+@dataclass
+class _Data:
+    train: list
+    eval: list
+    labels: list[str] | None  # the classes, for classification
+
+
 def train(
     config: TrainingConfig,
     dataset: str | Path,
     output_dir: Path,
-    log: Callable[[int, dict[str, float]], None],
+    log: LogMetrics,
     should_stop: Callable[[], bool] = lambda: False,
     models_dir: Path | None = None,
+    *,
+    log_params: LogParams = ignore_params,
+    checkpoint_dir: Path | None = None,
+    resume_from: Path | None = None,
 ) -> TrainResult:
-    """LoRA-tune `config.base_model` on `dataset`, logging every step and eval, then save the adapter."""
+    """LoRA-tune `config.base_model` on `dataset`, logging every step and eval, then save the adapter.
+
+    Checkpoints go to `checkpoint_dir` every `save_interval` steps; `resume_from` continues one.
+    """
     if reason := is_available():
         raise ValidationError(reason)
     os.environ["HF_HUB_OFFLINE"] = "1"  # a local folder only: never reach for the hub
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    model_dir = resolve_model(config.base_model, models_dir)
-    examples = load_examples(dataset)
-    tokenizer, model = _load(model_dir, config)
-    rows = encode(tokenizer, examples, _max_length(model, tokenizer))
-    if len(rows) < 2:
-        raise DatasetError(
-            f"{dataset} has {len(rows)} usable row(s); the peft trainer needs at least 2 to hold some out for eval"
-        )
-    train_rows, eval_rows = split(rows)
+    model_dir = resolve_model(config.base_model, model_roots(models_dir or get_settings().models_dir))
+    tokenizer = _tokenizer(model_dir, config)
+    data = _data(config, dataset, tokenizer, model_dir)
+    model = _with_lora(_base_model(model_dir, config, tokenizer, data.labels), config)
+    _fit_threads(model)
     latest: dict[str, float] = {}
 
     def record(step: int, values: dict[str, float]) -> None:
         latest.update(values)
         log(step, values)
 
+    if should_stop():
+        raise TrainingStopped(1)
+    from core.integrations.huggingface import TuneDeckCallback  # imports transformers: only once training starts
+
+    callback = TuneDeckCallback(log=record, should_stop=should_stop, log_params=log_params)
     with tempfile.TemporaryDirectory(prefix="tunedeck-peft-") as scratch:
-        steps = _fit(model, config, train_rows, eval_rows, Path(scratch), record, should_stop)
+        args = training_arguments(config, checkpoint_dir or Path(scratch), checkpoints=checkpoint_dir is not None)
+        steps = _fit(model, args, data, tokenizer, callback, resume_from)
     model.save_pretrained(output_dir)
+    (output_dir / TASK_FILE).write_text(json.dumps({"task": config.task, "labels": data.labels}, indent=2) + "\n")
     return TrainResult(adapter_dir=output_dir, steps=steps, metrics=latest)
 
 
-def resolve_model(name: str, models_dir: Path | None = None) -> Path:
-    """An absolute folder as given; a relative one inside `models_dir`, which it may not escape."""
-    root = (models_dir or DEFAULT_MODELS_DIR).resolve()
-    path = Path(name).expanduser()
-    if not path.is_absolute():
-        path = (root / path).resolve()
-        if not path.is_relative_to(root):
-            raise ValidationError(f"base model {name!r} must be a folder inside {root} or an absolute path")
-    if not (path / "config.json").is_file():
-        raise ValidationError(
-            f"base model {name!r}: no config.json in {path}; "
-            "save a Hugging Face causal LM and its tokenizer there with save_pretrained"
-        )
-    return path
-
-
-def load_examples(ref: str | Path) -> list[tuple[str, str]]:
-    """(prompt, completion) pairs: from a `text` column (no prompt), or `prompt` + `completion`."""
-    df = read_dataset(ref)
-    columns = ["text"] if "text" in df.columns else ["prompt", "completion"]
-    if not set(columns) <= set(df.columns):
-        found = ", ".join(map(repr, df.columns)) or "none"
-        raise DatasetError(f"{ref} needs a 'text' column, or 'prompt' and 'completion' columns; found columns: {found}")
-    df = df.select(pl.col(columns).cast(pl.String))
-    nulls = sum(df.null_count().row(0))
-    if nulls:
-        raise DatasetError(f"{ref} has empty cells in {', '.join(columns)} ({nulls} of them); fill or drop those rows")
-    if columns == ["text"]:
-        return [("", text) for text in df["text"].to_list()]
-    return list(df.iter_rows())
-
-
-def encode(tokenizer, examples: list[tuple[str, str]], max_length: int) -> list[dict[str, list[int]]]:
-    """Token ids and labels per example; prompt tokens are masked so only the completion is learned."""
-    rows = []
-    for prompt, completion in examples:
-        prompt_ids = tokenizer(prompt)["input_ids"] if prompt else []
-        start = not prompt  # special tokens (a BOS) go once, at the front
-        completion_ids = tokenizer(completion, add_special_tokens=start)["input_ids"] + _eos(tokenizer)
-        ids = (prompt_ids + completion_ids)[:max_length]
-        labels = ([IGNORE] * len(prompt_ids) + completion_ids)[:max_length]
-        if any(label != IGNORE for label in labels[1:]):  # the first token is never predicted
-            rows.append({"input_ids": ids, "labels": labels})
-    return rows
-
-
-def split(rows: list) -> tuple[list, list]:
-    """Train and held-out rows, split the same way whatever the training seed."""
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(rows))
-    n_eval = max(1, round(EVAL_FRACTION * len(rows)))
-    return [rows[i] for i in sorted(order[n_eval:])], [rows[i] for i in sorted(order[:n_eval])]
-
-
-def collate(rows: list[dict[str, list[int]]]) -> dict:
-    """Right-pads a batch; padding is masked out of attention and loss, so its id does not matter."""
-    import torch
-
-    width = max(len(row["input_ids"]) for row in rows)
-
-    def padded(key: str, fill: int) -> "torch.Tensor":
-        return torch.tensor([row[key] + [fill] * (width - len(row[key])) for row in rows])
-
-    mask = torch.tensor([[1] * len(row["input_ids"]) + [0] * (width - len(row["input_ids"])) for row in rows])
-    return {"input_ids": padded("input_ids", 0), "attention_mask": mask, "labels": padded("labels", IGNORE)}
-
-
-def lora_config(config: TrainingConfig):
+def lora_config(config: TrainingConfig, conv1d: bool = False):
+    """PEFT's LoraConfig; 'all-linear' goes as PEFT's string, 'auto' leaves the choice to PEFT's table."""
     from peft import LoraConfig
 
+    modules = list(config.target_modules)
+    targets = ALL_LINEAR if modules == [ALL_LINEAR] else None if modules == [AUTO_MODULES] else modules
     return LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules),
-        task_type="CAUSAL_LM",
+        target_modules=targets,
+        task_type="SEQ_CLS" if config.task == "classification" else "CAUSAL_LM",
+        fan_in_fan_out=conv1d,  # GPT-2 style Conv1D layers store their weights transposed
     )
 
 
-def training_arguments(config: TrainingConfig, scratch: Path):
-    """The Trainer's settings: CPU, every step logged, eval every `eval_interval`, no checkpoints."""
+def training_arguments(config: TrainingConfig, output: Path, checkpoints: bool = False):
+    """The Trainer's settings: every step logged, eval every `eval_interval`, checkpoints when asked."""
+    import torch
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=str(scratch),
+        output_dir=str(output),
         learning_rate=config.learning_rate,
         num_train_epochs=config.epochs or 1,
         max_steps=config.max_steps or -1,
@@ -167,61 +127,125 @@ def training_arguments(config: TrainingConfig, scratch: Path):
         eval_strategy="steps",
         eval_steps=config.eval_interval,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps" if checkpoints else "no",
+        save_steps=config.save_interval,
+        save_total_limit=KEEP_CHECKPOINTS,
         report_to=[],
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),
         disable_tqdm=True,
         remove_unused_columns=False,
         dataloader_pin_memory=False,
     )
 
 
-def _load(model_dir: Path, config: TrainingConfig):
-    """The tokenizer and the base model with fresh LoRA adapters on `target_modules`."""
-    import torch
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest `checkpoint-<step>` the Trainer saved in `folder`, if any."""
+    found = [path for path in folder.glob("checkpoint-*") if path.name.removeprefix("checkpoint-").isdigit()]
+    return max(found, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
+
+
+def _tokenizer(model_dir: Path, config: TrainingConfig):
+    from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError) as exc:
-        raise ValidationError(f"cannot load a causal LM and tokenizer from {model_dir}: {exc}") from exc
+        raise ValidationError(
+            f"base_model: cannot load a tokenizer from {model_dir} ({exc}); save the model's tokenizer there "
+            "with tokenizer.save_pretrained"
+        ) from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token  # GPT-2 style models ship no pad token
+    return tokenizer
+
+
+def _data(config: TrainingConfig, dataset, tokenizer, model_dir: Path) -> _Data:
+    max_length = _max_length(model_dir, tokenizer)
+    if config.task == "classification":
+        texts, labels = peft_data.load_labelled(dataset)
+        classes = peft_data.label_names(labels)
+        train_rows, eval_rows = peft_data.split(peft_data.encode_labelled(tokenizer, texts, labels, classes, max_length))
+        return _Data(train_rows, eval_rows, classes)
+    train_rows, eval_rows = peft_data.split(peft_data.encode(tokenizer, peft_data.load_examples(dataset), max_length))
+    return _Data(train_rows, eval_rows, None)
+
+
+def _base_model(model_dir: Path, config: TrainingConfig, tokenizer, labels: list[str] | None):
+    """The frozen base: a causal LM, or the same body with a fresh classification head (seeded)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, set_seed
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    set_seed(config.seed)  # a classification head starts from random weights: the seed fixes them
     try:
-        return tokenizer, get_peft_model(model, lora_config(config))
+        if labels is None:
+            return AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_dir,
+            local_files_only=True,
+            dtype=torch.float32,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    except (OSError, ValueError) as exc:
+        kind = "sequence classifier" if labels else "causal LM"
+        raise ValidationError(f"base_model: cannot load {model_dir} as a {kind} ({exc}); check task and base_model") from None
+
+
+def _with_lora(model, config: TrainingConfig):
+    from peft import get_peft_model
+
+    conv1d = any(type(module).__name__ == "Conv1D" for module in model.modules())
+    try:
+        return get_peft_model(model, lora_config(config, conv1d))
     except ValueError as exc:
-        raise ValidationError(f"cannot add LoRA to {config.base_model}: {exc}") from exc
+        raise ValidationError(
+            f"target_modules: {', '.join(config.target_modules)} cannot be adapted in {config.base_model} ({exc}); use "
+            f"'{ALL_LINEAR}', '{AUTO_MODULES}', or some of its layers: {', '.join(adaptable_modules(model))}"
+        ) from None
 
 
-def _fit(model, config, train_rows, eval_rows, scratch: Path, log, should_stop) -> int:
-    """Runs the Trainer (which also evaluates after the last step); returns the steps taken."""
+def _fit_threads(model) -> None:
+    import torch
+
+    if not torch.cuda.is_available() and sum(p.numel() for p in model.parameters()) < ONE_THREAD_BELOW:
+        torch.set_num_threads(1)
+
+
+def adaptable_modules(model) -> list[str]:
+    """The names LoRA can target in `model`: its linear (and GPT-2 Conv1D) layers, by last name part."""
+    kinds = ("Linear", "Conv1D")
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if type(module).__name__ in kinds and name})
+
+
+def _fit(model, args, data: _Data, tokenizer, callback, resume_from: Path | None) -> int:
+    """Evaluates the untouched base at step 0 (unless resuming), trains, returns the last step."""
     from transformers import PrinterCallback, Trainer
 
-    from core.integrations.huggingface import TuneDeckCallback
-
-    if should_stop():
-        raise TrainingStopped(1)
-    callback = TuneDeckCallback(log=log, should_stop=should_stop)
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, scratch),
-        train_dataset=train_rows,
-        eval_dataset=eval_rows,
-        data_collator=collate,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        data_collator=peft_data.collator(tokenizer.pad_token_id),
+        compute_metrics=peft_data.accuracy if data.labels else None,
         callbacks=[callback],
     )
     trainer.remove_callback(PrinterCallback)  # the callback logs metrics; the job log stays readable
-    trainer.train()
+    if resume_from is None:
+        trainer.evaluate()  # the baseline every later eval is measured against
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     step = trainer.state.global_step
     if callback.stop_requested:
         raise TrainingStopped(step + 1)
     return step
 
 
-def _max_length(model, tokenizer) -> int:
-    context = getattr(model.config, "max_position_embeddings", None) or MAX_LENGTH
-    return min(MAX_LENGTH, context, tokenizer.model_max_length)
+def _max_length(model_dir: Path, tokenizer) -> int:
+    from transformers import AutoConfig
 
-
-def _eos(tokenizer) -> list[int]:
-    return [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
+    context = getattr(AutoConfig.from_pretrained(model_dir, local_files_only=True), "max_position_embeddings", None)
+    return min(MAX_LENGTH, context or MAX_LENGTH, tokenizer.model_max_length)

@@ -1,25 +1,20 @@
 """Several processes share the store: writers log metrics while readers list and compare."""
 
 import multiprocessing
+import threading
 import time
 import traceback
 
-import pytest
-
-from core.duckdb_store import DuckDBStore
-from core.errors import StoreError
+from core import remote
+from core.remote import RemoteStore
 from core.writer import MetricWriter
 
 STEPS = 300
 KEYS = ("loss", "learning_rate", "eval_loss")
 
 
-def _store(path: str, served: bool) -> DuckDBStore:
-    return DuckDBStore(path, server_idle_exit=2.0 if served else None)
-
-
-def _writer(path: str, served: bool, run_ids: list[int], results) -> None:
-    store = _store(path, served)
+def _writer(path: str, run_ids: list[int], results) -> None:
+    store = RemoteStore(path)
     try:
         with MetricWriter(store, flush_points=50, flush_seconds=0.05) as writer:
             for step in range(1, STEPS + 1):
@@ -33,8 +28,8 @@ def _writer(path: str, served: bool, run_ids: list[int], results) -> None:
         results.put(("writer", traceback.format_exc()))
 
 
-def _reader(path: str, served: bool, experiment_id: int, run_ids: list[int], seconds: float, results) -> None:
-    store = _store(path, served)
+def _reader(path: str, experiment_id: int, run_ids: list[int], seconds: float, results) -> None:
+    store = RemoteStore(path)
     deadline = time.monotonic() + seconds
     reads = 0
     try:
@@ -49,16 +44,16 @@ def _reader(path: str, served: bool, experiment_id: int, run_ids: list[int], sec
         results.put(("reader", traceback.format_exc()))
 
 
-@pytest.mark.parametrize("served", [False, True], ids=["opening the file", "through the store server"])
-def test_concurrent_writers_and_readers_lose_no_points_and_see_no_errors(store, make_experiment, make_run, served):
-    experiment_id = make_experiment()
-    writer_runs = [[make_run(experiment_id, status="running") for _ in range(2)] for _ in range(3)]
+def test_concurrent_writers_and_readers_lose_no_points_and_see_no_errors(store_path):
+    store = RemoteStore(store_path, idle_exit=30)
+    experiment_id = store.create_experiment({"name": "busy", "dataset": "d.csv"})
+    writer_runs = [[store.begin_run(experiment_id, worker="test") for _ in range(2)] for _ in range(3)]
     all_runs = [run_id for runs in writer_runs for run_id in runs]
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    processes = [context.Process(target=_writer, args=(str(store.path), served, runs, results)) for runs in writer_runs]
+    processes = [context.Process(target=_writer, args=(str(store_path), runs, results)) for runs in writer_runs]
     processes += [
-        context.Process(target=_reader, args=(str(store.path), served, experiment_id, all_runs, 6.0, results)) for _ in range(2)
+        context.Process(target=_reader, args=(str(store_path), experiment_id, all_runs, 6.0, results)) for _ in range(2)
     ]
 
     for process in processes:
@@ -74,26 +69,46 @@ def test_concurrent_writers_and_readers_lose_no_points_and_see_no_errors(store, 
         run = store.get_run(run_id)
         assert {key: summary.count for key, summary in run.metrics.items()} == {key: STEPS for key in KEYS}
         assert store.get_run_metrics(run_id).series.height == STEPS * len(KEYS)
+    assert store.verify_integrity() == []
+    assert remote.stop(store_path)
 
 
-def test_a_read_session_opens_the_store_once_for_several_reads(store, make_experiment, make_run, monkeypatch):
-    import core.db
+def _at_once(action, items) -> list[Exception]:
+    errors = []
 
+    def act(item) -> None:
+        try:
+            action(item)
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=act, args=(item,)) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_writes_that_arrive_together_share_one_commit(backing, make_experiment):
     experiment_id = make_experiment()
-    run_ids = [make_run(experiment_id) for _ in range(3)]
-    opens = []
-    real_open = core.db._open
-    monkeypatch.setattr(core.db, "_open", lambda *args, **kwargs: opens.append(args) or real_open(*args, **kwargs))
+    run_ids = [backing.create_run(experiment_id, {}) for _ in range(40)]
+    before = backing.db.groups, backing.db.writes
 
-    with store.reading():
-        store.get_experiment_detail(experiment_id)
-        store.compare_runs(run_ids)
-        store.list_experiments()
+    assert _at_once(lambda run_id: backing.mark_running(run_id, "w"), run_ids) == []
 
-    assert len(opens) == 1
+    groups, writes = backing.db.groups - before[0], backing.db.writes - before[1]
+    assert writes == 40 and groups < 40  # queued while a commit ran, they went into the next one together
+    assert [run.status.value for run in backing.list_runs(experiment_id)] == ["running"] * 40
 
 
-def test_writing_inside_a_read_session_is_a_clear_error(store):
-    with store.reading(), pytest.raises(StoreError, match="cannot write to the store inside a read session"):
-        store.create_experiment({"name": "x", "dataset": "d.csv"})
-    assert store.list_experiments().total == 0
+def test_a_write_that_fails_in_a_shared_commit_fails_alone(backing, make_experiment):
+    experiment_id = make_experiment()
+    run_ids = [backing.create_run(experiment_id, {}) for _ in range(40)]
+
+    errors = _at_once(lambda run_id: backing.mark_running(run_id if run_id != run_ids[7] else 999_999, "w"), run_ids)
+
+    assert [str(error) for error in errors] == ["no run with ID 999999"]
+    statuses = [run.status.value for run in backing.list_runs(experiment_id)]
+    assert statuses.count("running") == 39 and statuses.count("queued") == 1
+    assert backing.verify_integrity() == []

@@ -17,6 +17,7 @@ from core.duckdb_store import DuckDBStore
 from core.integrations.huggingface import TuneDeckCallback
 
 VOCAB = 50
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # transformers'
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -79,6 +80,32 @@ def test_training_arguments_are_logged_as_params_beside_the_scripts_own(tmp_path
     assert config["model"] == "tiny-gpt2"
     assert config["learning_rate"] == 1e-3 and config["max_steps"] == 4 and config["per_device_train_batch_size"] == 8
     assert config["lr_scheduler_type"] == "linear"
+
+
+def test_the_length_that_decides_is_logged_with_the_steps_and_epochs_training_really_takes(tmp_path, store, run):
+    train(tmp_path, TuneDeckCallback(run=run), max_steps=6)
+
+    config = store.get_run(run.id).config
+    assert "num_train_epochs" not in config  # max_steps overrides it, so it would mislead
+    assert (config["total_steps"], config["steps_per_epoch"], config["effective_epochs"]) == (6, 4, 1.5)
+
+
+def test_parameter_counts_and_a_peft_models_lora_config_are_logged_as_params(tmp_path, store, run):
+    require("peft")
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    base = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=16, n_positions=16, vocab_size=VOCAB))
+    total = sum(p.numel() for p in base.parameters())
+    model = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True))
+    callback = TuneDeckCallback(run=run)
+
+    callback.on_train_begin(TrainingArguments(output_dir=str(tmp_path), report_to=[]), TrainerState(), TrainerControl(), model=model)
+
+    config = store.get_run(run.id).config
+    lora = 2 * 2 * (16 + 48)  # two layers, A: r x 16, B: 48 x r
+    assert (config["trainable_params"], config["total_params"]) == (lora, total + lora)
+    assert (config["lora_r"], config["lora_alpha"], config["lora_target_modules"], config["peft_type"]) == (2, 4, ["c_attn"], "LORA")
 
 
 def test_training_end_flushes_the_metrics_but_leaves_the_run_running(tmp_path, store, run):

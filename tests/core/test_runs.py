@@ -250,7 +250,7 @@ def test_runs_table_sorts_runs_without_the_metric_last(store, make_experiment, m
         (["accuracy ~ 0.5"], None, "write a metric, a comparison and a number"),
         (["bleu > 0.5"], None, "no run of this experiment logged 'bleu'; its metrics are: loss"),
         ([], "bleu", "cannot sort runs by 'bleu'"),
-        ([{"key": "loss", "op": "like", "value": 1}], None, "cannot read the filter"),
+        ([{"key": "loss", "op": "like", "value": 1}], None, "invalid run filter: op"),
         (["acc$ > 0.5"], None, "invalid run filter: key"),
     ],
 )

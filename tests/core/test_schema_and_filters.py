@@ -80,13 +80,11 @@ def test_a_sound_store_passes_the_integrity_check(store, make_experiment, make_r
     assert store.verify_integrity() == []
 
 
-def test_the_integrity_check_finds_summaries_that_disagree_with_points(store, make_experiment, make_run):
-    from core.db import connect
-
+def test_the_integrity_check_finds_summaries_that_disagree_with_points(store, backing, make_experiment, make_run):
     run_id = make_run(make_experiment(), metrics={"loss": [3.0, 2.0]})
-    with connect(store.path) as con:
-        con.execute("DELETE FROM metrics WHERE step = 2")
-        con.execute("UPDATE experiments SET status = 'failed'")
+    backing.db.write(
+        lambda con: (con.execute("DELETE FROM metrics WHERE step = 2"), con.execute("UPDATE experiments SET status = 'failed'"))
+    )
 
     problems = store.verify_integrity()
 

@@ -1,13 +1,14 @@
 """The status lifecycle: run transitions and the experiment status that follows from them."""
 
 import multiprocessing
-from datetime import timedelta
+from contextlib import nullcontext
 
 import pytest
 
-from core.duckdb_store import DuckDBStore
 from core.errors import InvalidTransitionError
+from core.remote import RemoteStore
 from core.status import ExperimentStatus, RunStatus, experiment_status
+from tests.stores import serving
 
 
 @pytest.mark.parametrize(
@@ -132,7 +133,7 @@ def test_runs_with_a_stale_heartbeat_are_failed_as_lost(store, clock, make_exper
     clock.advance(120)
     alive = make_run(experiment_id, status="running")
 
-    lost = store.fail_stale_runs(max_silence=timedelta(seconds=60))
+    lost = store.fail_stale_runs(60)
 
     assert lost == [silent]
     assert store.get_run(silent).error.startswith("worker lost: test-worker sent no heartbeat since")
@@ -140,7 +141,7 @@ def test_runs_with_a_stale_heartbeat_are_failed_as_lost(store, clock, make_exper
 
 
 def _finish(path: str, run_id: int, outcome: str, barrier) -> None:
-    store = DuckDBStore(path)
+    store = RemoteStore(path)
     barrier.wait()
     if outcome == "completed":
         store.complete_run(run_id)
@@ -149,19 +150,20 @@ def _finish(path: str, run_id: int, outcome: str, barrier) -> None:
 
 
 @pytest.mark.parametrize("outcomes", [("completed", "completed"), ("failed", "failed"), ("completed", "failed")])
-def test_two_runs_finishing_concurrently_leave_a_consistent_status(store, make_experiment, make_run, outcomes):
+def test_two_runs_finishing_concurrently_leave_a_consistent_status(store, backing, make_experiment, make_run, outcomes):
     experiment_id = make_experiment()
     run_ids = [make_run(experiment_id, status="running") for _ in outcomes]
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(len(outcomes))
     workers = [
-        context.Process(target=_finish, args=(str(store.path), run_id, outcome, barrier))
+        context.Process(target=_finish, args=(str(backing.path), run_id, outcome, barrier))
         for run_id, outcome in zip(run_ids, outcomes, strict=True)
     ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
+    with nullcontext() if isinstance(store, RemoteStore) else serving(backing):  # other processes need its server
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
 
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert [store.get_run(run_id).status.value for run_id in run_ids] == list(outcomes)

@@ -3,7 +3,7 @@
 import pytest
 
 from core import tracking
-from core.errors import ValidationError
+from core.errors import InvalidTransitionError, ValidationError
 from core.status import RunStatus
 
 
@@ -86,3 +86,23 @@ def test_a_worker_owned_run_is_not_finished_by_the_script(store, make_experiment
 def test_a_bad_experiment_reference_is_a_clear_error(store, experiment):
     with pytest.raises(ValidationError, match="experiment must be an ID or a name"):
         tracking.start_run(experiment, store=store)
+
+
+@pytest.mark.parametrize("noticed_the_cancel", [True, False])
+def test_an_adapter_registered_after_a_cancel_is_not_copied_into_the_data_dir(store, tmp_path_factory, noticed_the_cancel):
+    adapter = tmp_path_factory.mktemp("saved-elsewhere")
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    run = tracking.start_run("cancelled script", store=store)
+    store.cancel_run(run.id)
+    if noticed_the_cancel:
+        run.cancelled.set()  # what the heartbeat thread does once it sees the cancel
+
+    run.register_adapter(adapter, base_model="gpt2")
+    try:
+        run.__exit__(None, None, None)
+    except InvalidTransitionError:
+        assert not noticed_the_cancel  # completing a cancelled run is refused, as before
+
+    assert store.get_run(run.id).status is RunStatus.CANCELLED
+    assert not (store.path.parent / "adapters" / f"run-{run.id}").exists()
+    assert store.list_adapters() == []

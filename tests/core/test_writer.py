@@ -1,14 +1,16 @@
 """The buffered metric writer: batching by size and time, no duplicate points, clear errors."""
 
 import math
-import subprocess
-import sys
+import os
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from core.duckdb_store import DuckDBStore
+from core import remote
 from core.errors import NotFoundError, StoreBusyError, ValidationError
+from core.remote import RemoteStore
 from core.writer import MetricWriter
 
 
@@ -136,27 +138,24 @@ def test_points_for_an_unknown_run_are_a_clear_error_and_store_nothing(store, un
     unchanged()
 
 
-def test_points_stay_buffered_while_the_store_is_busy_and_are_written_later(store, run_id):
-    """Another process holds the file past the lock timeout: the flush fails, the points wait, in order."""
-    busy = DuckDBStore(store.path, lock_timeout=0.2)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(store.path)!r}); print(1, flush=True); time.sleep(2)",
-        ],
-        stdout=subprocess.PIPE,
-    )
-    holder.stdout.readline()
-    writer = MetricWriter(busy, flush_seconds=0)
-    writer.log(run_id, 1, {"loss": 5.0})
-    writer.log_series(run_id, "loss", [1, 2], [4.0, 3.0])
-    with pytest.raises(StoreBusyError):
-        writer.flush()
-    writer.log(run_id, 2, {"loss": 2.0})  # logged after the failed flush: still the last word on step 2
-    holder.wait()
+def test_points_stay_buffered_while_the_store_is_busy_and_are_written_later(tmp_path):
+    """The store server stops answering (paused here) past the timeout: the flush fails, the points wait, in order."""
+    store = RemoteStore(tmp_path / "tunedeck.duckdb", timeout=0.5, idle_exit=30)
+    run_id = store.begin_run("busy", {}, worker="test")
+    server = int(Path(f"{store.address}.lock").read_text())
+    writer = MetricWriter(store, flush_seconds=0)
+    try:
+        os.kill(server, signal.SIGSTOP)
+        writer.log(run_id, 1, {"loss": 5.0})
+        writer.log_series(run_id, "loss", [1, 2], [4.0, 3.0])
+        with pytest.raises(StoreBusyError):
+            writer.flush()
+        writer.log(run_id, 2, {"loss": 2.0})  # logged after the failed flush: still the last word on step 2
+    finally:
+        os.kill(server, signal.SIGCONT)
 
     writer.close()
 
     assert store.get_run_metrics(run_id).of("loss")["value"].to_list() == [4.0, 2.0]
-    assert writer.points_written == 2  # four logged, two distinct steps stored
+    assert writer.points_written == 4  # four logged, two distinct steps stored
+    assert remote.stop(store.path)

@@ -9,7 +9,8 @@ import pytest
 from core.errors import DatasetError, ValidationError
 from core.training_config import TrainingConfig
 from jobs.trainers import builtin
-from jobs.trainers.builtin import TrainingStopped, load_adapter, load_base, train
+from jobs.trainers.base import TrainingStopped
+from jobs.trainers.builtin import load_adapter, load_base, train
 from tests.jobs.recorder import Recorder
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -62,10 +63,11 @@ def test_every_step_from_one_logs_finite_training_metrics(tmp_path):
     assert all(isinstance(v, float) and math.isfinite(v) for _, m in log.calls for v in m.values())
 
 
-def test_evaluates_every_eval_interval_and_after_the_last_step(tmp_path):
-    _, log = run(tmp_path, max_steps=25, eval_interval=10)
+def test_evaluates_the_frozen_base_at_step_zero_then_every_eval_interval_and_after_the_last_step(tmp_path):
+    result, log = run(tmp_path, max_steps=25, eval_interval=10)
 
-    assert log.steps_with("eval_loss") == [10, 20, 25]
+    assert log.steps_with("eval_loss") == [0, 10, 20, 25]
+    assert log.calls[0] == (0, {"eval_loss": result.metrics["base_eval_loss"], "eval_accuracy": result.metrics["base_eval_accuracy"]})
     assert all(set(m) == EVAL_KEYS for _, m in log.calls if "eval_loss" in m)
 
 
@@ -150,6 +152,34 @@ def test_should_stop_interrupts_training_without_adapter(tmp_path):
     assert not (tmp_path / "adapter").exists()
 
 
+def test_reports_lora_parameter_counts_and_the_effective_length_as_params(tmp_path):
+    params = []
+
+    train(TrainingConfig(epochs=2, batch_size=16), SAMPLE / "sentiment.csv", tmp_path / "a", Recorder(), log_params=params.append)
+
+    (logged,) = params
+    buckets, hidden = load_base("tiny-base").weights["fc1.weight"].T.shape
+    lora = 8 * (buckets + hidden) + 8 * (hidden + 3)
+    assert logged["trainable_params"] == lora and logged["lora_target_modules"] == ["fc1", "fc2"]
+    assert logged["total_params"] == lora + buckets * hidden + hidden + hidden * 3 + 3
+    assert (logged["steps_per_epoch"], logged["total_steps"], logged["effective_epochs"]) == (150, 300, 2.0)
+
+
+def test_max_steps_decides_the_effective_epochs(tmp_path):
+    params = []
+
+    train(TrainingConfig(epochs=5, max_steps=30), SAMPLE / "sentiment.csv", tmp_path / "a", Recorder(), log_params=params.append)
+
+    assert (params[0]["total_steps"], params[0]["effective_epochs"]) == (30, 0.2)
+
+
+@pytest.mark.parametrize("special", ["all-linear", "auto"])
+def test_all_linear_and_auto_adapt_both_layers(tmp_path, special):
+    result, _ = run(tmp_path, max_steps=2, target_modules=[special])
+
+    assert load_adapter(result.adapter_dir).config["target_modules"] == ["fc1", "fc2"]
+
+
 def test_unknown_target_module_is_a_clear_error(tmp_path):
     with pytest.raises(ValidationError) as caught:
         run(tmp_path, target_modules=["fc1", "q_proj"])
@@ -203,7 +233,7 @@ def test_backprop_matches_finite_differences_with_dropout_on():
     base = load_base("tiny-base")
     rng = np.random.default_rng(0)
     config = TrainingConfig(max_steps=1, lora_rank=2)
-    model = builtin._Tuned(base, builtin._init_lora(base, config, rng), scale=2.0)
+    model = builtin._Tuned(base, builtin._init_lora(base, config, ["fc1", "fc2"], rng), scale=2.0)
     for name in model.params:
         model.params[name] += rng.normal(0, 0.1, model.params[name].shape)
     x = base.featurize(["the soup was bland", "what a gripping plot", "we ate there on monday"])

@@ -20,6 +20,7 @@ METRIC_LINES = (
     "    print(json.dumps(dict(tunedeck='metrics', step=step, values=dict(loss=1.0 / step))))\n"
     "print('plain output goes to the log')\n"
 )
+WRITES_FILES = "import os, pathlib; pathlib.Path(os.environ['TUNEDECK_OUTPUT_DIR'], 'adapter_model.bin').write_bytes(b'w')"
 
 
 @pytest.fixture
@@ -34,6 +35,9 @@ def commands_file(tmp_path):
 
             [commands.json-lines]
             command = ["{sys.executable}", "-c", {METRIC_LINES!r}]
+
+            [commands.writes-files]
+            command = ["{sys.executable}", "-c", {WRITES_FILES!r}]
 
             [commands.broken]
             command = ["{sys.executable}", "-c", "import sys; print('CUDA out of memory'); sys.exit(3)"]
@@ -75,6 +79,24 @@ def test_a_command_can_report_metrics_as_json_lines(command_worker, job_store):
     assert job_store.get_run_metrics(run.id).of("loss")["value"].to_list() == [1.0, 0.5, 1.0 / 3]
     assert run.adapter is None
     assert "plain output goes to the log" in read_log(get_settings(), run.id)
+
+
+def test_a_command_runs_params_are_what_it_was_given_and_what_its_placeholders_used(command_worker, job_store):
+    plain = run_command(job_store, "json-lines")
+    placeholders = run_command(job_store, "sdk-example")
+
+    assert plain.config == {"trainer": "command", "command": "json-lines", "max_steps": 40}
+    assert placeholders.status is RunStatus.COMPLETED, placeholders.error
+    assert placeholders.config["learning_rate"] == 0.01  # the default its {learning_rate} received
+    assert placeholders.config["lora_rank"] == 4  # the script's own param, not the builtin default of 8
+    assert not {"batch_size", "base_model", "target_modules", "eval_interval"} & set(placeholders.config)
+
+
+def test_an_adapter_whose_command_named_no_base_model_is_registered_as_unknown(command_worker, job_store):
+    run = run_command(job_store, "writes-files")
+
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert job_store.get_adapter(run.adapter.id).base_model == "unknown"
 
 
 def test_a_failing_command_fails_the_run_with_its_last_output(command_worker, job_store):

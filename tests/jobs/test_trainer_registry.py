@@ -1,11 +1,13 @@
 """Trainers are picked by name; one whose packages are missing is listed as unavailable, never a crash."""
 
+import importlib.machinery
 import importlib.util
 
 import pytest
 
 from core.errors import ValidationError
 from jobs import trainers
+from jobs.trainers import peft_trainer
 
 
 def test_every_trainer_is_listed_with_its_availability():
@@ -16,8 +18,15 @@ def test_every_trainer_is_listed_with_its_availability():
 
 
 def test_a_trainer_without_its_packages_is_unavailable_with_an_install_hint(monkeypatch):
+    """Only peft is missing here, whether or not torch and the rest are installed on this machine."""
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "peft" else real_find_spec(name, *a))
+
+    def find_spec(name, *args):
+        if name in peft_trainer.REQUIRED:
+            return None if name == "peft" else importlib.machinery.ModuleSpec(name, None)
+        return real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
 
     reason = trainers.available_trainers()["peft"]
 

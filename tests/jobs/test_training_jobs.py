@@ -18,7 +18,7 @@ def new_experiment(store, dataset: str = SAMPLE) -> int:
     return store.create_experiment({"name": f"jobs {uuid.uuid4().hex[:8]}", "dataset": dataset})
 
 
-def test_three_runs_with_different_learning_rates_train_and_register_adapters(worker, job_store):
+def test_three_runs_with_different_learning_rates_train_log_system_metrics_and_register_adapters(worker, job_store):
     experiment_id = new_experiment(job_store)
     run_ids = [
         tasks.start_run(job_store, experiment_id, {"epochs": 2, "learning_rate": lr, "eval_interval": 20})
@@ -33,6 +33,8 @@ def test_three_runs_with_different_learning_rates_train_and_register_adapters(wo
         assert {"loss", "learning_rate", "grad_norm", "samples_per_second", "eval_loss", "eval_accuracy"} <= set(metrics.summary)
         assert metrics.summary["loss"].count == metrics.of("loss").height == metrics.summary["loss"].last_step
         assert run.attempt == 1 and run.worker and run.started_at and run.ended_at
+        assert {"system/cpu_percent", "system/rss_mb"} <= set(metrics.summary)  # every trainer, even a 1-second run
+        assert run.config["trainable_params"] > 0 and run.config["total_steps"] == metrics.summary["loss"].last_step
     adapters = [job_store.get_adapter(run.adapter.id) for run in runs]
     assert len({adapter.path for adapter in adapters}) == 3
     assert sorted(adapter.version for adapter in adapters) == [1, 2, 3]

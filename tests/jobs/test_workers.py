@@ -115,3 +115,16 @@ def test_a_plain_huey_consumer_runs_training_jobs(job_store, tmp_path):
         stop_worker(consumer)
 
     assert run.status == "completed" and run.adapter is not None
+
+
+def test_a_job_for_a_run_the_store_does_not_have_fails_loudly_in_the_workers_log(worker):
+    from core.settings import get_settings
+    from jobs import tasks
+
+    tasks.train_run(987_654)  # as a worker on another data folder than the app's would get it
+
+    def logged() -> str | None:
+        text = "".join(path.read_text() for path in get_settings().data_dir.glob("worker-test-*.log"))
+        return "job for run 987654 dropped: the store at" in text and text
+
+    assert "has no such run" in wait_for(logged, timeout=60, what="the worker to log the unknown run")

@@ -1,8 +1,14 @@
-"""The soak test's figures, and the `## Load` section of RELIABILITY.md that it (re)writes."""
+"""The soak test's figures, and the `## Load` section of RELIABILITY.md.
+
+`python -m tests.reliability.load_report` runs the soak test and rewrites that section; a plain
+pytest run only prints the figures.
+"""
 
 import os
 import platform
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 HEADING = "## Load"
+REPORT_TO = "TUNEDECK_RELIABILITY_REPORT"  # the soak test writes its section into the file this names
+DOCUMENT = Path(__file__).resolve().parents[2] / "RELIABILITY.md"
 
 
 @dataclass
@@ -52,7 +60,7 @@ def render(figures: LoadFigures, today: datetime | None = None) -> str:
     lines = [
         HEADING,
         "",
-        "Soak test: `tests/reliability/test_soak.py`. Run `python -m pytest tests/reliability -q -s` to measure again;",
+        "Soak test: `tests/reliability/test_soak.py`. Run `python -m tests.reliability.load_report` to measure again;",
         "it rewrites this section (and only this section) and prints the same figures.",
         "",
         (
@@ -101,3 +109,14 @@ def replace_section(document: str, section: str) -> str:
 
 def write_section(path: Path, section: str) -> None:
     path.write_text(replace_section(path.read_text(encoding="utf-8") if path.exists() else "", section), encoding="utf-8")
+
+
+def main() -> int:
+    """Run the soak test with the report switched on; its exit status is pytest's."""
+    test = "tests/reliability/test_soak.py::test_flooding_writers_and_looping_readers_see_no_errors_and_lose_no_points"
+    env = {**os.environ, REPORT_TO: str(DOCUMENT)}
+    return subprocess.call([sys.executable, "-m", "pytest", test, "-q", "-s", "-n", "0"], env=env, cwd=DOCUMENT.parent)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,11 +3,11 @@
 import math
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from core import tracking
 from core.datasets import inspect_dataset
-from core.duckdb_store import DuckDBStore
 from core.errors import TuneDeckError
 from core.presenters import parse_id, parse_run_ids, parse_sweep
 from core.runs import start_run
@@ -30,6 +30,16 @@ def point(step=1, **values):
         writer = MetricWriter(store, flush_seconds=0)
         writer.log(ids["run"], step, values)
         writer.close()
+
+    return log
+
+
+def batch(**columns):
+    """Points handed to the store directly, past the SDK's own checks: the store checks them again."""
+
+    def log(store, ids):
+        row = {"run_id": ids["run"], "key": "loss", "step": 1, "value": 0.5, "wall_time": None, **columns}
+        store.log_metrics(pl.DataFrame({name: [value] for name, value in row.items()}))
 
     return log
 
@@ -98,6 +108,20 @@ BAD_INPUTS = {
     "script metric key": (point(**{"<script>alert(1)</script>": 1.0}), "is not allowed"),
     "negative step": (point(step=-5, loss=1.0), "step must be a whole number"),
     "metrics for unknown run": (lambda store, ids: point(loss=1.0)(store, {"run": 987_654}), "unknown run ID 987654"),
+    # points handed to the store directly
+    "store: NaN value": (batch(value=math.nan), "only finite numbers"),
+    "store: infinite value": (batch(value=math.inf), "only finite numbers"),
+    "store: null value": (batch(value=None), "have no value"),
+    "store: null key": (batch(key=None), "have no key"),
+    "store: negative step": (batch(step=-3), "step must be a whole number from 0"),
+    "store: fractional step": (batch(step=1.5), "step must be a whole number, got 1.5"),
+    "store: text step": (batch(step="ten"), "step must be a whole number"),
+    "store: empty key": (batch(key=""), "is not allowed"),
+    "store: 1 MB key": (batch(key="k" * 1_000_000), "(1000000 characters) is not allowed"),
+    "store: key with a newline": (batch(key="loss\nx"), "is not allowed"),
+    "store: run ID 0": (batch(run_id=0), "run ID must be a positive whole number"),
+    "store: missing column": (lambda store, ids: store.log_metrics(pl.DataFrame({"run_id": [ids["run"]]})), "lack the column"),
+    "store: unknown run": (batch(run_id=987_654), "unknown run ID 987654"),
     # the SDK
     "SDK experiment as float": (lambda store, ids: tracking.start_run(3.5, store=store), "experiment must be an ID or a name"),
     "SDK 10 kB experiment name": (lambda store, ids: tracking.start_run("x" * 10_000, store=store), "at most 200 characters"),
@@ -107,9 +131,10 @@ BAD_INPUTS = {
 
 
 @pytest.fixture
-def guarded(store):
+def guarded(store, backing):
     """The test's store as the app opens it: datasets confined to the repository."""
-    return DuckDBStore(store.path, clock=store.clock, dataset_roots=[ROOT])
+    backing.dataset_roots = [ROOT]
+    return store
 
 
 def test_there_are_at_least_forty_bad_inputs():

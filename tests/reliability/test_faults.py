@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from core import remote
-from core.duckdb_store import DuckDBStore
 from core.errors import StoreError
 from core.logs import read_log
+from core.remote import RemoteStore
 from core.settings import get_settings
 from core.status import RunStatus
 from core.writer import MetricWriter
@@ -143,9 +143,6 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-SERVED = pytest.mark.parametrize("idle_exit", [None, 2.0], ids=["opening the file", "through the store server"])
-
-
 def remount(mount: Path, mode: str) -> None:
     """Remount, retrying briefly: the kernel may still be releasing a just-exited process's files."""
     for _ in range(50):
@@ -155,9 +152,8 @@ def remount(mount: Path, mode: str) -> None:
     raise AssertionError(f"could not remount {mount} {mode}")
 
 
-@SERVED
-def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk, idle_exit):
-    store = DuckDBStore(tiny_disk / "tunedeck.duckdb", server_idle_exit=idle_exit)
+def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk):
+    store = RemoteStore(tiny_disk / "tunedeck.duckdb")
     run_id = store.create_run(store.create_experiment({"name": "full", "dataset": "d.csv"}), {})
     with MetricWriter(store) as writer:
         writer.log_series(run_id, "loss", np.arange(1, 1001), np.linspace(1, 0, 1000))
@@ -172,18 +168,18 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk
     assert_sound(store)
 
 
-@SERVED
-def test_a_read_only_data_directory_still_serves_reads_and_refuses_writes_clearly(tiny_disk, idle_exit):
-    store = DuckDBStore(tiny_disk / "tunedeck.duckdb", server_idle_exit=idle_exit)
+def test_a_read_only_data_directory_still_serves_reads_and_refuses_writes_clearly(tiny_disk):
+    store = RemoteStore(tiny_disk / "tunedeck.duckdb")
     experiment_id = store.create_experiment({"name": "frozen", "dataset": "d.csv"})
-    # A server holds the file open for writing, and Linux refuses a read-only remount while it does: the
-    # folder turns read-only once the server has gone (idle), and then no new server can start there.
-    assert remote.stop(store.path.resolve())
+    # The server holds the file open for writing, and Linux refuses a read-only remount while it does: the
+    # folder turns read-only once the server has gone, and the next one opens the store read-only.
+    assert remote.stop(store.path)
     remount(tiny_disk, "ro")
     try:
         assert store.get_experiment(experiment_id).name == "frozen"
         with pytest.raises(StoreError, match="[Rr]ead-only file system"):
             store.create_experiment({"name": "blocked", "dataset": "d.csv"})
+        assert remote.stop(store.path)  # a server on the read-only folder leaves before it turns writable again
     finally:
         remount(tiny_disk, "rw")
     assert store.list_experiments().total == 1

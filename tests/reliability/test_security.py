@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|FROM)\b")
 STATEMENT = re.compile(r"\b(SELECT .+ FROM|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
 # Fragments our own builders make from allow-lists and bound parameters (core/filters.py, core/duckdb_store.py).
-SQL_FRAGMENTS = {"where", "order", "paging", "key_filter", "assignments"}
+SQL_FRAGMENTS = {"where", "order", "paging", "key_filter", "assignments", "names", "placeholders", "counters"}
 
 
 def python_files(*folders: str) -> list[Path]:

@@ -1,0 +1,185 @@
+"""Read an MLflow tracking store directly: its SQLite database (stdlib sqlite3) or its `mlruns` folder.
+
+MLflow itself is not needed. Run statuses map FINISHED -> completed, FAILED -> failed,
+KILLED -> cancelled; RUNNING and SCHEDULED runs are skipped until they end, deleted runs and
+experiments always. Params keep their names; tags become params `tags.<name>`, except MLflow's
+own `mlflow.*` tags (the run name is the run's name).
+"""
+
+import sqlite3
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from core.errors import ValidationError
+from core.importers.runs import Series, SourceRun
+
+STATUSES = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "cancelled"}
+FOLDER_STATUSES = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
+RUN_NAME_TAG = "mlflow.runName"
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def locate(uri: str) -> tuple[str, Path]:
+    """("sqlite", file) or ("folder", mlruns) for a tracking URI or a path; a ValidationError for anything else."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        path = Path(unquote(uri.removeprefix("sqlite:///")))  # sqlite:///relative.db, sqlite:////absolute.db
+    elif parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+    elif not parsed.scheme:
+        path = Path(uri)
+    else:
+        raise ValidationError(
+            f"cannot read {uri}: give an MLflow SQLite database (sqlite:///mlflow.db or its path) or an mlruns folder; "
+            "a tracking server's database can be read by its sqlite:// file on the server"
+        )
+    if path.is_dir():
+        return "folder", path
+    if path.is_file():
+        with path.open("rb") as file:
+            if file.read(len(SQLITE_HEADER)) == SQLITE_HEADER:
+                return "sqlite", path
+        raise ValidationError(f"{path} is not an SQLite database; give MLflow's mlflow.db or its mlruns folder")
+    raise ValidationError(f"{path} does not exist; give MLflow's database file (mlflow.db) or its mlruns folder")
+
+
+def read(uri: str, skipped: list[str]) -> list[SourceRun]:
+    """Every importable run in the store at uri; reasons for the others are appended to skipped."""
+    kind, path = locate(uri)
+    source = _sqlite_runs(path) if kind == "sqlite" else _folder_runs(path)
+    runs = []
+    for run_id, experiment, name, status, deleted, started_ms, params, tags, metrics in source:
+        if deleted:
+            skipped.append(f"run {name!r} (mlflow:{run_id}): deleted in MLflow")
+        elif status not in STATUSES:
+            skipped.append(f"run {name!r} (mlflow:{run_id}): still {status} in MLflow; import again once it has ended")
+        else:
+            runs.append(_source_run(run_id, experiment, name, status, started_ms, params, tags, metrics, uri))
+    return runs
+
+
+def _source_run(run_id, experiment, name, status, started_ms, params, tags, metrics, uri) -> SourceRun:
+    params = dict(params)
+    params |= {f"tags.{key}": value for key, value in tags.items() if not key.startswith("mlflow.")}
+    if started_ms:
+        params["import.started_at"] = datetime.fromtimestamp(started_ms / 1000, UTC).isoformat(timespec="seconds")
+    return SourceRun(
+        source_id=f"mlflow:{run_id}",
+        experiment=experiment,
+        name=name or run_id,
+        status=STATUSES[status],
+        params=params,
+        read_metrics=metrics,
+        error=f"{status} in MLflow" if status == "FAILED" else None,
+        description=f"Imported from MLflow ({uri}).",
+    )
+
+
+def as_series(rows: list[tuple[str, int, float, int]]) -> dict[str, Series]:
+    """(key, step, value, timestamp ms) rows, in logging order, grouped by key."""
+    grouped: dict[str, list[tuple[int, float, int]]] = {}
+    for key, step, value, timestamp in rows:
+        grouped.setdefault(key, []).append((step, value, timestamp))
+    return {key: _series(points) for key, points in grouped.items()}
+
+
+def _series(points: list[tuple[int, float, int]]) -> Series:
+    steps, values, wall_ms = (np.array(column) for column in zip(*points, strict=True))
+    values = values.astype(np.float64)
+    values[np.abs(values) >= sys.float_info.max] = np.inf  # MLflow's SQL store keeps infinity as the largest float
+    return Series(steps.astype(np.int64), values, wall_ms.astype(np.int64))
+
+
+# -- the SQLite store ----------------------------------------------------------------------------
+def _sqlite_runs(path: Path) -> Iterator[tuple]:
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"experiments", "runs", "metrics", "params", "tags"} <= tables:
+            raise ValidationError(f"{path} is an SQLite database but not an MLflow tracking store (no runs table)")
+        runs = con.execute(
+            "SELECT r.run_uuid, e.name, r.name, r.status, r.lifecycle_stage = 'deleted' OR e.lifecycle_stage = 'deleted', "
+            "r.start_time FROM runs r JOIN experiments e USING (experiment_id) ORDER BY e.experiment_id, r.start_time, r.run_uuid"
+        ).fetchall()
+        for run_id, experiment, name, status, deleted, started_ms in runs:
+            params = dict(con.execute("SELECT key, value FROM params WHERE run_uuid = ?", [run_id]).fetchall())
+            tags = dict(con.execute("SELECT key, value FROM tags WHERE run_uuid = ?", [run_id]).fetchall())
+            metrics = _sqlite_metrics(path, run_id)
+            yield run_id, experiment, name or tags.get(RUN_NAME_TAG), status, deleted, started_ms, params, tags, metrics
+    finally:
+        con.close()
+
+
+def _sqlite_metrics(path: Path, run_id: str):
+    def read_metrics() -> dict[str, Series]:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = con.execute(
+                "SELECT key, step, CASE WHEN is_nan THEN 'NaN' ELSE value END, timestamp FROM metrics "
+                "WHERE run_uuid = ? ORDER BY key, timestamp, rowid",
+                [run_id],
+            ).fetchall()
+        finally:
+            con.close()
+        return as_series([(key, step, float(value), timestamp) for key, step, value, timestamp in rows])
+
+    return read_metrics
+
+
+# -- the mlruns folder ---------------------------------------------------------------------------
+def read_meta(path: Path) -> dict[str, str]:
+    """The flat `key: value` lines of an MLflow meta.yaml (nested entries such as `tags: []` are ignored)."""
+    meta = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition(":")
+        if not sep or line.startswith((" ", "-", "#")):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1].replace("''", "'")
+        elif len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1].encode().decode("unicode_escape")
+        meta[key.strip()] = value
+    return meta
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    """name -> file under folder; a name with '/' (eval/loss) lives in subfolders."""
+    if not folder.is_dir():
+        return {}
+    return {path.relative_to(folder).as_posix(): path for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _folder_runs(root: Path) -> Iterator[tuple]:
+    experiments = sorted(path.parent for path in root.glob("*/meta.yaml") if not path.parent.name.startswith("."))
+    if not experiments:
+        raise ValidationError(f"{root} holds no MLflow experiments (no <experiment>/meta.yaml); give MLflow's mlruns folder")
+    for folder in experiments:
+        experiment = read_meta(folder / "meta.yaml")
+        for meta_path in sorted(folder.glob("*/meta.yaml"), key=lambda p: (read_meta(p).get("start_time", ""), p)):
+            meta = read_meta(meta_path)
+            run_folder = meta_path.parent
+            tags = {key: path.read_text(encoding="utf-8") for key, path in _files(run_folder / "tags").items()}
+            params = {key: path.read_text(encoding="utf-8") for key, path in _files(run_folder / "params").items()}
+            status = FOLDER_STATUSES.get(int(meta.get("status") or 0), "UNKNOWN")
+            deleted = "deleted" in (meta.get("lifecycle_stage"), experiment.get("lifecycle_stage"))
+            name = meta.get("run_name") or tags.get(RUN_NAME_TAG)
+            started = int(meta["start_time"]) if meta.get("start_time", "").isdigit() else None
+            yield meta["run_id"], experiment["name"], name, status, deleted, started, params, tags, _folder_metrics(run_folder)
+
+
+def _folder_metrics(run_folder: Path):
+    def read_metrics() -> dict[str, Series]:
+        rows = []
+        for key, path in _files(run_folder / "metrics").items():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                timestamp, value, *step = line.split()
+                rows.append((key, int(step[0]) if step else 0, float(value), int(timestamp)))
+        return as_series(rows)
+
+    return read_metrics

@@ -1,0 +1,152 @@
+"""Imported runs go through the real lifecycle, once: the source's ID is kept in `import.source`."""
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from core.points import KEY_PATTERN, POINT_SCHEMA
+from core.store import TrackingStore
+
+SOURCE_PARAM = "import.source"
+WORKER = "import"
+BATCH_POINTS = 500_000
+_NOT_A_KEY_CHARACTER = re.compile(r"[^A-Za-z0-9_.\-/:@ ]")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric of one run: steps, values and wall times (epoch milliseconds), in logging order."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    wall_ms: np.ndarray
+
+
+@dataclass
+class SourceRun:
+    source_id: str  # unique in the source, e.g. "mlflow:<run uuid>"
+    experiment: str
+    name: str
+    status: str  # "completed", "failed" or "cancelled"
+    params: dict[str, Any]
+    read_metrics: Callable[[], dict[str, Series]]
+    error: str | None = None
+    description: str = ""
+    notes: list[str] = field(default_factory=list)  # what read_metrics left out, one sentence each
+
+
+@dataclass
+class ImportSummary:
+    runs_imported: int = 0
+    points_imported: int = 0
+    experiments_created: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # runs not imported, one sentence each: which and why
+    notes: list[str] = field(default_factory=list)  # what was left out of or changed in imported runs
+
+    def lines(self) -> list[str]:
+        lines = [f"imported {_count(self.runs_imported, 'run')} with {_count(self.points_imported, 'metric point')}"]
+        if self.experiments_created:
+            lines[0] += f" into {_count(len(self.experiments_created), 'new experiment')}: {', '.join(self.experiments_created)}"
+        for title, items in ((f"skipped {_count(len(self.skipped), 'run')}", self.skipped), ("left out", self.notes)):
+            if items:
+                lines += [f"{title}:"] + [f"  - {item}" for item in items]
+        return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def metric_key(name: str) -> str:
+    """A source's metric name as a key the store takes: other characters become '_', at most 250 long."""
+    return _NOT_A_KEY_CHARACTER.sub("_", name)[:250] or "_"
+
+
+def clean_series(series: Series) -> tuple[Series, int]:
+    """Finite values only, one per step (the last logged wins), in step order; and how many points were dropped."""
+    finite = np.isfinite(series.values)
+    steps, values, wall_ms = series.steps[finite], series.values[finite], series.wall_ms[finite]
+    order = np.lexsort((np.arange(steps.size), steps))  # by step, then logging order
+    steps, values, wall_ms = steps[order], values[order], wall_ms[order]
+    last = np.append(steps[1:] != steps[:-1], True) if steps.size else np.zeros(0, dtype=bool)
+    kept = Series(steps[last], values[last], wall_ms[last])
+    return kept, int(series.steps.size - kept.steps.size)
+
+
+def import_runs(
+    store: TrackingStore,
+    runs: Iterable[SourceRun],
+    summary: ImportSummary,
+    dataset: str,
+    advance: Callable[[int], None] = lambda _: None,
+) -> ImportSummary:
+    """Import each run not imported before into the experiment of its name (made when missing)."""
+    experiments: dict[str, tuple[int, set[str]]] = {}
+    for run in runs:
+        if run.experiment not in experiments:
+            experiments[run.experiment] = _experiment(store, run, dataset, summary)
+        experiment_id, imported = experiments[run.experiment]
+        if run.source_id in imported:
+            summary.skipped.append(f"run {run.name!r} ({run.source_id}): already imported")
+        else:
+            _import_run(store, experiment_id, run, summary)
+            imported.add(run.source_id)
+        advance(1)
+    return summary
+
+
+def _experiment(store: TrackingStore, run: SourceRun, dataset: str, summary: ImportSummary) -> tuple[int, set[str]]:
+    """The live experiment of that name (and the sources it holds), created if there is none."""
+    found = store.find_experiment(run.experiment)
+    if found is None:
+        spec = {"name": run.experiment, "dataset": dataset, "description": run.description}
+        summary.experiments_created.append(run.experiment)
+        return store.create_experiment(spec), set()
+    return found.id, {str(r.config[SOURCE_PARAM]) for r in store.list_runs(found.id) if SOURCE_PARAM in r.config}
+
+
+def _import_run(store: TrackingStore, experiment_id: int, run: SourceRun, summary: ImportSummary) -> None:
+    points, dropped, renamed = _points(run.read_metrics())
+    summary.notes += [f"run {run.name!r}: {note}" for note in run.notes]
+    for original, key in renamed.items():
+        summary.notes.append(
+            f"run {run.name!r}: metric {original!r} renamed {key!r} (keys allow letters, digits, _ . - / : @ and spaces)"
+        )
+    if dropped:
+        summary.notes.append(
+            f"run {run.name!r}: {_count(dropped, 'point')} (NaN or infinite values, or a step logged again: the last value is kept)"
+        )
+    run_id = store.create_run(experiment_id, {**run.params, SOURCE_PARAM: run.source_id}, name=run.name[:200])
+    store.mark_running(run_id, worker=WORKER)
+    for start in range(0, points.height, BATCH_POINTS):
+        store.log_metrics(points.slice(start, BATCH_POINTS).with_columns(run_id=pl.lit(run_id, pl.Int64)))
+    if run.status == "completed":
+        store.complete_run(run_id)
+    elif run.status == "cancelled":
+        store.cancel_run(run_id)
+    else:
+        store.fail_run(run_id, run.error or "failed before it was imported")
+    summary.runs_imported += 1
+    summary.points_imported += points.height
+
+
+def _points(metrics: dict[str, Series]) -> tuple[pl.DataFrame, int, dict[str, str]]:
+    """All of a run's points as one frame in the store's schema (run_id 0 until the run exists)."""
+    frames, dropped, renamed = [], 0, {}
+    for name, series in metrics.items():
+        key = name if KEY_PATTERN.match(name) else metric_key(name)
+        if key != name:
+            renamed[name] = key
+        kept, lost = clean_series(series)
+        dropped += lost
+        frames.append(
+            pl.DataFrame({"run_id": 0, "key": key, "step": kept.steps, "value": kept.values, "wall_time": kept.wall_ms})
+        )
+    if not frames:
+        return pl.DataFrame(schema=POINT_SCHEMA), dropped, renamed
+    points = pl.concat(frames).with_columns(pl.from_epoch(pl.col("wall_time").cast(pl.Int64), time_unit="ms"))
+    return points.cast(POINT_SCHEMA), dropped, renamed

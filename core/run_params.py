@@ -1,0 +1,16 @@
+"""Params every trainer reports under the same names, so runs of different trainers compare side by side."""
+
+from typing import Any
+
+
+def training_length(total_steps: int, steps_per_epoch: int) -> dict[str, Any]:
+    """The steps a run really takes and the epochs they make, whichever of epochs / max_steps decided."""
+    epochs = total_steps / steps_per_epoch if steps_per_epoch else None
+    length = {"total_steps": int(total_steps), "steps_per_epoch": int(steps_per_epoch)}
+    return length | ({"effective_epochs": round(epochs, 4)} if epochs is not None else {})
+
+
+def parameter_counts(trainable: int, total: int) -> dict[str, Any]:
+    """Trainable (adapter) and total parameters: how much of the model LoRA touches."""
+    share = 100.0 * trainable / total if total else 0.0
+    return {"trainable_params": int(trainable), "total_params": int(total), "trainable_percent": round(share, 4)}

@@ -1,0 +1,102 @@
+"""The `tunedeck` command: the app, a worker, imports and a health check, each from one place."""
+
+import subprocess
+import sys
+import time
+import tomllib
+
+from tests.cli.conftest import ROOT, clean_env
+from tests.importers.conftest import FIXTURES
+from tests.servers import free_port, healthy, stop
+from tunedeck.cli import streamlit_config
+
+
+def test_the_console_script_is_the_cli_main():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"tunedeck": "tunedeck.cli:main"}
+
+
+def test_help_lists_every_command(tunedeck):
+    result = tunedeck("--help")
+
+    assert result.returncode == 0
+    for command in ("ui", "worker", "import", "doctor"):
+        assert f"  {command} " in result.stdout
+
+
+def test_doctor_says_ok_for_each_part_of_a_fresh_setup(tunedeck):
+    result = tunedeck("doctor")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = [line.split(":")[0].split(maxsplit=1)[1] for line in result.stdout.splitlines()]
+    assert names == ["versions", "store", "queue", "workers", "dataset roots", "sample data", "trainers"]
+    assert all(line.startswith(("OK", "WARN")) for line in result.stdout.splitlines())
+
+
+def test_doctor_fails_on_a_missing_dataset_folder_and_says_what_to_fix(tunedeck, tmp_path):
+    result = tunedeck("doctor", TUNEDECK_DATASET_ROOTS=str(tmp_path / "nowhere"))
+
+    assert result.returncode == 1
+    assert f"FAIL  dataset roots: {tmp_path / 'nowhere'} missing; fix TUNEDECK_DATASET_ROOTS" in result.stdout
+
+
+def test_a_bad_setting_stops_any_command_with_what_to_fix(tunedeck):
+    result = tunedeck("doctor", TUNEDECK_QUEUE_URL="amqp://elsewhere")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: TUNEDECK_QUEUE_URL: TUNEDECK_QUEUE_URL must be empty (SQLite queue")
+
+
+def test_import_tensorboard_twice_imports_once_and_summarises_both_times(tunedeck):
+    logdir = str(FIXTURES / "tensorboard")
+
+    first = tunedeck("import", "tensorboard", logdir, "--experiment", "tb")
+    second = tunedeck("import", "tensorboard", logdir, "--experiment", "tb")
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("imported 3 runs with 27 metric points into 1 new experiment: tb\n")
+    assert "importing runs" in first.stderr  # the progress bar
+    assert second.returncode == 0 and second.stdout.startswith("imported 0 runs with 0 metric points\nskipped 3 runs:\n")
+
+
+def test_import_mlflow_from_a_folder_summarises_what_was_skipped_and_why(tunedeck):
+    result = tunedeck("import", "mlflow", str(FIXTURES / "mlruns"))
+
+    assert result.returncode == 0, result.stderr
+    assert "imported 4 runs with 42 metric points into 2 new experiments" in result.stdout
+    assert "still RUNNING in MLflow; import again once it has ended" in result.stdout
+    assert "deleted in MLflow" in result.stdout
+
+
+def test_import_from_something_else_is_a_message_not_a_traceback(tunedeck):
+    result = tunedeck("import", "mlflow", "http://localhost:5000")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: cannot read http://localhost:5000: give an MLflow SQLite database")
+    assert "Traceback" not in result.stderr
+
+
+def test_worker_passes_its_options_to_the_worker(tunedeck):
+    result = tunedeck("worker", "--help")
+
+    assert result.returncode == 0
+    assert "--workers WORKERS" in result.stdout and "--idle-exit" in result.stdout
+
+
+def test_ui_uses_tunedecks_streamlit_settings_unless_the_folder_has_its_own(tmp_path):
+    assert "--server.address=localhost" in streamlit_config(tmp_path)
+    assert "--client.showErrorDetails=none" in streamlit_config(tmp_path)
+    assert streamlit_config(ROOT) == []  # Streamlit reads ./.streamlit/config.toml itself
+
+
+def test_ui_serves_the_app(tmp_path):
+    command = [sys.executable, "-m", "tunedeck.cli", "ui", "--server.port", str(port := free_port())]
+    env = clean_env(tmp_path / "data", PYTHONPATH=str(ROOT))
+    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not healthy(f"http://localhost:{port}") and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.2)
+        assert healthy(f"http://localhost:{port}")
+    finally:
+        stop(server)

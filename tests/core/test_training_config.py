@@ -1,0 +1,84 @@
+"""Each trainer reads its own settings with its own defaults; what it would ignore is refused."""
+
+import pytest
+
+from core.errors import ValidationError
+from core.runs import parse_config, resume_config, start_run
+from core.training_config import TRAINER_FIELDS, fields_for
+from jobs.trainers import TRAINERS
+
+
+def test_every_registered_trainer_declares_its_settings():
+    assert set(TRAINER_FIELDS) == set(TRAINERS)
+
+
+def test_a_peft_config_gets_peft_defaults_not_the_builtin_ones():
+    config = parse_config({"trainer": "peft", "epochs": 1})
+
+    assert (config.base_model, config.target_modules, config.task) == ("tiny-gpt2", ["all-linear"], "causal-lm")
+    assert config.save_interval == 50
+
+
+def test_a_builtin_config_keeps_its_own_defaults():
+    config = parse_config({"epochs": 1})
+
+    assert (config.trainer, config.base_model, config.target_modules) == ("builtin", "tiny-base", ["fc1", "fc2"])
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"epochs": 1, "task": "classification"}, "task: not a setting of the builtin trainer (only the peft trainer reads it)"),
+        ({"epochs": 1, "resume_from_run": 3}, "resume_from_run: not a setting of the builtin trainer"),
+        ({"trainer": "peft", "epochs": 1, "command": "x"}, "command: not a setting of the peft trainer (only the command trainer"),
+        ({"trainer": "tensorflow", "epochs": 1}, "unknown trainer 'tensorflow'; available trainers: builtin, command, peft"),
+        ({"trainer": "peft", "epochs": 1, "target_modules": ["all-linear", "c_attn"]}, "stand alone"),
+    ],
+)
+def test_settings_a_trainer_would_ignore_are_refused_with_what_to_do(config, message):
+    with pytest.raises(ValidationError) as caught:
+        parse_config(config)
+
+    assert message in str(caught.value)
+
+
+def test_all_linear_may_be_given_as_text():
+    assert parse_config({"trainer": "peft", "epochs": 1, "target_modules": "all-linear"}).target_modules == ["all-linear"]
+    assert parse_config({"epochs": 1, "target_modules": "fc1, fc2"}).target_modules == ["fc1", "fc2"]
+
+
+def test_a_command_run_records_only_the_settings_given(store, make_experiment):
+    run_id = start_run(store, make_experiment(), {"trainer": "command", "command": "finetune", "learning_rate": 3e-4})
+
+    assert store.get_run(run_id).config == {"trainer": "command", "command": "finetune", "learning_rate": 3e-4}
+
+
+def test_a_command_run_needs_no_length():
+    assert parse_config({"trainer": "command", "command": "finetune"}).max_steps is None
+
+
+def test_the_form_shows_each_trainer_its_own_settings():
+    assert "task" in fields_for("peft") and "task" not in fields_for("builtin")
+    assert "command" in fields_for("command") and "target_modules" in fields_for("builtin")
+
+
+def test_a_resumed_run_copies_the_settings_links_the_old_run_and_drops_logged_params(store, make_experiment):
+    experiment_id = make_experiment()
+    first = start_run(store, experiment_id, {"trainer": "peft", "max_steps": 40})
+    store.log_params(first, {"trainable_params": 8192, "lora_target_modules": ["c_attn"]})
+
+    second = start_run(store, experiment_id, resume_config(store.get_run(first)))
+
+    config = store.get_run(second).config
+    assert config["resume_from_run"] == first and config["max_steps"] == 40 and "trainable_params" not in config
+
+
+def test_a_run_resumes_only_a_run_of_its_own_experiment(store, make_experiment):
+    other = start_run(store, make_experiment("elsewhere"), {"trainer": "peft", "max_steps": 4})
+    experiment_id = make_experiment("here")
+    before = len(store.list_runs(experiment_id))
+
+    with pytest.raises(ValidationError, match=f"resume_from_run: run {other} belongs to another experiment"):
+        start_run(store, experiment_id, {"trainer": "peft", "max_steps": 4, "resume_from_run": other})
+
+    assert len(store.list_runs(experiment_id)) == before

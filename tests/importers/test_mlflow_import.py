@@ -1,0 +1,146 @@
+"""MLflow history comes in whole, from its SQLite store or its mlruns folder, and only once."""
+
+import sqlite3
+
+import polars as pl
+import pytest
+
+from core.errors import ValidationError
+from core.importers import mlflow
+from core.importers.runs import SOURCE_PARAM, ImportSummary, import_runs
+from core.status import RunStatus
+from tests.conftest import snapshot
+from tests.importers.conftest import EXPECTED, FIXTURES
+
+RUNS = EXPECTED["mlflow"]["runs"]
+STATUSES = {"FINISHED": RunStatus.COMPLETED, "FAILED": RunStatus.FAILED, "KILLED": RunStatus.CANCELLED}
+
+
+def import_mlflow(store, uri: str) -> ImportSummary:
+    summary = ImportSummary()
+    return import_runs(store, mlflow.read(uri, summary.skipped), summary, dataset="(imported from MLflow)")
+
+
+@pytest.fixture(params=["sqlite", "sqlite path", "mlruns folder"])
+def source(request, mlflow_db) -> tuple[str, dict]:
+    """A tracking URI of each kind and the MLflow run IDs the fixture script recorded for that store."""
+    if request.param == "mlruns folder":
+        return str(FIXTURES / "mlruns"), EXPECTED["mlflow"]["folder_ids"]
+    uri = f"sqlite:///{mlflow_db}" if request.param == "sqlite" else str(mlflow_db)
+    return uri, EXPECTED["mlflow"]["sqlite_ids"]
+
+
+def imported_runs(store) -> dict[str, object]:
+    page = store.list_experiments(page_size=100)
+    return {run.name: run for experiment in page.items for run in store.list_runs(experiment.id)}
+
+
+def test_experiments_runs_params_tags_and_statuses_come_across(store, source):
+    uri, ids = source
+
+    summary = import_mlflow(store, uri)
+
+    assert sorted(e.name for e in store.list_experiments().items) == ["sentiment lora", "summaries"]
+    runs = imported_runs(store)
+    finished = {name for name, run in RUNS.items() if run["status"] in STATUSES}
+    assert set(runs) == finished and summary.runs_imported == len(finished)
+    for name in finished:
+        want, run = RUNS[name], runs[name]
+        assert store.get_experiment(run.experiment_id).name == want["experiment"]
+        assert run.status is STATUSES[want["status"]]
+        tags = {f"tags.{key}": value for key, value in want["tags"].items()}
+        assert run.config == {
+            **want["params"],
+            **tags,
+            SOURCE_PARAM: f"mlflow:{ids['runs'][name]}",
+            "import.started_at": "2026-01-01T10:00:00+00:00",
+        }
+    assert runs["lr-1e-2"].error == "FAILED in MLflow"
+
+
+def test_full_metric_histories_come_across_with_their_steps(store, source):
+    uri, _ = source
+
+    summary = import_mlflow(store, uri)
+
+    runs = imported_runs(store)
+    for name, run in runs.items():
+        series = store.get_run_metrics(run.id).series
+        for key, points in RUNS[name]["metrics"].items():
+            got = series.filter(pl.col("key") == key).sort("step")
+            assert got["step"].to_list() == [step for step, _ in points], (name, key)
+            assert got["value"].to_list() == pytest.approx([value for _, value in points]), (name, key)
+    assert summary.points_imported == sum(len(p) for n in runs for p in RUNS[n]["metrics"].values())
+    assert runs["stopped early"].metrics["loss"].last == 0.75  # the step logged twice keeps its later value
+
+
+def test_running_and_deleted_runs_are_skipped_with_the_reason(store, source):
+    uri, ids = source
+
+    summary = import_mlflow(store, uri)
+
+    assert sorted(summary.skipped) == [
+        f"run 'still going' (mlflow:{ids['runs']['still going']}): still RUNNING in MLflow; import again once it has ended",
+        f"run {EXPECTED['mlflow']['deleted']!r} (mlflow:{ids['deleted']}): deleted in MLflow",
+    ]
+    assert "run 'lr-1e-2': 2 points (NaN or infinite values, or a step logged again: the last value is kept)" in summary.notes
+
+
+def test_importing_again_adds_nothing(store, backing, source):
+    uri, _ = source
+    import_mlflow(store, uri)
+    before = snapshot(backing)
+
+    again = import_mlflow(store, uri)
+
+    assert again.runs_imported == 0 and again.points_imported == 0 and again.experiments_created == []
+    assert sum("already imported" in reason for reason in again.skipped) == 4
+    after = snapshot(backing)
+    assert all(after[table].equals(rows) for table, rows in before.items())
+
+
+def test_runs_go_into_an_existing_experiment_of_the_same_name(store, make_experiment, mlflow_db):
+    experiment_id = make_experiment("summaries")
+
+    summary = import_mlflow(store, str(mlflow_db))
+
+    assert summary.experiments_created == ["sentiment lora"]
+    assert [run.name for run in store.list_runs(experiment_id)] == ["baseline"]
+
+
+def not_mlflow(tmp_path):
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE things (id INTEGER)")
+    return str(path)
+
+
+def text_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    return str(path)
+
+
+def empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    return str(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    ("make_uri", "message"),
+    [
+        (lambda tmp: "http://localhost:5000", "give an MLflow SQLite database"),
+        (lambda tmp: "postgresql://db/mlflow", "give an MLflow SQLite database"),
+        (lambda tmp: str(tmp / "missing.db"), "does not exist"),
+        (text_file, "is not an SQLite database"),
+        (not_mlflow, "not an MLflow tracking store"),
+        (empty_folder, "holds no MLflow experiments"),
+    ],
+    ids=["tracking server", "postgres", "missing file", "not sqlite", "sqlite but not mlflow", "empty folder"],
+)
+def test_a_source_that_is_not_an_mlflow_store_is_refused_with_a_message_and_nothing_changes(
+    store, unchanged, tmp_path, make_uri, message
+):
+    with pytest.raises(ValidationError, match=message):
+        import_mlflow(store, make_uri(tmp_path))
+    unchanged()

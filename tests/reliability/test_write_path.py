@@ -1,0 +1,185 @@
+"""The write path under abuse: logging scripts killed at random moments, a client paused mid-write, jobs gone astray."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from core import remote, tracking
+from core.remote import RemoteStore
+from core.settings import get_settings
+from core.status import RunStatus
+from jobs.reaper import reap
+
+ROOT = Path(__file__).resolve().parents[2]
+KILLS = 20
+AT_ONCE = 4
+
+LOGGER = """
+import sys
+from core import tracking
+
+with tracking.start_run("killed at random", params={"seed": int(sys.argv[1])}) as run:
+    print("run", run.id, flush=True)
+    step = 0
+    while True:
+        step += 1
+        run.log(step, {"loss": 1.0 / step, "step_squared": float(step * step)})
+        print("logged", step, flush=True)  # only once log() has returned
+"""
+
+
+def start_script(code: str, data_dir: Path, *args: str, **env: str) -> subprocess.Popen:
+    errors = (data_dir / f"script-{time.monotonic_ns()}.err").open("w")
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=ROOT,
+        env={**os.environ, "TUNEDECK_DATA_DIR": str(data_dir), **env},
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+    )
+
+
+def first_line(script: subprocess.Popen, data_dir: Path) -> list[str]:
+    line = script.stdout.readline().split()
+    assert line, "the script ended early: " + "".join(path.read_text() for path in data_dir.glob("script-*.err"))[-3000:]
+    return line
+
+
+def kill_at_random(script: subprocess.Popen, delay: float, data_dir: Path) -> tuple[int, int]:
+    """Read the script's progress, SIGKILL it `delay` seconds after its first step; (run ID, last step logged).
+    Every step printed was logged: the script prints a step only once its log() has returned."""
+    run_id = int(first_line(script, data_dir)[1])
+    last = 0
+    killer = None
+    for line in script.stdout:
+        if not line.endswith("\n"):
+            break  # cut short by the kill: that step may or may not have been logged
+        last = int(line.split()[1])
+        if killer is None:
+            killer = threading.Timer(delay, script.kill)
+            killer.start()
+    assert script.wait() == -signal.SIGKILL
+    killer.join()
+    return run_id, last
+
+
+def wait_for_points(store: RemoteStore, run_id: int, steps: int, timeout: float = 60) -> pl.DataFrame:
+    deadline = time.monotonic() + timeout
+    while True:
+        series = store.get_run_metrics(run_id).series
+        if series.filter(pl.col("key") == "loss").height >= steps or time.monotonic() > deadline:
+            return series
+        time.sleep(0.2)
+
+
+def test_every_point_whose_log_returned_survives_a_sigkill_at_any_moment(tmp_path):
+    store = RemoteStore(tmp_path / "tunedeck.duckdb", idle_exit=60)
+    moments = random.Random(12).sample([0.05 * tick for tick in range(2, 50)], KILLS)  # 0.1 s to 2.5 s in
+    killed: list[tuple[int, int, float]] = []
+    for first in range(0, KILLS, AT_ONCE):
+        scripts = [(start_script(LOGGER, tmp_path, str(index)), moments[index]) for index in range(first, first + AT_ONCE)]
+        results: list = [None] * len(scripts)
+
+        def watch(index: int, script: subprocess.Popen, delay: float, results: list = results) -> None:
+            results[index] = (*kill_at_random(script, delay, tmp_path), delay)
+
+        threads = [threading.Thread(target=watch, args=(i, s, d)) for i, (s, d) in enumerate(scripts)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        killed += results
+
+    assert None not in killed
+    missing = {}
+    for run_id, last, delay in killed:
+        assert last > 0
+        series = wait_for_points(store, run_id, last)  # the server replays what the killed writers journaled
+        loss = series.filter(pl.col("key") == "loss").filter(pl.col("step") <= last)
+        expected = pl.DataFrame({"step": range(1, last + 1)}).with_columns(value=1.0 / pl.col("step"))
+        if loss.select("step", "value").sort("step").to_dicts() != expected.to_dicts():
+            missing[f"run {run_id} killed {delay:.2f} s in"] = f"{loss.height} of {last} steps"
+    assert missing == {}
+    assert not list((tmp_path / "journal").glob("*.points"))  # every journal was replayed and removed
+    assert store.verify_integrity() == []
+    assert remote.stop(store.path)
+
+
+PAUSED = """
+import numpy as np
+from core import tracking
+
+with tracking.start_run("paused", params={}) as run:
+    print("run", run.id, flush=True)
+    for chunk in range(1000):
+        if run.should_stop:
+            break
+        steps = np.arange(chunk * 200_000, (chunk + 1) * 200_000)
+        run.writer.log_series(run.id, "loss", steps, np.full(steps.size, 0.5))
+        print("writing", chunk, flush=True)
+        run.writer.flush()
+print("stopped", flush=True)
+"""
+
+
+def test_a_client_paused_mid_write_blocks_nobody_and_is_then_handled_by_the_heartbeat_rules(tmp_path):
+    store = RemoteStore(tmp_path / "tunedeck.duckdb", timeout=5, idle_exit=60)  # a write waiting 5 s fails
+    paused = start_script(PAUSED, tmp_path)
+    try:
+        paused_run = int(first_line(paused, tmp_path)[1])
+        assert first_line(paused, tmp_path)[0] == "writing"
+        time.sleep(0.05)  # in the middle of sending a 200,000-point batch
+        os.kill(paused.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+
+        with tracking.start_run("healthy", params={"lr": 0.1}, store=store) as healthy:
+            for step in range(1, 11):
+                healthy.log(step, {"loss": 1.0 / step})
+        other = store.create_experiment({"name": "created meanwhile", "dataset": "d.csv"})
+        assert store.get_run(healthy.id).status is RunStatus.COMPLETED
+        assert store.get_experiment(other).status.value == "created"
+
+        settings = get_settings().model_copy(update={"heartbeat_timeout": 3.0})
+        time.sleep(max(0.0, 3.5 - (time.monotonic() - stopped_at)))  # paused for longer than the heartbeat timeout
+        assert reap(store, settings) == [paused_run]
+        assert store.get_run(healthy.id).status is RunStatus.COMPLETED  # never failed for someone else's stall
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+    assert paused.stdout.readlines()[-1].strip() == "stopped"  # its heartbeat saw the run was failed
+    assert paused.wait(timeout=60) == 0
+
+    lost = store.get_run(paused_run)
+    assert lost.status is RunStatus.FAILED and lost.error.startswith("worker lost:")
+    assert store.verify_integrity() == []
+    assert remote.stop(store.path)
+
+
+@pytest.mark.parametrize("job_id", [None, "a-job-that-is-gone"])
+def test_a_queued_run_whose_job_is_gone_is_failed_by_the_reaper_saying_so(store, clock, make_experiment, job_id):
+    experiment_id = make_experiment()
+    orphan = store.create_run(experiment_id, {})
+    if job_id:
+        store.set_job_id(orphan, job_id)
+    waiting = store.create_run(experiment_id, {})
+    store.set_job_id(waiting, "a-live-job")
+    settings = get_settings().model_copy(update={"heartbeat_timeout": 60.0})
+
+    assert reap(store, settings, live_job_ids=["a-live-job"]) == []  # young runs are left alone
+    clock.advance(120)
+    assert reap(store, settings, live_job_ids=["a-live-job"]) == [orphan]
+
+    failed = store.get_run(orphan)
+    assert failed.status is RunStatus.FAILED
+    expected = f"its job {job_id} is no longer in the queue" if job_id else "it was never put on the queue"
+    assert expected in failed.error
+    assert store.get_run(waiting).status is RunStatus.QUEUED

@@ -1,0 +1,113 @@
+"""The new-run form follows the trainer: its settings, its defaults, its models; and the run page's system metrics."""
+
+import json
+
+from core.artifacts import checkpoints_of
+from core.settings import get_settings
+from core.writer import MetricWriter
+
+
+def widget_keys(app) -> set[str]:
+    return {widget.key for kind in ("selectbox", "text_input", "number_input") for widget in getattr(app, kind) if widget.key}
+
+
+def start(app) -> None:
+    app.button[[b.label for b in app.button].index("Start")].click().run()
+
+
+def test_the_form_shows_the_builtin_trainers_settings_first(open_page, populated):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    assert app.selectbox(key="cfg_trainer").value == "builtin"
+    assert app.selectbox(key="cfg_builtin_base_model").value == "tiny-base"
+    assert app.text_input(key="cfg_builtin_target_modules").value == "fc1, fc2"
+    assert "cfg_builtin_task" not in widget_keys(app) and "cfg_builtin_command" not in widget_keys(app)
+
+
+def test_switching_to_peft_resets_the_settings_to_peft_defaults_and_starts_a_peft_run(open_page, populated, app_store):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    app.selectbox(key="cfg_trainer").set_value("peft").run()
+
+    keys = widget_keys(app)
+    assert not any(key.startswith("cfg_builtin_") for key in keys)
+    assert app.selectbox(key="cfg_peft_base_model").value == "tiny-gpt2"
+    assert "tiny-base" not in app.selectbox(key="cfg_peft_base_model").options  # the numpy classifier is no HF model
+    assert app.text_input(key="cfg_peft_target_modules").value == "all-linear"
+    assert app.selectbox(key="cfg_peft_task").options == ["causal-lm", "classification"]
+    app.selectbox(key="cfg_peft_task").set_value("classification")
+    start(app)
+
+    config = app_store.list_runs(populated["experiment"])[0].config
+    assert config["trainer"] == "peft" and config["base_model"] == "tiny-gpt2" and config["task"] == "classification"
+    assert config["target_modules"] == ["all-linear"] and config["epochs"] == 1
+
+
+def test_switching_back_to_builtin_brings_back_its_defaults(open_page, populated):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app.selectbox(key="cfg_trainer").set_value("peft").run()
+
+    app.selectbox(key="cfg_trainer").set_value("builtin").run()
+
+    assert app.text_input(key="cfg_builtin_target_modules").value == "fc1, fc2"
+    assert app.selectbox(key="cfg_builtin_base_model").value == "tiny-base"
+
+
+def test_the_peft_form_lists_the_models_in_the_data_dirs_models_folder(open_page, populated, app_store):
+    mine = get_settings().models_dir / "my-llama"
+    mine.mkdir(parents=True)
+    (mine / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    app.selectbox(key="cfg_trainer").set_value("peft").run()
+
+    assert app.selectbox(key="cfg_peft_base_model").options == ["tiny-gpt2", "my-llama"]
+
+
+def test_a_command_run_records_only_the_settings_given(open_page, populated, app_store, tmp_path, monkeypatch):
+    commands = tmp_path / "commands.toml"
+    commands.write_text('[commands.train-it]\ncommand = ["python", "train.py"]\n')
+    monkeypatch.setenv("TUNEDECK_COMMANDS_FILE", str(commands))
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    app.selectbox(key="cfg_trainer").set_value("command").run()
+    assert app.selectbox(key="cfg_command_command").value == "train-it"
+    app.number_input(key="cfg_command_max_steps").set_value(100)
+    start(app)
+
+    config = app_store.list_runs(populated["experiment"])[0].config
+    assert config == {"trainer": "command", "command": "train-it", "max_steps": 100}
+
+
+def test_system_metrics_stay_off_the_run_charts_until_asked_for(open_page, populated, app_store):
+    with MetricWriter(app_store) as writer:
+        writer.log_series(populated["done"], "system/cpu_percent", [1, 2], [50.0, 60.0])
+        writer.log_series(populated["done"], "system/rss_mb", [1, 2], [300.0, 310.0])
+
+    app = open_page("pages/run.py", run=str(populated["done"]))
+    training_only = len(app.get("vega_lite_chart"))
+    app.toggle(key="with_system").set_value(True).run()
+
+    assert training_only == 2  # loss, eval_loss
+    assert len(app.get("vega_lite_chart")) == 4
+    assert "System metrics (2: CPU, memory, GPU)" == app.toggle(key="with_system").label
+
+
+def test_a_failed_peft_run_with_a_checkpoint_can_be_resumed_from_its_page(open_page, populated, app_store):
+    failed = app_store.create_run(populated["experiment"], {"trainer": "peft", "max_steps": 40, "learning_rate": 0.05})
+    app_store.mark_running(failed, worker="host:1")
+    app_store.fail_run(failed, "worker lost")
+    (checkpoints_of(get_settings().checkpoints_dir, failed) / "checkpoint-20").mkdir(parents=True)
+    app = open_page("pages/run.py", run=str(failed))
+
+    app.button(key="resume").click().run()
+
+    resumed = app_store.list_runs(populated["experiment"])[0]
+    assert resumed.id != failed and resumed.config["resume_from_run"] == failed
+    assert (resumed.config["max_steps"], resumed.config["learning_rate"]) == (40, 0.05)
+
+
+def test_a_run_without_checkpoints_offers_no_resume(open_page, populated):
+    app = open_page("pages/run.py", run=str(populated["failed"]))
+
+    assert "resume" not in {button.key for button in app.button}

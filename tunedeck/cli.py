@@ -1,0 +1,107 @@
+"""`tunedeck ui | worker | import | doctor`: one command for what used to be `streamlit run` and `python -m ...`."""
+
+import os
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from pydantic import ValidationError as PydanticValidationError
+
+from core import open_store, resources
+from core.errors import TuneDeckError
+from core.importers import mlflow, tensorboard
+from core.importers.runs import ImportSummary, SourceRun, import_runs
+from core.settings import get_settings
+from tunedeck import doctor as health
+
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(health.package_version("tunedeck"), message="tunedeck %(version)s")
+def main() -> None:
+    """TuneDeck: an experiment dashboard for LoRA fine-tuning. The store lives in TUNEDECK_DATA_DIR (./data)."""
+    try:
+        get_settings()
+    except PydanticValidationError as error:  # bad configuration stops here with a hint, before any command runs
+        item = error.errors()[0]
+        raise click.ClickException(
+            f"TUNEDECK_{str(item['loc'][0]).upper()}: {item['msg'].removeprefix('Value error, ')}"
+        ) from None
+
+
+@main.command(context_settings=PASS_THROUGH)
+@click.argument("streamlit_args", nargs=-1, type=click.UNPROCESSED)
+def ui(streamlit_args: tuple[str, ...]) -> None:
+    """Run the dashboard (streamlit run app.py); other options go to Streamlit, e.g. --server.port 8502."""
+    command = [sys.executable, "-m", "streamlit", "run", str(resources.app_file()), *streamlit_config(Path.cwd())]
+    os.execv(sys.executable, [*command, *streamlit_args])  # Streamlit takes this process over: signals reach it
+
+
+def streamlit_config(folder: Path) -> list[str]:
+    """TuneDeck's .streamlit/config.toml as options, unless the folder has its own (Streamlit reads that one)."""
+    if (folder / ".streamlit" / "config.toml").is_file():
+        return []
+    config = tomllib.loads((resources.root() / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    return [
+        f"--{section}.{key}={str(value).lower() if isinstance(value, bool) else value}"
+        for section, options in config.items()
+        for key, value in options.items()
+    ]
+
+
+@main.command(context_settings=PASS_THROUGH, add_help_option=False)
+@click.argument("worker_args", nargs=-1, type=click.UNPROCESSED)
+def worker(worker_args: tuple[str, ...]) -> None:
+    """Run a worker for queued training jobs (python -m jobs.worker; --help lists its options)."""
+    from jobs.worker import main as worker_main  # the queue opens on import: only for this command
+
+    worker_main(list(worker_args))
+
+
+@main.command()
+def doctor() -> None:
+    """Check the store, queue, workers, versions and dataset folders; say what to do about each problem."""
+    failed = False
+    for check in health.checks():
+        click.echo(f"{check.state.upper():4}  {check.name}: {check.detail}")
+        failed |= check.state == health.FAIL
+    sys.exit(1 if failed else 0)
+
+
+@main.group("import")
+def import_() -> None:
+    """Bring runs from MLflow or TensorBoard into the store; importing again adds only what is new."""
+
+
+@import_.command("mlflow")
+@click.argument("tracking_uri")
+def import_mlflow(tracking_uri: str) -> None:
+    """Import an MLflow store: sqlite:///mlflow.db, a database file, or an mlruns folder."""
+    _import(lambda skipped: mlflow.read(tracking_uri, skipped), "(imported from MLflow)")
+
+
+@import_.command("tensorboard")
+@click.argument("logdir", type=click.Path(path_type=Path))
+@click.option("--experiment", help="experiment to import into (default: the log folder's name)")
+def import_tensorboard(logdir: Path, experiment: str | None) -> None:
+    """Import each run's scalars from a TensorBoard log folder (one run per folder of event files)."""
+    _import(lambda _: tensorboard.read(logdir, experiment), "(imported from TensorBoard)")
+
+
+def _import(read: Callable[[list[str]], list[SourceRun]], dataset: str) -> None:
+    """Read the source, import its runs with a progress bar, and print what was imported and skipped."""
+    summary = ImportSummary()
+    try:
+        runs = read(summary.skipped)
+        with click.progressbar(length=len(runs), label="importing runs", file=sys.stderr) as bar:
+            import_runs(open_store(), runs, summary, dataset=dataset, advance=bar.update)
+    except TuneDeckError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo("\n".join(summary.lines()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""`tunedeck doctor`: each part TuneDeck needs, OK or what to do about it."""
+
+import os
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+
+from core import open_store, resources
+from core.settings import Settings, get_settings
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+PACKAGES = ("streamlit", "duckdb", "polars", "pyarrow", "huey", "pydantic")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    state: str
+    detail: str
+
+
+def checks(settings: Settings | None = None) -> list[Check]:
+    settings = settings or get_settings()
+    return [
+        versions(),
+        store(settings),
+        queue(settings),
+        workers(settings),
+        dataset_roots(settings),
+        sample_data(),
+        trainers(),
+    ]
+
+
+def _guarded(name: str, check, hint: str) -> Check:
+    """Run a check; an exception becomes a failure that says what went wrong and what to do."""
+    try:
+        return check()
+    except Exception as error:  # doctor reports, never crashes
+        return Check(name, FAIL, f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}; {hint}")
+
+
+def versions() -> Check:
+    found = ", ".join(f"{name} {package_version(name)}" for name in PACKAGES)
+    detail = f"TuneDeck {package_version('tunedeck')}, Python {platform.python_version()}, {found}"
+    missing = [name for name in PACKAGES if package_version(name) == "missing"]
+    if missing:
+        return Check("versions", FAIL, f"{detail}; install them: pip install -r requirements.txt (or pip install tunedeck)")
+    return Check("versions", OK, detail)
+
+
+def package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "(checkout)" if name == "tunedeck" else "missing"
+
+
+def store(settings: Settings) -> Check:
+    def check() -> Check:
+        page = open_store(settings.data_dir).list_experiments(page_size=1, include_deleted=True)
+        return Check("store", OK, f"{settings.store_path} ({page.total} experiments)")
+
+    hint = f"check that {settings.data_dir} is a folder you may write (TUNEDECK_DATA_DIR picks another)"
+    return _guarded("store", check, hint)
+
+
+def queue(settings: Settings) -> Check:
+    def check() -> Check:
+        if settings.queue_url:
+            from redis import Redis
+
+            Redis.from_url(settings.queue_url, socket_timeout=2).ping()
+            return Check("queue", OK, f"Redis at {settings.queue_url} answers")
+        if not os.access(settings.data_dir, os.W_OK):
+            return Check("queue", FAIL, f"{settings.data_dir} is not writable, so the SQLite queue cannot be used")
+        return Check("queue", OK, f"SQLite queue {settings.queue_path}")
+
+    hint = "start Redis or fix TUNEDECK_QUEUE_URL (pip install redis for a Redis queue), or unset it for the SQLite queue"
+    return _guarded("queue", check, hint)
+
+
+def workers(settings: Settings) -> Check:
+    def check() -> Check:
+        from jobs.lock import worker_running
+
+        active = open_store(settings.data_dir).list_active_runs()
+        queued = sum(run.status.value == "queued" for run in active)
+        if worker_running(settings):
+            return Check("workers", OK, f"an auto-started worker runs; {len(active)} runs queued or running")
+        start = "`tunedeck ui` starts one with the app, `tunedeck worker` starts one by hand"
+        state = WARN if queued else OK
+        return Check("workers", state, f"no auto-started worker runs ({queued} runs queued); {start}")
+
+    return _guarded("workers", check, "fix the store first (see above)")
+
+
+def dataset_roots(settings: Settings) -> Check:
+    roots = settings.allowed_dataset_roots
+    missing = [str(root) for root in roots if not root.is_dir() and root != settings.data_dir.resolve()]
+    listed = ", ".join(str(root) for root in roots)
+    if missing:
+        return Check("dataset roots", FAIL, f"{', '.join(missing)} missing; fix TUNEDECK_DATASET_ROOTS ({listed})")
+    return Check("dataset roots", OK, listed)
+
+
+def sample_data() -> Check:
+    sample, model = resources.sample_dir() / "sentiment.csv", resources.models_dir() / "tiny-base" / "model.safetensors"
+    missing = [str(path) for path in (sample, model) if not path.is_file()]
+    if missing:
+        return Check(
+            "sample data", FAIL, f"{', '.join(missing)} missing; reinstall TuneDeck or run python -m scripts.make_sample_data"
+        )
+    return Check("sample data", OK, f"{sample.parent} and the tiny-base model")
+
+
+def trainers() -> Check:
+    from jobs.trainers import available_trainers
+
+    unavailable = {name: reason for name, reason in available_trainers().items() if reason}
+    ready = ", ".join(name for name in available_trainers() if name not in unavailable)
+    if unavailable:
+        why = "; ".join(f"{name}: {reason}" for name, reason in unavailable.items())
+        return Check("trainers", WARN, f"{ready} ready; {why}")
+    return Check("trainers", OK, f"{ready} ready")
