@@ -85,12 +85,13 @@ def test_system_metrics_stay_off_the_run_charts_until_asked_for(open_page, popul
         writer.log_series(populated["done"], "system/rss_mb", [1, 2], [300.0, 310.0])
 
     app = open_page("pages/run.py", run=str(populated["done"]))
+    picker = app.multiselect(key="metrics")
     training_only = len(app.get("vega_lite_chart"))
-    app.toggle(key="with_system").set_value(True).run()
+    picker.set_value([*picker.value, "system/cpu_percent"]).run()
 
+    assert {"system/cpu_percent", "system/rss_mb"} <= set(picker.options)  # one click away
     assert training_only == 2  # loss, eval_loss
-    assert len(app.get("vega_lite_chart")) == 4
-    assert "System metrics (2: CPU, memory, GPU)" == app.toggle(key="with_system").label
+    assert len(app.get("vega_lite_chart")) == 3
 
 
 def test_a_failed_peft_run_with_a_checkpoint_can_be_resumed_from_its_page(open_page, populated, app_store):
