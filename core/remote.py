@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -32,6 +33,7 @@ from core import errors, flocks
 from core.errors import StoreError, TuneDeckError
 from core.store import REPEATABLE, TrackingStore, operations
 
+URI_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
 SEND_TRIES = 3
 START_TIMEOUT = 60.0  # seconds a new store server may take to open (and migrate) the store
 SPAWN_RETRY_AFTER = 30.0  # seconds before trying again to start a server that failed to start
@@ -46,9 +48,10 @@ _clients: dict[tuple[int, str], flight.FlightClient] = {}
 
 
 def address_for(path: Path) -> str:
-    """The socket beside the store, or in this user's private folder when that path is too long for a socket."""
+    """The socket beside the store; in this user's private folder when that path is too long for a socket, has
+    characters a Flight URI cannot carry (a space, say), or lies in a read-only folder."""
     beside = f"{path}.sock"
-    if len(beside.encode()) < 100 and os.access(Path(path).parent, os.W_OK):
+    if len(beside.encode()) < 100 and URI_SAFE.fullmatch(beside) and os.access(Path(path).parent, os.W_OK):
         return beside
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:24]
     return os.path.join(_private_folder(), f"{digest}.sock")

@@ -176,3 +176,13 @@ def test_a_request_that_no_server_can_serve_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="could not start the store server"):
         store.list_experiments()
     assert "tunedeck.duckdb" in (tmp_path / "logs" / "store-server.log").read_text()
+
+
+def test_a_store_in_a_folder_with_spaces_is_served(tmp_path):
+    store = RemoteStore(tmp_path / "my experiments" / "tunedeck.duckdb", timeout=10)
+
+    experiment_id = store.create_experiment({"name": "spaced", "dataset": "d.csv"})
+
+    assert store.get_experiment(experiment_id).name == "spaced"
+    assert " " not in store.address
+    assert remote.stop(store.path)
