@@ -66,6 +66,7 @@ class Database:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._committer = threading.Thread(target=self._commit_loop, name="tunedeck-committer", daemon=True)
         self._committer.start()
+        self._closed = False
         self.groups = 0  # transactions committed, for tests and benchmarks that check grouping
         self.writes = 0
 
@@ -100,6 +101,8 @@ class Database:
         """Run op in a transaction on the committer thread and return what it returns (or raise what it raises)."""
         if threading.current_thread() is self._committer:
             return op(self._con)  # an operation built from others: it is already inside the transaction
+        if self._closed:
+            raise StoreError(f"the store at {self.path} was closed in this process; open it again")
         done: Future = Future()
         self._queue.put((op, done))
         return done.result()
@@ -170,6 +173,7 @@ class Database:
 
     def close(self) -> None:
         """Finish the writes already queued, then close every connection (the file's lock goes with them)."""
+        self._closed = True
         self._queue.put(None)
         self._committer.join()
         with self._cursors_lock:
