@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from core.entities import AdapterSpec
+from core.errors import ValidationError
 from core.presenters import format_size
 
 
@@ -40,6 +41,26 @@ def keep_under(folder: Path, data_dir: Path, destination: Path) -> Path:
         return folder
     shutil.copytree(folder, destination, dirs_exist_ok=True)
     return destination
+
+
+def run_files_dir(data_dir: Path, run_id: int) -> Path:
+    return Path(data_dir) / "files" / f"run-{int(run_id)}"
+
+
+def keep_file(path: Path, data_dir: Path, run_id: int) -> Path:
+    """Copy a file a script logged into the run's folder (a later file of the same name replaces it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"cannot log {path}: no such file")
+    folder = run_files_dir(data_dir, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(path, folder / path.name))
+
+
+def run_files(data_dir: Path, run_id: int) -> list[Path]:
+    """The files logged with a run, by name."""
+    folder = run_files_dir(data_dir, run_id)
+    return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
 
 
 def checkpoints_of(checkpoints_dir: Path, run_id: int) -> Path:

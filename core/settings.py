@@ -1,7 +1,9 @@
 """Every setting in one place: its default and the environment variable that overrides it."""
 
+import functools
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -10,7 +12,7 @@ from core import resources
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TUNEDECK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TUNEDECK_", extra="ignore", frozen=True)  # shared: see get_settings
 
     data_dir: Path = Field(Path("data"), description="Store, queue, logs and adapters (TUNEDECK_DATA_DIR).")
     lock_timeout: float = Field(60.0, gt=0, description="Seconds an operation may wait for the store server's answer.")
@@ -27,6 +29,9 @@ class Settings(BaseSettings):
     commands_file: Path = Field(Path("commands.toml"), description="The administrator's registered training commands.")
     system_metrics_interval: float = Field(
         5.0, ge=0, description="Seconds between samples of a training's CPU, memory and GPU use; 0 turns them off."
+    )
+    mode: Literal["online", "disabled"] = Field(
+        "online", description="disabled: every SDK call is a no-op that stores nothing (for your own tests and CI)."
     )
     dataset_roots: str = Field(
         "", description="Folders datasets may come from, separated by ':'; empty: the working folder, data dir and sample data."
@@ -72,5 +77,13 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Read the environment afresh (variables are TUNEDECK_ + the field name in capitals)."""
+    """The settings the environment gives now (variables are TUNEDECK_ + the field name in capitals).
+
+    Parsed once per distinct set of TUNEDECK_ variables: the SDK asks on every run, and validating costs
+    milliseconds while looking at the environment costs microseconds."""
+    return _settings_for(tuple(sorted((name, value) for name, value in os.environ.items() if name.startswith("TUNEDECK_"))))
+
+
+@functools.lru_cache(maxsize=16)
+def _settings_for(variables: tuple[tuple[str, str], ...]) -> Settings:
     return Settings()

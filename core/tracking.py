@@ -4,8 +4,11 @@
 
     with tracking.start_run("sentiment", params={"learning_rate": 3e-4}) as run:
         for step in range(1, 101):
-            run.log(step, {"loss": ...})
-        run.register_adapter("out/adapter", base_model="gpt2")
+            run.log({"loss": ...}, step=step)       # MLflow / W&B order; run.log(step, {...}) works too
+        run.log_adapter("out/adapter", base_model="gpt2")
+        run.log_file("eval_report.json")
+
+With TUNEDECK_MODE=disabled every call is a no-op and nothing is stored: for a user's own tests and CI.
 
 Inside a job started by a TuneDeck worker, `tracking.attach()` (or `start_run` with no
 experiment) picks up the worker's run from TUNEDECK_RUN_ID; the worker then owns the run's
@@ -19,10 +22,11 @@ import shutil
 import threading
 import traceback as tb
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from core import open_store
-from core.artifacts import describe_adapter, keep_under
+from core.artifacts import describe_adapter, keep_file, keep_under
 from core.entities import Adapter, AdapterSpec
 from core.errors import InvalidTransitionError, NotFoundError, TuneDeckError, ValidationError
 from core.identity import worker_id
@@ -45,6 +49,7 @@ class ActiveRun:
         self.writer = MetricWriter(store, flush_seconds=1.0)
         self.cancelled = threading.Event()
         self._adapter: tuple[Path, str, str | None] | None = None
+        self._last_step: int | None = None
         self._stop_heartbeat = threading.Event()
         self._heartbeat = None
         if heartbeat_seconds:
@@ -56,8 +61,18 @@ class ActiveRun:
         """True once the run was cancelled from the dashboard: stop training at the next step."""
         return self.cancelled.is_set()
 
-    def log(self, step: int, values: dict[str, float]) -> None:
+    def log(self, values: Mapping[str, float] | int, step: int | Mapping[str, float] | None = None) -> None:
+        """run.log({"loss": 0.7}, step=10) as in MLflow and W&B (no step: the one after the last logged here),
+        or run.log(10, {"loss": 0.7}), the older order, kept working."""
+        if not isinstance(values, Mapping):
+            values, step = step, values
+        if not isinstance(values, Mapping):
+            raise ValidationError("log() takes the metrics as a dict, e.g. run.log({'loss': 0.7}, step=10)")
+        if step is None:
+            step = 0 if self._last_step is None else self._last_step + 1
         self.writer.log(self.id, step, values)
+        if isinstance(step, int) and (self._last_step is None or step > self._last_step):
+            self._last_step = step
 
     def log_params(self, params: dict[str, Any]) -> None:
         self.store.log_params(self.id, params)
@@ -71,6 +86,12 @@ class ActiveRun:
             print(json.dumps({ADAPTER_LINE: "adapter", "path": str(folder), "base_model": base_model}), flush=True)
             return
         self._adapter = (folder, base_model, name)  # copied into the data dir only when the run completes
+
+    log_adapter = register_adapter  # the name MLflow users reach for
+
+    def log_file(self, path: str | Path) -> Path:
+        """Keep a copy of a file (an eval report, a config) with the run; the run page offers it for download."""
+        return keep_file(Path(path), self.store.data_dir, self.id)
 
     def finish(
         self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None, traceback: str | None = None
@@ -133,8 +154,37 @@ class ActiveRun:
             self.finish(RunStatus.FAILED, f"{kind.__name__}: {error}", "".join(tb.format_exception(kind, error, trace)))
 
 
-def attach(run_id: int | None = None, store: TrackingStore | None = None) -> ActiveRun:
+class DisabledRun:
+    """What start_run() gives under TUNEDECK_MODE=disabled: every call accepted, nothing stored, no store opened."""
+
+    id = None
+    attached = False
+    should_stop = False
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _nothing
+
+    def __enter__(self) -> "DisabledRun":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        return None
+
+
+def _nothing(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _disabled() -> bool:
+    return get_settings().mode == "disabled"
+
+
+def attach(run_id: int | None = None, store: TrackingStore | None = None) -> ActiveRun | DisabledRun:
     """The run a TuneDeck worker started this process for (TUNEDECK_RUN_ID), or the run_id given."""
+    if _disabled():
+        return DisabledRun()
     raw = run_id if run_id is not None else os.environ.get(RUN_ID_VARIABLE)
     if raw is None:
         raise ValidationError(f"no run to attach to: {RUN_ID_VARIABLE} is not set; use start_run(experiment) outside a worker")
@@ -153,8 +203,10 @@ def start_run(
     name: str | None = None,
     dataset: str = "(logged from a script)",
     store: TrackingStore | None = None,
-) -> ActiveRun:
+) -> ActiveRun | DisabledRun:
     """Attach to the worker's run, or create a running run in an experiment (by ID, or by name: created if new)."""
+    if _disabled():
+        return DisabledRun()
     if experiment is None:
         active = attach(store=store)
         if params:

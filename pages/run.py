@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from core.artifacts import checkpoints_of, last_checkpoint
+from core.artifacts import checkpoints_of, last_checkpoint, run_files
 from core.divergence import LOSS_KEYS, diverged_runs
 from core.logs import read_log, search_log
 from core.presenters import chart_keys, latest_metrics, plural, run_progress
@@ -106,6 +106,15 @@ def log_section(run_id: int) -> None:
         st.code(shown or "(nothing matches)", language="text", height=400)
 
 
+def files_section(run_id: int) -> None:
+    files = run_files(settings().data_dir, run_id)
+    if not files:
+        return
+    with st.expander(f"Files ({len(files)})", icon=":material/attach_file:"):
+        for index, file in enumerate(files):
+            st.download_button(file.name, file.read_bytes(), file_name=file.name, key=f"file_{index}", icon=":material/download:")
+
+
 def body(run_id: int) -> bool:
     with store().reading():
         run = store().get_run(run_id)
@@ -115,6 +124,7 @@ def body(run_id: int) -> bool:
     charts_section(run)
     with st.expander("Config"):
         st.json(run.config)
+    files_section(run.id)
     log_section(run.id)
     return not run.status.is_terminal
 

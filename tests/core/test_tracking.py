@@ -3,6 +3,7 @@
 import pytest
 
 from core import tracking
+from core.artifacts import run_files
 from core.errors import InvalidTransitionError, ValidationError
 from core.status import RunStatus
 
@@ -106,3 +107,73 @@ def test_an_adapter_registered_after_a_cancel_is_not_copied_into_the_data_dir(st
     assert store.get_run(run.id).status is RunStatus.CANCELLED
     assert not (store.path.parent / "adapters" / f"run-{run.id}").exists()
     assert store.list_adapters() == []
+
+
+def test_log_takes_the_metrics_first_and_the_step_as_a_keyword_as_in_mlflow_and_wandb(store):
+    with tracking.start_run("familiar", store=store) as run:
+        run.log({"loss": 0.9}, step=10)
+        run.log({"loss": 0.8})  # no step: the one after the last logged
+        run.log(20, {"loss": 0.5})  # the older order still works
+        run.log({"loss": 0.4})
+
+    series = store.get_run_metrics(run.id).series
+    assert series.select("step", "value").rows() == [(10, 0.9), (11, 0.8), (20, 0.5), (21, 0.4)]
+
+
+def test_log_without_any_step_counts_from_zero(store):
+    with tracking.start_run("counting", store=store) as run:
+        for loss in (3.0, 2.0, 1.0):
+            run.log({"loss": loss})
+
+    assert store.get_run_metrics(run.id).series["step"].to_list() == [0, 1, 2]
+
+
+def test_log_without_a_dict_is_a_clear_error(store):
+    with tracking.start_run("confused", store=store) as run, pytest.raises(ValidationError, match="as a dict"):
+        run.log(0.7, 3)
+
+
+def test_a_logged_file_is_kept_with_the_run(store, tmp_path):
+    report = tmp_path / "eval_report.json"
+    report.write_text('{"accuracy": 0.9}')
+
+    with tracking.start_run("with files", store=store) as run:
+        kept = run.log_file(report)
+        report.write_text("changed after logging")
+
+    assert kept.read_text() == '{"accuracy": 0.9}'
+    assert [path.name for path in run_files(store.data_dir, run.id)] == ["eval_report.json"]
+
+
+def test_logging_a_missing_file_is_a_clear_error(store, tmp_path):
+    with tracking.start_run("no file", store=store) as run, pytest.raises(ValidationError, match="no such file"):
+        run.log_file(tmp_path / "missing.txt")
+
+
+def test_log_adapter_registers_the_adapter_like_register_adapter(store, tmp_path):
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"w")
+    with tracking.start_run("adapter alias", store=store) as run:
+        run.log_adapter(tmp_path, base_model="gpt2")
+
+    assert store.get_adapter(store.get_run(run.id).adapter.id).base_model == "gpt2"
+
+
+def test_disabled_mode_turns_every_call_into_a_no_op_and_stores_nothing(store, monkeypatch, tmp_path):
+    monkeypatch.setenv("TUNEDECK_MODE", "disabled")
+    before = store.list_experiments(include_deleted=True).total
+
+    with tracking.start_run("ci only", params={"lr": 0.1}, store=store) as run:
+        run.log({"loss": 1.0}, step=1)
+        run.log_params({"batch_size": 8})
+        run.set_tags({"team": "nlp"})
+        run.log_file(tmp_path / "not even there.txt")
+        assert not run.should_stop
+    assert tracking.attach().id is None
+
+    assert store.list_experiments(include_deleted=True).total == before
+
+
+def test_an_unknown_mode_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv("TUNEDECK_MODE", "offline-ish")
+    with pytest.raises(Exception, match="online.*disabled"):
+        tracking.start_run("x")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from core import tracking
 from core.writer import MetricWriter
 from tests.ui.conftest import SAMPLE
 
@@ -209,6 +210,17 @@ def test_run_page_shows_error_traceback_and_adapter_link(open_page, populated):
 
     assert "ValueError: learning rate too high" in texts(failed)
     assert any("Adapter sentiment LoRA v1" in link.label for link in done.get("page_link"))
+
+
+def test_run_page_offers_the_files_a_script_logged_for_download(open_page, app_store, tmp_path):
+    report = tmp_path / "eval_report.json"
+    report.write_text('{"accuracy": 0.9}')
+    with tracking.start_run("with files", store=app_store) as run:
+        run.log_file(report)
+
+    app = open_page("pages/run.py", run=str(run.id))
+
+    assert [button.proto.label for button in app.get("download_button")].count("eval_report.json") == 1
 
 
 def test_adapter_detail_shows_files_and_lineage(open_page, populated):
