@@ -21,8 +21,8 @@ import os
 import shutil
 import threading
 import traceback as tb
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from core import open_store
