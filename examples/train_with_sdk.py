@@ -50,7 +50,7 @@ def main() -> None:
             loss = float(np.mean(error**2))
             grad = 2 * error.T @ x / error.size
             a, b = a - args.learning_rate * b.T @ grad, b - args.learning_rate * grad @ a.T
-            run.log(step, {"loss": loss, "learning_rate": args.learning_rate})
+            run.log({"loss": loss, "learning_rate": args.learning_rate}, step=step)
         output.mkdir(parents=True, exist_ok=True)
         save_file(
             {"lora_A.weight": a.astype(np.float32), "lora_B.weight": b.astype(np.float32)},
