@@ -1,5 +1,6 @@
 """The tracking store on one DuckDB file, held by the process that owns it (see core.database and core.owner)."""
 
+import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -186,7 +187,7 @@ class DuckDBStore(TrackingStore):
         name = friendly(TypeAdapter(Name), name, "name")
 
         def op(con) -> None:
-            self._live_experiment(con, experiment_id)
+            self._require_live(con, experiment_id)
             self._require_free_name(con, name, other_than=experiment_id)
             rows(con, "UPDATE experiments SET name = ?, updated_at = ? WHERE id = ?", [name, self.clock(), experiment_id])
 
@@ -194,7 +195,7 @@ class DuckDBStore(TrackingStore):
 
     def delete_experiment(self, experiment_id: int) -> list[int]:
         def op(con) -> list[int]:
-            self._live_experiment(con, experiment_id)
+            self._require_live(con, experiment_id)
             active = [
                 row[0]
                 for row in rows(
@@ -230,7 +231,7 @@ class DuckDBStore(TrackingStore):
             key = friendly(TypeAdapter(MetricKey), key, "primary metric")
 
         def op(con) -> None:
-            self._live_experiment(con, experiment_id)
+            self._require_live(con, experiment_id)
             rows(
                 con, "UPDATE experiments SET primary_metric = ?, updated_at = ? WHERE id = ?", [key, self.clock(), experiment_id]
             )
@@ -254,7 +255,7 @@ class DuckDBStore(TrackingStore):
                 "UPDATE experiments SET metric_directions = ?, updated_at = ? WHERE id = ?",
                 [json.dumps(overrides), self.clock(), experiment_id],
             )
-            self._recompute_best(con, experiment_id, overrides)
+            self._recompute_best(con, experiment_id)
 
         self._write(op)
 
@@ -265,8 +266,7 @@ class DuckDBStore(TrackingStore):
         encoded = _json_object(config, "config")
 
         def op(con) -> int:
-            experiment = self._live_experiment(con, experiment_id)
-            return self._insert_run(con, experiment.id, encoded, name, RunStatus.QUEUED)
+            return self._insert_run(con, self._require_live(con, experiment_id), encoded, name, RunStatus.QUEUED)
 
         return self._write(op)
 
@@ -292,7 +292,7 @@ class DuckDBStore(TrackingStore):
 
         def op(con) -> int:
             if spec is None:
-                experiment_id = self._live_experiment(con, experiment).id
+                experiment_id = self._require_live(con, experiment)
             else:
                 found = first(con, "SELECT id FROM experiments WHERE name = ? AND deleted_at IS NULL", [spec.name])
                 experiment_id = found[0] if found else self._insert_experiment(con, spec)
@@ -304,14 +304,11 @@ class DuckDBStore(TrackingStore):
         return self._write(op)
 
     def _insert_run(self, con, experiment_id: int, config: str, name: str | None, status: RunStatus, **fields: Any) -> int:
-        if name is None:
-            (count,) = first(con, "SELECT run_count FROM experiments WHERE id = ?", [experiment_id])
-            name = f"run-{count + 1}"
+        run_count = self._count_run(con, experiment_id, None, status)
         columns = ["experiment_id", "name", "status", "config", "created_at", *fields]  # names from this module only
-        values = [experiment_id, name, status.value, config, self.clock(), *fields.values()]
+        values = [experiment_id, name or f"run-{run_count}", status.value, config, self.clock(), *fields.values()]
         names, placeholders = ", ".join(columns), ", ".join("?" for _ in columns)
         (run_id,) = first(con, f"INSERT INTO runs (id, {names}) VALUES (nextval('run_ids'), {placeholders}) RETURNING id", values)
-        self._count_run(con, experiment_id, None, status)
         return run_id
 
     def log_params(self, run_id: int, params: dict[str, Any]) -> None:
@@ -439,7 +436,7 @@ class DuckDBStore(TrackingStore):
                 return None
             experiment_id = self._transition(con, run_id, RunStatus.COMPLETED)
             registered = self._register_adapter(con, run_id, experiment_id, adapter) if adapter else None
-            self._improve_best(con, experiment_id, run_id, self._overrides(con, experiment_id))
+            self._improve_best(con, experiment_id, run_id)
             return registered
 
         return self._write(op)
@@ -633,13 +630,19 @@ class DuckDBStore(TrackingStore):
         return Run.model_validate({**row, "config": json.loads(row["config"]), "adapter": adapter, "metrics": metrics})
 
     def _live_experiment(self, con, experiment_id: int) -> Experiment:
+        experiment_id = self._require_live(con, experiment_id)
+        return self._experiments(con, "WHERE e.id = ?", [experiment_id])[0]
+
+    @staticmethod
+    def _require_live(con, experiment_id: int) -> int:
+        """The ID of a live experiment; NotFoundError or ConflictError (deleted) otherwise."""
         experiment_id = _as_id(experiment_id, "experiment")
-        experiments = self._experiments(con, "WHERE e.id = ?", [experiment_id])
-        if not experiments:
+        found = first(con, "SELECT name, deleted_at FROM experiments WHERE id = ?", [experiment_id])
+        if found is None:
             raise NotFoundError(f"no experiment with ID {experiment_id}")
-        if experiments[0].is_deleted:
-            raise ConflictError(f"experiment {experiment_id} ({experiments[0].name!r}) is deleted; restore it first")
-        return experiments[0]
+        if found[1] is not None:
+            raise ConflictError(f"experiment {experiment_id} ({found[0]!r}) is deleted; restore it first")
+        return experiment_id
 
     @staticmethod
     def _require_free_name(con, name: str, other_than: int | None = None) -> None:
@@ -663,41 +666,35 @@ class DuckDBStore(TrackingStore):
 
     def _transition(self, con, run_id: int, new: RunStatus, **fields: Any) -> int:
         """Move a run to a new status and its experiment's counters with it, in the same transaction."""
-        current, experiment_id = self._run_row(con, run_id)
-        if not can_transition(current, new):
-            raise InvalidTransitionError(f"run {run_id} is {current.value}; it cannot become {new.value}")
+        run_id = _as_id(run_id, "run")
+        sources = [status for status in RunStatus if can_transition(status, new)]
         if new.is_terminal:
             fields["ended_at"] = self.clock()
         columns = ["status", *fields]  # column names come from this module, never from input
         assignments = ", ".join(f"{column} = ?" for column in columns)
-        rows(con, f"UPDATE runs SET {assignments} WHERE id = ?", [new.value, *fields.values(), run_id])
-        self._count_run(con, experiment_id, current, new, error=fields.get("error") if new is RunStatus.FAILED else None)
-        return experiment_id
-
-    def _count_run(self, con, experiment_id: int, leaving: RunStatus | None, entering: RunStatus, error: str | None = None):
-        """One run changed state: move the experiment's counters and derive its status from them (no scan of runs)."""
-        names = ", ".join(COUNTER_COLUMNS)
-        counters = dict(
-            zip(COUNTER_COLUMNS, first(con, f"SELECT {names} FROM experiments WHERE id = ?", [experiment_id]), strict=False)
-        )
-        if leaving is not None:
-            counters[COUNTERS[leaving]] -= 1
-        counters[COUNTERS[entering]] += 1
-        status = experiment_status(
-            {
-                RunStatus.RUNNING: counters["active_runs"],
-                RunStatus.COMPLETED: counters["completed_runs"],
-                RunStatus.FAILED: counters["failed_runs"],
-                RunStatus.CANCELLED: counters["cancelled_runs"],
-            }
-        )
-        assignments = ", ".join(f"{column} = ?" for column in COUNTER_COLUMNS)
-        rows(
+        changed = first(
             con,
-            f"UPDATE experiments SET {assignments}, run_count = run_count + ?, status = ?, "
-            "last_error = coalesce(?, last_error), updated_at = ? WHERE id = ?",
-            [*counters.values(), int(leaving is None), status.value, error, self.clock(), experiment_id],
+            f"UPDATE runs SET {assignments} WHERE id = ? AND list_contains(?, status) RETURNING experiment_id",
+            [new.value, *fields.values(), run_id, [status.value for status in sources]],
         )
+        if changed is None:
+            current, _ = self._run_row(con, run_id)  # NotFoundError for an unknown run
+            raise InvalidTransitionError(f"run {run_id} is {current.value}; it cannot become {new.value}")
+        # Every state a run may come from counts in the same counter (active_runs), so the source needs no read.
+        self._count_run(con, changed[0], sources[0], new, error=fields.get("error") if new is RunStatus.FAILED else None)
+        return changed[0]
+
+    def _count_run(self, con, experiment_id: int, leaving: RunStatus | None, entering: RunStatus, error: str | None = None) -> int:
+        """One run changed state: move the experiment's counters and its status with them in one statement (no scan
+        of runs, no read first). Returns the experiment's run count."""
+        deltas = dict.fromkeys(COUNTER_COLUMNS, 0)
+        if leaving is not None:
+            deltas[COUNTERS[leaving]] -= 1
+        deltas[COUNTERS[entering]] += 1
+        (run_count,) = first(
+            con, _COUNT_RUN, [*deltas.values(), int(leaving is None), *deltas.values(), error, self.clock(), experiment_id]
+        )
+        return run_count
 
     def _register_adapter(self, con, run_id: int, experiment_id: int, spec: AdapterSpec) -> Adapter:
         name = spec.name or first(con, "SELECT name FROM experiments WHERE id = ?", [experiment_id])[0]
@@ -714,21 +711,28 @@ class DuckDBStore(TrackingStore):
         rows(con, "UPDATE runs SET adapter_id = ? WHERE id = ?", [adapter_id, run_id])
         return Adapter.model_validate(frame(con, "SELECT * FROM adapters WHERE id = ?", [adapter_id]).row(0, named=True))
 
-    @staticmethod
-    def _overrides(con, experiment_id: int) -> dict[str, Direction]:
-        (raw,) = first(con, "SELECT metric_directions FROM experiments WHERE id = ?", [experiment_id])
-        return {key: Direction(value) for key, value in json.loads(raw).items()}
-
-    def _improve_best(self, con, experiment_id: int, run_id: int, overrides: dict[str, Direction]) -> None:
+    def _improve_best(self, con, experiment_id: int, run_id: int) -> None:
         """Let a newly completed run take the best value of each metric it beats."""
-        finals = rows(con, "SELECT key, last_value FROM metric_summaries WHERE run_id = ?", [run_id])
-        current = dict(rows(con, "SELECT key, value FROM best_metrics WHERE experiment_id = ?", [experiment_id]))
-        for key, value in finals:
-            direction = direction_for(key, overrides)
-            if direction is not None and is_better(value, current.get(key), direction):
-                rows(con, "INSERT OR REPLACE INTO best_metrics VALUES (?, ?, ?, ?)", [experiment_id, key, value, run_id])
+        finals = rows(
+            con,
+            """
+            SELECT s.key, s.last_value, b.value, e.metric_directions
+            FROM metric_summaries s
+            JOIN experiments e ON e.id = ?
+            LEFT JOIN best_metrics b ON b.experiment_id = e.id AND b.key = s.key
+            WHERE s.run_id = ?
+            """,
+            [experiment_id, run_id],
+        )
+        improved = [
+            [experiment_id, key, value, run_id]
+            for key, value, best, raw in finals
+            if (direction := direction_for(key, _directions(raw))) is not None and is_better(value, best, direction)
+        ]
+        if improved:
+            con.executemany("INSERT OR REPLACE INTO best_metrics VALUES (?, ?, ?, ?)", improved)
 
-    def _recompute_best(self, con, experiment_id: int, overrides: dict[str, Direction]) -> None:
+    def _recompute_best(self, con, experiment_id: int) -> None:
         rows(con, "DELETE FROM best_metrics WHERE experiment_id = ?", [experiment_id])
         completed = rows(
             con,
@@ -736,7 +740,7 @@ class DuckDBStore(TrackingStore):
             [experiment_id, RunStatus.COMPLETED.value],
         )
         for (run_id,) in completed:
-            self._improve_best(con, experiment_id, run_id, overrides)
+            self._improve_best(con, experiment_id, run_id)
 
     @staticmethod
     def _append_points(con) -> None:
@@ -776,6 +780,25 @@ class DuckDBStore(TrackingStore):
             GROUP BY run_id, key
             """,
         )
+
+
+# experiment_status() over the counters after a change, in SQL. SET sees the row as it was, so the
+# status adds the counters' deltas again (the deltas come in COUNTER_COLUMNS order, twice).
+_STATUS_FROM_COUNTERS = (
+    "CASE WHEN active_runs + ? > 0 THEN 'running' WHEN completed_runs + ? > 0 THEN 'completed' "
+    "WHEN failed_runs + ? > 0 THEN 'failed' WHEN cancelled_runs + ? > 0 THEN 'cancelled' ELSE 'created' END"
+)
+_COUNT_RUN = (
+    "UPDATE experiments SET active_runs = active_runs + ?, completed_runs = completed_runs + ?, "
+    "failed_runs = failed_runs + ?, cancelled_runs = cancelled_runs + ?, run_count = run_count + ?, "
+    "status = " + _STATUS_FROM_COUNTERS + ", last_error = coalesce(?, last_error), updated_at = ? "
+    "WHERE id = ? RETURNING run_count"
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _directions(raw: str) -> dict[str, Direction]:
+    return {key: Direction(value) for key, value in json.loads(raw).items()}
 
 
 def _counter_values(runs: dict[RunStatus, int]) -> list[int]:

@@ -1,10 +1,13 @@
 """The status lifecycle: run transitions and the experiment status that follows from them."""
 
+import itertools
 import multiprocessing
 from contextlib import nullcontext
 
+import duckdb
 import pytest
 
+from core.duckdb_store import _STATUS_FROM_COUNTERS
 from core.errors import InvalidTransitionError
 from core.remote import RemoteStore
 from core.status import ExperimentStatus, RunStatus, experiment_status
@@ -25,6 +28,20 @@ from tests.stores import serving
 )
 def test_experiment_status_rules(counts, expected):
     assert experiment_status(counts) == expected
+
+
+@pytest.mark.parametrize("counts", list(itertools.product([0, 1, 2], repeat=4)))
+def test_the_store_derives_the_same_status_in_sql_as_the_rules(counts):
+    """The store moves an experiment's status with its counters in one UPDATE; its CASE must be these rules."""
+    active, completed, failed, cancelled = counts
+    by_status = {RunStatus.RUNNING: active, RunStatus.COMPLETED: completed, RunStatus.FAILED: failed, RunStatus.CANCELLED: cancelled}
+    con = duckdb.connect()
+    con.execute("CREATE TABLE experiments (active_runs INT, completed_runs INT, failed_runs INT, cancelled_runs INT)")
+    con.execute("INSERT INTO experiments VALUES (?, ?, ?, ?)", list(counts))
+
+    (derived,) = con.execute(f"SELECT {_STATUS_FROM_COUNTERS} FROM experiments", [0, 0, 0, 0]).fetchone()
+
+    assert derived == experiment_status(by_status).value
 
 
 def test_experiment_with_no_runs_is_created(store, make_experiment):
