@@ -494,13 +494,13 @@ class DuckDBStore(TrackingStore):
         con.register("points", points)
         con.register("series", series)
         try:
-            unknown, rewrites = first(con, _BATCH_CHECK)
+            unknown, rewrites, continued = first(con, _BATCH_CHECK)
             if unknown:
                 raise NotFoundError(f"cannot log metrics for unknown run ID {', '.join(map(str, unknown))}")
             if rewrites:
                 self._rewrite_points(con)
             else:
-                self._append_points(con)
+                self._append_points(con, new_series_only=not continued)
         finally:
             con.unregister("points")
             con.unregister("series")
@@ -743,15 +743,17 @@ class DuckDBStore(TrackingStore):
             self._improve_best(con, experiment_id, run_id)
 
     @staticmethod
-    def _append_points(con) -> None:
-        """The common case: every point is past its series' last step, so summaries merge incrementally."""
+    def _append_points(con, new_series_only: bool) -> None:
+        """The common case: every point is past its series' last step, so summaries merge incrementally
+        (a batch that only starts series, like a short run's, skips the merge: an upsert costs over twice an insert)."""
         rows(con, "INSERT INTO metrics SELECT run_id, key, step, value, wall_time FROM points")
+        if new_series_only:
+            rows(con, _NEW_SUMMARIES)
+            return
         rows(
             con,
-            """
-            INSERT INTO metric_summaries
-            SELECT run_id, key, arg_max(value, step), max(step), arg_max(wall_time, step), min(value), max(value), count(*)
-            FROM points GROUP BY run_id, key
+            _NEW_SUMMARIES
+            + """
             ON CONFLICT (run_id, key) DO UPDATE SET
                 last_value = excluded.last_value,
                 last_step = excluded.last_step,
@@ -805,11 +807,19 @@ def _counter_values(runs: dict[RunStatus, int]) -> list[int]:
     return [sum(n for status, n in runs.items() if COUNTERS[status] == column) for column in COUNTER_COLUMNS]
 
 
+_NEW_SUMMARIES = """
+    INSERT INTO metric_summaries
+    SELECT run_id, key, arg_max(value, step), max(step), arg_max(wall_time, step), min(value), max(value), count(*)
+    FROM points GROUP BY run_id, key
+"""
+
 # One look before a batch goes in: runs it names that do not exist, and whether it rewrites steps already stored.
 _BATCH_CHECK = """
     SELECT
         (SELECT list(DISTINCT run_id ORDER BY run_id) FROM series ANTI JOIN runs ON runs.id = series.run_id),
-        (SELECT count(*) FROM series JOIN metric_summaries s USING (run_id, key) WHERE series.first_step <= s.last_step)
+        count(s.run_id) FILTER (WHERE series.first_step <= s.last_step),
+        count(s.run_id)
+    FROM series LEFT JOIN metric_summaries s USING (run_id, key)
 """
 
 _RUNS_WITH_LAST_VALUES = """
