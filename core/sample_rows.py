@@ -8,6 +8,7 @@ import json
 import math
 from typing import Annotated, Any
 
+import numpy as np
 import polars as pl
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -19,7 +20,7 @@ MAX_TEXT = 10_000  # characters in one input, reference or prediction
 MAX_EXTRA = 2_000  # characters of one row's extra settings, as JSON
 MAX_ROWS = 1_000  # rows in one call
 MAX_CALL_TEXT = 2_000_000  # characters in one call, all texts together
-DEFAULT_SAMPLE_SIZE = 32  # eval examples a trainer logs at each evaluation
+SAMPLE_SEED = 4321  # fixed, not the training seed: every run of an experiment answers the same examples
 SAMPLE_COLUMNS = {
     "run_id": pl.Int64,
     "step": pl.Int64,
@@ -130,3 +131,23 @@ def samples_frame(run_id: int, step: int, rows: list[SampleRow]) -> pl.DataFrame
         },
         schema=SAMPLE_COLUMNS,
     )
+
+
+def sample_positions(n_eval: int, size: int) -> list[int]:
+    """`size` positions among `n_eval` held-out rows (all of them when there are fewer), in order."""
+    chosen = np.random.default_rng(SAMPLE_SEED).choice(n_eval, size=min(size, n_eval), replace=False)
+    return sorted(int(position) for position in chosen)
+
+
+def label_row(example_id: int, text: str, reference: str, predicted: str, confidence: float) -> dict[str, Any]:
+    """A classifier's answer: correct scores 1, wrong 0; its confidence goes in extra."""
+    correct = predicted == reference
+    return {
+        "example_id": example_id,
+        "input": text,
+        "reference": reference,
+        "prediction": predicted,
+        "score": float(correct),
+        "correct": correct,
+        "extra": {"confidence": round(float(confidence), 4)},
+    }

@@ -66,6 +66,7 @@ def run(run_id: int) -> int:
                     log_params=lambda params: store.log_params(run_id, params),
                     checkpoint_dir=checkpoints_of(settings.checkpoints_dir, run_id),
                     resume_from=resume_from,
+                    log_samples=lambda step, rows: store.log_samples(run_id, step, rows),
                 )
         base_model = result.base_model or config.base_model or UNKNOWN_BASE_MODEL
         spec = describe_adapter(result.adapter_dir, base_model) if result.adapter_dir else None
