@@ -10,9 +10,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from core.entities import RunComparison
+
 # How an example's answer moved since the previous evaluation.
 NEW, FIXED, BROKE, CHANGED, SAME = "new", "fixed", "broke", "changed", "same"
 FOLD_AT = 200  # characters of a long text a table cell shows before "…"; the full text is one click away
+DISAGREE_STYLE = "background-color: #fef3c7"  # amber: the runs answered this example differently
+WRONG_STYLE = "color: #b91c1c"  # red text: this run's answer is wrong
 
 
 def right() -> pl.Expr:
@@ -53,6 +57,18 @@ def changes_since(current: pl.DataFrame, previous: pl.DataFrame | None) -> pl.Da
     return joined.with_columns(change=change, score_change=pl.col("score") - pl.col("previous_score")).drop(
         "previous_score", "previous_right"
     )
+
+
+def step_summary(changed: pl.DataFrame, previous: int | None) -> str:
+    """'32 examples: 27 right, 5 wrong; since step 10: 3 fixed, 1 broke, 2 changed otherwise.'"""
+    rows = changed.height
+    right_count = int(changed["right"].sum() or 0)
+    wrong_count = changed.filter(pl.col("right") == False).height  # noqa: E712
+    text = f"{rows} example{'s' if rows != 1 else ''}: {right_count} right, {wrong_count} wrong"
+    if previous is None:
+        return text + " (the first evaluation with samples)."
+    moves = {name: changed.filter(pl.col("change") == name).height for name in (FIXED, BROKE, CHANGED)}
+    return text + f"; since step {previous}: {moves[FIXED]} fixed, {moves[BROKE]} broke, {moves[CHANGED]} changed otherwise."
 
 
 def previous_step(steps: list[int], step: int) -> int | None:
@@ -125,6 +141,26 @@ def side_by_side(samples: pl.DataFrame, labels: dict[int, str]) -> tuple[pl.Data
 def _present(rows: pl.DataFrame, names: list[str]) -> list[str]:
     found = set(rows["run"].unique().to_list())
     return [name for name in names if name in found]
+
+
+def cell_styles(table: pl.DataFrame, flags: pl.DataFrame) -> pl.DataFrame:
+    """CSS per run cell of `side_by_side`'s table: amber where the runs disagree, red text where a run is wrong."""
+    runs = [name for name in flags.columns if name != "example_id"]
+    disagree = ~table["agree"].fill_null(True)
+    return pl.DataFrame(
+        {
+            name: [
+                "; ".join(style for style, on in ((DISAGREE_STYLE, differs), (WRONG_STYLE, is_right is False)) if on)
+                for differs, is_right in zip(disagree, flags[name], strict=True)
+            ]
+            for name in runs
+        }
+    )
+
+
+def best_run(comparison: RunComparison, primary: str) -> int | None:
+    """The compared run that is best by the experiment's primary metric, if any run logged it."""
+    return next((row.best_run_id for row in comparison.metrics if row.key == primary), None)
 
 
 def best_wrong_other_right(samples: pl.DataFrame, best_run_id: int) -> list[str]:
