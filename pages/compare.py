@@ -17,6 +17,7 @@ from core.samples import best_run
 from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import friendly_errors, live, store, through_app
 from ui.samples import compare_samples
+from ui.try_it import try_box
 
 through_app()
 
@@ -78,6 +79,8 @@ def comparison_view(run_ids: list[int]) -> bool:
 def samples_section(comparison) -> None:
     primary = store().get_experiment(comparison.runs[0].experiment_id).primary_metric
     compare_samples(store(), comparison.runs, best_run(comparison, primary), primary)
+    adapters = {run_label(run): store().get_adapter(run.adapter.id) for run in comparison.runs if run.adapter}
+    try_box(adapters, key="try_compare")
 
 
 with friendly_errors():
