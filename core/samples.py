@@ -17,6 +17,7 @@ NEW, FIXED, BROKE, CHANGED, SAME = "new", "fixed", "broke", "changed", "same"
 FOLD_AT = 200  # characters of a long text a table cell shows before "…"; the full text is one click away
 DISAGREE_STYLE = "background-color: #fef3c7"  # amber: the runs answered this example differently
 WRONG_STYLE = "color: #b91c1c"  # red text: this run's answer is wrong
+OPTIONAL_COLUMNS = ("reference", "before", "confidence", "score", "score_change")
 
 
 def right() -> pl.Expr:
@@ -84,17 +85,20 @@ def fold(text: str | None, width: int = FOLD_AT) -> str | None:
 
 
 def step_table(changed: pl.DataFrame) -> pl.DataFrame:
-    """What the run page shows per example: texts folded, confidence out of extra, the change."""
-    return changed.select(
+    """What the run page shows per example: texts folded, the change, confidence out of extra; a column no
+    example has a value in (no scores logged, say) is left out."""
+    table = changed.select(
         pl.col("example_id").alias("example"),
         *(pl.col(name).map_elements(fold, return_dtype=pl.String) for name in ("input", "reference", "prediction")),
         "right",
-        "score",
-        pl.col("extra").map_elements(_confidence, return_dtype=pl.Float64).alias("confidence"),
         "change",
         pl.col("previous").map_elements(fold, return_dtype=pl.String).alias("before"),
+        pl.col("extra").map_elements(_confidence, return_dtype=pl.Float64).alias("confidence"),
+        "score",
         "score_change",
     )
+    empty = [name for name in OPTIONAL_COLUMNS if table[name].null_count() == table.height]
+    return table.drop(empty)
 
 
 def _confidence(extra: str) -> float | None:

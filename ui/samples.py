@@ -8,10 +8,10 @@ from core import samples
 from core.entities import Run
 from core.presenters import run_label
 from core.store import TrackingStore
-from ui.common import plain
+from ui.common import plain, styled
 
 ALL, DISAGREE, BEST_WRONG = "All examples", "Runs disagree", "Best run wrong, another right"
-TEXT_COLUMNS = ("input", "reference", "prediction", "before")
+TEXT_WIDTHS = {"example": "small", "input": "medium", "reference": "small", "prediction": "medium", "before": "small"}
 
 
 def run_samples(store: TrackingStore, run_id: int) -> None:
@@ -32,11 +32,11 @@ def run_samples(store: TrackingStore, run_id: int) -> None:
         changed = changed.filter(pl.col("right") == False)  # noqa: E712 - unjudged answers are not wrong
     table = samples.step_table(changed)
     st.dataframe(
-        table,
+        styled(table, status_column=None),
         hide_index=True,
         key="samples_table",
-        column_config={name: st.column_config.TextColumn(name, width="medium") for name in TEXT_COLUMNS}
-        | {"right": st.column_config.CheckboxColumn("right", width="small")},
+        column_config={name: st.column_config.TextColumn(name, width=width) for name, width in TEXT_WIDTHS.items()}
+        | {"right": st.column_config.CheckboxColumn("right", width="small"), "score_change": "score change"},
     )
     read_in_full(changed, ("input", "reference", "prediction", "previous"), key="sample_full")
 
@@ -57,7 +57,7 @@ def compare_samples(store: TrackingStore, runs: list[Run], best_run_id: int | No
     cells[2].metric("disagree", counts.disagree)
     cells[3].metric("all right", counts.all_right)
     cells[4].metric("all wrong", counts.all_wrong)
-    per_run = ", ".join(f"{labels[run_id]} {right}" for run_id, right in sorted(counts.right_per_run.items()))
+    per_run = ", ".join(f"{labels[run_id]}: {right}" for run_id, right in sorted(counts.right_per_run.items()))
     st.caption(
         plain(f"Right answers per run: {per_run}.")
         + " Amber cells: the runs disagree; red text: a wrong answer. Each run is shown at its last evaluation."
@@ -86,7 +86,9 @@ def compare_samples(store: TrackingStore, runs: list[Run], best_run_id: int | No
         shown.to_pandas().style.apply(lambda column: styles[column.name], axis=0, subset=list(labels.values())),
         hide_index=True,
         key="side_by_side",
-        column_config={"example_id": "example", "agree": st.column_config.CheckboxColumn("agree", width="small")},
+        column_config={"example_id": "example", "input": st.column_config.TextColumn("input", width="medium")}
+        | {name: st.column_config.TextColumn(name, width="medium") for name in labels.values()}
+        | {"agree": st.column_config.CheckboxColumn("agree", width="small")},
     )
     read_in_full(table, ("input", "reference", *labels.values()), key="side_full")
 
