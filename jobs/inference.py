@@ -82,31 +82,16 @@ def _labelled(label: str, confidence: float) -> Answer:
 
 
 def _peft_answerer(folder: Path, base_model: str) -> Answerer:
-    import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     os.environ["HF_HUB_OFFLINE"] = "1"  # a local folder only: never reach for the hub
     model_dir = resolve_model(base_model, model_roots(get_settings().models_dir))
     task = _task(folder)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    labels = task.get("labels")
-    if task.get("task") == "classification" and labels:
-        base = AutoModelForSequenceClassification.from_pretrained(
-            model_dir,
-            local_files_only=True,
-            dtype=torch.float32,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        model = PeftModel.from_pretrained(base, folder).eval()
+    tokenizer = peft_trainer.load_tokenizer(model_dir)
+    labels = task.get("labels") if task.get("task") == "classification" else None
+    model = PeftModel.from_pretrained(peft_trainer.load_base(model_dir, tokenizer, labels), folder).eval()
+    if labels:
         return lambda text: _labelled(*_no_grad(lambda: hf_samples.classify(model, tokenizer, text)))
-    base = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
-    model = PeftModel.from_pretrained(base, folder).eval()
     settings = hf_samples.decoding()
     return lambda text: Answer(_no_grad(lambda: hf_samples.generate(model, tokenizer, text)), settings=settings)
 

@@ -75,7 +75,7 @@ def train(
     os.environ["HF_HUB_OFFLINE"] = "1"  # a local folder only: never reach for the hub
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     model_dir = resolve_model(config.base_model, model_roots(models_dir or get_settings().models_dir))
-    tokenizer = _tokenizer(model_dir, config)
+    tokenizer = load_tokenizer(model_dir)
     data = _data(config, dataset, tokenizer, model_dir)
     model = _with_lora(_base_model(model_dir, config, tokenizer, data.labels), config)
     _fit_threads(model)
@@ -156,7 +156,7 @@ def last_checkpoint(folder: Path) -> Path | None:
     return max(found, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
 
 
-def _tokenizer(model_dir: Path, config: TrainingConfig):
+def load_tokenizer(model_dir: Path):
     from transformers import AutoTokenizer
 
     try:
@@ -196,12 +196,19 @@ def _example(row: int, text: str, reference: str) -> dict:
 
 def _base_model(model_dir: Path, config: TrainingConfig, tokenizer, labels: list[str] | None):
     """The frozen base: a causal LM, or the same body with a fresh classification head (seeded)."""
+    from transformers import set_seed
+
+    set_seed(config.seed)  # a classification head starts from random weights: the seed fixes them
+    return load_base(model_dir, tokenizer, labels)
+
+
+def load_base(model_dir: Path, tokenizer, labels: list[str] | None):
+    """A causal LM, or with `labels` the same body under a classification head for them."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, set_seed
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
     from transformers.utils import logging
 
     logging.disable_progress_bar()
-    set_seed(config.seed)  # a classification head starts from random weights: the seed fixes them
     try:
         if labels is None:
             return AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)

@@ -125,3 +125,8 @@ def test_an_answer_that_takes_too_long_ends_with_a_message():
     with pytest.raises(TuneDeckError, match="longer than 0.1 s"):
         inference.answer_within(lambda text: release.wait(5), "hi", seconds=0.1)
     release.set()
+
+
+def test_memory_is_short_past_the_threshold_of_the_machines_memory_in_use():
+    assert inference.memory_short(threshold=0.0)
+    assert not inference.memory_short(threshold=100.1)
