@@ -118,7 +118,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             input VARCHAR NOT NULL,
             reference VARCHAR,
             prediction VARCHAR NOT NULL,
-            score DOUBLE,
+            score DOUBLE PRECISION,
             correct BOOLEAN,
             extra VARCHAR NOT NULL DEFAULT '{}',
             logged_at TIMESTAMP NOT NULL,

@@ -10,6 +10,7 @@ from core.presenters import run_label
 from core.store import TrackingStore
 from ui.common import plain, styled
 
+LATEST = "latest"
 ALL, DISAGREE, BEST_WRONG = "All examples", "Runs disagree", "Best run wrong, another right"
 TEXT_WIDTHS = {"example": "small", "input": "medium", "reference": "small", "prediction": "medium", "before": "small"}
 
@@ -22,7 +23,14 @@ def run_samples(store: TrackingStore, run_id: int) -> None:
         st.caption("No prediction samples yet: trainers log their answers on a fixed set of eval examples at each evaluation.")
         return
     left, right = st.columns([3, 2], vertical_alignment="bottom")
-    step = left.selectbox("Evaluation step", steps, index=len(steps) - 1, key="sample_step")
+    chosen = left.selectbox(
+        "Evaluation step",
+        [LATEST, *reversed(steps)],
+        key="sample_step",
+        format_func=lambda option: f"latest (step {steps[-1]})" if option == LATEST else f"step {option}",
+        help="The latest follows a run while it trains.",
+    )
+    step = steps[-1] if chosen == LATEST or chosen not in steps else chosen
     wrong_only = right.toggle("Only wrong answers", key="samples_wrong")
     before = samples.previous_step(steps, step)
     current = store.get_samples([run_id], step=step)

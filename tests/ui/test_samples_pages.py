@@ -47,7 +47,8 @@ def table(app, column: str):
 def test_the_run_page_shows_the_last_evaluations_answers_and_how_each_changed(open_page, runs):
     app = open_page("pages/run.py", run=str(runs[0]))
 
-    assert app.selectbox(key="sample_step").value == 30
+    assert app.selectbox(key="sample_step").value == "latest"
+    assert app.selectbox(key="sample_step").options == ["latest (step 30)", "step 30", "step 10"]
     shown = table(app, "change").value
     assert shown["example"].tolist() == ["a", "b", "c", "d"]
     assert shown["change"].tolist() == ["fixed", "broke", "fixed", "fixed"]

@@ -37,6 +37,8 @@ def builtin_adapter(tmp_path: Path, seed: int) -> Path:
 
 
 def ask(app, key: str, text: str = TEXT):
+    shown = [e.value for e in [*app.error, *app.warning, *app.caption]]
+    assert f"{key}_input" in [area.key for area in app.text_area], f"no try-it box; the page shows {shown}"
     app.text_area(key=f"{key}_input").input(text)
     app.button(key=f"{key}_go").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
