@@ -54,7 +54,7 @@ def compare_samples(store: TrackingStore, runs: list[Run], best_run_id: int | No
     st.subheader("Predictions side by side")
     found = [store.get_samples([run.id], step=steps[-1]) for run in runs if (steps := store.list_sample_steps(run.id))]
     if not found:
-        st.caption("None of these runs logged prediction samples.")
+        st.caption("No prediction samples from these runs yet.")
         return
     rows = pl.concat(found)
     labels = {run.id: run_label(run) for run in runs if run.id in set(rows["run_id"].to_list())}
