@@ -37,7 +37,8 @@ from core.filters import (
     run_filters,
     run_order,
 )
-from core.points import checked_points
+from core.points import check_run_id, check_step, checked_points
+from core.sample_rows import SAMPLE_COLUMNS, SampleRow, checked_samples, samples_frame
 from core.sql import first, frame, rows
 from core.status import ACTIVE, ExperimentStatus, RunStatus, can_transition, experiment_status
 from core.store import TrackingStore
@@ -553,6 +554,52 @@ class DuckDBStore(TrackingStore):
                 problems.append(f"experiment {experiment_id}'s run counters disagree with its runs")
         return problems
 
+    # -- prediction samples ----------------------------------------------------------------------
+    def log_samples(self, run_id: int, step: int, rows: list[SampleRow] | list[dict]) -> int:
+        run_id, step = check_run_id(run_id), check_step(step)
+        batch = samples_frame(run_id, step, checked_samples(rows))
+
+        def op(con) -> int:
+            self._run_row(con, run_id)
+            self._replace_samples(con, batch)
+            return batch.height
+
+        return self._write(op) if batch.height else 0
+
+    def _replace_samples(self, con, batch: pl.DataFrame) -> None:
+        """Drop the (run, step, example) rows the batch logs again, then insert the batch: idempotent."""
+        con.register("batch", batch)
+        try:
+            rows(
+                con,
+                "DELETE FROM samples WHERE run_id = ? AND step = ? AND example_id IN (SELECT example_id FROM batch)",
+                [batch["run_id"][0], batch["step"][0]],
+            )
+            rows(con, f"INSERT INTO samples ({_SAMPLE_NAMES}, logged_at) SELECT {_SAMPLE_NAMES}, ? FROM batch", [self.clock()])
+        finally:
+            con.unregister("batch")
+
+    def get_samples(self, run_ids: list[int], step: int | None = None) -> pl.DataFrame:
+        if not isinstance(run_ids, list | tuple):
+            raise ValidationError(f"run IDs must be a list, got {type(run_ids).__name__}")
+        wanted = [check_run_id(run_id) for run_id in run_ids] or [0]
+        step_filter, params = ("AND step = ?", [check_step(step)]) if step is not None else ("", [])
+        placeholders = ", ".join("?" for _ in wanted)
+        query = (
+            f"SELECT {_SAMPLE_NAMES} FROM samples WHERE run_id IN ({placeholders}) {step_filter} ORDER BY run_id, step, position"
+        )
+        found = self._read(lambda con: frame(con, query, [*wanted, *params]))
+        return found.cast(SAMPLE_COLUMNS) if found.height else pl.DataFrame(schema=SAMPLE_COLUMNS)
+
+    def list_sample_steps(self, run_id: int) -> list[int]:
+        run_id = check_run_id(run_id)
+
+        def query(con) -> list[int]:
+            self._run_row(con, run_id)
+            return [row[0] for row in rows(con, "SELECT DISTINCT step FROM samples WHERE run_id = ? ORDER BY step", [run_id])]
+
+        return self._read(query)
+
     # -- adapters ----------------------------------------------------------------------------------
     def get_adapter(self, adapter_id: int) -> Adapter:
         adapter_id = _as_id(adapter_id, "adapter")
@@ -821,6 +868,8 @@ _BATCH_CHECK = """
         count(s.run_id)
     FROM series LEFT JOIN metric_summaries s USING (run_id, key)
 """
+
+_SAMPLE_NAMES = ", ".join(SAMPLE_COLUMNS)  # names from core.sample_rows, never from input
 
 _RUNS_WITH_LAST_VALUES = """
     SELECT r.id, r.name, r.status, r.created_at, r.ended_at, r.adapter_id, s.key, s.last_value

@@ -106,6 +106,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         WHERE c.experiment_id = experiments.id;
         """,
     ),
+    (
+        5,
+        "prediction samples: what a run answered on a fixed set of eval examples, per evaluation step",
+        """
+        CREATE TABLE samples (
+            run_id BIGINT NOT NULL,
+            step BIGINT NOT NULL,
+            example_id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            input VARCHAR NOT NULL,
+            reference VARCHAR,
+            prediction VARCHAR NOT NULL,
+            score DOUBLE PRECISION,
+            correct BOOLEAN,
+            extra VARCHAR NOT NULL DEFAULT '{}',
+            logged_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, step, example_id)
+        );
+        """,
+    ),
 ]
 
 

@@ -27,6 +27,7 @@ from core.entities import (
     RunMetrics,
 )
 from core.filters import RunFilter
+from core.sample_rows import SampleRow
 from core.status import ExperimentStatus, RunStatus
 
 
@@ -200,6 +201,23 @@ class TrackingStore(ABC):
         """What disagrees with the raw data: summaries vs points, duplicate points, broken links,
         experiment statuses that do not follow from their runs. Empty when the store is sound."""
 
+    # -- prediction samples --------------------------------------------------------------------
+    @abstractmethod
+    def log_samples(self, run_id: int, step: int, rows: list[SampleRow]) -> int:
+        """Store what the run answered on eval examples at `step` (rows: SampleRow or dicts of its fields).
+
+        Logging the same (run, step, example_id) again replaces it. Returns the rows stored.
+        """
+
+    @abstractmethod
+    def get_samples(self, run_ids: list[int], step: int | None = None) -> pl.DataFrame:
+        """Samples of the runs at `step` (every step when None): columns run_id, step, example_id, position, input,
+        reference, prediction, score, correct, extra (JSON text), ordered by run, step and position."""
+
+    @abstractmethod
+    def list_sample_steps(self, run_id: int) -> list[int]:
+        """The steps at which the run logged samples, in order."""
+
     # -- adapters ----------------------------------------------------------------------------
     @abstractmethod
     def get_adapter(self, adapter_id: int) -> Adapter:
@@ -255,6 +273,9 @@ REPEATABLE = frozenset(
         "list_adapters",
         "heartbeat",
         "log_metrics",
+        "log_samples",
+        "get_samples",
+        "list_sample_steps",
     }
 )
 

@@ -30,6 +30,8 @@ from core.artifacts import describe_adapter, keep_file, keep_under
 from core.entities import Adapter, AdapterSpec
 from core.errors import InvalidTransitionError, NotFoundError, TuneDeckError, ValidationError
 from core.identity import worker_id
+from core.points import check_step
+from core.sample_rows import SampleRow, checked_samples
 from core.settings import get_settings
 from core.status import RunStatus
 from core.store import TrackingStore
@@ -76,6 +78,11 @@ class ActiveRun:
 
     def log_params(self, params: dict[str, Any]) -> None:
         self.store.log_params(self.id, params)
+
+    def log_samples(self, rows: list[dict[str, Any] | SampleRow], step: int) -> int:
+        """What the model answered on eval examples at `step`: dicts with example_id, input, reference,
+        prediction, and optionally score, correct and extra (confidence, decoding settings). Sent at once."""
+        return self.store.log_samples(self.id, check_step(step), checked_samples(rows))
 
     def register_adapter(self, path: str | Path, base_model: str = "unknown", name: str | None = None) -> None:
         """Name the folder holding the trained adapter; it is registered when the run completes."""

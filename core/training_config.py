@@ -44,11 +44,15 @@ SHARED_DEFAULTS = {
     "eval_interval": 10,
     "lr_schedule": "linear",
 }
+SAMPLES = {"eval_samples": 32}  # eval examples whose predictions a trainer logs at each evaluation
 TRAINER_FIELDS: dict[str, TrainerFields] = {
-    "builtin": TrainerFields(SCHEDULE | LORA, SHARED_DEFAULTS | {"base_model": "tiny-base", "target_modules": ["fc1", "fc2"]}),
+    "builtin": TrainerFields(
+        SCHEDULE | LORA | set(SAMPLES), SHARED_DEFAULTS | SAMPLES | {"base_model": "tiny-base", "target_modules": ["fc1", "fc2"]}
+    ),
     "peft": TrainerFields(
-        SCHEDULE | LORA | {"task", "save_interval", "resume_from_run"},
+        SCHEDULE | LORA | set(SAMPLES) | {"task", "save_interval", "resume_from_run"},
         SHARED_DEFAULTS
+        | SAMPLES
         | {"base_model": "tiny-gpt2", "target_modules": [ALL_LINEAR], "task": "causal-lm"}
         | {"save_interval": 50, "eval_interval": 25},
     ),
@@ -90,6 +94,9 @@ class TrainingConfig(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
     eval_interval: int | None = Field(None, ge=1, le=1_000_000, description="Evaluate every N optimizer steps.")
     lr_schedule: Literal["linear", "cosine", "constant"] | None = None
+    eval_samples: int | None = Field(
+        None, ge=0, le=1000, description="Eval examples (a fixed, seeded set) whose predictions are logged at each eval; 0: none."
+    )
     save_interval: int | None = Field(
         None, ge=1, le=1_000_000, description="Save a checkpoint every N steps (the last 2 are kept)."
     )

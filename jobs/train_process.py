@@ -14,7 +14,7 @@ from pathlib import Path
 from core import open_store
 from core.artifacts import checkpoints_of, describe_adapter, last_checkpoint
 from core.datasets import confine
-from core.errors import InvalidTransitionError, ValidationError
+from core.errors import InvalidTransitionError, TuneDeckError, ValidationError
 from core.runs import parse_config
 from core.settings import Settings, get_settings
 from core.system_metrics import SystemSampler
@@ -66,6 +66,7 @@ def run(run_id: int) -> int:
                     log_params=lambda params: store.log_params(run_id, params),
                     checkpoint_dir=checkpoints_of(settings.checkpoints_dir, run_id),
                     resume_from=resume_from,
+                    log_samples=lambda step, rows: _log_samples(store, run_id, step, rows),
                 )
         base_model = result.base_model or config.base_model or UNKNOWN_BASE_MODEL
         spec = describe_adapter(result.adapter_dir, base_model) if result.adapter_dir else None
@@ -87,6 +88,14 @@ def run(run_id: int) -> int:
         except InvalidTransitionError:
             pass
         return 1
+
+
+def _log_samples(store, run_id: int, step: int, rows: list[dict]) -> None:
+    """Samples are a view of training, not its outcome: one that cannot be stored is noted in the log, training goes on."""
+    try:
+        store.log_samples(run_id, step, rows)
+    except TuneDeckError as error:
+        print(f"prediction samples of step {step} not stored: {error}", flush=True)
 
 
 def _resume_point(settings: Settings, config: TrainingConfig) -> Path | None:

@@ -6,6 +6,7 @@ from core.artifacts import adapter_files
 from core.divergence import LOSS_KEYS, diverged_runs
 from core.presenters import adapters_frame, best_adapters, format_size, plural
 from ui.common import friendly_errors, open_on_select, plain, query_id, store, styled, through_app
+from ui.try_it import try_box
 
 through_app()
 
@@ -73,6 +74,7 @@ def detail(adapter_id: int) -> None:
         st.dataframe(files, hide_index=True)
     else:
         st.warning("The adapter's folder is no longer on disk; its registry entry is kept for audit.")
+    try_box({f"{adapter.name} v{adapter.version}": adapter}, key="try")
 
 
 with friendly_errors():

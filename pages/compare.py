@@ -13,8 +13,11 @@ from core.presenters import (
     plural,
     run_label,
 )
+from core.samples import best_run
 from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import friendly_errors, live, store, through_app
+from ui.samples import compare_samples
+from ui.try_it import try_box
 
 through_app()
 
@@ -64,12 +67,20 @@ def comparison_view(run_ids: list[int]) -> bool:
         options = chart_options(len(run_ids), len(chosen))
         if not chosen:
             st.caption("Choose at least one metric to chart.")
-            return any(not run.status.is_terminal for run in comparison.runs)
-        series = store().get_metric_series(run_ids, chosen, max_points=store_points(len(run_ids), len(chosen)))
-        draw_panels(series, chosen, {run.id: run.name for run in comparison.runs}, options)
+        else:
+            series = store().get_metric_series(run_ids, chosen, max_points=store_points(len(run_ids), len(chosen)))
+            draw_panels(series, chosen, {run.id: run.name for run in comparison.runs}, options)
     else:
         st.caption("No metrics logged yet.")
+    samples_section(comparison)
     return any(not run.status.is_terminal for run in comparison.runs)
+
+
+def samples_section(comparison) -> None:
+    primary = store().get_experiment(comparison.runs[0].experiment_id).primary_metric
+    compare_samples(store(), comparison.runs, best_run(comparison, primary), primary)
+    adapters = {run_label(run): store().get_adapter(run.adapter.id) for run in comparison.runs if run.adapter}
+    try_box(adapters, key="try_compare")
 
 
 with friendly_errors():

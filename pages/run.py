@@ -13,6 +13,7 @@ from core.status import RunStatus
 from jobs.tasks import cancel_run, start_run
 from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import friendly_errors, live, plain, query_id, settings, status_badge, store, through_app
+from ui.samples import run_samples
 
 through_app()
 
@@ -122,6 +123,7 @@ def body(run_id: int) -> bool:
         loss = store().get_metric_series([run.id], list(LOSS_KEYS), max_points=60)
     summary(run, experiment, bool(diverged_runs([run], loss)))
     charts_section(run)
+    run_samples(store(), run.id)
     with st.expander("Config"):
         st.json(run.config)
     files_section(run.id)

@@ -13,6 +13,7 @@ from core import open_store, resources
 from core.errors import TuneDeckError
 from core.importers import mlflow, tensorboard
 from core.importers.runs import ImportSummary, SourceRun, import_runs
+from core.samples import sample_lines
 from core.settings import get_settings
 from tunedeck import doctor as health
 
@@ -69,6 +70,23 @@ def doctor() -> None:
         click.echo(f"{check.state.upper():4}  {check.name}: {check.detail}")
         failed |= check.state == health.FAIL
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("run_id", type=int)
+@click.option("--step", type=int, help="only this evaluation step (default: every step)")
+def samples(run_id: int, step: int | None) -> None:
+    """Print a run's prediction samples as JSON lines (one example at one step per line)."""
+    try:
+        found = open_store().get_samples([run_id], step=step)
+        if found.is_empty():
+            steps = open_store().list_sample_steps(run_id)
+            hint = f"; it has samples at steps {', '.join(map(str, steps))}" if steps else ""
+            raise click.ClickException(f"run {run_id} has no samples{' at step ' + str(step) if step is not None else ''}{hint}")
+    except TuneDeckError as error:
+        raise click.ClickException(str(error)) from None
+    for line in sample_lines(found):
+        click.echo(line)
 
 
 @main.group("import")

@@ -6,7 +6,8 @@
         Trainer(..., callbacks=[TuneDeckCallback(run=run)]).train()
 
 With no arguments the callback attaches to the worker's run (TUNEDECK_RUN_ID) when training
-begins. Besides the metrics it records as params what MLflow's and W&B's integrations do: the
+begins. Given `eval_examples` (dicts with example_id, input, reference) and the tokenizer, it logs
+what the model answers on them after every evaluation, as the run's prediction samples. Besides the metrics it records as params what MLflow's and W&B's integrations do: the
 main training arguments, the steps and epochs training really takes, trainable / total
 parameter counts, and a PEFT model's LoRA config. Importing this module imports transformers:
 only scripts that train with it do so.
@@ -20,6 +21,7 @@ from numbers import Real
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from core import tracking
+from core.integrations import hf_samples
 from core.points import KEY_PATTERN
 from core.run_params import parameter_counts, training_length
 
@@ -52,10 +54,21 @@ class TuneDeckCallback(TrainerCallback):
         log: Callable[[int, dict[str, float]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         log_params: Callable[[dict], None] | None = None,
+        *,
+        eval_examples: list[dict] | None = None,
+        tokenizer=None,
+        log_samples: Callable[[int, list[dict]], None] | None = None,
+        max_new_tokens: int = hf_samples.MAX_NEW_TOKENS,
     ):
         self.run = run
         self._log = log
         self._log_params = log_params
+        self._log_samples = log_samples
+        self.eval_examples = eval_examples or []
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        if self.eval_examples and tokenizer is None:
+            raise ValueError("TuneDeckCallback: eval_examples need the tokenizer, to read and write the model's text")
         self._should_stop = should_stop
         self.stop_requested = False
 
@@ -74,6 +87,15 @@ class TuneDeckCallback(TrainerCallback):
         values = loggable(logs or {})
         if values and state.is_world_process_zero:
             self._send(state.global_step, values)
+
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model=None, **kwargs) -> None:
+        if not (self.eval_examples and model is not None and state.is_world_process_zero):
+            return
+        rows = hf_samples.answer_rows(model, self.tokenizer, self.eval_examples, self.max_new_tokens)
+        if self.run is not None:
+            self.run.log_samples(rows, step=state.global_step)
+        if self._log_samples is not None:
+            self._log_samples(state.global_step, rows)
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
         if self._stop_asked():

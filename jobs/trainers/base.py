@@ -9,6 +9,7 @@ from core.training_config import TrainingConfig
 
 LogMetrics = Callable[[int, dict[str, float]], None]
 LogParams = Callable[[dict[str, Any]], None]
+LogSamples = Callable[[int, list[dict[str, Any]]], None]  # (step, rows as core.sample_rows.SampleRow fields)
 
 
 class TrainingStopped(Exception):
@@ -31,7 +32,8 @@ class Trainer(Protocol):
     """`log` takes metrics at a step; `log_params` takes what the trainer decided (parameter counts, say).
 
     `checkpoint_dir` is where a trainer that checkpoints keeps them; `resume_from` is a checkpoint to
-    continue from (only a config with `resume_from_run` sets it).
+    continue from (only a config with `resume_from_run` sets it). `log_samples` takes what the model
+    answered on `eval_samples` fixed eval examples at each evaluation.
     """
 
     def __call__(
@@ -46,8 +48,13 @@ class Trainer(Protocol):
         log_params: LogParams | None = None,
         checkpoint_dir: Path | None = None,
         resume_from: Path | None = None,
+        log_samples: LogSamples | None = None,
     ) -> TrainResult: ...
 
 
 def ignore_params(params: dict[str, Any]) -> None:
     """The log_params of a caller that does not record params (a test, say)."""
+
+
+def ignore_samples(step: int, rows: list[dict[str, Any]]) -> None:
+    """The log_samples of a caller that does not record samples."""

@@ -11,7 +11,7 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice, pairwise
 from pathlib import Path
 from typing import NamedTuple
@@ -25,8 +25,9 @@ from core.datasets import read_dataset, require_columns
 from core.errors import DatasetError, ValidationError
 from core.models import BUILTIN_MODEL_TYPE
 from core.run_params import parameter_counts, training_length
+from core.sample_rows import label_row, sample_positions
 from core.training_config import ALL_LINEAR, AUTO_MODULES, TrainingConfig
-from jobs.trainers.base import LogParams, TrainingStopped, TrainResult, ignore_params
+from jobs.trainers.base import LogParams, LogSamples, TrainingStopped, TrainResult, ignore_params, ignore_samples
 
 MODEL_TYPE = BUILTIN_MODEL_TYPE
 MODULES = ("fc1", "fc2")
@@ -63,6 +64,8 @@ class _Split:
     x: np.ndarray
     y: np.ndarray
     fc1_base: np.ndarray  # x @ W1.T + b1, computed once because W1 is frozen
+    rows: np.ndarray | None = None  # the dataset's row numbers: the examples' IDs in samples
+    texts: list[str] = field(default_factory=list)
 
 
 def featurize(texts: Sequence[str], buckets: int) -> np.ndarray:
@@ -101,8 +104,9 @@ def train(
     log_params: LogParams = ignore_params,
     checkpoint_dir: Path | None = None,
     resume_from: Path | None = None,
+    log_samples: LogSamples = ignore_samples,
 ) -> TrainResult:
-    """Fine-tune adapters on `dataset`, logging every step and eval, then save them to `output_dir`.
+    """Fine-tune adapters on `dataset`, logging every step and eval (with `eval_samples` predictions), then save them.
 
     A run takes seconds, so it keeps no checkpoints (`checkpoint_dir` and `resume_from` go unused).
     """
@@ -111,8 +115,10 @@ def train(
     train_set, eval_set = _load_splits(base, dataset)
     rng = np.random.default_rng(config.seed)
     model = _Tuned(base, _init_lora(base, config, targets, rng), config.lora_alpha / config.lora_rank)
+    shown = sample_positions(len(eval_set.y), config.eval_samples or 0)
     baseline = model.evaluate(eval_set)  # B = 0: the frozen base's scores, logged at step 0
     log(0, baseline)
+    _log_samples(log_samples, 0, model, eval_set, shown)
     adam = _Adam(model.params)
     total = _total_steps(config, len(train_set.y))
     log_params(_params(base, model, targets, total, math.ceil(len(train_set.y) / config.batch_size)))
@@ -124,9 +130,31 @@ def train(
         if step % config.eval_interval == 0 or step == total:
             evals = model.evaluate(eval_set)
             log(step, evals)
+            _log_samples(log_samples, step, model, eval_set, shown)
     _save_adapter(output_dir, config, base, model.params)
     frozen = {f"base_{key}": value for key, value in baseline.items()}
     return TrainResult(adapter_dir=output_dir, steps=total, metrics={**metrics, **evals, **frozen})
+
+
+def _log_samples(log_samples: LogSamples, step: int, model: "_Tuned", data: _Split, shown: list[int]) -> None:
+    if not shown:
+        return
+    answers = model.classify(data.x[shown], data.fc1_base[shown])
+    labels = model.base.labels
+    rows = [
+        label_row(int(data.rows[at]), data.texts[at], labels[data.y[at]], label, confidence)
+        for at, (label, confidence) in zip(shown, answers, strict=True)
+    ]
+    log_samples(step, rows)
+
+
+def load_tuned(adapter_dir: Path, models_dir: Path | None = None) -> "_Tuned":
+    """The base model with a saved adapter applied, ready to classify new text (the try-it box)."""
+    adapter = load_adapter(adapter_dir)
+    base = load_base(adapter.config["base_model_name_or_path"], models_dir)
+    prefix, suffix = "base_model.model.", ".weight"
+    params = {name.removeprefix(prefix).removesuffix(suffix): value.astype(np.float64) for name, value in adapter.tensors.items()}
+    return _Tuned(base, params, adapter.config["lora_alpha"] / adapter.config["r"])
 
 
 def load_adapter(adapter_dir: Path) -> Adapter:
@@ -165,17 +193,18 @@ def _load_splits(base: TinyBase, ref: str | Path) -> tuple[_Split, _Split]:
     nulls = df.select(pl.col("text", "label").null_count()).row(0)
     if any(nulls):
         raise DatasetError(f"{ref} has empty cells in text or label ({sum(nulls)} of them); fill or drop those rows")
-    x = base.featurize(df["text"].cast(pl.String).to_list())
+    texts = df["text"].cast(pl.String).to_list()
+    x = base.featurize(texts)
     y = _encode_labels(df["label"], base.labels, ref)
     order = np.random.default_rng(SPLIT_SEED).permutation(df.height)
     n_eval = max(1, round(EVAL_FRACTION * df.height))
-    return _split(base, x, y, order[n_eval:]), _split(base, x, y, order[:n_eval])
+    return _split(base, x, y, order[n_eval:], texts), _split(base, x, y, order[:n_eval], texts)
 
 
-def _split(base: TinyBase, x: np.ndarray, y: np.ndarray, rows: np.ndarray) -> _Split:
+def _split(base: TinyBase, x: np.ndarray, y: np.ndarray, rows: np.ndarray, texts: list[str]) -> _Split:
     rows = np.sort(rows)
     fc1_base = x[rows] @ base.weights["fc1.weight"].T + base.weights["fc1.bias"]
-    return _Split(x[rows], y[rows], fc1_base)
+    return _Split(x[rows], y[rows], fc1_base, rows, [texts[row] for row in rows])
 
 
 def _encode_labels(labels: pl.Series, names: list[str], ref: str | Path) -> np.ndarray:
@@ -253,6 +282,18 @@ class _Tuned:
         logits, _ = self.forward(data.x, data.fc1_base, {})
         loss, _ = _cross_entropy(logits, data.y)
         return {"eval_loss": loss, "eval_accuracy": float((logits.argmax(axis=1) == data.y).mean())}
+
+    def classify(self, x: np.ndarray, fc1_base: np.ndarray) -> list[tuple[str, float]]:
+        """Each row's predicted label and the probability the model gives it."""
+        logits, _ = self.forward(x, fc1_base, {})
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        return [(self.base.labels[i], float(p[i])) for i, p in zip(probs.argmax(axis=1), probs, strict=True)]
+
+    def answer(self, texts: Sequence[str]) -> list[tuple[str, float]]:
+        """Labels and confidences for new texts."""
+        x = self.base.featurize(texts)
+        return self.classify(x, x @ self.base.weights["fc1.weight"].T + self.base.weights["fc1.bias"])
 
     def forward(self, x: np.ndarray, fc1_base: np.ndarray, keeps: dict) -> tuple[np.ndarray, dict]:
         caches: dict = {}

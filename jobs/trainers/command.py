@@ -5,6 +5,7 @@ its environment. It reports through the SDK (core.tracking) or by printing JSON 
 
     {"tunedeck": "metrics", "step": 10, "values": {"loss": 0.71}}
     {"tunedeck": "adapter", "path": "/abs/path/to/adapter", "base_model": "llama-3-8b"}
+    {"tunedeck": "samples", "step": 10, "rows": [{"example_id": 1, "input": "...", "prediction": "..."}]}
 
 Other output goes to the run's log. On exit 0 the adapter (the folder it named, else the output
 directory when it holds files) is registered; any other exit fails the run with the last output.
@@ -25,7 +26,7 @@ from core.errors import TuneDeckError
 from core.settings import get_settings
 from core.training_config import SHARED_DEFAULTS, TrainingConfig
 from jobs.processes import die_with_parent, stop
-from jobs.trainers.base import LogParams, TrainingStopped, TrainResult, ignore_params
+from jobs.trainers.base import LogParams, LogSamples, TrainingStopped, TrainResult, ignore_params, ignore_samples
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,8 +38,9 @@ class CommandFailed(TuneDeckError):
 class _Follower:
     """Reads the command's output: JSON lines become metrics or the adapter, the rest goes to the log."""
 
-    def __init__(self, log: Callable[[int, dict[str, float]], None]):
+    def __init__(self, log: Callable[[int, dict[str, float]], None], log_samples: LogSamples = ignore_samples):
         self.log = log
+        self.log_samples = log_samples
         self.adapter: dict | None = None
         self.last_step = 0
         self.tail: deque[str] = deque(maxlen=5)
@@ -62,6 +64,8 @@ class _Follower:
             self.log(self.last_step, message["values"])
         elif message["tunedeck"] == "adapter":
             self.adapter = message
+        elif message["tunedeck"] == "samples":
+            self.log_samples(int(message["step"]), message["rows"])
 
 
 def _message(line: str) -> dict | None:
@@ -71,7 +75,7 @@ def _message(line: str) -> dict | None:
         message = json.loads(line)
     except json.JSONDecodeError:
         return None
-    return message if isinstance(message, dict) and message.get("tunedeck") in ("metrics", "adapter") else None
+    return message if isinstance(message, dict) and message.get("tunedeck") in ("metrics", "adapter", "samples") else None
 
 
 def train(
@@ -85,6 +89,7 @@ def train(
     log_params: LogParams = ignore_params,
     checkpoint_dir: Path | None = None,
     resume_from: Path | None = None,
+    log_samples: LogSamples = ignore_samples,
 ) -> TrainResult:
     """Runs the command; the settings its placeholders use are logged as params (the others were never used)."""
     settings = get_settings()
@@ -116,7 +121,7 @@ def train(
         )
     except OSError as error:
         raise CommandFailed(f"command {config.command!r} could not start: {error}") from None
-    follower = _Follower(log)
+    follower = _Follower(log, log_samples)
     reader = threading.Thread(target=follower.follow, args=(child.stdout,), daemon=True)
     reader.start()
     code = _wait(child, should_stop)

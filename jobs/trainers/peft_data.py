@@ -13,7 +13,7 @@ from core.errors import DatasetError
 from jobs.trainers.builtin import EVAL_FRACTION, SPLIT_SEED
 
 IGNORE = -100  # the label PyTorch's cross-entropy skips: prompt and padding tokens
-Row = dict[str, list[int] | int]
+Row = dict[str, list[int] | int]  # input_ids, labels, and `example`: the dataset row it came from
 
 
 def load_examples(ref) -> list[tuple[str, str]]:
@@ -49,21 +49,25 @@ def label_names(labels: list[str | int]) -> list[str]:
 def encode(tokenizer, examples: list[tuple[str, str]], max_length: int) -> list[Row]:
     """Token ids and labels per example; prompt tokens are masked so only the completion is learned."""
     rows = []
-    for prompt, completion in examples:
+    for example, (prompt, completion) in enumerate(examples):
         prompt_ids = tokenizer(prompt)["input_ids"] if prompt else []
         start = not prompt  # special tokens (a BOS) go once, at the front
         completion_ids = tokenizer(completion, add_special_tokens=start)["input_ids"] + _eos(tokenizer)
         ids = (prompt_ids + completion_ids)[:max_length]
         labels = ([IGNORE] * len(prompt_ids) + completion_ids)[:max_length]
         if any(label != IGNORE for label in labels[1:]):  # the first token is never predicted
-            rows.append({"input_ids": ids, "labels": labels})
+            rows.append({"input_ids": ids, "labels": labels, "example": example})
     return rows
 
 
 def encode_labelled(tokenizer, texts: list[str], labels: list, classes: list[str], max_length: int) -> list[Row]:
     index = {name: i for i, name in enumerate(classes)}
     ids = [tokenizer(text, truncation=True, max_length=max_length)["input_ids"] for text in texts]
-    return [{"input_ids": row, "labels": index[str(label)]} for row, label in zip(ids, labels, strict=True) if row]
+    return [
+        {"input_ids": row, "labels": index[str(label)], "example": example}
+        for example, (row, label) in enumerate(zip(ids, labels, strict=True))
+        if row
+    ]
 
 
 def split(rows: list) -> tuple[list, list]:
@@ -86,7 +90,9 @@ def collator(pad_id: int):
             return torch.tensor([row[key] + [fill] * (width - len(row[key])) for row in rows])
 
         mask = torch.tensor([[1] * len(row["input_ids"]) + [0] * (width - len(row["input_ids"])) for row in rows])
-        labels = padded("labels", IGNORE) if isinstance(rows[0]["labels"], list) else torch.tensor([row["labels"] for row in rows])
+        labels = (
+            padded("labels", IGNORE) if isinstance(rows[0]["labels"], list) else torch.tensor([row["labels"] for row in rows])
+        )
         return {"input_ids": padded("input_ids", pad_id), "attention_mask": mask, "labels": labels}
 
     return collate

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ValidationError
+from core.integrations.hf_samples import prompt_and_reference
 from core.models import model_roots, resolve_model
+from core.sample_rows import sample_positions
 from core.settings import get_settings
 from core.training_config import ALL_LINEAR, AUTO_MODULES, TrainingConfig
 from jobs.trainers import peft_data
-from jobs.trainers.base import LogMetrics, LogParams, TrainingStopped, TrainResult, ignore_params
+from jobs.trainers.base import LogMetrics, LogParams, LogSamples, TrainingStopped, TrainResult, ignore_params, ignore_samples
 
 REQUIRED = ("torch", "transformers", "peft", "accelerate")
 INSTALL_HINT = "pip install -r requirements-train.txt"
@@ -47,6 +49,7 @@ class _Data:
     train: list
     eval: list
     labels: list[str] | None  # the classes, for classification
+    shown: list[dict]  # the eval examples whose answers are logged as samples (example_id, input, reference)
 
 
 def train(
@@ -60,8 +63,10 @@ def train(
     log_params: LogParams = ignore_params,
     checkpoint_dir: Path | None = None,
     resume_from: Path | None = None,
+    log_samples: LogSamples = ignore_samples,
 ) -> TrainResult:
-    """LoRA-tune `config.base_model` on `dataset`, logging every step and eval, then save the adapter.
+    """LoRA-tune `config.base_model` on `dataset`, logging every step and eval (with the answers on
+    `eval_samples` eval examples: a label, or a greedy generation), then save the adapter.
 
     Checkpoints go to `checkpoint_dir` every `save_interval` steps; `resume_from` continues one.
     """
@@ -70,7 +75,7 @@ def train(
     os.environ["HF_HUB_OFFLINE"] = "1"  # a local folder only: never reach for the hub
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     model_dir = resolve_model(config.base_model, model_roots(models_dir or get_settings().models_dir))
-    tokenizer = _tokenizer(model_dir, config)
+    tokenizer = load_tokenizer(model_dir)
     data = _data(config, dataset, tokenizer, model_dir)
     model = _with_lora(_base_model(model_dir, config, tokenizer, data.labels), config)
     _fit_threads(model)
@@ -84,7 +89,14 @@ def train(
         raise TrainingStopped(1)
     from core.integrations.huggingface import TuneDeckCallback  # imports transformers: only once training starts
 
-    callback = TuneDeckCallback(log=record, should_stop=should_stop, log_params=log_params)
+    callback = TuneDeckCallback(
+        log=record,
+        should_stop=should_stop,
+        log_params=log_params,
+        eval_examples=data.shown,
+        tokenizer=tokenizer,
+        log_samples=log_samples,
+    )
     with tempfile.TemporaryDirectory(prefix="tunedeck-peft-") as scratch:
         args = training_arguments(config, checkpoint_dir or Path(scratch), checkpoints=checkpoint_dir is not None)
         steps = _fit(model, args, data, tokenizer, callback, resume_from)
@@ -144,7 +156,7 @@ def last_checkpoint(folder: Path) -> Path | None:
     return max(found, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
 
 
-def _tokenizer(model_dir: Path, config: TrainingConfig):
+def load_tokenizer(model_dir: Path):
     from transformers import AutoTokenizer
 
     try:
@@ -165,19 +177,38 @@ def _data(config: TrainingConfig, dataset, tokenizer, model_dir: Path) -> _Data:
         texts, labels = peft_data.load_labelled(dataset)
         classes = peft_data.label_names(labels)
         train_rows, eval_rows = peft_data.split(peft_data.encode_labelled(tokenizer, texts, labels, classes, max_length))
-        return _Data(train_rows, eval_rows, classes)
-    train_rows, eval_rows = peft_data.split(peft_data.encode(tokenizer, peft_data.load_examples(dataset), max_length))
-    return _Data(train_rows, eval_rows, None)
+        shown = [_example(i, texts[i], str(labels[i])) for i in _shown(eval_rows, config)]
+        return _Data(train_rows, eval_rows, classes, shown)
+    examples = peft_data.load_examples(dataset)
+    train_rows, eval_rows = peft_data.split(peft_data.encode(tokenizer, examples, max_length))
+    shown = [_example(i, *prompt_and_reference(*examples[i])) for i in _shown(eval_rows, config)]
+    return _Data(train_rows, eval_rows, None, shown)
+
+
+def _shown(eval_rows: list, config: TrainingConfig) -> list[int]:
+    """The dataset rows of the fixed, seeded set of eval examples whose answers are logged."""
+    return [eval_rows[at]["example"] for at in sample_positions(len(eval_rows), config.eval_samples or 0)]
+
+
+def _example(row: int, text: str, reference: str) -> dict:
+    return {"example_id": row, "input": text, "reference": reference}
 
 
 def _base_model(model_dir: Path, config: TrainingConfig, tokenizer, labels: list[str] | None):
     """The frozen base: a causal LM, or the same body with a fresh classification head (seeded)."""
+    from transformers import set_seed
+
+    set_seed(config.seed)  # a classification head starts from random weights: the seed fixes them
+    return load_base(model_dir, tokenizer, labels)
+
+
+def load_base(model_dir: Path, tokenizer, labels: list[str] | None):
+    """A causal LM, or with `labels` the same body under a classification head for them."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, set_seed
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
     from transformers.utils import logging
 
     logging.disable_progress_bar()
-    set_seed(config.seed)  # a classification head starts from random weights: the seed fixes them
     try:
         if labels is None:
             return AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)

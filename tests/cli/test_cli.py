@@ -1,10 +1,12 @@
 """The `tunedeck` command: the app, a worker, imports and a health check, each from one place."""
 
+import json
 import subprocess
 import sys
 import time
 import tomllib
 
+from core.duckdb_store import DuckDBStore
 from tests.cli.conftest import ROOT, clean_env
 from tests.importers.conftest import FIXTURES
 from tests.servers import free_port, healthy, stop
@@ -100,3 +102,22 @@ def test_ui_serves_the_app(tmp_path):
         assert healthy(f"http://localhost:{port}")
     finally:
         stop(server)
+
+
+def test_samples_prints_a_runs_samples_as_json_lines_and_says_when_there_are_none(tunedeck, tmp_path):
+    held = DuckDBStore(tmp_path / "data" / "tunedeck.duckdb")
+    experiment_id = held.create_experiment({"name": "cli samples", "dataset": "x.csv"})
+    run_id = held.create_run(experiment_id, {"epochs": 1})
+    held.log_samples(
+        run_id, 4, [{"example_id": 1, "input": "<b>hi</b>", "reference": "a", "prediction": "b", "extra": {"confidence": 0.5}}]
+    )
+    held.close()
+
+    printed = tunedeck("samples", str(run_id))
+    missing = tunedeck("samples", str(run_id), "--step", "9")
+
+    assert printed.returncode == 0, printed.stderr
+    (line,) = [json.loads(text) for text in printed.stdout.splitlines()]
+    assert (line["run_id"], line["step"], line["example_id"], line["input"]) == (run_id, 4, "1", "<b>hi</b>")
+    assert line["extra"] == {"confidence": 0.5}
+    assert missing.returncode == 1 and "no samples at step 9; it has samples at steps 4" in missing.stderr

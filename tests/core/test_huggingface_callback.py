@@ -1,5 +1,6 @@
 """TuneDeckCallback inside a real transformers.Trainer, logging to a real store."""
 
+import json
 import logging
 import math
 
@@ -10,11 +11,22 @@ from tests.optional import require
 require("torch", "transformers", "accelerate")
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    Trainer,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 
 from core import tracking
 from core.duckdb_store import DuckDBStore
+from core.integrations import hf_samples
 from core.integrations.huggingface import TuneDeckCallback
+from core.models import SHIPPED_MODELS
 
 VOCAB = 50
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # transformers'
@@ -100,12 +112,19 @@ def test_parameter_counts_and_a_peft_models_lora_config_are_logged_as_params(tmp
     model = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True))
     callback = TuneDeckCallback(run=run)
 
-    callback.on_train_begin(TrainingArguments(output_dir=str(tmp_path), report_to=[]), TrainerState(), TrainerControl(), model=model)
+    callback.on_train_begin(
+        TrainingArguments(output_dir=str(tmp_path), report_to=[]), TrainerState(), TrainerControl(), model=model
+    )
 
     config = store.get_run(run.id).config
     lora = 2 * 2 * (16 + 48)  # two layers, A: r x 16, B: 48 x r
     assert (config["trainable_params"], config["total_params"]) == (lora, total + lora)
-    assert (config["lora_r"], config["lora_alpha"], config["lora_target_modules"], config["peft_type"]) == (2, 4, ["c_attn"], "LORA")
+    assert (config["lora_r"], config["lora_alpha"], config["lora_target_modules"], config["peft_type"]) == (
+        2,
+        4,
+        ["c_attn"],
+        "LORA",
+    )
 
 
 def test_training_end_flushes_the_metrics_but_leaves_the_run_running(tmp_path, store, run):
@@ -149,3 +168,29 @@ def test_without_run_or_log_it_attaches_to_the_workers_run(tmp_path, store, run,
     callback.run.finish()
     assert callback.run.id == run.id and callback.run.attached
     assert store.get_run_metrics(run.id).of("loss")["step"].to_list() == [1, 2]
+
+
+def test_given_eval_examples_and_the_tokenizer_it_logs_the_models_generations_after_each_evaluation(tmp_path, store, run):
+    shipped = SHIPPED_MODELS / "tiny-gpt2"
+    tokenizer = AutoTokenizer.from_pretrained(shipped)
+    model = AutoModelForCausalLM.from_pretrained(shipped)
+    examples = [
+        {"example_id": "a", "input": "the soup was", "reference": "bland"},
+        {"example_id": "b", "input": "we went", "reference": "home"},
+    ]
+    callback = TuneDeckCallback(run=run, eval_examples=examples, tokenizer=tokenizer, max_new_tokens=3)
+
+    callback.on_evaluate(
+        TrainingArguments(output_dir=str(tmp_path), report_to=[]), TrainerState(global_step=5), TrainerControl(), model=model
+    )
+
+    logged = store.get_samples([run.id], step=5)
+    assert logged["example_id"].to_list() == ["a", "b"]
+    assert logged["prediction"].to_list() == [hf_samples.generate(model, tokenizer, e["input"], 3) for e in examples]
+    assert json.loads(logged["extra"][0]) == {"decoding": {"do_sample": False, "num_beams": 1, "max_new_tokens": 3}}
+    assert all(0 <= score <= 1 for score in logged["score"])
+
+
+def test_eval_examples_without_a_tokenizer_are_refused_at_once():
+    with pytest.raises(ValueError, match="need the tokenizer"):
+        TuneDeckCallback(log=lambda step, values: None, eval_examples=[{"example_id": 1, "input": "x", "reference": "y"}])

@@ -245,3 +245,37 @@ def test_schedules_map_to_trainer_schedulers_that_honour_warmup(tmp_path, schedu
     args = peft_trainer.training_arguments(config, tmp_path)
 
     assert args.lr_scheduler_type.value == scheduler and args.warmup_steps == 2
+
+
+def test_the_same_eval_examples_are_continued_at_every_evaluation_with_the_decoding_settings(tmp_path, pairs_jsonl):
+    samples = []
+    peft_trainer.train(
+        TrainingConfig(trainer="peft", max_steps=3, batch_size=8, eval_interval=3, eval_samples=4),
+        pairs_jsonl,
+        tmp_path / "adapter",
+        Recorder(),
+        log_samples=lambda step, rows: samples.append((step, rows)),
+    )
+
+    assert [step for step, _ in samples] == [0, 3]
+    first, last = (rows for _, rows in samples)
+    assert [row["example_id"] for row in first] == [row["example_id"] for row in last] and len(last) == 4
+    row = last[0]
+    assert row["input"].startswith("review: ") and row["reference"] == row["input"].split()[-2]
+    assert row["extra"]["decoding"] == {"do_sample": False, "num_beams": 1, "max_new_tokens": 20}
+    assert 0 <= row["score"] <= 1 and isinstance(row["prediction"], str)
+
+
+def test_a_classifier_logs_its_label_and_confidence_per_example(tmp_path, text_csv):
+    samples = []
+    peft_trainer.train(
+        TrainingConfig(trainer="peft", task="classification", max_steps=3, batch_size=8, eval_interval=3, eval_samples=5),
+        text_csv,
+        tmp_path / "adapter",
+        Recorder(),
+        log_samples=lambda step, rows: samples.append((step, rows)),
+    )
+
+    rows = samples[-1][1]
+    assert len(rows) == 5 and {row["prediction"] for row in rows} <= {"negative", "neutral", "positive"}
+    assert all(0 < row["extra"]["confidence"] <= 1 and row["correct"] == (row["prediction"] == row["reference"]) for row in rows)

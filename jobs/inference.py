@@ -1,0 +1,108 @@
+"""A registered adapter's answer to new input: its base model with the adapter applied (the try-it box).
+
+The builtin trainer's numpy classifier answers at once; a PEFT adapter loads torch and its base model
+(seconds on a CPU for the shipped tiny-gpt2), so callers keep the loaded answerer (the page caches
+one per adapter per server) and bound the wait with `answer_within`.
+"""
+
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from core.errors import TuneDeckError, ValidationError
+from core.integrations import hf_samples
+from core.models import model_roots, resolve_model
+from core.settings import get_settings
+from jobs.trainers import builtin, peft_trainer
+
+ANSWER_TIMEOUT = 60.0  # seconds an answer may take: a small model on a busy CPU needs a few
+MEMORY_SHORT_PERCENT = 90.0  # above this share of the machine's memory in use, loaded adapters are released
+MAX_INPUT = 2_000  # characters of input the try-it box takes
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    confidence: float | None = None  # a classifier's probability for its label
+    settings: dict[str, Any] = field(default_factory=dict)  # the decoding settings of a generation
+
+
+Answerer = Callable[[str], Answer]
+
+
+def load_answerer(adapter_path: str, base_model: str) -> Answerer:
+    """The adapter at `adapter_path` on its base model, ready to answer; ValidationError says why it cannot."""
+    folder = Path(adapter_path)
+    config_file = folder / "adapter_config.json"
+    if not config_file.is_file():
+        raise ValidationError(f"no adapter at {folder} (adapter_config.json is missing); was the folder moved or deleted?")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if config.get("tunedeck_trainer") == "builtin":
+        tuned = builtin.load_tuned(folder)
+        return lambda text: _labelled(*tuned.answer([text])[0])
+    if reason := peft_trainer.is_available():
+        raise ValidationError(f"this adapter needs the training packages to answer: {reason}")
+    return _peft_answerer(folder, base_model)
+
+
+def answer_within(answerer: Answerer, text: str, seconds: float = ANSWER_TIMEOUT) -> Answer:
+    """The answer, or an error when it takes longer than `seconds` (the work is left to finish in the background)."""
+    text = check_input(text)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunedeck-try-it")
+    try:
+        return pool.submit(answerer, text).result(timeout=seconds)
+    except FutureTimeout:
+        raise TuneDeckError(f"the adapter took longer than {seconds:g} s to answer; try a shorter input or try again") from None
+    finally:
+        pool.shutdown(wait=False)
+
+
+def check_input(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("type some input for the adapter to answer")
+    if len(text) > MAX_INPUT:
+        raise ValidationError(f"the input is too long: at most {MAX_INPUT:,} characters, and this one has {len(text):,}")
+    return text
+
+
+def memory_short(threshold: float = MEMORY_SHORT_PERCENT) -> bool:
+    """Whether the machine is short of memory: time to release loaded adapters before loading another."""
+    return psutil.virtual_memory().percent >= threshold
+
+
+def _labelled(label: str, confidence: float) -> Answer:
+    return Answer(label, confidence)
+
+
+def _peft_answerer(folder: Path, base_model: str) -> Answerer:
+    from peft import PeftModel
+
+    os.environ["HF_HUB_OFFLINE"] = "1"  # a local folder only: never reach for the hub
+    model_dir = resolve_model(base_model, model_roots(get_settings().models_dir))
+    task = _task(folder)
+    tokenizer = peft_trainer.load_tokenizer(model_dir)
+    labels = task.get("labels") if task.get("task") == "classification" else None
+    model = PeftModel.from_pretrained(peft_trainer.load_base(model_dir, tokenizer, labels), folder).eval()
+    if labels:
+        return lambda text: _labelled(*_no_grad(lambda: hf_samples.classify(model, tokenizer, text)))
+    settings = hf_samples.decoding()
+    return lambda text: Answer(_no_grad(lambda: hf_samples.generate(model, tokenizer, text)), settings=settings)
+
+
+def _task(folder: Path) -> dict:
+    path = folder / peft_trainer.TASK_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"task": "causal-lm"}
+
+
+def _no_grad(compute: Callable[[], Any]) -> Any:
+    import torch
+
+    with torch.no_grad():
+        return compute()

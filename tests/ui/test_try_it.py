@@ -1,0 +1,134 @@
+"""The try-it box, through AppTest: the answer shown is the adapter's own prediction, computed directly."""
+
+import threading
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from core.artifacts import describe_adapter
+from core.errors import TuneDeckError, ValidationError
+from core.models import SHIPPED_MODELS
+from core.training_config import TrainingConfig
+from jobs import inference
+from jobs.trainers import builtin
+from tests.jobs.recorder import Recorder
+from tests.optional import require
+from tests.ui.conftest import SAMPLE
+from ui.try_it import _answerer
+
+TEXT = "the soup was cold and bland"
+
+
+def register(store, adapter_dir: Path, base_model: str, name: str) -> tuple[int, int]:
+    """A completed run that registered the adapter in `adapter_dir`; returns (run ID, adapter ID)."""
+    experiment = store.find_experiment("try it")
+    experiment_id = experiment.id if experiment else store.create_experiment({"name": "try it", "dataset": SAMPLE})
+    run_id = store.create_run(experiment_id, {"epochs": 1}, name=name)
+    store.mark_running(run_id, worker="host:1")
+    adapter = store.complete_run(run_id, describe_adapter(adapter_dir, base_model, name=name))
+    return run_id, adapter.id
+
+
+def builtin_adapter(tmp_path: Path, seed: int) -> Path:
+    folder = tmp_path / f"builtin-{seed}"
+    builtin.train(TrainingConfig(max_steps=40, seed=seed, learning_rate=0.05), SAMPLE, folder, Recorder())
+    return folder
+
+
+def ask(app, key: str, text: str = TEXT):
+    shown = [e.value for e in [*app.error, *app.warning, *app.caption]]
+    assert f"{key}_input" in [area.key for area in app.text_area], f"no try-it box; the page shows {shown}"
+    app.text_area(key=f"{key}_input").input(text)
+    app.button(key=f"{key}_go").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    return app
+
+
+def test_the_builtin_adapters_answer_is_its_prediction_computed_directly(open_page, app_store, tmp_path):
+    folder = builtin_adapter(tmp_path, seed=1)
+    _, adapter_id = register(app_store, folder, "tiny-base", "builtin-try")
+
+    app = ask(open_page("pages/adapters.py", adapter=str(adapter_id)), "try")
+
+    label, confidence = builtin.load_tuned(folder).answer([TEXT])[0]
+    assert [code.value for code in app.code][-1] == label
+    assert f"confidence {confidence:.3f}" in [caption.value for caption in app.caption]
+
+
+def test_compare_answers_with_every_compared_runs_adapter(open_page, app_store, tmp_path):
+    folders = [builtin_adapter(tmp_path, seed) for seed in (1, 2)]
+    run_ids = [register(app_store, folder, "tiny-base", f"seed-{i}")[0] for i, folder in enumerate(folders, start=1)]
+
+    app = ask(open_page("pages/compare.py", runs=",".join(map(str, run_ids))), "try_compare")
+
+    answers = next(frame.value for frame in app.dataframe if "answer" in frame.value.columns)
+    expected = [builtin.load_tuned(folder).answer([TEXT])[0][0] for folder in folders]
+    assert answers["answer"].tolist() == expected
+    assert answers["adapter"].tolist() == [f"seed-{i} (#{run_id})" for i, run_id in enumerate(run_ids, start=1)]
+
+
+def test_an_empty_input_or_a_missing_folder_gets_a_message_not_a_traceback(open_page, app_store, tmp_path):
+    folder = builtin_adapter(tmp_path, seed=3)
+    _, adapter_id = register(app_store, folder, "tiny-base", "gone")
+    app = open_page("pages/adapters.py", adapter=str(adapter_id))
+
+    app.button(key="try_go").click().run()
+    assert "Type some input for the adapter to answer." in [e.value for e in app.error]
+
+    for file in folder.iterdir():
+        file.unlink()
+    _answerer.clear()  # a loaded adapter stays loaded: this one must be looked for again
+    app.text_area(key="try_input").input(TEXT)
+    app.button(key="try_go").click().run()
+    assert any("adapter_config.json is missing" in e.value for e in app.error)
+
+
+def test_a_peft_adapter_answers_on_the_tiny_model_with_its_greedy_generation(open_page, app_store, tmp_path):
+    require("torch", "transformers", "peft", "tokenizers", "accelerate")
+    from jobs.trainers import peft_trainer
+
+    data = tmp_path / "texts.csv"
+    pl.read_csv(SAMPLE).head(48).write_csv(data)
+    folder = tmp_path / "peft"
+    peft_trainer.train(TrainingConfig(trainer="peft", max_steps=2, batch_size=8, eval_samples=0), data, folder, Recorder())
+    _, adapter_id = register(app_store, folder, "tiny-gpt2", "peft-try")
+
+    app = ask(open_page("pages/adapters.py", adapter=str(adapter_id)), "try", "the soup was")
+
+    assert [code.value for code in app.code][-1] == greedy(folder, "the soup was")
+    assert any("max_new_tokens=20" in caption.value for caption in app.caption)
+
+
+def greedy(folder: Path, text: str) -> str:
+    """The adapter's continuation computed directly with PEFT: greedy, 20 new tokens, the prompt left out."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(SHIPPED_MODELS / "tiny-gpt2")
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(SHIPPED_MODELS / "tiny-gpt2"), folder).eval()
+    encoded = tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        output = model.generate(**encoded, do_sample=False, max_new_tokens=20, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(output[0][encoded["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("   ", "type some input"), ("x" * (inference.MAX_INPUT + 1), "too long")], ids=["blank", "too long"]
+)
+def test_bad_input_is_refused_before_any_model_runs(text, message):
+    with pytest.raises(ValidationError, match=message):
+        inference.answer_within(lambda text: pytest.fail("the model ran"), text)
+
+
+def test_an_answer_that_takes_too_long_ends_with_a_message():
+    release = threading.Event()
+    with pytest.raises(TuneDeckError, match="longer than 0.1 s"):
+        inference.answer_within(lambda text: release.wait(5), "hi", seconds=0.1)
+    release.set()
+
+
+def test_memory_is_short_past_the_threshold_of_the_machines_memory_in_use():
+    assert inference.memory_short(threshold=0.0)
+    assert not inference.memory_short(threshold=100.1)

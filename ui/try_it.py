@@ -1,0 +1,54 @@
+"""The try-it box: type an input, get each adapter's answer. Loaded adapters are kept once per server (a few at
+most) and all released when the machine runs short of memory. Answers are drawn as plain text."""
+
+import polars as pl
+import streamlit as st
+
+from core.entities import Adapter
+from jobs.inference import MAX_INPUT, Answerer, answer_within, load_answerer, memory_short
+from ui.common import friendly_errors, plain
+
+KEEP_LOADED = 4  # adapters kept loaded per server
+
+
+@st.cache_resource(max_entries=KEEP_LOADED, show_spinner=False)
+def _answerer(path: str, base_model: str, checksum: str) -> Answerer:
+    """One loaded adapter; the checksum keys a re-registered folder apart from the old one."""
+    return load_answerer(path, base_model)
+
+
+def answerer(adapter: Adapter) -> Answerer:
+    if memory_short():
+        _answerer.clear()
+    return _answerer(adapter.path, adapter.base_model, adapter.checksum)
+
+
+def try_box(adapters: dict[str, Adapter], key: str) -> None:
+    """An input box and a button; the answers of the adapters (by label) below, one row each."""
+    st.subheader("Try it")
+    if not adapters:
+        st.caption("No adapter to try yet: a run registers one when it completes.")
+        return
+    text = st.text_area("Input", key=f"{key}_input", max_chars=MAX_INPUT, placeholder="e.g. the soup was cold and bland")
+    if not st.button("Answer", key=f"{key}_go", icon=":material/play_arrow:"):
+        return
+    answers = []
+    for label, adapter in adapters.items():
+        with friendly_errors(), st.spinner(plain(f"Loading {adapter.base_model} with {label} and answering…")):
+            answers.append({"adapter": label, **_answer_row(answer_within(answerer(adapter), text))})
+    if not answers:
+        return
+    if len(adapters) == 1:
+        single = answers[0]
+        st.code(single["answer"], language="text", wrap_lines=True)
+        if single["confidence"] is not None:
+            st.caption(f"confidence {single['confidence']:.3f}")
+        if single["decoding"]:
+            st.caption(f"decoding: {single['decoding']}")
+        return
+    st.dataframe(pl.DataFrame(answers), hide_index=True, key=f"{key}_answers")
+
+
+def _answer_row(answer) -> dict:
+    settings = ", ".join(f"{name}={value}" for name, value in answer.settings.items())
+    return {"answer": answer.text, "confidence": answer.confidence, "decoding": settings}
