@@ -99,6 +99,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX adapters_by_experiment ON adapters (experiment_id);
         """,
     ),
+    (
+        2,
+        "run logs in the store (the embedded store's migration 13)",
+        """
+        CREATE TABLE run_logs (
+            run_id BIGINT NOT NULL,
+            seq BIGINT NOT NULL,
+            lines BIGINT NOT NULL,
+            text VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        );
+        """,
+    ),
 ]
 
 # Held while migrating, so two processes starting at once do not both migrate.

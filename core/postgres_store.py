@@ -27,7 +27,7 @@ from core.pg_migrations import migrate
 from core.points import POINT_SCHEMA
 from core.sql import rows
 from core.status import RunStatus
-from core.store_url import checked_store_url, redacted
+from core.store_url import checked_store_url, redacted, safe_message
 
 RETRIES = 8  # a transaction PostgreSQL aborted for a deadlock or a serialization conflict is run again
 POOL_SIZE = 10
@@ -70,7 +70,7 @@ class PostgresStore(DuckDBStore):
             with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as con:
                 migrate(con)
         except psycopg.Error as error:
-            raise StoreError(f"cannot use the PostgreSQL store at {self.where}: {_first_line(error)}") from None
+            raise StoreError(f"cannot use the PostgreSQL store at {self.where}: {safe_message(error)}") from None
 
     def _connections(self) -> ConnectionPool:
         with self._pool_lock:
@@ -153,7 +153,7 @@ class PostgresStore(DuckDBStore):
             raise self._failed(error) from None
 
     def _failed(self, error: psycopg.Error) -> StoreError:
-        return StoreError(f"the PostgreSQL store at {self.where} failed: {_first_line(error)}")
+        return StoreError(f"the PostgreSQL store at {self.where} failed: {safe_message(error)}")
 
     # -- what a shared server needs on top of the embedded store's operations -------------------------
     @staticmethod
@@ -203,15 +203,10 @@ class PostgresStore(DuckDBStore):
         return series.with_columns(pl.col("wall_time").cast(POINT_SCHEMA["wall_time"])).sort("run_id", "key", "step")
 
 
-def _first_line(error: Exception) -> str:
-    text = redacted(str(error).strip())
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:
     if error.diag.constraint_name == "experiments_live_name":
         return ConflictError("another experiment took that name a moment ago; pick another name")
-    return ConflictError(f"someone else stored the same thing at the same moment; try again ({_first_line(error)})")
+    return ConflictError(f"someone else stored the same thing at the same moment; try again ({safe_message(error)})")
 
 
 _AS_CSV = "COPY (SELECT run_id, key, step, value, (extract(epoch FROM wall_time) * 1000000)::BIGINT FROM ({query}) s) TO STDOUT (FORMAT csv)"

@@ -200,6 +200,15 @@ class TrackingStore(ABC):
         """What disagrees with the raw data: summaries vs points, duplicate points, broken links,
         experiment statuses that do not follow from their runs. Empty when the store is sound."""
 
+    # -- run logs ----------------------------------------------------------------------------
+    @abstractmethod
+    def append_log(self, run_id: int, text: str) -> None:
+        """Add output to the end of a run's log (the worker streams its training process's output here)."""
+
+    @abstractmethod
+    def read_log(self, run_id: int, tail_lines: int | None = 200) -> str:
+        """The last tail_lines lines of a run's log, all of it for None; '' before any output."""
+
     # -- adapters ----------------------------------------------------------------------------
     @abstractmethod
     def get_adapter(self, adapter_id: int) -> Adapter:
@@ -253,6 +262,7 @@ REPEATABLE = frozenset(
         "verify_integrity",
         "get_adapter",
         "list_adapters",
+        "read_log",
         "heartbeat",
         "log_metrics",
     }

@@ -63,3 +63,9 @@ def check_password_file() -> None:
         return
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ValidationError(f"the password file {path} can be read by others; make it the owner's only: chmod 600 {path}")
+
+
+def safe_message(error: BaseException) -> str:
+    """An error's first line with any password in it redacted (drivers may echo the connection string)."""
+    text = redacted(str(error).strip())
+    return text.splitlines()[0] if text else type(error).__name__

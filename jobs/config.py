@@ -1,15 +1,37 @@
-"""The Huey instance: a SQLite queue in the data directory, or Redis when TUNEDECK_QUEUE_URL says so."""
+"""The Huey instance: a SQLite queue in the data directory; in team mode PostgreSQL (the store's database unless
+TUNEDECK_QUEUE_URL names another), or Redis when TUNEDECK_QUEUE_URL says so."""
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey
+from huey.storage import PostgresStorage
 
 from core.settings import Settings, get_settings
+from core.store_url import is_postgres
+
+
+def queue_url(settings: Settings) -> str:
+    """Where the queue lives: TUNEDECK_QUEUE_URL, else in team mode the store's database, else '' (SQLite)."""
+    return settings.queue_url or settings.store_url.get_secret_value()
 
 
 def make_huey(settings: Settings) -> Huey:
-    if settings.queue_url:
-        return RedisHuey("tunedeck", url=settings.queue_url)
+    url = queue_url(settings)
+    if url.startswith(("redis://", "rediss://")):
+        return RedisHuey("tunedeck", url=url)
+    if is_postgres(url):  # tables huey_task, huey_schedule, huey_kv, huey_counter beside the store's
+        return PostgresHuey("tunedeck", dsn=url, create_tables=False)  # reached on first use, not on import
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return SqliteHuey("tunedeck", filename=str(settings.queue_path))
 
 
 huey = make_huey(get_settings())
+
+_queue_ready = False
+
+
+def ready_queue() -> Huey:
+    """The queue, with its tables made on first use: importing this module never reaches a database."""
+    global _queue_ready
+    if not _queue_ready and isinstance(huey.storage, PostgresStorage):
+        huey.storage.initialize_schema()  # CREATE TABLE IF NOT EXISTS: safe from every machine at once
+    _queue_ready = True
+    return huey
