@@ -47,9 +47,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_queue(cls, url: str) -> str:
         if url and not url.startswith(("redis://", "rediss://", "postgresql://", "postgres://")):
-            raise ValueError(
-                "TUNEDECK_QUEUE_URL must be empty (the default queue), a redis:// or a postgresql:// URL"
-            )
+            raise ValueError("TUNEDECK_QUEUE_URL must be empty (the default queue), a postgresql:// or a redis:// URL")
         return url
 
     @property
@@ -62,6 +60,11 @@ class Settings(BaseSettings):
     def team_mode(self) -> bool:
         """The store is on PostgreSQL, shared by every machine."""
         return bool(self.store_url.get_secret_value())
+
+    @property
+    def effective_queue_url(self) -> str:
+        """Where the queue lives: TUNEDECK_QUEUE_URL, else in team mode the store's database, else '' (SQLite)."""
+        return self.queue_url or self.store_url.get_secret_value()
 
     @property
     def store_path(self) -> Path:

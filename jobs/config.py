@@ -8,13 +8,8 @@ from core.settings import Settings, get_settings
 from core.store_url import is_postgres
 
 
-def queue_url(settings: Settings) -> str:
-    """Where the queue lives: TUNEDECK_QUEUE_URL, else in team mode the store's database, else '' (SQLite)."""
-    return settings.queue_url or settings.store_url.get_secret_value()
-
-
 def make_huey(settings: Settings) -> Huey:
-    url = queue_url(settings)
+    url = settings.effective_queue_url
     if url.startswith(("redis://", "rediss://")):
         return RedisHuey("tunedeck", url=url)
     if is_postgres(url):  # tables huey_task, huey_schedule, huey_kv, huey_counter beside the store's

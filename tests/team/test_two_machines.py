@@ -16,7 +16,7 @@ from core.artifacts import FolderArtifacts
 from core.postgres_store import PostgresStore
 from core.settings import Settings
 from core.status import RunStatus
-from jobs.config import make_huey, queue_url
+from jobs.config import make_huey
 from tests.jobs.conftest import ROOT, SAMPLE, wait_for
 from tests.servers import free_port
 
@@ -163,5 +163,5 @@ def test_team_mode_queues_on_the_stores_database_unless_told_otherwise(tmp_path)
     url = "postgresql://tunedeck@db.example:5432/tunedeck?sslmode=require"
     team = make_huey(Settings(data_dir=tmp_path, store_url=url))
     assert isinstance(team, PostgresHuey) and team.storage.dsn == url
-    assert queue_url(Settings(data_dir=tmp_path, store_url=url, queue_url="redis://redis:6379/0")) == "redis://redis:6379/0"
-    assert queue_url(Settings(data_dir=tmp_path)) == ""  # the embedded SQLite queue
+    assert Settings(data_dir=tmp_path, store_url=url, queue_url="redis://redis:6379/0").effective_queue_url == "redis://redis:6379/0"
+    assert Settings(data_dir=tmp_path).effective_queue_url == ""  # the embedded SQLite queue
