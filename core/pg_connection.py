@@ -6,11 +6,13 @@ differently are looked up in TRANSLATIONS by their text; a frame registered as `
 """
 
 import functools
+
 import numpy as np
 import polars as pl
 import psycopg
 
 from core import duckdb_store
+from core.points import POINT_SCHEMA
 
 # PostgreSQL type OIDs and the Polars types their columns come back as (others are inferred).
 _POLARS_TYPES = {
@@ -215,8 +217,11 @@ _COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 _ROW = np.dtype(
     [
         ("fields", ">i2"),
-        *[item for name, kind in [("run_id", ">i8"), ("key_index", ">i4"), ("step", ">i8"), ("value", ">f8"), ("wall_time", ">i8")]
-          for item in [(f"{name}_size", ">i4"), (name, kind)]],
+        *[
+            item
+            for name, kind in [("run_id", ">i8"), ("key_index", ">i4"), ("step", ">i8"), ("value", ">f8"), ("wall_time", ">i8")]
+            for item in [(f"{name}_size", ">i4"), (name, kind)]
+        ],
     ]
 )
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, where PostgreSQL's binary timestamps count from
@@ -235,6 +240,23 @@ def binary_points(points: pl.DataFrame) -> tuple[bytes, list[str]]:
     rows["value"] = points["value"].to_numpy()
     rows["wall_time"] = points["wall_time"].dt.epoch("us").to_numpy() - _PG_EPOCH_US
     return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER, names
+
+
+def read_binary_points(data: bytes, keys: list[str]) -> pl.DataFrame:
+    """Points that came out of a binary COPY in the layout binary_points writes (keys as indexes into `keys`)."""
+    if len(data) <= len(_COPY_HEADER) + len(_COPY_TRAILER):
+        return pl.DataFrame(schema=POINT_SCHEMA)
+    rows = np.frombuffer(data, dtype=_ROW, offset=len(_COPY_HEADER), count=(len(data) - len(_COPY_HEADER) - 2) // _ROW.itemsize)
+    return pl.DataFrame(
+        {
+            "run_id": rows["run_id"].astype(np.int64),
+            "key": pl.Series(keys, dtype=pl.String).gather(rows["key_index"].astype(np.int32)),
+            "step": rows["step"].astype(np.int64),
+            "value": rows["value"].astype(np.float64),
+            "wall_time": (rows["wall_time"].astype(np.int64) + _PG_EPOCH_US).view("datetime64[us]"),
+        },
+        schema=POINT_SCHEMA,
+    )
 
 
 def copy_points(raw: psycopg.Connection, points: pl.DataFrame) -> None:

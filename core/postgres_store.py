@@ -4,7 +4,7 @@ The domain operations are the embedded store's own (`DuckDBStore`): the same val
 the same tables, run here through `core.pg_connection`, one operation per transaction. This class supplies what
 differs on a shared server: a connection pool instead of one owner process, row locks where two machines may
 change one run or one experiment at once (the embedded store has one writer), and metric reads streamed out with
-COPY into Polars.
+binary COPY into Polars.
 """
 
 import io
@@ -22,9 +22,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from core.duckdb_store import DuckDBStore, _as_id
 from core.entities import Adapter, AdapterSpec, Experiment
 from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError, ValidationError
-from core.pg_connection import PgConnection, prepare
+from core.pg_connection import PgConnection, prepare, read_binary_points
 from core.pg_migrations import migrate
-from core.points import POINT_SCHEMA
 from core.sql import rows
 from core.status import RunStatus
 from core.store_url import checked_store_url, redacted, safe_message
@@ -38,7 +37,9 @@ class PostgresStore(DuckDBStore):
     """The store in a PostgreSQL database named by a postgresql:// URL; `data_dir` is this machine's local folder
     (metric journals, run working files)."""
 
-    def __init__(self, url: str, data_dir: Path | str, *, timeout: float = 60.0, dataset_roots: list[Path] | None = None, **kwargs):
+    def __init__(
+        self, url: str, data_dir: Path | str, *, timeout: float = 60.0, dataset_roots: list[Path] | None = None, **kwargs
+    ):
         super().__init__(Path(data_dir) / "tunedeck.postgres", dataset_roots=dataset_roots, **kwargs)
         self.url = checked_store_url(url)
         self.timeout = timeout
@@ -188,19 +189,17 @@ class PostgresStore(DuckDBStore):
         query = (_WHOLE_SERIES if max_points is None else _SERIES).format(key_filter=key_filter)
         params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2}
 
-        def copy_out(con: PgConnection) -> bytes:
+        def copy_out(con: PgConnection) -> tuple[list[str], bytes]:
+            """The points in binary, keys as their index in `names`: fixed-width rows that numpy reads as they come."""
+            names = [row[0] for row in con.raw.execute(_KEYS.format(key_filter=key_filter), params).fetchall()]
             out = io.BytesIO()
-            with con.raw.cursor() as cursor, cursor.copy(_AS_CSV.format(query=query), params) as copy:
+            with con.raw.cursor() as cursor, cursor.copy(_AS_BINARY.format(query=query), {**params, "names": names}) as copy:
                 for chunk in copy:
                     out.write(chunk)
-            return out.getvalue()
+            return names, out.getvalue()
 
-        data = self._read(copy_out)
-        if not data:
-            return pl.DataFrame(schema=POINT_SCHEMA)
-        schema = {**POINT_SCHEMA, "wall_time": pl.Int64}
-        series = pl.read_csv(data, has_header=False, new_columns=list(schema), schema=schema)
-        return series.with_columns(pl.col("wall_time").cast(POINT_SCHEMA["wall_time"])).sort("run_id", "key", "step")
+        names, data = self._read(copy_out)
+        return read_binary_points(data, names).sort("run_id", "key", "step")
 
 
 def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:
@@ -209,7 +208,11 @@ def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:
     return ConflictError(f"someone else stored the same thing at the same moment; try again ({safe_message(error)})")
 
 
-_AS_CSV = "COPY (SELECT run_id, key, step, value, (extract(epoch FROM wall_time) * 1000000)::BIGINT FROM ({query}) s) TO STDOUT (FORMAT csv)"
+_KEYS = "SELECT DISTINCT key FROM metric_summaries WHERE run_id = ANY(%(runs)s::BIGINT[]) {key_filter} ORDER BY key"
+_AS_BINARY = (
+    "COPY (SELECT run_id, array_position(%(names)s::TEXT[], key::TEXT) - 1, step, value, wall_time FROM ({query}) s) "
+    "TO STDOUT (FORMAT binary)"
+)
 _WHOLE_SERIES = "SELECT run_id, key, step, value, wall_time FROM metrics WHERE run_id = ANY(%(runs)s::BIGINT[]) {key_filter}"
 # As the embedded store's: series short enough come whole; longer ones keep the lowest and highest point of each
 # step bucket, so spikes survive. Ties go to the earliest step.

@@ -64,7 +64,9 @@ def describe(where: str) -> str:
     return redacted(where) if is_postgres(where) else str(Path(where))
 
 
-def copy_store(source: str, destination: str, start: Callable[[int], Callable[[int], None]] = lambda total: lambda rows: None) -> CopyReport:
+def copy_store(
+    source: str, destination: str, start: Callable[[int], Callable[[int], None]] = lambda total: lambda rows: None
+) -> CopyReport:
     """Copy every table of source into destination, verify, and report. `start(total rows)` returns what to call with
     each batch of rows copied (a progress bar's update). ConflictError if the destination holds experiments that are
     not the source's."""
@@ -160,7 +162,11 @@ def _refuse_foreign(experiments: pl.DataFrame, dst: DuckDBStore) -> None:
     if theirs.is_empty():
         return
     ours = {(row["id"], row["name"], row["created_at"]) for row in experiments.select("id", "name", "created_at").to_dicts()}
-    foreign = [row for row in theirs.select("id", "name", "created_at").to_dicts() if (row["id"], row["name"], row["created_at"]) not in ours]
+    foreign = [
+        row
+        for row in theirs.select("id", "name", "created_at").to_dicts()
+        if (row["id"], row["name"], row["created_at"]) not in ours
+    ]
     if foreign:
         names = ", ".join(repr(row["name"]) for row in foreign[:3])
         raise ConflictError(

@@ -27,6 +27,10 @@ def ready_queue() -> Huey:
     """The queue, with its tables made on first use: importing this module never reaches a database."""
     global _queue_ready
     if not _queue_ready and isinstance(huey.storage, PostgresStorage):
-        huey.storage.initialize_schema()  # CREATE TABLE IF NOT EXISTS: safe from every machine at once
+        with huey.storage.db() as cursor:
+            cursor.execute("SELECT to_regclass(%s)", [huey.storage.table_task])
+            missing = cursor.fetchone()[0] is None
+        if missing:  # only then: a role without the CREATE right uses tables its owner made
+            huey.storage.initialize_schema()  # CREATE TABLE IF NOT EXISTS: safe from every machine at once
     _queue_ready = True
     return huey

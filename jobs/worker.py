@@ -19,8 +19,8 @@ from core import journal, open_store
 from core.errors import TuneDeckError
 from core.settings import get_settings
 from core.store import TrackingStore
-from core.store_url import safe_message
 from core.store_server import JOURNAL_SCAN
+from core.store_url import safe_message
 from jobs.config import huey, ready_queue
 from jobs.lock import LOCK_NAME, hold_worker_lock
 from jobs.reaper import reap

@@ -68,7 +68,9 @@ class Cluster:
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+        self._run(
+            str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
+        )
         return self
 
     def database_url(self, name: str) -> str:
@@ -126,7 +128,9 @@ def snapshot(store) -> dict:
     from core.sql import frame
 
     with store.reading() as con:
-        tables = [row[0] for row in con.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()]
+        tables = [
+            row[0] for row in con.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()
+        ]
         found = {}
         for table in tables:
             (width,) = con.execute(

@@ -73,9 +73,9 @@ def queue(settings: Settings) -> Check:
     def check() -> Check:
         url = settings.effective_queue_url
         if is_postgres(url):
-            import psycopg
+            from jobs.config import ready_queue  # in team mode the queue opens nothing on import
 
-            psycopg.connect(url, connect_timeout=5).close()
+            ready_queue()  # its tables made on first use: the owner's first `tunedeck doctor` makes them
             return Check("queue", OK, f"PostgreSQL queue at {redacted(url)} answers")
         if url:
             from redis import Redis

@@ -28,7 +28,10 @@ def test_every_translated_statement_is_still_in_the_embedded_store():
     [
         ("postgresql://alice:s3cret@db.example:5432/tunedeck", "postgresql://alice:***@db.example:5432/tunedeck"),
         ("postgresql://alice:p%40ss@db/tunedeck?sslmode=require", "postgresql://alice:***@db/tunedeck?sslmode=require"),
-        ("postgresql://alice@db/tunedeck?password=s3cret&sslmode=verify-full", "postgresql://alice@db/tunedeck?password=***&sslmode=verify-full"),
+        (
+            "postgresql://alice@db/tunedeck?password=s3cret&sslmode=verify-full",
+            "postgresql://alice@db/tunedeck?password=***&sslmode=verify-full",
+        ),
         ("postgresql://alice@db/tunedeck", "postgresql://alice@db/tunedeck"),
     ],
 )
@@ -37,7 +40,13 @@ def test_a_url_is_shown_without_its_password(url, shown):
 
 
 @pytest.mark.parametrize(
-    "url", ["mysql://alice:s3cret@db/x", "postgresql://alice:s3cret@/x", "postgresql://alice:s3cret@db:port/x", "postgresql://alice:s3cret@db"]
+    "url",
+    [
+        "mysql://alice:s3cret@db/x",
+        "postgresql://alice:s3cret@/x",
+        "postgresql://alice:s3cret@db:port/x",
+        "postgresql://alice:s3cret@db",
+    ],
 )
 def test_a_malformed_store_url_is_refused_without_showing_the_password(url):
     with pytest.raises(ValidationError) as refused:
@@ -82,7 +91,12 @@ def test_points_go_in_by_binary_copy_exactly(pg):
             "key": ["loss", "eval loss/top-1@k"] * 2,
             "step": [0, 0, 7, 7],
             "value": [0.1 + 0.2, -1e-300, 1.7976931348623157e308, 5e-324],
-            "wall_time": [datetime(1999, 12, 31, 23, 59, 59, 999999), datetime(2000, 1, 1), datetime(2026, 5, 1, 1, 2, 3, 4), datetime(2040, 1, 1)],
+            "wall_time": [
+                datetime(1999, 12, 31, 23, 59, 59, 999999),
+                datetime(2000, 1, 1),
+                datetime(2026, 5, 1, 1, 2, 3, 4),
+                datetime(2040, 1, 1),
+            ],
         }
     )
     assert pg.log_metrics(points) == 4

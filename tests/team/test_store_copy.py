@@ -17,7 +17,12 @@ SAMPLE = "data/sample/sentiment.csv"
 
 def tunedeck(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tunedeck.cli", *args], cwd=ROOT, env=clean_env(tmp_path / "cli"), capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "tunedeck.cli", *args],
+        cwd=ROOT,
+        env=clean_env(tmp_path / "cli"),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -31,7 +36,13 @@ def fill(store) -> None:
             steps = list(range(0, 300, 3))
             store.log_metrics(
                 pl.DataFrame(
-                    {"run_id": run_id, "key": "loss", "step": steps, "value": [1 / (s + 1) + run_id * 1e-9 for s in steps], "wall_time": None}
+                    {
+                        "run_id": run_id,
+                        "key": "loss",
+                        "step": steps,
+                        "value": [1 / (s + 1) + run_id * 1e-9 for s in steps],
+                        "wall_time": None,
+                    }
                 )
             )
             store.append_log(run_id, f"run {run_id} says hello\n")
@@ -39,7 +50,9 @@ def fill(store) -> None:
                 continue
             store.mark_running(run_id, "w:1")
             if outcome == "completed":
-                store.complete_run(run_id, AdapterSpec(path=f"/adapters/run-{run_id}", base_model="tiny", size_bytes=10, checksum="sha256:x"))
+                store.complete_run(
+                    run_id, AdapterSpec(path=f"/adapters/run-{run_id}", base_model="tiny", size_bytes=10, checksum="sha256:x")
+                )
             else:
                 store.fail_run(run_id, "boom", traceback="Traceback ...")
     store.set_metric_direction(kept, "loss", "max")

@@ -34,6 +34,9 @@ def test_doctor_says_what_to_check_when_the_team_store_does_not_answer(tmp_path,
         timeout=120,
     )
     assert result.returncode == 1
-    assert 'FAIL  store: cannot use the PostgreSQL store at' in result.stdout and 'database "missing" does not exist' in result.stdout
+    assert (
+        "FAIL  store: cannot use the PostgreSQL store at" in result.stdout
+        and 'database "missing" does not exist' in result.stdout
+    )
     assert "check TUNEDECK_STORE_URL" in result.stdout
     assert "s3cret" not in result.stdout + result.stderr

@@ -95,7 +95,9 @@ def test_machine_b_trains_what_machine_a_starts_and_a_sees_metrics_logs_and_adap
     worker = b.worker("--workers", "4")
     try:
         runs = wait_for(
-            lambda: all(store.get_run(r).status.is_terminal for r in run_ids) and store.get_runs(run_ids), 240, "B to train A's runs"
+            lambda: all(store.get_run(r).status.is_terminal for r in run_ids) and store.get_runs(run_ids),
+            240,
+            "B to train A's runs",
         )
     finally:
         _stop(worker)
@@ -163,5 +165,7 @@ def test_team_mode_queues_on_the_stores_database_unless_told_otherwise(tmp_path)
     url = "postgresql://tunedeck@db.example:5432/tunedeck?sslmode=require"
     team = make_huey(Settings(data_dir=tmp_path, store_url=url))
     assert isinstance(team, PostgresHuey) and team.storage.dsn == url
-    assert Settings(data_dir=tmp_path, store_url=url, queue_url="redis://redis:6379/0").effective_queue_url == "redis://redis:6379/0"
+    assert (
+        Settings(data_dir=tmp_path, store_url=url, queue_url="redis://redis:6379/0").effective_queue_url == "redis://redis:6379/0"
+    )
     assert Settings(data_dir=tmp_path).effective_queue_url == ""  # the embedded SQLite queue
