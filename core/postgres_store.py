@@ -132,6 +132,17 @@ class PostgresStore(DuckDBStore):
         with self.reading() as con:
             return query(con)
 
+    def _statement(self, query: Callable[[PgConnection], Any]) -> Any:
+        """A read of one statement: it sees one state by itself, outside any transaction."""
+        current = getattr(self._local, "reading", None)
+        if current is not None:
+            return query(current)
+        try:
+            with self._connection() as raw:
+                return query(PgConnection(raw))
+        except psycopg.Error as error:
+            raise self._failed(error) from None
+
     @contextmanager
     def reading(self) -> Iterator[PgConnection]:
         """Reads that see one state of the store: a read-only snapshot transaction; nested calls share it."""
@@ -191,15 +202,20 @@ class PostgresStore(DuckDBStore):
 
         def copy_out(con: PgConnection) -> tuple[list[str], bytes]:
             """The points in binary, keys as their index in `names`: fixed-width rows that numpy reads as they come."""
-            names = [row[0] for row in con.raw.execute(_KEYS.format(key_filter=key_filter), params).fetchall()]
+            names = sorted(set(keys)) if keys is not None else _stored_keys(con, params)
             out = io.BytesIO()
             with con.raw.cursor() as cursor, cursor.copy(_AS_BINARY.format(query=query), {**params, "names": names}) as copy:
                 for chunk in copy:
                     out.write(chunk)
             return names, out.getvalue()
 
-        names, data = self._read(copy_out)
+        # Keys named: one statement, so no snapshot transaction is needed (two round trips fewer per chart).
+        names, data = self._read(copy_out) if keys is None else self._statement(copy_out)
         return read_binary_points(data, names).sort("run_id", "key", "step")
+
+
+def _stored_keys(con: PgConnection, params: dict) -> list[str]:
+    return [row[0] for row in con.raw.execute(_KEYS, params).fetchall()]
 
 
 def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:
@@ -208,7 +224,7 @@ def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:
     return ConflictError(f"someone else stored the same thing at the same moment; try again ({safe_message(error)})")
 
 
-_KEYS = "SELECT DISTINCT key FROM metric_summaries WHERE run_id = ANY(%(runs)s::BIGINT[]) {key_filter} ORDER BY key"
+_KEYS = "SELECT DISTINCT key FROM metric_summaries WHERE run_id = ANY(%(runs)s::BIGINT[]) ORDER BY key"
 _AS_BINARY = (
     "COPY (SELECT run_id, array_position(%(names)s::TEXT[], key::TEXT) - 1, step, value, wall_time FROM ({query}) s) "
     "TO STDOUT (FORMAT binary)"

@@ -45,8 +45,9 @@ def _free_port() -> int:
 class Cluster:
     """initdb into a temporary folder and start the server; as root, both run as the `postgres` user."""
 
-    def __init__(self, bin_dir: Path):
+    def __init__(self, bin_dir: Path, durable: bool = False):
         self.bin_dir = bin_dir
+        self.durable = durable  # benchmarks: fsync on, as a real server; tests: off, for speed
         self.folder = Path(tempfile.mkdtemp(prefix="tunedeck-pg-"))
         self.data = self.folder / "data"
         self.port = _free_port()
@@ -65,9 +66,10 @@ class Cluster:
     def start(self) -> "Cluster":
         self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust", "-N", "-E", "UTF8")
         options = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} -c max_connections=300"
         )
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
         )
