@@ -69,3 +69,9 @@ def safe_message(error: BaseException) -> str:
     """An error's first line with any password in it redacted (drivers may echo the connection string)."""
     text = redacted(str(error).strip())
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def store_location(settings) -> str:
+    """Where the store is, safe to show: the redacted PostgreSQL URL in team mode, else the data folder."""
+    url = settings.store_url.get_secret_value()
+    return redacted(url) if url else str(settings.data_dir)

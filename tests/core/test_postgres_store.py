@@ -133,3 +133,11 @@ def test_runs_of_one_experiment_changing_at_once_keep_its_counters_right(pg):
     list(ThreadPoolExecutor(8).map(finish, run_ids))
     assert pg.verify_integrity() == []
     assert pg.get_experiment(experiment_id).run_count == 24
+
+
+def test_the_sidebar_shows_the_team_store_without_its_password(tmp_path):
+    from core.settings import Settings
+    from core.store_url import store_location
+
+    assert store_location(Settings(data_dir=tmp_path, store_url="postgresql://a:s3cret@db/t")) == "postgresql://a:***@db/t"
+    assert store_location(Settings(data_dir=tmp_path)) == str(tmp_path)
