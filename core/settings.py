@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     @classmethod
     def _known_queue(cls, url: str) -> str:
         if url and not url.startswith(("redis://", "rediss://", "postgresql://", "postgres://")):
-            raise ValueError("TUNEDECK_QUEUE_URL must be empty (the default queue), a postgresql:// or a redis:// URL")
+            raise ValueError(
+                "TUNEDECK_QUEUE_URL must be empty (SQLite queue in the data directory, or in team mode the store's "
+                "database), a postgresql:// or a redis:// URL"
+            )
         return url
 
     @property
