@@ -5,6 +5,7 @@ import os
 import streamlit as st
 
 from core.settings import get_settings
+from core.store_url import store_location
 from jobs.embedded import ensure_worker
 from ui.common import routing
 
@@ -30,6 +31,6 @@ pages = [
     st.Page("pages/experiments.py", title="Experiments", url_path="experiments", visibility="hidden"),
 ]
 with st.sidebar:
-    st.caption(f"Store: `{get_settings().data_dir}`")
+    st.caption(f"Store: `{store_location(get_settings())}`")
 with routing():
     st.navigation(pages).run()

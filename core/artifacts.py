@@ -1,14 +1,20 @@
-"""Adapter and checkpoint folders on disk: what they hold, how to describe an adapter for registration."""
+"""Adapter and checkpoint folders: what they hold, how to describe an adapter for registration, and where adapters
+are kept for every machine (`ArtifactStore`)."""
 
 import hashlib
 import shutil
+import tempfile
+import zipfile
+from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
 from core.entities import AdapterSpec
-from core.errors import ValidationError
+from core.errors import NotFoundError, ValidationError
 from core.presenters import format_size
+from core.settings import Settings
 
 
 def adapter_files(path: str) -> pl.DataFrame:
@@ -72,3 +78,62 @@ def last_checkpoint(folder: Path) -> Path | None:
     """The checkpoint with the highest step in `folder`, if any."""
     found = [path for path in Path(folder).glob("checkpoint-*") if path.name.removeprefix("checkpoint-").isdigit()]
     return max(found, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
+
+
+class ArtifactStore(ABC):
+    """Where adapters are kept for every machine: a folder they all mount today, an object store tomorrow."""
+
+    @abstractmethod
+    def put(self, folder: Path, key: str) -> str:
+        """Copy a local folder in under key (replacing what was there) and return where it now is."""
+
+    @abstractmethod
+    def open(self, location: str) -> BinaryIO:
+        """The artifact as one zip archive, to download; NotFoundError when it is gone."""
+
+    @abstractmethod
+    def size_and_checksum(self, location: str) -> tuple[int, str]:
+        """Total bytes and a sha256 over the files' names and bytes, as registered."""
+
+
+class FolderArtifacts(ArtifactStore):
+    """Artifacts as folders under one root (TUNEDECK_ARTIFACT_ROOT, a share every machine mounts)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def put(self, folder: Path, key: str) -> str:
+        destination = self.root / key
+        if Path(folder).resolve() != destination.resolve():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            partial = destination.with_name(f".{destination.name}.partial")  # readers never see half a copy
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(folder, partial)
+            shutil.rmtree(destination, ignore_errors=True)
+            partial.rename(destination)
+        return str(destination)
+
+    def open(self, location: str) -> BinaryIO:
+        folder = Path(location)
+        if not folder.is_dir():
+            raise NotFoundError(f"the adapter's folder {folder} is no longer there")
+        archive = tempfile.TemporaryFile()
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+            for file in sorted(path for path in folder.rglob("*") if path.is_file()):
+                zipped.write(file, file.relative_to(folder).as_posix())
+        archive.seek(0)
+        return archive
+
+    def size_and_checksum(self, location: str) -> tuple[int, str]:
+        spec = describe_adapter(Path(location), base_model="-")
+        return spec.size_bytes, spec.checksum
+
+
+def artifact_store(settings: Settings) -> ArtifactStore:
+    return FolderArtifacts(settings.artifact_root or settings.adapters_dir)
+
+
+def publish_adapter(settings: Settings, folder: Path, run_id: int, base_model: str, name: str | None = None) -> AdapterSpec:
+    """The adapter copied where every machine finds it (once: a folder already there stays), described for registration."""
+    location = artifact_store(settings).put(Path(folder), f"run-{int(run_id)}")
+    return describe_adapter(Path(location), base_model, name)

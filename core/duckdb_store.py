@@ -45,6 +45,7 @@ from core.store import TrackingStore
 from core.validation import friendly
 
 MAX_PAGE_SIZE = 500
+MAX_LOG_CHUNK = 1_000_000  # characters one append keeps: the end of a flood of output, which says how it ended
 SCRIPT_DATASET = "(logged from a script)"
 # The experiment's counter of runs in each state: status and run count follow from these, updated per event.
 COUNTERS = {
@@ -599,6 +600,42 @@ class DuckDBStore(TrackingStore):
             return [row[0] for row in rows(con, "SELECT DISTINCT step FROM samples WHERE run_id = ? ORDER BY step", [run_id])]
 
         return self._read(query)
+
+    # -- run logs ----------------------------------------------------------------------------------
+    def append_log(self, run_id: int, text: str) -> None:
+        if not isinstance(text, str):
+            raise ValidationError(f"log text must be text, got {type(text).__name__}")
+        if not text:
+            return
+        if len(text) > MAX_LOG_CHUNK:
+            text = f"[{len(text) - MAX_LOG_CHUNK:,} characters of output left out]\n" + text[-MAX_LOG_CHUNK:]
+
+        def op(con) -> None:
+            self._run_row(con, run_id)
+            rows(
+                con,
+                "INSERT INTO run_logs (run_id, seq, lines, text) "
+                "SELECT ?, coalesce(max(seq), 0) + 1, ?, ? FROM run_logs WHERE run_id = ?",
+                [run_id, text.count("\n"), text, run_id],
+            )
+
+        self._write(op)
+
+    def read_log(self, run_id: int, tail_lines: int | None = 200) -> str:
+        run_id = _as_id(run_id, "run")
+        if tail_lines is not None and (isinstance(tail_lines, bool) or not isinstance(tail_lines, int) or tail_lines < 1):
+            raise ValidationError(f"tail_lines must be a whole number from 1, or None for all, got {tail_lines!r}")
+        # The newest chunks that hold the last tail_lines lines (a chunk's last line may be unfinished: hence + 1).
+        chunks = self._read(
+            lambda con: rows(
+                con,
+                "SELECT text FROM (SELECT seq, text, sum(lines) OVER (ORDER BY seq DESC) - lines AS after FROM run_logs "
+                "WHERE run_id = ?) newest WHERE after <= coalesce(?, after) ORDER BY seq",
+                [run_id, tail_lines],
+            )
+        )
+        lines = "".join(chunk for (chunk,) in chunks).splitlines()
+        return "\n".join(lines if tail_lines is None else lines[-tail_lines:])
 
     # -- adapters ----------------------------------------------------------------------------------
     def get_adapter(self, adapter_id: int) -> Adapter:

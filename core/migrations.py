@@ -126,6 +126,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        6,
+        "run logs in the store, so a run's output reaches the app from whichever machine trained it",
+        """
+        CREATE TABLE run_logs (
+            run_id BIGINT NOT NULL,
+            seq BIGINT NOT NULL,
+            lines BIGINT NOT NULL,
+            text VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        );
+        """,
+    ),
 ]
 
 

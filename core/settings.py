@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import resources
@@ -16,7 +16,18 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="Store, queue, logs and adapters (TUNEDECK_DATA_DIR).")
     lock_timeout: float = Field(60.0, gt=0, description="Seconds an operation may wait for the store server's answer.")
-    queue_url: str = Field("", description="Empty: SQLite queue in the data directory; redis://host:port/db: Redis queue.")
+    store_url: SecretStr = Field(
+        SecretStr(""),
+        description="Empty: the embedded DuckDB store in the data directory; postgresql://user@host:port/db: team mode.",
+    )
+    artifact_root: Path | None = Field(
+        None, description="Where adapters are copied for every machine to fetch; empty: the data directory's adapters folder."
+    )
+    queue_url: str = Field(
+        "",
+        description="Empty: SQLite queue in the data directory (in team mode: the store's PostgreSQL database); "
+        "redis://host:port/db: Redis queue.",
+    )
     workers: int = Field(2, ge=1, le=64, description="Training jobs one worker process runs at once.")
     heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between a running job's heartbeats.")
     heartbeat_timeout: float = Field(60.0, gt=0, description="A running run silent this long is failed as 'worker lost'.")
@@ -40,8 +51,11 @@ class Settings(BaseSettings):
     @field_validator("queue_url")
     @classmethod
     def _known_queue(cls, url: str) -> str:
-        if url and not url.startswith(("redis://", "rediss://")):
-            raise ValueError("TUNEDECK_QUEUE_URL must be empty (SQLite queue in the data directory) or a redis:// URL")
+        if url and not url.startswith(("redis://", "rediss://", "postgresql://", "postgres://")):
+            raise ValueError(
+                "TUNEDECK_QUEUE_URL must be empty (SQLite queue in the data directory, or in team mode the store's "
+                "database), a postgresql:// or a redis:// URL"
+            )
         return url
 
     @property
@@ -49,6 +63,16 @@ class Settings(BaseSettings):
         if self.dataset_roots.strip():
             return [Path(part).resolve() for part in self.dataset_roots.split(os.pathsep) if part.strip()]
         return [Path.cwd().resolve(), self.data_dir.resolve(), resources.sample_dir().resolve()]
+
+    @property
+    def team_mode(self) -> bool:
+        """The store is on PostgreSQL, shared by every machine."""
+        return bool(self.store_url.get_secret_value())
+
+    @property
+    def effective_queue_url(self) -> str:
+        """Where the queue lives: TUNEDECK_QUEUE_URL, else in team mode the store's database, else '' (SQLite)."""
+        return self.queue_url or self.store_url.get_secret_value()
 
     @property
     def store_path(self) -> Path:

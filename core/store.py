@@ -217,6 +217,14 @@ class TrackingStore(ABC):
     @abstractmethod
     def list_sample_steps(self, run_id: int) -> list[int]:
         """The steps at which the run logged samples, in order."""
+    # -- run logs ----------------------------------------------------------------------------
+    @abstractmethod
+    def append_log(self, run_id: int, text: str) -> None:
+        """Add output to the end of a run's log (the worker streams its training process's output here)."""
+
+    @abstractmethod
+    def read_log(self, run_id: int, tail_lines: int | None = 200) -> str:
+        """The last tail_lines lines of a run's log, all of it for None; '' before any output."""
 
     # -- adapters ----------------------------------------------------------------------------
     @abstractmethod
@@ -271,6 +279,7 @@ REPEATABLE = frozenset(
         "verify_integrity",
         "get_adapter",
         "list_adapters",
+        "read_log",
         "heartbeat",
         "log_metrics",
         "log_samples",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core import open_store
-from core.artifacts import describe_adapter, keep_file, keep_under
+from core.artifacts import describe_adapter, keep_file, keep_under, publish_adapter
 from core.entities import Adapter, AdapterSpec
 from core.errors import InvalidTransitionError, NotFoundError, TuneDeckError, ValidationError
 from core.identity import worker_id
@@ -133,7 +133,11 @@ class ActiveRun:
             return None
         folder, base_model, name = self._adapter
         data_dir = self.store.data_dir
-        return describe_adapter(keep_under(folder, data_dir, data_dir / "adapters" / f"run-{self.id}"), base_model, name)
+        kept = keep_under(folder, data_dir, data_dir / "adapters" / f"run-{self.id}")
+        settings = get_settings()
+        if settings.artifact_root is not None:  # team mode: where every machine's app finds it
+            return publish_adapter(settings, kept, self.id, base_model, name)
+        return describe_adapter(kept, base_model, name)
 
     def _discard_copy(self, adapter: AdapterSpec | None) -> None:
         if adapter is not None and self._adapter is not None and Path(adapter.path) != self._adapter[0]:

@@ -1,15 +1,36 @@
-"""The Huey instance: a SQLite queue in the data directory, or Redis when TUNEDECK_QUEUE_URL says so."""
+"""The Huey instance: a SQLite queue in the data directory; in team mode PostgreSQL (the store's database unless
+TUNEDECK_QUEUE_URL names another), or Redis when TUNEDECK_QUEUE_URL says so."""
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey
+from huey.storage import PostgresStorage
 
 from core.settings import Settings, get_settings
+from core.store_url import is_postgres
 
 
 def make_huey(settings: Settings) -> Huey:
-    if settings.queue_url:
-        return RedisHuey("tunedeck", url=settings.queue_url)
+    url = settings.effective_queue_url
+    if url.startswith(("redis://", "rediss://")):
+        return RedisHuey("tunedeck", url=url)
+    if is_postgres(url):  # tables huey_task, huey_schedule, huey_kv, huey_counter beside the store's
+        return PostgresHuey("tunedeck", dsn=url, create_tables=False)  # reached on first use, not on import
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return SqliteHuey("tunedeck", filename=str(settings.queue_path))
 
 
 huey = make_huey(get_settings())
+
+_queue_ready = False
+
+
+def ready_queue() -> Huey:
+    """The queue, with its tables made on first use: importing this module never reaches a database."""
+    global _queue_ready
+    if not _queue_ready and isinstance(huey.storage, PostgresStorage):
+        with huey.storage.db() as cursor:
+            cursor.execute("SELECT to_regclass(%s)", [huey.storage.table_task])
+            missing = cursor.fetchone()[0] is None
+        if missing:  # only then: a role without the CREATE right uses tables its owner made
+            huey.storage.initialize_schema()  # CREATE TABLE IF NOT EXISTS: safe from every machine at once
+    _queue_ready = True
+    return huey

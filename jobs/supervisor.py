@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.errors import InvalidTransitionError, TuneDeckError
 from core.identity import worker_id
-from core.logs import log_path, read_log
+from core.logs import LogFollower, log_path, read_log
 from core.settings import Settings
 from core.status import RunStatus
 from core.store import TrackingStore
@@ -54,15 +54,20 @@ def _run_process(store: TrackingStore, run_id: int, settings: Settings) -> int:
         )
         log.write(f"worker {worker_id()} started training process {child.pid}\n")
         log.flush()
-        return _watch(store, run_id, child, settings)
+        follower = LogFollower(store, run_id, path)
+        try:
+            return _watch(store, run_id, child, settings, follower)
+        finally:
+            follower.send(final=True)
 
 
-def _watch(store: TrackingStore, run_id: int, child: subprocess.Popen, settings: Settings) -> int:
+def _watch(store: TrackingStore, run_id: int, child: subprocess.Popen, settings: Settings, follower: LogFollower) -> int:
     while True:
         try:
             return child.wait(timeout=settings.heartbeat_interval)
         except subprocess.TimeoutExpired:
             pass
+        follower.send()
         try:
             status = store.heartbeat(run_id)
         except TuneDeckError:

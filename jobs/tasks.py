@@ -14,7 +14,7 @@ from core.settings import get_settings
 from core.status import RunStatus
 from core.store import TrackingStore
 from core.training_config import TrainingConfig
-from jobs.config import huey
+from jobs.config import huey, ready_queue
 from jobs.embedded import ensure_worker
 from jobs.reaper import reap
 from jobs.supervisor import supervise
@@ -45,10 +45,12 @@ def reap_lost_runs() -> list[int]:
 
 def live_job_ids() -> list[str]:
     """The jobs still waiting in the queue, scheduled or not: a queued run whose job is not among them never runs."""
-    return [task.id for task in (*huey.pending(), *huey.scheduled())]
+    queue = ready_queue()
+    return [task.id for task in (*queue.pending(), *queue.scheduled())]
 
 
 def enqueue(run_id: int) -> str:
+    ready_queue()
     return train_run(run_id).id
 
 

@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 
 from core import open_store
-from core.artifacts import checkpoints_of, describe_adapter, last_checkpoint
+from core.artifacts import checkpoints_of, last_checkpoint, publish_adapter
 from core.datasets import confine
 from core.errors import InvalidTransitionError, TuneDeckError, ValidationError
 from core.runs import parse_config
@@ -69,7 +69,7 @@ def run(run_id: int) -> int:
                     log_samples=lambda step, rows: _log_samples(store, run_id, step, rows),
                 )
         base_model = result.base_model or config.base_model or UNKNOWN_BASE_MODEL
-        spec = describe_adapter(result.adapter_dir, base_model) if result.adapter_dir else None
+        spec = publish_adapter(settings, result.adapter_dir, run_id, base_model) if result.adapter_dir else None
         adapter = store.complete_run(run_id, spec)
         where = f"adapter {adapter.name} v{adapter.version} at {adapter.path}" if adapter else "no adapter"
         print(f"completed after {result.steps} steps; {where}", flush=True)

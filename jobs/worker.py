@@ -11,12 +11,17 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 
-from core import open_store
+from core import journal, open_store
+from core.errors import TuneDeckError
 from core.settings import get_settings
-from jobs.config import huey
+from core.store import TrackingStore
+from core.store_server import JOURNAL_SCAN
+from core.store_url import safe_message
+from jobs.config import huey, ready_queue
 from jobs.lock import LOCK_NAME, hold_worker_lock
 from jobs.reaper import reap
 from jobs.tasks import live_job_ids
@@ -57,6 +62,26 @@ def _idle_for(seconds: float):
     return idle
 
 
+def _reachable_store() -> TrackingStore:
+    """The store and the queue, reached now: a worker that cannot reach them refuses to start instead of taking jobs
+    it could never record."""
+    try:
+        store = open_store()
+        store.list_active_runs()
+        ready_queue()
+    except TuneDeckError as error:
+        _refuse(str(error))
+    except Exception as error:  # the queue's own driver
+        _refuse(f"cannot reach the queue: {safe_message(error)}")
+    return store
+
+
+def _refuse(reason: str) -> None:
+    logging.getLogger("tunedeck.worker").error("not starting: %s", reason)
+    print(f"tunedeck worker: not starting: {reason}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=None, help="jobs run at once (default TUNEDECK_WORKERS)")
@@ -74,9 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.auto and lock is None:
         logging.getLogger("tunedeck.worker").info("another worker holds %s; exiting", settings.data_dir / LOCK_NAME)
         return
-    store = open_store()
+    store = _reachable_store()
     reap(store, settings, live_job_ids())
     _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings, live_job_ids()))
+    if settings.team_mode:  # no store server on this machine replays what killed writers journaled here: the worker does
+        _every(JOURNAL_SCAN, lambda: journal.recover(store, store.data_dir / "journal"))
     if args.parent:  # the app died: stop now; its runs' training processes die with us and are reaped as lost
         _stop_when(lambda: os.getppid() != args.parent, signal.SIGTERM)
     if args.idle_exit:  # nothing to do: a graceful exit

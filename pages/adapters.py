@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from core.artifacts import adapter_files
+from core.artifacts import adapter_files, artifact_store
 from core.divergence import LOSS_KEYS, diverged_runs
 from core.presenters import adapters_frame, best_adapters, format_size, plural
-from ui.common import friendly_errors, open_on_select, plain, query_id, store, styled, through_app
+from ui.common import friendly_errors, open_on_select, plain, query_id, settings, store, styled, through_app
 from ui.try_it import try_box
 
 through_app()
@@ -71,6 +71,14 @@ def detail(adapter_id: int) -> None:
     st.subheader("Files")
     files = adapter_files(adapter.path)
     if files.height:
+        st.download_button(
+            "Download adapter (.zip)",
+            data=lambda: artifact_store(settings()).open(adapter.path).read(),
+            file_name=f"{adapter.name}-v{adapter.version}.zip",
+            mime="application/zip",
+            icon=":material/download:",
+            on_click="ignore",
+        )
         st.dataframe(files, hide_index=True)
     else:
         st.warning("The adapter's folder is no longer on disk; its registry entry is kept for audit.")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.artifacts import checkpoints_of, last_checkpoint, run_files
 from core.divergence import LOSS_KEYS, diverged_runs
-from core.logs import read_log, search_log
+from core.logs import run_log, search_log
 from core.presenters import chart_keys, latest_metrics, plural, run_progress
 from core.runs import resume_config
 from core.status import RunStatus
@@ -92,7 +92,7 @@ def charts_section(run) -> None:
 
 def log_section(run_id: int) -> None:
     with st.expander("Log", icon=":material/description:"):
-        text = read_log(settings(), run_id, tail_lines=None)
+        text = run_log(store(), settings(), run_id, tail_lines=None)
         if not text:
             st.caption("No output yet.")
             return

@@ -19,6 +19,7 @@ import pytest
 
 from core import open_store
 from core.duckdb_store import DuckDBStore
+from core.postgres_store import PostgresStore
 from core.sql import frame
 from core.store import TrackingStore
 from core.writer import MetricWriter
@@ -57,14 +58,52 @@ def backing(store_path: Path, clock: TickingClock):
     held.close()
 
 
-@pytest.fixture(params=["in process", "through the server"])
-def store(request, backing: DuckDBStore) -> TrackingStore:
-    """Every store test runs twice: on the DuckDB store directly, and as other processes reach it (the contract)."""
-    if request.param == "in process":
+EMBEDDED = ["in process", "through the server"]
+# The contract suites: each of their tests also runs on PostgreSQL (team mode), unless it reaches into the embedded
+# store itself (it asks for `backing`): one suite on every backend, as Huey runs one StorageTests on each storage.
+ON_EVERY_BACKEND = ("tests/core/", "tests/importers/")
+
+
+def pytest_generate_tests(metafunc):
+    if "store" not in metafunc.fixturenames:
+        return
+    path = Path(metafunc.definition.fspath).as_posix()
+    on_postgres = "backing" not in metafunc.fixturenames and any(f"/{suite}" in path for suite in ON_EVERY_BACKEND)
+    metafunc.parametrize("store", EMBEDDED + (["postgresql"] if on_postgres else []), indirect=True)
+
+
+@pytest.fixture
+def store(request, clock: TickingClock, tmp_path: Path) -> TrackingStore:
+    """Every store test runs on the DuckDB store directly, as other processes reach it (the contract), and in the
+    contract suites on PostgreSQL too, in a fresh database of a private server."""
+    backend = getattr(request, "param", "in process")
+    if backend == "postgresql":
+        held = request.getfixturevalue("postgres_databases").store(clock, tmp_path)
+        yield held
+        held.close()
+        return
+    backing = request.getfixturevalue("backing")
+    if backend == "in process":
         yield backing
         return
     with serving(backing) as remote:
         yield remote
+
+
+@pytest.fixture(scope="session")
+def postgres_databases():
+    """A private PostgreSQL server for the session, handing out fresh migrated databases."""
+    from tests.postgres import Databases
+
+    databases = Databases.start()
+    yield databases
+    databases.stop()
+
+
+@pytest.fixture
+def held(store: TrackingStore, request) -> TrackingStore:
+    """The store that holds the data of `store`: what snapshot() reads."""
+    return store if isinstance(store, PostgresStore) else request.getfixturevalue("backing")
 
 
 @pytest.fixture
@@ -116,20 +155,24 @@ def make_run(store: TrackingStore):
 
 def snapshot(held: DuckDBStore) -> dict[str, pl.DataFrame]:
     """Every table of the store, to prove that a rejected request changed nothing."""
+    if isinstance(held, PostgresStore):
+        from tests.postgres import snapshot as postgres_snapshot
+
+        return postgres_snapshot(held)
     with held.reading() as con:
         tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
         return {table: frame(con, f'SELECT * FROM "{table}" ORDER BY ALL') for table in tables}
 
 
 @pytest.fixture
-def unchanged(backing: DuckDBStore, make_experiment, make_run):
+def unchanged(held: TrackingStore, make_experiment, make_run):
     """Yields a checker: call it after a bad request to assert the store is exactly as before."""
     experiment_id = make_experiment("baseline")
     make_run(experiment_id, metrics={"loss": [1.0, 0.5]})
-    before = snapshot(backing)
+    before = snapshot(held)
 
     def check() -> None:
-        after = snapshot(backing)
+        after = snapshot(held)
         assert after.keys() == before.keys()
         for table, rows in before.items():
             assert after[table].equals(rows), f"table {table} changed"

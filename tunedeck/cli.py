@@ -1,4 +1,4 @@
-"""`tunedeck ui | worker | import | doctor`: one command for what used to be `streamlit run` and `python -m ...`."""
+"""`tunedeck ui | worker | import | store | doctor`: one command for what used to be `streamlit run` and `python -m ...`."""
 
 import os
 import sys
@@ -87,6 +87,35 @@ def samples(run_id: int, step: int | None) -> None:
         raise click.ClickException(str(error)) from None
     for line in sample_lines(found):
         click.echo(line)
+
+
+@main.group()
+def store() -> None:
+    """Move a whole store between the embedded file and PostgreSQL (team mode)."""
+
+
+@store.command("copy")
+@click.option("--from", "source", required=True, help="a data folder, a .duckdb file or a postgresql:// URL")
+@click.option("--to", "destination", required=True, help="a data folder, a .duckdb file or a postgresql:// URL")
+def store_copy(source: str, destination: str) -> None:
+    """Copy everything (deleted experiments too) and verify it by row counts and checksums; safe to run again.
+    Stop the app and the workers of an embedded store first."""
+    from core.store_copy import copy_store
+
+    bars = []
+
+    def start(total: int):
+        bars.append(click.progressbar(length=total, label="copying rows", file=sys.stderr))
+        return bars[0].__enter__().update
+
+    try:
+        report = copy_store(source, destination, start)
+    except TuneDeckError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
+    click.echo("\n".join(report.lines()))
 
 
 @main.group("import")

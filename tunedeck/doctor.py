@@ -7,6 +7,7 @@ from importlib import metadata
 
 from core import open_store, resources
 from core.settings import Settings, get_settings
+from core.store_url import is_postgres, redacted, safe_message
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 PACKAGES = ("streamlit", "duckdb", "polars", "pyarrow", "huey", "pydantic")
@@ -37,7 +38,7 @@ def _guarded(name: str, check, hint: str) -> Check:
     try:
         return check()
     except Exception as error:  # doctor reports, never crashes
-        return Check(name, FAIL, f"{str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}; {hint}")
+        return Check(name, FAIL, f"{safe_message(error)}; {hint}")
 
 
 def versions() -> Check:
@@ -59,19 +60,28 @@ def package_version(name: str) -> str:
 def store(settings: Settings) -> Check:
     def check() -> Check:
         page = open_store(settings.data_dir).list_experiments(page_size=1, include_deleted=True)
-        return Check("store", OK, f"{settings.store_path} ({page.total} experiments)")
+        where = f"PostgreSQL {redacted(settings.store_url.get_secret_value())}" if settings.team_mode else settings.store_path
+        return Check("store", OK, f"{where} ({page.total} experiments)")
 
     hint = f"check that {settings.data_dir} is a folder you may write (TUNEDECK_DATA_DIR picks another)"
+    if settings.team_mode:
+        hint = "check TUNEDECK_STORE_URL, that the server answers, and that the role may log in (README: Team mode)"
     return _guarded("store", check, hint)
 
 
 def queue(settings: Settings) -> Check:
     def check() -> Check:
-        if settings.queue_url:
+        url = settings.effective_queue_url
+        if is_postgres(url):
+            from jobs.config import ready_queue  # in team mode the queue opens nothing on import
+
+            ready_queue()  # its tables made on first use: the owner's first `tunedeck doctor` makes them
+            return Check("queue", OK, f"PostgreSQL queue at {redacted(url)} answers")
+        if url:
             from redis import Redis
 
-            Redis.from_url(settings.queue_url, socket_timeout=2).ping()
-            return Check("queue", OK, f"Redis at {settings.queue_url} answers")
+            Redis.from_url(url, socket_timeout=2).ping()
+            return Check("queue", OK, f"Redis at {redacted(url)} answers")
         if not os.access(settings.data_dir, os.W_OK):
             return Check("queue", FAIL, f"{settings.data_dir} is not writable, so the SQLite queue cannot be used")
         return Check("queue", OK, f"SQLite queue {settings.queue_path}")

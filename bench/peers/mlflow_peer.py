@@ -13,7 +13,9 @@ MAX_RESULTS = 50_000  # search_runs' ceiling: every run comes back in one page
 
 
 def uri(folder: Path) -> str:
-    return f"sqlite:///{Path(folder).resolve() / 'mlflow.db'}"
+    """The SQLite file in the folder, or the database its `tracking-uri` file names (bench.peers.on_postgres)."""
+    named = Path(folder) / "tracking-uri"
+    return named.read_text().strip() if named.exists() else f"sqlite:///{Path(folder).resolve() / 'mlflow.db'}"
 
 
 def environment(folder: Path) -> dict[str, str]:

@@ -20,8 +20,11 @@ DATASET = "(logged from a script)"
 
 
 def environment(folder: Path) -> dict[str, str]:
-    """What a user's shell sets: the store's folder; the owner stays up between our processes."""
-    return {"TUNEDECK_DATA_DIR": str(folder), "TUNEDECK_STORE_SERVER_IDLE_EXIT": "3600"}
+    """What a user's shell sets: the store's folder (and in team mode the database its `store-url` file names);
+    the owner stays up between our processes."""
+    named = Path(folder) / "store-url"
+    team = {"TUNEDECK_STORE_URL": named.read_text().strip()} if named.exists() else {}
+    return {"TUNEDECK_DATA_DIR": str(folder), "TUNEDECK_STORE_SERVER_IDLE_EXIT": "3600", **team}
 
 
 def setup(folder: Path) -> int:

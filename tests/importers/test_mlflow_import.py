@@ -86,16 +86,16 @@ def test_running_and_deleted_runs_are_skipped_with_the_reason(store, source):
     assert "run 'lr-1e-2': 2 points (NaN or infinite values, or a step logged again: the last value is kept)" in summary.notes
 
 
-def test_importing_again_adds_nothing(store, backing, source):
+def test_importing_again_adds_nothing(store, held, source):
     uri, _ = source
     import_mlflow(store, uri)
-    before = snapshot(backing)
+    before = snapshot(held)
 
     again = import_mlflow(store, uri)
 
     assert again.runs_imported == 0 and again.points_imported == 0 and again.experiments_created == []
     assert sum("already imported" in reason for reason in again.skipped) == 4
-    after = snapshot(backing)
+    after = snapshot(held)
     assert all(after[table].equals(rows) for table, rows in before.items())
 
 

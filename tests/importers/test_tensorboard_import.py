@@ -54,15 +54,15 @@ def test_histograms_non_finite_values_and_odd_tags_are_reported(store, tensorboa
     ]
 
 
-def test_importing_again_adds_nothing(store, backing, tensorboard_logdir):
+def test_importing_again_adds_nothing(store, held, tensorboard_logdir):
     import_logs(store, tensorboard_logdir, "tb")
-    before = snapshot(backing)
+    before = snapshot(held)
 
     again = import_logs(store, tensorboard_logdir, "tb")
 
     assert again.runs_imported == 0 and len(again.skipped) == len(RUNS)
     assert all(reason.endswith("already imported") for reason in again.skipped)
-    after = snapshot(backing)
+    after = snapshot(held)
     assert all(after[table].equals(rows) for table, rows in before.items())
 
 

@@ -230,6 +230,7 @@ def test_adapter_detail_shows_files_and_lineage(open_page, populated):
     assert table_with(app, "file")["file"].tolist() == ["adapter_config.json"]
     labels = [link.label for link in app.get("page_link")]
     assert "Experiment: sentiment LoRA" in labels and f"Run: run-1 (#{populated['done']})" in labels
+    assert [button.proto.label for button in app.get("download_button")] == ["Download adapter (.zip)"]
 
 
 @pytest.mark.parametrize(

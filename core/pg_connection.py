@@ -1,0 +1,272 @@
+"""A psycopg connection that answers the calls the store's statements make (core.sql's rows/first/frame, register).
+
+So the embedded store's domain operations run on PostgreSQL as written: `?` placeholders become psycopg's `%s`;
+`list_contains` and `contains` exist as SQL functions (core.pg_migrations); the few statements PostgreSQL words
+differently are looked up in TRANSLATIONS by their text; a frame registered as `points` goes in with one binary COPY.
+"""
+
+import functools
+
+import numpy as np
+import polars as pl
+import psycopg
+
+from core import duckdb_store
+from core.points import POINT_SCHEMA
+
+# PostgreSQL type OIDs and the Polars types their columns come back as (others are inferred).
+_POLARS_TYPES = {
+    16: pl.Boolean,
+    20: pl.Int64,
+    21: pl.Int16,
+    23: pl.Int32,
+    25: pl.String,
+    700: pl.Float32,
+    701: pl.Float64,
+    1043: pl.String,
+    1114: pl.Datetime("us"),
+    1700: pl.Float64,
+}
+_PG_TYPES = {pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.UInt32: "BIGINT", pl.String: "TEXT", pl.Float64: "DOUBLE PRECISION"}
+
+# Per connection, created once: where registered frames land. `points` reads like the embedded store's frame.
+TEMP_TABLES = """
+    CREATE TEMP TABLE points_in (run_id BIGINT, key_index INTEGER, step BIGINT, value DOUBLE PRECISION, wall_time TIMESTAMP)
+        ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE point_keys (key_index INTEGER, key TEXT) ON COMMIT DELETE ROWS;
+    CREATE TEMP VIEW points AS
+        SELECT p.run_id, k.key, p.step, p.value, p.wall_time FROM points_in p JOIN point_keys k USING (key_index);
+    CREATE TEMP TABLE series (run_id BIGINT, key TEXT, points BIGINT, steps BIGINT, first_step BIGINT) ON COMMIT DELETE ROWS;
+"""
+_REGISTERED = {"points": ("points_in", "point_keys"), "series": ("series",)}
+
+_LAST_BY_STEP = "(array_agg({column} ORDER BY step DESC))[1]"
+_SUMMARY_OF = (
+    f"SELECT run_id, key, {_LAST_BY_STEP.format(column='value')}, max(step), {_LAST_BY_STEP.format(column='wall_time')}, "
+    "min(value), max(value), count(*)"
+)
+
+
+def _normal(sql: str) -> str:
+    return " ".join(sql.split())
+
+
+# The embedded store's statements that PostgreSQL words differently (arg_max, INSERT OR REPLACE, ANTI JOIN,
+# GROUP BY ALL), by their text. tests/core/test_postgres_store.py checks each key still occurs in core.duckdb_store.
+TRANSLATIONS = {
+    _normal(duckdb_sql): pg_sql
+    for duckdb_sql, pg_sql in [
+        (
+            "INSERT OR REPLACE INTO best_metrics VALUES (?, ?, ?, ?)",
+            "INSERT INTO best_metrics VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value, run_id = excluded.run_id",
+        ),
+        (
+            duckdb_store._BATCH_CHECK,
+            """
+            SELECT
+                (SELECT array_agg(DISTINCT run_id ORDER BY run_id) FROM series
+                 WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = series.run_id)),
+                (SELECT count(*) FROM series JOIN metric_summaries s USING (run_id, key) WHERE series.first_step <= s.last_step)
+            """,
+        ),
+        (
+            """
+            INSERT INTO metric_summaries
+            SELECT run_id, key, arg_max(value, step), max(step), arg_max(wall_time, step), min(value), max(value), count(*)
+            FROM points GROUP BY run_id, key
+            ON CONFLICT (run_id, key) DO UPDATE SET
+                last_value = excluded.last_value,
+                last_step = excluded.last_step,
+                last_wall_time = excluded.last_wall_time,
+                min_value = least(metric_summaries.min_value, excluded.min_value),
+                max_value = greatest(metric_summaries.max_value, excluded.max_value),
+                count = metric_summaries.count + excluded.count
+            """,
+            f"""
+            INSERT INTO metric_summaries
+            {_SUMMARY_OF} FROM points GROUP BY run_id, key
+            ON CONFLICT (run_id, key) DO UPDATE SET
+                last_value = excluded.last_value,
+                last_step = excluded.last_step,
+                last_wall_time = excluded.last_wall_time,
+                min_value = least(metric_summaries.min_value, excluded.min_value),
+                max_value = greatest(metric_summaries.max_value, excluded.max_value),
+                count = metric_summaries.count + excluded.count
+            """,
+        ),
+        (
+            """
+            INSERT OR REPLACE INTO metric_summaries
+            SELECT run_id, key, arg_max(value, step), max(step), arg_max(wall_time, step), min(value), max(value), count(*)
+            FROM metrics
+            WHERE (run_id, key) IN (SELECT DISTINCT run_id, key FROM points)
+            GROUP BY run_id, key
+            """,
+            f"""
+            INSERT INTO metric_summaries
+            {_SUMMARY_OF} FROM metrics
+            WHERE (run_id, key) IN (SELECT DISTINCT run_id, key FROM points)
+            GROUP BY run_id, key
+            ON CONFLICT (run_id, key) DO UPDATE SET
+                last_value = excluded.last_value, last_step = excluded.last_step, last_wall_time = excluded.last_wall_time,
+                min_value = excluded.min_value, max_value = excluded.max_value, count = excluded.count
+            """,
+        ),
+        (
+            duckdb_store._SUMMARY_MISMATCHES,
+            f"""
+            WITH raw AS (
+                SELECT run_id, key, count(*) AS n, min(value) AS low, max(value) AS high, max(step) AS last_step,
+                       {_LAST_BY_STEP.format(column="value")} AS last
+                FROM metrics GROUP BY run_id, key
+            )
+            SELECT coalesce(raw.run_id, s.run_id), coalesce(raw.key, s.key)
+            FROM raw FULL JOIN metric_summaries s ON s.run_id = raw.run_id AND s.key = raw.key
+            WHERE s.count IS DISTINCT FROM raw.n OR s.min_value IS DISTINCT FROM raw.low OR s.max_value IS DISTINCT FROM raw.high
+               OR s.last_step IS DISTINCT FROM raw.last_step OR s.last_value IS DISTINCT FROM raw.last
+            ORDER BY 1, 2
+            """,
+        ),
+        (
+            duckdb_store._DUPLICATE_POINTS,
+            "SELECT run_id, key, step, count(*) FROM metrics GROUP BY run_id, key, step HAVING count(*) > 1 "
+            "ORDER BY 1, 2, 3 LIMIT 100",
+        ),
+        (
+            duckdb_store._BROKEN_LINKS,
+            """
+            SELECT 'points of run', d.run_id FROM (SELECT DISTINCT run_id FROM metrics) d
+                WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = d.run_id)
+            UNION ALL SELECT 'run', r.id FROM runs r WHERE NOT EXISTS (SELECT 1 FROM experiments e WHERE e.id = r.experiment_id)
+            UNION ALL SELECT 'adapter link of run', r.id FROM runs r
+                WHERE r.adapter_id IS NOT NULL AND r.adapter_id NOT IN (SELECT id FROM adapters)
+            UNION ALL SELECT 'best metric of experiment', b.experiment_id FROM best_metrics b
+                WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = b.run_id)
+            """,
+        ),
+        (
+            "SELECT experiment_id, status, count(*) FROM runs GROUP BY ALL",
+            "SELECT experiment_id, status, count(*) FROM runs GROUP BY experiment_id, status",
+        ),
+    ]
+}
+
+
+@functools.lru_cache(maxsize=512)
+def postgres_sql(sql: str) -> str:
+    """The statement in PostgreSQL's words, with psycopg's placeholders."""
+    sql = TRANSLATIONS.get(_normal(sql), sql)
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _NoRows:
+    @staticmethod
+    def fetchall() -> list:
+        return []
+
+
+class _Query:
+    def __init__(self, cursor: psycopg.Cursor):
+        self.cursor = cursor
+
+    def pl(self) -> pl.DataFrame:
+        return to_frame(self.cursor)
+
+
+def to_frame(cursor: psycopg.Cursor) -> pl.DataFrame:
+    """The cursor's result as a Polars frame, typed by the columns' PostgreSQL types even when empty."""
+    names = [column.name for column in cursor.description]
+    schema = {name: _POLARS_TYPES.get(column.type_code) for name, column in zip(names, cursor.description, strict=True)}
+    found = cursor.fetchall()
+    if None in schema.values():
+        return pl.DataFrame(found, schema=names, orient="row")
+    return pl.DataFrame(found, schema=schema, orient="row")
+
+
+class PgConnection:
+    """One transaction's connection, as the store's statements use it."""
+
+    def __init__(self, raw: psycopg.Connection):
+        self.raw = raw
+        self._cursor = raw.cursor()
+
+    def execute(self, sql: str, params: list | tuple | None = None):
+        self._cursor.execute(postgres_sql(sql), params or None)
+        return self._cursor if self._cursor.description is not None else _NoRows()
+
+    def sql(self, sql: str, params: list | tuple | None = None) -> _Query:
+        self._cursor.execute(postgres_sql(sql), params or None)
+        return _Query(self._cursor)
+
+    def register(self, name: str, frame: pl.DataFrame) -> None:
+        if name == "points":
+            copy_points(self.raw, frame)
+            return
+        if name not in _REGISTERED:
+            raise ValueError(f"no temporary table for a frame named {name!r}")
+        columns = ", ".join(f"?::{_PG_TYPES[dtype]}[]" for dtype in frame.dtypes)
+        self.execute(f"INSERT INTO {name} SELECT * FROM unnest({columns})", [column.to_list() for column in frame.iter_columns()])
+
+    def unregister(self, name: str) -> None:
+        self.execute(f"TRUNCATE {', '.join(_REGISTERED[name])}")
+
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        *[
+            item
+            for name, kind in [("run_id", ">i8"), ("key_index", ">i4"), ("step", ">i8"), ("value", ">f8"), ("wall_time", ">i8")]
+            for item in [(f"{name}_size", ">i4"), (name, kind)]
+        ],
+    ]
+)
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, where PostgreSQL's binary timestamps count from
+
+
+def binary_points(points: pl.DataFrame) -> tuple[bytes, list[str]]:
+    """The points in PostgreSQL's binary COPY format (keys as indexes into the returned list), built as whole columns."""
+    names = points["key"].unique(maintain_order=True).to_list()
+    rows = np.empty(points.height, dtype=_ROW)
+    rows["fields"] = 5
+    for name in ("run_id", "key_index", "step", "value", "wall_time"):
+        rows[f"{name}_size"] = _ROW[name].itemsize
+    rows["run_id"] = points["run_id"].to_numpy()
+    rows["key_index"] = points["key"].replace_strict(names, range(len(names)), return_dtype=pl.Int32).to_numpy()
+    rows["step"] = points["step"].to_numpy()
+    rows["value"] = points["value"].to_numpy()
+    rows["wall_time"] = points["wall_time"].dt.epoch("us").to_numpy() - _PG_EPOCH_US
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER, names
+
+
+def read_binary_points(data: bytes, keys: list[str]) -> pl.DataFrame:
+    """Points that came out of a binary COPY in the layout binary_points writes (keys as indexes into `keys`)."""
+    if len(data) <= len(_COPY_HEADER) + len(_COPY_TRAILER):
+        return pl.DataFrame(schema=POINT_SCHEMA)
+    rows = np.frombuffer(data, dtype=_ROW, offset=len(_COPY_HEADER), count=(len(data) - len(_COPY_HEADER) - 2) // _ROW.itemsize)
+    return pl.DataFrame(
+        {
+            "run_id": rows["run_id"].astype(np.int64),
+            "key": pl.Series(keys, dtype=pl.String).gather(rows["key_index"].astype(np.int32)),
+            "step": rows["step"].astype(np.int64),
+            "value": rows["value"].astype(np.float64),
+            "wall_time": (rows["wall_time"].astype(np.int64) + _PG_EPOCH_US).view("datetime64[us]"),
+        },
+        schema=POINT_SCHEMA,
+    )
+
+
+def copy_points(raw: psycopg.Connection, points: pl.DataFrame) -> None:
+    data, keys = binary_points(points)
+    with raw.cursor() as cursor:
+        cursor.execute("INSERT INTO point_keys SELECT * FROM unnest(%s::INTEGER[], %s::TEXT[])", [list(range(len(keys))), keys])
+        with cursor.copy("COPY points_in (run_id, key_index, step, value, wall_time) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(data)
+
+
+def prepare(raw: psycopg.Connection) -> None:
+    """A new connection: the temporary tables registered frames land in."""
+    raw.execute(TEMP_TABLES)

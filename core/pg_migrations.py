@@ -1,0 +1,139 @@
+"""The PostgreSQL schema, as an ordered list of migrations like core.migrations' (same tables, same column names).
+
+Two small SQL functions give PostgreSQL DuckDB's `list_contains` and `contains`, so statements written for the
+embedded store run here unchanged (see core.pg_connection for the few that need other wording).
+"""
+
+import psycopg
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "initial schema, with the run counters of the embedded store's migration 2",
+        """
+        CREATE FUNCTION list_contains(list anycompatiblearray, item anycompatible) RETURNS boolean
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT item = ANY(list)';
+        CREATE FUNCTION contains(haystack text, needle text) RETURNS boolean
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT strpos(haystack, needle) > 0';
+        CREATE SEQUENCE experiment_ids START 1;
+        CREATE SEQUENCE run_ids START 1;
+        CREATE SEQUENCE adapter_ids START 1;
+        CREATE TABLE experiments (
+            id BIGINT PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            description VARCHAR NOT NULL DEFAULT '',
+            status VARCHAR NOT NULL,
+            last_error VARCHAR,
+            primary_metric VARCHAR,
+            metric_directions VARCHAR NOT NULL DEFAULT '{}',
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            deleted_at TIMESTAMP,
+            run_count BIGINT NOT NULL DEFAULT 0,
+            active_runs BIGINT NOT NULL DEFAULT 0,
+            completed_runs BIGINT NOT NULL DEFAULT 0,
+            failed_runs BIGINT NOT NULL DEFAULT 0,
+            cancelled_runs BIGINT NOT NULL DEFAULT 0
+        );
+        -- Names are unique among live experiments: the check in the store, and this for writers racing it.
+        CREATE UNIQUE INDEX experiments_live_name ON experiments (name) WHERE deleted_at IS NULL;
+        CREATE TABLE runs (
+            id BIGINT PRIMARY KEY,
+            experiment_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            config VARCHAR NOT NULL,
+            error VARCHAR,
+            traceback VARCHAR,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            worker VARCHAR,
+            job_id VARCHAR,
+            adapter_id BIGINT,
+            created_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            ended_at TIMESTAMP,
+            heartbeat_at TIMESTAMP
+        );
+        CREATE INDEX runs_by_experiment ON runs (experiment_id);
+        CREATE INDEX runs_by_status ON runs (status);
+        CREATE TABLE metrics (
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            step BIGINT NOT NULL,
+            value DOUBLE PRECISION NOT NULL,
+            wall_time TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, key, step)
+        );
+        CREATE TABLE metric_summaries (
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            last_value DOUBLE PRECISION NOT NULL,
+            last_step BIGINT NOT NULL,
+            last_wall_time TIMESTAMP NOT NULL,
+            min_value DOUBLE PRECISION NOT NULL,
+            max_value DOUBLE PRECISION NOT NULL,
+            count BIGINT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        );
+        CREATE TABLE best_metrics (
+            experiment_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            value DOUBLE PRECISION NOT NULL,
+            run_id BIGINT NOT NULL,
+            PRIMARY KEY (experiment_id, key)
+        );
+        CREATE TABLE adapters (
+            id BIGINT PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            path VARCHAR NOT NULL,
+            base_model VARCHAR NOT NULL,
+            size_bytes BIGINT NOT NULL,
+            checksum VARCHAR NOT NULL,
+            run_id BIGINT NOT NULL,
+            experiment_id BIGINT NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            UNIQUE (name, version)
+        );
+        CREATE INDEX adapters_by_experiment ON adapters (experiment_id);
+        """,
+    ),
+    (
+        2,
+        "run logs in the store (the embedded store's migration 13)",
+        """
+        CREATE TABLE run_logs (
+            run_id BIGINT NOT NULL,
+            seq BIGINT NOT NULL,
+            lines BIGINT NOT NULL,
+            text VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        );
+        """,
+    ),
+]
+
+# Held while migrating, so two processes starting at once do not both migrate.
+_MIGRATION_LOCK = 7_346_321
+
+
+def migrate(con: psycopg.Connection) -> list[int]:
+    """Apply the migrations the database lacks, each in a transaction with its record; running it again changes nothing."""
+    applied = []
+    with con.transaction():
+        con.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+        if con.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:  # no DDL on an up-to-date
+            con.execute(  # database: the app's role needs no CREATE right (README: Team mode)
+                "CREATE TABLE schema_migrations "
+                "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT now())"
+            )
+        done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+        for version, name, sql in MIGRATIONS:
+            if version in done:
+                continue
+            with con.transaction():
+                con.execute(sql)
+                con.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", [version, name])
+            applied.append(version)
+    return applied

@@ -1,0 +1,257 @@
+"""The tracking store on PostgreSQL (team mode): every machine's app, workers and scripts use one database.
+
+The domain operations are the embedded store's own (`DuckDBStore`): the same validation, the same statements on
+the same tables, run here through `core.pg_connection`, one operation per transaction. This class supplies what
+differs on a shared server: a connection pool instead of one owner process, row locks where two machines may
+change one run or one experiment at once (the embedded store has one writer), and metric reads streamed out with
+binary COPY into Polars.
+"""
+
+import io
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from core.duckdb_store import DuckDBStore, _as_id
+from core.entities import Adapter, AdapterSpec, Experiment
+from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError, ValidationError
+from core.pg_connection import PgConnection, prepare, read_binary_points
+from core.pg_migrations import migrate
+from core.sql import rows
+from core.status import RunStatus
+from core.store_url import checked_store_url, redacted, safe_message
+
+RETRIES = 8  # a transaction PostgreSQL aborted for a deadlock or a serialization conflict is run again
+POOL_SIZE = 10
+CONNECT_TIMEOUT = 10
+
+
+class PostgresStore(DuckDBStore):
+    """The store in a PostgreSQL database named by a postgresql:// URL; `data_dir` is this machine's local folder
+    (metric journals, run working files)."""
+
+    def __init__(
+        self, url: str, data_dir: Path | str, *, timeout: float = 60.0, dataset_roots: list[Path] | None = None, **kwargs
+    ):
+        super().__init__(Path(data_dir) / "tunedeck.postgres", dataset_roots=dataset_roots, **kwargs)
+        self.url = checked_store_url(url)
+        self.timeout = timeout
+        self._local_data_dir = Path(data_dir)
+        self._pool: ConnectionPool | None = None
+        self._pool_lock = threading.Lock()
+        self._local = threading.local()
+        self._migrate()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redacted(self.url)!r})"
+
+    @property
+    def data_dir(self) -> Path:
+        return self._local_data_dir
+
+    @property
+    def where(self) -> str:
+        """The database, safe to show."""
+        return redacted(self.url)
+
+    @property
+    def db(self):
+        raise AttributeError("a PostgreSQL store has no embedded database; use its operations")
+
+    def _migrate(self) -> None:
+        """Reach the server once, now, so a wrong URL or a server that is down is one clear error at start."""
+        try:
+            with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as con:
+                migrate(con)
+        except psycopg.Error as error:
+            raise StoreError(f"cannot use the PostgreSQL store at {self.where}: {safe_message(error)}") from None
+
+    def _connections(self) -> ConnectionPool:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
+                    self.url,
+                    min_size=1,
+                    max_size=POOL_SIZE,
+                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                    configure=prepare,
+                    timeout=self.timeout,
+                    name="tunedeck",
+                    open=True,
+                )
+            return self._pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self._connections().connection() as raw:
+                yield raw
+        except PoolTimeout:
+            raise StoreBusyError(
+                f"no connection to the PostgreSQL store at {self.where} came free within {self.timeout:g} s"
+            ) from None
+
+    # -- one operation, one transaction ----------------------------------------------------------
+    def _write(self, op: Callable[[PgConnection], Any]) -> Any:
+        current = getattr(self._local, "writing", None)
+        if current is not None:
+            return op(current)  # an operation built from others: already inside the transaction
+        for attempt in range(RETRIES):
+            try:
+                with self._connection() as raw, raw.transaction():
+                    self._local.writing = PgConnection(raw)
+                    try:
+                        return op(self._local.writing)
+                    finally:
+                        self._local.writing = None
+            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+                if attempt == RETRIES - 1:
+                    raise StoreBusyError(f"the PostgreSQL store at {self.where} stayed too contended; try again") from None
+            except pg_errors.UniqueViolation as error:
+                raise _conflict(error) from None
+            except psycopg.Error as error:
+                raise self._failed(error) from None
+
+    def _read(self, query: Callable[[PgConnection], Any]) -> Any:
+        current = getattr(self._local, "reading", None)
+        if current is not None:
+            return query(current)
+        with self.reading() as con:
+            return query(con)
+
+    def _statement(self, query: Callable[[PgConnection], Any]) -> Any:
+        """A read of one statement: it sees one state by itself, outside any transaction."""
+        current = getattr(self._local, "reading", None)
+        if current is not None:
+            return query(current)
+        try:
+            with self._connection() as raw:
+                return query(PgConnection(raw))
+        except psycopg.Error as error:
+            raise self._failed(error) from None
+
+    @contextmanager
+    def reading(self) -> Iterator[PgConnection]:
+        """Reads that see one state of the store: a read-only snapshot transaction; nested calls share it."""
+        current = getattr(self._local, "reading", None)
+        if current is not None:
+            yield current
+            return
+        try:
+            with self._connection() as raw:
+                raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                self._local.reading = PgConnection(raw)
+                try:
+                    yield self._local.reading
+                finally:
+                    self._local.reading = None
+                    raw.execute("ROLLBACK")
+        except TuneDeckError:
+            raise
+        except psycopg.Error as error:
+            raise self._failed(error) from None
+
+    def _failed(self, error: psycopg.Error) -> StoreError:
+        return StoreError(f"the PostgreSQL store at {self.where} failed: {safe_message(error)}")
+
+    # -- what a shared server needs on top of the embedded store's operations -------------------------
+    @staticmethod
+    def _run_row(con, run_id: int) -> tuple[RunStatus, int]:
+        """The run, locked until the transaction ends: two machines cannot both move it out of one state."""
+        run_id = _as_id(run_id, "run")
+        rows(con, "SELECT 1 FROM runs WHERE id = ? FOR UPDATE", [run_id])
+        return DuckDBStore._run_row(con, run_id)
+
+    def _live_experiment(self, con, experiment_id: int) -> Experiment:
+        rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [_as_id(experiment_id, "experiment")])
+        return super()._live_experiment(con, experiment_id)
+
+    def _count_run(self, con, experiment_id: int, leaving: RunStatus | None, entering: RunStatus, error: str | None = None):
+        rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [experiment_id])
+        super()._count_run(con, experiment_id, leaving, entering, error)
+
+    def _register_adapter(self, con, run_id: int, experiment_id: int, spec: AdapterSpec) -> Adapter:
+        """Versions of one name are numbered one after another, whichever machine registers them."""
+        rows(con, "SELECT pg_advisory_xact_lock(hashtext(?))", [f"tunedeck adapter {spec.name or experiment_id}"])
+        return super()._register_adapter(con, run_id, experiment_id, spec)
+
+    def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
+        if not isinstance(run_ids, list | tuple):
+            raise ValidationError(f"run IDs must be a list, got {type(run_ids).__name__}")
+        run_ids = [_as_id(run_id, "run") for run_id in run_ids]
+        if keys is not None and (not isinstance(keys, list | tuple) or not all(isinstance(key, str) for key in keys)):
+            raise ValidationError("keys must be a list of metric names")
+        if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):
+            raise ValidationError(f"max_points must be a whole number of at least 2, got {max_points!r}")
+        key_filter = "AND key = ANY(%(keys)s::TEXT[])" if keys is not None else ""
+        query = (_WHOLE_SERIES if max_points is None else _SERIES).format(key_filter=key_filter)
+        params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2}
+
+        def copy_out(con: PgConnection) -> tuple[list[str], bytes]:
+            """The points in binary, keys as their index in `names`: fixed-width rows that numpy reads as they come."""
+            names = sorted(set(keys)) if keys is not None else _stored_keys(con, params)
+            out = io.BytesIO()
+            with con.raw.cursor() as cursor, cursor.copy(_AS_BINARY.format(query=query), {**params, "names": names}) as copy:
+                for chunk in copy:
+                    out.write(chunk)
+            return names, out.getvalue()
+
+        # Keys named: one statement, so no snapshot transaction is needed (two round trips fewer per chart).
+        names, data = self._read(copy_out) if keys is None else self._statement(copy_out)
+        return read_binary_points(data, names).sort("run_id", "key", "step")
+
+
+def _stored_keys(con: PgConnection, params: dict) -> list[str]:
+    return [row[0] for row in con.raw.execute(_KEYS, params).fetchall()]
+
+
+def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:
+    if error.diag.constraint_name == "experiments_live_name":
+        return ConflictError("another experiment took that name a moment ago; pick another name")
+    return ConflictError(f"someone else stored the same thing at the same moment; try again ({safe_message(error)})")
+
+
+_KEYS = "SELECT DISTINCT key FROM metric_summaries WHERE run_id = ANY(%(runs)s::BIGINT[]) ORDER BY key"
+_AS_BINARY = (
+    "COPY (SELECT run_id, array_position(%(names)s::TEXT[], key::TEXT) - 1, step, value, wall_time FROM ({query}) s) "
+    "TO STDOUT (FORMAT binary)"
+)
+_WHOLE_SERIES = "SELECT run_id, key, step, value, wall_time FROM metrics WHERE run_id = ANY(%(runs)s::BIGINT[]) {key_filter}"
+# As the embedded store's: series short enough come whole; longer ones keep the lowest and highest point of each
+# step bucket, so spikes survive. Ties go to the earliest step.
+_SERIES = """
+    WITH sizes AS (
+        SELECT run_id, key, count AS n, last_step FROM metric_summaries WHERE run_id = ANY(%(runs)s::BIGINT[]) {key_filter}
+    ),
+    whole AS (
+        SELECT m.run_id, m.key, m.step, m.value, m.wall_time
+        FROM metrics m JOIN sizes z ON z.run_id = m.run_id AND z.key = m.key
+        WHERE z.n <= 2 * %(buckets)s
+    ),
+    bucketed AS (
+        SELECT m.run_id, m.key, floor(m.step::DOUBLE PRECISION * %(buckets)s / (z.last_step + 1))::BIGINT AS bucket,
+               (array_agg(m.step ORDER BY m.value, m.step))[1] AS low_step, min(m.value) AS low,
+               (array_agg(m.wall_time ORDER BY m.value, m.step))[1] AS low_time,
+               (array_agg(m.step ORDER BY m.value DESC, m.step))[1] AS high_step, max(m.value) AS high,
+               (array_agg(m.wall_time ORDER BY m.value DESC, m.step))[1] AS high_time
+        FROM metrics m JOIN sizes z ON z.run_id = m.run_id AND z.key = m.key
+        WHERE z.n > 2 * %(buckets)s
+        GROUP BY 1, 2, 3
+    )
+    SELECT run_id, key, step, value, wall_time FROM whole
+    UNION ALL SELECT run_id, key, low_step, low, low_time FROM bucketed
+    UNION ALL SELECT run_id, key, high_step, high, high_time FROM bucketed WHERE high_step <> low_step
+"""

@@ -1,0 +1,199 @@
+"""Move a whole store between the embedded DuckDB file and PostgreSQL, either way: `tunedeck store copy`.
+
+Everything goes, table by table with IDs and times as they are (deleted experiments too), into a destination that
+is empty or holds an earlier copy of the same source (then it is brought up to date: running again is safe).
+Afterwards each table's row count and checksum are compared on both sides. The stores must be quiet meanwhile:
+the embedded file cannot be open in a running app or worker.
+"""
+
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from core.duckdb_store import DuckDBStore
+from core.errors import ConflictError, StoreError
+from core.pg_connection import PgConnection
+from core.store_url import is_postgres, redacted
+
+# Each ID sequence and the table whose IDs it hands out: the destination's sequence continues after the copied IDs.
+SEQUENCES = {"experiment_ids": "experiments", "run_ids": "runs", "adapter_ids": "adapters"}
+SKIPPED = {"schema_migrations"}
+QUEUE_TABLES = "huey_"  # a team's queue shares its database: jobs are not part of the store
+CHUNK = 50_000  # rows per insert: the progress bar moves, memory stays bounded on the way in
+
+
+@dataclass
+class TableCopy:
+    table: str
+    rows: int
+    checksum: str
+
+
+@dataclass
+class CopyReport:
+    source: str
+    destination: str
+    tables: list[TableCopy] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        width = max((len(t.table) for t in self.tables), default=5)
+        return [f"copied {self.source} -> {self.destination}; verified by row counts and checksums:"] + [
+            f"  {t.table:<{width}}  {t.rows:>10,} rows  {t.checksum[:16]}" for t in self.tables
+        ]
+
+
+def open_for_copy(where: str) -> DuckDBStore:
+    """A postgresql:// URL, a data folder or a .duckdb file, opened (and migrated) for a whole-table copy."""
+    if is_postgres(where):
+        from core.postgres_store import PostgresStore
+
+        return PostgresStore(where, Path("."))
+    path = Path(where)
+    if path.is_dir() or not path.suffix:
+        path = path / "tunedeck.duckdb"
+    store = DuckDBStore(path)
+    _ = store.db  # opened now: a file held by a running app says so here, before anything is copied
+    return store
+
+
+def describe(where: str) -> str:
+    return redacted(where) if is_postgres(where) else str(Path(where))
+
+
+def copy_store(
+    source: str, destination: str, start: Callable[[int], Callable[[int], None]] = lambda total: lambda rows: None
+) -> CopyReport:
+    """Copy every table of source into destination, verify, and report. `start(total rows)` returns what to call with
+    each batch of rows copied (a progress bar's update). ConflictError if the destination holds experiments that are
+    not the source's."""
+    if describe(source) == describe(destination):
+        raise ConflictError("the source and the destination are the same store")
+    if not is_postgres(source) and not (Path(source).is_file() or (Path(source) / "tunedeck.duckdb").is_file()):
+        raise StoreError(f"there is no TuneDeck store at {source}: name a data folder, a .duckdb file or a postgresql:// URL")
+    src, dst = open_for_copy(source), open_for_copy(destination)
+    try:
+        with _reads(src) as con:
+            tables = [t for t in _tables(con) if t not in SKIPPED and not t.startswith(QUEUE_TABLES)]
+            frames = {table: _normalized(_read_table(con, table)) for table in tables}
+        missing = sorted(set(tables) - set(_write_tables(dst)))
+        if missing:
+            raise StoreError(f"the destination has no table {', '.join(missing)}: is it an older TuneDeck version?")
+        _refuse_foreign(frames["experiments"], dst)
+        progress = start(sum(frame.height for frame in frames.values()))
+
+        def replace_all(con) -> None:
+            for table, frame in frames.items():
+                con.execute(f"DELETE FROM {table}")  # table names come from the store's own catalog
+                for start in range(0, max(frame.height, 1), CHUNK):
+                    _insert(con, table, frame.slice(start, CHUNK))
+                    progress(min(CHUNK, frame.height - start))
+            for sequence, table in SEQUENCES.items():
+                if table in frames:
+                    _continue_sequence(con, sequence, (frames[table]["id"].max() or 0) + 1)
+
+        dst._write(replace_all)
+        report = CopyReport(describe(source), describe(destination))
+        with _reads(dst) as con:
+            for table, frame in frames.items():
+                copied = _normalized(_read_table(con, table).select(frame.columns))
+                expected, found = _checksum(frame), _checksum(copied)
+                if (frame.height, expected) != (copied.height, found):
+                    raise StoreError(
+                        f"table {table} differs after the copy ({frame.height} rows in, {copied.height} found); run the copy again"
+                    )
+                report.tables.append(TableCopy(table, frame.height, expected))
+        return report
+    finally:
+        src.close()
+        dst.close()
+
+
+@contextmanager
+def _reads(store: DuckDBStore) -> Iterator:
+    with store.reading() as con:
+        yield con
+
+
+def _tables(con) -> list[str]:
+    if isinstance(con, PgConnection):
+        found = con.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1").fetchall()
+    else:
+        found = con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1").fetchall()
+    return [row[0] for row in found]
+
+
+def _write_tables(store: DuckDBStore) -> list[str]:
+    with _reads(store) as con:
+        return _tables(con)
+
+
+def _read_table(con, table: str) -> pl.DataFrame:
+    from core.sql import frame
+
+    return frame(con, f'SELECT * FROM "{table}"')
+
+
+def _normalized(frame: pl.DataFrame) -> pl.DataFrame:
+    """Both engines' types as one: whole numbers as Int64, timestamps in microseconds, rows in one order."""
+    casts = []
+    for name, dtype in frame.schema.items():
+        if dtype.is_integer():
+            casts.append(pl.col(name).cast(pl.Int64))
+        elif isinstance(dtype, pl.Datetime):
+            casts.append(pl.col(name).cast(pl.Datetime("us")))
+        elif dtype == pl.Null:
+            casts.append(pl.col(name).cast(pl.String))
+    frame = frame.with_columns(casts) if casts else frame
+    return frame.sort(frame.columns, nulls_last=True) if frame.height else frame
+
+
+def _checksum(frame: pl.DataFrame) -> str:
+    return hashlib.sha256(frame.write_csv(float_precision=None).encode()).hexdigest()
+
+
+def _refuse_foreign(experiments: pl.DataFrame, dst: DuckDBStore) -> None:
+    """A destination in use for other work is never overwritten: only an empty one or an earlier copy of this source."""
+    with _reads(dst) as con:
+        theirs = _normalized(_read_table(con, "experiments"))
+    if theirs.is_empty():
+        return
+    ours = {(row["id"], row["name"], row["created_at"]) for row in experiments.select("id", "name", "created_at").to_dicts()}
+    foreign = [
+        row
+        for row in theirs.select("id", "name", "created_at").to_dicts()
+        if (row["id"], row["name"], row["created_at"]) not in ours
+    ]
+    if foreign:
+        names = ", ".join(repr(row["name"]) for row in foreign[:3])
+        raise ConflictError(
+            f"the destination already holds {len(foreign)} experiment(s) that are not the source's ({names}); "
+            "copy into an empty store, or one this command filled from the same source"
+        )
+
+
+def _insert(con, table: str, frame: pl.DataFrame) -> None:
+    if frame.is_empty():
+        return
+    columns = ", ".join(f'"{name}"' for name in frame.columns)
+    if isinstance(con, PgConnection):
+        with con.raw.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in frame.iter_rows():
+                copy.write_row(row)
+        return
+    con.register("copied_rows", frame)
+    try:
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM copied_rows")
+    finally:
+        con.unregister("copied_rows")
+
+
+def _continue_sequence(con, sequence: str, next_id: int) -> None:
+    if isinstance(con, PgConnection):
+        con.execute("SELECT setval(?, ?, false)", [sequence, next_id])
+        return
+    con.execute(f"DROP SEQUENCE {sequence}")  # DuckDB cannot move a sequence: make it again from the next ID
+    con.execute(f"CREATE SEQUENCE {sequence} START {int(next_id)}")

@@ -1,0 +1,143 @@
+"""What the PostgreSQL store adds to the shared contract suite: its wording of the embedded store's statements,
+credentials that never show, and the locks two machines need when they change one experiment at once."""
+
+import inspect
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import polars as pl
+import pytest
+
+from core import duckdb_store
+from core.errors import ConflictError, StoreError, ValidationError
+from core.pg_connection import TRANSLATIONS, _normal
+from core.postgres_store import PostgresStore
+from core.store_url import checked_store_url, redacted
+
+
+def test_every_translated_statement_is_still_in_the_embedded_store():
+    """A statement reworded in core.duckdb_store must be reworded for PostgreSQL too; this names the one that drifted."""
+    source = _normal(inspect.getsource(duckdb_store))
+    for statement in TRANSLATIONS:
+        assert statement in source, f"core.duckdb_store no longer says: {statement[:80]}..."
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://alice:s3cret@db.example:5432/tunedeck", "postgresql://alice:***@db.example:5432/tunedeck"),
+        ("postgresql://alice:p%40ss@db/tunedeck?sslmode=require", "postgresql://alice:***@db/tunedeck?sslmode=require"),
+        (
+            "postgresql://alice@db/tunedeck?password=s3cret&sslmode=verify-full",
+            "postgresql://alice@db/tunedeck?password=***&sslmode=verify-full",
+        ),
+        ("postgresql://alice@db/tunedeck", "postgresql://alice@db/tunedeck"),
+    ],
+)
+def test_a_url_is_shown_without_its_password(url, shown):
+    assert redacted(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://alice:s3cret@db/x",
+        "postgresql://alice:s3cret@/x",
+        "postgresql://alice:s3cret@db:port/x",
+        "postgresql://alice:s3cret@db",
+    ],
+)
+def test_a_malformed_store_url_is_refused_without_showing_the_password(url):
+    with pytest.raises(ValidationError) as refused:
+        checked_store_url(url)
+    assert "s3cret" not in str(refused.value)
+    assert "TUNEDECK_STORE_URL" in str(refused.value)
+
+
+def test_a_password_file_others_can_read_is_refused(tmp_path, monkeypatch):
+    passfile = tmp_path / "pgpass"
+    passfile.write_text("db:5432:tunedeck:alice:s3cret\n")
+    passfile.chmod(0o644)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    with pytest.raises(ValidationError, match="chmod 600"):
+        checked_store_url("postgresql://alice@db/tunedeck")
+    passfile.chmod(0o600)
+    assert checked_store_url("postgresql://alice@db/tunedeck")
+
+
+def test_an_unreachable_server_is_one_clear_error_without_the_password(postgres_databases, tmp_path):
+    port = postgres_databases.cluster.port
+    with pytest.raises(StoreError) as failed:
+        PostgresStore(f"postgresql://alice:s3cret@127.0.0.1:{port}/no_such_database", tmp_path)
+    assert "s3cret" not in str(failed.value)
+    assert "postgresql://alice:***@127.0.0.1" in str(failed.value)
+    assert "no_such_database" in str(failed.value)
+
+
+@pytest.fixture
+def pg(postgres_databases, clock, tmp_path):
+    held = postgres_databases.store(clock, tmp_path)
+    yield held
+    held.close()
+
+
+def test_points_go_in_by_binary_copy_exactly(pg):
+    experiment_id = pg.create_experiment({"name": "copy", "dataset": "data/sample/sentiment.csv"})
+    run_id = pg.create_run(experiment_id, {})
+    points = pl.DataFrame(
+        {
+            "run_id": [run_id] * 4,
+            "key": ["loss", "eval loss/top-1@k"] * 2,
+            "step": [0, 0, 7, 7],
+            "value": [0.1 + 0.2, -1e-300, 1.7976931348623157e308, 5e-324],
+            "wall_time": [
+                datetime(1999, 12, 31, 23, 59, 59, 999999),
+                datetime(2000, 1, 1),
+                datetime(2026, 5, 1, 1, 2, 3, 4),
+                datetime(2040, 1, 1),
+            ],
+        }
+    )
+    assert pg.log_metrics(points) == 4
+    stored = pg.get_metric_series([run_id], max_points=None)
+    assert stored.sort("key", "step").equals(points.sort("key", "step"))
+
+
+def test_experiments_created_at_once_with_one_name_give_one_experiment_and_clear_conflicts(pg):
+    barrier = threading.Barrier(8)
+
+    def create(_):
+        barrier.wait()
+        try:
+            return pg.create_experiment({"name": "same", "dataset": "data/sample/sentiment.csv"})
+        except ConflictError as error:
+            return error
+
+    results = list(ThreadPoolExecutor(8).map(create, range(8)))
+    assert len([r for r in results if isinstance(r, int)]) == 1
+    assert all("name" in str(r) for r in results if not isinstance(r, int))
+
+
+def test_runs_of_one_experiment_changing_at_once_keep_its_counters_right(pg):
+    experiment_id = pg.create_experiment({"name": "busy", "dataset": "data/sample/sentiment.csv"})
+    run_ids = [pg.create_run(experiment_id, {}) for _ in range(24)]
+
+    def finish(run_id):
+        pg.mark_running(run_id, "w")
+        if run_id % 3:
+            pg.complete_run(run_id)
+        else:
+            pg.fail_run(run_id, "boom")
+
+    list(ThreadPoolExecutor(8).map(finish, run_ids))
+    assert pg.verify_integrity() == []
+    assert pg.get_experiment(experiment_id).run_count == 24
+
+
+def test_the_sidebar_shows_the_team_store_without_its_password(tmp_path):
+    from core.settings import Settings
+    from core.store_url import store_location
+
+    assert store_location(Settings(data_dir=tmp_path, store_url="postgresql://a:s3cret@db/t")) == "postgresql://a:***@db/t"
+    assert store_location(Settings(data_dir=tmp_path)) == str(tmp_path)

@@ -1,0 +1,143 @@
+"""A private PostgreSQL cluster from Debian's binaries, for tests and benchmarks: a temporary folder, 127.0.0.1 on a
+free port, stopped at the end. Tests skip where the binaries are absent, and fail instead in CI."""
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+BIN_DIRS = [Path("/usr/lib/postgresql/15/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
+
+
+def binaries() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    return next((folder for folder in BIN_DIRS if (folder / "initdb").exists()), None)
+
+
+def required() -> bool:
+    """CI, or whoever sets TUNEDECK_REQUIRE_POSTGRES=1, wants a failure rather than a skip."""
+    return bool(os.environ.get("CI")) or os.environ.get("TUNEDECK_REQUIRE_POSTGRES") == "1"
+
+
+def skip_or_fail_without_binaries() -> Path:
+    folder = binaries()
+    if folder is None:
+        reason = "PostgreSQL's binaries (initdb, pg_ctl) are not installed: apt-get install postgresql"
+        if required():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Cluster:
+    """initdb into a temporary folder and start the server; as root, both run as the `postgres` user."""
+
+    def __init__(self, bin_dir: Path, durable: bool = False):
+        self.bin_dir = bin_dir
+        self.durable = durable  # benchmarks: fsync on, as a real server; tests: off, for speed
+        self.folder = Path(tempfile.mkdtemp(prefix="tunedeck-pg-"))
+        self.data = self.folder / "data"
+        self.port = _free_port()
+        self.user = "postgres"
+        self._as = None
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")
+            os.chown(self.folder, entry.pw_uid, entry.pw_gid)
+            self._as = entry
+        self.url = f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        kwargs = {"user": self._as.pw_uid, "group": self._as.pw_gid, "extra_groups": []} if self._as else {}
+        subprocess.run(args, check=True, capture_output=True, cwd=self.folder, **kwargs)
+
+    def start(self) -> "Cluster":
+        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust", "-N", "-E", "UTF8")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} -c max_connections=300"
+        )
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self._run(
+            str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
+        )
+        return self
+
+    def database_url(self, name: str) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        try:
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Databases:
+    """A cluster and a migrated template: each test gets a copy of the template (CREATE DATABASE ... TEMPLATE, tens
+    of milliseconds), so tests stay independent and fast."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.count = 0
+
+    @classmethod
+    def start(cls) -> "Databases":
+        import psycopg
+
+        from core.pg_migrations import migrate
+
+        cluster = Cluster(skip_or_fail_without_binaries()).start()
+        with psycopg.connect(cluster.url, autocommit=True) as con:
+            con.execute("CREATE DATABASE tunedeck_template")
+        with psycopg.connect(cluster.database_url("tunedeck_template"), autocommit=True) as con:
+            migrate(con)
+        return cls(cluster)
+
+    def fresh(self) -> str:
+        """The URL of a new database, migrated."""
+        import psycopg
+
+        self.count += 1
+        name = f"test_{os.getpid()}_{self.count}"
+        with psycopg.connect(self.cluster.url, autocommit=True) as con:
+            con.execute(f"CREATE DATABASE {name} TEMPLATE tunedeck_template")
+        return self.cluster.database_url(name)
+
+    def store(self, clock, data_dir: Path):
+        from core.postgres_store import PostgresStore
+
+        return PostgresStore(self.fresh(), data_dir, clock=clock, timeout=30)
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
+def snapshot(store) -> dict:
+    """Every table of a PostgreSQL store, ordered by all its columns."""
+    from core.sql import frame
+
+    with store.reading() as con:
+        tables = [
+            row[0] for row in con.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()
+        ]
+        found = {}
+        for table in tables:
+            (width,) = con.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ?", [table]
+            ).fetchall()[0]
+            order = ", ".join(str(i) for i in range(1, width + 1))
+            found[table] = frame(con, f'SELECT * FROM "{table}" ORDER BY {order}')
+        return found

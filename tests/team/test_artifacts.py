@@ -1,0 +1,61 @@
+"""Adapters are kept where every machine finds them, behind a small interface, with the size and checksum registered."""
+
+import io
+import zipfile
+
+import pytest
+
+from core.artifacts import FolderArtifacts, describe_adapter, publish_adapter
+from core.errors import NotFoundError
+from core.settings import Settings
+
+
+@pytest.fixture
+def adapter(tmp_path):
+    folder = tmp_path / "local" / "out"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "adapter_config.json").write_text('{"r": 8}')
+    (folder / "sub" / "weights.bin").write_bytes(bytes(range(256)) * 10)
+    return folder
+
+
+def test_an_adapter_put_under_the_root_is_an_exact_copy(tmp_path, adapter):
+    root = FolderArtifacts(tmp_path / "shared")
+    location = root.put(adapter, "run-7")
+    assert location == str(tmp_path / "shared" / "run-7")
+    original = describe_adapter(adapter, "base")
+    assert root.size_and_checksum(location) == (original.size_bytes, original.checksum)
+
+
+def test_putting_again_replaces_what_was_there(tmp_path, adapter):
+    root = FolderArtifacts(tmp_path / "shared")
+    root.put(adapter, "run-7")
+    (adapter / "sub" / "weights.bin").unlink()
+    location = root.put(adapter, "run-7")
+    assert sorted(path.name for path in (tmp_path / "shared" / "run-7").rglob("*") if path.is_file()) == ["adapter_config.json"]
+    assert root.size_and_checksum(location) == (8, describe_adapter(adapter, "base").checksum)
+
+
+def test_an_adapter_downloads_as_a_zip_of_its_files(tmp_path, adapter):
+    root = FolderArtifacts(tmp_path / "shared")
+    archive = zipfile.ZipFile(io.BytesIO(root.open(root.put(adapter, "run-7")).read()))
+    assert sorted(archive.namelist()) == ["adapter_config.json", "sub/weights.bin"]
+    assert archive.read("sub/weights.bin") == bytes(range(256)) * 10
+
+
+def test_an_adapter_whose_folder_is_gone_is_a_clear_error(tmp_path):
+    with pytest.raises(NotFoundError, match="no longer there"):
+        FolderArtifacts(tmp_path).open(str(tmp_path / "run-1"))
+
+
+def test_publishing_copies_to_the_artifact_root_and_leaves_an_adapter_already_there_in_place(tmp_path, adapter):
+    shared = Settings(data_dir=tmp_path / "data", artifact_root=tmp_path / "shared")
+    spec = publish_adapter(shared, adapter, 3, "tiny-gpt2")
+    assert spec.path == str(tmp_path / "shared" / "run-3") and spec.base_model == "tiny-gpt2"
+    assert spec.checksum == describe_adapter(adapter, "x").checksum
+
+    local = Settings(data_dir=tmp_path / "data")
+    trained_here = local.adapters_dir / "run-4"
+    trained_here.parent.mkdir(parents=True)
+    adapter.rename(trained_here)
+    assert publish_adapter(local, trained_here, 4, "tiny-gpt2").path == str(trained_here)

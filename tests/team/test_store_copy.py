@@ -1,0 +1,143 @@
+"""`tunedeck store copy`: an embedded store up to PostgreSQL and back, everything kept, verified, safe to run again."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from core.duckdb_store import DuckDBStore
+from core.entities import AdapterSpec
+from core.postgres_store import PostgresStore
+from tests.cli.conftest import ROOT, clean_env
+
+SAMPLE = "data/sample/sentiment.csv"
+
+
+def tunedeck(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tunedeck.cli", *args],
+        cwd=ROOT,
+        env=clean_env(tmp_path / "cli"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def fill(store) -> None:
+    """Experiments live and deleted, runs in every state, points, best metrics, an adapter and a log."""
+    kept = store.create_experiment({"name": "kept", "dataset": SAMPLE, "description": "with 'quotes', commas\nand lines"})
+    gone = store.create_experiment({"name": "gone", "dataset": SAMPLE})
+    for experiment_id in (kept, gone):
+        for outcome in ("completed", "failed", "queued"):
+            run_id = store.create_run(experiment_id, {"learning_rate": 0.01, "note": outcome})
+            steps = list(range(0, 300, 3))
+            store.log_metrics(
+                pl.DataFrame(
+                    {
+                        "run_id": run_id,
+                        "key": "loss",
+                        "step": steps,
+                        "value": [1 / (s + 1) + run_id * 1e-9 for s in steps],
+                        "wall_time": None,
+                    }
+                )
+            )
+            store.append_log(run_id, f"run {run_id} says hello\n")
+            if outcome == "queued":
+                continue
+            store.mark_running(run_id, "w:1")
+            if outcome == "completed":
+                store.complete_run(
+                    run_id, AdapterSpec(path=f"/adapters/run-{run_id}", base_model="tiny", size_bytes=10, checksum="sha256:x")
+                )
+            else:
+                store.fail_run(run_id, "boom", traceback="Traceback ...")
+    store.set_metric_direction(kept, "loss", "max")
+    store.delete_experiment(gone)
+
+
+def everything(store) -> dict:
+    experiments = store.list_experiments(include_deleted=True, page_size=100).items
+    runs = [run for experiment in experiments for run in store.list_runs(experiment.id)]
+    run_ids = [run.id for run in runs]
+    return {
+        "experiments": [e.model_dump() for e in experiments],
+        "runs": [run.model_dump() for run in runs],
+        "points": store.get_metric_series(run_ids, max_points=None).to_dicts(),
+        "adapters": [a.model_dump() for a in store.list_adapters()],
+        "logs": [store.read_log(run_id) for run_id in run_ids],
+    }
+
+
+@pytest.fixture
+def embedded(tmp_path):
+    store = DuckDBStore(tmp_path / "embedded" / "tunedeck.duckdb")
+    fill(store)
+    expected = everything(store)
+    store.close()
+    return tmp_path / "embedded", expected
+
+
+def test_a_store_goes_up_to_postgresql_and_back_with_everything_in_it(tmp_path, embedded, postgres_databases):
+    folder, expected = embedded
+    url = postgres_databases.fresh()
+
+    up = tunedeck(tmp_path, "store", "copy", "--from", str(folder), "--to", url)
+    assert up.returncode == 0, up.stderr
+    assert "verified by row counts and checksums" in up.stdout and "metrics" in up.stdout
+    team = PostgresStore(url, tmp_path / "team")
+    try:
+        assert everything(team) == expected
+        assert team.verify_integrity() == []
+        next_id = team.create_experiment({"name": "after the move", "dataset": SAMPLE})
+        assert next_id == max(e["id"] for e in expected["experiments"]) + 1
+        team.delete_experiment(next_id)  # so the copy back holds only what went up, plus this
+        expected_back = everything(team)
+    finally:
+        team.close()
+
+    back = tunedeck(tmp_path, "store", "copy", "--from", url, "--to", str(tmp_path / "back"))
+    assert back.returncode == 0, back.stderr
+    returned = DuckDBStore(tmp_path / "back" / "tunedeck.duckdb")
+    try:
+        assert everything(returned) == expected_back
+        assert returned.verify_integrity() == []
+    finally:
+        returned.close()
+
+
+def test_copying_again_changes_nothing(tmp_path, embedded, postgres_databases):
+    folder, expected = embedded
+    url = postgres_databases.fresh()
+    first = tunedeck(tmp_path, "store", "copy", "--from", str(folder), "--to", url)
+    again = tunedeck(tmp_path, "store", "copy", "--from", str(folder), "--to", url)
+    assert (first.returncode, again.returncode) == (0, 0), again.stderr
+    assert first.stdout.splitlines()[1:] == again.stdout.splitlines()[1:]  # the same counts and checksums
+    team = PostgresStore(url, tmp_path / "team")
+    try:
+        assert everything(team) == expected
+    finally:
+        team.close()
+
+
+def test_a_destination_in_use_for_other_work_is_refused_and_left_alone(tmp_path, embedded, postgres_databases):
+    folder, _ = embedded
+    url = postgres_databases.fresh()
+    team = PostgresStore(url, tmp_path / "team")
+    try:
+        team.create_experiment({"name": "the team's own", "dataset": SAMPLE})
+        refused = tunedeck(tmp_path, "store", "copy", "--from", str(folder), "--to", url)
+        assert refused.returncode == 1
+        assert """already holds 1 experiment(s) that are not the source's ("the team's own")""" in refused.stderr
+        assert [e.name for e in team.list_experiments(include_deleted=True).items] == ["the team's own"]
+    finally:
+        team.close()
+
+
+def test_a_missing_source_is_a_clear_error(tmp_path):
+    result = tunedeck(tmp_path, "store", "copy", "--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "x"))
+    assert result.returncode == 1
+    assert f"there is no TuneDeck store at {tmp_path / 'nowhere'}" in result.stderr

@@ -1,0 +1,35 @@
+"""`tunedeck doctor` in team mode: the store and the queue on PostgreSQL, shown without the password."""
+
+import subprocess
+import sys
+
+from tests.cli.conftest import ROOT, clean_env
+
+
+def doctor(tmp_path, url: str) -> subprocess.CompletedProcess:
+    env = clean_env(tmp_path / "data", TUNEDECK_STORE_URL=url)
+    return subprocess.run(
+        [sys.executable, "-m", "tunedeck.cli", "doctor"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_doctor_checks_the_team_store_and_queue_and_never_shows_the_password(tmp_path, postgres_databases):
+    url = postgres_databases.fresh().replace("postgres@", "postgres:s3cret@")
+    result = doctor(tmp_path, url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = url.replace(":s3cret@", ":***@")
+    assert f"OK    store: PostgreSQL {shown} (0 experiments)" in result.stdout
+    assert f"OK    queue: PostgreSQL queue at {shown} answers" in result.stdout
+    assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_doctor_says_what_to_check_when_the_team_store_does_not_answer(tmp_path, postgres_databases):
+    url = postgres_databases.cluster.database_url("missing").replace("postgres@", "postgres:s3cret@")
+    result = doctor(tmp_path, url)
+    assert result.returncode == 1
+    assert (
+        "FAIL  store: cannot use the PostgreSQL store at" in result.stdout
+        and 'database "missing" does not exist' in result.stdout
+    )
+    assert "check TUNEDECK_STORE_URL" in result.stdout
+    assert "s3cret" not in result.stdout + result.stderr

@@ -1,0 +1,171 @@
+"""Team mode end to end with real processes: "machine A" (the app's side) and "machine B" (workers) share nothing
+but the PostgreSQL URL and the artifact root; each has its own data folder and working folder."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from huey import PostgresHuey
+
+from core.artifacts import FolderArtifacts
+from core.postgres_store import PostgresStore
+from core.settings import Settings
+from core.status import RunStatus
+from jobs.config import make_huey
+from tests.jobs.conftest import ROOT, SAMPLE, wait_for
+from tests.servers import free_port
+
+HEARTBEAT_TIMEOUT = 8.0
+SHORT_RUN = {"epochs": 1, "eval_interval": 20, "batch_size": 16}
+LONG_RUN = {"max_steps": 1_000_000, "eval_interval": 500, "batch_size": 8}
+
+# What "machine A's app" does when the user presses Start: the app's own code path, in its own process.
+START_RUNS = """
+import json, sys
+from core import open_store
+from jobs.tasks import start_run
+store = open_store()
+experiment = store.find_experiment("team") or store.get_experiment(store.create_experiment({"name": "team", "dataset": sys.argv[1]}))
+configs = json.loads(sys.argv[2])
+print(json.dumps([start_run(store, experiment.id, config) for config in configs]))
+"""
+
+
+class Machine:
+    """A data folder and a working folder of its own, and the shared URL and artifact root."""
+
+    def __init__(self, name: str, tmp_path: Path, url: str, shared: Path):
+        self.data, self.work = tmp_path / name / "data", tmp_path / name / "work"
+        self.work.mkdir(parents=True)
+        self.env = {
+            **os.environ,
+            "TUNEDECK_DATA_DIR": str(self.data),
+            "TUNEDECK_STORE_URL": url,
+            "TUNEDECK_ARTIFACT_ROOT": str(shared),
+            "TUNEDECK_EMBEDDED_WORKER": "0",
+            "TUNEDECK_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+            "PYTHONPATH": str(ROOT),
+        }
+        self.env.pop("TUNEDECK_QUEUE_URL", None)
+
+    def run(self, code: str, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=self.work, env=self.env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def start_runs(self, *configs: dict) -> list[int]:
+        return json.loads(self.run(START_RUNS, SAMPLE, json.dumps(configs)).splitlines()[-1])
+
+    def worker(self, *args: str) -> subprocess.Popen:
+        log = (self.work / f"worker-{time.monotonic_ns()}.log").open("w")
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobs.worker", *args], cwd=self.work, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+@pytest.fixture
+def team(postgres_databases, tmp_path):
+    url, shared = postgres_databases.fresh(), tmp_path / "shared"
+    a, b = Machine("a", tmp_path, url, shared), Machine("b", tmp_path, url, shared)
+    seen_from_a = PostgresStore(url, a.data)
+    yield a, b, seen_from_a, shared
+    seen_from_a.close()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_machine_b_trains_what_machine_a_starts_and_a_sees_metrics_logs_and_adapters(team):
+    a, b, store, shared = team
+    run_ids = a.start_runs(*[SHORT_RUN] * 4)
+    worker = b.worker("--workers", "4")
+    try:
+        runs = wait_for(
+            lambda: all(store.get_run(r).status.is_terminal for r in run_ids) and store.get_runs(run_ids),
+            240,
+            "B to train A's runs",
+        )
+    finally:
+        _stop(worker)
+
+    assert [run.status for run in runs] == [RunStatus.COMPLETED] * 4, [run.error for run in runs]
+    assert all(run.worker.endswith(f":{worker.pid}") for run in runs)
+    series = store.get_metric_series(run_ids, ["loss"], max_points=None)
+    assert sorted(series["run_id"].unique().to_list()) == sorted(run_ids)
+    for run in runs:
+        assert "completed after" in store.read_log(run.id)  # the training process's output, from B's folder
+        adapter = store.get_adapter(run.adapter.id)
+        assert Path(adapter.path).parent == shared
+        assert FolderArtifacts(shared).size_and_checksum(adapter.path) == (adapter.size_bytes, adapter.checksum)
+    assert not (a.data / "logs").exists() and not (a.data / "adapters").exists()  # nothing of B's reached A's folder
+    assert store.verify_integrity() == []
+
+
+def test_killing_machine_b_fails_its_runs_within_the_heartbeat_timeout_and_the_next_worker_takes_new_work(team):
+    a, b, store, _ = team
+    first = b.worker("--workers", "2")
+    try:
+        (long_run,) = a.start_runs(LONG_RUN)
+        wait_for(lambda: "loss" in store.get_run(long_run).metrics, 120, "A to see B's live metrics")
+        wait_for(lambda: "started training process" in store.read_log(long_run), 30, "A to see B's live log")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        killed_at = time.monotonic()
+        second = b.worker("--workers", "2")
+        try:
+            lost = wait_for(
+                lambda: store.get_run(long_run).status is RunStatus.FAILED and store.get_run(long_run),
+                HEARTBEAT_TIMEOUT + 30,
+                "the lost run to be failed",
+            )
+            assert time.monotonic() - killed_at <= HEARTBEAT_TIMEOUT + 30
+            assert lost.error.startswith("worker lost")
+            (next_run,) = a.start_runs(SHORT_RUN)
+            done = wait_for(lambda: store.get_run(next_run).status.is_terminal and store.get_run(next_run), 180, "new work")
+            assert done.status is RunStatus.COMPLETED
+            assert done.worker.endswith(f":{second.pid}")
+        finally:
+            _stop(second)
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+
+def test_a_worker_whose_store_cannot_be_reached_refuses_to_start_and_hides_the_password(tmp_path, postgres_databases):
+    port = postgres_databases.cluster.port
+    cases = {
+        f"postgresql://alice:s3cret@127.0.0.1:{free_port()}/tunedeck": "cannot use the PostgreSQL store at postgresql://alice:***@127.0.0.1",
+        f"postgresql://postgres:s3cret@127.0.0.1:{port}/no_such_db": 'database "no_such_db" does not exist',
+        "mysql://alice:s3cret@db/tunedeck": "TUNEDECK_STORE_URL must be empty",
+    }
+    for url, message in cases.items():
+        machine = Machine(f"m{len(list(tmp_path.iterdir()))}", tmp_path, url, tmp_path / "shared")
+        worker = machine.worker()
+        assert worker.wait(timeout=60) == 2
+        log = next(machine.work.glob("worker-*.log")).read_text()
+        assert "not starting" in log and message in log, log
+        assert "s3cret" not in log
+
+
+def test_team_mode_queues_on_the_stores_database_unless_told_otherwise(tmp_path):
+    url = "postgresql://tunedeck@db.example:5432/tunedeck?sslmode=require"
+    team = make_huey(Settings(data_dir=tmp_path, store_url=url))
+    assert isinstance(team, PostgresHuey) and team.storage.dsn == url
+    assert (
+        Settings(data_dir=tmp_path, store_url=url, queue_url="redis://redis:6379/0").effective_queue_url == "redis://redis:6379/0"
+    )
+    assert Settings(data_dir=tmp_path).effective_queue_url == ""  # the embedded SQLite queue
