@@ -568,17 +568,18 @@ class DuckDBStore(TrackingStore):
         return self._write(op) if batch.height else 0
 
     def _replace_samples(self, con, batch: pl.DataFrame) -> None:
-        """Drop the (run, step, example) rows the batch logs again, then insert the batch: idempotent."""
-        con.register("batch", batch)
-        try:
-            rows(
-                con,
-                "DELETE FROM samples WHERE run_id = ? AND step = ? AND example_id IN (SELECT example_id FROM batch)",
-                [batch["run_id"][0], batch["step"][0]],
-            )
-            rows(con, f"INSERT INTO samples ({_SAMPLE_NAMES}, logged_at) SELECT {_SAMPLE_NAMES}, ? FROM batch", [self.clock()])
-        finally:
-            con.unregister("batch")
+        """Drop the (run, step, example) rows the batch logs again, then insert the batch: idempotent. One statement
+        of bound rows each (a batch is at most a thousand rows), so PostgreSQL runs them as written."""
+        run_id, step = batch["run_id"][0], batch["step"][0]
+        rows(
+            con,
+            "DELETE FROM samples WHERE run_id = ? AND step = ? AND list_contains(?, example_id)",
+            [run_id, step, batch["example_id"].to_list()],
+        )
+        row = "(" + ", ".join("?" for _ in range(batch.width + 1)) + ")"
+        placeholders = ", ".join(row for _ in range(batch.height))
+        values = [value for record in batch.iter_rows() for value in (*record, self.clock())]
+        rows(con, f"INSERT INTO samples ({_SAMPLE_NAMES}, logged_at) VALUES {placeholders}", values)
 
     def get_samples(self, run_ids: list[int], step: int | None = None) -> pl.DataFrame:
         if not isinstance(run_ids, list | tuple):
@@ -595,11 +596,16 @@ class DuckDBStore(TrackingStore):
     def list_sample_steps(self, run_id: int) -> list[int]:
         run_id = check_run_id(run_id)
 
-        def query(con) -> list[int]:
-            self._run_row(con, run_id)
-            return [row[0] for row in rows(con, "SELECT DISTINCT step FROM samples WHERE run_id = ? ORDER BY step", [run_id])]
-
-        return self._read(query)
+        found = self._read(
+            lambda con: rows(
+                con,
+                "SELECT DISTINCT s.step FROM runs r LEFT JOIN samples s ON s.run_id = r.id WHERE r.id = ? ORDER BY s.step",
+                [run_id],
+            )
+        )
+        if not found:
+            raise NotFoundError(f"no run with ID {run_id}")
+        return [step for (step,) in found if step is not None]
 
     # -- run logs ----------------------------------------------------------------------------------
     def append_log(self, run_id: int, text: str) -> None:
@@ -834,19 +840,7 @@ class DuckDBStore(TrackingStore):
         if new_series_only:
             rows(con, _NEW_SUMMARIES)
             return
-        rows(
-            con,
-            _NEW_SUMMARIES
-            + """
-            ON CONFLICT (run_id, key) DO UPDATE SET
-                last_value = excluded.last_value,
-                last_step = excluded.last_step,
-                last_wall_time = excluded.last_wall_time,
-                min_value = least(metric_summaries.min_value, excluded.min_value),
-                max_value = greatest(metric_summaries.max_value, excluded.max_value),
-                count = metric_summaries.count + excluded.count
-            """,
-        )
+        rows(con, _MERGED_SUMMARIES)
 
     @staticmethod
     def _rewrite_points(con) -> None:
@@ -895,6 +889,19 @@ _NEW_SUMMARIES = """
     INSERT INTO metric_summaries
     SELECT run_id, key, arg_max(value, step), max(step), arg_max(wall_time, step), min(value), max(value), count(*)
     FROM points GROUP BY run_id, key
+"""
+
+_MERGED_SUMMARIES = """
+    INSERT INTO metric_summaries
+    SELECT run_id, key, arg_max(value, step), max(step), arg_max(wall_time, step), min(value), max(value), count(*)
+    FROM points GROUP BY run_id, key
+    ON CONFLICT (run_id, key) DO UPDATE SET
+        last_value = excluded.last_value,
+        last_step = excluded.last_step,
+        last_wall_time = excluded.last_wall_time,
+        min_value = least(metric_summaries.min_value, excluded.min_value),
+        max_value = greatest(metric_summaries.max_value, excluded.max_value),
+        count = metric_summaries.count + excluded.count
 """
 
 # One look before a batch goes in: runs it names that do not exist, and whether it rewrites steps already stored.

@@ -67,9 +67,12 @@ TRANSLATIONS = {
             SELECT
                 (SELECT array_agg(DISTINCT run_id ORDER BY run_id) FROM series
                  WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = series.run_id)),
-                (SELECT count(*) FROM series JOIN metric_summaries s USING (run_id, key) WHERE series.first_step <= s.last_step)
+                count(s.run_id) FILTER (WHERE series.first_step <= s.last_step),
+                count(s.run_id)
+            FROM series LEFT JOIN metric_summaries s USING (run_id, key)
             """,
         ),
+        (duckdb_store._NEW_SUMMARIES, f"INSERT INTO metric_summaries {_SUMMARY_OF} FROM points GROUP BY run_id, key"),
         (
             """
             INSERT INTO metric_summaries
@@ -194,6 +197,9 @@ class PgConnection:
     def execute(self, sql: str, params: list | tuple | None = None):
         self._cursor.execute(postgres_sql(sql), params or None)
         return self._cursor if self._cursor.description is not None else _NoRows()
+
+    def executemany(self, sql: str, params: list) -> None:
+        self._cursor.executemany(postgres_sql(sql), params)
 
     def sql(self, sql: str, params: list | tuple | None = None) -> _Query:
         self._cursor.execute(postgres_sql(sql), params or None)

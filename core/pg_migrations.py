@@ -101,7 +101,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         2,
-        "run logs in the store (the embedded store's migration 13)",
+        "run logs in the store (the embedded store's migration 6)",
         """
         CREATE TABLE run_logs (
             run_id BIGINT NOT NULL,
@@ -109,6 +109,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             lines BIGINT NOT NULL,
             text VARCHAR NOT NULL,
             PRIMARY KEY (run_id, seq)
+        );
+        """,
+    ),
+    (
+        3,
+        "prediction samples (the embedded store's migration 5)",
+        """
+        CREATE TABLE samples (
+            run_id BIGINT NOT NULL,
+            step BIGINT NOT NULL,
+            example_id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            input VARCHAR NOT NULL,
+            reference VARCHAR,
+            prediction VARCHAR NOT NULL,
+            score DOUBLE PRECISION,
+            correct BOOLEAN,
+            extra VARCHAR NOT NULL DEFAULT '{}',
+            logged_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, step, example_id)
         );
         """,
     ),

@@ -20,7 +20,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from core.duckdb_store import DuckDBStore, _as_id
-from core.entities import Adapter, AdapterSpec, Experiment
+from core.entities import Adapter, AdapterSpec
 from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError, ValidationError
 from core.pg_connection import PgConnection, prepare, read_binary_points
 from core.pg_migrations import migrate
@@ -175,13 +175,12 @@ class PostgresStore(DuckDBStore):
         rows(con, "SELECT 1 FROM runs WHERE id = ? FOR UPDATE", [run_id])
         return DuckDBStore._run_row(con, run_id)
 
-    def _live_experiment(self, con, experiment_id: int) -> Experiment:
+    @staticmethod
+    def _require_live(con, experiment_id: int) -> int:
+        """The experiment, locked until the transaction ends: a delete on another machine waits for this run's insert.
+        (Counters need no lock: they move by increments in one UPDATE, which PostgreSQL applies row by row.)"""
         rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [_as_id(experiment_id, "experiment")])
-        return super()._live_experiment(con, experiment_id)
-
-    def _count_run(self, con, experiment_id: int, leaving: RunStatus | None, entering: RunStatus, error: str | None = None):
-        rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [experiment_id])
-        super()._count_run(con, experiment_id, leaving, entering, error)
+        return DuckDBStore._require_live(con, experiment_id)
 
     def _register_adapter(self, con, run_id: int, experiment_id: int, spec: AdapterSpec) -> Adapter:
         """Versions of one name are numbered one after another, whichever machine registers them."""
