@@ -106,6 +106,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         WHERE c.experiment_id = experiments.id;
         """,
     ),
+    (
+        3,
+        "tags and notes on experiments and runs",
+        """
+        CREATE TABLE tags (
+            target VARCHAR NOT NULL,
+            target_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            PRIMARY KEY (target, target_id, key)
+        );
+        CREATE TABLE notes (
+            target VARCHAR NOT NULL,
+            target_id BIGINT NOT NULL,
+            body VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (target, target_id)
+        );
+        """,
+    ),
 ]
 
 

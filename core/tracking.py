@@ -62,6 +62,10 @@ class ActiveRun:
     def log_params(self, params: dict[str, Any]) -> None:
         self.store.log_params(self.id, params)
 
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Add or replace the run's tags ({"base": "llama", "seed": 3}: values are kept as text), as in MLflow and W&B."""
+        self.store.set_tags("run", self.id, tags)
+
     def register_adapter(self, path: str | Path, base_model: str = "unknown", name: str | None = None) -> None:
         """Name the folder holding the trained adapter; it is registered when the run completes."""
         folder = Path(path).resolve()
