@@ -13,7 +13,7 @@ from core.search_frame import RUNS_SCHEMA, build_search_frame
 from core.sql import first, frame, rows
 from core.tags import checked_note, checked_tag_keys, checked_tags, checked_target
 
-_TABLE_OF = {"experiment": "experiments", "run": "runs"}  # names from this allow-list only, never from input
+_EXISTS = {"experiment": "SELECT 1 FROM experiments WHERE id = ?", "run": "SELECT 1 FROM runs WHERE id = ?"}
 
 
 class Annotations:
@@ -60,18 +60,18 @@ class Annotations:
         self._write(op)
 
     def search_frame(self, experiment_ids: list[int] | None = None) -> pl.DataFrame:
-        scope, params = _scope(experiment_ids)
+        where, params = _scope(experiment_ids)
 
         def query(con) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
             if experiment_ids:
-                found = {row[0] for row in rows(con, f"SELECT id FROM experiments e WHERE {scope}", params)}
+                found = {row[0] for row in rows(con, f"SELECT id FROM experiments e WHERE {where}", params)}
                 missing = [i for i in experiment_ids if i not in found]
                 if missing:
                     raise NotFoundError(f"no experiment with ID {', '.join(map(str, missing))}")
             return (
-                frame(con, _SEARCH_RUNS.format(scope=scope), params),
-                frame(con, _SEARCH_SUMMARIES.format(scope=scope), params),
-                frame(con, _SEARCH_TAGS.format(scope=scope), params),
+                frame(con, _SEARCH_RUNS.format(where=where), params),
+                frame(con, _SEARCH_SUMMARIES.format(where=where), params),
+                frame(con, _SEARCH_TAGS.format(where=where), params),
             )
 
         runs, summaries, tags = self._read(query)
@@ -102,7 +102,7 @@ class Annotations:
 def _require(con, target: Target, target_id: Any) -> None:
     if isinstance(target_id, bool) or not isinstance(target_id, int) or target_id < 1:
         raise ValidationError(f"{target} ID must be a positive whole number, got {target_id!r}")
-    if not first(con, f"SELECT 1 FROM {_TABLE_OF[target]} WHERE id = ?", [target_id]):
+    if not first(con, _EXISTS[target], [target_id]):
         raise NotFoundError(f"no {target} with ID {target_id}")
 
 
@@ -122,15 +122,15 @@ _SEARCH_RUNS = """
            r.config, n.body AS note
     FROM runs r JOIN experiments e ON e.id = r.experiment_id
     LEFT JOIN notes n ON n.target = 'run' AND n.target_id = r.id
-    WHERE {scope}
+    WHERE {where}
 """
 _SEARCH_SUMMARIES = """
     SELECT s.run_id, s.key, s.last_value AS last, s.min_value AS min, s.max_value AS max
     FROM metric_summaries s JOIN runs r ON r.id = s.run_id JOIN experiments e ON e.id = r.experiment_id
-    WHERE {scope}
+    WHERE {where}
 """
 _SEARCH_TAGS = """
-    WITH scoped AS (SELECT r.id, r.experiment_id FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {scope})
+    WITH scoped AS (SELECT r.id, r.experiment_id FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {where})
     SELECT s.id AS run_id, t.key, t.value, 1 AS own FROM scoped s JOIN tags t ON t.target = 'run' AND t.target_id = s.id
     UNION ALL
     SELECT s.id AS run_id, t.key, t.value, 0 AS own FROM scoped s JOIN tags t ON t.target = 'experiment' AND t.target_id = s.experiment_id
