@@ -11,9 +11,9 @@ import polars as pl
 from pydantic import TypeAdapter
 
 from core.database import Database
-from core.duckdb_annotations import Annotations
 from core.datasets import confine
 from core.directions import Direction, direction_for, is_better
+from core.duckdb_annotations import Annotations
 from core.entities import (
     Adapter,
     AdapterRef,

@@ -69,8 +69,12 @@ def format_value(value: float | None) -> str:
 def format_duration(start: datetime | None, end: datetime | None, now: datetime | None = None) -> str:
     if start is None:
         return "–"
-    seconds = int(((end or now or start) - start).total_seconds())
-    minutes, seconds = divmod(max(seconds, 0), 60)
+    return format_seconds(((end or now or start) - start).total_seconds())
+
+
+def format_seconds(seconds: float) -> str:
+    """'45s', '3m 05s', '2h 10m'."""
+    minutes, seconds = divmod(max(int(seconds), 0), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 

@@ -207,7 +207,7 @@ class _Parser:
         token = self.take()
         if token.kind in ("number", "duration", "date", "string", "word"):
             return token
-        raise _error(token, "expected a value (a number, a \"quoted string\", a date like 2026-01-31, or a word)")
+        raise _error(token, 'expected a value (a number, a "quoted string", a date like 2026-01-31, or a word)')
 
     def expect_end(self) -> None:
         token = self.peek()

@@ -27,12 +27,16 @@ COMPARE: dict[str, Callable] = {
 }
 ORDERED = ("<", "<=", ">", ">=")
 STATUSES = tuple(status.value for status in RunStatus)
+NAMESPACES = {"metrics": "metric", "params": "param", "tags": "tag"}
 
 
 @dataclass(frozen=True)
 class CompiledSearch:
     expression: pl.Expr | None  # None: every run matches
     columns: tuple[str, ...]  # the frame's columns the query names, in the order it names them
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        return frame if self.expression is None else frame.filter(self.expression)
 
 
 def compile_search(text: str, schema: pl.Schema | dict[str, pl.DataType]) -> CompiledSearch:
@@ -45,8 +49,7 @@ def compile_search(text: str, schema: pl.Schema | dict[str, pl.DataType]) -> Com
 
 def search(frame: pl.DataFrame, text: str) -> pl.DataFrame:
     """The rows of a search frame that the query matches, in the frame's order."""
-    compiled = compile_search(text, frame.schema)
-    return frame if compiled.expression is None else frame.filter(compiled.expression)
+    return compile_search(text, frame.schema).apply(frame)
 
 
 def fields(schema: pl.Schema | dict[str, pl.DataType]) -> list[str]:
@@ -77,7 +80,7 @@ class _Compiler:
         shown = node.field.value
         if node.op == "contains":
             if dtype != pl.String:
-                raise _at(node.values[0], f"`contains` needs text", f"`{shown}` holds {_kind(dtype)}; use = < > instead")
+                raise _at(node.values[0], "`contains` needs text", f"`{shown}` holds {_kind(dtype)}; use = < > instead")
             needle = self.text(node.values[0], column)
             return pl.col(column).str.to_lowercase().str.contains(needle.lower(), literal=True)
         if node.op in ("in", "not in"):
@@ -112,16 +115,24 @@ class _Compiler:
 
     def suggestion(self, name: str) -> str:
         known = fields(self.schema)
-        for prefix in ("metrics.", "params.", "tags."):
-            if prefix + name in known:
-                return f"did you mean `{prefix}{name}`?"
+        for prefix in NAMESPACES:
+            if f"{prefix}.{name}" in known:
+                return f"did you mean `{prefix}.{name}`?"
+        prefix, dot, rest = name.partition(".")
+        if dot and prefix in NAMESPACES:  # a known kind of field: look among its own names only
+            members = [field.removeprefix(f"{prefix}.") for field in known if field.startswith(f"{prefix}.")]
+            close = difflib.get_close_matches(rest, members, n=1, cutoff=0.6)
+            if close:
+                return f"did you mean `{prefix}.{close[0]}`?"
+            listed = [member for member in members if not member.endswith(tuple(f".{part}" for part in METRIC_PARTS))]
+            if not listed:
+                return f"no run here has any {NAMESPACES[prefix]}s"
+            more = f" and {len(listed) - 12} more" if len(listed) > 12 else ""
+            return f"no run here has it; its {NAMESPACES[prefix]}s are {', '.join(listed[:12])}{more}"
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         if close:
             return f"did you mean `{close[0]}`?"
-        return (
-            f"fields are {', '.join(BUILTIN_FIELDS)}, params.<name>, tags.<name> and metrics.<key> "
-            "(with .min, .max or .last); no run here has this one"
-        )
+        return f"fields are {', '.join(BUILTIN_FIELDS)}, params.<name>, tags.<name> and metrics.<key> (with .min, .max or .last)"
 
     def number(self, value: Token, column: str) -> float:
         if value.kind in ("number", "duration"):
@@ -144,7 +155,9 @@ class _Compiler:
             return value.value
         if value.kind == "string" and DATE.fullmatch(value.value):  # a quoted date reads like a bare one
             return read_date(value.value, value.column)
-        raise _at(value, f"`{value.text}` is not a date", f"`{column}` holds dates; write one like 2026-01-31 or 2026-01-31T14:30")
+        raise _at(
+            value, f"`{value.text}` is not a date", f"`{column}` holds dates; write one like 2026-01-31 or 2026-01-31T14:30"
+        )
 
     def text(self, value: Token, column: str) -> str:
         if value.kind not in ("string", "word"):
@@ -162,7 +175,7 @@ def _normalized(name: str) -> str:
     prefix, dot, rest = name.partition(".")
     if name.lower() in BUILTIN_FIELDS:
         return name.lower()
-    return prefix.lower() + dot + rest if dot and prefix.lower() in ("params", "tags", "metrics") else name
+    return prefix.lower() + dot + rest if dot and prefix.lower() in NAMESPACES else name
 
 
 def _kind(dtype: pl.DataType) -> str:

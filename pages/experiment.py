@@ -7,17 +7,16 @@ import streamlit as st
 from core import charts
 from core.divergence import LOSS_KEYS, diverged_runs
 from core.errors import ValidationError
-from core.filters import metric_column
 from core.presenters import (
     best_primary_label,
     format_value,
     metric_keys,
-    parse_run_filters,
     parse_sweep,
     plural,
     run_label,
     runs_frame,
 )
+from core.search_views import order_runs
 from jobs.tasks import start_run
 from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import (
@@ -33,6 +32,7 @@ from ui.common import (
     through_app,
 )
 from ui.config_form import config_inputs, trainer_choice
+from ui.search import search_box
 
 through_app()
 
@@ -77,24 +77,15 @@ def header(experiment_id: int) -> bool:
 
 
 def filtered_runs(detail) -> list:
-    """The runs in the order and subset the filter and sort widgets ask for (core's runs_table decides)."""
+    """The runs the search box matches, in the order the sort widgets ask for (core's search decides)."""
     keys = metric_keys(detail.runs)
     left, middle, right = st.columns([5, 3, 2], vertical_alignment="bottom")
-    text = left.text_input("Filter by metrics", placeholder="e.g. accuracy > 0.5, eval_loss < 0.3", key="run_filter")
     order_by = middle.selectbox("Sort by", ["newest first", *keys], key="run_sort")
     descending = right.toggle("Highest first", key="run_descending", disabled=order_by == "newest first")
-    try:
-        table = store().runs_table(
-            detail.experiment.id,
-            where=parse_run_filters(text),
-            order_by=None if order_by == "newest first" else metric_column(order_by),
-            descending=descending,
-        )
-    except ValidationError as error:
-        show_validation(error, labels={"key": "a filter's metric name"})
-        return detail.runs
+    matched, _ = search_box(store().search_frame([detail.experiment.id]), key="run_filter", container=left)
+    ordered = order_runs(matched, None if order_by == "newest first" else order_by, descending)
     by_id = {run.id: run for run in detail.runs}
-    return [by_id[run_id] for run_id in table["id"].to_list() if run_id in by_id]
+    return [by_id[run_id] for run_id in ordered["id"].to_list() if run_id in by_id]
 
 
 def runs_section(detail, loss, diverged: set[int]) -> None:

@@ -51,7 +51,10 @@ def test_a_note_is_replaced_and_empty_text_removes_it(store, make_experiment, ma
         (lambda s, r: s.set_tags("run", 999, {"a": "b"}), "no run with ID 999"),
         (lambda s, r: s.set_tags("experiment", 999, {"a": "b"}), "no experiment with ID 999"),
         (lambda s, r: s.set_tags("run", r, {}), "tags must be a non-empty dict"),
-        (lambda s, r: s.set_tags("run", r, {"bad$key": "x"}), "the tag name may only contain letters, digits, spaces and _ . - / : @"),
+        (
+            lambda s, r: s.set_tags("run", r, {"bad$key": "x"}),
+            "the tag name may only contain letters, digits, spaces and _ . - / : @",
+        ),
         (lambda s, r: s.set_tags("run", r, {"base": ["a"]}), "tag 'base' must be text, a number or true/false, not list"),
         (lambda s, r: s.set_tags("run", r, {"base": "x" * 1001}), "the tag 'base' is too long: at most 1,000 characters"),
         (lambda s, r: s.set_tags("run", r, {"base": "two\nlines"}), "the tag 'base' must not contain control characters"),
@@ -138,5 +141,16 @@ def test_the_search_frame_of_runs_without_params_or_metrics_has_the_run_columns(
 
     frame = store.search_frame()
 
-    assert frame.columns == ["id", "experiment_id", "experiment", "name", "status", "created", "started", "ended", "duration", "note"]
+    assert frame.columns == [
+        "id",
+        "experiment_id",
+        "experiment",
+        "name",
+        "status",
+        "created",
+        "started",
+        "ended",
+        "duration",
+        "note",
+    ]
     assert frame.schema["created"] == pl.Datetime("us")
