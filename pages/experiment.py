@@ -18,6 +18,7 @@ from core.presenters import (
 )
 from core.search_views import order_runs
 from jobs.tasks import start_run
+from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import (
     friendly_errors,
@@ -64,6 +65,7 @@ def header(experiment_id: int) -> bool:
     )
     if experiment.description:
         st.text(experiment.description)
+    show_tags_and_note(experiment.tags, experiment.note)
     if experiment.status == "failed" and experiment.last_error:
         st.error(f"Last error: {experiment.last_error}")
     if experiment.best_metrics:
@@ -183,6 +185,7 @@ with friendly_errors():
         experiment = store().get_experiment(experiment_id)
         active = experiment.status == "running"
         live(active, lambda: header(experiment_id))
+        edit_tags_and_note("experiment", experiment_id, experiment.tags, experiment.note)
         if not experiment.is_deleted:
             new_run_form(experiment_id)
         live(active, lambda: runs_and_curves(experiment_id))
