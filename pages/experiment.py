@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+import polars as pl
 import streamlit as st
 
 from core import charts
@@ -33,6 +34,7 @@ from ui.common import (
     through_app,
 )
 from ui.config_form import config_inputs, trainer_choice
+from ui.export import export_fold
 from ui.search import search_box
 
 through_app()
@@ -78,8 +80,9 @@ def header(experiment_id: int) -> bool:
     return experiment.status == "running"
 
 
-def filtered_runs(detail) -> list:
-    """The runs the search box matches, in the order the sort widgets ask for (core's search decides)."""
+def filtered_runs(detail) -> tuple[list, pl.DataFrame]:
+    """The runs the search box matches, in the order the sort widgets ask for (core's search decides), and
+    their rows of the search frame (for the export)."""
     keys = metric_keys(detail.runs)
     left, middle, right = st.columns([5, 3, 2], vertical_alignment="bottom")
     order_by = middle.selectbox("Sort by", ["newest first", *keys], key="run_sort")
@@ -87,7 +90,7 @@ def filtered_runs(detail) -> list:
     matched, _ = search_box(store().search_frame([detail.experiment.id]), key="run_filter", container=left)
     ordered = order_runs(matched, None if order_by == "newest first" else order_by, descending)
     by_id = {run.id: run for run in detail.runs}
-    return [by_id[run_id] for run_id in ordered["id"].to_list() if run_id in by_id]
+    return [by_id[run_id] for run_id in ordered["id"].to_list() if run_id in by_id], ordered
 
 
 def runs_section(detail, loss, diverged: set[int]) -> None:
@@ -97,7 +100,7 @@ def runs_section(detail, loss, diverged: set[int]) -> None:
         return
     if diverged:
         st.warning(f"{plural(len(diverged), 'run')} diverged: the loss ended above where it started, or went non-finite.")
-    shown = filtered_runs(detail)
+    shown, matched = filtered_runs(detail)
     if len(shown) < len(detail.runs):
         st.caption(f"{len(shown)} of {plural(len(detail.runs), 'run')} match.")
     frame = runs_frame(shown, charts.sparklines(loss, "loss"), now=now(), diverged=diverged)
@@ -125,6 +128,7 @@ def runs_section(detail, loss, diverged: set[int]) -> None:
     )
     if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
+    export_fold(matched, chosen, key="export")
     if detail.aggregates:
         with st.expander("Aggregated metrics across runs"):
             st.dataframe([a.model_dump() for a in detail.aggregates], hide_index=True)

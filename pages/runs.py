@@ -5,6 +5,7 @@ import streamlit as st
 from core.presenters import plural
 from core.search_views import SHOWN_LIMIT
 from ui.common import friendly_errors, store, through_app
+from ui.export import export_fold
 from ui.search import results_table, search_box
 
 through_app()
@@ -18,4 +19,5 @@ with friendly_errors():
         matched, named = search_box(frame, key="search")
         shown = f"; showing the newest {SHOWN_LIMIT:,}" if matched.height > SHOWN_LIMIT else ""
         st.caption(f"{matched.height:,} of {plural(frame.height, 'run')} match{shown}. Click a run to open it.")
-        results_table(matched, named, key="results")
+        chosen = results_table(matched, named, key="results")
+        export_fold(matched, chosen, key="export")

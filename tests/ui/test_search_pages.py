@@ -75,3 +75,29 @@ def test_the_experiment_page_searches_its_own_runs_by_tag(open_page, populated, 
 
     assert table_with(app, "loss curve")["id"].tolist() == [populated["queued"], populated["failed"]]
     assert "2 of 3 runs match." in texts(app)
+
+
+def download_buttons(app) -> dict[str, bool]:
+    """Each download button's label and whether it can be clicked."""
+    return {button.proto.label: not button.proto.disabled for button in app.get("download_button")}
+
+
+def test_the_runs_page_offers_the_runs_table_and_asks_to_tick_runs_for_curves(open_page, populated):
+    app = open_page("pages/runs.py")
+
+    assert download_buttons(app) == {
+        "Runs table (CSV)": True,
+        "Runs table (Parquet)": True,
+        "Curves of 0 runs (CSV)": False,
+        "Curves of 0 runs (Parquet)": False,
+    }
+    assert "Tick runs in the table to export their curves." in texts(app)
+    assert "The runs table holds the 3 runs shown" in texts(app)
+
+
+def test_the_experiment_page_exports_the_curves_of_the_runs_chosen_to_compare(open_page, populated):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    app.multiselect(key="compare_pick").set_value([populated["done"], populated["failed"]]).run()
+
+    assert download_buttons(app)["Curves of 2 runs (CSV)"] is True
