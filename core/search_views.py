@@ -7,13 +7,13 @@ from core.presenters import SUMMARY_KEYS, format_seconds
 SHOWN_LIMIT = 1_000  # rows a results table draws; the count above it says how many matched
 
 
-def tags_cell(frame: pl.DataFrame) -> pl.Expr:
-    """The run's tags as one cell, 'base=llama, seed=3' (its experiment's included)."""
+def tags_cell(frame: pl.DataFrame) -> list[pl.Expr]:
+    """The run's tags as one cell, 'base=llama, seed=3' (its experiment's included); no column when no run has any."""
     columns = [name for name in frame.columns if name.startswith("tags.")]
     if not columns:
-        return pl.lit("").alias("tags")
+        return []
     parts = [pl.lit(f"{name.removeprefix('tags.')}=") + pl.col(name) for name in columns]
-    return pl.concat_str(parts, separator=", ", ignore_nulls=True).fill_null("").alias("tags")
+    return [pl.concat_str(parts, separator=", ", ignore_nulls=True).fill_null("").alias("tags")]
 
 
 def results_frame(matched: pl.DataFrame, named: tuple[str, ...] = (), limit: int = SHOWN_LIMIT) -> pl.DataFrame:
@@ -28,7 +28,7 @@ def results_frame(matched: pl.DataFrame, named: tuple[str, ...] = (), limit: int
         "status",
         "created",
         pl.col("duration").map_elements(format_seconds, return_dtype=pl.String).fill_null("–"),
-        tags_cell(shown),
+        *tags_cell(shown),
         *(pl.col(name).alias(name.removesuffix(".last")) for name in extra),
         "id",
     )
