@@ -484,11 +484,16 @@ def render(
     return "\n\n".join("\n".join(section) for section in sections) + "\n"
 
 
+def find_section(text: str, heading: str) -> re.Match | None:
+    """A `## ` section of a Markdown text, up to the next `## ` heading."""
+    return re.search(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", text, re.S | re.M)
+
+
 def keep_peers(text: str, previous: str) -> str:
     """text with the `## Peers` and `## Search` sections of previous (the file being rewritten) appended, as they were
     (bench.peers and bench.search rewrite them)."""
     for heading in (PEERS_HEADING, "## Search"):
-        found = re.search(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", previous, re.S | re.M)
+        found = find_section(previous, heading)
         if found is not None:
             text = text.rstrip("\n") + "\n\n" + found.group(0).rstrip("\n") + "\n"
     return text

@@ -10,11 +10,11 @@ through the store server, one request, then the same query).
 
 import argparse
 import os
-import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import report
 from bench.seed import require_server, seed_tables, served, stop_server
 from bench.timing import Timing, measure
 from core.duckdb_store import DuckDBStore
@@ -107,12 +107,9 @@ def section(results: dict, repeat: int) -> str:
 def rewrite(path: Path, text: str) -> None:
     """Replace the `## Search` section (up to the next `## ` heading), or append it."""
     current = path.read_text() if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    found = pattern.search(current)
-    if found is None:
-        path.write_text(current.rstrip("\n") + "\n\n" + text + "\n")
-    else:
-        path.write_text(current[: found.start()] + text + "\n\n" + current[found.end() :].lstrip("\n"))
+    found = report.find_section(current, HEADING)
+    before, after = (current, "") if found is None else (current[: found.start()], current[found.end() :])
+    path.write_text("\n\n".join(part for part in (before.rstrip("\n"), text, after.strip("\n")) if part) + "\n")
 
 
 def main() -> None:
