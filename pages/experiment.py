@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime
 
-import polars as pl
 import streamlit as st
 
 from core import charts
@@ -80,7 +79,7 @@ def header(experiment_id: int) -> bool:
     return experiment.status == "running"
 
 
-def filtered_runs(detail) -> tuple[list, pl.DataFrame]:
+def filtered_runs(detail) -> tuple:
     """The runs the search box matches, in the order the sort widgets ask for (core's search decides), and
     their rows of the search frame (for the export)."""
     keys = metric_keys(detail.runs)

@@ -20,4 +20,6 @@ with friendly_errors():
         shown = f"; showing the newest {SHOWN_LIMIT:,}" if matched.height > SHOWN_LIMIT else ""
         st.caption(f"{matched.height:,} of {plural(frame.height, 'run')} match{shown}. Click a run to open it.")
         chosen = results_table(matched, named, key="results")
+        if st.button("Compare ticked runs", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
+            st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
         export_fold(matched, chosen, key="export")
