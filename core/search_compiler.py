@@ -25,7 +25,6 @@ COMPARE: dict[str, Callable] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-ORDERED = ("<", "<=", ">", ">=")
 STATUSES = tuple(status.value for status in RunStatus)
 NAMESPACES = {"metrics": "metric", "params": "param", "tags": "tag"}
 
