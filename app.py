@@ -23,6 +23,7 @@ embedded_worker()
 pages = [
     st.Page("pages/experiments.py", title="Experiments", icon=":material/science:", url_path="home", default=True),
     st.Page("pages/experiment.py", title="Experiment", icon=":material/folder_open:", url_path="experiment"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/manage_search:", url_path="runs"),
     st.Page("pages/run.py", title="Run", icon=":material/monitoring:", url_path="run"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/adapters.py", title="Adapters", icon=":material/inventory_2:", url_path="adapters"),

@@ -484,9 +484,16 @@ def render(
     return "\n\n".join("\n".join(section) for section in sections) + "\n"
 
 
+def find_section(text: str, heading: str) -> re.Match | None:
+    """A `## ` section of a Markdown text, up to the next `## ` heading."""
+    return re.search(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", text, re.S | re.M)
+
+
 def keep_peers(text: str, previous: str) -> str:
-    """text with the `## Peers` section of previous (the file being rewritten) appended, as that section was."""
-    found = re.search(rf"^{re.escape(PEERS_HEADING)}\n.*?(?=^## |\Z)", previous, re.S | re.M)
-    if found is None:
-        return text
-    return text.rstrip("\n") + "\n\n" + found.group(0).rstrip("\n") + "\n"
+    """text with the `## Peers` and `## Search` sections of previous (the file being rewritten) appended, as they were
+    (bench.peers and bench.search rewrite them)."""
+    for heading in (PEERS_HEADING, "## Search"):
+        found = find_section(previous, heading)
+        if found is not None:
+            text = text.rstrip("\n") + "\n\n" + found.group(0).rstrip("\n") + "\n"
+    return text

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 from core.database import Database
 from core.datasets import confine
 from core.directions import Direction, direction_for, is_better
+from core.duckdb_annotations import Annotations
 from core.entities import (
     Adapter,
     AdapterRef,
@@ -77,7 +78,7 @@ def _json_object(params: Any, what: str) -> str:
         raise ValidationError(f"{what} must not contain NaN or infinite numbers") from None
 
 
-class DuckDBStore(TrackingStore):
+class DuckDBStore(Annotations, TrackingStore):
     """The store in one process: it opens the file on first use and holds it until close().
 
     Other processes use `core.open_store()`, which reaches this through the store's owner.
@@ -673,7 +674,14 @@ class DuckDBStore(TrackingStore):
             "SELECT experiment_id, key, value, run_id FROM best_metrics WHERE list_contains(?, experiment_id) ORDER BY key",
             [found["id"].to_list()],
         )
-        return [self._experiment(row, best.filter(pl.col("experiment_id") == row["id"])) for row in found.to_dicts()]
+        tags, notes = self._annotations(con, "experiment", found["id"].to_list())
+        return [
+            self._experiment(
+                {**row, "tags": tags.get(row["id"], {}), "note": notes.get(row["id"], "")},
+                best.filter(pl.col("experiment_id") == row["id"]),
+            )
+            for row in found.to_dicts()
+        ]
 
     @staticmethod
     def _experiment(row: dict, best: pl.DataFrame) -> Experiment:
@@ -710,7 +718,11 @@ class DuckDBStore(TrackingStore):
         by_run: dict[int, dict[str, MetricSummary]] = {}
         for summary in summaries.to_dicts():
             by_run.setdefault(summary.pop("run_id"), {})[summary["key"]] = MetricSummary.model_validate(summary)
-        return [self._run(row, by_run.get(row["id"], {})) for row in found.to_dicts()]
+        tags, notes = self._annotations(con, "run", found["id"].to_list())
+        return [
+            self._run({**row, "tags": tags.get(row["id"], {}), "note": notes.get(row["id"], "")}, by_run.get(row["id"], {}))
+            for row in found.to_dicts()
+        ]
 
     @staticmethod
     def _run(row: dict, metrics: dict[str, MetricSummary]) -> Run:

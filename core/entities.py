@@ -1,7 +1,7 @@
 """What the store hands out and takes in: plain Pydantic data, no connections, no SQL."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import polars as pl
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -23,6 +23,12 @@ DatasetRef = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), AfterValidator(_no_control_characters)
 ]
 MetricKey = Annotated[str, StringConstraints(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.\-/:@ ]+$")]
+TagKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.\-/:@ ]+$")]
+TagValue = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=1000), AfterValidator(_no_control_characters)
+]
+NoteText = Annotated[str, StringConstraints(max_length=20_000)]
+Target = Literal["experiment", "run"]  # what tags and notes are put on
 
 
 class Entity(BaseModel):
@@ -59,6 +65,8 @@ class Experiment(Entity):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    tags: dict[str, str] = Field(default_factory=dict)
+    note: str = ""
 
     @property
     def is_deleted(self) -> bool:
@@ -112,6 +120,8 @@ class Run(Entity):
     started_at: datetime | None
     ended_at: datetime | None
     heartbeat_at: datetime | None
+    tags: dict[str, str] = Field(default_factory=dict)
+    note: str = ""
 
 
 class MetricAggregate(Entity):

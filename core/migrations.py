@@ -107,6 +107,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        3,
+        "tags and notes on experiments and runs",
+        """
+        CREATE TABLE tags (
+            target VARCHAR NOT NULL,
+            target_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            PRIMARY KEY (target, target_id, key)
+        );
+        CREATE TABLE notes (
+            target VARCHAR NOT NULL,
+            target_id BIGINT NOT NULL,
+            body VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (target, target_id)
+        );
+        """,
+    ),
+    (
         5,
         "prediction samples: what a run answered on a fixed set of eval examples, per evaluation step",
         """

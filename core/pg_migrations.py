@@ -132,6 +132,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        4,
+        "tags and notes on experiments and runs (the embedded store's migration 3)",
+        """
+        CREATE TABLE tags (
+            target VARCHAR NOT NULL,
+            target_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            PRIMARY KEY (target, target_id, key)
+        );
+        CREATE TABLE notes (
+            target VARCHAR NOT NULL,
+            target_id BIGINT NOT NULL,
+            body VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (target, target_id)
+        );
+        """,
+    ),
 ]
 
 # Held while migrating, so two processes starting at once do not both migrate.

@@ -60,6 +60,20 @@ def escape_markdown(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", text)
 
 
+_UNSAFE_LINK = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file):", re.IGNORECASE)
+
+
+def safe_markdown(text: str) -> str:
+    """A user's note as Markdown with no HTML in it: every `<` becomes `&lt;` (shown as typed, never a tag),
+    and links to script or data URLs lose their target."""
+    return _UNSAFE_LINK.sub("](#", text.replace("<", "&lt;"))
+
+
+def tags_label(tags: dict[str, str]) -> str:
+    """{'base': 'llama', 'seed': '3'} -> 'base=llama, seed=3'."""
+    return ", ".join(f"{key}={value}" for key, value in sorted(tags.items()))
+
+
 def format_value(value: float | None) -> str:
     if value is None or value != value:  # None, or NaN where a table has no value
         return "–"
@@ -69,8 +83,12 @@ def format_value(value: float | None) -> str:
 def format_duration(start: datetime | None, end: datetime | None, now: datetime | None = None) -> str:
     if start is None:
         return "–"
-    seconds = int(((end or now or start) - start).total_seconds())
-    minutes, seconds = divmod(max(seconds, 0), 60)
+    return format_seconds(((end or now or start) - start).total_seconds())
+
+
+def format_seconds(seconds: float) -> str:
+    """'45s', '3m 05s', '2h 10m'."""
+    minutes, seconds = divmod(max(int(seconds), 0), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
@@ -137,12 +155,14 @@ def best_primary_label(experiment: Experiment) -> str:
 
 def experiments_frame(page: ExperimentPage) -> pl.DataFrame:
     """One row per experiment; a row is opened by selecting it (the id column says which)."""
+    tags = {"tags": [tags_label(e.tags) for e in page.items]} if any(e.tags for e in page.items) else {}
     return pl.DataFrame(
         {
             "name": [e.name for e in page.items],
             "status": [e.status.value + (" · deleted" if e.is_deleted else "") for e in page.items],
             "runs": [e.run_count for e in page.items],
             "best": [best_primary_label(e) for e in page.items],
+            **tags,
             "dataset": [e.dataset for e in page.items],
             "created": [e.created_at for e in page.items],
             "updated": [e.updated_at for e in page.items],
@@ -173,6 +193,8 @@ def runs_frame(
         columns[key] = [run.metrics[key].last if key in run.metrics else None for run in runs]
     columns["loss curve"] = [sparklines.get(run.id, []) for run in runs]
     columns["adapter"] = [f"v{run.adapter.version}" if run.adapter else "" for run in runs]
+    if any(run.tags for run in runs):
+        columns["tags"] = [tags_label(run.tags) for run in runs]
     for key in config_keys:
         columns[key] = [_cell(run.config.get(key)) for run in runs]
     columns["id"] = [run.id for run in runs]

@@ -25,6 +25,7 @@ from core.entities import (
     Run,
     RunComparison,
     RunMetrics,
+    Target,
 )
 from core.filters import RunFilter
 from core.sample_rows import SampleRow
@@ -235,6 +236,25 @@ class TrackingStore(ABC):
     def list_adapters(self, experiment_id: int | None = None) -> list[Adapter]:
         """Adapters, newest first, optionally of one experiment."""
 
+    # -- tags, notes and search ------------------------------------------------------------------
+    @abstractmethod
+    def set_tags(self, target: Target, target_id: int, tags: dict[str, Any]) -> None:
+        """Add or replace tags (name -> text; numbers and booleans are kept as text) on an experiment or a run;
+        its other tags stay. A run's search sees its experiment's tags too, its own winning."""
+
+    @abstractmethod
+    def remove_tags(self, target: Target, target_id: int, keys: list[str]) -> None:
+        """Take these tags off an experiment or a run; a name it does not carry is ignored."""
+
+    @abstractmethod
+    def set_note(self, target: Target, target_id: int, note: str) -> None:
+        """Replace the Markdown note of an experiment or a run; empty text removes it."""
+
+    @abstractmethod
+    def search_frame(self, experiment_ids: list[int] | None = None) -> pl.DataFrame:
+        """One row per run of these experiments (default: every live experiment), newest first, with every field
+        the search language names (see core.search_frame): what a search page asks for, in one request."""
+
     def reading(self) -> AbstractContextManager[Any]:
         """Group several reads into one consistent view, where the implementation can."""
         return nullcontext()
@@ -285,6 +305,10 @@ REPEATABLE = frozenset(
         "log_samples",
         "get_samples",
         "list_sample_steps",
+        "set_tags",
+        "remove_tags",
+        "set_note",
+        "search_frame",
     }
 )
 

@@ -84,6 +84,10 @@ class ActiveRun:
         prediction, and optionally score, correct and extra (confidence, decoding settings). Sent at once."""
         return self.store.log_samples(self.id, check_step(step), checked_samples(rows))
 
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Add or replace the run's tags ({"base": "llama", "seed": 3}: values are kept as text), as in MLflow and W&B."""
+        self.store.set_tags("run", self.id, tags)
+
     def register_adapter(self, path: str | Path, base_model: str = "unknown", name: str | None = None) -> None:
         """Name the folder holding the trained adapter; it is registered when the run completes."""
         folder = Path(path).resolve()

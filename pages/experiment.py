@@ -7,18 +7,18 @@ import streamlit as st
 from core import charts
 from core.divergence import LOSS_KEYS, diverged_runs
 from core.errors import ValidationError
-from core.filters import metric_column
 from core.presenters import (
     best_primary_label,
     format_value,
     metric_keys,
-    parse_run_filters,
     parse_sweep,
     plural,
     run_label,
     runs_frame,
 )
+from core.search_views import order_runs
 from jobs.tasks import start_run
+from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import (
     friendly_errors,
@@ -33,6 +33,8 @@ from ui.common import (
     through_app,
 )
 from ui.config_form import config_inputs, trainer_choice
+from ui.export import export_fold
+from ui.search import search_box
 
 through_app()
 
@@ -64,6 +66,7 @@ def header(experiment_id: int) -> bool:
     )
     if experiment.description:
         st.text(experiment.description)
+    show_tags_and_note(experiment.tags, experiment.note)
     if experiment.status == "failed" and experiment.last_error:
         st.error(f"Last error: {experiment.last_error}")
     if experiment.best_metrics:
@@ -76,25 +79,17 @@ def header(experiment_id: int) -> bool:
     return experiment.status == "running"
 
 
-def filtered_runs(detail) -> list:
-    """The runs in the order and subset the filter and sort widgets ask for (core's runs_table decides)."""
+def filtered_runs(detail) -> tuple:
+    """The runs the search box matches, in the order the sort widgets ask for (core's search decides), and
+    their rows of the search frame (for the export)."""
     keys = metric_keys(detail.runs)
     left, middle, right = st.columns([5, 3, 2], vertical_alignment="bottom")
-    text = left.text_input("Filter by metrics", placeholder="e.g. accuracy > 0.5, eval_loss < 0.3", key="run_filter")
     order_by = middle.selectbox("Sort by", ["newest first", *keys], key="run_sort")
     descending = right.toggle("Highest first", key="run_descending", disabled=order_by == "newest first")
-    try:
-        table = store().runs_table(
-            detail.experiment.id,
-            where=parse_run_filters(text),
-            order_by=None if order_by == "newest first" else metric_column(order_by),
-            descending=descending,
-        )
-    except ValidationError as error:
-        show_validation(error, labels={"key": "a filter's metric name"})
-        return detail.runs
+    matched, _ = search_box(store().search_frame([detail.experiment.id]), key="run_filter", container=left)
+    ordered = order_runs(matched, None if order_by == "newest first" else order_by, descending)
     by_id = {run.id: run for run in detail.runs}
-    return [by_id[run_id] for run_id in table["id"].to_list() if run_id in by_id]
+    return [by_id[run_id] for run_id in ordered["id"].to_list() if run_id in by_id], ordered
 
 
 def runs_section(detail, loss, diverged: set[int]) -> None:
@@ -104,7 +99,7 @@ def runs_section(detail, loss, diverged: set[int]) -> None:
         return
     if diverged:
         st.warning(f"{plural(len(diverged), 'run')} diverged: the loss ended above where it started, or went non-finite.")
-    shown = filtered_runs(detail)
+    shown, matched = filtered_runs(detail)
     if len(shown) < len(detail.runs):
         st.caption(f"{len(shown)} of {plural(len(detail.runs), 'run')} match.")
     frame = runs_frame(shown, charts.sparklines(loss, "loss"), now=now(), diverged=diverged)
@@ -132,6 +127,7 @@ def runs_section(detail, loss, diverged: set[int]) -> None:
     )
     if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
+    export_fold(matched, chosen, key="export")
     if detail.aggregates:
         with st.expander("Aggregated metrics across runs"):
             st.dataframe([a.model_dump() for a in detail.aggregates], hide_index=True)
@@ -192,6 +188,7 @@ with friendly_errors():
         experiment = store().get_experiment(experiment_id)
         active = experiment.status == "running"
         live(active, lambda: header(experiment_id))
+        edit_tags_and_note("experiment", experiment_id, experiment.tags, experiment.note)
         if not experiment.is_deleted:
             new_run_form(experiment_id)
         live(active, lambda: runs_and_curves(experiment_id))

@@ -11,6 +11,7 @@ from core.presenters import chart_keys, latest_metrics, plural, run_progress
 from core.runs import resume_config
 from core.status import RunStatus
 from jobs.tasks import cancel_run, start_run
+from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import friendly_errors, live, plain, query_id, settings, status_badge, store, through_app
 from ui.samples import run_samples
@@ -37,6 +38,7 @@ def summary(run, experiment, diverged: bool) -> None:
     if diverged:
         with badges[1]:
             st.badge("diverged", icon=":material/warning:", color="red")
+    show_tags_and_note(run.tags, run.note)
     st.page_link(
         "pages/experiment.py",
         label=f"Experiment: {experiment.name}",
@@ -136,4 +138,6 @@ with friendly_errors():
     if run_id is None:
         pick_run()
     else:
-        live(not store().get_run(run_id).status.is_terminal, lambda: body(run_id))
+        run = store().get_run(run_id)
+        live(not run.status.is_terminal, lambda: body(run_id))
+        edit_tags_and_note("run", run.id, run.tags, run.note)

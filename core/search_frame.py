@@ -1,0 +1,91 @@
+"""The runs' search frame: one row per run, one column per thing the search language can name.
+
+Built from three long tables any backend can read with plain SQL (runs, metric summaries, tags), so
+each backend's `search_frame` primitive is three queries and this function. Columns:
+
+    id, experiment_id, experiment, name, status, created, started, ended, duration (seconds), note,
+    params.<name>, tags.<name>, metrics.<key>.last / .min / .max
+"""
+
+from datetime import datetime
+
+import polars as pl
+
+BUILTIN_FIELDS = ("id", "name", "status", "experiment", "created", "duration", "note")
+METRIC_PARTS = ("last", "min", "max")
+RUNS_SCHEMA = {
+    "id": pl.Int64,
+    "experiment_id": pl.Int64,
+    "experiment": pl.String,
+    "name": pl.String,
+    "status": pl.String,
+    "created_at": pl.Datetime("us"),
+    "started_at": pl.Datetime("us"),
+    "ended_at": pl.Datetime("us"),
+    "config": pl.String,
+    "note": pl.String,
+}
+
+
+def build_search_frame(runs: pl.DataFrame, summaries: pl.DataFrame, tags: pl.DataFrame, now: datetime) -> pl.DataFrame:
+    """runs: RUNS_SCHEMA's columns; summaries: run_id, key, last, min, max; tags: run_id, key, value, own
+    (a run's own tag beats the same key on its experiment). Newest run first."""
+    runs = runs.cast(RUNS_SCHEMA)  # type: ignore[arg-type]
+    started = pl.col("started_at")
+    frame = runs.select(
+        "id",
+        "experiment_id",
+        "experiment",
+        "name",
+        "status",
+        pl.col("created_at").alias("created"),
+        started.alias("started"),
+        pl.col("ended_at").alias("ended"),
+        (pl.col("ended_at").fill_null(now) - started).dt.total_seconds(fractional=True).alias("duration"),
+        pl.col("note").fill_null(""),
+    )
+    frame = pl.concat([frame, _params(runs["config"])], how="horizontal")
+    frame = _join(frame, _tags(tags))
+    frame = _join(frame, _metrics(summaries))
+    return frame.sort("created", "id", descending=True)
+
+
+def _params(config: pl.Series) -> pl.DataFrame:
+    """Each config key as a column `params.<key>`: numbers stay numbers, lists read "a, b", objects as JSON."""
+    if config.is_empty():
+        return pl.DataFrame()
+    decoded = config.str.json_decode(infer_schema_length=None)
+    if not decoded.dtype.fields:  # type: ignore[union-attr]
+        return pl.DataFrame(height=config.len())
+    frame = decoded.struct.unnest()
+    return frame.select(_scalar(name, dtype).alias(f"params.{name}") for name, dtype in sorted(frame.schema.items()))
+
+
+def _scalar(name: str, dtype: pl.DataType) -> pl.Expr:
+    column = pl.col(name)
+    if isinstance(dtype, pl.List):
+        return column.list.eval(pl.element().cast(pl.String)).list.join(", ")
+    if isinstance(dtype, pl.Struct):
+        return column.struct.json_encode()
+    return column.cast(pl.String) if dtype == pl.Null else column
+
+
+def _tags(tags: pl.DataFrame) -> pl.DataFrame:
+    if tags.is_empty():
+        return pl.DataFrame(schema={"id": pl.Int64})
+    latest = tags.sort("own").unique(["run_id", "key"], keep="last")
+    wide = latest.pivot(on="key", index="run_id", values="value", sort_columns=True)
+    return wide.rename(lambda name: "id" if name == "run_id" else f"tags.{name}")
+
+
+def _metrics(summaries: pl.DataFrame) -> pl.DataFrame:
+    if summaries.is_empty():
+        return pl.DataFrame(schema={"id": pl.Int64})
+    keys = sorted(summaries["key"].unique().to_list())
+    wide = summaries.pivot(on="key", index="run_id", values=list(METRIC_PARTS))  # one pivot: columns "<part>_<key>"
+    names = {f"{part}_{key}": f"metrics.{key}.{part}" for key in keys for part in METRIC_PARTS}
+    return wide.rename({"run_id": "id", **names}).select("id", *names.values())
+
+
+def _join(frame: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
+    return frame if columns.width <= 1 else frame.join(columns, on="id", how="left", maintain_order="left")

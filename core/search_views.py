@@ -1,0 +1,44 @@
+"""How search results look on screen: the table of matched runs, their order, and tags as one cell."""
+
+import polars as pl
+
+from core.presenters import SUMMARY_KEYS, format_seconds
+
+SHOWN_LIMIT = 1_000  # rows a results table draws; the count above it says how many matched
+
+
+def tags_cell(frame: pl.DataFrame) -> list[pl.Expr]:
+    """The run's tags as one cell, 'base=llama, seed=3' (its experiment's included); no column when no run has any."""
+    columns = [name for name in frame.columns if name.startswith("tags.")]
+    if not columns:
+        return []
+    parts = [pl.lit(f"{name.removeprefix('tags.')}=") + pl.col(name) for name in columns]
+    return [pl.concat_str(parts, separator=", ", ignore_nulls=True).fill_null("").alias("tags")]
+
+
+def results_frame(matched: pl.DataFrame, named: tuple[str, ...] = (), limit: int = SHOWN_LIMIT) -> pl.DataFrame:
+    """One row per matched run: who and where it is, its tags, the columns the query named (as typed, `.last`
+    dropped), then the usual summary metrics; `id` last, for links."""
+    summary = [f"metrics.{key}.last" for key in SUMMARY_KEYS if f"metrics.{key}.last" in matched.columns]
+    extra = list(dict.fromkeys(name for name in (*named, *summary) if name not in _BASE))
+    shown = matched.head(limit)
+    return shown.select(
+        pl.col("name").alias("run"),
+        "experiment",
+        "status",
+        "created",
+        pl.col("duration").map_elements(format_seconds, return_dtype=pl.String).fill_null("–"),
+        *tags_cell(shown),
+        *(pl.col(name).alias(name.removesuffix(".last")) for name in extra),
+        "id",
+    )
+
+
+def order_runs(frame: pl.DataFrame, metric: str | None, descending: bool) -> pl.DataFrame:
+    """Newest first, or by a metric's last value (runs without it last, ties by ID)."""
+    if metric is None:
+        return frame
+    return frame.sort(f"metrics.{metric}.last", "id", descending=[descending, False], nulls_last=True)
+
+
+_BASE = ("name", "experiment", "status", "created", "duration", "id")

@@ -1,0 +1,60 @@
+"""The Runs page, tags and notes, and export in headless Chromium: what an analyst sees and downloads.
+Screenshots land in the folder printed under -s (TUNEDECK_SCREENSHOTS picks one)."""
+
+import io
+import re
+
+import polars as pl
+
+from core import open_store
+from tests.browser.test_screens import WAIT_MS, browser, open_page, page, shots, team  # noqa: F401 (fixtures)
+
+NOTE = 'Rank 16 **wins**. <script>document.title = "owned"</script><img src=x onerror="document.title = \'owned\'">'
+
+
+def test_the_runs_page_finds_runs_across_experiments_and_explains_a_bad_query(team, page, shots):  # noqa: F811
+    url, _, ids = team
+    open_page(page, f"{url}/runs?search=params.learning_rate%20%3E%3D%200.01", "Runs", ready="runs match")
+    assert re.search(r"\d+ of \d+ runs match", page.locator("[data-testid=stMain]").inner_text())
+    page.get_by_test_id("stDataFrame").first.wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(800)  # let the grid paint
+    page.screenshot(path=str(shots / "20-runs-search.png"))
+
+    box = page.get_by_role("textbox", name="Search runs")
+    box.fill("parms.learning_rate < 0.01")
+    box.press("Enter")
+
+    error = page.get_by_test_id("stAlertContentError")
+    error.first.wait_for(timeout=WAIT_MS)
+    assert error.first.inner_text().endswith("Unknown field parms.learning_rate at column 1: did you mean params.learning_rate?")
+    page.screenshot(path=str(shots / "21-runs-search-error.png"))
+
+
+def test_a_note_with_html_is_shown_as_text_on_the_run_page(team, page, shots):  # noqa: F811
+    url, data_dir, ids = team
+    store = open_store(data_dir)
+    store.set_tags("run", ids["diverged"], {"base": "llama", "seed": 3})
+    store.set_note("run", ids["diverged"], NOTE)
+
+    open_page(page, f"{url}/run?run={ids['diverged']}", f"run-{ids['diverged']}", ready="step 1,000 of 1,000")
+
+    main = page.locator("[data-testid=stMain]")
+    assert main.get_by_text("<script>", exact=False).first.is_visible()  # shown as typed
+    assert main.locator("strong", has_text="wins").count() == 1  # the Markdown is rendered
+    assert main.locator("script, img[src=x]").count() == 0
+    assert page.title() != "owned"
+    assert main.get_by_text("base: llama").first.is_visible()
+    page.screenshot(path=str(shots / "22-run-tags-and-note.png"))
+
+
+def test_the_runs_table_downloads_as_csv_that_polars_reads(team, page):  # noqa: F811
+    url, _, ids = team
+    open_page(page, f"{url}/runs", "Runs", ready="runs match")
+    page.get_by_text("Export", exact=True).first.click()
+
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.get_by_role("button", name=re.compile("Runs table \\(CSV\\)")).click()
+
+    table = pl.read_csv(io.BytesIO(open(download.value.path(), "rb").read()))
+    assert set(ids["runs"]) <= set(table["run_id"])
+    assert {"params.learning_rate", "metrics.loss.min", "metrics.loss.max", "metrics.loss.last"} <= set(table.columns)

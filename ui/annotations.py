@@ -1,0 +1,51 @@
+"""Tags and a Markdown note on an experiment or a run: shown at the top of its page, edited in a fold."""
+
+import streamlit as st
+
+from core.entities import Target
+from core.errors import NotFoundError, ValidationError
+from core.presenters import safe_markdown
+from ui.common import flash, plain, show_flash, show_validation, store
+
+
+def show_tags_and_note(tags: dict[str, str], note: str) -> None:
+    """Tags as badges and the note rendered as Markdown, with no HTML from the user."""
+    if tags:
+        st.markdown(" ".join(f":gray-badge[{plain(key)}: {plain(value)}]" for key, value in sorted(tags.items())))
+    if note:
+        with st.container(border=True):
+            st.markdown(safe_markdown(note))
+
+
+def edit_tags_and_note(target: Target, target_id: int, tags: dict[str, str], note: str) -> None:
+    """Add or change a tag, remove tags, write the note; each saves at once and reruns the page."""
+    show_flash()
+    with st.expander("Edit tags and note", icon=":material/sell:"):
+        with st.form(f"{target}_tag", clear_on_submit=True, border=False):
+            name, value, add = st.columns([3, 4, 2], vertical_alignment="bottom")
+            key = name.text_input("Tag", placeholder="e.g. base", key=f"{target}_tag_key")
+            text = value.text_input("Value", placeholder="e.g. llama", key=f"{target}_tag_value")
+            if add.form_submit_button("Add or change", icon=":material/add:", key=f"{target}_add_tag"):
+                _save(lambda: store().set_tags(target, target_id, {key: text}), f"Tag {key.strip()!r} saved.")
+        if tags:
+            left, right = st.columns([7, 2], vertical_alignment="bottom")
+            chosen = left.multiselect("Tags to remove", sorted(tags), key=f"{target}_tags_remove")
+            if right.button("Remove", key=f"{target}_remove_tags", disabled=not chosen, icon=":material/delete:"):
+                _save(lambda: store().remove_tags(target, target_id, chosen), f"Removed {', '.join(chosen)}.")
+        written = st.text_area(
+            "Note (Markdown)", value=note, key=f"{target}_note", height=150, help="Markdown only; HTML shows as text."
+        )
+        if st.button("Save note", key=f"{target}_save_note", icon=":material/save:"):
+            _save(lambda: store().set_note(target, target_id, written), "Note saved." if written.strip() else "Note removed.")
+
+
+def _save(action, message: str) -> None:
+    try:
+        action()
+    except ValidationError as error:
+        show_validation(error)
+    except NotFoundError as error:
+        st.warning(str(error))
+    else:
+        flash(message)
+        st.rerun()

@@ -1,0 +1,48 @@
+"""Download buttons for the runs table and the full curves of chosen runs; the file is made only when clicked."""
+
+import polars as pl
+import streamlit as st
+
+from core import export
+from core.presenters import plural
+from ui.common import store
+
+
+def export_fold(runs: pl.DataFrame, chosen: list[int], key: str) -> None:
+    """`runs`: the search frame of the runs shown (what the table export holds); `chosen`: runs whose curves to export."""
+    with st.expander("Export", icon=":material/download:"):
+        st.caption(
+            f"The runs table holds the {plural(runs.height, 'run')} shown: params, tags and each metric's last, min and "
+            "max. Curves hold every logged point of the runs ticked."
+        )
+        too_many = len(chosen) > export.MAX_CURVE_RUNS
+        for column, kind in zip(st.columns(len(export.FORMATS)), export.FORMATS, strict=True):
+            column.download_button(
+                f"Runs table ({export.LABELS[kind]})",
+                data=lambda kind=kind: export.file_bytes(export.runs_table(runs), kind),
+                file_name=f"tunedeck-runs.{kind}",
+                mime=export.MIME[kind],
+                key=f"{key}_runs_{kind}",
+                icon=":material/table:",
+            )
+            column.download_button(
+                f"Curves of {plural(len(chosen), 'run')} ({export.LABELS[kind]})",
+                data=lambda kind=kind: _curves(chosen, kind),
+                file_name=f"tunedeck-curves.{kind}",
+                mime=export.MIME[kind],
+                key=f"{key}_curves_{kind}",
+                icon=":material/show_chart:",
+                disabled=not chosen or too_many,
+            )
+        if too_many:
+            st.caption(f"Tick at most {export.MAX_CURVE_RUNS} runs to export their curves.")
+        elif not chosen:
+            st.caption("Tick runs in the table to export their curves.")
+
+
+def _curves(chosen: list[int], kind: export.Format) -> bytes:
+    export.check_curve_runs(chosen)
+    with store().reading():
+        names = {run.id: run.name for run in store().get_runs(chosen)}
+        series = store().get_metric_series(chosen, None, max_points=None)
+    return export.file_bytes(export.curves(series, names), kind)

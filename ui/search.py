@@ -1,0 +1,46 @@
+"""The search box the experiment and Runs pages share, and the table of what it finds."""
+
+import polars as pl
+import streamlit as st
+
+from core.search import SearchError
+from core.search_compiler import compile_search
+from core.search_views import results_frame
+from ui.common import open_on_select, styled
+
+PLACEHOLDER = 'e.g. metrics.eval_loss.min < 0.6 and (tags.base = "llama" or status = completed)'
+HELP = (
+    "Fields: `params.<name>`, `metrics.<key>` (last value; `.min` `.max` `.last`), `tags.<name>`, `status`, `name`, "
+    "`experiment`, `created`, `duration`, `note`. Operators: `= != < <= > >=`, `in (…)`, `contains`, `and`, `or`, "
+    '`not`, parentheses. Values: numbers, `"quoted text"`, words, dates like 2026-01-31, durations like 5m.'
+)
+
+
+def search_box(frame: pl.DataFrame, key: str, container=st) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """The runs the query typed matches, and the columns it names; a query that cannot run is explained
+    (the token at fault, a suggestion) and every run stays."""
+    text = container.text_input("Search runs", placeholder=PLACEHOLDER, help=HELP, key=key, bind="query-params")
+    try:
+        compiled = compile_search(text, frame.schema)
+    except SearchError as error:
+        message = str(error)
+        st.error(message[:1].upper() + message[1:], icon=":material/search_off:")
+        return frame, ()
+    return compiled.apply(frame), compiled.columns
+
+
+def results_table(matched: pl.DataFrame, named: tuple[str, ...], key: str) -> list[int]:
+    """Matched runs as a table; clicking a row opens its run, ticked rows come back as run IDs."""
+    table = results_frame(matched, named)
+    event = st.dataframe(
+        styled(table),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode=["multi-row", "single-cell"],
+        key=key,
+        column_order=[column for column in table.columns if column != "id"],
+        column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm")},
+    )
+    open_on_select(event, table, "pages/run.py", "run")
+    rows = event.selection.rows if event is not None else []
+    return [int(table["id"][row]) for row in rows if row < table.height]
