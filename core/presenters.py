@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from core.entities import Adapter, Experiment, ExperimentPage, Run, RunComparison
+from core.entities import Adapter, AdapterAlias, Experiment, ExperimentPage, Run, RunComparison
 from core.errors import ValidationError
 from core.system_metrics import is_system_metric
 
@@ -257,9 +257,11 @@ def adapters_frame(
     runs: dict[int, Run] | None = None,
     best: set[int] | frozenset[int] = frozenset(),
     diverged_runs: set[int] | frozenset[int] = frozenset(),
+    aliases: list[AdapterAlias] | None = None,
 ) -> pl.DataFrame:
     """One row per adapter, newest first as given; a row is opened by selecting it (the id column)."""
     runs = runs or {}
+    labels = aliases_by_adapter(aliases or [])
 
     def metric(adapter: Adapter, key: str) -> float | None:
         run = runs.get(adapter.run_id)
@@ -269,6 +271,7 @@ def adapters_frame(
         {
             "adapter": [a.name for a in adapters],
             "version": [f"v{a.version}" for a in adapters],
+            "aliases": [", ".join(labels.get(a.id, [])) for a in adapters],
             "mark": [adapter_mark(a.id in best, a.run_id in diverged_runs) for a in adapters],
             "base model": [a.base_model for a in adapters],
             "size": [format_size(a.size_bytes) for a in adapters],
@@ -285,6 +288,23 @@ def adapters_frame(
             "id": pl.Int64,
         },
     )
+
+
+def aliases_by_adapter(aliases: list[AdapterAlias]) -> dict[int, list[str]]:
+    """Each adapter's aliases, sorted: what its row and its page show."""
+    found: dict[int, list[str]] = {}
+    for alias in sorted(aliases, key=lambda a: a.alias):
+        found.setdefault(alias.adapter_id, []).append(alias.alias)
+    return found
+
+
+def alias_moved(alias: str, name: str, before: int | None, after: int) -> str:
+    """What setting an alias did: set it, moved it, or left it where it was."""
+    if before is None:
+        return f"{name}@{alias} now points at v{after}."
+    if before == after:
+        return f"{name}@{alias} already points at v{after}."
+    return f"{name}@{alias} moved from v{before} to v{after}."
 
 
 def parse_id(raw: str | None, what: str) -> int | None:

@@ -14,9 +14,11 @@ from typing import Any
 import polars as pl
 
 from core import compare
+from core.aliases import parse_reference
 from core.directions import Direction
 from core.entities import (
     Adapter,
+    AdapterAlias,
     AdapterSpec,
     Experiment,
     ExperimentCreate,
@@ -209,6 +211,30 @@ class TrackingStore(ABC):
     def list_adapters(self, experiment_id: int | None = None) -> list[Adapter]:
         """Adapters, newest first, optionally of one experiment."""
 
+    @abstractmethod
+    def find_adapter(self, name: str, version: int | None = None, alias: str | None = None) -> Adapter:
+        """The adapter of this name at a version, or the one an alias points at, or else its latest version;
+        NotFoundError says which names, versions or aliases exist."""
+
+    # -- adapter aliases ---------------------------------------------------------------------------
+    @abstractmethod
+    def set_adapter_alias(self, adapter_id: int, alias: str) -> AdapterAlias:
+        """Point `alias` of the adapter's name at this version, moving it off the version that had it, in one
+        transaction: an alias names at most one version of a name at any time."""
+
+    @abstractmethod
+    def remove_adapter_alias(self, name: str, alias: str) -> None:
+        """Take an alias off its adapter name; NotFoundError when the name has no such alias."""
+
+    @abstractmethod
+    def list_adapter_aliases(self, name: str | None = None) -> list[AdapterAlias]:
+        """Aliases by adapter name then alias, of every name or of one."""
+
+    def resolve_adapter(self, reference: str) -> Adapter:
+        """'sentiment@production', 'sentiment@3' or 'sentiment' (its latest version) to the adapter."""
+        ref = parse_reference(reference)
+        return self.find_adapter(ref.name, version=ref.version, alias=ref.alias)
+
     def reading(self) -> AbstractContextManager[Any]:
         """Group several reads into one consistent view, where the implementation can."""
         return nullcontext()
@@ -253,6 +279,9 @@ REPEATABLE = frozenset(
         "verify_integrity",
         "get_adapter",
         "list_adapters",
+        "find_adapter",
+        "set_adapter_alias",
+        "list_adapter_aliases",
         "heartbeat",
         "log_metrics",
     }
