@@ -272,6 +272,17 @@ class DuckDBStore(TrackingStore):
 
         return self._write(op)
 
+    def create_runs(self, experiment_id: int, configs: list[dict[str, Any]]) -> list[int]:
+        if not isinstance(configs, list | tuple) or not configs:
+            raise ValidationError("a sweep needs at least one config")
+        encoded = [_json_object(config, f"config {number}") for number, config in enumerate(configs, start=1)]
+
+        def op(con) -> list[int]:
+            experiment = self._live_experiment(con, experiment_id)
+            return [self._insert_run(con, experiment.id, config, None, RunStatus.QUEUED) for config in encoded]
+
+        return self._write(op)
+
     def begin_run(
         self,
         experiment: int | str,

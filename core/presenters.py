@@ -339,18 +339,3 @@ def chart_keys(keys: list[str], with_system: bool = False) -> list[str]:
 def metric_keys(runs: list[Run]) -> list[str]:
     """Every metric any of the runs logged, sorted: the choices for sorting and filtering."""
     return sorted({key for run in runs for key in run.metrics})
-
-
-def parse_sweep(raw: str) -> list[float]:
-    """'1e-3, 3e-3, 1e-2' → learning rates for a sweep, one run each."""
-    values = []
-    for part in filter(None, (part.strip() for part in raw.split(","))):
-        try:
-            values.append(float(part))
-        except ValueError:
-            raise ValidationError(f"{part[:30]!r} is not a number; write learning rates like 1e-3, 3e-3, 1e-2") from None
-    if not values:
-        raise ValidationError("write at least one learning rate, e.g. 1e-3, 3e-3")
-    if len(values) > 20:
-        raise ValidationError(f"a sweep starts at most 20 runs at once; this one has {len(values)}")
-    return values

@@ -94,6 +94,10 @@ class TrackingStore(ABC):
         """Store a queued run of a live experiment and return its ID."""
 
     @abstractmethod
+    def create_runs(self, experiment_id: int, configs: list[dict[str, Any]]) -> list[int]:
+        """Store several queued runs of a live experiment in one transaction (a sweep): all of them, or none."""
+
+    @abstractmethod
     def begin_run(
         self,
         experiment: int | str,

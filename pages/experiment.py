@@ -13,12 +13,13 @@ from core.presenters import (
     format_value,
     metric_keys,
     parse_run_filters,
-    parse_sweep,
     plural,
     run_label,
     runs_frame,
 )
-from jobs.tasks import start_run
+from core.runs import clone_config
+from core.sweeps import MAX_SWEEP_RUNS, checked_configs, parse_axes, preview, sweep_configs
+from jobs.tasks import start_run, start_sweep
 from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import (
     friendly_errors,
@@ -161,19 +162,69 @@ def runs_and_curves(experiment_id: int) -> bool:
     return any(not run.status.is_terminal for run in detail.runs)
 
 
+SWEEP_MODES = {"One run": None, "Grid": "grid", "Random search": "random"}
+SWEEP_HELP = (
+    "One setting per line. Values: `learning_rate = 1e-3, 3e-3, 1e-2` (a grid tries each; a random search picks "
+    "among them). Ranges, random search only: `lora_rank = 4 .. 32`, `learning_rate = 1e-4 .. 1e-2 log`."
+)
+
+
+def cloned_run():
+    """The run whose settings fill the form (?clone=<run id>, from "Clone" on a run's page), if any."""
+    run_id = query_id("clone", "cloned run")
+    return None if run_id is None else store().get_run(run_id)
+
+
+def sweep_inputs(trainer: str) -> tuple[str | None, str, int, int, int | None]:
+    """Mode, lines, count and seed of a sweep, and how many runs it starts (None while the lines are wrong).
+    Outside the form, so the count updates before Start is pressed."""
+    mode = SWEEP_MODES[st.radio("Runs to start", list(SWEEP_MODES), horizontal=True, key="sweep_mode")]
+    if mode is None:
+        return None, "", 1, 0, 1
+    text = st.text_area(
+        "Settings to sweep", key="sweep_lines", help=SWEEP_HELP, placeholder="learning_rate = 1e-3, 3e-3, 1e-2\nlora_rank = 4, 8"
+    )
+    count, seed = 10, 0
+    if mode == "random":
+        left, right = st.columns(2)
+        count = left.number_input("Runs", min_value=1, max_value=MAX_SWEEP_RUNS, value=10, step=1, key="sweep_count")
+        seed = right.number_input(
+            "Random seed", min_value=0, value=0, step=1, key="sweep_seed", help="The same seed draws the same runs."
+        )
+    try:
+        size, sentence = preview(text, trainer, mode, int(count))
+    except ValidationError as error:
+        st.caption(f":orange[{plain(str(error))}]" if text.strip() else SWEEP_HELP)
+        return mode, text, int(count), int(seed), None
+    st.caption(sentence)
+    return mode, text, int(count), int(seed), size
+
+
 def new_run_form(experiment_id: int) -> None:
-    with st.expander("New run", icon=":material/play_arrow:"):
-        trainer = trainer_choice()
+    clone = cloned_run()
+    with st.expander("New run", icon=":material/play_arrow:", expanded=clone is not None):
+        prefix, initial = "cfg", None
+        if clone is not None:
+            prefix, initial = f"clone{clone.id}", clone_config(clone)
+            st.info(f"Settings copied from {plain(run_label(clone))}: change any, then start.")
+            if st.button("Start from the defaults instead", key="unclone"):
+                del st.query_params["clone"]
+                st.rerun()
+        trainer = trainer_choice(prefix, (initial or {}).get("trainer", "builtin"))
+        if initial is not None and trainer != initial.get("trainer", "builtin"):
+            initial = None
+        mode, lines, count, seed, size = sweep_inputs(trainer)
         with st.form("new_run"):
-            values = config_inputs(trainer)
-            sweep = st.text_input(
-                "Learning-rate sweep (optional)", placeholder="e.g. 1e-3, 3e-3, 1e-2: one run per value", key="sweep"
-            )
-            submitted = st.form_submit_button("Start", type="primary")
+            values = config_inputs(trainer, prefix, initial=initial)
+            label = "Start" if mode is None else f"Start {plural(size, 'run')}" if size else "Start the sweep"
+            submitted = st.form_submit_button(label, type="primary")
         if submitted:
             try:
-                rates = parse_sweep(sweep) if sweep.strip() else [values["learning_rate"]]
-                started = [start_run(store(), experiment_id, {**values, "learning_rate": rate}) for rate in rates]
+                if mode is None:
+                    started = [start_run(store(), experiment_id, values)]
+                else:
+                    configs = sweep_configs(values, lines, mode, count, seed)
+                    started = start_sweep(store(), experiment_id, checked_configs(configs, list(parse_axes(lines, trainer))))
             except ValidationError as error:
                 show_validation(error)
             else:

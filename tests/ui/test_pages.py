@@ -185,8 +185,9 @@ def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, popula
 def test_new_run_form_starts_one_run_per_swept_learning_rate(open_page, populated, app_store):
     app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
 
-    app.text_input(key="sweep").input("0.001, 0.002")
-    app.button[[b.label for b in app.button].index("Start")].click().run()
+    app.radio(key="sweep_mode").set_value("Grid").run()
+    app.text_area(key="sweep_lines").input("learning_rate = 0.001, 0.002").run()
+    app.button[[b.label for b in app.button].index("Start 2 runs")].click().run()
 
     newest = app_store.list_runs(populated["experiment"])[:2]
     assert sorted(run.config["learning_rate"] for run in newest) == [0.001, 0.002]
@@ -196,10 +197,11 @@ def test_new_run_form_starts_one_run_per_swept_learning_rate(open_page, populate
 def test_a_bad_sweep_is_a_friendly_error(open_page, populated, app_store):
     app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
 
-    app.text_input(key="sweep").input("fast, slow")
-    app.button[[b.label for b in app.button].index("Start")].click().run()
+    app.radio(key="sweep_mode").set_value("Grid").run()
+    app.text_area(key="sweep_lines").input("learning_rate = fast, slow").run()
+    app.button[[b.label for b in app.button].index("Start 2 runs")].click().run()
 
-    assert "'fast' is not a number" in texts(app)
+    assert "(learning_rate='fast') is not a valid config, so no run was started" in texts(app)
     assert len(app_store.list_runs(populated["experiment"])) == 3
 
 
