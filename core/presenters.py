@@ -12,6 +12,7 @@ import polars as pl
 
 from core.entities import Adapter, AdapterAlias, Experiment, ExperimentPage, Run, RunComparison
 from core.errors import ValidationError
+from core.groups import short
 from core.system_metrics import is_system_metric
 
 STATUS_COLOURS = {
@@ -339,3 +340,23 @@ def chart_keys(keys: list[str], with_system: bool = False) -> list[str]:
 def metric_keys(runs: list[Run]) -> list[str]:
     """Every metric any of the runs logged, sorted: the choices for sorting and filtering."""
     return sorted({key for run in runs for key in run.metrics})
+
+
+def groups_frame(groups: pl.DataFrame, by: list[str], metrics: list[str]) -> pl.DataFrame:
+    """Groups as a table: the shared values, how many runs, and 'mean ± std' per metric ('mean' alone for one run).
+    Headers are the bare keys unless a param and a metric share one."""
+    rows = groups.to_dicts()
+    names = [short(column) for column in [*by, *metrics]]
+    header = {column: short(column) if names.count(short(column)) == 1 else column for column in [*by, *metrics]}
+    table: dict[str, list] = {header[column]: [row[column] for row in rows] for column in by}
+    table["runs"] = [row["runs"] for row in rows]
+    for metric in metrics:
+        table[header[metric]] = [spread(row[f"{metric} mean"], row[f"{metric} std"]) for row in rows]
+    return pl.DataFrame(table)
+
+
+def spread(mean: float | None, std: float | None) -> str:
+    """'0.34 ± 0.04'; the mean alone when there is no spread (one run), blank when no run logged it."""
+    if mean is None:
+        return ""
+    return format_value(mean) if std is None else f"{format_value(mean)} ± {std:.2g}"

@@ -34,6 +34,7 @@ from ui.common import (
     through_app,
 )
 from ui.config_form import config_inputs, trainer_choice
+from ui.run_views import attributes, draw_group_panels, group_of_each_run, groups_section
 
 through_app()
 
@@ -138,19 +139,25 @@ def runs_section(detail, loss, diverged: set[int]) -> None:
             st.dataframe([a.model_dump() for a in detail.aggregates], hide_index=True)
 
 
-def curves(detail) -> None:
+def curves(detail, frame) -> None:
     keys = metric_keys(detail.runs)
     if not keys:
         return
     st.subheader("Curves")
     chosen = pick_metrics(keys, [detail.experiment.primary_metric, "loss"])
     options = chart_options(len(detail.runs), len(chosen))
+    by_group = len(detail.runs) > 1 and st.toggle(
+        "By group: mean ± std", key="group_curves", help="One curve per group of the Group by picker, with a ± 1 std band."
+    )
     if not chosen:
         st.caption("Choose at least one metric to chart.")
         return
     run_ids = [run.id for run in detail.runs]
     series = store().get_metric_series(run_ids, chosen, max_points=store_points(len(run_ids), len(chosen)))
-    draw_panels(series, chosen, {run.id: run.name for run in detail.runs}, options)
+    if by_group:
+        draw_group_panels(series, chosen, group_of_each_run(frame), options)
+    else:
+        draw_panels(series, chosen, {run.id: run.name for run in detail.runs}, options)
 
 
 def runs_and_curves(experiment_id: int) -> bool:
@@ -158,7 +165,9 @@ def runs_and_curves(experiment_id: int) -> bool:
         detail = store().get_experiment_detail(experiment_id)
         loss = store().get_metric_series([run.id for run in detail.runs], list(LOSS_KEYS), max_points=60)
     runs_section(detail, loss, diverged_runs(detail.runs, loss))
-    curves(detail)
+    frame = attributes(detail)
+    groups_section(frame)
+    curves(detail, frame)
     return any(not run.status.is_terminal for run in detail.runs)
 
 
