@@ -341,7 +341,7 @@ def group_spec(series: pl.DataFrame, key: str, groups: dict[int, str], *, option
         "type": "nominal",
         "title": "group",
         "scale": {"domain": labels, "range": run_colours(len(labels))},
-        "legend": {"labelLimit": 360, "symbolLimit": 0, "orient": "bottom", "columns": 2},
+        "legend": {"labelLimit": 300, "symbolLimit": 0, "symbolOpacity": 1},
     }
     domain = robust_range(stats.select(run_id="group", value="mean"), options.log_scale) if options.ignore_outliers else None
     scale = _y_scale(options.log_scale, domain)

@@ -34,7 +34,7 @@ from ui.common import (
     through_app,
 )
 from ui.config_form import config_inputs, trainer_choice
-from ui.run_views import attributes, draw_group_panels, group_of_each_run, groups_section
+from ui.run_views import attributes, draw_group_panels, group_of_each_run, groups_section, hyperparameter_views
 
 through_app()
 
@@ -167,6 +167,7 @@ def runs_and_curves(experiment_id: int) -> bool:
     runs_section(detail, loss, diverged_runs(detail.runs, loss))
     frame = attributes(detail)
     groups_section(frame)
+    hyperparameter_views(frame, detail.experiment.primary_metric, st.session_state.get("compare_pick", []))
     curves(detail, frame)
     return any(not run.status.is_terminal for run in detail.runs)
 

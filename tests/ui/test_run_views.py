@@ -51,6 +51,28 @@ def test_group_curves_draw_one_mean_line_and_band_per_group(open_page, seeds):
 
     app.toggle(key="group_curves").set_value(True).run()
 
-    [chart] = app.get("vega_lite_chart")
-    assert "mean of each group" in chart.proto.spec
+    [chart] = [chart for chart in app.get("vega_lite_chart") if "mean of each group" in chart.proto.spec]
     assert '"domain": ["learning_rate=0.01", "learning_rate=0.1"]' in chart.proto.spec
+
+
+def test_parallel_coordinates_render_the_varying_params_against_the_primary_metric(open_page, seeds):
+    experiment_id, _ = seeds
+
+    app = open_page("pages/experiment.py", experiment=str(experiment_id))
+
+    assert app.multiselect(key="hp_params").value == ["params.learning_rate", "params.seed"]
+    assert app.selectbox(key="hp_metric").value == "metrics.eval_loss"
+    spec = next(chart.proto.spec for chart in app.get("vega_lite_chart") if "learning_rate, seed" in chart.proto.spec)
+    assert '"name": "open"' in spec
+
+
+def test_the_scatter_renders_and_highlights_the_runs_ticked_to_compare(open_page, seeds):
+    experiment_id, ids = seeds
+    app = open_page("pages/experiment.py", experiment=str(experiment_id))
+
+    app.multiselect(key="compare_pick").select(ids[(0.1, 2)]).run()
+    app.button_group(key="hp_view").set_value("Scatter").run()
+
+    assert app.selectbox(key="hp_param").value == "params.learning_rate"
+    assert "Runs ticked to compare are highlighted." in [caption.value for caption in app.caption]
+    assert any("eval_loss by learning_rate" in chart.proto.spec for chart in app.get("vega_lite_chart"))
