@@ -69,7 +69,7 @@ def hyperparameter_views(frame: pl.DataFrame, primary_metric: str, selected: lis
     if frame.height < 2 or not params or not metrics:
         return
     st.subheader("Hyperparameters")
-    left, middle, right = st.columns([2, 5, 3], vertical_alignment="bottom")
+    left, middle, right = st.columns([3, 4, 3], vertical_alignment="bottom")
     view = left.segmented_control("View", VIEWS, default=VIEWS[0], key="hp_view") or VIEWS[0]
     preferred = METRIC + primary_metric
     metric = right.selectbox(
