@@ -158,6 +158,17 @@ def run_colours(count: int) -> list[str]:
     return [PALETTE[index % len(PALETTE)] for index in range(count)]
 
 
+def colour_by(field: str, labels: list[str], label_limit: int = 260) -> dict:
+    """A colour per label, in the order given (distinct up to 20), with a legend that shows each in full colour."""
+    return {
+        "field": field,
+        "type": "nominal",
+        "title": field,
+        "scale": {"domain": labels, "range": run_colours(len(labels))},
+        "legend": {"labelLimit": label_limit, "symbolLimit": 0, "symbolOpacity": 1},
+    }
+
+
 def metric_spec(
     series: pl.DataFrame, key: str, *, run_names: dict[int, str] | None = None, options: ChartOptions | None = None
 ) -> dict:
@@ -171,14 +182,7 @@ def metric_spec(
     options = options or ChartOptions()
     points, hidden = _points(series, key, run_names, options)
     domain = robust_range(points, options.log_scale) if options.ignore_outliers else None
-    labels = run_labels(series, run_names)
-    colour = {
-        "field": "run",
-        "type": "nominal",
-        "title": "run",
-        "scale": {"domain": labels, "range": run_colours(len(labels))},
-        "legend": {"labelLimit": 260, "symbolLimit": 0, "symbolOpacity": 1},
-    }
+    colour = colour_by("run", run_labels(series, run_names))
     scale = _y_scale(options.log_scale, domain)
 
     def layer(mark: dict, y: str, opacity: float | None, **extra) -> dict:
@@ -335,14 +339,7 @@ def group_spec(series: pl.DataFrame, key: str, groups: dict[int, str], *, option
     stats = group_series(series, key, groups, options.buckets)
     if options.log_scale:
         stats = stats.filter(pl.col("mean") > 0).with_columns(low=pl.when(pl.col("low") > 0).then(pl.col("low")))
-    labels = sorted(set(groups.values()))
-    colour = {
-        "field": "group",
-        "type": "nominal",
-        "title": "group",
-        "scale": {"domain": labels, "range": run_colours(len(labels))},
-        "legend": {"labelLimit": 300, "symbolLimit": 0, "symbolOpacity": 1},
-    }
+    colour = colour_by("group", sorted(set(groups.values())), label_limit=300)
     domain = robust_range(stats.select(run_id="group", value="mean"), options.log_scale) if options.ignore_outliers else None
     scale = _y_scale(options.log_scale, domain)
     x = {"field": "step", "type": "quantitative", "title": "step"}
