@@ -86,7 +86,13 @@ def hyperparameter_views(frame: pl.DataFrame, primary_metric: str, selected: lis
         spec = scatter_spec(frame, param, metric, selected)
     if selected:
         st.caption("Runs ticked to compare are highlighted.")
-    event = st.vega_lite_chart(spec=spec, width="stretch", on_select="rerun", selection_mode=OPEN, key=f"hp_chart_{view}")
+    event = st.vega_lite_chart(
+        spec=spec,
+        width="stretch",
+        on_select="rerun",
+        selection_mode=OPEN,
+        key=f"hp_chart_{'scatter' if view == VIEWS[1] else 'parallel'}",
+    )
     run_id = clicked_run(event.selection if event is not None else None)
     if run_id is not None:
         st.switch_page("pages/run.py", query_params={"run": run_id})
