@@ -2,6 +2,7 @@
 are kept for every machine (`ArtifactStore`)."""
 
 import hashlib
+import io
 import shutil
 import tempfile
 import zipfile
@@ -11,7 +12,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from core.entities import AdapterSpec
+from core.entities import Adapter, AdapterSpec
 from core.errors import NotFoundError, ValidationError
 from core.presenters import format_size
 from core.settings import Settings
@@ -25,6 +26,25 @@ def adapter_files(path: str) -> pl.DataFrame:
         {"file": [p.relative_to(folder).as_posix() for p in files], "size": [format_size(p.stat().st_size) for p in files]},
         schema={"file": pl.String, "size": pl.String},
     )
+
+
+def adapter_zip(adapter: Adapter) -> bytes:
+    """The adapter's folder as a zip whose files sit under `<name>-v<version>/`, so unzipping never scatters them."""
+    folder = Path(adapter.path)
+    if not folder.is_dir():
+        raise NotFoundError(f"the folder of adapter {adapter.name} v{adapter.version} ({folder}) is no longer on disk")
+    top = zip_name(adapter).removesuffix(".zip")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(path for path in folder.rglob("*") if path.is_file()):
+            archive.write(file, f"{top}/{file.relative_to(folder).as_posix()}")
+    return buffer.getvalue()
+
+
+def zip_name(adapter: Adapter) -> str:
+    """A file name safe on any system: the adapter's name with anything but letters, digits, . _ - made '_'."""
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in adapter.name).strip("._") or "adapter"
+    return f"{safe}-v{adapter.version}.zip"
 
 
 def describe_adapter(folder: Path, base_model: str, name: str | None = None) -> AdapterSpec:

@@ -158,6 +158,17 @@ def run_colours(count: int) -> list[str]:
     return [PALETTE[index % len(PALETTE)] for index in range(count)]
 
 
+def colour_by(field: str, labels: list[str], label_limit: int = 260) -> dict:
+    """A colour per label, in the order given (distinct up to 20), with a legend that shows each in full colour."""
+    return {
+        "field": field,
+        "type": "nominal",
+        "title": field,
+        "scale": {"domain": labels, "range": run_colours(len(labels))},
+        "legend": {"labelLimit": label_limit, "symbolLimit": 0, "symbolOpacity": 1},
+    }
+
+
 def metric_spec(
     series: pl.DataFrame, key: str, *, run_names: dict[int, str] | None = None, options: ChartOptions | None = None
 ) -> dict:
@@ -171,14 +182,7 @@ def metric_spec(
     options = options or ChartOptions()
     points, hidden = _points(series, key, run_names, options)
     domain = robust_range(points, options.log_scale) if options.ignore_outliers else None
-    labels = run_labels(series, run_names)
-    colour = {
-        "field": "run",
-        "type": "nominal",
-        "title": "run",
-        "scale": {"domain": labels, "range": run_colours(len(labels))},
-        "legend": {"labelLimit": 260, "symbolLimit": 0, "symbolOpacity": 1},
-    }
+    colour = colour_by("run", run_labels(series, run_names))
     scale = _y_scale(options.log_scale, domain)
 
     def layer(mark: dict, y: str, opacity: float | None, **extra) -> dict:
@@ -303,3 +307,84 @@ def _title(key: str, empty: bool, hidden: int, outside: int) -> dict:
     if outside:
         notes.append(f"{outside} outlier point{'s' if outside != 1 else ''} beyond the range (show everything to see them)")
     return {"text": text, "subtitle": " · ".join(notes)} if notes else {"text": text}
+
+
+# -- groups of runs: the mean curve with a band of ± one standard deviation --------------------------
+def group_series(series: pl.DataFrame, key: str, groups: dict[int, str], buckets: int | None = None) -> pl.DataFrame:
+    """Per group and step: `mean`, `std` (sample, ddof=1; null for one run), `runs` and the band's `low`/`high`.
+
+    Runs are lined up by step. When the key has more distinct steps than `buckets`, steps are first binned
+    the same way for every run (each run's mean per bin), so curves whose stored points were downsampled to
+    different steps still average together. Runs not in `groups` are left out.
+    """
+    points = series.filter((pl.col("key") == key) & pl.col("value").is_finite() & pl.col("run_id").is_in(list(groups))).select(
+        "run_id", "step", "value"
+    )
+    if buckets is not None and points["step"].n_unique() > buckets:
+        low, high = points["step"].min(), points["step"].max()
+        width = (high - low + 1) / buckets
+        binned = (low + ((pl.col("step") - low) / width).floor() * width).ceil().cast(pl.Int64)
+        points = points.with_columns(step=binned).group_by("run_id", "step").agg(pl.col("value").mean())
+    labelled = points.with_columns(group=pl.col("run_id").replace_strict(groups, return_dtype=pl.String))
+    stats = labelled.group_by("group", "step").agg(
+        mean=pl.col("value").mean(), std=pl.col("value").std(ddof=1), runs=pl.len().cast(pl.Int64)
+    )
+    band = pl.col("std").fill_null(0.0)
+    return stats.with_columns(low=pl.col("mean") - band, high=pl.col("mean") + band).sort("group", "step")
+
+
+def group_spec(series: pl.DataFrame, key: str, groups: dict[int, str], *, options: ChartOptions | None = None) -> dict:
+    """One metric's curves by group: each group's mean as a line over a band of ± one sample std across its runs."""
+    options = options or ChartOptions()
+    stats = group_series(series, key, groups, options.buckets)
+    if options.log_scale:
+        stats = stats.filter(pl.col("mean") > 0).with_columns(low=pl.when(pl.col("low") > 0).then(pl.col("low")))
+    colour = colour_by("group", sorted(set(groups.values())), label_limit=300)
+    domain = robust_range(stats.select(run_id="group", value="mean"), options.log_scale) if options.ignore_outliers else None
+    scale = _y_scale(options.log_scale, domain)
+    x = {"field": "step", "type": "quantitative", "title": "step"}
+    y = {"field": "mean", "type": "quantitative", "title": f"{key} (mean ± std)", "scale": scale}
+    tooltip = [
+        {"field": "group", "type": "nominal"},
+        {"field": "step", "type": "quantitative"},
+        {"field": "mean", "type": "quantitative", "format": ".4g"},
+        {"field": "std", "type": "quantitative", "format": ".3g"},
+        {"field": "runs", "type": "quantitative"},
+    ]
+    opacity = {"condition": {"param": "pick", "value": 1.0}, "value": FADED}
+    return {
+        "title": {"text": f"{key}: no points yet" if stats.is_empty() else key, "subtitle": "mean of each group, band: ± 1 std"},
+        "width": "container",
+        "height": PANEL_HEIGHT,
+        "data": {"name": DATASET},
+        "datasets": {DATASET: _narrow(stats)},
+        "layer": [
+            {
+                "mark": {"type": "area", "opacity": BAND_OPACITY, "clip": True},
+                "encoding": {"x": x, "y": {**y, "field": "low"}, "y2": {"field": "high"}, "color": colour},
+            },
+            {
+                "mark": {"type": "line", "clip": True},
+                "encoding": {"x": x, "y": y, "color": colour, "opacity": opacity},
+                "params": [{**_PICK, "select": {"type": "point", "fields": ["group"]}}, _ZOOM],
+            },
+            {
+                "mark": {"type": "circle", "size": 60, "opacity": 0, "clip": True},
+                "encoding": {"x": x, "y": y, "color": colour, "tooltip": tooltip},
+            },
+        ],
+    }
+
+
+def group_panels(
+    series: pl.DataFrame, keys: list[str], groups: dict[int, str], *, options: ChartOptions | None = None
+) -> list[dict]:
+    """One group chart per key, in the order asked; each group keeps its colour across them."""
+    return [group_spec(series, key, groups, options=options) for key in keys]
+
+
+def _narrow(frame: pl.DataFrame) -> pl.DataFrame:
+    """32-bit numbers and a categorical label column: what a chart can show, in fewer bytes."""
+    floats = {name: pl.Float32 for name, dtype in frame.schema.items() if dtype.is_float()}
+    labels = {name: pl.Categorical for name, dtype in frame.schema.items() if dtype == pl.String}
+    return frame.cast({**floats, **labels})

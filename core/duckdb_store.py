@@ -11,12 +11,14 @@ import duckdb
 import polars as pl
 from pydantic import TypeAdapter
 
+from core.aliases import checked_alias
 from core.database import Database
 from core.datasets import confine
 from core.directions import Direction, direction_for, is_better
 from core.duckdb_annotations import Annotations
 from core.entities import (
     Adapter,
+    AdapterAlias,
     AdapterRef,
     AdapterSpec,
     BestMetric,
@@ -270,6 +272,17 @@ class DuckDBStore(Annotations, TrackingStore):
 
         def op(con) -> int:
             return self._insert_run(con, self._require_live(con, experiment_id), encoded, name, RunStatus.QUEUED)
+
+        return self._write(op)
+
+    def create_runs(self, experiment_id: int, configs: list[dict[str, Any]]) -> list[int]:
+        if not isinstance(configs, list | tuple) or not configs:
+            raise ValidationError("a sweep needs at least one config")
+        encoded = [_json_object(config, f"config {number}") for number, config in enumerate(configs, start=1)]
+
+        def op(con) -> list[int]:
+            experiment = self._live_experiment(con, experiment_id)
+            return [self._insert_run(con, experiment.id, config, None, RunStatus.QUEUED) for config in encoded]
 
         return self._write(op)
 
@@ -661,6 +674,84 @@ class DuckDBStore(Annotations, TrackingStore):
         )
         return [Adapter.model_validate(row) for row in found]
 
+    def find_adapter(self, name: str, version: int | None = None, alias: str | None = None) -> Adapter:
+        name = friendly(TypeAdapter(Name), name, "adapter name")
+        if version is not None:
+            _as_id(version, "adapter version")
+        if alias is not None:
+            alias = checked_alias(alias)
+        if version is not None and alias is not None:
+            raise ValidationError("ask for an adapter by version or by alias, not both")
+
+        def query(con) -> Adapter:
+            if alias is not None:
+                found = frame(con, _ADAPTER_BY_ALIAS, [name, alias])
+            elif version is not None:
+                found = frame(con, "SELECT * FROM adapters WHERE name = ? AND version = ?", [name, version])
+            else:
+                found = frame(con, "SELECT * FROM adapters WHERE name = ? ORDER BY version DESC LIMIT 1", [name])
+            if found.is_empty():
+                raise NotFoundError(self._missing_adapter(con, name, version, alias))
+            return Adapter.model_validate(found.row(0, named=True))
+
+        return self._read(query)
+
+    @staticmethod
+    def _missing_adapter(con, name: str, version: int | None, alias: str | None) -> str:
+        """Why nothing matched, with what does exist, so the next try is right."""
+        versions = [row[0] for row in rows(con, "SELECT version FROM adapters WHERE name = ? ORDER BY version", [name])]
+        if not versions:
+            names = [row[0] for row in rows(con, "SELECT DISTINCT name FROM adapters ORDER BY name LIMIT 20")]
+            known = f"adapter names are: {', '.join(names)}" if names else "no adapter is registered yet"
+            return f"no adapter named {name!r}; {known}"
+        if version is not None:
+            return f"adapter {name!r} has no version {version}; its versions are {_span(versions)}"
+        aliases = [row[0] for row in rows(con, "SELECT alias FROM adapter_aliases WHERE name = ? ORDER BY alias", [name])]
+        known = f"its aliases are: {', '.join(aliases)}" if aliases else "it has no aliases yet (set one on the adapter's page)"
+        return f"adapter {name!r} has no alias {alias!r}; {known}"
+
+    def set_adapter_alias(self, adapter_id: int, alias: str) -> AdapterAlias:
+        adapter_id = _as_id(adapter_id, "adapter")
+        alias = checked_alias(alias)
+
+        def op(con) -> AdapterAlias:
+            found = first(con, "SELECT name FROM adapters WHERE id = ?", [adapter_id])
+            if found is None:
+                raise NotFoundError(f"no adapter with ID {adapter_id}")
+            rows(
+                con,
+                "INSERT INTO adapter_aliases (name, alias, adapter_id, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name, alias) DO UPDATE SET adapter_id = excluded.adapter_id, updated_at = excluded.updated_at",
+                [found[0], alias, adapter_id, self.clock()],
+            )
+            return self._aliases(con, "WHERE l.name = ? AND l.alias = ?", [found[0], alias])[0]
+
+        return self._write(op)
+
+    def remove_adapter_alias(self, name: str, alias: str) -> None:
+        name = friendly(TypeAdapter(Name), name, "adapter name")
+        alias = checked_alias(alias)
+
+        def op(con) -> None:
+            if not rows(con, "DELETE FROM adapter_aliases WHERE name = ? AND alias = ? RETURNING alias", [name, alias]):
+                raise NotFoundError(f"adapter {name!r} has no alias {alias!r}; nothing was removed")
+
+        self._write(op)
+
+    def list_adapter_aliases(self, name: str | None = None) -> list[AdapterAlias]:
+        where, params = ("WHERE l.name = ?", [name]) if name is not None else ("", [])
+        return self._read(lambda con: self._aliases(con, where, params))
+
+    @staticmethod
+    def _aliases(con, where: str, params: list) -> list[AdapterAlias]:
+        found = frame(
+            con,
+            "SELECT l.name, l.alias, l.adapter_id, a.version, l.updated_at "
+            f"FROM adapter_aliases l JOIN adapters a ON a.id = l.adapter_id {where} ORDER BY l.name, l.alias",
+            params,
+        )
+        return [AdapterAlias.model_validate(row) for row in found.to_dicts()]
+
     # -- helpers that run inside an open transaction ------------------------------------------------
     def _experiments(
         self, con, where: str, params: list, order: str = "", limit: int | None = None, offset: int = 0
@@ -926,6 +1017,9 @@ _BATCH_CHECK = """
 """
 
 _SAMPLE_NAMES = ", ".join(SAMPLE_COLUMNS)  # names from core.sample_rows, never from input
+_ADAPTER_BY_ALIAS = """
+    SELECT a.* FROM adapters a JOIN adapter_aliases l ON l.adapter_id = a.id WHERE l.name = ? AND l.alias = ?
+"""
 
 _RUNS_WITH_LAST_VALUES = """
     SELECT r.id, r.name, r.status, r.created_at, r.ended_at, r.adapter_id, s.key, s.last_value
@@ -993,6 +1087,13 @@ _BROKEN_LINKS = """
     UNION ALL SELECT 'adapter link of run', r.id FROM runs r WHERE r.adapter_id IS NOT NULL AND r.adapter_id NOT IN (SELECT id FROM adapters)
     UNION ALL SELECT 'best metric of experiment', b.experiment_id FROM best_metrics b ANTI JOIN runs r ON r.id = b.run_id
 """
+
+
+def _span(versions: list[int]) -> str:
+    """'1 to 3' for a run of versions, else the list."""
+    if versions == list(range(versions[0], versions[-1] + 1)) and len(versions) > 2:
+        return f"{versions[0]} to {versions[-1]}"
+    return ", ".join(map(str, versions))
 
 
 def _one_line(error: str) -> str:

@@ -166,6 +166,16 @@ class Adapter(Entity):
     created_at: datetime
 
 
+class AdapterAlias(Entity):
+    """A movable name for one version of an adapter name: `sentiment@production` -> v3."""
+
+    name: str
+    alias: str
+    adapter_id: int
+    version: int
+    updated_at: datetime
+
+
 class RunMetrics(Entity):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 

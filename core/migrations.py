@@ -127,6 +127,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        4,
+        "adapter aliases: a movable name per adapter name (production, candidate) pointing at one version",
+        """
+        CREATE TABLE adapter_aliases (
+            name VARCHAR NOT NULL,
+            alias VARCHAR NOT NULL,
+            adapter_id BIGINT NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (name, alias)
+        );
+        """,
+    ),
+    (
         5,
         "prediction samples: what a run answered on a fixed set of eval examples, per evaluation step",
         """

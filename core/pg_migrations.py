@@ -152,6 +152,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "adapter aliases (the embedded store's migration 4)",
+        """
+        CREATE TABLE adapter_aliases (
+            name VARCHAR NOT NULL,
+            alias VARCHAR NOT NULL,
+            adapter_id BIGINT NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (name, alias)
+        );
+        """,
+    ),
 ]
 
 # Held while migrating, so two processes starting at once do not both migrate.

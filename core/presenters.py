@@ -10,8 +10,9 @@ from typing import Any
 
 import polars as pl
 
-from core.entities import Adapter, Experiment, ExperimentPage, Run, RunComparison
+from core.entities import Adapter, AdapterAlias, Experiment, ExperimentPage, Run, RunComparison
 from core.errors import ValidationError
+from core.groups import short
 from core.system_metrics import is_system_metric
 
 STATUS_COLOURS = {
@@ -279,9 +280,11 @@ def adapters_frame(
     runs: dict[int, Run] | None = None,
     best: set[int] | frozenset[int] = frozenset(),
     diverged_runs: set[int] | frozenset[int] = frozenset(),
+    aliases: list[AdapterAlias] | None = None,
 ) -> pl.DataFrame:
     """One row per adapter, newest first as given; a row is opened by selecting it (the id column)."""
     runs = runs or {}
+    labels = aliases_by_adapter(aliases or [])
 
     def metric(adapter: Adapter, key: str) -> float | None:
         run = runs.get(adapter.run_id)
@@ -291,6 +294,7 @@ def adapters_frame(
         {
             "adapter": [a.name for a in adapters],
             "version": [f"v{a.version}" for a in adapters],
+            "aliases": [", ".join(labels.get(a.id, [])) for a in adapters],
             "mark": [adapter_mark(a.id in best, a.run_id in diverged_runs) for a in adapters],
             "base model": [a.base_model for a in adapters],
             "size": [format_size(a.size_bytes) for a in adapters],
@@ -307,6 +311,23 @@ def adapters_frame(
             "id": pl.Int64,
         },
     )
+
+
+def aliases_by_adapter(aliases: list[AdapterAlias]) -> dict[int, list[str]]:
+    """Each adapter's aliases, sorted: what its row and its page show."""
+    found: dict[int, list[str]] = {}
+    for alias in sorted(aliases, key=lambda a: a.alias):
+        found.setdefault(alias.adapter_id, []).append(alias.alias)
+    return found
+
+
+def alias_moved(alias: str, name: str, before: int | None, after: int) -> str:
+    """What setting an alias did: set it, moved it, or left it where it was."""
+    if before is None:
+        return f"{name}@{alias} now points at v{after}."
+    if before == after:
+        return f"{name}@{alias} already points at v{after}."
+    return f"{name}@{alias} moved from v{before} to v{after}."
 
 
 def parse_id(raw: str | None, what: str) -> int | None:
@@ -343,16 +364,21 @@ def metric_keys(runs: list[Run]) -> list[str]:
     return sorted({key for run in runs for key in run.metrics})
 
 
-def parse_sweep(raw: str) -> list[float]:
-    """'1e-3, 3e-3, 1e-2' → learning rates for a sweep, one run each."""
-    values = []
-    for part in filter(None, (part.strip() for part in raw.split(","))):
-        try:
-            values.append(float(part))
-        except ValueError:
-            raise ValidationError(f"{part[:30]!r} is not a number; write learning rates like 1e-3, 3e-3, 1e-2") from None
-    if not values:
-        raise ValidationError("write at least one learning rate, e.g. 1e-3, 3e-3")
-    if len(values) > 20:
-        raise ValidationError(f"a sweep starts at most 20 runs at once; this one has {len(values)}")
-    return values
+def groups_frame(groups: pl.DataFrame, by: list[str], metrics: list[str]) -> pl.DataFrame:
+    """Groups as a table: the shared values, how many runs, and 'mean ± std' per metric ('mean' alone for one run).
+    Headers are the bare keys unless a param and a metric share one."""
+    rows = groups.to_dicts()
+    names = [short(column) for column in [*by, *metrics]]
+    header = {column: short(column) if names.count(short(column)) == 1 else column for column in [*by, *metrics]}
+    table: dict[str, list] = {header[column]: [row[column] for row in rows] for column in by}
+    table["runs"] = [row["runs"] for row in rows]
+    for metric in metrics:
+        table[header[metric]] = [spread(row[f"{metric} mean"], row[f"{metric} std"]) for row in rows]
+    return pl.DataFrame(table)
+
+
+def spread(mean: float | None, std: float | None) -> str:
+    """'0.34 ± 0.04'; the mean alone when there is no spread (one run), blank when no run logged it."""
+    if mean is None:
+        return ""
+    return format_value(mean) if std is None else f"{format_value(mean)} ± {std:.2g}"

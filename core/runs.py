@@ -32,8 +32,12 @@ def start_run(
     if config.resume_from_run is not None:
         _check_resumable(store, experiment_id, config.resume_from_run)
     run_id = store.create_run(experiment_id, config.stored(), name=name)
-    if enqueue is None:
-        return run_id
+    if enqueue is not None:
+        _enqueue(store, run_id, enqueue)
+    return run_id
+
+
+def _enqueue(store: TrackingStore, run_id: int, enqueue: Enqueue) -> None:
     try:
         job_id = enqueue(run_id)
     except Exception as error:
@@ -41,7 +45,30 @@ def start_run(
         raise TuneDeckError(f"run {run_id} could not be queued: {error}") from error
     if job_id:
         store.set_job_id(run_id, str(job_id))
-    return run_id
+
+
+def start_runs(
+    store: TrackingStore, experiment_id: int, configs: list[TrainingConfig], enqueue: Enqueue | None = None
+) -> list[int]:
+    """A sweep's runs, stored together in one transaction, then each queued (a run that cannot be is failed)."""
+    for config in configs:
+        if config.resume_from_run is not None:
+            _check_resumable(store, experiment_id, config.resume_from_run)
+    run_ids = store.create_runs(experiment_id, [config.stored() for config in configs])
+    failures = []
+    for run_id in run_ids if enqueue is not None else ():
+        try:
+            _enqueue(store, run_id, enqueue)
+        except TuneDeckError as error:
+            failures.append(str(error))  # the others still go on the queue
+    if failures:
+        raise TuneDeckError(f"{len(failures)} of {len(run_ids)} runs could not be queued: {failures[0]}")
+    return run_ids
+
+
+def clone_config(run: Run) -> dict[str, Any]:
+    """The settings a new run would copy from `run` ("Clone"): what its trainer read, without a resume link."""
+    return {key: value for key, value in run.config.items() if key in TrainingConfig.model_fields and key != "resume_from_run"}
 
 
 def resume_config(run: Run) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from typing import Any
 import polars as pl
 
 from core import compare
+from core.aliases import parse_reference
 from core.directions import Direction
 from core.entities import (
     Adapter,
+    AdapterAlias,
     AdapterSpec,
     Experiment,
     ExperimentCreate,
@@ -92,6 +94,10 @@ class TrackingStore(ABC):
     @abstractmethod
     def create_run(self, experiment_id: int, config: dict[str, Any], name: str | None = None) -> int:
         """Store a queued run of a live experiment and return its ID."""
+
+    @abstractmethod
+    def create_runs(self, experiment_id: int, configs: list[dict[str, Any]]) -> list[int]:
+        """Store several queued runs of a live experiment in one transaction (a sweep): all of them, or none."""
 
     @abstractmethod
     def begin_run(
@@ -255,6 +261,30 @@ class TrackingStore(ABC):
         """One row per run of these experiments (default: every live experiment), newest first, with every field
         the search language names (see core.search_frame): what a search page asks for, in one request."""
 
+    @abstractmethod
+    def find_adapter(self, name: str, version: int | None = None, alias: str | None = None) -> Adapter:
+        """The adapter of this name at a version, or the one an alias points at, or else its latest version;
+        NotFoundError says which names, versions or aliases exist."""
+
+    # -- adapter aliases ---------------------------------------------------------------------------
+    @abstractmethod
+    def set_adapter_alias(self, adapter_id: int, alias: str) -> AdapterAlias:
+        """Point `alias` of the adapter's name at this version, moving it off the version that had it, in one
+        transaction: an alias names at most one version of a name at any time."""
+
+    @abstractmethod
+    def remove_adapter_alias(self, name: str, alias: str) -> None:
+        """Take an alias off its adapter name; NotFoundError when the name has no such alias."""
+
+    @abstractmethod
+    def list_adapter_aliases(self, name: str | None = None) -> list[AdapterAlias]:
+        """Aliases by adapter name then alias, of every name or of one."""
+
+    def resolve_adapter(self, reference: str) -> Adapter:
+        """'sentiment@production', 'sentiment@3' or 'sentiment' (its latest version) to the adapter."""
+        ref = parse_reference(reference)
+        return self.find_adapter(ref.name, version=ref.version, alias=ref.alias)
+
     def reading(self) -> AbstractContextManager[Any]:
         """Group several reads into one consistent view, where the implementation can."""
         return nullcontext()
@@ -300,6 +330,9 @@ REPEATABLE = frozenset(
         "get_adapter",
         "list_adapters",
         "read_log",
+        "find_adapter",
+        "set_adapter_alias",
+        "list_adapter_aliases",
         "heartbeat",
         "log_metrics",
         "log_samples",

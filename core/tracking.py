@@ -211,6 +211,12 @@ def attach(run_id: int | None = None, store: TrackingStore | None = None) -> Act
     return ActiveRun(store, run.id, attached=worker_owned)
 
 
+def resolve_adapter(reference: str, store: TrackingStore | None = None) -> Adapter:
+    """The adapter a reference names: 'sentiment@production' (an alias), 'sentiment@3' (a version) or 'sentiment'
+    (its latest version). Its `path` is the folder to load with `PeftModel.from_pretrained(base, path)`."""
+    return (store or open_store()).resolve_adapter(reference)
+
+
 def start_run(
     experiment: str | int | None = None,
     *,

@@ -10,6 +10,7 @@ from huey import crontab
 from core import open_store
 from core.errors import NotFoundError
 from core.runs import start_run as create_and_enqueue
+from core.runs import start_runs as create_and_enqueue_all
 from core.settings import get_settings
 from core.status import RunStatus
 from core.store import TrackingStore
@@ -59,6 +60,13 @@ def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig |
     run_id = create_and_enqueue(store, experiment_id, config, enqueue=enqueue, name=name)
     ensure_worker(get_settings())
     return run_id
+
+
+def start_sweep(store: TrackingStore, experiment_id: int, configs: list[TrainingConfig]) -> list[int]:
+    """A sweep's runs, stored together and queued, with a worker to pick them up; returns their IDs."""
+    run_ids = create_and_enqueue_all(store, experiment_id, configs, enqueue=enqueue)
+    ensure_worker(get_settings())
+    return run_ids
 
 
 def cancel_run(store: TrackingStore, run_id: int) -> None:

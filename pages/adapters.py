@@ -2,10 +2,22 @@
 
 import streamlit as st
 
-from core.artifacts import adapter_files, artifact_store
+from core.artifacts import adapter_files, adapter_zip, zip_name
 from core.divergence import LOSS_KEYS, diverged_runs
-from core.presenters import adapters_frame, best_adapters, format_size, plural
-from ui.common import friendly_errors, open_on_select, plain, query_id, settings, store, styled, through_app
+from core.errors import ValidationError
+from core.presenters import adapters_frame, alias_moved, aliases_by_adapter, best_adapters, format_size, plural
+from ui.common import (
+    flash,
+    friendly_errors,
+    open_on_select,
+    plain,
+    query_id,
+    show_flash,
+    show_validation,
+    store,
+    styled,
+    through_app,
+)
 from ui.try_it import try_box
 
 through_app()
@@ -21,7 +33,8 @@ def registry() -> None:
     runs = {run.id: run for run in store().get_runs(run_ids)}
     experiments = {e_id: store().get_experiment(e_id) for e_id in sorted({a.experiment_id for a in adapters})}
     diverged = diverged_runs(list(runs.values()), store().get_metric_series(run_ids, list(LOSS_KEYS), max_points=60))
-    frame = adapters_frame(adapters, runs, best_adapters(adapters, experiments), diverged)
+    aliases = store().list_adapter_aliases()
+    frame = adapters_frame(adapters, runs, best_adapters(adapters, experiments), diverged, aliases)
     st.caption(
         f"{plural(len(adapters), 'adapter')} · ★ marks each experiment's best adapter by its primary metric; "
         "⚠ an adapter trained by a run that diverged. Click a row to open the adapter."
@@ -32,7 +45,18 @@ def registry() -> None:
         on_select="rerun",
         selection_mode="single-cell",
         key="adapters_table",
-        column_order=["adapter", "version", "mark", "base model", "size", "run", "eval_loss", "eval_accuracy", "created"],
+        column_order=[
+            "adapter",
+            "version",
+            "aliases",
+            "mark",
+            "base model",
+            "size",
+            "run",
+            "eval_loss",
+            "eval_accuracy",
+            "created",
+        ],
         column_config={
             "version": st.column_config.TextColumn("version", width="small"),
             "mark": st.column_config.TextColumn("", width="small"),
@@ -68,21 +92,55 @@ def detail(adapter_id: int) -> None:
     cells[2].metric("created", f"{adapter.created_at:%Y-%m-%d %H:%M}")
     st.caption(f"Checksum `{adapter.checksum}`")
     st.code(adapter.path, language="text")
+    aliases_section(adapter)
     st.subheader("Files")
     files = adapter_files(adapter.path)
     if files.height:
         st.download_button(
-            "Download adapter (.zip)",
-            data=lambda: artifact_store(settings()).open(adapter.path).read(),
-            file_name=f"{adapter.name}-v{adapter.version}.zip",
+            "Download as zip",
+            data=lambda: adapter_zip(adapter),
+            file_name=zip_name(adapter),
             mime="application/zip",
-            icon=":material/download:",
             on_click="ignore",
+            icon=":material/download:",
+            key="download_zip",
         )
         st.dataframe(files, hide_index=True)
     else:
         st.warning("The adapter's folder is no longer on disk; its registry entry is kept for audit.")
     try_box({f"{adapter.name} v{adapter.version}": adapter}, key="try")
+
+
+def aliases_section(adapter) -> None:
+    """This version's aliases, the name's others, and moving one here: each change is one store operation."""
+    st.subheader("Aliases")
+    show_flash()
+    of_name = store().list_adapter_aliases(adapter.name)
+    mine = aliases_by_adapter(of_name).get(adapter.id, [])
+    elsewhere = [f"{a.alias} → v{a.version}" for a in of_name if a.adapter_id != adapter.id]
+    st.markdown(" ".join(f":green-badge[{alias}]" for alias in mine) or "This version has no alias.")
+    if elsewhere:
+        st.caption(f"Other versions of {plain(adapter.name)}: {', '.join(elsewhere)}")
+    reference = f"{adapter.name}@{(mine or ['production'])[0]}"
+    st.code(f"from core import tracking\ntracking.resolve_adapter({reference!r}).path", language="python")
+    left, right = st.columns(2, vertical_alignment="bottom")
+    with left.form("set_alias", border=False):
+        alias = st.text_input("Alias", placeholder="production, candidate ...", key="alias_name")
+        if st.form_submit_button("Point it at this version", icon=":material/sell:"):
+            before = {a.alias: a.version for a in of_name}.get(alias.strip())
+            try:
+                store().set_adapter_alias(adapter.id, alias)
+            except ValidationError as error:
+                show_validation(error)
+            else:
+                flash(alias_moved(alias.strip(), adapter.name, before, adapter.version))
+                st.rerun()
+    if mine:
+        gone = right.selectbox("Remove an alias", mine, key="alias_remove")
+        if right.button("Remove", key="alias_remove_button", icon=":material/delete:"):
+            store().remove_adapter_alias(adapter.name, gone)
+            flash(f"Removed {adapter.name}@{gone}.")
+            st.rerun()
 
 
 with friendly_errors():

@@ -11,13 +11,14 @@ from core.presenters import (
     best_primary_label,
     format_value,
     metric_keys,
-    parse_sweep,
     plural,
     run_label,
     runs_frame,
 )
+from core.runs import clone_config
 from core.search_views import order_runs
-from jobs.tasks import start_run
+from core.sweeps import MAX_SWEEP_RUNS, checked_configs, parse_axes, preview, sweep_configs
+from jobs.tasks import start_run, start_sweep
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, pick_metrics, store_points
 from ui.common import (
@@ -34,6 +35,7 @@ from ui.common import (
 )
 from ui.config_form import config_inputs, trainer_choice
 from ui.export import export_fold
+from ui.run_views import attributes, draw_group_panels, group_of_each_run, groups_section, hyperparameter_views
 from ui.search import search_box
 
 through_app()
@@ -133,19 +135,25 @@ def runs_section(detail, loss, diverged: set[int]) -> None:
             st.dataframe([a.model_dump() for a in detail.aggregates], hide_index=True)
 
 
-def curves(detail) -> None:
+def curves(detail, frame) -> None:
     keys = metric_keys(detail.runs)
     if not keys:
         return
     st.subheader("Curves")
     chosen = pick_metrics(keys, [detail.experiment.primary_metric, "loss"])
     options = chart_options(len(detail.runs), len(chosen))
+    by_group = len(detail.runs) > 1 and st.toggle(
+        "By group: mean ± std", key="group_curves", help="One curve per group of the Group by picker, with a ± 1 std band."
+    )
     if not chosen:
         st.caption("Choose at least one metric to chart.")
         return
     run_ids = [run.id for run in detail.runs]
     series = store().get_metric_series(run_ids, chosen, max_points=store_points(len(run_ids), len(chosen)))
-    draw_panels(series, chosen, {run.id: run.name for run in detail.runs}, options)
+    if by_group:
+        draw_group_panels(series, chosen, group_of_each_run(frame), options)
+    else:
+        draw_panels(series, chosen, {run.id: run.name for run in detail.runs}, options)
 
 
 def runs_and_curves(experiment_id: int) -> bool:
@@ -153,23 +161,76 @@ def runs_and_curves(experiment_id: int) -> bool:
         detail = store().get_experiment_detail(experiment_id)
         loss = store().get_metric_series([run.id for run in detail.runs], list(LOSS_KEYS), max_points=60)
     runs_section(detail, loss, diverged_runs(detail.runs, loss))
-    curves(detail)
+    frame = attributes(detail)
+    groups_section(frame)
+    hyperparameter_views(frame, detail.experiment.primary_metric, st.session_state.get("compare_pick", []))
+    curves(detail, frame)
     return any(not run.status.is_terminal for run in detail.runs)
 
 
+SWEEP_MODES = {"One run": None, "Grid": "grid", "Random search": "random"}
+SWEEP_HELP = (
+    "One setting per line. Values: `learning_rate = 1e-3, 3e-3, 1e-2` (a grid tries each; a random search picks "
+    "among them). Ranges, random search only: `lora_rank = 4 .. 32`, `learning_rate = 1e-4 .. 1e-2 log`."
+)
+
+
+def cloned_run():
+    """The run whose settings fill the form (?clone=<run id>, from "Clone" on a run's page), if any."""
+    run_id = query_id("clone", "cloned run")
+    return None if run_id is None else store().get_run(run_id)
+
+
+def sweep_inputs(trainer: str) -> tuple[str | None, str, int, int, int | None]:
+    """Mode, lines, count and seed of a sweep, and how many runs it starts (None while the lines are wrong).
+    Outside the form, so the count updates before Start is pressed."""
+    mode = SWEEP_MODES[st.radio("Runs to start", list(SWEEP_MODES), horizontal=True, key="sweep_mode")]
+    if mode is None:
+        return None, "", 1, 0, 1
+    text = st.text_area(
+        "Settings to sweep", key="sweep_lines", help=SWEEP_HELP, placeholder="learning_rate = 1e-3, 3e-3, 1e-2\nlora_rank = 4, 8"
+    )
+    count, seed = 10, 0
+    if mode == "random":
+        left, right = st.columns(2)
+        count = left.number_input("Runs", min_value=1, max_value=MAX_SWEEP_RUNS, value=10, step=1, key="sweep_count")
+        seed = right.number_input(
+            "Random seed", min_value=0, value=0, step=1, key="sweep_seed", help="The same seed draws the same runs."
+        )
+    try:
+        size, sentence = preview(text, trainer, mode, int(count))
+    except ValidationError as error:
+        st.caption(f":orange[{plain(str(error))}]" if text.strip() else SWEEP_HELP)
+        return mode, text, int(count), int(seed), None
+    st.caption(sentence)
+    return mode, text, int(count), int(seed), size
+
+
 def new_run_form(experiment_id: int) -> None:
-    with st.expander("New run", icon=":material/play_arrow:"):
-        trainer = trainer_choice()
+    clone = cloned_run()
+    with st.expander("New run", icon=":material/play_arrow:", expanded=clone is not None):
+        prefix, initial = "cfg", None
+        if clone is not None:
+            prefix, initial = f"clone{clone.id}", clone_config(clone)
+            st.info(f"Settings copied from {plain(run_label(clone))}: change any, then start.")
+            if st.button("Start from the defaults instead", key="unclone"):
+                del st.query_params["clone"]
+                st.rerun()
+        trainer = trainer_choice(prefix, (initial or {}).get("trainer", "builtin"))
+        if initial is not None and trainer != initial.get("trainer", "builtin"):
+            initial = None
+        mode, lines, count, seed, size = sweep_inputs(trainer)
         with st.form("new_run"):
-            values = config_inputs(trainer)
-            sweep = st.text_input(
-                "Learning-rate sweep (optional)", placeholder="e.g. 1e-3, 3e-3, 1e-2: one run per value", key="sweep"
-            )
-            submitted = st.form_submit_button("Start", type="primary")
+            values = config_inputs(trainer, prefix, initial=initial)
+            label = "Start" if mode is None else f"Start {plural(size, 'run')}" if size else "Start the sweep"
+            submitted = st.form_submit_button(label, type="primary")
         if submitted:
             try:
-                rates = parse_sweep(sweep) if sweep.strip() else [values["learning_rate"]]
-                started = [start_run(store(), experiment_id, {**values, "learning_rate": rate}) for rate in rates]
+                if mode is None:
+                    started = [start_run(store(), experiment_id, values)]
+                else:
+                    configs = sweep_configs(values, lines, mode, count, seed)
+                    started = start_sweep(store(), experiment_id, checked_configs(configs, list(parse_axes(lines, trainer))))
             except ValidationError as error:
                 show_validation(error)
             else:

@@ -67,6 +67,12 @@ def summary(run, experiment, diverged: bool) -> None:
         if run.traceback:
             with st.expander("Traceback"):
                 st.code(run.traceback, language="text")
+    st.page_link(
+        "pages/experiment.py",
+        label="Clone: a new run with these settings",
+        query_params={"experiment": run.experiment_id, "clone": run.id},
+        icon=":material/content_copy:",
+    )
     if not run.status.is_terminal and st.button("Cancel run", key="cancel", icon=":material/stop:"):
         cancel_run(store(), run.id)
         st.rerun()

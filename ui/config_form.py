@@ -37,12 +37,13 @@ def _trainers() -> dict[str, str | None]:
     return available_trainers()
 
 
-def trainer_choice(prefix: str = "cfg") -> str:
+def trainer_choice(prefix: str = "cfg", initial: str | None = None) -> str:
     """The trainer picker; put it above the form so a change redraws the form's settings."""
     trainers = _trainers()
     chosen = st.selectbox(
         "trainer",
         list(trainers),
+        index=list(trainers).index(initial) if initial in trainers else 0,
         key=f"{prefix}_trainer",
         format_func=lambda t: t if trainers[t] is None else f"{t} (unavailable)",
         help=TrainingConfig.model_fields["trainer"].description,
@@ -52,9 +53,12 @@ def trainer_choice(prefix: str = "cfg") -> str:
     return chosen
 
 
-def config_inputs(trainer: str, prefix: str = "cfg", columns: int = 3) -> dict[str, Any]:
-    """One widget per setting `trainer` reads; returns the raw values for validation by the model."""
-    defaults = defaults_for(trainer) | ({"epochs": FORM_EPOCHS[trainer]} if trainer in FORM_EPOCHS else {})
+def config_inputs(trainer: str, prefix: str = "cfg", columns: int = 3, initial: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One widget per setting `trainer` reads, starting at `initial` (a cloned run's settings) or the defaults;
+    returns the raw values for validation by the model. Give each `initial` its own prefix: widgets keep their
+    state by key."""
+    first_run = {"epochs": FORM_EPOCHS[trainer]} if trainer in FORM_EPOCHS else {}
+    defaults = defaults_for(trainer) | (first_run if initial is None else initial)
     values: dict[str, Any] = {"trainer": trainer}
     grid = st.columns(columns)
     for index, name in enumerate(fields_for(trainer)):
@@ -67,7 +71,7 @@ def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
     info = TrainingConfig.model_fields[name]
     label, help_text = name.replace("_", " "), info.description
     if name == "command":
-        return _command_widget(key)
+        return _command_widget(key, default)
     if name == "base_model" and trainer in TRAINER_MODEL_KIND:
         return _model_widget(trainer, default, key, help_text)
     base = _base_type(info.annotation)
@@ -102,12 +106,12 @@ def _model_widget(trainer: str, default: str, key: str, help_text: str | None) -
     return st.selectbox("base model", options, key=key, help=f"{help_text} Type a path to use another.", accept_new_options=True)
 
 
-def _command_widget(key: str) -> str | None:
+def _command_widget(key: str, default: str | None) -> str | None:
     commands = sorted(load_commands(get_settings()))
     return st.selectbox(
         "command",
         commands,
-        index=0 if commands else None,
+        index=commands.index(default) if default in commands else 0 if commands else None,
         key=key,
         placeholder="none registered",
         help="Registered by the administrator in commands.toml",

@@ -77,8 +77,11 @@ def test_create_train_compare_and_follow_to_the_adapter(server, browser_page, sh
     page.get_by_role("heading", name="browser sentiment").wait_for()
 
     page.get_by_text("New run").click()
-    page.get_by_label("Learning-rate sweep (optional)").fill("0.003, 0.03")
-    page.get_by_role("button", name="Start").click()
+    page.get_by_text("Grid", exact=True).click()
+    page.get_by_role("textbox", name="Settings to sweep").fill("learning_rate = 0.003, 0.03")
+    page.get_by_role("textbox", name="Settings to sweep").press("Control+Enter")
+    page.get_by_text("This grid starts 2 runs").wait_for()
+    page.get_by_role("button", name="Start 2 runs").click()
     page.get_by_text("Started 2 runs").wait_for()
 
     store = open_store(data_dir)

@@ -25,6 +25,8 @@ if CHROMIUM is None and os.environ.get("CI"):
     pytest.fail("Debian's chromium is missing: .ci/run installs it", pytrace=False)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 
+# the metric panels, not the hyperparameter chart above them (its container carries its key as a class)
+CURVES = '.stElementContainer:not([class*="st-key-hp_chart"]) [data-testid=stVegaLiteChart]'
 WAIT_MS = 90_000  # a shared 2-core machine can be slow; nothing here times the app
 NOT_DRAWN = 10_000
 
@@ -70,7 +72,7 @@ def open_page(page, url: str, heading: str, charts: int = 0, ready: str | None =
         page.get_by_text(ready).first.wait_for(timeout=WAIT_MS)
     page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')", timeout=WAIT_MS)
     for index in range(charts):  # a chart draws once it is scrolled into view
-        chart = page.locator("[data-testid=stVegaLiteChart]").nth(index)
+        chart = page.locator(CURVES).nth(index)
         chart.scroll_into_view_if_needed(timeout=WAIT_MS)
         chart.locator(".marks").wait_for(timeout=WAIT_MS)  # a canvas, or an svg
     title.scroll_into_view_if_needed()
@@ -139,7 +141,7 @@ def test_one_run_spiking_100x_leaves_the_others_spanning_most_of_the_plot(team, 
 
 def normal_runs_height(page) -> int:
     """Pixel rows between the highest and lowest point the normal runs paint on the loss chart."""
-    loss = page.locator("[data-testid=stVegaLiteChart]").nth(1)
+    loss = page.locator(CURVES).nth(1)
     loss.scroll_into_view_if_needed()
     loss.locator(".marks").wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(1500)
@@ -211,7 +213,7 @@ def test_the_metric_picker_is_remembered_in_the_url(team, page):
     url, _, ids = team
     open_page(page, f"{url}/experiment?experiment={ids['sweep']}&metrics=samples_per_second", "sentiment sweep", charts=1)
 
-    assert page.locator("[data-testid=stVegaLiteChart]").count() == 1
+    assert page.locator(CURVES).count() == 1
     started = time.monotonic()
     while "metrics=samples_per_second" not in page.url and time.monotonic() - started < 10:
         page.wait_for_timeout(200)

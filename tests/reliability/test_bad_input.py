@@ -7,10 +7,12 @@ import polars as pl
 import pytest
 
 from core import tracking
+from core.aliases import parse_reference
 from core.datasets import inspect_dataset
 from core.errors import TuneDeckError
-from core.presenters import parse_id, parse_run_ids, parse_sweep
+from core.presenters import parse_id, parse_run_ids
 from core.runs import start_run
+from core.sweeps import sweep_configs
 from core.writer import MetricWriter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +99,10 @@ BAD_INPUTS = {
     "runs list too long": (lambda store, ids: parse_run_ids(",".join(["1"] * 60)), "at most 50"),
     "unknown run": (lambda store, ids: store.get_run(999_999), "no run with ID 999999"),
     "run ID as string": (lambda store, ids: store.get_run("1"), "positive whole number"),
-    "sweep with words": (lambda store, ids: parse_sweep("fast, slow"), "is not a number"),
+    "sweep with words": (lambda store, ids: sweep_configs({}, "learning_rate = fast .. slow", "random"), "is not a number"),
+    "sweep over a made-up setting": (lambda store, ids: sweep_configs({}, "rm -rf = 1", "grid"), "is not a setting"),
+    "sweep of a million runs": (lambda store, ids: sweep_configs({}, "seed = 1 .. 9", "random", count=10**6), "1 to 50"),
+    "alias with a space": (lambda store, ids: parse_reference("sentiment@prod uction"), "start with a letter"),
     "sort injection": (lambda store, ids: store.list_experiments(sort="name; DROP TABLE runs"), "cannot sort"),
     # metric keys and values
     "NaN metric": (point(loss=math.nan), "only finite numbers"),

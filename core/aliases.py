@@ -1,0 +1,54 @@
+"""Adapter references as users write them: `sentiment`, `sentiment@3`, `sentiment@production`.
+
+Parsed here once, so the store, the SDK and the pages agree on what a reference means.
+"""
+
+import re
+from dataclasses import dataclass
+
+from core.errors import ValidationError
+
+LATEST = "latest"  # always the newest version: never stored as an alias
+ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class AdapterReference:
+    """An adapter name and at most one of a version or an alias; neither means the latest version."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+
+def checked_alias(alias: object) -> str:
+    """An alias names a role (production, candidate): a letter, then letters, digits, _ or -; not `latest`."""
+    if not isinstance(alias, str) or not ALIAS.fullmatch(alias.strip()):
+        raise ValidationError(
+            f"alias {str(alias)[:70]!r} is not valid: start with a letter, then use letters, digits, _ or - (at most 64)",
+            {"alias": f"{str(alias)[:70]!r} is not valid: start with a letter, then use letters, digits, _ or - (at most 64)"},
+        )
+    alias = alias.strip()
+    if alias.lower() == LATEST:
+        raise ValidationError(
+            f"'{LATEST}' always means the newest version; pick another alias",
+            {"alias": f"is reserved: '{LATEST}' always means the newest version; pick another"},
+        )
+    return alias
+
+
+def parse_reference(text: object) -> AdapterReference:
+    """'name', 'name@3' (a version), 'name@latest' or 'name@alias'; the last '@' splits, so names may hold one."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("an adapter reference is a name, name@version or name@alias, e.g. 'sentiment@production'")
+    name, at, suffix = text.strip().rpartition("@")
+    if not at:
+        return AdapterReference(suffix)
+    if not name.strip():
+        raise ValidationError(f"{text.strip()[:80]!r} has no adapter name before '@'; write e.g. 'sentiment@production'")
+    name, suffix = name.strip(), suffix.strip()
+    if suffix.isdigit():
+        return AdapterReference(name, version=int(suffix))
+    if suffix.lower() == LATEST:
+        return AdapterReference(name)
+    return AdapterReference(name, alias=checked_alias(suffix))

@@ -1,0 +1,63 @@
+"""The adapter page sets, moves and removes aliases; the registry lists them; the adapter downloads as a zip."""
+
+from tests.ui.test_pages import table_with, texts
+
+
+def set_alias(app, alias: str):
+    app.text_input(key="alias_name").input(alias)
+    app.button[[b.label for b in app.button].index("Point it at this version")].click().run()
+    return app
+
+
+def test_an_alias_set_on_the_adapter_page_shows_in_the_registry(open_page, populated, app_store):
+    app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
+
+    set_alias(app, "production")
+
+    assert "sentiment LoRA@production now points at v1." in texts(app)
+    assert app_store.resolve_adapter("sentiment LoRA@production").id == populated["adapter"]
+    registry = open_page("pages/adapters.py")
+    assert table_with(registry, "aliases")["aliases"].tolist() == ["production"]
+
+
+def test_moving_an_alias_to_this_version_says_where_it_came_from(open_page, populated, app_store):
+    first = populated["adapter"]
+    run_id = app_store.create_run(populated["experiment"], {"learning_rate": 0.02, "epochs": 1})
+    app_store.mark_running(run_id, worker="host:1")
+    second = app_store.complete_run(
+        run_id, app_store.get_adapter(first).model_dump(include={"path", "base_model", "size_bytes", "checksum"})
+    )
+    app_store.set_adapter_alias(first, "production")
+    app = open_page("pages/adapters.py", adapter=str(second.id))
+
+    set_alias(app, "production")
+
+    assert "sentiment LoRA@production moved from v1 to v2." in texts(app)
+    assert [(a.alias, a.version) for a in app_store.list_adapter_aliases()] == [("production", 2)]
+
+
+def test_a_bad_alias_is_a_message_and_sets_nothing(open_page, populated, app_store):
+    app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
+
+    set_alias(app, "latest")
+
+    assert "'latest' always means the newest version" in texts(app)
+    assert app_store.list_adapter_aliases() == []
+
+
+def test_an_alias_is_removed_from_the_adapter_page(open_page, populated, app_store):
+    app_store.set_adapter_alias(populated["adapter"], "candidate")
+    app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
+
+    app.button(key="alias_remove_button").click().run()
+
+    assert "Removed sentiment LoRA@candidate." in texts(app)
+    assert app_store.list_adapter_aliases() == []
+
+
+def test_the_adapter_page_offers_its_folder_as_a_zip(open_page, populated):
+    app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
+
+    [download] = app.get("download_button")
+
+    assert download.proto.label == "Download as zip"

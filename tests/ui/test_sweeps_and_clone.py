@@ -1,0 +1,101 @@
+"""The New run form starts grids and random searches (counted before starting, capped, all-or-nothing), and
+"Clone" on a run fills the form with that run's settings."""
+
+from core.runs import parse_config
+from tests.ui.test_pages import texts
+
+
+def sweep(app, mode: str, lines: str):
+    app.radio(key="sweep_mode").set_value(mode).run()
+    app.text_area(key="sweep_lines").input(lines).run()
+    return app
+
+
+def press(app, label: str):
+    labels = [button.label for button in app.button]
+    assert label in labels, labels
+    app.button[labels.index(label)].click().run()
+    return app
+
+
+def test_a_grid_shows_its_run_count_and_starts_every_combination(open_page, populated, app_store):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    sweep(app, "Grid", "learning_rate = 1e-3, 1e-2\nlora_rank = 4, 8, 16")
+
+    assert "This grid starts 2 × 3 = 6 runs: every combination of learning_rate, lora_rank." in texts(app)
+    press(app, "Start 6 runs")
+    newest = app_store.list_runs(populated["experiment"])[:6]
+    assert sorted((r.config["learning_rate"], r.config["lora_rank"]) for r in newest) == [
+        (lr, rank) for lr in (1e-3, 1e-2) for rank in (4, 8, 16)
+    ]
+    assert "Started 6 runs:" in texts(app)
+
+
+def test_a_grid_over_the_cap_is_explained_before_starting_and_starts_nothing(open_page, populated, app_store):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    sweep(app, "Grid", "seed = " + ", ".join(map(str, range(10))) + "\nlora_rank = 1, 2, 4, 8, 16, 32")
+
+    assert "this grid makes 10 × 6 = 60 runs, and a sweep starts at most 50 at once" in texts(app)
+    press(app, "Start the sweep")
+    assert len(app_store.list_runs(populated["experiment"])) == 3
+
+
+def test_a_grid_with_one_invalid_combination_starts_nothing(open_page, populated, app_store):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+
+    sweep(app, "Grid", "learning_rate = 1e-3, 50")
+    press(app, "Start 2 runs")
+
+    assert "Run 2 of 2 (learning_rate=50) is not a valid config, so no run was started" in texts(app)
+    assert len(app_store.list_runs(populated["experiment"])) == 3
+
+
+def test_a_random_search_starts_the_count_asked_for_with_its_seed(open_page, populated, app_store):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    sweep(app, "Random search", "learning_rate = 1e-4 .. 1e-2 log\nlora_rank = 4, 8")
+
+    app.number_input(key="sweep_count").set_value(4).run()
+
+    assert "This random search starts 4 runs, drawing learning_rate, lora_rank." in texts(app)
+    press(app, "Start 4 runs")
+    newest = app_store.list_runs(populated["experiment"])[:4]
+    assert len({r.id for r in newest}) == 4 and all(1e-4 <= r.config["learning_rate"] <= 1e-2 for r in newest)
+    assert {r.config["lora_rank"] for r in newest} <= {4, 8}
+
+
+def test_clone_on_a_run_page_links_to_the_form_with_that_run(open_page, populated):
+    app = open_page("pages/run.py", run=str(populated["done"]))
+
+    [link] = [link for link in app.get("page_link") if link.label.startswith("Clone")]
+
+    assert link.proto.page.endswith("experiment") or "experiment" in link.proto.page
+    assert f"clone={populated['done']}" in link.proto.query_string
+
+
+def test_a_cloned_run_fills_the_form_and_starts_with_its_settings(open_page, populated, app_store):
+    source = app_store.create_run(
+        populated["experiment"], {"trainer": "builtin", "learning_rate": 0.003, "max_steps": 40, "lora_rank": 4, "seed": 7}
+    )
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]), clone=str(source))
+
+    prefix = f"clone{source}_builtin"
+    assert app.number_input(key=f"{prefix}_learning_rate").value == 0.003
+    assert app.number_input(key=f"{prefix}_lora_rank").value == 4
+    assert app.number_input(key=f"{prefix}_seed").value == 7
+    assert app.number_input(key=f"{prefix}_epochs").value is None
+    press(app, "Start")
+
+    started = app_store.list_runs(populated["experiment"])[0]
+    assert started.id != source
+    assert started.config == parse_config(app_store.get_run(source).config).stored()
+
+
+def test_a_cloned_peft_run_opens_the_form_on_the_peft_trainer(open_page, populated, app_store):
+    source = app_store.create_run(populated["experiment"], {"trainer": "peft", "epochs": 2, "task": "classification"})
+
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]), clone=str(source))
+
+    assert app.selectbox(key=f"clone{source}_trainer").value == "peft"
+    assert app.selectbox(key=f"clone{source}_peft_task").value == "classification"
