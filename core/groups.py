@@ -1,8 +1,8 @@
 """Runs as rows of attributes, and groups of runs that share some of them (repeats over seeds, say).
 
-`run_attributes` gives one row per run with a `params.<key>` column per config setting and a
-`metrics.<key>` column per metric's last value; groups, parallel coordinates and scatters all read it.
-Tags, once runs have them, join as `tags.<key>` columns and can be grouped by like any param.
+`run_attributes` gives one row per run with a `params.<key>` column per config setting, a `tags.<key>`
+column per tag and a `metrics.<key>` column per metric's last value; groups, parallel coordinates and
+scatters all read it. Runs group by tags like by params.
 
 Spread is the sample standard deviation (ddof=1, as pandas and W&B report it): a few seeds are a
 sample of what the config does, not the whole population. A group of one run has no spread (null).
@@ -16,14 +16,16 @@ import polars as pl
 from core.entities import Run
 
 PARAM = "params."
+TAG = "tags."
 METRIC = "metrics."
 SEED_KEYS = frozenset({"seed"})  # what "everything but the seed" leaves out by default
 RUN_COLUMNS = ("id", "name", "status")
 
 
 def run_attributes(runs: list[Run]) -> pl.DataFrame:
-    """One row per run, in the order given: id, name, status, params.* and metrics.* (last values) columns."""
+    """One row per run, in the order given: id, name, status, params.*, tags.* and metrics.* (last values) columns."""
     params = sorted({key for run in runs for key in run.config})
+    tags = sorted({key for run in runs for key in run.tags})
     metrics = sorted({key for run in runs for key in run.metrics})
     columns: dict[str, pl.Series] = {
         "id": pl.Series([run.id for run in runs], dtype=pl.Int64),
@@ -32,6 +34,8 @@ def run_attributes(runs: list[Run]) -> pl.DataFrame:
     }
     for key in params:
         columns[PARAM + key] = _param_column([run.config.get(key) for run in runs])
+    for key in tags:
+        columns[TAG + key] = pl.Series([run.tags.get(key) for run in runs], dtype=pl.String)
     for key in metrics:
         values = [run.metrics[key].last if key in run.metrics else None for run in runs]
         columns[METRIC + key] = pl.Series(values, dtype=pl.Float64)
@@ -60,12 +64,16 @@ def param_columns(frame: pl.DataFrame) -> list[str]:
     return [column for column in frame.columns if column.startswith(PARAM)]
 
 
+def tag_columns(frame: pl.DataFrame) -> list[str]:
+    return [column for column in frame.columns if column.startswith(TAG)]
+
+
 def metric_columns(frame: pl.DataFrame) -> list[str]:
     return [column for column in frame.columns if column.startswith(METRIC)]
 
 
 def short(column: str) -> str:
-    """'params.learning_rate' -> 'learning_rate': how a column is labelled on screen."""
+    """'params.learning_rate' -> 'learning_rate', 'tags.base' -> 'tags.base': how a column is labelled on screen."""
     return column.removeprefix(PARAM).removeprefix(METRIC)
 
 

@@ -13,6 +13,7 @@ from core.groups import (
     param_columns,
     run_attributes,
     short,
+    tag_columns,
     varying_params,
 )
 from core.hparam_charts import OPEN, clicked_run, parallel_coordinates_spec, scatter_spec
@@ -28,7 +29,7 @@ def attributes(detail) -> pl.DataFrame:
 
 def groups_section(frame: pl.DataFrame) -> None:
     """Runs grouped by the params picked (all that vary but the seed, at first): mean ± std of each metric."""
-    params = param_columns(frame)
+    params = param_columns(frame) + tag_columns(frame)
     if frame.height < 2 or not params:
         return
     st.subheader("Groups")
@@ -38,7 +39,7 @@ def groups_section(frame: pl.DataFrame) -> None:
         default=default_group_keys(frame),
         format_func=short,
         key="group_by",
-        help="Runs that share these params form a group: leave the seed out to average over seeds. "
+        help="Runs that share these params (or tags) form a group: leave the seed out to average over seeds. "
         "Each metric shows its mean ± sample std (ddof=1) over the group's last values.",
     )
     metrics = metric_columns(frame)

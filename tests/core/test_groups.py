@@ -140,3 +140,20 @@ def test_the_group_chart_is_valid_vega_lite_with_a_band_a_mean_line_and_a_toolti
     assert spec["layer"][1]["encoding"]["y"]["field"] == "mean"
     rows = {name: frame.to_dicts() for name, frame in spec["datasets"].items()}
     alt.LayerChart.from_dict({**spec, "datasets": rows})  # raises if the spec breaks Vega-Lite's schema
+
+
+def test_runs_group_by_a_tag_like_by_a_param(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    for base, loss in [("llama", 0.2), ("llama", 0.4), ("mistral", 0.9)]:
+        run_id = make_run(experiment_id, config={"seed": 1}, metrics={"eval_loss": [1.0, loss]})
+        store.set_tags("run", run_id, {"base": base})
+    frame = run_attributes(store.list_runs(experiment_id))
+
+    groups = group_runs(frame, ["tags.base"], ["metrics.eval_loss"])
+
+    by_base = {row["tags.base"]: row for row in groups.iter_rows(named=True)}
+    assert by_base["llama"]["runs"] == 2
+    assert by_base["llama"]["metrics.eval_loss mean"] == pytest.approx(0.3)
+    # deviations ±0.1 over two runs: sample std sqrt(0.02 / 1)
+    assert by_base["llama"]["metrics.eval_loss std"] == pytest.approx(math.sqrt(0.02))
+    assert by_base["mistral"]["runs"] == 1
