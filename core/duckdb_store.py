@@ -523,13 +523,7 @@ class DuckDBStore(Annotations, TrackingStore):
         return points.height
 
     def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
-        if not isinstance(run_ids, list | tuple):
-            raise ValidationError(f"run IDs must be a list, got {type(run_ids).__name__}")
-        run_ids = [_as_id(run_id, "run") for run_id in run_ids]
-        if keys is not None and (not isinstance(keys, list | tuple) or not all(isinstance(key, str) for key in keys)):
-            raise ValidationError("keys must be a list of metric names")
-        if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):
-            raise ValidationError(f"max_points must be a whole number of at least 2, got {max_points!r}")
+        run_ids = checked_series_request(run_ids, keys, max_points)
         if not run_ids:
             run_ids = [0]  # matches nothing, and keeps the query's shape
         if max_points is None:
@@ -982,6 +976,18 @@ _COUNT_RUN = (
 @functools.lru_cache(maxsize=256)
 def _directions(raw: str) -> dict[str, Direction]:
     return {key: Direction(value) for key, value in json.loads(raw).items()}
+
+
+def checked_series_request(run_ids: Any, keys: Any, max_points: Any) -> list[int]:
+    """get_metric_series' arguments checked at the store's boundary (both backends); the run IDs as ints."""
+    if not isinstance(run_ids, list | tuple):
+        raise ValidationError(f"run IDs must be a list, got {type(run_ids).__name__}")
+    run_ids = [_as_id(run_id, "run") for run_id in run_ids]
+    if keys is not None and (not isinstance(keys, list | tuple) or not all(isinstance(key, str) for key in keys)):
+        raise ValidationError("keys must be a list of metric names")
+    if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):
+        raise ValidationError(f"max_points must be a whole number of at least 2, got {max_points!r}")
+    return run_ids
 
 
 def _counter_values(runs: dict[RunStatus, int]) -> list[int]:

@@ -19,9 +19,9 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from core.duckdb_store import DuckDBStore, _as_id
+from core.duckdb_store import DuckDBStore, _as_id, checked_series_request
 from core.entities import Adapter, AdapterSpec
-from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError, ValidationError
+from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError
 from core.pg_connection import PgConnection, prepare, read_binary_points
 from core.pg_migrations import migrate
 from core.sql import rows
@@ -188,13 +188,7 @@ class PostgresStore(DuckDBStore):
         return super()._register_adapter(con, run_id, experiment_id, spec)
 
     def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
-        if not isinstance(run_ids, list | tuple):
-            raise ValidationError(f"run IDs must be a list, got {type(run_ids).__name__}")
-        run_ids = [_as_id(run_id, "run") for run_id in run_ids]
-        if keys is not None and (not isinstance(keys, list | tuple) or not all(isinstance(key, str) for key in keys)):
-            raise ValidationError("keys must be a list of metric names")
-        if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):
-            raise ValidationError(f"max_points must be a whole number of at least 2, got {max_points!r}")
+        run_ids = checked_series_request(run_ids, keys, max_points)
         key_filter = "AND key = ANY(%(keys)s::TEXT[])" if keys is not None else ""
         query = (_WHOLE_SERIES if max_points is None else _SERIES).format(key_filter=key_filter)
         params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2}
