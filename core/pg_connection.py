@@ -13,6 +13,7 @@ import psycopg
 
 from core import duckdb_store
 from core.points import POINT_SCHEMA
+from core.sql import identifier
 
 # PostgreSQL type OIDs and the Polars types their columns come back as (others are inferred).
 _POLARS_TYPES = {
@@ -211,8 +212,10 @@ class PgConnection:
             return
         if name not in _REGISTERED:
             raise ValueError(f"no temporary table for a frame named {name!r}")
-        columns = ", ".join(f"?::{_PG_TYPES[dtype]}[]" for dtype in frame.dtypes)
-        self.execute(f"INSERT INTO {name} SELECT * FROM unnest({columns})", [column.to_list() for column in frame.iter_columns()])
+        placeholders = ", ".join(f"?::{_PG_TYPES[dtype]}[]" for dtype in frame.dtypes)
+        self.execute(
+            f"INSERT INTO {identifier(name)} SELECT * FROM unnest({placeholders})", [column.to_list() for column in frame.iter_columns()]
+        )
 
     def unregister(self, name: str) -> None:
         self.execute(f"TRUNCATE {', '.join(_REGISTERED[name])}")

@@ -17,3 +17,8 @@ def first(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> pl.DataFrame:
     """The result of a query as a Polars frame."""
     return con.sql(sql, params=params or []).pl()
+
+
+def identifier(name: str) -> str:
+    """A table or column name quoted for SQL (both engines), for names read from a store's own catalog."""
+    return '"' + str(name).replace('"', '""') + '"'

@@ -17,6 +17,7 @@ import polars as pl
 from core.duckdb_store import DuckDBStore
 from core.errors import ConflictError, StoreError
 from core.pg_connection import PgConnection
+from core.sql import identifier
 from core.store_url import is_postgres, redacted
 
 # Each ID sequence and the table whose IDs it hands out: the destination's sequence continues after the copied IDs.
@@ -87,7 +88,7 @@ def copy_store(
 
         def replace_all(con) -> None:
             for table, frame in frames.items():
-                con.execute(f"DELETE FROM {table}")  # table names come from the store's own catalog
+                con.execute(f"DELETE FROM {identifier(table)}")  # table names come from the store's own catalog
                 for start in range(0, max(frame.height, 1), CHUNK):
                     _insert(con, table, frame.slice(start, CHUNK))
                     progress(min(CHUNK, frame.height - start))
@@ -134,7 +135,7 @@ def _write_tables(store: DuckDBStore) -> list[str]:
 def _read_table(con, table: str) -> pl.DataFrame:
     from core.sql import frame
 
-    return frame(con, f'SELECT * FROM "{table}"')
+    return frame(con, f"SELECT * FROM {identifier(table)}")
 
 
 def _normalized(frame: pl.DataFrame) -> pl.DataFrame:
@@ -178,15 +179,15 @@ def _refuse_foreign(experiments: pl.DataFrame, dst: DuckDBStore) -> None:
 def _insert(con, table: str, frame: pl.DataFrame) -> None:
     if frame.is_empty():
         return
-    columns = ", ".join(f'"{name}"' for name in frame.columns)
+    names = ", ".join(identifier(name) for name in frame.columns)
     if isinstance(con, PgConnection):
-        with con.raw.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        with con.raw.cursor() as cursor, cursor.copy(f"COPY {identifier(table)} ({names}) FROM STDIN") as copy:
             for row in frame.iter_rows():
                 copy.write_row(row)
         return
     con.register("copied_rows", frame)
     try:
-        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM copied_rows")
+        con.execute(f"INSERT INTO {identifier(table)} ({names}) SELECT {names} FROM copied_rows")
     finally:
         con.unregister("copied_rows")
 

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|FROM)\b")
 STATEMENT = re.compile(r"\b(SELECT .+ FROM|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
 # Fragments our own builders make from allow-lists and bound parameters (core/filters.py, core/duckdb_store.py).
-SQL_FRAGMENTS = {"where", "order", "paging", "key_filter", "assignments", "names", "placeholders", "counters"}
+SQL_FRAGMENTS = {"where", "order", "paging", "key_filter", "step_filter", "assignments", "names", "placeholders", "counters"}
+CONSTANT = re.compile(r"_?[A-Z][A-Z0-9_]*")  # a module constant: SQL text written in the code itself
 
 
 def python_files(*folders: str) -> list[Path]:
@@ -36,15 +37,37 @@ def _findings(path: Path) -> list[str]:
         if not SQL.search(text):
             continue
         for part in node.values:
-            if isinstance(part, ast.FormattedValue) and not (isinstance(part.value, ast.Name) and part.value.id in SQL_FRAGMENTS):
+            if isinstance(part, ast.FormattedValue) and not _known_fragment(part.value):
                 findings.append(f"{node.lineno}: {ast.unparse(part.value)}")
     return findings
+
+
+def _known_fragment(value: ast.expr) -> bool:
+    """A builder-made fragment, a module constant (or its .format() with constants), or a quoted identifier."""
+    if isinstance(value, ast.Name):
+        return value.id in SQL_FRAGMENTS or bool(CONSTANT.fullmatch(value.id))
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "format":
+        constant_args = all(isinstance(arg, ast.Constant) for arg in [*value.args, *(k.value for k in value.keywords)])
+        return isinstance(value.func.value, ast.Name) and bool(CONSTANT.fullmatch(value.func.value.id)) and constant_args
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "identifier"
 
 
 def test_no_sql_is_built_by_formatting_values_into_strings():
     findings = [finding for path in python_files("core", "jobs", "pages", "ui") for finding in interpolated_sql(path)]
 
     assert findings == []
+
+
+def test_the_scanner_allows_constants_and_quoted_identifiers_but_not_a_formatted_variable(tmp_path):
+    code = tmp_path / "code.py"
+    code.write_text(
+        "a = f'SELECT {_COLUMNS} FROM runs'\n"
+        "b = f'SELECT {TEMPLATE.format(column=\"value\")} FROM runs'\n"
+        "c = f'DELETE FROM {identifier(table)}'\n"
+        "d = f'SELECT * FROM runs WHERE {TEMPLATE.format(column=user_text)}'\n"
+    )
+
+    assert interpolated_sql_at(code) == ["code.py:4: TEMPLATE.format(column=user_text)"]
 
 
 def test_the_scanner_catches_a_value_formatted_into_sql(tmp_path):
