@@ -26,6 +26,10 @@ from jobs.lock import LOCK_NAME, hold_worker_lock
 from jobs.reaper import reap
 from jobs.tasks import live_job_ids
 
+# An idle consumer polls the queue again after 0.1 s, backing off to this: a run queued on an idle worker starts within
+# a second (Huey's default backs off to 10 s). One dequeue query a second per worker thread costs next to nothing.
+MAX_POLL_DELAY = 1.0
+
 
 def _every(seconds: float, action) -> None:
     def loop() -> None:
@@ -108,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         _stop_when(lambda: os.getppid() != args.parent, signal.SIGTERM)
     if args.idle_exit:  # nothing to do: a graceful exit
         _stop_when(_idle_for(args.idle_exit), signal.SIGINT)
-    consumer = huey.create_consumer(workers=args.workers or settings.workers, worker_type="thread", periodic=True)
+    consumer = huey.create_consumer(
+        workers=args.workers or settings.workers, worker_type="thread", periodic=True, max_delay=MAX_POLL_DELAY
+    )
     consumer.run()
     logging.shutdown()
     os._exit(0)  # background threads may be inside DuckDB; tearing them down would abort the process

@@ -51,6 +51,7 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.set_default_timeout(WAIT_MS)  # clicks too: an option list can take a while to open on a busy machine
     yield context.new_page()
     context.close()
 
