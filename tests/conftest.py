@@ -79,6 +79,19 @@ EMBEDDED = ["through the server"]
 ON_EVERY_BACKEND = ("tests/core/", "tests/importers/")
 
 
+# Test files run in parallel, a file at a time per process, in this order: the longest first, so that no process is
+# left with a long file while the others have finished (xdist's default would start the files with the most tests).
+SLOW_FIRST = ("tests/browser/test_screens.py", "tests/browser/", "tests/reliability/", "tests/team/", "tests/jobs/", "tests/cli/")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = Path(item.fspath).as_posix()
+        return next((index for index, prefix in enumerate(SLOW_FIRST) if f"/{prefix}" in path), len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: each file's tests stay together and in order
+
+
 def pytest_generate_tests(metafunc):
     if "store" not in metafunc.fixturenames:
         return
