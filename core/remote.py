@@ -39,8 +39,10 @@ START_TIMEOUT = 60.0  # seconds a new store server may take to open (and migrate
 SPAWN_RETRY_AFTER = 30.0  # seconds before trying again to start a server that failed to start
 CONNECT_OPTIONS = [  # after a server is replaced, reconnect at once rather than after gRPC's default second
     ("grpc.initial_reconnect_backoff_ms", 20),
-    ("grpc.min_reconnect_backoff_ms", 20),
     ("grpc.max_reconnect_backoff_ms", 200),
+    # gRPC also takes this as the time a connection may take to be set up: a busy machine needs seconds, and at 20 ms
+    # every connection attempt failed ("timed out before receiving SETTINGS frame") while the server was busy
+    ("grpc.min_reconnect_backoff_ms", 10_000),
 ]
 _spawn_lock = threading.Lock()
 _spawn_failed: dict[Path, float] = {}
@@ -91,19 +93,25 @@ class RemoteStore(TrackingStore):
     # -- transport -----------------------------------------------------------------------------
     def _request(self, send, repeatable: bool = False):
         """send(client, options); when it reached no server, start one and send again (a server may also have
-        left, idle, just as it was sent: hence a few tries). A request that may have reached a server that then
-        died is sent again only when sending it twice does no harm (a read, say)."""
+        left, idle, just as it was sent, or be too busy to take the connection: hence tries until the timeout). A
+        request that may have reached a server that then died is sent again only when sending it twice does no
+        harm (a read, say)."""
         options = flight.FlightCallOptions(timeout=self.timeout)
-        for attempt in range(SEND_TRIES):
+        give_up = time.monotonic() + max(self.timeout, START_TIMEOUT)  # a busy server is no reason to fail a run
+        attempt = 0
+        while True:
             try:
                 return send(self._client(fresh=attempt > 0), options)
             except flight.FlightUnavailableError as error:
                 if not (repeatable or _never_reached(error)):
                     raise _stopped() from error
-                if attempt == SEND_TRIES - 1:
+                if attempt >= SEND_TRIES - 1 and time.monotonic() > give_up:
                     raise StoreError(
                         f"the store server for {self.path} does not answer; see {self.data_dir / 'logs' / 'store-server.log'}"
                     ) from error
+            attempt += 1
+            if attempt >= SEND_TRIES:
+                time.sleep(0.1)
             self._start_server()
 
     def _client(self, fresh: bool = False) -> flight.FlightClient:

@@ -31,6 +31,11 @@ def ready_queue() -> Huey:
             cursor.execute("SELECT to_regclass(%s)", [huey.storage.table_task])
             missing = cursor.fetchone()[0] is None
         if missing:  # only then: a role without the CREATE right uses tables its owner made
-            huey.storage.initialize_schema()  # CREATE TABLE IF NOT EXISTS: safe from every machine at once
+            with huey.storage.db(commit=True) as cursor:
+                # CREATE TABLE IF NOT EXISTS is not safe from two machines at once (the second fails on pg_type's
+                # unique index): they take turns, and the second finds the tables made
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tunedeck queue schema'))")
+                for statement in huey.storage.ddl:
+                    cursor.execute(statement)
     _queue_ready = True
     return huey
