@@ -300,5 +300,5 @@ def process_alive(pid: int) -> bool:
     """Whether the process still runs (a zombie has exited and holds no files)."""
     try:
         return " Z" not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:3]
-    except (FileNotFoundError, IndexError):
+    except (FileNotFoundError, ProcessLookupError, IndexError):  # ProcessLookupError: it exited while being read
         return False

@@ -84,12 +84,6 @@ ON_EVERY_BACKEND = ("tests/core/", "tests/importers/")
 SLOW_FIRST = ("tests/browser/test_screens.py", "tests/browser/", "tests/reliability/", "tests/team/", "tests/jobs/", "tests/cli/")
 
 
-def pytest_xdist_auto_num_workers(config) -> int:
-    """Half again as many test processes as cores (`-n auto`): a third of the suite's time is spent waiting on the
-    servers, workers, training runs and browsers its tests start, and the extra process keeps the cores busy."""
-    return max(2, round(1.5 * (os.cpu_count() or 1)))
-
-
 def pytest_collection_modifyitems(items):
     def rank(item) -> int:
         path = Path(item.fspath).as_posix()
