@@ -81,7 +81,9 @@ def manage(page) -> None:
     """Delete (soft, with confirmation) or restore one experiment of the page shown."""
     if not page.items:
         return
-    with st.expander("Delete or restore", icon=":material/delete:"):
+    if not st.toggle("Delete or restore", key="managing", help="The list stops refreshing itself while this is on."):
+        return
+    with st.container(border=True):
         by_id = {e.id: e for e in page.items}
         chosen = by_id[st.selectbox("Experiment", list(by_id), format_func=lambda i: f"{by_id[i].name} (#{i})", key="manage")]
         if chosen.is_deleted:
@@ -153,7 +155,6 @@ def listing(chosen: dict) -> bool:
         st.info("No experiments match. Create one above, or clear the filters.")
     if page.pages > 1:
         st.pagination(page.pages, key="page", bind="query-params")
-    manage(page)
     return running(page)
 
 
@@ -161,4 +162,7 @@ with friendly_errors():
     show_flash()
     create_form()
     chosen = filters()
-    live(running(current_page(chosen)), lambda: listing(chosen))
+    # While an experiment runs the list refreshes itself, and each refresh closes an open option list: picking an
+    # experiment to delete or restore pauses it.
+    live(running(current_page(chosen)) and not st.session_state.get("managing"), lambda: listing(chosen))
+    manage(current_page(chosen))

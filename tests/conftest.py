@@ -8,7 +8,7 @@ import tempfile
 os.environ["TUNEDECK_DATA_DIR"] = tempfile.mkdtemp(prefix="tunedeck-tests-")
 os.environ["TUNEDECK_HEARTBEAT_INTERVAL"] = "0.5"
 os.environ["TUNEDECK_EMBEDDED_WORKER"] = "0"
-os.environ["TUNEDECK_STORE_SERVER_IDLE_EXIT"] = "3"  # store servers started by tests leave soon after them
+os.environ["TUNEDECK_STORE_SERVER_IDLE_EXIT"] = "20"  # store servers started by tests outlive a test, not the suite
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ["TUNEDECK_DATASET_ROOTS"] = os.pathsep.join([_ROOT, tempfile.gettempdir()])  # the repo and pytest's tmp_path
 

@@ -48,7 +48,7 @@ def shots():
     print(f"\nscreenshots: {folder}")
 
     def take(page, name: str) -> None:
-        page.wait_for_timeout(1500)  # let charts finish drawing
+        page.wait_for_timeout(500)  # let charts finish drawing
         page.screenshot(path=str(folder / f"{name}.png"))
 
     return take

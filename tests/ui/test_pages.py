@@ -126,7 +126,9 @@ def test_status_filter_and_name_search(open_page, populated, app_store):
 
 def test_delete_asks_for_confirmation_then_restore_brings_it_back(open_page, populated, app_store):
     app = open_page("pages/experiments.py")
+    assert "delete" not in [button.key for button in app.button]  # until "Delete or restore" is on
 
+    app.toggle(key="managing").set_value(True).run()
     app.button(key="delete").click().run()
     assert app_store.list_experiments().total == 1
     app.button(key="confirm").click().run()
@@ -134,6 +136,7 @@ def test_delete_asks_for_confirmation_then_restore_brings_it_back(open_page, pop
     assert app_store.get_run(populated["queued"]).status == "cancelled"
 
     app.toggle(key="deleted").set_value(True).run()
+    app.toggle(key="managing").set_value(True).run()  # it went with the last experiment on the list
     app.button(key="restore").click().run()
     assert app_store.list_experiments().total == 1
 
@@ -313,6 +316,7 @@ def test_no_page_prints_a_stray_none(open_page, populated):
 
 def test_a_delete_takes_the_experiment_off_the_list_in_the_same_click(open_page, populated):
     app = open_page("pages/experiments.py")
+    app.toggle(key="managing").set_value(True).run()
     app.button(key="delete").click().run()
 
     app.button(key="confirm").click().run()
