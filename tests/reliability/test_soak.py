@@ -29,12 +29,12 @@ from tests.reliability.load_report import REPORT_TO, LoadFigures, render, replac
 from tests.reliability.readers import PAGES, read_in_a_loop
 
 # The figures in RELIABILITY.md come from two rounds of 10 s floods (load_report); a plain test run proves the same
-# with one round of 3 s, a quarter of the CPU time.
+# with one round of 2 s, a tenth of the CPU time.
 REPORTING = bool(os.environ.get(REPORT_TO))
 WORKERS = 4
 READERS = 4
 RUNS = 8 if REPORTING else 4
-FLOOD_SECONDS = 10.0 if REPORTING else 3.0
+FLOOD_SECONDS = 10.0 if REPORTING else 2.0
 MAX_STEPS = 5_000_000  # a cap for very fast machines; FLOOD_SECONDS bounds each job
 RUNS_TIMEOUT = 300.0  # the soak gives up (and fails) if the runs have not all finished by then (other tests run beside it)
 
