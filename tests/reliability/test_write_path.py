@@ -21,7 +21,7 @@ from jobs.reaper import reap
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
-AT_ONCE = 5
+AT_ONCE = 4
 
 LOGGER = """
 import sys

@@ -1,0 +1,77 @@
+"""Where the experiment page's script time goes: the core calls it makes for one experiment of 200 runs x 10,000
+steps, timed one by one through the store server, in the page's order (medians of 5).
+
+    python -m bench.profile_page                 # about half a minute, most of it seeding
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from bench.screens import seed_big_experiment
+from bench.seed import served, stop_server
+from core import charts
+from core.divergence import LOSS_KEYS, diverged_runs
+from core.groups import run_attributes
+from core.presenters import runs_frame
+from ui.common import styled
+
+
+def timed(label: str, call, repeat: int):
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = call()
+        times.append((time.perf_counter() - started) * 1000)
+    print(f"{label:58s} median {statistics.median(times):7.1f} ms")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    arguments = parser.parse_args()
+    repeat = arguments.repeat
+    with tempfile.TemporaryDirectory(prefix="tunedeck-profile-") as folder:
+        path = Path(folder) / "tunedeck.duckdb"
+        store = served(path)
+        try:
+            experiment_id = seed_big_experiment(store, arguments.runs, arguments.steps)
+            timed("get_experiment (the page makes it twice)", lambda: store.get_experiment(experiment_id), repeat)
+            detail = timed("get_experiment_detail", lambda: store.get_experiment_detail(experiment_id), repeat)
+            run_ids = [run.id for run in detail.runs]
+            loss = timed(
+                "loss series for sparklines and divergence (max_points=60)",
+                lambda: store.get_metric_series(run_ids, list(LOSS_KEYS), max_points=60),
+                repeat,
+            )
+            timed("diverged_runs", lambda: diverged_runs(detail.runs, loss), repeat)
+            timed("search_frame", lambda: store.search_frame([experiment_id]), repeat)
+            lines = timed("sparklines", lambda: charts.sparklines(loss, "loss"), repeat)
+            frame = timed("runs_frame", lambda: runs_frame(detail.runs, lines, now=datetime.now(), diverged=set()), repeat)
+            timed("runs table through the pandas Styler (to HTML)", lambda: styled(frame).to_html(), repeat)
+            timed("run_attributes", lambda: run_attributes(detail.runs), repeat)
+            points = charts.points_per_curve(len(run_ids), 2)
+            series = timed(
+                f"chart series, loss and eval_loss (max_points={2 * points})",
+                lambda: store.get_metric_series(run_ids, ["eval_loss", "loss"], max_points=2 * points),
+                repeat,
+            )
+            options = charts.ChartOptions(smoothing=0, log_scale=False, x="step", ignore_outliers=True, buckets=points)
+            names = {run_id: f"run {run_id}" for run_id in run_ids}
+            timed(
+                "metric_panels",
+                lambda: charts.metric_panels(series, ["eval_loss", "loss"], run_names=names, options=options),
+                repeat,
+            )
+        finally:
+            stop_server(path)
+
+
+if __name__ == "__main__":
+    main()
