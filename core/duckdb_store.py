@@ -1000,10 +1000,8 @@ _NEW_SUMMARIES = """
     FROM points GROUP BY run_id, key
 """
 
-_MERGED_SUMMARIES = """
-    INSERT INTO metric_summaries
-    SELECT run_id, key, arg_max(value, step), max(step), arg_max(wall_time, step), min(value), max(value), count(*)
-    FROM points GROUP BY run_id, key
+# Folding a batch into summaries that exist: the same clause on both backends (core/pg_connection.py).
+SUMMARY_MERGE = """
     ON CONFLICT (run_id, key) DO UPDATE SET
         last_value = excluded.last_value,
         last_step = excluded.last_step,
@@ -1012,6 +1010,7 @@ _MERGED_SUMMARIES = """
         max_value = greatest(metric_summaries.max_value, excluded.max_value),
         count = metric_summaries.count + excluded.count
 """
+_MERGED_SUMMARIES = _NEW_SUMMARIES + SUMMARY_MERGE
 
 # One look before a batch goes in: runs it names that do not exist, and whether it rewrites steps already stored.
 _BATCH_CHECK = """

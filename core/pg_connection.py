@@ -46,6 +46,7 @@ _SUMMARY_OF = (
     f"SELECT run_id, key, {_LAST_BY_STEP.format(column='value')}, max(step), {_LAST_BY_STEP.format(column='wall_time')}, "
     "min(value), max(value), count(*)"
 )
+_NEW_SUMMARIES = f"INSERT INTO metric_summaries {_SUMMARY_OF} FROM points GROUP BY run_id, key"
 
 
 def _normal(sql: str) -> str:
@@ -73,32 +74,8 @@ TRANSLATIONS = {
             FROM series LEFT JOIN metric_summaries s USING (run_id, key)
             """,
         ),
-        (duckdb_store._NEW_SUMMARIES, f"INSERT INTO metric_summaries {_SUMMARY_OF} FROM points GROUP BY run_id, key"),
-        (
-            """
-            INSERT INTO metric_summaries
-            SELECT run_id, key, arg_max(value, step), max(step), arg_max(wall_time, step), min(value), max(value), count(*)
-            FROM points GROUP BY run_id, key
-            ON CONFLICT (run_id, key) DO UPDATE SET
-                last_value = excluded.last_value,
-                last_step = excluded.last_step,
-                last_wall_time = excluded.last_wall_time,
-                min_value = least(metric_summaries.min_value, excluded.min_value),
-                max_value = greatest(metric_summaries.max_value, excluded.max_value),
-                count = metric_summaries.count + excluded.count
-            """,
-            f"""
-            INSERT INTO metric_summaries
-            {_SUMMARY_OF} FROM points GROUP BY run_id, key
-            ON CONFLICT (run_id, key) DO UPDATE SET
-                last_value = excluded.last_value,
-                last_step = excluded.last_step,
-                last_wall_time = excluded.last_wall_time,
-                min_value = least(metric_summaries.min_value, excluded.min_value),
-                max_value = greatest(metric_summaries.max_value, excluded.max_value),
-                count = metric_summaries.count + excluded.count
-            """,
-        ),
+        (duckdb_store._NEW_SUMMARIES, _NEW_SUMMARIES),
+        (duckdb_store._MERGED_SUMMARIES, _NEW_SUMMARIES + duckdb_store.SUMMARY_MERGE),
         (
             """
             INSERT OR REPLACE INTO metric_summaries
