@@ -254,12 +254,12 @@ def hot_spots(stats: pstats.Stats, top: int = HOT_SPOTS) -> tuple[HotSpot, ...]:
     return tuple(sorted(picked, key=lambda spot: spot.cumulative_ms, reverse=True)[:top])
 
 
-def profile_page(page: Page, thread: ScriptThread) -> tuple[HotSpot, ...]:
+def profile_page(page: Page, thread: ScriptThread, top: int = HOT_SPOTS) -> tuple[HotSpot, ...]:
     """One more run of the page under cProfile (which slows it, so read the shares, not the totals)."""
     thread.profiler = cProfile.Profile()
     try:
         run_page(page, thread)
-        return hot_spots(pstats.Stats(thread.profiler))
+        return hot_spots(pstats.Stats(thread.profiler), top)
     finally:
         thread.profiler = None
 

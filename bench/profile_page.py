@@ -11,13 +11,15 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import polars as pl
+from streamlit import dataframe_util
+
 from bench.screens import seed_big_experiment
 from bench.seed import served, stop_server
 from core import charts
 from core.divergence import LOSS_KEYS, diverged_runs
 from core.groups import run_attributes
 from core.presenters import runs_frame
-from ui.common import styled
 
 
 def timed(label: str, call, repeat: int):
@@ -45,23 +47,23 @@ def main() -> None:
             timed("get_experiment (the page makes it twice)", lambda: store.get_experiment(experiment_id), repeat)
             detail = timed("get_experiment_detail", lambda: store.get_experiment_detail(experiment_id), repeat)
             run_ids = [run.id for run in detail.runs]
-            loss = timed(
-                "loss series for sparklines and divergence (max_points=60)",
-                lambda: store.get_metric_series(run_ids, list(LOSS_KEYS), max_points=60),
+            points = charts.points_per_curve(len(run_ids), 2)
+            series = timed(
+                f"one series read: sparklines, divergence, loss and eval_loss charts (max_points={2 * points})",
+                lambda: store.get_metric_series(run_ids, [*LOSS_KEYS, "eval_loss"], max_points=max(60, 2 * points)),
                 repeat,
             )
+            loss = series.filter(pl.col("key").is_in(LOSS_KEYS))
             timed("diverged_runs", lambda: diverged_runs(detail.runs, loss), repeat)
             timed("search_frame", lambda: store.search_frame([experiment_id]), repeat)
             lines = timed("sparklines", lambda: charts.sparklines(loss, "loss"), repeat)
             frame = timed("runs_frame", lambda: runs_frame(detail.runs, lines, now=datetime.now(), diverged=set()), repeat)
-            timed("runs table through the pandas Styler (to HTML)", lambda: styled(frame).to_html(), repeat)
-            timed("run_attributes", lambda: run_attributes(detail.runs), repeat)
-            points = charts.points_per_curve(len(run_ids), 2)
-            series = timed(
-                f"chart series, loss and eval_loss (max_points={2 * points})",
-                lambda: store.get_metric_series(run_ids, ["eval_loss", "loss"], max_points=2 * points),
+            timed(
+                "runs table as Arrow (what st.dataframe sends)",
+                lambda: dataframe_util.convert_anything_to_arrow_bytes(frame),
                 repeat,
             )
+            timed("run_attributes", lambda: run_attributes(detail.runs), repeat)
             options = charts.ChartOptions(smoothing=0, log_scale=False, x="step", ignore_outliers=True, buckets=points)
             names = {run_id: f"run {run_id}" for run_id in run_ids}
             timed(

@@ -2,6 +2,7 @@
 experiment page with 200 runs x 10,000 steps (targets 150 ms and 300 ms of the script thread).
 
     python -m bench.screens                 # about a minute to seed, then 10 timed runs per page
+    python -m bench.screens --profile       # and where each page's time goes
 """
 
 import argparse
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.pages import Page, ScriptThread, app_environment, time_page
+from bench.pages import Page, ScriptThread, app_environment, profile_page, time_page
 from bench.seed import build_store, served, stop_server
 from core.writer import MetricWriter
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--profile", action="store_true", help="then one run of each page under cProfile")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tunedeck-screens-") as folder:
         data_dir = Path(folder)
@@ -56,6 +58,10 @@ def main() -> None:
                         f"{page.link}: script thread median {script.median_ms:.0f} ms, p90 {script.p90_ms:.0f} ms "
                         f"({verdict} against <= {target:.0f} ms)"
                     )
+                    if arguments.profile:
+                        print("  under cProfile (ms including callees / own ms / calls):")
+                        for spot in profile_page(page, thread, top=40):
+                            print(f"  {spot.cumulative_ms:8.1f} {spot.own_ms:8.1f} {spot.calls:6d}  {spot.where}")
         finally:
             stop_server(data_dir / "tunedeck.duckdb")
 

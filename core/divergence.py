@@ -3,7 +3,7 @@
 A run diverged when its training loss ends above where it started, or when it was stopped because
 it logged a non-finite value (the writer refuses NaN and inf, and the run fails with that message).
 The store keeps each metric's last value but not its first, so the start comes from the first point
-of the run's (downsampled) series: `get_metric_series(run_ids, list(LOSS_KEYS), max_points=...)`.
+of the run's (downsampled) series: `get_metric_series(run_ids, list(LOSS_KEYS), max_points=LOSS_POINTS)` or more.
 """
 
 import polars as pl
@@ -11,6 +11,7 @@ import polars as pl
 from core.entities import Run
 
 LOSS_KEYS = ("loss", "train_loss")
+LOSS_POINTS = 60  # max_points to read loss series at: enough for the first values and a 30-point sparkline
 NON_FINITE_MARKS = ("only finite numbers", "not finite", "non-finite")
 
 

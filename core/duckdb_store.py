@@ -590,15 +590,24 @@ class DuckDBStore(Annotations, TrackingStore):
         rows(con, f"INSERT INTO samples ({_SAMPLE_NAMES}, logged_at) VALUES {placeholders}", values)
 
     def get_samples(self, run_ids: list[int], step: int | None = None) -> pl.DataFrame:
-        if not isinstance(run_ids, list | tuple):
-            raise ValidationError(f"run IDs must be a list, got {type(run_ids).__name__}")
-        wanted = [check_run_id(run_id) for run_id in run_ids] or [0]
+        wanted = checked_run_ids(run_ids) or [0]
         step_filter, params = ("AND step = ?", [check_step(step)]) if step is not None else ("", [])
         placeholders = ", ".join("?" for _ in wanted)
         query = (
             f"SELECT {_SAMPLE_NAMES} FROM samples WHERE run_id IN ({placeholders}) {step_filter} ORDER BY run_id, step, position"
         )
         found = self._read(lambda con: frame(con, query, [*wanted, *params]))
+        return found.cast(SAMPLE_COLUMNS) if found.height else pl.DataFrame(schema=SAMPLE_COLUMNS)
+
+    def get_latest_samples(self, run_ids: list[int]) -> pl.DataFrame:
+        wanted = checked_run_ids(run_ids) or [0]
+        placeholders = ", ".join("?" for _ in wanted)
+        names = ", ".join(f"s.{name}" for name in SAMPLE_COLUMNS)
+        query = (
+            f"SELECT {names} FROM samples s JOIN (SELECT run_id, max(step) AS step FROM samples WHERE run_id IN ({placeholders}) "
+            "GROUP BY run_id) latest ON latest.run_id = s.run_id AND latest.step = s.step ORDER BY s.run_id, s.position"
+        )
+        found = self._read(lambda con: frame(con, query, wanted))
         return found.cast(SAMPLE_COLUMNS) if found.height else pl.DataFrame(schema=SAMPLE_COLUMNS)
 
     def list_sample_steps(self, run_id: int) -> list[int]:
@@ -978,11 +987,15 @@ def _directions(raw: str) -> dict[str, Direction]:
     return {key: Direction(value) for key, value in json.loads(raw).items()}
 
 
-def checked_series_request(run_ids: Any, keys: Any, max_points: Any) -> list[int]:
-    """get_metric_series' arguments checked at the store's boundary (both backends); the run IDs as ints."""
+def checked_run_ids(run_ids: Any) -> list[int]:
     if not isinstance(run_ids, list | tuple):
         raise ValidationError(f"run IDs must be a list, got {type(run_ids).__name__}")
-    run_ids = [_as_id(run_id, "run") for run_id in run_ids]
+    return [check_run_id(run_id) for run_id in run_ids]
+
+
+def checked_series_request(run_ids: Any, keys: Any, max_points: Any) -> list[int]:
+    """get_metric_series' arguments checked at the store's boundary (both backends); the run IDs as ints."""
+    run_ids = checked_run_ids(run_ids)
     if keys is not None and (not isinstance(keys, list | tuple) or not all(isinstance(key, str) for key in keys)):
         raise ValidationError("keys must be a list of metric names")
     if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):

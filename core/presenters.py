@@ -23,27 +23,14 @@ STATUS_COLOURS = {
     "failed": "red",
     "cancelled": "orange",
 }
-STATUS_CELL_STYLES = {
-    "created": "background-color: #f3f4f6; color: #374151",
-    "queued": "background-color: #f3f4f6; color: #374151",
-    "running": "background-color: #dbeafe; color: #1e40af",
-    "completed": "background-color: #dcfce7; color: #166534",
-    "failed": "background-color: #fee2e2; color: #991b1b",
-    "cancelled": "background-color: #ffedd5; color: #9a3412",
-}
 SUMMARY_KEYS = ("loss", "eval_loss", "eval_accuracy")
 CONFIG_COLUMNS = ("learning_rate", "epochs", "max_steps", "batch_size", "lora_rank", "lora_alpha", "lora_dropout", "seed")
 
 
 DIVERGED = "diverged"
-DIVERGED_STYLE = "background-color: #fee2e2; color: #991b1b; font-weight: 600"
-
-
-def status_cell_style(label: str) -> str:
-    """Table cell colours for a status column, so status reads as a coloured badge (a diverged run in red)."""
-    if DIVERGED in str(label):
-        return DIVERGED_STYLE
-    return STATUS_CELL_STYLES.get(str(label).split(" ")[0], "")
+TAG_SEPARATOR = " · "
+# Status tags in tables: a run's status, then what else is true of it ("completed · diverged").
+STATUS_TAG_COLOURS = {**STATUS_COLOURS, DIVERGED: "red", "deleted": "gray"}
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:
@@ -53,7 +40,7 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 def run_state(run: Run, diverged: bool = False) -> str:
     """A run's status as a table shows it: 'completed', or 'completed · diverged'."""
-    return f"{run.status.value} · {DIVERGED}" if diverged else run.status.value
+    return f"{run.status.value}{TAG_SEPARATOR}{DIVERGED}" if diverged else run.status.value
 
 
 def escape_markdown(text: str) -> str:
@@ -160,7 +147,7 @@ def experiments_frame(page: ExperimentPage) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "name": [e.name for e in page.items],
-            "status": [e.status.value + (" · deleted" if e.is_deleted else "") for e in page.items],
+            "status": [e.status.value + (f"{TAG_SEPARATOR}deleted" if e.is_deleted else "") for e in page.items],
             "runs": [e.run_count for e in page.items],
             "best": [best_primary_label(e) for e in page.items],
             **tags,

@@ -222,8 +222,14 @@ class TrackingStore(ABC):
         reference, prediction, score, correct, extra (JSON text), ordered by run, step and position."""
 
     @abstractmethod
+    def get_latest_samples(self, run_ids: list[int]) -> pl.DataFrame:
+        """Each run's samples at its own last sample step (its latest evaluation), as get_samples returns them:
+        what a comparison of runs shows, in one request however many runs."""
+
+    @abstractmethod
     def list_sample_steps(self, run_id: int) -> list[int]:
         """The steps at which the run logged samples, in order."""
+
     # -- run logs ----------------------------------------------------------------------------
     @abstractmethod
     def append_log(self, run_id: int, text: str) -> None:
@@ -337,6 +343,7 @@ REPEATABLE = frozenset(
         "log_metrics",
         "log_samples",
         "get_samples",
+        "get_latest_samples",
         "list_sample_steps",
         "set_tags",
         "remove_tags",

@@ -3,10 +3,11 @@
 import streamlit as st
 
 from core.artifacts import adapter_files, adapter_zip, zip_name
-from core.divergence import LOSS_KEYS, diverged_runs
+from core.divergence import LOSS_KEYS, LOSS_POINTS, diverged_runs
 from core.errors import ValidationError
 from core.presenters import adapters_frame, alias_moved, aliases_by_adapter, best_adapters, format_size, plural
 from ui.common import (
+    data_table,
     flash,
     friendly_errors,
     open_on_select,
@@ -15,7 +16,6 @@ from ui.common import (
     show_flash,
     show_validation,
     store,
-    styled,
     through_app,
 )
 from ui.try_it import try_box
@@ -32,16 +32,15 @@ def registry() -> None:
     run_ids = sorted({a.run_id for a in adapters})
     runs = {run.id: run for run in store().get_runs(run_ids)}
     experiments = {e_id: store().get_experiment(e_id) for e_id in sorted({a.experiment_id for a in adapters})}
-    diverged = diverged_runs(list(runs.values()), store().get_metric_series(run_ids, list(LOSS_KEYS), max_points=60))
+    diverged = diverged_runs(list(runs.values()), store().get_metric_series(run_ids, list(LOSS_KEYS), max_points=LOSS_POINTS))
     aliases = store().list_adapter_aliases()
     frame = adapters_frame(adapters, runs, best_adapters(adapters, experiments), diverged, aliases)
     st.caption(
         f"{plural(len(adapters), 'adapter')} · ★ marks each experiment's best adapter by its primary metric; "
         "⚠ an adapter trained by a run that diverged. Click a row to open the adapter."
     )
-    table = st.dataframe(
-        styled(frame, status_column=None),
-        hide_index=True,
+    table = data_table(
+        frame,
         on_select="rerun",
         selection_mode="single-cell",
         key="adapters_table",
@@ -71,7 +70,7 @@ def detail(adapter_id: int) -> None:
     adapter = store().get_adapter(adapter_id)
     run = store().get_run(adapter.run_id)
     experiment = store().get_experiment(adapter.experiment_id)
-    diverged = diverged_runs([run], store().get_metric_series([run.id], list(LOSS_KEYS), max_points=60))
+    diverged = diverged_runs([run], store().get_metric_series([run.id], list(LOSS_KEYS), max_points=LOSS_POINTS))
     st.title(plain(f"{adapter.name} v{adapter.version}"))
     if adapter.id in best_adapters([adapter], {experiment.id: experiment}):
         st.badge(f"best of {experiment.name} by {experiment.primary_metric}", icon=":material/star:", color="green")

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core.divergence import LOSS_KEYS, diverged_runs
+from core.divergence import diverged_runs
+from core.entities import Adapter
 from core.presenters import (
     chart_keys,
     comparison_csv,
@@ -14,8 +15,8 @@ from core.presenters import (
     run_label,
 )
 from core.samples import best_run
-from ui.charts import chart_options, draw_panels, pick_metrics, store_points
-from ui.common import friendly_errors, live, store, through_app
+from ui.charts import chart_options, draw_panels, page_series, pick_metrics
+from ui.common import fresh, friendly_errors, live, store, through_app
 from ui.samples import compare_samples
 from ui.try_it import try_box
 
@@ -36,14 +37,9 @@ def highlighted(values, best):
     return style.format(format_value, subset=runs)
 
 
-def comparison_view(run_ids: list[int]) -> bool:
-    with store().reading():
-        comparison = store().compare_runs(run_ids)
-        loss = store().get_metric_series(run_ids, list(LOSS_KEYS), max_points=60)
-    diverged = diverged_runs(comparison.runs, loss)
-    if diverged:
-        labels = ", ".join(run_label(run) for run in comparison.runs if run.id in diverged)
-        st.warning(f"Diverged ({plural(len(diverged), 'run')}): {labels}.")
+def comparison_view(run_ids: list[int], comparison) -> bool:
+    comparison = fresh(comparison, lambda: store().compare_runs(run_ids))
+    warnings = st.container()
     values, best = comparison_metrics_frame(comparison)
     st.subheader("Final metrics")
     st.caption("The best run per metric is highlighted; the arrow says which way is better.")
@@ -62,25 +58,35 @@ def comparison_view(run_ids: list[int]) -> bool:
 
     st.subheader("Curves")
     keys = [row.key for row in comparison.metrics]
-    if keys:
-        chosen = pick_metrics(keys, chart_keys(keys))  # system metrics one click away, not drawn by default
-        options = chart_options(len(run_ids), len(chosen))
-        if not chosen:
-            st.caption("Choose at least one metric to chart.")
-        else:
-            series = store().get_metric_series(run_ids, chosen, max_points=store_points(len(run_ids), len(chosen)))
-            draw_panels(series, chosen, {run.id: run.name for run in comparison.runs}, options)
-    else:
+    chosen = pick_metrics(keys, chart_keys(keys)) if keys else []  # system metrics one click away, not drawn by default
+    options = chart_options(len(run_ids), len(chosen)) if keys else None
+    series = page_series(run_ids, chosen)
+    diverged = diverged_runs(comparison.runs, series)
+    if diverged:
+        labels = ", ".join(run_label(run) for run in comparison.runs if run.id in diverged)
+        warnings.warning(f"Diverged ({plural(len(diverged), 'run')}): {labels}.")
+    if not keys:
         st.caption("No metrics logged yet.")
+    elif not chosen:
+        st.caption("Choose at least one metric to chart.")
+    else:
+        draw_panels(series, chosen, {run.id: run.name for run in comparison.runs}, options)
     samples_section(comparison)
     return any(not run.status.is_terminal for run in comparison.runs)
+
+
+def run_adapters(runs) -> dict[str, Adapter]:
+    """The adapters the runs trained, by run label: one request per experiment, not one per run."""
+    wanted = {run.adapter.id: run for run in runs if run.adapter}
+    experiments = sorted({run.experiment_id for run in wanted.values()})
+    found = {adapter.id: adapter for experiment_id in experiments for adapter in store().list_adapters(experiment_id)}
+    return {run_label(run): found[adapter_id] for adapter_id, run in wanted.items() if adapter_id in found}
 
 
 def samples_section(comparison) -> None:
     primary = store().get_experiment(comparison.runs[0].experiment_id).primary_metric
     compare_samples(store(), comparison.runs, best_run(comparison, primary), primary)
-    adapters = {run_label(run): store().get_adapter(run.adapter.id) for run in comparison.runs if run.adapter}
-    try_box(adapters, key="try_compare")
+    try_box(run_adapters(comparison.runs), key="try_compare")
 
 
 with friendly_errors():
@@ -89,5 +95,6 @@ with friendly_errors():
     if len(run_ids) < 1:
         st.info("Choose runs on an experiment page and press “Compare selected”, or type run IDs above.")
     else:
-        active = any(not run.status.is_terminal for run in store().get_runs(run_ids))
-        live(active, lambda: comparison_view(run_ids))
+        comparison = store().compare_runs(run_ids)
+        active = any(not run.status.is_terminal for run in comparison.runs)
+        live(active, lambda: comparison_view(run_ids, comparison))

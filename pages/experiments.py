@@ -9,7 +9,9 @@ from core.filters import EXPERIMENT_SORTS
 from core.presenters import experiments_frame, plural
 from core.status import ExperimentStatus
 from ui.common import (
+    data_table,
     flash,
+    fresh,
     friendly_errors,
     live,
     open_on_select,
@@ -18,7 +20,6 @@ from ui.common import (
     show_flash,
     show_validation,
     store,
-    styled,
     through_app,
 )
 
@@ -126,22 +127,20 @@ def running(page) -> bool:
     return any(e.status == "running" for e in page.items)
 
 
-def listing(chosen: dict) -> bool:
+def listing(chosen: dict, page) -> bool:
     """The page of experiments asked for; says whether any of them is still running."""
-    page = current_page(chosen)
+    page = fresh(page, lambda: current_page(chosen))
     st.caption(f"{plural(page.total, 'experiment')} · page {page.page} of {page.pages}")
     if page.items:
         frame = experiments_frame(page)
-        table = st.dataframe(
-            styled(frame),
-            hide_index=True,
+        table = data_table(
+            frame,
             on_select="rerun",
             selection_mode="single-cell",
             key="experiments_table",
             column_order=["name", "status", "runs", "best", "dataset", "created", "updated"],
             column_config={
                 "name": st.column_config.TextColumn("name", width="medium"),
-                "status": st.column_config.TextColumn("status", width="medium"),
                 "runs": st.column_config.NumberColumn("runs", width="small"),
                 "dataset": st.column_config.TextColumn("dataset", width="medium"),
                 "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width="small"),
@@ -164,5 +163,6 @@ with friendly_errors():
     chosen = filters()
     # While an experiment runs the list refreshes itself, and each refresh closes an open option list: picking an
     # experiment to delete or restore pauses it.
-    live(running(current_page(chosen)) and not st.session_state.get("managing"), lambda: listing(chosen))
-    manage(current_page(chosen))
+    page = current_page(chosen)
+    live(running(page) and not st.session_state.get("managing"), lambda: listing(chosen, page))
+    manage(page)

@@ -9,7 +9,7 @@ from jobs.config import huey
 from jobs.lock import worker_running
 from jobs.reaper import reap
 from jobs.tasks import cancel_run
-from ui.common import friendly_errors, open_on_select, settings, store, styled, through_app
+from ui.common import data_table, friendly_errors, open_on_select, settings, store, through_app
 
 through_app()
 
@@ -32,9 +32,8 @@ def live() -> None:
             st.info("Nothing queued or running.")
             return
         frame = active_runs_frame(active, now())
-        table = st.dataframe(
-            styled(frame),
-            hide_index=True,
+        table = data_table(
+            frame,
             on_select="rerun",
             selection_mode="single-cell",
             key="active_table",

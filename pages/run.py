@@ -5,15 +5,15 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from core.artifacts import checkpoints_of, last_checkpoint, run_files
-from core.divergence import LOSS_KEYS, diverged_runs
+from core.divergence import diverged_runs
 from core.logs import run_log, search_log
 from core.presenters import chart_keys, latest_metrics, plural, run_progress
 from core.runs import resume_config
 from core.status import RunStatus
 from jobs.tasks import cancel_run, start_run
 from ui.annotations import edit_tags_and_note, show_tags_and_note
-from ui.charts import chart_options, draw_panels, pick_metrics, store_points
-from ui.common import friendly_errors, live, plain, query_id, settings, status_badge, store, through_app
+from ui.charts import chart_options, draw_panels, page_series, pick_metrics
+from ui.common import fresh, friendly_errors, live, plain, query_id, settings, status_badge, store, through_app
 from ui.samples import run_samples
 
 through_app()
@@ -84,18 +84,16 @@ def summary(run, experiment, diverged: bool) -> None:
         st.switch_page("pages/run.py", query_params={"run": resumed})
 
 
-def charts_section(run) -> None:
+def chart_controls(run) -> tuple[list[str], object]:
     keys = sorted(run.metrics)
     if not keys:
         st.info("No metrics logged yet.")
-        return
+        return [], None
     chosen = pick_metrics(keys, [key for key in ("loss", "eval_loss", "eval_accuracy") if key in keys] or chart_keys(keys))
     options = chart_options(1, len(chosen))
     if not chosen:
         st.caption("Choose at least one metric to chart.")
-        return
-    series = store().get_metric_series([run.id], chosen, max_points=store_points(1, len(chosen)))
-    draw_panels(series, chosen, {run.id: run.name}, options)
+    return chosen, options
 
 
 def log_section(run_id: int) -> None:
@@ -124,13 +122,16 @@ def files_section(run_id: int) -> None:
             st.download_button(file.name, file.read_bytes(), file_name=file.name, key=f"file_{index}", icon=":material/download:")
 
 
-def body(run_id: int) -> bool:
-    with store().reading():
-        run = store().get_run(run_id)
-        experiment = store().get_experiment(run.experiment_id)
-        loss = store().get_metric_series([run.id], list(LOSS_KEYS), max_points=60)
-    summary(run, experiment, bool(diverged_runs([run], loss)))
-    charts_section(run)
+def body(run) -> bool:
+    run = fresh(run, lambda: store().get_run(run.id))
+    experiment = store().get_experiment(run.experiment_id)
+    top = st.container()
+    chosen, options = chart_controls(run)
+    series = page_series([run.id], chosen)
+    with top:
+        summary(run, experiment, bool(diverged_runs([run], series)))
+    if chosen:
+        draw_panels(series, chosen, {run.id: run.name}, options)
     run_samples(store(), run.id)
     with st.expander("Config"):
         st.json(run.config)
@@ -145,5 +146,5 @@ with friendly_errors():
         pick_run()
     else:
         run = store().get_run(run_id)
-        live(not run.status.is_terminal, lambda: body(run_id))
+        live(not run.status.is_terminal, lambda: body(run))
         edit_tags_and_note("run", run.id, run.tags, run.note)

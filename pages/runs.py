@@ -22,4 +22,4 @@ with friendly_errors():
         chosen = results_table(matched, named, key="results")
         if st.button("Compare ticked runs", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
             st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
-        export_fold(matched, chosen, key="export")
+        export_fold(lambda: matched, matched.height, chosen, key="export")

@@ -5,6 +5,7 @@ import runpy
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import polars as pl
 import streamlit as st
@@ -12,7 +13,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import open_store, resources
 from core.errors import NotFoundError, TuneDeckError, ValidationError
-from core.presenters import STATUS_COLOURS, escape_markdown, format_value, parse_id, status_cell_style
+from core.presenters import STATUS_COLOURS, STATUS_TAG_COLOURS, TAG_SEPARATOR, escape_markdown, parse_id
 from core.settings import Settings, get_settings
 from core.store import TrackingStore
 
@@ -20,6 +21,7 @@ log = logging.getLogger("tunedeck.ui")
 APP = resources.app_file()
 _routing = threading.local()
 REFRESH_SECONDS = 2
+T = TypeVar("T")
 
 
 @contextmanager
@@ -84,17 +86,25 @@ def plain(text: str) -> str:
     return escape_markdown(text)
 
 
-def styled(frame: pl.DataFrame, status_column: str | None = "status"):
-    """The frame as a table: status cells coloured like badges, numbers to 4 significant digits, empty cells blank."""
-    numbers = [name for name, dtype in frame.schema.items() if dtype.is_float()]
-    style = (
-        frame.to_pandas()
-        .style.format(format_value, subset=numbers)
-        .format(na_rep="", subset=[name for name in frame.columns if name not in numbers])
-    )
-    if status_column in frame.columns:
-        style = style.map(status_cell_style, subset=[status_column])
-    return style
+def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options):
+    """st.dataframe in the house style: numbers to 4 significant digits, a status column as coloured tags
+    ("completed", "diverged"), empty cells blank or "–".
+
+    Column configs, not a pandas Styler: a Styler took 200 ms for a 200-run table, a quarter of the experiment page.
+    Numbers stay numbers, so a header click sorts them as numbers.
+    """
+    config: dict = {
+        name: st.column_config.NumberColumn(name, format="%.4g") for name, dtype in frame.schema.items() if dtype.is_float()
+    }
+    strings = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    shown = frame.with_columns(pl.col(strings).fill_null(""))
+    if frame.schema.get("status") == pl.String:
+        shown = shown.with_columns(pl.col("status").str.split(TAG_SEPARATOR))
+        config["status"] = st.column_config.MultiselectColumn(
+            "status", options=list(STATUS_TAG_COLOURS), color=list(STATUS_TAG_COLOURS.values()), width="medium"
+        )
+    config.update(column_config or {})
+    return st.dataframe(shown, hide_index=True, placeholder="–", column_config=config, **options)
 
 
 def clicked_id(event, frame: pl.DataFrame) -> int | None:
@@ -127,6 +137,11 @@ def live(active: bool, draw: Callable[[], bool]) -> None:
             st.rerun()
 
     section()
+
+
+def fresh(value: T, read: Callable[[], T]) -> T:
+    """What the page already read for this run, or a new read when a timed refresh redraws only the live section."""
+    return read() if _in_fragment_rerun() else value
 
 
 def _in_fragment_rerun() -> bool:

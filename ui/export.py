@@ -1,5 +1,7 @@
 """Download buttons for the runs table and the full curves of chosen runs; the file is made only when clicked."""
 
+from collections.abc import Callable
+
 import polars as pl
 import streamlit as st
 
@@ -8,18 +10,19 @@ from core.presenters import plural
 from ui.common import store
 
 
-def export_fold(runs: pl.DataFrame, chosen: list[int], key: str) -> None:
-    """`runs`: the search frame of the runs shown (what the table export holds); `chosen`: runs whose curves to export."""
+def export_fold(runs: Callable[[], pl.DataFrame], count: int, chosen: list[int], key: str) -> None:
+    """`runs`: the search frame of the `count` runs shown (what the table export holds), read only when the file is
+    asked for; `chosen`: runs whose curves to export."""
     with st.expander("Export", icon=":material/download:"):
         st.caption(
-            f"The runs table holds the {plural(runs.height, 'run')} shown: params, tags and each metric's last, min and "
+            f"The runs table holds the {plural(count, 'run')} shown: params, tags and each metric's last, min and "
             "max. Curves hold every logged point of the runs ticked."
         )
         too_many = len(chosen) > export.MAX_CURVE_RUNS
         for column, kind in zip(st.columns(len(export.FORMATS)), export.FORMATS, strict=True):
             column.download_button(
                 f"Runs table ({export.LABELS[kind]})",
-                data=lambda kind=kind: export.file_bytes(export.runs_table(runs), kind),
+                data=lambda kind=kind: export.file_bytes(export.runs_table(runs()), kind),
                 file_name=f"tunedeck-runs.{kind}",
                 mime=export.MIME[kind],
                 key=f"{key}_runs_{kind}",

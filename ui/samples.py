@@ -8,7 +8,7 @@ from core import samples
 from core.entities import Run
 from core.presenters import run_label
 from core.store import TrackingStore
-from ui.common import plain, styled
+from ui.common import data_table, plain
 
 LATEST = "latest"
 ALL, DISAGREE, BEST_WRONG = "All examples", "Runs disagree", "Best run wrong, another right"
@@ -39,12 +39,14 @@ def run_samples(store: TrackingStore, run_id: int) -> None:
     if wrong_only:
         changed = changed.filter(pl.col("right") == False)  # noqa: E712 - unjudged answers are not wrong
     table = samples.step_table(changed)
-    st.dataframe(
-        styled(table, status_column=None),
-        hide_index=True,
+    data_table(
+        table,
         key="samples_table",
         column_config={name: st.column_config.TextColumn(name, width=width) for name, width in TEXT_WIDTHS.items()}
-        | {"right": st.column_config.CheckboxColumn("right", width="small"), "score_change": "score change"},
+        | {
+            "right": st.column_config.CheckboxColumn("right", width="small"),
+            "score_change": st.column_config.NumberColumn("score change", format="%.4g"),
+        },
     )
     read_in_full(changed, ("input", "reference", "prediction", "previous"), key="sample_full")
 
@@ -52,11 +54,10 @@ def run_samples(store: TrackingStore, run_id: int) -> None:
 def compare_samples(store: TrackingStore, runs: list[Run], best_run_id: int | None, primary: str) -> None:
     """The runs' answers on the same examples side by side (each at its last evaluation), disagreements highlighted."""
     st.subheader("Predictions side by side")
-    found = [store.get_samples([run.id], step=steps[-1]) for run in runs if (steps := store.list_sample_steps(run.id))]
-    if not found:
+    rows = store.get_latest_samples([run.id for run in runs])
+    if rows.is_empty():
         st.caption("No prediction samples from these runs yet.")
         return
-    rows = pl.concat(found)
     labels = {run.id: run_label(run) for run in runs if run.id in set(rows["run_id"].to_list())}
     counts = samples.agreement(rows)
     cells = st.columns(5)

@@ -6,7 +6,7 @@ import streamlit as st
 from core.search import SearchError
 from core.search_compiler import compile_search
 from core.search_views import results_frame
-from ui.common import open_on_select, styled
+from ui.common import data_table, open_on_select
 
 PLACEHOLDER = 'e.g. metrics.eval_loss.min < 0.6 and (tags.base = "llama" or status = completed)'
 HELP = (
@@ -19,7 +19,14 @@ HELP = (
 def search_box(frame: pl.DataFrame, key: str, container=st) -> tuple[pl.DataFrame, tuple[str, ...]]:
     """The runs the query typed matches, and the columns it names; a query that cannot run is explained
     (the token at fault, a suggestion) and every run stays."""
-    text = container.text_input("Search runs", placeholder=PLACEHOLDER, help=HELP, key=key, bind="query-params")
+    return apply_search(frame, search_text(key, container))
+
+
+def search_text(key: str, container=st) -> str:
+    return container.text_input("Search runs", placeholder=PLACEHOLDER, help=HELP, key=key, bind="query-params")
+
+
+def apply_search(frame: pl.DataFrame, text: str) -> tuple[pl.DataFrame, tuple[str, ...]]:
     try:
         compiled = compile_search(text, frame.schema)
     except SearchError as error:
@@ -32,9 +39,8 @@ def search_box(frame: pl.DataFrame, key: str, container=st) -> tuple[pl.DataFram
 def results_table(matched: pl.DataFrame, named: tuple[str, ...], key: str) -> list[int]:
     """Matched runs as a table; clicking a row opens its run, ticked rows come back as run IDs."""
     table = results_frame(matched, named)
-    event = st.dataframe(
-        styled(table),
-        hide_index=True,
+    event = data_table(
+        table,
         on_select="rerun",
         selection_mode=["multi-row", "single-cell"],
         key=key,

@@ -64,6 +64,27 @@ def test_samples_of_several_runs_come_back_together_and_a_run_without_any_reads_
     assert store.list_sample_steps(empty) == []
 
 
+def test_each_runs_latest_samples_come_back_in_one_request(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    early, late, empty = (make_run(experiment_id, status="running") for _ in range(3))
+    store.log_samples(early, 10, rows("e10", 2))
+    store.log_samples(early, 20, rows("e20", 2))
+    store.log_samples(late, 5, rows("l5", 3))
+    store.log_samples(late, 300, rows("l300", 1))
+
+    latest = store.get_latest_samples([late, early, empty])
+
+    assert latest.select("run_id", "step", "prediction").rows() == [
+        (early, 20, "e200"),
+        (early, 20, "e201"),
+        (late, 300, "l3000"),
+    ]
+    assert latest.columns == store.get_samples([early]).columns
+    assert store.get_latest_samples([empty]).is_empty()
+    with pytest.raises(ValidationError, match="run ID must be a positive whole number"):
+        store.get_latest_samples([0])
+
+
 def test_the_sdk_logs_samples_to_its_run(store):
     with tracking.start_run("sdk samples", store=store) as run:
         run.log_samples(rows("s", 2), step=3)
