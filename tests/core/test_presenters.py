@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from core.presenters import adapter_mark, best_adapters, latest_metrics, plural, run_progress, runs_frame
+from core.presenters import adapter_mark, best_adapters, comparison_table, latest_metrics, plural, run_progress, runs_frame
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,25 @@ def test_the_runs_table_flags_diverged_runs_and_leaves_empty_cells_blank(store, 
     assert frame["adapter"].to_list() == ["", ""]
     assert "learning_rate" in frame.columns  # it differs between the runs
     assert "epochs" not in frame.columns
+
+
+def test_the_comparison_table_marks_the_best_run_of_each_metric_and_shows_a_missing_value_as_a_dash(
+    store, make_experiment, make_run
+):
+    experiment_id = make_experiment()
+    low = make_run(experiment_id, metrics={"eval_loss": [0.61234], "eval_accuracy": [0.7]})
+    high = make_run(experiment_id, metrics={"eval_loss": [0.9], "eval_accuracy": [0.8]})
+    bare = make_run(experiment_id)
+
+    table = comparison_table(store.compare_runs([low, high, bare])).to_dicts()
+
+    by_metric = {row["metric"]: row for row in table}
+    names = {run.id: f"{run.name} (#{run.id})" for run in store.get_runs([low, high, bare])}
+    assert by_metric["eval_loss"]["better"] == "↓ lower"
+    assert by_metric["eval_loss"]["best run"] == names[low]
+    assert [by_metric["eval_loss"][names[i]] for i in (low, high, bare)] == ["★ 0.6123", "0.9", "–"]
+    assert by_metric["eval_accuracy"]["best run"] == names[high]
+    assert [by_metric["eval_accuracy"][names[i]] for i in (low, high, bare)] == ["0.7", "★ 0.8", "–"]
 
 
 def test_the_runs_table_leaves_out_config_that_all_runs_share(store, make_experiment, make_run):

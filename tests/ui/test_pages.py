@@ -191,6 +191,9 @@ def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, popula
     metrics = table_with(app, "better")
     row = metrics[metrics["metric"] == "eval_loss"].iloc[0]
     assert row["better"] == "↓ lower"
+    assert row["best run"].endswith(f"(#{populated['done']})")
+    marked = [column for column in metrics.columns[3:] if row[column].startswith("★")]
+    assert marked == [row["best run"]], "the best run's cell, and only it, is marked"
     config = table_with(app, "setting")
     assert config["setting"].tolist() == ["learning_rate"]
 
