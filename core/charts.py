@@ -104,19 +104,28 @@ def robust_range(points: pl.DataFrame, log: bool = False, spread: float = OUTLIE
     diverged run's spike to 100x no longer squashes the others, while every normal curve keeps its
     start. Measured on log values when `log`. With one or two runs no run can be an outlier.
     """
-    value = pl.col("value").cast(pl.Float64)
-    usable = value.is_not_null() & value.is_finite() & ((value > 0) if log else pl.lit(True))
-    scaled = value.log() if log else value
-    ends = points.filter(usable).group_by("run_id").agg(low=scaled.min(), high=scaled.max())
-    if ends.is_empty():
+    values = _floats(points["value"])
+    usable = np.isfinite(values) & ((values > 0) if log else True)
+    if not usable.any():
         return None
-    low_mid, high_mid = ends["low"].median(), ends["high"].median()
+    scaled = np.log(values[usable]) if log else values[usable]
+    runs = points["run_id"].to_numpy()[usable]
+    order = np.argsort(runs, kind="stable")
+    scaled, runs = scaled[order], runs[order]
+    heads = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1]])
+    lows, highs = np.minimum.reduceat(scaled, heads), np.maximum.reduceat(scaled, heads)
+    low_mid, high_mid = float(np.median(lows)), float(np.median(highs))
     tolerance = spread * max(high_mid - low_mid, abs(high_mid) * 0.1, 1e-12)
-    high = ends.filter(pl.col("high") <= high_mid + tolerance)["high"].max()
-    low = ends.filter(pl.col("low") >= low_mid - tolerance)["low"].min()
+    high = float(highs[highs <= high_mid + tolerance].max())
+    low = float(lows[lows >= low_mid - tolerance].min())
     pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
     low, high = low - pad, high + pad
     return (math.exp(low), math.exp(high)) if log else (float(low), float(high))
+
+
+def _floats(column: pl.Series) -> np.ndarray:
+    """A column as float64 NumPy, missing values as NaN."""
+    return column.cast(pl.Float64).fill_null(np.nan).to_numpy()
 
 
 def bucketed(points: pl.DataFrame, buckets: int) -> pl.DataFrame:
@@ -132,7 +141,7 @@ def bucketed(points: pl.DataFrame, buckets: int) -> pl.DataFrame:
         return points.with_columns(low=pl.lit(None, pl.Float64), high=pl.lit(None, pl.Float64))
     run = points["run_id"].to_numpy()
     step = points["step"].to_numpy().astype(np.int64)
-    value = points["value"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    value = _floats(points["value"])
     starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
     sizes = np.diff(np.r_[starts, height])
     first, last = np.repeat(step[starts], sizes), np.repeat(step[starts + sizes - 1], sizes)
@@ -180,7 +189,12 @@ def colour_by(field: str, labels: list[str], label_limit: int = 260) -> dict:
 
 
 def metric_spec(
-    series: pl.DataFrame, key: str, *, run_names: dict[int, str] | None = None, options: ChartOptions | None = None
+    series: pl.DataFrame,
+    key: str,
+    *,
+    run_names: dict[int, str] | None = None,
+    options: ChartOptions | None = None,
+    labels: list[str] | None = None,
 ) -> dict:
     """One curve per run for one metric key, full width, the same colour per run in every chart of the frame.
 
@@ -188,11 +202,12 @@ def metric_spec(
     `datasets` as a Polars frame in compact types. Built as a dict: Altair's objects validate themselves
     on every step, which costs 0.1 to 0.4 s a chart. Layers: a min/max band where a curve was bucketed,
     the line (faint under a smoothed line when smoothing), and invisible points that carry the tooltip.
+    `labels`: the colour domain, when `series` holds only some of the runs a page draws.
     """
     options = options or ChartOptions()
     points, hidden = _points(series, key, run_names, options)
     domain = robust_range(points, options.log_scale) if options.ignore_outliers else None
-    colour = colour_by("run", run_labels(series, run_names))
+    colour = colour_by("run", labels if labels is not None else run_labels(series, run_names))
     scale = _y_scale(options.log_scale, domain)
 
     def layer(mark: dict, y: str, opacity: float | None, **extra) -> dict:
@@ -223,8 +238,23 @@ def metric_spec(
 def metric_panels(
     series: pl.DataFrame, keys: list[str], *, run_names: dict[int, str] | None = None, options: ChartOptions | None = None
 ) -> list[dict]:
-    """One full-width chart per key, in the order asked; every run has one colour across them."""
-    return [metric_spec(series, key, run_names=run_names, options=options) for key in keys]
+    """One full-width chart per key, in the order asked; every run has one colour across them. The frame is split
+    by key once, rather than filtered again for each panel."""
+    options = options or ChartOptions()
+    labels = run_labels(series, run_names)
+    if options.x == "elapsed":
+        series = with_elapsed(series)  # from each run's first point of any key
+    by_key = series.partition_by("key", as_dict=True, maintain_order=True)
+    empty = series.clear()
+    return [
+        metric_spec(by_key.get((key,), empty), key, run_names=run_names, options=options, labels=labels) for key in keys
+    ]
+
+
+def with_elapsed(series: pl.DataFrame) -> pl.DataFrame:
+    """Seconds since the run's first point of any key, as `elapsed`."""
+    start = pl.col("wall_time").min().over("run_id")
+    return series.with_columns(elapsed=(pl.col("wall_time") - start).dt.total_microseconds() / 1e6)
 
 
 def compact(points: pl.DataFrame) -> pl.DataFrame:
@@ -256,12 +286,11 @@ def _points(series: pl.DataFrame, key: str, run_names: dict[int, str] | None, op
     """
     labels = {run_id: run_label(run_id, run_names) for run_id in series["run_id"].unique()}
     extra = [] if options.x == "step" else [options.x]
-    points = series.lazy()
-    if options.x == "elapsed":
-        start = pl.col("wall_time").min().over("run_id")
-        points = points.with_columns(elapsed=(pl.col("wall_time") - start).dt.total_microseconds() / 1e6)
+    if options.x == "elapsed" and "elapsed" not in series.columns:
+        series = with_elapsed(series)
     points = (
-        points.filter(pl.col("key") == key)
+        series.lazy()
+        .filter(pl.col("key") == key)
         .with_columns(
             value=pl.when(pl.col("value").is_finite()).then(pl.col("value")),
             run=pl.col("run_id").replace_strict(labels, return_dtype=pl.String),
@@ -286,7 +315,8 @@ def _points(series: pl.DataFrame, key: str, run_names: dict[int, str] | None, op
 def _outside(points: pl.DataFrame, domain: tuple[float, float] | None) -> int:
     if domain is None or points.is_empty():
         return 0
-    return points.filter((pl.col("value") < domain[0]) | (pl.col("value") > domain[1])).height
+    values = _floats(points["value"])
+    return int(np.count_nonzero((values < domain[0]) | (values > domain[1])))
 
 
 def _x(axis: str) -> dict:

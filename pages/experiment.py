@@ -25,6 +25,7 @@ from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import (
     data_table,
+    fold,
     fresh,
     friendly_errors,
     live,
@@ -138,8 +139,9 @@ def runs_section(detail, series, diverged: set[int]) -> None:
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
     export_fold(matched, len(shown), chosen, key="export")
     if detail.aggregates:
-        with st.expander("Aggregated metrics across runs"):
-            st.dataframe([a.model_dump() for a in detail.aggregates], hide_index=True)
+        section = fold("Aggregated metrics across runs", "aggregates_open")
+        if section.open:
+            section.dataframe(pl.DataFrame([a.model_dump() for a in detail.aggregates]).to_arrow(), hide_index=True)
 
 
 def curve_controls(detail) -> tuple[list[str], object, bool]:
@@ -219,37 +221,43 @@ def sweep_inputs(trainer: str) -> tuple[str | None, str, int, int, int | None]:
 
 def new_run_form(experiment_id: int) -> None:
     clone = cloned_run()
-    with st.expander("New run", icon=":material/play_arrow:", expanded=clone is not None):
-        prefix, initial = "cfg", None
-        if clone is not None:
-            prefix, initial = f"clone{clone.id}", clone_config(clone)
-            st.info(f"Settings copied from {plain(run_label(clone))}: change any, then start.")
-            if st.button("Start from the defaults instead", key="unclone"):
-                del st.query_params["clone"]
-                st.rerun()
-        trainer = trainer_choice(prefix, (initial or {}).get("trainer", "builtin"))
-        if initial is not None and trainer != initial.get("trainer", "builtin"):
-            initial = None
-        mode, lines, count, seed, size = sweep_inputs(trainer)
-        with st.form("new_run"):
-            values = config_inputs(trainer, prefix, initial=initial)
-            label = "Start" if mode is None else f"Start {plural(size, 'run')}" if size else "Start the sweep"
-            submitted = st.form_submit_button(label, type="primary")
-        if submitted:
-            try:
-                if mode is None:
-                    started = [start_run(store(), experiment_id, values)]
-                else:
-                    configs = sweep_configs(values, lines, mode, count, seed)
-                    started = start_sweep(store(), experiment_id, checked_configs(configs, list(parse_axes(lines, trainer))))
-            except ValidationError as error:
-                show_validation(error)
-            else:
-                st.session_state.started = started
-                st.rerun()
+    section = fold("New run", "new_run_open", icon=":material/play_arrow:", expanded=clone is not None)
+    if section.open:
+        with section:
+            run_form(experiment_id, clone)
     if st.session_state.get("started"):
         runs = st.session_state.started
         st.success(f"Started {plural(len(runs), 'run')}: {', '.join(f'#{r}' for r in runs)}.")
+
+
+def run_form(experiment_id: int, clone) -> None:
+    prefix, initial = "cfg", None
+    if clone is not None:
+        prefix, initial = f"clone{clone.id}", clone_config(clone)
+        st.info(f"Settings copied from {plain(run_label(clone))}: change any, then start.")
+        if st.button("Start from the defaults instead", key="unclone"):
+            del st.query_params["clone"]
+            st.rerun()
+    trainer = trainer_choice(prefix, (initial or {}).get("trainer", "builtin"))
+    if initial is not None and trainer != initial.get("trainer", "builtin"):
+        initial = None
+    mode, lines, count, seed, size = sweep_inputs(trainer)
+    with st.form("new_run"):
+        values = config_inputs(trainer, prefix, initial=initial)
+        label = "Start" if mode is None else f"Start {plural(size, 'run')}" if size else "Start the sweep"
+        submitted = st.form_submit_button(label, type="primary")
+    if submitted:
+        try:
+            if mode is None:
+                started = [start_run(store(), experiment_id, values)]
+            else:
+                configs = sweep_configs(values, lines, mode, count, seed)
+                started = start_sweep(store(), experiment_id, checked_configs(configs, list(parse_axes(lines, trainer))))
+        except ValidationError as error:
+            show_validation(error)
+        else:
+            st.session_state.started = started
+            st.rerun()
 
 
 with friendly_errors():

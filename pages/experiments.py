@@ -11,6 +11,7 @@ from core.status import ExperimentStatus
 from ui.common import (
     data_table,
     flash,
+    fold,
     fresh,
     friendly_errors,
     live,
@@ -32,7 +33,10 @@ st.title("Experiments")
 
 
 def create_form() -> None:
-    with st.expander("New experiment", icon=":material/add:"):
+    section = fold("New experiment", "new_experiment_open", icon=":material/add:")
+    if not section.open:
+        return
+    with section:
         name = st.text_input("Name", key="new_name", placeholder="e.g. llama-3 sentiment LoRA")
         dataset = st.text_input("Dataset file (CSV, JSONL or Parquet)", key="new_dataset", value=resources.sample_dataset())
         description = st.text_area("Description (optional)", key="new_description")

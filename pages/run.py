@@ -13,7 +13,7 @@ from core.status import RunStatus
 from jobs.tasks import cancel_run, start_run
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
-from ui.common import fresh, friendly_errors, live, plain, query_id, settings, status_badge, store, through_app
+from ui.common import fold, fresh, friendly_errors, live, plain, query_id, settings, status_badge, store, through_app
 from ui.samples import run_samples
 
 through_app()
@@ -97,7 +97,10 @@ def chart_controls(run) -> tuple[list[str], object]:
 
 
 def log_section(run_id: int) -> None:
-    with st.expander("Log", icon=":material/description:"):
+    section = fold("Log", "log_open", icon=":material/description:")
+    if not section.open:
+        return
+    with section:
         text = run_log(store(), settings(), run_id, tail_lines=None)
         if not text:
             st.caption("No output yet.")
@@ -117,7 +120,10 @@ def files_section(run_id: int) -> None:
     files = run_files(settings().data_dir, run_id)
     if not files:
         return
-    with st.expander(f"Files ({len(files)})", icon=":material/attach_file:"):
+    section = fold(f"Files ({len(files)})", "files_open", icon=":material/attach_file:")
+    if not section.open:
+        return
+    with section:
         for index, file in enumerate(files):
             st.download_button(file.name, file.read_bytes(), file_name=file.name, key=f"file_{index}", icon=":material/download:")
 
@@ -133,8 +139,9 @@ def body(run) -> bool:
     if chosen:
         draw_panels(series, chosen, {run.id: run.name}, options)
     run_samples(store(), run.id)
-    with st.expander("Config"):
-        st.json(run.config)
+    section = fold("Config", "config_open")
+    if section.open:
+        section.json(run.config)
     files_section(run.id)
     log_section(run.id)
     return not run.status.is_terminal

@@ -5,7 +5,7 @@ import streamlit as st
 from core.entities import Target
 from core.errors import NotFoundError, ValidationError
 from core.presenters import safe_markdown
-from ui.common import flash, plain, show_flash, show_validation, store
+from ui.common import flash, fold, plain, show_flash, show_validation, store
 
 
 def show_tags_and_note(tags: dict[str, str], note: str) -> None:
@@ -20,7 +20,10 @@ def show_tags_and_note(tags: dict[str, str], note: str) -> None:
 def edit_tags_and_note(target: Target, target_id: int, tags: dict[str, str], note: str) -> None:
     """Add or change a tag, remove tags, write the note; each saves at once and reruns the page."""
     show_flash()
-    with st.expander("Edit tags and note", icon=":material/sell:"):
+    section = fold("Edit tags and note", f"{target}_annotations_open", icon=":material/sell:")
+    if not section.open:
+        return
+    with section:
         with st.form(f"{target}_tag", clear_on_submit=True, border=False):
             name, value, add = st.columns([3, 4, 2], vertical_alignment="bottom")
             key = name.text_input("Tag", placeholder="e.g. base", key=f"{target}_tag_key")

@@ -7,13 +7,16 @@ import streamlit as st
 
 from core import export
 from core.presenters import plural
-from ui.common import store
+from ui.common import fold, store
 
 
 def export_fold(runs: Callable[[], pl.DataFrame], count: int, chosen: list[int], key: str) -> None:
     """`runs`: the search frame of the `count` runs shown (what the table export holds), read only when the file is
     asked for; `chosen`: runs whose curves to export."""
-    with st.expander("Export", icon=":material/download:"):
+    section = fold("Export", f"{key}_open", icon=":material/download:")
+    if not section.open:
+        return
+    with section:
         st.caption(
             f"The runs table holds the {plural(count, 'run')} shown: params, tags and each metric's last, min and "
             "max. Curves hold every logged point of the runs ticked."

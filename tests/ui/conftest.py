@@ -33,12 +33,15 @@ def app_store(tmp_path, monkeypatch, migrated_file):
 
 @pytest.fixture
 def open_page(app_store):
-    """Run app.py on one page with the given query parameters; fails on any exception, caught or not."""
+    """Run app.py on one page with the given query parameters, and with the folds (expanders, by key) in `opened`
+    open as a click leaves them; fails on any exception, caught or not."""
 
-    def run(page: str, **params: str) -> AppTest:
+    def run(page: str, opened: tuple[str, ...] = (), **params: str) -> AppTest:
         app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
         for name, value in params.items():
             app.query_params[name] = value
+        for key in opened:
+            app.session_state[key] = True
         app.switch_page(page)
         app.run()
         assert not app.exception, [e.value for e in app.exception]

@@ -16,7 +16,7 @@ def start(app) -> None:
 
 
 def test_the_form_shows_the_builtin_trainers_settings_first(open_page, populated):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     assert app.selectbox(key="cfg_trainer").value == "builtin"
     assert app.selectbox(key="cfg_builtin_base_model").value == "tiny-base"
@@ -25,7 +25,7 @@ def test_the_form_shows_the_builtin_trainers_settings_first(open_page, populated
 
 
 def test_switching_to_peft_resets_the_settings_to_peft_defaults_and_starts_a_peft_run(open_page, populated, app_store):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     app.selectbox(key="cfg_trainer").set_value("peft").run()
 
@@ -44,7 +44,7 @@ def test_switching_to_peft_resets_the_settings_to_peft_defaults_and_starts_a_pef
 
 
 def test_switching_back_to_builtin_brings_back_its_defaults(open_page, populated):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
     app.selectbox(key="cfg_trainer").set_value("peft").run()
 
     app.selectbox(key="cfg_trainer").set_value("builtin").run()
@@ -57,7 +57,7 @@ def test_the_peft_form_lists_the_models_in_the_data_dirs_models_folder(open_page
     mine = get_settings().models_dir / "my-llama"
     mine.mkdir(parents=True)
     (mine / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     app.selectbox(key="cfg_trainer").set_value("peft").run()
 
@@ -68,7 +68,7 @@ def test_a_command_run_records_only_the_settings_given(open_page, populated, app
     commands = tmp_path / "commands.toml"
     commands.write_text('[commands.train-it]\ncommand = ["python", "train.py"]\n')
     monkeypatch.setenv("TUNEDECK_COMMANDS_FILE", str(commands))
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     app.selectbox(key="cfg_trainer").set_value("command").run()
     assert app.selectbox(key="cfg_command_command").value == "train-it"

@@ -80,7 +80,7 @@ def test_experiments_page_lists_experiments_with_status_and_best_metric(open_pag
 
 
 def test_creating_an_experiment_from_the_form(open_page, app_store):
-    app = open_page("pages/experiments.py")
+    app = open_page("pages/experiments.py", opened=("new_experiment_open",))
     app.text_input(key="new_name").input("my first experiment")
     app.text_input(key="new_dataset").input(SAMPLE)
     app.run()
@@ -93,7 +93,7 @@ def test_creating_an_experiment_from_the_form(open_page, app_store):
 
 
 def test_experiment_validation_errors_are_shown_inline(open_page, app_store):
-    app = open_page("pages/experiments.py")
+    app = open_page("pages/experiments.py", opened=("new_experiment_open",))
     app.text_input(key="new_name").input("   ")
     app.run()
     app.button(key="create").click().run()
@@ -103,7 +103,7 @@ def test_experiment_validation_errors_are_shown_inline(open_page, app_store):
 
 
 def test_a_missing_dataset_is_reported_and_blocks_creation(open_page, app_store):
-    app = open_page("pages/experiments.py")
+    app = open_page("pages/experiments.py", opened=("new_experiment_open",))
     app.text_input(key="new_name").input("x")
     app.text_input(key="new_dataset").input("data/nowhere.csv")
     app.run()
@@ -199,7 +199,7 @@ def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, popula
 
 
 def test_new_run_form_starts_one_run_per_swept_learning_rate(open_page, populated, app_store):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     app.radio(key="sweep_mode").set_value("Grid").run()
     app.text_area(key="sweep_lines").input("learning_rate = 0.001, 0.002").run()
@@ -211,7 +211,7 @@ def test_new_run_form_starts_one_run_per_swept_learning_rate(open_page, populate
 
 
 def test_a_bad_sweep_is_a_friendly_error(open_page, populated, app_store):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     app.radio(key="sweep_mode").set_value("Grid").run()
     app.text_area(key="sweep_lines").input("learning_rate = fast, slow").run()
@@ -235,7 +235,7 @@ def test_run_page_offers_the_files_a_script_logged_for_download(open_page, app_s
     with tracking.start_run("with files", store=app_store) as run:
         run.log_file(report)
 
-    app = open_page("pages/run.py", run=str(run.id))
+    app = open_page("pages/run.py", opened=("files_open",), run=str(run.id))
 
     assert [button.proto.label for button in app.get("download_button")].count("eval_report.json") == 1
 
@@ -282,7 +282,7 @@ def test_names_with_script_tags_show_as_text(open_page, app_store):
 
 
 def test_a_pasted_ten_thousand_character_name_is_refused_saying_how_long_it_may_be(open_page, app_store):
-    app = open_page("pages/experiments.py")
+    app = open_page("pages/experiments.py", opened=("new_experiment_open",))
     app.text_input(key="new_name").input("x" * 10_000)
     app.run()
     app.button(key="create").click().run()
@@ -419,6 +419,10 @@ def test_the_run_page_puts_progress_and_latest_values_first_and_the_log_in_a_sea
 
     assert app.get("progress")[0].proto.text.startswith("step 50 ·")
     assert [m.label for m in app.metric][:2] == ["eval_loss", "loss"]
+    log = next(expander for expander in app.expander if expander.label == "Log")
+    assert not log.caption, "the log is read only once its fold is opened"
+    app.session_state["log_open"] = True  # what a click on the fold does
+    app.run()
     log = next(expander for expander in app.expander if expander.label == "Log")
     assert "Showing the last 200 of 301 lines." in [caption.value for caption in log.caption]
 

@@ -83,7 +83,7 @@ def download_buttons(app) -> dict[str, bool]:
 
 
 def test_the_runs_page_offers_the_runs_table_and_asks_to_tick_runs_for_curves(open_page, populated):
-    app = open_page("pages/runs.py")
+    app = open_page("pages/runs.py", opened=("export_open",))
 
     assert download_buttons(app) == {
         "Runs table (CSV)": True,
@@ -96,7 +96,7 @@ def test_the_runs_page_offers_the_runs_table_and_asks_to_tick_runs_for_curves(op
 
 
 def test_the_experiment_page_exports_the_curves_of_the_runs_chosen_to_compare(open_page, populated):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("export_open",), experiment=str(populated["experiment"]))
 
     app.multiselect(key="compare_pick").set_value([populated["done"], populated["failed"]]).run()
 

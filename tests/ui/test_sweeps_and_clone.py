@@ -19,7 +19,7 @@ def press(app, label: str):
 
 
 def test_a_grid_shows_its_run_count_and_starts_every_combination(open_page, populated, app_store):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     sweep(app, "Grid", "learning_rate = 1e-3, 1e-2\nlora_rank = 4, 8, 16")
 
@@ -33,7 +33,7 @@ def test_a_grid_shows_its_run_count_and_starts_every_combination(open_page, popu
 
 
 def test_a_grid_over_the_cap_is_explained_before_starting_and_starts_nothing(open_page, populated, app_store):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     sweep(app, "Grid", "seed = " + ", ".join(map(str, range(10))) + "\nlora_rank = 1, 2, 4, 8, 16, 32")
 
@@ -43,7 +43,7 @@ def test_a_grid_over_the_cap_is_explained_before_starting_and_starts_nothing(ope
 
 
 def test_a_grid_with_one_invalid_combination_starts_nothing(open_page, populated, app_store):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     sweep(app, "Grid", "learning_rate = 1e-3, 50")
     press(app, "Start 2 runs")
@@ -53,7 +53,7 @@ def test_a_grid_with_one_invalid_combination_starts_nothing(open_page, populated
 
 
 def test_a_random_search_starts_the_count_asked_for_with_its_seed(open_page, populated, app_store):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
     sweep(app, "Random search", "learning_rate = 1e-4 .. 1e-2 log\nlora_rank = 4, 8")
 
     app.number_input(key="sweep_count").set_value(4).run()

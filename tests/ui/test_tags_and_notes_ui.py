@@ -10,7 +10,7 @@ def add_tag(app, target: str, key: str, value: str):
 
 
 def test_a_tag_added_on_the_run_page_is_stored_shown_and_listed_in_the_runs_table(open_page, populated, app_store):
-    app = open_page("pages/run.py", run=str(populated["done"]))
+    app = open_page("pages/run.py", opened=("run_annotations_open",), run=str(populated["done"]))
 
     add_tag(app, "run", "base", "llama")
 
@@ -23,7 +23,7 @@ def test_a_tag_added_on_the_run_page_is_stored_shown_and_listed_in_the_runs_tabl
 
 def test_a_tag_is_changed_by_adding_it_again_and_removed_from_the_fold(open_page, populated, app_store):
     app_store.set_tags("run", populated["done"], {"base": "llama", "seed": "1"})
-    app = open_page("pages/run.py", run=str(populated["done"]))
+    app = open_page("pages/run.py", opened=("run_annotations_open",), run=str(populated["done"]))
 
     add_tag(app, "run", "base", "mistral")
     assert app_store.get_run(populated["done"]).tags == {"base": "mistral", "seed": "1"}
@@ -34,7 +34,7 @@ def test_a_tag_is_changed_by_adding_it_again_and_removed_from_the_fold(open_page
 
 
 def test_a_bad_tag_name_is_explained_and_nothing_is_stored(open_page, populated, app_store):
-    app = open_page("pages/run.py", run=str(populated["done"]))
+    app = open_page("pages/run.py", opened=("run_annotations_open",), run=str(populated["done"]))
 
     add_tag(app, "run", "my<tag>", "x")
 
@@ -43,7 +43,7 @@ def test_a_bad_tag_name_is_explained_and_nothing_is_stored(open_page, populated,
 
 
 def test_a_note_is_saved_and_rendered_as_markdown(open_page, populated, app_store):
-    app = open_page("pages/run.py", run=str(populated["done"]))
+    app = open_page("pages/run.py", opened=("run_annotations_open",), run=str(populated["done"]))
 
     app.text_area(key="run_note").input("## Why\n\nRank **16** beat rank 8.").run()
     app.button(key="run_save_note").click().run()
@@ -57,7 +57,7 @@ def test_html_in_a_note_is_shown_as_text_never_as_html(open_page, populated, app
         "run", populated["done"], 'Look <script>alert("x")</script><img src=x onerror=alert(1)> [y](javascript:alert(1))'
     )
 
-    app = open_page("pages/run.py", run=str(populated["done"]))
+    app = open_page("pages/run.py", opened=("run_annotations_open",), run=str(populated["done"]))
 
     note = next(m for m in app.markdown if "alert" in m.value)
     assert "<" not in note.value
@@ -67,7 +67,7 @@ def test_html_in_a_note_is_shown_as_text_never_as_html(open_page, populated, app
 
 
 def test_an_experiment_s_tags_and_note_show_on_its_page_and_in_the_list(open_page, populated, app_store):
-    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    app = open_page("pages/experiment.py", opened=("experiment_annotations_open",), experiment=str(populated["experiment"]))
 
     add_tag(app, "experiment", "team", "nlp")
     app.text_area(key="experiment_note").input("Baseline sweep for *sentiment*.").run()
