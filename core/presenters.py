@@ -225,19 +225,16 @@ def better_label(direction: str | None) -> str:
     return {"min": "↓ lower", "max": "↑ higher"}.get(direction or "", "–")
 
 
-def comparison_metrics_frame(comparison: RunComparison) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Final metrics, one row per key and one column per run, plus a same-shaped frame of 'is best' flags."""
+def comparison_metrics_frame(comparison: RunComparison) -> pl.DataFrame:
+    """Final metrics as numbers, one row per key and one column per run (the CSV download)."""
     labels = {run.id: run_label(run) for run in comparison.runs}
-    values: dict[str, list] = {"metric": [row.key for row in comparison.metrics], "better": []}
-    flags: dict[str, list] = {"metric": [row.key for row in comparison.metrics], "better": []}
-    for row in comparison.metrics:
-        values["better"].append(better_label(row.direction))
-        flags["better"].append(False)
+    values: dict[str, list] = {
+        "metric": [row.key for row in comparison.metrics],
+        "better": [better_label(row.direction) for row in comparison.metrics],
+    }
     for run in comparison.runs:
         values[labels[run.id]] = [row.values.get(run.id) for row in comparison.metrics]
-        flags[labels[run.id]] = [row.best_run_id == run.id for row in comparison.metrics]
-    schema = {labels[run.id]: pl.Float64 for run in comparison.runs}
-    return pl.DataFrame(values, schema_overrides=schema), pl.DataFrame(flags, schema_overrides={k: pl.Boolean for k in schema})
+    return pl.DataFrame(values, schema_overrides={labels[run.id]: pl.Float64 for run in comparison.runs})
 
 
 BEST_MARK = "★"
@@ -270,7 +267,7 @@ def config_diff_frame(comparison: RunComparison, only_differences: bool = True) 
 
 
 def comparison_csv(comparison: RunComparison) -> str:
-    values, _ = comparison_metrics_frame(comparison)
+    values = comparison_metrics_frame(comparison)
     config = config_diff_frame(comparison, only_differences=False).rename({"setting": "metric"})
     config = config.with_columns(pl.lit("config").alias("better")).select(values.columns)
     return pl.concat([values.cast({c: pl.String for c in values.columns}), config]).write_csv()
