@@ -321,38 +321,6 @@ class TrackingStore(ABC):
         return compare.compare_runs(runs, overrides)
 
 
-# Primitives that may be sent twice with the same effect as once: reads, and writes that replace what they write.
-REPEATABLE = frozenset(
-    {
-        "get_experiment",
-        "list_experiments",
-        "find_experiment",
-        "get_runs",
-        "list_runs",
-        "runs_table",
-        "list_active_runs",
-        "get_metric_series",
-        "verify_integrity",
-        "get_adapter",
-        "list_adapters",
-        "read_log",
-        "find_adapter",
-        "set_adapter_alias",
-        "list_adapter_aliases",
-        "heartbeat",
-        "log_metrics",
-        "log_samples",
-        "get_samples",
-        "get_latest_samples",
-        "list_sample_steps",
-        "set_tags",
-        "remove_tags",
-        "set_note",
-        "search_frame",
-    }
-)
-
-
 # Primitives that change nothing: the store server may answer them again from its last answer until the next
 # write (core.read_cache).
 READS = frozenset(
@@ -374,6 +342,19 @@ READS = frozenset(
         "get_latest_samples",
         "list_sample_steps",
         "search_frame",
+    }
+)
+# Primitives that may be sent twice with the same effect as once: reads, and writes that replace what they write.
+REPEATABLE = READS | frozenset(
+    {
+        "verify_integrity",  # a read, but answered fresh every time: it checks the store itself
+        "set_adapter_alias",
+        "heartbeat",
+        "log_metrics",
+        "log_samples",
+        "set_tags",
+        "remove_tags",
+        "set_note",
     }
 )
 

@@ -8,6 +8,7 @@ import polars as pl
 from core.duckdb_store import DuckDBStore
 from core.read_cache import ReadCache
 from core.remote import RemoteStore, address_for
+from core.store import READS, operations
 from core.store_server import StoreServer, announce, claim
 
 
@@ -69,3 +70,8 @@ def test_a_served_store_reads_from_the_cache_and_sees_every_write_at_once(tmp_pa
         server.shutdown()
         os.close(fd)
         held.close()
+
+
+def test_only_operations_of_the_contract_are_answered_from_the_cache():
+    assert READS <= operations()
+    assert not READS & {"log_metrics", "heartbeat", "start_run", "complete_run", "delete_experiment", "verify_integrity"}
