@@ -9,9 +9,7 @@ slowest case; with the cache, a repeated read is answered in about a millisecond
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from streamlit import dataframe_util
 
 from bench.screens import seed_big_experiment
 from bench.seed import served, stop_server
+from bench.timing import measure
 from core import charts
 from core.divergence import LOSS_KEYS, diverged_runs
 from core.groups import run_attributes
@@ -27,12 +26,9 @@ from core.presenters import runs_frame
 
 
 def timed(label: str, call, repeat: int):
-    times, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = call()
-        times.append((time.perf_counter() - started) * 1000)
-    print(f"{label:58s} median {statistics.median(times):7.1f} ms")
+    """The call's result, after printing its median time over `repeat` more calls."""
+    result = call()
+    print(f"{label:58s} median {measure(call, repeat, warmup=0).median_ms:7.1f} ms")
     return result
 
 

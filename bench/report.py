@@ -441,7 +441,9 @@ def _header(command: str, started: datetime, seconds: float, load: tuple[float, 
         "that holds the DuckDB file open; every other process reaches it through `core.remote.RemoteStore` (what "
         "`open_store()` returns), where each store operation is one Arrow Flight request over a Unix socket, run "
         "whole on the server. Reads run in a snapshot of their own beside any write; writes go to the server's one "
-        "committer thread, which commits whatever queued up meanwhile together (group commit)."
+        "committer thread, which commits whatever queued up meanwhile together (group commit). The server's read "
+        "cache is off (`TUNEDECK_READ_CACHE_MB=0`): a read repeated would otherwise be answered from memory, and the "
+        "figures would say nothing of the store; `## Serving a team` shows pages with it and without."
     )
     facts = "Machine: " + "; ".join(f"{name} {value}" for name, value in machine().items()) + "."
     busy = (

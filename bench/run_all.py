@@ -3,7 +3,8 @@
 python -m bench.run_all                                 # the full run, 2 to 4 minutes on 2 quiet CPUs
 python -m bench.run_all --quick                         # a check that everything runs, in a minute or two
 
-Every benchmark goes through the store server, as production does, and stops the servers it started.
+Every benchmark goes through the store server, as production does (its read cache off, so that repeated reads
+measure the store), and stops the servers it started.
 --quick shrinks every size (any size given as well wins); its figures say nothing about speed, so
 its report goes to QUICK_OUTPUT (in the temporary folder) unless --output says where, never BENCHMARKS.md.
 The `## Peers` section of the output file is kept as it was: `python -m bench.peers` rewrites it.
@@ -50,6 +51,7 @@ def arguments() -> argparse.Namespace:
 
 def main() -> None:
     options = arguments()
+    os.environ["TUNEDECK_READ_CACHE_MB"] = "0"  # repeated reads measure the store; `## Serving a team` shows the cache
     started, clock, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as folder:
         for name in ("ingest", "queries", "pages", "jobs"):

@@ -596,8 +596,7 @@ class DuckDBStore(Annotations, TrackingStore):
         query = (
             f"SELECT {_SAMPLE_NAMES} FROM samples WHERE run_id IN ({placeholders}) {step_filter} ORDER BY run_id, step, position"
         )
-        found = self._read(lambda con: frame(con, query, [*wanted, *params]))
-        return found.cast(SAMPLE_COLUMNS) if found.height else pl.DataFrame(schema=SAMPLE_COLUMNS)
+        return self._samples(query, [*wanted, *params])
 
     def get_latest_samples(self, run_ids: list[int]) -> pl.DataFrame:
         wanted = checked_run_ids(run_ids) or [0]
@@ -607,7 +606,10 @@ class DuckDBStore(Annotations, TrackingStore):
             f"SELECT {names} FROM samples s JOIN (SELECT run_id, max(step) AS step FROM samples WHERE run_id IN ({placeholders}) "
             "GROUP BY run_id) latest ON latest.run_id = s.run_id AND latest.step = s.step ORDER BY s.run_id, s.position"
         )
-        found = self._read(lambda con: frame(con, query, wanted))
+        return self._samples(query, wanted)
+
+    def _samples(self, query: str, params: list) -> pl.DataFrame:
+        found = self._read(lambda con: frame(con, query, params))
         return found.cast(SAMPLE_COLUMNS) if found.height else pl.DataFrame(schema=SAMPLE_COLUMNS)
 
     def list_sample_steps(self, run_id: int) -> list[int]:

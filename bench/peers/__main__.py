@@ -304,6 +304,7 @@ def main() -> None:
     options = arguments()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run still stops its owners and removes its folders
     os.environ["TUNEDECK_STORE_SERVER_IDLE_EXIT"] = "3600"  # the owners this process starts outlive a slow peer's turn
+    os.environ["TUNEDECK_READ_CACHE_MB"] = "0"  # and read every time, as the peers do: no answers kept in memory
     waited = settle(options.settle)
     started, clock, load_before = datetime.now(UTC), time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tunedeck-peers-") as scratch:

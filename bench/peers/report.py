@@ -301,7 +301,9 @@ def section(run: dict) -> str:
             "### Queries, like for like",
             "",
             "On the stores the last ingest sample of each system left behind. TuneDeck's calls go to the store's owner, "
-            "started by the first call (before the samples)." + index_note(run),
+            "started by the first call (before the samples), with its read cache off (`TUNEDECK_READ_CACHE_MB=0`): the "
+            "same query repeated would otherwise be answered from memory, which the peers do not do."
+            + index_note(run),
             "",
             *queries,
             "",

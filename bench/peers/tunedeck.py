@@ -24,7 +24,8 @@ def environment(folder: Path) -> dict[str, str]:
     the owner stays up between our processes."""
     named = Path(folder) / "store-url"
     team = {"TUNEDECK_STORE_URL": named.read_text().strip()} if named.exists() else {}
-    return {"TUNEDECK_DATA_DIR": str(folder), "TUNEDECK_STORE_SERVER_IDLE_EXIT": "3600", **team}
+    no_cache = {"TUNEDECK_READ_CACHE_MB": "0"}  # repeated queries measure the store, not answers kept in memory
+    return {"TUNEDECK_DATA_DIR": str(folder), "TUNEDECK_STORE_SERVER_IDLE_EXIT": "3600", **no_cache, **team}
 
 
 def setup(folder: Path) -> int:
