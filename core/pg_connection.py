@@ -155,11 +155,12 @@ class _Query:
         return to_frame(self.cursor)
 
 
-def to_frame(cursor: psycopg.Cursor) -> pl.DataFrame:
-    """The cursor's result as a Polars frame, typed by the columns' PostgreSQL types even when empty."""
+def to_frame(cursor: psycopg.Cursor, found: list[tuple] | None = None) -> pl.DataFrame:
+    """The cursor's result (or the rows of it already fetched) as a Polars frame, typed by the columns' PostgreSQL
+    types even when empty."""
     names = [column.name for column in cursor.description]
     schema = {name: _POLARS_TYPES.get(column.type_code) for name, column in zip(names, cursor.description, strict=True)}
-    found = cursor.fetchall()
+    found = cursor.fetchall() if found is None else found
     if None in schema.values():
         return pl.DataFrame(found, schema=names, orient="row")
     return pl.DataFrame(found, schema=schema, orient="row")

@@ -6,17 +6,18 @@ Afterwards each table's row count and checksum are compared on both sides. The s
 the embedded file cannot be open in a running app or worker.
 """
 
-import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from core.duckdb_store import DuckDBStore
 from core.errors import ConflictError, StoreError
-from core.pg_connection import PgConnection
+from core.pg_connection import PgConnection, to_frame
+from core.sql import frame as query_frame
 from core.sql import identifier
 from core.store_url import is_postgres, redacted
 
@@ -24,7 +25,7 @@ from core.store_url import is_postgres, redacted
 SEQUENCES = {"experiment_ids": "experiments", "run_ids": "runs", "adapter_ids": "adapters"}
 SKIPPED = {"schema_migrations"}
 QUEUE_TABLES = "huey_"  # a team's queue shares its database: jobs are not part of the store
-CHUNK = 50_000  # rows per insert: the progress bar moves, memory stays bounded on the way in
+CHUNK = 50_000  # rows read, written and checked at a time: memory stays bounded whatever the store's size
 
 
 @dataclass
@@ -47,6 +48,32 @@ class CopyReport:
         ]
 
 
+class Checksum:
+    """A table's rows as a count and a 128-bit sum of row hashes: the same whatever order and chunks the rows come
+    in, so both engines' tables are compared a chunk at a time, without sorting either."""
+
+    SEEDS = (0x7475_6E65, 0x6465_636B)
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.sums = [0, 0]
+        self.columns: list[str] | None = None
+
+    def add(self, chunk: pl.DataFrame) -> None:
+        if chunk.is_empty():
+            return
+        self.columns = self.columns or chunk.columns
+        cells = [pl.col(name).cast(pl.String).fill_null("\u2400") for name in chunk.columns]
+        text = _normalized(chunk).select(pl.concat_str(cells, separator="\u241f").alias("row")).to_series()
+        for index, seed in enumerate(self.SEEDS):
+            hashes = text.hash(seed=seed).to_numpy()
+            self.sums[index] = (self.sums[index] + int(hashes.sum(dtype=np.uint64))) % 2**64
+        self.rows += chunk.height
+
+    def hexdigest(self) -> str:
+        return "".join(f"{part:016x}" for part in self.sums)
+
+
 def open_for_copy(where: str) -> DuckDBStore:
     """A postgresql:// URL, a data folder or a .duckdb file, opened (and migrated) for a whole-table copy."""
     if is_postgres(where):
@@ -66,47 +93,54 @@ def describe(where: str) -> str:
 
 
 def copy_store(
-    source: str, destination: str, start: Callable[[int], Callable[[int], None]] = lambda total: lambda rows: None
+    source: str,
+    destination: str,
+    start: Callable[[int], Callable[[int], None]] = lambda total: lambda rows: None,
+    chunk_rows: int = CHUNK,
 ) -> CopyReport:
     """Copy every table of source into destination, verify, and report. `start(total rows)` returns what to call with
     each batch of rows copied (a progress bar's update). ConflictError if the destination holds experiments that are
-    not the source's."""
+    not the source's. Rows stream through in chunks of `chunk_rows`, both ways and when checking."""
     if describe(source) == describe(destination):
         raise ConflictError("the source and the destination are the same store")
     if not is_postgres(source) and not (Path(source).is_file() or (Path(source) / "tunedeck.duckdb").is_file()):
         raise StoreError(f"there is no TuneDeck store at {source}: name a data folder, a .duckdb file or a postgresql:// URL")
     src, dst = open_for_copy(source), open_for_copy(destination)
     try:
-        with _reads(src) as con:
-            tables = [t for t in _tables(con) if t not in SKIPPED and not t.startswith(QUEUE_TABLES)]
-            frames = {table: _normalized(_read_table(con, table)) for table in tables}
-        missing = sorted(set(tables) - set(_write_tables(dst)))
-        if missing:
-            raise StoreError(f"the destination has no table {', '.join(missing)}: is it an older TuneDeck version?")
-        _refuse_foreign(frames["experiments"], dst)
-        progress = start(sum(frame.height for frame in frames.values()))
+        with _reads(src) as read:
+            tables = [t for t in _tables(read) if t not in SKIPPED and not t.startswith(QUEUE_TABLES)]
+            missing = sorted(set(tables) - set(_write_tables(dst)))
+            if missing:
+                raise StoreError(f"the destination has no table {', '.join(missing)}: is it an older TuneDeck version?")
+            _refuse_foreign(_normalized(_read_table(read, "experiments")), dst)
+            progress = start(sum(_count(read, table) for table in tables))
+            sent = {table: Checksum() for table in tables}
 
-        def replace_all(con) -> None:
-            for table, frame in frames.items():
-                con.execute(f"DELETE FROM {identifier(table)}")  # table names come from the store's own catalog
-                for start in range(0, max(frame.height, 1), CHUNK):
-                    _insert(con, table, frame.slice(start, CHUNK))
-                    progress(min(CHUNK, frame.height - start))
-            for sequence, table in SEQUENCES.items():
-                if table in frames:
-                    _continue_sequence(con, sequence, (frames[table]["id"].max() or 0) + 1)
+            def replace_all(write) -> None:
+                for table in tables:
+                    write.execute(f"DELETE FROM {identifier(table)}")  # table names come from the store's own catalog
+                    next_id = 1
+                    for chunk in _chunks(read, f"SELECT * FROM {identifier(table)}", chunk_rows):
+                        _insert(write, table, chunk)
+                        sent[table].add(chunk)
+                        next_id = max(next_id, (chunk["id"].max() or 0) + 1) if "id" in chunk.columns else next_id
+                        progress(chunk.height)
+                    for sequence in (name for name, owner in SEQUENCES.items() if owner == table):
+                        _continue_sequence(write, sequence, next_id)
 
-        dst._write(replace_all)
+            dst._write(replace_all)
         report = CopyReport(describe(source), describe(destination))
         with _reads(dst) as con:
-            for table, frame in frames.items():
-                copied = _normalized(_read_table(con, table).select(frame.columns))
-                expected, found = _checksum(frame), _checksum(copied)
-                if (frame.height, expected) != (copied.height, found):
+            for table, expected in sent.items():
+                columns = ", ".join(identifier(name) for name in expected.columns) if expected.columns else "*"
+                found = Checksum()
+                for chunk in _chunks(con, f"SELECT {columns} FROM {identifier(table)}", chunk_rows):
+                    found.add(chunk)
+                if (found.rows, found.hexdigest()) != (expected.rows, expected.hexdigest()):
                     raise StoreError(
-                        f"table {table} differs after the copy ({frame.height} rows in, {copied.height} found); run the copy again"
+                        f"table {table} differs after the copy ({expected.rows} rows in, {found.rows} found); run the copy again"
                     )
-                report.tables.append(TableCopy(table, frame.height, expected))
+                report.tables.append(TableCopy(table, expected.rows, expected.hexdigest()))
         return report
     finally:
         src.close()
@@ -133,13 +167,28 @@ def _write_tables(store: DuckDBStore) -> list[str]:
 
 
 def _read_table(con, table: str) -> pl.DataFrame:
-    from core.sql import frame
+    return query_frame(con, f"SELECT * FROM {identifier(table)}")
 
-    return frame(con, f"SELECT * FROM {identifier(table)}")
+
+def _count(con, table: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {identifier(table)}").fetchall()[0][0]
+
+
+def _chunks(con, sql: str, size: int) -> Iterator[pl.DataFrame]:
+    """A query's rows, `size` at a time: a server-side cursor on PostgreSQL, Arrow record batches on DuckDB."""
+    if isinstance(con, PgConnection):
+        with con.raw.cursor(name="tunedeck_copy") as cursor:
+            cursor.itersize = size
+            cursor.execute(sql)
+            while found := cursor.fetchmany(size):
+                yield to_frame(cursor, found)
+        return
+    for batch in con.sql(sql).to_arrow_reader(size):
+        yield pl.from_arrow(batch)
 
 
 def _normalized(frame: pl.DataFrame) -> pl.DataFrame:
-    """Both engines' types as one: whole numbers as Int64, timestamps in microseconds, rows in one order."""
+    """Both engines' types as one: whole numbers as Int64, timestamps in microseconds."""
     casts = []
     for name, dtype in frame.schema.items():
         if dtype.is_integer():
@@ -148,12 +197,7 @@ def _normalized(frame: pl.DataFrame) -> pl.DataFrame:
             casts.append(pl.col(name).cast(pl.Datetime("us")))
         elif dtype == pl.Null:
             casts.append(pl.col(name).cast(pl.String))
-    frame = frame.with_columns(casts) if casts else frame
-    return frame.sort(frame.columns, nulls_last=True) if frame.height else frame
-
-
-def _checksum(frame: pl.DataFrame) -> str:
-    return hashlib.sha256(frame.write_csv(float_precision=None).encode()).hexdigest()
+    return frame.with_columns(casts) if casts else frame
 
 
 def _refuse_foreign(experiments: pl.DataFrame, dst: DuckDBStore) -> None:

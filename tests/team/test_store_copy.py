@@ -10,6 +10,7 @@ import pytest
 from core.duckdb_store import DuckDBStore
 from core.entities import AdapterSpec
 from core.postgres_store import PostgresStore
+from core.store_copy import Checksum, copy_store
 from tests.cli.conftest import ROOT, clean_env
 
 SAMPLE = "data/sample/sentiment.csv"
@@ -107,6 +108,45 @@ def test_a_store_goes_up_to_postgresql_and_back_with_everything_in_it(tmp_path, 
         assert returned.verify_integrity() == []
     finally:
         returned.close()
+
+
+def test_a_store_streams_through_in_chunks_and_arrives_whole(tmp_path, embedded, postgres_databases):
+    folder, expected = embedded
+    url = postgres_databases.fresh()
+    sent: list[int] = []
+    totals: list[int] = []
+
+    def start(total: int):
+        totals.append(total)
+        return sent.append
+
+    up = copy_store(str(folder), url, start, chunk_rows=7)
+    assert max(sent) == 7 and sum(sent) == totals[0] == sum(t.rows for t in up.tables)
+    assert len(sent) == sum(-(-table.rows // 7) for table in up.tables)  # each table in as few chunks of 7 as it takes
+    back = copy_store(url, str(tmp_path / "back"), chunk_rows=1000)
+    assert [(t.table, t.rows, t.checksum) for t in back.tables] == [(t.table, t.rows, t.checksum) for t in up.tables]
+    returned = DuckDBStore(tmp_path / "back" / "tunedeck.duckdb")
+    try:
+        assert everything(returned) == expected
+    finally:
+        returned.close()
+
+
+def test_a_checksum_ignores_order_and_chunks_but_not_a_changed_cell():
+    rows = pl.DataFrame({"id": [1, 2, 3, 4], "name": ["a", None, "c", "d"], "value": [0.1, 0.2, None, 1e-9]})
+
+    def checksum(*chunks: pl.DataFrame) -> tuple[int, str]:
+        found = Checksum()
+        for chunk in chunks:
+            found.add(chunk)
+        return found.rows, found.hexdigest()
+
+    whole = checksum(rows)
+    assert checksum(rows.reverse().slice(0, 3), pl.DataFrame(schema=rows.schema), rows.reverse().slice(3)) == whole
+    assert checksum(rows.with_columns(pl.col("id").cast(pl.Int32))) == whole  # an engine's narrower integer
+    assert checksum(rows.with_columns(value=pl.Series([0.1, 0.2, None, 2e-9]))) != whole
+    assert checksum(rows.with_columns(name=pl.Series(["a", "", "c", "d"]))) != whole  # empty is not missing
+    assert checksum(rows.slice(0, 3)) != whole
 
 
 def test_copying_again_changes_nothing(tmp_path, embedded, postgres_databases):
