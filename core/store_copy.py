@@ -132,9 +132,9 @@ def copy_store(
         report = CopyReport(describe(source), describe(destination))
         with _reads(dst) as con:
             for table, expected in sent.items():
-                columns = ", ".join(identifier(name) for name in expected.columns) if expected.columns else "*"
+                names = ", ".join(identifier(name) for name in expected.columns) if expected.columns else "*"
                 found = Checksum()
-                for chunk in _chunks(con, f"SELECT {columns} FROM {identifier(table)}", chunk_rows):
+                for chunk in _chunks(con, f"SELECT {names} FROM {identifier(table)}", chunk_rows):
                     found.add(chunk)
                 if (found.rows, found.hexdigest()) != (expected.rows, expected.hexdigest()):
                     raise StoreError(
