@@ -22,6 +22,7 @@ from core.migrations import migrate
 
 T = TypeVar("T")
 MAX_GROUP = 256  # writes in one transaction at most
+MAX_POINT_VERSIONS = 100_000  # runs whose last change of points is remembered; past that, all count as changed
 
 
 def _store_error(path: Path, error: duckdb.Error) -> StoreError:
@@ -70,6 +71,9 @@ class Database:
         self.groups = 0  # transactions committed, for tests and benchmarks that check grouping
         self.writes = 0
         self.generation = 0  # moves on after every commit: what a reader saw before it may be stale (core.read_cache)
+        self._point_versions: dict[int, int] = {}  # run ID -> the generation that last changed its points
+        self._points_floor = 0  # every run's points may have changed in this generation (the map was emptied)
+        self._points_touched: set[int] = set()  # runs whose points the transaction being committed changes
 
     # -- reads -----------------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -97,7 +101,31 @@ class Database:
             self._local.in_snapshot = False
             cursor.rollback()
 
+    def points_changed_since(self, run_ids, generation: int) -> bool:
+        """Whether any of these runs' points changed after `generation` (taken before a read began): a curve read
+        then is still current while other runs train, where any commit would make a store-wide answer stale."""
+        if self._points_floor > generation:
+            return True
+        versions = self._point_versions
+        return any(versions.get(run_id, 0) > generation for run_id in run_ids)
+
     # -- writes ----------------------------------------------------------------------------
+    def touch_points(self, run_ids) -> None:
+        """Called inside a write (on the committer thread) that adds or replaces these runs' points."""
+        self._points_touched.update(run_ids)
+
+    def _committed(self, writes: int) -> None:
+        self.groups += 1
+        self.writes += writes
+        generation = self.generation + 1
+        if len(self._point_versions) + len(self._points_touched) > MAX_POINT_VERSIONS:
+            self._points_floor = generation  # first: a reader between these two lines must not see an empty map alone
+            self._point_versions = {}
+        for run_id in self._points_touched:
+            self._point_versions[run_id] = generation
+        self._points_touched.clear()
+        self.generation = generation
+
     def write(self, op: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run op in a transaction on the committer thread and return what it returns (or raise what it raises)."""
         if threading.current_thread() is self._committer:
@@ -140,9 +168,7 @@ class Database:
             for op, done in group:
                 self._commit_alone(op, done)
             return
-        self.groups += 1
-        self.writes += len(group)
-        self.generation += 1
+        self._committed(len(group))
         for (_, done), result in zip(group, results, strict=True):
             done.set_result(result)
 
@@ -163,9 +189,7 @@ class Database:
             self._rollback()
             done.set_exception(error)
             return
-        self.groups += 1
-        self.writes += 1
-        self.generation += 1
+        self._committed(1)
         done.set_result(result)
 
     def _rollback(self) -> None:

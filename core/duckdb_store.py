@@ -520,7 +520,12 @@ class DuckDBStore(Annotations, TrackingStore):
         finally:
             con.unregister("points")
             con.unregister("series")
+        self._points_changed(series["run_id"].unique().to_list())
         return points.height
+
+    def _points_changed(self, run_ids: list[int]) -> None:
+        """Every write of points passes here: the store server's cache keeps other runs' curves (core.read_cache)."""
+        self.db.touch_points(run_ids)
 
     def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
         run_ids = checked_series_request(run_ids, keys, max_points)

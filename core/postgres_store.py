@@ -65,6 +65,9 @@ class PostgresStore(DuckDBStore):
     def db(self):
         raise AttributeError("a PostgreSQL store has no embedded database; use its operations")
 
+    def _points_changed(self, run_ids: list[int]) -> None:
+        """No read cache in front of PostgreSQL: each reader asks the server."""
+
     def _migrate(self) -> None:
         """Reach the server once, now, so a wrong URL or a server that is down is one clear error at start."""
         try:

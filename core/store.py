@@ -344,6 +344,9 @@ READS = frozenset(
         "search_frame",
     }
 )
+# Reads whose answer depends on nothing but the points of the runs in their `run_ids`: the cache keeps such an
+# answer while other runs' points change, so a finished experiment's curves stay served while others train.
+CURVE_READS = frozenset({"get_metric_series"})
 # Primitives that may be sent twice with the same effect as once: reads, and writes that replace what they write.
 REPEATABLE = READS | frozenset(
     {

@@ -37,7 +37,7 @@ from core.errors import StoreError, TuneDeckError
 from core.read_cache import ReadCache
 from core.remote import address_for, answers
 from core.settings import get_settings
-from core.store import READS, operations
+from core.store import CURVE_READS, READS, operations
 
 log = logging.getLogger("tunedeck.store_server")
 POLL = 0.2  # seconds between the main loop's looks at idleness and signals
@@ -52,13 +52,21 @@ def error_payload(error: Exception) -> bytes:
     ).encode()
 
 
+def _run_ids(request: dict) -> list[int] | None:
+    """The runs a curve read names, as the IDs writes record; None (a store-wide answer) if they are not IDs."""
+    try:
+        return [int(run_id) for run_id in request.get("run_ids") or []]
+    except (TypeError, ValueError):
+        return None
+
+
 class StoreServer(flight.FlightServerBase):
     OPERATIONS = operations()
 
-    def __init__(self, store: DuckDBStore, address: str, cache: ReadCache | None = None):
+    def __init__(self, store: DuckDBStore, address: str, cache_bytes: int = 0):
         super().__init__(f"grpc+unix://{address}")
         self.store = store
-        self.cache = cache
+        self.cache = ReadCache(cache_bytes, store.db.points_changed_since) if cache_bytes else None
         self._state = threading.Lock()
         self._active = 0
         self._last_seen = time.monotonic()
@@ -82,7 +90,8 @@ class StoreServer(flight.FlightServerBase):
                 raise flight.FlightServerError("that operation does not answer with a table; ask for it as an action")
             return result.to_arrow()
 
-        return flight.RecordBatchStream(self._answer(operation, ("get", ticket.ticket), answer))
+        runs = _run_ids(request) if operation in CURVE_READS else None
+        return flight.RecordBatchStream(self._answer(operation, ("get", ticket.ticket), answer, runs))
 
     def do_put(self, context, descriptor, reader, writer):
         request = _arguments(descriptor.command)
@@ -96,8 +105,9 @@ class StoreServer(flight.FlightServerBase):
         result = self._call(request.pop("operation", ""), {**request, "points": points})
         writer.write(pa.py_buffer(to_json(result)))
 
-    def _answer(self, operation: str, request: tuple, answer: Callable[[], Any]) -> Any:
-        """A read's answer as last given, unless a write has committed since; anything else, answered now."""
+    def _answer(self, operation: str, request: tuple, answer: Callable[[], Any], runs: list[int] | None = None) -> Any:
+        """A read's answer as last given, unless a write has committed since (for a read of `runs`' points, unless
+        their points changed); anything else, answered now."""
         if self.cache is None or operation not in READS:
             return answer()
         with self._busy():  # an answer from the cache is a request too: the server is not idle
@@ -105,7 +115,8 @@ class StoreServer(flight.FlightServerBase):
             found = self.cache.get(request, generation)
             if found is None:
                 found = answer()
-                self.cache.put(request, generation, found, found.size if isinstance(found, pa.Buffer) else found.nbytes)
+                size = found.size if isinstance(found, pa.Buffer) else found.nbytes
+                self.cache.put(request, generation, found, size, runs)
             return found
 
     def _call(self, operation: str, arguments: dict):
@@ -192,7 +203,7 @@ def serve(path: Path, idle_exit: float, timeout: float) -> int:
     try:
         _ = store.db  # open (and migrate) before listening: a client that gets an answer gets it from an open store
         os.umask(0o077)  # the socket is created 0600: only this user may send the store operations
-        server = StoreServer(store, address, ReadCache(settings.read_cache_mb * 2**20) if settings.read_cache_mb else None)
+        server = StoreServer(store, address, settings.read_cache_mb * 2**20)
         announce(fd)
         log.info("serving %s on %s (pid %s)", path, address, os.getpid())
         journals = store.data_dir / "journal"

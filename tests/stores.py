@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from core.duckdb_store import DuckDBStore
-from core.read_cache import ReadCache
+from core.read_cache import DEFAULT_MB
 from core.remote import RemoteStore, address_for
 from core.store_server import StoreServer, announce, claim
 
@@ -16,7 +16,7 @@ def serving(held: DuckDBStore) -> Iterator[RemoteStore]:
     and other processes started meanwhile reach the store through it."""
     address = address_for(held.path.resolve())
     fd = claim(address, timeout=5)
-    server = StoreServer(held, address, ReadCache())  # as served in production: reads answered until a write
+    server = StoreServer(held, address, DEFAULT_MB * 2**20)  # as served in production: reads answered until a write
     announce(fd)
     try:
         yield RemoteStore(held.path, timeout=30)

@@ -1,14 +1,17 @@
-"""The store server answers a repeated read from its cache until a write commits, and never serves a stale answer."""
+"""The store server answers a repeated read from its cache until a write changes it, and never serves a stale answer."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import polars as pl
 
+from core import database
 from core.duckdb_store import DuckDBStore
-from core.read_cache import ReadCache
+from core.read_cache import DEFAULT_MB, ReadCache
 from core.remote import RemoteStore, address_for
-from core.store import READS, operations
+from core.store import CURVE_READS, READS, operations
 from core.store_server import StoreServer, announce, claim
 
 
@@ -44,15 +47,30 @@ def test_the_least_recently_used_answers_make_room_for_new_ones():
     assert cache.get("huge", 1) is None
 
 
-def test_a_served_store_reads_from_the_cache_and_sees_every_write_at_once(tmp_path):
+@contextmanager
+def served(tmp_path) -> Iterator[tuple[RemoteStore, ReadCache]]:
     held = DuckDBStore(tmp_path / "tunedeck.duckdb")
     address = address_for(held.path.resolve())
     fd = claim(address, timeout=5)
-    cache = ReadCache()
-    server = StoreServer(held, address, cache)
+    server = StoreServer(held, address, DEFAULT_MB * 2**20)
     announce(fd)
     try:
-        store = RemoteStore(held.path, timeout=30)
+        yield RemoteStore(held.path, timeout=30), server.cache
+    finally:
+        server.shutdown()
+        os.close(fd)
+        held.close()
+
+
+def points(run_id: int, steps: list[int], value: float) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"run_id": run_id, "key": "loss", "step": steps, "value": value, "wall_time": datetime(2026, 1, 1)},
+        schema_overrides={"step": pl.Int64},
+    )
+
+
+def test_a_served_store_reads_from_the_cache_and_sees_every_write_at_once(tmp_path):
+    with served(tmp_path) as (store, cache):
         experiment_id = store.create_experiment({"name": "first name", "dataset": "data/sample/sentiment.csv"})
         run_id = store.create_run(experiment_id, {"learning_rate": 0.01})
 
@@ -62,16 +80,56 @@ def test_a_served_store_reads_from_the_cache_and_sees_every_write_at_once(tmp_pa
         assert cache.hits == 4, "the second and third of each read came from the cache"
 
         store.rename_experiment(experiment_id, "second name")
-        store.log_metrics(pl.DataFrame({"run_id": [run_id], "key": ["loss"], "step": [1], "value": [0.5], "wall_time": [datetime(2026, 1, 1)]}))
+        store.log_metrics(points(run_id, [1], 0.5))
 
         assert store.get_experiment(experiment_id).name == "second name"
         assert store.get_metric_series([run_id], ["loss"])["value"].to_list() == [0.5]
+
+
+def test_a_finished_runs_curve_stays_cached_while_other_runs_train_and_not_once_its_own_points_change(tmp_path):
+    with served(tmp_path) as (store, cache):
+        experiment_id = store.create_experiment({"name": "sweep", "dataset": "data/sample/sentiment.csv"})
+        finished, training = (store.create_run(experiment_id, {"learning_rate": lr}) for lr in (0.01, 0.02))
+        store.log_metrics(points(finished, [1, 2], 0.5))
+        store.get_metric_series([finished])
+        store.get_experiment(experiment_id)
+
+        store.mark_running(training, "w:1")
+        store.log_metrics(points(training, [1, 2, 3], 0.9))
+        store.heartbeat(training)
+        hits = cache.hits
+        assert store.get_metric_series([finished])["value"].to_list() == [0.5, 0.5]
+        assert cache.hits == hits + 1, "other runs' points and heartbeats left the finished run's curve served"
+        assert store.get_experiment(experiment_id).status == "running"
+        assert cache.hits == hits + 1, "a store-wide answer is read again after any commit"
+        both = store.get_metric_series([finished, training])
+        assert both.height == 5
+
+        store.log_metrics(points(finished, [3], 0.25))  # a late point of the finished run (a resumed run, an import)
+        assert store.get_metric_series([finished])["value"].to_list() == [0.5, 0.5, 0.25]
+        assert store.get_metric_series([finished, training]).height == 6
+        assert cache.hits == hits + 1
+
+
+def test_past_so_many_runs_every_run_counts_as_changed(tmp_path, monkeypatch):
+    monkeypatch.setattr(database, "MAX_POINT_VERSIONS", 2)
+    store = DuckDBStore(tmp_path / "tunedeck.duckdb")
+    try:
+        experiment_id = store.create_experiment({"name": "many", "dataset": "data/sample/sentiment.csv"})
+        first, second, third = (store.create_run(experiment_id, {"learning_rate": lr}) for lr in (0.1, 0.2, 0.3))
+        store.log_metrics(pl.concat([points(first, [1], 1.0), points(second, [1], 1.0)]))
+        before = store.db.generation
+        assert not store.db.points_changed_since([first, second], before)
+
+        store.log_metrics(points(third, [1], 1.0))  # a third run: the map of two is emptied
+
+        assert store.db.points_changed_since([first], before), "forgotten, so counted as changed"
+        assert not store.db.points_changed_since([first], store.db.generation)
     finally:
-        server.shutdown()
-        os.close(fd)
-        held.close()
+        store.close()
 
 
 def test_only_operations_of_the_contract_are_answered_from_the_cache():
     assert READS <= operations()
     assert not READS & {"log_metrics", "heartbeat", "start_run", "complete_run", "delete_experiment", "verify_integrity"}
+    assert CURVE_READS <= READS
