@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import polars as pl
+from polars.testing import assert_frame_equal
 
 from core import database
 from core.duckdb_store import DuckDBStore
@@ -48,29 +49,29 @@ def test_the_least_recently_used_answers_make_room_for_new_ones():
 
 
 @contextmanager
-def served(tmp_path) -> Iterator[tuple[RemoteStore, ReadCache]]:
+def served(tmp_path) -> Iterator[tuple[RemoteStore, ReadCache, DuckDBStore]]:
     held = DuckDBStore(tmp_path / "tunedeck.duckdb")
     address = address_for(held.path.resolve())
     fd = claim(address, timeout=5)
     server = StoreServer(held, address, DEFAULT_MB * 2**20)
     announce(fd)
     try:
-        yield RemoteStore(held.path, timeout=30), server.cache
+        yield RemoteStore(held.path, timeout=30), server.cache, held
     finally:
         server.shutdown()
         os.close(fd)
         held.close()
 
 
-def points(run_id: int, steps: list[int], value: float) -> pl.DataFrame:
+def points(run_id: int, steps: list[int], value: float | list[float]) -> pl.DataFrame:
     return pl.DataFrame(
         {"run_id": run_id, "key": "loss", "step": steps, "value": value, "wall_time": datetime(2026, 1, 1)},
-        schema_overrides={"step": pl.Int64},
+        schema_overrides={"step": pl.Int64, "value": pl.Float64},
     )
 
 
 def test_a_served_store_reads_from_the_cache_and_sees_every_write_at_once(tmp_path):
-    with served(tmp_path) as (store, cache):
+    with served(tmp_path) as (store, cache, _):
         experiment_id = store.create_experiment({"name": "first name", "dataset": "data/sample/sentiment.csv"})
         run_id = store.create_run(experiment_id, {"learning_rate": 0.01})
 
@@ -87,7 +88,7 @@ def test_a_served_store_reads_from_the_cache_and_sees_every_write_at_once(tmp_pa
 
 
 def test_a_finished_runs_curve_stays_cached_while_other_runs_train_and_not_once_its_own_points_change(tmp_path):
-    with served(tmp_path) as (store, cache):
+    with served(tmp_path) as (store, cache, _):
         experiment_id = store.create_experiment({"name": "sweep", "dataset": "data/sample/sentiment.csv"})
         finished, training = (store.create_run(experiment_id, {"learning_rate": lr}) for lr in (0.01, 0.02))
         store.log_metrics(points(finished, [1, 2], 0.5))
@@ -102,13 +103,28 @@ def test_a_finished_runs_curve_stays_cached_while_other_runs_train_and_not_once_
         assert cache.hits == hits + 1, "other runs' points and heartbeats left the finished run's curve served"
         assert store.get_experiment(experiment_id).status == "running"
         assert cache.hits == hits + 1, "a store-wide answer is read again after any commit"
-        both = store.get_metric_series([finished, training])
-        assert both.height == 5
+        assert store.get_metric_series([training, finished])["run_id"].to_list() == [finished] * 2 + [training] * 3
+        assert cache.hits == hits + 2, "the finished run's curve from memory, the training run's read"
 
         store.log_metrics(points(finished, [3], 0.25))  # a late point of the finished run (a resumed run, an import)
         assert store.get_metric_series([finished])["value"].to_list() == [0.5, 0.5, 0.25]
         assert store.get_metric_series([finished, training]).height == 6
-        assert cache.hits == hits + 1
+        assert cache.hits == hits + 4, "both curves as last read: nothing wrote to either since"
+
+
+def test_curves_put_together_run_by_run_are_the_stores_own_answer(tmp_path):
+    """Short and long runs (bucketed), runs with no points, unknown keys: from memory or not, the same frame."""
+    with served(tmp_path) as (store, cache, held):
+        experiment_id = store.create_experiment({"name": "mixed", "dataset": "data/sample/sentiment.csv"})
+        long, short, empty = (store.create_run(experiment_id, {"learning_rate": lr}) for lr in (0.1, 0.2, 0.3))
+        store.log_metrics(points(long, list(range(5000)), [((s * 7919) % 1000) / 1000 for s in range(5000)]))
+        store.log_metrics(pl.concat([points(short, [1, 2], 0.5), points(short, [1], 0.7).with_columns(key=pl.lit("eval_loss"))]))
+        for run_ids, keys, max_points in [([long, short, empty], None, 100), ([short], ["eval_loss"], 100), ([empty, long], ["loss"], 2)]:
+            store.get_metric_series([long], keys, max_points)  # one run from memory, the others read
+            asked = {"keys": keys, "max_points": max_points}
+            assert_frame_equal(store.get_metric_series(run_ids, **asked), held.get_metric_series(run_ids, **asked))
+            assert_frame_equal(store.get_metric_series(run_ids, **asked), held.get_metric_series(run_ids, **asked))
+        assert cache.hits > 0
 
 
 def test_past_so_many_runs_every_run_counts_as_changed(tmp_path, monkeypatch):
