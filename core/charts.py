@@ -257,11 +257,12 @@ def with_elapsed(series: pl.DataFrame) -> pl.DataFrame:
     return series.with_columns(elapsed=(pl.col("wall_time") - start).dt.total_microseconds() / 1e6)
 
 
-def compact(points: pl.DataFrame) -> pl.DataFrame:
-    """Fewer bytes per row on the wire: run labels dictionary-encoded, 32-bit numbers (what a chart can show)."""
-    narrow = {name: pl.Float32 for name, dtype in points.schema.items() if dtype.is_float()}
-    narrow.update({name: pl.Int32 for name in ("step",) if name in points.columns})
-    return points.with_columns(pl.col("run").cast(pl.Categorical)).cast(narrow)
+def compact(frame: pl.DataFrame) -> pl.DataFrame:
+    """Fewer bytes per row on the wire: labels dictionary-encoded, 32-bit numbers (what a chart can show)."""
+    narrow = {name: pl.Float32 for name, dtype in frame.schema.items() if dtype.is_float()}
+    narrow.update({name: pl.Categorical for name, dtype in frame.schema.items() if dtype == pl.String})
+    narrow.update({name: pl.Int32 for name in ("step",) if name in frame.columns})
+    return frame.cast(narrow)
 
 
 def sparklines(series: pl.DataFrame, key: str, points: int = 30) -> dict[int, list[float]]:
@@ -401,7 +402,7 @@ def group_spec(series: pl.DataFrame, key: str, groups: dict[int, str], *, option
         "width": "container",
         "height": PANEL_HEIGHT,
         "data": {"name": DATASET},
-        "datasets": {DATASET: _narrow(stats)},
+        "datasets": {DATASET: compact(stats)},
         "layer": [
             {
                 "mark": {"type": "area", "opacity": BAND_OPACITY, "clip": True},
@@ -426,9 +427,3 @@ def group_panels(
     """One group chart per key, in the order asked; each group keeps its colour across them."""
     return [group_spec(series, key, groups, options=options) for key in keys]
 
-
-def _narrow(frame: pl.DataFrame) -> pl.DataFrame:
-    """32-bit numbers and a categorical label column: what a chart can show, in fewer bytes."""
-    floats = {name: pl.Float32 for name, dtype in frame.schema.items() if dtype.is_float()}
-    labels = {name: pl.Categorical for name, dtype in frame.schema.items() if dtype == pl.String}
-    return frame.cast({**floats, **labels})
