@@ -5,10 +5,15 @@ query phase as `bench.peers` on them (every system checked to hold the same runs
 turns call by call, TuneDeck's store server running and its read cache off.
 
     ../venv-bench/bin/python -m bench.peers.queries_at_size --runs 2000 --steps 100
+    ../venv-bench/bin/python -m bench.peers.queries_at_size --runs 2000 --steps 100 --postgres
+
+With --postgres both stores are databases of one private PostgreSQL 15 server (fsync on), as in
+`bench.peers.on_postgres`, whose query phase (list, filter+order, 10 history calls) then runs.
 """
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 from datetime import UTC, datetime
@@ -35,6 +40,30 @@ def build(bench: Bench, size: str, name: str, runs: int, steps: int) -> None:
     bench.progress.message(f"built {name}'s store of {runs} runs in {result['seconds']:.0f} s (bulk, not a figure)")
 
 
+def on_postgres(runs: int, steps: int, repeat: int) -> dict:
+    """Both stores in databases of one private PostgreSQL server, built in bulk; the timed calls in ms by query."""
+    from bench.peers.on_postgres import Server, prepare, queries, readers
+
+    server, root, kept = Server(), Path(tempfile.mkdtemp(prefix="tunedeck-queries-pg-")), {}
+    try:
+        for name in ("TuneDeck", "MLflow"):
+            folder, out = root / name, root / f"{name}.json"
+            prepare(server, name, folder)
+            args = ["bench.peers.sample", name, "bulk", str(folder), str(runs), str(steps), str(out)]
+            result = children.run(args, out, children.environment(systems.load(name).environment(folder)))
+            kept[name] = (folder, result["experiment"], result["run_ids"])
+            print(f"built {name}'s store of {runs} runs in {result['seconds']:.0f} s (bulk, not a figure)", flush=True)
+        stores = readers(kept)
+        try:
+            timings = queries(stores, runs, steps, repeat)
+        finally:
+            stores["TuneDeck"][1].close()
+    finally:
+        server.cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return {item: {name: [{"ms": ms} for ms in got] for name, got in by.items()} for item, by in timings.items()}
+
+
 def table(calls: dict) -> list[str]:
     lines = ["| Query | TuneDeck | MLflow | MLflow ÷ TuneDeck | Clock covers |", "|---|---|---|---|---|"]
     for item, by in calls.items():
@@ -51,6 +80,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--query-repeat", type=int, default=15, help="timed calls per query and system")
     parser.add_argument("--settle", type=float, default=60, help="first wait up to this long for a quiet machine")
+    parser.add_argument("--postgres", action="store_true", help="both systems on one private PostgreSQL server")
     options = parser.parse_args()
     options.peers, options.repeat, options.large_runs, options.large_steps = ["TuneDeck", "MLflow"], 0, 0, 0
     os.environ["TUNEDECK_STORE_SERVER_IDLE_EXIT"] = "3600"
@@ -58,17 +88,21 @@ def main() -> None:
     settle(options.settle)
     started, load = datetime.now(UTC), os.getloadavg()[0]
     size = f"{options.runs}x{options.steps}"
-    with tempfile.TemporaryDirectory(prefix="tunedeck-queries-") as scratch:
-        bench = Bench(options, Path(scratch))
-        try:
-            for name in options.peers:
-                build(bench, size, name, options.runs, options.steps)
-            bench.queries(size, options.runs, options.steps)
-        finally:
-            bench.close()
-    calls = bench.results["queries"][size]["calls"]
-    assert set(calls) == set(query_items(options))
-    print(f"\nbench.peers.queries_at_size at {size}, {started:%Y-%m-%d %H:%M} UTC, {options.query_repeat} timed calls each, ")
+    if options.postgres:
+        calls = on_postgres(options.runs, options.steps, options.query_repeat)
+    else:
+        with tempfile.TemporaryDirectory(prefix="tunedeck-queries-") as scratch:
+            bench = Bench(options, Path(scratch))
+            try:
+                for name in options.peers:
+                    build(bench, size, name, options.runs, options.steps)
+                bench.queries(size, options.runs, options.steps)
+            finally:
+                bench.close()
+        calls = bench.results["queries"][size]["calls"]
+        assert set(calls) == set(query_items(options))
+    where = "on PostgreSQL" if options.postgres else "embedded (DuckDB) beside MLflow on SQLite"
+    print(f"\nbench.peers.queries_at_size {where} at {size}, {started:%Y-%m-%d %H:%M} UTC, {options.query_repeat} timed calls each, ")
     print(f"load average {load:.2f} before and {os.getloadavg()[0]:.2f} after; medians:\n")
     print("\n".join(table(calls)))
 
