@@ -74,4 +74,8 @@ def test_the_apps_role_needs_only_the_rights_the_readme_lists(postgres_databases
             pass
         else:
             raise AssertionError("the app's role could drop a table")
-    assert PostgresStore(app_url, tmp_path / "check").get_experiment(1).name == "least"
+    check = PostgresStore(app_url, tmp_path / "check")
+    try:
+        assert check.get_experiment(1).name == "least"
+    finally:
+        check.close()  # its pool's threads go now, not in a garbage collection during a later test
