@@ -4,7 +4,7 @@ import os
 import shutil
 import tempfile
 
-# Test stores commit thousands of times, and on a disk each commit waits for its fsync (~9 ms here): temporary files
+# Test stores commit thousands of times, and on a disk each commit also waits for its fsync (~2 ms here): temporary files
 # go to memory (/dev/shm) where it has room, unless TMPDIR names a place. Nothing here tests a power cut; killed
 # processes leave their writes in the page cache either way. Set first, so every process the tests start inherits it.
 if not os.environ.get("TMPDIR") and os.access("/dev/shm", os.W_OK) and shutil.disk_usage("/dev/shm").free > 4 * 2**30:
