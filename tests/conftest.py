@@ -7,7 +7,8 @@ import tempfile
 # Test stores commit thousands of times, and on a disk each commit also waits for its fsync (~2 ms here): temporary files
 # go to memory (/dev/shm) where it has room, unless TMPDIR names a place. Nothing here tests a power cut; killed
 # processes leave their writes in the page cache either way. Set first, so every process the tests start inherits it.
-if not os.environ.get("TMPDIR") and os.access("/dev/shm", os.W_OK) and shutil.disk_usage("/dev/shm").free > 4 * 2**30:
+_IN_MEMORY = not os.environ.get("TMPDIR") and os.access("/dev/shm", os.W_OK) and shutil.disk_usage("/dev/shm").free > 4 * 2**30
+if _IN_MEMORY:
     os.environ["TMPDIR"] = "/dev/shm"
     tempfile.tempdir = None
 
@@ -94,6 +95,13 @@ SLOW_FIRST = ("tests/browser/test_screens.py", "tests/browser/", "tests/reliabil
 
 def pytest_unconfigure(config):
     shutil.rmtree(_DATA_DIR, ignore_errors=True)  # this process's data folder: it may be in memory
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Files in memory hold memory: a passing run's folders go once it ends (a failing run's stay, to look at).
+    Only the process that chose /dev/shm does it: xdist's workers' folders are inside its own."""
+    if _IN_MEMORY and exitstatus == 0:
+        shutil.rmtree(session.config._tmp_path_factory.getbasetemp(), ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items):
