@@ -18,7 +18,7 @@ from bench.queries import POINTS_PER_RUN, QueryResult, QuerySuite
 from bench.seed import SERVER_IDLE_EXIT
 from core.settings import get_settings
 
-PEERS_HEADING = "## Peers"  # written by `python -m bench.peers`; render() output leaves it to keep_peers()
+PEERS_HEADING = "## Peers"  # written by `python -m bench.peers`; render() output leaves it to keep_other_sections()
 
 
 def _proc_field(path: str, name: str) -> str:
@@ -433,8 +433,8 @@ def _query_method(suite: QuerySuite) -> str:
 def _header(command: str, started: datetime, seconds: float, load: tuple[float, float]) -> list[str]:
     measured = (
         f"Measured by `{command}` on {started:%Y-%m-%d %H:%M} UTC ({seconds:.0f} s in all). "
-        f"Rerun that command from the repository root to measure again: it rewrites this file except `{PEERS_HEADING}`, "
-        "which `python -m bench.peers` writes."
+        f"Rerun that command from the repository root to measure again: it rewrites this file except `{PEERS_HEADING}` "
+        "(`python -m bench.peers` writes it) and the other sections it does not write itself, which it keeps as they are."
     )
     design = (
         "Every figure is taken as production runs: through the store server (`core.store_server`), the one process "
@@ -491,11 +491,12 @@ def find_section(text: str, heading: str) -> re.Match | None:
     return re.search(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", text, re.S | re.M)
 
 
-def keep_peers(text: str, previous: str) -> str:
-    """text with the `## Peers` and `## Search` sections of previous (the file being rewritten) appended, as they were
-    (bench.peers and bench.search rewrite them)."""
-    for heading in (PEERS_HEADING, "## Search"):
-        found = find_section(previous, heading)
-        if found is not None:
-            text = text.rstrip("\n") + "\n\n" + found.group(0).rstrip("\n") + "\n"
+def keep_other_sections(text: str, previous: str) -> str:
+    """text with every `## ` section of previous (the file being rewritten) that text does not write itself appended,
+    as it was: `## Peers` and `## Search` (bench.peers and bench.search rewrite them), `## Peers on PostgreSQL`, and
+    the sections written by hand from other benchmarks."""
+    written = set(re.findall(r"^## .*$", text, re.M))
+    for section in re.finditer(r"^## .*?(?=^## |\Z)", previous, re.S | re.M):
+        if section.group(0).splitlines()[0] not in written:
+            text = text.rstrip("\n") + "\n\n" + section.group(0).rstrip("\n") + "\n"
     return text

@@ -7,7 +7,8 @@ Every benchmark goes through the store server, as production does (its read cach
 measure the store), and stops the servers it started.
 --quick shrinks every size (any size given as well wins); its figures say nothing about speed, so
 its report goes to QUICK_OUTPUT (in the temporary folder) unless --output says where, never BENCHMARKS.md.
-The `## Peers` section of the output file is kept as it was: `python -m bench.peers` rewrites it.
+Every `## ` section of the output file that this run does not write is kept as it was (`## Peers`,
+`## Search` and the others are written by other benchmarks, some by hand).
 """
 
 import argparse
@@ -67,7 +68,7 @@ def main() -> None:
     seconds = time.perf_counter() - clock
     text = report.render(ingested, queried, paged, worked, command, started, seconds, load)
     previous = options.output.read_text() if options.output.exists() else ""
-    options.output.write_text(report.keep_peers(text, previous))  # `## Peers` is bench.peers' to rewrite
+    options.output.write_text(report.keep_other_sections(text, previous))  # the sections other benchmarks write
     print(f"wrote {options.output}")
 
 
