@@ -60,14 +60,14 @@ def counting_round_trips() -> Iterator[RoundTrips]:
     counted = RoundTrips()
     request = RemoteStore._request
 
-    def counted_request(self, send):
+    def counted_request(self, send, repeatable: bool):
         counted.operations += 1
 
         def counted_send(client, options):
             counted.round_trips += 1
             return send(client, options)
 
-        return request(self, counted_send)
+        return request(self, counted_send, repeatable)
 
     RemoteStore._request = counted_request
     try:
