@@ -111,7 +111,8 @@ class Database:
 
     # -- writes ----------------------------------------------------------------------------
     def touch_points(self, run_ids) -> None:
-        """Called inside a write (on the committer thread) that adds or replaces these runs' points."""
+        """Called inside a write (on the committer thread) that adds or replaces these runs' points. A write rolled
+        back afterwards leaves its runs marked until the next commit: they count as changed once, which costs a re-read."""
         self._points_touched.update(run_ids)
 
     def _committed(self, writes: int) -> None:

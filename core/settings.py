@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     worker_idle_exit: float = Field(300.0, ge=0, description="An auto-started worker with no parent exits when idle this long.")
     store_server_idle_exit: float = Field(60.0, ge=0, description="The store server exits after this many idle seconds.")
     read_cache_mb: int = Field(
-        64, ge=0, description="Memory the store server keeps answers to reads in, until the next write; 0 turns it off."
+        64,
+        ge=0,
+        description="Memory the store server keeps answers to reads in while they hold (until the next commit; a run's "
+        "curves until it logs a point); 0 turns it off.",
     )
     journal_fsync: bool = Field(
         False, description="fsync each logged call's journal entry: survives a machine crash too, not only a killed process."

@@ -322,7 +322,7 @@ class TrackingStore(ABC):
 
 
 # Primitives that change nothing: the store server may answer them again from its last answer until the next
-# write (core.read_cache).
+# commit (core.read_cache), or for CURVE_READS until their runs' points change.
 READS = frozenset(
     {
         "get_experiment",

@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=60, help="first wait up to this long for a quiet machine")
     parser.add_argument("--postgres", action="store_true", help="both systems on one private PostgreSQL server")
     options = parser.parse_args()
+    # what bench.peers' Bench reads of its options (its progress plan); this run has no ingest samples of its own
     options.peers, options.repeat, options.large_runs, options.large_steps = ["TuneDeck", "MLflow"], 0, 0, 0
     os.environ["TUNEDECK_STORE_SERVER_IDLE_EXIT"] = "3600"
     os.environ["TUNEDECK_READ_CACHE_MB"] = "0"  # read every time, as MLflow does
