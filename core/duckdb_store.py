@@ -124,6 +124,14 @@ class DuckDBStore(Annotations, TrackingStore):
         except duckdb.Error as error:
             raise StoreError(f"the store at {self.path} failed: {error}") from error
 
+    def _statement(self, query: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """A read of one statement: it sees one state by itself, so it skips the snapshot's BEGIN and ROLLBACK
+        (two more statements, ~0.4 ms here; a 10-call history spends as much on them as on its scans)."""
+        try:
+            return query(self.db.cursor())
+        except duckdb.Error as error:
+            raise StoreError(f"the store at {self.path} failed: {error}") from error
+
     def reading(self):
         return self.db.snapshot()
 
@@ -386,7 +394,7 @@ class DuckDBStore(Annotations, TrackingStore):
                 raise NotFoundError(f"no experiment with ID {experiment_id}")
             return long
 
-        long = self._read(query)
+        long = self._statement(query)  # the second statement runs only to tell an empty experiment from none
         keys = sorted(long["key"].drop_nulls().unique().to_list())
         condition, order = run_filters(where, keys), run_order(order_by, keys)
         last = [pl.col("last_value").filter(pl.col("key") == key).first().alias(metric_column(key)) for key in keys]
@@ -537,7 +545,7 @@ class DuckDBStore(Annotations, TrackingStore):
             params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": max_points // 2}
             key_filter = "AND list_contains($keys, key)" if keys is not None else "AND $keys IS NULL"
             query = _SERIES.format(key_filter=key_filter)
-        series = self._read(lambda con: frame(con, query, params))
+        series = self._statement(lambda con: frame(con, query, params))
         return series.sort("run_id", "key", "step")
 
     def verify_integrity(self) -> list[str]:
@@ -614,13 +622,13 @@ class DuckDBStore(Annotations, TrackingStore):
         return self._samples(query, wanted)
 
     def _samples(self, query: str, params: list) -> pl.DataFrame:
-        found = self._read(lambda con: frame(con, query, params))
+        found = self._statement(lambda con: frame(con, query, params))
         return found.cast(SAMPLE_COLUMNS) if found.height else pl.DataFrame(schema=SAMPLE_COLUMNS)
 
     def list_sample_steps(self, run_id: int) -> list[int]:
         run_id = check_run_id(run_id)
 
-        found = self._read(
+        found = self._statement(
             lambda con: rows(
                 con,
                 "SELECT DISTINCT s.step FROM runs r LEFT JOIN samples s ON s.run_id = r.id WHERE r.id = ? ORDER BY s.step",
@@ -656,7 +664,7 @@ class DuckDBStore(Annotations, TrackingStore):
         if tail_lines is not None and (isinstance(tail_lines, bool) or not isinstance(tail_lines, int) or tail_lines < 1):
             raise ValidationError(f"tail_lines must be a whole number from 1, or None for all, got {tail_lines!r}")
         # The newest chunks that hold the last tail_lines lines (a chunk's last line may be unfinished: hence + 1).
-        chunks = self._read(
+        chunks = self._statement(
             lambda con: rows(
                 con,
                 "SELECT text FROM (SELECT seq, text, sum(lines) OVER (ORDER BY seq DESC) - lines AS after FROM run_logs "
@@ -670,7 +678,7 @@ class DuckDBStore(Annotations, TrackingStore):
     # -- adapters ----------------------------------------------------------------------------------
     def get_adapter(self, adapter_id: int) -> Adapter:
         adapter_id = _as_id(adapter_id, "adapter")
-        found = self._read(lambda con: frame(con, "SELECT * FROM adapters WHERE id = ?", [adapter_id]).to_dicts())
+        found = self._statement(lambda con: frame(con, "SELECT * FROM adapters WHERE id = ?", [adapter_id]).to_dicts())
         if not found:
             raise NotFoundError(f"no adapter with ID {adapter_id}")
         return Adapter.model_validate(found[0])
@@ -679,7 +687,7 @@ class DuckDBStore(Annotations, TrackingStore):
         where, params = (
             ("WHERE experiment_id = ?", [_as_id(experiment_id, "experiment")]) if experiment_id is not None else ("", [])
         )
-        found = self._read(
+        found = self._statement(
             lambda con: frame(con, f"SELECT * FROM adapters {where} ORDER BY created_at DESC, id DESC", params).to_dicts()
         )
         return [Adapter.model_validate(row) for row in found]

@@ -24,6 +24,7 @@ from core.entities import Adapter, AdapterSpec
 from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError
 from core.pg_connection import PgConnection, prepare, read_binary_points
 from core.pg_migrations import migrate
+from core.points import POINT_SCHEMA
 from core.sql import rows
 from core.status import RunStatus
 from core.store_url import checked_store_url, redacted, safe_message
@@ -31,6 +32,9 @@ from core.store_url import checked_store_url, redacted, safe_message
 RETRIES = 8  # a transaction PostgreSQL aborted for a deadlock or a serialization conflict is run again
 POOL_SIZE = 10
 CONNECT_TIMEOUT = 10
+# Whole series of more runs than this come by binary COPY: its setup costs ~1 ms more than a SELECT's (a history call
+# of one run: 1.0 ms against 1.8 here), but it decodes 400,000 points a third faster.
+FEW_RUNS = 16
 
 
 class PostgresStore(DuckDBStore):
@@ -195,6 +199,8 @@ class PostgresStore(DuckDBStore):
         key_filter = "AND key = ANY(%(keys)s::TEXT[])" if keys is not None else ""
         query = (_WHOLE_SERIES if max_points is None else _SERIES).format(key_filter=key_filter)
         params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2}
+        if max_points is not None or len(run_ids) <= FEW_RUNS:
+            return self._statement(lambda con: _selected_points(con, query, params)).sort("run_id", "key", "step")
 
         def copy_out(con: PgConnection) -> tuple[list[str], bytes]:
             """The points in binary, keys as their index in `names`: fixed-width rows that numpy reads as they come."""
@@ -208,6 +214,12 @@ class PostgresStore(DuckDBStore):
         # Keys named: one statement, so no snapshot transaction is needed (two round trips fewer per chart).
         names, data = self._read(copy_out) if keys is None else self._statement(copy_out)
         return read_binary_points(data, names).sort("run_id", "key", "step")
+
+
+def _selected_points(con: PgConnection, query: str, params: dict) -> pl.DataFrame:
+    with con.raw.cursor(binary=True) as cursor:
+        found = cursor.execute(query, params).fetchall()
+    return pl.DataFrame(dict(zip(POINT_SCHEMA, zip(*found, strict=True), strict=False)), schema=POINT_SCHEMA)
 
 
 def _stored_keys(con: PgConnection, params: dict) -> list[str]:
