@@ -22,9 +22,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from core.duckdb_store import DuckDBStore, _as_id, checked_series_request
 from core.entities import Adapter, AdapterSpec
 from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError
-from core.pg_connection import PgConnection, prepare, read_binary_points
+from core.pg_connection import PgConnection, prepare, read_binary_points, to_frame
 from core.pg_migrations import migrate
-from core.points import POINT_SCHEMA
 from core.sql import rows
 from core.status import RunStatus
 from core.store_url import checked_store_url, redacted, safe_message
@@ -200,7 +199,7 @@ class PostgresStore(DuckDBStore):
         query = (_WHOLE_SERIES if max_points is None else _SERIES).format(key_filter=key_filter)
         params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2}
         if max_points is not None or len(run_ids) <= FEW_RUNS:
-            return self._statement(lambda con: _selected_points(con, query, params)).sort("run_id", "key", "step")
+            return self._statement(lambda con: _selected_points(con, _ORDERED.format(query=query), params))
 
         def copy_out(con: PgConnection) -> tuple[list[str], bytes]:
             """The points in binary, keys as their index in `names`: fixed-width rows that numpy reads as they come."""
@@ -218,8 +217,7 @@ class PostgresStore(DuckDBStore):
 
 def _selected_points(con: PgConnection, query: str, params: dict) -> pl.DataFrame:
     with con.raw.cursor(binary=True) as cursor:
-        found = cursor.execute(query, params).fetchall()
-    return pl.DataFrame(dict(zip(POINT_SCHEMA, zip(*found, strict=True), strict=False)), schema=POINT_SCHEMA)
+        return to_frame(cursor.execute(query, params))  # typed as POINT_SCHEMA by the columns' own types
 
 
 def _stored_keys(con: PgConnection, params: dict) -> list[str]:
@@ -232,6 +230,7 @@ def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:
     return ConflictError(f"someone else stored the same thing at the same moment; try again ({safe_message(error)})")
 
 
+_ORDERED = 'SELECT * FROM ({query}) s ORDER BY run_id, key COLLATE "C", step'  # keys by code point, as Polars sorts
 _KEYS = "SELECT DISTINCT key FROM metric_summaries WHERE run_id = ANY(%(runs)s::BIGINT[]) ORDER BY key"
 _AS_BINARY = (
     "COPY (SELECT run_id, array_position(%(names)s::TEXT[], key::TEXT) - 1, step, value, wall_time FROM ({query}) s) "
