@@ -240,16 +240,20 @@ def comparison_metrics_frame(comparison: RunComparison) -> pl.DataFrame:
 BEST_MARK = "★"
 
 
+COMPARISON_LEAD = ("metric", "better", "best run")  # comparison_table's columns before one per run
+
+
 def comparison_table(comparison: RunComparison) -> pl.DataFrame:
     """Final metrics as the compare page shows them: one row per key, which way is better and which run is best,
     then a cell per run to 4 significant digits with the best run's marked ★ (a mark, not a colour: styling the
     cells through a pandas Styler cost more than the rest of the table)."""
     labels = {run.id: run_label(run) for run in comparison.runs}
-    columns: dict[str, list] = {
-        "metric": [row.key for row in comparison.metrics],
-        "better": [better_label(row.direction) for row in comparison.metrics],
-        "best run": [labels.get(row.best_run_id, "–") for row in comparison.metrics],
-    }
+    lead = (
+        [row.key for row in comparison.metrics],
+        [better_label(row.direction) for row in comparison.metrics],
+        [labels.get(row.best_run_id, "–") for row in comparison.metrics],
+    )
+    columns: dict[str, list] = dict(zip(COMPARISON_LEAD, lead, strict=True))
     for run in comparison.runs:
         columns[labels[run.id]] = [
             f"{BEST_MARK} {format_value(row.values.get(run.id))}" if row.best_run_id == run.id else format_value(row.values.get(run.id))

@@ -6,6 +6,7 @@ from core.divergence import diverged_runs
 from core.entities import Adapter
 from core.presenters import (
     BEST_MARK,
+    COMPARISON_LEAD,
     chart_keys,
     comparison_csv,
     comparison_table,
@@ -34,7 +35,7 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     st.dataframe(
         table.to_arrow(),
         hide_index=True,
-        column_config={name: st.column_config.TextColumn(name, alignment="right") for name in table.columns[3:]},
+        column_config={name: st.column_config.TextColumn(name, alignment="right") for name in table.columns if name not in COMPARISON_LEAD},
     )
     st.download_button(
         "Download CSV", comparison_csv(comparison), file_name="tunedeck-comparison.csv", mime="text/csv", key="csv"
