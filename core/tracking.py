@@ -79,6 +79,10 @@ class ActiveRun:
     def log_params(self, params: dict[str, Any]) -> None:
         self.store.log_params(self.id, params)
 
+    def flush(self) -> None:
+        """Store the points logged so far now, rather than within the writer's next second."""
+        self.writer.flush()
+
     def log_samples(self, rows: list[dict[str, Any] | SampleRow], step: int) -> int:
         """What the model answered on eval examples at `step`: dicts with example_id, input, reference,
         prediction, and optionally score, correct and extra (confidence, decoding settings). Sent at once."""
@@ -170,15 +174,16 @@ class ActiveRun:
 
 
 class DisabledRun:
-    """What start_run() gives under TUNEDECK_MODE=disabled: every call accepted, nothing stored, no store opened."""
+    """What start_run() gives under TUNEDECK_MODE=disabled: every call a real run takes is accepted and stores nothing,
+    no store is opened; a misspelt call still fails, as it would in online mode."""
 
     id = None
     attached = False
     should_stop = False
 
     def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
+        if name.startswith("_") or not callable(getattr(ActiveRun, name, None)):
+            raise AttributeError(f"a run has no {name!r}")
         return _nothing
 
     def __enter__(self) -> "DisabledRun":

@@ -104,7 +104,7 @@ class TuneDeckCallback(TrainerCallback):
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
         if self.run is not None:
-            self.run.writer.flush()
+            self.run.flush()
 
     def _send(self, step: int, values: dict[str, float]) -> None:
         if self.run is not None:

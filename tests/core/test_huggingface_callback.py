@@ -170,6 +170,16 @@ def test_without_run_or_log_it_attaches_to_the_workers_run(tmp_path, store, run,
     assert store.get_run_metrics(run.id).of("loss")["step"].to_list() == [1, 2]
 
 
+def test_with_tracking_disabled_a_whole_training_runs_and_stores_nothing(tmp_path, store, monkeypatch):
+    monkeypatch.setenv("TUNEDECK_MODE", "disabled")
+    monkeypatch.setattr(tracking, "open_store", lambda: store)
+    before = store.list_experiments(include_deleted=True).total
+
+    train(tmp_path, TuneDeckCallback(), max_steps=2)  # every hook, the flush at the end included
+
+    assert store.list_experiments(include_deleted=True).total == before
+
+
 def test_given_eval_examples_and_the_tokenizer_it_logs_the_models_generations_after_each_evaluation(tmp_path, store, run):
     shipped = SHIPPED_MODELS / "tiny-gpt2"
     tokenizer = AutoTokenizer.from_pretrained(shipped)

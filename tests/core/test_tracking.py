@@ -167,7 +167,10 @@ def test_disabled_mode_turns_every_call_into_a_no_op_and_stores_nothing(store, m
         run.log_params({"batch_size": 8})
         run.set_tags({"team": "nlp"})
         run.log_file(tmp_path / "not even there.txt")
+        run.flush()
         assert not run.should_stop
+        with pytest.raises(AttributeError, match="lgo"):
+            run.lgo({"loss": 1.0})  # a typo fails in CI too, not first in the real training run
     assert tracking.attach().id is None
 
     assert store.list_experiments(include_deleted=True).total == before
