@@ -33,12 +33,17 @@ def adapter_zip(adapter: Adapter) -> bytes:
     folder = Path(adapter.path)
     if not folder.is_dir():
         raise NotFoundError(f"the folder of adapter {adapter.name} v{adapter.version} ({folder}) is no longer on disk")
-    top = zip_name(adapter).removesuffix(".zip")
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for file in sorted(path for path in folder.rglob("*") if path.is_file()):
-            archive.write(file, f"{top}/{file.relative_to(folder).as_posix()}")
+    zip_folder(folder, buffer, top=zip_name(adapter).removesuffix(".zip"))
     return buffer.getvalue()
+
+
+def zip_folder(folder: Path, target: BinaryIO, top: str = "") -> None:
+    """Every file of the folder into a zip written to target, under `top/` when given."""
+    prefix = f"{top}/" if top else ""
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(path for path in folder.rglob("*") if path.is_file()):
+            archive.write(file, prefix + file.relative_to(folder).as_posix())
 
 
 def zip_name(adapter: Adapter) -> str:
@@ -138,9 +143,7 @@ class FolderArtifacts(ArtifactStore):
         if not folder.is_dir():
             raise NotFoundError(f"the adapter's folder {folder} is no longer there")
         archive = tempfile.TemporaryFile()
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
-            for file in sorted(path for path in folder.rglob("*") if path.is_file()):
-                zipped.write(file, file.relative_to(folder).as_posix())
+        zip_folder(folder, archive)
         archive.seek(0)
         return archive
 
