@@ -4,6 +4,9 @@ import multiprocessing
 import threading
 import time
 import traceback
+from datetime import datetime
+
+import polars as pl
 
 from core import remote
 from core.remote import RemoteStore
@@ -112,3 +115,20 @@ def test_a_write_that_fails_in_a_shared_commit_fails_alone(backing, make_experim
     statuses = [run.status.value for run in backing.list_runs(experiment_id)]
     assert statuses.count("running") == 39 and statuses.count("queued") == 1
     assert backing.verify_integrity() == []
+
+
+def test_a_one_statement_read_sees_the_open_snapshot_inside_one_and_the_last_commit_outside(backing, make_experiment):
+    run_id = backing.create_run(make_experiment(), {})
+    backing.mark_running(run_id, "w")
+
+    def log(step: int) -> None:
+        backing.log_metrics(
+            pl.DataFrame({"run_id": [run_id], "key": ["loss"], "step": [step], "value": [1.0 / step], "wall_time": [datetime.now()]})
+        )
+
+    log(1)
+    with backing.reading():
+        assert backing.read_log(run_id) == ""  # the snapshot is taken at its first statement, as in PostgreSQL
+        log(2)  # committed by the committer thread while this thread's snapshot is open
+        assert backing.get_metric_series([run_id], max_points=None)["step"].to_list() == [1]
+    assert backing.get_metric_series([run_id], max_points=None)["step"].to_list() == [1, 2]
