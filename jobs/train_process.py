@@ -9,12 +9,13 @@ or failed with the error and traceback.
 import signal
 import sys
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core import open_store
 from core.artifacts import checkpoints_of, last_checkpoint, publish_adapter
 from core.datasets import confine
-from core.errors import InvalidTransitionError, TuneDeckError, ValidationError
+from core.errors import InvalidTransitionError, ValidationError
 from core.runs import parse_config
 from core.settings import Settings, get_settings
 from core.system_metrics import SystemSampler
@@ -49,7 +50,10 @@ def run(run_id: int) -> int:
     try:
         trainer = get_trainer(config.trainer)
         resume_from = _resume_point(settings, config)
-        with MetricWriter(store, flush_points=5_000, flush_seconds=1.0) as writer:
+        # Each eval's prediction samples are one store write (~15 ms): a thread of their own sends them, in order,
+        # so training does not wait; leaving the block waits for the last, before the run is completed.
+        samples = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunedeck-samples")
+        with MetricWriter(store, flush_points=5_000, flush_seconds=1.0) as writer, samples:
 
             def log(step: int, values: dict[str, float]) -> None:
                 writer.log(run_id, step, values)
@@ -66,7 +70,7 @@ def run(run_id: int) -> int:
                     log_params=lambda params: store.log_params(run_id, params),
                     checkpoint_dir=checkpoints_of(settings.checkpoints_dir, run_id),
                     resume_from=resume_from,
-                    log_samples=lambda step, rows: _log_samples(store, run_id, step, rows),
+                    log_samples=lambda step, rows: samples.submit(_log_samples, store, run_id, step, rows),
                 )
         base_model = result.base_model or config.base_model or UNKNOWN_BASE_MODEL
         spec = publish_adapter(settings, result.adapter_dir, run_id, base_model) if result.adapter_dir else None
@@ -94,8 +98,8 @@ def _log_samples(store, run_id: int, step: int, rows: list[dict]) -> None:
     """Samples are a view of training, not its outcome: one that cannot be stored is noted in the log, training goes on."""
     try:
         store.log_samples(run_id, step, rows)
-    except TuneDeckError as error:
-        print(f"prediction samples of step {step} not stored: {error}", flush=True)
+    except Exception as error:  # sent from a thread of their own: nothing else would hear of it
+        print(f"prediction samples of step {step} not stored: {type(error).__name__}: {error}", flush=True)
 
 
 def _resume_point(settings: Settings, config: TrainingConfig) -> Path | None:
