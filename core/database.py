@@ -62,7 +62,8 @@ class Database:
         self.path = Path(path).resolve()
         self._con, self.read_only = open_file(self.path)
         self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors: list[duckdb.DuckDBPyConnection] = []  # every read connection made, to close with the file
+        self._idle: list[duckdb.DuckDBPyConnection] = []  # those not lent to a read right now
         self._cursors_lock = threading.Lock()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._committer = threading.Thread(target=self._commit_loop, name="tunedeck-committer", daemon=True)
@@ -76,30 +77,42 @@ class Database:
         self._points_touched: set[int] = set()  # runs whose points the transaction being committed changes
 
     # -- reads -----------------------------------------------------------------------------
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's connection for reads: each statement sees the last committed state."""
-        cursor = getattr(self._local, "cursor", None)
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one read: this thread's open snapshot's, else an idle one lent for the read (each
+        statement sees the last committed state). Lent, not kept per thread: the store server's gRPC runs each
+        request on a thread of its own, so a connection per thread was a new one per request, never closed."""
+        held = getattr(self._local, "snapshot", None)
+        if held is not None:
+            yield held
+            return
+        with self._cursors_lock:
+            cursor = self._idle.pop() if self._idle else None
         if cursor is None:
             cursor = self._con.cursor()
-            self._local.cursor = cursor
             with self._cursors_lock:
                 self._cursors.append(cursor)
-        return cursor
-
-    @contextmanager
-    def snapshot(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Several reads that see one state of the store; nested calls share the outer snapshot."""
-        cursor = self.cursor()
-        if getattr(self._local, "in_snapshot", False):
-            yield cursor
-            return
-        cursor.begin()
-        self._local.in_snapshot = True
         try:
             yield cursor
         finally:
-            self._local.in_snapshot = False
-            cursor.rollback()
+            with self._cursors_lock:
+                self._idle.append(cursor)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Several reads that see one state of the store (from its first statement on); nested calls share it."""
+        held = getattr(self._local, "snapshot", None)
+        if held is not None:
+            yield held
+            return
+        with self.reader() as cursor:
+            cursor.begin()
+            self._local.snapshot = cursor
+            try:
+                yield cursor
+            finally:
+                self._local.snapshot = None
+                cursor.rollback()
 
     def points_changed_since(self, run_ids, generation: int) -> bool:
         """Whether any of these runs' points changed after `generation` (taken before a read began): a curve read

@@ -128,7 +128,8 @@ class DuckDBStore(Annotations, TrackingStore):
         """A read of one statement: it sees one state by itself, so it skips the snapshot's BEGIN and ROLLBACK
         (two more statements, ~0.4 ms here; a 10-call history spends as much on them as on its scans)."""
         try:
-            return query(self.db.cursor())
+            with self.db.reader() as cursor:
+                return query(cursor)
         except duckdb.Error as error:
             raise StoreError(f"the store at {self.path} failed: {error}") from error
 

@@ -186,3 +186,13 @@ def test_a_store_in_a_folder_with_spaces_is_served(tmp_path):
     assert store.get_experiment(experiment_id).name == "spaced"
     assert " " not in store.address
     assert remote.stop(store.path)
+
+
+def test_requests_served_on_threads_of_their_own_share_a_few_read_connections(backing, store, make_experiment):
+    experiment_id = make_experiment()
+    for number in range(40):
+        store.set_tags("experiment", experiment_id, {"round": str(number)})  # a commit: the reads below are read anew
+        store.get_experiment(experiment_id)
+        store.runs_table(experiment_id)
+
+    assert len(backing.db._cursors) <= 4  # one per read at the same moment, not one per request (80 here)
