@@ -50,7 +50,7 @@ def run(run_id: int) -> int:
     try:
         trainer = get_trainer(config.trainer)
         resume_from = _resume_point(settings, config)
-        # Each eval's prediction samples are one store write (~15 ms): a thread of their own sends them, in order,
+        # Each eval's prediction samples are one store write (12 to 35 ms here): a thread of their own sends them, in order,
         # so training does not wait; leaving the block waits for the last, before the run is completed.
         samples = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunedeck-samples")
         with MetricWriter(store, flush_points=5_000, flush_seconds=1.0) as writer, samples:
