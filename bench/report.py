@@ -326,7 +326,7 @@ def _notes(ingest: list[IngestResult], suite: QuerySuite) -> list[str]:
     notes.append(
         "- **Queries** go through the store server: each primitive of the store contract is one Arrow Flight request "
         "over a Unix socket (arguments as JSON; answers as JSON decoded into the Pydantic types, or frames as Arrow), "
-        "run on the serving thread's own DuckDB cursor in a snapshot of its own "
+        "run on a read connection the server lends for the request (one statement alone, several in one snapshot) "
         f"({_span(r.asked.operations for r in suite.results)} requests per call here, {_several_reads(suite)}). "
         "The server keeps the file open, so DuckDB's cache stays warm from call to call; "
         f"the served calls take {min(served):.1f} to {max(served):.1f} ms median. What is left is the SQL, the "
