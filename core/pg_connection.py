@@ -59,8 +59,8 @@ TRANSLATIONS = {
     _normal(duckdb_sql): pg_sql
     for duckdb_sql, pg_sql in [
         (
-            "INSERT OR REPLACE INTO best_metrics VALUES (?, ?, ?, ?)",
-            "INSERT INTO best_metrics VALUES (?, ?, ?, ?) "
+            duckdb_store._BEST_UPSERT,
+            "INSERT INTO best_metrics SELECT ?, unnest(?::TEXT[]), unnest(?::DOUBLE PRECISION[]), ? "
             "ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value, run_id = excluded.run_id",
         ),
         (
