@@ -145,7 +145,7 @@ class RemoteStore(TrackingStore):
         def send(client, options):
             return b"".join(result.body.to_pybytes() for result in client.do_action(flight.Action(operation, body), options))
 
-        return json.loads(_raising(self._request, send, operation in REPEATABLE))
+        return _raising(self._request, send, operation in REPEATABLE)
 
     def _table(self, operation: str, arguments: dict) -> pl.DataFrame:
         ticket = flight.Ticket(json.dumps({"operation": operation, **to_jsonable_python(arguments)}).encode())
@@ -165,7 +165,7 @@ class RemoteStore(TrackingStore):
                 answer = reader.read()
             return answer.to_pybytes() if answer is not None else b"null"
 
-        return json.loads(_raising(self._request, send, operation in REPEATABLE))
+        return _raising(self._request, send, operation in REPEATABLE)
 
 
 def _raising(request, send, repeatable: bool = False):
@@ -227,7 +227,7 @@ def _remote(operation: str):
             if points is not None:
                 raise errors.ValidationError(f"points must be a Polars DataFrame, got {type(points).__name__}")
             answer = self._action(operation, arguments)
-        return None if returns is type(None) else decode.validate_python(answer)
+        return None if returns is type(None) else decode.validate_json(answer)  # JSON straight into the types
 
     call.__isabstractmethod__ = False  # wraps() copied the contract's mark along with its name and docs
     return call
