@@ -98,6 +98,12 @@ class Database:
             with self._cursors_lock:
                 self._idle.append(cursor)
 
+    @property
+    def read_connections(self) -> int:
+        """How many read connections are open: as many as reads ran at one moment, not one per request."""
+        with self._cursors_lock:
+            return len(self._cursors)
+
     @contextmanager
     def snapshot(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Several reads that see one state of the store (from its first statement on); nested calls share it."""

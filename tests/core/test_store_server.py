@@ -195,4 +195,4 @@ def test_requests_served_on_threads_of_their_own_share_a_few_read_connections(ba
         store.get_experiment(experiment_id)
         store.runs_table(experiment_id)
 
-    assert len(backing.db._cursors) <= 4  # one per read at the same moment, not one per request (80 here)
+    assert backing.db.read_connections <= 4  # one per read at the same moment, not one per request (80 here)
