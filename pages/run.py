@@ -49,7 +49,7 @@ def summary(run, experiment, diverged: bool) -> None:
     st.progress(progress.fraction or 0.0, text=progress.label())
     latest = latest_metrics(run)
     if latest:
-        cells = st.columns(min(len(latest), 6))
+        cells = st.columns(min(len(latest), 5))  # five fit a label like samples_per_second and 6.667e-05 at 1440 px
         for index, (key, value, step) in enumerate(latest):
             cells[index % len(cells)].metric(key, value, help=f"latest value, at {step}")
     if diverged:
