@@ -1,5 +1,6 @@
 """Rewriting BENCHMARKS.md with `bench.run_all` keeps what other benchmarks (and people) wrote there."""
 
+from bench.peers import on_postgres, report
 from bench.report import keep_other_sections
 
 PREVIOUS = """# Benchmarks
@@ -28,3 +29,17 @@ def test_a_rewrite_replaces_its_own_sections_and_keeps_every_other_one_as_it_was
                  "## Peers on PostgreSQL\nwritten by bench.peers.on_postgres"):  # fmt: skip
         assert kept in rewritten
     assert rewritten.count("## Queries") == 1
+
+
+def test_a_peers_rewrite_replaces_its_tables_and_keeps_the_notes_written_by_hand(tmp_path):
+    benchmarks = tmp_path / "BENCHMARKS.md"
+    benchmarks.write_text(PREVIOUS.replace("on_postgres\n", "on_postgres\n### Notes\nmeasured at 2,000 runs by hand\n"))
+
+    report.rewrite(benchmarks, "## Peers on PostgreSQL\n\nmeasured again\n", on_postgres.HEADING)
+    report.rewrite(benchmarks, "## Peers\n\nrun again\n")
+
+    rewritten = benchmarks.read_text()
+    assert "written by bench.peers" not in rewritten and "written by bench.peers.on_postgres" not in rewritten
+    assert "## Peers\n\nrun again\n\n### Notes\nkept with it" in rewritten
+    assert "## Peers on PostgreSQL\n\nmeasured again\n\n### Notes\nmeasured at 2,000 runs by hand" in rewritten
+    assert "## Serving a team\nwritten by hand" in rewritten

@@ -1,5 +1,5 @@
 """TuneDeck in team mode beside MLflow 3.17, both on one private PostgreSQL server; rewrites `## Peers on PostgreSQL`
-in BENCHMARKS.md.
+in BENCHMARKS.md (a `### Notes` subsection at its end, figures measured apart, is kept).
 
     ../venv-bench/bin/python -m bench.peers.on_postgres                       # reduced sizes (see --help)
 
@@ -11,7 +11,6 @@ database. Then the queries on the last sample's databases, interleaved, one warm
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.peers import children, systems
+from bench.peers import children, report, systems
 from bench.peers.workload import HISTORY_CALLS, expected_filtered, spread
 from tests.postgres import Cluster, binaries
 
@@ -162,16 +161,6 @@ def section(options, results: dict, started: str, load: tuple[float, float], ver
     return "\n".join(lines) + "\n"
 
 
-def rewrite(path: Path, text: str) -> None:
-    current = path.read_text() if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    found = pattern.search(current)
-    if found is None:
-        path.write_text(current.rstrip("\n") + "\n\n" + text)
-        return
-    path.write_text((current[: found.start()] + text + "\n" + current[found.end() :]).rstrip("\n") + "\n")
-
-
 def main() -> None:
     options = arguments()
     started, load_before = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), os.getloadavg()[0]
@@ -193,7 +182,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     versions = f"TuneDeck on PostgreSQL 15, MLflow {systems.load('MLflow').version()}"
     text = section(options, results, started, (load_before, os.getloadavg()[0]), versions)
-    rewrite(options.output, text)
+    report.rewrite(options.output, text, HEADING)
     print(text)
 
 

@@ -339,10 +339,11 @@ def section(run: dict) -> str:
     )
 
 
-def rewrite(path: Path, text: str) -> None:
-    """Replace the Peers section (up to the next `## ` heading) or append it, keeping its hand-written Notes."""
+def rewrite(path: Path, text: str, heading: str = HEADING) -> None:
+    """Replace the section under `heading` (up to the next `## ` heading) or append it, keeping its hand-written
+    `### Notes` (figures measured apart, by hand, that the next run must not wipe)."""
     current = path.read_text() if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     found = pattern.search(current)
     if found is None:
         path.write_text(current.rstrip("\n") + ("\n\n" if current else "") + text.rstrip("\n") + "\n")
