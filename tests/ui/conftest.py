@@ -9,10 +9,12 @@ from streamlit.testing.v1 import AppTest
 from core import open_store
 from core.duckdb_store import DuckDBStore
 from core.writer import MetricWriter
+from tests.apptest import scan_components_once
 from tests.stores import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = str(ROOT / "data" / "sample" / "sentiment.csv")
+scan_components_once()
 
 
 @pytest.fixture
