@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from core.errors import NotFoundError, StoreError
+from core.errors import NotFoundError, StoreBusyError, StoreError
 from core.points import POINT_SCHEMA
 from core.store import TrackingStore
 
 log = logging.getLogger("tunedeck.journal")
 FRAME = struct.Struct("<cI")
 SUFFIX = ".points"
+REFUSED = ".refused"  # a segment the store refused for good, kept aside (recover() passes it by)
 _counter = itertools.count()
 
 
@@ -168,11 +169,23 @@ def recover(store: TrackingStore, folder: Path) -> int:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a live writer's
-            stored += _replay(store, path)
+            try:
+                stored += _replay(store, path)
+            except (StoreError, StoreBusyError):
+                raise  # the store cannot take points now: every segment waits for the next look
+            except Exception:  # this segment can never go in (a writer of an older version, a damaged disk): set it
+                _set_aside(path)  # aside, so it does not stop the segments after it from being replayed
+                continue
             path.unlink(missing_ok=True)
         finally:
             os.close(fd)
     return stored
+
+
+def _set_aside(path: Path) -> None:
+    kept = path.with_suffix(REFUSED)
+    log.exception("journal segment %s cannot be stored; kept as %s for a person to look at", path.name, kept.name)
+    path.rename(kept)
 
 
 def _remove_if_unlocked(path: Path) -> None:

@@ -15,6 +15,7 @@ from core.errors import ValidationError
 KEY_CHARACTERS = r"A-Za-z0-9_.\-/:@ "
 KEY_PATTERN = re.compile(rf"^[{KEY_CHARACTERS}]{{1,250}}$")
 KEY_RULE = "use 1 to 250 letters, digits, spaces or _ . - / : @"
+MAX_WHOLE = 2**63 - 1  # the largest step or run ID the store's 64-bit columns hold
 POINT_SCHEMA = {"run_id": pl.Int64, "key": pl.String, "step": pl.Int64, "value": pl.Float64, "wall_time": pl.Datetime("us")}
 
 
@@ -26,14 +27,14 @@ def check_key(key: object) -> str:
 
 
 def check_run_id(run_id: object) -> int:
-    if isinstance(run_id, bool) or not isinstance(run_id, (int, np.integer)) or run_id < 1:
+    if isinstance(run_id, bool) or not isinstance(run_id, (int, np.integer)) or not 1 <= run_id <= MAX_WHOLE:
         raise ValidationError(f"run ID must be a positive whole number, got {run_id!r}", {"run_id": "invalid"})
     return int(run_id)
 
 
 def check_step(step: object) -> int:
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-        raise ValidationError(f"step must be a whole number from 0, got {step!r}", {"step": "invalid"})
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step <= MAX_WHOLE:
+        raise ValidationError(f"step must be a whole number from 0 to 2^63 - 1, got {step!r}", {"step": "invalid"})
     return int(step)
 
 
@@ -90,12 +91,13 @@ def checked_points(points: pl.DataFrame) -> pl.DataFrame:
 
 def _cast_whole(points: pl.DataFrame, column: str, what: str) -> pl.DataFrame:
     series = points[column]
-    if series.dtype.is_integer():
-        return points.with_columns(series.cast(pl.Int64))
+    if not series.dtype.is_integer() and not series.dtype.is_float():
+        raise ValidationError(f"{what} must be a whole number, got values of type {series.dtype}", {column: "invalid"})
     if series.dtype.is_float():
         whole = series.is_finite() & (series == series.floor())
-        if whole.all():
-            return points.with_columns(series.cast(pl.Int64))
-        bad = series.filter(~whole)[0]
-        raise ValidationError(f"{what} must be a whole number, got {bad!r}", {column: "invalid"})
-    raise ValidationError(f"{what} must be a whole number, got values of type {series.dtype}", {column: "invalid"})
+        if not whole.all():
+            raise ValidationError(f"{what} must be a whole number, got {series.filter(~whole)[0]!r}", {column: "invalid"})
+    try:
+        return points.with_columns(series.cast(pl.Int64, strict=True))
+    except pl.exceptions.InvalidOperationError:
+        raise ValidationError(f"{what} must be at most 2^63 - 1, got {series.max()!r}", {column: "invalid"}) from None

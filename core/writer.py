@@ -19,7 +19,7 @@ import polars as pl
 
 from core.errors import StoreBusyError, StoreError, TuneDeckError, ValidationError
 from core.journal import Journal
-from core.points import POINT_SCHEMA, check_key, check_run_id, check_step, check_value
+from core.points import MAX_WHOLE, POINT_SCHEMA, check_key, check_run_id, check_step, check_value
 from core.settings import get_settings
 from core.store import TrackingStore
 
@@ -81,8 +81,8 @@ class MetricWriter:
         values = np.asarray(values, dtype=np.float64)
         if steps.shape != values.shape or steps.ndim != 1:
             raise ValidationError(f"steps and values for {key!r} must be flat sequences of the same length")
-        if steps.size and (not np.issubdtype(steps.dtype, np.integer) or steps.min() < 0):
-            raise ValidationError(f"steps for {key!r} must be whole numbers from 0")
+        if steps.size and (not np.issubdtype(steps.dtype, np.integer) or steps.min() < 0 or steps.max() > MAX_WHOLE):
+            raise ValidationError(f"steps for {key!r} must be whole numbers from 0 to 2^63 - 1")
         if not np.isfinite(values).all():
             raise ValidationError(f"metric {key!r} has NaN or infinite values: only finite numbers are stored")
         if wall_times is None:

@@ -86,3 +86,22 @@ def test_a_writer_removes_its_journal_once_the_store_has_the_points(store, make_
 
     assert list((store.data_dir / "journal").glob("*.points")) == []
     assert store.get_run_metrics(run_id).series.filter(pl.col("key") == "loss").height == 2
+
+
+def test_a_segment_the_store_refuses_is_set_aside_and_the_segments_after_it_are_still_replayed(
+    store, make_experiment, make_run
+):
+    run_id = make_run(make_experiment(), status="running")
+    folder = store.data_dir / "journal"
+    refused = Journal(folder)
+    refused.append_step(run_id, 2**64, 0, {"loss": 1.0})  # written past the SDK's checks, by an older writer say
+    died(refused)
+    later = Journal(folder)
+    later.append_step(run_id, 1, 0, {"loss": 0.5})
+    died(later)
+
+    assert journal.recover(store, folder) == 1
+    assert store.get_run_metrics(run_id).of("loss")["step"].to_list() == [1]
+    assert list(folder.glob("*.points")) == []
+    assert len(list(folder.glob("*.refused"))) == 1  # kept for a person, and passed by from now on
+    assert journal.recover(store, folder) == 0

@@ -109,6 +109,7 @@ def test_summaries_merge_incrementally_across_flushes(store, run_id):
         (1, {"loss": None}, "must be a number"),
         (-1, {"loss": 0.5}, "step must be a whole number"),
         (1.5, {"loss": 0.5}, "step must be a whole number"),
+        (2**63, {"loss": 0.5}, "step must be a whole number from 0 to 2\\^63 - 1"),
         (1, {"": 0.5}, "metric key '' is not allowed"),
         (1, {"loss'; DROP TABLE metrics; --": 0.5}, "is not allowed"),
         (1, {"x" * 251: 0.5}, "is not allowed"),

@@ -112,6 +112,7 @@ BAD_INPUTS = {
     "SQL metric key": (point(**{"loss'); DROP TABLE metrics; --": 1.0}), "is not allowed"),
     "script metric key": (point(**{"<script>alert(1)</script>": 1.0}), "is not allowed"),
     "negative step": (point(step=-5, loss=1.0), "step must be a whole number"),
+    "step past 2^63": (point(step=10**20, loss=1.0), "from 0 to 2^63 - 1"),
     "metrics for unknown run": (lambda store, ids: point(loss=1.0)(store, {"run": 987_654}), "unknown run ID 987654"),
     # points handed to the store directly
     "store: NaN value": (batch(value=math.nan), "only finite numbers"),
@@ -121,6 +122,8 @@ BAD_INPUTS = {
     "store: negative step": (batch(step=-3), "step must be a whole number from 0"),
     "store: fractional step": (batch(step=1.5), "step must be a whole number, got 1.5"),
     "store: text step": (batch(step="ten"), "step must be a whole number"),
+    "store: step past 2^63": (batch(step=2**63), "step must be at most 2^63 - 1"),
+    "store: float step past 2^63": (batch(step=1e20), "step must be at most 2^63 - 1"),
     "store: empty key": (batch(key=""), "is not allowed"),
     "store: 1 MB key": (batch(key="k" * 1_000_000), "(1000000 characters) is not allowed"),
     "store: key with a newline": (batch(key="loss\nx"), "is not allowed"),
