@@ -81,6 +81,8 @@ def run_files_dir(data_dir: Path, run_id: int) -> Path:
 def keep_file(path: Path, data_dir: Path, run_id: int) -> Path:
     """Copy a file a script logged into the run's folder (a later file of the same name replaces it)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValidationError(f"cannot log {path}: it is a folder; log_file keeps one file (log_adapter takes a folder)")
     if not path.is_file():
         raise ValidationError(f"cannot log {path}: no such file")
     folder = run_files_dir(data_dir, run_id)

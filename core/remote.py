@@ -140,7 +140,7 @@ class RemoteStore(TrackingStore):
                 threading.Thread(target=process.wait, name="tunedeck-store-server-reaper", daemon=True).start()
 
     def _action(self, operation: str, arguments: dict):
-        body = json.dumps(to_jsonable_python(arguments)).encode()
+        body = json.dumps(_jsonable(arguments)).encode()
 
         def send(client, options):
             return b"".join(result.body.to_pybytes() for result in client.do_action(flight.Action(operation, body), options))
@@ -148,12 +148,12 @@ class RemoteStore(TrackingStore):
         return _raising(self._request, send, operation in REPEATABLE)
 
     def _table(self, operation: str, arguments: dict) -> pl.DataFrame:
-        ticket = flight.Ticket(json.dumps({"operation": operation, **to_jsonable_python(arguments)}).encode())
+        ticket = flight.Ticket(json.dumps({"operation": operation, **_jsonable(arguments)}).encode())
         table = _raising(self._request, lambda client, options: client.do_get(ticket, options).read_all(), True)
         return pl.from_arrow(table)
 
     def _put(self, operation: str, arguments: dict, points: pl.DataFrame):
-        request = {"operation": operation, "rows": points.height, **to_jsonable_python(arguments)}
+        request = {"operation": operation, "rows": points.height, **_jsonable(arguments)}
         descriptor = flight.FlightDescriptor.for_command(json.dumps(request))
         table = points.to_arrow()
 
@@ -166,6 +166,12 @@ class RemoteStore(TrackingStore):
             return answer.to_pybytes() if answer is not None else b"null"
 
         return _raising(self._request, send, operation in REPEATABLE)
+
+
+def _jsonable(arguments: dict) -> dict:
+    """A request's arguments as JSON can carry them. A value JSON has no form for (a path, a date, any object in a run's
+    params) travels as its text, which is what the store keeps of it in process too (`json.dumps(default=str)`)."""
+    return to_jsonable_python(arguments, fallback=str)
 
 
 def _raising(request, send, repeatable: bool = False):

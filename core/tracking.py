@@ -44,10 +44,13 @@ ADAPTER_LINE = "tunedeck"  # the key that marks a JSON line on stdout as ours
 class ActiveRun:
     """A run this process logs to. Use as a context manager so the tail of the metrics is flushed."""
 
-    def __init__(self, store: TrackingStore, run_id: int, *, attached: bool, heartbeat_seconds: float | None = None):
+    def __init__(
+        self, store: TrackingStore, run_id: int, *, attached: bool, heartbeat_seconds: float | None = None, ended: bool = False
+    ):
         self.store = store
         self.id = run_id
         self.attached = attached
+        self._ended = ended  # finished here, or attached to a run that had ended: its results are final
         self.writer = MetricWriter(store, flush_seconds=1.0)
         self.cancelled = threading.Event()
         self._adapter: tuple[Path, str, str | None] | None = None
@@ -70,6 +73,7 @@ class ActiveRun:
             values, step = step, values
         if not isinstance(values, Mapping):
             raise ValidationError("log() takes the metrics as a dict, e.g. run.log({'loss': 0.7}, step=10)")
+        self._still_open()
         if step is None:
             step = 0 if self._last_step is None else self._last_step + 1
         self.writer.log(self.id, step, values)
@@ -77,6 +81,7 @@ class ActiveRun:
             self._last_step = step
 
     def log_params(self, params: dict[str, Any]) -> None:
+        self._still_open()
         self.store.log_params(self.id, params)
 
     def flush(self) -> None:
@@ -86,6 +91,7 @@ class ActiveRun:
     def log_samples(self, rows: list[dict[str, Any] | SampleRow], step: int) -> int:
         """What the model answered on eval examples at `step`: dicts with example_id, input, reference,
         prediction, and optionally score, correct and extra (confidence, decoding settings). Sent at once."""
+        self._still_open()
         return self.store.log_samples(self.id, check_step(step), checked_samples(rows))
 
     def set_tags(self, tags: dict[str, Any]) -> None:
@@ -116,13 +122,18 @@ class ActiveRun:
         If the outcome cannot be recorded (the run was failed as lost meanwhile, say), the metrics are still stored.
         """
         self._stop_heartbeat.set()
+        self._ended = True
         if self.attached:
             self.writer.close()
             return None
-        status = RunStatus(status)
-        if not status.is_terminal:
+        try:
+            outcome = RunStatus(status)
+        except ValueError:
+            outcome = None
+        if outcome is None or not outcome.is_terminal:
             self.writer.close()
-            raise ValidationError(f"finish() takes completed, failed or cancelled, not {status.value}")
+            raise ValidationError(f"finish() takes completed, failed or cancelled, not {str(status)[:50]}")
+        status = outcome
         completing = status is RunStatus.COMPLETED and not self.cancelled.is_set()
         adapter = self._kept_adapter() if completing else None
         try:
@@ -135,6 +146,12 @@ class ActiveRun:
             self._discard_copy(adapter)  # cancelled or reaped meanwhile: no adapter is registered, none is kept
             self.writer.close()
             raise
+
+    def _still_open(self) -> None:
+        """Metrics, params and samples of an ended run are final: its summaries and its experiment's best metrics were
+        settled when it ended. (Tags, notes and files may still be added.)"""
+        if self._ended:
+            raise InvalidTransitionError(f"run {self.id} has ended: its results are final; start a new run to log more")
 
     def _kept_adapter(self) -> AdapterSpec | None:
         if self._adapter is None:
@@ -165,6 +182,7 @@ class ActiveRun:
     def __exit__(self, kind, error, trace) -> None:
         if self.cancelled.is_set() and not self.attached:
             self._stop_heartbeat.set()
+            self._ended = True
             self.writer.close()
             return
         if error is None:
@@ -213,7 +231,7 @@ def attach(run_id: int | None = None, store: TrackingStore | None = None) -> Act
     store = store or open_store()
     run = store.get_run(int(raw))
     worker_owned = run_id is None
-    return ActiveRun(store, run.id, attached=worker_owned)
+    return ActiveRun(store, run.id, attached=worker_owned, ended=run.status.is_terminal and not worker_owned)
 
 
 def resolve_adapter(reference: str, store: TrackingStore | None = None) -> Adapter:

@@ -180,3 +180,40 @@ def test_an_unknown_mode_is_refused_with_the_choices(monkeypatch):
     monkeypatch.setenv("TUNEDECK_MODE", "offline-ish")
     with pytest.raises(Exception, match="online.*disabled"):
         tracking.start_run("x")
+
+
+def test_an_ended_run_refuses_more_metrics_params_and_samples_but_takes_tags(store):
+    with tracking.start_run("final results", store=store) as run:
+        run.log({"loss": 0.2}, step=1)
+
+    for late in (lambda: run.log({"loss": 5.0}, step=2), lambda: run.log_params({"lr": 1.0})):
+        with pytest.raises(InvalidTransitionError, match=f"run {run.id} has ended: its results are final"):
+            late()
+    again = tracking.attach(run.id, store=store)
+    with pytest.raises(InvalidTransitionError, match="has ended"):
+        again.log({"loss": 5.0}, step=100)
+    again.set_tags({"reviewed": "yes"})
+
+    finished = store.get_run(run.id)
+    assert finished.metrics["loss"].last == 0.2 and finished.config == {}
+    assert finished.tags == {"reviewed": "yes"}
+
+
+def test_finish_with_an_unknown_outcome_says_which_outcomes_there_are(store):
+    run = tracking.start_run("outcomes", store=store)
+
+    with pytest.raises(ValidationError, match="finish\\(\\) takes completed, failed or cancelled, not done"):
+        run.finish("done")
+
+
+def test_a_param_json_has_no_form_for_is_kept_as_its_text(store, tmp_path):
+    with tracking.start_run("params as text", params={"output": tmp_path, "odd": object()}, store=store) as run:
+        run.log({"loss": 1.0}, step=1)
+
+    config = store.get_run(run.id).config
+    assert config["output"] == str(tmp_path) and config["odd"].startswith("<object object at")
+
+
+def test_log_file_of_a_folder_says_it_is_a_folder(store, tmp_path):
+    with tracking.start_run("files", store=store) as run, pytest.raises(ValidationError, match="it is a folder"):
+        run.log_file(tmp_path)
