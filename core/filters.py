@@ -4,6 +4,7 @@ Runs are filtered on their metrics with `RunFilter`s such as "accuracy > 0.5", a
 runs table (one column per metric) as Polars expressions, so no user text reaches SQL.
 """
 
+import math
 import operator
 import re
 from collections.abc import Callable, Iterable
@@ -93,11 +94,18 @@ class RunFilter(BaseModel):
             raise ValidationError(
                 f"cannot read the filter {text!r}: write a metric, a comparison and a number, e.g. 'accuracy > 0.5'"
             )
+        if any(symbol in found["key"] for symbol in "<>=!"):
+            raise ValidationError(
+                f"cannot read the filter {text!r}: write one comparison ({', '.join(COMPARISONS)}) between a metric and "
+                "a number; for several conditions give several filters, which must all hold"
+            )
         op = "=" if found["op"] == "==" else found["op"]
         try:
             value = float(found["value"])
         except ValueError:
             raise ValidationError(f"cannot read the filter {text!r}: {found['value']!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValidationError(f"cannot read the filter {text!r}: compare with a finite number, not {found['value']!r}")
         return friendly(cls, {"key": found["key"], "op": op, "value": value}, "run filter")
 
     def expression(self) -> pl.Expr:
@@ -110,7 +118,10 @@ def metric_column(key: str) -> str:
 
 
 def run_filters(filters: Iterable["RunFilter | str"], metric_keys: list[str]) -> pl.Expr | None:
-    """One expression for all filters (they must all hold); a metric no run has logged is a clear error."""
+    """One expression for all filters (they must all hold); a metric no run has logged is a clear error. One filter
+    may come alone, as its text or a RunFilter."""
+    if isinstance(filters, str | RunFilter):
+        filters = [filters]
     parsed = [RunFilter.parse(item) for item in filters]
     unknown = sorted({item.key for item in parsed} - set(metric_keys))
     if unknown:

@@ -254,6 +254,10 @@ def test_runs_table_sorts_runs_without_the_metric_last(store, make_experiment, m
         ([], "bleu", "cannot sort runs by 'bleu'"),
         ([{"key": "loss", "op": "like", "value": 1}], None, "invalid run filter: op"),
         (["acc$ > 0.5"], None, "invalid run filter: key"),
+        (["loss >> 0.5"], None, "'loss >> 0.5': write one comparison \\(>=, <=, !=, >, <, =\\) between a metric and a number"),
+        (["loss > 0.1 and loss < 1"], None, "for several conditions give several filters"),
+        (["loss > nan"], None, "compare with a finite number, not 'nan'"),
+        (["loss < 1e400"], None, "compare with a finite number, not '1e400'"),
     ],
 )
 def test_runs_table_explains_a_filter_it_cannot_use(store, make_experiment, make_run, where, order_by, message):
@@ -262,6 +266,14 @@ def test_runs_table_explains_a_filter_it_cannot_use(store, make_experiment, make
 
     with pytest.raises(ValidationError, match=message):
         store.runs_table(experiment_id, where=where, order_by=order_by)
+
+
+def test_runs_table_takes_one_filter_without_a_list(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    make_run(experiment_id, metrics={"loss": [0.5]})
+    low = make_run(experiment_id, metrics={"loss": [0.2]})
+
+    assert store.runs_table(experiment_id, where="loss < 0.3")["id"].to_list() == [low]
 
 
 def test_runs_table_keeps_a_metric_named_like_a_run_column_apart(store, make_experiment, make_run):
