@@ -383,15 +383,22 @@ def groups_frame(groups: pl.DataFrame, by: list[str], metrics: list[str]) -> pl.
     rows = groups.to_dicts()
     names = [short(column) for column in [*by, *metrics]]
     header = {column: short(column) if names.count(short(column)) == 1 else column for column in [*by, *metrics]}
-    table: dict[str, list] = {header[column]: [row[column] for row in rows] for column in by}
+    table: dict[str, list] = {header[column]: [format_param(row[column]) for row in rows] for column in by}
     table["runs"] = [row["runs"] for row in rows]
     for metric in metrics:
         table[header[metric]] = [spread(row[f"{metric} mean"], row[f"{metric} std"]) for row in rows]
     return pl.DataFrame(table)
 
 
+def format_param(value: object) -> str:
+    """A param's value in a table cell: numbers as format_value writes them, '–' for a run that has none."""
+    if isinstance(value, float):
+        return format_value(value)
+    return "–" if value is None else str(value)
+
+
 def spread(mean: float | None, std: float | None) -> str:
-    """'0.34 ± 0.04'; the mean alone when there is no spread (one run), blank when no run logged it."""
+    """'0.34 ± 0.04'; the mean alone when there is no spread (one run), '–' when no run logged it."""
     if mean is None:
-        return ""
+        return "–"
     return format_value(mean) if std is None else f"{format_value(mean)} ± {std:.2g}"

@@ -33,10 +33,10 @@ def groups_section(frame: pl.DataFrame) -> None:
     if frame.height < 2 or not params:
         return
     st.subheader("Groups")
+    follow_default("group_by", params, default_group_keys(frame))
     by = st.multiselect(
         "Group by",
         params,
-        default=default_group_keys(frame),
         format_func=short,
         key="group_by",
         help="Runs that share these params (or tags) form a group: leave the seed out to average over seeds. "
@@ -46,6 +46,18 @@ def groups_section(frame: pl.DataFrame) -> None:
     grouped = group_runs(frame, by, metrics)
     st.caption(f"{grouped.height} group{'s' if grouped.height != 1 else ''} of {frame.height} runs.")
     st.dataframe(groups_frame(grouped, by, metrics), hide_index=True, key="groups_table")
+
+
+def follow_default(key: str, options: list[str], default: list[str]) -> None:
+    """A picker's choice follows its default (the params that vary) until the user changes it. Streamlit keeps a keyed
+    widget's first value, so runs started after the page opened, varying a new param, were averaged together."""
+    remembered = f"{key}:default"
+    current = st.session_state.get(key)
+    if current is None or current == st.session_state.get(remembered):
+        st.session_state[key] = default
+    else:
+        st.session_state[key] = [value for value in current if value in options]
+    st.session_state[remembered] = default
 
 
 def group_of_each_run(frame: pl.DataFrame) -> dict[int, str]:
@@ -77,7 +89,8 @@ def hyperparameter_views(frame: pl.DataFrame, primary_metric: str, selected: lis
         "Metric", metrics, index=metrics.index(preferred) if preferred in metrics else 0, format_func=short, key="hp_metric"
     )
     if view == VIEWS[0]:
-        chosen = middle.multiselect("Params", params, default=params[:MAX_AXES], format_func=short, key="hp_params")
+        follow_default("hp_params", params, params[:MAX_AXES])
+        chosen = middle.multiselect("Params", params, format_func=short, key="hp_params")
         if not chosen:
             st.caption("Choose at least one param to draw.")
             return

@@ -2,9 +2,19 @@
 
 from datetime import datetime, timedelta
 
+import polars as pl
 import pytest
 
-from core.presenters import adapter_mark, best_adapters, comparison_table, latest_metrics, plural, run_progress, runs_frame
+from core.presenters import (
+    adapter_mark,
+    best_adapters,
+    comparison_table,
+    groups_frame,
+    latest_metrics,
+    plural,
+    run_progress,
+    runs_frame,
+)
 
 
 @pytest.mark.parametrize(
@@ -101,3 +111,19 @@ def test_latest_values_put_losses_and_scores_first(store, make_experiment, make_
     run = store.get_run(make_run(make_experiment(), metrics={"grad_norm": [3.0], "loss": [0.5, 0.25], "eval_loss": [0.4]}))
 
     assert latest_metrics(run) == [("eval_loss", "0.4", "step 1"), ("loss", "0.25", "step 2"), ("grad_norm", "3", "step 1")]
+
+
+def test_a_group_without_a_param_or_a_metric_shows_a_dash_not_none():
+    groups = pl.DataFrame(
+        {
+            "params.learning_rate": [0.0003, None],
+            "params.trainer": ["builtin", None],
+            "runs": [2, 1],
+            "metrics.loss mean": [0.25, None],
+            "metrics.loss std": [0.05, None],
+        }
+    )
+
+    table = groups_frame(groups, ["params.learning_rate", "params.trainer"], ["metrics.loss"])
+
+    assert table.rows() == [("0.0003", "builtin", 2, "0.25 ± 0.05"), ("–", "–", 1, "–")]

@@ -31,7 +31,7 @@ def test_runs_are_grouped_by_everything_but_the_seed_with_mean_and_std(open_page
 
     assert app.multiselect(key="group_by").value == ["params.learning_rate"]
     groups = table_with(app, "runs")
-    assert groups["learning_rate"].tolist() == [0.01, 0.1]
+    assert groups["learning_rate"].tolist() == ["0.01", "0.1"]
     assert groups["runs"].tolist() == [3, 2]
     assert groups["eval_loss"].tolist() == ["0.34 ± 0.04", "0.6 ± 0.14"]
 
@@ -43,6 +43,21 @@ def test_grouping_by_the_seed_too_makes_one_group_per_run(open_page, seeds):
     app.multiselect(key="group_by").select("params.seed").run()
 
     assert table_with(app, "runs")["runs"].tolist() == [1] * 5
+
+
+def test_group_by_follows_the_params_that_vary_until_the_user_picks(open_page, seeds, app_store):
+    experiment_id, _ = seeds
+    app = open_page("pages/experiment.py", experiment=str(experiment_id))
+    wider = app_store.create_run(experiment_id, {"learning_rate": 0.01, "seed": 1, "epochs": 2, "lora_rank": 16})
+    app_store.mark_running(wider, worker="host:1")
+
+    app.run()  # the page refreshing itself, with a run that varies a new param
+
+    assert app.multiselect(key="group_by").value == ["params.learning_rate", "params.lora_rank"]
+    app.multiselect(key="group_by").unselect("params.lora_rank").run()
+    app_store.complete_run(wider)
+    app.run()
+    assert app.multiselect(key="group_by").value == ["params.learning_rate"]  # the user's pick stays
 
 
 def test_group_curves_draw_one_mean_line_and_band_per_group(open_page, seeds):
