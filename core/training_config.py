@@ -44,10 +44,11 @@ SHARED_DEFAULTS = {
     "eval_interval": 10,
     "lr_schedule": "linear",
 }
+BUILTIN_MODULES = ("fc1", "fc2")  # the layers the builtin trainer's small network has, all it can adapt
 SAMPLES = {"eval_samples": 32}  # eval examples whose predictions a trainer logs at each evaluation
 TRAINER_FIELDS: dict[str, TrainerFields] = {
     "builtin": TrainerFields(
-        SCHEDULE | LORA | set(SAMPLES), SHARED_DEFAULTS | SAMPLES | {"base_model": "tiny-base", "target_modules": ["fc1", "fc2"]}
+        SCHEDULE | LORA | set(SAMPLES), SHARED_DEFAULTS | SAMPLES | {"base_model": "tiny-base", "target_modules": list(BUILTIN_MODULES)}
     ),
     "peft": TrainerFields(
         SCHEDULE | LORA | set(SAMPLES) | {"task", "save_interval", "resume_from_run"},
@@ -153,6 +154,18 @@ class TrainingConfig(BaseModel):
         modules = self.target_modules or []
         if len(modules) > 1 and {ALL_LINEAR, AUTO_MODULES} & set(modules):
             raise ValueError(f"target_modules: '{ALL_LINEAR}' and '{AUTO_MODULES}' stand alone, without other module names")
+        return self
+
+    @model_validator(mode="after")
+    def _builtin_modules_exist(self) -> "TrainingConfig":
+        """The builtin trainer's layers are known before it runs, so a wrong name is refused before a run is queued
+        (the peft trainer's depend on the model, which only the worker loads)."""
+        unknown = sorted(set(self.target_modules or []) - {*BUILTIN_MODULES, ALL_LINEAR, AUTO_MODULES})
+        if self.trainer == "builtin" and unknown:
+            raise ValueError(
+                f"target_modules: unknown module(s) {', '.join(unknown)}; the builtin trainer can adapt "
+                f"{', '.join(BUILTIN_MODULES)} (or '{ALL_LINEAR}')"
+            )
         return self
 
     def stored(self) -> dict[str, Any]:

@@ -73,7 +73,9 @@ def friendly(schema: type[BaseModel] | TypeAdapter, value: Any, what: str) -> An
         return schema.model_validate(value)
     except PydanticValidationError as error:
         errors = field_errors(error, what)
-        if list(errors) == [what]:
-            raise ValidationError(f"the {what} {errors[what]}", errors) from None
+        if list(errors) == [what]:  # about the whole value: "the run name must not be empty", "training config: set ..."
+            text = errors[what]
+            sentence = f"the {what} {text}" if text.startswith(("must ", "is ", "may ")) else f"{what}: {text}"
+            raise ValidationError(sentence, errors) from None
         detail = "; ".join(f"{field} {text}" for field, text in errors.items())
         raise ValidationError(f"invalid {what}: {detail}", errors) from None

@@ -33,6 +33,10 @@ def test_a_builtin_config_keeps_its_own_defaults():
         ({"trainer": "peft", "epochs": 1, "command": "x"}, "command: not a setting of the peft trainer (only the command trainer"),
         ({"trainer": "tensorflow", "epochs": 1}, "unknown trainer 'tensorflow'; available trainers: builtin, command, peft"),
         ({"trainer": "peft", "epochs": 1, "target_modules": ["all-linear", "c_attn"]}, "stand alone"),
+        (
+            {"epochs": 1, "target_modules": "fc1, nosuch_module"},
+            "target_modules: unknown module(s) nosuch_module; the builtin trainer can adapt fc1, fc2 (or 'all-linear')",
+        ),
     ],
 )
 def test_settings_a_trainer_would_ignore_are_refused_with_what_to_do(config, message):
@@ -40,6 +44,10 @@ def test_settings_a_trainer_would_ignore_are_refused_with_what_to_do(config, mes
         parse_config(config)
 
     assert message in str(caught.value)
+
+
+def test_the_peft_trainers_module_names_are_checked_by_the_model_it_loads_not_before():
+    assert parse_config({"trainer": "peft", "epochs": 1, "target_modules": "c_attn"}).target_modules == ["c_attn"]
 
 
 def test_all_linear_may_be_given_as_text():

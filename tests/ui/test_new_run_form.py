@@ -112,3 +112,15 @@ def test_a_run_without_checkpoints_offers_no_resume(open_page, populated):
     app = open_page("pages/run.py", run=str(populated["failed"]))
 
     assert "resume" not in {button.key for button in app.button}
+
+
+def test_a_module_the_builtin_model_lacks_is_refused_before_a_run_is_queued(open_page, populated, app_store):
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
+    before = len(app_store.list_runs(populated["experiment"]))
+
+    app.text_input(key="cfg_builtin_target_modules").input("nosuch_module")
+    start(app)
+
+    assert len(app_store.list_runs(populated["experiment"])) == before
+    [error] = [e.value for e in app.error if "nosuch_module" in e.value]
+    assert "the builtin trainer can adapt fc1, fc2" in error
