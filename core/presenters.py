@@ -402,3 +402,14 @@ def spread(mean: float | None, std: float | None) -> str:
     if mean is None:
         return "–"
     return format_value(mean) if std is None else f"{format_value(mean)} ± {std:.2g}"
+
+
+def clone_note(label: str, config: dict, copied: dict) -> str:
+    """What the New run form says of the run it copies. A script's run brings params of its own, not settings a
+    TuneDeck trainer reads: the form starts from the defaults and says which params it left out."""
+    if "trainer" in config:
+        return f"Settings copied from {label}: change any, then start."
+    own = sorted(set(config) - set(copied))
+    shared = f", with the settings it shares with them ({', '.join(sorted(copied))})" if copied else ""
+    left_out = f" Its params {', '.join(own)} are not settings a TuneDeck trainer reads." if own else ""
+    return f"{label} was logged by a script, so the form starts from the defaults{shared}.{left_out}"

@@ -11,6 +11,7 @@ from core.divergence import diverged_runs
 from core.errors import ValidationError
 from core.presenters import (
     best_primary_label,
+    clone_note,
     format_value,
     metric_keys,
     plural,
@@ -234,7 +235,7 @@ def run_form(experiment_id: int, clone) -> None:
     prefix, initial = "cfg", None
     if clone is not None:
         prefix, initial = f"clone{clone.id}", clone_config(clone)
-        st.info(f"Settings copied from {plain(run_label(clone))}: change any, then start.")
+        st.info(plain(clone_note(run_label(clone), clone.config, initial)))
         if st.button("Start from the defaults instead", key="unclone"):
             del st.query_params["clone"]
             st.rerun()

@@ -57,8 +57,10 @@ def config_inputs(trainer: str, prefix: str = "cfg", columns: int = 3, initial: 
     """One widget per setting `trainer` reads, starting at `initial` (a cloned run's settings) or the defaults;
     returns the raw values for validation by the model. Give each `initial` its own prefix: widgets keep their
     state by key."""
-    first_run = {"epochs": FORM_EPOCHS[trainer]} if trainer in FORM_EPOCHS else {}
-    defaults = defaults_for(trainer) | (first_run if initial is None else initial)
+    initial = initial or {}
+    length_given = "epochs" in initial or "max_steps" in initial  # a cloned run keeps how long it trained
+    first_run = {"epochs": FORM_EPOCHS[trainer]} if trainer in FORM_EPOCHS and not length_given else {}
+    defaults = defaults_for(trainer) | first_run | initial
     values: dict[str, Any] = {"trainer": trainer}
     grid = st.columns(columns)
     for index, name in enumerate(fields_for(trainer)):

@@ -99,3 +99,19 @@ def test_a_cloned_peft_run_opens_the_form_on_the_peft_trainer(open_page, populat
 
     assert app.selectbox(key=f"clone{source}_trainer").value == "peft"
     assert app.selectbox(key=f"clone{source}_peft_task").value == "classification"
+
+
+def test_a_run_logged_by_a_script_clones_into_the_defaults_and_says_which_params_it_left_out(
+    open_page, populated, app_store
+):
+    source = app_store.begin_run(populated["experiment"], {"lr": 0.01, "seed": 3}, worker="laptop:1")
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]), clone=str(source))
+
+    [note] = [info.value.replace("\\", "") for info in app.info if "logged by a script" in info.value]  # markdown-escaped
+    assert "starts from the defaults, with the settings it shares with them (seed)" in note
+    assert "Its params lr are not settings a TuneDeck trainer reads." in note
+    prefix = f"clone{source}_builtin"
+    assert app.number_input(key=f"{prefix}_seed").value == 3
+    assert app.number_input(key=f"{prefix}_epochs").value is not None  # a length, so Start can start it
+    press(app, "Start")
+    assert "Started 1 run:" in texts(app)
