@@ -177,14 +177,18 @@ def run_colours(count: int) -> list[str]:
     return [PALETTE[index % len(PALETTE)] for index in range(count)]
 
 
-def colour_by(field: str, labels: list[str], label_limit: int = 260) -> dict:
-    """A colour per label, in the order given (distinct up to 20), with a legend that shows each in full colour."""
+def colour_by(field: str, labels: list[str], label_limit: int = 260, drawn: set[str] | None = None) -> dict:
+    """A colour per label, in the order given (distinct up to 20), with a legend that shows each in full colour.
+    `drawn`: the labels this chart has points of, when fewer: the legend lists only those, the colours stay."""
+    legend = {"labelLimit": label_limit, "symbolLimit": 0, "symbolOpacity": 1}
+    if drawn is not None and not drawn >= set(labels):
+        legend["values"] = [label for label in labels if label in drawn]
     return {
         "field": field,
         "type": "nominal",
         "title": field,
         "scale": {"domain": labels, "range": run_colours(len(labels))},
-        "legend": {"labelLimit": label_limit, "symbolLimit": 0, "symbolOpacity": 1},
+        "legend": legend,
     }
 
 
@@ -207,7 +211,8 @@ def metric_spec(
     options = options or ChartOptions()
     points, hidden = _points(series, key, run_names, options)
     domain = robust_range(points, options.log_scale) if options.ignore_outliers else None
-    colour = colour_by("run", labels if labels is not None else run_labels(series, run_names))
+    drawn = set(points["run"].unique())  # a run that never logged this key is not in its legend
+    colour = colour_by("run", labels if labels is not None else run_labels(series, run_names), drawn=drawn)
     scale = _y_scale(options.log_scale, domain)
 
     def layer(mark: dict, y: str, opacity: float | None, **extra) -> dict:
@@ -246,9 +251,7 @@ def metric_panels(
         series = with_elapsed(series)  # from each run's first point of any key
     by_key = series.partition_by("key", as_dict=True, maintain_order=True)
     empty = series.clear()
-    return [
-        metric_spec(by_key.get((key,), empty), key, run_names=run_names, options=options, labels=labels) for key in keys
-    ]
+    return [metric_spec(by_key.get((key,), empty), key, run_names=run_names, options=options, labels=labels) for key in keys]
 
 
 def with_elapsed(series: pl.DataFrame) -> pl.DataFrame:
@@ -426,4 +429,3 @@ def group_panels(
 ) -> list[dict]:
     """One group chart per key, in the order asked; each group keeps its colour across them."""
     return [group_spec(series, key, groups, options=options) for key in keys]
-

@@ -14,6 +14,7 @@ OPEN = "open"  # the selection a click makes: {"open": [{"id": 12}]}
 HIGHLIGHT = "#ff7f0e"
 PLAIN = "#1f77b4"
 LOG_SPAN = 100  # a positive numeric axis spanning this factor or more is drawn on a log scale
+NOT_SET = -0.15  # where a run that lacks a param crosses that param's axis: below it, labelled "not set"
 HEIGHT = 360
 # SVG: each run's mark is an element of its own (crisp thin lines, and a browser test can click one run)
 SVG = {"embedOptions": {"renderer": "svg"}}
@@ -24,8 +25,9 @@ def parallel_coordinates_spec(frame: pl.DataFrame, params: list[str], metric: st
     """One line per run across an axis per param and the metric last, coloured by the metric.
 
     Each axis is scaled to 0..1 on its own (log for positive values spanning two decades or more, categories
-    spaced evenly); its lowest and highest values (each category, for text) label it. Runs lacking the metric
-    are left out; selected runs are drawn thick, the others thin.
+    spaced evenly); its lowest and highest values (each category, for text) label it. A run lacking a param
+    crosses that axis below it, at "not set" (a line drawn across as if it had a value would mislead). Runs
+    lacking the metric are left out; selected runs are drawn thick, the others thin.
     """
     dims = [*params, metric]
     runs = frame.filter(pl.col(metric).is_not_null()) if metric in frame.columns else frame.clear()
@@ -33,6 +35,8 @@ def parallel_coordinates_spec(frame: pl.DataFrame, params: list[str], metric: st
     lines, ticks = [], []
     for order, column in enumerate(dims):
         positions, labels = _axis(runs[column])
+        if None in positions:
+            positions, labels = [NOT_SET if p is None else p for p in positions], [*labels, (NOT_SET, "not set")]
         ticks += [{"dimension": short(column), "position": p, "label": text} for p, text in labels]
         lines += [
             {
@@ -41,18 +45,17 @@ def parallel_coordinates_spec(frame: pl.DataFrame, params: list[str], metric: st
                 "dimension": short(column),
                 "order": order,
                 "position": position,
-                "value": _shown(value),
+                "value": "not set" if value is None else _shown(value),
                 "metric": score,
                 "selected": run_id in chosen,
             }
             for run_id, name, value, position, score in zip(
                 runs["id"], runs["name"], runs[column], positions, runs[metric], strict=True
             )
-            if position is not None
         ]
     names = [short(column) for column in dims]
     x = {"field": "dimension", "type": "nominal", "sort": names, "title": None, "axis": {"orient": "top", "labelAngle": 0}}
-    y = {"field": "position", "type": "quantitative", "scale": {"domain": [0, 1]}, "axis": None}
+    y = {"field": "position", "type": "quantitative", "scale": {"domain": [NOT_SET - 0.05, 1]}, "axis": None}
     emphasis = {"condition": {"test": "datum.selected", "value": 3.5}, "value": 1.5}
     return {
         "title": {"text": f"{', '.join(names[:-1])} → {names[-1]}", "subtitle": "click a line's point to open its run"},

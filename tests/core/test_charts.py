@@ -163,6 +163,17 @@ def test_a_chart_draws_one_line_per_run_labelled_by_name_and_id():
     ]
 
 
+def test_a_panels_legend_lists_only_the_runs_that_logged_its_metric_and_colours_stay_the_same():
+    series = make_series((1, "loss", [1.0]), (2, "loss", [2.0]), (2, "eval_loss", [0.5]), (3, "loss", [3.0]))
+
+    loss, eval_loss = (layer(spec, "line")["encoding"]["color"] for spec in metric_panels(series, ["loss", "eval_loss"]))
+
+    assert loss["scale"] == eval_loss["scale"]  # run 2 has one colour on every panel
+    assert "values" not in loss["legend"]
+    assert eval_loss["legend"]["values"] == ["#2"]
+    as_altair(metric_panels(series, ["eval_loss"])[0])
+
+
 def test_panels_are_full_width_and_follow_the_keys_asked_in_order():
     series = make_series((1, "loss", [1.0]), (1, "acc", [0.2]), (1, "lr", [1e-4]))
 

@@ -5,7 +5,7 @@ import altair as alt
 import polars as pl
 import pytest
 
-from core.hparam_charts import OPEN, clicked_run, parallel_coordinates_spec, scatter_spec
+from core.hparam_charts import NOT_SET, OPEN, clicked_run, parallel_coordinates_spec, scatter_spec
 
 RUNS = pl.DataFrame(
     {
@@ -101,3 +101,16 @@ def test_the_scatter_uses_a_log_axis_for_a_wide_positive_param_and_categories_fo
     as_altair(text)
     assert log["encoding"]["x"]["scale"] == {"type": "log"}
     assert text["encoding"]["x"]["type"] == "nominal" and "scale" not in text["encoding"]["x"]
+
+
+def test_a_run_lacking_a_param_crosses_that_axis_below_it_at_not_set():
+    runs = RUNS.with_columns(pl.Series("params.lora_rank", [4, None, 16, 16]))
+
+    spec = parallel_coordinates_spec(runs, PARAMS, "metrics.eval_loss")
+
+    as_altair(spec)
+    crossing = lines(spec).filter(pl.col("id") == 2, pl.col("dimension") == "lora_rank").row(0, named=True)
+    assert (crossing["position"], crossing["value"]) == (NOT_SET, "not set")
+    ticks = spec["datasets"]["ticks"].filter(pl.col("dimension") == "lora_rank")
+    assert ticks.rows() == [("lora_rank", 0.0, "4"), ("lora_rank", 1.0, "16"), ("lora_rank", NOT_SET, "not set")]
+    assert "not set" not in spec["datasets"]["ticks"].filter(pl.col("dimension") == "learning_rate")["label"].to_list()
