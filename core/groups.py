@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from core.entities import Run
+from core.run_params import REPORTED_KEYS
 
 PARAM = "params."
 TAG = "tags."
@@ -82,9 +83,14 @@ def varying_params(frame: pl.DataFrame) -> list[str]:
     return [column for column in param_columns(frame) if frame[column].n_unique() > 1]
 
 
+def chosen_params(frame: pl.DataFrame) -> list[str]:
+    """The varying params a user chose, leaving out what trainers report (parameter counts, steps per epoch)."""
+    return [column for column in varying_params(frame) if short(column) not in REPORTED_KEYS]
+
+
 def default_group_keys(frame: pl.DataFrame) -> list[str]:
-    """Everything that varies but the seed: runs that differ only by seed fall into one group."""
-    return [column for column in varying_params(frame) if short(column) not in SEED_KEYS]
+    """Every chosen param that varies but the seed: runs that differ only by seed fall into one group."""
+    return [column for column in chosen_params(frame) if short(column) not in SEED_KEYS]
 
 
 def group_runs(frame: pl.DataFrame, by: list[str], metrics: list[str]) -> pl.DataFrame:

@@ -14,3 +14,8 @@ def parameter_counts(trainable: int, total: int) -> dict[str, Any]:
     """Trainable (adapter) and total parameters: how much of the model LoRA touches."""
     share = 100.0 * trainable / total if total else 0.0
     return {"trainable_params": int(trainable), "total_params": int(total), "trainable_percent": round(share, 4)}
+
+
+# What trainers report about a run rather than what a user chose: it follows from the settings, so grouping or
+# plotting by it as well adds columns, not information.
+REPORTED_KEYS = frozenset({*training_length(1, 1), *parameter_counts(1, 1)})

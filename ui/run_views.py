@@ -6,6 +6,7 @@ import streamlit as st
 from core import charts
 from core.groups import (
     METRIC,
+    chosen_params,
     default_group_keys,
     group_labels,
     group_runs,
@@ -89,7 +90,7 @@ def hyperparameter_views(frame: pl.DataFrame, primary_metric: str, selected: lis
         "Metric", metrics, index=metrics.index(preferred) if preferred in metrics else 0, format_func=short, key="hp_metric"
     )
     if view == VIEWS[0]:
-        follow_default("hp_params", params, params[:MAX_AXES])
+        follow_default("hp_params", params, chosen_params(frame)[:MAX_AXES])
         chosen = middle.multiselect("Params", params, format_func=short, key="hp_params")
         if not chosen:
             st.caption("Choose at least one param to draw.")

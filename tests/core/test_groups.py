@@ -42,6 +42,16 @@ def test_grouping_by_everything_but_the_seed_gives_mean_sample_std_and_count(see
     assert (by_rate[1.0]["runs"], by_rate[1.0]["metrics.eval_loss mean"], by_rate[1.0]["metrics.eval_loss std"]) == (1, 0.9, None)
 
 
+def test_params_a_trainer_reports_are_not_grouped_by_at_first(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    for rank in (4, 8):  # what the trainer reports follows from the rank: more columns, the same groups
+        make_run(experiment_id, config={"lora_rank": rank, "trainable_params": 100 * rank, "total_params": 10_000 + 100 * rank})
+    frame = run_attributes(store.list_runs(experiment_id))
+
+    assert default_group_keys(frame) == ["params.lora_rank"]
+    assert "params.trainable_params" in varying_params(frame)  # still offered, to pick by hand
+
+
 def test_the_std_is_the_sample_std_not_the_population_std(seeds):
     groups = group_runs(seeds, ["params.learning_rate"], ["metrics.eval_loss"])
 
