@@ -21,6 +21,8 @@ from core.settings import get_settings
 PEERS_HEADING = "## Peers"  # written by `python -m bench.peers`; render() output leaves it to keep_other_sections()
 
 
+SLOW_PAGES = "## Where the slow pages spend their time"
+
 def _proc_field(path: str, name: str) -> str:
     for line in Path(path).read_text().splitlines():
         if line.startswith(name):
@@ -186,7 +188,7 @@ def _hot_spots(pages: PageSuite) -> list[str]:
         "it shows as the wait for the server's answers, as own time of `core/remote.py` `send` (under `_action`, "
         "`_table` or `_put`: one per store request) below the store call that asked."
     )
-    return ["## Where the slow pages spend their time", "", intro, *lines]
+    return [SLOW_PAGES, "", intro, *lines]
 
 
 def _jobs_details(jobs: JobsSuite) -> list[str]:
@@ -386,7 +388,11 @@ def _page_method(pages: PageSuite) -> str:
         '`AppTest.from_file("app.py")` session opening the page by its link (query parameters, then `switch_page`), '
         f"timed around `run()` only, {len(pages.pages[0].run.samples_ms)} times after 2 warm-ups; a sample that raised "
         'or showed "Something went wrong" fails the benchmark. AppTest adds its own work to `run()`, so these figures '
-        "are an upper bound of the server-side script time; the script thread's own time is beside them. The pages' "
+        "are an upper bound of the server-side script time; the script thread's own time is beside them. AppTest "
+        "also searches every installed package for custom components in each new session, which the server does once "
+        "when it starts: here that search is made once per process (`tests.apptest`), as in the server. Until "
+        "2026-11-30 every sample paid it again (~130 ms on this machine), and these figures read 438 to 580 ms while "
+        "the script threads took what they take now. The pages' "
         "`open_store()` starts the store server during the first page's warm-ups, so every sample goes through it. "
         "Store requests (one per store primitive called) and the Flight calls sent for them are counted over one more "
         "run of each page."
@@ -493,8 +499,9 @@ def find_section(text: str, heading: str) -> re.Match | None:
 def keep_other_sections(text: str, previous: str) -> str:
     """text with every `## ` section of previous (the file being rewritten) that text does not write itself appended,
     as it was: `## Peers` and `## Search` (bench.peers and bench.search rewrite them), `## Peers on PostgreSQL`, and
-    the sections written by hand from other benchmarks."""
-    written = set(re.findall(r"^## .*$", text, re.M))
+    the sections written by hand from other benchmarks. The profiles of slow pages are this run's own: when no page
+    is slow, the last run's go."""
+    written = set(re.findall(r"^## .*$", text, re.M)) | {SLOW_PAGES}
     for section in re.finditer(r"^## .*?(?=^## |\Z)", previous, re.S | re.M):
         if section.group(0).splitlines()[0] not in written:
             text = text.rstrip("\n") + "\n\n" + section.group(0).rstrip("\n") + "\n"

@@ -31,6 +31,14 @@ def test_a_rewrite_replaces_its_own_sections_and_keeps_every_other_one_as_it_was
     assert rewritten.count("## Queries") == 1
 
 
+def test_the_last_runs_profiles_of_slow_pages_go_when_no_page_is_slow():
+    previous = PREVIOUS.replace("## Serving a team", "## Where the slow pages spend their time\nexperiments.py: 476 ms\n\n## Serving a team")
+
+    rewritten = keep_other_sections("# Benchmarks\n\n## Pages\nevery page under its target\n", previous)
+
+    assert "476 ms" not in rewritten and "## Serving a team\nwritten by hand" in rewritten
+
+
 def test_a_peers_rewrite_replaces_its_tables_and_keeps_the_notes_written_by_hand(tmp_path):
     benchmarks = tmp_path / "BENCHMARKS.md"
     benchmarks.write_text(PREVIOUS.replace("on_postgres\n", "on_postgres\n### Notes\nmeasured at 2,000 runs by hand\n"))
