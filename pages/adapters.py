@@ -58,7 +58,7 @@ def registry() -> None:
         ],
         column_config={
             "version": st.column_config.TextColumn("version", width="small"),
-            "mark": st.column_config.TextColumn("mark", width="medium"),  # "★ best · ⚠ diverged" whole at 1440 px
+            "mark": st.column_config.TextColumn("mark", width=140),  # "★ best · ⚠ diverged" whole, and "created" too, at 1440 px
             "run": st.column_config.TextColumn("run", width="small"),
             "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         },
