@@ -122,6 +122,9 @@ class ActiveRun:
         If the outcome cannot be recorded (the run was failed as lost meanwhile, say), the metrics are still stored.
         """
         self._stop_heartbeat.set()
+        if self._ended:  # finished already, or attached to a run that had ended: there is nothing more to record
+            self.writer.close()
+            return None
         self._ended = True
         if self.attached:
             self.writer.close()

@@ -189,10 +189,11 @@ def test_an_ended_run_refuses_more_metrics_params_and_samples_but_takes_tags(sto
     for late in (lambda: run.log({"loss": 5.0}, step=2), lambda: run.log_params({"lr": 1.0})):
         with pytest.raises(InvalidTransitionError, match=f"run {run.id} has ended: its results are final"):
             late()
-    again = tracking.attach(run.id, store=store)
-    with pytest.raises(InvalidTransitionError, match="has ended"):
-        again.log({"loss": 5.0}, step=100)
-    again.set_tags({"reviewed": "yes"})
+    with tracking.attach(run.id, store=store) as again:  # leaving it records nothing: the run has its outcome
+        with pytest.raises(InvalidTransitionError, match="has ended"):
+            again.log({"loss": 5.0}, step=100)
+        again.set_tags({"reviewed": "yes"})
+    run.finish()  # again: nothing more to record either
 
     finished = store.get_run(run.id)
     assert finished.metrics["loss"].last == 0.2 and finished.config == {}
