@@ -200,7 +200,9 @@ class TrackingStore(ABC):
         """Curves for charts: columns run_id, key, step, value, wall_time, ordered by run, key and step.
 
         A series longer than max_points is downsampled in the query to the lowest and highest
-        point of each step bucket, so spikes survive and 50 long runs still draw at once.
+        point of each step bucket, so spikes survive and 50 long runs still draw at once. A run with no
+        points of the keys asked, or an ID no run has, adds no rows: this is what a chart draws, and pages
+        ask it for queued runs every few seconds (get_runs is the call that says an ID is unknown).
         """
 
     @abstractmethod
