@@ -226,8 +226,10 @@ class DuckDBStore(Annotations, TrackingStore):
 
         return self._write(op)
 
-    def restore_experiment(self, experiment_id: int) -> None:
+    def restore_experiment(self, experiment_id: int, name: str | None = None) -> None:
         experiment_id = _as_id(experiment_id, "experiment")
+        if name is not None:
+            name = friendly(TypeAdapter(Name), name, "name")
 
         def op(con) -> None:
             found = self._experiments(con, "WHERE e.id = ?", [experiment_id])
@@ -235,8 +237,12 @@ class DuckDBStore(Annotations, TrackingStore):
                 raise NotFoundError(f"no experiment with ID {experiment_id}")
             if not found[0].is_deleted:
                 raise ConflictError(f"experiment {experiment_id} is not deleted; there is nothing to restore")
-            self._require_free_name(con, found[0].name)
-            rows(con, "UPDATE experiments SET deleted_at = NULL, updated_at = ? WHERE id = ?", [self.clock(), experiment_id])
+            self._require_free_name(con, name or found[0].name)
+            rows(
+                con,
+                "UPDATE experiments SET name = ?, deleted_at = NULL, updated_at = ? WHERE id = ?",
+                [name or found[0].name, self.clock(), experiment_id],
+            )
 
         self._write(op)
 

@@ -49,9 +49,9 @@ def experiment_where(
     if status is not None:
         clauses.append("list_contains(?, e.status)")
         params.append(_statuses(status))
-    if name_contains:
+    if name_contains and name_contains.strip():  # a pasted name's stray spaces are not part of what is looked for
         clauses.append("contains(lower(e.name), lower(?))")
-        params.append(name_contains)
+        params.append(name_contains.strip())
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

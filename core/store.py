@@ -79,8 +79,8 @@ class TrackingStore(ABC):
         """
 
     @abstractmethod
-    def restore_experiment(self, experiment_id: int) -> None:
-        """Undo a delete; ConflictError if a live experiment took the name meanwhile."""
+    def restore_experiment(self, experiment_id: int, name: str | None = None) -> None:
+        """Undo a delete, under a new name if given; ConflictError if a live experiment has the name it would take."""
 
     @abstractmethod
     def set_primary_metric(self, experiment_id: int, key: str | None) -> None:

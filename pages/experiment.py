@@ -26,6 +26,7 @@ from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import (
     data_table,
+    flash,
     fold,
     fresh,
     friendly_errors,
@@ -189,6 +190,20 @@ SWEEP_HELP = (
 )
 
 
+def rename_form(experiment) -> None:
+    """A new name for the experiment (the Experiments page restores a deleted one under a new name)."""
+    section = fold("Rename", "rename_open", icon=":material/edit:")
+    if not section.open:
+        return
+    with section, st.form("rename", border=False):
+        name = st.text_input("New name", value=experiment.name, key="rename_to")
+        if st.form_submit_button("Rename", icon=":material/edit:"):
+            with friendly_errors():
+                store().rename_experiment(experiment.id, name)
+                flash(f"Renamed to {name.strip()!r}.")
+                st.rerun()
+
+
 def cloned_run():
     """The run whose settings fill the form (?clone=<run id>, from "Clone" on a run's page), if any."""
     run_id = query_id("clone", "cloned run")
@@ -271,5 +286,6 @@ with friendly_errors():
         live(active, lambda: header(experiment))
         edit_tags_and_note("experiment", experiment_id, experiment.tags, experiment.note)
         if not experiment.is_deleted:
+            rename_form(experiment)
             new_run_form(experiment_id)
         live(active, lambda: runs_and_curves(experiment_id))

@@ -69,13 +69,13 @@ def create_form() -> None:
 def filters() -> dict:
     left, middle, right, toggles = st.columns([3, 3, 2, 2])
     statuses = left.multiselect("Status", [s.value for s in ExperimentStatus], key="status", bind="query-params")
-    name = middle.text_input("Name contains", key="q")
+    name = middle.text_input("Name contains", key="q", bind="query-params")  # in the URL, as a filter to share
     sort = right.selectbox("Sort by", list(EXPERIMENT_SORTS)[:5], key="sort", format_func=SORT_LABELS.get, bind="query-params")
     descending = toggles.toggle("Newest / highest first", value=True, key="desc")
     deleted = toggles.toggle("Show deleted", key="deleted")
     return {
         "status": statuses or None,
-        "name_contains": name or None,
+        "name_contains": name.strip() or None,
         "sort": sort,
         "descending": descending,
         "include_deleted": deleted,
@@ -92,10 +92,13 @@ def manage(page) -> None:
         by_id = {e.id: e for e in page.items}
         chosen = by_id[st.selectbox("Experiment", list(by_id), format_func=lambda i: f"{by_id[i].name} (#{i})", key="manage")]
         if chosen.is_deleted:
+            name = st.text_input(
+                "Restore as", value=chosen.name, key=f"restore_as_{chosen.id}", help="A new name, if a live experiment took this one."
+            )
             if st.button("Restore", key="restore"):
                 with friendly_errors():
-                    store().restore_experiment(chosen.id)
-                    flash(f"Restored {chosen.name!r}.")
+                    store().restore_experiment(chosen.id, name=None if name == chosen.name else name)
+                    flash(f"Restored {chosen.name!r}" + ("." if name == chosen.name else f" as {name.strip()!r}."))
                     st.rerun()
             return
         if st.session_state.get("confirm_delete") != chosen.id:

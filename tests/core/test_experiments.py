@@ -94,6 +94,7 @@ def test_list_experiments_filters_by_name_substring_ignoring_case(store, make_ex
 
     assert [item.name for item in store.list_experiments(name_contains="SENTI").items] == ["Llama sentiment"]
     assert store.list_experiments(name_contains="%").total == 0
+    assert [item.name for item in store.list_experiments(name_contains="  sentiment ").items] == ["Llama sentiment"]
 
 
 def test_get_experiment_detail_has_all_runs_and_aggregated_metrics(store, make_experiment, make_run):
@@ -152,6 +153,19 @@ def test_restoring_into_a_taken_name_is_a_clear_error(store, make_experiment):
     with pytest.raises(ConflictError, match="'taken' already exists"):
         store.restore_experiment(old)
     assert store.get_experiment(old).is_deleted
+
+
+def test_a_deleted_experiment_whose_name_was_taken_comes_back_under_a_new_name(store, make_experiment):
+    old = make_experiment("taken")
+    store.delete_experiment(old)
+    make_experiment("taken")
+
+    with pytest.raises(ValidationError, match="name must not be empty"):
+        store.restore_experiment(old, name="  ")
+    store.restore_experiment(old, name="taken (first try)")
+
+    restored = store.get_experiment(old)
+    assert (restored.name, restored.is_deleted) == ("taken (first try)", False)
 
 
 def test_live_names_are_unique(store, make_experiment):

@@ -120,7 +120,15 @@ def test_status_filter_and_name_search(open_page, populated, app_store):
     assert table_with(app, "best")["name"].tolist() == ["other"]
 
     app.multiselect(key="status").unselect("created").run()
-    app.text_input(key="q").input("sentiment").run()
+    app.text_input(key="q").input("sentiment ").run()  # pasted, with a stray space
+    assert table_with(app, "best")["name"].tolist() == ["sentiment LoRA"]
+
+
+def test_a_shared_link_opens_the_list_with_its_name_filter(open_page, populated, app_store):
+    app_store.create_experiment({"name": "other", "dataset": SAMPLE})
+
+    app = open_page("pages/experiments.py", q="sentiment")
+
     assert table_with(app, "best")["name"].tolist() == ["sentiment LoRA"]
 
 
@@ -139,6 +147,33 @@ def test_delete_asks_for_confirmation_then_restore_brings_it_back(open_page, pop
     app.toggle(key="managing").set_value(True).run()  # it went with the last experiment on the list
     app.button(key="restore").click().run()
     assert app_store.list_experiments().total == 1
+
+
+def test_a_deleted_experiment_whose_name_was_taken_is_restored_under_a_new_name(open_page, populated, app_store):
+    app_store.delete_experiment(populated["experiment"])
+    app_store.create_experiment({"name": "sentiment LoRA", "dataset": SAMPLE})
+    app = open_page("pages/experiments.py")
+    app.toggle(key="deleted").set_value(True).run()
+    app.toggle(key="managing").set_value(True).run()
+    app.selectbox(key="manage").set_value(populated["experiment"]).run()
+
+    app.button(key="restore").click().run()
+    assert any("already exists" in error.value for error in app.error)  # and the box to give another name is there
+    app.text_input(key=f"restore_as_{populated['experiment']}").input("sentiment LoRA, first sweep").run()
+    app.button(key="restore").click().run()
+
+    assert app_store.get_experiment(populated["experiment"]).name == "sentiment LoRA, first sweep"
+    assert app_store.list_experiments().total == 2
+
+
+def test_an_experiment_is_renamed_from_its_page(open_page, populated, app_store):
+    app = open_page("pages/experiment.py", opened=("rename_open",), experiment=str(populated["experiment"]))
+
+    app.text_input(key="rename_to").input("sentiment LoRA v2")
+    app.button[[button.label for button in app.button].index("Rename")].click().run()
+
+    assert app_store.get_experiment(populated["experiment"]).name == "sentiment LoRA v2"
+    assert app.title[0].value == "sentiment LoRA v2"
 
 
 def test_experiment_deep_link_shows_runs_best_metrics_and_error(open_page, populated):
