@@ -99,8 +99,8 @@ def smooth(series: pl.DataFrame, weight: float) -> pl.DataFrame:
 def robust_range(points: pl.DataFrame, log: bool = False, spread: float = OUTLIER_SPREAD) -> tuple[float, float] | None:
     """The y range that fits the bulk of the runs (run_id and value columns), padded by 5 %; None when empty.
 
-    A run whose highest (or lowest) value lies more than `spread` typical run spans beyond the runs'
-    median highest (lowest) value is an outlier on that side, and the range leaves it out: one
+    A run whose highest (or lowest) value lies more than `spread` typical run spans (the median span of the runs
+    that have one) beyond the runs' median highest (lowest) value is an outlier on that side, and the range leaves it out: one
     diverged run's spike to 100x no longer squashes the others, while every normal curve keeps its
     start. Measured on log values when `log`. With one or two runs no run can be an outlier.
     """
@@ -115,7 +115,9 @@ def robust_range(points: pl.DataFrame, log: bool = False, spread: float = OUTLIE
     heads = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1]])
     lows, highs = np.minimum.reduceat(scaled, heads), np.maximum.reduceat(scaled, heads)
     low_mid, high_mid = float(np.median(lows)), float(np.median(highs))
-    tolerance = spread * max(high_mid - low_mid, abs(high_mid) * 0.1, 1e-12)
+    spans = highs - lows  # a run of one point (an eval logged once) has none, and says nothing of a typical span
+    typical = float(np.median(spans[spans > 0])) if (spans > 0).any() else 0.0
+    tolerance = spread * max(typical, high_mid - low_mid, abs(high_mid) * 0.1, 1e-12)
     high = float(highs[highs <= high_mid + tolerance].max())
     low = float(lows[lows >= low_mid - tolerance].min())
     pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
@@ -229,6 +231,10 @@ def metric_spec(
     if options.smoothing:
         layers.append(layer({"type": "line"}, "smoothed", 1.0))
     shown = "smoothed" if options.smoothing else "value"
+    lone = sorted(points.group_by("run").len().filter(pl.col("len") == 1)["run"])  # one point: no line to draw
+    if lone:
+        dots = layer({"type": "circle", "size": 60, "opacity": 1}, shown, 1.0)
+        layers.append({**dots, "transform": [{"filter": {"field": "run", "oneOf": lone}}]})
     layers.append(layer({"type": "circle", "size": 60, "opacity": 0}, shown, None, tooltip=_tooltip(options)))
     return {
         "title": _title(key, points.is_empty(), hidden, _outside(points, domain)),
@@ -324,7 +330,10 @@ def _outside(points: pl.DataFrame, domain: tuple[float, float] | None) -> int:
 
 
 def _x(axis: str) -> dict:
-    return {"field": axis, "type": "temporal" if axis == "wall_time" else "quantitative", "title": X_AXES[axis]}
+    x = {"field": axis, "type": "temporal" if axis == "wall_time" else "quantitative", "title": X_AXES[axis]}
+    if axis == "step":
+        x["axis"] = {"format": "d"}  # whole steps, also when every point sits at one step ("200", not "200.000000")
+    return x
 
 
 def _y_scale(log_scale: bool, domain: tuple[float, float] | None) -> dict:

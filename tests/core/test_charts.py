@@ -174,6 +174,28 @@ def test_a_panels_legend_lists_only_the_runs_that_logged_its_metric_and_colours_
     as_altair(metric_panels(series, ["eval_loss"])[0])
 
 
+def test_a_run_with_one_point_of_a_metric_shows_it_as_a_dot_on_whole_steps():
+    series = make_series((1, "eval_loss", [0.9, 0.7, 0.5]), (2, "eval_loss", [0.6]))
+
+    spec = metric_spec(series, "eval_loss")
+
+    as_altair(spec)
+    dots = next(item for item in spec["layer"] if item.get("transform"))
+    assert dots["mark"]["type"] == "circle" and dots["mark"]["opacity"] == 1
+    assert dots["transform"] == [{"filter": {"field": "run", "oneOf": ["#2"]}}]  # a line of one point draws nothing
+    assert layer(spec, "line")["encoding"]["x"]["axis"] == {"format": "d"}
+    assert not any(item.get("transform") for item in metric_spec(series.filter(pl.col("run_id") == 1), "eval_loss")["layer"])
+
+
+def test_a_run_with_one_point_does_not_make_a_normal_curves_start_an_outlier():
+    curve = [2.2, 1.6, 1.2, 0.9, 0.7, 0.6, 0.5, 0.46]  # decays smoothly, as an eval loss does
+    series = make_series((1, "eval_loss", curve), (2, "eval_loss", [0.47]), (3, "eval_loss", [0.45]), (4, "eval_loss", [0.46]))
+
+    low, high = robust_range(series)
+
+    assert low < 0.45 and high > 2.2
+
+
 def test_panels_are_full_width_and_follow_the_keys_asked_in_order():
     series = make_series((1, "loss", [1.0]), (1, "acc", [0.2]), (1, "lr", [1e-4]))
 
@@ -184,7 +206,7 @@ def test_panels_are_full_width_and_follow_the_keys_asked_in_order():
 
 
 def test_hovering_a_point_shows_run_step_and_value():
-    spec = metric_spec(make_series((1, "loss", [1.0])), "loss")
+    spec = metric_spec(make_series((1, "loss", [1.0, 0.5])), "loss")
 
     tooltip = layer(spec, "circle")["encoding"]["tooltip"]
     assert [tip["field"] for tip in tooltip] == ["run", "step", "value"]
