@@ -46,7 +46,10 @@ def summary(run, experiment, diverged: bool) -> None:
         icon=":material/arrow_back:",
     )
     progress = run_progress(run, now())
-    st.progress(progress.fraction or 0.0, text=progress.label())
+    if progress.fraction is None:  # no planned length known (a script without max_steps): the step alone, no empty bar
+        st.caption(progress.label())
+    else:
+        st.progress(progress.fraction, text=progress.label())
     latest = latest_metrics(run)
     if latest:
         cells = st.columns(min(len(latest), 5))  # five fit a label like samples_per_second and 6.667e-05 at 1440 px

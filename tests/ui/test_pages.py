@@ -444,6 +444,13 @@ def curve_charts(app) -> list:
     return [chart for chart in app.get("vega_lite_chart") if not chart.key]
 
 
+def test_a_run_whose_length_is_known_shows_a_progress_bar(open_page, populated):
+    app = open_page("pages/run.py", run=str(populated["done"]))  # completed: its last step is its length
+
+    [bar] = app.get("progress")
+    assert bar.proto.value == 100 and bar.proto.text.startswith("step 50 of 50")
+
+
 def test_the_run_page_puts_progress_and_latest_values_first_and_the_log_in_a_searchable_fold(open_page, populated, app_store):
     logs = app_store.path.parent / "logs"
     logs.mkdir(exist_ok=True)
@@ -452,7 +459,8 @@ def test_the_run_page_puts_progress_and_latest_values_first_and_the_log_in_a_sea
 
     app = open_page("pages/run.py", run=str(populated["failed"]))
 
-    assert app.get("progress")[0].proto.text.startswith("step 50 ·")
+    assert not app.get("progress")  # its length was never known: the step alone, no empty bar
+    assert any(caption.value.startswith("step 50 ·") for caption in app.caption)
     assert [m.label for m in app.metric][:2] == ["eval_loss", "loss"]
     log = next(expander for expander in app.expander if expander.label == "Log")
     assert not log.caption, "the log is read only once its fold is opened"
