@@ -86,9 +86,9 @@ def detail(adapter_id: int) -> None:
     lineage[1].page_link("pages/run.py", label=f"Run: {run.name} (#{run.id})", query_params={"run": run.id})
     lineage[2].markdown(f"Adapter: **v{adapter.version}**")
     cells = st.columns(3)
-    cells[0].metric("base model", adapter.base_model)
-    cells[1].metric("size", format_size(adapter.size_bytes))
-    cells[2].metric("created", f"{adapter.created_at:%Y-%m-%d %H:%M}")
+    cells[0].metric("size", format_size(adapter.size_bytes))
+    cells[1].metric("created", f"{adapter.created_at:%Y-%m-%d %H:%M}")
+    st.markdown(f"**Base model** {plain(adapter.base_model)}")  # whole: a metric tile cut 'meta-llama/Llama…'
     st.caption(f"Checksum `{adapter.checksum}`")
     st.code(adapter.path, language="text")
     aliases_section(adapter)

@@ -283,6 +283,7 @@ def test_adapter_detail_shows_files_and_lineage(open_page, populated):
     labels = [link.label for link in app.get("page_link")]
     assert "Experiment: sentiment LoRA" in labels and f"Run: run-1 (#{populated['done']})" in labels
     assert [button.proto.label for button in app.get("download_button")] == ["Download as zip"]
+    assert "**Base model** tiny\\-base" in [markdown.value for markdown in app.markdown]  # whole, not in a tile
 
 
 @pytest.mark.parametrize(
