@@ -22,7 +22,8 @@ class AdapterReference:
 
 
 def checked_alias(alias: object) -> str:
-    """An alias names a role (production, candidate): a letter, then letters, digits, _ or -; not `latest`."""
+    """An alias names a role (production, candidate): a letter, then letters, digits, _ or -; not `latest`. Case does
+    not tell aliases apart, as with `latest`: `@Production` and `@production` are one alias, kept in lower case."""
     if not isinstance(alias, str) or not ALIAS.fullmatch(alias.strip()):
         raise ValidationError(
             f"alias {str(alias)[:70]!r} is not valid: start with a letter, then use letters, digits, _ or - (at most 64)",
@@ -34,7 +35,7 @@ def checked_alias(alias: object) -> str:
             f"'{LATEST}' always means the newest version; pick another alias",
             {"alias": f"is reserved: '{LATEST}' always means the newest version; pick another"},
         )
-    return alias
+    return alias.lower()
 
 
 def parse_reference(text: object) -> AdapterReference:

@@ -743,6 +743,8 @@ class DuckDBStore(Annotations, TrackingStore):
             found = first(con, "SELECT name FROM adapters WHERE id = ?", [adapter_id])
             if found is None:
                 raise NotFoundError(f"no adapter with ID {adapter_id}")
+            # one set before aliases were kept in lower case, spelt with capitals, is this alias too: it moves
+            rows(con, "DELETE FROM adapter_aliases WHERE name = ? AND lower(alias) = ? AND alias <> ?", [found[0], alias, alias])
             rows(
                 con,
                 "INSERT INTO adapter_aliases (name, alias, adapter_id, updated_at) VALUES (?, ?, ?, ?) "
@@ -758,7 +760,7 @@ class DuckDBStore(Annotations, TrackingStore):
         alias = checked_alias(alias)
 
         def op(con) -> None:
-            if not rows(con, "DELETE FROM adapter_aliases WHERE name = ? AND alias = ? RETURNING alias", [name, alias]):
+            if not rows(con, "DELETE FROM adapter_aliases WHERE name = ? AND lower(alias) = ? RETURNING alias", [name, alias]):
                 raise NotFoundError(f"adapter {name!r} has no alias {alias!r}; nothing was removed")
 
         self._write(op)
@@ -1061,7 +1063,8 @@ _BATCH_CHECK = """
 
 _SAMPLE_NAMES = ", ".join(SAMPLE_COLUMNS)  # names from core.sample_rows, never from input
 _ADAPTER_BY_ALIAS = """
-    SELECT a.* FROM adapters a JOIN adapter_aliases l ON l.adapter_id = a.id WHERE l.name = ? AND l.alias = ?
+    SELECT a.* FROM adapters a JOIN adapter_aliases l ON l.adapter_id = a.id WHERE l.name = ? AND lower(l.alias) = ?
+    ORDER BY l.updated_at DESC LIMIT 1
 """
 
 _RUNS_WITH_LAST_VALUES = """

@@ -41,6 +41,32 @@ def test_moving_an_alias_leaves_it_on_one_version_only(store, versions):
     assert store.resolve_adapter("sentiment@production").id == ids[2]
 
 
+def test_an_alias_is_one_alias_whatever_its_case_as_latest_is(store, versions):
+    ids, _ = versions
+    store.set_adapter_alias(ids[0], "Production")
+    store.set_adapter_alias(ids[1], "production")
+
+    assert [(a.alias, a.version) for a in store.list_adapter_aliases("sentiment")] == [("production", 2)]
+    assert store.resolve_adapter("sentiment@PRODUCTION").id == ids[1]
+    store.remove_adapter_alias("sentiment", "PRODUCTION")
+    assert store.list_adapter_aliases("sentiment") == []
+
+
+def test_an_alias_set_with_capitals_before_they_were_lowered_moves_with_its_lower_case_spelling(store, versions, held):
+    ids, _ = versions
+    held._write(  # what a store written before aliases were kept in lower case may hold
+        lambda con: con.execute(
+            "INSERT INTO adapter_aliases (name, alias, adapter_id, updated_at) VALUES (?, ?, ?, ?)",
+            ["sentiment", "Production", ids[0], held.clock()],
+        )
+    )
+    assert store.resolve_adapter("sentiment@production").id == ids[0]
+
+    store.set_adapter_alias(ids[2], "production")
+
+    assert [(a.alias, a.version) for a in store.list_adapter_aliases("sentiment")] == [("production", 3)]
+
+
 def test_aliases_of_different_names_are_apart(store, versions):
     ids, other = versions
     store.set_adapter_alias(ids[0], "production")
