@@ -18,7 +18,7 @@ def reap(store: TrackingStore, settings: Settings, live_job_ids: list[str] | Non
     for run in store.list_active_runs():
         if run.status is RunStatus.RUNNING and is_local_and_dead(run.worker):
             try:
-                store.fail_run(run.id, f"worker lost: process {run.worker} is gone (killed or crashed)")
+                store.fail_run(run.id, f"worker lost: the process that ran it, {run.worker}, is gone (killed or crashed)")
                 lost.append(run.id)
             except InvalidTransitionError:
                 pass  # it finished or was cancelled in the meantime
