@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from core.entities import Run
 from core.points import KEY_PATTERN, POINT_SCHEMA
 from core.store import TrackingStore
 
@@ -37,6 +38,7 @@ class SourceRun:
     error: str | None = None
     description: str = ""
     notes: list[str] = field(default_factory=list)  # what read_metrics left out, one sentence each
+    metrics_only: bool = False  # a run that is nothing but its metrics (TensorBoard's): none readable, nothing to import
 
 
 @dataclass
@@ -84,33 +86,76 @@ def import_runs(
     dataset: str,
     advance: Callable[[int], None] = lambda _: None,
 ) -> ImportSummary:
-    """Import each run not imported before into the experiment of its name (made when missing)."""
-    experiments: dict[str, tuple[int, set[str]]] = {}
+    """Import each run not imported before into the experiment of its name (made when its first run comes in)."""
+    experiments: dict[str, _Target] = {}
     for run in runs:
         if run.experiment not in experiments:
-            experiments[run.experiment] = _experiment(store, run, dataset, summary)
-        experiment_id, imported = experiments[run.experiment]
-        if run.source_id in imported:
-            summary.skipped.append(f"run {run.name!r} ({run.source_id}): already imported")
+            experiments[run.experiment] = _Target.of(store, run, dataset)
+        target = experiments[run.experiment]
+        earlier = target.imported.get(run.source_id)
+        if earlier is not None:
+            summary.skipped.append(f"run {run.name!r} ({run.source_id}): already imported{_grown(run, earlier)}")
         else:
-            _import_run(store, experiment_id, run, summary)
-            imported.add(run.source_id)
+            points, dropped, renamed = _points(run.read_metrics())
+            if run.metrics_only and points.is_empty():
+                why = "; ".join(run.notes) or "it holds no scalar"
+                summary.skipped.append(f"run {run.name!r} ({run.source_id}): no metric point could be read ({why})")
+            else:
+                _import_run(store, target.experiment_id(store, summary), run, points, dropped, renamed, summary)
+                target.imported[run.source_id] = None
         advance(1)
     return summary
 
 
-def _experiment(store: TrackingStore, run: SourceRun, dataset: str, summary: ImportSummary) -> tuple[int, set[str]]:
-    """The live experiment of that name (and the sources it holds), created if there is none."""
-    found = store.find_experiment(run.experiment)
-    if found is None:
-        spec = {"name": run.experiment, "dataset": dataset, "description": run.description}
-        summary.experiments_created.append(run.experiment)
-        return store.create_experiment(spec), set()
-    return found.id, {str(r.config[SOURCE_PARAM]) for r in store.list_runs(found.id) if SOURCE_PARAM in r.config}
+@dataclass
+class _Target:
+    """The experiment runs of one name go into: the live one of that name, or one made when its first run comes in."""
+
+    name: str
+    dataset: str
+    description: str
+    id: int | None
+    imported: dict[str, Run | None]  # source ID -> the run imported from it (None: imported in this call)
+
+    @classmethod
+    def of(cls, store: TrackingStore, run: SourceRun, dataset: str) -> "_Target":
+        found = store.find_experiment(run.experiment)
+        if found is None:
+            return cls(run.experiment, dataset, run.description, None, {})
+        runs = {str(r.config[SOURCE_PARAM]): r for r in store.list_runs(found.id) if SOURCE_PARAM in r.config}
+        return cls(run.experiment, dataset, run.description, found.id, runs)
+
+    def experiment_id(self, store: TrackingStore, summary: ImportSummary) -> int:
+        if self.id is None:
+            self.id = store.create_experiment({"name": self.name, "dataset": self.dataset, "description": self.description})
+            summary.experiments_created.append(self.name)
+        return self.id
 
 
-def _import_run(store: TrackingStore, experiment_id: int, run: SourceRun, summary: ImportSummary) -> None:
-    points, dropped, renamed = _points(run.read_metrics())
+def _grown(run: SourceRun, earlier: Run | None) -> str:
+    """For a run that is its metrics alone: whether its files hold more points now than when it was imported (its
+    writer was still at work). Those are not added to the finished run; the user is told how to bring them in."""
+    if not run.metrics_only or earlier is None:
+        return ""
+    stored = sum(summary.count for summary in earlier.metrics.values())
+    now, _, _ = _points(run.read_metrics())
+    if now.height <= stored:
+        return ""
+    return (
+        f", with {_count(stored, 'point')}; its files now hold {now.height:,} (it was still being written then). A "
+        "finished run takes no more points: import the folder into another experiment (--experiment) to have them all"
+    )
+
+
+def _import_run(
+    store: TrackingStore,
+    experiment_id: int,
+    run: SourceRun,
+    points: pl.DataFrame,
+    dropped: int,
+    renamed: dict[str, str],
+    summary: ImportSummary,
+) -> None:
     summary.notes += [f"run {run.name!r}: {note}" for note in run.notes]
     for original, key in renamed.items():
         summary.notes.append(

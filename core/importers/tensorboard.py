@@ -48,6 +48,7 @@ def read(logdir: Path, experiment: str | None = None) -> list[SourceRun]:
                 read_metrics=_reader(folder, notes),
                 description=f"Imported from TensorBoard logs in {logdir}.",
                 notes=notes,
+                metrics_only=True,
             )
         )
     return runs
@@ -58,7 +59,7 @@ def _reader(folder: Path, notes: list[str]):
         points: dict[str, list[tuple[int, float, int]]] = {}
         others: dict[str, str] = {}
         for path in sorted(p for p in folder.glob("*tfevents*") if p.is_file()):
-            for tag, step, value, wall_ms in scalars(path, others):
+            for tag, step, value, wall_ms in scalars(path, others, notes):
                 points.setdefault(tag, []).append((step, value, wall_ms))
         notes.extend(f"{tag!r} is not a scalar ({plugin})" for tag, plugin in sorted(others.items()))
         return {tag: _series(rows) for tag, rows in points.items()}
@@ -71,10 +72,11 @@ def _series(rows: list[tuple[int, float, int]]) -> Series:
     return Series(np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64), np.array(wall_ms, dtype=np.int64))
 
 
-def scalars(path: Path, others: dict[str, str]) -> Iterator[tuple[str, int, float, int]]:
-    """(tag, step, value, wall time ms) of each scalar in an event file; other tags land in others with their kind."""
+def scalars(path: Path, others: dict[str, str], problems: list[str] | None = None) -> Iterator[tuple[str, int, float, int]]:
+    """(tag, step, value, wall time ms) of each scalar in an event file; other tags land in others with their kind, and
+    a file not readable to its end says so in problems."""
     plugins: dict[str, str] = {}  # TensorFlow 2 sends a tag's metadata with its first value only
-    for record in records(path):
+    for record in records(path, problems):
         wall_time, step, summary = 0.0, 0, None
         for number, _, value in fields(record):
             if number == 1:

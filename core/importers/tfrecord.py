@@ -25,19 +25,25 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def records(path: Path) -> Iterator[bytes]:
-    """Each record's data; stops quietly at a truncated tail (a writer still at work) or a broken frame."""
+def records(path: Path, problems: list[str] | None = None) -> Iterator[bytes]:
+    """Each record's data. At a truncated tail (a writer still at work) or a broken frame it stops, and says where in
+    `problems`: the records before it are kept, and the user hears that the file was not read to its end."""
     data = path.read_bytes()
-    offset = 0
-    while offset + 12 <= len(data):
+    offset = count = 0
+    while offset < len(data):
         header = data[offset : offset + 8]
-        (length,) = struct.unpack("<Q", header)
-        (crc,) = struct.unpack("<I", data[offset + 8 : offset + 12])
-        end = offset + 12 + length + 4
-        if crc != masked_crc32c(header) or end > len(data):
+        (length,) = struct.unpack("<Q", header) if len(header) == 8 else (None,)
+        crc = struct.unpack("<I", data[offset + 8 : offset + 12])[0] if offset + 12 <= len(data) else None
+        end = offset + 12 + (length or 0) + 4
+        if length is None or crc != masked_crc32c(header) or end > len(data):
+            if problems is not None:
+                problems.append(
+                    f"{path.name} was read up to byte {offset:,} of {len(data):,} ({count:,} records): the rest is "
+                    "damaged, or was still being written"
+                )
             return
         yield data[offset + 12 : offset + 12 + length]
-        offset = end
+        offset, count = end, count + 1
 
 
 def varint(data: bytes, offset: int) -> tuple[int, int]:

@@ -77,6 +77,49 @@ def test_a_file_cut_short_by_a_writer_still_at_work_gives_the_records_before_the
     assert [step for step, _ in series_of(store, run.id)["accuracy"]] == [10, 20]
 
 
+def test_a_file_not_readable_to_its_end_is_reported_with_where_it_stopped(store, tensorboard_logdir):
+    (event_file,) = (tensorboard_logdir / "eval").iterdir()
+    whole = event_file.read_bytes()
+    event_file.write_bytes(whole[:-10])
+
+    summary = import_logs(store, tensorboard_logdir)
+
+    [note] = [note for note in summary.notes if note.startswith("run 'eval'")]
+    assert f"{event_file.name} was read up to byte" in note and f"of {len(whole) - 10:,}" in note
+    assert note.endswith("the rest is damaged, or was still being written")
+
+
+def test_importing_a_run_again_after_its_file_grew_says_the_new_points_were_not_added(store, tensorboard_logdir):
+    (event_file,) = (tensorboard_logdir / "eval").iterdir()
+    whole = event_file.read_bytes()
+    event_file.write_bytes(whole[:-10])  # the writer was still at work
+    first = import_logs(store, tensorboard_logdir, "tb")
+    event_file.write_bytes(whole)  # and went on
+
+    again = import_logs(store, tensorboard_logdir, "tb")
+
+    [eval_run] = [reason for reason in again.skipped if reason.startswith("run 'eval'")]
+    imported = sum(len(points) for points in RUNS["eval"].values()) - 1
+    assert first.points_imported == sum(len(p) for m in RUNS.values() for p in m.values()) - 1
+    assert f"already imported, with {imported} points; its files now hold {imported + 1}" in eval_run
+    assert "import the folder into another experiment (--experiment)" in eval_run
+    assert all(reason.endswith("already imported") for reason in again.skipped if reason != eval_run)
+
+
+def test_a_folder_whose_files_hold_no_readable_record_is_not_imported(store, unchanged, tmp_path):
+    logdir = tmp_path / "broken"
+    (logdir / "r1").mkdir(parents=True)
+    (logdir / "r1" / "events.out.tfevents.1.host.1.0").write_bytes(np.random.default_rng(0).bytes(5000))
+
+    summary = import_logs(store, logdir)
+
+    assert summary.runs_imported == 0 and summary.experiments_created == []
+    [reason] = summary.skipped
+    assert reason.startswith("run 'r1' (tensorboard:") and "no metric point could be read" in reason
+    assert "was read up to byte 0 of 5,000 (0 records)" in reason
+    unchanged()
+
+
 def test_event_files_at_the_top_of_the_log_folder_are_one_run_named_after_it(store, tensorboard_logdir, tmp_path):
     flat = tmp_path / "flat-run"
     shutil.copytree(tensorboard_logdir / "tf2", flat)
