@@ -57,8 +57,20 @@ def package_version(name: str) -> str:
         return "(checkout)" if name == "tunedeck" else "missing"
 
 
+def _no_store_yet(settings: Settings) -> bool:
+    """Embedded, and nothing recorded in the data folder yet: a check looks without making a store there."""
+    return not settings.team_mode and not settings.store_path.exists()
+
+
 def store(settings: Settings) -> Check:
     def check() -> Check:
+        if _no_store_yet(settings):
+            return Check(
+                "store",
+                WARN,
+                f"no store at {settings.store_path} yet: nothing was recorded there. If TUNEDECK_DATA_DIR is right, the "
+                "first experiment (or `tunedeck ui`) makes one",
+            )
         page = open_store(settings.data_dir).list_experiments(page_size=1, include_deleted=True)
         where = f"PostgreSQL {redacted(settings.store_url.get_secret_value())}" if settings.team_mode else settings.store_path
         return Check("store", OK, f"{where} ({page.total} experiments)")
@@ -82,8 +94,9 @@ def queue(settings: Settings) -> Check:
 
             Redis.from_url(url, socket_timeout=2).ping()
             return Check("queue", OK, f"Redis at {redacted(url)} answers")
-        if not os.access(settings.data_dir, os.W_OK):
-            return Check("queue", FAIL, f"{settings.data_dir} is not writable, so the SQLite queue cannot be used")
+        folder = next(path for path in [settings.data_dir, *settings.data_dir.resolve().parents] if path.exists())
+        if not os.access(folder, os.W_OK):  # the data folder, or where it will be made
+            return Check("queue", FAIL, f"{folder} is not writable, so the SQLite queue cannot be used")
         return Check("queue", OK, f"SQLite queue {settings.queue_path}")
 
     hint = "start Redis or fix TUNEDECK_QUEUE_URL (pip install redis for a Redis queue), or unset it for the SQLite queue"
@@ -94,6 +107,8 @@ def workers(settings: Settings) -> Check:
     def check() -> Check:
         from jobs.lock import worker_running
 
+        if _no_store_yet(settings):
+            return Check("workers", OK, "no store yet, so no runs wait for a worker")
         active = open_store(settings.data_dir).list_active_runs()
         queued = sum(run.status.value == "queued" for run in active)
         if worker_running(settings):

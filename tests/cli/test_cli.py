@@ -35,6 +35,22 @@ def test_doctor_says_ok_for_each_part_of_a_fresh_setup(tunedeck):
     assert all(line.startswith(("OK", "WARN")) for line in result.stdout.splitlines())
 
 
+def test_doctor_on_a_data_folder_with_nothing_in_it_warns_and_makes_nothing_there(tunedeck, tmp_path):
+    typo = tmp_path / "dta"
+
+    result = tunedeck("doctor", TUNEDECK_DATA_DIR=str(typo))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"WARN  store: no store at {typo / 'tunedeck.duckdb'} yet: nothing was recorded there." in result.stdout
+    assert not typo.exists()
+
+
+def test_python_dash_m_tunedeck_is_the_command_in_a_checkout():
+    result = subprocess.run([sys.executable, "-m", "tunedeck", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0 and result.stdout.startswith("Usage: tunedeck ")
+
+
 def test_doctor_fails_on_a_missing_dataset_folder_and_says_what_to_fix(tunedeck, tmp_path):
     result = tunedeck("doctor", TUNEDECK_DATASET_ROOTS=str(tmp_path / "nowhere"))
 
