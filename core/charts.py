@@ -81,6 +81,13 @@ def points_per_curve(runs: int, panels: int, width: int = PLOT_WIDTH, budget: in
     return max(MIN_POINTS, min(width // 2, budget // curves))
 
 
+def default_panels(keys: list[str], preferred: list[str], count: int = 2) -> list[str]:
+    """The panels a page opens with, of `keys`: the preferred ones there, each once (an experiment's primary metric
+    is often `loss` itself, which the page prefers too), topped up from the others in order to `count`."""
+    chosen = [key for key in dict.fromkeys(preferred) if key in keys]
+    return chosen + [key for key in keys if key not in chosen][: max(0, count - len(chosen))]
+
+
 def smooth(series: pl.DataFrame, weight: float) -> pl.DataFrame:
     """Add `smoothed`: TensorBoard's debiased EMA per run and key, so early points are not pulled toward 0.
 
@@ -99,8 +106,9 @@ def smooth(series: pl.DataFrame, weight: float) -> pl.DataFrame:
 def robust_range(points: pl.DataFrame, log: bool = False, spread: float = OUTLIER_SPREAD) -> tuple[float, float] | None:
     """The y range that fits the bulk of the runs (run_id and value columns), padded by 5 %; None when empty.
 
-    A run whose highest (or lowest) value lies more than `spread` typical run spans (the median span of the runs
-    that have one) beyond the runs' median highest (lowest) value is an outlier on that side, and the range leaves it out: one
+    A run whose highest (or lowest) value lies more than `spread` typical spans (the median span of the runs that
+    have one, or how far apart the middle half of the runs lie, whichever is wider: runs of one point each have no
+    span) beyond the runs' median highest (lowest) value is an outlier on that side, and the range leaves it out: one
     diverged run's spike to 100x no longer squashes the others, while every normal curve keeps its
     start. Measured on log values when `log`. With one or two runs no run can be an outlier.
     """
@@ -117,7 +125,8 @@ def robust_range(points: pl.DataFrame, log: bool = False, spread: float = OUTLIE
     low_mid, high_mid = float(np.median(lows)), float(np.median(highs))
     spans = highs - lows  # a run of one point (an eval logged once) has none, and says nothing of a typical span
     typical = float(np.median(spans[spans > 0])) if (spans > 0).any() else 0.0
-    tolerance = spread * max(typical, high_mid - low_mid, abs(high_mid) * 0.1, 1e-12)
+    between = float(np.quantile(highs, 0.75) - np.quantile(lows, 0.25))  # how far apart the bulk of the runs lie
+    tolerance = spread * max(typical, between, abs(high_mid) * 0.1, 1e-12)
     high = float(highs[highs <= high_mid + tolerance].max())
     low = float(lows[lows >= low_mid - tolerance].min())
     pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import charts
 from core.divergence import LOSS_KEYS, LOSS_POINTS
+from core.presenters import chart_keys
 from ui.common import store
 
 X_LABELS = {"step": "step", "wall_time": "wall time", "elapsed": "relative time"}
@@ -12,7 +13,7 @@ X_LABELS = {"step": "step", "wall_time": "wall time", "elapsed": "relative time"
 
 def pick_metrics(keys: list[str], defaults: list[str]) -> list[str]:
     """Which panels, in which order: remembered in the URL (?metrics=...) so a link reopens the same view."""
-    default = [key for key in defaults if key in keys] or keys[:2]
+    default = charts.default_panels(chart_keys(keys), defaults) or keys[:2]  # system metrics: not unless asked
     return st.multiselect(
         "Metrics",
         keys,

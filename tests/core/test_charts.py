@@ -14,6 +14,7 @@ from polars.testing import assert_series_equal
 from core.charts import (
     PALETTE,
     ChartOptions,
+    default_panels,
     metric_panels,
     metric_spec,
     points_per_curve,
@@ -194,6 +195,21 @@ def test_a_run_with_one_point_does_not_make_a_normal_curves_start_an_outlier():
     low, high = robust_range(series)
 
     assert low < 0.45 and high > 2.2
+
+
+def test_runs_of_one_point_each_spread_over_a_range_are_all_in_it():
+    finals = [0.2 + 0.012 * index for index in range(25)]  # 25 runs, each logging its eval once, 0.2 to 0.49
+    series = make_series(*((run_id, "eval_loss", [value]) for run_id, value in enumerate(finals, start=1)))
+
+    low, high = robust_range(series)
+
+    assert low < 0.2 and high > max(finals)
+
+
+def test_a_page_opens_on_two_different_panels_when_its_primary_metric_is_loss_itself():
+    assert default_panels(["accuracy", "loss"], ["loss", "loss"]) == ["loss", "accuracy"]
+    assert default_panels(["eval_loss", "loss", "lr"], ["eval_loss", "loss"]) == ["eval_loss", "loss"]
+    assert default_panels(["a", "b", "c"], ["a", "b", "c"]) == ["a", "b", "c"]  # all preferred: all drawn
 
 
 def test_panels_are_full_width_and_follow_the_keys_asked_in_order():

@@ -176,6 +176,18 @@ def test_an_experiment_is_renamed_from_its_page(open_page, populated, app_store)
     assert app.title[0].value == "sentiment LoRA v2"
 
 
+def test_an_experiment_whose_primary_metric_is_loss_opens_on_loss_and_its_other_metric(open_page, app_store):
+    experiment_id = app_store.create_experiment({"name": "no eval", "dataset": SAMPLE})
+    run_id = app_store.create_run(experiment_id, {"epochs": 1})
+    with MetricWriter(app_store) as writer:
+        writer.log_series(run_id, "loss", [1, 2], [0.9, 0.5])
+        writer.log_series(run_id, "accuracy", [1, 2], [0.6, 0.8])
+
+    app = open_page("pages/experiment.py", experiment=str(experiment_id))
+
+    assert app.multiselect(key="metrics").value == ["loss", "accuracy"]  # not loss twice
+
+
 def test_experiment_deep_link_shows_runs_best_metrics_and_error(open_page, populated):
     app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
 
