@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from core.entities import Run
-from core.run_params import REPORTED_KEYS
+from core.run_params import chosen_by_user
 
 PARAM = "params."
 TAG = "tags."
@@ -84,8 +84,9 @@ def varying_params(frame: pl.DataFrame) -> list[str]:
 
 
 def chosen_params(frame: pl.DataFrame) -> list[str]:
-    """The varying params a user chose, leaving out what trainers report (parameter counts, steps per epoch)."""
-    return [column for column in varying_params(frame) if short(column) not in REPORTED_KEYS]
+    """The varying params a user chose, leaving out what trainers report (parameter counts, steps per epoch) and
+    what importers record (`import.source`: one value per run, so a group per run)."""
+    return [column for column in varying_params(frame) if chosen_by_user(short(column))]
 
 
 def default_group_keys(frame: pl.DataFrame) -> list[str]:

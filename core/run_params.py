@@ -19,3 +19,10 @@ def parameter_counts(trainable: int, total: int) -> dict[str, Any]:
 # What trainers report about a run rather than what a user chose: it follows from the settings, so grouping or
 # plotting by it as well adds columns, not information.
 REPORTED_KEYS = frozenset({*training_length(1, 1), *parameter_counts(1, 1)})
+# Where an imported run came from (`import.source`, `import.started_at`): bookkeeping, one value per run.
+IMPORT_PREFIX = "import."
+
+
+def chosen_by_user(key: str) -> bool:
+    """Whether a param is one a user chose: not a trainer's report, not an importer's bookkeeping."""
+    return key not in REPORTED_KEYS and not key.startswith(IMPORT_PREFIX)

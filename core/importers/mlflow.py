@@ -17,6 +17,7 @@ import numpy as np
 
 from core.errors import ValidationError
 from core.importers.runs import Series, SourceRun
+from core.run_params import IMPORT_PREFIX
 
 STATUSES = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "cancelled"}
 FOLDER_STATUSES = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
@@ -67,7 +68,7 @@ def _source_run(run_id, experiment, name, status, started_ms, params, tags, metr
     params = dict(params)
     params |= {f"tags.{key}": value for key, value in tags.items() if not key.startswith("mlflow.")}
     if started_ms:
-        params["import.started_at"] = datetime.fromtimestamp(started_ms / 1000, UTC).isoformat(timespec="seconds")
+        params[IMPORT_PREFIX + "started_at"] = datetime.fromtimestamp(started_ms / 1000, UTC).isoformat(timespec="seconds")
     return SourceRun(
         source_id=f"mlflow:{run_id}",
         experiment=experiment,

@@ -10,9 +10,10 @@ import polars as pl
 
 from core.entities import Run
 from core.points import KEY_PATTERN, POINT_SCHEMA
+from core.run_params import IMPORT_PREFIX
 from core.store import TrackingStore
 
-SOURCE_PARAM = "import.source"
+SOURCE_PARAM = IMPORT_PREFIX + "source"
 WORKER = "import"
 BATCH_POINTS = 500_000
 _NOT_A_KEY_CHARACTER = re.compile(r"[^A-Za-z0-9_.\-/:@ ]")

@@ -52,6 +52,15 @@ def test_params_a_trainer_reports_are_not_grouped_by_at_first(store, make_experi
     assert "params.trainable_params" in varying_params(frame)  # still offered, to pick by hand
 
 
+def test_an_importers_bookkeeping_is_not_grouped_by_at_first(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    for rate, source in ((0.1, "mlflow:a1"), (0.1, "mlflow:b2"), (0.2, "mlflow:c3")):
+        make_run(experiment_id, config={"learning_rate": rate, "import.source": source, "import.started_at": source})
+    frame = run_attributes(store.list_runs(experiment_id))
+
+    assert default_group_keys(frame) == ["params.learning_rate"]  # not a group per run
+
+
 def test_the_std_is_the_sample_std_not_the_population_std(seeds):
     groups = group_runs(seeds, ["params.learning_rate"], ["metrics.eval_loss"])
 
