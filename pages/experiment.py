@@ -67,9 +67,13 @@ def pick_experiment() -> None:
 def header(experiment) -> bool:
     experiment = fresh(experiment, lambda: store().get_experiment(experiment.id))
     st.title(plain(experiment.name))
-    status_badge(experiment.status)
+    status_badge(f"{experiment.status} (deleted)" if experiment.is_deleted else experiment.status)
     if experiment.is_deleted:
-        st.warning("This experiment is deleted. Its history is kept; restore it on the Experiments page to add runs.")
+        st.warning("This experiment is deleted. Its history is kept; restore it to add runs.")
+        if st.button("Restore", key="restore_here", icon=":material/restore_from_trash:"):
+            with friendly_errors():  # a live experiment that took its name: the Experiments page restores it as another
+                store().restore_experiment(experiment.id)
+                st.rerun()
     st.caption(
         f"Dataset `{experiment.dataset}` · created {experiment.created_at:%Y-%m-%d %H:%M} · updated {experiment.updated_at:%Y-%m-%d %H:%M}"
     )
@@ -109,7 +113,7 @@ def filtered_runs(detail) -> tuple[list, Callable[[], pl.DataFrame]]:
 def runs_section(detail, series, diverged: set[int]) -> None:
     st.subheader(f"Runs ({len(detail.runs)})")
     if not detail.runs:
-        st.info("No runs yet: start one above.")
+        st.info("No runs: it was deleted before any ran." if detail.experiment.is_deleted else "No runs yet: start one above.")
         return
     if diverged:
         st.warning(f"{plural(len(diverged), 'run')} diverged: the loss ended above where it started, or went non-finite.")

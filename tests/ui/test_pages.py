@@ -166,6 +166,18 @@ def test_a_deleted_experiment_whose_name_was_taken_is_restored_under_a_new_name(
     assert app_store.list_experiments().total == 2
 
 
+def test_a_deleted_experiments_page_says_so_and_restores_it(open_page, app_store):
+    experiment_id = app_store.create_experiment({"name": "gone", "dataset": SAMPLE})
+    app_store.delete_experiment(experiment_id)
+
+    app = open_page("pages/experiment.py", experiment=str(experiment_id))
+
+    assert ":gray-badge[created (deleted)]" in texts(app)
+    assert "No runs: it was deleted before any ran." in [info.value for info in app.info]
+    app.button(key="restore_here").click().run()
+    assert not app_store.get_experiment(experiment_id).is_deleted
+
+
 def test_an_experiment_is_renamed_from_its_page(open_page, populated, app_store):
     app = open_page("pages/experiment.py", opened=("rename_open",), experiment=str(populated["experiment"]))
 
