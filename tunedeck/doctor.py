@@ -100,6 +100,8 @@ def queue(settings: Settings) -> Check:
         return Check("queue", OK, f"SQLite queue {settings.queue_path}")
 
     hint = "start Redis or fix TUNEDECK_QUEUE_URL (pip install redis for a Redis queue), or unset it for the SQLite queue"
+    if is_postgres(settings.effective_queue_url) and not settings.queue_url:
+        hint = "the queue lives in the store's PostgreSQL database: fix TUNEDECK_STORE_URL (see the store's line)"
     return _guarded("queue", check, hint)
 
 

@@ -32,4 +32,6 @@ def test_doctor_says_what_to_check_when_the_team_store_does_not_answer(tmp_path,
         and 'database "missing" does not exist' in result.stdout
     )
     assert "check TUNEDECK_STORE_URL" in result.stdout
+    [queue] = [line for line in result.stdout.splitlines() if line.startswith("FAIL  queue:")]
+    assert queue.endswith("the queue lives in the store's PostgreSQL database: fix TUNEDECK_STORE_URL (see the store's line)")
     assert "s3cret" not in result.stdout + result.stderr
