@@ -131,10 +131,14 @@ def parse(text: str) -> Node | None:
     return tree
 
 
+MAX_NESTING = 50  # `(` and `not` one inside another: far past any real search, well short of Python's recursion limit
+
+
 class _Parser:
     def __init__(self, tokens: list[Token]):
         self.tokens = tokens
         self.index = 0
+        self.depth = 0
 
     def peek(self) -> Token:
         return self.tokens[self.index]
@@ -162,17 +166,23 @@ class _Parser:
         return operands[0] if len(operands) == 1 else BoolOp(keyword, tuple(operands))
 
     def not_expr(self) -> Node:
-        if self.at("keyword", "not"):
-            self.take()
-            return Not(self.not_expr())
-        if self.at("punct", "("):
+        if not self.at("keyword", "not") and not self.at("punct", "("):
+            return self.comparison()
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise _error(self.peek(), f"the search nests `(` and `not` more than {MAX_NESTING} deep", "write it flatter")
+        try:
+            if self.at("keyword", "not"):
+                self.take()
+                return Not(self.not_expr())
             opening = self.take()
             inner = self.or_expr()
             if not self.at("punct", ")"):
                 raise _error(self.peek(), f"the `(` at column {opening.column} is never closed", "expected `)`")
             self.take()
             return inner
-        return self.comparison()
+        finally:
+            self.depth -= 1
 
     def comparison(self) -> Comparison:
         field = self.take()

@@ -6,6 +6,7 @@ A comparison on a value a run lacks (a param it never had) is false, so `not` in
 """
 
 import difflib
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,9 +139,11 @@ class _Compiler:
             return value.value
         if value.kind in ("string", "word"):
             try:
-                return float(value.value)
+                number = float(value.value)
             except ValueError:
-                pass
+                number = math.nan
+            if math.isfinite(number):  # `nan` and `inf` read as numbers to Python, and compare oddly with every run
+                return number
         raise _at(value, f"`{value.text}` is not a number", f"`{column}` holds numbers")
 
     def boolean(self, value: Token, column: str) -> bool:

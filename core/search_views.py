@@ -23,7 +23,7 @@ def results_frame(matched: pl.DataFrame, named: tuple[str, ...] = (), limit: int
     extra = list(dict.fromkeys(name for name in (*named, *summary) if name not in _BASE))
     shown = matched.head(limit)
     return shown.select(
-        pl.col("name").alias("run"),
+        pl.format("{} (#{})", "name", "id").alias("run"),  # names repeat across experiments (run-1 in each)
         "experiment",
         "status",
         "created",

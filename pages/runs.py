@@ -18,8 +18,11 @@ with friendly_errors():
     else:
         matched, named = search_box(frame, key="search")
         shown = f"; showing the newest {SHOWN_LIMIT:,}" if matched.height > SHOWN_LIMIT else ""
-        st.caption(f"{matched.height:,} of {plural(frame.height, 'run')} match{shown}. Click a run to open it.")
-        chosen = results_table(matched, named, key="results")
+        if named is None:  # the search could not run: every run is shown, and it must not read as a match
+            st.caption(f"The search above has an error, so nothing is filtered: all {plural(frame.height, 'run')}{shown}.")
+        else:
+            st.caption(f"{matched.height:,} of {plural(frame.height, 'run')} match{shown}. Click a run to open it.")
+        chosen = results_table(matched, named or (), key="results")
         if st.button("Compare ticked runs", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
             st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
         export_fold(lambda: matched, matched.height, chosen, key="export")

@@ -16,9 +16,9 @@ HELP = (
 )
 
 
-def search_box(frame: pl.DataFrame, key: str, container=st) -> tuple[pl.DataFrame, tuple[str, ...]]:
+def search_box(frame: pl.DataFrame, key: str, container=st) -> tuple[pl.DataFrame, tuple[str, ...] | None]:
     """The runs the query typed matches, and the columns it names; a query that cannot run is explained
-    (the token at fault, a suggestion) and every run stays."""
+    (the token at fault, a suggestion), every run stays, and the columns are None."""
     return apply_search(frame, search_text(key, container))
 
 
@@ -26,13 +26,13 @@ def search_text(key: str, container=st) -> str:
     return container.text_input("Search runs", placeholder=PLACEHOLDER, help=HELP, key=key, bind="query-params")
 
 
-def apply_search(frame: pl.DataFrame, text: str) -> tuple[pl.DataFrame, tuple[str, ...]]:
+def apply_search(frame: pl.DataFrame, text: str) -> tuple[pl.DataFrame, tuple[str, ...] | None]:
     try:
         compiled = compile_search(text, frame.schema)
     except SearchError as error:
         message = str(error)
         st.error(message[:1].upper() + message[1:], icon=":material/search_off:")
-        return frame, ()
+        return frame, None
     return compiled.apply(frame), compiled.columns
 
 

@@ -138,6 +138,10 @@ def test_a_query_matches_exactly_the_runs_it_describes(query, ids):
         ("zzz = 1", "unknown field `zzz` at column 1: fields are id, name, status"),
         ("status = compelted", "unknown status `compelted` at column 10: did you mean `completed`?"),
         ("params.lora_r > big", "`big` is not a number at column 17: `params.lora_r` holds numbers"),
+        ("metrics.loss < nan", "`nan` is not a number at column 16: `metrics.loss.last` holds numbers"),
+        ("params.lora_r != inf", "`inf` is not a number at column 18"),
+        ("(" * 200 + "status = queued" + ")" * 200, "the search nests `(` and `not` more than 50 deep; found `(` at column 51"),
+        ("not " * 5000 + "status = queued", "the search nests `(` and `not` more than 50 deep; found `not` at column 201"),
         ("created > 3", "`3` is not a date at column 11: `created` holds dates"),
         ("created > 2026-02-30", "`2026-02-30` at column 11 is not a real date"),
         ("name = 3", ""),  # a number against text compares numerically: no error, no match

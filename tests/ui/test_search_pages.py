@@ -51,6 +51,26 @@ def test_an_unknown_field_is_explained_with_a_suggestion_and_every_run_stays(ope
         "Unknown field `parms.learning_rate` at column 1: did you mean `params.learning_rate`?"
     ]
     assert len(results(app)) == 3
+    assert "The search above has an error, so nothing is filtered: all 3 runs." in texts(app)  # not "3 of 3 match"
+    assert not any("match" in caption.value for caption in app.caption)
+
+
+def test_a_search_nested_past_reason_is_explained_not_a_crash(open_page, populated):
+    app = open_page("pages/runs.py")
+
+    app.text_input(key="search").input("(" * 200 + "status = completed" + ")" * 200).run()
+
+    assert "The search nests `(` and `not` more than 50 deep" in texts(app)
+    assert len(results(app)) == 3
+
+
+def test_runs_of_several_experiments_are_told_apart_by_their_id(open_page, populated, app_store):
+    other = app_store.create_experiment({"name": "summaries", "dataset": SAMPLE})
+    extra = app_store.create_run(other, {"learning_rate": 0.2})
+
+    app = open_page("pages/runs.py")
+
+    assert f"{app_store.get_run(extra).name} (#{extra})" in results(app)["run"].tolist()
 
 
 def test_a_broken_query_points_at_the_token(open_page, populated):
