@@ -262,6 +262,18 @@ def comparison_table(comparison: RunComparison) -> pl.DataFrame:
     return pl.DataFrame(columns, schema={name: pl.String for name in columns})
 
 
+def runs_overview(runs: list[Run], experiment_names: dict[int, str]) -> pl.DataFrame:
+    """Which experiment each compared run is from, and its status: the compare page shows it when the runs come from
+    more than one experiment, where a 'best run' may measure another dataset."""
+    return pl.DataFrame(
+        {
+            "run": [run_label(run) for run in runs],
+            "experiment": [experiment_names.get(run.experiment_id, f"#{run.experiment_id}") for run in runs],
+            "status": [run.status.value for run in runs],
+        }
+    )
+
+
 def config_diff_frame(comparison: RunComparison, only_differences: bool = True) -> pl.DataFrame:
     rows = comparison.differing_config if only_differences else comparison.config
     columns: dict[str, list] = {"setting": [row.key for row in rows]}

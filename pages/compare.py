@@ -14,6 +14,7 @@ from core.presenters import (
     parse_run_ids,
     plural,
     run_label,
+    runs_overview,
 )
 from core.samples import best_run
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
@@ -29,6 +30,14 @@ st.title("Compare runs")
 def comparison_view(run_ids: list[int], comparison) -> bool:
     comparison = fresh(comparison, lambda: store().compare_runs(run_ids))
     warnings = st.container()
+    experiments = sorted({run.experiment_id for run in comparison.runs})
+    if len(experiments) > 1:
+        names = {experiment_id: store().get_experiment(experiment_id).name for experiment_id in experiments}
+        warnings.info(
+            f"These runs come from {len(experiments)} experiments: the best run per metric is picked across them, "
+            "so check that they measure the same thing (the same dataset and eval)."
+        )
+        st.dataframe(runs_overview(comparison.runs, names), hide_index=True)
     table = comparison_table(comparison)
     st.subheader("Final metrics")
     st.caption(f"{BEST_MARK} marks the best run per metric; the arrow says which way is better.")

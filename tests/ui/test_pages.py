@@ -257,6 +257,20 @@ def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, popula
     assert config["setting"].tolist() == ["learning_rate"]
 
 
+def test_comparing_runs_of_two_experiments_says_which_run_is_from_which(open_page, populated, app_store):
+    other = app_store.create_experiment({"name": "summaries", "dataset": SAMPLE})
+    stranger = app_store.create_run(other, {"learning_rate": 0.2})
+    app_store.cancel_run(stranger)
+
+    app = open_page("pages/compare.py", runs=f"{populated['done']},{stranger}")
+
+    assert any("These runs come from 2 experiments" in info.value for info in app.info)
+    overview = table_with(app, "experiment")
+    assert overview["experiment"].tolist() == ["sentiment LoRA", "summaries"]
+    assert overview["status"].tolist() == ["completed", "cancelled"]
+    assert not any("come from" in info.value for info in open_page("pages/compare.py", runs=str(populated["done"])).info)
+
+
 def test_new_run_form_starts_one_run_per_swept_learning_rate(open_page, populated, app_store):
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
