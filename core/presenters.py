@@ -191,13 +191,14 @@ def runs_frame(
     return pl.DataFrame(columns, schema_overrides=overrides)
 
 
-def active_runs_frame(runs: list[Run], now: datetime) -> pl.DataFrame:
-    """The Jobs page: what waits or runs, for how long, on which worker, and when it last said so."""
+def active_runs_frame(runs: list[Run], now: datetime, experiment_names: dict[int, str] | None = None) -> pl.DataFrame:
+    """The Jobs page: what waits or runs, in which experiment, for how long, on which worker, and when it last said so."""
+    names = experiment_names or {}
     return pl.DataFrame(
         {
             "run": [run_label(run) for run in runs],
             "status": [run.status.value for run in runs],
-            "experiment": [run.experiment_id for run in runs],
+            "experiment": [names.get(run.experiment_id, f"#{run.experiment_id}") for run in runs],
             "id": [run.id for run in runs],
             "waiting / running for": [format_duration(run.started_at or run.created_at, None, now) for run in runs],
             "worker": [run.worker or "–" for run in runs],
@@ -205,7 +206,7 @@ def active_runs_frame(runs: list[Run], now: datetime) -> pl.DataFrame:
                 f"{format_duration(run.heartbeat_at, None, now)} ago" if run.heartbeat_at else "–" for run in runs
             ],
         },
-        schema_overrides={"experiment": pl.Int64, "id": pl.Int64},
+        schema_overrides={"id": pl.Int64},
     )
 
 

@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from core.presenters import active_runs_frame, plural, run_label
+from core.store_url import safe_message
 from jobs.config import huey
 from jobs.lock import worker_running
 from jobs.reaper import reap
 from jobs.tasks import cancel_run
-from ui.common import data_table, friendly_errors, open_on_select, settings, store, through_app
+from ui.common import data_table, flash, friendly_errors, open_on_select, settings, show_flash, store, through_app
 
 through_app()
 
@@ -23,15 +24,20 @@ def now() -> datetime:
 @st.fragment(run_every=3)
 def live() -> None:
     with friendly_errors():
+        show_flash()
         active = store().list_active_runs()
         cells = st.columns(3)
         cells[0].metric("queued", sum(run.status == "queued" for run in active))
         cells[1].metric("running", sum(run.status == "running" for run in active))
-        cells[2].metric("auto-started worker", "running" if worker_running(settings()) else "not running")
+        training = {run.worker for run in active if run.status == "running" and run.worker}
+        cells[2].metric("workers training", len(training), help="Processes that run a run now, on any machine.")
+        auto = "runs" if worker_running(settings()) else "does not run (`tunedeck worker` starts one by hand)"
+        st.caption(f"This machine's auto-started worker {auto}.")
         if not active:
             st.info("Nothing queued or running.")
             return
-        frame = active_runs_frame(active, now())
+        experiments = sorted({run.experiment_id for run in active})
+        frame = active_runs_frame(active, now(), {e: store().get_experiment(e).name for e in experiments})
         table = data_table(
             frame,
             on_select="rerun",
@@ -44,13 +50,22 @@ def live() -> None:
         chosen = st.selectbox("Run", active, format_func=run_label, key="cancel_pick")
         if st.button("Cancel run", key="cancel", icon=":material/stop:"):
             cancel_run(store(), chosen.id)
+            flash(f"Cancelled {run_label(chosen)}.")
             st.rerun()
 
 
 with friendly_errors():
     live()
     with st.expander("Workers and queue"):
-        st.write(f"Jobs waiting in the queue: {huey.pending_count()}")
+        try:
+            pending = huey.pending_count()
+        except Exception as error:  # noqa: BLE001 - the queue's server refused or is gone: say so, as the store's error does
+            st.warning(f"The queue cannot be read: {safe_message(error)}")
+        else:
+            st.write(
+                f"Entries in the queue: {pending}: the jobs of queued runs, with a cancelled run's job until a worker "
+                "drops it and the workers' own periodic checks."
+            )
         st.caption(
             "Workers send a heartbeat every few seconds; a run whose worker is gone is failed as 'worker lost' "
             f"after {settings().heartbeat_timeout:.0f} s of silence, or at once when its process on this machine has died."

@@ -99,7 +99,7 @@ def test_every_page_is_drawn_at_1440_and_opens_by_its_own_url(team, page, shots)
         ("compare", f"/compare?runs={runs}", "Compare runs", 5, "Final metrics"),
         ("adapters", "/adapters", "Adapters", 0, "6 adapters"),
         ("adapter", f"/adapters?adapter={ids['diverged_adapter']}", "sentiment sweep v1", 0, "Lineage"),
-        ("jobs", "/jobs", "Jobs", 0, "auto-started worker"),
+        ("jobs", "/jobs", "Jobs", 0, "workers training"),
     ]
     for index, (name, path, heading, charts, ready) in enumerate(pages, start=1):
         open_page(page, url + path, heading, charts, ready)

@@ -257,6 +257,18 @@ def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, popula
     assert config["setting"].tolist() == ["learning_rate"]
 
 
+def test_the_jobs_page_names_each_runs_experiment_and_confirms_a_cancel(open_page, populated, app_store):
+    app = open_page("pages/jobs.py")
+
+    table = table_with(app, "last heartbeat")
+    assert set(table["experiment"]) == {"sentiment LoRA"}  # its name, not its ID
+    app.selectbox(key="cancel_pick").set_value(next(r for r in app_store.list_active_runs() if r.id == populated["queued"]))
+    app.button(key="cancel").click().run()
+
+    assert app_store.get_run(populated["queued"]).status == "cancelled"
+    assert [success.value for success in app.success] == [f"Cancelled run-3 (#{populated['queued']})."]
+
+
 def test_comparing_runs_of_two_experiments_says_which_run_is_from_which(open_page, populated, app_store):
     other = app_store.create_experiment({"name": "summaries", "dataset": SAMPLE})
     stranger = app_store.create_run(other, {"learning_rate": 0.2})
