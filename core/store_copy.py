@@ -113,6 +113,7 @@ def copy_store(
             if missing:
                 raise StoreError(f"the destination has no table {', '.join(missing)}: is it an older TuneDeck version?")
             _refuse_foreign(_normalized(_read_table(read, "experiments")), dst)
+            _refuse_newer_work(read, dst)
             progress = start(sum(_count(read, table) for table in tables))
             sent = {table: Checksum() for table in tables}
 
@@ -217,6 +218,37 @@ def _refuse_foreign(experiments: pl.DataFrame, dst: DuckDBStore) -> None:
         raise ConflictError(
             f"the destination already holds {len(foreign)} experiment(s) that are not the source's ({names}); "
             "copy into an empty store, or one this command filled from the same source"
+        )
+
+
+# What a destination that was copied from this source may not have gained since: its own runs and adapters, and
+# points logged into a run there. Copying over it would delete that work.
+_WORK = {
+    "run": "SELECT id, created_at FROM runs",
+    "adapter": "SELECT id, created_at FROM adapters",
+    "points": "SELECT run_id, sum(count) AS points FROM metric_summaries GROUP BY run_id",
+}
+
+
+def _refuse_newer_work(read, dst: DuckDBStore) -> None:
+    """An earlier copy of this source is brought up to date only while nothing was done in it: a run started, an adapter
+    registered or a point logged there since would be lost, so the copy is refused and says what it found."""
+    with _reads(dst) as con:
+        theirs = {what: _normalized(query_frame(con, sql)) for what, sql in _WORK.items()}
+    ours = {what: _normalized(query_frame(read, sql)) for what, sql in _WORK.items()}
+    found = []
+    for what in ("run", "adapter"):
+        new = theirs[what].join(ours[what], on=["id", "created_at"], how="anti")
+        if new.height:
+            found.append(f"{new.height} {what}(s) of its own (ID {', '.join(map(str, new['id'].head(3).to_list()))})")
+    points = theirs["points"].join(ours["points"], on="run_id", how="left", suffix="_source")
+    more = points.filter(pl.col("points") > pl.col("points_source").fill_null(0))
+    if more.height:
+        found.append(f"more points logged in {more.height} run(s) (ID {', '.join(map(str, more['run_id'].head(3).to_list()))})")
+    if found:
+        raise ConflictError(
+            f"the destination holds work the source does not: {'; '.join(found)}. Copying would delete it: copy into an "
+            "empty store, or copy that work back first"
         )
 
 

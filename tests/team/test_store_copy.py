@@ -177,6 +177,33 @@ def test_a_destination_in_use_for_other_work_is_refused_and_left_alone(tmp_path,
         team.close()
 
 
+@pytest.mark.parametrize("work", ["a run", "points in a copied run"])
+def test_an_earlier_copy_that_was_worked_in_since_is_refused_and_keeps_that_work(
+    tmp_path, embedded, postgres_databases, work
+):
+    folder, _ = embedded
+    url = postgres_databases.fresh()
+    assert tunedeck(tmp_path, "store", "copy", "--from", str(folder), "--to", url).returncode == 0
+    team = PostgresStore(url, tmp_path / "team")
+    try:
+        kept = team.find_experiment("kept").id
+        if work == "a run":  # the team went on working in the copy: a run in an experiment that came with it
+            new = team.begin_run(kept, {"learning_rate": 0.7}, worker="team:1")
+            expected = f"1 run(s) of its own (ID {new})"
+        else:
+            new = team.list_runs(kept)[0].id
+            expected = f"more points logged in 1 run(s) (ID {new})"
+        team.log_metrics(pl.DataFrame({"run_id": new, "key": "loss", "step": 10_000, "value": 0.3, "wall_time": None}))
+
+        refused = tunedeck(tmp_path, "store", "copy", "--from", str(folder), "--to", url)
+
+        assert refused.returncode == 1
+        assert f"the destination holds work the source does not: {expected}" in refused.stderr
+        assert team.get_run_metrics(new).of("loss")["step"].to_list()[-1] == 10_000  # still there
+    finally:
+        team.close()
+
+
 def test_a_missing_source_is_a_clear_error(tmp_path):
     result = tunedeck(tmp_path, "store", "copy", "--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "x"))
     assert result.returncode == 1
