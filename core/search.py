@@ -83,7 +83,7 @@ def tokenize(text: str) -> list[Token]:
     while position < len(text):
         found = _TOKENS.match(text, position)
         if found is None:
-            raise SearchError(f"unexpected `{text[position]}` at column {position + 1}", position + 1)
+            raise _unreadable(text, position)
         kind, column = found.lastgroup, position + 1
         if kind == "unit":
             kind = "number"
@@ -92,6 +92,24 @@ def tokenize(text: str) -> list[Token]:
         position = found.end()
     tokens.append(Token("end", "", len(text) + 1))
     return tokens
+
+
+_NUMBERISH = re.compile(r"[-+]?\d[\w.]*")
+
+
+def _unreadable(text: str, position: int) -> SearchError:
+    """Why no token starts here, said the way the user would fix it."""
+    column, character = position + 1, text[position]
+    quote = {'"': "double quote", "'": "single quote", "`": "backtick"}.get(character)  # named: a lone ` breaks Markdown
+    if quote:
+        return SearchError(f"the {quote} at column {column} is never closed: end the text with another {quote}", column)
+    numberish = _NUMBERISH.match(text, position)
+    if numberish:
+        return SearchError(
+            f"`{numberish.group(0)}` at column {column} is not a number or a duration (a duration ends in s, m, h or d)",
+            column,
+        )
+    return SearchError(f"unexpected `{character}` at column {column}", column)
 
 
 def _token(kind: str, found: re.Match, column: int) -> Token:

@@ -158,7 +158,8 @@ def listing(chosen: dict, page) -> bool:
         st.caption("Click a row to open the experiment.")
         open_on_select(table, frame, "pages/experiment.py", "experiment")
     else:
-        st.info("No experiments match. Create one above, or clear the filters.")
+        filtered = chosen["status"] or chosen["name_contains"] or chosen["include_deleted"]
+        st.info("No experiments match. Create one above, or clear the filters." if filtered else "No experiments yet: create one above.")
     if page.pages > 1:
         st.pagination(page.pages, key="page", bind="query-params")
     return running(page)

@@ -124,6 +124,14 @@ def test_status_filter_and_name_search(open_page, populated, app_store):
     assert table_with(app, "best")["name"].tolist() == ["sentiment LoRA"]
 
 
+def test_an_empty_store_says_to_create_an_experiment_and_an_empty_filter_to_clear_it(open_page):
+    app = open_page("pages/experiments.py")
+    assert [info.value for info in app.info] == ["No experiments yet: create one above."]
+
+    app.text_input(key="q").input("nothing like it").run()
+    assert [info.value for info in app.info] == ["No experiments match. Create one above, or clear the filters."]
+
+
 def test_a_shared_link_opens_the_list_with_its_name_filter(open_page, populated, app_store):
     app_store.create_experiment({"name": "other", "dataset": SAMPLE})
 
