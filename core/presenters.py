@@ -44,17 +44,28 @@ def run_state(run: Run, diverged: bool = False) -> str:
 
 
 def escape_markdown(text: str) -> str:
-    """User text shown through Markdown renders as typed: no emphasis, links or HTML."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", text)
+    """User text shown through Markdown renders as typed: no emphasis, links or HTML, and no Streamlit directive or
+    shortcode (`:red[...]`, `:material/delete:`, `:smile:`): those are read after escapes are, so a zero-width space
+    after each colon is what keeps them text."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", text).replace(":", ":\u200b")
 
 
 _UNSAFE_LINK = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file):", re.IGNORECASE)
 
 
+_CODE = re.compile(r"^(```|~~~).*?(?:^\1[ \t]*$|\Z)|(`+)[^`].*?\2(?!`)", re.S | re.M)  # fenced blocks, inline spans
+
+
 def safe_markdown(text: str) -> str:
-    """A user's note as Markdown with no HTML in it: every `<` becomes `&lt;` (shown as typed, never a tag),
-    and links to script or data URLs lose their target."""
-    return _UNSAFE_LINK.sub("](#", text.replace("<", "&lt;"))
+    """A user's note as Markdown with no HTML in it: every `<` outside code becomes `&lt;` (shown as typed, never a
+    tag; inside code it is text already, and an entity there would show as `&lt;`), and links to script or data URLs
+    lose their target."""
+    parts, position = [], 0
+    for code in _CODE.finditer(text):
+        parts += [text[position : code.start()].replace("<", "&lt;"), code.group(0)]
+        position = code.end()
+    parts.append(text[position:].replace("<", "&lt;"))
+    return _UNSAFE_LINK.sub("](#", "".join(parts))
 
 
 def tags_label(tags: dict[str, str]) -> str:

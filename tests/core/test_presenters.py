@@ -9,11 +9,13 @@ from core.presenters import (
     adapter_mark,
     best_adapters,
     comparison_table,
+    escape_markdown,
     groups_frame,
     latest_metrics,
     plural,
     run_progress,
     runs_frame,
+    safe_markdown,
 )
 
 
@@ -127,3 +129,19 @@ def test_a_group_without_a_param_or_a_metric_shows_a_dash_not_none():
     table = groups_frame(groups, ["params.learning_rate", "params.trainer"], ["metrics.loss"])
 
     assert table.rows() == [("0.0003", "builtin", 2, "0.25 ± 0.05"), ("–", "–", 1, "–")]
+
+
+def test_a_note_keeps_code_as_typed_and_html_outside_it_as_text():
+    note = 'Compare `a < b`, <b>bold?</b>\n```python\nif loss < 0.5: print("<b>ok</b>")\n```\n[x](javascript:alert(1))'
+
+    shown = safe_markdown(note)
+
+    assert "`a < b`" in shown and 'if loss < 0.5: print("<b>ok</b>")' in shown  # code is text already
+    assert "&lt;b>bold?&lt;/b>" in shown and "[x](#" in shown
+
+
+def test_user_text_in_markdown_keeps_streamlit_directives_and_shortcodes_as_text():
+    shown = escape_markdown(":red[red] :material/delete: :smile:")
+
+    assert ":red[" not in shown and ":material/" not in shown and ":smile:" not in shown
+    assert shown.replace("\u200b", "").replace("\\", "") == ":red[red] :material/delete: :smile:"  # reads the same
