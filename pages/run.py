@@ -112,11 +112,15 @@ def log_section(run_id: int) -> None:
         query = left.text_input("Search the log", key="log_search", placeholder="e.g. error, step 100")
         right.download_button("Download log", text, file_name=f"run-{run_id}.log", mime="text/plain", key="log_download")
         shown, matched = search_log(text, query, LOG_LINES)
+        asked = plain(query.strip() if len(query.strip()) <= 60 else query.strip()[:57] + "...")
+        if query.strip() and not matched:
+            st.caption(f"No line matches '{asked}'.")
+            return
         if query.strip():
-            st.caption(f"{plural(matched, 'line')} match {query.strip()!r}; showing the last {min(matched, LOG_LINES):,}.")
+            st.caption(f"{plural(matched, 'line')} match '{asked}'; showing the last {min(matched, LOG_LINES):,}.")
         else:
             st.caption(f"Showing the last {min(matched, LOG_LINES):,} of {plural(matched, 'line')}.")
-        st.code(shown or "(nothing matches)", language="text", height=400)
+        st.code(shown, language="text", height=400)
 
 
 def files_section(run_id: int) -> None:
