@@ -17,6 +17,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from core import tracking
+from core.settings import get_settings
 
 
 def arguments() -> argparse.Namespace:
@@ -26,7 +27,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument(
-        "--output", default=None, help="adapter folder (default: TUNEDECK_OUTPUT_DIR or data/adapters/sdk-example)"
+        "--output", default=None, help="adapter folder (default: TUNEDECK_OUTPUT_DIR, or sdk-example under the data folder)"
     )
     return parser.parse_args()
 
@@ -35,7 +36,7 @@ def main() -> None:
     args = arguments()
     inside_worker = "TUNEDECK_RUN_ID" in os.environ
     params = {"learning_rate": args.learning_rate, "max_steps": args.steps, "lora_rank": args.rank}
-    output = Path(args.output or os.environ.get("TUNEDECK_OUTPUT_DIR") or "data/adapters/sdk-example")
+    output = Path(args.output or os.environ.get("TUNEDECK_OUTPUT_DIR") or get_settings().data_dir / "sdk-example")
     rng = np.random.default_rng(0)
     frozen = rng.normal(size=(16, 16))
     target = frozen + rng.normal(size=(16, args.rank)) @ rng.normal(size=(args.rank, 16)) * 0.3
@@ -60,7 +61,9 @@ def main() -> None:
             json.dumps({"peft_type": "LORA", "r": args.rank, "base_model_name_or_path": "toy-linear"})
         )
         run.register_adapter(output, base_model="toy-linear")
-        print(f"final loss {loss:.4f}; adapter in {output}", flush=True)
+        print(f"final loss {loss:.4f}; adapter written to {output}", flush=True)
+    if not inside_worker:  # the block registered it: TuneDeck keeps its own copy, which resolve_adapter finds
+        print(f"registered with run {run.id}: tracking.resolve_adapter('{args.experiment}') gives its folder", flush=True)
 
 
 if __name__ == "__main__":
