@@ -247,7 +247,8 @@ def new_run_form(experiment_id: int) -> None:
             run_form(experiment_id, clone)
     if st.session_state.get("started"):
         runs = st.session_state.started
-        st.success(f"Started {plural(len(runs), 'run')}: {', '.join(f'#{r}' for r in runs)}.")
+        labels = ", ".join(run_label(run) for run in store().get_runs(runs))  # as the runs table names them
+        st.success(f"Started {plural(len(runs), 'run')}: {plain(labels)}.")
 
 
 def run_form(experiment_id: int, clone) -> None:

@@ -300,7 +300,8 @@ def test_new_run_form_starts_one_run_per_swept_learning_rate(open_page, populate
 
     newest = app_store.list_runs(populated["experiment"])[:2]
     assert sorted(run.config["learning_rate"] for run in newest) == [0.001, 0.002]
-    assert "Started 2 runs:" in texts(app)
+    [started] = [success.value.replace("\\", "") for success in app.success]  # markdown-escaped
+    assert started == f"Started 2 runs: {', '.join(f'{run.name} (#{run.id})' for run in reversed(newest))}."
 
 
 def test_a_bad_sweep_is_a_friendly_error(open_page, populated, app_store):
