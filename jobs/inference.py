@@ -47,6 +47,7 @@ def load_answerer(adapter_path: str, base_model: str) -> Answerer:
     if config.get("tunedeck_trainer") == "builtin":
         tuned = builtin.load_tuned(folder)
         return lambda text: _labelled(*tuned.answer([text])[0])
+    resolve_model(base_model, model_roots(get_settings().models_dir))  # a base model no folder holds: say so, not "install"
     if reason := peft_trainer.is_available():
         raise ValidationError(f"this adapter needs the training packages to answer: {reason}")
     return _peft_answerer(folder, base_model)

@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from core.entities import Adapter
-from jobs.inference import MAX_INPUT, Answerer, answer_within, load_answerer, memory_short
+from jobs.inference import MAX_INPUT, Answerer, answer_within, check_input, load_answerer, memory_short
 from ui.common import friendly_errors, plain
 
 KEEP_LOADED = 4  # adapters kept loaded per server
@@ -31,6 +31,10 @@ def try_box(adapters: dict[str, Adapter], key: str) -> None:
         return
     text = st.text_area("Input", key=f"{key}_input", max_chars=MAX_INPUT, placeholder="e.g. the soup was cold and bland")
     if not st.button("Answer", key=f"{key}_go", icon=":material/play_arrow:"):
+        return
+    with friendly_errors():
+        check_input(text)  # before any adapter is loaded, which may take seconds
+    if not text.strip():
         return
     answers = []
     for label, adapter in adapters.items():

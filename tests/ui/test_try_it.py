@@ -84,6 +84,20 @@ def test_an_empty_input_or_a_missing_folder_gets_a_message_not_a_traceback(open_
     assert any("adapter_config.json is missing" in e.value for e in app.error)
 
 
+def test_an_adapter_whose_base_model_is_nowhere_here_says_so_not_to_install_packages(open_page, app_store, tmp_path):
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 4, "base_model_name_or_path": "toy-linear"}')
+    _, adapter_id = register(app_store, folder, "toy-linear", "toy")
+
+    app = open_page("pages/adapters.py", adapter=str(adapter_id))
+    app.text_area(key="try_input").input(TEXT)
+    app.button(key="try_go").click().run()
+
+    [error] = [e.value for e in app.error]
+    assert "toy-linear" in error and "training packages" not in error
+
+
 def test_a_peft_adapter_answers_on_the_tiny_model_with_its_greedy_generation(open_page, app_store, tmp_path):
     require("torch", "transformers", "peft", "tokenizers", "accelerate")
     from jobs.trainers import peft_trainer
