@@ -18,7 +18,7 @@ def parameter_counts(trainable: int, total: int) -> dict[str, Any]:
 
 # What trainers report about a run rather than what a user chose: it follows from the settings, so grouping or
 # plotting by it as well adds columns, not information.
-REPORTED_KEYS = frozenset({*training_length(1, 1), *parameter_counts(1, 1)})
+REPORTED_KEYS = frozenset({*training_length(1, 1), *parameter_counts(1, 1), "lora_target_modules"})  # the modules resolved
 # Where an imported run came from (`import.source`, `import.started_at`): bookkeeping, one value per run.
 IMPORT_PREFIX = "import."
 
