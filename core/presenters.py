@@ -120,10 +120,11 @@ class Progress:
 
 
 def run_progress(run: Run, now: datetime) -> Progress:
-    """Progress from the run's metric summaries and config: the total is `max_steps`, else the step count
-    implied by `epochs` and a logged `epoch` metric; a finished run's total is its last step."""
+    """Progress from the run's metric summaries and config: the total is the `total_steps` a trainer reported, else
+    `max_steps`, else the step count implied by `epochs` and a logged `epoch` metric; a finished run's total is its
+    last step."""
     step = max((summary.last_step for summary in run.metrics.values()), default=0)
-    total = run.config.get("max_steps")
+    total = run.config.get("total_steps") or run.config.get("max_steps")  # what the trainer reported it will take
     epochs, epoch = run.config.get("epochs"), run.metrics.get("epoch")
     if not total and epochs and epoch and epoch.last > 0:
         total = round(epoch.last_step * epochs / epoch.last)

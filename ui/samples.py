@@ -27,15 +27,15 @@ def run_samples(store: TrackingStore, run_id: int) -> None:
         "Evaluation step",
         [LATEST, *reversed(steps)],
         key="sample_step",
-        format_func=lambda option: f"latest (step {steps[-1]})" if option == LATEST else f"step {option}",
-        help="The latest follows a run while it trains.",
+        format_func=lambda option: "latest" if option == LATEST else f"step {option}",  # a label that changed while
+        help="The latest follows a run while it trains.",  # the run trained stayed stale in the browser: the step is below
     )
     step = steps[-1] if chosen == LATEST or chosen not in steps else chosen
     wrong_only = right.toggle("Only wrong answers", key="samples_wrong")
     before = samples.previous_step(steps, step)
     current = store.get_samples([run_id], step=step)
     changed = samples.changes_since(current, store.get_samples([run_id], step=before) if before is not None else None)
-    st.caption(samples.step_summary(changed, before))
+    st.caption(f"Step {step:,}: {samples.step_summary(changed, before)}")
     if wrong_only:
         changed = changed.filter(pl.col("right") == False)  # noqa: E712 - unjudged answers are not wrong
     table = samples.step_table(changed)

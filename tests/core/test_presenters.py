@@ -100,6 +100,15 @@ def test_progress_counts_steps_of_max_steps_and_estimates_the_time_left(store, m
     assert progress.label() == "step 50 of 200 · 30s elapsed · about 1m 30s left"
 
 
+def test_progress_of_a_run_set_by_epochs_counts_to_the_steps_its_trainer_reported(store, make_experiment, make_run):
+    config = {"epochs": 40, "total_steps": 6000, "steps_per_epoch": 150}  # what the builtin trainer logs at its start
+    run = store.get_run(make_run(make_experiment(), status="running", config=config, metrics={"loss": [1.0] * 1500}))
+
+    progress = run_progress(run, now=run.started_at + timedelta(seconds=10))
+
+    assert (progress.step, progress.total, progress.fraction) == (1500, 6000, 0.25)
+
+
 def test_progress_without_a_known_end_shows_the_step_alone(store, make_experiment, make_run):
     run = store.get_run(make_run(make_experiment(), status="running", config={"epochs": 2}, metrics={"loss": [1.0] * 5}))
 
