@@ -23,12 +23,13 @@ def run_samples(store: TrackingStore, run_id: int) -> None:
         st.caption("No prediction samples yet: trainers log their answers on a fixed set of eval examples at each evaluation.")
         return
     left, right = st.columns([3, 2], vertical_alignment="bottom")
+    # "latest" alone: a label naming its step changed as the run trained, and the browser kept showing the old one
     chosen = left.selectbox(
         "Evaluation step",
         [LATEST, *reversed(steps)],
         key="sample_step",
-        format_func=lambda option: "latest" if option == LATEST else f"step {option}",  # a label that changed while
-        help="The latest follows a run while it trains.",  # the run trained stayed stale in the browser: the step is below
+        format_func=lambda option: "latest" if option == LATEST else f"step {option}",
+        help="The latest follows a run while it trains; the caption below names its step.",
     )
     step = steps[-1] if chosen == LATEST or chosen not in steps else chosen
     wrong_only = right.toggle("Only wrong answers", key="samples_wrong")

@@ -5,8 +5,9 @@ import polars as pl
 import streamlit as st
 
 from core.entities import Adapter
+from core.errors import ValidationError
 from jobs.inference import MAX_INPUT, Answerer, answer_within, check_input, load_answerer, memory_short
-from ui.common import friendly_errors, plain
+from ui.common import friendly_errors, plain, show_validation
 
 KEEP_LOADED = 4  # adapters kept loaded per server
 
@@ -32,9 +33,10 @@ def try_box(adapters: dict[str, Adapter], key: str) -> None:
     text = st.text_area("Input", key=f"{key}_input", max_chars=MAX_INPUT, placeholder="e.g. the soup was cold and bland")
     if not st.button("Answer", key=f"{key}_go", icon=":material/play_arrow:"):
         return
-    with friendly_errors():
+    try:
         check_input(text)  # before any adapter is loaded, which may take seconds
-    if not text.strip():
+    except ValidationError as error:
+        show_validation(error)
         return
     answers = []
     for label, adapter in adapters.items():
