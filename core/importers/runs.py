@@ -93,8 +93,8 @@ def import_runs(
         if run.experiment not in experiments:
             experiments[run.experiment] = _Target.of(store, run, dataset)
         target = experiments[run.experiment]
-        earlier = target.imported.get(run.source_id)
-        if earlier is not None:
+        if run.source_id in target.imported:
+            earlier = target.imported[run.source_id]
             summary.skipped.append(f"run {run.name!r} ({run.source_id}): already imported{_grown(run, earlier)}")
         else:
             points, dropped, renamed = _points(run.read_metrics())
