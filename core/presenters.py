@@ -13,6 +13,7 @@ import polars as pl
 from core.entities import Adapter, AdapterAlias, Experiment, ExperimentPage, Run, RunComparison
 from core.errors import ValidationError
 from core.groups import short
+from core.status import RunStatus
 from core.system_metrics import is_system_metric
 
 STATUS_COLOURS = {
@@ -201,6 +202,11 @@ def runs_frame(
     overrides = {"started": pl.Datetime("us"), "id": pl.Int64, "loss curve": pl.List(pl.Float64), "adapter": pl.String}
     overrides.update({key: pl.Float64 for key in metric_keys})
     return pl.DataFrame(columns, schema_overrides=overrides)
+
+
+def workers_training(runs: list[Run]) -> int:
+    """How many processes, on any machine, run a run now: what the Jobs page counts as workers at work."""
+    return len({run.worker for run in runs if run.status == RunStatus.RUNNING and run.worker})
 
 
 def active_runs_frame(runs: list[Run], now: datetime, experiment_names: dict[int, str] | None = None) -> pl.DataFrame:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from core.presenters import active_runs_frame, plural, run_label
+from core.presenters import active_runs_frame, plural, run_label, workers_training
 from core.store_url import safe_message
 from jobs.config import huey
 from jobs.lock import worker_running
@@ -29,8 +29,7 @@ def live() -> None:
         cells = st.columns(3)
         cells[0].metric("queued", sum(run.status == "queued" for run in active))
         cells[1].metric("running", sum(run.status == "running" for run in active))
-        training = {run.worker for run in active if run.status == "running" and run.worker}
-        cells[2].metric("workers training", len(training), help="Processes that run a run now, on any machine.")
+        cells[2].metric("workers training", workers_training(active), help="Processes that run a run now, on any machine.")
         auto = "runs" if worker_running(settings()) else "does not run (`tunedeck worker` starts one by hand)"
         st.caption(f"This machine's auto-started worker {auto}.")
         if not active:

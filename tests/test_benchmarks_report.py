@@ -47,7 +47,7 @@ def test_a_peers_rewrite_replaces_its_tables_and_keeps_the_notes_written_by_hand
     report.rewrite(benchmarks, "## Peers\n\nrun again\n")
 
     rewritten = benchmarks.read_text()
-    assert "written by bench.peers" not in rewritten and "written by bench.peers.on_postgres" not in rewritten
+    assert "written by bench.peers" not in rewritten  # both generated sections replaced
     assert "## Peers\n\nrun again\n\n### Notes\nkept with it" in rewritten
     assert "## Peers on PostgreSQL\n\nmeasured again\n\n### Notes\nmeasured at 2,000 runs by hand" in rewritten
     assert "## Serving a team\nwritten by hand" in rewritten

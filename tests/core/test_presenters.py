@@ -16,6 +16,7 @@ from core.presenters import (
     run_progress,
     runs_frame,
     safe_markdown,
+    workers_training,
 )
 
 
@@ -154,3 +155,12 @@ def test_user_text_in_markdown_keeps_streamlit_directives_and_shortcodes_as_text
 
     assert ":red[" not in shown and ":material/" not in shown and ":smile:" not in shown
     assert shown.replace("\u200b", "").replace("\\", "") == ":red[red] :material/delete: :smile:"  # reads the same
+
+
+def test_workers_training_counts_each_process_running_a_run_once(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    for worker in ("gpu-a:1", "gpu-a:1", "gpu-b:7"):
+        store.mark_running(make_run(experiment_id, status="queued"), worker=worker)
+    make_run(experiment_id, status="queued")  # no worker yet
+
+    assert workers_training(store.list_active_runs()) == 2
