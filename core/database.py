@@ -1,12 +1,15 @@
 """The one place that opens the DuckDB file, held by one process (the store's owner) for as long as it runs.
 
-DuckDB lets one process hold a file at a time, so one process owns it (`core.owner`) and every other
-process asks that owner for whole operations (`core.client`). Inside the owner, reads run on a cursor
-per thread, each in its own snapshot, and never wait for writes; writes are handed to one committer
-thread, which runs whatever has queued up meanwhile in one transaction (group commit): under load,
-many small writes share one commit instead of each paying for its own.
+DuckDB lets one process hold a file at a time, so one process owns it (`core.store_server`) and every
+other process asks that owner for whole operations (`core.remote`). Inside the owner, reads run on
+lent cursors and never wait for other writes; writes are handed to one committer thread, which runs
+whatever has queued up meanwhile in one transaction (group commit): under load, many small writes
+share one commit instead of each paying for its own. Run starts and ends may be answered before
+they are applied (`core.lifecycle`): the committer applies them first in its next group, and a read
+waits for those answered before it.
 """
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -18,11 +21,18 @@ from typing import TypeVar
 import duckdb
 
 from core.errors import StoreBusyError, StoreError, TuneDeckError
+from core.lifecycle import MAX_PENDING, Begin, End, EventLog, Lane
 from core.migrations import migrate
+from core.sql import first
+from core.status import RunStatus
 
 T = TypeVar("T")
 MAX_GROUP = 256  # writes in one transaction at most
 MAX_POINT_VERSIONS = 100_000  # runs whose last change of points is remembered; past that, all count as changed
+WAKE = object()  # put on the queue when events wait to be applied: within APPLY_AFTER, or with the next write
+NOW = object()  # put on the queue by a read waiting for events: apply them at once
+APPLY_AFTER = 0.2  # seconds answered events may wait to be applied with more: a batch costs ~10 statements, whatever its size
+Apply = Callable[[duckdb.DuckDBPyConnection, list], None]
 
 
 def _store_error(path: Path, error: duckdb.Error) -> StoreError:
@@ -36,7 +46,7 @@ def open_file(path: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
     """The file opened for writing (read-only when its folder is), migrated; and whether it is read-only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(path))
+        con = duckdb.connect(str(path), config={"threads": int(__import__("os").environ.get("TD_THREADS", "2"))})
     except duckdb.IOException as error:
         text = str(error)
         if "Conflicting lock" in text or "Could not set lock" in text:
@@ -58,9 +68,13 @@ def open_file(path: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
 class Database:
     """An open store file: `read()` for a thread's cursor, `write(op)` to run `op(con)` in a committed transaction."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, apply_events: Apply | None = None, fsync: bool = False):
         self.path = Path(path).resolve()
         self._con, self.read_only = open_file(self.path)
+        self.lane = Lane()
+        self._apply_events = None if self.read_only else apply_events
+        self.log = EventLog(self.path, fsync) if self._apply_events else None
+        self._closing = threading.Event()
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []  # every read connection made, to close with the file
         self._idle: list[duckdb.DuckDBPyConnection] = []  # those not lent to a read right now
@@ -78,14 +92,17 @@ class Database:
 
     # -- reads -----------------------------------------------------------------------------
     @contextmanager
-    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def reader(self, settled: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for one read: this thread's open snapshot's, else an idle one lent for the read (each
-        statement sees the last committed state). Lent, not kept per thread: the store server's gRPC runs each
-        request on a thread of its own, so a connection per thread was a new one per request, never closed."""
+        statement sees the last committed state, and the run events answered before it: unless `settled` is
+        False, for the checks made before answering one). Lent, not kept per thread: the store server's gRPC runs
+        each request on a thread of its own, so a connection per thread was a new one per request, never closed."""
         held = getattr(self._local, "snapshot", None)
         if held is not None:
             yield held
             return
+        if settled:
+            self.settle()
         with self._cursors_lock:
             cursor = self._idle.pop() if self._idle else None
         if cursor is None:
@@ -146,22 +163,100 @@ class Database:
         self._points_touched.clear()
         self.generation = generation
 
-    def write(self, op: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run op in a transaction on the committer thread and return what it returns (or raise what it raises)."""
+    def write(self, op: Callable[[duckdb.DuckDBPyConnection], T], quiet: bool = False) -> T:
+        """Run op in a transaction on the committer thread and return what it returns (or raise what it raises).
+
+        `quiet`: op changes no run's status, no experiment's name or liveness and takes no run ID (points, a
+        heartbeat), so run events may go on being answered from memory while it runs."""
         if threading.current_thread() is self._committer:
             return op(self._con)  # an operation built from others: it is already inside the transaction
         if self._closed:
             raise StoreError(f"the store at {self.path} was closed in this process; open it again")
         done: Future = Future()
-        self._queue.put((op, done))
+        self._queue.put((op, done, quiet))
         return done.result()
 
+    # -- run events answered before they are applied (core.lifecycle) --------------------------
+    @property
+    def answers_early(self) -> bool:
+        return self.log is not None and not self._closed
+
+    def settle(self) -> None:
+        """Wait until the run events answered so far are applied (the committer's own reads see its transaction)."""
+        if self.log is not None and threading.current_thread() is not self._committer and self.lane.pending:
+            self._queue.put(NOW)
+            self.lane.settle(self._closing)
+
+    def run_ids_ready(self) -> bool:
+        """Take the next run ID from the sequence when the lane has none (after another write, or at first)."""
+        if self.lane.next_id is None:
+
+            def take(con) -> None:
+                (value,) = first(con, "SELECT nextval('run_ids')")
+                with self.lane.changed:
+                    if self.lane.next_id is None:
+                        self.lane.next_id = self.lane.highest_taken = value
+
+            self.write(take, quiet=True)
+        return self.lane.next_id is not None
+
+    def defer(self, epoch: int, build: Callable[[Lane], Begin | End | None]) -> Begin | End | None:
+        """Log and queue the event `build` makes from the lane's state, if nothing changed since `epoch`; None when
+        the caller must take the ordinary path instead."""
+        lane = self.lane
+        with lane.changed:
+            if lane.epoch != epoch or self._closed or len(lane.events) >= MAX_PENDING:
+                return None
+            event = build(lane)
+            if event is None:
+                return None
+            self.log.append(event)
+            lane.events.append(event)
+            lane.answered += 1
+            lane.runs[event.run_id] = RunStatus.RUNNING if isinstance(event, Begin) else event.status
+            wake = len(lane.events) == 1
+        if wake:
+            self._queue.put(WAKE)
+        return event
+
+    def sync_run_ids(self, con: duckdb.DuckDBPyConnection, highest: int) -> None:
+        """Move the run ID sequence past the IDs handed out from memory (its values are never given back, even by a
+        rollback), so the ordinary path's nextval and the next owner never hand one out again."""
+        lane = self.lane
+        if lane.next_id is None:  # replaying a log at open: the sequence was not read yet
+            (value,) = first(con, "SELECT nextval('run_ids')")
+            lane.next_id = lane.highest_taken = value
+        if highest > lane.highest_taken:
+            first(con, "SELECT max(nextval('run_ids')) FROM range(?)", [highest - lane.highest_taken])
+            lane.highest_taken = highest
+        with lane.changed:
+            lane.next_id = max(lane.next_id, highest + 1)
+
+    def replay_log(self) -> None:
+        """Apply the events a killed owner had answered and not committed, before this one answers anything."""
+        if self.log is None:
+            return
+        events = self.log.left_behind()
+        if events:
+            with self.lane.changed:
+                self.lane.events.extend(events)
+                self.lane.answered += len(events)
+            self.settle()
+            logging.getLogger("tunedeck.database").info("applied %d run events an owner had answered", len(events))
+
+    # -- the committer ---------------------------------------------------------------------------
     def _commit_loop(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            item = self._queue.get()
+            if item is WAKE:  # only events so far: give more of them (or a write to carry them) a moment to come
+                try:
+                    item = self._queue.get(timeout=APPLY_AFTER)
+                except queue.Empty:
+                    item = NOW
+            if item is None:
+                self._commit([])  # events answered before close() are applied before the file closes
                 return
-            group = [first]
+            group = [] if item in (WAKE, NOW) else [item]
             while len(group) < MAX_GROUP:
                 try:
                     following = self._queue.get_nowait()
@@ -170,27 +265,73 @@ class Database:
                 if following is None:
                     self._queue.put(None)  # stop after this group
                     break
-                group.append(following)
+                if following not in (WAKE, NOW):
+                    group.append(following)
             self._commit(group)
 
-    def _commit(self, group: list[tuple[Callable, Future]]) -> None:
-        """All of the group in one transaction; if any operation fails, each runs again alone, so one bad request
-        fails by itself and the others still commit."""
-        if len(group) == 1:
-            self._commit_alone(*group[0])
-            return
+    def _commit(self, group: list[tuple[Callable, Future, bool]]) -> None:
+        """The events answered so far, then the group, in one transaction. If that fails, the events are applied by
+        themselves and each write runs alone, so one bad request fails by itself and the others still commit."""
+        lane = self.lane
+        holding = any(not quiet for _, _, quiet in group)
+        if holding:
+            lane.hold()  # answers now take the ordinary path, which queues behind this group
         try:
-            self._con.begin()
-            results = [op(self._con) for op, _ in group]
-            self._con.commit()
-        except BaseException:
-            self._rollback()
-            for op, done in group:
-                self._commit_alone(op, done)
+            with lane.changed:
+                events = lane.take()
+                sealed = self.log.seal() if self.log is not None else 0
+            if not events and not group:
+                return
+            if not events and len(group) == 1:
+                self._commit_alone(*group[0][:2])
+                return
+            try:
+                self._con.begin()
+                if events:
+                    self._apply_events(self._con, events)
+                results = [op(self._con) for op, _, _ in group]
+                self._con.commit()
+            except BaseException:
+                self._rollback()
+                self._apply_alone(events)
+                for op, done, _ in group:
+                    self._commit_alone(op, done)
+                self._applied(events, sealed)
+                return
+            self._committed(len(group) + bool(events))
+            self._applied(events, sealed)
+            for (_, done, _), result in zip(group, results, strict=True):
+                done.set_result(result)
+        finally:
+            if holding:
+                lane.release()
+
+    def _applied(self, events: list, sealed: int) -> None:
+        if self.log is not None:
+            self.log.committed(sealed)
+        if events:
+            self.lane.done(events)
+
+    def _apply_alone(self, events: list) -> None:
+        """Events a failing write shared a transaction with: by themselves, else one at a time; one the store refuses
+        (a bug: answers were checked) is kept aside in a file and logged, never dropped silently."""
+        if not events:
             return
-        self._committed(len(group))
-        for (_, done), result in zip(group, results, strict=True):
-            done.set_result(result)
+        for part in [events] if len(events) == 1 else [events, *([event] for event in events)]:
+            try:
+                self._con.begin()
+                self._apply_events(self._con, part)
+                self._con.commit()
+            except BaseException:
+                self._rollback()
+                if len(part) == 1:
+                    logging.getLogger("tunedeck.database").exception(
+                        "a run event the store had answered cannot be applied; kept in %s", self.log.set_aside(part)
+                    )
+                continue
+            self._committed(1)
+            if part is events:
+                return
 
     def _commit_alone(self, op: Callable, done: Future) -> None:
         try:
@@ -219,10 +360,13 @@ class Database:
             pass  # the failure being reported already ended the transaction
 
     def close(self) -> None:
-        """Finish the writes already queued, then close every connection (the file's lock goes with them)."""
+        """Finish the writes and events already queued, then close every connection (the file's lock goes with them)."""
         self._closed = True
         self._queue.put(None)
         self._committer.join()
+        self._closing.set()
+        if self.log is not None:
+            self.log.close()
         with self._cursors_lock:
             for cursor in self._cursors:
                 cursor.close()

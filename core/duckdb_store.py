@@ -40,8 +40,10 @@ from core.filters import (
     run_filters,
     run_order,
 )
+from core.lifecycle import Begin, End
 from core.points import check_run_id, check_step, checked_points
 from core.sample_rows import SAMPLE_COLUMNS, SampleRow, checked_samples, samples_frame
+from core.settings import get_settings
 from core.sql import first, frame, rows
 from core.status import ACTIVE, ExperimentStatus, RunStatus, can_transition, experiment_status
 from core.store import TrackingStore
@@ -59,6 +61,9 @@ COUNTERS = {
     RunStatus.CANCELLED: "cancelled_runs",
 }
 COUNTER_COLUMNS = ("active_runs", "completed_runs", "failed_runs", "cancelled_runs")
+
+
+NAME = TypeAdapter(Name)  # built once: building one costs ~0.4 ms, most of what a run start may cost
 
 
 def utcnow() -> datetime:
@@ -105,7 +110,8 @@ class DuckDBStore(Annotations, TrackingStore):
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.path)
+            self._db = Database(self.path, self._apply_lifecycle, fsync=get_settings().journal_fsync)
+            self._db.replay_log()
         return self._db
 
     def close(self) -> None:
@@ -113,8 +119,8 @@ class DuckDBStore(Annotations, TrackingStore):
             self._db.close()
             self._db = None
 
-    def _write(self, op: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-        return self.db.write(op)
+    def _write(self, op: Callable[[duckdb.DuckDBPyConnection], Any], quiet: bool = False) -> Any:
+        return self.db.write(op, quiet)
 
     def _read(self, query: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
         """Run reads that see one state of the store; DuckDB's own failures become StoreError."""
@@ -198,7 +204,7 @@ class DuckDBStore(Annotations, TrackingStore):
         return found[0] if found else None
 
     def rename_experiment(self, experiment_id: int, name: str) -> None:
-        name = friendly(TypeAdapter(Name), name, "name")
+        name = friendly(NAME, name, "name")
 
         def op(con) -> None:
             self._require_live(con, experiment_id)
@@ -229,7 +235,7 @@ class DuckDBStore(Annotations, TrackingStore):
     def restore_experiment(self, experiment_id: int, name: str | None = None) -> None:
         experiment_id = _as_id(experiment_id, "experiment")
         if name is not None:
-            name = friendly(TypeAdapter(Name), name, "name")
+            name = friendly(NAME, name, "name")
 
         def op(con) -> None:
             found = self._experiments(con, "WHERE e.id = ?", [experiment_id])
@@ -282,7 +288,7 @@ class DuckDBStore(Annotations, TrackingStore):
     # -- runs ----------------------------------------------------------------------------------
     def create_run(self, experiment_id: int, config: dict[str, Any], name: str | None = None) -> int:
         if name is not None:
-            name = friendly(TypeAdapter(Name), name, "run name")
+            name = friendly(NAME, name, "run name")
         encoded = _json_object(config, "config")
 
         def op(con) -> int:
@@ -311,7 +317,7 @@ class DuckDBStore(Annotations, TrackingStore):
         dataset: str = SCRIPT_DATASET,
     ) -> int:
         if name is not None:
-            name = friendly(TypeAdapter(Name), name, "run name")
+            name = friendly(NAME, name, "run name")
         encoded = _json_object(params or {}, "params")
         if not isinstance(worker, str) or not worker:
             raise ValidationError("worker must name the process that runs the run, e.g. 'host:1234'")
@@ -320,6 +326,9 @@ class DuckDBStore(Annotations, TrackingStore):
         spec = None
         if isinstance(experiment, str):
             spec = self._checked_experiment({"name": experiment, "dataset": dataset})
+        early = self._begin_early(experiment if spec is None else spec.name, encoded, name, worker)
+        if early is not None:
+            return early
 
         def op(con) -> int:
             if spec is None:
@@ -333,6 +342,49 @@ class DuckDBStore(Annotations, TrackingStore):
             )
 
         return self._write(op)
+
+    def _begin_early(self, experiment: int | str, config: str, name: str | None, worker: str) -> int | None:
+        """begin_run answered from memory and logged, applied with the next batch (core.lifecycle); None when it
+        takes the ordinary path: another write is running, or the experiment is new, deleted or unknown."""
+        db = self.db
+        epoch = db.lane.open_epoch() if db.answers_early else None
+        experiment_id = None if epoch is None else self._live_for_answer(epoch, experiment)
+        if experiment_id is None or not db.run_ids_ready():  # in this order: a run ID taken is one the run gets
+            return None
+        at = self.clock()
+
+        def build(lane) -> Begin | None:
+            if lane.next_id is None:
+                return None
+            run_id, lane.next_id = lane.next_id, lane.next_id + 1
+            return Begin(run_id, experiment_id, name, config, worker, at)
+
+        event = db.defer(epoch, build)
+        return None if event is None else event.run_id
+
+    def _live_for_answer(self, epoch: int, experiment: int | str) -> int | None:
+        """The live experiment's ID as of `epoch`, remembered until another write; read without waiting for answered
+        events (they change no experiment)."""
+        lane = self.db.lane
+        by_name = isinstance(experiment, str)
+        if not by_name and (isinstance(experiment, bool) or not isinstance(experiment, int) or experiment < 1):
+            return None
+        known = lane.experiments.get(experiment) if by_name else (experiment if experiment in lane.live else None)
+        if known is not None:
+            return known
+        try:
+            with self.db.reader(settled=False) as con:
+                found = first(con, _LIVE_BY_NAME if by_name else _LIVE_BY_ID, [experiment])
+        except duckdb.Error:
+            return None
+        if found is None:
+            return None
+        with lane.changed:
+            if lane.epoch == epoch:
+                lane.live.add(found[0])
+                if by_name:
+                    lane.experiments[experiment] = found[0]
+        return found[0]
 
     def _insert_run(self, con, experiment_id: int, config: str, name: str | None, status: RunStatus, **fields: Any) -> int:
         run_count = self._count_run(con, experiment_id, None, status)
@@ -431,7 +483,7 @@ class DuckDBStore(Annotations, TrackingStore):
             self._run_row(con, run_id)
             return first(con, "UPDATE runs SET heartbeat_at = ? WHERE id = ? RETURNING status", [self.clock(), run_id])[0]
 
-        return RunStatus(self._write(op))
+        return RunStatus(self._write(op, quiet=True))
 
     def end_run(
         self,
@@ -455,6 +507,9 @@ class DuckDBStore(Annotations, TrackingStore):
             adapter = friendly(AdapterSpec, adapter, "adapter")
         if points is not None:
             points = checked_points(points)
+        run_id = _as_id(run_id, "run")
+        if adapter is None and self._end_early(run_id, status, points, error, traceback):
+            return None
 
         def op(con) -> Adapter | None:
             if points is not None and not points.is_empty():
@@ -467,10 +522,113 @@ class DuckDBStore(Annotations, TrackingStore):
                 return None
             experiment_id = self._transition(con, run_id, RunStatus.COMPLETED)
             registered = self._register_adapter(con, run_id, experiment_id, adapter) if adapter else None
-            self._improve_best(con, experiment_id, run_id)
+            self._improve_best(con, [run_id])
             return registered
 
         return self._write(op)
+
+    def _end_early(self, run_id: int, status: RunStatus, points: pl.DataFrame | None, error, traceback) -> bool:
+        """end_run answered from memory and logged, applied with the next batch (core.lifecycle); False when it takes
+        the ordinary path: another write is running, the run is not running, or the points name other runs."""
+        db = self.db
+        epoch = db.lane.open_epoch() if db.answers_early else None
+        if epoch is None:
+            return False
+        if points is not None and points.is_empty():
+            points = None
+        if points is not None and (points["run_id"] != run_id).any():
+            return False
+        if db.lane.runs.get(run_id) is not RunStatus.RUNNING:
+            try:
+                with db.reader(settled=False) as con:
+                    found = first(con, "SELECT status FROM runs WHERE id = ?", [run_id])
+            except duckdb.Error:
+                return False
+            if found is None or found[0] != RunStatus.RUNNING.value:
+                return False  # the ordinary path says why it cannot end
+        if status is RunStatus.FAILED:
+            error = _one_line(error or "failed")
+        elif status is RunStatus.CANCELLED:
+            error, traceback = "cancelled by the user", None
+        else:
+            error, traceback = None, None
+        at = self.clock()
+
+        def build(lane) -> End | None:
+            if lane.runs.get(run_id, RunStatus.RUNNING) is not RunStatus.RUNNING:
+                return None  # ended by another answer a moment ago
+            return End(run_id, status, error, traceback, at, points)
+
+        return db.defer(epoch, build) is not None
+
+    def _apply_lifecycle(self, con, events: list[Begin | End]) -> None:
+        """Answered run events (core.lifecycle), a batch with a few statements for all of them. Applying one twice
+        changes nothing the second time: a run is not inserted again, an ended run does not end again."""
+        changes: dict[int, dict[str, Any]] = {}
+
+        def change(experiment_id: int) -> dict[str, Any]:
+            return changes.setdefault(experiment_id, {**dict.fromkeys(COUNTER_COLUMNS, 0), "new": 0, "error": None})
+
+        begins = [event for event in events if isinstance(event, Begin)]
+        if begins:
+            self.db.sync_run_ids(con, max(event.run_id for event in begins))
+            for begin in self._insert_begun(con, begins):
+                change(begin.experiment_id)["new"] += 1
+                change(begin.experiment_id)["active_runs"] += 1
+        ends = [event for event in events if isinstance(event, End)]
+        if ends:
+            points = [event.points for event in ends if event.points is not None]
+            if points:
+                self._store_points(con, pl.concat(points))
+            ended = pl.DataFrame(
+                [(e.run_id, e.status.value, e.error, e.traceback, e.at) for e in ends],
+                schema={"run_id": pl.Int64, "status": pl.String, "error": pl.String, "traceback": pl.String, "moment": pl.Datetime("us")},
+                orient="row",
+            )
+            con.register("ended", ended)
+            try:
+                experiment_of = dict(rows(con, _END_RUNS))
+            finally:
+                con.unregister("ended")
+            completed = []
+            for end in (end for end in ends if end.run_id in experiment_of):  # the others ended before (a replay)
+                counts = change(experiment_of[end.run_id])
+                counts["active_runs"] -= 1
+                counts[COUNTERS[end.status]] += 1
+                if end.status is RunStatus.FAILED:
+                    counts["error"] = end.error
+                elif end.status is RunStatus.COMPLETED:
+                    completed.append(end.run_id)
+            if completed:
+                self._improve_best(con, completed)
+        for experiment_id, counts in changes.items():
+            deltas = [counts[column] for column in COUNTER_COLUMNS]
+            first(con, _COUNT_RUN, [*deltas, counts["new"], *deltas, counts["error"], self.clock(), experiment_id])
+
+    @staticmethod
+    def _insert_begun(con, begins: list[Begin]) -> list[Begin]:
+        """Insert the runs not in the store yet, named run-N in the order they began; returns those inserted."""
+        stored = {row[0] for row in rows(con, "SELECT id FROM runs WHERE id IN (SELECT unnest(?::BIGINT[]))", [[b.run_id for b in begins]])}
+        begins = [begin for begin in begins if begin.run_id not in stored]
+        if not begins:
+            return []
+        experiments = sorted({begin.experiment_id for begin in begins})
+        counts = dict(rows(con, "SELECT id, run_count FROM experiments WHERE id IN (SELECT unnest(?::BIGINT[]))", [experiments]))
+        names = []
+        for begin in begins:
+            counts[begin.experiment_id] += 1
+            names.append(begin.name or f"run-{counts[begin.experiment_id]}")
+        begun = pl.DataFrame(
+            [(b.run_id, b.experiment_id, name, b.config, b.worker, b.at) for b, name in zip(begins, names, strict=True)],
+            schema={"id": pl.Int64, "experiment_id": pl.Int64, "name": pl.String, "config": pl.String, "worker": pl.String, "moment": pl.Datetime("us")},
+            orient="row",
+        )
+        con.register("begun", begun)
+        try:
+            rows(con, _INSERT_BEGUN)
+        finally:
+            con.unregister("begun")
+        return begins
 
     def fail_stale_runs(self, max_silence_seconds: float) -> list[int]:
         if isinstance(max_silence_seconds, bool) or not isinstance(max_silence_seconds, int | float) or max_silence_seconds <= 0:
@@ -514,7 +672,7 @@ class DuckDBStore(Annotations, TrackingStore):
         points = checked_points(points)
         if points.is_empty():
             return 0
-        return self._write(lambda con: self._store_points(con, points))
+        return self._write(lambda con: self._store_points(con, points), quiet=True)
 
     def _store_points(self, con, points: pl.DataFrame) -> int:
         series = points.group_by("run_id", "key").agg(
@@ -700,7 +858,7 @@ class DuckDBStore(Annotations, TrackingStore):
         return [Adapter.model_validate(row) for row in found]
 
     def find_adapter(self, name: str, version: int | None = None, alias: str | None = None) -> Adapter:
-        name = friendly(TypeAdapter(Name), name, "adapter name")
+        name = friendly(NAME, name, "adapter name")
         if version is not None:
             _as_id(version, "adapter version")
         if alias is not None:
@@ -756,7 +914,7 @@ class DuckDBStore(Annotations, TrackingStore):
         return self._write(op)
 
     def remove_adapter_alias(self, name: str, alias: str) -> None:
-        name = friendly(TypeAdapter(Name), name, "adapter name")
+        name = friendly(NAME, name, "adapter name")
         alias = checked_alias(alias)
 
         def op(con) -> None:
@@ -931,27 +1089,18 @@ class DuckDBStore(Annotations, TrackingStore):
         rows(con, "UPDATE runs SET adapter_id = ? WHERE id = ?", [adapter_id, run_id])
         return Adapter.model_validate(frame(con, "SELECT * FROM adapters WHERE id = ?", [adapter_id]).row(0, named=True))
 
-    def _improve_best(self, con, experiment_id: int, run_id: int) -> None:
-        """Let a newly completed run take the best value of each metric it beats."""
-        finals = rows(
-            con,
-            """
-            SELECT s.key, s.last_value, b.value, e.metric_directions
-            FROM metric_summaries s
-            JOIN experiments e ON e.id = ?
-            LEFT JOIN best_metrics b ON b.experiment_id = e.id AND b.key = s.key
-            WHERE s.run_id = ?
-            """,
-            [experiment_id, run_id],
-        )
-        improved = [
-            (key, value)
-            for key, value, best, raw in finals
-            if (direction := direction_for(key, _directions(raw))) is not None and is_better(value, best, direction)
-        ]
-        if improved:  # one statement for all of them: executemany ran one per metric, ~2 ms each here
-            keys, values = zip(*improved, strict=True)
-            rows(con, _BEST_UPSERT, [experiment_id, list(keys), list(values), run_id])
+    def _improve_best(self, con, run_ids: list[int]) -> None:
+        """Let newly completed runs, in the order they completed, take the best value of each metric they beat."""
+        order = {run_id: position for position, run_id in enumerate(run_ids)}
+        finals = sorted(rows(con, _FINALS, [list(order)]), key=lambda row: order[row[0]])
+        best: dict[tuple[int, str], tuple[float | None, int | None]] = {}
+        for run_id, experiment_id, key, value, stored, raw in finals:
+            current = best.get((experiment_id, key), (stored, None))[0]
+            if (direction := direction_for(key, _directions(raw))) is not None and is_better(value, current, direction):
+                best[(experiment_id, key)] = (value, run_id)
+        if best:  # one statement for all of them: one per metric cost ~2 ms each here
+            (experiments, keys), (values, runs) = zip(*best, strict=True), zip(*best.values(), strict=True)
+            rows(con, _BEST_UPSERT, [list(experiments), list(keys), list(values), list(runs)])
 
     def _recompute_best(self, con, experiment_id: int) -> None:
         rows(con, "DELETE FROM best_metrics WHERE experiment_id = ?", [experiment_id])
@@ -960,8 +1109,8 @@ class DuckDBStore(Annotations, TrackingStore):
             "SELECT id FROM runs WHERE experiment_id = ? AND status = ? ORDER BY ended_at, id",
             [experiment_id, RunStatus.COMPLETED.value],
         )
-        for (run_id,) in completed:
-            self._improve_best(con, experiment_id, run_id)
+        if completed:
+            self._improve_best(con, [run_id for (run_id,) in completed])
 
     @staticmethod
     def _append_points(con, new_series_only: bool) -> None:
@@ -1038,7 +1187,34 @@ _NEW_SUMMARIES = """
     FROM points GROUP BY run_id, key
 """
 
-_BEST_UPSERT = "INSERT OR REPLACE INTO best_metrics SELECT ?, unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), ?"
+_BEST_UPSERT = (
+    "INSERT OR REPLACE INTO best_metrics "
+    "SELECT unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::BIGINT[])"
+)
+# Completed runs' last values beside their experiment's best so far and its directions.
+_FINALS = """
+    SELECT s.run_id, r.experiment_id, s.key, s.last_value, b.value, e.metric_directions
+    FROM metric_summaries s
+    JOIN runs r ON r.id = s.run_id
+    JOIN experiments e ON e.id = r.experiment_id
+    LEFT JOIN best_metrics b ON b.experiment_id = e.id AND b.key = s.key
+    WHERE s.run_id IN (SELECT unnest(?::BIGINT[]))
+"""
+_LIVE_BY_NAME = "SELECT id FROM experiments WHERE name = ? AND deleted_at IS NULL"
+_LIVE_BY_ID = "SELECT id FROM experiments WHERE id = ? AND deleted_at IS NULL"
+_INSERT_BEGUN = """
+    INSERT INTO runs (id, experiment_id, name, status, config, created_at, worker, started_at, heartbeat_at, attempt)
+    SELECT id, experiment_id, name, 'running', config, moment, worker, moment, moment, 1 FROM begun
+"""
+# Runs answered as ended, ended in one statement; a run no longer running (ended before: a replay) is left as it is.
+_END_RUNS = """
+    UPDATE runs SET status = e.status,
+        error = CASE WHEN e.status = 'completed' THEN runs.error ELSE e.error END,
+        traceback = CASE WHEN e.status = 'failed' THEN e.traceback ELSE runs.traceback END,
+        ended_at = e.moment
+    FROM ended e WHERE runs.id = e.run_id AND runs.status = 'running'
+    RETURNING runs.id, runs.experiment_id
+"""
 
 # Folding a batch into summaries that exist: the same clause on both backends (core/pg_connection.py).
 SUMMARY_MERGE = """

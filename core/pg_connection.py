@@ -60,7 +60,7 @@ TRANSLATIONS = {
     for duckdb_sql, pg_sql in [
         (
             duckdb_store._BEST_UPSERT,
-            "INSERT INTO best_metrics SELECT ?, unnest(?::TEXT[]), unnest(?::DOUBLE PRECISION[]), ? "
+            "INSERT INTO best_metrics SELECT unnest(?::BIGINT[]), unnest(?::TEXT[]), unnest(?::DOUBLE PRECISION[]), unnest(?::BIGINT[]) "
             "ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value, run_id = excluded.run_id",
         ),
         (

@@ -20,7 +20,7 @@ POINT_SCHEMA = {"run_id": pl.Int64, "key": pl.String, "step": pl.Int64, "value":
 
 
 def check_key(key: object) -> str:
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         shown = repr(key) if not isinstance(key, str) or len(key) <= 60 else f"{key[:40]!r}... ({len(key)} characters)"
         raise ValidationError(f"metric key {shown} is not allowed: {KEY_RULE}", {"key": "invalid"})
     return key
@@ -56,7 +56,8 @@ def checked_points(points: pl.DataFrame) -> pl.DataFrame:
     missing = [column for column in POINT_SCHEMA if column not in points.columns]
     if missing:
         raise ValidationError(f"points lack the column(s) {', '.join(missing)}: each point needs {', '.join(POINT_SCHEMA)}")
-    points = points.select(POINT_SCHEMA.keys())
+    if points.columns != list(POINT_SCHEMA):
+        points = points.select(POINT_SCHEMA.keys())
     for column in ("run_id", "key", "step", "value"):
         nulls = points[column].null_count()
         if nulls:
@@ -65,28 +66,32 @@ def checked_points(points: pl.DataFrame) -> pl.DataFrame:
     points = _cast_whole(points, "step", "step")
     if points["key"].dtype != pl.String:
         raise ValidationError(f"metric keys must be text, got {points['key'].dtype}")
+    values = points["value"]
     try:
-        values = points["value"].cast(pl.Float64, strict=True)
+        values = values if values.dtype == pl.Float64 else values.cast(pl.Float64, strict=True)
     except pl.exceptions.InvalidOperationError:
         raise ValidationError(f"metric values must be numbers, got {points['value'].dtype}") from None
     if points.height and (points["run_id"].min() < 1):
         raise ValidationError(f"run ID must be a positive whole number, got {points['run_id'].min()}", {"run_id": "invalid"})
     if points.height and points["step"].min() < 0:
         raise ValidationError(f"step must be a whole number from 0, got {points['step'].min()}", {"step": "invalid"})
-    bad_keys = points.filter(~pl.col("key").str.contains(KEY_PATTERN.pattern))["key"]
-    if bad_keys.len():
-        check_key(bad_keys[0])
-    not_finite = points.filter(~values.is_finite())
-    if not_finite.height:
-        check_value(not_finite["key"][0], not_finite["value"].cast(pl.Float64)[0])
-    wall_time = points["wall_time"]
+    for key in points["key"].unique().to_list():  # the distinct keys, checked in Python: a batch has few
+        check_key(key)
+    finite = values.is_finite()
+    if not finite.all():
+        first_bad = finite.arg_min()
+        check_value(points["key"][first_bad], values[first_bad])
+    given = wall_time = points["wall_time"]
     if wall_time.dtype != POINT_SCHEMA["wall_time"]:
         try:
             wall_time = wall_time.cast(POINT_SCHEMA["wall_time"], strict=True)
         except pl.exceptions.InvalidOperationError:
             raise ValidationError(f"wall_time must be a timestamp, got {points['wall_time'].dtype}") from None
-    now = pl.lit(np.datetime64("now", "us"))
-    return points.with_columns(value=values, wall_time=wall_time).with_columns(pl.col("wall_time").fill_null(now))
+    if wall_time.null_count():
+        wall_time = wall_time.fill_null(np.datetime64("now", "us"))
+    if values.dtype == points["value"].dtype and wall_time is given:
+        return points  # already in the store's schema: the common case, with no copy (~1 ms less per batch)
+    return points.with_columns(value=values, wall_time=wall_time)
 
 
 def _cast_whole(points: pl.DataFrame, column: str, what: str) -> pl.DataFrame:
@@ -97,6 +102,8 @@ def _cast_whole(points: pl.DataFrame, column: str, what: str) -> pl.DataFrame:
         whole = series.is_finite() & (series == series.floor())
         if not whole.all():
             raise ValidationError(f"{what} must be a whole number, got {series.filter(~whole)[0]!r}", {column: "invalid"})
+    if series.dtype == pl.Int64:
+        return points
     try:
         return points.with_columns(series.cast(pl.Int64, strict=True))
     except pl.exceptions.InvalidOperationError:

@@ -71,6 +71,12 @@ class PostgresStore(DuckDBStore):
     def _points_changed(self, run_ids: list[int]) -> None:
         """No read cache in front of PostgreSQL: each reader asks the server."""
 
+    def _begin_early(self, *args) -> None:
+        """Runs start in a transaction of their own: the server takes many writers at once (no answers from memory)."""
+
+    def _end_early(self, *args) -> bool:
+        return False
+
     def _migrate(self) -> None:
         """Reach the server once, now, so a wrong URL or a server that is down is one clear error at start."""
         try:
@@ -111,7 +117,7 @@ class PostgresStore(DuckDBStore):
             ) from None
 
     # -- one operation, one transaction ----------------------------------------------------------
-    def _write(self, op: Callable[[PgConnection], Any]) -> Any:
+    def _write(self, op: Callable[[PgConnection], Any], quiet: bool = False) -> Any:
         current = getattr(self._local, "writing", None)
         if current is not None:
             return op(current)  # an operation built from others: already inside the transaction

@@ -35,6 +35,7 @@ from core.sample_rows import SampleRow, checked_samples
 from core.settings import get_settings
 from core.status import RunStatus
 from core.store import TrackingStore
+from core.ticker import ticker
 from core.writer import MetricWriter
 
 RUN_ID_VARIABLE = "TUNEDECK_RUN_ID"
@@ -55,11 +56,7 @@ class ActiveRun:
         self.cancelled = threading.Event()
         self._adapter: tuple[Path, str, str | None] | None = None
         self._last_step: int | None = None
-        self._stop_heartbeat = threading.Event()
-        self._heartbeat = None
-        if heartbeat_seconds:
-            self._heartbeat = threading.Thread(target=self._beat, args=(heartbeat_seconds,), daemon=True)
-            self._heartbeat.start()
+        self._heartbeat = ticker.every(heartbeat_seconds, self._beat) if heartbeat_seconds else None
 
     @property
     def should_stop(self) -> bool:
@@ -121,7 +118,7 @@ class ActiveRun:
 
         If the outcome cannot be recorded (the run was failed as lost meanwhile, say), the metrics are still stored.
         """
-        self._stop_heartbeat.set()
+        self._stop_heartbeat()
         if self._ended:  # finished already, or attached to a run that had ended: there is nothing more to record
             self.writer.close()
             return None
@@ -171,20 +168,22 @@ class ActiveRun:
         if adapter is not None and self._adapter is not None and Path(adapter.path) != self._adapter[0]:
             shutil.rmtree(adapter.path, ignore_errors=True)
 
-    def _beat(self, seconds: float) -> None:
-        while not self._stop_heartbeat.wait(seconds):
-            try:
-                if self.store.heartbeat(self.id).is_terminal:
-                    self.cancelled.set()
-            except TuneDeckError:
-                pass  # a busy store delays one heartbeat; the timeout allows for many
+    def _beat(self) -> None:
+        try:
+            if self.store.heartbeat(self.id).is_terminal:
+                self.cancelled.set()
+        except TuneDeckError:
+            pass  # a busy store delays one heartbeat; the timeout allows for many
+
+    def _stop_heartbeat(self) -> None:
+        ticker.cancel(self._heartbeat)
 
     def __enter__(self) -> "ActiveRun":
         return self
 
     def __exit__(self, kind, error, trace) -> None:
         if self.cancelled.is_set() and not self.attached:
-            self._stop_heartbeat.set()
+            self._stop_heartbeat()
             self._ended = True
             self.writer.close()
             return

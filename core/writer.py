@@ -22,6 +22,7 @@ from core.journal import Journal
 from core.points import MAX_WHOLE, POINT_SCHEMA, check_key, check_run_id, check_step, check_value
 from core.settings import get_settings
 from core.store import TrackingStore
+from core.ticker import ticker
 
 T = TypeVar("T")
 
@@ -48,8 +49,8 @@ class MetricWriter:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self.last_error: Exception | None = None
-        self._stop = threading.Event()
-        self._timer: threading.Thread | None = None
+        self._timer: int | None = None  # the ticker's job that flushes what waited flush_seconds
+        self._closed = False
         self.points_written = 0
 
     # -- logging ---------------------------------------------------------------------------
@@ -103,7 +104,8 @@ class MetricWriter:
         self._buffered += count
         if self._oldest is None:
             self._oldest = time.monotonic()
-        self._ensure_timer()
+        if self._timer is None:
+            self._ensure_timer()
         return self._buffered >= self.flush_points
 
     # -- flushing ------------------------------------------------------------------------------
@@ -143,7 +145,7 @@ class MetricWriter:
 
     def _rows_to_piece(self) -> None:
         if self._rows["key"]:
-            self._pieces.append(pl.DataFrame(self._rows, schema=_BUFFER_SCHEMA))
+            self._pieces.append(pl.DataFrame([pl.Series(name, self._rows[name], kind) for name, kind in _BUFFER_SCHEMA.items()]))
             self._rows = {name: [] for name in POINT_SCHEMA}
 
     def _take(self) -> pl.DataFrame | None:
@@ -162,24 +164,22 @@ class MetricWriter:
                 frames.append(piece)
         self._pieces, self._buffered, self._oldest = [], 0, None
         batch = frames[0] if len(frames) == 1 else pl.concat(frames)
-        return batch.with_columns(pl.from_epoch("wall_time", time_unit="us"))
+        return batch.replace_column(batch.get_column_index("wall_time"), batch["wall_time"].cast(POINT_SCHEMA["wall_time"]))
 
     def _ensure_timer(self) -> None:
-        if self._timer is None and self.flush_seconds > 0:
-            self._timer = threading.Thread(target=self._flush_periodically, name="tunedeck-metric-flush", daemon=True)
-            self._timer.start()
+        if self._timer is None and self.flush_seconds > 0 and not self._closed:
+            self._timer = ticker.every(self.flush_seconds / 4, self._flush_if_due)
 
-    def _flush_periodically(self) -> None:
-        while not self._stop.wait(self.flush_seconds / 4):
-            with self._lock:
-                due = self._oldest is not None and time.monotonic() - self._oldest >= self.flush_seconds
-            if due:
-                try:
-                    self.flush()
-                except (StoreBusyError, StoreError):
-                    pass  # the points stay buffered and the next flush retries them
-                except TuneDeckError as error:
-                    self.last_error = error  # points were refused: the next flush() or close() reports it
+    def _flush_if_due(self) -> None:
+        with self._lock:
+            due = self._oldest is not None and time.monotonic() - self._oldest >= self.flush_seconds
+        if due:
+            try:
+                self.flush()
+            except (StoreBusyError, StoreError):
+                pass  # the points stay buffered and the next flush retries them
+            except TuneDeckError as error:
+                self.last_error = error  # points were refused: the next flush() or close() reports it
 
     def close(self) -> None:
         """Stop the background flusher and write what is left."""
@@ -188,10 +188,10 @@ class MetricWriter:
     def close_with(self, store_batch: Callable[[pl.DataFrame | None], T]) -> T:
         """Stop the background flusher and hand what is left to store_batch, which stores it together with whatever
         else ends the run (one operation instead of two)."""
-        self._stop.set()
-        if self._timer is not None:
-            self._timer.join()
-            self._timer = None
+        with self._lock:
+            self._closed = True
+            timer, self._timer = self._timer, None
+        ticker.cancel(timer)  # a flush it is making now holds the flush lock, which the hand-over below waits for
         result = self._hand_over(store_batch, keep_on=(TuneDeckError,))  # a refused outcome must not lose the points
         if self.last_error is not None:
             error, self.last_error = self.last_error, None

@@ -17,13 +17,15 @@ OWNER_RUNNING = "TuneDeck, owner running"
 
 LIFECYCLE_CLOCK = {
     "TuneDeck": "one run: `with tracking.start_run(name, params=...)`, 10 `run.log(step, {4 metrics})`, leaving the block "
-    "(the run completed, its points stored)",
+    "(the owner has answered the run's end and holds it and its points in its log; it applies them to DuckDB in a batch "
+    "within 0.2 s, and before any read: the ingest rows below include that)",
     "MLflow": "one run: `with mlflow.start_run()`, `log_params`, 10 `log_metrics({4 metrics}, step=)`, leaving the block",
 }
 INGEST_CLOCK = {
     "TuneDeck": "every run one after another, in a fresh process after its imports and the experiment's creation: "
     "`with tracking.start_run(name, params=...)`, one `run.log(step, {4 metrics})` per step, leaving the block "
-    "(completes the run); stops when the last run is completed",
+    "(completes the run); stops when a read (`get_runs`) shows the last run completed, which waits for the owner to "
+    "have applied every run's start and end",
     "MLflow": "every run one after another, in a fresh process after its imports and the experiment's creation: "
     "`with mlflow.start_run()`, `log_params`, one `log_metrics({4 metrics}, step=)` per step, leaving the block; "
     "stops when the last run has ended",

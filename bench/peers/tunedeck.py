@@ -40,10 +40,15 @@ def user_path(folder: Path, experiment: int, runs: list[list[dict]], report) -> 
 
     The store is the one TUNEDECK_DATA_DIR names (`environment(folder)`), as in a user's shell.
     """
+    from core import open_store
+
     run_ids = []
     for index, steps in enumerate(runs):
         run_ids.append(one_run(experiment, steps))
         report(index + 1)
+    # Still in the clock: the owner applies the runs' ends in batches after answering them; a read waits for them.
+    ended = open_store(folder).get_runs(run_ids[-1:])
+    assert ended[0].status.value == "completed", ended[0].status
     return run_ids
 
 

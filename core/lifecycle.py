@@ -1,0 +1,220 @@
+"""Run starts and ends answered at once by the store's owner, and applied to DuckDB a batch at a time.
+
+A DuckDB transaction that changes rows costs milliseconds whatever it holds (each statement ~1-3 ms
+here), so a script's `start_run` and leaving its block cost ~40 ms as whole transactions of their
+own. Instead the owner checks the request against what it knows (the run is running, the experiment
+is live), writes it to its event log beside the store file, answers, and hands it to the committer,
+which applies every event that queued meanwhile with a few set-based statements (`DuckDBStore.
+_apply_lifecycle`), in the same transaction as the next group of writes.
+
+Nothing is seen out of order: every read waits until the events answered before it began are
+applied (`Lane.settle`), and every other write is applied after them. While such a write runs, the
+facts an answer relies on may be changing, so requests take the ordinary path (one transaction each)
+until it commits (`Lane.hold` / `release`, a sequence lock).
+
+Nothing answered is lost: an event is in the log (one `write`, in the kernel's page cache, like the
+SDK's metric journal: it survives the owner being killed; `TUNEDECK_JOURNAL_FSYNC=1` also survives the
+machine going down) before the answer, and the log is deleted only once DuckDB has committed the
+events. An owner that opens the store replays a log left behind; applying an event twice changes
+nothing the second time.
+"""
+
+import io
+import json
+import logging
+import os
+import struct
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from core.errors import StoreError
+from core.status import RunStatus
+
+log = logging.getLogger("tunedeck.lifecycle")
+FRAME = struct.Struct("<cI")
+MAX_PENDING = 2_000  # events answered but not applied; past that, requests take the ordinary path (they wait)
+MAX_KNOWN_RUNS = 10_000  # run statuses remembered between other writes
+
+
+@dataclass(frozen=True)
+class Begin:
+    run_id: int
+    experiment_id: int
+    name: str | None  # None: "run-N", N counted when applied
+    config: str
+    worker: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class End:
+    run_id: int
+    status: RunStatus
+    error: str | None
+    traceback: str | None
+    at: datetime
+    points: pl.DataFrame | None
+
+
+def encode(event: Begin | End) -> bytes:
+    if isinstance(event, Begin):
+        fields = [event.run_id, event.experiment_id, event.name, event.config, event.worker, event.at.isoformat()]
+        payload = json.dumps(fields).encode()
+        return FRAME.pack(b"b", len(payload)) + payload
+    header = json.dumps([event.run_id, event.status.value, event.error, event.traceback, event.at.isoformat()]).encode()
+    body = io.BytesIO()
+    if event.points is not None:
+        event.points.write_ipc_stream(body)
+    payload = header + b"\n" + body.getvalue()
+    return FRAME.pack(b"e", len(payload)) + payload
+
+
+def decode(data: bytes) -> list[Begin | End]:
+    """Every whole event of a log segment; one cut short by a kill mid-write was never answered, and is left out."""
+    events: list[Begin | End] = []
+    offset = 0
+    while offset + FRAME.size <= len(data):
+        kind, length = FRAME.unpack_from(data, offset)
+        payload = data[offset + FRAME.size : offset + FRAME.size + length]
+        if len(payload) < length:
+            break
+        offset += FRAME.size + length
+        if kind == b"b":
+            run_id, experiment_id, name, config, worker, at = json.loads(payload)
+            events.append(Begin(run_id, experiment_id, name, config, worker, datetime.fromisoformat(at)))
+        else:
+            header, _, body = payload.partition(b"\n")
+            run_id, status, error, traceback, at = json.loads(header)
+            points = pl.read_ipc_stream(io.BytesIO(body)) if body else None
+            events.append(End(run_id, RunStatus(status), error, traceback, datetime.fromisoformat(at), points))
+    return events
+
+
+class EventLog:
+    """The owner's log of answered events: segments beside the store file, deleted once their events are committed."""
+
+    def __init__(self, store_path: Path, fsync: bool = False):
+        self.folder = store_path.parent
+        self.prefix = f"{store_path.name}.events."
+        self.fsync = fsync
+        self._fd: int | None = None
+        self._sealed: list[Path] = []
+        self._number = max((self._number_of(path) for path in self.segments()), default=0)
+
+    def segments(self) -> list[Path]:
+        return sorted(self.folder.glob(f"{self.prefix}*[0-9]"), key=self._number_of)
+
+    def _number_of(self, path: Path) -> int:
+        return int(path.name[len(self.prefix) :])
+
+    def append(self, event: Begin | End) -> None:
+        frame = encode(event)
+        if self._fd is None:
+            self._number += 1
+            self._current = self.folder / f"{self.prefix}{self._number}"
+            self._fd = os.open(self._current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            if os.write(self._fd, frame) != len(frame):
+                raise OSError(28, "No space left on device")
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as error:
+            raise StoreError(f"cannot keep the run's outcome on disk beside {self.folder}: {error.strerror}") from error
+
+    def seal(self) -> int:
+        """The current segment takes no more events (the committer is applying them); returns how many are sealed."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self._sealed.append(self._current)
+        return len(self._sealed)
+
+    def committed(self, sealed: int) -> None:
+        done, self._sealed = self._sealed[:sealed], self._sealed[sealed:]
+        for path in done:
+            path.unlink(missing_ok=True)
+
+    def left_behind(self) -> list[Begin | End]:
+        """Events an owner answered and was killed before committing (at open, before anything else is answered)."""
+        events = []
+        for path in self.segments():
+            events.extend(decode(path.read_bytes()))
+            self._sealed.append(path)
+        return events
+
+    def set_aside(self, events: list[Begin | End]) -> Path:
+        """Events the store refused for good (a bug, not an input: answers were checked): kept for a person to look at."""
+        path = self.folder / f"{self.prefix}refused"
+        with open(path, "ab") as kept:
+            for event in events:
+                kept.write(encode(event))
+        return path
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Lane:
+    """What answers rely on between the committer's groups: events answered and not yet applied, the statuses of runs
+    and the live experiments known since the last other write, and run IDs handed out ahead of the sequence."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.events: list[Begin | End] = []
+        self.answered = 0
+        self.applied = 0
+        self.epoch = 0  # odd while another write runs (a sequence lock): answers then take the ordinary path
+        self.runs: dict[int, RunStatus] = {}
+        self.experiments: dict[str, int] = {}  # live experiments by name
+        self.live: set[int] = set()  # live experiment IDs
+        self.next_id: int | None = None  # the next run ID to hand out; None until taken from the sequence
+        self.highest_taken = 0  # the highest value the run ID sequence has given
+
+    def open_epoch(self) -> int | None:
+        """The epoch an answer starts in, or None when another write is running (take the ordinary path)."""
+        epoch = self.epoch
+        return None if epoch % 2 else epoch
+
+    def hold(self) -> None:
+        with self.changed:
+            self.epoch += 1
+
+    def release(self) -> None:
+        """Another write committed (or failed): what it may have changed is forgotten and read again when needed."""
+        with self.changed:
+            self.runs.clear()
+            self.experiments.clear()
+            self.live.clear()
+            self.next_id = None  # it may have taken IDs from the sequence itself
+            self.epoch += 1
+
+    def take(self) -> list[Begin | End]:
+        with self.changed:
+            events, self.events = self.events, []
+            return events
+
+    def done(self, events: list[Begin | End]) -> None:
+        with self.changed:
+            self.applied += len(events)
+            crowded = len(self.runs) > MAX_KNOWN_RUNS
+            for event in events:
+                if self.runs.get(event.run_id) is (event.status if isinstance(event, End) else RunStatus.RUNNING):
+                    if isinstance(event, End) or crowded:  # what is left to know of it is in the store now
+                        del self.runs[event.run_id]
+            self.changed.notify_all()
+
+    @property
+    def pending(self) -> bool:
+        return self.applied < self.answered
+
+    def settle(self, closed: threading.Event) -> None:
+        """Wait until every event answered before this call is applied: a read then sees them all."""
+        with self.changed:
+            target = self.answered
+            self.changed.wait_for(lambda: self.applied >= target or closed.is_set())

@@ -1,0 +1,173 @@
+"""Run starts and ends answered by the store's owner before they are applied (core.lifecycle): what a user sees is the
+same as if each were its own transaction, and nothing answered is lost when the owner is killed."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import core.database
+from core.duckdb_store import DuckDBStore
+from core.errors import InvalidTransitionError
+from core.lifecycle import Begin, End, EventLog
+from core.status import ExperimentStatus, RunStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def points(run_id: int, loss: float, steps: int = 3) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "run_id": [run_id] * steps,
+            "key": ["loss"] * steps,
+            "step": list(range(steps)),
+            "value": [loss + step for step in reversed(range(steps))],
+            "wall_time": [datetime(2026, 1, 1)] * steps,
+        }
+    )
+
+
+@pytest.fixture
+def batching(monkeypatch):
+    """Answered events wait to be applied until something reads or writes: a test sees them batched."""
+    monkeypatch.setattr(core.database, "APPLY_AFTER", 3600)
+
+
+def test_a_run_started_and_ended_is_answered_from_memory_and_seen_by_the_next_read(backing: DuckDBStore, batching):
+    run_id = backing.begin_run("sentiment", {"lr": 0.1}, worker="host:1")  # creates the experiment: the ordinary path
+    second = backing.begin_run("sentiment", {"lr": 0.2}, worker="host:1")
+    backing.end_run(second, RunStatus.COMPLETED, points=points(second, 0.3))
+
+    assert backing.db.lane.pending  # answered, not applied yet
+
+    run = backing.get_run(second)
+    assert run.status is RunStatus.COMPLETED and run.name == "run-2" and run.config == {"lr": 0.2}
+    assert backing.get_metric_series([second], ["loss"], max_points=None)["value"].to_list() == [2.3, 1.3, 0.3]
+    experiment = backing.get_experiment(backing.get_run(run_id).experiment_id)
+    assert experiment.run_count == 2 and experiment.status is ExperimentStatus.RUNNING
+    assert [(best.key, best.value, best.run_id) for best in experiment.best_metrics] == [("loss", 0.3, second)]
+
+
+def test_a_batch_of_outcomes_counts_names_and_keeps_the_best_as_one_at_a_time_would(backing: DuckDBStore, batching):
+    experiment_id = backing.create_experiment({"name": "sweep", "dataset": "data/sample/sentiment.csv"})
+    outcomes = [
+        (RunStatus.COMPLETED, 0.5, None),
+        (RunStatus.FAILED, None, "CUDA out of memory"),
+        (RunStatus.COMPLETED, 0.5, None),  # a tie: the first run to reach 0.5 keeps the best
+        (RunStatus.COMPLETED, 0.4, None),
+        (RunStatus.CANCELLED, None, None),
+        (RunStatus.FAILED, None, "diverged"),
+    ]
+    ids = [backing.begin_run(experiment_id, worker="host:1") for _ in outcomes]
+    for run_id, (status, loss, error) in zip(ids, outcomes, strict=True):
+        backing.end_run(run_id, status, points=points(run_id, loss) if loss else None, error=error)
+    assert backing.db.lane.pending
+
+    runs = {run.id: run for run in backing.list_runs(experiment_id)}
+    assert [runs[run_id].name for run_id in ids] == [f"run-{n}" for n in range(1, 7)]
+    assert [runs[run_id].status for run_id in ids] == [status for status, _, _ in outcomes]
+    assert runs[ids[1]].error == "CUDA out of memory" and runs[ids[4]].error == "cancelled by the user"
+    experiment = backing.get_experiment(experiment_id)
+    assert experiment.run_count == 6 and experiment.status is ExperimentStatus.COMPLETED
+    assert experiment.last_error == "diverged"
+    assert [(best.value, best.run_id) for best in experiment.best_metrics] == [(0.4, ids[3])]
+    assert backing.verify_integrity() == []
+
+
+def test_an_end_for_a_run_cancelled_meanwhile_is_refused_as_before(backing: DuckDBStore, batching):
+    run_id = backing.begin_run("sentiment", worker="host:1")
+    backing.cancel_run(run_id)  # another write: it applies what was answered first, then cancels
+    with pytest.raises(InvalidTransitionError, match="cancelled"):
+        backing.end_run(run_id, RunStatus.COMPLETED)
+    assert backing.get_run(run_id).status is RunStatus.CANCELLED
+
+
+def test_run_ids_follow_on_without_gaps_across_both_paths_and_a_reopened_store(store_path, migrated_file, batching):
+    import shutil
+
+    shutil.copyfile(migrated_file, store_path)
+    first = DuckDBStore(store_path)
+    experiment_id = first.create_experiment({"name": "ids", "dataset": "data/sample/sentiment.csv"})
+    answered = [first.begin_run(experiment_id, worker="host:1") for _ in range(3)]
+    queued = first.create_run(experiment_id, {"learning_rate": 0.001})  # the ordinary path, after the answered ones
+    answered.append(first.begin_run(experiment_id, worker="host:1"))
+    first.close()  # applies what was answered before the file closes
+    again = DuckDBStore(store_path)
+    later = again.begin_run(experiment_id, worker="host:1")
+    assert answered[:3] == [1, 2, 3] and queued == 4 and answered[3] == 5 and later == 6
+    assert [run.id for run in again.list_runs(experiment_id)] == [6, 5, 4, 3, 2, 1]
+    again.close()
+
+
+def test_applying_a_log_twice_changes_nothing(store_path, migrated_file):
+    import shutil
+
+    shutil.copyfile(migrated_file, store_path)
+    store = DuckDBStore(store_path)
+    experiment_id = store.create_experiment({"name": "twice", "dataset": "data/sample/sentiment.csv"})
+    store.close()
+    moment = datetime(2026, 1, 1)
+    events = [
+        Begin(1, experiment_id, None, "{}", "host:1", moment),
+        End(1, RunStatus.COMPLETED, None, None, moment, points(1, 0.2)),
+        Begin(2, experiment_id, "named", "{}", "host:1", moment),
+        End(2, RunStatus.FAILED, "boom", "Traceback ...", moment, None),
+    ]
+    for _ in range(2):  # an owner killed after committing and before deleting its log replays it on the next open
+        log = EventLog(store_path.resolve())
+        for event in events:
+            log.append(event)
+        log.close()
+        store = DuckDBStore(store_path)
+        experiment = store.get_experiment(experiment_id)
+        assert (experiment.run_count, experiment.status, experiment.last_error) == (2, ExperimentStatus.COMPLETED, "boom")
+        assert [run.name for run in store.list_runs(experiment_id)] == ["named", "run-1"]
+        assert store.get_metric_series([1], max_points=None).height == 3
+        assert store.verify_integrity() == []
+        store.close()
+        assert not EventLog(store_path.resolve()).segments()  # applied and committed: the log is gone
+
+
+def test_the_owner_killed_after_answering_loses_nothing(store_path, migrated_file):
+    """A real process answers a run's start and end, is killed before applying them, and the next owner applies them."""
+    import shutil
+
+    shutil.copyfile(migrated_file, store_path)
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from datetime import datetime
+        import polars as pl
+        import core.database
+        core.database.APPLY_AFTER = 3600
+        from core.duckdb_store import DuckDBStore
+        store = DuckDBStore({str(store_path)!r})
+        store.create_experiment({{"name": "killed", "dataset": "data/sample/sentiment.csv"}})
+        run_id = store.begin_run("killed", {{"lr": 0.1}}, worker="host:1")
+        frame = pl.DataFrame({{"run_id": [run_id] * 500, "key": ["loss"] * 500, "step": list(range(500)),
+                              "value": [1.0 / (step + 1) for step in range(500)], "wall_time": [datetime(2026, 1, 1)] * 500}})
+        store.end_run(run_id, "completed", points=frame)
+        assert store.db.lane.pending
+        print(run_id, flush=True)
+        time.sleep(60)
+        """
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        run_id = int(owner.stdout.readline())
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    assert EventLog(store_path.resolve()).segments()  # the answers are in the log, not in the store
+
+    store = DuckDBStore(store_path)
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.COMPLETED and run.config == {"lr": 0.1}
+    assert store.get_metric_series([run_id], max_points=None).height == 500
+    assert store.get_experiment(run.experiment_id).best_metrics[0].value == pytest.approx(1 / 500)
+    store.close()
