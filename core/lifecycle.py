@@ -106,7 +106,12 @@ class EventLog:
         self._number = max((self._number_of(path) for path in self.segments()), default=0)
 
     def segments(self) -> list[Path]:
-        return sorted(self.folder.glob(f"{self.prefix}*[0-9]"), key=self._number_of)
+        try:
+            names = [name for name in os.listdir(self.folder) if name.startswith(self.prefix)]
+        except FileNotFoundError:
+            return []
+        numbered = [self.folder / name for name in names if name[len(self.prefix) :].isdigit()]
+        return sorted(numbered, key=self._number_of)
 
     def _number_of(self, path: Path) -> int:
         return int(path.name[len(self.prefix) :])
