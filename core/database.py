@@ -27,12 +27,13 @@ from core.sql import first
 from core.status import RunStatus
 
 T = TypeVar("T")
+log = logging.getLogger("tunedeck.database")
 MAX_GROUP = 256  # writes in one transaction at most
 MAX_POINT_VERSIONS = 100_000  # runs whose last change of points is remembered; past that, all count as changed
 WAKE = object()  # put on the queue when events wait to be applied: within APPLY_AFTER, or with the next write
 NOW = object()  # put on the queue by a read waiting for events: apply them at once
 APPLY_AFTER = 0.2  # seconds answered events may wait to be applied with more: a batch costs ~10 statements, whatever its size
-Apply = Callable[[duckdb.DuckDBPyConnection, list], None]
+Apply = Callable[["Database", duckdb.DuckDBPyConnection, list], None]
 
 
 def _store_error(path: Path, error: duckdb.Error) -> StoreError:
@@ -46,7 +47,7 @@ def open_file(path: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
     """The file opened for writing (read-only when its folder is), migrated; and whether it is read-only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(path), config={"threads": int(__import__("os").environ.get("TD_THREADS", "2"))})
+        con = duckdb.connect(str(path))
     except duckdb.IOException as error:
         text = str(error)
         if "Conflicting lock" in text or "Could not set lock" in text:
@@ -72,6 +73,7 @@ class Database:
         self.path = Path(path).resolve()
         self._con, self.read_only = open_file(self.path)
         self.lane = Lane()
+        self._taking = threading.Lock()
         self._apply_events = None if self.read_only else apply_events
         self.log = EventLog(self.path, fsync) if self._apply_events else None
         self._closing = threading.Event()
@@ -80,8 +82,6 @@ class Database:
         self._idle: list[duckdb.DuckDBPyConnection] = []  # those not lent to a read right now
         self._cursors_lock = threading.Lock()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._committer = threading.Thread(target=self._commit_loop, name="tunedeck-committer", daemon=True)
-        self._committer.start()
         self._closed = False
         self.groups = 0  # transactions committed, for tests and benchmarks that check grouping
         self.writes = 0
@@ -89,6 +89,10 @@ class Database:
         self._point_versions: dict[int, int] = {}  # run ID -> the generation that last changed its points
         self._points_floor = 0  # every run's points may have changed in this generation (the map was emptied)
         self._points_touched: set[int] = set()  # runs whose points the transaction being committed changes
+        if self.log is not None:
+            self._replay_log()  # before anything is answered: this object is not anyone's yet
+        self._committer = threading.Thread(target=self._commit_loop, name="tunedeck-committer", daemon=True)
+        self._committer.start()
 
     # -- reads -----------------------------------------------------------------------------
     @contextmanager
@@ -189,15 +193,15 @@ class Database:
 
     def run_ids_ready(self) -> bool:
         """Take the next run ID from the sequence when the lane has none (after another write, or at first)."""
-        if self.lane.next_id is None:
+        with self._taking:  # one take at a time: a second would leave its value unused (a gap in the IDs)
+            if self.lane.next_id is None:
 
-            def take(con) -> None:
-                (value,) = first(con, "SELECT nextval('run_ids')")
-                with self.lane.changed:
-                    if self.lane.next_id is None:
+                def take(con) -> None:
+                    (value,) = first(con, "SELECT nextval('run_ids')")
+                    with self.lane.changed:
                         self.lane.next_id = self.lane.highest_taken = value
 
-            self.write(take, quiet=True)
+                self.write(take, quiet=True)
         return self.lane.next_id is not None
 
     def defer(self, epoch: int, build: Callable[[Lane], Begin | End | None]) -> Begin | End | None:
@@ -210,7 +214,12 @@ class Database:
             event = build(lane)
             if event is None:
                 return None
-            self.log.append(event)
+            try:
+                self.log.append(event)
+            except StoreError:
+                if isinstance(event, Begin):
+                    lane.next_id = event.run_id  # not handed out after all
+                raise
             lane.events.append(event)
             lane.answered += 1
             lane.runs[event.run_id] = RunStatus.RUNNING if isinstance(event, Begin) else event.status
@@ -232,17 +241,16 @@ class Database:
         with lane.changed:
             lane.next_id = max(lane.next_id, highest + 1)
 
-    def replay_log(self) -> None:
-        """Apply the events a killed owner had answered and not committed, before this one answers anything."""
-        if self.log is None:
-            return
+    def _replay_log(self) -> None:
+        """Apply the events a killed owner had answered and not committed (and any set aside before: they are tried
+        again), before this one answers anything; applying an event twice changes nothing."""
         events = self.log.left_behind()
         if events:
-            with self.lane.changed:
-                self.lane.events.extend(events)
-                self.lane.answered += len(events)
-            self.settle()
-            logging.getLogger("tunedeck.database").info("applied %d run events an owner had answered", len(events))
+            sealed = self.log.seal()
+            kept = self._apply_alone(events)
+            self._applied([], sealed, kept)
+            log.info("applied %d run events an owner had answered", len(events))
+        self.lane.next_id = None  # taken from the sequence again when needed
 
     # -- the committer ---------------------------------------------------------------------------
     def _commit_loop(self) -> None:
@@ -256,7 +264,10 @@ class Database:
             if item is None:
                 self._commit([])  # events answered before close() are applied before the file closes
                 return
-            group = [] if item in (WAKE, NOW) else [item]
+            if item is NOW or item is WAKE:
+                self._commit([])  # by themselves: a read waiting for them does not also wait for the writes queued
+                continue
+            group = [item]
             while len(group) < MAX_GROUP:
                 try:
                     following = self._queue.get_nowait()
@@ -271,7 +282,8 @@ class Database:
 
     def _commit(self, group: list[tuple[Callable, Future, bool]]) -> None:
         """The events answered so far, then the group, in one transaction. If that fails, the events are applied by
-        themselves and each write runs alone, so one bad request fails by itself and the others still commit."""
+        themselves and each write runs alone, so one bad request fails by itself and the others still commit.
+        Nothing here may raise: a committer that stopped would leave every writer and reader waiting."""
         lane = self.lane
         holding = any(not quiet for _, _, quiet in group)
         if holding:
@@ -285,53 +297,69 @@ class Database:
             if not events and len(group) == 1:
                 self._commit_alone(*group[0][:2])
                 return
+            taken = lane.highest_taken
             try:
                 self._con.begin()
                 if events:
-                    self._apply_events(self._con, events)
+                    self._apply_events(self, self._con, events)
                 results = [op(self._con) for op, _, _ in group]
                 self._con.commit()
             except BaseException:
                 self._rollback()
-                self._apply_alone(events)
+                lane.highest_taken = taken  # the sequence's move was rolled back with the rest (on disk, if not in memory)
+                kept = self._apply_alone(events)
                 for op, done, _ in group:
                     self._commit_alone(op, done)
-                self._applied(events, sealed)
+                self._applied(events, sealed, kept)
                 return
             self._committed(len(group) + bool(events))
             self._applied(events, sealed)
             for (_, done, _), result in zip(group, results, strict=True):
                 done.set_result(result)
+        except BaseException:  # a bug here, or the log's disk failing: say so, and keep the committer going
+            log.exception("the committer failed while committing a group")
         finally:
             if holding:
                 lane.release()
 
-    def _applied(self, events: list, sealed: int) -> None:
+    def _applied(self, events: list, sealed: int, kept: bool = False) -> None:
+        """The events are in the store (or set aside): their log segments go, unless one could not even be set aside,
+        in which case the segments stay on disk for the next owner to apply."""
         if self.log is not None:
-            self.log.committed(sealed)
+            try:
+                (self.log.forget if kept else self.log.committed)(sealed)
+            except OSError:
+                log.exception("could not delete applied run events' log; the next owner applies them again (no change)")
         if events:
             self.lane.done(events)
 
-    def _apply_alone(self, events: list) -> None:
-        """Events a failing write shared a transaction with: by themselves, else one at a time; one the store refuses
-        (a bug: answers were checked) is kept aside in a file and logged, never dropped silently."""
+    def _apply_alone(self, events: list) -> bool:
+        """Events a failing write shared a transaction with: by themselves, else one at a time. One the store still
+        refuses is set aside in a file beside the store, which the next owner tries again at open, and logged: never
+        dropped silently. True when one could not even be set aside (its log must then stay)."""
         if not events:
-            return
+            return False
+        kept = False
         for part in [events] if len(events) == 1 else [events, *([event] for event in events)]:
+            taken = self.lane.highest_taken
             try:
                 self._con.begin()
-                self._apply_events(self._con, part)
+                self._apply_events(self, self._con, part)
                 self._con.commit()
             except BaseException:
                 self._rollback()
+                self.lane.highest_taken = taken
                 if len(part) == 1:
-                    logging.getLogger("tunedeck.database").exception(
-                        "a run event the store had answered cannot be applied; kept in %s", self.log.set_aside(part)
-                    )
+                    try:
+                        log.exception("a run event the store had answered cannot be applied now; kept in %s", self.log.set_aside(part))
+                    except OSError:
+                        log.exception("a run event cannot be applied now, nor set aside; its log stays for the next owner")
+                        kept = True
                 continue
             self._committed(1)
             if part is events:
-                return
+                return False
+        return kept
 
     def _commit_alone(self, op: Callable, done: Future) -> None:
         try:

@@ -111,7 +111,6 @@ class DuckDBStore(Annotations, TrackingStore):
     def db(self) -> Database:
         if self._db is None:
             self._db = Database(self.path, self._apply_lifecycle, fsync=get_settings().journal_fsync)
-            self._db.replay_log()
         return self._db
 
     def close(self) -> None:
@@ -351,13 +350,12 @@ class DuckDBStore(Annotations, TrackingStore):
         experiment_id = None if epoch is None else self._live_for_answer(epoch, experiment)
         if experiment_id is None or not db.run_ids_ready():  # in this order: a run ID taken is one the run gets
             return None
-        at = self.clock()
 
-        def build(lane) -> Begin | None:
+        def build(lane) -> Begin | None:  # under the lane's lock: IDs and start times in the same order
             if lane.next_id is None:
                 return None
             run_id, lane.next_id = lane.next_id, lane.next_id + 1
-            return Begin(run_id, experiment_id, name, config, worker, at)
+            return Begin(run_id, experiment_id, name, config, worker, self.clock())
 
         event = db.defer(epoch, build)
         return None if event is None else event.run_id
@@ -538,30 +536,31 @@ class DuckDBStore(Annotations, TrackingStore):
             points = None
         if points is not None and (points["run_id"] != run_id).any():
             return False
-        if db.lane.runs.get(run_id) is not RunStatus.RUNNING:
+        may = db.lane.may_end(run_id)
+        if may is None:
             try:
                 with db.reader(settled=False) as con:
                     found = first(con, "SELECT status FROM runs WHERE id = ?", [run_id])
             except duckdb.Error:
                 return False
-            if found is None or found[0] != RunStatus.RUNNING.value:
-                return False  # the ordinary path says why it cannot end
+            may = found is not None and found[0] == RunStatus.RUNNING.value
+        if not may:
+            return False  # the ordinary path says why it cannot end
         if status is RunStatus.FAILED:
             error = _one_line(error or "failed")
         elif status is RunStatus.CANCELLED:
             error, traceback = "cancelled by the user", None
         else:
             error, traceback = None, None
-        at = self.clock()
 
         def build(lane) -> End | None:
-            if lane.runs.get(run_id, RunStatus.RUNNING) is not RunStatus.RUNNING:
+            if lane.may_end(run_id) is False:
                 return None  # ended by another answer a moment ago
-            return End(run_id, status, error, traceback, at, points)
+            return End(run_id, status, error, traceback, self.clock(), points)
 
         return db.defer(epoch, build) is not None
 
-    def _apply_lifecycle(self, con, events: list[Begin | End]) -> None:
+    def _apply_lifecycle(self, db: Database, con, events: list[Begin | End]) -> None:
         """Answered run events (core.lifecycle), a batch with a few statements for all of them. Applying one twice
         changes nothing the second time: a run is not inserted again, an ended run does not end again."""
         changes: dict[int, dict[str, Any]] = {}
@@ -571,15 +570,12 @@ class DuckDBStore(Annotations, TrackingStore):
 
         begins = [event for event in events if isinstance(event, Begin)]
         if begins:
-            self.db.sync_run_ids(con, max(event.run_id for event in begins))
+            db.sync_run_ids(con, max(event.run_id for event in begins))
             for begin in self._insert_begun(con, begins):
                 change(begin.experiment_id)["new"] += 1
                 change(begin.experiment_id)["active_runs"] += 1
         ends = [event for event in events if isinstance(event, End)]
         if ends:
-            points = [event.points for event in ends if event.points is not None]
-            if points:
-                self._store_points(con, pl.concat(points))
             ended = pl.DataFrame(
                 [(e.run_id, e.status.value, e.error, e.traceback, e.at) for e in ends],
                 schema={"run_id": pl.Int64, "status": pl.String, "error": pl.String, "traceback": pl.String, "moment": pl.Datetime("us")},
@@ -590,6 +586,9 @@ class DuckDBStore(Annotations, TrackingStore):
                 experiment_of = dict(rows(con, _END_RUNS))
             finally:
                 con.unregister("ended")
+            points = [end.points for end in ends if end.points is not None and end.run_id in experiment_of]
+            if points:  # a replayed end's points are in the store already, committed with its end
+                self._store_points(con, pl.concat(points))
             completed = []
             for end in (end for end in ends if end.run_id in experiment_of):  # the others ended before (a replay)
                 counts = change(experiment_of[end.run_id])
@@ -608,7 +607,13 @@ class DuckDBStore(Annotations, TrackingStore):
     @staticmethod
     def _insert_begun(con, begins: list[Begin]) -> list[Begin]:
         """Insert the runs not in the store yet, named run-N in the order they began; returns those inserted."""
-        stored = {row[0] for row in rows(con, "SELECT id FROM runs WHERE id IN (SELECT unnest(?::BIGINT[]))", [[b.run_id for b in begins]])}
+        stored = {
+            run_id: (experiment_id, created_at)
+            for run_id, experiment_id, created_at in rows(con, _STORED_RUNS, [[begin.run_id for begin in begins]])
+        }
+        clashes = [b.run_id for b in begins if b.run_id in stored and stored[b.run_id] != (b.experiment_id, b.at)]
+        if clashes:  # not this start applied before (a replay) but another run: never put one run's data on another
+            raise StoreError(f"run ID {', '.join(map(str, clashes))} is another run's already; the start is set aside")
         begins = [begin for begin in begins if begin.run_id not in stored]
         if not begins:
             return []
@@ -697,8 +702,10 @@ class DuckDBStore(Annotations, TrackingStore):
         return points.height
 
     def _points_changed(self, run_ids: list[int]) -> None:
-        """Every write of points passes here: the store server's cache keeps other runs' curves (core.read_cache)."""
-        self.db.touch_points(run_ids)
+        """Every write of points passes here: the store server's cache keeps other runs' curves (core.read_cache).
+        (While the file opens, replaying what a killed owner answered, there is no cache yet.)"""
+        if self._db is not None:
+            self._db.touch_points(run_ids)
 
     def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
         run_ids = checked_series_request(run_ids, keys, max_points)
@@ -1200,6 +1207,7 @@ _FINALS = """
     LEFT JOIN best_metrics b ON b.experiment_id = e.id AND b.key = s.key
     WHERE s.run_id IN (SELECT unnest(?::BIGINT[]))
 """
+_STORED_RUNS = "SELECT id, experiment_id, created_at FROM runs WHERE id IN (SELECT unnest(?::BIGINT[]))"
 _LIVE_BY_NAME = "SELECT id FROM experiments WHERE name = ? AND deleted_at IS NULL"
 _LIVE_BY_ID = "SELECT id FROM experiments WHERE id = ? AND deleted_at IS NULL"
 _INSERT_BEGUN = """

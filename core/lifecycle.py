@@ -19,12 +19,16 @@ events. An owner that opens the store replays a log left behind; applying an eve
 nothing the second time.
 """
 
+import errno
+import glob
 import io
 import json
 import logging
 import os
+import shutil
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +42,8 @@ log = logging.getLogger("tunedeck.lifecycle")
 FRAME = struct.Struct("<cI")
 MAX_PENDING = 2_000  # events answered but not applied; past that, requests take the ordinary path (they wait)
 MAX_KNOWN_RUNS = 10_000  # run statuses remembered between other writes
+REFUSED = "refused"  # events the store could not apply, tried again by the next owner
+DAMAGED = "damaged"  # a copy of a log segment that could not be read whole, for a person to look at
 
 
 @dataclass(frozen=True)
@@ -73,25 +79,34 @@ def encode(event: Begin | End) -> bytes:
     return FRAME.pack(b"e", len(payload)) + payload
 
 
-def decode(data: bytes) -> list[Begin | End]:
-    """Every whole event of a log segment; one cut short by a kill mid-write was never answered, and is left out."""
+def decode(data: bytes) -> tuple[list[Begin | End], bool]:
+    """Every whole event of a log segment, and whether all of it could be read. A last event cut short by a kill
+    mid-write was never answered; anything else that does not read (a disk's damage) stops the reading there."""
     events: list[Begin | End] = []
     offset = 0
     while offset + FRAME.size <= len(data):
         kind, length = FRAME.unpack_from(data, offset)
         payload = data[offset + FRAME.size : offset + FRAME.size + length]
         if len(payload) < length:
-            break
+            return events, True
         offset += FRAME.size + length
-        if kind == b"b":
-            run_id, experiment_id, name, config, worker, at = json.loads(payload)
-            events.append(Begin(run_id, experiment_id, name, config, worker, datetime.fromisoformat(at)))
-        else:
-            header, _, body = payload.partition(b"\n")
-            run_id, status, error, traceback, at = json.loads(header)
-            points = pl.read_ipc_stream(io.BytesIO(body)) if body else None
-            events.append(End(run_id, RunStatus(status), error, traceback, datetime.fromisoformat(at), points))
-    return events
+        try:
+            events.append(_event(kind, payload))
+        except Exception:
+            return events, False
+    return events, offset == len(data)
+
+
+def _event(kind: bytes, payload: bytes) -> Begin | End:
+    if kind == b"b":
+        run_id, experiment_id, name, config, worker, at = json.loads(payload)
+        return Begin(run_id, experiment_id, name, config, worker, datetime.fromisoformat(at))
+    if kind != b"e":
+        raise ValueError(f"unknown event kind {kind!r}")
+    header, _, body = payload.partition(b"\n")
+    run_id, status, error, traceback, at = json.loads(header)
+    points = pl.read_ipc_stream(io.BytesIO(body)) if body else None
+    return End(run_id, RunStatus(status), error, traceback, datetime.fromisoformat(at), points)
 
 
 class EventLog:
@@ -102,6 +117,7 @@ class EventLog:
         self.prefix = f"{store_path.name}.events."
         self.fsync = fsync
         self._fd: int | None = None
+        self._size = 0
         self._sealed: list[Path] = []
         self._number = max((self._number_of(path) for path in self.segments()), default=0)
 
@@ -117,18 +133,25 @@ class EventLog:
         return int(path.name[len(self.prefix) :])
 
     def append(self, event: Begin | End) -> None:
+        """Add the event whole or not at all: a disk that fills up mid-write leaves the segment as it was."""
         frame = encode(event)
-        if self._fd is None:
-            self._number += 1
-            self._current = self.folder / f"{self.prefix}{self._number}"
-            self._fd = os.open(self._current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            if os.write(self._fd, frame) != len(frame):
-                raise OSError(28, "No space left on device")
-            if self.fsync:
-                os.fsync(self._fd)
+            if self._fd is None:
+                self._number += 1
+                self._current = self.folder / f"{self.prefix}{self._number}"
+                self._fd = os.open(self._current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self._size = 0
+            try:
+                if os.write(self._fd, frame) != len(frame):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                if self.fsync:
+                    os.fsync(self._fd)
+            except OSError:
+                os.ftruncate(self._fd, self._size)
+                raise
         except OSError as error:
             raise StoreError(f"cannot keep the run's outcome on disk beside {self.folder}: {error.strerror}") from error
+        self._size += len(frame)
 
     def seal(self) -> int:
         """The current segment takes no more events (the committer is applying them); returns how many are sealed."""
@@ -139,21 +162,34 @@ class EventLog:
         return len(self._sealed)
 
     def committed(self, sealed: int) -> None:
+        """The first `sealed` sealed segments' events are in the store: delete them."""
         done, self._sealed = self._sealed[:sealed], self._sealed[sealed:]
         for path in done:
             path.unlink(missing_ok=True)
 
+    def forget(self, sealed: int) -> None:
+        """Leave the first `sealed` sealed segments on disk, for the next owner to apply."""
+        self._sealed = self._sealed[sealed:]
+
     def left_behind(self) -> list[Begin | End]:
-        """Events an owner answered and was killed before committing (at open, before anything else is answered)."""
+        """Events an owner answered and did not commit, and those set aside before (at open, before anything else is
+        answered); the files count as sealed, so they go once the events are committed."""
         events = []
-        for path in self.segments():
-            events.extend(decode(path.read_bytes()))
+        refused = sorted(path for path in self.folder.glob(f"{glob.escape(self.prefix)}{REFUSED}-*") if path.is_file())
+        for path in [*self.segments(), *refused]:
+            found, whole = decode(path.read_bytes())
+            if not whole:
+                damaged = path.with_name(f"{self.prefix}{DAMAGED}-{time.time_ns()}")
+                shutil.copyfile(path, damaged)
+                log.error("%s is damaged after %d events; it is kept as %s for a person to look at", path, len(found), damaged)
+            events.extend(found)
             self._sealed.append(path)
         return events
 
     def set_aside(self, events: list[Begin | End]) -> Path:
-        """Events the store refused for good (a bug, not an input: answers were checked): kept for a person to look at."""
-        path = self.folder / f"{self.prefix}refused"
+        """Events the store could not apply (the disk failing, or a bug: answers were checked): kept in a file of
+        their own, which the next owner tries again at open, and which a person can look at."""
+        path = self.folder / f"{self.prefix}{REFUSED}-{time.time_ns()}"
         with open(path, "ab") as kept:
             for event in events:
                 kept.write(encode(event))
@@ -176,6 +212,7 @@ class Lane:
         self.applied = 0
         self.epoch = 0  # odd while another write runs (a sequence lock): answers then take the ordinary path
         self.runs: dict[int, RunStatus] = {}
+        self.forgetful = False  # some runs' statuses were let go since the last other write
         self.experiments: dict[str, int] = {}  # live experiments by name
         self.live: set[int] = set()  # live experiment IDs
         self.next_id: int | None = None  # the next run ID to hand out; None until taken from the sequence
@@ -194,6 +231,7 @@ class Lane:
         """Another write committed (or failed): what it may have changed is forgotten and read again when needed."""
         with self.changed:
             self.runs.clear()
+            self.forgetful = False
             self.experiments.clear()
             self.live.clear()
             self.next_id = None  # it may have taken IDs from the sequence itself
@@ -205,14 +243,24 @@ class Lane:
             return events
 
     def done(self, events: list[Begin | End]) -> None:
+        """The events are applied. Runs that ended stay known until the next other write: a second end_run of the run,
+        checked against the store before this one was applied, must still be refused."""
         with self.changed:
             self.applied += len(events)
-            crowded = len(self.runs) > MAX_KNOWN_RUNS
-            for event in events:
-                if self.runs.get(event.run_id) is (event.status if isinstance(event, End) else RunStatus.RUNNING):
-                    if isinstance(event, End) or crowded:  # what is left to know of it is in the store now
+            if len(self.runs) > MAX_KNOWN_RUNS:  # forget the applied ones, and from now on answer no run not known
+                for event in events:
+                    if self.runs.get(event.run_id) is (event.status if isinstance(event, End) else RunStatus.RUNNING):
                         del self.runs[event.run_id]
+                self.forgetful = True
             self.changed.notify_all()
+
+    def may_end(self, run_id: int) -> bool | None:
+        """Whether an end of the run may be answered from memory: True (it runs), False (it ended, or the lane forgot
+        runs and does not know it), None (not known: ask the store)."""
+        known = self.runs.get(run_id)
+        if known is None:
+            return False if self.forgetful else None
+        return known is RunStatus.RUNNING
 
     @property
     def pending(self) -> bool:

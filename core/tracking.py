@@ -35,7 +35,7 @@ from core.sample_rows import SampleRow, checked_samples
 from core.settings import get_settings
 from core.status import RunStatus
 from core.store import TrackingStore
-from core.ticker import ticker
+from core.ticker import heartbeats
 from core.writer import MetricWriter
 
 RUN_ID_VARIABLE = "TUNEDECK_RUN_ID"
@@ -56,7 +56,7 @@ class ActiveRun:
         self.cancelled = threading.Event()
         self._adapter: tuple[Path, str, str | None] | None = None
         self._last_step: int | None = None
-        self._heartbeat = ticker.every(heartbeat_seconds, self._beat) if heartbeat_seconds else None
+        self._heartbeat = heartbeats.every(heartbeat_seconds, self._beat) if heartbeat_seconds else None
 
     @property
     def should_stop(self) -> bool:
@@ -176,7 +176,7 @@ class ActiveRun:
             pass  # a busy store delays one heartbeat; the timeout allows for many
 
     def _stop_heartbeat(self) -> None:
-        ticker.cancel(self._heartbeat)
+        heartbeats.cancel(self._heartbeat)
 
     def __enter__(self) -> "ActiveRun":
         return self

@@ -22,7 +22,7 @@ from core.journal import Journal
 from core.points import MAX_WHOLE, POINT_SCHEMA, check_key, check_run_id, check_step, check_value
 from core.settings import get_settings
 from core.store import TrackingStore
-from core.ticker import ticker
+from core.ticker import flushes
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class MetricWriter:
         self._buffered = 0
         self._oldest: float | None = None
         self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
+        self._flush_lock = threading.RLock()
         self.last_error: Exception | None = None
         self._timer: int | None = None  # the ticker's job that flushes what waited flush_seconds
         self._closed = False
@@ -168,12 +168,14 @@ class MetricWriter:
 
     def _ensure_timer(self) -> None:
         if self._timer is None and self.flush_seconds > 0 and not self._closed:
-            self._timer = ticker.every(self.flush_seconds / 4, self._flush_if_due)
+            self._timer = flushes.every(self.flush_seconds / 4, self._flush_if_due)
 
     def _flush_if_due(self) -> None:
         with self._lock:
             due = self._oldest is not None and time.monotonic() - self._oldest >= self.flush_seconds
-        if due:
+        if not due:
+            return
+        with self._flush_lock:  # held until last_error is set: a close() waiting for this flush then sees it
             try:
                 self.flush()
             except (StoreBusyError, StoreError):
@@ -191,7 +193,7 @@ class MetricWriter:
         with self._lock:
             self._closed = True
             timer, self._timer = self._timer, None
-        ticker.cancel(timer)  # a flush it is making now holds the flush lock, which the hand-over below waits for
+        flushes.cancel(timer)  # a flush it is making now holds the flush lock, which the hand-over below waits for
         result = self._hand_over(store_batch, keep_on=(TuneDeckError,))  # a refused outcome must not lose the points
         if self.last_error is not None:
             error, self.last_error = self.last_error, None

@@ -171,3 +171,97 @@ def test_the_owner_killed_after_answering_loses_nothing(store_path, migrated_fil
     assert store.get_metric_series([run_id], max_points=None).height == 500
     assert store.get_experiment(run.experiment_id).best_metrics[0].value == pytest.approx(1 / 500)
     store.close()
+
+
+def test_a_second_end_checked_before_the_first_was_applied_is_refused(backing: DuckDBStore, batching, monkeypatch):
+    """B reads the run as running from the store; A's end is answered and applied; B must then be refused, as one
+    transaction after another would refuse it, and its points must not land on the completed run."""
+    import threading
+
+    import core.duckdb_store as duckdb_store
+
+    run_id = backing.begin_run("sentiment", worker="host:1")
+    backing.set_tags("run", run_id, {"x": "1"})  # another write: the owner forgets what it knew of the run
+    checked, go_on, outcome = threading.Event(), threading.Event(), {}
+    real_first = duckdb_store.first
+
+    def pausing_first(con, sql, params=None):
+        found = real_first(con, sql, params)
+        if sql == "SELECT status FROM runs WHERE id = ?" and threading.current_thread().name == "B":
+            checked.set()
+            go_on.wait()
+        return found
+
+    monkeypatch.setattr(duckdb_store, "first", pausing_first)
+
+    def second() -> None:
+        try:
+            backing.end_run(run_id, RunStatus.FAILED, error="from B", points=points(run_id, 9.0))
+            outcome["B"] = "answered"
+        except InvalidTransitionError as error:
+            outcome["B"] = str(error)
+
+    thread = threading.Thread(target=second, name="B")
+    thread.start()
+    checked.wait()
+    backing.end_run(run_id, RunStatus.COMPLETED, points=points(run_id, 0.5))
+    backing.get_run(run_id)  # applies A
+    go_on.set()
+    thread.join()
+
+    assert outcome["B"] == f"run {run_id} is completed; it cannot become failed"
+    assert backing.get_run(run_id).status is RunStatus.COMPLETED
+    assert backing.get_metric_series([run_id], max_points=None)["value"].to_list() == [2.5, 1.5, 0.5]
+
+
+def test_a_damaged_log_keeps_what_reads_and_a_copy_for_a_person(store_path, migrated_file):
+    import shutil
+
+    shutil.copyfile(migrated_file, store_path)
+    store = DuckDBStore(store_path)
+    experiment_id = store.create_experiment({"name": "damaged", "dataset": "data/sample/sentiment.csv"})
+    store.close()
+    log = EventLog(store_path.resolve())
+    log.append(Begin(1, experiment_id, "readable", "{}", "host:1", datetime(2026, 1, 1)))
+    log.close()
+    with open(log.segments()[0], "ab") as segment:
+        segment.write(b"e\x05\x00\x00\x00garbage")  # a whole frame that does not read: damage, not a cut-short write
+
+    store = DuckDBStore(store_path)
+    assert [run.name for run in store.list_runs(experiment_id)] == ["readable"]
+    assert not EventLog(store_path.resolve()).segments()
+    assert [path.name for path in store_path.parent.glob("*.events.damaged-*")]
+    store.close()
+
+
+def test_a_write_failing_beside_answered_starts_leaves_no_run_id_to_hand_out_twice(store_path, migrated_file):
+    """The group carrying answered starts fails (a bad rename), the starts go in by themselves, the owner is killed
+    before any checkpoint: the next owner must not hand out an ID a stored run has."""
+    import shutil
+
+    shutil.copyfile(migrated_file, store_path)
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import core.database
+        core.database.APPLY_AFTER = 3600
+        from core.duckdb_store import DuckDBStore
+        store = DuckDBStore({str(store_path)!r})
+        experiment = store.create_experiment({{"name": "ids", "dataset": "data/sample/sentiment.csv"}})
+        ids = [store.begin_run(experiment, worker="host:1") for _ in range(3)]
+        try:
+            store.rename_experiment(987654, "other")  # fails, in the group that applies the starts
+        except Exception:
+            pass
+        print(ids, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    answered = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert answered.stdout.strip() == "[1, 2, 3]", answered.stderr[-2000:]
+
+    store = DuckDBStore(store_path)
+    assert sorted(run.id for run in store.list_runs(1)) == [1, 2, 3]
+    assert store.begin_run(1, worker="host:2") not in (1, 2, 3)
+    assert store.create_run(1, {"learning_rate": 0.001}) not in (1, 2, 3)
+    store.close()
