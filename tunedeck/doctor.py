@@ -1,11 +1,16 @@
 """`tunedeck doctor`: each part TuneDeck needs, OK or what to do about it."""
 
+import glob
 import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from core import open_store, resources
+from core.journal import REFUSED
+from core.lifecycle import DAMAGED
+from core.lifecycle import REFUSED as EVENTS_REFUSED
 from core.settings import Settings, get_settings
 from core.store_url import is_postgres, redacted, safe_message
 
@@ -73,12 +78,33 @@ def store(settings: Settings) -> Check:
             )
         page = open_store(settings.data_dir).list_experiments(page_size=1, include_deleted=True)
         where = f"PostgreSQL {redacted(settings.store_url.get_secret_value())}" if settings.team_mode else settings.store_path
+        kept = set_aside(settings)
+        if kept:
+            return Check(
+                "store",
+                WARN,
+                f"{where} ({page.total} experiments); {len(kept)} file(s) hold what the store could not take, kept for a "
+                f"person to look at: {', '.join(sorted(_shown(path, settings) for path in kept)[:5])} (README: How the store works)",
+            )
         return Check("store", OK, f"{where} ({page.total} experiments)")
 
     hint = f"check that {settings.data_dir} is a folder you may write (TUNEDECK_DATA_DIR picks another)"
     if settings.team_mode:
         hint = "check TUNEDECK_STORE_URL, that the server answers, and that the role may log in (README: Team mode)"
     return _guarded("store", check, hint)
+
+
+def set_aside(settings: Settings) -> list[Path]:
+    """Run events and metric journal segments the store could not take (a failing disk, a damaged file)."""
+    store = glob.escape(settings.store_path.name)
+    folder = settings.store_path.parent
+    events = [*folder.glob(f"{store}.events.{EVENTS_REFUSED}-*"), *folder.glob(f"{store}.events.{DAMAGED}-*")]
+    journals = (settings.data_dir / "journal").glob(f"*{REFUSED}")
+    return [path for path in [*events, *journals] if path.is_file()]
+
+
+def _shown(path: Path, settings: Settings) -> str:
+    return str(path.relative_to(settings.data_dir)) if path.is_relative_to(settings.data_dir) else str(path)
 
 
 def queue(settings: Settings) -> Check:

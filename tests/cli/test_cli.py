@@ -45,6 +45,20 @@ def test_doctor_on_a_data_folder_with_nothing_in_it_warns_and_makes_nothing_ther
     assert not typo.exists()
 
 
+def test_doctor_names_what_the_store_could_not_take(tunedeck, tmp_path):
+    data = tmp_path / "data"
+    DuckDBStore(data / "tunedeck.duckdb").close()
+    (data / "tunedeck.duckdb.events.refused-1").write_bytes(b"")
+    (data / "journal").mkdir()
+    (data / "journal" / "host-1-0-abc.refused").write_bytes(b"")
+
+    result = tunedeck("doctor", TUNEDECK_DATA_DIR=str(data))
+
+    line = next(line for line in result.stdout.splitlines() if " store: " in line)
+    assert line.startswith("WARN  store: ") and "2 file(s) hold what the store could not take" in line, result.stdout
+    assert "journal/host-1-0-abc.refused, tunedeck.duckdb.events.refused-1" in line
+
+
 def test_python_dash_m_tunedeck_is_the_command_in_a_checkout():
     result = subprocess.run([sys.executable, "-m", "tunedeck", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
