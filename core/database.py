@@ -30,6 +30,8 @@ T = TypeVar("T")
 log = logging.getLogger("tunedeck.database")
 MAX_GROUP = 256  # writes in one transaction at most
 MAX_POINT_VERSIONS = 100_000  # runs whose last change of points is remembered; past that, all count as changed
+_open_here: set[Path] = set()  # the files this process holds open, each by one Database
+_opening = threading.Lock()
 WAKE = object()  # put on the queue when events wait to be applied: within APPLY_AFTER, or with the next write
 NOW = object()  # put on the queue by a read waiting for events: apply them at once
 APPLY_AFTER = 0.2  # seconds answered events may wait to be applied with more: a batch costs ~10 statements, whatever its size
@@ -71,7 +73,21 @@ class Database:
 
     def __init__(self, path: Path | str, apply_events: Apply | None = None, fsync: bool = False):
         self.path = Path(path).resolve()
-        self._con, self.read_only = open_file(self.path)
+        with _opening:  # DuckDB would let this process open the file twice; two owners would hand out the same run IDs
+            if self.path in _open_here:
+                raise StoreBusyError(
+                    f"the store at {self.path} is open in this process already; use that store object, or close it first"
+                )
+            self._con, self.read_only = open_file(self.path)
+            _open_here.add(self.path)
+        try:
+            self._start(apply_events, fsync)
+        except BaseException:
+            self._con.close()
+            _open_here.discard(self.path)
+            raise
+
+    def _start(self, apply_events: Apply | None, fsync: bool) -> None:
         self.lane = Lane()
         self._taking = threading.Lock()
         self._apply_events = None if self.read_only else apply_events
@@ -217,9 +233,10 @@ class Database:
             try:
                 self.log.append(event)
             except StoreError:
+                log.warning("the run events' log beside %s cannot take more; answering the ordinary way", self.path)
                 if isinstance(event, Begin):
                     lane.next_id = event.run_id  # not handed out after all
-                raise
+                return None
             lane.events.append(event)
             lane.answered += 1
             lane.runs[event.run_id] = RunStatus.RUNNING if isinstance(event, Begin) else event.status
@@ -281,46 +298,75 @@ class Database:
             self._commit(group)
 
     def _commit(self, group: list[tuple[Callable, Future, bool]]) -> None:
-        """The events answered so far, then the group, in one transaction. If that fails, the events are applied by
-        themselves and each write runs alone, so one bad request fails by itself and the others still commit.
-        Nothing here may raise: a committer that stopped would leave every writer and reader waiting."""
-        lane = self.lane
+        """The events answered so far, then the group, in one transaction. Nothing here may raise or leave anyone
+        waiting: a committer that stopped would hold up every writer and reader."""
         holding = any(not quiet for _, _, quiet in group)
         if holding:
-            lane.hold()  # answers now take the ordinary path, which queues behind this group
+            self.lane.hold()  # answers now take the ordinary path, which queues behind this group
+        taken: list = []  # the events this group took, until they are applied (or given up on)
         try:
-            with lane.changed:
-                events = lane.take()
-                sealed = self.log.seal() if self.log is not None else 0
-            if not events and not group:
-                return
-            if not events and len(group) == 1:
-                self._commit_alone(*group[0][:2])
-                return
-            taken = lane.highest_taken
+            self._commit_group(group, taken)
+        except BaseException:  # a bug, or the log's disk failing: the writes hear of it, and the committer goes on
+            log.exception("the committer failed while committing a group")
+            for _, done, _ in group:
+                if not done.done():
+                    done.set_exception(StoreError(f"the store at {self.path} failed while committing; try again"))
+        finally:
+            if taken:  # not applied, and their log is still on disk: the next owner applies them
+                log.error("%d run events could not be applied now; their log stays for the next owner", len(taken))
+                self.lane.done(taken)
+            if holding:
+                self.lane.release()
+
+    def _commit_group(self, group: list[tuple[Callable, Future, bool]], taken: list) -> None:
+        """If the transaction fails, the events are applied by themselves and each write runs alone, so one bad request
+        fails by itself and the others still commit."""
+        with self.lane.changed:
+            taken.extend(self.lane.take())
             try:
+                sealed = self.log.seal() if self.log is not None else 0
+            except OSError:  # the events are applied all the same; their segment stays, and the next owner finds no change
+                log.exception("could not close the run events' log beside %s", self.path)
+                sealed = 0
+        events = list(taken)
+        if not events and not group:
+            return
+        if not events and len(group) == 1:
+            self._commit_alone(*group[0][:2])
+            return
+        try:
+            with self._ids_restored():
                 self._con.begin()
                 if events:
                     self._apply_events(self, self._con, events)
                 results = [op(self._con) for op, _, _ in group]
                 self._con.commit()
-            except BaseException:
-                self._rollback()
-                lane.highest_taken = taken  # the sequence's move was rolled back with the rest (on disk, if not in memory)
-                kept = self._apply_alone(events)
-                for op, done, _ in group:
-                    self._commit_alone(op, done)
-                self._applied(events, sealed, kept)
-                return
-            self._committed(len(group) + bool(events))
-            self._applied(events, sealed)
-            for (_, done, _), result in zip(group, results, strict=True):
-                done.set_result(result)
-        except BaseException:  # a bug here, or the log's disk failing: say so, and keep the committer going
-            log.exception("the committer failed while committing a group")
-        finally:
-            if holding:
-                lane.release()
+        except BaseException:
+            self._rollback()
+            kept = self._apply_alone(events)
+            for op, done, _ in group:
+                self._commit_alone(op, done)
+            taken.clear()
+            self._applied(events, sealed, kept)
+            return
+        self._committed(len(group) + bool(events))
+        taken.clear()
+        self._applied(events, sealed)
+        for (_, done, _), result in zip(group, results, strict=True):
+            done.set_result(result)
+
+    @contextmanager
+    def _ids_restored(self) -> Iterator[None]:
+        """A transaction that fails puts the run ID bookkeeping back: the sequence's move went with it (on disk, if not
+        in memory), so the next try moves it again."""
+        taken, handed = self.lane.highest_taken, self.lane.next_id
+        try:
+            yield
+        except BaseException:
+            self.lane.highest_taken = taken
+            with self.lane.changed:
+                self.lane.next_id = handed if handed is None or self.lane.next_id is None else max(handed, self.lane.next_id)
+            raise
 
     def _applied(self, events: list, sealed: int, kept: bool = False) -> None:
         """The events are in the store (or set aside): their log segments go, unless one could not even be set aside,
@@ -341,14 +387,13 @@ class Database:
             return False
         kept = False
         for part in [events] if len(events) == 1 else [events, *([event] for event in events)]:
-            taken = self.lane.highest_taken
             try:
-                self._con.begin()
-                self._apply_events(self, self._con, part)
-                self._con.commit()
+                with self._ids_restored():
+                    self._con.begin()
+                    self._apply_events(self, self._con, part)
+                    self._con.commit()
             except BaseException:
                 self._rollback()
-                self.lane.highest_taken = taken
                 if len(part) == 1:
                     try:
                         log.exception("a run event the store had answered cannot be applied now; kept in %s", self.log.set_aside(part))
@@ -400,3 +445,5 @@ class Database:
                 cursor.close()
             self._cursors.clear()
         self._con.close()
+        with _opening:
+            _open_here.discard(self.path)

@@ -556,7 +556,7 @@ class DuckDBStore(Annotations, TrackingStore):
         def build(lane) -> End | None:
             if lane.may_end(run_id) is False:
                 return None  # ended by another answer a moment ago
-            return End(run_id, status, error, traceback, self.clock(), points)
+            return End(run_id, status, error, traceback, self.clock(), None if points is None else points.clone())
 
         return db.defer(epoch, build) is not None
 

@@ -265,3 +265,26 @@ def test_a_write_failing_beside_answered_starts_leaves_no_run_id_to_hand_out_twi
     assert store.begin_run(1, worker="host:2") not in (1, 2, 3)
     assert store.create_run(1, {"learning_rate": 0.001}) not in (1, 2, 3)
     store.close()
+
+
+def test_a_log_disk_that_fails_when_sealed_holds_up_no_write_and_no_read(backing: DuckDBStore, batching, monkeypatch):
+    run_id = backing.begin_run("sentiment", worker="host:1")  # answered from memory, in the log
+    second = backing.begin_run("sentiment", worker="host:1")
+
+    def failing_seal(log: EventLog) -> int:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(EventLog, "seal", failing_seal)
+    backing.set_tags("run", run_id, {"a": "1"})  # the group that applies the starts cannot seal their log
+
+    assert backing.get_run(second).status is RunStatus.RUNNING
+    assert backing.get_run(run_id).tags == {"a": "1"}
+
+
+def test_a_second_store_object_on_the_same_file_in_one_process_is_refused(backing: DuckDBStore):
+    from core.errors import StoreBusyError
+
+    backing.list_experiments()  # opens the file
+    with pytest.raises(StoreBusyError, match="open in this process already"):
+        DuckDBStore(backing.path).list_experiments()
+    backing.list_experiments()  # the first goes on
