@@ -47,7 +47,9 @@ def test_doctor_on_a_data_folder_with_nothing_in_it_warns_and_makes_nothing_ther
 
 def test_doctor_names_what_the_store_could_not_take(tunedeck, tmp_path):
     data = tmp_path / "data"
-    DuckDBStore(data / "tunedeck.duckdb").close()
+    made = DuckDBStore(data / "tunedeck.duckdb")
+    made.list_experiments()  # the file is made on first use
+    made.close()
     (data / "tunedeck.duckdb.events.refused-1").write_bytes(b"")
     (data / "journal").mkdir()
     (data / "journal" / "host-1-0-abc.refused").write_bytes(b"")
