@@ -5,20 +5,20 @@ import threading
 from pathlib import Path
 
 from core.remote import RemoteStore
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from core.store import TrackingStore
 
 _team_stores: dict[tuple, TrackingStore] = {}
 _team_lock = threading.Lock()
 
 
-def open_store(data_dir: Path | str | None = None) -> TrackingStore:
+def open_store(data_dir: Path | str | None = None, *, settings: Settings | None = None) -> TrackingStore:
     """The store in data_dir, else in TUNEDECK_DATA_DIR (default ./data), reached through its store server (started
     on first use, gone when idle). Opening holds nothing: each call is one request.
 
     With TUNEDECK_STORE_URL=postgresql://... the store is that database instead (team mode): PostgreSQL is the
     owner, so no store server starts; one pool of connections per process and URL is shared by every caller."""
-    settings = get_settings()
+    settings = settings or get_settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": Path(data_dir)})
     url = settings.store_url.get_secret_value()

@@ -32,7 +32,7 @@ from core.errors import InvalidTransitionError, NotFoundError, TuneDeckError, Va
 from core.identity import worker_id
 from core.points import check_step
 from core.sample_rows import SampleRow, checked_samples
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from core.status import RunStatus
 from core.store import TrackingStore
 from core.ticker import heartbeats
@@ -46,13 +46,21 @@ class ActiveRun:
     """A run this process logs to. Use as a context manager so the tail of the metrics is flushed."""
 
     def __init__(
-        self, store: TrackingStore, run_id: int, *, attached: bool, heartbeat_seconds: float | None = None, ended: bool = False
+        self,
+        store: TrackingStore,
+        run_id: int,
+        *,
+        attached: bool,
+        heartbeat_seconds: float | None = None,
+        ended: bool = False,
+        settings: Settings | None = None,
     ):
         self.store = store
         self.id = run_id
         self.attached = attached
         self._ended = ended  # finished here, or attached to a run that had ended: its results are final
-        self.writer = MetricWriter(store, flush_seconds=1.0)
+        fsync = (settings or get_settings()).journal_fsync
+        self.writer = MetricWriter(store, flush_seconds=1.0, fsync=fsync)
         self.cancelled = threading.Event()
         self._adapter: tuple[Path, str, str | None] | None = None
         self._last_step: int | None = None
@@ -251,15 +259,16 @@ def start_run(
     store: TrackingStore | None = None,
 ) -> ActiveRun | DisabledRun:
     """Attach to the worker's run, or create a running run in an experiment (by ID, or by name: created if new)."""
-    if _disabled():
+    settings = get_settings()  # once: reading the environment is most of what a short run costs this process
+    if settings.mode == "disabled":
         return DisabledRun()
     if experiment is None:
         active = attach(store=store)
         if params:
             active.log_params(params)
         return active
-    store = store or open_store()
+    store = store or open_store(settings=settings)
     if isinstance(experiment, str):
         experiment = experiment.strip()
     run_id = store.begin_run(experiment, params or {}, worker=worker_id(), name=name, dataset=dataset)
-    return ActiveRun(store, run_id, attached=False, heartbeat_seconds=get_settings().heartbeat_interval)
+    return ActiveRun(store, run_id, attached=False, heartbeat_seconds=settings.heartbeat_interval, settings=settings)

@@ -37,9 +37,12 @@ def _epoch_us(moment: datetime | None) -> int:
 class MetricWriter:
     """Collects metric points for any number of runs; use as a context manager so the tail is flushed."""
 
-    def __init__(self, store: TrackingStore, *, flush_points: int = 500_000, flush_seconds: float = 1.0):
+    def __init__(
+        self, store: TrackingStore, *, flush_points: int = 500_000, flush_seconds: float = 1.0, fsync: bool | None = None
+    ):
         self.store = store
-        self.journal = Journal(store.data_dir / "journal", fsync=get_settings().journal_fsync)
+        fsync = get_settings().journal_fsync if fsync is None else fsync
+        self.journal = Journal(store.data_dir / "journal", fsync=fsync)
         self.flush_points = flush_points
         self.flush_seconds = flush_seconds
         self._pieces: list[pl.DataFrame | _Series] = []  # in logging order, so a re-logged step keeps the last value
