@@ -337,7 +337,8 @@ class DuckDBStore(Annotations, TrackingStore):
                 experiment_id = found[0] if found else self._insert_experiment(con, spec)
             now = self.clock()
             return self._insert_run(
-                con, experiment_id, encoded, name, RunStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now, attempt=1
+                con, experiment_id, encoded, name, RunStatus.RUNNING,
+                worker=worker, created_at=now, started_at=now, heartbeat_at=now, attempt=1,
             )
 
         return self._write(op)
@@ -386,8 +387,9 @@ class DuckDBStore(Annotations, TrackingStore):
 
     def _insert_run(self, con, experiment_id: int, config: str, name: str | None, status: RunStatus, **fields: Any) -> int:
         run_count = self._count_run(con, experiment_id, None, status)
+        created = fields.pop("created_at", None) or self.clock()
         columns = ["experiment_id", "name", "status", "config", "created_at", *fields]  # names from this module only
-        values = [experiment_id, name or f"run-{run_count}", status.value, config, self.clock(), *fields.values()]
+        values = [experiment_id, name or f"run-{run_count}", status.value, config, created, *fields.values()]
         names, placeholders = ", ".join(columns), ", ".join("?" for _ in columns)
         (run_id,) = first(con, f"INSERT INTO runs (id, {names}) VALUES (nextval('run_ids'), {placeholders}) RETURNING id", values)
         return run_id
