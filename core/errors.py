@@ -38,3 +38,7 @@ class StoreBusyError(TuneDeckError):
 
 class StoreError(TuneDeckError):
     """The database failed in a way we did not expect (disk full, corrupt file)."""
+
+
+class OwnerLostError(StoreError):
+    """The store's owner stopped while it had a request: whether the request took effect is not known."""

@@ -210,7 +210,7 @@ def _never_reached(error: flight.FlightUnavailableError) -> bool:
 
 
 def _stopped() -> StoreError:
-    return StoreError(
+    return errors.OwnerLostError(
         "the store server stopped in the middle of an operation (was it killed?); nothing of the operation "
         "was saved unless it had committed, and the next operation starts a new server"
     )

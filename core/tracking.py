@@ -17,6 +17,7 @@ dashboard and other workers use the store: each call is one operation on the sha
 """
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -28,7 +29,7 @@ from typing import Any
 from core import open_store
 from core.artifacts import describe_adapter, keep_file, keep_under, publish_adapter
 from core.entities import Adapter, AdapterSpec
-from core.errors import InvalidTransitionError, NotFoundError, TuneDeckError, ValidationError
+from core.errors import InvalidTransitionError, NotFoundError, OwnerLostError, TuneDeckError, ValidationError
 from core.identity import worker_id
 from core.points import check_step
 from core.sample_rows import SampleRow, checked_samples
@@ -38,6 +39,7 @@ from core.store import TrackingStore
 from core.ticker import heartbeats
 from core.writer import MetricWriter
 
+log = logging.getLogger("tunedeck.tracking")
 RUN_ID_VARIABLE = "TUNEDECK_RUN_ID"
 ADAPTER_LINE = "tunedeck"  # the key that marks a JSON line on stdout as ours
 
@@ -144,16 +146,31 @@ class ActiveRun:
         status = outcome
         completing = status is RunStatus.COMPLETED and not self.cancelled.is_set()
         adapter = self._kept_adapter() if completing else None
+
+        def end(points) -> Adapter | None:
+            return self.store.end_run(self.id, status, points=points, adapter=adapter, error=error, traceback=traceback)
+
         try:
-            return self.writer.close_with(
-                lambda points: self.store.end_run(
-                    self.id, status, points=points, adapter=adapter, error=error, traceback=traceback
-                )
-            )
+            try:
+                return self.writer.close_with(end)
+            except OwnerLostError:  # the store's owner stopped mid-request (killed?): ask its successor once more
+                return self.writer.close_with(end)
         except (InvalidTransitionError, NotFoundError):
-            self._discard_copy(adapter)  # cancelled or reaped meanwhile: no adapter is registered, none is kept
-            self.writer.close()
+            self._discard_copy(adapter)  # no adapter is registered by this call, none is kept
+            self.writer.close()  # the points are stored whatever became of the run
+            now = self._status_now()
+            if now is status:
+                return None  # the first try had been recorded before the owner stopped
+            if now is RunStatus.CANCELLED:
+                self.cancelled.set()  # cancelled from the dashboard meanwhile: the script stops quietly, as after a beat
+                return None
             raise
+
+    def _status_now(self) -> RunStatus | None:
+        try:
+            return self.store.get_run(self.id).status
+        except TuneDeckError:
+            return None
 
     def _still_open(self) -> None:
         """Metrics, params and samples of an ended run are final: its summaries and its experiment's best metrics were
@@ -197,8 +214,11 @@ class ActiveRun:
             return
         if error is None:
             self.finish(RunStatus.COMPLETED)
-        else:
+            return
+        try:
             self.finish(RunStatus.FAILED, f"{kind.__name__}: {error}", "".join(tb.format_exception(kind, error, trace)))
+        except (InvalidTransitionError, NotFoundError) as refused:  # ended elsewhere (reaped): the script's own error
+            log.warning("run %s: %s", self.id, refused)  # is the one to see, so it is not replaced by this one
 
 
 class DisabledRun:

@@ -183,3 +183,39 @@ def test_a_queued_run_whose_job_is_gone_is_failed_by_the_reaper_saying_so(store,
     expected = f"its job {job_id} is no longer in the queue" if job_id else "it was never put on the queue"
     assert expected in failed.error
     assert store.get_run(waiting).status is RunStatus.QUEUED
+
+
+def test_a_run_end_whose_owner_is_killed_mid_request_is_asked_of_the_next_owner(tmp_path):
+    """The owner is paused with the end in flight, then killed: leaving the block asks its successor once more, and the
+    run is completed with every point (the first try was lost, or recorded: either way, once)."""
+    store = RemoteStore(tmp_path / "tunedeck.duckdb", timeout=30, idle_exit=60)
+    run = tracking.start_run("owner killed at the end", params={"lr": 0.1}, store=store)
+    for step in range(5):
+        run.log({"loss": 1.0 / (step + 1)}, step=step)
+    owner = int(Path(f"{remote.address_for(store.path)}.lock").read_text())
+    os.kill(owner, signal.SIGSTOP)
+    threading.Timer(1.0, os.kill, (owner, signal.SIGKILL)).start()
+
+    run.__exit__(None, None, None)  # raised StoreError "the store server stopped in the middle..." before
+
+    ended = store.get_run(run.id)
+    assert ended.status is RunStatus.COMPLETED and ended.metrics["loss"].count == 5
+    assert store.get_experiment(ended.experiment_id).run_count == 1
+    assert remote.stop(store.path)
+
+
+def test_a_run_cancelled_from_the_dashboard_leaves_its_block_quietly_with_its_points(store):
+    with tracking.start_run("cancelled meanwhile", store=store) as run:
+        run.log({"loss": 0.5}, step=1)
+        store.cancel_run(run.id)  # before any heartbeat could tell the script
+    assert run.should_stop
+    cancelled = store.get_run(run.id)
+    assert cancelled.status is RunStatus.CANCELLED and cancelled.metrics["loss"].count == 1
+
+
+def test_the_scripts_own_error_is_not_replaced_when_its_run_was_ended_elsewhere(store):
+    with pytest.raises(ValueError, match="the script's own"):
+        with tracking.start_run("ended elsewhere", store=store) as run:
+            store.cancel_run(run.id)
+            raise ValueError("the script's own")
+    assert store.get_run(run.id).status is RunStatus.CANCELLED
