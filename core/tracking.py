@@ -128,22 +128,23 @@ class ActiveRun:
 
         If the outcome cannot be recorded (the run was failed as lost meanwhile, say), the metrics are still stored.
         """
-        self._stop_heartbeat()
         if self._ended:  # finished already, or attached to a run that had ended: there is nothing more to record
+            self._stop_heartbeat()
             self.writer.close()
             return None
+        if not self.attached:
+            try:
+                outcome = RunStatus(status)
+            except ValueError:
+                outcome = None
+            if outcome is None or not outcome.is_terminal:  # the run stays open: finish() may be called again
+                raise ValidationError(f"finish() takes completed, failed or cancelled, not {str(status)[:50]}")
+            status = outcome
+        self._stop_heartbeat()
         self._ended = True
         if self.attached:
             self.writer.close()
             return None
-        try:
-            outcome = RunStatus(status)
-        except ValueError:
-            outcome = None
-        if outcome is None or not outcome.is_terminal:
-            self.writer.close()
-            raise ValidationError(f"finish() takes completed, failed or cancelled, not {str(status)[:50]}")
-        status = outcome
         completing = status is RunStatus.COMPLETED and not self.cancelled.is_set()
         adapter = self._kept_adapter() if completing else None
 

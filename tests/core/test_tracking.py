@@ -206,6 +206,11 @@ def test_finish_with_an_unknown_outcome_says_which_outcomes_there_are(store):
     with pytest.raises(ValidationError, match="finish\\(\\) takes completed, failed or cancelled, not done"):
         run.finish("done")
 
+    run.log({"loss": 0.4}, step=1)  # a refused finish leaves the run open: logging goes on, and finish() records
+    run.finish()
+    finished = store.get_run(run.id)
+    assert finished.status is RunStatus.COMPLETED and finished.metrics["loss"].last == 0.4
+
 
 def test_a_param_json_has_no_form_for_is_kept_as_its_text(store, tmp_path):
     with tracking.start_run("params as text", params={"output": tmp_path, "odd": object()}, store=store) as run:
