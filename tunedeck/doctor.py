@@ -4,10 +4,12 @@ import glob
 import os
 import platform
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
 from core import open_store, resources
+from core.identity import is_local_and_dead
 from core.journal import REFUSED
 from core.lifecycle import DAMAGED
 from core.lifecycle import REFUSED as EVENTS_REFUSED
@@ -142,10 +144,26 @@ def workers(settings: Settings) -> Check:
         if worker_running(settings):
             return Check("workers", OK, f"an auto-started worker runs; {len(active)} runs queued or running")
         start = "`tunedeck ui` starts one with the app, `tunedeck worker` starts one by hand"
+        lost = [run.id for run in active if run.status.value == "running" and _lost(run, settings)]
+        if lost:
+            shown = ", ".join(map(str, lost[:10])) + (", ..." if len(lost) > 10 else "")
+            return Check(
+                "workers",
+                WARN,
+                f"{len(lost)} run(s) show running but their process is gone or silent past the heartbeat timeout "
+                f"(run {shown}); a worker fails them as lost: {start}",
+            )
         state = WARN if queued else OK
         return Check("workers", state, f"no auto-started worker runs ({queued} runs queued); {start}")
 
     return _guarded("workers", check, "fix the store first (see above)")
+
+
+def _lost(run, settings: Settings) -> bool:
+    silent = run.heartbeat_at is None or datetime.now(UTC).replace(tzinfo=None) - run.heartbeat_at > timedelta(
+        seconds=settings.heartbeat_timeout
+    )
+    return is_local_and_dead(run.worker) or silent
 
 
 def dataset_roots(settings: Settings) -> Check:

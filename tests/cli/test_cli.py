@@ -61,6 +61,22 @@ def test_doctor_names_what_the_store_could_not_take(tunedeck, tmp_path):
     assert "journal/host-1-0-abc.refused, tunedeck.duckdb.events.refused-1" in line
 
 
+def test_doctor_warns_of_runs_whose_process_is_gone_when_no_worker_would_fail_them(tunedeck, tmp_path):
+    import socket
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    data = tmp_path / "data"
+    made = DuckDBStore(data / "tunedeck.duckdb")
+    run_id = made.begin_run("killed script", worker=f"{socket.gethostname()}:{gone.stdout.strip()}")
+    made.close()
+
+    result = tunedeck("doctor", TUNEDECK_DATA_DIR=str(data), TUNEDECK_EMBEDDED_WORKER="0")
+
+    line = next(line for line in result.stdout.splitlines() if " workers: " in line)
+    assert line.startswith("WARN  workers: 1 run(s) show running but their process is gone"), result.stdout
+    assert f"(run {run_id})" in line and "`tunedeck worker`" in line
+
+
 def test_python_dash_m_tunedeck_is_the_command_in_a_checkout():
     result = subprocess.run([sys.executable, "-m", "tunedeck", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
