@@ -291,5 +291,27 @@ def start_run(
     store = store or open_store(settings=settings)
     if isinstance(experiment, str):
         experiment = experiment.strip()
-    run_id = store.begin_run(experiment, params or {}, worker=worker_id(), name=name, dataset=dataset)
+    run_id = _begin(store, experiment, params or {}, name, dataset)
     return ActiveRun(store, run_id, attached=False, heartbeat_seconds=settings.heartbeat_interval, settings=settings)
+
+
+_started: set[tuple[str, int]] = set()  # (store, run ID) of the runs this process was told it started
+_starting = threading.Lock()  # one start at a time in a process: a lost answer's run is then told apart from the others'
+
+
+def _begin(store: TrackingStore, experiment: str | int, params: dict[str, Any], name: str | None, dataset: str) -> int:
+    """begin_run; when the store's owner stopped mid-request, the run it recorded before stopping (a running run of
+    this process that it was never told of), else a start asked of the next owner: one run either way."""
+    me, which = worker_id(), str(getattr(store, "url", None) or getattr(store, "path", None) or id(store))
+    with _starting:
+        try:
+            run_id = store.begin_run(experiment, params, worker=me, name=name, dataset=dataset)
+        except OwnerLostError:
+            recorded = [
+                run.id
+                for run in store.list_active_runs()
+                if run.worker == me and run.status is RunStatus.RUNNING and (which, run.id) not in _started
+            ]
+            run_id = max(recorded) if recorded else store.begin_run(experiment, params, worker=me, name=name, dataset=dataset)
+        _started.add((which, run_id))
+        return run_id

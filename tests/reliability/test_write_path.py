@@ -219,3 +219,38 @@ def test_the_scripts_own_error_is_not_replaced_when_its_run_was_ended_elsewhere(
             store.cancel_run(run.id)
             raise ValueError("the script's own")
     assert store.get_run(run.id).status is RunStatus.CANCELLED
+
+
+def test_a_run_start_whose_owner_is_killed_mid_request_is_asked_of_the_next_owner(tmp_path):
+    store = RemoteStore(tmp_path / "tunedeck.duckdb", timeout=30, idle_exit=60)
+    experiment = store.create_experiment({"name": "owner killed at the start", "dataset": "d.csv"})
+    owner = int(Path(f"{remote.address_for(store.path)}.lock").read_text())
+    os.kill(owner, signal.SIGSTOP)
+    threading.Timer(1.0, os.kill, (owner, signal.SIGKILL)).start()
+
+    with tracking.start_run(experiment, params={"lr": 0.1}, store=store) as run:  # raised OwnerLostError before
+        run.log({"loss": 0.5}, step=1)
+
+    assert store.get_run(run.id).status is RunStatus.COMPLETED
+    assert store.get_experiment(experiment).run_count == 1
+    assert remote.stop(store.path)
+
+
+def test_a_start_recorded_by_an_owner_that_stopped_before_answering_is_the_run_the_script_gets(store):
+    """The owner recorded the start and stopped before its answer arrived (the transport's failure, injected here):
+    asking again would start a second run, so the SDK finds the one this process was never told of."""
+    from core.errors import OwnerLostError
+
+    recorded = []
+
+    def answer_lost(*args, **kwargs):
+        recorded.append(type(store).begin_run(store, *args, **kwargs))
+        raise OwnerLostError("the store server stopped in the middle of an operation (was it killed?)")
+
+    store.begin_run = answer_lost
+    with tracking.start_run("answer lost", params={"lr": 0.1}, store=store) as run:
+        run.log({"loss": 0.5}, step=1)
+
+    assert run.id == recorded[0]
+    runs = store.list_runs(store.get_run(run.id).experiment_id)
+    assert [(each.id, each.status) for each in runs] == [(run.id, RunStatus.COMPLETED)]
