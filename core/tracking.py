@@ -157,11 +157,11 @@ class ActiveRun:
             except OwnerLostError:  # the store's owner stopped mid-request (killed?): ask its successor once more
                 return self.writer.close_with(end)
         except (InvalidTransitionError, NotFoundError):
-            self._discard_copy(adapter)  # no adapter is registered by this call, none is kept
             self.writer.close()  # the points are stored whatever became of the run
             now = self._status_now()
             if now is status:
-                return None  # the first try had been recorded before the owner stopped
+                return None  # the first try had been recorded (its adapter too) before the owner stopped
+            self._discard_copy(adapter)  # no adapter was registered for the run, so none is kept
             if now is RunStatus.CANCELLED:
                 self.cancelled.set()  # cancelled from the dashboard meanwhile: the script stops quietly, as after a beat
                 return None

@@ -18,7 +18,7 @@ from core.presenters import (
 )
 from core.samples import best_run
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
-from ui.common import fresh, friendly_errors, live, store, through_app
+from ui.common import experiment_names, fresh, friendly_errors, live, store, through_app
 from ui.samples import compare_samples
 from ui.try_it import try_box
 
@@ -30,11 +30,10 @@ st.title("Compare runs")
 def comparison_view(run_ids: list[int], comparison) -> bool:
     comparison = fresh(comparison, lambda: store().compare_runs(run_ids))
     warnings = st.container()
-    experiments = sorted({run.experiment_id for run in comparison.runs})
-    if len(experiments) > 1:
-        names = {experiment_id: store().get_experiment(experiment_id).name for experiment_id in experiments}
+    names = experiment_names(comparison.runs)
+    if len(names) > 1:
         warnings.info(
-            f"These runs come from {len(experiments)} experiments: the best run per metric is picked across them, "
+            f"These runs come from {len(names)} experiments: the best run per metric is picked across them, "
             "so check that they measure the same thing (the same dataset and eval)."
         )
         st.dataframe(runs_overview(comparison.runs, names), hide_index=True)

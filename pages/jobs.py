@@ -10,7 +10,17 @@ from jobs.config import huey
 from jobs.lock import worker_running
 from jobs.reaper import reap
 from jobs.tasks import cancel_run
-from ui.common import data_table, flash, friendly_errors, open_on_select, settings, show_flash, store, through_app
+from ui.common import (
+    data_table,
+    experiment_names,
+    flash,
+    friendly_errors,
+    open_on_select,
+    settings,
+    show_flash,
+    store,
+    through_app,
+)
 
 through_app()
 
@@ -35,8 +45,7 @@ def live() -> None:
         if not active:
             st.info("Nothing queued or running.")
             return
-        experiments = sorted({run.experiment_id for run in active})
-        frame = active_runs_frame(active, now(), {e: store().get_experiment(e).name for e in experiments})
+        frame = active_runs_frame(active, now(), experiment_names(active))
         table = data_table(
             frame,
             on_select="rerun",

@@ -52,6 +52,11 @@ def store() -> TrackingStore:
     return open_store()
 
 
+def experiment_names(runs) -> dict[int, str]:
+    """The names of the experiments these runs belong to, by ID (runs from several: the Jobs and Compare pages)."""
+    return {experiment_id: store().get_experiment(experiment_id).name for experiment_id in {run.experiment_id for run in runs}}
+
+
 def settings() -> Settings:
     return get_settings()
 

@@ -249,8 +249,9 @@ def profiles(run: dict) -> list[str]:
     for name, profile in run.get("profiles", {}).items():
         lines += [
             f"TuneDeck {name.replace('_', ' ')}: {profile['runs']} runs x {profile['steps']} steps through the SDK in "
-            f"{profile['seconds']:.2f} s under cProfile (the client process only: the owner's work shows as waiting on "
-            "its answer), by cumulative time:",
+            f"{profile['seconds']:.2f} s under cProfile (the client process only: the owner's answers show as waiting "
+            "on them; it applies the runs to DuckDB in batches afterwards, which only the user path's final read waits "
+            "for), by cumulative time:",
             "",
             "```",
             profile["text"].strip(),
