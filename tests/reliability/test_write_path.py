@@ -254,3 +254,25 @@ def test_a_start_recorded_by_an_owner_that_stopped_before_answering_is_the_run_t
     assert run.id == recorded[0]
     runs = store.list_runs(store.get_run(run.id).experiment_id)
     assert [(each.id, each.status) for each in runs] == [(run.id, RunStatus.COMPLETED)]
+
+
+def test_an_end_recorded_by_an_owner_that_stopped_before_answering_keeps_its_adapter(store, tmp_path_factory):
+    """The owner registered the adapter and stopped before its answer arrived (the transport's failure, injected): the
+    second try is refused as already done, and the copy the registered adapter points at must stay."""
+    from core.errors import OwnerLostError
+
+    folder = tmp_path_factory.mktemp("saved-elsewhere")  # outside the data folder: it is copied in when the run ends
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+
+    def answer_lost(*args, **kwargs):
+        type(store).end_run(store, *args, **kwargs)
+        raise OwnerLostError("the store server stopped in the middle of an operation (was it killed?)")
+
+    with tracking.start_run("end answer lost", store=store) as run:
+        run.log({"loss": 0.5}, step=1)
+        run.register_adapter(folder, base_model="gpt2")
+        store.end_run = answer_lost
+
+    (adapter,) = store.list_adapters()
+    assert store.get_run(run.id).status is RunStatus.COMPLETED and adapter.run_id == run.id
+    assert (Path(adapter.path) / "adapter_model.safetensors").read_bytes() == b"weights"
