@@ -10,17 +10,18 @@ slowest case; with the cache, a repeated read is answered in about a millisecond
 import argparse
 import os
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 from streamlit import dataframe_util
 
-from bench.screens import seed_big_experiment
+from bench.screens import IDLE_S, seed_big_experiment
 from bench.seed import served, stop_server
 from bench.timing import measure
 from core import charts
-from core.divergence import LOSS_KEYS, diverged_runs
+from core.divergence import LOSS_KEYS, LOSS_POINTS, diverged_runs
 from core.groups import run_attributes
 from core.presenters import runs_frame
 
@@ -45,13 +46,14 @@ def main() -> None:
         store = served(path)
         try:
             experiment_id = seed_big_experiment(store, arguments.runs, arguments.steps)
+            time.sleep(IDLE_S)  # as after training: the idle store builds the ended runs' curve overviews
             timed("get_experiment", lambda: store.get_experiment(experiment_id), repeat)
             detail = timed("get_experiment_detail", lambda: store.get_experiment_detail(experiment_id), repeat)
             run_ids = [run.id for run in detail.runs]
             points = charts.points_per_curve(len(run_ids), 2)
             series = timed(
                 f"one series read: sparklines, divergence, loss and eval_loss charts (max_points={2 * points})",
-                lambda: store.get_metric_series(run_ids, [*LOSS_KEYS, "eval_loss"], max_points=max(60, 2 * points)),
+                lambda: store.get_metric_series(run_ids, [*LOSS_KEYS, "eval_loss"], max_points=max(LOSS_POINTS, 2 * points)),
                 repeat,
             )
             loss = series.filter(pl.col("key").is_in(LOSS_KEYS))

@@ -16,6 +16,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from core.overviews import curve_buckets
+
 XAxis = Literal["step", "wall_time", "elapsed"]
 X_AXES: dict[str, str] = {"step": "step", "wall_time": "wall time", "elapsed": "relative time (s)"}
 
@@ -73,12 +75,13 @@ class ChartOptions:
 
 
 def points_per_curve(runs: int, panels: int, width: int = PLOT_WIDTH, budget: int = PAGE_POINT_BUDGET) -> int:
-    """Points one curve needs: one per two pixels of the chart at most, the page's budget shared by every curve.
+    """Points one curve needs: one per two pixels of the chart at most, the page's budget shared by every curve,
+    rounded down to a count the store's curve overviews answer (core.overviews: 50, 100, 125, 250, 500...).
 
     Ask the store for twice as many (`max_points=2 * n`): it keeps each bucket's lowest and highest point.
     """
     curves = max(1, runs) * max(1, panels)
-    return max(MIN_POINTS, min(width // 2, budget // curves))
+    return curve_buckets(max(MIN_POINTS, min(width // 2, budget // curves)))
 
 
 def default_panels(keys: list[str], preferred: list[str], count: int = 2) -> list[str]:

@@ -12,6 +12,7 @@ waits for those answered before it.
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -34,8 +35,11 @@ _open_here: set[Path] = set()  # the files this process holds open, each by one 
 _opening = threading.Lock()
 WAKE = object()  # put on the queue when events wait to be applied: within APPLY_AFTER, or with the next write
 NOW = object()  # put on the queue by a read waiting for events: apply them at once
+UPKEEP_IDLE = 0.5  # seconds of no writes before upkeep (core.overviews) runs a pass
+UPKEEP_BUSY = 5.0  # seconds upkeep may wait for an idle moment before it runs a pass between writes
 APPLY_AFTER = 0.2  # seconds answered events may wait to be applied with more: a batch costs ~10 statements, whatever its size
 Apply = Callable[["Database", duckdb.DuckDBPyConnection, list], None]
+Upkeep = Callable[[duckdb.DuckDBPyConnection], bool]  # one pass of work that changes no answer; True when more is due
 
 
 def _store_error(path: Path, error: duckdb.Error) -> StoreError:
@@ -71,7 +75,7 @@ def open_file(path: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
 class Database:
     """An open store file: `read()` for a thread's cursor, `write(op)` to run `op(con)` in a committed transaction."""
 
-    def __init__(self, path: Path | str, apply_events: Apply | None = None, fsync: bool = False):
+    def __init__(self, path: Path | str, apply_events: Apply | None = None, fsync: bool = False, upkeep: Upkeep | None = None):
         self.path = Path(path).resolve()
         with _opening:  # DuckDB would let this process open the file twice; two owners would hand out the same run IDs
             if self.path in _open_here:
@@ -81,14 +85,16 @@ class Database:
             self._con, self.read_only = open_file(self.path)
             _open_here.add(self.path)
         try:
-            self._start(apply_events, fsync)
+            self._start(apply_events, fsync, upkeep)
         except BaseException:
             self._con.close()
             _open_here.discard(self.path)
             raise
 
-    def _start(self, apply_events: Apply | None, fsync: bool) -> None:
+    def _start(self, apply_events: Apply | None, fsync: bool, upkeep: Upkeep | None) -> None:
         self.lane = Lane()
+        self._upkeep = None if self.read_only else upkeep
+        self._upkeep_due: float | None = time.monotonic() if self._upkeep else None  # since when, or None
         self._taking = threading.Lock()
         self._apply_events = None if self.read_only else apply_events
         self.log = EventLog(self.path, fsync) if self._apply_events else None
@@ -182,6 +188,8 @@ class Database:
             self._point_versions[run_id] = generation
         self._points_touched.clear()
         self.generation = generation
+        if self._upkeep is not None and self._upkeep_due is None:
+            self._upkeep_due = time.monotonic()
 
     def write(self, op: Callable[[duckdb.DuckDBPyConnection], T], quiet: bool = False) -> T:
         """Run op in a transaction on the committer thread and return what it returns (or raise what it raises).
@@ -272,7 +280,7 @@ class Database:
     # -- the committer ---------------------------------------------------------------------------
     def _commit_loop(self) -> None:
         while True:
-            item = self._queue.get()
+            item = self._next()
             if item is WAKE:  # only events so far: give more of them (or a write to carry them) a moment to come
                 try:
                     item = self._queue.get(timeout=APPLY_AFTER)
@@ -296,6 +304,32 @@ class Database:
                 if following not in (WAKE, NOW):
                     group.append(following)
             self._commit(group)
+
+    def _next(self):
+        """The next item to commit. With upkeep due, a pass of it runs once the queue has stayed empty for
+        UPKEEP_IDLE, or between groups once it has waited UPKEEP_BUSY (a store that never idles still gets it)."""
+        while self._upkeep_due is not None:
+            if time.monotonic() - self._upkeep_due > UPKEEP_BUSY:
+                self._keep_up()
+                continue
+            try:
+                return self._queue.get(timeout=UPKEEP_IDLE)
+            except queue.Empty:
+                self._keep_up()
+        return self._queue.get()
+
+    def _keep_up(self) -> None:
+        """One pass of upkeep in a transaction of its own. It changes no answer, so readers' caches stay; a failure
+        is logged and waits for the next commit to be tried again."""
+        try:
+            self._con.begin()
+            more = self._upkeep(self._con)
+            self._con.commit()
+        except BaseException:
+            self._rollback()
+            log.exception("store upkeep failed; it is tried again after the next write")
+            more = False
+        self._upkeep_due = time.monotonic() if more else None
 
     def _commit(self, group: list[tuple[Callable, Future, bool]]) -> None:
         """The events answered so far, then the group, in one transaction. Nothing here may raise or leave anyone

@@ -11,7 +11,7 @@ import polars as pl
 from core.entities import Run
 
 LOSS_KEYS = ("loss", "train_loss")
-LOSS_POINTS = 60  # max_points to read loss series at: enough for the first values and a 30-point sparkline
+LOSS_POINTS = 100  # max_points to read loss series at: enough for a 30-point sparkline, and 50 buckets (core.overviews)
 NON_FINITE_MARKS = ("only finite numbers", "not finite", "non-finite")
 
 

@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 from pydantic import TypeAdapter
 
+from core import overviews
 from core.aliases import checked_alias
 from core.database import Database
 from core.datasets import confine
@@ -110,7 +111,7 @@ class DuckDBStore(Annotations, TrackingStore):
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.path, self._apply_lifecycle, fsync=get_settings().journal_fsync)
+            self._db = Database(self.path, self._apply_lifecycle, fsync=get_settings().journal_fsync, upkeep=overviews.build)
         return self._db
 
     def close(self) -> None:
@@ -695,6 +696,7 @@ class DuckDBStore(Annotations, TrackingStore):
                 raise NotFoundError(f"cannot log metrics for unknown run ID {', '.join(map(str, unknown))}")
             if rewrites:
                 self._rewrite_points(con)
+                self._overviews_stale(con)
             else:
                 self._append_points(con, new_series_only=not continued)
         finally:
@@ -702,6 +704,15 @@ class DuckDBStore(Annotations, TrackingStore):
             con.unregister("series")
         self._points_changed(series["run_id"].unique().to_list())
         return points.height
+
+    def _overviews_stale(self, con) -> None:
+        """Rewritten steps keep a series' count and last step, which is all an overview checks: drop theirs."""
+        overviews.drop(con, "points")
+
+    def build_overviews(self) -> None:
+        """Build every curve overview due now, as the committer does anyway when idle (for tests and benchmarks)."""
+        while self._write(overviews.build, quiet=True):
+            pass
 
     def _points_changed(self, run_ids: list[int]) -> None:
         """Every write of points passes here: the store server's cache keeps other runs' curves (core.read_cache).
@@ -716,8 +727,10 @@ class DuckDBStore(Annotations, TrackingStore):
         if max_points is None:
             query, params = whole_series_query(run_ids, keys)
         else:
-            params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": max_points // 2}
-            key_filter = "AND list_contains($keys, key)" if keys is not None else "AND $keys IS NULL"
+            buckets = max_points // 2
+            params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": buckets}
+            params["level"] = overviews.level_for(buckets)
+            key_filter = "AND list_contains($keys, s.key)" if keys is not None else "AND $keys IS NULL"
             query = _SERIES.format(key_filter=key_filter)
         series = self._statement(lambda con: frame(con, query, params))
         return series.sort("run_id", "key", "step")
@@ -1276,30 +1289,36 @@ _WHOLE_SERIES = """
     SELECT run_id, key, step, value, wall_time FROM metrics WHERE run_id IN ({runs}) {key_filter}
 """
 
-# Series short enough come whole; longer ones keep the lowest and highest point of each step bucket.
+# Series short enough come whole; longer ones keep the lowest and highest point of each step bucket, taken from
+# the series' overview where one holds for these buckets (core.overviews: the same answer from far fewer rows).
 # `run_id BETWEEN $low AND $high` repeats what list_contains says in a form DuckDB checks against each
 # row group's min/max, so a few runs' points are read without scanning every point in the store.
-_SERIES = """
+_SERIES = (
+    """
     WITH sizes AS (
-        SELECT run_id, key, count AS n, last_step FROM metric_summaries WHERE list_contains($runs, run_id) {key_filter}
+        SELECT s.run_id, s.key, s.count AS n, s.last_step, o.run_id IS NOT NULL AND $level IS NOT NULL AS overview
+        FROM metric_summaries s
+        LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key AND o.count = s.count AND o.last_step = s.last_step
+        WHERE list_contains($runs, s.run_id) {key_filter}
     ),
-    whole AS (
+    long AS (SELECT * FROM sizes WHERE n > 2 * $buckets),
+    candidates AS (
         SELECT m.run_id, m.key, m.step, m.value, m.wall_time
-        FROM metrics m SEMI JOIN (SELECT * FROM sizes WHERE n <= 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
+        FROM metrics m SEMI JOIN (SELECT * FROM long WHERE NOT overview) z ON z.run_id = m.run_id AND z.key = m.key
         WHERE m.run_id BETWEEN $low AND $high
-    ),
-    bucketed AS (
-        SELECT m.run_id, m.key, floor(m.step::DOUBLE * $buckets / (z.last_step + 1))::BIGINT AS bucket,
-               arg_min(m.step, m.value) AS low_step, min(m.value) AS low, arg_min(m.wall_time, m.value) AS low_time,
-               arg_max(m.step, m.value) AS high_step, max(m.value) AS high, arg_max(m.wall_time, m.value) AS high_time
-        FROM metrics m JOIN (SELECT * FROM sizes WHERE n > 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
-        WHERE m.run_id BETWEEN $low AND $high
-        GROUP BY ALL
+        UNION ALL
+        SELECT p.run_id, p.key, p.step, p.value, p.wall_time
+        FROM overview_points p SEMI JOIN (SELECT * FROM long WHERE overview) z ON z.run_id = p.run_id AND z.key = p.key
+        WHERE p.level = $level AND p.run_id BETWEEN $low AND $high
     )
-    SELECT * FROM whole
-    UNION ALL SELECT run_id, key, low_step, low, low_time FROM bucketed
-    UNION ALL SELECT run_id, key, high_step, high, high_time FROM bucketed WHERE high_step <> low_step
+    SELECT m.run_id, m.key, m.step, m.value, m.wall_time
+    FROM metrics m SEMI JOIN (SELECT * FROM sizes WHERE n <= 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
+    WHERE m.run_id BETWEEN $low AND $high
+    UNION ALL ("""
+    + overviews.bucketed("candidates", "long", "$buckets")
+    + """)
 """
+)
 
 _SUMMARY_MISMATCHES = """
     WITH raw AS (

@@ -172,6 +172,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        7,
+        "curve overviews: long series of ended runs kept downsampled, rebuilt from the points (core.overviews)",
+        """
+        CREATE TABLE metric_overviews (
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            count BIGINT NOT NULL,
+            last_step BIGINT NOT NULL
+        );
+        CREATE TABLE overview_points (
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            step BIGINT NOT NULL,
+            value DOUBLE NOT NULL,
+            wall_time TIMESTAMP NOT NULL,
+            level INTEGER NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -199,6 +199,12 @@ class PostgresStore(DuckDBStore):
         rows(con, "SELECT pg_advisory_xact_lock(hashtext(?))", [f"tunedeck adapter {spec.name or experiment_id}"])
         return super()._register_adapter(con, run_id, experiment_id, spec)
 
+    def _overviews_stale(self, con) -> None:
+        """PostgreSQL keeps no curve overviews (core.overviews): its reads bucket the points in SQL."""
+
+    def build_overviews(self) -> None:
+        """Nothing to build: see `_overviews_stale`."""
+
     def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
         run_ids = checked_series_request(run_ids, keys, max_points)
         key_filter = "AND key = ANY(%(keys)s::TEXT[])" if keys is not None else ""

@@ -24,6 +24,7 @@ from core.store_url import is_postgres, redacted
 # Each ID sequence and the table whose IDs it hands out: the destination's sequence continues after the copied IDs.
 SEQUENCES = {"experiment_ids": "experiments", "run_ids": "runs", "adapter_ids": "adapters"}
 SKIPPED = {"schema_migrations"}
+DERIVED = {"metric_overviews", "overview_points"}  # rebuilt from the points by the embedded store (core.overviews)
 QUEUE_TABLES = "huey_"  # a team's queue shares its database: jobs are not part of the store
 CHUNK = 50_000  # rows read, written and checked at a time: memory stays bounded whatever the store's size
 
@@ -108,8 +109,9 @@ def copy_store(
     src, dst = open_for_copy(source), open_for_copy(destination)
     try:
         with _reads(src) as read:
-            tables = [t for t in _tables(read) if t not in SKIPPED and not t.startswith(QUEUE_TABLES)]
+            tables = [t for t in _tables(read) if t not in SKIPPED | DERIVED and not t.startswith(QUEUE_TABLES)]
             missing = sorted(set(tables) - set(_write_tables(dst)))
+            stale = sorted(DERIVED & set(_write_tables(dst)))  # an earlier copy's overviews may not fit the new points
             if missing:
                 raise StoreError(f"the destination has no table {', '.join(missing)}: is it an older TuneDeck version?")
             _refuse_foreign(_normalized(_read_table(read, "experiments")), dst)
@@ -118,6 +120,8 @@ def copy_store(
             sent = {table: Checksum() for table in tables}
 
             def replace_all(write) -> None:
+                for table in stale:
+                    write.execute(f"DELETE FROM {identifier(table)}")
                 for table in tables:
                     write.execute(f"DELETE FROM {identifier(table)}")  # table names come from the store's own catalog
                     next_id = 1

@@ -442,7 +442,7 @@ def test_a_series_short_enough_is_drawn_whole_without_a_band():
 
 @pytest.mark.parametrize(
     ("runs", "panels", "points"),
-    [(1, 1, 500), (20, 2, 300), (20, 6, 100), (200, 2, 50)],
+    [(1, 1, 500), (20, 2, 250), (20, 6, 100), (200, 2, 50), (10, 3, 250)],
 )
 def test_points_per_curve_follow_the_charts_width_and_the_number_of_curves(runs, panels, points):
     assert points_per_curve(runs, panels) == points

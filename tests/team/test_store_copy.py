@@ -208,3 +208,31 @@ def test_a_missing_source_is_a_clear_error(tmp_path):
     result = tunedeck(tmp_path, "store", "copy", "--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "x"))
     assert result.returncode == 1
     assert f"there is no TuneDeck store at {tmp_path / 'nowhere'}" in result.stderr
+
+
+def test_a_copy_back_leaves_no_curve_overview_that_the_new_points_do_not_fit(tmp_path, postgres_databases):
+    folder = tmp_path / "embedded"
+    store = DuckDBStore(folder / "tunedeck.duckdb")
+    run_id = store.create_run(store.create_experiment({"name": "long", "dataset": SAMPLE}), {"learning_rate": 0.01})
+    store.mark_running(run_id, "w:1")
+    steps = list(range(3_000))
+    values = [1 / (s + 1) for s in steps]
+    store.log_metrics(pl.DataFrame({"run_id": run_id, "key": "loss", "step": steps, "value": values, "wall_time": None}))
+    store.complete_run(run_id)
+    store.build_overviews()  # kept downsampled (core.overviews), valid while the count and last step stay
+    store.close()
+    url = postgres_databases.fresh()
+    copy_store(str(folder), url)
+    team = PostgresStore(url, tmp_path / "team")
+    try:  # the team rewrites a step of the copied run: same count, same last step, another value
+        team.log_metrics(pl.DataFrame({"run_id": run_id, "key": "loss", "step": [1_500], "value": [1e6], "wall_time": None}))
+    finally:
+        team.close()
+
+    copy_store(url, str(folder))
+
+    back = DuckDBStore(folder / "tunedeck.duckdb")
+    try:
+        assert back.get_metric_series([run_id], ["loss"], max_points=100)["value"].max() == 1e6
+    finally:
+        back.close()

@@ -1,0 +1,92 @@
+"""Long curves kept downsampled beside their points, so a page of 200 long runs reads thousands of rows, not millions.
+
+For each long series of an ended run the embedded store keeps, at each level of LEVELS buckets, the lowest and
+highest point of every bucket, bucketed as `get_metric_series` buckets (by the series' own last step). A read of B
+buckets, where B divides a level, gets from it exactly the answer of reading every point: each of the level's
+buckets lies inside one of the read's (floor(floor(x) / k) = floor(x / k)), so the lowest and highest of the
+level's points in a read bucket are that bucket's own.
+
+An overview holds while the series' summary still has the count and last step it was built from (any new point
+changes the count; rewriting a step drops the overview). The store's committer builds them when it is idle
+(`Database`'s upkeep); until then a read takes every point, as before. PostgreSQL keeps none.
+"""
+
+import polars as pl
+
+from core.sql import frame, rows
+from core.status import TERMINAL
+
+LEVELS = (50, 500)  # buckets per overview level: the experiment page asks for 50 at 200 runs, a full-width panel 500
+MIN_POINTS = 2_000  # shorter series are read whole quickly enough; an overview would not be much smaller
+BATCH_POINTS = 500_000  # points one upkeep pass reads at most (~0.1 s here): writes queued behind it wait no longer
+
+
+def level_for(buckets: int) -> int | None:
+    """The smallest level a read of `buckets` buckets can be answered from, if any."""
+    return next((level for level in LEVELS if level % buckets == 0), None)
+
+
+def curve_buckets(wanted: int) -> int:
+    """The most buckets, up to `wanted`, that an overview answers: what a chart should ask for."""
+    return max((b for level in LEVELS for b in range(1, level + 1) if level % b == 0 and b <= wanted), default=1)
+
+
+def bucketed(source: str, sizes: str, buckets: str) -> str:
+    """The lowest and highest point of each step bucket of each series in `source` (run_id, key, step, value,
+    wall_time), a series' buckets spread over its steps by its `last_step` in `sizes`. Names come from this module
+    and core.duckdb_store, never from input."""
+    return f"""
+        WITH b AS (
+            SELECT c.run_id, c.key, floor(c.step::DOUBLE * {buckets} / (z.last_step + 1))::BIGINT AS bucket,
+                   arg_min(c.step, c.value) AS low_step, min(c.value) AS low, arg_min(c.wall_time, c.value) AS low_time,
+                   arg_max(c.step, c.value) AS high_step, max(c.value) AS high, arg_max(c.wall_time, c.value) AS high_time
+            FROM {source} c JOIN {sizes} z ON z.run_id = c.run_id AND z.key = c.key
+            GROUP BY ALL
+        )
+        SELECT run_id, key, low_step AS step, low AS value, low_time AS wall_time FROM b
+        UNION ALL SELECT run_id, key, high_step, high, high_time FROM b WHERE high_step <> low_step
+    """
+
+
+_DUE = f"""
+    SELECT s.run_id, s.key, s.count, s.last_step
+    FROM metric_summaries s
+    JOIN runs r ON r.id = s.run_id
+    LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key
+    WHERE r.status IN ({", ".join(f"'{status.value}'" for status in sorted(TERMINAL))}) AND s.count > ?
+      AND (o.run_id IS NULL OR o.count <> s.count OR o.last_step <> s.last_step)
+    ORDER BY s.run_id, s.key
+"""
+_DUE_POINTS = (
+    "(SELECT m.* FROM metrics m SEMI JOIN due ON due.run_id = m.run_id AND due.key = m.key WHERE m.run_id BETWEEN ? AND ?)"
+)
+
+
+def build(con) -> bool:
+    """One upkeep pass, inside the caller's transaction: overviews for up to BATCH_POINTS points of series that
+    lack a current one. True when more are due."""
+    due = frame(con, _DUE, [MIN_POINTS])
+    if due.is_empty():
+        return False
+    taken = due.filter(pl.col("count").cum_sum().shift(1, fill_value=0) < BATCH_POINTS)
+    con.register("due", taken)
+    try:
+        rows(con, "DELETE FROM overview_points WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
+        rows(con, "DELETE FROM metric_overviews WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
+        finest, *coarser = sorted(LEVELS, reverse=True)
+        low, high = taken["run_id"].min(), taken["run_id"].max()
+        rows(
+            con, f"INSERT INTO overview_points SELECT *, {finest} FROM ({bucketed(_DUE_POINTS, 'due', str(finest))})", [low, high]
+        )
+        for level in coarser:  # each from the finer level: exact, as the finer level's buckets nest in its own
+            source = f"(SELECT * EXCLUDE (level) FROM overview_points WHERE level = {finest} AND run_id BETWEEN ? AND ?)"
+            rows(con, f"INSERT INTO overview_points SELECT *, {level} FROM ({bucketed(source, 'due', str(level))})", [low, high])
+        rows(con, "INSERT INTO metric_overviews SELECT run_id, key, count, last_step FROM due")
+    finally:
+        con.unregister("due")
+    return taken.height < due.height
+
+
+def drop(con, series: str) -> None:
+    """Forget the overviews of the series in `series` (run_id, key): their points were rewritten."""
+    rows(con, f"DELETE FROM metric_overviews WHERE (run_id, key) IN (SELECT DISTINCT run_id, key FROM {series})")
