@@ -16,6 +16,7 @@ import polars as pl
 from core.sql import frame, rows
 from core.status import TERMINAL
 
+TABLES = ("metric_overviews", "overview_points")  # derived from the points: never copied, rebuilt by each store
 LEVELS = (50, 500)  # buckets per overview level: the experiment page asks for 50 at 200 runs, a full-width panel 500
 MIN_POINTS = 2_000  # shorter series are read whole quickly enough; an overview would not be much smaller
 BATCH_POINTS = 500_000  # points one upkeep pass reads at most (~0.1 s here): writes queued behind it wait no longer

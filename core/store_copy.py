@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from core import overviews
 from core.duckdb_store import DuckDBStore
 from core.errors import ConflictError, StoreError
 from core.pg_connection import PgConnection, to_frame
@@ -24,7 +25,7 @@ from core.store_url import is_postgres, redacted
 # Each ID sequence and the table whose IDs it hands out: the destination's sequence continues after the copied IDs.
 SEQUENCES = {"experiment_ids": "experiments", "run_ids": "runs", "adapter_ids": "adapters"}
 SKIPPED = {"schema_migrations"}
-DERIVED = {"metric_overviews", "overview_points"}  # rebuilt from the points by the embedded store (core.overviews)
+DERIVED = set(overviews.TABLES)  # rebuilt from the points by the embedded store
 QUEUE_TABLES = "huey_"  # a team's queue shares its database: jobs are not part of the store
 CHUNK = 50_000  # rows read, written and checked at a time: memory stays bounded whatever the store's size
 
