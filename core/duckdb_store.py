@@ -707,7 +707,7 @@ class DuckDBStore(Annotations, TrackingStore):
 
     def _overviews_stale(self, con) -> None:
         """Rewritten steps keep a series' count and last step, which is all an overview checks: drop theirs."""
-        overviews.drop(con, "points")
+        overviews.drop(con)
 
     def build_overviews(self) -> None:
         """Build every curve overview due now, as the committer does anyway when idle (for tests and benchmarks)."""
@@ -1315,7 +1315,7 @@ _SERIES = (
     FROM metrics m SEMI JOIN (SELECT * FROM sizes WHERE n <= 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
     WHERE m.run_id BETWEEN $low AND $high
     UNION ALL ("""
-    + overviews.bucketed("candidates", "long", "$buckets")
+    + overviews.BUCKETED
     + """)
 """
 )

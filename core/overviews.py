@@ -32,41 +32,61 @@ def curve_buckets(wanted: int) -> int:
     return max((b for level in LEVELS for b in range(1, level + 1) if level % b == 0 and b <= wanted), default=1)
 
 
-def bucketed(source: str, sizes: str, buckets: str) -> str:
-    """The lowest and highest point of each step bucket of each series in `source` (run_id, key, step, value,
-    wall_time), a series' buckets spread over its steps by its `last_step` in `sizes`. Names come from this module
-    and core.duckdb_store, never from input."""
-    return f"""
-        WITH b AS (
-            SELECT c.run_id, c.key, floor(c.step::DOUBLE * {buckets} / (z.last_step + 1))::BIGINT AS bucket,
-                   arg_min(c.step, c.value) AS low_step, min(c.value) AS low, arg_min(c.wall_time, c.value) AS low_time,
-                   arg_max(c.step, c.value) AS high_step, max(c.value) AS high, arg_max(c.wall_time, c.value) AS high_time
-            FROM {source} c JOIN {sizes} z ON z.run_id = c.run_id AND z.key = c.key
-            GROUP BY ALL
-        )
-        SELECT run_id, key, low_step AS step, low AS value, low_time AS wall_time FROM b
-        UNION ALL SELECT run_id, key, high_step, high, high_time FROM b WHERE high_step <> low_step
-    """
+# The lowest and highest point of each step bucket of each series in `candidates` (run_id, key, step, value,
+# wall_time), a series' $buckets buckets spread over its steps by its `last_step` in `long`. The store's curve
+# read uses it as is (core.duckdb_store), so an overview is built exactly as a read buckets.
+BUCKETED = """
+    WITH b AS (
+        SELECT c.run_id, c.key, floor(c.step::DOUBLE * $buckets / (z.last_step + 1))::BIGINT AS bucket,
+               arg_min(c.step, c.value) AS low_step, min(c.value) AS low, arg_min(c.wall_time, c.value) AS low_time,
+               arg_max(c.step, c.value) AS high_step, max(c.value) AS high, arg_max(c.wall_time, c.value) AS high_time
+        FROM candidates c JOIN long z ON z.run_id = c.run_id AND z.key = c.key
+        GROUP BY ALL
+    )
+    SELECT run_id, key, low_step AS step, low AS value, low_time AS wall_time FROM b
+    UNION ALL SELECT run_id, key, high_step, high, high_time FROM b WHERE high_step <> low_step
+"""
 
-
-_DUE = f"""
+_DUE = """
     SELECT s.run_id, s.key, s.count, s.last_step
     FROM metric_summaries s
     JOIN runs r ON r.id = s.run_id
     LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key
-    WHERE r.status IN ({", ".join(f"'{status.value}'" for status in sorted(TERMINAL))}) AND s.count > ?
+    WHERE list_contains($ended, r.status) AND s.count > $least
       AND (o.run_id IS NULL OR o.count <> s.count OR o.last_step <> s.last_step)
     ORDER BY s.run_id, s.key
 """
-_DUE_POINTS = (
-    "(SELECT m.* FROM metrics m SEMI JOIN due ON due.run_id = m.run_id AND due.key = m.key WHERE m.run_id BETWEEN ? AND ?)"
-)
+# The finest level from the points, each coarser one from the finest: exact, as the finest level's buckets nest in
+# its own (its bucket count divides the finest's).
+_FROM_POINTS = """
+    INSERT INTO overview_points SELECT *, $buckets::INTEGER FROM (
+        WITH long AS (SELECT * FROM due),
+        candidates AS (
+            SELECT m.run_id, m.key, m.step, m.value, m.wall_time
+            FROM metrics m SEMI JOIN due ON due.run_id = m.run_id AND due.key = m.key
+            WHERE m.run_id BETWEEN $low AND $high
+        )
+        SELECT * FROM (""" + BUCKETED + """)
+    )
+"""
+_FROM_FINEST = """
+    INSERT INTO overview_points SELECT *, $buckets::INTEGER FROM (
+        WITH long AS (SELECT * FROM due),
+        candidates AS (
+            SELECT p.run_id, p.key, p.step, p.value, p.wall_time
+            FROM overview_points p SEMI JOIN due ON due.run_id = p.run_id AND due.key = p.key
+            WHERE p.level = $finest AND p.run_id BETWEEN $low AND $high
+        )
+        SELECT * FROM (""" + BUCKETED + """)
+    )
+"""
+_DROP = "DELETE FROM metric_overviews WHERE (run_id, key) IN (SELECT DISTINCT run_id, key FROM points)"
 
 
 def build(con) -> bool:
     """One upkeep pass, inside the caller's transaction: overviews for up to BATCH_POINTS points of series that
     lack a current one. True when more are due."""
-    due = frame(con, _DUE, [MIN_POINTS])
+    due = frame(con, _DUE, {"ended": sorted(status.value for status in TERMINAL), "least": MIN_POINTS})
     if due.is_empty():
         return False
     taken = due.filter(pl.col("count").cum_sum().shift(1, fill_value=0) < BATCH_POINTS)
@@ -75,19 +95,16 @@ def build(con) -> bool:
         rows(con, "DELETE FROM overview_points WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
         rows(con, "DELETE FROM metric_overviews WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
         finest, *coarser = sorted(LEVELS, reverse=True)
-        low, high = taken["run_id"].min(), taken["run_id"].max()
-        rows(
-            con, f"INSERT INTO overview_points SELECT *, {finest} FROM ({bucketed(_DUE_POINTS, 'due', str(finest))})", [low, high]
-        )
-        for level in coarser:  # each from the finer level: exact, as the finer level's buckets nest in its own
-            source = f"(SELECT * EXCLUDE (level) FROM overview_points WHERE level = {finest} AND run_id BETWEEN ? AND ?)"
-            rows(con, f"INSERT INTO overview_points SELECT *, {level} FROM ({bucketed(source, 'due', str(level))})", [low, high])
+        span = {"low": taken["run_id"].min(), "high": taken["run_id"].max()}
+        con.execute(_FROM_POINTS, {"buckets": finest, **span})
+        for level in coarser:
+            con.execute(_FROM_FINEST, {"buckets": level, "finest": finest, **span})
         rows(con, "INSERT INTO metric_overviews SELECT run_id, key, count, last_step FROM due")
     finally:
         con.unregister("due")
     return taken.height < due.height
 
 
-def drop(con, series: str) -> None:
-    """Forget the overviews of the series in `series` (run_id, key): their points were rewritten."""
-    rows(con, f"DELETE FROM metric_overviews WHERE (run_id, key) IN (SELECT DISTINCT run_id, key FROM {series})")
+def drop(con) -> None:
+    """Forget the overviews of the series in the registered `points` (run_id, key): their steps were rewritten."""
+    rows(con, _DROP)
