@@ -37,9 +37,11 @@ WAKE = object()  # put on the queue when events wait to be applied: within APPLY
 NOW = object()  # put on the queue by a read waiting for events: apply them at once
 UPKEEP_IDLE = 0.5  # seconds of no writes before upkeep (core.overviews) runs a pass
 UPKEEP_BUSY = 5.0  # seconds upkeep may wait for an idle moment before it runs a pass between writes
+UPKEEP_RETRY = 60.0  # seconds a failed upkeep pass waits before it is tried again
 APPLY_AFTER = 0.2  # seconds answered events may wait to be applied with more: a batch costs ~10 statements, whatever its size
 Apply = Callable[["Database", duckdb.DuckDBPyConnection, list], None]
-Upkeep = Callable[[duckdb.DuckDBPyConnection], bool]  # one pass of work that changes no answer; True when more is due
+# One pass of work that changes no answer, on the runs named (None: every run); True when more is due.
+Upkeep = Callable[[duckdb.DuckDBPyConnection, list[int] | None], bool]
 
 
 def _store_error(path: Path, error: duckdb.Error) -> StoreError:
@@ -95,6 +97,9 @@ class Database:
         self.lane = Lane()
         self._upkeep = None if self.read_only else upkeep
         self._upkeep_due: float | None = time.monotonic() if self._upkeep else None  # since when, or None
+        self._upkeep_runs: set[int] | None = None  # runs a pass must look at; None: all of them (at open)
+        self._upkeep_touched: set[int] = set()  # runs the transaction being committed ends or adds points to
+        self._upkeep_not_before = 0.0  # after a failed pass
         self._taking = threading.Lock()
         self._apply_events = None if self.read_only else apply_events
         self.log = EventLog(self.path, fsync) if self._apply_events else None
@@ -176,6 +181,11 @@ class Database:
         """Called inside a write (on the committer thread) that adds or replaces these runs' points. A write rolled
         back afterwards leaves its runs marked until the next commit: they count as changed once, which costs a re-read."""
         self._points_touched.update(run_ids)
+        self._upkeep_touched.update(run_ids)
+
+    def touch_ended(self, run_ids) -> None:
+        """Called inside a write (on the committer thread) that ends these runs: upkeep looks at them next."""
+        self._upkeep_touched.update(run_ids)
 
     def _committed(self, writes: int) -> None:
         self.groups += 1
@@ -188,8 +198,12 @@ class Database:
             self._point_versions[run_id] = generation
         self._points_touched.clear()
         self.generation = generation
-        if self._upkeep is not None and self._upkeep_due is None:
-            self._upkeep_due = time.monotonic()
+        if self._upkeep is not None and self._upkeep_touched:  # heartbeats, tags, renames: nothing for upkeep
+            if self._upkeep_runs is not None:
+                self._upkeep_runs |= self._upkeep_touched
+            if self._upkeep_due is None:
+                self._upkeep_due = time.monotonic()
+        self._upkeep_touched = set()
 
     def write(self, op: Callable[[duckdb.DuckDBPyConnection], T], quiet: bool = False) -> T:
         """Run op in a transaction on the committer thread and return what it returns (or raise what it raises).
@@ -309,27 +323,35 @@ class Database:
         """The next item to commit. With upkeep due, a pass of it runs once the queue has stayed empty for
         UPKEEP_IDLE, or between groups once it has waited UPKEEP_BUSY (a store that never idles still gets it)."""
         while self._upkeep_due is not None:
-            if time.monotonic() - self._upkeep_due > UPKEEP_BUSY:
+            now = time.monotonic()
+            if now >= self._upkeep_not_before and now - self._upkeep_due > UPKEEP_BUSY:
                 self._keep_up()
                 continue
             try:
-                return self._queue.get(timeout=UPKEEP_IDLE)
+                return self._queue.get(timeout=max(UPKEEP_IDLE, self._upkeep_not_before - now))
             except queue.Empty:
-                self._keep_up()
+                if time.monotonic() >= self._upkeep_not_before:
+                    self._keep_up()
         return self._queue.get()
 
     def _keep_up(self) -> None:
-        """One pass of upkeep in a transaction of its own. It changes no answer, so readers' caches stay; a failure
-        is logged and waits for the next commit to be tried again."""
+        """One pass of upkeep in a transaction of its own, on the runs ended or given points since the last (all of
+        them after opening). It changes no answer, so readers' caches stay. A failure is logged and tried again
+        after UPKEEP_RETRY."""
+        runs = None if self._upkeep_runs is None else sorted(self._upkeep_runs)
         try:
             self._con.begin()
-            more = self._upkeep(self._con)
+            more = self._upkeep(self._con, runs)
             self._con.commit()
         except BaseException:
             self._rollback()
-            log.exception("store upkeep failed; it is tried again after the next write")
-            more = False
-        self._upkeep_due = time.monotonic() if more else None
+            log.exception("store upkeep failed; it is tried again in %.0f s", UPKEEP_RETRY)
+            self._upkeep_not_before = time.monotonic() + UPKEEP_RETRY
+            return
+        if more:
+            self._upkeep_due = time.monotonic()
+        else:
+            self._upkeep_due, self._upkeep_runs = None, set()
 
     def _commit(self, group: list[tuple[Callable, Future, bool]]) -> None:
         """The events answered so far, then the group, in one transaction. Nothing here may raise or leave anyone

@@ -98,11 +98,15 @@ class DuckDBStore(Annotations, TrackingStore):
         *,
         clock: Callable[[], datetime] = utcnow,
         dataset_roots: list[Path] | None = None,
+        upkeep: bool = True,
     ):
+        """`upkeep=False`: this process builds no curve overviews (`tunedeck store copy` only reads its source)."""
         self.path = Path(path)
         self.clock = clock
         self.dataset_roots = dataset_roots  # None: any dataset reference is accepted
+        self._upkeep = upkeep
         self._db: Database | None = None
+        self._overviews_kept = True
 
     @property
     def data_dir(self) -> Path:
@@ -111,8 +115,13 @@ class DuckDBStore(Annotations, TrackingStore):
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.path, self._apply_lifecycle, fsync=get_settings().journal_fsync, upkeep=overviews.build)
+            upkeep = overviews.build if self._upkeep else None
+            self._db = Database(self.path, self._apply_lifecycle, fsync=get_settings().journal_fsync, upkeep=upkeep)
+            self._overviews_kept = not self._db.read_only or self._has_table("metric_overviews")
         return self._db
+
+    def _has_table(self, name: str) -> bool:
+        return self._statement(lambda con: first(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]))[0] > 0
 
     def close(self) -> None:
         if self._db is not None:
@@ -589,6 +598,7 @@ class DuckDBStore(Annotations, TrackingStore):
                 experiment_of = dict(rows(con, _END_RUNS))
             finally:
                 con.unregister("ended")
+            self._ended(list(experiment_of))
             points = [end.points for end in ends if end.points is not None and end.run_id in experiment_of]
             if points:  # a replayed end's points are in the store already, committed with its end
                 self._store_points(con, pl.concat(points))
@@ -705,6 +715,11 @@ class DuckDBStore(Annotations, TrackingStore):
         self._points_changed(series["run_id"].unique().to_list())
         return points.height
 
+    def _ended(self, run_ids: list[int]) -> None:
+        """Runs that end inside a write: their long series are due curve overviews (the store's idle upkeep)."""
+        if self._db is not None:
+            self._db.touch_ended(run_ids)
+
     def _overviews_stale(self, con) -> None:
         """Rewritten steps keep a series' count and last step, which is all an overview checks: drop theirs."""
         overviews.drop(con)
@@ -729,9 +744,12 @@ class DuckDBStore(Annotations, TrackingStore):
         else:
             buckets = max_points // 2
             params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": buckets}
-            params["level"] = overviews.level_for(buckets)
             key_filter = "AND list_contains($keys, s.key)" if keys is not None else "AND $keys IS NULL"
-            query = _SERIES.format(key_filter=key_filter)
+            if self._overviews_kept:
+                params["level"] = overviews.level_for(buckets)
+                query = _SERIES.format(key_filter=key_filter, overview_flag=_OVERVIEW_FLAG, overview_points=_OVERVIEW_POINTS)
+            else:
+                query = _SERIES.format(key_filter=key_filter, overview_flag=_NO_OVERVIEW_FLAG, overview_points="")
         series = self._statement(lambda con: frame(con, query, params))
         return series.sort("run_id", "key", "step")
 
@@ -1080,6 +1098,8 @@ class DuckDBStore(Annotations, TrackingStore):
         if changed is None:
             current, _ = self._run_row(con, run_id)  # NotFoundError for an unknown run
             raise InvalidTransitionError(f"run {run_id} is {current.value}; it cannot become {new.value}")
+        if new.is_terminal:
+            self._ended([run_id])
         # Every state a run may come from counts in the same counter (active_runs), so the source needs no read.
         self._count_run(con, changed[0], sources[0], new, error=fields.get("error") if new is RunStatus.FAILED else None)
         return changed[0]
@@ -1296,9 +1316,7 @@ _WHOLE_SERIES = """
 _SERIES = (
     """
     WITH sizes AS (
-        SELECT s.run_id, s.key, s.count AS n, s.last_step, o.run_id IS NOT NULL AND $level IS NOT NULL AS overview
-        FROM metric_summaries s
-        LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key AND o.count = s.count AND o.last_step = s.last_step
+        SELECT s.run_id, s.key, s.count AS n, s.last_step, {overview_flag}
         WHERE list_contains($runs, s.run_id) {key_filter}
     ),
     long AS (SELECT * FROM sizes WHERE n > 2 * $buckets),
@@ -1306,10 +1324,7 @@ _SERIES = (
         SELECT m.run_id, m.key, m.step, m.value, m.wall_time
         FROM metrics m SEMI JOIN (SELECT * FROM long WHERE NOT overview) z ON z.run_id = m.run_id AND z.key = m.key
         WHERE m.run_id BETWEEN $low AND $high
-        UNION ALL
-        SELECT p.run_id, p.key, p.step, p.value, p.wall_time
-        FROM overview_points p SEMI JOIN (SELECT * FROM long WHERE overview) z ON z.run_id = p.run_id AND z.key = p.key
-        WHERE p.level = $level AND p.run_id BETWEEN $low AND $high
+        {overview_points}
     )
     SELECT m.run_id, m.key, m.step, m.value, m.wall_time
     FROM metrics m SEMI JOIN (SELECT * FROM sizes WHERE n <= 2 * $buckets) z ON z.run_id = m.run_id AND z.key = m.key
@@ -1319,6 +1334,17 @@ _SERIES = (
     + """)
 """
 )
+
+# Whether a series' overview holds (same count and last step), and its points at the read's level. A read-only
+# file from before the overviews has no such tables: its reads take every point.
+_OVERVIEW_FLAG = """o.run_id IS NOT NULL AND $level IS NOT NULL AS overview
+        FROM metric_summaries s
+        LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key AND o.count = s.count AND o.last_step = s.last_step"""
+_OVERVIEW_POINTS = """UNION ALL
+        SELECT p.run_id, p.key, p.step, p.value, p.wall_time
+        FROM overview_points p SEMI JOIN (SELECT * FROM long WHERE overview) z ON z.run_id = p.run_id AND z.key = p.key
+        WHERE p.level = $level AND p.run_id BETWEEN $low AND $high"""
+_NO_OVERVIEW_FLAG = "false AS overview FROM metric_summaries s"
 
 _SUMMARY_MISMATCHES = """
     WITH raw AS (

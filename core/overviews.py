@@ -19,7 +19,7 @@ from core.status import TERMINAL
 TABLES = ("metric_overviews", "overview_points")  # derived from the points: never copied, rebuilt by each store
 LEVELS = (50, 500)  # buckets per overview level: the experiment page asks for 50 at 200 runs, a full-width panel 500
 MIN_POINTS = 2_000  # shorter series are read whole quickly enough; an overview would not be much smaller
-BATCH_POINTS = 500_000  # points one upkeep pass reads at most (~0.1 s here): writes queued behind it wait no longer
+BATCH_POINTS = 500_000  # points one upkeep pass reads (~0.1 s here; a longer series goes whole): writes wait no longer
 
 
 def level_for(buckets: int) -> int | None:
@@ -34,10 +34,15 @@ def curve_buckets(wanted: int) -> int:
 
 # The lowest and highest point of each step bucket of each series in `candidates` (run_id, key, step, value,
 # wall_time), a series' $buckets buckets spread over its steps by its `last_step` in `long`. The store's curve
-# read uses it as is (core.duckdb_store), so an overview is built exactly as a read buckets.
+# read uses it as is (core.duckdb_store), so an overview is built exactly as a read buckets. Buckets are integer
+# arithmetic, so that they nest exactly however large the steps (floating point rounds past 2^53; 128-bit only
+# where 64 bits could overflow, as it costs twice as much). Of tied points the first met is kept: points are
+# stored, and overview points written, in step order, so a read of one run meets the earliest first.
 BUCKETED = """
     WITH b AS (
-        SELECT c.run_id, c.key, floor(c.step::DOUBLE * $buckets / (z.last_step + 1))::BIGINT AS bucket,
+        SELECT c.run_id, c.key,
+               CASE WHEN z.last_step < 4611686018427387904 // $buckets THEN c.step * $buckets // (z.last_step + 1)
+                    ELSE (c.step::HUGEINT * $buckets // (z.last_step::HUGEINT + 1))::BIGINT END AS bucket,
                arg_min(c.step, c.value) AS low_step, min(c.value) AS low, arg_min(c.wall_time, c.value) AS low_time,
                arg_max(c.step, c.value) AS high_step, max(c.value) AS high, arg_max(c.wall_time, c.value) AS high_time
         FROM candidates c JOIN long z ON z.run_id = c.run_id AND z.key = c.key
@@ -52,7 +57,7 @@ _DUE = """
     FROM metric_summaries s
     JOIN runs r ON r.id = s.run_id
     LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key
-    WHERE list_contains($ended, r.status) AND s.count > $least
+    WHERE list_contains($ended, r.status) AND s.count > $least AND ($runs IS NULL OR list_contains($runs, s.run_id))
       AND (o.run_id IS NULL OR o.count <> s.count OR o.last_step <> s.last_step)
     ORDER BY s.run_id, s.key
 """
@@ -66,7 +71,7 @@ _FROM_POINTS = """
             FROM metrics m SEMI JOIN due ON due.run_id = m.run_id AND due.key = m.key
             WHERE m.run_id BETWEEN $low AND $high
         )
-        SELECT * FROM (""" + BUCKETED + """)
+        SELECT * FROM (""" + BUCKETED + """) ORDER BY run_id, key, step
     )
 """
 _FROM_FINEST = """
@@ -77,31 +82,29 @@ _FROM_FINEST = """
             FROM overview_points p SEMI JOIN due ON due.run_id = p.run_id AND due.key = p.key
             WHERE p.level = $finest AND p.run_id BETWEEN $low AND $high
         )
-        SELECT * FROM (""" + BUCKETED + """)
+        SELECT * FROM (""" + BUCKETED + """) ORDER BY run_id, key, step
     )
 """
 _DROP = "DELETE FROM metric_overviews WHERE (run_id, key) IN (SELECT DISTINCT run_id, key FROM points)"
 
 
-def build(con) -> bool:
-    """One upkeep pass, inside the caller's transaction: overviews for up to BATCH_POINTS points of series that
-    lack a current one. True when more are due."""
-    due = frame(con, _DUE, {"ended": sorted(status.value for status in TERMINAL), "least": MIN_POINTS})
+def build(con, runs: list[int] | None = None) -> bool:
+    """One upkeep pass, inside the caller's transaction: overviews for series of `runs` (None: of every run) that
+    lack a current one, up to BATCH_POINTS points (a longer series goes whole). True when more are due."""
+    due = frame(con, _DUE, {"ended": sorted(status.value for status in TERMINAL), "least": MIN_POINTS, "runs": runs})
     if due.is_empty():
         return False
     taken = due.filter(pl.col("count").cum_sum().shift(1, fill_value=0) < BATCH_POINTS)
-    con.register("due", taken)
-    try:
-        rows(con, "DELETE FROM overview_points WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
-        rows(con, "DELETE FROM metric_overviews WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
-        finest, *coarser = sorted(LEVELS, reverse=True)
-        span = {"low": taken["run_id"].min(), "high": taken["run_id"].max()}
-        con.execute(_FROM_POINTS, {"buckets": finest, **span})
-        for level in coarser:
-            con.execute(_FROM_FINEST, {"buckets": level, "finest": finest, **span})
-        rows(con, "INSERT INTO metric_overviews SELECT run_id, key, count, last_step FROM due")
-    finally:
-        con.unregister("due")
+    con.register("due", taken)  # left registered if a statement fails: the transaction is over, the next pass replaces it
+    rows(con, "DELETE FROM overview_points WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
+    rows(con, "DELETE FROM metric_overviews WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
+    finest, *coarser = sorted(LEVELS, reverse=True)
+    span = {"low": taken["run_id"].min(), "high": taken["run_id"].max()}
+    con.execute(_FROM_POINTS, {"buckets": finest, **span})
+    for level in coarser:
+        con.execute(_FROM_FINEST, {"buckets": level, "finest": finest, **span})
+    rows(con, "INSERT INTO metric_overviews SELECT run_id, key, count, last_step FROM due")
+    con.unregister("due")
     return taken.height < due.height
 
 

@@ -85,7 +85,7 @@ def open_for_copy(where: str) -> DuckDBStore:
     path = Path(where)
     if path.is_dir() or not path.suffix:
         path = path / "tunedeck.duckdb"
-    store = DuckDBStore(path)
+    store = DuckDBStore(path, upkeep=False)  # builds no curve overviews into a store being copied
     _ = store.db  # opened now: a file held by a running app says so here, before anything is copied
     return store
 

@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from core import overviews
+from core import database, overviews
+from core.database import UPKEEP_IDLE, Database
 from core.duckdb_store import DuckDBStore
 
 SAMPLE = "data/sample/sentiment.csv"
@@ -134,3 +135,125 @@ def test_upkeep_goes_in_passes_of_bounded_size_and_a_write_waits_for_one_pass_on
 def test_charts_ask_for_bucket_counts_an_overview_answers(wanted, asked):
     assert overviews.curve_buckets(wanted) == asked
     assert overviews.level_for(asked) is not None
+
+
+def series_of(run_id: int, key: str, steps, values) -> pl.DataFrame:
+    steps = list(steps)
+    return pl.DataFrame(
+        {"run_id": run_id, "key": key, "step": steps, "value": [float(v) for v in values],
+         "wall_time": [START + timedelta(seconds=i) for i in range(len(steps))]},
+        schema_overrides={"step": pl.Int64},
+    )
+
+
+def ended_run_with(store: DuckDBStore, *series: pl.DataFrame) -> int:
+    run_id = store.create_run(store.create_experiment({"name": f"e{time.monotonic_ns()}", "dataset": SAMPLE}), {})
+    store.mark_running(run_id, worker="test:1")
+    for points in series:
+        store.log_metrics(points.with_columns(run_id=pl.lit(run_id, pl.Int64)))
+    store.complete_run(run_id)
+    return run_id
+
+
+def test_tied_values_give_the_same_points_both_ways_the_earliest_step_of_each_bucket(backing):
+    constant = series_of(0, "learning_rate", range(5_000), [1e-4] * 5_000)
+    plateau = series_of(0, "accuracy", range(0, 15_000, 3), [round(i / 5_000, 1) for i in range(5_000)])
+    run_id = ended_run_with(backing, constant, plateau)
+    from_points = {b: backing.get_metric_series([run_id], max_points=2 * b) for b in (10, 50, 125, 500)}
+
+    backing.build_overviews()
+
+    for b, expected in from_points.items():
+        assert backing.get_metric_series([run_id], max_points=2 * b).equals(expected), b
+    flat = from_points[10].filter(pl.col("key") == "learning_rate")["step"].to_list()
+    assert flat == list(range(0, 5_000, 500))  # a flat curve keeps its start: each bucket's earliest step
+
+
+def float_buckets(step: int, buckets: int, last: int) -> int:
+    return int(step * buckets / (last + 1))  # what bucketing in floating point gives
+
+
+def test_steps_past_floating_points_precision_still_nest_exactly(backing):
+    last = 3_000_000_000_000_007  # steps logged as microseconds, say: past 2^53, floating point rounds
+    # A step whose bucket of 500 lies, in floating point, outside its bucket of 50, and two steps beside it
+    # that share its bucket of 500 but not its bucket of 50: the nesting an overview relies on, broken.
+    boundary = next(
+        s for k in range(1, 50) for s in range(k * (last + 1) // 50 - 3_000, k * (last + 1) // 50 + 3_000)
+        if float_buckets(s, 500, last) // 10 != float_buckets(s, 50, last)
+    )
+    beside = [
+        s for s in range(boundary - 5_000, boundary + 5_000)
+        if float_buckets(s, 500, last) == float_buckets(boundary, 500, last)
+        and float_buckets(s, 50, last) != float_buckets(boundary, 50, last)
+    ][:2]
+    steps = sorted({*np.linspace(0, last, 2_100).astype(np.int64).tolist(), boundary, *beside, last})
+    values = {step: i * 1e-6 for i, step in enumerate(steps)} | {boundary: -1_000.0, beside[0]: -2_000.0, beside[1]: 2_000.0}
+    run_id = ended_run_with(backing, series_of(0, "loss", steps, [values[step] for step in steps]))
+    from_points = {b: backing.get_metric_series([run_id], max_points=2 * b) for b in (10, 50)}
+
+    backing.build_overviews()
+
+    for b, expected in from_points.items():
+        assert backing.get_metric_series([run_id], max_points=2 * b).equals(expected), b
+
+
+def test_a_series_ending_at_the_largest_step_neither_fails_nor_holds_up_the_others(backing):
+    huge = ended_run_with(backing, series_of(0, "loss", [*range(2_999), 2**63 - 1], [math_sin(i) for i in range(3_000)]))
+    normal = ended_run_with(backing, series_of(0, "loss", range(3_000), [math_sin(i) for i in range(3_000)]))
+    from_points = backing.get_metric_series([huge, normal], max_points=100)
+
+    backing.build_overviews()
+
+    assert set(overview_rows(backing)["run_id"]) == {huge, normal}
+    assert backing.get_metric_series([huge, normal], max_points=100).equals(from_points)
+
+
+def math_sin(i: int) -> float:
+    return float(np.sin(i * 0.7) + i * 1e-6)
+
+
+# -- the committer's upkeep (core.database) ----------------------------------------------------------
+
+
+def wait_for(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_upkeep_looks_at_every_run_at_open_then_only_at_runs_ended_or_given_points(tmp_path):
+    calls = []
+    db = Database(tmp_path / "t.duckdb", upkeep=lambda con, runs: calls.append(runs) or False)
+    try:
+        wait_for(lambda: calls == [None])
+        db.write(lambda con: db.touch_points([7, 3]))
+        wait_for(lambda: calls == [None, [3, 7]])
+        db.write(lambda con: db.touch_ended([9]))
+        wait_for(lambda: calls == [None, [3, 7], [9]])
+        db.write(lambda con: con.execute("SELECT 1"))  # a heartbeat, a tag, a rename: nothing for upkeep
+        time.sleep(3 * UPKEEP_IDLE)
+        assert calls == [None, [3, 7], [9]]
+    finally:
+        db.close()
+
+
+def test_a_failing_upkeep_is_logged_tried_again_later_and_holds_up_no_write(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(database, "UPKEEP_RETRY", 1.0)
+    tries = []
+
+    def upkeep(con, runs):
+        tries.append(time.monotonic())
+        if len(tries) == 1:
+            raise RuntimeError("disk trouble")
+        return False
+
+    db = Database(tmp_path / "t.duckdb", upkeep=upkeep)
+    try:
+        wait_for(lambda: len(tries) == 1)
+        assert db.write(lambda con: con.execute("SELECT 42").fetchall()) == [(42,)]
+        wait_for(lambda: len(tries) == 2)
+        assert tries[1] - tries[0] >= 1.0
+        assert "store upkeep failed" in caplog.text
+    finally:
+        db.close()

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from core import remote
+from core.duckdb_store import DuckDBStore
 from core.errors import StoreError
 from core.logs import read_log
 from core.remote import RemoteStore
@@ -166,6 +167,27 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk
     assert store.get_run(run_id).metrics["loss"].count == 1000
     assert store.get_run_metrics(run_id).series.height == 1000
     assert_sound(store)
+
+
+def test_a_read_only_store_from_before_curve_overviews_still_draws_curves(tiny_disk):
+    older = DuckDBStore(tiny_disk / "tunedeck.duckdb", upkeep=False)
+    run_id = older.create_run(older.create_experiment({"name": "old", "dataset": "d.csv"}), {})
+    older.mark_running(run_id, worker="w:1")
+    with MetricWriter(older) as writer:
+        writer.log_series(run_id, "loss", np.arange(1, 3001), np.linspace(2, 0, 3000))
+    older.complete_run(run_id)
+    expected = older.get_metric_series([run_id], max_points=100)
+    older._write(lambda con: con.execute(  # as a version before migration 7 left it
+        "DROP TABLE metric_overviews; DROP TABLE overview_points; DELETE FROM schema_migrations WHERE version = 7"
+    ))
+    older.close()
+    remount(tiny_disk, "ro")
+    try:
+        store = RemoteStore(tiny_disk / "tunedeck.duckdb")
+        assert store.get_metric_series([run_id], max_points=100).equals(expected)
+        assert remote.stop(store.path)
+    finally:
+        remount(tiny_disk, "rw")
 
 
 def test_a_read_only_data_directory_still_serves_reads_and_refuses_writes_clearly(tiny_disk):
