@@ -61,26 +61,19 @@ _DUE = """
       AND (o.run_id IS NULL OR o.count <> s.count OR o.last_step <> s.last_step)
     ORDER BY s.run_id, s.key
 """
-# The finest level from the points, each coarser one from the finest: exact, as the finest level's buckets nest in
-# its own (its bucket count divides the finest's).
-_FROM_POINTS = """
+# One level of the due series' overviews: the finest from the points ($source NULL), each coarser one from the
+# finest level ($source its bucket count): exact, as the finest level's buckets nest in its own.
+_LEVEL = """
     INSERT INTO overview_points SELECT *, $buckets::INTEGER FROM (
         WITH long AS (SELECT * FROM due),
         candidates AS (
             SELECT m.run_id, m.key, m.step, m.value, m.wall_time
             FROM metrics m SEMI JOIN due ON due.run_id = m.run_id AND due.key = m.key
-            WHERE m.run_id BETWEEN $low AND $high
-        )
-        SELECT * FROM (""" + BUCKETED + """) ORDER BY run_id, key, step
-    )
-"""
-_FROM_FINEST = """
-    INSERT INTO overview_points SELECT *, $buckets::INTEGER FROM (
-        WITH long AS (SELECT * FROM due),
-        candidates AS (
+            WHERE $source IS NULL AND m.run_id BETWEEN $low AND $high
+            UNION ALL
             SELECT p.run_id, p.key, p.step, p.value, p.wall_time
             FROM overview_points p SEMI JOIN due ON due.run_id = p.run_id AND due.key = p.key
-            WHERE p.level = $finest AND p.run_id BETWEEN $low AND $high
+            WHERE p.level = $source AND p.run_id BETWEEN $low AND $high
         )
         SELECT * FROM (""" + BUCKETED + """) ORDER BY run_id, key, step
     )
@@ -100,9 +93,9 @@ def build(con, runs: list[int] | None = None) -> bool:
     rows(con, "DELETE FROM metric_overviews WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
     finest, *coarser = sorted(LEVELS, reverse=True)
     span = {"low": taken["run_id"].min(), "high": taken["run_id"].max()}
-    con.execute(_FROM_POINTS, {"buckets": finest, **span})
+    con.execute(_LEVEL, {"buckets": finest, "source": None, **span})
     for level in coarser:
-        con.execute(_FROM_FINEST, {"buckets": level, "finest": finest, **span})
+        con.execute(_LEVEL, {"buckets": level, "source": finest, **span})
     rows(con, "INSERT INTO metric_overviews SELECT run_id, key, count, last_step FROM due")
     con.unregister("due")
     return taken.height < due.height
