@@ -57,7 +57,7 @@ _DUE = """
     FROM metric_summaries s
     JOIN runs r ON r.id = s.run_id
     LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key
-    WHERE list_contains($ended, r.status) AND s.count > $least AND ($runs IS NULL OR list_contains($runs, s.run_id))
+    WHERE list_contains($ended, r.status) AND s.count > $least AND ($runs IS NULL OR s.run_id IN (SELECT unnest($runs)))
       AND (o.run_id IS NULL OR o.count <> s.count OR o.last_step <> s.last_step)
     ORDER BY s.run_id, s.key
 """
