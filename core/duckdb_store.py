@@ -1321,8 +1321,8 @@ _SERIES = (
     ),
     long AS (SELECT * FROM sizes WHERE n > 2 * $buckets),
     candidates AS (
-        SELECT m.run_id, m.key, m.step, m.value, m.wall_time
-        FROM metrics m SEMI JOIN (SELECT * FROM long WHERE NOT overview) z ON z.run_id = m.run_id AND z.key = m.key
+        SELECT m.run_id, m.key, m.step, m.value, m.wall_time, z.last_step
+        FROM metrics m JOIN (SELECT * FROM long WHERE NOT overview) z ON z.run_id = m.run_id AND z.key = m.key
         WHERE m.run_id BETWEEN $low AND $high
         {overview_points}
     )
@@ -1341,8 +1341,8 @@ _OVERVIEW_FLAG = """o.run_id IS NOT NULL AND $level IS NOT NULL AS overview
         FROM metric_summaries s
         LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key AND o.count = s.count AND o.last_step = s.last_step"""
 _OVERVIEW_POINTS = """UNION ALL
-        SELECT p.run_id, p.key, p.step, p.value, p.wall_time
-        FROM overview_points p SEMI JOIN (SELECT * FROM long WHERE overview) z ON z.run_id = p.run_id AND z.key = p.key
+        SELECT p.run_id, p.key, p.step, p.value, p.wall_time, z.last_step
+        FROM overview_points p JOIN (SELECT * FROM long WHERE overview) z ON z.run_id = p.run_id AND z.key = p.key
         WHERE p.level = $level AND p.run_id BETWEEN $low AND $high"""
 _NO_OVERVIEW_FLAG = "false AS overview FROM metric_summaries s"
 

@@ -33,7 +33,7 @@ def curve_buckets(wanted: int) -> int:
 
 
 # The lowest and highest point of each step bucket of each series in `candidates` (run_id, key, step, value,
-# wall_time), a series' $buckets buckets spread over its steps by its `last_step` in `long`. The store's curve
+# wall_time, and the series' last_step, over which its $buckets buckets are spread). The store's curve
 # read uses it as is (core.duckdb_store), so an overview is built exactly as a read buckets. Buckets are integer
 # arithmetic, so that they nest exactly however large the steps (floating point rounds past 2^53; 128-bit only
 # where 64 bits could overflow, as it costs twice as much). Of tied points the first met is kept: points are
@@ -41,11 +41,11 @@ def curve_buckets(wanted: int) -> int:
 BUCKETED = """
     WITH b AS (
         SELECT c.run_id, c.key,
-               CASE WHEN z.last_step < 4611686018427387904 // $buckets THEN c.step * $buckets // (z.last_step + 1)
-                    ELSE (c.step::HUGEINT * $buckets // (z.last_step::HUGEINT + 1))::BIGINT END AS bucket,
+               CASE WHEN c.last_step < 4611686018427387904 // $buckets THEN c.step * $buckets // (c.last_step + 1)
+                    ELSE (c.step::HUGEINT * $buckets // (c.last_step::HUGEINT + 1))::BIGINT END AS bucket,
                arg_min(c.step, c.value) AS low_step, min(c.value) AS low, arg_min(c.wall_time, c.value) AS low_time,
                arg_max(c.step, c.value) AS high_step, max(c.value) AS high, arg_max(c.wall_time, c.value) AS high_time
-        FROM candidates c JOIN long z ON z.run_id = c.run_id AND z.key = c.key
+        FROM candidates c
         GROUP BY ALL
     )
     SELECT run_id, key, low_step AS step, low AS value, low_time AS wall_time FROM b
@@ -65,14 +65,13 @@ _DUE = """
 # finest level ($source its bucket count): exact, as the finest level's buckets nest in its own.
 _LEVEL = """
     INSERT INTO overview_points SELECT *, $buckets::INTEGER FROM (
-        WITH long AS (SELECT * FROM due),
-        candidates AS (
-            SELECT m.run_id, m.key, m.step, m.value, m.wall_time
-            FROM metrics m SEMI JOIN due ON due.run_id = m.run_id AND due.key = m.key
+        WITH candidates AS (
+            SELECT m.run_id, m.key, m.step, m.value, m.wall_time, due.last_step
+            FROM metrics m JOIN due ON due.run_id = m.run_id AND due.key = m.key
             WHERE $source IS NULL AND m.run_id BETWEEN $low AND $high
             UNION ALL
-            SELECT p.run_id, p.key, p.step, p.value, p.wall_time
-            FROM overview_points p SEMI JOIN due ON due.run_id = p.run_id AND due.key = p.key
+            SELECT p.run_id, p.key, p.step, p.value, p.wall_time, due.last_step
+            FROM overview_points p JOIN due ON due.run_id = p.run_id AND due.key = p.key
             WHERE p.level = $source AND p.run_id BETWEEN $low AND $high
         )
         SELECT * FROM (""" + BUCKETED + """) ORDER BY run_id, key, step
