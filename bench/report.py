@@ -235,7 +235,8 @@ def _page_notes(pages: PageSuite) -> list[str]:
     )
     chart_note = (
         f"- **Chart data** for {pages.chart_points:,} points: `get_metric_series` is one request to the store server, "
-        f"which reads every point of the {CHART_RUNS} runs to keep the lowest and highest value per bucket and sends the "
+        f"which reads every point of the {CHART_RUNS} runs (they never end, so the store keeps no curve overview of them) "
+        "to keep the lowest and highest value per bucket and sends the "
         "buckets back as an Arrow table, so it is bound by DuckDB scanning and grouping the series; "
         f"{series.timing.median_ms:.0f} ms median against {series.target_ms:.0f} ms. Building the chart's spec from "
         f"them takes {spec.timing.median_ms:.0f} ms: the builders write the Vega-Lite dict themselves, with the points "
