@@ -2,9 +2,12 @@
 
 For each long series of an ended run the embedded store keeps, at each level of LEVELS buckets, the lowest and
 highest point of every bucket, bucketed as `get_metric_series` buckets (by the series' own last step). A read of B
-buckets, where B divides a level, gets from it exactly the answer of reading every point: each of the level's
-buckets lies inside one of the read's (floor(floor(x) / k) = floor(x / k)), so the lowest and highest of the
-level's points in a read bucket are that bucket's own.
+buckets, where B divides a level, gets from it the answer of reading every point: each of the level's buckets lies
+inside one of the read's (floor(floor(x) / k) = floor(x / k)), so the lowest and highest of the level's points in a
+read bucket are that bucket's own. Where several points tie for a bucket's lowest or highest value, which of them
+is kept is the one met first, which can differ, as it already can between two reads of the points (DuckDB combines
+a scan of several row groups in no fixed order). A fixed tie-break (a (value, step) key) costs 65 % more on every
+read of the points, so the values are exact and a tied point's step is not.
 
 An overview holds while the series' summary still has the count and last step it was built from (any new point
 changes the count; rewriting a step drops the overview). The store's committer builds them when it is idle
@@ -36,8 +39,8 @@ def curve_buckets(wanted: int) -> int:
 # wall_time, and the series' last_step, over which its $buckets buckets are spread). The store's curve
 # read uses it as is (core.duckdb_store), so an overview is built exactly as a read buckets. Buckets are integer
 # arithmetic, so that they nest exactly however large the steps (floating point rounds past 2^53; 128-bit only
-# where 64 bits could overflow, as it costs twice as much). Of tied points the first met is kept: points are
-# stored, and overview points written, in step order, so a read of one run meets the earliest first.
+# where 64 bits could overflow, as it costs twice as much). Of tied points the first met is kept: overview points
+# are written in step order, as a run's points logged in order are stored, so both ways usually keep the earliest.
 BUCKETED = """
     WITH b AS (
         SELECT c.run_id, c.key,

@@ -155,7 +155,9 @@ def ended_run_with(store: DuckDBStore, *series: pl.DataFrame) -> int:
     return run_id
 
 
-def test_tied_values_give_the_same_points_both_ways_the_earliest_step_of_each_bucket(backing):
+def test_tied_values_logged_in_step_order_give_the_same_points_both_ways_the_earliest_step_of_each_bucket(backing):
+    """Which tied point a bucket keeps is the first met (core.overviews): for a series logged in order, in one row
+    group, both ways meet the earliest first."""
     constant = series_of(0, "learning_rate", range(5_000), [1e-4] * 5_000)
     plateau = series_of(0, "accuracy", range(0, 15_000, 3), [round(i / 5_000, 1) for i in range(5_000)])
     run_id = ended_run_with(backing, constant, plateau)
