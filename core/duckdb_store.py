@@ -51,6 +51,7 @@ from core.store import TrackingStore
 from core.validation import friendly
 
 MAX_PAGE_SIZE = 500
+MAX_SERIES_POINTS = 100_000_000  # a downsampled read's points per curve at most: past it, ask for every point
 MAX_LOG_CHUNK = 1_000_000  # characters one append keeps: the end of a flood of output, which says how it ended
 SCRIPT_DATASET = "(logged from a script)"
 # The experiment's counter of runs in each state: status and run count follow from these, updated per event.
@@ -1214,8 +1215,12 @@ def checked_series_request(run_ids: Any, keys: Any, max_points: Any) -> list[int
     run_ids = checked_run_ids(run_ids)
     if keys is not None and (not isinstance(keys, list | tuple) or not all(isinstance(key, str) for key in keys)):
         raise ValidationError("keys must be a list of metric names")
-    if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2):
-        raise ValidationError(f"max_points must be a whole number of at least 2, got {max_points!r}")
+    if max_points is not None and (
+        isinstance(max_points, bool) or not isinstance(max_points, int) or not 2 <= max_points <= MAX_SERIES_POINTS
+    ):
+        raise ValidationError(
+            f"max_points must be a whole number from 2 to {MAX_SERIES_POINTS:,} (None for every point), got {max_points!r}"
+        )
     return run_ids
 
 

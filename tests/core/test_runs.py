@@ -297,3 +297,11 @@ def test_runs_table_of_an_experiment_without_runs_is_empty(store, make_experimen
 
     assert table.is_empty()
     assert table.columns == ["id", "name", "status", "created_at", "ended_at", "adapter_id"]
+
+
+@pytest.mark.parametrize("max_points", [1, 2**31, 10**12, 2.5, True])
+def test_a_curve_read_names_the_points_it_allows(store, make_experiment, make_run, max_points):
+    run_id = make_run(make_experiment(), metrics={"loss": [1.0, 0.5]})
+
+    with pytest.raises(ValidationError, match=r"max_points must be a whole number from 2 to 100,000,000 \(None for every point\)"):
+        store.get_metric_series([run_id], ["loss"], max_points=max_points)
