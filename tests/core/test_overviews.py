@@ -1,5 +1,5 @@
-"""Curve overviews (core.overviews): long series of ended runs kept downsampled, answering curve reads exactly as
-reading every point would, and giving way the moment their series changes."""
+"""Curve overviews (core.overviews): long series of ended runs kept downsampled, answering curve reads as reading
+every point would, and giving way the moment their series changes."""
 
 import time
 from datetime import datetime, timedelta
@@ -118,7 +118,7 @@ def test_the_store_builds_overviews_by_itself_once_it_is_idle(sweep):
     assert set(overview_rows(store)["run_id"]) == set(run_ids[:3])
 
 
-def test_upkeep_goes_in_passes_of_bounded_size_and_a_write_waits_for_one_pass_only(sweep, monkeypatch):
+def test_upkeep_goes_in_passes_of_bounded_size(sweep, monkeypatch):
     store, run_ids = sweep
     monkeypatch.setattr(overviews, "BATCH_POINTS", 3_000)
     store._write(lambda con: (con.execute("DELETE FROM overview_points"), con.execute("DELETE FROM metric_overviews")))  # the committer may have begun
