@@ -246,8 +246,8 @@ def _nothing(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-def _disabled() -> bool:
-    return get_settings().mode == "disabled"
+def _disabled(settings: Settings | None = None) -> bool:
+    return (settings or get_settings()).mode == "disabled"
 
 
 def attach(run_id: int | None = None, store: TrackingStore | None = None) -> ActiveRun | DisabledRun:
@@ -281,7 +281,7 @@ def start_run(
 ) -> ActiveRun | DisabledRun:
     """Attach to the worker's run, or create a running run in an experiment (by ID, or by name: created if new)."""
     settings = get_settings()  # once: reading the environment is most of what a short run costs this process
-    if settings.mode == "disabled":
+    if _disabled(settings):
         return DisabledRun()
     if experiment is None:
         active = attach(store=store)

@@ -4,12 +4,10 @@ import glob
 import os
 import platform
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
 from core import open_store, resources
-from core.identity import is_local_and_dead
 from core.journal import REFUSED
 from core.lifecycle import DAMAGED
 from core.lifecycle import REFUSED as EVENTS_REFUSED
@@ -136,6 +134,7 @@ def queue(settings: Settings) -> Check:
 def workers(settings: Settings) -> Check:
     def check() -> Check:
         from jobs.lock import worker_running
+        from jobs.reaper import looks_lost
 
         if _no_store_yet(settings):
             return Check("workers", OK, "no store yet, so no runs wait for a worker")
@@ -144,7 +143,7 @@ def workers(settings: Settings) -> Check:
         if worker_running(settings):
             return Check("workers", OK, f"an auto-started worker runs; {len(active)} runs queued or running")
         start = "`tunedeck ui` starts one with the app, `tunedeck worker` starts one by hand"
-        lost = [run.id for run in active if run.status.value == "running" and _lost(run, settings)]
+        lost = [run.id for run in active if looks_lost(run, settings)]
         if lost:
             shown = ", ".join(map(str, lost[:10])) + (", ..." if len(lost) > 10 else "")
             return Check(
@@ -157,13 +156,6 @@ def workers(settings: Settings) -> Check:
         return Check("workers", state, f"no auto-started worker runs ({queued} runs queued); {start}")
 
     return _guarded("workers", check, "fix the store first (see above)")
-
-
-def _lost(run, settings: Settings) -> bool:
-    silent = run.heartbeat_at is None or datetime.now(UTC).replace(tzinfo=None) - run.heartbeat_at > timedelta(
-        seconds=settings.heartbeat_timeout
-    )
-    return is_local_and_dead(run.worker) or silent
 
 
 def dataset_roots(settings: Settings) -> Check:
