@@ -95,19 +95,8 @@ TRANSLATIONS = {
             """,
         ),
         (
-            duckdb_store._SUMMARY_MISMATCHES,
-            f"""
-            WITH raw AS (
-                SELECT run_id, key, count(*) AS n, min(value) AS low, max(value) AS high, max(step) AS last_step,
-                       {_LAST_BY_STEP.format(column="value")} AS last
-                FROM metrics GROUP BY run_id, key
-            )
-            SELECT coalesce(raw.run_id, s.run_id), coalesce(raw.key, s.key)
-            FROM raw FULL JOIN metric_summaries s ON s.run_id = raw.run_id AND s.key = raw.key
-            WHERE s.count IS DISTINCT FROM raw.n OR s.min_value IS DISTINCT FROM raw.low OR s.max_value IS DISTINCT FROM raw.high
-               OR s.last_step IS DISTINCT FROM raw.last_step OR s.last_value IS DISTINCT FROM raw.last
-            ORDER BY 1, 2
-            """,
+            duckdb_store._SUMMARY_MISMATCHES,  # the same check, with the last value by step in PostgreSQL's words
+            duckdb_store._SUMMARY_MISMATCHES.replace("arg_max(value, step)", _LAST_BY_STEP.format(column="value")),
         ),
         (
             duckdb_store._DUPLICATE_POINTS,

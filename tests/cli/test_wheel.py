@@ -1,5 +1,6 @@
 """`pip install .` (not editable) gives a working command, app, worker and sample data, away from the checkout."""
 
+import ast
 import json
 import shutil
 import subprocess
@@ -97,6 +98,16 @@ def test_a_builtin_run_trains_from_the_wheel_with_its_sample_data(installed, tmp
     assert outcome["core"].startswith(str(installed)), "the installed package ran, not the checkout"
     assert outcome["status"] == "completed", outcome["error"]
     assert outcome["accuracy"] > 0.9 and outcome["adapter"]
+
+
+def test_the_wheel_ships_both_tiny_models_where_runs_look_for_them(installed, tmp_path):
+    listing = "from core.models import list_models, model_roots; print(sorted((m.name, str(m.path)) for m in list_models(model_roots())))"
+    result = run_in(installed, tmp_path, str(installed / "bin" / "python"), "-c", listing)
+
+    assert result.returncode == 0, result.stderr
+    found = dict(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
+    assert set(found) == {"tiny-base", "tiny-gpt2"}  # the peft trainer's default base model too, not only the builtin's
+    assert all(path.startswith(str(installed)) for path in found.values()), found
 
 
 def test_the_app_from_the_wheel_runs_its_pages(installed, tmp_path):
