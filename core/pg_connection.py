@@ -28,6 +28,7 @@ _POLARS_TYPES = {
     1114: pl.Datetime("us"),
     1700: pl.Float64,
 }
+ROWS_AT_ONCE = 500  # rows up to which a frame is built from rows; past ~1,000, a column at a time is faster
 _PG_TYPES = {pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.UInt32: "BIGINT", pl.String: "TEXT", pl.Float64: "DOUBLE PRECISION"}
 
 # Per connection, created once: where registered frames land. `points` reads like the embedded store's frame.
@@ -146,15 +147,14 @@ class _Query:
 
 def to_frame(cursor: psycopg.Cursor, found: list[tuple] | None = None) -> pl.DataFrame:
     """The cursor's result (or the rows of it already fetched) as a Polars frame, typed by the columns' PostgreSQL
-    types even when empty. Built a column at a time: 6 ms where rows took 14 for a 2,000-run list's 8,000 rows."""
+    types even when empty. A small result is built from its rows in one call (a 100-point history: 0.1 ms, where a
+    column at a time took 0.26), a large one a column at a time (8,000 rows: 5 ms, where rows took 11)."""
     found = cursor.fetchall() if found is None else found
-    columns = zip(*found, strict=True) if found else ([] for _ in cursor.description)
-    return pl.DataFrame(
-        [
-            pl.Series(column.name, values, dtype=_POLARS_TYPES.get(column.type_code))
-            for column, values in zip(cursor.description, columns, strict=True)
-        ]
-    )
+    schema = [(column.name, _POLARS_TYPES.get(column.type_code)) for column in cursor.description]
+    if 0 < len(found) <= ROWS_AT_ONCE:
+        return pl.DataFrame(found, schema=schema, orient="row", infer_schema_length=None)
+    columns = zip(*found, strict=True) if found else ([] for _ in schema)
+    return pl.DataFrame([pl.Series(name, values, dtype=dtype) for (name, dtype), values in zip(schema, columns, strict=True)])
 
 
 class PgConnection:
