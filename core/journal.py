@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import struct
+import time
 import uuid
 from pathlib import Path
 
@@ -35,6 +36,7 @@ log = logging.getLogger("tunedeck.journal")
 FRAME = struct.Struct("<cI")
 SUFFIX = ".points"
 REFUSED = ".refused"  # a segment the store refused for good, kept aside (recover() passes it by)
+NEW_GRACE_S = 60.0  # an unlocked segment still being created is removed by recover() only once this old
 _counter = itertools.count()
 
 
@@ -43,12 +45,7 @@ class Segment:
 
     def __init__(self, folder: Path, fsync: bool):
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"{socket.gethostname()}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:8]}"
-        temporary = folder / f".{name}.new"  # recover() ignores it until it is locked and renamed
-        self.fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        self.path = folder / f"{name}{SUFFIX}"
-        os.rename(temporary, self.path)
+        self.fd, self.path = _created(folder)
         self.fsync = fsync
         self.size = 0
 
@@ -74,6 +71,26 @@ class Segment:
             self.path.unlink()
         finally:
             os.close(self.fd)
+
+
+def _created(folder: Path, attempts: int = 3) -> tuple[int, Path]:
+    """A new segment file, locked, under its final name. It is created under a name recover() does not replay and
+    renamed once locked; a recovery that took the file away before the lock (the writer paused for NEW_GRACE_S
+    in between) makes this writer start another."""
+    for attempt in itertools.count(1):
+        name = f"{socket.gethostname()}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:8]}"
+        temporary = folder / f".{name}.new"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = folder / f"{name}{SUFFIX}"
+        try:
+            os.rename(temporary, path)
+        except FileNotFoundError:
+            os.close(fd)
+            if attempt < attempts:
+                continue
+            raise
+        return fd, path
 
 
 class Journal:
@@ -157,7 +174,7 @@ def recover(store: TrackingStore, folder: Path) -> int:
     if not folder.is_dir():
         return 0
     for path in folder.glob(".*.new"):  # a writer killed while creating a segment: nothing was logged to it
-        _remove_if_unlocked(path)
+        _remove_if_unlocked(path, older_than=NEW_GRACE_S)
     stored = 0
     for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
@@ -188,8 +205,12 @@ def _set_aside(path: Path) -> None:
     path.rename(kept)
 
 
-def _remove_if_unlocked(path: Path) -> None:
+def _remove_if_unlocked(path: Path, older_than: float) -> None:
+    """Remove a file no writer holds, once it is `older_than` seconds old: a writer creates its segment file, then
+    locks it, so a fresh unlocked one may be about to be locked (removing it failed that writer's log())."""
     try:
+        if path.stat().st_mtime > time.time() - older_than:
+            return
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return

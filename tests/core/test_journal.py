@@ -1,6 +1,7 @@
 """The metric journal: what a writer logged is on disk until the store has it, and a dead writer's is replayed."""
 
 import os
+import time
 
 import numpy as np
 import polars as pl
@@ -105,3 +106,39 @@ def test_a_segment_the_store_refuses_is_set_aside_and_the_segments_after_it_are_
     assert list(folder.glob("*.points")) == []
     assert len(list(folder.glob("*.refused"))) == 1  # kept for a person, and passed by from now on
     assert journal.recover(store, folder) == 0
+
+
+def test_a_segment_file_still_being_created_is_left_alone_until_it_is_old(store):
+    """A writer creates its segment file, then locks it: recovery must not take a fresh unlocked one away
+    (that failed the writer's log() with "No such file or directory")."""
+    folder = store.data_dir / "journal"
+    folder.mkdir()
+    creating = folder / ".host-1-0-abcd.new"
+    creating.touch()
+
+    assert journal.recover(store, folder) == 0
+    assert creating.exists()
+    left = time.time() - journal.NEW_GRACE_S - 1  # its writer died between creating and locking it, long ago
+    os.utime(creating, (left, left))
+    journal.recover(store, folder)
+    assert not creating.exists()
+
+
+def test_a_writer_whose_new_segment_file_was_taken_away_starts_another(tmp_path, monkeypatch):
+    lock = journal.fcntl.flock
+    taken = []
+
+    def taken_before_the_lock(fd, operation):  # a recovery removes the unlocked file the writer has just created
+        if not taken:
+            taken.extend(tmp_path.glob(".*.new"))
+            for path in taken:
+                path.unlink()
+        return lock(fd, operation)
+
+    monkeypatch.setattr(journal.fcntl, "flock", taken_before_the_lock)
+    written = Journal(tmp_path)
+    written.append_step(7, 1, 0, {"loss": 0.5})
+
+    assert len(taken) == 1
+    (segment,) = tmp_path.glob("*.points")
+    assert read_segment(segment)["value"].to_list() == [0.5]
