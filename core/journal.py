@@ -81,14 +81,18 @@ def _created(folder: Path, attempts: int = 3) -> tuple[int, Path]:
         name = f"{socket.gethostname()}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:8]}"
         temporary = folder / f".{name}.new"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
         path = folder / f"{name}{SUFFIX}"
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             os.rename(temporary, path)
         except FileNotFoundError:
             os.close(fd)
             if attempt < attempts:
                 continue
+            raise
+        except BaseException:
+            os.close(fd)  # not left open and locked, which would make the file one recover() never removes
+            temporary.unlink(missing_ok=True)
             raise
         return fd, path
 
@@ -186,6 +190,8 @@ def recover(store: TrackingStore, folder: Path) -> int:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a live writer's
+            if os.fstat(fd).st_nlink == 0:
+                continue  # its writer (or another recovery) deleted it between our open and our lock: stored
             try:
                 stored += _replay(store, path)
             except (StoreError, StoreBusyError):

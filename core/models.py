@@ -11,7 +11,7 @@ from pathlib import Path
 from core import resources
 from core.errors import ValidationError
 
-SHIPPED_MODELS = resources.models_dir()  # the checkout's data/models, or the installed wheel's copy
+SHIPPED_MODELS = resources.models_dir().resolve()  # the checkout's data/models, or the installed wheel's copy
 BUILTIN_MODEL_TYPE = "tunedeck-tiny-text"  # the builtin trainer's numpy classifier
 HUGGING_FACE, BUILTIN = "huggingface", "builtin"
 TRAINER_MODEL_KIND = {"builtin": BUILTIN, "peft": HUGGING_FACE}  # which models each trainer can tune

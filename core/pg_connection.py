@@ -28,6 +28,7 @@ _POLARS_TYPES = {
     1114: pl.Datetime("us"),
     1700: pl.Float64,
 }
+_NUMERIC = 1700  # Decimal values, NaN and infinities among them: only a column at a time makes floats of every one
 ROWS_AT_ONCE = 500  # rows up to which a frame is built from rows; past ~1,000, a column at a time is faster
 _PG_TYPES = {pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.UInt32: "BIGINT", pl.String: "TEXT", pl.Float64: "DOUBLE PRECISION"}
 
@@ -151,7 +152,7 @@ def to_frame(cursor: psycopg.Cursor, found: list[tuple] | None = None) -> pl.Dat
     column at a time took 0.26), a large one a column at a time (8,000 rows: 5 ms, where rows took 11)."""
     found = cursor.fetchall() if found is None else found
     schema = [(column.name, _POLARS_TYPES.get(column.type_code)) for column in cursor.description]
-    if 0 < len(found) <= ROWS_AT_ONCE:
+    if 0 < len(found) <= ROWS_AT_ONCE and _NUMERIC not in {column.type_code for column in cursor.description}:
         return pl.DataFrame(found, schema=schema, orient="row", infer_schema_length=None)
     columns = zip(*found, strict=True) if found else ([] for _ in schema)
     return pl.DataFrame([pl.Series(name, values, dtype=dtype) for (name, dtype), values in zip(schema, columns, strict=True)])

@@ -142,3 +142,23 @@ def test_a_writer_whose_new_segment_file_was_taken_away_starts_another(tmp_path,
     assert len(taken) == 1
     (segment,) = tmp_path.glob("*.points")
     assert read_segment(segment)["value"].to_list() == [0.5]
+
+
+def test_a_segment_its_writer_deletes_while_recovery_looks_is_passed_by(store, make_experiment, make_run, monkeypatch):
+    """The writer's flush lands (its segment deleted, its lock let go) between recovery opening the file and locking
+    it: recovery then holds a deleted file, which it must neither replay nor set aside as refused."""
+    run_id = make_run(make_experiment(), status="running")
+    folder = store.data_dir / "journal"
+    written = Journal(folder)
+    written.append_step(run_id, 1, 0, {"loss": 1.0})
+    lock = journal.fcntl.flock
+
+    def flushed_meanwhile(fd, operation):
+        if operation & journal.fcntl.LOCK_NB and written._current is not None:
+            written.seal()
+            written.stored(1)
+        return lock(fd, operation)
+
+    monkeypatch.setattr(journal.fcntl, "flock", flushed_meanwhile)
+    assert journal.recover(store, folder) == 0
+    assert list(folder.iterdir()) == []  # nothing set aside as refused

@@ -142,3 +142,30 @@ def test_the_sidebar_shows_the_team_store_without_its_password(tmp_path):
 
     assert store_location(Settings(data_dir=tmp_path, store_url="postgresql://a:s3cret@db/t")) == "postgresql://a:***@db/t"
     assert store_location(Settings(data_dir=tmp_path)) == str(tmp_path)
+
+
+def test_the_integrity_check_is_worded_for_postgresql():
+    from core.pg_connection import postgres_sql
+
+    worded = postgres_sql(duckdb_store._SUMMARY_MISMATCHES)
+    assert "arg_max" not in worded and "array_agg(value ORDER BY step DESC)" in worded
+
+
+def test_small_and_large_results_come_back_as_the_same_frames(pg):
+    """A few rows are made into a frame at once, many a column at a time: the same types and values either way,
+    NUMERIC's NaN and infinities included (Decimal values a frame built from rows cannot take)."""
+    from core.pg_connection import ROWS_AT_ONCE, to_frame
+
+    query = (
+        "SELECT i::BIGINT AS id, i::INTEGER AS small, 'key ' || i AS key, i / 4.0 AS share, (i %% 2 = 0) AS even, "
+        "CASE WHEN i %% 3 = 0 THEN NULL ELSE TIMESTAMP '2026-01-01' + i * INTERVAL '1 second' END AS at, "
+        "CASE i %% 4 WHEN 1 THEN 'NaN'::NUMERIC WHEN 2 THEN 'Infinity'::NUMERIC ELSE i::NUMERIC / 3 END AS ratio "
+        "FROM generate_series(1, %s) AS i ORDER BY i"
+    )
+    with pg._connection() as raw, raw.cursor(binary=True) as cursor:
+        few = to_frame(cursor.execute(query, [ROWS_AT_ONCE]))
+        many = to_frame(cursor.execute(query, [ROWS_AT_ONCE * 3]))
+
+    assert few.schema == many.schema
+    assert few.equals(many.head(ROWS_AT_ONCE))
+    assert few["ratio"].head(3).to_list()[:2] == [pytest.approx(float("nan"), nan_ok=True), float("inf")]
