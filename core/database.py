@@ -110,6 +110,7 @@ class Database:
         self._cursors_lock = threading.Lock()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
+        self._stopping = threading.Lock()  # close() and the writes it must not strand
         self.groups = 0  # transactions committed, for tests and benchmarks that check grouping
         self.writes = 0
         self.generation = 0  # moves on after every commit: what a reader saw before it may be stale (core.read_cache)
@@ -212,10 +213,11 @@ class Database:
         heartbeat), so run events may go on being answered from memory while it runs."""
         if threading.current_thread() is self._committer:
             return op(self._con)  # an operation built from others: it is already inside the transaction
-        if self._closed:
-            raise StoreError(f"the store at {self.path} was closed in this process; open it again")
         done: Future = Future()
-        self._queue.put((op, done, quiet))
+        with self._stopping:  # queued before close()'s stop or refused: never behind it, where nothing would answer
+            if self._closed:
+                raise StoreError(f"the store at {self.path} was closed in this process; open it again")
+            self._queue.put((op, done, quiet))
         return done.result()
 
     # -- run events answered before they are applied (core.lifecycle) --------------------------
@@ -370,6 +372,8 @@ class Database:
         finally:
             if taken:  # not applied, and their log is still on disk: the next owner applies them
                 log.error("%d run events could not be applied now; their log stays for the next owner", len(taken))
+                if self.log is not None:
+                    self.log.forget(len(self.log.sealed))  # so that no later commit deletes their segments
                 self.lane.done(taken)
             if holding:
                 self.lane.release()
@@ -490,8 +494,9 @@ class Database:
 
     def close(self) -> None:
         """Finish the writes and events already queued, then close every connection (the file's lock goes with them)."""
-        self._closed = True
-        self._queue.put(None)
+        with self._stopping:
+            self._closed = True
+            self._queue.put(None)
         self._committer.join()
         self._closing.set()
         if self.log is not None:

@@ -156,9 +156,9 @@ class EventLog:
     def seal(self) -> int:
         """The current segment takes no more events (the committer is applying them); returns how many are sealed."""
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-            self._sealed.append(self._current)
+            fd, self._fd = self._fd, None  # forgotten first: a close that fails has still let the number go, and
+            self._sealed.append(self._current)  # writing on to a number another file now has would corrupt that file
+            os.close(fd)
         return len(self._sealed)
 
     def committed(self, sealed: int) -> None:
@@ -166,6 +166,10 @@ class EventLog:
         done, self._sealed = self._sealed[:sealed], self._sealed[sealed:]
         for path in done:
             path.unlink(missing_ok=True)
+
+    @property
+    def sealed(self) -> list[Path]:
+        return list(self._sealed)
 
     def forget(self, sealed: int) -> None:
         """Leave the first `sealed` sealed segments on disk, for the next owner to apply."""
@@ -197,8 +201,8 @@ class EventLog:
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 class Lane:

@@ -1,10 +1,14 @@
 """Run starts and ends answered by the store's owner before they are applied (core.lifecycle): what a user sees is the
 same as if each were its own transaction, and nothing answered is lost when the owner is killed."""
 
+import errno
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +16,8 @@ import polars as pl
 import pytest
 
 import core.database
+import core.errors
+import core.lifecycle
 from core.duckdb_store import DuckDBStore
 from core.errors import InvalidTransitionError
 from core.lifecycle import Begin, End, EventLog
@@ -288,3 +294,63 @@ def test_a_second_store_object_on_the_same_file_in_one_process_is_refused(backin
     with pytest.raises(StoreBusyError, match="open in this process already"):
         DuckDBStore(backing.path).list_experiments()
     backing.list_experiments()  # the first goes on
+
+
+def test_a_log_whose_close_fails_never_writes_on_into_another_file(tmp_path, monkeypatch):
+    """Linux lets a descriptor go even when close() reports an error; a log that kept the number would write the
+    next answered event into whatever file is opened next under it."""
+    log = EventLog(tmp_path / "t.duckdb")
+    log.append(Begin(1, 1, None, "{}", "w", datetime(2026, 1, 1)))
+    close = os.close
+
+    def closed_but_failed(fd):
+        close(fd)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(core.lifecycle.os, "close", closed_but_failed)
+    with pytest.raises(OSError):
+        log.seal()
+    monkeypatch.setattr(core.lifecycle.os, "close", close)
+    other = tmp_path / "another file"
+    other.write_bytes(b"kept")
+    opened = os.open(other, os.O_RDWR)  # likely under the number the log let go
+    try:
+        log.append(Begin(2, 1, None, "{}", "w", datetime(2026, 1, 1)))
+    finally:
+        os.close(opened)
+
+    assert other.read_bytes() == b"kept"
+    assert len(log.segments()) == 2
+
+
+def test_a_write_racing_close_is_answered_not_stranded(tmp_path):
+    """A write that passed the closed check as close() began was queued behind the committer's stop: it waited forever."""
+    db = core.database.Database(tmp_path / "t.duckdb")
+    queued = db._queue
+
+    class SlowToQueue:  # widens the moment between the write's check and its put
+        def put(self, item):
+            if isinstance(item, tuple):
+                time.sleep(0.3)
+            queued.put(item)
+
+        def __getattr__(self, name):
+            return getattr(queued, name)
+
+    db._queue = SlowToQueue()
+    outcome = []
+    writer = threading.Thread(target=lambda: outcome.append(_answer(db)), daemon=True)
+    writer.start()
+    time.sleep(0.05)
+    db.close()
+    writer.join(5)
+
+    assert not writer.is_alive()
+    assert outcome == [(1,)]
+
+
+def _answer(db):
+    try:
+        return db.write(lambda con: con.execute("SELECT 1").fetchone())
+    except core.errors.StoreError as error:
+        return str(error)
