@@ -106,6 +106,7 @@ class RemoteStore(TrackingStore):
                 return send(self._client(fresh=attempt > 0), options)
             except flight.FlightUnavailableError as error:
                 if not (repeatable or _never_reached(error)):
+                    _clients.pop((os.getpid(), self.address), None)  # its server is gone: the next request connects anew
                     raise _stopped() from error
                 if attempt >= SEND_TRIES - 1 and time.monotonic() > give_up:
                     raise StoreError(
