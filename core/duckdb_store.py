@@ -600,6 +600,7 @@ class DuckDBStore(Annotations, TrackingStore):
             finally:
                 con.unregister("ended")
             self._ended(list(experiment_of))
+            self._require_begun(con, [end.run_id for end in ends if end.run_id not in experiment_of])
             points = [end.points for end in ends if end.points is not None and end.run_id in experiment_of]
             if points:  # a replayed end's points are in the store already, committed with its end
                 self._store_points(con, pl.concat(points))
@@ -617,6 +618,17 @@ class DuckDBStore(Annotations, TrackingStore):
         for experiment_id, counts in changes.items():
             deltas = [counts[column] for column in COUNTER_COLUMNS]
             first(con, _COUNT_RUN, [*deltas, counts["new"], *deltas, counts["error"], self.clock(), experiment_id])
+
+    @staticmethod
+    def _require_begun(con, run_ids: list[int]) -> None:
+        """Ends that ended nothing are replays of runs ended before, unless their run is not in the store at all: its
+        start was set aside (refused: the disk failing), and the end must be set aside after it, never dropped."""
+        if not run_ids:
+            return
+        stored = {row[0] for row in rows(con, _STORED_RUNS, [run_ids])}
+        absent = sorted(set(run_ids) - stored)
+        if absent:
+            raise StoreError(f"run {', '.join(map(str, absent))} is not in the store (its start was set aside); so is its end")
 
     @staticmethod
     def _insert_begun(con, begins: list[Begin]) -> list[Begin]:

@@ -19,7 +19,7 @@ import core.database
 import core.errors
 import core.lifecycle
 from core.duckdb_store import DuckDBStore
-from core.errors import InvalidTransitionError
+from core.errors import InvalidTransitionError, StoreError
 from core.lifecycle import Begin, End, EventLog
 from core.status import ExperimentStatus, RunStatus
 
@@ -354,3 +354,34 @@ def _answer(db):
         return db.write(lambda con: con.execute("SELECT 1").fetchone())
     except core.errors.StoreError as error:
         return str(error)
+
+
+def test_an_answered_end_whose_start_the_store_refused_is_set_aside_after_it_not_dropped(store_path, migrated_file, monkeypatch):
+    """The start cannot be applied (the disk failing) and is set aside; its end, answered too, ended nothing and its
+    log went: the run stayed `running` for good. Now the end follows its start, and the next owner applies both."""
+    import shutil
+
+    shutil.copyfile(migrated_file, store_path)
+    store = DuckDBStore(store_path)
+    experiment = store.create_experiment({"name": "refused start", "dataset": "data/sample/sentiment.csv"})
+    store.end_run(store.begin_run(experiment, worker="host:1"), RunStatus.COMPLETED)  # the early path is warm
+    store.get_runs([1])
+    insert = DuckDBStore._insert_begun
+    failing = {"on": True}
+
+    def disk_failing(con, begins):
+        if failing["on"]:
+            raise StoreError("No space left on device")
+        return insert(con, begins)
+
+    monkeypatch.setattr(DuckDBStore, "_insert_begun", staticmethod(disk_failing))
+    run_id = store.begin_run(experiment, worker="host:1")
+    store.end_run(run_id, RunStatus.COMPLETED, points=points(run_id, 0.4))
+    store.db.settle()  # applied, or set aside
+    failing["on"] = False
+    store.close()
+
+    reopened = DuckDBStore(store_path)  # the next owner tries what was set aside again, in order
+    run = reopened.get_run(run_id)
+    assert run.status is RunStatus.COMPLETED and run.metrics["loss"].count == 3
+    reopened.close()
