@@ -373,7 +373,7 @@ class Database:
             if taken:  # not applied, and their log is still on disk: the next owner applies them
                 log.error("%d run events could not be applied now; their log stays for the next owner", len(taken))
                 if self.log is not None:
-                    self.log.forget(len(self.log.sealed))  # so that no later commit deletes their segments
+                    self.log.forget()  # every sealed segment: so that no later commit deletes one of them
                 self.lane.done(taken)
             if holding:
                 self.lane.release()

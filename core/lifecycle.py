@@ -167,13 +167,9 @@ class EventLog:
         for path in done:
             path.unlink(missing_ok=True)
 
-    @property
-    def sealed(self) -> list[Path]:
-        return list(self._sealed)
-
-    def forget(self, sealed: int) -> None:
-        """Leave the first `sealed` sealed segments on disk, for the next owner to apply."""
-        self._sealed = self._sealed[sealed:]
+    def forget(self, sealed: int | None = None) -> None:
+        """Leave the first `sealed` sealed segments (all of them: None) on disk, for the next owner to apply."""
+        self._sealed = self._sealed[sealed:] if sealed is not None else []
 
     def left_behind(self) -> list[Begin | End]:
         """Events an owner answered and did not commit, and those set aside before (at open, before anything else is
