@@ -107,6 +107,7 @@ class DuckDBStore(Annotations, TrackingStore):
         self.dataset_roots = dataset_roots  # None: any dataset reference is accepted
         self._upkeep = upkeep
         self._db: Database | None = None
+        self._closed = False
         self._overviews_kept = True
 
     @property
@@ -116,6 +117,8 @@ class DuckDBStore(Annotations, TrackingStore):
     @property
     def db(self) -> Database:
         if self._db is None:
+            if self._closed:  # a request that outlived close() (the store server's drain) must not open the file again
+                raise StoreError(f"the store at {self.path} was closed; open it again")
             upkeep = overviews.build if self._upkeep else None
             self._db = Database(self.path, self._apply_lifecycle, fsync=get_settings().journal_fsync, upkeep=upkeep)
             self._overviews_kept = not self._db.read_only or self._has_table("metric_overviews")
@@ -125,6 +128,7 @@ class DuckDBStore(Annotations, TrackingStore):
         return self._statement(lambda con: first(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]))[0] > 0
 
     def close(self) -> None:
+        self._closed = True
         if self._db is not None:
             self._db.close()
             self._db = None

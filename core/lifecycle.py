@@ -147,7 +147,10 @@ class EventLog:
                 if self.fsync:
                     os.fsync(self._fd)
             except OSError:
-                os.ftruncate(self._fd, self._size)
+                try:
+                    os.ftruncate(self._fd, self._size)
+                except OSError:  # a torn frame stays: the segment takes no more, or it would hide the events after it
+                    self.seal()
                 raise
         except OSError as error:
             raise StoreError(f"cannot keep the run's outcome on disk beside {self.folder}: {error.strerror}") from error
@@ -193,6 +196,9 @@ class EventLog:
         with open(path, "ab") as kept:
             for event in events:
                 kept.write(encode(event))
+            if self.fsync:  # the events' segment is deleted next: this copy must last as the segment would have
+                kept.flush()
+                os.fsync(kept.fileno())
         return path
 
     def close(self) -> None:

@@ -385,3 +385,52 @@ def test_an_answered_end_whose_start_the_store_refused_is_set_aside_after_it_not
     run = reopened.get_run(run_id)
     assert run.status is RunStatus.COMPLETED and run.metrics["loss"].count == 3
     reopened.close()
+
+
+def test_a_torn_frame_that_cannot_be_cut_off_hides_no_later_event(tmp_path, monkeypatch):
+    """A write that stops part-way is cut back off the segment; where even that fails, the torn frame stays, and an event
+    written after it would be read as part of it and lost at replay. The log goes on in a new segment instead."""
+    log = EventLog(tmp_path / "t.duckdb")
+    log.append(Begin(1, 1, None, "{}", "w", datetime(2026, 1, 1)))
+    write = os.write
+
+    def part_of_it(fd, data):
+        return write(fd, data[: core.lifecycle.FRAME.size])
+
+    def cannot_cut(fd, size):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(core.lifecycle.os, "write", part_of_it)
+    monkeypatch.setattr(core.lifecycle.os, "ftruncate", cannot_cut)
+    with pytest.raises(StoreError, match="cannot keep the run's outcome on disk"):
+        log.append(Begin(2, 1, None, "{}", "w", datetime(2026, 1, 1)))
+    monkeypatch.undo()
+    log.append(Begin(3, 1, None, "{}", "w", datetime(2026, 1, 1)))
+    log.close()
+
+    replayed = EventLog(tmp_path / "t.duckdb").left_behind()
+    assert [event.run_id for event in replayed] == [1, 3]
+
+
+def test_events_set_aside_are_on_disk_before_their_segment_goes_when_the_log_syncs(tmp_path, monkeypatch):
+    synced = []
+    fsync = os.fsync
+    monkeypatch.setattr(core.lifecycle.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), fsync(fd)))
+    log = EventLog(tmp_path / "t.duckdb", fsync=True)
+
+    kept = log.set_aside([Begin(1, 1, None, "{}", "w", datetime(2026, 1, 1))])
+
+    assert synced == [str(kept)]
+
+
+def test_a_closed_store_is_not_opened_again_by_a_late_request(backing: DuckDBStore):
+    """The store server closes its store once its requests have drained; one that outlived the drain must not take
+    the file back, which the next owner is waiting to open."""
+    backing.list_experiments()
+    backing.close()
+
+    with pytest.raises(StoreError, match="was closed"):
+        backing.list_experiments()
+    reopened = DuckDBStore(backing.path)
+    assert reopened.list_experiments().total == 0
+    reopened.close()
