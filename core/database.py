@@ -9,6 +9,7 @@ they are applied (`core.lifecycle`): the committer applies them first in its nex
 waits for those answered before it.
 """
 
+import contextvars
 import logging
 import queue
 import threading
@@ -39,6 +40,10 @@ UPKEEP_IDLE = 0.5  # seconds of no writes before upkeep (core.overviews) runs a 
 UPKEEP_BUSY = 5.0  # seconds upkeep may wait for an idle moment before it runs a pass between writes
 UPKEEP_RETRY = 60.0  # seconds a failed upkeep pass waits before it is tried again
 APPLY_AFTER = 0.2  # seconds answered events may wait to be applied with more: a batch costs ~10 statements, whatever its size
+# When the client of the request being served gives up waiting (time.monotonic(), the same clock in every process
+# here), set by the store server: a write queued later is refused, so one a client gave up on and sent again is never
+# applied after its newer copy (its points would overwrite the later word on their steps).
+REQUEST_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("request_deadline", default=None)
 Apply = Callable[["Database", duckdb.DuckDBPyConnection, list], None]
 # One pass of work that changes no answer, on the runs named (None: every run); True when more is due.
 Upkeep = Callable[[duckdb.DuckDBPyConnection, list[int] | None], bool]
@@ -217,6 +222,9 @@ class Database:
         with self._stopping:  # queued before close()'s stop or refused: never behind it, where nothing would answer
             if self._closed:
                 raise StoreError(f"the store at {self.path} was closed in this process; open it again")
+            deadline = REQUEST_DEADLINE.get()
+            if deadline is not None and time.monotonic() > deadline:  # checked and queued at one moment (the lock)
+                raise StoreBusyError("the store took longer than its client waited; the write was not applied")
             self._queue.put((op, done, quiet))
         return done.result()
 

@@ -38,6 +38,7 @@ URI_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
 SEND_TRIES = 3
 SMALL_BATCH = 10_000  # points sent inside the request (~0.3 MB); a larger batch streams (do_put), ~1 ms more per call
 START_TIMEOUT = 60.0  # seconds a new store server may take to open (and migrate) the store
+DEADLINE = "_deadline"  # a write's argument: when its sender gives up waiting (the server then no longer queues it)
 SPAWN_RETRY_AFTER = 30.0  # seconds before trying again to start a server that failed to start
 CONNECT_OPTIONS = [  # after a server is replaced, reconnect at once rather than after gRPC's default second
     ("grpc.initial_reconnect_backoff_ms", 20),
@@ -143,16 +144,22 @@ class RemoteStore(TrackingStore):
                 threading.Thread(target=process.wait, name="tunedeck-store-server-reaper", daemon=True).start()
 
     def _action(self, operation: str, arguments: dict, points: pl.DataFrame | None = None):
-        body = json.dumps(_jsonable(arguments)).encode()
+        arguments = _jsonable(arguments)
+        batch = b""
         if points is not None:  # a small batch rides in the request itself: one message instead of a stream
             stream = io.BytesIO()
             points.write_ipc_stream(stream)
-            body += b"\n" + stream.getvalue()
+            batch = b"\n" + stream.getvalue()
 
         def send(client, options):
+            body = json.dumps({**arguments, DEADLINE: self._deadline()}).encode() + batch
             return b"".join(result.body.to_pybytes() for result in client.do_action(flight.Action(operation, body), options))
 
         return _raising(self._request, send, operation in REPEATABLE)
+
+    def _deadline(self) -> float:
+        """Taken just before the call starts, whose timeout then runs out a little after it."""
+        return time.monotonic() + self.timeout
 
     def _table(self, operation: str, arguments: dict) -> pl.DataFrame:
         ticket = flight.Ticket(json.dumps({"operation": operation, **_jsonable(arguments)}).encode())
@@ -161,10 +168,10 @@ class RemoteStore(TrackingStore):
 
     def _put(self, operation: str, arguments: dict, points: pl.DataFrame):
         request = {"operation": operation, "rows": points.height, **_jsonable(arguments)}
-        descriptor = flight.FlightDescriptor.for_command(json.dumps(request))
         table = points.to_arrow()
 
         def send(client, options):
+            descriptor = flight.FlightDescriptor.for_command(json.dumps({**request, DEADLINE: self._deadline()}))
             writer, reader = client.do_put(descriptor, table.schema, options)
             with writer:
                 writer.write_table(table, max_chunksize=65_536)

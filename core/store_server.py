@@ -34,10 +34,11 @@ import pyarrow.flight as flight
 from pydantic_core import to_json
 
 from core import journal
+from core.database import REQUEST_DEADLINE
 from core.duckdb_store import DuckDBStore, checked_series_request
 from core.errors import StoreError, TuneDeckError
 from core.read_cache import ReadCache
-from core.remote import address_for, answers
+from core.remote import DEADLINE, address_for, answers
 from core.settings import get_settings
 from core.store import CURVE_READS, READS, operations
 
@@ -148,8 +149,12 @@ class StoreServer(flight.FlightServerBase):
             raise flight.FlightServerError(
                 f"unknown store operation {operation!r}", extra_info=error_payload(StoreError("unknown operation"))
             )
-        with self._busy():
-            return self._run(operation, arguments)
+        deadline = REQUEST_DEADLINE.set(arguments.pop(DEADLINE, None))
+        try:
+            with self._busy():
+                return self._run(operation, arguments)
+        finally:
+            REQUEST_DEADLINE.reset(deadline)
 
     def _run(self, operation: str, arguments: dict):
         try:

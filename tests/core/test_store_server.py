@@ -1,5 +1,7 @@
 """The store server: one process owns the file, every other process sends it whole operations."""
 
+import io
+import json
 import os
 import signal
 import stat
@@ -7,14 +9,16 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pyarrow.flight as flight
 import pytest
 
 from core import remote
-from core.errors import ConflictError, NotFoundError, StoreError, ValidationError
+from core.errors import ConflictError, NotFoundError, StoreBusyError, StoreError, ValidationError
 from core.remote import RemoteStore
 from core.status import RunStatus
 
@@ -119,6 +123,28 @@ def test_an_operation_outside_the_contract_is_refused(served, store_path):
     with pytest.raises(flight.FlightServerError, match="unknown store operation 'close'"):
         list(client.do_action(flight.Action("close", b"{}")))
     assert served.list_experiments().total == 1
+
+
+def test_a_write_its_client_gave_up_on_is_never_applied_after_the_copy_sent_again(served):
+    """A server too busy (or paused) to take a write before its client's timeout must not apply it later: the client
+    keeps its points and sends them again with what came after, and the old copy would overwrite those steps."""
+    run_id = served.begin_run("late", {}, worker="test")
+    points = pl.DataFrame({"run_id": [run_id], "key": ["loss"], "step": [1], "value": [3.0], "wall_time": [datetime(2026, 1, 1)]})
+    client = flight.FlightClient(f"grpc+unix://{served.address}")
+
+    def log_metrics(deadline: float) -> list:
+        stream = io.BytesIO()
+        points.write_ipc_stream(stream)
+        body = json.dumps({remote.DEADLINE: deadline}).encode() + b"\n" + stream.getvalue()
+        return list(client.do_action(flight.Action("log_metrics", body)))
+
+    with pytest.raises(flight.FlightServerError, match="longer than its client waited") as late:
+        log_metrics(time.monotonic() - 0.001)  # as the server takes it up, the client has already given up
+    assert served.get_run_metrics(run_id).series.is_empty()
+    assert remote._as_store_error(late.value).__class__ is StoreBusyError
+
+    log_metrics(time.monotonic() + 10)
+    assert served.get_run_metrics(run_id).of("loss")["value"].to_list() == [3.0]
 
 
 def test_only_this_user_can_reach_the_servers_socket(served):
