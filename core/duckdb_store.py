@@ -46,7 +46,7 @@ from core.points import check_run_id, check_step, checked_points
 from core.sample_rows import SAMPLE_COLUMNS, SampleRow, checked_samples, samples_frame
 from core.settings import get_settings
 from core.sql import first, frame, rows
-from core.status import ACTIVE, ExperimentStatus, RunStatus, can_transition, experiment_status
+from core.status import ACTIVE, TERMINAL, ExperimentStatus, RunStatus, can_transition, experiment_status
 from core.store import TrackingStore
 from core.validation import friendly
 
@@ -121,7 +121,7 @@ class DuckDBStore(Annotations, TrackingStore):
                 raise StoreError(f"the store at {self.path} was closed; open it again")
             upkeep = overviews.build if self._upkeep else None
             self._db = Database(self.path, self._apply_lifecycle, fsync=get_settings().journal_fsync, upkeep=upkeep)
-            self._overviews_kept = not self._db.read_only or self._has_table("metric_overviews")
+            self._overviews_kept = not self._db.read_only or self._has_table("growing_overviews")
         return self._db
 
     def _has_table(self, name: str) -> bool:
@@ -760,7 +760,8 @@ class DuckDBStore(Annotations, TrackingStore):
             query, params = whole_series_query(run_ids, keys)
         else:
             buckets = max_points // 2
-            params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": buckets}
+            params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": buckets,
+                      "ended": sorted(status.value for status in TERMINAL)}
             key_filter = "AND list_contains($keys, s.key)" if keys is not None else "AND $keys IS NULL"
             if self._overviews_kept:
                 params["level"] = overviews.level_for(buckets)
@@ -1334,17 +1335,23 @@ _WHOLE_SERIES = """
 # the series' overview where one holds for these buckets (core.overviews: the same answer from far fewer rows).
 # `run_id BETWEEN $low AND $high` repeats what list_contains says in a form DuckDB checks against each
 # row group's min/max, so a few runs' points are read without scanning every point in the store.
+# A running run's long series are bucketed by powers of two (core.overviews), answered from the overview grown so
+# far and the points logged after it.
 _SERIES = (
     """
     WITH sizes AS (
-        SELECT s.run_id, s.key, s.count AS n, s.last_step, {overview_flag}
+        SELECT s.run_id, s.key, s.count AS n, s.last_step,
+               CASE WHEN NOT list_contains($ended, r.status) THEN """
+    + overviews.SHIFT.format(last_step="s.last_step", buckets="$buckets")
+    + """ END AS shift,
+               {overview_flag}
         WHERE list_contains($runs, s.run_id) {key_filter}
     ),
     long AS (SELECT * FROM sizes WHERE n > 2 * $buckets),
     candidates AS (
-        SELECT m.run_id, m.key, m.step, m.value, m.wall_time, z.last_step
+        SELECT m.run_id, m.key, m.step, m.value, m.wall_time, z.last_step, z.shift
         FROM metrics m JOIN (SELECT * FROM long WHERE NOT overview) z ON z.run_id = m.run_id AND z.key = m.key
-        WHERE m.run_id BETWEEN $low AND $high
+        WHERE m.run_id BETWEEN $low AND $high AND (z.grown_to IS NULL OR m.step > z.grown_to)
         {overview_points}
     )
     SELECT m.run_id, m.key, m.step, m.value, m.wall_time
@@ -1358,14 +1365,23 @@ _SERIES = (
 
 # Whether a series' overview holds (same count and last step), and its points at the read's level. A read-only
 # file from before the overviews has no such tables: its reads take every point.
-_OVERVIEW_FLAG = """o.run_id IS NOT NULL AND $level IS NOT NULL AS overview
+_OVERVIEW_FLAG = """o.run_id IS NOT NULL AND $level IS NOT NULL AS overview,
+               CASE WHEN NOT list_contains($ended, r.status) THEN g.last_step END AS grown_to
         FROM metric_summaries s
-        LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key AND o.count = s.count AND o.last_step = s.last_step"""
+        JOIN runs r ON r.id = s.run_id
+        LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key AND o.count = s.count AND o.last_step = s.last_step
+        LEFT JOIN growing_overviews g ON g.run_id = s.run_id AND g.key = s.key"""
 _OVERVIEW_POINTS = """UNION ALL
-        SELECT p.run_id, p.key, p.step, p.value, p.wall_time, z.last_step
+        SELECT p.run_id, p.key, p.step, p.value, p.wall_time, z.last_step, z.shift
         FROM overview_points p JOIN (SELECT * FROM long WHERE overview) z ON z.run_id = p.run_id AND z.key = p.key
-        WHERE p.level = $level AND p.run_id BETWEEN $low AND $high"""
-_NO_OVERVIEW_FLAG = "false AS overview FROM metric_summaries s"
+        WHERE p.level = $level AND p.run_id BETWEEN $low AND $high
+        UNION ALL
+        SELECT p.run_id, p.key, p.step, p.value, p.wall_time, z.last_step, z.shift
+        FROM growing_points p JOIN (SELECT * FROM long WHERE grown_to IS NOT NULL) z ON z.run_id = p.run_id AND z.key = p.key
+        WHERE p.run_id BETWEEN $low AND $high"""
+_NO_OVERVIEW_FLAG = """false AS overview, NULL::BIGINT AS grown_to
+        FROM metric_summaries s
+        JOIN runs r ON r.id = s.run_id"""
 
 _SUMMARY_MISMATCHES = """
     WITH raw AS (

@@ -192,6 +192,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        8,
+        "growing curve overviews: long series of running runs kept downsampled as they grow (core.overviews)",
+        """
+        CREATE TABLE growing_overviews (
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            count BIGINT NOT NULL,
+            last_step BIGINT NOT NULL
+        );
+        CREATE TABLE growing_points (
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            step BIGINT NOT NULL,
+            value DOUBLE NOT NULL,
+            wall_time TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -259,3 +259,97 @@ def test_a_failing_upkeep_is_logged_tried_again_later_and_holds_up_no_write(tmp_
         assert "store upkeep failed" in caplog.text
     finally:
         db.close()
+
+
+# -- running runs: growing overviews, bucketed by powers of two --------------------------------------
+
+
+def power_of_two_read(points: pl.DataFrame, buckets: int) -> set[tuple[str, int, float]]:
+    """What a running run's curve read should answer, computed here from every point: buckets of 2^k steps from step
+    0 (k the smallest giving at most `buckets`), the lowest and highest point of each."""
+    answer = set()
+    for (key,), series in points.group_by("key"):
+        if series.height <= 2 * buckets:
+            answer |= {(key, step, value) for step, value in zip(series["step"], series["value"], strict=True)}
+            continue
+        shift = next(k for k in range(64) if series["step"].max() >> k < buckets)
+        bucketed = series.with_columns(bucket=pl.col("step") // 2**shift)
+        for extreme in (pl.col("value").arg_min(), pl.col("value").arg_max()):
+            picked = bucketed.group_by("bucket").agg(pl.col("step").get(extreme), pl.col("value").get(extreme))
+            answer |= {(key, step, value) for step, value in zip(picked["step"], picked["value"], strict=True)}
+    return answer
+
+
+def as_set(read: pl.DataFrame) -> set[tuple[str, int, float]]:
+    return set(zip(read["key"], read["step"], read["value"], strict=True))
+
+
+def growing_rows(store: DuckDBStore, run_id: int) -> pl.DataFrame:
+    with store.reading() as con:
+        return con.sql(
+            """SELECT p.key, count(*) AS points, any_value(g.last_step) AS last
+               FROM growing_points p JOIN growing_overviews g USING (run_id, key) WHERE run_id = ? GROUP BY p.key ORDER BY p.key""",
+            params=[run_id],
+        ).pl()
+
+
+def test_a_running_runs_curve_is_bucketed_by_powers_of_two_and_read_from_its_growing_overview_exactly(backing):
+    """A series read while it grows: from its points, then from the overview built so far and the points after it.
+    Every read is the answer of bucketing every point by powers of two, computed here independently."""
+    experiment_id = backing.create_experiment({"name": "growing", "dataset": SAMPLE})
+    run_id = run_with(backing, experiment_id, [], status="running")
+    logged = long_series(run_id, "loss", 30_000, seed=3).with_columns(step=pl.col("step") * 3 + 1)
+    bucket_counts = (25, 50, 125, 250)
+
+    for batch in logged.iter_slices(7_000):
+        backing.log_metrics(batch)
+        so_far = logged.filter(pl.col("step") <= batch["step"].max())
+        for b in bucket_counts:  # before this batch is in the overview: the older part from it, this batch from points
+            assert as_set(backing.get_metric_series([run_id], max_points=2 * b)) == power_of_two_read(so_far, b), b
+        backing.build_overviews()
+        built = growing_rows(backing, run_id)
+        assert built["last"].to_list() == [batch["step"].max()]  # the overview reaches the last step logged
+        assert built["points"].to_list()[0] <= 2 * overviews.FINE
+        for b in bucket_counts:
+            assert as_set(backing.get_metric_series([run_id], max_points=2 * b)) == power_of_two_read(so_far, b), b
+
+
+def test_a_running_runs_read_takes_the_grown_part_from_the_overview(backing):
+    experiment_id = backing.create_experiment({"name": "growing", "dataset": SAMPLE})
+    run_id = run_with(backing, experiment_id, [("loss", 10_000, 1)], status="running")
+    backing.build_overviews()
+    backing.log_metrics(long_series(run_id, "loss", 10_000, seed=5).with_columns(step=pl.col("step") + 10_000))
+    # Behind the store's back, every point the overview holds moves up by 1,000: only a read of the points sees it.
+    backing._write(lambda con: con.execute("UPDATE metrics SET value = value + 1000 WHERE run_id = ? AND step < 10000", [run_id]))
+
+    read = backing.get_metric_series([run_id], max_points=500)
+
+    assert read.filter(pl.col("step") < 10_000)["value"].max() < 1000  # the first 10,000 steps from the overview
+    assert read.filter(pl.col("step") >= 10_000).height > 100  # the rest from the points
+
+
+def test_when_a_run_ends_its_growing_overview_gives_way_to_the_ended_runs_levels(backing):
+    experiment_id = backing.create_experiment({"name": "growing", "dataset": SAMPLE})
+    run_id = run_with(backing, experiment_id, [("loss", 6_000, 1)], status="running")
+    backing.build_overviews()
+    assert not growing_rows(backing, run_id).is_empty()
+
+    backing.complete_run(run_id)
+    from_points = backing.get_metric_series([run_id], max_points=100)  # bucketed over the last step again
+    backing.build_overviews()
+
+    assert growing_rows(backing, run_id).is_empty()
+    assert set(overview_rows(backing)["level"]) == set(overviews.LEVELS)
+    assert backing.get_metric_series([run_id], max_points=100).equals(from_points)
+    assert from_points.height == 100  # 50 buckets spread over the last step, each its lowest and highest point
+
+
+def test_a_rewritten_step_drops_a_growing_overview(backing):
+    experiment_id = backing.create_experiment({"name": "growing", "dataset": SAMPLE})
+    run_id = run_with(backing, experiment_id, [("loss", 6_000, 1)], status="running")
+    backing.build_overviews()
+
+    backing.log_metrics(pl.DataFrame({"run_id": [run_id], "key": ["loss"], "step": [100], "value": [-500.0], "wall_time": [START]}))
+
+    assert growing_rows(backing, run_id).is_empty()
+    assert backing.get_metric_series([run_id], max_points=100)["value"].min() == -500.0

@@ -178,7 +178,8 @@ def test_a_read_only_store_from_before_curve_overviews_still_draws_curves(tiny_d
     older.complete_run(run_id)
     expected = older.get_metric_series([run_id], max_points=100)
     older._write(lambda con: con.execute(  # as a version before migration 7 left it
-        "DROP TABLE metric_overviews; DROP TABLE overview_points; DELETE FROM schema_migrations WHERE version = 7"
+        "DROP TABLE metric_overviews; DROP TABLE overview_points; DROP TABLE growing_overviews; DROP TABLE growing_points; "
+        "DELETE FROM schema_migrations WHERE version >= 7"
     ))
     older.close()
     remount(tiny_disk, "ro")
