@@ -763,11 +763,18 @@ class DuckDBStore(Annotations, TrackingStore):
             params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": buckets,
                       "ended": sorted(status.value for status in TERMINAL)}
             key_filter = "AND list_contains($keys, s.key)" if keys is not None else "AND $keys IS NULL"
-            if self._overviews_kept:
-                params["level"] = overviews.level_for(buckets)
-                query = _SERIES.format(key_filter=key_filter, overview_flag=_OVERVIEW_FLAG, overview_points=_OVERVIEW_POINTS)
-            else:
+            if not self._overviews_kept:
                 query = _SERIES.format(key_filter=key_filter, overview_flag=_NO_OVERVIEW_FLAG, overview_points="")
+                return self._statement(lambda con: frame(con, query, {**params, "floor": None})).sort("run_id", "key", "step")
+            params["level"] = overviews.level_for(buckets)
+            query = _SERIES.format(key_filter=key_filter, overview_flag=_OVERVIEW_FLAG, overview_points=_OVERVIEW_POINTS)
+            floor = _TAIL_FLOOR.format(key_filter=key_filter, overview_flag=_OVERVIEW_FLAG)
+            # Two statements, one snapshot: the points of growing series are read past a step given as a value,
+            # which DuckDB checks against each row group's min/max (from a join, it filters every point of the run).
+            asked = {name: params[name] for name in ("runs", "keys", "buckets", "ended", "level")}
+            return self._read(lambda con: frame(con, query, {**params, "floor": first(con, floor, asked)[0]})).sort(
+                "run_id", "key", "step"
+            )
         series = self._statement(lambda con: frame(con, query, params))
         return series.sort("run_id", "key", "step")
 
@@ -1351,7 +1358,7 @@ _SERIES = (
     candidates AS (
         SELECT m.run_id, m.key, m.step, m.value, m.wall_time, z.last_step, z.shift
         FROM metrics m JOIN (SELECT * FROM long WHERE NOT overview) z ON z.run_id = m.run_id AND z.key = m.key
-        WHERE m.run_id BETWEEN $low AND $high AND (z.grown_to IS NULL OR m.step > z.grown_to)
+        WHERE m.run_id BETWEEN $low AND $high AND (z.grown_to IS NULL OR m.step > z.grown_to) AND ($floor IS NULL OR m.step > $floor)
         {overview_points}
     )
     SELECT m.run_id, m.key, m.step, m.value, m.wall_time
@@ -1362,6 +1369,16 @@ _SERIES = (
     + """)
 """
 )
+
+# The lowest step past which every point the read takes from `metrics` for its long series lies: the least step a
+# growing overview reaches, NULL when some long series is read whole.
+_TAIL_FLOOR = """
+    WITH sizes AS (
+        SELECT s.run_id, s.key, s.count AS n, {overview_flag}
+        WHERE list_contains($runs, s.run_id) {key_filter}
+    )
+    SELECT CASE WHEN bool_and(grown_to IS NOT NULL) THEN min(grown_to) END FROM sizes WHERE n > 2 * $buckets AND NOT overview
+"""
 
 # Whether a series' overview holds (same count and last step), and its points at the read's level. A read-only
 # file from before the overviews has no such tables: its reads take every point.
