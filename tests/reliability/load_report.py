@@ -9,6 +9,7 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,12 @@ class LoadFigures:
         return p50 * 1000, p99 * 1000
 
 
+def _where() -> str:
+    """Where the soak's store lies: the tests' temporary folder (tests/conftest.py puts it in memory where it can)."""
+    folder = tempfile.gettempdir()
+    return "in memory (`/dev/shm`, the tests' temporary folder)" if folder.startswith("/dev/shm") else f"in {folder}"
+
+
 def render(figures: LoadFigures, today: datetime | None = None) -> str:
     """The section, heading included, ending in one newline."""
     today = today or datetime.now(UTC)
@@ -65,7 +72,7 @@ def render(figures: LoadFigures, today: datetime | None = None) -> str:
         "",
         (
             f"Last measured {today:%Y-%m-%d} on {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-            "DuckDB store on local disk, SQLite queue."
+            f"DuckDB store {_where()}, SQLite queue."
         ),
         "",
         "| Load held | |",
