@@ -1,6 +1,6 @@
 """TuneDeck beside MLflow (and Aim where it finishes in time) on what users do; rewrites `## Peers` in BENCHMARKS.md.
 
-    python -m venv --system-site-packages ../venv-bench && ../venv-bench/bin/pip install -r requirements-bench.txt
+    python -m venv ../venv-bench   # then install as requirements-bench.txt says
     ../venv-bench/bin/python -m bench.peers                               # the issue's sizes (hours: see below)
     ../venv-bench/bin/python -m bench.peers --quick --output /tmp/p.md    # every phase, tiny: ~10 min (29 at load 15)
 

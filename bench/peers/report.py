@@ -277,8 +277,8 @@ def section(run: dict) -> str:
             "",
             f"Measured by `{run['command']}` on {run['started']} ({run['seconds'] / 60:,.0f} minutes in all), after waiting "
             f"{run['settled_s']:.0f} s for a quieter machine. It needs the peers apart from the project's own packages "
-            "(`python -m venv --system-site-packages ../venv-bench && ../venv-bench/bin/pip install -r requirements-bench.txt`: "
-            "mlflow pins pyarrow below 26) and rewrites only this section (a `### Notes` subsection at its end is kept).",
+            "(`python -m venv ../venv-bench`, then `grep -v '^pyarrow' requirements.txt | ../venv-bench/bin/pip install -r "
+            "/dev/stdin -r requirements-bench.txt`: mlflow pins pyarrow below 26) and rewrites only this section (a `### Notes` subsection at its end is kept).",
             "",
             f"Machine: CPUs {found['nproc']} ({found['cpu']}); Python {found['python']}; {versions}. Load average (1 min) "
             f"{run['load'][0]:.2f} at the start and {run['load'][1]:.2f} at the end; every ingest sample's load is listed below.",

@@ -2,8 +2,8 @@
 
 Needs MLflow 3.17.2 and TensorBoard, which the project does not depend on, so run it apart:
 
-    python -m venv --system-site-packages ../venv-fixtures
-    ../venv-fixtures/bin/pip install mlflow==3.17.2 tensorboard==2.21.0
+    python -m venv ../venv-fixtures
+    grep -v '^pyarrow' requirements.txt | ../venv-fixtures/bin/pip install -r /dev/stdin mlflow==3.17.2 tensorboard==2.21.0
     ../venv-fixtures/bin/python -m tests.importers.make_fixtures
 
 It replaces tests/importers/fixtures/ (an MLflow SQLite store, gzipped, an `mlruns` folder and a
