@@ -112,6 +112,7 @@ _GROWN = """
         SELECT m.run_id, m.key, m.step, m.value, m.wall_time, due.last_step, due.shift
         FROM metrics m JOIN due ON due.run_id = m.run_id AND due.key = m.key
         WHERE m.run_id BETWEEN $low AND $high AND (due.grown_to IS NULL OR m.step > due.grown_to)
+          AND ($floor IS NULL OR m.step > $floor)
         UNION ALL
         SELECT p.run_id, p.key, p.step, p.value, p.wall_time, due.last_step, due.shift
         FROM growing_points p JOIN due ON due.run_id = p.run_id AND due.key = p.key
@@ -152,7 +153,9 @@ def _grow(con, runs: list[int] | None) -> bool:
         return False
     taken = due.filter(pl.col("new").cum_sum().shift(1, fill_value=0) < BATCH_POINTS)
     con.register("due", taken)  # left registered if a statement fails: the transaction is over, the next pass replaces it
-    grown = frame(con, _GROWN, {"low": taken["run_id"].min(), "high": taken["run_id"].max()})
+    # The least step already folded in, as a value: DuckDB then skips the row groups of older points.
+    floor = taken["grown_to"].min() if taken["grown_to"].null_count() == 0 else None
+    grown = frame(con, _GROWN, {"low": taken["run_id"].min(), "high": taken["run_id"].max(), "floor": floor})
     rows(con, "DELETE FROM growing_points WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
     rows(con, "DELETE FROM growing_overviews WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
     con.register("grown", grown)
