@@ -131,7 +131,7 @@ def section(options, results: dict, started: str, load: tuple[float, float], ver
         HEADING,
         "",
         f"`python -m bench.peers.on_postgres` ({started}, {versions}; 1-minute load average {load[0]:.1f} before, "
-        f"{load[1]:.1f} after, on 2 CPUs shared with other work: figures are medians, the ratios matter more than the "
+        f"{load[1]:.1f} after, on {os.cpu_count()} CPUs: figures are medians, the ratios matter more than the "
         "absolute times). One private PostgreSQL 15 server (fsync on, default settings) holds both systems' databases, "
         "a fresh database per sample; TuneDeck with `TUNEDECK_STORE_URL`, MLflow with `postgresql+psycopg://`. "
         f"Reduced sizes: the issue's 200 x 500 and 2,000 x 100 take MLflow hours on this machine.",
