@@ -2,8 +2,9 @@
 
 MLflow itself is not needed. Run statuses map FINISHED -> completed, FAILED -> failed,
 KILLED -> cancelled; RUNNING and SCHEDULED runs are skipped until they end, deleted runs and
-experiments always. Params keep their names; tags become params `tags.<name>`, except MLflow's
-own `mlflow.*` tags (the run name is the run's name).
+experiments always. Params keep their names; tags stay the run's tags, except MLflow's own
+`mlflow.*` tags (the run name is the run's name). A tag our tags cannot hold (a name with other
+characters, a value over 1,000 characters) becomes the param `tags.<name>`, with a note saying so.
 """
 
 import sqlite3
@@ -18,6 +19,7 @@ import numpy as np
 from core.errors import ValidationError
 from core.importers.runs import Series, SourceRun
 from core.run_params import IMPORT_PREFIX
+from core.tags import checked_tags
 
 STATUSES = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "cancelled"}
 FOLDER_STATUSES = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
@@ -65,8 +67,15 @@ def read(uri: str, skipped: list[str]) -> list[SourceRun]:
 
 
 def _source_run(run_id, experiment, name, status, started_ms, params, tags, metrics, uri) -> SourceRun:
-    params = dict(params)
-    params |= {f"tags.{key}": value for key, value in tags.items() if not key.startswith("mlflow.")}
+    params, kept, notes = dict(params), {}, []
+    for key, value in tags.items():
+        if key.startswith("mlflow."):
+            continue
+        try:
+            kept |= checked_tags({key: value})
+        except ValidationError as error:
+            params[f"tags.{key}"] = value
+            notes.append(f"tag {key!r} kept as the param 'tags.{key}': {error}")
     if started_ms:
         params[IMPORT_PREFIX + "started_at"] = datetime.fromtimestamp(started_ms / 1000, UTC).isoformat(timespec="seconds")
     return SourceRun(
@@ -78,6 +87,8 @@ def _source_run(run_id, experiment, name, status, started_ms, params, tags, metr
         read_metrics=metrics,
         error=f"{status} in MLflow" if status == "FAILED" else None,
         description=f"Imported from MLflow ({uri}).",
+        notes=notes,
+        tags=kept,
     )
 
 

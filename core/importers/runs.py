@@ -12,6 +12,7 @@ from core.entities import Run
 from core.points import KEY_PATTERN, POINT_SCHEMA
 from core.run_params import IMPORT_PREFIX
 from core.store import TrackingStore
+from core.tags import MAX_TAGS_PER_CALL
 
 SOURCE_PARAM = IMPORT_PREFIX + "source"
 WORKER = "import"
@@ -40,6 +41,7 @@ class SourceRun:
     description: str = ""
     notes: list[str] = field(default_factory=list)  # what read_metrics left out, one sentence each
     metrics_only: bool = False  # a run that is nothing but its metrics (TensorBoard's): none readable, nothing to import
+    tags: dict[str, str] = field(default_factory=dict)  # already checked (core.tags): set on the run as it is imported
 
 
 @dataclass
@@ -167,6 +169,9 @@ def _import_run(
             f"run {run.name!r}: {_count(dropped, 'point')} (NaN or infinite values, or a step logged again: the last value is kept)"
         )
     run_id = store.create_run(experiment_id, {**run.params, SOURCE_PARAM: run.source_id}, name=run.name[:200])
+    tags = list(run.tags.items())
+    for start in range(0, len(tags), MAX_TAGS_PER_CALL):
+        store.set_tags("run", run_id, dict(tags[start : start + MAX_TAGS_PER_CALL]))
     store.mark_running(run_id, worker=WORKER)
     for start in range(0, points.height, BATCH_POINTS):
         store.log_metrics(points.slice(start, BATCH_POINTS).with_columns(run_id=pl.lit(run_id, pl.Int64)))

@@ -48,13 +48,12 @@ def test_experiments_runs_params_tags_and_statuses_come_across(store, source):
         want, run = RUNS[name], runs[name]
         assert store.get_experiment(run.experiment_id).name == want["experiment"]
         assert run.status is STATUSES[want["status"]]
-        tags = {f"tags.{key}": value for key, value in want["tags"].items()}
         assert run.config == {
             **want["params"],
-            **tags,
             SOURCE_PARAM: f"mlflow:{ids['runs'][name]}",
             "import.started_at": "2026-01-01T10:00:00+00:00",
         }
+        assert run.tags == want["tags"]
     assert runs["lr-1e-2"].error == "FAILED in MLflow"
 
 
@@ -144,3 +143,21 @@ def test_a_source_that_is_not_an_mlflow_store_is_refused_with_a_message_and_noth
     with pytest.raises(ValidationError, match=message):
         import_mlflow(store, make_uri(tmp_path))
     unchanged()
+
+
+def test_a_tag_our_tags_cannot_hold_comes_across_as_a_param_with_a_note(store):
+    long_value = "y" * 2_000
+    run = mlflow._source_run(
+        "abc", "tagged", "r1", "FINISHED", 0, {"lr": "0.1"},
+        {"team": "nlp", "has space ok": "1", "bad/name!": "x", "long": long_value, "mlflow.user": "me"},
+        dict, "sqlite:///mlflow.db",
+    )  # fmt: skip
+    summary = import_runs(store, [run], ImportSummary(), dataset="(imported from MLflow)")
+
+    (imported,) = imported_runs(store).values()
+    assert imported.tags == {"team": "nlp", "has space ok": "1"}
+    assert imported.config["tags.bad/name!"] == "x" and imported.config["tags.long"] == long_value
+    assert [note.rpartition("': ")[0] for note in summary.notes] == [
+        "run 'r1': tag 'bad/name!' kept as the param 'tags.bad/name!",
+        "run 'r1': tag 'long' kept as the param 'tags.long",
+    ]
