@@ -49,6 +49,12 @@ Apply = Callable[["Database", duckdb.DuckDBPyConnection, list], None]
 Upkeep = Callable[[duckdb.DuckDBPyConnection, list[int] | None], bool]
 
 
+def _refuse_if_late() -> None:
+    deadline = REQUEST_DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise StoreBusyError("the store took longer than its client waited; the write was not applied")
+
+
 def _store_error(path: Path, error: duckdb.Error) -> StoreError:
     text = str(error)
     if "read-only mode" in text or "read_only" in text.lower():
@@ -114,6 +120,7 @@ class Database:
         self._idle: list[duckdb.DuckDBPyConnection] = []  # those not lent to a read right now
         self._cursors_lock = threading.Lock()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queued = 0  # writes put on the queue and not yet taken with the lane's events (under lane.changed)
         self._closed = False
         self._stopping = threading.Lock()  # close() and the writes it must not strand
         self.groups = 0  # transactions committed, for tests and benchmarks that check grouping
@@ -190,8 +197,10 @@ class Database:
         self._upkeep_touched.update(run_ids)
 
     def touch_ended(self, run_ids) -> None:
-        """Called inside a write (on the committer thread) that ends these runs: upkeep looks at them next."""
+        """Called inside a write (on the committer thread) that ends these runs: upkeep looks at them next, and their
+        curves count as changed (a running run's are bucketed otherwise: core.overviews)."""
         self._upkeep_touched.update(run_ids)
+        self._points_touched.update(run_ids)
 
     def _committed(self, writes: int) -> None:
         self.groups += 1
@@ -222,9 +231,9 @@ class Database:
         with self._stopping:  # queued before close()'s stop or refused: never behind it, where nothing would answer
             if self._closed:
                 raise StoreError(f"the store at {self.path} was closed in this process; open it again")
-            deadline = REQUEST_DEADLINE.get()
-            if deadline is not None and time.monotonic() > deadline:  # checked and queued at one moment (the lock)
-                raise StoreBusyError("the store took longer than its client waited; the write was not applied")
+            _refuse_if_late()  # checked and queued at one moment (the lock)
+            with self.lane.changed:
+                self._queued += 1
             self._queue.put((op, done, quiet))
         return done.result()
 
@@ -259,7 +268,12 @@ class Database:
         with lane.changed:
             if lane.epoch != epoch or self._closed or len(lane.events) >= MAX_PENDING:
                 return None
+            _refuse_if_late()
             event = build(lane)
+            if isinstance(event, End) and event.points is not None and self._queued:
+                # Events are applied ahead of the writes queued: a batch of the same points its client gave up on
+                # (and sent again with this end) would then land after it. Queued behind them instead.
+                return None
             if event is None:
                 return None
             try:
@@ -391,6 +405,7 @@ class Database:
         fails by itself and the others still commit."""
         with self.lane.changed:
             taken.extend(self.lane.take())
+            self._queued -= len(group)  # from now on behind every event answered so far
             try:
                 sealed = self.log.seal() if self.log is not None else 0
             except OSError:  # the events are applied all the same; their segment stays, and the next owner finds no change

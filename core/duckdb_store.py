@@ -109,6 +109,9 @@ class DuckDBStore(Annotations, TrackingStore):
         self._db: Database | None = None
         self._closed = False
         self._overviews_kept = True
+        # Runs with a growing curve overview, as the last upkeep pass left them (replaced whole: read without a lock).
+        # Only for speed: a read of other runs skips looking for the step past which to read their points.
+        self._growing: frozenset[int] = frozenset()
 
     @property
     def data_dir(self) -> Path:
@@ -119,10 +122,16 @@ class DuckDBStore(Annotations, TrackingStore):
         if self._db is None:
             if self._closed:  # a request that outlived close() (the store server's drain) must not open the file again
                 raise StoreError(f"the store at {self.path} was closed; open it again")
-            upkeep = overviews.build if self._upkeep else None
+            upkeep = self._keep_overviews if self._upkeep else None
             self._db = Database(self.path, self._apply_lifecycle, fsync=get_settings().journal_fsync, upkeep=upkeep)
             self._overviews_kept = not self._db.read_only or self._has_table("growing_overviews")
         return self._db
+
+    def _keep_overviews(self, con, runs: list[int] | None) -> bool:
+        growing = set(self._growing)
+        more = overviews.build(con, runs, growing)
+        self._growing = frozenset(growing)  # before the commit: a pass rolled back only costs some reads their speed
+        return more
 
     def _has_table(self, name: str) -> bool:
         return self._statement(lambda con: first(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]))[0] > 0
@@ -743,7 +752,7 @@ class DuckDBStore(Annotations, TrackingStore):
 
     def build_overviews(self) -> None:
         """Build every curve overview due now, as the committer does anyway when idle (for tests and benchmarks)."""
-        while self._write(overviews.build, quiet=True):
+        while self._write(lambda con: self._keep_overviews(con, None), quiet=True):
             pass
 
     def _points_changed(self, run_ids: list[int]) -> None:
@@ -767,11 +776,14 @@ class DuckDBStore(Annotations, TrackingStore):
                 query = _SERIES.format(key_filter=key_filter, overview_flag=_NO_OVERVIEW_FLAG, overview_points="")
                 return self._statement(lambda con: frame(con, query, {**params, "floor": None})).sort("run_id", "key", "step")
             params["level"] = overviews.level_for(buckets)
+            params["fine"] = overviews.FINE  # a growing overview answers no finer buckets than its own
             query = _SERIES.format(key_filter=key_filter, overview_flag=_OVERVIEW_FLAG, overview_points=_OVERVIEW_POINTS)
+            if self._growing.isdisjoint(run_ids):
+                return self._statement(lambda con: frame(con, query, {**params, "floor": None})).sort("run_id", "key", "step")
             floor = _TAIL_FLOOR.format(key_filter=key_filter, overview_flag=_OVERVIEW_FLAG)
             # Two statements, one snapshot: the points of growing series are read past a step given as a value,
             # which DuckDB checks against each row group's min/max (from a join, it filters every point of the run).
-            asked = {name: params[name] for name in ("runs", "keys", "buckets", "ended", "level")}
+            asked = {name: params[name] for name in ("runs", "keys", "buckets", "ended", "level", "fine")}
             return self._read(lambda con: frame(con, query, {**params, "floor": first(con, floor, asked)[0]})).sort(
                 "run_id", "key", "step"
             )
@@ -1383,7 +1395,7 @@ _TAIL_FLOOR = """
 # Whether a series' overview holds (same count and last step), and its points at the read's level. A read-only
 # file from before the overviews has no such tables: its reads take every point.
 _OVERVIEW_FLAG = """o.run_id IS NOT NULL AND $level IS NOT NULL AS overview,
-               CASE WHEN NOT list_contains($ended, r.status) THEN g.last_step END AS grown_to
+               CASE WHEN NOT list_contains($ended, r.status) AND $buckets <= $fine THEN g.last_step END AS grown_to
         FROM metric_summaries s
         JOIN runs r ON r.id = s.run_id
         LEFT JOIN metric_overviews o ON o.run_id = s.run_id AND o.key = s.key AND o.count = s.count AND o.last_step = s.last_step

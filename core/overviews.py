@@ -17,8 +17,10 @@ A running run's series grows with every batch, and buckets spread over its last 
 bucket by powers of two in steps instead (buckets of 2^k steps from step 0, k the smallest that makes at most the
 buckets asked for: between half and all of them). Those buckets never move, and the ones of a finer power nest in
 them, so a growing overview of up to FINE buckets stays exact as the series grows: each upkeep pass folds in only the
-points logged since the last (every new point is past the series' last step; anything else is a rewrite, which
-drops the overview), and a read takes the overview up to the step it was built to and the points after it. When the
+points logged since the last, building again only the last bucket it had and those after (every new point is past
+the series' last step; anything else is a rewrite, which drops the overview; when the series outgrows FINE buckets
+they double and are regrouped), and a read of at most FINE buckets takes the overview up to the step it was built
+to and the points after it. When the
 run ends its growing overview goes, and the ended run's levels above are built.
 """
 
@@ -95,7 +97,13 @@ _LEVEL = """
 # last_step // buckets). Used by the store's curve read, with its own names for the two.
 SHIFT = "CASE WHEN {last_step} // {buckets} = 0 THEN 0 ELSE length(bin({last_step} // {buckets})) END"
 
+# Per due series: its shift now, and the first bucket (at that shift) to build again: the one the last step built
+# to lies in, the others before it being whole; all of them when the series is new or its shift grew (the buckets
+# doubled: they are regrouped).
 _GROWING_DUE = """
+    SELECT *, CASE WHEN grown_to IS NULL OR shift <> """ + SHIFT.format(last_step="grown_to", buckets="$fine") + """
+                   THEN 0 ELSE grown_to >> shift END AS redo_from
+    FROM (
     SELECT s.run_id, s.key, s.count, s.last_step, g.last_step AS grown_to, s.count - coalesce(g.count, 0) AS new,
            """ + SHIFT.format(last_step="s.last_step", buckets="$fine") + """ AS shift
     FROM metric_summaries s
@@ -103,10 +111,10 @@ _GROWING_DUE = """
     LEFT JOIN growing_overviews g ON g.run_id = s.run_id AND g.key = s.key
     WHERE NOT list_contains($ended, r.status) AND s.count > $least AND ($runs IS NULL OR s.run_id IN (SELECT unnest($runs)))
       AND (g.run_id IS NULL OR g.count <> s.count)
-    ORDER BY s.run_id, s.key
+    ) ORDER BY run_id, key
 """
-# The due series' growing overviews anew: the points logged since the last pass (all of them at first), and the
-# overview so far, bucketed at the series' shift now (never finer than the one before: the old buckets nest).
+# The due series' buckets from redo_from on, anew: the points logged since the last pass (all of them at first), and
+# the overview's points in those buckets, bucketed at the series' shift now (never finer than before: they nest).
 _GROWN = """
     WITH candidates AS (
         SELECT m.run_id, m.key, m.step, m.value, m.wall_time, due.last_step, due.shift
@@ -116,9 +124,13 @@ _GROWN = """
         UNION ALL
         SELECT p.run_id, p.key, p.step, p.value, p.wall_time, due.last_step, due.shift
         FROM growing_points p JOIN due ON due.run_id = p.run_id AND due.key = p.key
-        WHERE p.run_id BETWEEN $low AND $high
+        WHERE p.run_id BETWEEN $low AND $high AND p.step >> due.shift >= due.redo_from
     )
     SELECT * FROM (""" + BUCKETED.replace("$buckets", "1") + """) ORDER BY run_id, key, step
+"""
+_REDONE = """
+    DELETE FROM growing_points USING due
+    WHERE growing_points.run_id = due.run_id AND growing_points.key = due.key AND growing_points.step >> due.shift >= due.redo_from
 """
 _GONE = """
     SELECT DISTINCT g.run_id FROM growing_overviews g JOIN runs r ON r.id = g.run_id WHERE list_contains($ended, r.status)
@@ -134,20 +146,23 @@ def _ended() -> list[str]:
     return sorted(status.value for status in TERMINAL)
 
 
-def build(con, runs: list[int] | None = None) -> bool:
+def build(con, runs: list[int] | None = None, growing: set[int] | None = None) -> bool:
     """One upkeep pass, inside the caller's transaction, over the series of `runs` (None: of every run): running runs'
     growing overviews brought up to date, ended runs' built; each up to BATCH_POINTS points read (a longer series
-    goes whole). True when more are due."""
-    growing = _grow(con, runs)
-    return _build_ended(con, runs) or growing
+    goes whole). True when more are due. `growing`, if given, is kept as the runs that have a growing overview."""
+    more = _grow(con, runs, set() if growing is None else growing)
+    return _build_ended(con, runs) or more
 
 
-def _grow(con, runs: list[int] | None) -> bool:
+def _grow(con, runs: list[int] | None, growing: set[int]) -> bool:
+    if runs is None:  # at open: the overviews an owner before this one built
+        growing.update(run_id for (run_id,) in rows(con, "SELECT DISTINCT run_id FROM growing_overviews"))
     gone = rows(con, _GONE, {"ended": _ended()})
     if gone:  # their runs ended: the ended runs' levels take over
         ended = {"gone": [run_id for (run_id,) in gone]}
         rows(con, "DELETE FROM growing_points WHERE list_contains($gone, run_id)", ended)
         rows(con, "DELETE FROM growing_overviews WHERE list_contains($gone, run_id)", ended)
+        growing.difference_update(ended["gone"])
     due = frame(con, _GROWING_DUE, {"ended": _ended(), "least": MIN_POINTS, "runs": runs, "fine": FINE})
     if due.is_empty():
         return False
@@ -156,13 +171,14 @@ def _grow(con, runs: list[int] | None) -> bool:
     # The least step already folded in, as a value: DuckDB then skips the row groups of older points.
     floor = taken["grown_to"].min() if taken["grown_to"].null_count() == 0 else None
     grown = frame(con, _GROWN, {"low": taken["run_id"].min(), "high": taken["run_id"].max(), "floor": floor})
-    rows(con, "DELETE FROM growing_points WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
+    rows(con, _REDONE)
     rows(con, "DELETE FROM growing_overviews WHERE (run_id, key) IN (SELECT run_id, key FROM due)")
     con.register("grown", grown)
     rows(con, "INSERT INTO growing_points SELECT run_id, key, step, value, wall_time FROM grown")
     rows(con, "INSERT INTO growing_overviews SELECT run_id, key, count, last_step FROM due")
     con.unregister("grown")
     con.unregister("due")
+    growing.update(taken["run_id"].to_list())
     return taken.height < due.height
 
 

@@ -32,13 +32,13 @@ from pydantic_core import to_jsonable_python
 
 from core import errors, flocks
 from core.errors import StoreError, TuneDeckError
-from core.store import READS, REPEATABLE, TrackingStore, operations
+from core.store import REPEATABLE, TrackingStore, operations
 
 URI_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
 SEND_TRIES = 3
 SMALL_BATCH = 10_000  # points sent inside the request (~0.3 MB); a larger batch streams (do_put), ~1 ms more per call
 START_TIMEOUT = 60.0  # seconds a new store server may take to open (and migrate) the store
-DEADLINE = "_deadline"  # a write's argument: when its sender gives up waiting (the server then no longer queues it)
+DEADLINE = "tunedeck-deadline"  # a header: when the sender gives up waiting (time.monotonic()); writes after it are refused
 SPAWN_RETRY_AFTER = 30.0  # seconds before trying again to start a server that failed to start
 CONNECT_OPTIONS = [  # after a server is replaced, reconnect at once rather than after gRPC's default second
     ("grpc.initial_reconnect_backoff_ms", 20),
@@ -99,12 +99,11 @@ class RemoteStore(TrackingStore):
         left, idle, just as it was sent, or be too busy to take the connection: hence tries until the timeout). A
         request that may have reached a server that then died is sent again only when sending it twice does no
         harm (a read, say)."""
-        options = flight.FlightCallOptions(timeout=self.timeout)
         give_up = time.monotonic() + max(self.timeout, START_TIMEOUT)  # a busy server is no reason to fail a run
         attempt = 0
         while True:
             try:
-                return send(self._client(fresh=attempt > 0), options)
+                return send(self._client(fresh=attempt > 0), self._options())
             except flight.FlightUnavailableError as error:
                 if not (repeatable or _never_reached(error)):
                     _clients.pop((os.getpid(), self.address), None)  # its server is gone: the next request connects anew
@@ -144,23 +143,23 @@ class RemoteStore(TrackingStore):
                 threading.Thread(target=process.wait, name="tunedeck-store-server-reaper", daemon=True).start()
 
     def _action(self, operation: str, arguments: dict, points: pl.DataFrame | None = None):
-        arguments = _jsonable(arguments)
-        batch = b""
+        body = json.dumps(_jsonable(arguments)).encode()
         if points is not None:  # a small batch rides in the request itself: one message instead of a stream
             stream = io.BytesIO()
             points.write_ipc_stream(stream)
-            batch = b"\n" + stream.getvalue()
+            body += b"\n" + stream.getvalue()
 
         def send(client, options):
-            deadline = {} if operation in READS else {DEADLINE: self._deadline()}  # a read's body is its cache key
-            body = json.dumps({**arguments, **deadline}).encode() + batch
             return b"".join(result.body.to_pybytes() for result in client.do_action(flight.Action(operation, body), options))
 
         return _raising(self._request, send, operation in REPEATABLE)
 
-    def _deadline(self) -> float:
-        """Taken just before the call starts, whose timeout then runs out a little after it."""
-        return time.monotonic() + self.timeout
+    def _options(self) -> flight.FlightCallOptions:
+        """The call's timeout, and when it runs out as a header (taken just before the call starts, so a little
+        early): the server refuses a write it would queue later, which this client sends again. A header, not an
+        argument: a server of an older version passes it by."""
+        deadline = f"{time.monotonic() + self.timeout:.6f}".encode()
+        return flight.FlightCallOptions(timeout=self.timeout, headers=[(DEADLINE.encode(), deadline)])
 
     def _table(self, operation: str, arguments: dict) -> pl.DataFrame:
         ticket = flight.Ticket(json.dumps({"operation": operation, **_jsonable(arguments)}).encode())
@@ -169,15 +168,24 @@ class RemoteStore(TrackingStore):
 
     def _put(self, operation: str, arguments: dict, points: pl.DataFrame):
         request = {"operation": operation, "rows": points.height, **_jsonable(arguments)}
+        descriptor = flight.FlightDescriptor.for_command(json.dumps(request))
         table = points.to_arrow()
 
-        def send(client, options):
-            descriptor = flight.FlightDescriptor.for_command(json.dumps({**request, DEADLINE: self._deadline()}))
-            writer, reader = client.do_put(descriptor, table.schema, options)
-            with writer:
-                writer.write_table(table, max_chunksize=65_536)
-                writer.done_writing()
-                answer = reader.read()
+        def send(_, options):
+            # gRPC's deadline does not end a stream blocked on a stalled server (a paused one: its window stays full);
+            # closing the connection at the deadline does. A connection of its own: no other call goes with it.
+            own = flight.FlightClient(f"grpc+unix://{self.address}", generic_options=CONNECT_OPTIONS)
+            deadline = threading.Timer(self.timeout, own.close)
+            deadline.start()
+            try:
+                writer, reader = own.do_put(descriptor, table.schema, options)
+                with writer:
+                    writer.write_table(table, max_chunksize=65_536)
+                    writer.done_writing()
+                    answer = reader.read()
+            finally:
+                deadline.cancel()
+                own.close()
             return answer.to_pybytes() if answer is not None else b"null"
 
         return _raising(self._request, send, operation in REPEATABLE)

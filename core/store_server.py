@@ -60,7 +60,7 @@ class StoreServer(flight.FlightServerBase):
     OPERATIONS = operations()
 
     def __init__(self, store: DuckDBStore, address: str, cache_bytes: int = 0):
-        super().__init__(f"grpc+unix://{address}")
+        super().__init__(f"grpc+unix://{address}", middleware={_Deadline.KEY: _Deadlines()})
         self.store = store
         self.cache = ReadCache(cache_bytes, store.db.points_changed_since) if cache_bytes else None
         self._state = threading.Lock()
@@ -69,6 +69,10 @@ class StoreServer(flight.FlightServerBase):
 
     # -- the three ways in -----------------------------------------------------------------
     def do_action(self, context, action):
+        with _client_deadline(context):
+            return self._do_action(action)
+
+    def _do_action(self, action):
         body = action.body.to_pybytes()
 
         def answer() -> pa.Buffer:
@@ -95,6 +99,10 @@ class StoreServer(flight.FlightServerBase):
         return flight.RecordBatchStream(self._answer(operation, ("get", ticket.ticket), answer))
 
     def do_put(self, context, descriptor, reader, writer):
+        with _client_deadline(context):
+            self._do_put(descriptor, reader, writer)
+
+    def _do_put(self, descriptor, reader, writer):
         request = _arguments(descriptor.command)
         with self._busy():  # an upload in progress keeps the server from leaving as idle
             points = pl.from_arrow(reader.read_all())  # read whole before the operation: a stalled sender holds no lock
@@ -149,12 +157,8 @@ class StoreServer(flight.FlightServerBase):
             raise flight.FlightServerError(
                 f"unknown store operation {operation!r}", extra_info=error_payload(StoreError("unknown operation"))
             )
-        deadline = REQUEST_DEADLINE.set(arguments.pop(DEADLINE, None))
-        try:
-            with self._busy():
-                return self._run(operation, arguments)
-        finally:
-            REQUEST_DEADLINE.reset(deadline)
+        with self._busy():
+            return self._run(operation, arguments)
 
     def _run(self, operation: str, arguments: dict):
         try:
@@ -182,6 +186,34 @@ class StoreServer(flight.FlightServerBase):
     def idle_for(self) -> float:
         with self._state:
             return 0.0 if self._active else time.monotonic() - self._last_seen
+
+
+class _Deadline(flight.ServerMiddleware):
+    """When the client of a call gives up waiting (core.remote sends it as a header; older clients send none)."""
+
+    KEY = "deadline"
+
+    def __init__(self, at: float | None):
+        self.at = at
+
+
+class _Deadlines(flight.ServerMiddlewareFactory):
+    def start_call(self, info, headers):
+        try:
+            return _Deadline(float(headers.get(DEADLINE, [None])[0]))
+        except (TypeError, ValueError):
+            return None
+
+
+@contextmanager
+def _client_deadline(context) -> Iterator[None]:
+    """The call's writes are refused once its client has given up (core.database.REQUEST_DEADLINE)."""
+    found = context.get_middleware(_Deadline.KEY)
+    token = REQUEST_DEADLINE.set(found.at if found is not None else None)
+    try:
+        yield
+    finally:
+        REQUEST_DEADLINE.reset(token)
 
 
 def _arguments(body: bytes) -> dict:

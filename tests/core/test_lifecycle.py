@@ -434,3 +434,31 @@ def test_a_closed_store_is_not_opened_again_by_a_late_request(backing: DuckDBSto
     reopened = DuckDBStore(backing.path)
     assert reopened.list_experiments().total == 0
     reopened.close()
+
+
+def test_an_end_with_points_waits_behind_writes_already_queued(backing: DuckDBStore):
+    """Answered events are applied ahead of the writes queued: a batch of points its client gave up on and sent again
+    with the run's end would land after the end and overwrite the newer values. Such an end takes the ordinary path,
+    behind them."""
+    run_id = backing.begin_run("queued", {}, worker="host:1")
+    backing.end_run(backing.begin_run("queued", {}, worker="host:1"), RunStatus.COMPLETED)  # the early path is warm
+    started, release = threading.Event(), threading.Event()
+
+    def slow(con):
+        started.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=lambda: backing._write(slow, quiet=True))
+    holder.start()
+    started.wait(5)
+    stale = threading.Thread(target=lambda: backing.log_metrics(points(run_id, 9.0)))  # queued behind `slow`
+    stale.start()
+    time.sleep(0.2)
+    ended = threading.Thread(target=lambda: backing.end_run(run_id, RunStatus.COMPLETED, points=points(run_id, 0.4)))
+    ended.start()
+    time.sleep(0.2)
+    release.set()
+    for thread in (holder, stale, ended):
+        thread.join(10)
+
+    assert backing.get_run_metrics(run_id).of("loss")["value"].to_list() == [2.4, 1.4, 0.4]  # the end's, not 11, 10, 9

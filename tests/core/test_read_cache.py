@@ -112,6 +112,21 @@ def test_a_finished_runs_curve_stays_cached_while_other_runs_train_and_not_once_
         assert cache.hits == hits + 4, "both curves as last read: nothing wrote to either since"
 
 
+def test_a_runs_curve_read_while_it_ran_is_read_again_once_it_ends(tmp_path):
+    """A running run's long curve is bucketed by powers of two, an ended run's over its last step (core.overviews):
+    an end changes the answer though no point changes."""
+    with served(tmp_path) as (store, cache, held):
+        run_id = store.begin_run("live", {}, worker="w:1")
+        store.log_metrics(points(run_id, list(range(3000)), [((s * 7919) % 1000) / 1000 for s in range(3000)]))
+        assert_frame_equal(store.get_metric_series([run_id], max_points=100), held.get_metric_series([run_id], max_points=100))
+
+        store.end_run(run_id, "completed")
+
+        ended = store.get_metric_series([run_id], max_points=100)
+        assert_frame_equal(ended, held.get_metric_series([run_id], max_points=100))
+        assert ended.height == 100  # 50 buckets over the last step, each its lowest and highest point
+
+
 def test_curves_put_together_run_by_run_are_the_stores_own_answer(tmp_path):
     """Short and long runs (bucketed), runs with no points, unknown keys: from memory or not, the same frame."""
     with served(tmp_path) as (store, cache, held):

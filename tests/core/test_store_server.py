@@ -125,26 +125,61 @@ def test_an_operation_outside_the_contract_is_refused(served, store_path):
     assert served.list_experiments().total == 1
 
 
-def test_a_write_its_client_gave_up_on_is_never_applied_after_the_copy_sent_again(served):
-    """A server too busy (or paused) to take a write before its client's timeout must not apply it later: the client
-    keeps its points and sends them again with what came after, and the old copy would overwrite those steps."""
-    run_id = served.begin_run("late", {}, worker="test")
-    points = pl.DataFrame({"run_id": [run_id], "key": ["loss"], "step": [1], "value": [3.0], "wall_time": [datetime(2026, 1, 1)]})
-    client = flight.FlightClient(f"grpc+unix://{served.address}")
-
-    def log_metrics(deadline: float) -> list:
+def as_late_client(served: RemoteStore, operation: str, arguments: dict, points: pl.DataFrame | None = None) -> list:
+    """One request as RemoteStore sends it, from a client whose timeout ran out a moment before the server took it up."""
+    body = json.dumps(arguments).encode()
+    if points is not None:
         stream = io.BytesIO()
         points.write_ipc_stream(stream)
-        body = json.dumps({remote.DEADLINE: deadline}).encode() + b"\n" + stream.getvalue()
-        return list(client.do_action(flight.Action("log_metrics", body)))
-
+        body += b"\n" + stream.getvalue()
+    gave_up = f"{time.monotonic() - 0.001:.6f}".encode()
+    options = flight.FlightCallOptions(headers=[(remote.DEADLINE.encode(), gave_up)])
+    client = flight.FlightClient(f"grpc+unix://{served.address}")
     with pytest.raises(flight.FlightServerError, match="longer than its client waited") as late:
-        log_metrics(time.monotonic() - 0.001)  # as the server takes it up, the client has already given up
-    assert served.get_run_metrics(run_id).series.is_empty()
+        list(client.do_action(flight.Action(operation, body), options))
     assert remote._as_store_error(late.value).__class__ is StoreBusyError
+    return []
 
-    log_metrics(time.monotonic() + 10)
-    assert served.get_run_metrics(run_id).of("loss")["value"].to_list() == [3.0]
+
+def test_writes_their_client_gave_up_on_are_refused_starts_and_ends_too(served):
+    """A server too busy (or paused) to take a write before its client's timeout must not apply it later: the client
+    sends it again (its points with what came after: the old copy would overwrite those steps; a start: two runs)."""
+    run_id = served.begin_run("late", {}, worker="test")
+    served.end_run(served.begin_run("late", {}, worker="test"), "completed")  # starts and ends are answered early now
+    points = pl.DataFrame({"run_id": [run_id], "key": ["loss"], "step": [1], "value": [3.0], "wall_time": [datetime(2026, 1, 1)]})
+    experiment_id = served.get_run(run_id).experiment_id
+
+    as_late_client(served, "log_metrics", {}, points)
+    as_late_client(served, "begin_run", {"experiment": "late", "params": {}, "worker": "test"})
+    as_late_client(served, "end_run", {"run_id": run_id, "status": "completed"})
+
+    assert served.get_run_metrics(run_id).series.is_empty()
+    assert len(served.list_runs(experiment_id)) == 2
+    assert served.get_run(run_id).status is RunStatus.RUNNING
+
+
+def test_a_write_sent_while_the_server_is_paused_past_its_timeout_is_not_applied_when_it_resumes(store_path):
+    """Through the client itself, both ways points travel (inside the request, and streamed when the batch is large)."""
+    store = RemoteStore(store_path, timeout=0.5, idle_exit=30)
+    try:
+        run_id = store.begin_run("paused", {}, worker="test")
+        small = pl.DataFrame({"run_id": run_id, "key": "loss", "step": [1], "value": [3.0], "wall_time": datetime(2026, 1, 1)})
+        large = pl.DataFrame(
+            {"run_id": run_id, "key": "lr", "step": range(remote.SMALL_BATCH + 1), "value": 0.1, "wall_time": datetime(2026, 1, 1)}
+        )
+        server = server_pid(store_path)
+        os.kill(server, signal.SIGSTOP)
+        try:
+            for batch in (small, large):
+                with pytest.raises(StoreBusyError):
+                    store.log_metrics(batch)
+        finally:
+            os.kill(server, signal.SIGCONT)
+        time.sleep(0.5)  # the server takes the two requests up now
+
+        assert store.get_run_metrics(run_id).series.is_empty()
+    finally:
+        assert remote.stop(store_path)
 
 
 def test_only_this_user_can_reach_the_servers_socket(served):
