@@ -173,9 +173,10 @@ class RemoteStore(TrackingStore):
 
         def send(_, options):
             # gRPC's deadline does not end a stream blocked on a stalled server (a paused one: its window stays full);
-            # closing the connection at the deadline does. A connection of its own: no other call goes with it.
+            # closing the connection just after the deadline does, and the call then fails as timed out. A connection
+            # of its own: no other call goes with it.
             own = flight.FlightClient(f"grpc+unix://{self.address}", generic_options=CONNECT_OPTIONS)
-            deadline = threading.Timer(self.timeout, own.close)
+            deadline = threading.Timer(self.timeout + 0.1, own.close)
             deadline.start()
             try:
                 writer, reader = own.do_put(descriptor, table.schema, options)
