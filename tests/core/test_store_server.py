@@ -125,7 +125,7 @@ def test_an_operation_outside_the_contract_is_refused(served, store_path):
     assert served.list_experiments().total == 1
 
 
-def as_late_client(served: RemoteStore, operation: str, arguments: dict, points: pl.DataFrame | None = None) -> list:
+def as_late_client(served: RemoteStore, operation: str, arguments: dict, points: pl.DataFrame | None = None) -> None:
     """One request as RemoteStore sends it, from a client whose timeout ran out a moment before the server took it up."""
     body = json.dumps(arguments).encode()
     if points is not None:
@@ -138,7 +138,6 @@ def as_late_client(served: RemoteStore, operation: str, arguments: dict, points:
     with pytest.raises(flight.FlightServerError, match="longer than its client waited") as late:
         list(client.do_action(flight.Action(operation, body), options))
     assert remote._as_store_error(late.value).__class__ is StoreBusyError
-    return []
 
 
 def test_writes_their_client_gave_up_on_are_refused_starts_and_ends_too(served):
