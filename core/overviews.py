@@ -21,7 +21,8 @@ points logged since the last, building again only the last bucket it had and tho
 the series' last step; anything else is a rewrite, which drops the overview; when the series outgrows FINE buckets
 they double and are regrouped), and a read of at most FINE buckets takes the overview up to the step it was built
 to and the points after it. When the
-run ends its growing overview goes, and the ended run's levels above are built.
+run ends its growing overview goes, and the ended run's levels above are built. PostgreSQL buckets running runs'
+curves the same way, from the points.
 """
 
 import polars as pl

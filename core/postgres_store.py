@@ -25,7 +25,7 @@ from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError
 from core.pg_connection import PgConnection, prepare, read_binary_points, to_frame
 from core.pg_migrations import migrate
 from core.sql import rows
-from core.status import RunStatus
+from core.status import TERMINAL, RunStatus
 from core.store_url import checked_store_url, redacted, safe_message
 
 RETRIES = 8  # a transaction PostgreSQL aborted for a deadlock or a serialization conflict is run again
@@ -209,7 +209,7 @@ class PostgresStore(DuckDBStore):
         run_ids = checked_series_request(run_ids, keys, max_points)
         key_filter = "AND key = ANY(%(keys)s::TEXT[])" if keys is not None else ""
         query = (_WHOLE_SERIES if max_points is None else _SERIES).format(key_filter=key_filter)
-        params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2}
+        params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2, "ended": ENDED}
         if max_points is not None or len(run_ids) <= FEW_RUNS:
             return self._statement(lambda con: _selected_points(con, _ORDERED.format(query=query), params))
 
@@ -249,11 +249,17 @@ _AS_BINARY = (
     "TO STDOUT (FORMAT binary)"
 )
 _WHOLE_SERIES = "SELECT run_id, key, step, value, wall_time FROM metrics WHERE run_id = ANY(%(runs)s::BIGINT[]) {key_filter}"
+ENDED = sorted(status.value for status in TERMINAL)
 # As the embedded store's: series short enough come whole; longer ones keep the lowest and highest point of each
-# step bucket, so spikes survive. Ties go to the earliest step.
+# step bucket, so spikes survive. Ties go to the earliest step. A running run's buckets are powers of two in steps
+# (core.overviews), 2^shift with shift the bit length of last_step / buckets.
 _SERIES = """
     WITH sizes AS (
-        SELECT run_id, key, count AS n, last_step FROM metric_summaries WHERE run_id = ANY(%(runs)s::BIGINT[]) {key_filter}
+        SELECT s.run_id, s.key, s.count AS n, s.last_step,
+               CASE WHEN r.status <> ALL(%(ended)s::TEXT[])
+                    THEN length(ltrim((s.last_step / %(buckets)s)::BIT(64)::TEXT, '0')) END AS shift
+        FROM metric_summaries s JOIN runs r ON r.id = s.run_id
+        WHERE s.run_id = ANY(%(runs)s::BIGINT[]) {key_filter}
     ),
     whole AS (
         SELECT m.run_id, m.key, m.step, m.value, m.wall_time
@@ -261,7 +267,9 @@ _SERIES = """
         WHERE z.n <= 2 * %(buckets)s
     ),
     bucketed AS (
-        SELECT m.run_id, m.key, floor(m.step::DOUBLE PRECISION * %(buckets)s / (z.last_step + 1))::BIGINT AS bucket,
+        SELECT m.run_id, m.key,
+               CASE WHEN z.shift IS NOT NULL THEN m.step >> z.shift
+                    ELSE floor(m.step::DOUBLE PRECISION * %(buckets)s / (z.last_step + 1))::BIGINT END AS bucket,
                (array_agg(m.step ORDER BY m.value, m.step))[1] AS low_step, min(m.value) AS low,
                (array_agg(m.wall_time ORDER BY m.value, m.step))[1] AS low_time,
                (array_agg(m.step ORDER BY m.value DESC, m.step))[1] AS high_step, max(m.value) AS high,

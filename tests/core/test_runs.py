@@ -305,3 +305,24 @@ def test_a_curve_read_names_the_points_it_allows(store, make_experiment, make_ru
 
     with pytest.raises(ValidationError, match=r"max_points must be a whole number from 2 to 100,000,000 \(None for every point\)"):
         store.get_metric_series([run_id], ["loss"], max_points=max_points)
+
+
+def test_a_running_runs_long_curve_is_bucketed_by_powers_of_two_and_an_ended_ones_over_its_last_step(
+    store, make_experiment, make_run
+):
+    """Both backends alike: a live curve's buckets do not move as the run grows (core.overviews)."""
+    import numpy as np
+    import polars as pl
+
+    from core.writer import MetricWriter
+    from tests.core.curves import as_set, power_of_two_read
+
+    run_id = make_run(make_experiment(), status="running")
+    steps, values = np.arange(3_000), np.cumsum(np.random.default_rng(7).normal(size=3_000))
+    with MetricWriter(store) as writer:
+        writer.log_series(run_id, "loss", steps, values)
+    logged = pl.DataFrame({"key": "loss", "step": steps, "value": values})
+
+    assert as_set(store.get_metric_series([run_id], max_points=100)) == power_of_two_read(logged, 50)
+    store.complete_run(run_id)
+    assert store.get_metric_series([run_id], max_points=100).height == 100  # 50 buckets over its last step
