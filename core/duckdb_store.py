@@ -46,7 +46,7 @@ from core.points import check_run_id, check_step, checked_points
 from core.sample_rows import SAMPLE_COLUMNS, SampleRow, checked_samples, samples_frame
 from core.settings import get_settings
 from core.sql import first, frame, rows
-from core.status import ACTIVE, TERMINAL, ExperimentStatus, RunStatus, can_transition, experiment_status
+from core.status import ACTIVE, ENDED_VALUES, ExperimentStatus, RunStatus, can_transition, experiment_status
 from core.store import TrackingStore
 from core.validation import friendly
 
@@ -767,27 +767,25 @@ class DuckDBStore(Annotations, TrackingStore):
             run_ids = [0]  # matches nothing, and keeps the query's shape
         if max_points is None:
             query, params = whole_series_query(run_ids, keys)
+            return self._statement(lambda con: frame(con, query, params)).sort("run_id", "key", "step")
+        buckets = max_points // 2
+        params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": buckets,
+                  "ended": ENDED_VALUES, "floor": None}
+        key_filter = "AND list_contains($keys, s.key)" if keys is not None else "AND $keys IS NULL"
+        if not self._overviews_kept:
+            query = _SERIES.format(key_filter=key_filter, overview_flag=_NO_OVERVIEW_FLAG, overview_points="")
         else:
-            buckets = max_points // 2
-            params = {"runs": run_ids, "keys": keys, "low": min(run_ids), "high": max(run_ids), "buckets": buckets,
-                      "ended": sorted(status.value for status in TERMINAL)}
-            key_filter = "AND list_contains($keys, s.key)" if keys is not None else "AND $keys IS NULL"
-            if not self._overviews_kept:
-                query = _SERIES.format(key_filter=key_filter, overview_flag=_NO_OVERVIEW_FLAG, overview_points="")
-                return self._statement(lambda con: frame(con, query, {**params, "floor": None})).sort("run_id", "key", "step")
-            params["level"] = overviews.level_for(buckets)
-            params["fine"] = overviews.FINE  # a growing overview answers no finer buckets than its own
+            # a growing overview answers no finer buckets than its own (FINE)
+            params |= {"level": overviews.level_for(buckets), "fine": overviews.FINE}
             query = _SERIES.format(key_filter=key_filter, overview_flag=_OVERVIEW_FLAG, overview_points=_OVERVIEW_POINTS)
-            if self._growing.isdisjoint(run_ids):
-                return self._statement(lambda con: frame(con, query, {**params, "floor": None})).sort("run_id", "key", "step")
-            floor = _TAIL_FLOOR.format(key_filter=key_filter, overview_flag=_OVERVIEW_FLAG)
+        if not self._overviews_kept or self._growing.isdisjoint(run_ids):
+            series = self._statement(lambda con: frame(con, query, params))
+        else:
             # Two statements, one snapshot: the points of growing series are read past a step given as a value,
             # which DuckDB checks against each row group's min/max (from a join, it filters every point of the run).
+            floor = _TAIL_FLOOR.format(key_filter=key_filter, overview_flag=_OVERVIEW_FLAG)
             asked = {name: params[name] for name in ("runs", "keys", "buckets", "ended", "level", "fine")}
-            return self._read(lambda con: frame(con, query, {**params, "floor": first(con, floor, asked)[0]})).sort(
-                "run_id", "key", "step"
-            )
-        series = self._statement(lambda con: frame(con, query, params))
+            series = self._read(lambda con: frame(con, query, {**params, "floor": first(con, floor, asked)[0]}))
         return series.sort("run_id", "key", "step")
 
     def verify_integrity(self) -> list[str]:

@@ -28,7 +28,7 @@ curves the same way, from the points.
 import polars as pl
 
 from core.sql import frame, rows
-from core.status import TERMINAL
+from core.status import ENDED_VALUES
 
 TABLES = ("metric_overviews", "overview_points", "growing_overviews", "growing_points")  # derived: never copied, rebuilt
 FINE = 1_024  # buckets at most in a running series' overview: a read asks for 250 at most (the chart's 500 points)
@@ -143,10 +143,6 @@ _DROP = (
 )
 
 
-def _ended() -> list[str]:
-    return sorted(status.value for status in TERMINAL)
-
-
 def build(con, runs: list[int] | None = None, growing: set[int] | None = None) -> bool:
     """One upkeep pass, inside the caller's transaction, over the series of `runs` (None: of every run): running runs'
     growing overviews brought up to date, ended runs' built; each up to BATCH_POINTS points read (a longer series
@@ -158,13 +154,13 @@ def build(con, runs: list[int] | None = None, growing: set[int] | None = None) -
 def _grow(con, runs: list[int] | None, growing: set[int]) -> bool:
     if runs is None:  # at open: the overviews an owner before this one built
         growing.update(run_id for (run_id,) in rows(con, "SELECT DISTINCT run_id FROM growing_overviews"))
-    gone = rows(con, _GONE, {"ended": _ended()})
+    gone = rows(con, _GONE, {"ended": ENDED_VALUES})
     if gone:  # their runs ended: the ended runs' levels take over
         ended = {"gone": [run_id for (run_id,) in gone]}
         rows(con, "DELETE FROM growing_points WHERE list_contains($gone, run_id)", ended)
         rows(con, "DELETE FROM growing_overviews WHERE list_contains($gone, run_id)", ended)
         growing.difference_update(ended["gone"])
-    due = frame(con, _GROWING_DUE, {"ended": _ended(), "least": MIN_POINTS, "runs": runs, "fine": FINE})
+    due = frame(con, _GROWING_DUE, {"ended": ENDED_VALUES, "least": MIN_POINTS, "runs": runs, "fine": FINE})
     if due.is_empty():
         return False
     taken = due.filter(pl.col("new").cum_sum().shift(1, fill_value=0) < BATCH_POINTS)
@@ -184,7 +180,7 @@ def _grow(con, runs: list[int] | None, growing: set[int]) -> bool:
 
 
 def _build_ended(con, runs: list[int] | None) -> bool:
-    due = frame(con, _DUE, {"ended": _ended(), "least": MIN_POINTS, "runs": runs})
+    due = frame(con, _DUE, {"ended": ENDED_VALUES, "least": MIN_POINTS, "runs": runs})
     if due.is_empty():
         return False
     taken = due.filter(pl.col("count").cum_sum().shift(1, fill_value=0) < BATCH_POINTS)

@@ -25,7 +25,7 @@ from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError
 from core.pg_connection import PgConnection, prepare, read_binary_points, to_frame
 from core.pg_migrations import migrate
 from core.sql import rows
-from core.status import TERMINAL, RunStatus
+from core.status import ENDED_VALUES, RunStatus
 from core.store_url import checked_store_url, redacted, safe_message
 
 RETRIES = 8  # a transaction PostgreSQL aborted for a deadlock or a serialization conflict is run again
@@ -209,7 +209,7 @@ class PostgresStore(DuckDBStore):
         run_ids = checked_series_request(run_ids, keys, max_points)
         key_filter = "AND key = ANY(%(keys)s::TEXT[])" if keys is not None else ""
         query = (_WHOLE_SERIES if max_points is None else _SERIES).format(key_filter=key_filter)
-        params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2, "ended": ENDED}
+        params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2, "ended": ENDED_VALUES}
         if max_points is not None or len(run_ids) <= FEW_RUNS:
             return self._statement(lambda con: _selected_points(con, _ORDERED.format(query=query), params))
 
@@ -249,7 +249,6 @@ _AS_BINARY = (
     "TO STDOUT (FORMAT binary)"
 )
 _WHOLE_SERIES = "SELECT run_id, key, step, value, wall_time FROM metrics WHERE run_id = ANY(%(runs)s::BIGINT[]) {key_filter}"
-ENDED = sorted(status.value for status in TERMINAL)
 # As the embedded store's: series short enough come whole; longer ones keep the lowest and highest point of each
 # step bucket, so spikes survive. Ties go to the earliest step. A running run's buckets are powers of two in steps
 # (core.overviews), 2^shift with shift the bit length of last_step / buckets.

@@ -25,6 +25,7 @@ class ExperimentStatus(StrEnum):
 
 TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
 ACTIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+ENDED_VALUES = sorted(status.value for status in TERMINAL)  # as a SQL list parameter takes them
 
 ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),

@@ -456,12 +456,18 @@ def test_an_end_with_points_waits_behind_writes_already_queued(backing: DuckDBSt
     started.wait(5)
     stale = threading.Thread(target=lambda: backing.log_metrics(points(run_id, 9.0)))  # queued behind `slow`
     stale.start()
-    time.sleep(0.2)
+    wait_until(lambda: backing.db._queued == 1)
     ended = threading.Thread(target=lambda: backing.end_run(run_id, RunStatus.COMPLETED, points=points(run_id, 0.4)))
     ended.start()
-    time.sleep(0.2)
+    wait_until(lambda: backing.db._queued == 2 or not ended.is_alive(), seconds=2)  # answered early: the old bug
     release.set()
     for thread in (holder, stale, ended):
         thread.join(10)
 
     assert backing.get_run_metrics(run_id).of("loss")["value"].to_list() == [2.4, 1.4, 0.4]  # the end's, not 11, 10, 9
+
+
+def wait_until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
