@@ -17,7 +17,7 @@ Phases, in order; every sample in a fresh folder, the systems interleaved sample
 
 Duration at the default sizes is set by MLflow's user path: 5 samples of 200 x 500 and 5 of
 2,000 x 100 are 1.5 million `log_metrics` calls, each its own SQLite transactions (10 to 17 ms
-apiece on this 2-CPU machine under another agent's load), so 4 to 7 hours of MLflow alone; Aim
+apiece on this 2-CPU machine under another agent's load, 3.4 ms on a quiet one), so 1.5 to 7 hours of MLflow alone; Aim
 adds about half an hour (each sample capped by --aim-limit), TuneDeck and the other phases under an
 hour with today's code. Run it on a quiet machine; `--quick` checks every phase in minutes.
 """
