@@ -238,8 +238,8 @@ def _page_notes(pages: PageSuite) -> list[str]:
         f"which reads the growing curve overviews of the {CHART_RUNS} runs (they never end, so their curves are bucketed "
         "by powers of two in steps, `core/overviews.py`) and the points logged after them, keeps the lowest and highest "
         "value per bucket and sends the buckets back as an Arrow table. Until the store's upkeep has built those "
-        "overviews (passes of ~500,000 points while it idles, about 7 s for these 5,000,000), a read scans every point "
-        "(3.2x as long when they came: 89 against 28 ms, the two commits in turns, 2026-11-30 20:40 UTC); "
+        "overviews (passes of ~500,000 points while it idles, about 7 s for these 5,000,000), a read scans every point, "
+        "as all reads did before them (README, \"Running runs' curves are kept downsampled as they grow\"); "
         f"{series.timing.median_ms:.0f} ms median against {series.target_ms:.0f} ms. Building the chart's spec from "
         f"them takes {spec.timing.median_ms:.0f} ms: the builders write the Vega-Lite dict themselves, with the points "
         "bucketed to what a full-width panel can show and kept as a named dataset, which Streamlit sends as Arrow."
@@ -409,8 +409,8 @@ def _chart_method(pages: PageSuite) -> str:
         "timed), served by its own store server, started by the logging, then left idle for "
         f"{CHART_SETTLE_S:.0f} s, in which its upkeep builds the runs' growing curve overviews. "
         f"Timed {len(pages.charts[0].timing.samples_ms)} times after 2 warm-ups: "
-        f'`store.get_metric_series(run_ids, ["loss"], max_points={CHART_MAX_POINTS})`, and `core.charts.metric_chart(...)` '
-        "with `chart.to_dict()` on what it returned."
+        f'`store.get_metric_series(run_ids, ["loss"], max_points={CHART_MAX_POINTS})`, and `core.charts.metric_spec(...)` '
+        "on what it returned (the Vega-Lite dict the page hands Streamlit)."
     )
 
 

@@ -261,6 +261,31 @@ def profiles(run: dict) -> list[str]:
     return lines
 
 
+def _turns(options: dict) -> list[str]:
+    return ["TuneDeck", "TuneDeck bulk", *(name for name in options["peers"] if name != "TuneDeck")]
+
+
+def _aim(options: dict) -> str:
+    if "Aim" not in options["peers"]:
+        return "Aim was not run (`--peers` left it out)."
+    return (
+        "Aim's run index is built after the ingest (as `aim up` does in the background) and before its queries, and "
+        "system and terminal tracking are off for its runs. Aim is dropped for a size when one of its samples takes "
+        f"longer than {options['aim_limit']:,.0f} s."
+    )
+
+
+def _sizes(options: dict) -> str:
+    """The issue's targets are set at 200 x 500 and 2,000 x 100: say so when this run measured other sizes."""
+    if (options["runs"], options["large_runs"]) == (200, 2000):
+        return "Sizes as in the issue's targets."
+    return (
+        f"Sizes: the issue sets these targets at 200 x 500 and 2,000 x 100; this run measured {options['runs']} x "
+        f"{options['steps']} and {options['large_runs']} x {options['large_steps']}, as labelled. The list and filter "
+        "targets at 2,000 runs are in the Notes (`bench.peers.queries_at_size`, stores built in bulk)."
+    )
+
+
 def section(run: dict) -> str:
     found = run["machine"]
     life, life_targets = lifecycle_table(run)
@@ -284,15 +309,15 @@ def section(run: dict) -> str:
             f"{run['load'][0]:.2f} at the start and {run['load'][1]:.2f} at the end; every ingest sample's load is listed below.",
             "",
             "Every ingest sample runs in a fresh folder and a fresh process. The systems take turns sample by "
-            f"sample (TuneDeck, TuneDeck bulk, MLflow, Aim, then again), {options['repeat']} ingest samples each; the run "
+            f"sample ({', '.join(_turns(options))}, then again), {options['repeat']} ingest samples each; the run "
             f"lifecycles alternate run by run ({options['lifecycle_runs']} each, after 3 warm-up runs); each query sample is "
             "one warm-up call then the timed call, the systems taking turns (the first rotating), "
             f"{options['query_repeat']} samples each. Figures are medians. MLflow runs on SQLite (`sqlite:///…/mlflow.db`, "
-            "its default store); Aim's run index is built after the ingest (as `aim up` does in the background) and before "
-            "its queries, and system and terminal tracking are off for its runs. Aim is dropped for a size when one of its "
-            f"samples takes longer than {options['aim_limit']:,.0f} s.",
+            f"its default store); {_aim(options)}",
             "",
             *targets_table(targets),
+            "",
+            _sizes(options),
             "",
             "### Run lifecycle",
             "",
