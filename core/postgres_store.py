@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from core.duckdb_store import DuckDBStore, _as_id, checked_series_request
 from core.entities import Adapter, AdapterSpec
 from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError
-from core.pg_connection import PgConnection, prepare, read_binary_points, to_frame
+from core.pg_connection import PgConnection, points_frame, prepare, read_binary_points
 from core.pg_migrations import migrate
 from core.sql import rows
 from core.status import ENDED_VALUES, RunStatus
@@ -207,6 +207,10 @@ class PostgresStore(DuckDBStore):
 
     def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
         run_ids = checked_series_request(run_ids, keys, max_points)
+        if max_points is None and len(run_ids) == 1 and keys is not None and len(keys) == 1:
+            # one curve, as a training script's history call asks: the primary key's own order, no sort
+            one = {"run": run_ids[0], "key": keys[0]}
+            return self._statement(lambda con: _selected_points(con, _ONE_CURVE, one))
         key_filter = "AND key = ANY(%(keys)s::TEXT[])" if keys is not None else ""
         query = (_WHOLE_SERIES if max_points is None else _SERIES).format(key_filter=key_filter)
         params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2, "ended": ENDED_VALUES}
@@ -229,7 +233,7 @@ class PostgresStore(DuckDBStore):
 
 def _selected_points(con: PgConnection, query: str, params: dict) -> pl.DataFrame:
     with con.raw.cursor(binary=True) as cursor:
-        return to_frame(cursor.execute(query, params))  # typed as POINT_SCHEMA by the columns' own types
+        return points_frame(cursor.execute(query, params).fetchall())
 
 
 def _stored_keys(con: PgConnection, params: dict) -> list[str]:
@@ -242,7 +246,13 @@ def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:
     return ConflictError(f"someone else stored the same thing at the same moment; try again ({safe_message(error)})")
 
 
-_ORDERED = 'SELECT * FROM ({query}) s ORDER BY run_id, key COLLATE "C", step'  # keys by code point, as Polars sorts
+# Wall times leave as whole microseconds since 1970 (exact: EXTRACT gives a numeric): a column of ints becomes a
+# Polars datetime column at once, where datetime objects took 0.2 ms per 500 points to convert.
+_WALL_US = "(EXTRACT(EPOCH FROM wall_time) * 1000000)::BIGINT"
+_ORDERED = (  # keys by code point, as Polars sorts
+    f'SELECT run_id, key, step, value, {_WALL_US} FROM ({{query}}) s ORDER BY run_id, key COLLATE "C", step'
+)
+_ONE_CURVE = f"SELECT run_id, key, step, value, {_WALL_US} FROM metrics WHERE run_id = %(run)s AND key = %(key)s ORDER BY step"
 _KEYS = "SELECT DISTINCT key FROM metric_summaries WHERE run_id = ANY(%(runs)s::BIGINT[]) ORDER BY key"
 _AS_BINARY = (
     "COPY (SELECT run_id, array_position(%(names)s::TEXT[], key::TEXT) - 1, step, value, wall_time FROM ({query}) s) "

@@ -1,5 +1,7 @@
 """Runs: start with a validated config, list, metrics, compare."""
 
+from datetime import datetime
+
 import pytest
 
 from core.errors import NotFoundError, TuneDeckError, ValidationError
@@ -203,6 +205,40 @@ def test_series_come_back_by_run_key_and_step_whatever_order_they_were_stored_in
         keys = ("Val/loss", "accuracy", "loss")  # by code point, as Polars sorts, not by a locale's collation
         expected = [(run_id, key, step) for run_id in (first, second) for key in keys for step in (1, 2, 3, 4)]
         assert list(zip(both["run_id"], both["key"], both["step"], strict=True)) == expected
+
+
+def test_series_keep_each_points_wall_time_to_the_microsecond_whichever_way_they_are_read(store, make_experiment, make_run):
+    """One curve, several runs' curves and bucketed curves are read by different statements (on PostgreSQL the wall
+    times leave the server as whole microseconds); every one gives back the times that were logged."""
+    import polars as pl
+
+    experiment_id = make_experiment()
+    first, second = make_run(experiment_id, status="running"), make_run(experiment_id, status="running")
+    logged = [
+        datetime(2026, 11, 30, 21, 58, 7, 123457),
+        datetime(1999, 12, 31, 23, 59, 59, 999999),  # before PostgreSQL's own epoch (2000)
+        datetime(2262, 4, 11, 23, 47, 16, 854775),  # far past what a float of epoch seconds keeps to the microsecond
+    ]
+    points = pl.DataFrame(
+        {
+            "run_id": [run_id for run_id in (first, second) for _ in logged],
+            "key": "loss",
+            "step": [1, 2, 3] * 2,
+            "value": [3.0, 2.0, 1.0] * 2,
+            "wall_time": logged * 2,
+        },
+        schema_overrides={"wall_time": pl.Datetime("us")},
+    )
+    store.log_metrics(points)
+
+    one_curve = store.get_metric_series([first], ["loss"], max_points=None)
+    both = store.get_metric_series([first, second], ["loss"], max_points=None)
+    bucketed = store.get_metric_series([first, second], None, max_points=1000)
+    for series in (one_curve, both, bucketed):
+        assert series.schema == {"run_id": pl.Int64, "key": pl.String, "step": pl.Int64, "value": pl.Float64, "wall_time": pl.Datetime("us")}
+        assert series["wall_time"].to_list() == logged * (series.height // 3)
+    assert both.height == bucketed.height == 6 and one_curve.height == 3
+    assert store.get_metric_series([first], ["accuracy"], max_points=None).schema == one_curve.schema  # nothing logged
 
 
 def test_runs_table_has_one_row_per_run_and_the_last_value_of_each_metric(store, make_experiment, make_run):
