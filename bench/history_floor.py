@@ -1,0 +1,164 @@
+"""What one history call costs beside what no design with one request per call can go below: the floor behind
+issue #12's "10 history calls >= 30x MLflow" and #13's ">= 10x" on PostgreSQL.
+
+    python -m bench.history_floor                  # 200 runs x 100 steps and 20 x 500, under a minute
+    python -m bench.history_floor --postgres       # the same in a private PostgreSQL server (Debian's binaries)
+
+A store of the size is built in bulk (`MetricWriter.log_series`, untimed), then rounds of 10 calls (runs spread
+evenly over the store, each call one run's `loss`) take turns, and each figure is the median per call:
+
+- **history call**: `get_metric_series([run], ["loss"], max_points=None)` through the SDK, the owner running (for
+  PostgreSQL, the team-mode store in this process);
+- **the store alone**: the same call on a `DuckDBStore` opened in this process on a copy of the file (no transport,
+  no owner in between);
+- **its statement alone**: the call's SQL (`whole_series_query`) into a Polars frame on that store's connection;
+- **least statement**: `SELECT 1` into a Polars frame on that DuckDB connection (psycopg: `SELECT 1`, fetched);
+- **bare round trip** (embedded only): a do_get of a 3-row table from an Arrow Flight server doing nothing else, on
+  a Unix socket, in a child process.
+
+A design where each call is one request to the store's owner pays at least the bare round trip plus the least
+statement; the report says what ratio against a peer's call that floor allows.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.peers import tunedeck
+from bench.peers.workload import curves, spread
+
+ROUNDS = 30
+SIZES = ((200, 100), (20, 500))
+
+
+def per_call(cases: dict[str, Callable[[int], object]], run_ids: list[int]) -> dict[str, float]:
+    """Median ms per call of each case, the cases taking turns round by round (one warm-up round first)."""
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for round_ in range(ROUNDS + 1):
+        for name, call in cases.items():
+            start = time.perf_counter()
+            for run_id in run_ids:
+                call(run_id)
+            if round_:
+                samples[name].append((time.perf_counter() - start) * 1000 / len(run_ids))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def embedded(folder: Path, run_ids: list[int]) -> dict[str, float]:
+    import pyarrow.flight as flight
+
+    from core.duckdb_store import DuckDBStore, whole_series_query
+    from core.sql import frame
+
+    store = tunedeck.reader(folder)
+    store.get_runs(run_ids)  # the owner has applied every run's end before the copy is taken
+    copy = folder.parent / f"{folder.name}-copy"
+    copy.mkdir()
+    for part in folder.glob(f"{tunedeck.STORE_FILE}*"):
+        if part.suffix in (".duckdb", ".wal"):
+            shutil.copy(part, copy / part.name)
+    alone = DuckDBStore(copy / tunedeck.STORE_FILE)
+    socket = folder.parent / "bare.sock"
+    server = subprocess.Popen([sys.executable, "-m", "bench.history_floor", "--bare-server", str(socket)])
+    try:
+        client, ticket = flight.FlightClient(f"grpc+unix://{socket}"), flight.Ticket(b"")
+        while not listening(client, ticket):
+            time.sleep(0.05)
+        with alone.db.reader() as con:
+            return per_call(
+                {
+                    "history call": lambda run_id: store.get_metric_series([run_id], ["loss"], max_points=None),
+                    "the store alone": lambda run_id: alone.get_metric_series([run_id], ["loss"], max_points=None),
+                    "its statement alone": lambda run_id: frame(con, *whole_series_query([run_id], ["loss"])),
+                    "least statement": lambda _: con.sql("SELECT 1").pl(),
+                    "bare round trip": lambda _: client.do_get(ticket).read_all(),
+                },
+                run_ids,
+            )
+    finally:
+        server.terminate()
+        server.wait()
+        alone.close()
+
+
+def listening(client, ticket) -> bool:
+    import pyarrow.flight as flight
+
+    try:
+        client.do_get(ticket).read_all()
+    except flight.FlightUnavailableError:
+        return False
+    return True
+
+
+def on_postgres(folder: Path, run_ids: list[int], url: str) -> dict[str, float]:
+    import psycopg
+
+    store = tunedeck.reader(folder)
+    with psycopg.connect(url, autocommit=True) as con:
+        return per_call(
+            {
+                "history call": lambda run_id: store.get_metric_series([run_id], ["loss"], max_points=None),
+                "least statement": lambda _: con.execute("SELECT 1").fetchall(),
+            },
+            run_ids,
+        )
+
+
+def bare_server(socket: str) -> None:
+    import pyarrow as pa
+    import pyarrow.flight as flight
+
+    table = pa.table({"a": [1, 2, 3]})
+
+    class Bare(flight.FlightServerBase):
+        def do_get(self, context, ticket):
+            return flight.RecordBatchStream(table)
+
+    Bare(f"grpc+unix://{socket}").serve()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres", action="store_true", help="the team-mode store in a private PostgreSQL server")
+    parser.add_argument("--bare-server", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.bare_server:
+        return bare_server(options.bare_server)
+    server = None
+    if options.postgres:
+        from bench.peers.on_postgres import Server  # a private PostgreSQL server, fsync on, a database per store
+
+        server = Server()
+    root = Path(tempfile.mkdtemp(prefix="tunedeck-history-floor-"))
+    try:
+        print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; ms per call, medians of {ROUNDS} rounds")
+        for runs, steps in SIZES:
+            folder = root / f"{runs}x{steps}"
+            folder.mkdir()
+            url = server and server.cluster.database_url(server.database("TuneDeck"))
+            if url:
+                (folder / "store-url").write_text(url)
+            os.environ.update(tunedeck.environment(folder))
+            experiment = tunedeck.setup(folder)
+            run_ids = spread(tunedeck.bulk(folder, experiment, [curves(i, steps) for i in range(runs)], lambda _: None))
+            figures = on_postgres(folder, run_ids, url) if url else embedded(folder, run_ids)
+            print(f"{runs} runs x {steps} steps: " + ", ".join(f"{name} {ms:.3f}" for name, ms in figures.items()))
+            if not url:
+                tunedeck.stop_owner(folder)
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
+    finally:
+        if server is not None:
+            server.cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
