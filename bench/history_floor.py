@@ -139,7 +139,9 @@ def main() -> None:
         server = Server()
     root = Path(tempfile.mkdtemp(prefix="tunedeck-history-floor-"))
     try:
-        print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; ms per call, medians of {ROUNDS} rounds")
+        print(
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; ms per call, medians of {ROUNDS} rounds"
+        )
         for runs, steps in SIZES:
             folder = root / f"{runs}x{steps}"
             folder.mkdir()
