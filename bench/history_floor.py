@@ -5,19 +5,22 @@ issue #12's "10 history calls >= 30x MLflow" and #13's ">= 10x" on PostgreSQL.
     python -m bench.history_floor --postgres       # the same in a private PostgreSQL server (Debian's binaries)
 
 A store of the size is built in bulk (`MetricWriter.log_series`, untimed), then rounds of 10 calls (runs spread
-evenly over the store, each call one run's `loss`) take turns, and each figure is the median per call:
+evenly over the store, each call one run's `loss`) take turns; each figure is the median over the rounds of a
+round's time per call:
 
 - **history call**: `get_metric_series([run], ["loss"], max_points=None)` through the SDK, the owner running (for
   PostgreSQL, the team-mode store in this process);
-- **the store alone**: the same call on a `DuckDBStore` opened in this process on a copy of the file (no transport,
-  no owner in between);
-- **its statement alone**: the call's SQL (`whole_series_query`) into a Polars frame on that store's connection;
+- **the store alone** (embedded only): the same call on a `DuckDBStore` opened in this process on a copy of the file
+  (no transport, no owner in between);
+- **its statement alone**: the call's SQL (`whole_series_query`) into a Polars frame on that store's connection
+  (PostgreSQL: its statement's rows, fetched, before they become a frame);
 - **least statement**: `SELECT 1` into a Polars frame on that DuckDB connection (psycopg: `SELECT 1`, fetched);
 - **bare round trip** (embedded only): a do_get of a 3-row table from an Arrow Flight server doing nothing else, on
   a Unix socket, in a child process.
 
 A design where each call is one request to the store's owner pays at least the bare round trip plus the least
-statement; the report says what ratio against a peer's call that floor allows.
+statement, which is printed as the floor; against a peer's call (MLflow's, in `bench.peers`), 10 calls cannot be
+faster than 10 floors.
 """
 
 import argparse
@@ -52,25 +55,23 @@ def per_call(cases: dict[str, Callable[[int], object]], run_ids: list[int]) -> d
 
 
 def embedded(folder: Path, run_ids: list[int]) -> dict[str, float]:
+    """The SDK's call beside its parts: the store opened in this process on a copy of the file (taken with the owner
+    stopped, so the file is whole), DuckDB's own statements on that connection, and a bare Flight round trip."""
     import pyarrow.flight as flight
 
     from core.duckdb_store import DuckDBStore, whole_series_query
     from core.sql import frame
 
-    store = tunedeck.reader(folder)
-    store.get_runs(run_ids)  # the owner has applied every run's end before the copy is taken
+    tunedeck.stop_owner(folder)  # folds in its write-ahead log; the first call below starts it again
     copy = folder.parent / f"{folder.name}-copy"
     copy.mkdir()
-    for part in folder.glob(f"{tunedeck.STORE_FILE}*"):
-        if part.suffix in (".duckdb", ".wal"):
-            shutil.copy(part, copy / part.name)
-    alone = DuckDBStore(copy / tunedeck.STORE_FILE)
+    shutil.copy(folder / tunedeck.STORE_FILE, copy / tunedeck.STORE_FILE)
+    store, alone = tunedeck.reader(folder), DuckDBStore(copy / tunedeck.STORE_FILE)
     socket = folder.parent / "bare.sock"
     server = subprocess.Popen([sys.executable, "-m", "bench.history_floor", "--bare-server", str(socket)])
     try:
         client, ticket = flight.FlightClient(f"grpc+unix://{socket}"), flight.Ticket(b"")
-        while not listening(client, ticket):
-            time.sleep(0.05)
+        wait_for(server, client, ticket)
         with alone.db.reader() as con:
             return per_call(
                 {
@@ -88,31 +89,42 @@ def embedded(folder: Path, run_ids: list[int]) -> dict[str, float]:
         alone.close()
 
 
-def listening(client, ticket) -> bool:
+def wait_for(server: subprocess.Popen, client, ticket, timeout: float = 30.0) -> None:
+    """Until the bare server answers; it runs in a child process so that its work is not this process's."""
     import pyarrow.flight as flight
 
-    try:
-        client.do_get(ticket).read_all()
-    except flight.FlightUnavailableError:
-        return False
-    return True
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.do_get(ticket).read_all()
+            return
+        except flight.FlightUnavailableError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the bare Flight server did not start") from None
+            time.sleep(0.05)
 
 
 def on_postgres(folder: Path, run_ids: list[int], url: str) -> dict[str, float]:
+    """The SDK's call (the team-mode store in this process) beside its statement's rows and the least statement, on a
+    connection of their own (binary, prepared as the store's are after a few uses)."""
     import psycopg
 
+    from core.postgres_store import _ONE_CURVE
+
     store = tunedeck.reader(folder)
-    with psycopg.connect(url, autocommit=True) as con:
+    with psycopg.connect(url, autocommit=True) as con, con.cursor(binary=True) as cursor:
         return per_call(
             {
                 "history call": lambda run_id: store.get_metric_series([run_id], ["loss"], max_points=None),
-                "least statement": lambda _: con.execute("SELECT 1").fetchall(),
+                "its statement alone": lambda run_id: cursor.execute(_ONE_CURVE, {"run": run_id, "key": "loss"}).fetchall(),
+                "least statement": lambda _: cursor.execute("SELECT 1").fetchall(),
             },
             run_ids,
         )
 
 
 def bare_server(socket: str) -> None:
+    """An Arrow Flight server that answers every do_get with the same 3-row table: what a round trip costs alone."""
     import pyarrow as pa
     import pyarrow.flight as flight
 
@@ -137,10 +149,11 @@ def main() -> None:
         from bench.peers.on_postgres import Server  # a private PostgreSQL server, fsync on, a database per store
 
         server = Server()
+    os.environ.pop("TUNEDECK_STORE_URL", None)  # the embedded store unless --postgres, whatever the shell says
     root = Path(tempfile.mkdtemp(prefix="tunedeck-history-floor-"))
     try:
         print(
-            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; ms per call, medians of {ROUNDS} rounds"
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start; ms per call (median of {ROUNDS} rounds)"
         )
         for runs, steps in SIZES:
             folder = root / f"{runs}x{steps}"
@@ -152,12 +165,16 @@ def main() -> None:
             experiment = tunedeck.setup(folder)
             run_ids = spread(tunedeck.bulk(folder, experiment, [curves(i, steps) for i in range(runs)], lambda _: None))
             figures = on_postgres(folder, run_ids, url) if url else embedded(folder, run_ids)
+            floor = figures["least statement"] + figures.get("bare round trip", 0.0)
             print(f"{runs} runs x {steps} steps: " + ", ".join(f"{name} {ms:.3f}" for name, ms in figures.items()))
-            if not url:
-                tunedeck.stop_owner(folder)
+            print(f"  one request per call costs at least {floor:.3f} ms (the least statement, and embedded the bare round trip)")
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
-        if server is not None:
+        if server is None:
+            for folder in root.glob("*x*"):
+                if not folder.name.endswith("-copy"):
+                    tunedeck.stop_owner(folder)  # no-op where none runs
+        else:
             server.cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
 

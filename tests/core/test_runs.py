@@ -208,37 +208,55 @@ def test_series_come_back_by_run_key_and_step_whatever_order_they_were_stored_in
 
 
 def test_series_keep_each_points_wall_time_to_the_microsecond_whichever_way_they_are_read(store, make_experiment, make_run):
-    """One curve, several runs' curves and bucketed curves are read by different statements (on PostgreSQL the wall
-    times leave the server as whole microseconds); every one gives back the times that were logged."""
+    """One curve, a few runs' curves, many runs' curves and bucketed curves are read by different statements (on
+    PostgreSQL the wall times leave the server as whole microseconds, or in a binary COPY past 16 runs); every one
+    gives back the times that were logged."""
     import polars as pl
 
     experiment_id = make_experiment()
-    first, second = make_run(experiment_id, status="running"), make_run(experiment_id, status="running")
+    runs = [make_run(experiment_id, status="running") for _ in range(17)]
     logged = [
         datetime(2026, 11, 30, 21, 58, 7, 123457),
         datetime(1999, 12, 31, 23, 59, 59, 999999),  # before PostgreSQL's own epoch (2000)
+        datetime(1969, 12, 31, 23, 59, 59, 999999),  # a microsecond before 1970
         datetime(2262, 4, 11, 23, 47, 16, 854775),  # far past what a float of epoch seconds keeps to the microsecond
     ]
-    points = pl.DataFrame(
-        {
-            "run_id": [run_id for run_id in (first, second) for _ in logged],
-            "key": "loss",
-            "step": [1, 2, 3] * 2,
-            "value": [3.0, 2.0, 1.0] * 2,
-            "wall_time": logged * 2,
-        },
-        schema_overrides={"wall_time": pl.Datetime("us")},
+    steps = range(1, len(logged) + 1)
+    store.log_metrics(
+        pl.DataFrame(
+            {
+                "run_id": [run_id for run_id in runs for _ in steps],
+                "key": "loss",
+                "step": list(steps) * len(runs),
+                "value": [float(len(logged) - step) for step in steps] * len(runs),  # lowest at the last step
+                "wall_time": logged * len(runs),
+            },
+            schema_overrides={"wall_time": pl.Datetime("us")},
+        )
     )
-    store.log_metrics(points)
 
-    one_curve = store.get_metric_series([first], ["loss"], max_points=None)
-    both = store.get_metric_series([first, second], ["loss"], max_points=None)
-    bucketed = store.get_metric_series([first, second], None, max_points=1000)
-    for series in (one_curve, both, bucketed):
+    reads = {
+        "one curve": (store.get_metric_series(runs[:1], ["loss"], max_points=None), 4),
+        "a few runs": (store.get_metric_series(runs[:2], ["loss"], max_points=None), 8),
+        "many runs": (store.get_metric_series(runs, None, max_points=None), 4 * 17),
+        "short enough to come whole": (store.get_metric_series(runs[:2], None, max_points=1000), 8),
+        "one bucket per run": (store.get_metric_series(runs[:2], ["loss"], max_points=2), 4),  # its highest and lowest
+    }
+    for name, (series, height) in reads.items():
         assert series.schema == {"run_id": pl.Int64, "key": pl.String, "step": pl.Int64, "value": pl.Float64, "wall_time": pl.Datetime("us")}
-        assert series["wall_time"].to_list() == logged * (series.height // 3)
-    assert both.height == bucketed.height == 6 and one_curve.height == 3
-    assert store.get_metric_series([first], ["accuracy"], max_points=None).schema == one_curve.schema  # nothing logged
+        assert series.height == height, name
+        assert [logged[step - 1] for step in series["step"]] == series["wall_time"].to_list(), name
+    assert reads["one bucket per run"][0]["step"].to_list() == [1, 4, 1, 4]
+    assert store.get_metric_series(runs[:1], ["accuracy"], max_points=None).schema == reads["one curve"][0].schema
+
+
+def test_postgresql_older_than_14_is_refused_with_a_message_saying_so():
+    from core.errors import StoreError
+    from core.postgres_store import check_server_version
+
+    check_server_version(150004)
+    with pytest.raises(StoreError, match="needs PostgreSQL 14 or later; this server is version 13.11"):
+        check_server_version(130011)
 
 
 def test_runs_table_has_one_row_per_run_and_the_last_value_of_each_metric(store, make_experiment, make_run):
