@@ -51,6 +51,9 @@ def test_the_runs_table_downloads_as_csv_that_polars_reads(team, page):  # noqa:
     url, _, ids = team
     open_page(page, f"{url}/runs", "Runs", ready="runs match")
     page.get_by_text("Export", exact=True).first.click()
+    # Click once the run that drew the buttons has ended: a click while it ran was lost once under load (each page
+    # run renews the ids by which the buttons' files are handed out, and nothing downloaded).
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS)
 
     with page.expect_download(timeout=WAIT_MS) as download:
         page.get_by_role("button", name=re.compile("Runs table \\(CSV\\)")).click()
