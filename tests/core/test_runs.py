@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+import polars as pl
 import pytest
 
 from core.errors import NotFoundError, TuneDeckError, ValidationError
@@ -211,8 +212,6 @@ def test_series_keep_each_points_wall_time_to_the_microsecond_whichever_way_they
     """One curve, a few runs' curves, many runs' curves and bucketed curves are read by different statements (on
     PostgreSQL the wall times leave the server as whole microseconds, or in a binary COPY past 16 runs); every one
     gives back the times that were logged."""
-    import polars as pl
-
     experiment_id = make_experiment()
     runs = [make_run(experiment_id, status="running") for _ in range(17)]
     logged = [
@@ -366,7 +365,6 @@ def test_a_running_runs_long_curve_is_bucketed_by_powers_of_two_and_an_ended_one
 ):
     """Both backends alike: a live curve's buckets do not move as the run grows (core.overviews)."""
     import numpy as np
-    import polars as pl
 
     from core.writer import MetricWriter
     from tests.core.curves import as_set, power_of_two_read
