@@ -41,8 +41,8 @@ UPKEEP_BUSY = 5.0  # seconds upkeep may wait for an idle moment before it runs a
 UPKEEP_RETRY = 60.0  # seconds a failed upkeep pass waits before it is tried again
 APPLY_AFTER = 0.2  # seconds answered events may wait to be applied with more: a batch costs ~10 statements, whatever its size
 # When the client of the request being served gives up waiting (time.monotonic(), the same clock in every process
-# here), set by the store server: a write queued later is refused, so one a client gave up on and sent again is never
-# applied after its newer copy (its points would overwrite the later word on their steps).
+# here), set by the store server: a write it would queue later, or a run event it would answer later, is refused, so one
+# a client gave up on and sent again is never applied after its newer copy (its points would overwrite the later word on their steps).
 REQUEST_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("request_deadline", default=None)
 Apply = Callable[["Database", duckdb.DuckDBPyConnection, list], None]
 # One pass of work that changes no answer, on the runs named (None: every run); True when more is due.

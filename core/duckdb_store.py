@@ -778,7 +778,7 @@ class DuckDBStore(Annotations, TrackingStore):
             # a growing overview answers no finer buckets than its own (FINE)
             params |= {"level": overviews.level_for(buckets), "fine": overviews.FINE}
             query = _SERIES.format(key_filter=key_filter, overview_flag=_OVERVIEW_FLAG, overview_points=_OVERVIEW_POINTS)
-        if not self._overviews_kept or self._growing.isdisjoint(run_ids):
+        if not self._overviews_kept or buckets > overviews.FINE or self._growing.isdisjoint(run_ids):
             series = self._statement(lambda con: frame(con, query, params))
         else:
             # Two statements, one snapshot: the points of growing series are read past a step given as a value,

@@ -20,9 +20,8 @@ them, so a growing overview of up to FINE buckets stays exact as the series grow
 points logged since the last, building again only the last bucket it had and those after (every new point is past
 the series' last step; anything else is a rewrite, which drops the overview; when the series outgrows FINE buckets
 they double and are regrouped), and a read of at most FINE buckets takes the overview up to the step it was built
-to and the points after it. When the
-run ends its growing overview goes, and the ended run's levels above are built. PostgreSQL buckets running runs'
-curves the same way, from the points.
+to and the points after it. When the run ends its growing overview goes, and the ended run's levels above are built.
+PostgreSQL buckets running runs' curves the same way, from the points.
 """
 
 import polars as pl

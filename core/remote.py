@@ -120,8 +120,11 @@ class RemoteStore(TrackingStore):
     def _client(self, fresh: bool = False) -> flight.FlightClient:
         key = (os.getpid(), self.address)  # a forked child must not use its parent's connection
         if fresh or key not in _clients:
-            _clients[key] = flight.FlightClient(f"grpc+unix://{self.address}", generic_options=CONNECT_OPTIONS)
+            _clients[key] = self._connect()
         return _clients[key]
+
+    def _connect(self) -> flight.FlightClient:
+        return flight.FlightClient(f"grpc+unix://{self.address}", generic_options=CONNECT_OPTIONS)
 
     def _start_server(self) -> None:
         with _spawn_lock:
@@ -175,7 +178,7 @@ class RemoteStore(TrackingStore):
             # gRPC's deadline does not end a stream blocked on a stalled server (a paused one: its window stays full);
             # closing the connection just after the deadline does, and the call then fails as timed out. A connection
             # of its own: no other call goes with it.
-            own = flight.FlightClient(f"grpc+unix://{self.address}", generic_options=CONNECT_OPTIONS)
+            own = self._connect()
             deadline = threading.Timer(self.timeout + 0.1, own.close)
             deadline.start()
             try:

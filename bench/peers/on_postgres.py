@@ -21,13 +21,12 @@ from pathlib import Path
 import psycopg
 
 from bench.peers import children, report, systems
-from bench.peers.workload import HISTORY_CALLS, expected_filtered, spread
+from bench.peers.workload import HISTORY_CALLS, ISSUE_SIZES, expected_filtered, spread
 from tests.postgres import Cluster, binaries
 
 OUTPUT = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
 HEADING = "## Peers on PostgreSQL"
 QUERIES = ("list", "filter_order", "history")
-ISSUE_SIZES = (200, 500, 2000, 100)  # issue #13's: runs x steps, then large runs x large steps
 
 
 def arguments() -> argparse.Namespace:

@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 
 from bench.peers.systems import BULK
+from bench.peers.workload import ISSUE_SIZES
 
 HEADING = "## Peers"
 NOTES = "### Notes"
@@ -277,7 +278,7 @@ def _aim(options: dict) -> str:
 
 def _sizes(options: dict) -> str:
     """The issue's targets are set at 200 x 500 and 2,000 x 100: say so when this run measured other sizes."""
-    if (options["runs"], options["large_runs"]) == (200, 2000):
+    if (options["runs"], options["steps"], options["large_runs"], options["large_steps"]) == ISSUE_SIZES:
         return "Sizes as in the issue's targets."
     return (
         f"Sizes: the issue sets these targets at 200 x 500 and 2,000 x 100; this run measured {options['runs']} x "
@@ -301,9 +302,8 @@ def section(run: dict) -> str:
             HEADING,
             "",
             f"Measured by `{run['command']}` on {run['started']} ({run['seconds'] / 60:,.0f} minutes in all), after waiting "
-            f"{run['settled_s']:.0f} s for a quieter machine. It needs the peers apart from the project's own packages "
-            "(`python -m venv ../venv-bench`, then `grep -v '^pyarrow' requirements.txt | ../venv-bench/bin/pip install -r "
-            "/dev/stdin -r requirements-bench.txt`: mlflow pins pyarrow below 26) and rewrites only this section (a `### Notes` subsection at its end is kept).",
+            f"{run['settled_s']:.0f} s for a quieter machine. It needs the peers apart from the project's own packages, "
+            "installed as `requirements-bench.txt` says (mlflow pins pyarrow below 26), and rewrites only this section (a `### Notes` subsection at its end is kept).",
             "",
             f"Machine: CPUs {found['nproc']} ({found['cpu']}); Python {found['python']}; {versions}. Load average (1 min) "
             f"{run['load'][0]:.2f} at the start and {run['load'][1]:.2f} at the end; every ingest sample's load is listed below.",

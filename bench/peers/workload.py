@@ -10,6 +10,7 @@ PARAMS = {"lora_rank": 8, "learning_rate": 2e-4, "base_model": "gpt2"}
 HISTORY_CALLS = 10
 ACCURACY_THRESHOLD = 0.5
 LIFECYCLE_STEPS = 10
+ISSUE_SIZES = (200, 500, 2000, 100)  # the issues' sizes: runs x steps, then large runs x large steps
 
 
 def curves(index: int, steps: int) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ from core.duckdb_store import DuckDBStore
 from core.errors import InvalidTransitionError, StoreError
 from core.lifecycle import Begin, End, EventLog
 from core.status import ExperimentStatus, RunStatus
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -456,18 +457,13 @@ def test_an_end_with_points_waits_behind_writes_already_queued(backing: DuckDBSt
     started.wait(5)
     stale = threading.Thread(target=lambda: backing.log_metrics(points(run_id, 9.0)))  # queued behind `slow`
     stale.start()
-    wait_until(lambda: backing.db._queued == 1)
+    wait_for(lambda: backing.db._queued == 1, what="the stale write to queue")
     ended = threading.Thread(target=lambda: backing.end_run(run_id, RunStatus.COMPLETED, points=points(run_id, 0.4)))
     ended.start()
-    wait_until(lambda: backing.db._queued == 2 or not ended.is_alive(), seconds=2)  # answered early: the old bug
+    wait_for(lambda: backing.db._queued == 2 or not ended.is_alive(), what="the end to queue")  # answered early: the old bug
     release.set()
     for thread in (holder, stale, ended):
         thread.join(10)
 
     assert backing.get_run_metrics(run_id).of("loss")["value"].to_list() == [2.4, 1.4, 0.4]  # the end's, not 11, 10, 9
 
-
-def wait_until(condition, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)

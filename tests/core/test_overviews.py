@@ -12,6 +12,7 @@ from core import database, overviews
 from core.database import UPKEEP_IDLE, Database
 from core.duckdb_store import DuckDBStore
 from tests.core.curves import as_set, power_of_two_read
+from tests.waiting import wait_for
 
 SAMPLE = "data/sample/sentiment.csv"
 START = datetime(2026, 11, 30, 12, 0)
@@ -218,13 +219,6 @@ def math_sin(i: int) -> float:
 # -- the committer's upkeep (core.database) ----------------------------------------------------------
 
 
-def wait_for(condition, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_upkeep_looks_at_every_run_at_open_then_only_at_runs_ended_or_given_points(tmp_path):
     calls = []
     db = Database(tmp_path / "t.duckdb", upkeep=lambda con, runs: calls.append(runs) or False)
@@ -280,7 +274,7 @@ def test_a_running_runs_curve_is_bucketed_by_powers_of_two_and_read_from_its_gro
     experiment_id = backing.create_experiment({"name": "growing", "dataset": SAMPLE})
     run_id = run_with(backing, experiment_id, [], status="running")
     logged = long_series(run_id, "loss", 30_000, seed=3).with_columns(step=pl.col("step") * 3 + 1)
-    bucket_counts = (25, 50, 125, 250, 1_024, 2_000)  # finer than the overview's 1,024: read from the points
+    bucket_counts = (25, 50, 125, 250, 1_024, 2_000)  # 2,000 is finer than the overview's 1,024: read from the points
 
     for batch in logged.iter_slices(7_000):
         backing.log_metrics(batch)

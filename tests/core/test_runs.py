@@ -2,12 +2,16 @@
 
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 import pytest
 
-from core.errors import NotFoundError, TuneDeckError, ValidationError
+from core.errors import NotFoundError, StoreError, TuneDeckError, ValidationError
+from core.postgres_store import check_server_version
 from core.runs import start_run
 from core.status import RunStatus
+from core.writer import MetricWriter
+from tests.core.curves import as_set, power_of_two_read
 
 
 def test_start_training_run_creates_a_queued_run_and_hands_it_to_enqueue(store, make_experiment):
@@ -161,10 +165,6 @@ def test_compare_runs_names_unknown_runs(store, make_experiment, make_run):
 
 
 def test_long_curves_are_downsampled_in_the_query_keeping_their_extremes(store, make_experiment, make_run):
-    import numpy as np
-
-    from core.writer import MetricWriter
-
     experiment_id = make_experiment()
     long_run, short_run = make_run(experiment_id, status="running"), make_run(experiment_id, status="running")
     values = np.sin(np.arange(1, 20_001) / 300.0)
@@ -187,8 +187,6 @@ def test_long_curves_are_downsampled_in_the_query_keeping_their_extremes(store, 
 
 
 def test_series_come_back_by_run_key_and_step_whatever_order_they_were_stored_in(store, make_experiment, make_run):
-    from core.writer import MetricWriter
-
     experiment_id = make_experiment()
     first, second = make_run(experiment_id, status="running"), make_run(experiment_id, status="running")
     for steps in ([1, 2], [3, 4]):  # each writer's flush stores the second run's points before the first's
@@ -250,9 +248,6 @@ def test_series_keep_each_points_wall_time_to_the_microsecond_whichever_way_they
 
 
 def test_postgresql_older_than_14_is_refused_with_a_message_saying_so():
-    from core.errors import StoreError
-    from core.postgres_store import check_server_version
-
     check_server_version(150004)
     with pytest.raises(StoreError, match="needs PostgreSQL 14 or later; this server is version 13.11"):
         check_server_version(130011)
@@ -363,12 +358,7 @@ def test_a_curve_read_names_the_points_it_allows(store, make_experiment, make_ru
 def test_a_running_runs_long_curve_is_bucketed_by_powers_of_two_and_an_ended_ones_over_its_last_step(
     store, make_experiment, make_run
 ):
-    """Both backends alike: a live curve's buckets do not move as the run grows (core.overviews)."""
-    import numpy as np
-
-    from core.writer import MetricWriter
-    from tests.core.curves import as_set, power_of_two_read
-
+    """Both backends alike: a live curve is bucketed by powers of two in steps from step 0, as core.overviews does."""
     run_id = make_run(make_experiment(), status="running")
     steps, values = np.arange(3_000), np.cumsum(np.random.default_rng(7).normal(size=3_000))
     with MetricWriter(store) as writer:

@@ -4,15 +4,7 @@ import threading
 import time
 
 from core.ticker import Ticker
-
-
-def wait_until(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+from tests.waiting import wait_for
 
 
 def test_a_job_runs_until_cancelled_and_a_failing_job_stops_no_other():
@@ -27,7 +19,7 @@ def test_a_job_runs_until_cancelled_and_a_failing_job_stops_no_other():
         raise RuntimeError("a run's store went away")
 
     good_job, bad_job = ticker.every(0.01, good), ticker.every(0.01, bad)
-    assert wait_until(lambda: calls["good"] >= 3 and calls["bad"] >= 3)
+    wait_for(lambda: calls["good"] >= 3 and calls["bad"] >= 3, timeout=5, what="both jobs to run three times")
     ticker.cancel(good_job)
     ticker.cancel(bad_job)
     settled = dict(calls)
@@ -42,7 +34,7 @@ def test_a_slow_flush_holds_up_no_heartbeat():
     slow = flushes.every(0.01, lambda: release.wait(5))
     beat = heartbeats.every(0.01, lambda: beats.append(time.monotonic()))
     try:
-        assert wait_until(lambda: len(beats) >= 5)  # while the flush thread is stuck in the slow job
+        wait_for(lambda: len(beats) >= 5, timeout=5, what="five beats")  # while the flush thread is stuck in the slow job
     finally:
         release.set()
         flushes.cancel(slow)

@@ -10,6 +10,7 @@ import pytest
 
 from core.settings import get_settings
 from jobs import processes
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = str(ROOT / "data" / "sample" / "sentiment.csv")
@@ -33,19 +34,10 @@ def worker():
     stop_worker(process)
 
 
-def wait_for(condition, timeout: float = 120, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def wait_until_terminal(store, run_ids: list[int], timeout: float = 120):
     return wait_for(
         lambda: all(store.get_run(r).status.is_terminal for r in run_ids) and [store.get_run(r) for r in run_ids],
         timeout,
         "runs to finish",
+        every=0.2,  # each look asks the store for every run
     )
