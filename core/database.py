@@ -248,6 +248,12 @@ class Database:
             self._queue.put(NOW)
             self.lane.settle(self._closing)
 
+    @property
+    def writes_queued(self) -> bool:
+        """Whether writes wait on the queue that the events answered now would be applied ahead of (read it under
+        lane.changed, as `defer`'s build does)."""
+        return self._queued > 0
+
     def run_ids_ready(self) -> bool:
         """Take the next run ID from the sequence when the lane has none (after another write, or at first)."""
         with self._taking:  # one take at a time: a second would leave its value unused (a gap in the IDs)
@@ -270,10 +276,6 @@ class Database:
                 return None
             _refuse_if_late()
             event = build(lane)
-            if isinstance(event, End) and event.points is not None and self._queued:
-                # Events are applied ahead of the writes queued: a batch of the same points its client gave up on
-                # (and sent again with this end) would then land after it. Queued behind them instead.
-                return None
             if event is None:
                 return None
             try:

@@ -582,6 +582,10 @@ class DuckDBStore(Annotations, TrackingStore):
         def build(lane) -> End | None:
             if lane.may_end(run_id) is False:
                 return None  # ended by another answer a moment ago
+            if points is not None and db.writes_queued:
+                # Events are applied ahead of the writes queued: a batch of the same points its client gave up on
+                # (and sent again with this end) would then land after it. Queued behind them instead.
+                return None
             return End(run_id, status, error, traceback, self.clock(), None if points is None else points.clone())
 
         return db.defer(epoch, build) is not None

@@ -161,8 +161,12 @@ class RemoteStore(TrackingStore):
         """The call's timeout, and when it runs out as a header (taken just before the call starts, so a little
         early): the server refuses a write it would queue later, which this client sends again. A header, not an
         argument: a server of an older version passes it by."""
-        deadline = f"{time.monotonic() + self.timeout:.6f}".encode()
+        deadline = f"{self._deadline():.6f}".encode()
         return flight.FlightCallOptions(timeout=self.timeout, headers=[(DEADLINE.encode(), deadline)])
+
+    def _deadline(self) -> float:
+        """When this client stops waiting for the call about to be sent (on the time.monotonic() clock)."""
+        return time.monotonic() + self.timeout
 
     def _table(self, operation: str, arguments: dict) -> pl.DataFrame:
         ticket = flight.Ticket(json.dumps({"operation": operation, **_jsonable(arguments)}).encode())

@@ -1,7 +1,5 @@
 """The store server: one process owns the file, every other process sends it whole operations."""
 
-import io
-import json
 import os
 import signal
 import stat
@@ -125,19 +123,11 @@ def test_an_operation_outside_the_contract_is_refused(served, store_path):
     assert served.list_experiments().total == 1
 
 
-def as_late_client(served: RemoteStore, operation: str, arguments: dict, points: pl.DataFrame | None = None) -> None:
-    """One request as RemoteStore sends it, from a client whose timeout ran out a moment before the server took it up."""
-    body = json.dumps(arguments).encode()
-    if points is not None:
-        stream = io.BytesIO()
-        points.write_ipc_stream(stream)
-        body += b"\n" + stream.getvalue()
-    gave_up = f"{time.monotonic() - 0.001:.6f}".encode()
-    options = flight.FlightCallOptions(headers=[(remote.DEADLINE.encode(), gave_up)])
-    client = flight.FlightClient(f"grpc+unix://{served.address}")
-    with pytest.raises(flight.FlightServerError, match="longer than its client waited") as late:
-        list(client.do_action(flight.Action(operation, body), options))
-    assert remote._as_store_error(late.value).__class__ is StoreBusyError
+class LateClient(RemoteStore):
+    """The real client, whose timeout runs out a moment before the server takes its request up."""
+
+    def _deadline(self) -> float:
+        return time.monotonic() - 0.001
 
 
 def test_writes_their_client_gave_up_on_are_refused_starts_and_ends_too(served):
@@ -148,9 +138,10 @@ def test_writes_their_client_gave_up_on_are_refused_starts_and_ends_too(served):
     points = pl.DataFrame({"run_id": [run_id], "key": ["loss"], "step": [1], "value": [3.0], "wall_time": [datetime(2026, 1, 1)]})
     experiment_id = served.get_run(run_id).experiment_id
 
-    as_late_client(served, "log_metrics", {}, points)
-    as_late_client(served, "begin_run", {"experiment": "late", "params": {}, "worker": "test"})
-    as_late_client(served, "end_run", {"run_id": run_id, "status": "completed"})
+    late = LateClient(served.path, timeout=served.timeout)
+    for write in (lambda: late.log_metrics(points), lambda: late.begin_run("late", {}, worker="test"), lambda: late.end_run(run_id, "completed")):
+        with pytest.raises(StoreBusyError, match="longer than its client waited"):
+            write()
 
     assert served.get_run_metrics(run_id).series.is_empty()
     assert len(served.list_runs(experiment_id)) == 2
