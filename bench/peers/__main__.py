@@ -212,7 +212,7 @@ class Bench:
                 if owner is not None:
                     (system.start_owner(folder, children.ROOT) if owner else system.stop_owner(folder))
                 load = os.getloadavg()[0]
-                sample = cold.sample(system, folder, experiment) | {"load": load}
+                sample = cold.sample(system, folder, experiment, self.root / "bytecode") | {"load": load}
                 if index:
                     self.results["cold"].setdefault(label, []).append(sample)
             self.progress.advance()

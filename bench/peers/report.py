@@ -53,7 +53,8 @@ QUERY_LABELS = {
 }
 COLD_CLOCK = (
     "wall: spawn of a fresh `python -c` to its exit (interpreter start, imports, open the store, one filtered and ordered "
-    "list of the runs, exit); in process: the same child's open + list, after its imports"
+    "list of the runs, exit), with compiled modules (bytecode) kept between processes as a user's Python keeps them; "
+    "in process: the same child's open + list, after its imports"
 )
 
 
