@@ -106,13 +106,14 @@ def wait_for(server: subprocess.Popen, client, ticket, timeout: float = 30.0) ->
 
 def on_postgres(folder: Path, run_ids: list[int], url: str) -> dict[str, float]:
     """The SDK's call (the team-mode store in this process) beside its statement's rows and the least statement, on a
-    connection of their own (binary, prepared as the store's are after a few uses)."""
+    connection of their own (a binary cursor reading as the store's does, prepared as the store's are after a few uses)."""
     import psycopg
 
+    from core.pg_connection import points_cursor
     from core.postgres_store import _ONE_CURVE
 
     store = tunedeck.reader(folder)
-    with psycopg.connect(url, autocommit=True) as con, con.cursor(binary=True) as cursor:
+    with psycopg.connect(url, autocommit=True) as con, points_cursor(con) as cursor:
         return per_call(
             {
                 "history call": lambda run_id: store.get_metric_series([run_id], ["loss"], max_points=None),

@@ -10,6 +10,7 @@ import functools
 import numpy as np
 import polars as pl
 import psycopg
+from psycopg.pq import Format
 
 from core import duckdb_store
 from core.points import POINT_SCHEMA
@@ -221,17 +222,35 @@ def binary_points(points: pl.DataFrame) -> tuple[bytes, list[str]]:
     return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER, names
 
 
+def points_cursor(raw: psycopg.Connection) -> psycopg.Cursor:
+    """A binary cursor that reads timestamps as PostgreSQL sends them, microseconds since 2000 in 8 bytes: exact for
+    every date, and a column of ints becomes a Polars datetime column at once (datetime objects took 0.2 ms per 500
+    points to convert; EXTRACT on the server cost more than that saved)."""
+    cursor = raw.cursor(binary=True)
+    cursor.adapters.register_loader("timestamp", raw.adapters.get_loader(raw.adapters.types["int8"].oid, Format.BINARY))
+    return cursor
+
+
 def points_frame(found: list[tuple]) -> pl.DataFrame:
-    """Points fetched as (run_id, key, step, value, wall time in microseconds since 1970) rows, built a column at a
-    time: 60 microseconds for 500 rows, where rows holding datetimes took 210."""
-    run_id, key, step, value, wall_us = zip(*found, strict=True) if found else ([] for _ in POINT_SCHEMA)
+    """Points fetched by a `points_cursor` as (run_id, key, step, value, wall_time) rows, built a column at a time."""
+    run_id, key, step, value, wall_time = zip(*found, strict=True) if found else ([] for _ in POINT_SCHEMA)
+    return _frame(run_id, key, step, value, wall_time)
+
+
+def curve_frame(found: list[tuple], run_id: int, key: str) -> pl.DataFrame:
+    """One curve's points fetched by a `points_cursor` as (step, value, wall_time) rows."""
+    step, value, wall_time = zip(*found, strict=True) if found else ([], [], [])
+    return _frame([run_id] * len(step), [key] * len(step), step, value, wall_time)
+
+
+def _frame(run_id, key, step, value, wall_time) -> pl.DataFrame:
     return pl.DataFrame(
         [
             pl.Series("run_id", run_id, dtype=pl.Int64),
             pl.Series("key", key, dtype=pl.String),
             pl.Series("step", step, dtype=pl.Int64),
             pl.Series("value", value, dtype=pl.Float64),
-            pl.Series("wall_time", wall_us, dtype=pl.Int64).cast(POINT_SCHEMA["wall_time"]),
+            (pl.Series("wall_time", wall_time, dtype=pl.Int64) + _PG_EPOCH_US).cast(POINT_SCHEMA["wall_time"]),
         ]
     )
 

@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from core.duckdb_store import DuckDBStore, _as_id, checked_series_request
 from core.entities import Adapter, AdapterSpec
 from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError
-from core.pg_connection import PgConnection, points_frame, prepare, read_binary_points
+from core.pg_connection import PgConnection, curve_frame, points_cursor, points_frame, prepare, read_binary_points
 from core.pg_migrations import migrate
 from core.sql import rows
 from core.status import ENDED_VALUES, RunStatus
@@ -34,7 +34,6 @@ CONNECT_TIMEOUT = 10
 # Whole series of more runs than this come by binary COPY: its setup costs ~1 ms more than a SELECT's (a history call
 # of one run: 1.0 ms against 1.8 here), but it decodes 400,000 points a third faster.
 FEW_RUNS = 16
-MIN_SERVER_VERSION = 140000  # as libpq reports it: 14.0
 
 
 class PostgresStore(DuckDBStore):
@@ -82,7 +81,6 @@ class PostgresStore(DuckDBStore):
         """Reach the server once, now, so a wrong URL or a server that is down is one clear error at start."""
         try:
             with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as con:
-                check_server_version(con.info.server_version)
                 migrate(con)
         except psycopg.Error as error:
             raise StoreError(f"cannot use the PostgreSQL store at {self.where}: {safe_message(error)}") from None
@@ -211,8 +209,7 @@ class PostgresStore(DuckDBStore):
         run_ids = checked_series_request(run_ids, keys, max_points)
         if max_points is None and len(run_ids) == 1 and keys is not None and len(keys) == 1:
             # one curve, as a training script's history call asks: the primary key's own order, no sort
-            one = {"run": run_ids[0], "key": keys[0]}
-            return self._statement(lambda con: _selected_points(con, _ONE_CURVE, one))
+            return self._statement(lambda con: _one_curve(con, run_ids[0], keys[0]))
         key_filter = "AND key = ANY(%(keys)s::TEXT[])" if keys is not None else ""
         query = (_WHOLE_SERIES if max_points is None else _SERIES).format(key_filter=key_filter)
         params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2, "ended": ENDED_VALUES}
@@ -233,17 +230,15 @@ class PostgresStore(DuckDBStore):
         return read_binary_points(data, names).sort("run_id", "key", "step")
 
 
-def check_server_version(version: int) -> None:
-    """PostgreSQL 14 or later: from 14 on, EXTRACT gives an exact numeric, which keeps curves' wall times to the
-    microsecond (`_WALL_US`); before, a float that drifts for dates past ~2110."""
-    if version < MIN_SERVER_VERSION:
-        found = f"{version // 10000}.{version % 10000}"
-        raise StoreError(f"TuneDeck's team mode needs PostgreSQL 14 or later; this server is version {found}")
-
-
 def _selected_points(con: PgConnection, query: str, params: dict) -> pl.DataFrame:
-    with con.raw.cursor(binary=True) as cursor:
+    with points_cursor(con.raw) as cursor:
         return points_frame(cursor.execute(query, params).fetchall())
+
+
+def _one_curve(con: PgConnection, run_id: int, key: str) -> pl.DataFrame:
+    """Its steps, values and times only: the run and the key are known (two columns fewer to decode)."""
+    with points_cursor(con.raw) as cursor:
+        return curve_frame(cursor.execute(_ONE_CURVE, {"run": run_id, "key": key}).fetchall(), run_id, key)
 
 
 def _stored_keys(con: PgConnection, params: dict) -> list[str]:
@@ -256,14 +251,9 @@ def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:
     return ConflictError(f"someone else stored the same thing at the same moment; try again ({safe_message(error)})")
 
 
-# Wall times leave as whole microseconds since 1970 (exact: EXTRACT gives a numeric from PostgreSQL 14 on, which the
-# store checks at its first connection): a column of ints becomes a Polars datetime column at once, where datetime
-# objects took 0.2 ms per 500 points to convert.
-_WALL_US = "(EXTRACT(EPOCH FROM wall_time) * 1000000)::BIGINT"
-_ORDERED = (  # keys by code point, as Polars sorts
-    f'SELECT run_id, key, step, value, {_WALL_US} FROM ({{query}}) s ORDER BY run_id, key COLLATE "C", step'
-)
-_ONE_CURVE = f"SELECT run_id, key, step, value, {_WALL_US} FROM metrics WHERE run_id = %(run)s AND key = %(key)s ORDER BY step"
+# keys by code point, as Polars sorts
+_ORDERED = 'SELECT run_id, key, step, value, wall_time FROM ({query}) s ORDER BY run_id, key COLLATE "C", step'
+_ONE_CURVE = "SELECT step, value, wall_time FROM metrics WHERE run_id = %(run)s AND key = %(key)s ORDER BY step"
 _KEYS = "SELECT DISTINCT key FROM metric_summaries WHERE run_id = ANY(%(runs)s::BIGINT[]) ORDER BY key"
 _AS_BINARY = (
     "COPY (SELECT run_id, array_position(%(names)s::TEXT[], key::TEXT) - 1, step, value, wall_time FROM ({query}) s) "

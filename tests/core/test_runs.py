@@ -6,8 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from core.errors import NotFoundError, StoreError, TuneDeckError, ValidationError
-from core.postgres_store import check_server_version
+from core.errors import NotFoundError, TuneDeckError, ValidationError
 from core.runs import start_run
 from core.status import RunStatus
 from core.writer import MetricWriter
@@ -245,12 +244,6 @@ def test_series_keep_each_points_wall_time_to_the_microsecond_whichever_way_they
         assert [logged[step - 1] for step in series["step"]] == series["wall_time"].to_list(), name
     assert reads["one bucket per run"][0]["step"].to_list() == [1, 4, 1, 4]
     assert store.get_metric_series(runs[:1], ["accuracy"], max_points=None).schema == reads["one curve"][0].schema
-
-
-def test_postgresql_older_than_14_is_refused_with_a_message_saying_so():
-    check_server_version(150004)
-    with pytest.raises(StoreError, match="needs PostgreSQL 14 or later; this server is version 13.11"):
-        check_server_version(130011)
 
 
 def test_runs_table_has_one_row_per_run_and_the_last_value_of_each_metric(store, make_experiment, make_run):
