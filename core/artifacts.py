@@ -65,11 +65,22 @@ def describe_adapter(folder: Path, base_model: str, name: str | None = None) -> 
     )
 
 
-def keep_under(folder: Path, data_dir: Path, destination: Path) -> Path:
-    """Adapters live only under the data directory: one saved elsewhere is copied to destination."""
-    folder = Path(folder).resolve()
-    if folder.is_relative_to(Path(data_dir).resolve()):
+def refuse_holding(folder: Path, inside: Path) -> None:
+    """An adapter folder that holds TuneDeck's own files (the data folder, say) would be copied into itself."""
+    if Path(inside).resolve().is_relative_to(Path(folder).resolve()):
+        raise ValidationError(
+            f"cannot keep {folder} as an adapter: it holds TuneDeck's data folder; save the adapter in a folder of its own"
+        )
+
+
+def keep(folder: Path, destination: Path) -> Path:
+    """A registered adapter keeps files of its own, in the run's folder: one saved anywhere else is copied there.
+    (Kept in place once, anywhere in the data directory, a second run saving to the same folder overwrote the first
+    run's registered adapter.)"""
+    folder, destination = Path(folder).resolve(), Path(destination).resolve()
+    if folder.is_relative_to(destination):
         return folder
+    refuse_holding(folder, destination)
     shutil.copytree(folder, destination, dirs_exist_ok=True)
     return destination
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core import open_store
-from core.artifacts import describe_adapter, keep_file, keep_under, publish_adapter
+from core.artifacts import describe_adapter, keep, keep_file, publish_adapter, refuse_holding
 from core.entities import Adapter, AdapterSpec
 from core.errors import InvalidTransitionError, NotFoundError, OwnerLostError, TuneDeckError, ValidationError
 from core.identity import worker_id
@@ -110,6 +110,7 @@ class ActiveRun:
         folder = Path(path).resolve()
         if not folder.is_dir():
             raise ValidationError(f"adapter folder {folder} does not exist")
+        refuse_holding(folder, self.store.data_dir)
         if self.attached:
             print(json.dumps({ADAPTER_LINE: "adapter", "path": str(folder), "base_model": base_model}), flush=True)
             return
@@ -146,7 +147,12 @@ class ActiveRun:
             self.writer.close()
             return None
         completing = status is RunStatus.COMPLETED and not self.cancelled.is_set()
-        adapter = self._kept_adapter() if completing else None
+        try:
+            adapter = self._kept_adapter() if completing else None
+        except (TuneDeckError, OSError) as failed:  # a copy that failed (a full disk): the run fails saying so
+            reason = f"the adapter could not be kept: {failed}"
+            self.writer.close_with(lambda points: self.store.end_run(self.id, RunStatus.FAILED, points=points, error=reason))
+            raise
 
         def end(points) -> Adapter | None:
             return self.store.end_run(self.id, status, points=points, adapter=adapter, error=error, traceback=traceback)
@@ -183,8 +189,7 @@ class ActiveRun:
         if self._adapter is None:
             return None
         folder, base_model, name = self._adapter
-        data_dir = self.store.data_dir
-        kept = keep_under(folder, data_dir, data_dir / "adapters" / f"run-{self.id}")
+        kept = keep(folder, self.store.data_dir / "adapters" / f"run-{self.id}")
         settings = get_settings()
         if settings.artifact_root is not None:  # team mode: where every machine's app finds it
             return publish_adapter(settings, kept, self.id, base_model, name)

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from core.artifacts import keep_under
+from core.artifacts import keep
 from core.commands import get_command, placeholders, render_arguments
 from core.errors import TuneDeckError
 from core.settings import get_settings
@@ -133,7 +133,7 @@ def train(
     if code != 0:
         last = follower.tail[-1] if follower.tail else "no output"
         raise CommandFailed(f"command {config.command!r} exited with code {code}: {last}")
-    adapter = keep_under(Path(follower.adapter["path"]), settings.data_dir, output_dir) if follower.adapter else output_dir
+    adapter = keep(Path(follower.adapter["path"]), output_dir) if follower.adapter else output_dir
     base_model = follower.adapter.get("base_model") if follower.adapter else None
     produced = adapter.is_dir() and any(adapter.iterdir())
     return TrainResult(adapter_dir=adapter if produced else None, steps=follower.last_step, metrics={}, base_model=base_model)

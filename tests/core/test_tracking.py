@@ -1,9 +1,12 @@
 """The tracking SDK from a script's point of view."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from core import tracking
-from core.artifacts import run_files
+from core.artifacts import describe_adapter, run_files
 from core.errors import InvalidTransitionError, ValidationError
 from core.status import RunStatus
 
@@ -30,6 +33,36 @@ def test_start_run_creates_the_experiment_by_name_and_logs_metrics_and_params_an
     assert registered.path == str(kept)
     assert (kept / "adapter_model.safetensors").read_bytes() == b"weights"
     assert store.get_experiment(finished.experiment_id).name == "my script"
+
+
+def test_two_runs_saving_their_adapters_to_one_folder_in_the_data_dir_each_keep_their_own(store):
+    """As examples.train_with_sdk does by default: the second run's files must not become the first's adapter."""
+    saved = store.data_dir / "sdk-example"
+    adapters = []
+    for weights in (b"first run", b"second run"):
+        saved.mkdir(exist_ok=True)
+        (saved / "adapter_model.safetensors").write_bytes(weights)
+        with tracking.start_run("same folder", store=store) as run:
+            run.log_adapter(saved, base_model="gpt2")
+        adapters.append(store.get_adapter(store.get_run(run.id).adapter.id))
+
+    first, second = (Path(adapter.path) / "adapter_model.safetensors" for adapter in adapters)
+    assert (first.read_bytes(), second.read_bytes()) == (b"first run", b"second run")
+    assert [describe_adapter(Path(a.path), "gpt2").checksum for a in adapters] == [a.checksum for a in adapters]
+
+
+def test_an_adapter_that_cannot_be_copied_at_the_end_fails_the_run_saying_so(store, tmp_path_factory):
+    adapter = tmp_path_factory.mktemp("saved-elsewhere")
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    with pytest.raises(OSError), tracking.start_run("vanishing adapter", store=store) as run:
+        run.log({"loss": 1.0}, step=1)
+        run.log_adapter(adapter, base_model="gpt2")
+        shutil.rmtree(adapter)  # gone before the run ends, as a failed copy would leave it
+
+    ended = store.get_run(run.id)
+    assert ended.status is RunStatus.FAILED
+    assert ended.error.startswith("the adapter could not be kept")
+    assert ended.metrics["loss"].count == 1
 
 
 def test_start_run_reuses_a_live_experiment_of_that_name(store, make_experiment):
@@ -151,11 +184,21 @@ def test_logging_a_missing_file_is_a_clear_error(store, tmp_path):
 
 
 def test_log_adapter_registers_the_adapter_like_register_adapter(store, tmp_path):
-    (tmp_path / "adapter_model.safetensors").write_bytes(b"w")
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_model.safetensors").write_bytes(b"w")
     with tracking.start_run("adapter alias", store=store) as run:
-        run.log_adapter(tmp_path, base_model="gpt2")
+        run.log_adapter(tmp_path / "adapter", base_model="gpt2")
 
     assert store.get_adapter(store.get_run(run.id).adapter.id).base_model == "gpt2"
+
+
+def test_an_adapter_folder_holding_the_data_folder_is_refused_and_the_run_fails_saying_why(store):
+    with pytest.raises(ValidationError, match="it holds TuneDeck's data folder"):
+        with tracking.start_run("whole data dir", store=store) as run:
+            run.log_adapter(store.data_dir, base_model="gpt2")
+
+    assert store.get_run(run.id).status is RunStatus.FAILED
+    assert not (store.data_dir / "adapters" / f"run-{run.id}").exists()
 
 
 def test_disabled_mode_turns_every_call_into_a_no_op_and_stores_nothing(store, monkeypatch, tmp_path):
