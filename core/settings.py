@@ -6,13 +6,19 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
+from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import resources
+from core.errors import ValidationError
+
+MAX_WORKERS = 64  # training jobs one worker process may run at once
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TUNEDECK_", extra="ignore", frozen=True)  # shared: see get_settings
+    # shared: see get_settings. An empty variable (`export TUNEDECK_DATA_DIR=` left in a shell) counts as unset: read
+    # as a value, it put the store in the working folder.
+    model_config = SettingsConfigDict(env_prefix="TUNEDECK_", extra="ignore", frozen=True, env_ignore_empty=True)
 
     data_dir: Path = Field(Path("data"), description="Store, queue, logs and adapters (TUNEDECK_DATA_DIR).")
     lock_timeout: float = Field(60.0, gt=0, description="Seconds an operation may wait for the store server's answer.")
@@ -28,7 +34,7 @@ class Settings(BaseSettings):
         description="Empty: SQLite queue in the data directory (in team mode: the store's PostgreSQL database); "
         "redis://host:port/db: Redis queue.",
     )
-    workers: int = Field(2, ge=1, le=64, description="Training jobs one worker process runs at once.")
+    workers: int = Field(2, ge=1, le=MAX_WORKERS, description="Training jobs one worker process runs at once.")
     heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between a running job's heartbeats.")
     heartbeat_timeout: float = Field(60.0, gt=0, description="A running run silent this long is failed as 'worker lost'.")
     embedded_worker: bool = Field(True, description="Auto-start a worker with the app or start_run() when none runs.")
@@ -116,4 +122,16 @@ def get_settings() -> Settings:
 
 @functools.lru_cache(maxsize=16)
 def _settings_for(variables: tuple[tuple[str, str], ...]) -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except PydanticValidationError as error:  # a script, a worker or the app: each says which variable to fix
+        raise ValidationError(_what_to_fix(error)) from None
+
+
+def _what_to_fix(error: PydanticValidationError) -> str:
+    item = error.errors()[0]
+    variable = f"TUNEDECK_{str(item['loc'][0]).upper()}"
+    message = item["msg"].removeprefix("Value error, ")
+    if message.startswith(variable):
+        return message
+    return f"{variable}: {message}, got {str(item['input'])[:100]!r}"

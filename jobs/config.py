@@ -1,9 +1,12 @@
 """The Huey instance: a SQLite queue in the data directory; in team mode PostgreSQL (the store's database unless
 TUNEDECK_QUEUE_URL names another), or Redis when TUNEDECK_QUEUE_URL says so."""
 
+import sqlite3
+
 from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey
 from huey.storage import PostgresStorage
 
+from core.errors import StoreError
 from core.settings import Settings, get_settings
 from core.store_url import is_postgres
 
@@ -14,8 +17,13 @@ def make_huey(settings: Settings) -> Huey:
         return RedisHuey("tunedeck", url=url)
     if is_postgres(url):  # tables huey_task, huey_schedule, huey_kv, huey_counter beside the store's
         return PostgresHuey("tunedeck", dsn=url, create_tables=False)  # reached on first use, not on import
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("tunedeck", filename=str(settings.queue_path))
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey("tunedeck", filename=str(settings.queue_path))
+    except (OSError, sqlite3.Error) as error:
+        raise StoreError(
+            f"cannot keep the job queue in {settings.data_dir} ({error}); TUNEDECK_DATA_DIR must name a folder you may write"
+        ) from None
 
 
 huey = make_huey(get_settings())

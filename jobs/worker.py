@@ -1,123 +1,25 @@
-"""A TuneDeck worker: `python -m jobs.worker`.
+"""A TuneDeck worker: `python -m jobs.worker` (or `tunedeck worker`); the consumer itself is `jobs.consumer`.
 
-A Huey consumer for training jobs, plus a reaper thread that fails runs whose worker
-is gone. Started by hand (any number, on any machine that reaches the queue and the
-store), or auto-started by the app or by start_run(): then it holds the data
-directory's worker lock so only one auto-started worker runs, and it exits with its
-parent (--parent) or after --idle-exit seconds with nothing to do.
+Importing the consumer opens the queue where the settings say: a data folder that cannot hold it, or a setting
+that is wrong, ends the worker here with one line saying why (exit code 2), as any other reason not to start does.
 """
 
-import argparse
-import logging
-import os
-import signal
 import sys
-import threading
-import time
 
-from core import journal, open_store
 from core.errors import TuneDeckError
-from core.settings import get_settings
-from core.store import TrackingStore
-from core.store_server import JOURNAL_SCAN
-from core.store_url import safe_message
-from jobs.config import huey, ready_queue
-from jobs.lock import LOCK_NAME, hold_worker_lock
-from jobs.reaper import reap
-from jobs.tasks import live_job_ids
-
-# An idle consumer polls the queue again after 0.1 s, backing off to this: a run queued on an idle worker starts within
-# a second (Huey's default backs off to 10 s). One dequeue query a second per worker thread costs next to nothing.
-MAX_POLL_DELAY = 1.0
 
 
-def _every(seconds: float, action) -> None:
-    def loop() -> None:
-        while True:
-            time.sleep(seconds)
-            try:
-                action()
-            except Exception:
-                logging.getLogger("tunedeck.worker").exception("background check failed")
-
-    threading.Thread(target=loop, daemon=True).start()
-
-
-def _stop_when(condition, signum: int) -> None:
-    """Send this process signum once condition() holds: the consumer's own shutdown path."""
-
-    def check() -> None:
-        if condition():
-            os.kill(os.getpid(), signum)
-
-    _every(1.0, check)
-
-
-def _idle_for(seconds: float):
-    store = open_store()
-    last_busy = time.monotonic()
-
-    def idle() -> bool:
-        nonlocal last_busy
-        if len(huey) or store.list_active_runs():
-            last_busy = time.monotonic()
-        return time.monotonic() - last_busy > seconds
-
-    return idle
-
-
-def _reachable_store() -> TrackingStore:
-    """The store and the queue, reached now: a worker that cannot reach them refuses to start instead of taking jobs
-    it could never record."""
-    try:
-        store = open_store()
-        store.list_active_runs()
-        ready_queue()
-    except TuneDeckError as error:
-        _refuse(str(error))
-    except Exception as error:  # the queue's own driver
-        _refuse(f"cannot reach the queue: {safe_message(error)}")
-    return store
-
-
-def _refuse(reason: str) -> None:
-    logging.getLogger("tunedeck.worker").error("not starting: %s", reason)
+def refuse(reason: str) -> None:
     print(f"tunedeck worker: not starting: {reason}", file=sys.stderr, flush=True)
     sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=None, help="jobs run at once (default TUNEDECK_WORKERS)")
-    parser.add_argument(
-        "--auto", action="store_true", help="take the data directory's worker lock; exit if another worker holds it"
-    )
-    parser.add_argument("--parent", type=int, default=None, help="exit when this process ends")
-    parser.add_argument(
-        "--idle-exit", type=float, default=None, help="exit after this many seconds with no queued or running job"
-    )
-    args = parser.parse_args(argv)
-    settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    lock = hold_worker_lock(settings) if args.auto else None
-    if args.auto and lock is None:
-        logging.getLogger("tunedeck.worker").info("another worker holds %s; exiting", settings.data_dir / LOCK_NAME)
-        return
-    store = _reachable_store()
-    reap(store, settings, live_job_ids())
-    _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings, live_job_ids()))
-    if settings.team_mode:  # no store server on this machine replays what killed writers journaled here: the worker does
-        _every(JOURNAL_SCAN, lambda: journal.recover(store, store.data_dir / "journal"))
-    if args.parent:  # the app died: stop now; its runs' training processes die with us and are reaped as lost
-        _stop_when(lambda: os.getppid() != args.parent, signal.SIGTERM)
-    if args.idle_exit:  # nothing to do: a graceful exit
-        _stop_when(_idle_for(args.idle_exit), signal.SIGINT)
-    consumer = huey.create_consumer(
-        workers=args.workers or settings.workers, worker_type="thread", periodic=True, max_delay=MAX_POLL_DELAY
-    )
-    consumer.run()
-    logging.shutdown()
-    os._exit(0)  # background threads may be inside DuckDB; tearing them down would abort the process
+    try:
+        from jobs import consumer
+    except TuneDeckError as error:
+        refuse(str(error))
+    consumer.main(argv)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from pydantic import ValidationError as PydanticValidationError
 
 from core import open_store, resources
 from core.errors import TuneDeckError
@@ -26,11 +25,8 @@ def main() -> None:
     """TuneDeck: an experiment dashboard for LoRA fine-tuning. The store lives in TUNEDECK_DATA_DIR (./data)."""
     try:
         get_settings()
-    except PydanticValidationError as error:  # bad configuration stops here with a hint, before any command runs
-        item = error.errors()[0]
-        raise click.ClickException(
-            f"TUNEDECK_{str(item['loc'][0]).upper()}: {item['msg'].removeprefix('Value error, ')}"
-        ) from None
+    except TuneDeckError as error:  # bad configuration stops here with what to fix, before any command runs
+        raise click.ClickException(str(error)) from None
 
 
 @main.command(context_settings=PASS_THROUGH)

@@ -94,7 +94,15 @@ def test_a_bad_setting_stops_any_command_with_what_to_fix(tunedeck):
     result = tunedeck("doctor", TUNEDECK_QUEUE_URL="amqp://elsewhere")
 
     assert result.returncode == 1
-    assert result.stderr.startswith("Error: TUNEDECK_QUEUE_URL: TUNEDECK_QUEUE_URL must be empty (SQLite queue")
+    assert result.stderr.startswith("Error: TUNEDECK_QUEUE_URL must be empty (SQLite queue")
+
+
+def test_a_setting_that_is_not_a_number_is_named_with_what_it_got(tunedeck):
+    result = tunedeck("doctor", TUNEDECK_LOCK_TIMEOUT="abc")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: TUNEDECK_LOCK_TIMEOUT: Input should be a valid number")
+    assert result.stderr.rstrip().endswith("got 'abc'")
 
 
 def test_import_tensorboard_twice_imports_once_and_summarises_both_times(tunedeck):

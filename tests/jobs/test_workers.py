@@ -96,6 +96,39 @@ def test_an_unknown_queue_url_fails_at_start_up_with_a_hint():
         Settings(queue_url="mysql://localhost/queue")
 
 
+def refusal(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.worker", *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("inside", ["", "sub"])
+def test_a_worker_whose_data_folder_is_a_file_refuses_in_one_line(tmp_path, inside):
+    (tmp_path / "a file").write_text("not a folder")
+
+    ended = refusal(TUNEDECK_DATA_DIR=str(tmp_path / "a file" / inside))
+
+    assert ended.returncode == 2
+    assert ended.stderr.startswith("tunedeck worker: not starting: cannot keep the job queue in")
+    assert ended.stderr.rstrip().endswith("TUNEDECK_DATA_DIR must name a folder you may write")
+    assert "Traceback" not in ended.stderr
+
+
+def test_a_worker_with_a_bad_setting_refuses_naming_the_variable(tmp_path):
+    ended = refusal(TUNEDECK_DATA_DIR=str(tmp_path), TUNEDECK_HEARTBEAT_TIMEOUT="soon")
+
+    assert ended.returncode == 2
+    assert ended.stderr.startswith("tunedeck worker: not starting: TUNEDECK_HEARTBEAT_TIMEOUT: Input should be a valid number")
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "65", "two"])
+def test_a_worker_refuses_a_number_of_jobs_it_could_not_run(tmp_path, workers):
+    ended = refusal("--workers", workers, TUNEDECK_DATA_DIR=str(tmp_path))
+
+    assert ended.returncode == 2
+    assert f"argument --workers: a whole number from 1 to 64, got '{workers}'" in ended.stderr
+
+
 def test_a_plain_huey_consumer_runs_training_jobs(job_store, tmp_path):
     from jobs import tasks
     from tests.jobs.conftest import SAMPLE, wait_until_terminal

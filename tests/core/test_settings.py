@@ -1,0 +1,26 @@
+"""Settings come from TUNEDECK_ variables; a wrong one is named, wherever it is read."""
+
+from pathlib import Path
+
+import pytest
+
+from core import tracking
+from core.errors import ValidationError
+from core.settings import get_settings
+
+
+def test_an_empty_variable_counts_as_unset(monkeypatch):
+    monkeypatch.setenv("TUNEDECK_DATA_DIR", "")
+    monkeypatch.setenv("TUNEDECK_LOCK_TIMEOUT", "")
+
+    settings = get_settings()
+
+    assert settings.data_dir == Path("data")
+    assert settings.lock_timeout == 60.0
+
+
+def test_a_script_with_a_bad_variable_is_told_which_and_what_it_got(monkeypatch):
+    monkeypatch.setenv("TUNEDECK_LOCK_TIMEOUT", "abc")
+
+    with pytest.raises(ValidationError, match=r"^TUNEDECK_LOCK_TIMEOUT: Input should be a valid number.*, got 'abc'$"):
+        tracking.start_run("never started")
