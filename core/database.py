@@ -12,6 +12,7 @@ waits for those answered before it.
 import contextvars
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -62,6 +63,24 @@ def _store_error(path: Path, error: duckdb.Error) -> StoreError:
     return StoreError(f"the store at {path} failed: {text}")
 
 
+def _holder(lock_error: str) -> str:
+    """Who holds the file, from DuckDB's "Conflicting lock is held in <program> (PID <n>)", and what to do about it."""
+    found = re.search(r"\(PID (\d+)\)", lock_error)
+    pid = int(found.group(1)) if found else None
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except (OSError, TypeError):
+        command = ""
+    if "core.store_server" in command:
+        return (
+            f"in use by its store server (pid {pid}), which the app, a worker or a script started: it exits once nothing "
+            "has used it for TUNEDECK_STORE_SERVER_IDLE_EXIT seconds (60 by default), so stop the app and workers that "
+            "use it and try again (an auto-started worker exits after 5 idle minutes)"
+        )
+    holder = f"pid {pid}: {command[:200]}" if command else f"pid {pid}" if pid else "unknown"
+    return f"held by another process ({holder}); open it with core.open_store(), which talks to the process that holds it"
+
+
 def open_file(path: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
     """The file opened for writing (read-only when its folder is), migrated; and whether it is read-only."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,10 +89,7 @@ def open_file(path: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
     except duckdb.IOException as error:
         text = str(error)
         if "Conflicting lock" in text or "Could not set lock" in text:
-            raise StoreBusyError(
-                f"the store at {path} is held by another process ({text.split('is held in ')[-1].split('.')[0]}); "
-                "open it with core.open_store(), which talks to the process that holds it"
-            ) from None
+            raise StoreBusyError(f"the store at {path} is {_holder(text)}") from None
         if "Read-only file system" in text and path.exists():
             return duckdb.connect(str(path), read_only=True), True
         raise StoreError(f"cannot open the store at {path}: {text}") from None

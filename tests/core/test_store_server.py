@@ -16,6 +16,7 @@ import pyarrow.flight as flight
 import pytest
 
 from core import remote
+from core.duckdb_store import DuckDBStore
 from core.errors import ConflictError, NotFoundError, StoreBusyError, StoreError, ValidationError
 from core.remote import RemoteStore
 from core.status import RunStatus
@@ -121,6 +122,31 @@ def test_an_operation_outside_the_contract_is_refused(served, store_path):
     with pytest.raises(flight.FlightServerError, match="unknown store operation 'close'"):
         list(client.do_action(flight.Action("close", b"{}")))
     assert served.list_experiments().total == 1
+
+
+def test_opening_a_file_its_store_server_holds_says_who_holds_it_and_what_to_do(served):
+    served.list_experiments()  # the server is up and holds the file
+
+    with pytest.raises(StoreBusyError) as busy:
+        DuckDBStore(served.path).db  # noqa: B018 - opening is the point
+
+    assert str(busy.value).startswith(f"the store at {served.path} is in use by its store server (pid {server_pid(served.path)})")
+    assert "stop the app and workers that use it and try again" in str(busy.value)
+
+
+def test_opening_a_file_another_program_holds_names_that_program(store_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; held = duckdb.connect({str(store_path)!r}); print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "open\n"
+        with pytest.raises(StoreBusyError, match=rf"is held by another process \(pid {holder.pid}: .*python.* -c import duckdb"):
+            DuckDBStore(store_path).db  # noqa: B018 - opening is the point
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 class LateClient(RemoteStore):
