@@ -25,6 +25,8 @@ from jobs.trainers.base import LogMetrics, LogParams, LogSamples, TrainingStoppe
 
 REQUIRED = ("torch", "transformers", "peft", "accelerate")
 INSTALL_HINT = "pip install -r requirements-train.txt"
+# Without torch, requirements-train.txt alone pulls PyPI's CUDA build (several GB) even where there is no GPU.
+TORCH_FIRST = f"install torch first, in the build for this machine (README: Set up, run, test), then {INSTALL_HINT}"
 MAX_LENGTH = 512  # tokens per example, or fewer when the model's context is shorter
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 KEEP_CHECKPOINTS = 2
@@ -40,7 +42,8 @@ def is_available() -> str | None:
     """
     missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
     if missing:
-        return f"the peft trainer needs torch, transformers and peft ({', '.join(missing)} missing): {INSTALL_HINT}"
+        hint = TORCH_FIRST if "torch" in missing else INSTALL_HINT
+        return f"the peft trainer needs torch, transformers and peft ({', '.join(missing)} missing): {hint}"
     return None
 
 

@@ -35,6 +35,17 @@ def test_a_trainer_without_its_packages_is_unavailable_with_an_install_hint(monk
         trainers.get_trainer("peft")
 
 
+def test_without_torch_the_hint_says_to_install_torch_first_in_the_machines_build(monkeypatch):
+    """requirements-train.txt alone would pull PyPI's CUDA build of torch, several GB, even without a GPU."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "torch" else real_find_spec(name, *args))
+
+    reason = trainers.available_trainers()["peft"]
+
+    assert "torch" in reason.split("(")[1].split(" missing")[0]
+    assert reason.endswith("install torch first, in the build for this machine (README: Set up, run, test), then pip install -r requirements-train.txt")
+
+
 def test_an_unknown_trainer_names_the_known_ones():
     with pytest.raises(ValidationError, match="unknown trainer 'tensorflow'; available trainers: builtin, command, peft"):
         trainers.get_trainer("tensorflow")
