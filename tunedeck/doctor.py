@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 from core import open_store, resources
+from core.errors import StoreBusyError
 from core.journal import REFUSED
 from core.lifecycle import DAMAGED
 from core.lifecycle import REFUSED as EVENTS_REFUSED
@@ -38,12 +39,13 @@ def checks(settings: Settings | None = None) -> list[Check]:
     ]
 
 
-def _guarded(name: str, check, hint: str) -> Check:
-    """Run a check; an exception becomes a failure that says what went wrong and what to do."""
+def _guarded(name: str, check, hint) -> Check:
+    """Run a check; an exception becomes a failure that says what went wrong and what to do (`hint`: the advice, or
+    a function of the error that gives it)."""
     try:
         return check()
     except Exception as error:  # doctor reports, never crashes
-        return Check(name, FAIL, f"{safe_message(error)}; {hint}")
+        return Check(name, FAIL, f"{safe_message(error)}; {hint(error) if callable(hint) else hint}")
 
 
 def versions() -> Check:
@@ -67,8 +69,16 @@ def _no_store_yet(settings: Settings) -> bool:
     return not settings.team_mode and not settings.store_path.exists()
 
 
+def _not_a_folder(settings: Settings) -> Check | None:
+    if not settings.team_mode and settings.data_dir.exists() and not settings.data_dir.is_dir():
+        return Check("store", FAIL, f"{settings.data_dir} is a file, not a folder; point TUNEDECK_DATA_DIR at a folder")
+    return None
+
+
 def store(settings: Settings) -> Check:
     def check() -> Check:
+        if wrong := _not_a_folder(settings):
+            return wrong
         if _no_store_yet(settings):
             return Check(
                 "store",
@@ -88,9 +98,18 @@ def store(settings: Settings) -> Check:
             )
         return Check("store", OK, f"{where} ({page.total} experiments)")
 
-    hint = f"check that {settings.data_dir} is a folder you may write (TUNEDECK_DATA_DIR picks another)"
-    if settings.team_mode:
-        hint = "check TUNEDECK_STORE_URL, that the server answers, and that the role may log in (README: Team mode)"
+    def hint(error: Exception) -> str:
+        if isinstance(error, StoreBusyError):
+            return f"the store did not answer within TUNEDECK_LOCK_TIMEOUT ({settings.lock_timeout:g} s): try again, or allow longer"
+        if "permission denied for schema" in str(error):
+            return (
+                "if TuneDeck's tables are not made yet, run `tunedeck doctor` once with the URL of the role that owns the "
+                "database, then again with this one (README: Team mode)"
+            )
+        if settings.team_mode:
+            return "check TUNEDECK_STORE_URL, that the server answers, and that the role may log in (README: Team mode)"
+        return f"check that {settings.data_dir} is a folder you may write (TUNEDECK_DATA_DIR picks another)"
+
     return _guarded("store", check, hint)
 
 
@@ -110,6 +129,12 @@ def _shown(path: Path, settings: Settings) -> str:
 def queue(settings: Settings) -> Check:
     def check() -> Check:
         url = settings.effective_queue_url
+        if settings.team_mode and not settings.queue_url and not is_postgres(url):
+            return Check(
+                "queue", FAIL, "it lives in the store's database, and TUNEDECK_STORE_URL is no PostgreSQL URL (see the store's line)"
+            )
+        if _not_a_folder(settings):
+            return Check("queue", FAIL, f"{settings.data_dir} is a file, so the SQLite queue cannot be kept there")
         if is_postgres(url):
             from jobs.config import ready_queue  # in team mode the queue opens nothing on import
 

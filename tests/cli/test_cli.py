@@ -45,6 +45,24 @@ def test_doctor_on_a_data_folder_with_nothing_in_it_warns_and_makes_nothing_ther
     assert not typo.exists()
 
 
+def test_doctor_fails_on_a_data_folder_that_is_a_file(tunedeck, tmp_path):
+    (tmp_path / "data").write_text("not a folder")
+
+    result = tunedeck("doctor", TUNEDECK_DATA_DIR=str(tmp_path / "data"))
+
+    assert result.returncode == 1
+    assert f"FAIL  store: {tmp_path / 'data'} is a file, not a folder; point TUNEDECK_DATA_DIR at a folder" in result.stdout
+    assert f"FAIL  queue: {tmp_path / 'data'} is a file, so the SQLite queue cannot be kept there" in result.stdout
+
+
+def test_doctor_with_a_malformed_store_url_says_the_queue_follows_it(tunedeck):
+    result = tunedeck("doctor", TUNEDECK_STORE_URL="postgres:/missing-a-slash")
+
+    assert result.returncode == 1
+    assert "FAIL  queue: it lives in the store's database, and TUNEDECK_STORE_URL is no PostgreSQL URL" in result.stdout
+    assert "redis" not in result.stdout.lower()
+
+
 def test_doctor_names_what_the_store_could_not_take(tunedeck, tmp_path):
     data = tmp_path / "data"
     made = DuckDBStore(data / "tunedeck.duckdb")

@@ -59,10 +59,14 @@ def test_the_apps_role_needs_only_the_rights_the_readme_lists(postgres_databases
     owner_url = cluster.database_url("tunedeck_lp").replace("postgres@", "tunedeck_owner@")
     with psycopg.connect(owner_url, autocommit=True) as con:
         con.execute(APP_GRANTS)
+    app_url = owner_url.replace("tunedeck_owner@", "tunedeck_app@")
+    too_early = _python(app_url, tmp_path / "app", "-m", "tunedeck.cli", "doctor")  # before the owner made the tables
+    assert too_early.returncode == 1
+    assert "run `tunedeck doctor` once with the URL of the role that owns the database" in too_early.stdout
+
     first = _python(owner_url, tmp_path / "owner", "-m", "tunedeck.cli", "doctor")  # the README's first start
     assert first.returncode == 0, first.stdout + first.stderr
 
-    app_url = owner_url.replace("tunedeck_owner@", "tunedeck_app@")
     app = _python(app_url, tmp_path / "app", "-c", APP_LIFECYCLE)
     assert app.returncode == 0, app.stderr
     assert app.stdout.strip() == "0.1"
