@@ -14,6 +14,7 @@ directory when it holds files) is registered; any other exit fails the run with 
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -103,6 +104,7 @@ def train(
         "output_dir": str(output_dir),
         "dataset": str(dataset),
         "data_dir": str(settings.data_dir),
+        "python": sys.executable,  # the worker's own interpreter: "python" on PATH may lack the packages
     }
     arguments = render_arguments(spec, context)
     log_params({name: settings_used[name] for name in placeholders(spec) if name in settings_used and name != "trainer"})

@@ -30,7 +30,7 @@ def commands_file(tmp_path):
         textwrap.dedent(
             f"""
             [commands.sdk-example]
-            command = ["{sys.executable}", "-m", "examples.train_with_sdk", "--steps", "{{max_steps}}", "--learning-rate", "{{learning_rate}}"]
+            command = ["{{python}}", "-m", "examples.train_with_sdk", "--steps", "{{max_steps}}", "--learning-rate", "{{learning_rate}}"]
             working_dir = "{ROOT}"
 
             [commands.json-lines]
@@ -59,6 +59,15 @@ def run_command(store, name: str, **config) -> object:
     run_id = tasks.start_run(store, experiment_id, {"trainer": "command", "command": name, "max_steps": 40, **config})
     (run,) = wait_until_terminal(store, [run_id])
     return run
+
+
+def test_the_example_commands_file_runs_python_as_the_worker_does():
+    """{python} is the worker's interpreter: "python" on PATH may be another one, without TuneDeck's packages."""
+    example = load_commands(Settings(commands_file=ROOT / "commands.example.toml"))["sdk-example"]
+
+    assert render_arguments(example, {"python": sys.executable, "max_steps": 5, "learning_rate": 0.1})[:3] == [
+        sys.executable, "-m", "examples.train_with_sdk"
+    ]
 
 
 def test_a_registered_command_reports_through_the_sdk_and_its_adapter_is_registered(command_worker, job_store):
