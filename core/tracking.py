@@ -222,7 +222,7 @@ class ActiveRun:
             self.finish(RunStatus.COMPLETED)
             return
         try:
-            self.finish(RunStatus.FAILED, f"{kind.__name__}: {error}", "".join(tb.format_exception(kind, error, trace)))
+            self.finish(RunStatus.FAILED, _failure(kind, error), "".join(tb.format_exception(kind, error, trace)))
         except (InvalidTransitionError, NotFoundError) as refused:  # ended elsewhere (reaped): the script's own error
             log.warning("run %s: %s", self.id, refused)  # is the one to see, so it is not replaced by this one
 
@@ -245,6 +245,13 @@ class DisabledRun:
 
     def __exit__(self, kind, error, trace) -> None:
         return None
+
+
+def _failure(kind: type[BaseException], error: BaseException) -> str:
+    """What failed a script's run, as its row shows it: the exception and its message, or what an empty one means."""
+    if issubclass(kind, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return f"{kind.__name__}: {error}" if str(error) else kind.__name__
 
 
 def _nothing(*args: Any, **kwargs: Any) -> None:

@@ -65,6 +65,18 @@ def test_an_adapter_that_cannot_be_copied_at_the_end_fails_the_run_saying_so(sto
     assert ended.metrics["loss"].count == 1
 
 
+@pytest.mark.parametrize(
+    ("raised", "error"),
+    [(KeyboardInterrupt(), "interrupted (Ctrl-C)"), (RuntimeError(), "RuntimeError"), (ValueError("nan loss"), "ValueError: nan loss")],
+)
+def test_a_script_that_stops_on_an_exception_fails_its_run_saying_what_stopped_it(store, raised, error):
+    with pytest.raises(type(raised)), tracking.start_run("stopped", store=store) as run:
+        run.log({"loss": 1.0}, step=1)
+        raise raised
+
+    assert store.get_run(run.id).error == error
+
+
 def test_start_run_reuses_a_live_experiment_of_that_name(store, make_experiment):
     experiment_id = make_experiment("existing")
 
