@@ -76,7 +76,9 @@ def run(run_id: int) -> int:
         spec = publish_adapter(settings, result.adapter_dir, run_id, base_model) if result.adapter_dir else None
         adapter = store.complete_run(run_id, spec)
         where = f"adapter {adapter.name} v{adapter.version} at {adapter.path}" if adapter else "no adapter"
-        print(f"completed after {result.steps} steps; {where}", flush=True)
+        # a command reporting through the SDK logs its steps past the trainer: the store knows how far it got
+        steps = max((summary.last_step for summary in store.get_run(run_id).metrics.values()), default=result.steps)
+        print(f"completed after {max(steps, result.steps)} steps; {where}", flush=True)
         return 0
     except TrainingStopped as stopped:
         print(f"stopped at step {stopped.step} on request", flush=True)

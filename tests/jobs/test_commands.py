@@ -79,6 +79,7 @@ def test_a_registered_command_reports_through_the_sdk_and_its_adapter_is_registe
     assert adapter.base_model == "toy-linear"
     assert adapter.path.endswith(f"run-{run.id}")
     assert "final loss" in read_log(get_settings(), run.id)
+    assert "completed after 40 steps" in read_log(get_settings(), run.id)
 
 
 def test_a_command_can_report_metrics_as_json_lines(command_worker, job_store):
