@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 from core import open_store, resources
-from core.errors import StoreBusyError
+from core.errors import StoreBusyError, TuneDeckError
 from core.journal import REFUSED
 from core.lifecycle import DAMAGED
 from core.lifecycle import REFUSED as EVENTS_REFUSED
@@ -35,7 +35,7 @@ def checks(settings: Settings | None = None) -> list[Check]:
         workers(settings),
         dataset_roots(settings),
         sample_data(),
-        trainers(),
+        trainers(settings),
     ]
 
 
@@ -202,12 +202,17 @@ def sample_data() -> Check:
     return Check("sample data", OK, f"{sample.parent} and the tiny-base model")
 
 
-def trainers() -> Check:
+def trainers(settings: Settings) -> Check:
+    from core.commands import load_commands
     from jobs.trainers import available_trainers
 
+    try:
+        commands = ", ".join(sorted(load_commands(settings))) or f"none registered in {settings.commands_file}"
+    except TuneDeckError as error:
+        return Check("trainers", FAIL, f"{error}; runs with trainer 'command' fail until it is fixed")
     unavailable = {name: reason for name, reason in available_trainers().items() if reason}
     ready = ", ".join(name for name in available_trainers() if name not in unavailable)
     if unavailable:
         why = "; ".join(f"{name}: {reason}" for name, reason in unavailable.items())
-        return Check("trainers", WARN, f"{ready} ready; {why}")
-    return Check("trainers", OK, f"{ready} ready")
+        return Check("trainers", WARN, f"{ready} ready (commands: {commands}); {why}")
+    return Check("trainers", OK, f"{ready} ready (commands: {commands})")

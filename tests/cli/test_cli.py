@@ -63,6 +63,16 @@ def test_doctor_with_a_malformed_store_url_says_the_queue_follows_it(tunedeck):
     assert "redis" not in result.stdout.lower()
 
 
+def test_doctor_lists_the_registered_commands_and_fails_on_a_broken_commands_file(tunedeck, tmp_path):
+    listed = tunedeck("doctor", TUNEDECK_COMMANDS_FILE=str(ROOT / "commands.example.toml"))
+    (tmp_path / "commands.toml").write_text("[commands.x]\ncommand = 'not a list'\n")
+    broken = tunedeck("doctor", TUNEDECK_COMMANDS_FILE=str(tmp_path / "commands.toml"))
+
+    assert "(commands: sdk-example)" in listed.stdout
+    assert broken.returncode == 1
+    assert f"FAIL  trainers: invalid commands file {tmp_path / 'commands.toml'}" in broken.stdout
+
+
 def test_doctor_names_what_the_store_could_not_take(tunedeck, tmp_path):
     data = tmp_path / "data"
     made = DuckDBStore(data / "tunedeck.duckdb")
