@@ -15,7 +15,7 @@ from pathlib import Path
 from core import open_store
 from core.artifacts import checkpoints_of, last_checkpoint, publish_adapter
 from core.datasets import confine
-from core.errors import InvalidTransitionError, ValidationError
+from core.errors import InvalidTransitionError, TuneDeckError, ValidationError
 from core.runs import parse_config
 from core.settings import Settings, get_settings
 from core.system_metrics import SystemSampler
@@ -90,10 +90,16 @@ def run(run_id: int) -> int:
         details = traceback.format_exc()
         print(details, file=sys.stderr, flush=True)
         try:
-            store.fail_run(run_id, f"{type(error).__name__}: {error}", traceback=details)
+            store.fail_run(run_id, failure_message(error), traceback=details)
         except InvalidTransitionError:
             pass
         return 1
+
+
+def failure_message(error: Exception) -> str:
+    """What a run's row shows for the error that failed it: ours are sentences already ("dataset file ... does not
+    exist"); anything else keeps its type, which is often most of what it says (KeyError: 'label')."""
+    return str(error) if isinstance(error, TuneDeckError) else f"{type(error).__name__}: {error}"
 
 
 def _log_samples(store, run_id: int, step: int, rows: list[dict]) -> None:

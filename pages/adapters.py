@@ -73,7 +73,7 @@ def detail(adapter_id: int) -> None:
     diverged = diverged_runs([run], store().get_metric_series([run.id], list(LOSS_KEYS), max_points=LOSS_POINTS))
     st.title(plain(f"{adapter.name} v{adapter.version}"))
     if adapter.id in best_adapters([adapter], {experiment.id: experiment}):
-        st.badge(f"best of {experiment.name} by {experiment.primary_metric}", icon=":material/star:", color="green")
+        st.badge(f"best of {plain(experiment.name)} by {experiment.primary_metric}", icon=":material/star:", color="green")
     if diverged:
         st.badge("diverged", icon=":material/warning:", color="red")
         st.warning("The run that trained this adapter diverged: its loss ended above where it started.")
@@ -81,9 +81,9 @@ def detail(adapter_id: int) -> None:
     st.subheader("Lineage")
     lineage = st.columns(3)
     lineage[0].page_link(
-        "pages/experiment.py", label=f"Experiment: {experiment.name}", query_params={"experiment": experiment.id}
+        "pages/experiment.py", label=f"Experiment: {plain(experiment.name)}", query_params={"experiment": experiment.id}
     )
-    lineage[1].page_link("pages/run.py", label=f"Run: {run.name} (#{run.id})", query_params={"run": run.id})
+    lineage[1].page_link("pages/run.py", label=f"Run: {plain(run.name)} (#{run.id})", query_params={"run": run.id})
     lineage[2].markdown(f"Adapter: **v{adapter.version}**")
     cells = st.columns(3)
     cells[0].metric("size", format_size(adapter.size_bytes))

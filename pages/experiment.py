@@ -81,7 +81,7 @@ def header(experiment) -> bool:
         st.text(experiment.description)
     show_tags_and_note(experiment.tags, experiment.note)
     if experiment.status == "failed" and experiment.last_error:
-        st.error(f"Last error: {experiment.last_error}")
+        st.error(f"Last error: {plain(experiment.last_error)}")
     if experiment.best_metrics:
         cells = st.columns(min(len(experiment.best_metrics), 4))
         for index, best in enumerate(experiment.best_metrics):
@@ -138,9 +138,9 @@ def runs_section(detail, series, diverged: set[int]) -> None:
     selected = [shown[row].id for row in table.selection.rows if row < len(shown)] if table is not None else []
     by_id = {run.id: run for run in detail.runs}
     open_on_select(table, frame, "pages/run.py", "run")
-    chosen = st.multiselect(
-        "Runs to compare", list(by_id), default=selected, format_func=lambda i: run_label(by_id[i]), key="compare_pick"
-    )
+    if selected != st.session_state.get("compare_ticked"):  # new ticks fill the box (a widget's default is read once)
+        st.session_state.compare_ticked = st.session_state.compare_pick = selected
+    chosen = st.multiselect("Runs to compare", list(by_id), format_func=lambda i: run_label(by_id[i]), key="compare_pick")
     if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
     export_fold(matched, len(shown), chosen, key="export")

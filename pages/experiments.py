@@ -18,6 +18,7 @@ from ui.common import (
     open_on_select,
     plain,
     settings,
+    show_error,
     show_flash,
     show_validation,
     store,
@@ -48,14 +49,14 @@ def create_form() -> None:
                 st.dataframe(shown.head, hide_index=True, height=180)
                 dataset_ok = True
             except TuneDeckError as error:
-                st.error(f"Dataset: {error}")
+                st.error(plain(f"Dataset: {error}"))
         if st.button("Create experiment", type="primary", key="create", disabled=not dataset_ok):
             try:
                 experiment_id = store().create_experiment({"name": name, "dataset": dataset.strip(), "description": description})
             except ValidationError as error:
                 show_validation(error)
             except TuneDeckError as error:
-                st.error(str(error))
+                show_error(error)
             else:
                 st.success(f"Created experiment {experiment_id}.")
                 st.page_link(

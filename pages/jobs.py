@@ -16,6 +16,7 @@ from ui.common import (
     flash,
     friendly_errors,
     open_on_select,
+    plain,
     settings,
     show_flash,
     store,
@@ -68,7 +69,7 @@ with friendly_errors():
         try:
             pending = huey.pending_count()
         except Exception as error:  # noqa: BLE001 - the queue's server refused or is gone: say so, as the store's error does
-            st.warning(f"The queue cannot be read: {safe_message(error)}")
+            st.warning(plain(f"The queue cannot be read: {safe_message(error)}"))
         else:
             st.write(
                 f"Entries in the queue: {pending}: the jobs of queued runs, with a cancelled run's job until a worker "

@@ -41,7 +41,7 @@ def summary(run, experiment, diverged: bool) -> None:
     show_tags_and_note(run.tags, run.note)
     st.page_link(
         "pages/experiment.py",
-        label=f"Experiment: {experiment.name}",
+        label=f"Experiment: {plain(experiment.name)}",
         query_params={"experiment": experiment.id},
         icon=":material/arrow_back:",
     )
@@ -60,13 +60,13 @@ def summary(run, experiment, diverged: bool) -> None:
     if run.adapter:
         st.page_link(
             "pages/adapters.py",
-            label=f"Adapter {run.adapter.name} v{run.adapter.version}",
+            label=f"Adapter {plain(run.adapter.name)} v{run.adapter.version}",
             query_params={"adapter": run.adapter.id},
             icon=":material/inventory_2:",
         )
     if run.error:
         box = st.error if run.status == "failed" else st.info
-        box(run.error)
+        box(plain(run.error))
         if run.traceback:
             with st.expander("Traceback"):
                 st.code(run.traceback, language="text")

@@ -7,6 +7,7 @@ process they keep the first look's answer, as the server does.
 """
 
 import functools
+import re
 
 from streamlit.components.v2 import manifest_scanner
 
@@ -16,3 +17,9 @@ def scan_components_once() -> None:
     scan = manifest_scanner.scan_component_manifests
     if not isinstance(scan, functools._lru_cache_wrapper):
         manifest_scanner.scan_component_manifests = functools.cache(scan)
+
+
+def as_shown(markdown: str) -> str:
+    """An element's Markdown as the browser shows it: user text in messages is escaped (core.presenters.escape_markdown),
+    which AppTest hands back as written."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")

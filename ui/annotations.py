@@ -48,7 +48,7 @@ def _save(action, message: str) -> None:
     except ValidationError as error:
         show_validation(error)
     except NotFoundError as error:
-        st.warning(str(error))
+        st.warning(plain(str(error)))
     else:
         flash(message)
         st.rerun()

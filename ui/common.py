@@ -67,11 +67,11 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except NotFoundError as error:
-        st.warning(f"{_sentence(str(error))} It may have been deleted, or the link is mistyped.")
+        st.warning(f"{plain(_sentence(str(error)))} It may have been deleted, or the link is mistyped.")
     except ValidationError as error:
         show_validation(error)
     except TuneDeckError as error:
-        st.error(_sentence(str(error)))
+        show_error(error)
     except Exception:
         log.exception("page failed")
         st.error("Something went wrong while drawing this page. The details are in the server log; reload to try again.")
@@ -170,17 +170,22 @@ def flash(message: str) -> None:
 def show_flash() -> None:
     message = st.session_state.pop("_flash", None)
     if message:
-        st.success(message)
+        st.success(plain(message))  # it names what the user named: shown as typed
+
+
+def show_error(error: TuneDeckError) -> None:
+    """One of our errors as a sentence; the names in it (a user's) shown as typed, not read as Markdown."""
+    st.error(plain(_sentence(str(error))))
 
 
 def show_validation(error: ValidationError, labels: dict[str, str] | None = None) -> None:
     """One sentence per field: 'Name is too long: at most 200 characters are allowed, and this one has 10,000.'"""
     if not error.field_errors:
-        st.error(_sentence(str(error)))
+        show_error(error)
         return
     for field, message in error.field_errors.items():
         label = (labels or {}).get(field, field.replace("_", " "))
-        st.error(_sentence(f"{label} {message}"))
+        st.error(plain(_sentence(f"{label} {message}")))
 
 
 def _sentence(text: str) -> str:

@@ -54,6 +54,9 @@ def shots():
     return take
 
 
+ROW_HEIGHT = 35  # pixels a row of st.dataframe takes, its header's too: a row's tick box is at its left end
+
+
 def settle(page) -> None:
     page.wait_for_load_state("networkidle")
     page.get_by_test_id("stApp").wait_for()
@@ -95,11 +98,15 @@ def test_create_train_compare_and_follow_to_the_adapter(server, browser_page, sh
     page.get_by_text("best eval_loss", exact=True).wait_for()
     shots(page, "02-experiment")
 
-    for _ in range(2):
-        page.get_by_label("Runs to compare").click()
-        page.get_by_role("option").first.click()
-        page.keyboard.press("Escape")
+    table = page.get_by_test_id("stDataFrame").first  # the runs table: tick its two rows, as its caption says
+    table.scroll_into_view_if_needed()
+    for row in (1, 2):
+        box = table.bounding_box()
+        page.mouse.click(box["x"] + 15, box["y"] + ROW_HEIGHT * row + ROW_HEIGHT / 2)
         settle(page)
+    picked = page.get_by_test_id("stMultiSelect").filter(has_text="Runs to compare")
+    for run in store.list_runs(experiment.id):  # the ticked runs, in the box that compares them
+        picked.get_by_text(f"{run.name} (#{run.id})").wait_for()
     page.get_by_role("button", name="Compare selected").click()
     page.get_by_role("heading", name="Final metrics").wait_for()
     assert re.search(r"runs=\d+(%2C|,)\d+", page.url)

@@ -113,7 +113,7 @@ def test_a_failing_command_fails_the_run_with_its_last_output(command_worker, jo
     run = run_command(job_store, "broken")
 
     assert run.status is RunStatus.FAILED
-    assert run.error == "CommandFailed: command 'broken' exited with code 3: CUDA out of memory"
+    assert run.error == "command 'broken' exited with code 3: CUDA out of memory"
 
 
 def test_an_unregistered_command_name_is_never_executed(command_worker, job_store):

@@ -58,7 +58,7 @@ def test_a_run_on_a_bad_dataset_fails_with_the_error_on_run_and_experiment(worke
 
     assert run.status is RunStatus.FAILED
     assert "label" in run.error and "no_labels.csv" in run.error
-    assert run.error.startswith("DatasetError:")
+    assert run.error.startswith(f"{bad} is missing column(s) 'label'")  # a sentence, without the error's class name
     assert "Traceback" in run.traceback
     experiment = job_store.get_experiment(experiment_id)
     assert experiment.status == "failed"

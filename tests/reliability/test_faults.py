@@ -97,7 +97,7 @@ def test_a_dataset_deleted_between_queueing_and_running_fails_the_run_naming_it(
         stop_worker(worker)
 
     assert run.status is RunStatus.FAILED
-    assert run.error == f"DatasetError: dataset file {dataset} does not exist; check the path"
+    assert run.error == f"dataset file {dataset} does not exist; check the path"
     assert job_store.get_experiment(experiment_id).last_error == run.error
     assert_sound(job_store)
 

@@ -5,6 +5,7 @@ import json
 from core.artifacts import checkpoints_of
 from core.settings import get_settings
 from core.writer import MetricWriter
+from tests.apptest import as_shown
 
 
 def widget_keys(app) -> set[str]:
@@ -122,5 +123,5 @@ def test_a_module_the_builtin_model_lacks_is_refused_before_a_run_is_queued(open
     start(app)
 
     assert len(app_store.list_runs(populated["experiment"])) == before
-    [error] = [e.value for e in app.error if "nosuch_module" in e.value]
+    [error] = [as_shown(e.value) for e in app.error if "nosuch_module" in as_shown(e.value)]
     assert "the builtin trainer can adapt fc1, fc2" in error

@@ -4,6 +4,7 @@ import pytest
 
 from core import tracking
 from core.writer import MetricWriter
+from tests.apptest import as_shown
 from tests.ui.conftest import SAMPLE
 
 PAGES = [
@@ -18,6 +19,7 @@ PAGES = [
 
 
 def texts(app) -> str:
+    """Every text on the page, as the browser shows it."""
     parts = [e.value for e in app.title] + [e.value for e in app.markdown] + [e.value for e in app.caption]
     parts += (
         [e.value for e in app.info]
@@ -25,7 +27,7 @@ def texts(app) -> str:
         + [e.value for e in app.warning]
         + [e.value for e in app.success]
     )
-    return "\n".join(str(part) for part in parts)
+    return "\n".join(as_shown(str(part)) for part in parts)
 
 
 def table_with(app, column: str):
@@ -274,7 +276,7 @@ def test_the_jobs_page_names_each_runs_experiment_and_confirms_a_cancel(open_pag
     app.button(key="cancel").click().run()
 
     assert app_store.get_run(populated["queued"]).status == "cancelled"
-    assert [success.value for success in app.success] == [f"Cancelled run-3 (#{populated['queued']})."]
+    assert [as_shown(success.value) for success in app.success] == [f"Cancelled run-3 (#{populated['queued']})."]
 
 
 def test_comparing_runs_of_two_experiments_says_which_run_is_from_which(open_page, populated, app_store):
@@ -339,7 +341,7 @@ def test_adapter_detail_shows_files_and_lineage(open_page, populated):
 
     assert app.title[0].value == "sentiment LoRA v1"
     assert table_with(app, "file")["file"].tolist() == ["adapter_config.json"]
-    labels = [link.label for link in app.get("page_link")]
+    labels = [as_shown(link.label) for link in app.get("page_link")]
     assert "Experiment: sentiment LoRA" in labels and f"Run: run-1 (#{populated['done']})" in labels
     assert [button.proto.label for button in app.get("download_button")] == ["Download as zip"]
     assert "**Base model** tiny\\-base" in [markdown.value for markdown in app.markdown]  # whole, not in a tile
@@ -371,6 +373,23 @@ def test_names_with_script_tags_show_as_text(open_page, app_store):
     title = app.title[0].value
     assert "\\<script\\>" in title and "\\*\\*bold\\*\\*" in title
     assert not any(getattr(m.proto, "allow_html", False) for m in app.markdown)
+
+
+def test_a_name_is_shown_as_typed_in_messages_and_links_too(open_page, populated, app_store):
+    """Not only in titles: a rename's confirmation, a taken name's error, the links and badges that name it."""
+    experiment_id = populated["experiment"]
+    app = open_page("pages/experiment.py", opened=("rename_open",), experiment=str(experiment_id))
+    app.text_input(key="rename_to").input("renamed **ok**")
+    next(button for button in app.button if button.label == "Rename").click().run()
+    assert [success.value for success in app.success] == ["Renamed to 'renamed \\*\\*ok\\*\\*'\\."]
+
+    app_store.create_experiment({"name": "taken `name`", "dataset": SAMPLE})
+    app.text_input(key="rename_to").input("taken `name`")
+    next(button for button in app.button if button.label == "Rename").click().run()
+    assert any("\\`name\\`" in error.value for error in app.error)
+
+    run = open_page("pages/run.py", run=str(populated["done"]))
+    assert "Experiment: renamed \\*\\*ok\\*\\*" in [link.label for link in run.get("page_link")]
 
 
 # -- no rough edges ------------------------------------------------------------------------------
@@ -534,4 +553,4 @@ def test_the_run_page_puts_progress_and_latest_values_first_and_the_log_in_a_sea
     assert "1 line match 'valueerror'; showing the last 1." in texts(app)
     assert app.code[-1].value == "ValueError: learning rate too high"
     app.text_input(key="log_search").input("[" + "x" * 300).run()
-    assert "No line matches '\\[" + "x" * 56 + "\\.\\.\\.'." in texts(app)  # shortened, and said plainly
+    assert "No line matches '[" + "x" * 56 + "...'." in texts(app)  # shortened, and said plainly

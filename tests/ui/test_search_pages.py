@@ -1,5 +1,6 @@
 """The search box on the Runs page and the experiment page, through AppTest."""
 
+from tests.apptest import as_shown
 from tests.ui.conftest import SAMPLE
 from tests.ui.test_pages import table_with, texts
 
@@ -47,7 +48,7 @@ def test_an_unknown_field_is_explained_with_a_suggestion_and_every_run_stays(ope
 
     app.text_input(key="search").input("parms.learning_rate < 0.05").run()
 
-    assert [e.value for e in app.error] == [
+    assert [as_shown(e.value) for e in app.error] == [
         "Unknown field `parms.learning_rate` at column 1: did you mean `params.learning_rate`?"
     ]
     assert len(results(app)) == 3

@@ -12,6 +12,7 @@ from core.models import SHIPPED_MODELS
 from core.training_config import TrainingConfig
 from jobs import inference
 from jobs.trainers import builtin
+from tests.apptest import as_shown
 from tests.jobs.recorder import Recorder
 from tests.optional import require
 from tests.ui.conftest import SAMPLE
@@ -74,14 +75,14 @@ def test_an_empty_input_or_a_missing_folder_gets_a_message_not_a_traceback(open_
     app = open_page("pages/adapters.py", adapter=str(adapter_id))
 
     app.button(key="try_go").click().run()
-    assert "Type some input for the adapter to answer." in [e.value for e in app.error]
+    assert "Type some input for the adapter to answer." in [as_shown(e.value) for e in app.error]
 
     for file in folder.iterdir():
         file.unlink()
     _answerer.clear()  # a loaded adapter stays loaded: this one must be looked for again
     app.text_area(key="try_input").input(TEXT)
     app.button(key="try_go").click().run()
-    assert any("adapter_config.json is missing" in e.value for e in app.error)
+    assert any("adapter_config.json is missing" in as_shown(e.value) for e in app.error)
 
 
 def test_an_adapter_whose_base_model_is_nowhere_here_says_so_not_to_install_packages(open_page, app_store, tmp_path):
@@ -94,7 +95,7 @@ def test_an_adapter_whose_base_model_is_nowhere_here_says_so_not_to_install_pack
     app.text_area(key="try_input").input(TEXT)
     app.button(key="try_go").click().run()
 
-    [error] = [e.value for e in app.error]
+    [error] = [as_shown(e.value) for e in app.error]
     assert "toy-linear" in error and "training packages" not in error
 
 
