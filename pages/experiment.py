@@ -245,8 +245,8 @@ def new_run_form(experiment_id: int) -> None:
     if section.open:
         with section:
             run_form(experiment_id, clone)
-    if st.session_state.get("started"):
-        runs = st.session_state.started
+    where, runs = st.session_state.pop("started", (None, []))  # said once, on the experiment they were started in
+    if runs and where == experiment_id:
         labels = ", ".join(run_label(run) for run in store().get_runs(runs))  # as the runs table names them
         st.success(f"Started {plural(len(runs), 'run')}: {plain(labels)}.")
 
@@ -277,7 +277,7 @@ def run_form(experiment_id: int, clone) -> None:
         except ValidationError as error:
             show_validation(error)
         else:
-            st.session_state.started = started
+            st.session_state.started = (experiment_id, started)
             st.rerun()
 
 

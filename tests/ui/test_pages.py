@@ -306,6 +306,18 @@ def test_new_run_form_starts_one_run_per_swept_learning_rate(open_page, populate
     assert started == f"Started 2 runs: {', '.join(f'{run.name} (#{run.id})' for run in reversed(newest))}."
 
 
+def test_the_started_runs_are_announced_once_and_only_on_their_experiment(open_page, populated, app_store):
+    other = app_store.create_experiment({"name": "another", "dataset": SAMPLE})
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
+    app.button[[b.label for b in app.button].index("Start")].click().run()
+    assert any(as_shown(success.value).startswith("Started 1 run: ") for success in app.success)
+
+    app.query_params["experiment"] = str(other)  # the next page this session opens: another experiment
+    app.run()
+
+    assert not [success.value for success in app.success]
+
+
 def test_a_bad_sweep_is_a_friendly_error(open_page, populated, app_store):
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
