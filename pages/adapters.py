@@ -77,7 +77,9 @@ def detail(adapter_id: int) -> None:
     if diverged:
         st.badge("diverged", icon=":material/warning:", color="red")
         st.warning("The run that trained this adapter diverged: its loss ended above where it started.")
-    st.page_link("pages/adapters.py", label="All adapters", icon=":material/arrow_back:")
+    if st.button("All adapters", icon=":material/arrow_back:", type="tertiary", key="all_adapters"):
+        del st.query_params["adapter"]  # a link to this same page kept ?adapter=, so the list's clicks reopened this one
+        st.rerun()
     st.subheader("Lineage")
     lineage = st.columns(3)
     lineage[0].page_link(

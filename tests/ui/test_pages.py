@@ -387,6 +387,15 @@ def test_names_with_script_tags_show_as_text(open_page, app_store):
     assert not any(getattr(m.proto, "allow_html", False) for m in app.markdown)
 
 
+def test_all_adapters_goes_back_to_the_list_and_its_rows_open_the_adapter_clicked(open_page, populated):
+    app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
+
+    app.button(key="all_adapters").click().run()
+
+    assert "adapter" not in app.query_params
+    assert app.title[0].value == "Adapters"
+
+
 def test_a_name_is_shown_as_typed_in_messages_and_links_too(open_page, populated, app_store):
     """Not only in titles: a rename's confirmation, a taken name's error, the links and badges that name it."""
     experiment_id = populated["experiment"]
