@@ -1,5 +1,6 @@
 """What the store hands out and takes in: plain Pydantic data, no connections, no SQL."""
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -9,10 +10,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from core.directions import Direction
 from core.status import ExperimentStatus, RunStatus
 
+# Text-direction overrides, embeddings and isolates: in a name they turn the page's text around them backwards.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 
 def _no_control_characters(text: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise ValueError("must not contain control characters such as newlines or tabs")
+    if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in text):
+        raise ValueError("must not contain control characters such as newlines, tabs or text-direction overrides")
     return text
 
 
