@@ -29,6 +29,7 @@ through_app()
 
 SORT_LABELS = {"created_at": "Created", "updated_at": "Updated", "name": "Name", "status": "Status", "run_count": "Run count"}
 PAGE_SIZE = 20
+ROW_PIXELS = 35  # st.dataframe's row, and header, height
 
 st.title("Experiments")
 
@@ -74,13 +75,17 @@ def filters() -> dict:
     sort = right.selectbox("Sort by", list(EXPERIMENT_SORTS)[:5], key="sort", format_func=SORT_LABELS.get, bind="query-params")
     descending = toggles.toggle("Newest / highest first", value=True, key="desc")
     deleted = toggles.toggle("Show deleted", key="deleted")
-    return {
+    chosen = {
         "status": statuses or None,
         "name_contains": name.strip() or None,
         "sort": sort,
         "descending": descending,
         "include_deleted": deleted,
     }
+    if st.session_state.get("listed_by", chosen) != chosen:
+        st.session_state.page = 1  # another order or filter starts at its first page
+    st.session_state.listed_by = chosen
+    return chosen
 
 
 def manage(page) -> None:
@@ -146,6 +151,7 @@ def listing(chosen: dict, page) -> bool:
             on_select="rerun",
             selection_mode="single-cell",
             key="experiments_table",
+            height=ROW_PIXELS * (len(page.items) + 1) + 3,  # the whole page of rows, not ten and a scroll bar
             column_order=["name", "status", "runs", "best", "dataset", "created", "updated"],
             column_config={
                 "name": st.column_config.TextColumn("name", width="medium"),

@@ -441,6 +441,24 @@ def test_one_experiment_is_counted_in_the_singular(open_page, populated):
     assert "1 experiment · page 1 of 1" in texts(app)
 
 
+def test_another_sort_or_filter_starts_at_the_first_page(open_page, app_store):
+    for number in range(25):
+        app_store.create_experiment({"name": f"bulk {number:02}", "dataset": SAMPLE})
+    app = open_page("pages/experiments.py")
+    app.session_state["page"] = 2  # what the pagination's "2" does
+    app.run()
+    assert "25 experiments · page 2 of 2" in texts(app)
+
+    app.selectbox(key="sort").set_value("name").run()
+    assert "25 experiments · page 1 of 2" in texts(app)
+
+    app.session_state["page"] = 2
+    app.run()
+    app.text_input(key="q").input("bulk 0").run()
+    app.text_input(key="q").input("").run()
+    assert "25 experiments · page 1 of 2" in texts(app)
+
+
 def test_no_page_prints_a_stray_none(open_page, populated):
     for page, params in [
         ("pages/adapters.py", {}),
