@@ -10,7 +10,6 @@ import typing
 from typing import Any
 
 import streamlit as st
-from pydantic.fields import FieldInfo
 
 from core.commands import load_commands
 from core.models import TRAINER_MODEL_KIND, list_models, model_roots
@@ -19,16 +18,6 @@ from core.training_config import TrainingConfig, defaults_for, fields_for
 from jobs.trainers import available_trainers
 
 FORM_EPOCHS = {"builtin": 3, "peft": 1}  # a first run that finishes soon: 3 s builtin, about 150 steps peft
-
-
-def _bounds(info: FieldInfo, kind: type) -> dict[str, Any]:
-    bounds: dict[str, Any] = {}
-    for rule in info.metadata:
-        if getattr(rule, "ge", None) is not None:
-            bounds["min_value"] = kind(rule.ge)
-        if getattr(rule, "le", None) is not None:
-            bounds["max_value"] = kind(rule.le)
-    return bounds
 
 
 @st.cache_data(ttl=600, show_spinner=False)
@@ -82,11 +71,13 @@ def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
         return st.selectbox(
             label, options, index=options.index(default), key=key, help=help_text, format_func=lambda o: "(not set)" if o is None else o
         )
+    # No min_value / max_value: the browser then keeps an out-of-range number from the form without a word, where
+    # the config's own check says which field and what it allows, as it does for every other mistake.
     if base is int:
-        return st.number_input(label, value=default, step=1, key=key, help=help_text, **_bounds(info, int))
+        return st.number_input(label, value=default, step=1, key=key, help=help_text)
     if base is float:
         value = None if default is None else float(default)
-        return st.number_input(label, value=value, format="%g", key=key, help=help_text, **_bounds(info, float))
+        return st.number_input(label, value=value, format="%g", key=key, help=help_text)
     if typing.get_origin(base) is list:
         text = st.text_input(label, value=", ".join(default or []), key=key, help=f"{help_text} Comma separated.")
         return [part.strip() for part in text.split(",") if part.strip()] or None

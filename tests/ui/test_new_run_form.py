@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from core.artifacts import checkpoints_of
 from core.settings import get_settings
 from core.writer import MetricWriter
@@ -125,3 +127,19 @@ def test_a_module_the_builtin_model_lacks_is_refused_before_a_run_is_queued(open
     assert len(app_store.list_runs(populated["experiment"])) == before
     [error] = [as_shown(e.value) for e in app.error if "nosuch_module" in as_shown(e.value)]
     assert "the builtin trainer can adapt fc1, fc2" in error
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [("epochs", 0, "Epochs must be greater than or equal to 1."), ("lora_rank", 0, "Lora rank must be greater than or equal to 1.")],
+)
+def test_a_number_out_of_range_is_refused_with_a_sentence_naming_it(open_page, populated, app_store, field, value, said):
+    """The browser kept such a number from the form without a word when the field had bounds of its own."""
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
+    before = len(app_store.list_runs(populated["experiment"]))
+
+    app.number_input(key=f"cfg_builtin_{field}").set_value(value)
+    start(app)
+
+    assert said in [as_shown(error.value) for error in app.error]
+    assert len(app_store.list_runs(populated["experiment"])) == before
