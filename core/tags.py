@@ -29,7 +29,7 @@ def checked_tags(tags: Any) -> dict[str, str]:
     checked = {}
     for key, value in tags.items():
         key = friendly(_KEY, key, "tag name")
-        checked[key] = friendly(_VALUE, _as_text(key, value), f"tag {key!r}")
+        checked[key] = friendly(_VALUE, _as_text(key, value), f"value of tag {key!r}")
     return checked
 
 

@@ -24,12 +24,16 @@ def edit_tags_and_note(target: Target, target_id: int, tags: dict[str, str], not
     if not section.open:
         return
     with section:
-        with st.form(f"{target}_tag", clear_on_submit=True, border=False):
+        fields = (f"{target}_tag_key", f"{target}_tag_value")
+        if st.session_state.pop(f"{target}_tag_saved", False):  # a saved tag empties the fields; a refused one keeps them
+            st.session_state.update(dict.fromkeys(fields, ""))
+        with st.form(f"{target}_tag", border=False):
             name, value, add = st.columns([3, 4, 2], vertical_alignment="bottom")
-            key = name.text_input("Tag", placeholder="e.g. base", key=f"{target}_tag_key")
-            text = value.text_input("Value", placeholder="e.g. llama", key=f"{target}_tag_value")
+            key = name.text_input("Tag", placeholder="e.g. base", key=fields[0])
+            text = value.text_input("Value", placeholder="e.g. llama", key=fields[1])
             if add.form_submit_button("Add or change", icon=":material/add:", key=f"{target}_add_tag"):
-                _save(lambda: store().set_tags(target, target_id, {key: text}), f"Tag {key.strip()!r} saved.")
+                saved = {f"{target}_tag_saved": True}
+                _save(lambda: store().set_tags(target, target_id, {key: text}), f"Tag {key.strip()!r} saved.", saved)
         if tags:
             left, right = st.columns([7, 2], vertical_alignment="bottom")
             chosen = left.multiselect("Tags to remove", sorted(tags), key=f"{target}_tags_remove")
@@ -42,7 +46,8 @@ def edit_tags_and_note(target: Target, target_id: int, tags: dict[str, str], not
             _save(lambda: store().set_note(target, target_id, written), "Note saved." if written.strip() else "Note removed.")
 
 
-def _save(action, message: str) -> None:
+def _save(action, message: str, remember: dict | None = None) -> None:
+    """Do it, then say so after a rerun (with `remember` put in the session first); or say why not, inputs kept."""
     try:
         action()
     except ValidationError as error:
@@ -50,5 +55,6 @@ def _save(action, message: str) -> None:
     except NotFoundError as error:
         st.warning(plain(str(error)))
     else:
+        st.session_state.update(remember or {})
         flash(message)
         st.rerun()

@@ -40,6 +40,18 @@ def test_a_bad_tag_name_is_explained_and_nothing_is_stored(open_page, populated,
 
     assert "Tag name may only contain letters, digits, spaces and _ . - / : @." in texts(app)
     assert app_store.get_run(populated["done"]).tags == {}
+    assert app.text_input(key="run_tag_key").value == "my<tag>"  # kept, to fix
+
+
+def test_a_value_too_long_is_named_as_the_value_and_kept_then_a_saved_tag_empties_the_fields(open_page, populated):
+    app = open_page("pages/run.py", opened=("run_annotations_open",), run=str(populated["done"]))
+
+    add_tag(app, "run", "base", "x" * 1500)
+    assert "Value of tag 'base' is too long: at most 1,000 characters are allowed, and this one has 1,500." in texts(app)
+    assert app.text_input(key="run_tag_value").value == "x" * 1500
+
+    add_tag(app, "run", "base", "llama")
+    assert (app.text_input(key="run_tag_key").value, app.text_input(key="run_tag_value").value) == ("", "")
 
 
 def test_a_note_is_saved_and_rendered_as_markdown(open_page, populated, app_store):
