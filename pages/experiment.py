@@ -8,7 +8,7 @@ import streamlit as st
 
 from core import charts
 from core.divergence import diverged_runs
-from core.errors import ValidationError
+from core.errors import ConflictError, ValidationError
 from core.presenters import (
     best_primary_label,
     clone_note,
@@ -34,6 +34,7 @@ from ui.common import (
     open_on_select,
     plain,
     query_id,
+    show_error,
     show_validation,
     status_badge,
     store,
@@ -71,8 +72,16 @@ def header(experiment) -> bool:
     if experiment.is_deleted:
         st.warning("This experiment is deleted. Its history is kept; restore it to add runs.")
         if st.button("Restore", key="restore_here", icon=":material/restore_from_trash:"):
-            with friendly_errors():  # a live experiment that took its name: the Experiments page restores it as another
+            try:
                 store().restore_experiment(experiment.id)
+            except ConflictError as error:  # a live experiment took its name: the Experiments page restores it as another
+                show_error(error)
+                st.page_link(
+                    "pages/experiments.py",
+                    label="Restore it under another name on the Experiments page (Delete or restore)",
+                    icon=":material/arrow_forward:",
+                )
+            else:
                 st.rerun()
     st.caption(
         f"Dataset `{experiment.dataset}` · created {experiment.created_at:%Y-%m-%d %H:%M} · updated {experiment.updated_at:%Y-%m-%d %H:%M}"

@@ -188,6 +188,19 @@ def test_a_deleted_experiments_page_says_so_and_restores_it(open_page, app_store
     assert not app_store.get_experiment(experiment_id).is_deleted
 
 
+def test_restoring_where_a_live_experiment_took_the_name_points_to_restoring_under_another(open_page, app_store):
+    experiment_id = app_store.create_experiment({"name": "taken", "dataset": SAMPLE})
+    app_store.delete_experiment(experiment_id)
+    app_store.create_experiment({"name": "taken", "dataset": SAMPLE})
+    app = open_page("pages/experiment.py", experiment=str(experiment_id))
+
+    app.button(key="restore_here").click().run()
+
+    assert app_store.get_experiment(experiment_id).is_deleted
+    assert any("already exists" in as_shown(error.value) for error in app.error)
+    assert "Restore it under another name on the Experiments page (Delete or restore)" in [link.label for link in app.get("page_link")]
+
+
 def test_an_experiment_is_renamed_from_its_page(open_page, populated, app_store):
     app = open_page("pages/experiment.py", opened=("rename_open",), experiment=str(populated["experiment"]))
 
