@@ -378,9 +378,12 @@ def parse_id(raw: str | None, what: str) -> int | None:
     """An ID from a URL query parameter; None when absent, ValidationError when malformed."""
     if raw is None or raw == "":
         return None
-    if not re.fullmatch(r"[0-9]{1,18}", raw.strip()) or int(raw) < 1:
-        raise ValidationError(f"the link's {what} ID {raw[:50]!r} is not a positive whole number")
-    return int(raw)
+    text = raw.strip()
+    if re.fullmatch(r"[0-9]{19,}", text):
+        raise ValidationError(f"the {what} ID {raw[:50]!r} is larger than any ID TuneDeck gives out")
+    if not re.fullmatch(r"[0-9]{1,18}", text) or int(text) < 1:  # typed in the compare page's box, or in a link
+        raise ValidationError(f"the {what} ID {raw[:50]!r} is not a positive whole number")
+    return int(text)
 
 
 def parse_run_ids(raw: str | None, limit: int = 50) -> list[int]:

@@ -18,7 +18,7 @@ from core.groups import (
     varying_params,
 )
 from core.hparam_charts import OPEN, clicked_run, parallel_coordinates_spec, scatter_spec
-from core.presenters import groups_frame
+from core.presenters import groups_frame, plural
 from core.system_metrics import is_system_metric
 
 
@@ -45,7 +45,7 @@ def groups_section(frame: pl.DataFrame) -> None:
     )
     metrics = metric_columns(frame)
     grouped = group_runs(frame, by, metrics)
-    st.caption(f"{grouped.height} group{'s' if grouped.height != 1 else ''} of {frame.height} runs.")
+    st.caption(f"{plural(frame.height, 'run')} in {plural(grouped.height, 'group')}.")  # "3 groups of 3 runs" read as 9
     st.dataframe(groups_frame(grouped, by, metrics), hide_index=True, key="groups_table")
 
 

@@ -101,7 +101,7 @@ def test_groups_parallel_coordinates_and_a_scatter_click_that_opens_the_run(app,
     url, ids = app
     page.goto(f"{url}/experiment?experiment={ids['experiment']}")
     page.get_by_role("heading", name="Groups").wait_for(timeout=WAIT_MS)
-    page.get_by_text("6 groups of 19 runs").wait_for(timeout=WAIT_MS)
+    page.get_by_text("19 runs in 6 groups").wait_for(timeout=WAIT_MS)
     page.get_by_role("heading", name="Groups").scroll_into_view_if_needed()
     shots(page, "10-groups")
 

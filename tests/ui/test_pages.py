@@ -377,6 +377,7 @@ def test_adapter_detail_shows_files_and_lineage(open_page, populated):
     [
         ("pages/run.py", {"run": "abc"}, "is not a positive whole number"),
         ("pages/run.py", {"run": "999"}, "no run with ID 999"),
+        ("pages/run.py", {"run": "9" * 20}, f"The run ID '{'9' * 20}' is larger than any ID TuneDeck gives out."),
         ("pages/experiment.py", {"experiment": "-1"}, "is not a positive whole number"),
         ("pages/experiment.py", {"experiment": "424242"}, "no experiment with ID 424242"),
         ("pages/compare.py", {"runs": "1,x"}, "is not a positive whole number"),
