@@ -95,7 +95,8 @@ def chart_controls(run) -> tuple[list[str], object]:
     chosen = pick_metrics(keys, [key for key in ("loss", "eval_loss", "eval_accuracy") if key in keys] or chart_keys(keys))
     options = chart_options(1, len(chosen))
     if not chosen:
-        st.caption("Choose at least one metric to chart.")
+        only_system = not chart_keys(keys)  # a run that failed before its first step: its CPU and memory, say
+        st.caption("Only system metrics were logged: pick one to chart." if only_system else "Choose at least one metric to chart.")
     return chosen, options
 
 

@@ -13,7 +13,7 @@ X_LABELS = {"step": "step", "wall_time": "wall time", "elapsed": "relative time"
 
 def pick_metrics(keys: list[str], defaults: list[str]) -> list[str]:
     """Which panels, in which order: remembered in the URL (?metrics=...) so a link reopens the same view."""
-    default = charts.default_panels(chart_keys(keys), defaults) or keys[:2]  # system metrics: not unless asked
+    default = charts.default_panels(chart_keys(keys), defaults)  # system metrics: not unless asked, even if alone
     return st.multiselect(
         "Metrics",
         keys,

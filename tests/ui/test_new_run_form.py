@@ -97,6 +97,20 @@ def test_system_metrics_stay_off_the_run_charts_until_asked_for(open_page, popul
     assert len(app.get("vega_lite_chart")) == 3
 
 
+def test_a_run_with_only_system_metrics_charts_none_until_one_is_picked(open_page, populated, app_store):
+    """A run that failed before its first step logged its CPU and memory only: single dots, not its curves."""
+    early = populated["queued"]
+    app_store.mark_running(early, worker="host:1")
+    with MetricWriter(app_store) as writer:
+        writer.log_series(early, "system/cpu_percent", [0], [50.0])
+    app_store.fail_run(early, "the dataset has no label column")
+
+    app = open_page("pages/run.py", run=str(early))
+
+    assert not app.get("vega_lite_chart")
+    assert "Only system metrics were logged: pick one to chart." in [caption.value for caption in app.caption]
+
+
 def test_a_failed_peft_run_with_a_checkpoint_can_be_resumed_from_its_page(open_page, populated, app_store):
     failed = app_store.create_run(populated["experiment"], {"trainer": "peft", "max_steps": 40, "learning_rate": 0.05})
     app_store.mark_running(failed, worker="host:1")
