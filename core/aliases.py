@@ -24,6 +24,8 @@ class AdapterReference:
 def checked_alias(alias: object) -> str:
     """An alias names a role (production, candidate): a letter, then letters, digits, _ or -; not `latest`. Case does
     not tell aliases apart, as with `latest`: `@Production` and `@production` are one alias, kept in lower case."""
+    if isinstance(alias, str) and not alias.strip():
+        raise ValidationError("an alias must not be empty", {"alias": "must not be empty"})
     if not isinstance(alias, str) or not ALIAS.fullmatch(alias.strip()):
         raise ValidationError(
             f"alias {str(alias)[:70]!r} is not valid: start with a letter, then use letters, digits, _ or - (at most 64)",

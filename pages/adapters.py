@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.aliases import checked_alias
 from core.artifacts import adapter_files, adapter_zip, zip_name
 from core.divergence import LOSS_KEYS, LOSS_POINTS, diverged_runs
 from core.errors import ValidationError
@@ -128,13 +129,14 @@ def aliases_section(adapter) -> None:
     with left.form("set_alias", border=False):
         alias = st.text_input("Alias", placeholder="production, candidate ...", key="alias_name")
         if st.form_submit_button("Point it at this version", icon=":material/sell:"):
-            before = {a.alias: a.version for a in of_name}.get(alias.strip())
             try:
+                kept = checked_alias(alias)  # as the registry keeps it: Production is production
+                before = {a.alias: a.version for a in of_name}.get(kept)
                 store().set_adapter_alias(adapter.id, alias)
             except ValidationError as error:
                 show_validation(error)
             else:
-                flash(alias_moved(alias.strip(), adapter.name, before, adapter.version))
+                flash(alias_moved(kept, adapter.name, before, adapter.version))
                 st.rerun()
     if mine:
         gone = right.selectbox("Remove an alias", mine, key="alias_remove")

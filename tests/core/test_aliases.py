@@ -124,7 +124,7 @@ def test_removing_an_alias_forgets_it(store, versions):
         ("latest", "'latest' always means the newest version"),
         ("3", "start with a letter"),
         ("prod uction", "start with a letter"),
-        ("", "start with a letter"),
+        ("", "an alias must not be empty"),
         ("x" * 65, "at most 64"),
     ],
 )

@@ -45,6 +45,16 @@ def test_a_bad_alias_is_a_message_and_sets_nothing(open_page, populated, app_sto
     assert app_store.list_adapter_aliases() == []
 
 
+def test_an_empty_alias_is_said_to_be_empty_and_one_in_capitals_is_confirmed_as_kept(open_page, populated, app_store):
+    app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
+
+    set_alias(app, "  ")
+    assert "Alias must not be empty." in texts(app)
+
+    set_alias(app, "Production")
+    assert "sentiment LoRA@production now points at v1." in texts(app)  # as kept: one alias whatever its case
+
+
 def test_an_alias_is_removed_from_the_adapter_page(open_page, populated, app_store):
     app_store.set_adapter_alias(populated["adapter"], "candidate")
     app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
