@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.errors import ValidationError
-from core.training_config import TrainingConfig, fields_for
+from core.training_config import TrainingConfig, defaults_for, fields_for
 from core.validation import friendly
 
 MAX_SWEEP_RUNS = 50  # runs one sweep may start at once: a typo in a grid should not queue thousands
@@ -65,7 +65,18 @@ def parse_axes(text: str, trainer: str) -> dict[str, Axis]:
         if name in axes:
             raise ValidationError(f"{where}: {name} is swept twice; put all its values on one line")
         axes[name] = _axis(name, raw, where)
+        _check_values(name, axes[name], trainer, where)
     return axes
+
+
+def _check_values(name: str, axis: Axis, trainer: str, where: str) -> None:
+    """Each value (a range's bounds) as the setting takes it, so the preview flags 'abc' before Start is pressed."""
+    for value in (axis.low, axis.high) if isinstance(axis, Range) else axis:
+        try:
+            friendly(TrainingConfig, defaults_for(trainer) | {"trainer": trainer, name: value}, "training config")
+        except ValidationError as error:
+            if name in error.field_errors:  # about this setting alone, not how it goes with the others
+                raise ValidationError(f"{where}: {name} {error.field_errors[name]}, not {value!r}") from None
 
 
 def _axis(name: str, raw: str, where: str) -> Axis:

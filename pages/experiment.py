@@ -242,7 +242,8 @@ def sweep_inputs(trainer: str) -> tuple[str | None, str, int, int, int | None]:
     try:
         size, sentence = preview(text, trainer, mode, int(count))
     except ValidationError as error:
-        st.caption(f":orange[{plain(str(error))}]" if text.strip() else SWEEP_HELP)
+        said = str(error)
+        st.caption(f":orange[{plain(said[:1].upper() + said[1:])}]" if text.strip() else SWEEP_HELP)
         return mode, text, int(count), int(seed), None
     st.caption(sentence)
     return mode, text, int(count), int(seed), size

@@ -89,6 +89,9 @@ def test_a_random_search_count_is_bounded(count):
         ("learning_rate = 0 .. 1 log", "a log range needs a low bound above 0"),
         ("learning_rate = fast .. slow", "'fast' is not a number"),
         ("# only a comment", "write at least one setting to sweep"),
+        ("learning_rate = abc, 0.01", r"line 1 \('learning_rate = abc, 0.01'\): learning_rate must be a valid number, not 'abc'"),
+        ("epochs = 2, 0", r"epochs must be greater than or equal to 1, not 0"),
+        ("lora_rank = 0 .. 8", r"lora_rank must be greater than or equal to 1, not 0"),
     ],
 )
 def test_a_bad_sweep_line_names_the_line_and_the_fix(text, message):
@@ -96,10 +99,16 @@ def test_a_bad_sweep_line_names_the_line_and_the_fix(text, message):
         sweep_configs(BASE, text, "random")
 
 
-def test_one_bad_combination_is_named_by_its_values():
-    configs = sweep_configs(BASE, "learning_rate = 1e-3, 20\nlora_rank = 4, 8", "grid")
+def test_a_swept_value_the_setting_refuses_is_named_before_any_config_is_made():
+    with pytest.raises(ValidationError, match=r"line 1 .*learning_rate must be less than or equal to .*, not 20"):
+        sweep_configs(BASE, "learning_rate = 1e-3, 20\nlora_rank = 4, 8", "grid")
 
-    with pytest.raises(ValidationError, match=r"run 3 of 4 \(learning_rate=20, lora_rank=4\) is not a valid config, so no run"):
+
+def test_one_bad_combination_is_named_by_its_values():
+    """The form's own settings go with every combination: a bad one there fails the first, named by its values."""
+    configs = sweep_configs(BASE | {"epochs": 0}, "learning_rate = 1e-3, 3e-3\nlora_rank = 4, 8", "grid")
+
+    with pytest.raises(ValidationError, match=r"run 1 of 4 \(learning_rate=0.001, lora_rank=4\) is not a valid config, so no run"):
         checked_configs(configs, ["learning_rate", "lora_rank"])
 
 

@@ -2,6 +2,7 @@
 "Clone" on a run fills the form with that run's settings."""
 
 from core.runs import parse_config
+from tests.apptest import as_shown
 from tests.ui.test_pages import texts
 
 
@@ -37,7 +38,7 @@ def test_a_grid_over_the_cap_is_explained_before_starting_and_starts_nothing(ope
 
     sweep(app, "Grid", "seed = " + ", ".join(map(str, range(10))) + "\nlora_rank = 1, 2, 4, 8, 16, 32")
 
-    assert "this grid makes 10 × 6 = 60 runs, and a sweep starts at most 50 at once" in texts(app)
+    assert "This grid makes 10 × 6 = 60 runs, and a sweep starts at most 50 at once" in texts(app)
     press(app, "Start the sweep")
     assert len(app_store.list_runs(populated["experiment"])) == 3
 
@@ -46,9 +47,10 @@ def test_a_grid_with_one_invalid_combination_starts_nothing(open_page, populated
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     sweep(app, "Grid", "learning_rate = 1e-3, 50")
-    press(app, "Start 2 runs")
+    assert "learning_rate must be less than or equal to" in texts(app)  # said before Start is pressed
+    press(app, "Start the sweep")
 
-    assert "Run 2 of 2 (learning_rate=50) is not a valid config, so no run was started" in texts(app)
+    assert "learning_rate must be less than or equal to" in "\n".join(as_shown(error.value) for error in app.error)
     assert len(app_store.list_runs(populated["experiment"])) == 3
 
 
