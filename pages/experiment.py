@@ -141,8 +141,7 @@ def runs_section(detail, series, diverged: set[int]) -> None:
             "run": st.column_config.TextColumn("run", width="small"),
             "loss curve": st.column_config.LineChartColumn("loss curve", width="small"),
             "adapter": st.column_config.TextColumn("adapter", width="small"),
-            # a width of its own: sized to its first content, a column drawn while runs were queued (empty) cut the
-            # times that came with a live update to "12-01 00"
+            # a width of its own: left to the table, the times that came with a live update showed cut ("12-01 00")
             "started": st.column_config.DatetimeColumn("started", format="MM-DD HH:mm:ss", width=125),
         },
     )
