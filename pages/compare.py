@@ -30,6 +30,8 @@ st.title("Compare runs")
 def comparison_view(run_ids: list[int], comparison) -> bool:
     comparison = fresh(comparison, lambda: store().compare_runs(run_ids))
     warnings = st.container()
+    if len(comparison.runs) == 1:
+        warnings.info("One run alone: add another run ID above to compare it with.")
     names = experiment_names(comparison.runs)
     if len(names) > 1:
         warnings.info(

@@ -267,6 +267,12 @@ def test_a_run_filter_that_cannot_be_read_is_explained_and_every_run_stays(open_
     assert len(table_with(app, "loss curve")) == 3
 
 
+def test_comparing_one_run_says_to_add_another(open_page, populated):
+    app = open_page("pages/compare.py", runs=str(populated["done"]))
+
+    assert "One run alone: add another run ID above to compare it with." in [info.value for info in app.info]
+
+
 def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, populated):
     app = open_page("pages/compare.py", runs=f"{populated['done']},{populated['failed']}")
 
