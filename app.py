@@ -4,12 +4,18 @@ import os
 
 import streamlit as st
 
+from core.errors import TuneDeckError
 from core.settings import get_settings
 from core.store_url import store_location
 from jobs.embedded import ensure_worker
-from ui.common import routing
+from ui.common import plain, routing
 
 st.set_page_config(page_title="TuneDeck", page_icon="🎛️", layout="wide")
+try:
+    get_settings()  # a wrong TUNEDECK_ variable: said on the page, naming it, instead of a traceback
+except TuneDeckError as error:
+    st.error(f"TuneDeck cannot start: {plain(str(error))}")
+    st.stop()
 
 
 @st.cache_resource

@@ -1,11 +1,12 @@
 """Every page, through Streamlit's AppTest: renders, links resolve, forms work, bad input is friendly."""
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from core import tracking
 from core.writer import MetricWriter
 from tests.apptest import as_shown
-from tests.ui.conftest import SAMPLE
+from tests.ui.conftest import ROOT, SAMPLE
 
 PAGES = [
     "pages/experiments.py",
@@ -40,6 +41,15 @@ def test_every_page_renders_on_an_empty_store(open_page, page):
     app = open_page(page)
 
     assert app.title and not app.error
+
+
+def test_a_wrong_setting_is_named_on_the_page_not_a_traceback(monkeypatch):
+    monkeypatch.setenv("TUNEDECK_HEARTBEAT_TIMEOUT", "soon")
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+
+    assert not app.exception
+    [error] = [as_shown(error.value) for error in app.error]
+    assert error.startswith("TuneDeck cannot start: TUNEDECK_HEARTBEAT_TIMEOUT: Input should be a valid number")
 
 
 @pytest.mark.parametrize(
