@@ -51,6 +51,12 @@ def escape_markdown(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", text).replace(":", ":\u200b")
 
 
+def escape_outside_code(text: str) -> str:
+    """Our message with `code` spans (the search's messages quote what was typed in them) kept as code, the rest
+    escaped: a code span shows its text as typed, and a backtick typed inside one only moves which parts are escaped."""
+    return "".join(part if index % 2 else escape_markdown(part) for index, part in enumerate(re.split(r"(`[^`]*`)", text)))
+
+
 _UNSAFE_LINK = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file):", re.IGNORECASE)
 
 
