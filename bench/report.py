@@ -254,7 +254,7 @@ def _jobs_notes(jobs: JobsSuite) -> list[str]:
             f"- **A job** starts a new Python process that imports the trainer and the store ({jobs.import_seconds:.2f} s "
             "for the imports alone on this machine), then loads the dataset and base model, trains, and writes metrics "
             "and the adapter to the store; the worker also heartbeats into the store. The wait in the queue is Huey's "
-            "polling: an idle consumer checks again after 0.1 s, backing off by 1.15x up to 1 s (`jobs.worker.MAX_POLL_DELAY`; Huey's default is 10 s)."
+            "polling: an idle consumer checks again after 0.1 s, backing off by 1.15x up to 1 s (`jobs.consumer.MAX_POLL_DELAY`; Huey's default is 10 s)."
         )
     ]
     if 1 in by_consumers and 2 in by_consumers:

@@ -66,10 +66,12 @@ def describe_adapter(folder: Path, base_model: str, name: str | None = None) -> 
 
 
 def refuse_holding(folder: Path, inside: Path) -> None:
-    """An adapter folder that holds TuneDeck's own files (the data folder, say) would be copied into itself."""
+    """An adapter folder that holds TuneDeck's own files (the data folder, the adapters folder) would be copied into
+    itself."""
     if Path(inside).resolve().is_relative_to(Path(folder).resolve()):
         raise ValidationError(
-            f"cannot keep {folder} as an adapter: it holds TuneDeck's data folder; save the adapter in a folder of its own"
+            f"cannot keep {folder} as an adapter: it holds TuneDeck's own files ({inside}); save the adapter in a "
+            "folder of its own"
         )
 
 
@@ -81,7 +83,11 @@ def keep(folder: Path, destination: Path) -> Path:
     if folder.is_relative_to(destination):
         return folder
     refuse_holding(folder, destination)
-    shutil.copytree(folder, destination, dirs_exist_ok=True)
+    try:
+        shutil.copytree(folder, destination, dirs_exist_ok=True)
+    except OSError:
+        shutil.rmtree(destination, ignore_errors=True)  # no half-copied adapter left for a later run to be mistaken for
+        raise
     return destination
 
 

@@ -8,8 +8,8 @@ The file (TUNEDECK_COMMANDS_FILE, default ./commands.toml) looks like:
     env = { HF_HOME = "/srv/hf" }
     description = "PEFT fine-tune of our Llama checkpoint"
 
-Each argument may use {run_id}, {output_dir}, {dataset}, {data_dir} and any training config
-field. Arguments are passed to the program as a list, never through a shell.
+Each argument may use {run_id}, {output_dir}, {dataset}, {data_dir}, {python} (the worker's own
+interpreter) and any training config field. Arguments are passed to the program as a list, never through a shell.
 """
 
 import tomllib
@@ -51,6 +51,8 @@ def load_commands(settings: Settings) -> dict[str, CommandSpec]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ValidationError(f"the commands file {path} is not valid TOML: {error}") from None
+    except OSError as error:  # a folder, or a file this user may not read
+        raise ValidationError(f"cannot read the commands file {path}: {error.strerror or error}") from None
     return dict(friendly(CommandsFile, raw, f"commands file {path}").commands)
 
 

@@ -74,8 +74,8 @@ def _holder(lock_error: str) -> str:
     if "core.store_server" in command:
         return (
             f"in use by its store server (pid {pid}), which the app, a worker or a script started: it exits once nothing "
-            "has used it for TUNEDECK_STORE_SERVER_IDLE_EXIT seconds (60 by default), so stop the app and workers that "
-            "use it and try again (an auto-started worker exits after 5 idle minutes)"
+            "has used it for TUNEDECK_STORE_SERVER_IDLE_EXIT seconds, so stop the app and workers that use it and try "
+            "again (an auto-started worker exits after TUNEDECK_WORKER_IDLE_EXIT seconds idle)"
         )
     holder = f"pid {pid}: {command[:200]}" if command else f"pid {pid}" if pid else "unknown"
     return f"held by another process ({holder}); open it with core.open_store(), which talks to the process that holds it"

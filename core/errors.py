@@ -42,3 +42,13 @@ class StoreError(TuneDeckError):
 
 class OwnerLostError(StoreError):
     """The store's owner stopped while it had a request: whether the request took effect is not known."""
+
+
+def failure_text(error: BaseException) -> str:
+    """What a failed run's row says of the error that failed it: ours are sentences already ("dataset file ... does not
+    exist"); anything else keeps its type, often most of what it says (KeyError: 'label'); Ctrl-C says so."""
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(error, TuneDeckError):
+        return str(error)
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

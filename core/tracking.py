@@ -29,7 +29,7 @@ from typing import Any
 from core import open_store
 from core.artifacts import describe_adapter, keep, keep_file, publish_adapter, refuse_holding
 from core.entities import Adapter, AdapterSpec
-from core.errors import InvalidTransitionError, NotFoundError, OwnerLostError, TuneDeckError, ValidationError
+from core.errors import InvalidTransitionError, NotFoundError, OwnerLostError, TuneDeckError, ValidationError, failure_text
 from core.identity import worker_id
 from core.points import check_step
 from core.sample_rows import SampleRow, checked_samples
@@ -110,7 +110,7 @@ class ActiveRun:
         folder = Path(path).resolve()
         if not folder.is_dir():
             raise ValidationError(f"adapter folder {folder} does not exist")
-        refuse_holding(folder, self.store.data_dir)
+        refuse_holding(folder, self.store.data_dir / "adapters" / f"run-{self.id}")  # the data folder too
         if self.attached:
             print(json.dumps({ADAPTER_LINE: "adapter", "path": str(folder), "base_model": base_model}), flush=True)
             return
@@ -151,7 +151,10 @@ class ActiveRun:
             adapter = self._kept_adapter() if completing else None
         except (TuneDeckError, OSError) as failed:  # a copy that failed (a full disk): the run fails saying so
             reason = f"the adapter could not be kept: {failed}"
-            self.writer.close_with(lambda points: self.store.end_run(self.id, RunStatus.FAILED, points=points, error=reason))
+            try:
+                self.writer.close_with(lambda points: self.store.end_run(self.id, RunStatus.FAILED, points=points, error=reason))
+            except (InvalidTransitionError, NotFoundError):  # ended elsewhere meanwhile: the copy's error is the one to see
+                self.writer.close()
             raise
 
         def end(points) -> Adapter | None:
@@ -222,7 +225,7 @@ class ActiveRun:
             self.finish(RunStatus.COMPLETED)
             return
         try:
-            self.finish(RunStatus.FAILED, _failure(kind, error), "".join(tb.format_exception(kind, error, trace)))
+            self.finish(RunStatus.FAILED, failure_text(error), "".join(tb.format_exception(kind, error, trace)))
         except (InvalidTransitionError, NotFoundError) as refused:  # ended elsewhere (reaped): the script's own error
             log.warning("run %s: %s", self.id, refused)  # is the one to see, so it is not replaced by this one
 
@@ -245,13 +248,6 @@ class DisabledRun:
 
     def __exit__(self, kind, error, trace) -> None:
         return None
-
-
-def _failure(kind: type[BaseException], error: BaseException) -> str:
-    """What failed a script's run, as its row shows it: the exception and its message, or what an empty one means."""
-    if issubclass(kind, KeyboardInterrupt):
-        return "interrupted (Ctrl-C)"
-    return f"{kind.__name__}: {error}" if str(error) else kind.__name__
 
 
 def _nothing(*args: Any, **kwargs: Any) -> None:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.errors import InvalidTransitionError, TuneDeckError
+from core.errors import InvalidTransitionError, TuneDeckError, failure_text
 from core.identity import worker_id
 from core.logs import LogFollower, log_path, read_log
 from core.settings import Settings
@@ -28,7 +28,7 @@ def supervise(store: TrackingStore, run_id: int, settings: Settings) -> RunStatu
         code = _run_process(store, run_id, settings)
     except Exception as error:  # the process could not even start: say so on the run
         code = None
-        _fail_if_running(store, run_id, f"could not start training: {type(error).__name__}: {error}", settings)
+        _fail_if_running(store, run_id, f"could not start training: {failure_text(error)}", settings)
     if code is not None and code != 0:
         _fail_if_running(store, run_id, _exit_message(code), settings)
     return store.get_run(run_id).status

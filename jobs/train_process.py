@@ -15,10 +15,10 @@ from pathlib import Path
 from core import open_store
 from core.artifacts import checkpoints_of, last_checkpoint, publish_adapter
 from core.datasets import confine
-from core.errors import InvalidTransitionError, TuneDeckError, ValidationError
+from core.errors import InvalidTransitionError, TuneDeckError, ValidationError, failure_text
 from core.runs import parse_config
 from core.settings import Settings, get_settings
-from core.system_metrics import SystemSampler
+from core.system_metrics import SystemSampler, is_system_metric
 from core.training_config import TrainingConfig
 from core.writer import MetricWriter
 from jobs.trainers import get_trainer
@@ -76,9 +76,7 @@ def run(run_id: int) -> int:
         spec = publish_adapter(settings, result.adapter_dir, run_id, base_model) if result.adapter_dir else None
         adapter = store.complete_run(run_id, spec)
         where = f"adapter {adapter.name} v{adapter.version} at {adapter.path}" if adapter else "no adapter"
-        # a command reporting through the SDK logs its steps past the trainer: the store knows how far it got
-        steps = max((summary.last_step for summary in store.get_run(run_id).metrics.values()), default=result.steps)
-        print(f"completed after {max(steps, result.steps)} steps; {where}", flush=True)
+        print(f"completed after {_steps(store, run_id, result.steps)} steps; {where}", flush=True)
         return 0
     except TrainingStopped as stopped:
         print(f"stopped at step {stopped.step} on request", flush=True)
@@ -90,16 +88,20 @@ def run(run_id: int) -> int:
         details = traceback.format_exc()
         print(details, file=sys.stderr, flush=True)
         try:
-            store.fail_run(run_id, failure_message(error), traceback=details)
+            store.fail_run(run_id, failure_text(error), traceback=details)
         except InvalidTransitionError:
             pass
         return 1
 
 
-def failure_message(error: Exception) -> str:
-    """What a run's row shows for the error that failed it: ours are sentences already ("dataset file ... does not
-    exist"); anything else keeps its type, which is often most of what it says (KeyError: 'label')."""
-    return str(error) if isinstance(error, TuneDeckError) else f"{type(error).__name__}: {error}"
+def _steps(store, run_id: int, counted: int) -> int:
+    """How far the run got: a command reporting through the SDK logs its steps past the trainer, so the store knows
+    (its training metrics; system samples count in samples, not steps)."""
+    try:
+        metrics = store.get_run(run_id).metrics
+    except TuneDeckError:
+        return counted
+    return max([counted, *(summary.last_step for key, summary in metrics.items() if not is_system_metric(key))])
 
 
 def _log_samples(store, run_id: int, step: int, rows: list[dict]) -> None:

@@ -18,7 +18,7 @@ from core.presenters import (
 )
 from core.samples import best_run
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
-from ui.common import experiment_names, fresh, friendly_errors, live, store, through_app
+from ui.common import experiment_names, fresh, friendly_errors, live, plain, store, through_app
 from ui.samples import compare_samples
 from ui.try_it import try_box
 
@@ -67,7 +67,7 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     diverged = diverged_runs(comparison.runs, series)
     if diverged:
         labels = ", ".join(run_label(run) for run in comparison.runs if run.id in diverged)
-        warnings.warning(f"Diverged ({plural(len(diverged), 'run')}): {labels}.")
+        warnings.warning(f"Diverged ({plural(len(diverged), 'run')}): {plain(labels)}.")
     if not keys:
         st.caption("No metrics logged yet.")
     elif not chosen:

@@ -78,7 +78,7 @@ def header(experiment) -> bool:
                 show_error(error)
                 st.page_link(
                     "pages/experiments.py",
-                    label="Restore it under another name on the Experiments page (Delete or restore)",
+                    label="Restore it under another name on the Experiments page: Show deleted, then Delete or restore",
                     icon=":material/arrow_forward:",
                 )
             else:

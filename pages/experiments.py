@@ -46,7 +46,7 @@ def create_form() -> None:
         if dataset.strip():
             try:
                 shown = inspect_dataset(dataset.strip(), settings().allowed_dataset_roots)
-                st.caption(f"{shown.format.upper()} · {plural(shown.n_rows, 'row')} · columns: {', '.join(shown.columns)}")
+                st.caption(f"{shown.format.upper()} · {plural(shown.n_rows, 'row')} · columns: {plain(', '.join(shown.columns))}")
                 st.dataframe(shown.head, hide_index=True, height=180)
                 dataset_ok = True
             except TuneDeckError as error:

@@ -35,7 +35,7 @@ def checks(settings: Settings | None = None) -> list[Check]:
         workers(settings),
         dataset_roots(settings),
         sample_data(),
-        trainers(settings),
+        _guarded("trainers", lambda: trainers(settings), "fix TUNEDECK_COMMANDS_FILE"),
     ]
 
 
@@ -133,7 +133,7 @@ def queue(settings: Settings) -> Check:
             return Check(
                 "queue", FAIL, "it lives in the store's database, and TUNEDECK_STORE_URL is no PostgreSQL URL (see the store's line)"
             )
-        if _not_a_folder(settings):
+        if not url and _not_a_folder(settings):
             return Check("queue", FAIL, f"{settings.data_dir} is a file, so the SQLite queue cannot be kept there")
         if is_postgres(url):
             from jobs.config import ready_queue  # in team mode the queue opens nothing on import

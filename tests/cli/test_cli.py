@@ -73,6 +73,14 @@ def test_doctor_lists_the_registered_commands_and_fails_on_a_broken_commands_fil
     assert f"FAIL  trainers: invalid commands file {tmp_path / 'commands.toml'}" in broken.stdout
 
 
+def test_doctor_on_a_commands_file_that_is_a_folder_fails_that_line_without_a_traceback(tunedeck, tmp_path):
+    result = tunedeck("doctor", TUNEDECK_COMMANDS_FILE=str(tmp_path))
+
+    assert result.returncode == 1
+    assert f"FAIL  trainers: cannot read the commands file {tmp_path}: Is a directory" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
 def test_doctor_names_what_the_store_could_not_take(tunedeck, tmp_path):
     data = tmp_path / "data"
     made = DuckDBStore(data / "tunedeck.duckdb")

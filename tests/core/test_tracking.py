@@ -205,11 +205,13 @@ def test_log_adapter_registers_the_adapter_like_register_adapter(store, tmp_path
 
 
 def test_an_adapter_folder_holding_the_data_folder_is_refused_and_the_run_fails_saying_why(store):
-    with pytest.raises(ValidationError, match="it holds TuneDeck's data folder"):
+    with pytest.raises(ValidationError, match="it holds TuneDeck's own files"):
         with tracking.start_run("whole data dir", store=store) as run:
             run.log_adapter(store.data_dir, base_model="gpt2")
 
-    assert store.get_run(run.id).status is RunStatus.FAILED
+    failed = store.get_run(run.id)
+    assert failed.status is RunStatus.FAILED
+    assert failed.error.startswith(f"cannot keep {store.data_dir.resolve()} as an adapter: it holds TuneDeck's own files")
     assert not (store.data_dir / "adapters" / f"run-{run.id}").exists()
 
 

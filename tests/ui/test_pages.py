@@ -208,7 +208,9 @@ def test_restoring_where_a_live_experiment_took_the_name_points_to_restoring_und
 
     assert app_store.get_experiment(experiment_id).is_deleted
     assert any("already exists" in as_shown(error.value) for error in app.error)
-    assert "Restore it under another name on the Experiments page (Delete or restore)" in [link.label for link in app.get("page_link")]
+    assert "Restore it under another name on the Experiments page: Show deleted, then Delete or restore" in [
+        link.label for link in app.get("page_link")
+    ]
 
 
 def test_an_experiment_is_renamed_from_its_page(open_page, populated, app_store):
@@ -418,7 +420,7 @@ def test_names_with_script_tags_show_as_text(open_page, app_store):
     assert not any(getattr(m.proto, "allow_html", False) for m in app.markdown)
 
 
-def test_all_adapters_goes_back_to_the_list_and_its_rows_open_the_adapter_clicked(open_page, populated):
+def test_all_adapters_goes_back_to_the_list_without_the_adapter_in_the_url(open_page, populated):
     app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
 
     app.button(key="all_adapters").click().run()
