@@ -68,7 +68,8 @@ def describe_adapter(folder: Path, base_model: str, name: str | None = None) -> 
 def refuse_holding(folder: Path, inside: Path) -> None:
     """An adapter folder that holds TuneDeck's own files (the data folder, the adapters folder) would be copied into
     itself."""
-    if Path(inside).resolve().is_relative_to(Path(folder).resolve()):
+    folder, inside = Path(folder).resolve(), Path(inside).resolve()
+    if inside.is_relative_to(folder) and inside != folder:  # the run's own adapter folder itself is where it belongs
         raise ValidationError(
             f"cannot keep {folder} as an adapter: it holds TuneDeck's own files ({inside}); save the adapter in a "
             "folder of its own"
