@@ -262,14 +262,18 @@ def new_run_form(experiment_id: int) -> None:
         st.success(f"Started {plural(len(runs), 'run')}: {plain(labels)}.")
 
 
+def _unclone() -> None:
+    """Before the rerun (a callback): the form, opened by the clone, stays open for the defaults."""
+    del st.query_params["clone"]
+    st.session_state.new_run_open = True
+
+
 def run_form(experiment_id: int, clone) -> None:
     prefix, initial = "cfg", None
     if clone is not None:
         prefix, initial = f"clone{clone.id}", clone_config(clone)
         st.info(plain(clone_note(run_label(clone), clone.config, initial)))
-        if st.button("Start from the defaults instead", key="unclone"):
-            del st.query_params["clone"]
-            st.rerun()
+        st.button("Start from the defaults instead", key="unclone", on_click=_unclone)
     trainer = trainer_choice(prefix, (initial or {}).get("trainer", "builtin"))
     if initial is not None and trainer != initial.get("trainer", "builtin"):
         initial = None

@@ -94,6 +94,15 @@ def test_a_cloned_run_fills_the_form_and_starts_with_its_settings(open_page, pop
     assert started.config == parse_config(app_store.get_run(source).config).stored()
 
 
+def test_starting_from_the_defaults_instead_of_a_clone_keeps_the_form_open_on_the_defaults(open_page, populated):
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]), clone=str(populated["done"]))
+
+    app.button(key="unclone").click().run()
+
+    assert "clone" not in app.query_params
+    assert app.number_input(key="cfg_builtin_epochs").value == 3  # the form, open, with the defaults
+
+
 def test_a_cloned_peft_run_opens_the_form_on_the_peft_trainer(open_page, populated, app_store):
     source = app_store.create_run(populated["experiment"], {"trainer": "peft", "epochs": 2, "task": "classification"})
 
