@@ -34,6 +34,9 @@ def main() -> None:
 def ui(streamlit_args: tuple[str, ...]) -> None:
     """Run the dashboard (streamlit run app.py); other options go to Streamlit, e.g. --server.port 8502."""
     command = [sys.executable, "-m", "streamlit", "run", str(resources.app_file()), *streamlit_config(Path.cwd())]
+    if {"-h", "--help"} & set(streamlit_args):  # what follows is Streamlit's own help: say whose
+        click.echo("Usage: tunedeck ui [STREAMLIT OPTIONS]: the dashboard, as `streamlit run app.py`. Streamlit's options:\n")
+        sys.stdout.flush()
     os.execv(sys.executable, [*command, *streamlit_args])  # Streamlit takes this process over: signals reach it
 
 

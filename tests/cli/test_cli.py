@@ -177,6 +177,14 @@ def test_worker_passes_its_options_to_the_worker(tunedeck):
     assert "--workers WORKERS" in result.stdout and "--idle-exit" in result.stdout
 
 
+def test_ui_help_says_it_is_the_dashboard_before_streamlits_options(tunedeck):
+    result = tunedeck("ui", "--help")
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: tunedeck ui [STREAMLIT OPTIONS]: the dashboard, as `streamlit run app.py`.")
+    assert "--server.port" in result.stdout
+
+
 def test_ui_uses_tunedecks_streamlit_settings_unless_the_folder_has_its_own(tmp_path):
     assert "--server.address=localhost" in streamlit_config(tmp_path)
     assert "--client.showErrorDetails=none" in streamlit_config(tmp_path)
