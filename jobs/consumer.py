@@ -1,4 +1,4 @@
-"""The worker's consumer (started by `jobs.worker`, which refuses in one line when this cannot even be imported).
+"""The worker's consumer, started by `jobs.worker`, which says in one line why when it cannot start.
 
 A Huey consumer for training jobs, plus a reaper thread that fails runs whose worker
 is gone. Started by hand (any number, on any machine that reaches the queue and the
@@ -24,7 +24,6 @@ from jobs.config import huey, ready_queue
 from jobs.lock import LOCK_NAME, hold_worker_lock
 from jobs.reaper import reap
 from jobs.tasks import live_job_ids
-from jobs.worker import refuse
 
 # An idle consumer polls the queue again after 0.1 s, backing off to this: a run queued on an idle worker starts within
 # a second (Huey's default backs off to 10 s). One dequeue query a second per worker thread costs next to nothing.
@@ -74,15 +73,19 @@ def _reachable_store() -> TrackingStore:
         store.list_active_runs()
         ready_queue()
     except TuneDeckError as error:
-        _refuse(str(error))
+        raise _not_starting(str(error)) from None
     except Exception as error:  # the queue's own driver
-        _refuse(f"cannot reach the queue: {safe_message(error)}")
+        raise _not_starting(f"cannot reach the queue: {safe_message(error)}") from None
     return store
 
 
-def _refuse(reason: str) -> None:
+class NotStarting(Exception):
+    """Why this worker will take no jobs; `jobs.worker` says it in one line and exits with code 2."""
+
+
+def _not_starting(reason: str) -> NotStarting:
     logging.getLogger("tunedeck.worker").error("not starting: %s", reason)
-    refuse(reason)
+    return NotStarting(reason)
 
 
 def _jobs_at_once(text: str) -> int:

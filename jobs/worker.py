@@ -9,7 +9,7 @@ import sys
 from core.errors import TuneDeckError
 
 
-def refuse(reason: str) -> None:
+def _refuse(reason: str) -> None:
     print(f"tunedeck worker: not starting: {reason}", file=sys.stderr, flush=True)
     sys.exit(2)
 
@@ -18,8 +18,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from jobs import consumer
     except TuneDeckError as error:
-        refuse(str(error))
-    consumer.main(argv)
+        _refuse(str(error))
+    try:
+        consumer.main(argv)
+    except consumer.NotStarting as error:  # the store or the queue cannot be reached
+        _refuse(str(error))
 
 
 if __name__ == "__main__":
