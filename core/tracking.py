@@ -110,7 +110,7 @@ class ActiveRun:
         folder = Path(path).resolve()
         if not folder.is_dir():
             raise ValidationError(f"adapter folder {folder} does not exist")
-        refuse_holding(folder, self.store.data_dir / "adapters" / f"run-{self.id}")  # the data folder too
+        refuse_holding(folder, self.store.data_dir / "adapters" / f"run-{self.id}")  # a folder holding it: the data folder, say
         if self.attached:
             print(json.dumps({ADAPTER_LINE: "adapter", "path": str(folder), "base_model": base_model}), flush=True)
             return

@@ -25,6 +25,7 @@ from jobs.tasks import start_run, start_sweep
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import (
+    capitalized,
     data_table,
     flash,
     fold,
@@ -243,8 +244,7 @@ def sweep_inputs(trainer: str) -> tuple[str | None, str, int, int, int | None]:
     try:
         size, sentence = preview(text, trainer, mode, int(count))
     except ValidationError as error:
-        said = str(error)
-        st.caption(f":orange[{plain(said[:1].upper() + said[1:])}]" if text.strip() else SWEEP_HELP)
+        st.caption(f":orange[{plain(capitalized(str(error)))}]" if text.strip() else SWEEP_HELP)
         return mode, text, int(count), int(seed), None
     st.caption(sentence)
     return mode, text, int(count), int(seed), size

@@ -189,5 +189,10 @@ def show_validation(error: ValidationError, labels: dict[str, str] | None = None
 
 
 def _sentence(text: str) -> str:
+    return capitalized(text).rstrip(".") + "."
+
+
+def capitalized(text: str) -> str:
+    """Our messages start in lower case to be joined into others; shown alone, they start as sentences."""
     text = text.strip()
-    return (text[:1].upper() + text[1:]).rstrip(".") + "."
+    return text[:1].upper() + text[1:]

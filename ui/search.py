@@ -7,7 +7,7 @@ from core.presenters import escape_outside_code
 from core.search import SearchError
 from core.search_compiler import compile_search
 from core.search_views import results_frame
-from ui.common import data_table, open_on_select
+from ui.common import capitalized, data_table, open_on_select
 
 PLACEHOLDER = 'e.g. metrics.eval_loss.min < 0.6 and (tags.base = "llama" or status = completed)'
 HELP = (
@@ -31,8 +31,7 @@ def apply_search(frame: pl.DataFrame, text: str) -> tuple[pl.DataFrame, tuple[st
     try:
         compiled = compile_search(text, frame.schema)
     except SearchError as error:
-        message = str(error)
-        st.error(escape_outside_code(message[:1].upper() + message[1:]), icon=":material/search_off:")
+        st.error(escape_outside_code(capitalized(str(error))), icon=":material/search_off:")
         return frame, None
     return compiled.apply(frame), compiled.columns
 

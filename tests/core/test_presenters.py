@@ -10,6 +10,7 @@ from core.presenters import (
     best_adapters,
     comparison_table,
     escape_markdown,
+    escape_outside_code,
     groups_frame,
     latest_metrics,
     plural,
@@ -155,6 +156,14 @@ def test_user_text_in_markdown_keeps_streamlit_directives_and_shortcodes_as_text
 
     assert ":red[" not in shown and ":material/" not in shown and ":smile:" not in shown
     assert shown.replace("\u200b", "").replace("\\", "") == ":red[red] :material/delete: :smile:"  # reads the same
+
+
+def test_a_search_message_keeps_its_code_spans_and_a_typed_backtick_makes_no_link():
+    assert escape_outside_code("unknown field `parms.lr` at column 1") == "unknown field `parms.lr` at column 1"
+
+    shown = escape_outside_code("unknown status `x`[click](http://evil.example)`` at column 3")
+
+    assert "[click](http" not in shown and "\\[click\\]" in shown
 
 
 def test_workers_training_counts_each_process_running_a_run_once(store, make_experiment, make_run):

@@ -8,7 +8,8 @@ import uuid
 from core.logs import read_log
 from core.settings import get_settings
 from core.status import RunStatus
-from jobs import tasks
+from core.writer import MetricWriter
+from jobs import tasks, train_process
 from tests.jobs.conftest import SAMPLE, start_worker, stop_worker, wait_for, wait_until_terminal
 
 LONG_RUN = {"max_steps": 1_000_000, "eval_interval": 500, "batch_size": 8}
@@ -126,3 +127,15 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_the_worker_counts_a_runs_training_steps_not_its_system_samples(store, make_experiment, make_run):
+    """A command reporting through the SDK logs its steps past the trainer (which counted none); system samples are
+    numbered by sample, so a long run of few steps has more of them than steps."""
+    run_id = make_run(make_experiment(), status="running")
+    with MetricWriter(store) as writer:
+        writer.log_series(run_id, "loss", [1, 2, 3], [0.9, 0.5, 0.3])
+        writer.log_series(run_id, "system/cpu_percent", list(range(1, 51)), [50.0] * 50)
+
+    assert train_process._steps(store, run_id, counted=0) == 3
+    assert train_process._steps(store, run_id, counted=7) == 7  # what the trainer counted, when it knows more
