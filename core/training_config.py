@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 CommandName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 ModuleName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -149,24 +149,20 @@ class TrainingConfig(BaseModel):
             raise ValueError("trainer 'command' needs a command name, and a command name needs trainer 'command'")
         return self
 
-    @model_validator(mode="after")
-    def _special_modules_stand_alone(self) -> "TrainingConfig":
-        modules = self.target_modules or []
-        if len(modules) > 1 and {ALL_LINEAR, AUTO_MODULES} & set(modules):
-            raise ValueError(f"target_modules: '{ALL_LINEAR}' and '{AUTO_MODULES}' stand alone, without other module names")
-        return self
-
-    @model_validator(mode="after")
-    def _builtin_modules_exist(self) -> "TrainingConfig":
-        """The builtin trainer's layers are known before it runs, so a wrong name is refused before a run is queued
-        (the peft trainer's depend on the model, which only the worker loads)."""
-        unknown = sorted(set(self.target_modules or []) - {*BUILTIN_MODULES, ALL_LINEAR, AUTO_MODULES})
-        if self.trainer == "builtin" and unknown:
+    @field_validator("target_modules")
+    @classmethod
+    def _known_modules(cls, modules: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        """'all-linear' and 'auto' stand alone; the builtin trainer's layers are known before it runs, so a wrong name
+        is refused before a run is queued (the peft trainer's depend on the model, which only the worker loads)."""
+        if modules and len(modules) > 1 and {ALL_LINEAR, AUTO_MODULES} & set(modules):
+            raise ValueError(f"must be '{ALL_LINEAR}' or '{AUTO_MODULES}' alone, without other module names")
+        unknown = sorted(set(modules or []) - {*BUILTIN_MODULES, ALL_LINEAR, AUTO_MODULES})
+        if info.data.get("trainer") == "builtin" and unknown:
             raise ValueError(
-                f"target_modules: unknown module(s) {', '.join(unknown)}; the builtin trainer can adapt "
-                f"{', '.join(BUILTIN_MODULES)} (or '{ALL_LINEAR}')"
+                f"must be among {', '.join(BUILTIN_MODULES)} (or '{ALL_LINEAR}'), the layers the builtin trainer can "
+                f"adapt; {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not"
             )
-        return self
+        return modules
 
     def stored(self) -> dict[str, Any]:
         """The config as a run records it: only the settings its trainer reads."""

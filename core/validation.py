@@ -55,6 +55,11 @@ def _message(item: dict) -> str:
     return text
 
 
+def labelled(label: str, text: str) -> str:
+    """'epochs must be ...', but 'trainer: unknown trainer ...': a message that does not go on from the name gets a colon."""
+    return f"{label} {text}" if text.startswith(("must ", "is ", "may ")) else f"{label}: {text}"
+
+
 def field_errors(error: PydanticValidationError, what: str) -> dict[str, str]:
     messages: dict[str, str] = {}
     for item in error.errors():
@@ -77,5 +82,5 @@ def friendly(schema: type[BaseModel] | TypeAdapter, value: Any, what: str) -> An
             text = errors[what]
             sentence = f"the {what} {text}" if text.startswith(("must ", "is ", "may ")) else f"{what}: {text}"
             raise ValidationError(sentence, errors) from None
-        detail = "; ".join(f"{field} {text}" for field, text in errors.items())
+        detail = "; ".join(labelled(field, text) for field, text in errors.items())
         raise ValidationError(f"invalid {what}: {detail}", errors) from None

@@ -35,7 +35,6 @@ def now() -> datetime:
 @st.fragment(run_every=3)
 def live() -> None:
     with friendly_errors():
-        show_flash()
         active = store().list_active_runs()
         cells = st.columns(3)
         cells[0].metric("queued", sum(run.status == "queued" for run in active))
@@ -63,6 +62,7 @@ def live() -> None:
             st.rerun()
 
 
+show_flash()  # outside the timed section: a cancel's confirmation stays until the next click, not the next refresh
 with friendly_errors():
     live()
     with st.expander("Workers and queue"):

@@ -16,6 +16,7 @@ from core.errors import NotFoundError, TuneDeckError, ValidationError
 from core.presenters import STATUS_COLOURS, STATUS_TAG_COLOURS, TAG_SEPARATOR, escape_markdown, parse_id
 from core.settings import Settings, get_settings
 from core.store import TrackingStore
+from core.validation import labelled
 
 log = logging.getLogger("tunedeck.ui")
 APP = resources.app_file()
@@ -184,8 +185,15 @@ def show_validation(error: ValidationError, labels: dict[str, str] | None = None
         show_error(error)
         return
     for field, message in error.field_errors.items():
-        label = (labels or {}).get(field, field.replace("_", " "))
-        st.error(plain(_sentence(f"{label} {message}")))
+        label = (labels or {}).get(field) or _field_label(field)
+        st.error(plain(_sentence(labelled(label, message))))
+
+
+def _field_label(field: str) -> str:
+    """'target_modules.0' -> 'target modules (item 1)': the name a form shows, and which entry of a list."""
+    name, *inside = field.split(".")
+    parts = [f"(item {int(part) + 1})" if part.isdigit() else part.replace("_", " ") for part in inside]
+    return " ".join([name.replace("_", " "), *parts])
 
 
 def _sentence(text: str) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.seed import PALETTE_OF_NORMAL_RUNS, finish_live_run, seed
+from core import open_store
+from tests.browser.seed import PALETTE_OF_NORMAL_RUNS, SAMPLE, finish_live_run, seed
 from tests.optional import require
 from tests.servers import launch_chromium, start_app, stop
 
@@ -220,3 +221,21 @@ def test_the_metric_picker_is_remembered_in_the_url(team, page):
     while "metrics=samples_per_second" not in page.url and time.monotonic() - started < 10:
         page.wait_for_timeout(200)
     assert "metrics=samples_per_second" in page.url
+
+
+def test_a_cancels_confirmation_outlasts_the_jobs_pages_refreshes(team, page):
+    """The Jobs page redraws its table every 3 s; the confirmation stays until the user's next click."""
+    url, data_dir, _ = team
+    store = open_store(data_dir)
+    waiting = store.create_run(store.create_experiment({"name": "waiting", "dataset": SAMPLE}), {"max_steps": 10})
+    open_page(page, f"{url}/jobs", "Jobs", ready="workers training")
+
+    page.get_by_test_id("stSelectbox").filter(has_text="Run").click()
+    page.get_by_role("option", name=re.compile(rf"#{waiting}\)")).click()
+    page.get_by_role("button", name="Cancel run").click()
+    said = page.get_by_text(re.compile(rf"^Cancelled .* \(#{waiting}\)\.$"))
+    said.wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(7_000)  # two of the table's refreshes
+
+    assert said.is_visible()
+    assert store.get_run(waiting).status == "cancelled"

@@ -31,11 +31,15 @@ def test_a_builtin_config_keeps_its_own_defaults():
         ({"epochs": 1, "task": "classification"}, "task: not a setting of the builtin trainer (only the peft trainer reads it)"),
         ({"epochs": 1, "resume_from_run": 3}, "resume_from_run: not a setting of the builtin trainer"),
         ({"trainer": "peft", "epochs": 1, "command": "x"}, "command: not a setting of the peft trainer (only the command trainer"),
-        ({"trainer": "tensorflow", "epochs": 1}, "unknown trainer 'tensorflow'; available trainers: builtin, command, peft"),
-        ({"trainer": "peft", "epochs": 1, "target_modules": ["all-linear", "c_attn"]}, "stand alone"),
+        ({"trainer": "tensorflow", "epochs": 1}, "trainer: unknown trainer 'tensorflow'; available trainers: builtin, command, peft"),
+        (
+            {"trainer": "peft", "epochs": 1, "target_modules": ["all-linear", "c_attn"]},
+            "target_modules must be 'all-linear' or 'auto' alone, without other module names",
+        ),
         (
             {"epochs": 1, "target_modules": "fc1, nosuch_module"},
-            "target_modules: unknown module(s) nosuch_module; the builtin trainer can adapt fc1, fc2 (or 'all-linear')",
+            "target_modules must be among fc1, fc2 (or 'all-linear'), the layers the builtin trainer can adapt; "
+            "nosuch_module is not",
         ),
     ],
 )

@@ -139,8 +139,21 @@ def test_a_module_the_builtin_model_lacks_is_refused_before_a_run_is_queued(open
     start(app)
 
     assert len(app_store.list_runs(populated["experiment"])) == before
-    [error] = [as_shown(e.value) for e in app.error if "nosuch_module" in as_shown(e.value)]
-    assert "the builtin trainer can adapt fc1, fc2" in error
+    assert [as_shown(e.value) for e in app.error] == [
+        "Target modules must be among fc1, fc2 (or 'all-linear'), the layers the builtin trainer can adapt; "
+        "nosuch_module is not."
+    ]
+
+
+def test_a_module_list_names_the_entry_that_is_wrong_as_the_form_labels_it(open_page, populated):
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
+
+    app.text_input(key="cfg_builtin_target_modules").input("fc1, " + "x" * 101)
+    start(app)
+
+    assert [as_shown(e.value) for e in app.error] == [
+        "Target modules (item 2) is too long: at most 100 characters are allowed, and this one has 101."
+    ]
 
 
 @pytest.mark.parametrize(
