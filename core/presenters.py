@@ -115,6 +115,7 @@ class Progress:
     total: int | None
     elapsed: float
     eta: float | None
+    ended: bool = False
 
     @property
     def fraction(self) -> float | None:
@@ -123,6 +124,8 @@ class Progress:
     def label(self) -> str:
         of = f"step {self.step:,} of {self.total:,}" if self.total else f"step {self.step:,}"
         eta = f" · about {_seconds(self.eta)} left" if self.eta is not None else ""
+        if self.ended:
+            return f"{of} · took {_seconds(self.elapsed)}"
         return f"{of} · {_seconds(self.elapsed)} elapsed{eta}"
 
 
@@ -141,7 +144,7 @@ def run_progress(run: Run, now: datetime) -> Progress:
     eta = None
     if total and 0 < step < total and not run.status.is_terminal:
         eta = elapsed * (total - step) / step
-    return Progress(step=step, total=total or None, elapsed=elapsed, eta=eta)
+    return Progress(step=step, total=total or None, elapsed=elapsed, eta=eta, ended=run.ended_at is not None)
 
 
 def _seconds(seconds: float) -> str:

@@ -1,5 +1,6 @@
 """What tables and headers show: plurals, ticking durations, diverged and best marks, progress, no 'None'."""
 
+import re
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -100,6 +101,17 @@ def test_progress_counts_steps_of_max_steps_and_estimates_the_time_left(store, m
     assert (progress.step, progress.total, progress.fraction) == (50, 200, 0.25)
     assert progress.eta == pytest.approx(90)
     assert progress.label() == "step 50 of 200 · 30s elapsed · about 1m 30s left"
+
+
+def test_an_ended_runs_progress_says_how_long_it_took(store, make_experiment, make_run):
+    run_id = make_run(make_experiment(), status="running", config={"max_steps": 200}, metrics={"loss": [1.0] * 50})
+    store.fail_run(run_id, "out of memory")
+    run = store.get_run(run_id)
+
+    progress = run_progress(run, now=run.ended_at + timedelta(hours=1))  # an hour later: the time stays the run's own
+
+    assert re.fullmatch(r"step 50 of 200 · took \d+s", progress.label())  # failed seconds after it started
+    assert progress.eta is None
 
 
 def test_progress_of_a_run_set_by_epochs_counts_to_the_steps_its_trainer_reported(store, make_experiment, make_run):
