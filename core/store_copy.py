@@ -7,7 +7,7 @@ the embedded file cannot be open in a running app or worker.
 """
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,50 +107,57 @@ def copy_store(
         raise ConflictError("the source and the destination are the same store")
     if not is_postgres(source) and not (Path(source).is_file() or (Path(source) / "tunedeck.duckdb").is_file()):
         raise StoreError(f"there is no TuneDeck store at {source}: name a data folder, a .duckdb file or a postgresql:// URL")
-    src, dst = open_for_copy(source), open_for_copy(destination)
-    try:
-        with _reads(src) as read:
-            tables = [t for t in _tables(read) if t not in SKIPPED | DERIVED and not t.startswith(QUEUE_TABLES)]
-            missing = sorted(set(tables) - set(_write_tables(dst)))
-            stale = sorted(DERIVED & set(_write_tables(dst)))  # an earlier copy's overviews may not fit the new points
-            if missing:
-                raise StoreError(f"the destination has no table {', '.join(missing)}: is it an older TuneDeck version?")
-            _refuse_foreign(_normalized(_read_table(read, "experiments")), dst)
-            _refuse_newer_work(read, dst)
-            progress = start(sum(_count(read, table) for table in tables))
-            sent = {table: Checksum() for table in tables}
+    with ExitStack() as opened:  # whichever opened is closed, also when the other one cannot be
+        src = open_for_copy(source)
+        opened.callback(src.close)
+        dst = open_for_copy(destination)
+        opened.callback(dst.close)
+        return _copy(src, dst, source, destination, start, chunk_rows)
 
-            def replace_all(write) -> None:
-                for table in stale:
-                    write.execute(f"DELETE FROM {identifier(table)}")
-                for table in tables:
-                    write.execute(f"DELETE FROM {identifier(table)}")  # table names come from the store's own catalog
-                    next_id = 1
-                    for chunk in _chunks(read, f"SELECT * FROM {identifier(table)}", chunk_rows):
-                        _insert(write, table, chunk)
-                        sent[table].add(chunk)
-                        next_id = max(next_id, (chunk["id"].max() or 0) + 1) if "id" in chunk.columns else next_id
-                        progress(chunk.height)
-                    for sequence in (name for name, owner in SEQUENCES.items() if owner == table):
-                        _continue_sequence(write, sequence, next_id)
 
-            dst._write(replace_all)
-        report = CopyReport(describe(source), describe(destination))
-        with _reads(dst) as con:
-            for table, expected in sent.items():
-                names = ", ".join(identifier(name) for name in expected.columns) if expected.columns else "*"
-                found = Checksum()
-                for chunk in _chunks(con, f"SELECT {names} FROM {identifier(table)}", chunk_rows):
-                    found.add(chunk)
-                if (found.rows, found.hexdigest()) != (expected.rows, expected.hexdigest()):
-                    raise StoreError(
-                        f"table {table} differs after the copy ({expected.rows} rows in, {found.rows} found); run the copy again"
-                    )
-                report.tables.append(TableCopy(table, expected.rows, expected.hexdigest()))
-        return report
-    finally:
-        src.close()
-        dst.close()
+def _copy(
+    src: DuckDBStore, dst: DuckDBStore, source: str, destination: str, start: Callable, chunk_rows: int
+) -> CopyReport:
+    """The copy and its check, between two stores opened for it."""
+    with _reads(src) as read:
+        tables = [t for t in _tables(read) if t not in SKIPPED | DERIVED and not t.startswith(QUEUE_TABLES)]
+        missing = sorted(set(tables) - set(_write_tables(dst)))
+        stale = sorted(DERIVED & set(_write_tables(dst)))  # an earlier copy's overviews may not fit the new points
+        if missing:
+            raise StoreError(f"the destination has no table {', '.join(missing)}: is it an older TuneDeck version?")
+        _refuse_foreign(_normalized(_read_table(read, "experiments")), dst)
+        _refuse_newer_work(read, dst)
+        progress = start(sum(_count(read, table) for table in tables))
+        sent = {table: Checksum() for table in tables}
+
+        def replace_all(write) -> None:
+            for table in stale:
+                write.execute(f"DELETE FROM {identifier(table)}")
+            for table in tables:
+                write.execute(f"DELETE FROM {identifier(table)}")  # table names come from the store's own catalog
+                next_id = 1
+                for chunk in _chunks(read, f"SELECT * FROM {identifier(table)}", chunk_rows):
+                    _insert(write, table, chunk)
+                    sent[table].add(chunk)
+                    next_id = max(next_id, (chunk["id"].max() or 0) + 1) if "id" in chunk.columns else next_id
+                    progress(chunk.height)
+                for sequence in (name for name, owner in SEQUENCES.items() if owner == table):
+                    _continue_sequence(write, sequence, next_id)
+
+        dst._write(replace_all)
+    report = CopyReport(describe(source), describe(destination))
+    with _reads(dst) as con:
+        for table, expected in sent.items():
+            names = ", ".join(identifier(name) for name in expected.columns) if expected.columns else "*"
+            found = Checksum()
+            for chunk in _chunks(con, f"SELECT {names} FROM {identifier(table)}", chunk_rows):
+                found.add(chunk)
+            if (found.rows, found.hexdigest()) != (expected.rows, expected.hexdigest()):
+                raise StoreError(
+                    f"table {table} differs after the copy ({expected.rows} rows in, {found.rows} found); run the copy again"
+                )
+            report.tables.append(TableCopy(table, expected.rows, expected.hexdigest()))
+    return report
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import pytest
 
 from core.duckdb_store import DuckDBStore
 from core.entities import AdapterSpec
+from core.errors import StoreError
 from core.postgres_store import PostgresStore
 from core.store_copy import Checksum, copy_store
 from tests.cli.conftest import ROOT, clean_env
@@ -236,3 +237,18 @@ def test_a_copy_back_leaves_no_curve_overview_that_the_new_points_do_not_fit(tmp
         assert back.get_metric_series([run_id], ["loss"], max_points=100)["value"].max() == 1e6
     finally:
         back.close()
+
+
+def test_a_destination_that_cannot_be_opened_leaves_the_source_free(tmp_path, embedded):
+    folder, expected = embedded
+    not_a_store = tmp_path / "notes.duckdb"
+    not_a_store.write_text("these are notes, not a store")
+
+    with pytest.raises(StoreError, match="not a valid DuckDB database file"):
+        copy_store(str(folder), str(not_a_store))
+
+    source = DuckDBStore(folder / "tunedeck.duckdb")  # the failed copy closed it: this process may open it again
+    try:
+        assert everything(source) == expected
+    finally:
+        source.close()
