@@ -1,10 +1,13 @@
 """Starting a run: validate the config, store a queued run, hand it to the queue."""
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from core.artifacts import checkpoints_of, last_checkpoint
 from core.entities import Run
 from core.errors import TuneDeckError, ValidationError
+from core.status import RunStatus
 from core.store import TrackingStore
 from core.training_config import TrainingConfig
 from core.validation import friendly
@@ -87,3 +90,14 @@ def _check_resumable(store: TrackingStore, experiment_id: int, run_id: int) -> N
             f"resume_from_run: run {run_id} belongs to another experiment; resume it there",
             {"resume_from_run": "belongs to another experiment"},
         )
+    if not earlier.status.is_terminal:  # its trainer is still writing the checkpoints a resume would read
+        raise ValidationError(
+            f"resume_from_run: run {run_id} is still {earlier.status}; resume it once it has ended",
+            {"resume_from_run": f"is still {earlier.status}; resume it once it has ended"},
+        )
+
+
+def offers_resume(run: Run, checkpoints_dir: Path) -> bool:
+    """A run that stopped short (failed or cancelled) and left a checkpoint here: its page offers to resume it.
+    A completed run can be resumed too, to train it further, from Python with `max_steps` raised (README)."""
+    return run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and last_checkpoint(checkpoints_of(checkpoints_dir, run.id)) is not None

@@ -4,12 +4,11 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from core.artifacts import checkpoints_of, last_checkpoint, run_files
+from core.artifacts import run_files
 from core.divergence import diverged_runs
 from core.logs import run_log, search_log
 from core.presenters import chart_keys, latest_metrics, plural, run_progress
-from core.runs import resume_config
-from core.status import RunStatus
+from core.runs import offers_resume, resume_config
 from jobs.tasks import cancel_run, start_run
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
@@ -79,10 +78,7 @@ def summary(run, experiment, diverged: bool) -> None:
     if not run.status.is_terminal and st.button("Cancel run", key="cancel", icon=":material/stop:"):
         cancel_run(store(), run.id)
         st.rerun()
-    resumable = run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and last_checkpoint(
-        checkpoints_of(settings().checkpoints_dir, run.id)
-    )
-    if resumable and st.button("Resume from its last checkpoint", key="resume", icon=":material/replay:"):
+    if offers_resume(run, settings().checkpoints_dir) and st.button("Resume from its last checkpoint", key="resume", icon=":material/replay:"):
         resumed = start_run(store(), run.experiment_id, resume_config(run))
         st.switch_page("pages/run.py", query_params={"run": resumed})
 

@@ -78,11 +78,26 @@ def test_a_resumed_run_copies_the_settings_links_the_old_run_and_drops_logged_pa
     experiment_id = make_experiment()
     first = start_run(store, experiment_id, {"trainer": "peft", "max_steps": 40})
     store.log_params(first, {"trainable_params": 8192, "lora_target_modules": ["c_attn"]})
+    store.mark_running(first, "w:1")
+    store.fail_run(first, "out of memory")
 
     second = start_run(store, experiment_id, resume_config(store.get_run(first)))
 
     config = store.get_run(second).config
     assert config["resume_from_run"] == first and config["max_steps"] == 40 and "trainable_params" not in config
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_a_run_that_has_not_ended_cannot_be_resumed_yet(store, make_experiment, status):
+    experiment_id = make_experiment()
+    first = start_run(store, experiment_id, {"trainer": "peft", "max_steps": 40})
+    if status == "running":
+        store.mark_running(first, "w:1")
+
+    with pytest.raises(ValidationError, match=f"resume_from_run: run {first} is still {status}; resume it once it has ended"):
+        start_run(store, experiment_id, resume_config(store.get_run(first)))
+
+    assert [run.id for run in store.list_runs(experiment_id)] == [first]
 
 
 def test_a_run_resumes_only_a_run_of_its_own_experiment(store, make_experiment):
