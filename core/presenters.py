@@ -405,11 +405,6 @@ def parse_run_ids(raw: str | None, limit: int = 50) -> list[int]:
     return list(dict.fromkeys(parse_id(part, "run") for part in parts))
 
 
-def parse_run_filters(raw: str) -> list[str]:
-    """'accuracy > 0.5, eval_loss < 0.3' → one filter text per condition, for runs_table to read."""
-    return [part.strip() for part in raw.replace(";", ",").split(",") if part.strip()]
-
-
 def chart_keys(keys: list[str], with_system: bool = False) -> list[str]:
     """The metrics to chart: system/* (CPU, memory, GPU) only when asked for, so training curves come first."""
     return [key for key in keys if with_system or not is_system_metric(key)]

@@ -31,6 +31,7 @@ def judged(samples: pl.DataFrame) -> pl.DataFrame:
 
 
 def only_wrong(samples: pl.DataFrame) -> pl.DataFrame:
+    """The answers judged wrong; an unjudged one (no reference) is not."""
     return judged(samples).filter(pl.col("right") == False)  # noqa: E712 - null (unjudged) is neither
 
 
@@ -117,12 +118,6 @@ class Agreement:
     all_right: int
     all_wrong: int
     right_per_run: dict[int, int]
-
-
-def last_step_samples(samples: pl.DataFrame) -> pl.DataFrame:
-    """Each run's samples at its own last sample step (the final evaluation)."""
-    last = samples.group_by("run_id").agg(last=pl.col("step").max())
-    return samples.join(last, on="run_id").filter(pl.col("step") == pl.col("last")).drop("last")
 
 
 def side_by_side(samples: pl.DataFrame, labels: dict[int, str]) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -17,7 +17,6 @@ TrainerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 
 ALL_LINEAR = "all-linear"  # PEFT's name for every linear layer but the output head
 AUTO_MODULES = "auto"  # the architecture's usual modules, as PEFT's table knows them
-TASKS = ("causal-lm", "classification")
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def run_samples(store: TrackingStore, run_id: int) -> None:
     changed = samples.changes_since(current, store.get_samples([run_id], step=before) if before is not None else None)
     st.caption(f"Step {step:,}: {samples.step_summary(changed, before)}")
     if wrong_only:
-        changed = changed.filter(pl.col("right") == False)  # noqa: E712 - unjudged answers are not wrong
+        changed = samples.only_wrong(changed)
     table = samples.step_table(changed)
     data_table(
         table,

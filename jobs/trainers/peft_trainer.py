@@ -153,12 +153,6 @@ def training_arguments(config: TrainingConfig, output: Path, checkpoints: bool =
     )
 
 
-def last_checkpoint(folder: Path) -> Path | None:
-    """The newest `checkpoint-<step>` the Trainer saved in `folder`, if any."""
-    found = [path for path in folder.glob("checkpoint-*") if path.name.removeprefix("checkpoint-").isdigit()]
-    return max(found, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
-
-
 def load_tokenizer(model_dir: Path):
     from transformers import AutoTokenizer
 

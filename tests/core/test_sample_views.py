@@ -18,7 +18,6 @@ from core.samples import (
     cell_styles,
     changes_since,
     fold,
-    last_step_samples,
     only_wrong,
     previous_step,
     sample_lines,
@@ -133,11 +132,6 @@ def test_agreement_counts_over_the_examples_every_run_answered():
 
     assert (counts.examples, counts.all_agree, counts.disagree, counts.all_right, counts.all_wrong) == (4, 2, 2, 1, 1)
     assert counts.right_per_run == {1: 2, 2: 2, 3: 3}
-
-
-def test_each_run_is_compared_at_its_own_last_evaluation():
-    rows = pl.concat([samples(1, 10, {"a": "neg"}), samples(1, 30, {"a": "pos"}), samples(2, 5, {"a": "neg"})])
-    assert last_step_samples(rows).sort("run_id")["step"].to_list() == [30, 5]
 
 
 def test_sample_lines_are_json_with_extra_parsed():
