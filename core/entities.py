@@ -8,6 +8,7 @@ import polars as pl
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from core.directions import Direction
+from core.points import KEY_CHARACTERS, MAX_KEY
 from core.status import ExperimentStatus, RunStatus
 
 # Text-direction overrides, embeddings and isolates: in a name they turn the page's text around them backwards.
@@ -26,8 +27,10 @@ Name = Annotated[
 DatasetRef = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), AfterValidator(_no_control_characters)
 ]
-MetricKey = Annotated[str, StringConstraints(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.\-/:@ ]+$")]
-TagKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.\-/:@ ]+$")]
+MetricKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY, pattern=rf"^[{KEY_CHARACTERS}]+$")]
+TagKey = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_KEY, pattern=rf"^[{KEY_CHARACTERS}]+$")
+]
 TagValue = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=1000), AfterValidator(_no_control_characters)
 ]

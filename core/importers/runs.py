@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from core.entities import Run
-from core.points import KEY_PATTERN, POINT_SCHEMA
+from core.points import KEY_CHARACTERS, KEY_PATTERN, POINT_SCHEMA
 from core.run_params import IMPORT_PREFIX
 from core.store import TrackingStore
 from core.tags import MAX_TAGS_PER_CALL
@@ -17,7 +17,7 @@ from core.tags import MAX_TAGS_PER_CALL
 SOURCE_PARAM = IMPORT_PREFIX + "source"
 WORKER = "import"
 BATCH_POINTS = 500_000
-_NOT_A_KEY_CHARACTER = re.compile(r"[^A-Za-z0-9_.\-/:@ ]")
+_NOT_A_KEY_CHARACTER = re.compile(rf"[^{KEY_CHARACTERS}]")
 
 
 @dataclass(frozen=True)
