@@ -30,8 +30,7 @@ from pathlib import Path
 
 from bench.seed import require_server, stop_server
 from core import open_store
-from core.duckdb_store import utcnow
-from core.entities import Run
+from core.entities import Run, utcnow
 from core.status import RunStatus
 from core.store import TrackingStore
 

@@ -114,6 +114,11 @@ def run_files(data_dir: Path, run_id: int) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
 
 
+def adapter_of(adapters_dir: Path, run_id: int) -> Path:
+    """The folder a run's registered adapter is kept in, whoever saved it (a worker's trainer or a script)."""
+    return Path(adapters_dir) / f"run-{int(run_id)}"
+
+
 def checkpoints_of(checkpoints_dir: Path, run_id: int) -> Path:
     """Where a run's trainer keeps its checkpoints (`checkpoint-<step>` folders, as the HF Trainer names them)."""
     return Path(checkpoints_dir) / f"run-{run_id}"

@@ -3,7 +3,7 @@
 import functools
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from core.entities import (
     MetricSummary,
     Name,
     Run,
+    utcnow,
 )
 from core.errors import ConflictError, DatasetError, InvalidTransitionError, NotFoundError, StoreError, ValidationError
 from core.filters import (
@@ -66,10 +67,6 @@ COUNTER_COLUMNS = ("active_runs", "completed_runs", "failed_runs", "cancelled_ru
 
 
 NAME = TypeAdapter(Name)  # built once: building one costs ~0.4 ms, most of what a run start may cost
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _as_id(value: Any, what: str) -> int:

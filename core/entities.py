@@ -1,7 +1,7 @@
 """What the store hands out and takes in: plain Pydantic data, no connections, no SQL."""
 
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import polars as pl
@@ -10,6 +10,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from core.directions import Direction
 from core.points import KEY_CHARACTERS, MAX_KEY
 from core.status import ExperimentStatus, RunStatus
+
+
+def utcnow() -> datetime:
+    """Now as the store keeps times: naive, in UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 # Text-direction overrides, embeddings and isolates: in a name they turn the page's text around them backwards.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")

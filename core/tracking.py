@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core import open_store
-from core.artifacts import describe_adapter, keep, keep_file, publish_adapter, refuse_holding
+from core.artifacts import adapter_of, describe_adapter, keep, keep_file, publish_adapter, refuse_holding
 from core.entities import Adapter, AdapterSpec
 from core.errors import InvalidTransitionError, NotFoundError, OwnerLostError, TuneDeckError, ValidationError, failure_text
 from core.identity import worker_id
@@ -110,7 +110,7 @@ class ActiveRun:
         folder = Path(path).resolve()
         if not folder.is_dir():
             raise ValidationError(f"adapter folder {folder} does not exist")
-        refuse_holding(folder, self.store.data_dir / "adapters" / f"run-{self.id}")  # a folder holding it: the data folder, say
+        refuse_holding(folder, adapter_of(self.store.data_dir / "adapters", self.id))  # a folder holding it: the data folder, say
         if self.attached:
             print(json.dumps({ADAPTER_LINE: "adapter", "path": str(folder), "base_model": base_model}), flush=True)
             return
@@ -192,7 +192,7 @@ class ActiveRun:
         if self._adapter is None:
             return None
         folder, base_model, name = self._adapter
-        kept = keep(folder, self.store.data_dir / "adapters" / f"run-{self.id}")
+        kept = keep(folder, adapter_of(self.store.data_dir / "adapters", self.id))
         settings = get_settings()
         if settings.artifact_root is not None:  # team mode: where every machine's app finds it
             return publish_adapter(settings, kept, self.id, base_model, name)

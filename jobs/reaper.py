@@ -1,9 +1,9 @@
 """Find runs that no worker will ever finish and fail them, so nothing stays queued or running forever."""
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from core.entities import Run
+from core.entities import Run, utcnow
 from core.errors import InvalidTransitionError
 from core.identity import is_local_and_dead
 from core.settings import Settings
@@ -16,8 +16,7 @@ log = logging.getLogger("tunedeck.reaper")
 def looks_lost(run: Run, settings: Settings) -> bool:
     """Whether reap() would fail this running run: its process on this machine is gone, or it has been silent past
     the heartbeat timeout (`tunedeck doctor` warns of such runs when no worker runs to reap them)."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    silent = run.heartbeat_at is None or now - run.heartbeat_at > timedelta(seconds=settings.heartbeat_timeout)
+    silent = run.heartbeat_at is not None and utcnow() - run.heartbeat_at > timedelta(seconds=settings.heartbeat_timeout)
     return run.status is RunStatus.RUNNING and (is_local_and_dead(run.worker) or silent)
 
 

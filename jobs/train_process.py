@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core import open_store
-from core.artifacts import checkpoints_of, last_checkpoint, publish_adapter
+from core.artifacts import adapter_of, checkpoints_of, last_checkpoint, publish_adapter
 from core.datasets import confine
 from core.errors import InvalidTransitionError, TuneDeckError, ValidationError, failure_text
 from core.runs import parse_config
@@ -45,7 +45,7 @@ def run(run_id: int) -> int:
     run = store.get_run(run_id)
     experiment = store.get_experiment(run.experiment_id)
     config = parse_config(run.config)
-    output = settings.adapters_dir / f"run-{run_id}"
+    output = adapter_of(settings.adapters_dir, run_id)
     print(f"run {run_id} of experiment {experiment.name!r}: trainer {config.trainer}, dataset {experiment.dataset}", flush=True)
     try:
         trainer = get_trainer(config.trainer)

@@ -1,13 +1,13 @@
 """One experiment: status, best metrics, its runs, new runs (with a learning-rate sweep), curves. Live while runs are."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import polars as pl
 import streamlit as st
 
 from core import charts
 from core.divergence import diverged_runs
+from core.entities import utcnow
 from core.errors import ConflictError, ValidationError
 from core.presenters import (
     best_primary_label,
@@ -48,10 +48,6 @@ from ui.search import apply_search, search_text
 
 through_app()
 
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def pick_experiment() -> None:
@@ -130,7 +126,7 @@ def runs_section(detail, series, diverged: set[int]) -> None:
     shown, matched = filtered_runs(detail)
     if len(shown) < len(detail.runs):
         st.caption(f"{len(shown)} of {plural(len(detail.runs), 'run')} match.")
-    frame = runs_frame(shown, charts.sparklines(series, "loss"), now=now(), diverged=diverged)
+    frame = runs_frame(shown, charts.sparklines(series, "loss"), now=utcnow(), diverged=diverged)
     st.caption("Click a run to open it; tick the boxes on the left to compare runs.")
     table = data_table(
         frame,

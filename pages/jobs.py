@@ -1,9 +1,9 @@
 """Jobs: what is queued and running, which workers are alive, and cancel."""
 
-from datetime import UTC, datetime
 
 import streamlit as st
 
+from core.entities import utcnow
 from core.presenters import active_runs_frame, plural, run_label, workers_training
 from core.store_url import safe_message
 from jobs.config import huey
@@ -28,10 +28,6 @@ through_app()
 st.title("Jobs")
 
 
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 @st.fragment(run_every=3)
 def live() -> None:
     with friendly_errors():
@@ -45,7 +41,7 @@ def live() -> None:
         if not active:
             st.info("Nothing queued or running.")
             return
-        frame = active_runs_frame(active, now(), experiment_names(active))
+        frame = active_runs_frame(active, utcnow(), experiment_names(active))
         table = data_table(
             frame,
             on_select="rerun",

@@ -1,11 +1,11 @@
 """One run: status, progress and latest values first, then curves, config, error, adapter and the log (collapsed)."""
 
-from datetime import UTC, datetime
 
 import streamlit as st
 
 from core.artifacts import run_files
 from core.divergence import diverged_runs
+from core.entities import utcnow
 from core.logs import run_log, search_log
 from core.presenters import chart_keys, latest_metrics, plural, run_progress
 from core.runs import offers_resume, resume_config
@@ -18,10 +18,6 @@ from ui.samples import run_samples
 through_app()
 
 LOG_LINES = 200
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def pick_run() -> None:
@@ -44,7 +40,7 @@ def summary(run, experiment, diverged: bool) -> None:
         query_params={"experiment": experiment.id},
         icon=":material/arrow_back:",
     )
-    progress = run_progress(run, now())
+    progress = run_progress(run, utcnow())
     if progress.fraction is None:  # no planned length known (a script without max_steps): the step alone, no empty bar
         st.caption(progress.label())
     else:
