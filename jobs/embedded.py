@@ -22,9 +22,9 @@ def ensure_worker(settings: Settings, parent: int | None = None) -> subprocess.P
     command = [sys.executable, "-m", "jobs.worker", "--auto"]
     command += ["--parent", str(parent)] if parent else ["--idle-exit", str(settings.worker_idle_exit)]
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    log = (settings.logs_dir / "worker.log").open("a", encoding="utf-8")
     env = {**os.environ, "TUNEDECK_DATA_DIR": str(settings.data_dir.resolve())}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    return subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd(), start_new_session=parent is None
-    )
+    with (settings.logs_dir / "worker.log").open("a", encoding="utf-8") as log:  # the worker keeps its own copy
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd(), start_new_session=parent is None
+        )

@@ -5,7 +5,6 @@ import streamlit as st
 from core import resources
 from core.datasets import inspect_dataset
 from core.errors import TuneDeckError, ValidationError
-from core.filters import EXPERIMENT_SORTS
 from core.presenters import experiments_frame, plural
 from core.status import ExperimentStatus
 from ui.common import (
@@ -27,6 +26,7 @@ from ui.common import (
 
 through_app()
 
+# the sorts offered: core.filters.EXPERIMENT_SORTS but its tie-break by ID
 SORT_LABELS = {"created_at": "Created", "updated_at": "Updated", "name": "Name", "status": "Status", "run_count": "Run count"}
 PAGE_SIZE = 20
 ROW_PIXELS = 35  # st.dataframe's row, and header, height
@@ -72,7 +72,7 @@ def filters() -> dict:
     left, middle, right, toggles = st.columns([3, 3, 2, 2])
     statuses = left.multiselect("Status", [s.value for s in ExperimentStatus], key="status", bind="query-params")
     name = middle.text_input("Name contains", key="q", bind="query-params")  # in the URL, as a filter to share
-    sort = right.selectbox("Sort by", list(EXPERIMENT_SORTS)[:5], key="sort", format_func=SORT_LABELS.get, bind="query-params")
+    sort = right.selectbox("Sort by", list(SORT_LABELS), key="sort", format_func=SORT_LABELS.get, bind="query-params")
     descending = toggles.toggle("Newest / highest first", value=True, key="desc")
     deleted = toggles.toggle("Show deleted", key="deleted")
     chosen = {
