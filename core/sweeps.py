@@ -176,6 +176,12 @@ def sweep_configs(
     return random_search(base, axes, count, seed, cap)
 
 
+def sweep_runs(base: dict[str, Any], text: str, mode: Mode, count: int = 10, seed: int = 0) -> list[TrainingConfig]:
+    """What Start starts: the sweep's configs, each validated, or a ValidationError naming the first bad one."""
+    trainer = str(base.get("trainer") or "builtin")
+    return checked_configs(sweep_configs(base, text, mode, count, seed), list(parse_axes(text, trainer)))
+
+
 def _axes(text: str, trainer: str) -> dict[str, Axis]:
     axes = parse_axes(text, trainer)
     if not axes:

@@ -20,7 +20,7 @@ from core.presenters import (
 )
 from core.runs import clone_config
 from core.search_views import order_runs
-from core.sweeps import MAX_SWEEP_RUNS, checked_configs, parse_axes, preview, sweep_configs
+from core.sweeps import MAX_SWEEP_RUNS, preview, sweep_runs
 from jobs.tasks import start_run, start_sweep
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
@@ -283,8 +283,7 @@ def run_form(experiment_id: int, clone) -> None:
             if mode is None:
                 started = [start_run(store(), experiment_id, values)]
             else:
-                configs = sweep_configs(values, lines, mode, count, seed)
-                started = start_sweep(store(), experiment_id, checked_configs(configs, list(parse_axes(lines, trainer))))
+                started = start_sweep(store(), experiment_id, sweep_runs(values, lines, mode, count, seed))
         except ValidationError as error:
             show_validation(error)
         else:

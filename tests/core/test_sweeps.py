@@ -7,7 +7,16 @@ import pytest
 
 from core.errors import ConflictError, ValidationError
 from core.runs import clone_config, start_runs
-from core.sweeps import MAX_SWEEP_RUNS, Range, checked_configs, grid, grid_size, parse_axes, random_search, sweep_configs
+from core.sweeps import (
+    MAX_SWEEP_RUNS,
+    Range,
+    grid,
+    grid_size,
+    parse_axes,
+    random_search,
+    sweep_configs,
+    sweep_runs,
+)
 
 BASE = {"trainer": "builtin", "epochs": 1, "learning_rate": 0.01}
 
@@ -106,15 +115,13 @@ def test_a_swept_value_the_setting_refuses_is_named_before_any_config_is_made():
 
 def test_one_bad_combination_is_named_by_its_values():
     """The form's own settings go with every combination: a bad one there fails the first, named by its values."""
-    configs = sweep_configs(BASE | {"epochs": 0}, "learning_rate = 1e-3, 3e-3\nlora_rank = 4, 8", "grid")
-
     with pytest.raises(ValidationError, match=r"run 1 of 4 \(learning_rate=0.001, lora_rank=4\) is not a valid config, so no run"):
-        checked_configs(configs, ["learning_rate", "lora_rank"])
+        sweep_runs(BASE | {"epochs": 0}, "learning_rate = 1e-3, 3e-3\nlora_rank = 4, 8", "grid")
 
 
 def test_a_sweep_stores_all_its_runs_queued(store, make_experiment):
     experiment_id = make_experiment()
-    configs = checked_configs(sweep_configs(BASE, "lora_rank = 4, 8, 16", "grid"))
+    configs = sweep_runs(BASE, "lora_rank = 4, 8, 16", "grid")
     queued = []
 
     run_ids = start_runs(store, experiment_id, configs, enqueue=lambda run_id: queued.append(run_id) or f"job-{run_id}")
