@@ -9,6 +9,7 @@ of the run's (downsampled) series: `get_metric_series(run_ids, list(LOSS_KEYS), 
 import polars as pl
 
 from core.entities import Run
+from core.store import TrackingStore
 
 LOSS_KEYS = ("loss", "train_loss")
 LOSS_POINTS = 100  # max_points to read loss series at: enough for a 30-point sparkline, and 50 buckets (core.overviews)
@@ -49,3 +50,10 @@ def diverged_runs(runs: list[Run], series: pl.DataFrame) -> set[int]:
     """
     firsts = first_values(series)
     return {run.id for run in runs if is_diverged(run, firsts)}
+
+
+def find_diverged(store: TrackingStore, runs: list[Run]) -> set[int]:
+    """IDs of the runs that diverged, reading their loss series (for pages that have not read them already)."""
+    if not runs:
+        return set()
+    return diverged_runs(runs, store.get_metric_series([run.id for run in runs], list(LOSS_KEYS), max_points=LOSS_POINTS))

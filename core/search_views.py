@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from core.presenters import SUMMARY_KEYS, format_seconds
+from core.presenters import DIVERGED, SUMMARY_KEYS, TAG_SEPARATOR, format_seconds
 
 SHOWN_LIMIT = 1_000  # rows a results table draws; the count above it says how many matched
 
@@ -16,16 +16,21 @@ def tags_cell(frame: pl.DataFrame) -> list[pl.Expr]:
     return [pl.concat_str(parts, separator=", ", ignore_nulls=True).fill_null("").alias("tags")]
 
 
-def results_frame(matched: pl.DataFrame, named: tuple[str, ...] = (), limit: int = SHOWN_LIMIT) -> pl.DataFrame:
-    """One row per matched run: who and where it is, its tags, the columns the query named (as typed, `.last`
-    dropped), then the usual summary metrics; `id` last, for links."""
+def results_frame(
+    matched: pl.DataFrame, named: tuple[str, ...] = (), limit: int = SHOWN_LIMIT, diverged: set[int] | frozenset[int] = frozenset()
+) -> pl.DataFrame:
+    """One row per matched run: who and where it is (a diverged run's status says so), its tags, the columns the
+    query named (as typed, `.last` dropped), then the usual summary metrics; `id` last, for links."""
     summary = [f"metrics.{key}.last" for key in SUMMARY_KEYS if f"metrics.{key}.last" in matched.columns]
     extra = list(dict.fromkeys(name for name in (*named, *summary) if name not in _BASE))
     shown = matched.head(limit)
     return shown.select(
         pl.format("{} (#{})", "name", "id").alias("run"),  # names repeat across experiments (run-1 in each)
         "experiment",
-        "status",
+        pl.when(pl.col("id").is_in(list(diverged)))
+        .then(pl.col("status") + TAG_SEPARATOR + DIVERGED)
+        .otherwise(pl.col("status"))
+        .alias("status"),
         "created",
         pl.col("duration").map_elements(format_seconds, return_dtype=pl.String).fill_null("–"),
         *tags_cell(shown),

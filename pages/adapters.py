@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.aliases import checked_alias
 from core.artifacts import adapter_files, adapter_zip, zip_name
-from core.divergence import LOSS_KEYS, LOSS_POINTS, diverged_runs
+from core.divergence import find_diverged
 from core.errors import ValidationError
 from core.presenters import adapters_frame, alias_moved, aliases_by_adapter, best_adapters, format_size, plural
 from ui.common import (
@@ -33,7 +33,7 @@ def registry() -> None:
     run_ids = sorted({a.run_id for a in adapters})
     runs = {run.id: run for run in store().get_runs(run_ids)}
     experiments = {e_id: store().get_experiment(e_id) for e_id in sorted({a.experiment_id for a in adapters})}
-    diverged = diverged_runs(list(runs.values()), store().get_metric_series(run_ids, list(LOSS_KEYS), max_points=LOSS_POINTS))
+    diverged = find_diverged(store(), list(runs.values()))
     aliases = store().list_adapter_aliases()
     frame = adapters_frame(adapters, runs, best_adapters(adapters, experiments), diverged, aliases)
     st.caption(
@@ -71,7 +71,7 @@ def detail(adapter_id: int) -> None:
     adapter = store().get_adapter(adapter_id)
     run = store().get_run(adapter.run_id)
     experiment = store().get_experiment(adapter.experiment_id)
-    diverged = diverged_runs([run], store().get_metric_series([run.id], list(LOSS_KEYS), max_points=LOSS_POINTS))
+    diverged = find_diverged(store(), [run])
     st.title(plain(f"{adapter.name} v{adapter.version}"))
     if adapter.id in best_adapters([adapter], {experiment.id: experiment}):
         st.badge(f"best of {plain(experiment.name)} by {experiment.primary_metric}", icon=":material/star:", color="green")

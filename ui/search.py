@@ -3,11 +3,12 @@
 import polars as pl
 import streamlit as st
 
+from core.divergence import find_diverged
 from core.presenters import escape_outside_code
 from core.search import SearchError
 from core.search_compiler import compile_search
-from core.search_views import results_frame
-from ui.common import capitalized, data_table, open_on_select
+from core.search_views import SHOWN_LIMIT, results_frame
+from ui.common import capitalized, data_table, open_on_select, store
 
 PLACEHOLDER = 'e.g. metrics.eval_loss.min < 0.6 and (tags.base = "llama" or status = completed)'
 HELP = (
@@ -38,7 +39,8 @@ def apply_search(frame: pl.DataFrame, text: str) -> tuple[pl.DataFrame, tuple[st
 
 def results_table(matched: pl.DataFrame, named: tuple[str, ...], key: str) -> list[int]:
     """Matched runs as a table; clicking a row opens its run, ticked rows come back as run IDs."""
-    table = results_frame(matched, named)
+    diverged = find_diverged(store(), store().get_runs(matched["id"].head(SHOWN_LIMIT).to_list()))
+    table = results_frame(matched, named, diverged=diverged)
     event = data_table(
         table,
         on_select="rerun",

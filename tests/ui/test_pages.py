@@ -548,6 +548,16 @@ def test_a_diverged_run_is_badged_in_the_runs_table(open_page, diverged):
     assert "1 run diverged" in texts(app)
 
 
+def test_a_diverged_run_is_badged_in_the_runs_pages_search_results(open_page, diverged):
+    _, ids = diverged
+
+    app = open_page("pages/runs.py")
+
+    runs = table_with(app, "experiment").set_index("id")
+    assert list(runs.loc[ids["bad"][0], "status"]) == ["completed", "diverged"]
+    assert list(runs.loc[ids["good"][0], "status"]) == ["completed"]
+
+
 def test_a_diverged_run_is_badged_on_its_page(open_page, diverged):
     _, ids = diverged
 
