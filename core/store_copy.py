@@ -20,7 +20,7 @@ from core.errors import ConflictError, StoreError
 from core.pg_connection import PgConnection, to_frame
 from core.sql import frame as query_frame
 from core.sql import identifier
-from core.store_url import is_postgres, redacted
+from core.store_url import checked_store_url, is_postgres, redacted
 
 # Each ID sequence and the table whose IDs it hands out: the destination's sequence continues after the copied IDs.
 SEQUENCES = {"experiment_ids": "experiments", "run_ids": "runs", "adapter_ids": "adapters"}
@@ -82,16 +82,19 @@ def open_for_copy(where: str) -> DuckDBStore:
         from core.postgres_store import PostgresStore
 
         return PostgresStore(where, Path("."))
-    path = Path(where)
-    if path.is_dir() or not path.suffix:
-        path = path / "tunedeck.duckdb"
-    store = DuckDBStore(path, upkeep=False)  # builds no curve overviews into a store being copied
+    store = DuckDBStore(_store_file(where), upkeep=False)  # builds no curve overviews into a store being copied
     _ = store.db  # opened now: a file held by a running app says so here, before anything is copied
     return store
 
 
+def _store_file(where: str) -> Path:
+    """A data folder's store file, or the .duckdb file named."""
+    path = Path(where)
+    return path / "tunedeck.duckdb" if path.is_dir() or not path.suffix else path
+
+
 def describe(where: str) -> str:
-    return redacted(where) if is_postgres(where) else str(Path(where))
+    return redacted(where) if is_postgres(where) else str(_store_file(where).resolve())
 
 
 def copy_store(
@@ -103,6 +106,9 @@ def copy_store(
     """Copy every table of source into destination, verify, and report. `start(total rows)` returns what to call with
     each batch of rows copied (a progress bar's update). ConflictError if the destination holds experiments that are
     not the source's. Rows stream through in chunks of `chunk_rows`, both ways and when checking."""
+    for url, name in ((source, "the copy's source"), (destination, "the copy's destination")):
+        if is_postgres(url):
+            checked_store_url(url, name)  # before anything opens it: its mistakes named as the copy's, not a setting's
     if describe(source) == describe(destination):
         raise ConflictError("the source and the destination are the same store")
     if not is_postgres(source) and not (Path(source).is_file() or (Path(source) / "tunedeck.duckdb").is_file()):

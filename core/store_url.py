@@ -8,12 +8,14 @@ import os
 import re
 import stat
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from core.errors import ValidationError
 
 SCHEMES = ("postgresql", "postgres")
-_PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&\s]*")
+_PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&]*")
+MIN_SCRUBBED = 3  # a password this short is hidden from URLs, but not searched for inside other text
+_UNSAFE_IN_PASSWORD = re.compile(r"[\s#/?@\[\]]|%(?![0-9A-Fa-f]{2})")  # a URL's userinfo holds these only percent-encoded
 
 
 def is_postgres(url: str) -> bool:
@@ -21,34 +23,54 @@ def is_postgres(url: str) -> bool:
 
 
 def redacted(url: str) -> str:
-    """The URL with any password replaced by ***: safe for logs, messages and pages."""
+    """The URL with any password replaced by ***: safe for logs, messages and pages, however malformed the URL.
+
+    The password is everything between the user's colon and the last @ before the host, so a space, #, / or @ typed
+    into it unencoded (which a URL parser reads as the end of the password) is hidden too."""
     if not url:
         return url
     url = _PASSWORD_PARAM.sub(r"\1***", url)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(a malformed URL)"
-    if parts.password is None:
+    scheme, found, rest = url.partition("://")
+    user, password, at = _userinfo(rest)
+    if password is None:
         return url
-    user, _, host = parts.netloc.rpartition("@")
-    name = user.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+    return f"{scheme}{found}{user}:***{rest[at:]}"
 
 
-def checked_store_url(url: str) -> str:
-    """A postgresql:// URL with a database name, or ValidationError that shows it redacted."""
+def _passwords(url: str) -> list[str]:
+    """The passwords a URL carries as typed: in its user part, and as a password= parameter."""
+    _, password, _ = _userinfo(url.partition("://")[2])
+    given = [match.group(1) for match in re.finditer(r"(?i)[?&]password=([^&]*)", url)]
+    return [found for found in (password, *given) if found]
+
+
+def _userinfo(rest: str) -> tuple[str, str | None, int]:
+    """(user, password or None, index of the @ ending them) in what follows '://': the last @ before the query, where
+    there is one (an @ in a query's options is not the password's end), else the last @ of all (a ? in the password)."""
+    at = rest.partition("?")[0].rfind("@")
+    if at < 0:
+        at = rest.rfind("@")
+    user, colon, password = rest[:at].partition(":") if at > 0 else ("", "", "")
+    return user, (password if colon else None), at
+
+
+def checked_store_url(url: str, name: str = "TUNEDECK_STORE_URL") -> str:
+    """A postgresql:// URL with a database name, or ValidationError that shows it redacted (`name`: where it was set)."""
     if not is_postgres(url):
+        raise ValidationError(f"{name} must be empty (the embedded store) or postgresql://user@host:port/database, got {redacted(url)!r}")
+    if any(_UNSAFE_IN_PASSWORD.search(password) for password in _passwords(url)):
         raise ValidationError(
-            f"TUNEDECK_STORE_URL must be empty (the embedded store) or postgresql://user@host:port/database, got {redacted(url)!r}"
+            f"the password in {name} holds a character a URL cannot carry as typed (a space, # / ? @ [ ], or a % not "
+            "followed by two hex digits): percent-encode it (a space is %20, # is %23, / is %2F, @ is %40, % is %25), "
+            "or leave the password out of the URL and put it in ~/.pgpass or PGPASSWORD"
         )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
-        raise ValidationError(f"TUNEDECK_STORE_URL is malformed: {redacted(url)!r}") from None
+        raise ValidationError(f"{name} is malformed: {redacted(url)!r}") from None
     if not parts.hostname or not parts.path.strip("/"):
-        raise ValidationError(f"TUNEDECK_STORE_URL needs a host and a database name: {redacted(url)!r}")
+        raise ValidationError(f"{name} needs a host and a database name: {redacted(url)!r}")
     check_password_file()
     return url
 
@@ -66,9 +88,20 @@ def check_password_file() -> None:
 
 
 def safe_message(error: BaseException) -> str:
-    """An error's first line with any password in it redacted (drivers may echo the connection string)."""
+    """An error's first line with any password in it redacted: drivers may echo the connection string, or a part
+    of it they could not parse, so this process's own store password is hidden wherever it appears."""
     text = redacted(str(error).strip())
+    for secret in _own_passwords():
+        text = text.replace(secret, "***")
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _own_passwords() -> list[str]:
+    """The passwords this process was given (TUNEDECK_STORE_URL, PGPASSWORD), as typed and decoded; the shortest
+    first-letter-sized ones left out, so that a message keeps its words."""
+    found = _passwords(os.environ.get("TUNEDECK_STORE_URL", "")) + [os.environ.get("PGPASSWORD", "")]
+    secrets = {text for password in found for text in (password, unquote(password))}
+    return sorted((secret for secret in secrets if len(secret) >= MIN_SCRUBBED), key=len, reverse=True)
 
 
 def store_location(settings) -> str:

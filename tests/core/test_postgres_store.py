@@ -13,7 +13,7 @@ from core import duckdb_store
 from core.errors import ConflictError, StoreError, ValidationError
 from core.pg_connection import TRANSLATIONS, _normal
 from core.postgres_store import PostgresStore
-from core.store_url import checked_store_url, redacted
+from core.store_url import checked_store_url, redacted, safe_message
 
 
 def test_every_translated_statement_is_still_in_the_embedded_store():
@@ -34,6 +34,12 @@ def test_every_translated_statement_is_still_in_the_embedded_store():
             "postgresql://alice@db/tunedeck?password=***&sslmode=verify-full",
         ),
         ("postgresql://alice@db/tunedeck", "postgresql://alice@db/tunedeck"),
+        # typed unencoded, a space, #, / or @ ends the password for a URL parser: hidden all the same
+        ("postgresql://alice:my #secret@db/tunedeck", "postgresql://alice:***@db/tunedeck"),
+        ("postgresql://alice:s3cr@et@db/tunedeck", "postgresql://alice:***@db/tunedeck"),
+        ("postgresql://alice:a/b c@db/tunedeck", "postgresql://alice:***@db/tunedeck"),
+        ("postgresql://alice@db/tunedeck?password=s3 cret", "postgresql://alice@db/tunedeck?password=***"),
+        ("postgresql://alice:s3cret@db/tunedeck?options=a@b", "postgresql://alice:***@db/tunedeck?options=a@b"),
     ],
 )
 def test_a_url_is_shown_without_its_password(url, shown):
@@ -54,6 +60,35 @@ def test_a_malformed_store_url_is_refused_without_showing_the_password(url):
         checked_store_url(url)
     assert "s3cret" not in str(refused.value)
     assert "TUNEDECK_STORE_URL" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://alice:s3cret hunter@db/tunedeck",
+        "postgresql://alice:s3cret#hunter@db/tunedeck",
+        "postgresql://alice:s3cret/hunter@db/tunedeck",
+        "postgresql://alice:s3cret@hunter@db/tunedeck",
+        "postgresql://alice:s3cret%zzhunter@db/tunedeck",
+        "postgresql://alice@db/tunedeck?password=s3cret hunter",
+    ],
+)
+def test_a_password_a_url_cannot_carry_as_typed_is_refused_with_how_to_write_it(url):
+    with pytest.raises(ValidationError) as refused:
+        checked_store_url(url)
+
+    said = str(refused.value)
+    assert "s3cret" not in said and "hunter" not in said
+    assert "the password in TUNEDECK_STORE_URL" in said and "percent-encode it" in said and "~/.pgpass" in said
+
+
+def test_a_drivers_error_that_quotes_part_of_the_url_never_shows_the_password(monkeypatch):
+    monkeypatch.setenv("TUNEDECK_STORE_URL", "postgresql://alice:s3cr%20et@db/tunedeck")
+    monkeypatch.setenv("PGPASSWORD", "other-secret")
+
+    said = safe_message(ValueError('unexpected spaces found in "s3cr et", and other-secret; ok'))
+
+    assert said == 'unexpected spaces found in "***", and ***; ok'
 
 
 def test_a_password_file_others_can_read_is_refused(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 
 from core.duckdb_store import DuckDBStore
 from core.entities import AdapterSpec
-from core.errors import StoreError
+from core.errors import ConflictError, StoreError, ValidationError
 from core.postgres_store import PostgresStore
 from core.store_copy import Checksum, copy_store
 from tests.cli.conftest import ROOT, clean_env
@@ -252,3 +252,20 @@ def test_a_destination_that_cannot_be_opened_leaves_the_source_free(tmp_path, em
         assert everything(source) == expected
     finally:
         source.close()
+
+
+def test_a_folder_and_its_own_store_file_are_the_same_store(tmp_path, embedded):
+    folder, _ = embedded
+
+    with pytest.raises(ConflictError, match="the source and the destination are the same store"):
+        copy_store(str(folder), str(folder / "tunedeck.duckdb"))
+
+
+def test_a_copy_url_with_an_unencoded_password_is_named_as_the_copys_and_not_shown(tmp_path, embedded):
+    folder, _ = embedded
+
+    with pytest.raises(ValidationError) as refused:
+        copy_store(str(folder), "postgresql://owner:my #hunter2@db/tunedeck")
+
+    assert "the password in the copy's destination holds a character" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
