@@ -245,12 +245,18 @@ _WORK = {
     "run": "SELECT id, created_at FROM runs",
     "adapter": "SELECT id, created_at FROM adapters",
     "points": "SELECT run_id, sum(count) AS points FROM metric_summaries GROUP BY run_id",
+    "tag": "SELECT target, target_id, key FROM tags",
+    "note": "SELECT target, target_id, updated_at FROM notes",
+    "alias": "SELECT name, alias, updated_at FROM adapter_aliases",
 }
+# kept with the time of their last change: (their key, how a count of them reads)
+_EDITED = {"note": (["target", "target_id"], "note(s)"), "alias": (["name", "alias"], "alias(es)")}
 
 
 def _refuse_newer_work(read, dst: DuckDBStore) -> None:
     """An earlier copy of this source is brought up to date only while nothing was done in it: a run started, an adapter
-    registered or a point logged there since would be lost, so the copy is refused and says what it found."""
+    registered, a point logged, a tag added, a note or an alias set there since would be lost, so the copy is refused
+    and says what it found. (A tag's value has no time, so one changed on either side goes with the source.)"""
     with _reads(dst) as con:
         theirs = {what: _normalized(query_frame(con, sql)) for what, sql in _WORK.items()}
     ours = {what: _normalized(query_frame(read, sql)) for what, sql in _WORK.items()}
@@ -263,6 +269,14 @@ def _refuse_newer_work(read, dst: DuckDBStore) -> None:
     more = points.filter(pl.col("points") > pl.col("points_source").fill_null(0))
     if more.height:
         found.append(f"more points logged in {more.height} run(s) (ID {', '.join(map(str, more['run_id'].head(3).to_list()))})")
+    tags = theirs["tag"].join(ours["tag"], on=["target", "target_id", "key"], how="anti")
+    if tags.height:
+        found.append(f"{tags.height} tag(s) the source does not have ({', '.join(tags['key'].head(3).to_list())})")
+    for what, (keys, counted) in _EDITED.items():
+        newer = theirs[what].join(ours[what], on=keys, how="left", suffix="_source")
+        newer = newer.filter(pl.col("updated_at_source").is_null() | (pl.col("updated_at") > pl.col("updated_at_source")))
+        if newer.height:
+            found.append(f"{newer.height} {counted} set since")
     if found:
         raise ConflictError(
             f"the destination holds work the source does not: {'; '.join(found)}. Copying would delete it: copy into an "

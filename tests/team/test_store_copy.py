@@ -1,5 +1,6 @@
 """`tunedeck store copy`: an embedded store up to PostgreSQL and back, everything kept, verified, safe to run again."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -201,6 +202,34 @@ def test_an_earlier_copy_that_was_worked_in_since_is_refused_and_keeps_that_work
         assert refused.returncode == 1
         assert f"the destination holds work the source does not: {expected}" in refused.stderr
         assert team.get_run_metrics(new).of("loss")["step"].to_list()[-1] == 10_000  # still there
+    finally:
+        team.close()
+
+
+@pytest.mark.parametrize("work", ["a tag", "a note", "an alias"])
+def test_an_earlier_copy_annotated_since_is_refused_and_keeps_what_was_written(tmp_path, embedded, postgres_databases, work):
+    folder, _ = embedded
+    url = postgres_databases.fresh()
+    copy_store(str(folder), url)
+    team = PostgresStore(url, tmp_path / "team")
+    try:
+        kept = team.find_experiment("kept").id
+        if work == "a tag":
+            team.set_tags("experiment", kept, {"owner": "team"})
+            expected, still = "1 tag(s) the source does not have (owner)", lambda: team.get_experiment(kept).tags
+        elif work == "a note":
+            team.set_note("experiment", kept, "agreed with the team")
+            expected, still = "1 note(s) set since", lambda: team.get_experiment(kept).note
+        else:
+            adapter = team.list_adapters()[0]
+            team.set_adapter_alias(adapter.id, "production")
+            expected, still = "1 alias(es) set since", lambda: team.list_adapter_aliases()
+        written = still()
+
+        with pytest.raises(ConflictError, match=re.escape(f"the destination holds work the source does not: {expected}")):
+            copy_store(str(folder), url)
+
+        assert still() == written and written
     finally:
         team.close()
 
