@@ -3,6 +3,7 @@ are kept for every machine (`ArtifactStore`)."""
 
 import hashlib
 import io
+import os
 import shutil
 import tempfile
 import zipfile
@@ -145,12 +146,27 @@ class ArtifactStore(ABC):
     def size_and_checksum(self, location: str) -> tuple[int, str]:
         """Total bytes and a sha256 over the files' names and bytes, as registered."""
 
+    @abstractmethod
+    def problem(self) -> str | None:
+        """Why this machine could not keep an artifact here now, or None: asked before a worker takes jobs."""
+
 
 class FolderArtifacts(ArtifactStore):
     """Artifacts as folders under one root (TUNEDECK_ARTIFACT_ROOT, a share every machine mounts)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, shared: bool = False):
         self.root = Path(root)
+        self.shared = shared  # a share is mounted, never made: a missing one would fill this machine's disk instead
+
+    def problem(self) -> str | None:
+        setting = "TUNEDECK_ARTIFACT_ROOT" if self.shared else "TUNEDECK_DATA_DIR"
+        if self.root.exists() and not self.root.is_dir():
+            return f"{setting}: {self.root} is a file, not a folder"
+        if not self.root.exists():
+            if self.shared:
+                return f"TUNEDECK_ARTIFACT_ROOT: {self.root} does not exist; mount the shared folder there (or create it)"
+            return _unwritable(_nearest_existing(self.root), setting)
+        return _unwritable(self.root, setting)
 
     def put(self, folder: Path, key: str) -> str:
         destination = self.root / key
@@ -178,7 +194,35 @@ class FolderArtifacts(ArtifactStore):
 
 
 def artifact_store(settings: Settings) -> ArtifactStore:
-    return FolderArtifacts(settings.artifact_root or settings.adapters_dir)
+    if settings.artifact_root is not None:
+        return FolderArtifacts(settings.artifact_root, shared=True)
+    return FolderArtifacts(settings.adapters_dir)
+
+
+def folders_problem(settings: Settings) -> str | None:
+    """Why a worker here could not keep what training writes (logs, checkpoints, adapters), or None."""
+    data_dir = settings.data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        return f"TUNEDECK_DATA_DIR: {data_dir} is a file, not a folder"
+    return _unwritable(data_dir if data_dir.exists() else _nearest_existing(data_dir), "TUNEDECK_DATA_DIR") or (
+        artifact_store(settings).problem()
+    )
+
+
+def _nearest_existing(path: Path) -> Path:
+    """The folder that would hold `path` once it is made."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _unwritable(folder: Path, setting: str) -> str | None:
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"{setting}: this user cannot write in {folder}"
+    if not folder.is_dir():
+        return f"{setting}: {folder} is a file, not a folder"
+    return None
 
 
 def publish_adapter(settings: Settings, folder: Path, run_id: int, base_model: str, name: str | None = None) -> AdapterSpec:

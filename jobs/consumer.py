@@ -15,6 +15,7 @@ import threading
 import time
 
 from core import journal, open_store
+from core.artifacts import folders_problem
 from core.errors import TuneDeckError
 from core.settings import MAX_WORKERS, get_settings
 from core.store import TrackingStore
@@ -66,8 +67,10 @@ def _idle_for(seconds: float):
 
 
 def _reachable_store() -> TrackingStore:
-    """The store and the queue, reached now: a worker that cannot reach them refuses to start instead of taking jobs
-    it could never record."""
+    """The store and the queue, reached now, and folders that can keep what training writes: a worker that lacks
+    them refuses to start instead of taking jobs it could never record (or training runs whose adapters it then loses)."""
+    if problem := folders_problem(get_settings()):
+        raise _not_starting(problem)
     try:
         store = open_store()
         store.list_active_runs()

@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 from core import open_store, resources
+from core.artifacts import artifact_store
 from core.errors import StoreBusyError, TuneDeckError
 from core.journal import REFUSED
 from core.lifecycle import DAMAGED
@@ -33,6 +34,7 @@ def checks(settings: Settings | None = None) -> list[Check]:
         store(settings),
         queue(settings),
         workers(settings),
+        _guarded("artifacts", lambda: artifacts(settings), "fix TUNEDECK_ARTIFACT_ROOT"),
         dataset_roots(settings),
         sample_data(),
         _guarded("trainers", lambda: trainers(settings), "fix TUNEDECK_COMMANDS_FILE"),
@@ -181,6 +183,22 @@ def workers(settings: Settings) -> Check:
         return Check("workers", state, f"no auto-started worker runs ({queued} runs queued); {start}")
 
     return _guarded("workers", check, "fix the store first (see above)")
+
+
+def artifacts(settings: Settings) -> Check:
+    """Where adapters go, and whether this machine can put them there."""
+    if problem := artifact_store(settings).problem():
+        return Check("artifacts", FAIL, f"{problem}; workers here refuse to start until it is fixed")
+    if settings.artifact_root is not None:
+        return Check("artifacts", OK, f"adapters are copied to {settings.artifact_root}, which every machine should mount")
+    if settings.team_mode:
+        return Check(
+            "artifacts",
+            WARN,
+            f"TUNEDECK_ARTIFACT_ROOT is not set: adapters stay in {settings.adapters_dir} on the machine that trained "
+            "them, and an app on another machine cannot offer them; set it to a folder every machine mounts",
+        )
+    return Check("artifacts", OK, f"adapters are kept in {settings.adapters_dir}")
 
 
 def dataset_roots(settings: Settings) -> Check:

@@ -31,7 +31,7 @@ def test_doctor_says_ok_for_each_part_of_a_fresh_setup(tunedeck):
 
     assert result.returncode == 0, result.stdout + result.stderr
     names = [line.split(":")[0].split(maxsplit=1)[1] for line in result.stdout.splitlines()]
-    assert names == ["versions", "store", "queue", "workers", "dataset roots", "sample data", "trainers"]
+    assert names == ["versions", "store", "queue", "workers", "artifacts", "dataset roots", "sample data", "trainers"]
     assert all(line.startswith(("OK", "WARN")) for line in result.stdout.splitlines())
 
 
@@ -53,6 +53,15 @@ def test_doctor_fails_on_a_data_folder_that_is_a_file(tunedeck, tmp_path):
     assert result.returncode == 1
     assert f"FAIL  store: {tmp_path / 'data'} is a file, not a folder; point TUNEDECK_DATA_DIR at a folder" in result.stdout
     assert f"FAIL  queue: {tmp_path / 'data'} is a file, so the SQLite queue cannot be kept there" in result.stdout
+
+
+def test_doctor_fails_on_an_artifact_root_that_is_not_mounted(tunedeck, tmp_path):
+    result = tunedeck("doctor", TUNEDECK_ARTIFACT_ROOT=str(tmp_path / "mnt" / "team"))
+
+    assert result.returncode == 1
+    assert (
+        f"FAIL  artifacts: TUNEDECK_ARTIFACT_ROOT: {tmp_path / 'mnt' / 'team'} does not exist; mount the shared folder there"
+    ) in result.stdout
 
 
 def test_doctor_with_a_malformed_store_url_says_the_queue_follows_it(tunedeck):

@@ -114,6 +114,19 @@ def test_a_worker_whose_data_folder_is_a_file_refuses_in_one_line(tmp_path, insi
     assert "Traceback" not in ended.stderr
 
 
+@pytest.mark.parametrize("root", ["a file", "unmounted"])
+def test_a_worker_whose_artifact_root_cannot_keep_adapters_refuses_before_training_anything(tmp_path, root):
+    """A shared folder that is a file, or not mounted, would fail every run at its end (or fill this machine's disk)."""
+    (tmp_path / "a file").write_text("not a folder")
+
+    ended = refusal(TUNEDECK_DATA_DIR=str(tmp_path / "data"), TUNEDECK_ARTIFACT_ROOT=str(tmp_path / root))
+
+    assert ended.returncode == 2
+    said = "is a file, not a folder" if root == "a file" else "does not exist; mount the shared folder there"
+    assert ended.stderr.splitlines()[-1].startswith(f"tunedeck worker: not starting: TUNEDECK_ARTIFACT_ROOT: {tmp_path / root} {said}")
+    assert not (tmp_path / "unmounted").exists()
+
+
 def test_a_worker_with_a_bad_setting_refuses_naming_the_variable(tmp_path):
     ended = refusal(TUNEDECK_DATA_DIR=str(tmp_path), TUNEDECK_HEARTBEAT_TIMEOUT="soon")
 
