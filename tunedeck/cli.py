@@ -14,6 +14,7 @@ from core.importers import mlflow, tensorboard
 from core.importers.runs import ImportSummary, SourceRun, import_runs
 from core.samples import sample_lines
 from core.settings import get_settings
+from core.store_url import is_postgres, safe_message
 from tunedeck import doctor as health
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
@@ -115,6 +116,22 @@ def store_copy(source: str, destination: str) -> None:
         for bar in bars:
             bar.__exit__(None, None, None)
     click.echo("\n".join(report.lines()))
+    if is_postgres(destination):
+        _queue_tables_in(destination)
+
+
+def _queue_tables_in(url: str) -> None:
+    """The team's queue lives in the store's database: its tables made now, so workers can start on the copy."""
+    from jobs.queue_tables import make_queue_tables, queue_storage
+
+    try:
+        make_queue_tables(queue_storage(url))
+    except Exception as error:  # noqa: BLE001 - the driver's own error, said without the password
+        raise click.ClickException(
+            f"the store was copied, but the job queue's tables could not be made ({safe_message(error)}); run "
+            "`tunedeck doctor` once as the database's owner (README, Team mode) before starting workers"
+        ) from None
+    click.echo("job queue tables ready")
 
 
 @main.group("import")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import psycopg
 import pytest
 
 from core.duckdb_store import DuckDBStore
@@ -91,6 +92,9 @@ def test_a_store_goes_up_to_postgresql_and_back_with_everything_in_it(tmp_path, 
     up = tunedeck(tmp_path, "store", "copy", "--from", str(folder), "--to", url)
     assert up.returncode == 0, up.stderr
     assert "verified by row counts and checksums" in up.stdout and "metrics" in up.stdout
+    assert up.stdout.rstrip().endswith("job queue tables ready")  # workers can start on the copy at once
+    with psycopg.connect(url) as con:
+        assert con.execute("SELECT to_regclass('huey_task')").fetchone()[0] is not None
     team = PostgresStore(url, tmp_path / "team")
     try:
         assert everything(team) == expected

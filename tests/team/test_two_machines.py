@@ -42,6 +42,7 @@ class Machine:
     def __init__(self, name: str, tmp_path: Path, url: str, shared: Path):
         self.data, self.work = tmp_path / name / "data", tmp_path / name / "work"
         self.work.mkdir(parents=True)
+        shared.mkdir(exist_ok=True)  # the share every machine mounts: there before any worker starts
         self.env = {
             **os.environ,
             "TUNEDECK_DATA_DIR": str(self.data),
