@@ -160,6 +160,7 @@ def queue(settings: Settings) -> Check:
 
 def workers(settings: Settings) -> Check:
     def check() -> Check:
+        from core.presenters import plural, workers_training
         from jobs.lock import worker_running
         from jobs.reaper import looks_lost
 
@@ -169,7 +170,12 @@ def workers(settings: Settings) -> Check:
         queued = sum(run.status.value == "queued" for run in active)
         if worker_running(settings):
             return Check("workers", OK, f"an auto-started worker runs; {len(active)} runs queued or running")
-        start = "`tunedeck ui` starts one with the app, `tunedeck worker` starts one by hand"
+        if settings.team_mode:  # workers on other machines: seen only while they train
+            start = "`tunedeck worker` on a GPU machine starts one"
+            training = f"{plural(workers_training(active), 'worker')} training on any machine, "
+        else:
+            start = "`tunedeck ui` starts one with the app, `tunedeck worker` starts one by hand"
+            training = ""
         lost = [run.id for run in active if looks_lost(run, settings)]
         if lost:
             shown = ", ".join(map(str, lost[:10])) + (", ..." if len(lost) > 10 else "")
@@ -180,7 +186,8 @@ def workers(settings: Settings) -> Check:
                 f"(run {shown}); a worker fails them as lost: {start}",
             )
         state = WARN if queued else OK
-        return Check("workers", state, f"no auto-started worker runs ({queued} runs queued); {start}")
+        here = "no auto-started worker runs on this machine" if settings.team_mode else "no auto-started worker runs"
+        return Check("workers", state, f"{here} ({training}{queued} runs queued); {start}")
 
     return _guarded("workers", check, "fix the store first (see above)")
 

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+from core.postgres_store import PostgresStore
 from tests.cli.conftest import ROOT, clean_env
 
 
@@ -35,3 +36,24 @@ def test_doctor_says_what_to_check_when_the_team_store_does_not_answer(tmp_path,
     [queue] = [line for line in result.stdout.splitlines() if line.startswith("FAIL  queue:")]
     assert queue.endswith("the queue lives in the store's PostgreSQL database: fix TUNEDECK_STORE_URL (see the store's line)")
     assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_doctor_in_team_mode_counts_workers_training_on_any_machine_and_warns_without_an_artifact_root(
+    tmp_path, postgres_databases
+):
+    url = postgres_databases.fresh()
+    store = PostgresStore(url, tmp_path / "elsewhere")
+    try:
+        experiment = store.create_experiment({"name": "team", "dataset": "data/sample/sentiment.csv"})
+        store.mark_running(store.create_run(experiment, {"epochs": 1}), worker="gpu-b:4242")
+        store.create_run(experiment, {"epochs": 1})
+    finally:
+        store.close()
+
+    result = doctor(tmp_path, url)
+
+    assert (
+        "WARN  workers: no auto-started worker runs on this machine (1 worker training on any machine, 1 runs queued); "
+        "`tunedeck worker` on a GPU machine starts one"
+    ) in result.stdout
+    assert "WARN  artifacts: TUNEDECK_ARTIFACT_ROOT is not set: adapters stay in" in result.stdout
