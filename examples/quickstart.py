@@ -17,4 +17,6 @@ print(f"experiment {experiment_id}, run {run_id} queued")
 while not (run := store.get_run(run_id)).status.is_terminal:
     time.sleep(0.5)
 
-print(f"run {run_id} {run.status.value}: eval_accuracy {run.metrics['eval_accuracy'].last:.3f}, adapter v{run.adapter.version}")
+if run.status != "completed":
+    raise SystemExit(f"run {run_id} {run.status.value}: {run.error or 'no error recorded'}")
+print(f"run {run_id} completed: eval_accuracy {run.metrics['eval_accuracy'].last:.3f}, adapter v{run.adapter.version}")

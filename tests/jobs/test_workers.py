@@ -28,6 +28,20 @@ def test_a_run_started_from_python_completes_with_no_other_step(tmp_path):
     wait_for(lambda: not worker_running(settings), timeout=60, what="the idle auto-started worker to exit")
 
 
+def test_the_quickstart_says_why_its_run_failed_instead_of_a_traceback(tmp_path):
+    """Started from a folder without the sample data, the run fails; the script says so, and why, in one line."""
+    env = {**os.environ, "TUNEDECK_DATA_DIR": str(tmp_path / "data"), "TUNEDECK_EMBEDDED_WORKER": "1"}
+    env.update(TUNEDECK_WORKER_IDLE_EXIT="2", PYTHONPATH=str(ROOT))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.quickstart"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"run 1 failed: dataset file {tmp_path / 'data' / 'sample' / 'sentiment.csv'} does not exist; check the path"
+    wait_for(lambda: not worker_running(Settings(data_dir=tmp_path / "data")), timeout=60, what="the idle worker to exit")
+
+
 def test_only_one_auto_started_worker_runs_per_data_directory(tmp_path):
     env = {"TUNEDECK_DATA_DIR": str(tmp_path)}
     first = start_worker("--auto", **env)
