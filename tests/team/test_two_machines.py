@@ -113,6 +113,7 @@ def test_machine_b_trains_what_machine_a_starts_and_a_sees_metrics_logs_and_adap
         assert Path(adapter.path).parent == shared
         assert FolderArtifacts(shared).size_and_checksum(adapter.path) == (adapter.size_bytes, adapter.checksum)
     assert not (a.data / "logs").exists() and not (a.data / "adapters").exists()  # nothing of B's reached A's folder
+    assert not list((b.data / "adapters").glob("run-*"))  # on the shared root only: B's disk keeps no second copy
     assert store.verify_integrity() == []
 
 
