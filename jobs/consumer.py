@@ -29,6 +29,7 @@ from jobs.tasks import live_job_ids
 # An idle consumer polls the queue again after 0.1 s, backing off to this: a run queued on an idle worker starts within
 # a second (Huey's default backs off to 10 s). One dequeue query a second per worker thread costs next to nothing.
 MAX_POLL_DELAY = 1.0
+BACKGROUND_FAILED = "background check failed"
 
 
 def _every(seconds: float, action) -> None:
@@ -38,7 +39,7 @@ def _every(seconds: float, action) -> None:
             try:
                 action()
             except Exception:
-                logging.getLogger("tunedeck.worker").exception("background check failed")
+                logging.getLogger("tunedeck.worker").exception(BACKGROUND_FAILED)
 
     threading.Thread(target=loop, daemon=True).start()
 
@@ -82,6 +83,34 @@ def _reachable_store() -> TrackingStore:
     return store
 
 
+class QuietRepeats(logging.Filter):
+    """While the database is down every poll fails: the first failure is logged with its traceback, then one line a
+    minute says how many more there were, instead of a traceback per poll (10,000 lines in 80 s)."""
+
+    REPEATING = frozenset({"Error reading from queue", "Error reading schedule.", BACKGROUND_FAILED})
+
+    def __init__(self, every: float = 60.0, clock=time.monotonic):
+        super().__init__()
+        self.every, self.clock = every, clock
+        self.said: dict[str, float] = {}
+        self.held: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = record.msg
+        if key not in self.REPEATING:
+            return True
+        now, said = self.clock(), self.said.get(key)
+        if said is not None and now - said < self.every:
+            self.held[key] = self.held.get(key, 0) + 1
+            return False
+        if said is not None:  # still failing: one line, the error without its traceback
+            error = record.exc_info[1] if record.exc_info else None
+            record.msg = f"{key} (again; {self.held.pop(key, 0)} more since the last line): {safe_message(error) if error else ''}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        self.said[key] = now
+        return True
+
+
 class NotStarting(Exception):
     """Why this worker will take no jobs; `jobs.worker` says it in one line and exits with code 2."""
 
@@ -114,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    quiet = QuietRepeats()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet)
     lock = hold_worker_lock(settings) if args.auto else None
     if args.auto and lock is None:
         logging.getLogger("tunedeck.worker").info("another worker holds %s; exiting", settings.data_dir / LOCK_NAME)

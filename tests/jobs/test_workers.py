@@ -1,6 +1,7 @@
 """Workers start by themselves when needed: with the app, or from a script's start_run()."""
 
 import fcntl
+import logging
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from core.settings import Settings
 from jobs.config import make_huey
+from jobs.consumer import QuietRepeats
 from jobs.lock import LOCK_NAME, hold_worker_lock, worker_running
 from tests.jobs.conftest import ROOT, start_worker, stop_worker, wait_for
 
@@ -188,3 +190,30 @@ def test_a_job_for_a_run_the_store_does_not_have_fails_loudly_in_the_workers_log
         return "job for run 987654 dropped: the store at" in text and text
 
     assert "has no such run" in wait_for(logged, timeout=60, what="the worker to log the unknown run")
+
+
+def test_a_queue_that_cannot_be_read_is_logged_once_a_minute_not_once_a_poll():
+    """During a database outage every poll fails: a traceback first, then a line a minute with how many were held."""
+    now = [0.0]
+    quiet = QuietRepeats(every=60.0, clock=lambda: now[0])
+
+    def failure() -> logging.LogRecord:
+        try:
+            raise ConnectionError("server closed the connection unexpectedly")
+        except ConnectionError:
+            return logging.LogRecord("huey.consumer.Worker-1", logging.ERROR, "", 0, "Error reading from queue", (), sys.exc_info())
+
+    shown = []
+    for second in range(0, 130):  # a poll a second for 130 s
+        now[0] = float(second)
+        record = failure()
+        if quiet.filter(record):
+            shown.append((second, record.getMessage(), record.exc_info is not None))
+    other = logging.LogRecord("tunedeck.worker", logging.INFO, "", 0, "run %s started", (3,), None)
+
+    assert shown == [
+        (0, "Error reading from queue", True),
+        (60, "Error reading from queue (again; 59 more since the last line): server closed the connection unexpectedly", False),
+        (120, "Error reading from queue (again; 59 more since the last line): server closed the connection unexpectedly", False),
+    ]
+    assert quiet.filter(other)
