@@ -83,7 +83,7 @@ class PostgresStore(DuckDBStore):
             with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as con:
                 migrate(con)
         except psycopg.Error as error:
-            raise StoreError(f"cannot use the PostgreSQL store at {self.where}: {safe_message(error)}") from None
+            raise StoreError(f"cannot use the PostgreSQL store at {self.where}: {safe_message(error)}{_hint(error)}") from None
 
     def _connections(self) -> ConnectionPool:
         with self._pool_lock:
@@ -243,6 +243,21 @@ def _one_curve(con: PgConnection, run_id: int, key: str) -> pl.DataFrame:
 
 def _stored_keys(con: PgConnection, params: dict) -> list[str]:
     return [row[0] for row in con.raw.execute(_KEYS, params).fetchall()]
+
+
+def _hint(error: psycopg.Error) -> str:
+    """What to do about the first errors a new team meets, said with them."""
+    if isinstance(error, pg_errors.InsufficientPrivilege):
+        return (
+            "; if TuneDeck's tables are not made or not migrated yet, run `tunedeck doctor` once with the URL of the "
+            "role that owns the database, then start this again (README: Team mode)"
+        )
+    if "no password supplied" in str(error):
+        return (
+            "; give this role's password in PGPASSWORD, or in a ~/.pgpass line host:port:database:user:password that "
+            "matches the URL exactly (a misspelled database name matches no line), or in the URL"
+        )
+    return ""
 
 
 def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:

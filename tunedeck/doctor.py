@@ -47,7 +47,8 @@ def _guarded(name: str, check, hint) -> Check:
     try:
         return check()
     except Exception as error:  # doctor reports, never crashes
-        return Check(name, FAIL, f"{safe_message(error)}; {hint(error) if callable(hint) else hint}")
+        advice = hint(error) if callable(hint) else hint
+        return Check(name, FAIL, f"{safe_message(error)}; {advice}" if advice else safe_message(error))
 
 
 def versions() -> Check:
@@ -103,11 +104,8 @@ def store(settings: Settings) -> Check:
     def hint(error: Exception) -> str:
         if isinstance(error, StoreBusyError):
             return f"the store did not answer within TUNEDECK_LOCK_TIMEOUT ({settings.lock_timeout:g} s): try again, or allow longer"
-        if "permission denied for schema" in str(error):
-            return (
-                "if TuneDeck's tables are not made yet, run `tunedeck doctor` once with the URL of the role that owns the "
-                "database, then again with this one (README: Team mode)"
-            )
+        if "(README: Team mode)" in str(error) or "PGPASSWORD" in str(error):
+            return None  # the store's error says what to do
         if settings.team_mode:
             return "check TUNEDECK_STORE_URL, that the server answers, and that the role may log in (README: Team mode)"
         return f"check that {settings.data_dir} is a folder you may write (TUNEDECK_DATA_DIR picks another)"

@@ -63,6 +63,11 @@ def test_the_apps_role_needs_only_the_rights_the_readme_lists(postgres_databases
     too_early = _python(app_url, tmp_path / "app", "-m", "tunedeck.cli", "doctor")  # before the owner made the tables
     assert too_early.returncode == 1
     assert "run `tunedeck doctor` once with the URL of the role that owns the database" in too_early.stdout
+    worker = _python(app_url, tmp_path / "app", "-m", "jobs.worker")  # a GPU machine started before the owner
+    assert worker.returncode == 2
+    assert "permission denied for schema public; if TuneDeck's tables are not made or not migrated yet, run `tunedeck doctor`" in (
+        worker.stderr.splitlines()[-1]
+    )
 
     first = _python(owner_url, tmp_path / "owner", "-m", "tunedeck.cli", "doctor")  # the README's first start
     assert first.returncode == 0, first.stdout + first.stderr
