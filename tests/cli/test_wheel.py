@@ -15,7 +15,7 @@ import pytest
 from tests.cli.conftest import ROOT, clean_env
 
 LEFT_BEHIND = shutil.ignore_patterns(
-    ".git", ".venv", "build", "*.egg-info", "__pycache__", "tests", "bench", "*.duckdb*", "queue*"
+    ".git", ".venv", "build", "*.egg-info", "__pycache__", "tests", "bench", "*.duckdb*", "queue.sqlite3*"
 )
 
 TRAIN_FROM_THE_WHEEL = textwrap.dedent(
