@@ -14,7 +14,7 @@ from typing import BinaryIO
 import polars as pl
 
 from core.entities import Adapter, AdapterSpec
-from core.errors import NotFoundError, ValidationError
+from core.errors import NotFoundError, StoreError, ValidationError
 from core.presenters import format_size
 from core.settings import Settings
 
@@ -226,6 +226,10 @@ def _unwritable(folder: Path, setting: str) -> str | None:
 
 
 def publish_adapter(settings: Settings, folder: Path, run_id: int, base_model: str, name: str | None = None) -> AdapterSpec:
-    """The adapter copied where every machine finds it (once: a folder already there stays), described for registration."""
-    location = artifact_store(settings).put(Path(folder), f"run-{int(run_id)}")
+    """The adapter copied where every machine finds it (once: a folder already there stays), described for registration.
+    A shared root that is not mounted is an error here too, for scripts as for workers: never made on this disk."""
+    store = artifact_store(settings)
+    if problem := store.problem():
+        raise StoreError(f"the adapter cannot be kept: {problem}")
+    location = store.put(Path(folder), f"run-{int(run_id)}")
     return describe_adapter(Path(location), base_model, name)

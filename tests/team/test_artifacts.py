@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 from core.artifacts import FolderArtifacts, describe_adapter, publish_adapter
-from core.errors import NotFoundError
+from core.errors import NotFoundError, StoreError
 from core.settings import Settings
 
 
@@ -50,6 +50,7 @@ def test_an_adapter_whose_folder_is_gone_is_a_clear_error(tmp_path):
 
 def test_publishing_copies_to_the_artifact_root_and_leaves_an_adapter_already_there_in_place(tmp_path, adapter):
     shared = Settings(data_dir=tmp_path / "data", artifact_root=tmp_path / "shared")
+    (tmp_path / "shared").mkdir()  # mounted
     spec = publish_adapter(shared, adapter, 3, "tiny-gpt2")
     assert spec.path == str(tmp_path / "shared" / "run-3") and spec.base_model == "tiny-gpt2"
     assert spec.checksum == describe_adapter(adapter, "x").checksum
@@ -59,3 +60,12 @@ def test_publishing_copies_to_the_artifact_root_and_leaves_an_adapter_already_th
     trained_here.parent.mkdir(parents=True)
     adapter.rename(trained_here)
     assert publish_adapter(local, trained_here, 4, "tiny-gpt2").path == str(trained_here)
+
+
+def test_publishing_to_an_artifact_root_that_is_not_mounted_is_refused_and_makes_nothing(tmp_path, adapter):
+    unmounted = Settings(data_dir=tmp_path / "data", artifact_root=tmp_path / "mnt" / "team")
+
+    with pytest.raises(StoreError, match=r"the adapter cannot be kept: TUNEDECK_ARTIFACT_ROOT: .* does not exist; mount"):
+        publish_adapter(unmounted, adapter, 3, "tiny-gpt2")
+
+    assert not (tmp_path / "mnt").exists()
