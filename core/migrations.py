@@ -211,6 +211,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        9,
+        "copy marks: what the last `tunedeck store copy` into this store left in its tags, notes and aliases",
+        """
+        CREATE TABLE copy_marks (
+            name VARCHAR PRIMARY KEY,
+            rows BIGINT NOT NULL,
+            checksum VARCHAR NOT NULL,
+            copied_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
 
 

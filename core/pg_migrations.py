@@ -165,6 +165,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        6,
+        "copy marks (the embedded store's migration 9)",
+        """
+        CREATE TABLE copy_marks (
+            name VARCHAR PRIMARY KEY,
+            rows BIGINT NOT NULL,
+            checksum VARCHAR NOT NULL,
+            copied_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
 
 # Held while migrating, so two processes starting at once do not both migrate.

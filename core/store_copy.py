@@ -16,6 +16,7 @@ import polars as pl
 
 from core import overviews
 from core.duckdb_store import DuckDBStore
+from core.entities import utcnow
 from core.errors import ConflictError, StoreError
 from core.pg_connection import PgConnection, to_frame
 from core.sql import frame as query_frame
@@ -24,7 +25,9 @@ from core.store_url import checked_store_url, is_postgres, redacted
 
 # Each ID sequence and the table whose IDs it hands out: the destination's sequence continues after the copied IDs.
 SEQUENCES = {"experiment_ids": "experiments", "run_ids": "runs", "adapter_ids": "adapters"}
-SKIPPED = {"schema_migrations"}
+SKIPPED = {"schema_migrations", "copy_marks"}  # the copy's own records of each store, not the store's contents
+# Written in place, and a row may be removed: the destination's are compared with what the last copy left there.
+ANNOTATIONS = {"tags": "tag(s)", "notes": "note(s)", "adapter_aliases": "alias(es)"}
 DERIVED = set(overviews.TABLES)  # rebuilt from the points by the embedded store
 QUEUE_TABLES = "huey_"  # a team's queue shares its database: jobs are not part of the store
 CHUNK = 50_000  # rows read, written and checked at a time: memory stays bounded whatever the store's size
@@ -163,6 +166,7 @@ def _copy(
                     f"table {table} differs after the copy ({expected.rows} rows in, {found.rows} found); run the copy again"
                 )
             report.tables.append(TableCopy(table, expected.rows, expected.hexdigest()))
+    _mark(dst)
     return report
 
 
@@ -245,18 +249,16 @@ _WORK = {
     "run": "SELECT id, created_at FROM runs",
     "adapter": "SELECT id, created_at FROM adapters",
     "points": "SELECT run_id, sum(count) AS points FROM metric_summaries GROUP BY run_id",
-    "tag": "SELECT target, target_id, key FROM tags",
-    "note": "SELECT target, target_id, updated_at FROM notes",
-    "alias": "SELECT name, alias, updated_at FROM adapter_aliases",
+    "tags": "SELECT target, target_id, key FROM tags",
+    "notes": "SELECT target, target_id, updated_at FROM notes",
+    "adapter_aliases": "SELECT name, alias, updated_at FROM adapter_aliases",
 }
-# kept with the time of their last change: (their key, how a count of them reads)
-_EDITED = {"note": (["target", "target_id"], "note(s)"), "alias": (["name", "alias"], "alias(es)")}
 
 
 def _refuse_newer_work(read, dst: DuckDBStore) -> None:
     """An earlier copy of this source is brought up to date only while nothing was done in it: a run started, an adapter
-    registered, a point logged, a tag added, a note or an alias set there since would be lost, so the copy is refused
-    and says what it found. (A tag's value has no time, so one changed on either side goes with the source.)"""
+    registered, a point logged, or a tag, note or alias added, changed or removed there since would be lost, so the
+    copy is refused and says what it found."""
     with _reads(dst) as con:
         theirs = {what: _normalized(query_frame(con, sql)) for what, sql in _WORK.items()}
     ours = {what: _normalized(query_frame(read, sql)) for what, sql in _WORK.items()}
@@ -269,19 +271,53 @@ def _refuse_newer_work(read, dst: DuckDBStore) -> None:
     more = points.filter(pl.col("points") > pl.col("points_source").fill_null(0))
     if more.height:
         found.append(f"more points logged in {more.height} run(s) (ID {', '.join(map(str, more['run_id'].head(3).to_list()))})")
-    tags = theirs["tag"].join(ours["tag"], on=["target", "target_id", "key"], how="anti")
-    if tags.height:
-        found.append(f"{tags.height} tag(s) the source does not have ({', '.join(tags['key'].head(3).to_list())})")
-    for what, (keys, counted) in _EDITED.items():
-        newer = theirs[what].join(ours[what], on=keys, how="left", suffix="_source")
-        newer = newer.filter(pl.col("updated_at_source").is_null() | (pl.col("updated_at") > pl.col("updated_at_source")))
-        if newer.height:
-            found.append(f"{newer.height} {counted} set since")
+    found += _annotated_since(read, dst, theirs, ours)
     if found:
         raise ConflictError(
             f"the destination holds work the source does not: {'; '.join(found)}. Copying would delete it: copy into an "
             "empty store, or copy that work back first"
         )
+
+
+def _annotated_since(read, dst: DuckDBStore, theirs: dict, ours: dict) -> list[str]:
+    """Tags, notes and aliases the destination changed since the last copy into it: its tables against the checksums
+    that copy left (copy_marks). A store copied into before those marks existed: what it holds that the source lacks."""
+    with _reads(dst) as con:
+        marks = {row["name"]: row["checksum"] for row in _read_table(con, "copy_marks").iter_rows(named=True)}
+        now = {table: _checksum(con, table) for table in ANNOTATIONS} if marks else {}
+    if marks:
+        return [f"{counted} changed since the last copy" for table, counted in ANNOTATIONS.items() if now[table] != marks.get(table)]
+    found = []
+    tags = theirs["tags"].join(ours["tags"], on=["target", "target_id", "key"], how="anti")
+    if tags.height:
+        found.append(f"{tags.height} tag(s) the source does not have ({', '.join(tags['key'].head(3).to_list())})")
+    for table, keys in (("notes", ["target", "target_id"]), ("adapter_aliases", ["name", "alias"])):
+        newer = theirs[table].join(ours[table], on=keys, how="left", suffix="_source")
+        newer = newer.filter(pl.col("updated_at_source").is_null() | (pl.col("updated_at") > pl.col("updated_at_source")))
+        if newer.height:
+            found.append(f"{newer.height} {ANNOTATIONS[table]} set since")
+    return found
+
+
+def _checksum(con, table: str) -> str:
+    checksum = Checksum()
+    for chunk in _chunks(con, f"SELECT * FROM {identifier(table)}", CHUNK):
+        checksum.add(chunk)
+    return f"{checksum.rows}:{checksum.hexdigest()}"
+
+
+def _mark(dst: DuckDBStore) -> None:
+    """What this copy left in the destination's tags, notes and aliases, for the next copy to compare with."""
+    with _reads(dst) as con:
+        sums = {table: _checksum(con, table) for table in ANNOTATIONS}
+
+    def write(con) -> None:
+        con.execute("DELETE FROM copy_marks")
+        for table, checksum in sums.items():
+            rows = int(checksum.split(":", 1)[0])
+            con.execute("INSERT INTO copy_marks (name, rows, checksum, copied_at) VALUES (?, ?, ?, ?)", [table, rows, checksum, utcnow()])
+
+    dst._write(write)
 
 
 def _insert(con, table: str, frame: pl.DataFrame) -> None:

@@ -210,30 +210,65 @@ def test_an_earlier_copy_that_was_worked_in_since_is_refused_and_keeps_that_work
         team.close()
 
 
-@pytest.mark.parametrize("work", ["a tag", "a note", "an alias"])
+def annotate(store) -> None:
+    """A tag, a note and an alias, as a team sets them."""
+    kept = store.find_experiment("kept").id
+    store.set_tags("experiment", kept, {"owner": "team"})
+    store.set_note("experiment", kept, "agreed with the team")
+    store.set_adapter_alias(store.list_adapters()[0].id, "production")
+
+
+@pytest.mark.parametrize("work", ["a tag added", "a tag removed", "a note edited", "an alias removed"])
 def test_an_earlier_copy_annotated_since_is_refused_and_keeps_what_was_written(tmp_path, embedded, postgres_databases, work):
     folder, _ = embedded
+    source = DuckDBStore(folder / "tunedeck.duckdb")
+    annotate(source)
+    source.close()
     url = postgres_databases.fresh()
     copy_store(str(folder), url)
     team = PostgresStore(url, tmp_path / "team")
     try:
         kept = team.find_experiment("kept").id
-        if work == "a tag":
-            team.set_tags("experiment", kept, {"owner": "team"})
-            expected, still = "1 tag(s) the source does not have (owner)", lambda: team.get_experiment(kept).tags
-        elif work == "a note":
-            team.set_note("experiment", kept, "agreed with the team")
-            expected, still = "1 note(s) set since", lambda: team.get_experiment(kept).note
+        if work == "a tag added":
+            team.set_tags("experiment", kept, {"stage": "review"})
+        elif work == "a tag removed":
+            team.remove_tags("experiment", kept, ["owner"])
+        elif work == "a note edited":
+            team.set_note("experiment", kept, "agreed, then changed")
         else:
-            adapter = team.list_adapters()[0]
-            team.set_adapter_alias(adapter.id, "production")
-            expected, still = "1 alias(es) set since", lambda: team.list_adapter_aliases()
-        written = still()
+            team.remove_adapter_alias(team.list_adapters()[0].name, "production")
+        changed = {"a tag added": "tag(s)", "a tag removed": "tag(s)", "a note edited": "note(s)", "an alias removed": "alias(es)"}
+        expected = f"{changed[work]} changed since the last copy"
+        before = (team.get_experiment(kept).model_dump(), team.list_adapter_aliases())
 
         with pytest.raises(ConflictError, match=re.escape(f"the destination holds work the source does not: {expected}")):
             copy_store(str(folder), url)
 
-        assert still() == written and written
+        assert (team.get_experiment(kept).model_dump(), team.list_adapter_aliases()) == before
+    finally:
+        team.close()
+
+
+def test_tags_notes_and_aliases_removed_in_the_source_go_with_the_next_copy(tmp_path, embedded, postgres_databases):
+    folder, _ = embedded
+    source = DuckDBStore(folder / "tunedeck.duckdb")
+    annotate(source)
+    source.close()
+    url = postgres_databases.fresh()
+    copy_store(str(folder), url)
+    source = DuckDBStore(folder / "tunedeck.duckdb")
+    kept = source.find_experiment("kept").id
+    source.remove_tags("experiment", kept, ["owner"])
+    source.set_note("experiment", kept, "")
+    source.remove_adapter_alias(source.list_adapters()[0].name, "production")
+    source.close()
+
+    copy_store(str(folder), url)  # the team's copy did nothing since: it follows the source
+
+    team = PostgresStore(url, tmp_path / "team")
+    try:
+        experiment = team.get_experiment(team.find_experiment("kept").id)
+        assert (experiment.tags, experiment.note, team.list_adapter_aliases()) == ({}, "", [])
     finally:
         team.close()
 
