@@ -76,7 +76,7 @@ def run(run_id: int) -> int:
         base_model = result.base_model or config.base_model or UNKNOWN_BASE_MODEL
         spec = publish_adapter(settings, result.adapter_dir, run_id, base_model) if result.adapter_dir else None
         adapter = store.complete_run(run_id, spec)
-        if spec is not None and Path(spec.path) != Path(result.adapter_dir) and Path(result.adapter_dir) == output:
+        if spec is not None and Path(result.adapter_dir).resolve() == output.resolve() != Path(spec.path).resolve():
             shutil.rmtree(output, ignore_errors=True)  # registered on the shared root: this machine's copy is not needed
         where = f"adapter {adapter.name} v{adapter.version} at {adapter.path}" if adapter else "no adapter"
         print(f"completed after {_steps(store, run_id, result.steps)} steps; {where}", flush=True)

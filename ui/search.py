@@ -39,7 +39,8 @@ def apply_search(frame: pl.DataFrame, text: str) -> tuple[pl.DataFrame, tuple[st
 
 def results_table(matched: pl.DataFrame, named: tuple[str, ...], key: str) -> list[int]:
     """Matched runs as a table; clicking a row opens its run, ticked rows come back as run IDs."""
-    diverged = find_diverged(store(), store().get_runs(matched["id"].head(SHOWN_LIMIT).to_list()))
+    shown = matched["id"].head(SHOWN_LIMIT).to_list()
+    diverged = find_diverged(store(), store().get_runs(shown)) if shown else set()
     table = results_frame(matched, named, diverged=diverged)
     event = data_table(
         table,

@@ -1,16 +1,20 @@
 """End to end with a real worker process: queue, train, store metrics, register adapters."""
 
+import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from core.logs import read_log
 from core.settings import get_settings
 from core.status import RunStatus
 from core.writer import MetricWriter
 from jobs import tasks, train_process
-from tests.jobs.conftest import SAMPLE, start_worker, stop_worker, wait_for, wait_until_terminal
+from tests.jobs.conftest import ROOT, SAMPLE, start_worker, stop_worker, wait_for, wait_until_terminal
 
 LONG_RUN = {"max_steps": 1_000_000, "eval_interval": 500, "batch_size": 8}
 
@@ -139,3 +143,32 @@ def test_the_worker_counts_a_runs_training_steps_not_its_system_samples(store, m
 
     assert train_process._steps(store, run_id, counted=0) == 3
     assert train_process._steps(store, run_id, counted=7) == 7  # what the trainer counted, when it knows more
+
+
+TRAIN_WITH_A_RELATIVE_DATA_DIR = """
+import json, sys
+from core import open_store
+from jobs.tasks import start_run
+from tests.jobs.conftest import wait_until_terminal
+store = open_store()
+experiment = store.create_experiment({"name": "same folder", "dataset": sys.argv[1]})
+(run,) = wait_until_terminal(store, [start_run(store, experiment, {"epochs": 1})], timeout=150)
+print(json.dumps({"status": run.status.value, "error": run.error, "path": store.get_adapter(run.adapter.id).path}))
+"""
+
+
+def test_an_artifact_root_that_is_the_data_folders_own_adapters_folder_keeps_the_adapter(tmp_path):
+    """`data` and its absolute spelling are one folder: the worker must not take the registered adapter for a copy."""
+    (tmp_path / "data" / "adapters").mkdir(parents=True)
+    env = {**os.environ, "TUNEDECK_DATA_DIR": "data", "TUNEDECK_ARTIFACT_ROOT": str(tmp_path / "data" / "adapters")}
+    env.update(TUNEDECK_EMBEDDED_WORKER="1", TUNEDECK_WORKER_IDLE_EXIT="2", PYTHONPATH=str(ROOT))
+
+    done = subprocess.run(
+        [sys.executable, "-c", TRAIN_WITH_A_RELATIVE_DATA_DIR, SAMPLE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == "completed", outcome["error"]
+    kept = tmp_path / "data" / "adapters" / "run-1"
+    assert Path(outcome["path"]).resolve() == kept and any(kept.iterdir())  # registered, and still on disk

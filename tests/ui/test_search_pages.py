@@ -37,6 +37,16 @@ def test_a_search_finds_runs_across_experiments_and_shows_the_columns_it_names(o
     assert "1 of 4 runs match" in texts(app)
 
 
+def test_a_search_that_matches_nothing_says_so(open_page, populated):
+    app = open_page("pages/runs.py")
+
+    app.text_input(key="search").input('name = "no such run"').run()
+
+    assert not app.error
+    assert "0 of 3 runs match. Click a run to open it." in texts(app)
+    assert results(app).empty
+
+
 def test_a_search_in_the_link_opens_already_applied(open_page, populated):
     app = open_page("pages/runs.py", search="status = failed")
 
