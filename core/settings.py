@@ -10,7 +10,8 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import resources
-from core.errors import ValidationError
+from core.errors import TuneDeckError, ValidationError
+from core.store_url import checked_store_url, is_postgres, redacted
 
 MAX_WORKERS = 64  # training jobs one worker process may run at once
 
@@ -68,6 +69,11 @@ class Settings(BaseSettings):
                 "TUNEDECK_QUEUE_URL must be empty (SQLite queue in the data directory, or in team mode the store's "
                 "database), a postgresql:// or a redis:// URL"
             )
+        if is_postgres(url):  # a database of its own: checked as the store's URL is, its password never shown
+            try:
+                checked_store_url(url, "the URL")
+            except TuneDeckError as error:
+                raise ValueError(str(error)) from None
         return url
 
     @property
@@ -134,4 +140,4 @@ def _what_to_fix(error: PydanticValidationError) -> str:
     message = item["msg"].removeprefix("Value error, ")
     if message.startswith(variable):
         return message
-    return f"{variable}: {message}, got {str(item['input'])[:100]!r}"
+    return f"{variable}: {message}, got {redacted(str(item['input']))[:100]!r}"  # a URL's password never shown

@@ -16,6 +16,7 @@ SCHEMES = ("postgresql", "postgres")
 _PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&]*")
 MIN_SCRUBBED = 3  # a password this short is hidden from URLs, but not searched for inside other text
 _UNSAFE_IN_PASSWORD = re.compile(r"[\s#/?@\[\]]|%(?![0-9A-Fa-f]{2})")  # a URL's userinfo holds these only percent-encoded
+_UNSAFE_IN_QUERY = re.compile(r"[\s#]|%(?![0-9A-Fa-f]{2})")  # a query's value may hold / ? @ as they are
 
 
 def is_postgres(url: str) -> bool:
@@ -40,15 +41,20 @@ def redacted(url: str) -> str:
 def _passwords(url: str) -> list[str]:
     """The passwords a URL carries as typed: in its user part, and as a password= parameter."""
     _, password, _ = _userinfo(url.partition("://")[2])
-    given = [match.group(1) for match in re.finditer(r"(?i)[?&]password=([^&]*)", url)]
-    return [found for found in (password, *given) if found]
+    return [found for found in (password, *_query_passwords(url)) if found]
+
+
+def _query_passwords(url: str) -> list[str]:
+    return [match.group(1) for match in re.finditer(r"(?i)[?&]password=([^&]*)", url)]
 
 
 def _userinfo(rest: str) -> tuple[str, str | None, int]:
-    """(user, password or None, index of the @ ending them) in what follows '://': the last @ before the query, where
-    there is one (an @ in a query's options is not the password's end), else the last @ of all (a ? in the password)."""
-    at = rest.partition("?")[0].rfind("@")
-    if at < 0:
+    """(user, password or None, index of the @ ending them) in what follows '://': the last @ before the query; when
+    there is none, the last @ of all only if no path came before the first ?, which is then the password's own (an @
+    in a query's value, `?user=admin@corp`, is not a password's end)."""
+    authority = rest.partition("?")[0]
+    at = authority.rfind("@")
+    if at < 0 and "/" not in authority:
         at = rest.rfind("@")
     user, colon, password = rest[:at].partition(":") if at > 0 else ("", "", "")
     return user, (password if colon else None), at
@@ -58,7 +64,8 @@ def checked_store_url(url: str, name: str = "TUNEDECK_STORE_URL") -> str:
     """A postgresql:// URL with a database name, or ValidationError that shows it redacted (`name`: where it was set)."""
     if not is_postgres(url):
         raise ValidationError(f"{name} must be empty (the embedded store) or postgresql://user@host:port/database, got {redacted(url)!r}")
-    if any(_UNSAFE_IN_PASSWORD.search(password) for password in _passwords(url)):
+    _, password, _ = _userinfo(url.partition("://")[2])
+    if (password and _UNSAFE_IN_PASSWORD.search(password)) or any(_UNSAFE_IN_QUERY.search(v) for v in _query_passwords(url)):
         raise ValidationError(
             f"the password in {name} holds a character a URL cannot carry as typed (a space, # / ? @ [ ], or a % not "
             "followed by two hex digits): percent-encode it (a space is %20, # is %23, / is %2F, @ is %40, % is %25), "
@@ -97,9 +104,10 @@ def safe_message(error: BaseException) -> str:
 
 
 def _own_passwords() -> list[str]:
-    """The passwords this process was given (TUNEDECK_STORE_URL, PGPASSWORD), as typed and decoded; the shortest
+    """The passwords this process was given (TUNEDECK_STORE_URL, TUNEDECK_QUEUE_URL, PGPASSWORD), as typed and decoded; the shortest
     first-letter-sized ones left out, so that a message keeps its words."""
-    found = _passwords(os.environ.get("TUNEDECK_STORE_URL", "")) + [os.environ.get("PGPASSWORD", "")]
+    urls = (os.environ.get(name, "") for name in ("TUNEDECK_STORE_URL", "TUNEDECK_QUEUE_URL"))
+    found = [password for url in urls for password in _passwords(url)] + [os.environ.get("PGPASSWORD", "")]
     secrets = {text for password in found for text in (password, unquote(password))}
     return sorted((secret for secret in secrets if len(secret) >= MIN_SCRUBBED), key=len, reverse=True)
 

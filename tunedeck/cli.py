@@ -116,7 +116,7 @@ def store_copy(source: str, destination: str) -> None:
         for bar in bars:
             bar.__exit__(None, None, None)
     click.echo("\n".join(report.lines()))
-    if is_postgres(destination):
+    if is_postgres(destination) and not get_settings().queue_url:  # the queue lives in the store's database
         _queue_tables_in(destination)
 
 

@@ -82,13 +82,30 @@ def test_a_password_a_url_cannot_carry_as_typed_is_refused_with_how_to_write_it(
     assert "the password in TUNEDECK_STORE_URL" in said and "percent-encode it" in said and "~/.pgpass" in said
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://db.example:5432/tunedeck?user=admin@corp",  # a cloud provider's user@server
+        "postgresql://[::1]:5432/tunedeck?user=a@b",
+        "postgresql://alice@db/tunedeck?password=a/b",
+        "postgresql://alice@db/tunedeck?password=p@ss",
+        "postgresql://alice:s3cret@db/tunedeck?options=-c%20search_path%3Da@b",
+    ],
+)
+def test_an_at_sign_or_slash_in_a_querys_values_is_a_valid_url_and_keeps_its_host_shown(url):
+    assert checked_store_url(url) == url
+    host_and_database = url.partition("?")[0].rpartition("@")[2]
+    assert redacted(url).partition("?")[0].endswith(host_and_database)  # shown, not taken for a password
+
+
 def test_a_drivers_error_that_quotes_part_of_the_url_never_shows_the_password(monkeypatch):
     monkeypatch.setenv("TUNEDECK_STORE_URL", "postgresql://alice:s3cr%20et@db/tunedeck")
     monkeypatch.setenv("PGPASSWORD", "other-secret")
+    monkeypatch.setenv("TUNEDECK_QUEUE_URL", "postgresql://queue:pa%zzss@db/queue")
 
-    said = safe_message(ValueError('unexpected spaces found in "s3cr et", and other-secret; ok'))
+    said = safe_message(ValueError('unexpected spaces found in "s3cr et", and other-secret, or "pa%zzss"; ok'))
 
-    assert said == 'unexpected spaces found in "***", and ***; ok'
+    assert said == 'unexpected spaces found in "***", and ***, or "***"; ok'
 
 
 def test_a_password_file_others_can_read_is_refused(tmp_path, monkeypatch):

@@ -24,3 +24,14 @@ def test_a_script_with_a_bad_variable_is_told_which_and_what_it_got(monkeypatch)
 
     with pytest.raises(ValidationError, match=r"^TUNEDECK_LOCK_TIMEOUT: Input should be a valid number.*, got 'abc'$"):
         tracking.start_run("never started")
+
+
+def test_a_queue_url_with_an_unencoded_password_is_refused_without_showing_it(monkeypatch):
+    monkeypatch.setenv("TUNEDECK_QUEUE_URL", "postgresql://queue:hunter%zz2@db/queue")
+
+    with pytest.raises(ValidationError) as refused:
+        get_settings()
+
+    said = str(refused.value)
+    assert said.startswith("TUNEDECK_QUEUE_URL: the password in the URL holds a character a URL cannot carry as typed")
+    assert said.endswith("got 'postgresql://queue:***@db/queue'") and "hunter" not in said
