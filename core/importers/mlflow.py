@@ -155,7 +155,8 @@ def read_meta(path: Path) -> dict[str, str]:
         if len(value) >= 2 and value[0] == value[-1] == "'":
             value = value[1:-1].replace("''", "'")
         elif len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1].encode().decode("unicode_escape")
+            # YAML's escapes (\U0001F680 for an emoji) decoded; the text's own non-ASCII characters kept as they are
+            value = value[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
         meta[key.strip()] = value
     return meta
 

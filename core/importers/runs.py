@@ -1,6 +1,7 @@
 """Imported runs go through the real lifecycle, once: the source's ID is kept in `import.source`."""
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from core.tags import MAX_TAGS_PER_CALL
 
 SOURCE_PARAM = IMPORT_PREFIX + "source"
 WORKER = "import"
+IMPORT_STOPPED = "the import stopped before this run was whole"
 BATCH_POINTS = 500_000
 _NOT_A_KEY_CHARACTER = re.compile(rf"[^{KEY_CHARACTERS}]")
 
@@ -67,14 +69,35 @@ def _count(number: int, noun: str) -> str:
 
 
 def metric_key(name: str) -> str:
-    """A source's metric name as a key the store takes: other characters become '_', at most 250 long."""
-    return _NOT_A_KEY_CHARACTER.sub("_", name)[:250] or "_"
+    """A source's metric name as a key the store takes: accents dropped ('métrique' -> 'metrique'), any other
+    character the store's keys do not allow as '_', at most 250 long."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode() if not name.isascii() else name
+    if not plain.strip(" _"):  # nothing readable left (a name in CJK, say): one '_' a character, as before
+        plain = name
+    return _NOT_A_KEY_CHARACTER.sub("_", plain)[:250] or "_"
+
+
+def _unique_keys(names: list[str]) -> dict[str, str]:
+    """Each name's key; two names that clean to one key (`acc (%)`, `acc [%]`) get `-2`, `-3`, ... so no metric
+    overwrites another's points."""
+    keys, taken = {}, {name for name in names if KEY_PATTERN.match(name)}
+    for name in names:
+        if KEY_PATTERN.match(name):
+            keys[name] = name
+            continue
+        key, number = metric_key(name), 2
+        while key in taken:
+            key, number = f"{metric_key(name)[:245]}-{number}", number + 1
+        taken.add(key)
+        keys[name] = key
+    return keys
 
 
 def clean_series(series: Series) -> tuple[Series, int]:
-    """Finite values only, one per step (the last logged wins), in step order; and how many points were dropped."""
-    finite = np.isfinite(series.values)
-    steps, values, wall_ms = series.steps[finite], series.values[finite], series.wall_ms[finite]
+    """Finite values at steps from 0 only (the store's rule), one per step (the last logged wins), in step order; and
+    how many points were dropped."""
+    kept = np.isfinite(series.values) & (series.steps >= 0)
+    steps, values, wall_ms = series.steps[kept], series.values[kept], series.wall_ms[kept]
     order = np.lexsort((np.arange(steps.size), steps))  # by step, then logging order
     steps, values, wall_ms = steps[order], values[order], wall_ms[order]
     last = np.append(steps[1:] != steps[:-1], True) if steps.size else np.zeros(0, dtype=bool)
@@ -125,7 +148,11 @@ class _Target:
         found = store.find_experiment(run.experiment)
         if found is None:
             return cls(run.experiment, dataset, run.description, None, {})
-        runs = {str(r.config[SOURCE_PARAM]): r for r in store.list_runs(found.id) if SOURCE_PARAM in r.config}
+        runs = {
+            str(r.config[SOURCE_PARAM]): r
+            for r in store.list_runs(found.id)
+            if SOURCE_PARAM in r.config and not (r.error or "").startswith(IMPORT_STOPPED)  # a stopped import: again
+        }
         return cls(run.experiment, dataset, run.description, found.id, runs)
 
     def experiment_id(self, store: TrackingStore, summary: ImportSummary) -> int:
@@ -162,19 +189,25 @@ def _import_run(
     summary.notes += [f"run {run.name!r}: {note}" for note in run.notes]
     for original, key in renamed.items():
         summary.notes.append(
-            f"run {run.name!r}: metric {original!r} renamed {key!r} (keys allow letters, digits, _ . - / : @ and spaces)"
+            f"run {run.name!r}: metric {original!r} renamed {key!r} (keys allow ASCII letters, digits, _ . - / : @ "
+            "and spaces)"
         )
     if dropped:
         summary.notes.append(
-            f"run {run.name!r}: {_count(dropped, 'point')} (NaN or infinite values, or a step logged again: the last value is kept)"
+            f"run {run.name!r}: {_count(dropped, 'point')} (NaN or infinite values, negative steps, or a step logged "
+            "again: the last value is kept)"
         )
     run_id = store.create_run(experiment_id, {**run.params, SOURCE_PARAM: run.source_id}, name=run.name[:200])
-    tags = list(run.tags.items())
-    for start in range(0, len(tags), MAX_TAGS_PER_CALL):
-        store.set_tags("run", run_id, dict(tags[start : start + MAX_TAGS_PER_CALL]))
-    store.mark_running(run_id, worker=WORKER)
-    for start in range(0, points.height, BATCH_POINTS):
-        store.log_metrics(points.slice(start, BATCH_POINTS).with_columns(run_id=pl.lit(run_id, pl.Int64)))
+    try:
+        tags = list(run.tags.items())
+        for start in range(0, len(tags), MAX_TAGS_PER_CALL):
+            store.set_tags("run", run_id, dict(tags[start : start + MAX_TAGS_PER_CALL]))
+        store.mark_running(run_id, worker=WORKER)
+        for start in range(0, points.height, BATCH_POINTS):
+            store.log_metrics(points.slice(start, BATCH_POINTS).with_columns(run_id=pl.lit(run_id, pl.Int64)))
+    except BaseException as error:  # not left running: failed, saying so, and imported afresh next time
+        store.fail_run(run_id, f"{IMPORT_STOPPED}: {error}")
+        raise
     if run.status == "completed":
         store.complete_run(run_id)
     elif run.status == "cancelled":
@@ -188,8 +221,9 @@ def _import_run(
 def _points(metrics: dict[str, Series]) -> tuple[pl.DataFrame, int, dict[str, str]]:
     """All of a run's points as one frame in the store's schema (run_id 0 until the run exists)."""
     frames, dropped, renamed = [], 0, {}
+    keys = _unique_keys(list(metrics))
     for name, series in metrics.items():
-        key = name if KEY_PATTERN.match(name) else metric_key(name)
+        key = keys[name]
         if key != name:
             renamed[name] = key
         kept, lost = clean_series(series)

@@ -82,7 +82,7 @@ def test_running_and_deleted_runs_are_skipped_with_the_reason(store, source):
         f"run 'still going' (mlflow:{ids['runs']['still going']}): still RUNNING in MLflow; import again once it has ended",
         f"run {EXPECTED['mlflow']['deleted']!r} (mlflow:{ids['deleted']}): deleted in MLflow",
     ]
-    assert "run 'lr-1e-2': 2 points (NaN or infinite values, or a step logged again: the last value is kept)" in summary.notes
+    assert "run 'lr-1e-2': 2 points (NaN or infinite values, negative steps, or a step logged again: the last value is kept)" in summary.notes
 
 
 def test_importing_again_adds_nothing(store, held, source):
@@ -161,3 +161,11 @@ def test_a_tag_our_tags_cannot_hold_comes_across_as_a_param_with_a_note(store):
         "run 'r1': tag 'bad/name!' kept as the param 'tags.bad/name!",
         "run 'r1': tag 'long' kept as the param 'tags.long",
     ]
+
+
+def test_an_mlruns_name_with_accents_and_an_emoji_reads_as_written(tmp_path):
+    """MLflow's meta.yaml keeps non-ASCII text as it is and escapes an emoji (\\U0001F680) in double quotes."""
+    meta = tmp_path / "meta.yaml"
+    meta.write_text('name: "Ünïcode \\xe9xp 实验 \\U0001F680 \\"q\\""\nrun_name: rün 名前\n', encoding="utf-8")
+
+    assert mlflow.read_meta(meta) == {"name": 'Ünïcode éxp 实验 🚀 "q"', "run_name": "rün 名前"}

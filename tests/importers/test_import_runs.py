@@ -1,0 +1,69 @@
+"""What any importer's runs go through: points the store would refuse, names it cannot hold, an import that stops."""
+
+import numpy as np
+import pytest
+
+from core.errors import ValidationError
+from core.importers.runs import IMPORT_STOPPED, ImportSummary, Series, SourceRun, import_runs
+
+
+def series(steps: list[int], values: list[float]) -> Series:
+    return Series(np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64), np.arange(len(steps)) * 1000)
+
+
+def source_run(metrics: dict[str, Series], tags: dict[str, str] | None = None, run_id: str = "src:1") -> SourceRun:
+    return SourceRun(
+        source_id=run_id, experiment="history", name="r1", status="completed", params={"lr": 0.1},
+        read_metrics=lambda: metrics, tags=tags or {},
+    )  # fmt: skip
+
+
+def imported(store):
+    experiment = store.find_experiment("history")
+    return store.list_runs(experiment.id)
+
+
+def test_points_at_negative_steps_are_left_out_with_a_note_and_the_run_comes_in_whole(store):
+    """MLflow and TensorBoard take step -1 (an evaluation before training, say); the store's steps start at 0."""
+    run = source_run({"loss": series([-1, 0, 1, 2], [9.0, 3.0, 2.0, 1.0])})
+
+    summary = import_runs(store, [run], ImportSummary(), dataset="(imported)")
+
+    (stored,) = imported(store)
+    assert stored.status == "completed"
+    assert store.get_run_metrics(stored.id).of("loss")["step"].to_list() == [0, 1, 2]
+    assert summary.points_imported == 3
+    assert summary.notes == ["run 'r1': 1 point (NaN or infinite values, negative steps, or a step logged again: the last value is kept)"]
+
+
+def test_names_the_store_cannot_hold_become_distinct_keys_and_every_point_is_kept(store):
+    metrics = {
+        "损失": series([0, 1], [0.9, 0.8]),
+        "精度": series([0, 1], [0.1, 0.2]),
+        "acc (%)": series([0], [50.0]),
+        "acc [%]": series([0], [60.0]),
+        "métrique": series([0], [1.0]),
+    }
+
+    summary = import_runs(store, [source_run(metrics)], ImportSummary(), dataset="(imported)")
+
+    (stored,) = imported(store)
+    lasts = {key: summary_.last for key, summary_ in stored.metrics.items()}
+    assert lasts == {"__": 0.8, "__-2": 0.2, "acc ___": 50.0, "acc ___-2": 60.0, "metrique": 1.0}
+    assert summary.points_imported == 7 == sum(s.count for s in stored.metrics.values())
+    assert "run 'r1': metric '精度' renamed '__-2' (keys allow ASCII letters, digits, _ . - / : @ and spaces)" in summary.notes
+
+
+def test_an_import_that_stops_midway_leaves_no_run_running_and_the_next_import_brings_it_in(store):
+    broken = source_run({"loss": series([0, 1], [2.0, 1.0])}, tags={"bad/name!": "x"})  # a tag the store refuses
+
+    with pytest.raises(ValidationError):
+        import_runs(store, [broken], ImportSummary(), dataset="(imported)")
+
+    (stopped,) = imported(store)
+    assert stopped.status == "failed" and stopped.error.startswith(IMPORT_STOPPED)
+
+    summary = import_runs(store, [source_run({"loss": series([0, 1], [2.0, 1.0])})], ImportSummary(), dataset="(imported)")
+
+    assert summary.runs_imported == 1 and not summary.skipped
+    assert sorted(run.status for run in imported(store)) == ["completed", "failed"]
