@@ -29,6 +29,7 @@ from core.entities import (
     RunMetrics,
     Target,
 )
+from core.errors import NotFoundError
 from core.filters import RunFilter
 from core.sample_rows import SampleRow
 from core.status import ExperimentStatus, RunStatus
@@ -289,7 +290,13 @@ class TrackingStore(ABC):
         """Aliases by adapter name then alias, of every name or of one."""
 
     def resolve_adapter(self, reference: str) -> Adapter:
-        """'sentiment@production', 'sentiment@3' or 'sentiment' (its latest version) to the adapter."""
+        """'sentiment@production', 'sentiment@3' or 'sentiment' (its latest version) to the adapter. A name that holds
+        an '@' itself (an experiment named 'model@2' names its adapters so) is found whole first."""
+        if isinstance(reference, str) and "@" in reference:
+            try:
+                return self.find_adapter(reference.strip())
+            except NotFoundError:
+                pass
         ref = parse_reference(reference)
         return self.find_adapter(ref.name, version=ref.version, alias=ref.alias)
 

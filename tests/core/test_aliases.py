@@ -87,6 +87,16 @@ def test_a_version_number_or_a_bare_name_resolves_too(store, versions):
     assert store.resolve_adapter("sentiment@latest").id == ids[2]
 
 
+def test_a_name_that_holds_an_at_sign_resolves_whole_and_its_versions_still_resolve(store, make_experiment, make_run):
+    """An experiment named 'model@2' names its adapters so: the name alone is its latest, as the README says."""
+    experiment_id = make_experiment("model@2")
+    first, second = (store.complete_run(make_run(experiment_id, status="running"), ADAPTER) for _ in range(2))
+
+    assert store.resolve_adapter("model@2").id == second.id
+    assert store.resolve_adapter("model@2@1").id == first.id
+    assert store.resolve_adapter("model@2@latest").id == second.id
+
+
 def test_an_unknown_alias_says_which_aliases_exist(store, versions):
     ids, _ = versions
     store.set_adapter_alias(ids[0], "production")
