@@ -15,7 +15,7 @@ from core.errors import ValidationError
 KEY_CHARACTERS = r"A-Za-z0-9_.\-/:@ "  # of metric keys, and of tag keys, which search reads the same way
 MAX_KEY = 250
 KEY_PATTERN = re.compile(rf"^[{KEY_CHARACTERS}]{{1,{MAX_KEY}}}$")
-KEY_RULE = "use 1 to 250 letters, digits, spaces or _ . - / : @"
+KEY_RULE = "use 1 to 250 unaccented letters, digits, spaces or _ . - / : @"
 MAX_WHOLE = 2**63 - 1  # the largest step or run ID the store's 64-bit columns hold
 POINT_SCHEMA = {"run_id": pl.Int64, "key": pl.String, "step": pl.Int64, "value": pl.Float64, "wall_time": pl.Datetime("us")}
 

@@ -10,11 +10,17 @@ from core.errors import ValidationError
 T = TypeVar("T")
 
 
-_CHARACTER_CLASSES = {"A-Za-z": "letters", "a-z": "lower-case letters", "A-Z": "capital letters", "0-9": "digits", " ": "spaces"}
+_CHARACTER_CLASSES = {  # "unaccented": é or 名 are letters to a person, and these patterns refuse them
+    "A-Za-z": "unaccented letters",
+    "a-z": "unaccented lower-case letters",
+    "A-Z": "unaccented capitals",
+    "0-9": "digits",
+    " ": "spaces",
+}
 
 
 def allowed_characters(pattern: str) -> str:
-    """'^[A-Za-z0-9_.\\-]+$' -> 'letters, digits and _ . -': a character-class pattern in words."""
+    """'^[A-Za-z0-9_.\\-]+$' -> 'unaccented letters, digits and _ . -': a character-class pattern in words."""
     inside = pattern.removeprefix("^[").removesuffix("]+$").replace("\\", "")
     words = []
     for text, word in _CHARACTER_CLASSES.items():

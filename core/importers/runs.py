@@ -189,7 +189,7 @@ def _import_run(
     summary.notes += [f"run {run.name!r}: {note}" for note in run.notes]
     for original, key in renamed.items():
         summary.notes.append(
-            f"run {run.name!r}: metric {original!r} renamed {key!r} (keys allow ASCII letters, digits, _ . - / : @ "
+            f"run {run.name!r}: metric {original!r} renamed {key!r} (keys allow unaccented letters, digits, _ . - / : @ "
             "and spaces)"
         )
     if dropped:

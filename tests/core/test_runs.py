@@ -54,7 +54,7 @@ def test_a_run_that_cannot_be_queued_is_marked_failed(store, make_experiment):
         ({"epochs": 1, "lora_dropout": 1.0}, "lora_dropout", "less than 1"),
         ({"epochs": 1, "batch_size": 0}, "batch_size", "greater than or equal to 1"),
         ({"epochs": 1, "target_modules": []}, "target_modules", "at least 1"),
-        ({"epochs": 1, "target_modules": ["fc1; rm -rf /"]}, "target_modules.0", "may only contain letters, digits and _ . -"),
+        ({"epochs": 1, "target_modules": ["fc1; rm -rf /"]}, "target_modules.0", "may only contain unaccented letters, digits and _ . -"),
         ({"epochs": 0}, "epochs", "greater than or equal to 1"),
         ({}, "training config", "set epochs or max_steps"),
     ],

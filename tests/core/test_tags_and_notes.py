@@ -53,7 +53,7 @@ def test_a_note_is_replaced_and_empty_text_removes_it(store, make_experiment, ma
         (lambda s, r: s.set_tags("run", r, {}), "tags must be a non-empty dict"),
         (
             lambda s, r: s.set_tags("run", r, {"bad$key": "x"}),
-            "the tag name may only contain letters, digits, spaces and _ . - / : @",
+            "the tag name may only contain unaccented letters, digits, spaces and _ . - / : @",
         ),
         (lambda s, r: s.set_tags("run", r, {"base": ["a"]}), "tag 'base' must be text, a number or true/false, not list"),
         (lambda s, r: s.set_tags("run", r, {"base": "x" * 1001}), "the value of tag 'base' is too long: at most 1,000 characters"),

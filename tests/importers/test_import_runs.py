@@ -51,7 +51,7 @@ def test_names_the_store_cannot_hold_become_distinct_keys_and_every_point_is_kep
     lasts = {key: summary_.last for key, summary_ in stored.metrics.items()}
     assert lasts == {"__": 0.8, "__-2": 0.2, "acc ___": 50.0, "acc ___-2": 60.0, "metrique": 1.0}
     assert summary.points_imported == 7 == sum(s.count for s in stored.metrics.values())
-    assert "run 'r1': metric '精度' renamed '__-2' (keys allow ASCII letters, digits, _ . - / : @ and spaces)" in summary.notes
+    assert "run 'r1': metric '精度' renamed '__-2' (keys allow unaccented letters, digits, _ . - / : @ and spaces)" in summary.notes
 
 
 def test_an_import_that_stops_midway_leaves_no_run_running_and_the_next_import_brings_it_in(store):

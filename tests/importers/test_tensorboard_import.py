@@ -49,7 +49,7 @@ def test_histograms_non_finite_values_and_odd_tags_are_reported(store, tensorboa
 
     assert summary.notes == [
         "run 'train': 'weights' is not a scalar (histogram)",
-        "run 'train': metric 'loss (smoothed)' renamed 'loss _smoothed_' (keys allow ASCII letters, digits, _ . - / : @ and spaces)",
+        "run 'train': metric 'loss (smoothed)' renamed 'loss _smoothed_' (keys allow unaccented letters, digits, _ . - / : @ and spaces)",
         "run 'train': 1 point (NaN or infinite values, negative steps, or a step logged again: the last value is kept)",
     ]
 

@@ -87,10 +87,10 @@ BAD_INPUTS = {
     "dropout 1.5": (config(lora_dropout=1.5), "less than 1"),
     "batch size 0": (config(batch_size=0), "greater than or equal to 1"),
     "negative seed": (config(seed=-1), "greater than or equal to 0"),
-    "script tag as target module": (config(target_modules=["<script>"]), "may only contain letters, digits and _ . -"),
+    "script tag as target module": (config(target_modules=["<script>"]), "may only contain unaccented letters, digits and _ . -"),
     "unknown config key": (config(learnign_rate=0.1), "not a known setting"),
-    "trainer path": (config(trainer="../../bin/sh"), "may only contain lower-case letters, digits and _ -"),
-    "free-form command": (config(trainer="command", command="rm -rf /"), "may only contain letters, digits and _ . -"),
+    "trainer path": (config(trainer="../../bin/sh"), "may only contain unaccented lower-case letters, digits and _ -"),
+    "free-form command": (config(trainer="command", command="rm -rf /"), "may only contain unaccented letters, digits and _ . -"),
     "empty base model": (config(base_model=""), "base_model must not be empty"),
     # IDs and URL query parameters
     "run ID text": (lambda store, ids: parse_id("abc", "run"), "not a positive whole number"),
