@@ -3,7 +3,7 @@
 import functools
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from core.filters import (
 )
 from core.lifecycle import Begin, End
 from core.points import check_run_id, check_step, checked_points
+from core.run_params import IMPORT_WORKER
 from core.sample_rows import SAMPLE_COLUMNS, SampleRow, checked_samples, samples_frame
 from core.settings import get_settings
 from core.sql import first, frame, rows
@@ -67,6 +68,15 @@ COUNTER_COLUMNS = ("active_runs", "completed_runs", "failed_runs", "cancelled_ru
 
 
 NAME = TypeAdapter(Name)  # built once: building one costs ~0.4 ms, most of what a run start may cost
+
+
+def _from_ms(value: Any, what: str) -> datetime | None:
+    """Epoch milliseconds (an importer's times) as the store keeps times: naive UTC."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 253_402_300_800_000:  # before 10000
+        raise ValidationError(f"{what} must be whole milliseconds since 1970 before the year 10000, got {value!r}")
+    return datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None)
 
 
 def _as_id(value: Any, what: str) -> int:
@@ -674,6 +684,27 @@ class DuckDBStore(Annotations, TrackingStore):
         finally:
             con.unregister("begun")
         return begins
+
+    def set_imported_times(self, run_id: int, started_ms: int | None, ended_ms: int | None) -> None:
+        run_id = _as_id(run_id, "run")
+        started, ended = _from_ms(started_ms, "the start"), _from_ms(ended_ms, "the end")
+        if started and ended and ended < started:
+            raise ValidationError("an imported run cannot end before it started")
+
+        def op(con) -> None:
+            found = first(con, "SELECT status, worker FROM runs WHERE id = ?", [run_id])
+            if found is None:
+                raise NotFoundError(f"no run with ID {run_id}")
+            if found[1] != IMPORT_WORKER or not RunStatus(found[0]).is_terminal:
+                raise ValidationError(f"run {run_id} is not an imported run that has ended; only such a run takes its source's times")
+            rows(
+                con,
+                "UPDATE runs SET created_at = coalesce(?, created_at), started_at = coalesce(?, started_at), "
+                "ended_at = coalesce(?, ended_at) WHERE id = ?",
+                [started, started, ended, run_id],
+            )
+
+        self._write(op)
 
     def fail_stale_runs(self, max_silence_seconds: float) -> list[int]:
         if isinstance(max_silence_seconds, bool) or not isinstance(max_silence_seconds, int | float) or max_silence_seconds <= 0:

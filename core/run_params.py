@@ -21,6 +21,7 @@ def parameter_counts(trainable: int, total: int) -> dict[str, Any]:
 REPORTED_KEYS = frozenset({*training_length(1, 1), *parameter_counts(1, 1), "lora_target_modules"})  # the modules resolved
 # Where an imported run came from (`import.source`, `import.started_at`): bookkeeping, one value per run.
 IMPORT_PREFIX = "import."
+IMPORT_WORKER = "import"  # the worker an imported run is recorded with: only such a run takes its source's times
 
 
 def chosen_by_user(key: str) -> bool:

@@ -181,6 +181,11 @@ class TrackingStore(ABC):
         self.end_run(run_id, RunStatus.CANCELLED)
 
     @abstractmethod
+    def set_imported_times(self, run_id: int, started_ms: int | None, ended_ms: int | None) -> None:
+        """An imported run that has ended takes its source's start and end (epoch milliseconds, None: keep), so its
+        dates and duration are its own, not the import's; its creation is its start."""
+
+    @abstractmethod
     def fail_stale_runs(self, max_silence_seconds: float) -> list[int]:
         """Fail running runs whose heartbeat is older than this: their worker is lost."""
 

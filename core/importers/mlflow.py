@@ -56,13 +56,15 @@ def read(uri: str, skipped: list[str]) -> list[SourceRun]:
     kind, path = locate(uri)
     source = _sqlite_runs(path) if kind == "sqlite" else _folder_runs(path)
     runs = []
-    for run_id, experiment, name, status, deleted, started_ms, params, tags, metrics in source:
+    for run_id, experiment, name, status, deleted, (started_ms, ended_ms), params, tags, metrics in source:
         if deleted:
             skipped.append(f"run {name!r} (mlflow:{run_id}): deleted in MLflow")
         elif status not in STATUSES:
             skipped.append(f"run {name!r} (mlflow:{run_id}): still {status} in MLflow; import again once it has ended")
         else:
-            runs.append(_source_run(run_id, experiment, name, status, started_ms, params, tags, metrics, uri))
+            run = _source_run(run_id, experiment, name, status, started_ms, params, tags, metrics, uri)
+            run.started_ms, run.ended_ms = started_ms or None, ended_ms or None
+            runs.append(run)
     return runs
 
 
@@ -116,13 +118,15 @@ def _sqlite_runs(path: Path) -> Iterator[tuple]:
             raise ValidationError(f"{path} is an SQLite database but not an MLflow tracking store (no runs table)")
         runs = con.execute(
             "SELECT r.run_uuid, e.name, r.name, r.status, r.lifecycle_stage = 'deleted' OR e.lifecycle_stage = 'deleted', "
-            "r.start_time FROM runs r JOIN experiments e USING (experiment_id) ORDER BY e.experiment_id, r.start_time, r.run_uuid"
+            "r.start_time, r.end_time FROM runs r JOIN experiments e USING (experiment_id) "
+            "ORDER BY e.experiment_id, r.start_time, r.run_uuid"
         ).fetchall()
-        for run_id, experiment, name, status, deleted, started_ms in runs:
+        for run_id, experiment, name, status, deleted, started_ms, ended_ms in runs:
             params = dict(con.execute("SELECT key, value FROM params WHERE run_uuid = ?", [run_id]).fetchall())
             tags = dict(con.execute("SELECT key, value FROM tags WHERE run_uuid = ?", [run_id]).fetchall())
             metrics = _sqlite_metrics(path, run_id)
-            yield run_id, experiment, name or tags.get(RUN_NAME_TAG), status, deleted, started_ms, params, tags, metrics
+            times = (started_ms, ended_ms)
+            yield run_id, experiment, name or tags.get(RUN_NAME_TAG), status, deleted, times, params, tags, metrics
     finally:
         con.close()
 
@@ -182,8 +186,8 @@ def _folder_runs(root: Path) -> Iterator[tuple]:
             status = FOLDER_STATUSES.get(int(meta.get("status") or 0), "UNKNOWN")
             deleted = "deleted" in (meta.get("lifecycle_stage"), experiment.get("lifecycle_stage"))
             name = meta.get("run_name") or tags.get(RUN_NAME_TAG)
-            started = int(meta["start_time"]) if meta.get("start_time", "").isdigit() else None
-            yield meta["run_id"], experiment["name"], name, status, deleted, started, params, tags, _folder_metrics(run_folder)
+            times = tuple(int(meta[key]) if meta.get(key, "").isdigit() else None for key in ("start_time", "end_time"))
+            yield meta["run_id"], experiment["name"], name, status, deleted, times, params, tags, _folder_metrics(run_folder)
 
 
 def _folder_metrics(run_folder: Path):

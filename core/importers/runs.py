@@ -11,12 +11,11 @@ import polars as pl
 
 from core.entities import Run
 from core.points import KEY_CHARACTERS, KEY_PATTERN, POINT_SCHEMA
-from core.run_params import IMPORT_PREFIX
+from core.run_params import IMPORT_PREFIX, IMPORT_WORKER
 from core.store import TrackingStore
 from core.tags import MAX_TAGS_PER_CALL
 
 SOURCE_PARAM = IMPORT_PREFIX + "source"
-WORKER = "import"
 IMPORT_STOPPED = "the import stopped before this run was whole"
 BATCH_POINTS = 500_000
 _NOT_A_KEY_CHARACTER = re.compile(rf"[^{KEY_CHARACTERS}]")
@@ -44,6 +43,8 @@ class SourceRun:
     notes: list[str] = field(default_factory=list)  # what read_metrics left out, one sentence each
     metrics_only: bool = False  # a run that is nothing but its metrics (TensorBoard's): none readable, nothing to import
     tags: dict[str, str] = field(default_factory=dict)  # already checked (core.tags): set on the run as it is imported
+    started_ms: int | None = None  # when the run started and ended in the source (epoch ms); unknown: its points tell
+    ended_ms: int | None = None
 
 
 @dataclass
@@ -202,7 +203,7 @@ def _import_run(
         tags = list(run.tags.items())
         for start in range(0, len(tags), MAX_TAGS_PER_CALL):
             store.set_tags("run", run_id, dict(tags[start : start + MAX_TAGS_PER_CALL]))
-        store.mark_running(run_id, worker=WORKER)
+        store.mark_running(run_id, worker=IMPORT_WORKER)
         for start in range(0, points.height, BATCH_POINTS):
             store.log_metrics(points.slice(start, BATCH_POINTS).with_columns(run_id=pl.lit(run_id, pl.Int64)))
     except BaseException as error:  # not left running: failed, saying so, and imported afresh next time
@@ -214,8 +215,22 @@ def _import_run(
         store.cancel_run(run_id)
     else:
         store.fail_run(run_id, run.error or "failed before it was imported")
+    started, ended = _times(run, points)
+    if started is not None or ended is not None:
+        store.set_imported_times(run_id, started, ended)
     summary.runs_imported += 1
     summary.points_imported += points.height
+
+
+def _times(run: SourceRun, points: pl.DataFrame) -> tuple[int | None, int | None]:
+    """The run's start and end in the source, else its first and last point's wall time (TensorBoard keeps no other)."""
+    walls = points["wall_time"].dt.epoch("ms")
+    first, last = (walls.min(), walls.max()) if points.height else (None, None)
+    started = run.started_ms if run.started_ms is not None else first
+    ended = run.ended_ms if run.ended_ms is not None else last
+    if started is not None and ended is not None and ended < started:  # a clock that went back: keep the start
+        ended = started
+    return started, ended
 
 
 def _points(metrics: dict[str, Series]) -> tuple[pl.DataFrame, int, dict[str, str]]:

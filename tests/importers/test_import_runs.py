@@ -1,5 +1,7 @@
 """What any importer's runs go through: points the store would refuse, names it cannot hold, an import that stops."""
 
+from datetime import datetime
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,25 @@ def test_an_import_that_stops_midway_leaves_no_run_running_and_the_next_import_b
 
     assert summary.runs_imported == 1 and not summary.skipped
     assert sorted(run.status for run in imported(store)) == ["completed", "failed"]
+
+
+def test_a_run_without_times_of_its_own_spans_its_first_to_its_last_point(store):
+    """TensorBoard keeps no start or end: the points' wall times say when the run went."""
+    loss = Series(np.array([0, 1, 2]), np.array([3.0, 2.0, 1.0]), np.array([1_767_261_600_000, 1_767_261_630_000, 1_767_261_690_000]))
+
+    import_runs(store, [source_run({"loss": loss})], ImportSummary(), dataset="(imported)")
+
+    (stored,) = imported(store)
+    assert (stored.started_at, stored.ended_at) == (datetime(2026, 1, 1, 10, 0, 0), datetime(2026, 1, 1, 10, 1, 30))
+    assert stored.created_at == stored.started_at
+
+
+def test_only_an_imported_run_that_has_ended_takes_a_sources_times(store, make_experiment, make_run):
+    ordinary = make_run(make_experiment(), status="completed")
+
+    with pytest.raises(ValidationError, match="not an imported run that has ended"):
+        store.set_imported_times(ordinary, 1_767_261_600_000, 1_767_261_660_000)
+    with pytest.raises(ValidationError, match="cannot end before it started"):
+        store.set_imported_times(ordinary, 1_767_261_660_000, 1_767_261_600_000)
+    with pytest.raises(ValidationError, match="whole milliseconds since 1970"):
+        store.set_imported_times(ordinary, -5, None)

@@ -1,6 +1,7 @@
 """MLflow history comes in whole, from its SQLite store or its mlruns folder, and only once."""
 
 import sqlite3
+from datetime import datetime
 
 import polars as pl
 import pytest
@@ -55,6 +56,18 @@ def test_experiments_runs_params_tags_and_statuses_come_across(store, source):
         }
         assert run.tags == want["tags"]
     assert runs["lr-1e-2"].error == "FAILED in MLflow"
+
+
+def test_runs_keep_their_own_start_and_end_so_dates_and_durations_are_mlflows(store, source):
+    """The fixture's runs started at 10:00:00 and ended a minute later (2026-01-01, UTC), in both kinds of store."""
+    import_mlflow(store, source[0])
+
+    for run in imported_runs(store).values():
+        assert (run.created_at, run.started_at, run.ended_at) == (
+            datetime(2026, 1, 1, 10, 0, 0),
+            datetime(2026, 1, 1, 10, 0, 0),
+            datetime(2026, 1, 1, 10, 1, 0),
+        ), run.name
 
 
 def test_full_metric_histories_come_across_with_their_steps(store, source):
