@@ -109,6 +109,12 @@ def _unreadable(text: str, position: int) -> SearchError:
             f"`{numberish.group(0)}` at column {column} is not a number or a duration (a duration ends in s, m, h or d)",
             column,
         )
+    if not character.isascii() and not character.isspace():  # a word with é, 名 or 🚀: only quoted text holds them
+        return SearchError(
+            f"unexpected `{character}` at column {column}: put text with accents, other scripts or symbols in double "
+            'quotes, e.g. experiment = "Ünïcode"',
+            column,
+        )
     return SearchError(f"unexpected `{character}` at column {column}", column)
 
 

@@ -172,6 +172,7 @@ def test_a_query_matches_exactly_the_runs_it_describes(query, ids):
         ("duration > 10x", "`10x` at column 12 is not a number or a duration (a duration ends in s, m, h or d)"),
         ("params.learning_rate ~ 0.1", "unexpected `~` at column 22"),
         ("status = queued && status = failed", "unexpected `&` at column 17"),
+        ("experiment = Ünïcode", "unexpected `Ü` at column 14: put text with accents, other scripts or symbols in double quotes"),
         ("params.lora_r = 8b", "`8b` at column 17 is not a number or a duration"),
         ("() ", "expected a field"),
         ("not", "expected a field"),
