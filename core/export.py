@@ -11,6 +11,7 @@ from typing import Literal
 import polars as pl
 
 from core.errors import ValidationError
+from core.search_frame import OWN_TAGS
 
 Format = Literal["csv", "parquet"]
 FORMATS: tuple[Format, ...] = ("csv", "parquet")
@@ -30,7 +31,7 @@ def file_bytes(frame: pl.DataFrame, kind: Format) -> bytes:
 
 def runs_table(search_frame: pl.DataFrame) -> pl.DataFrame:
     """The search frame as an export: `run_id` first, then everything a search can name."""
-    return search_frame.rename({"id": "run_id"})
+    return search_frame.rename({"id": "run_id"}).drop(OWN_TAGS, strict=False)
 
 
 def curves(series: pl.DataFrame, names: dict[int, str]) -> pl.DataFrame:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import polars as pl
 
+OWN_TAGS = "own_tags"  # not a search field: search names tags one by one, inherited ones included
 BUILTIN_FIELDS = ("id", "name", "status", "experiment", "created", "duration", "note")
 METRIC_PARTS = ("last", "min", "max")
 RUNS_SCHEMA = {
@@ -46,6 +47,7 @@ def build_search_frame(runs: pl.DataFrame, summaries: pl.DataFrame, tags: pl.Dat
     )
     frame = pl.concat([frame, _params(runs["config"])], how="horizontal")
     frame = _join(frame, _tags(tags))
+    frame = _join(frame, _own_tags(tags))
     frame = _join(frame, _metrics(summaries))
     return frame.sort("created", "id", descending=True)
 
@@ -76,6 +78,17 @@ def _tags(tags: pl.DataFrame) -> pl.DataFrame:
     latest = tags.sort("own").unique(["run_id", "key"], keep="last")
     wide = latest.pivot(on="key", index="run_id", values="value", sort_columns=True)
     return wide.rename(lambda name: "id" if name == "run_id" else f"tags.{name}")
+
+
+def _own_tags(tags: pl.DataFrame) -> pl.DataFrame:
+    """The run's own tags as one text, 'base=llama, seed=3': what a table shows (a search reads inherited ones too)."""
+    own = tags.filter(pl.col("own").cast(pl.Boolean)) if not tags.is_empty() else tags
+    if own.is_empty():
+        return pl.DataFrame(schema={"id": pl.Int64})
+    cells = own.sort("key").group_by("run_id", maintain_order=True).agg(
+        pl.concat_str(pl.col("key"), pl.lit("="), pl.col("value")).str.join(", ").alias(OWN_TAGS)
+    )
+    return cells.rename({"run_id": "id"})
 
 
 def _metrics(summaries: pl.DataFrame) -> pl.DataFrame:

@@ -3,17 +3,17 @@
 import polars as pl
 
 from core.presenters import DIVERGED, SUMMARY_KEYS, TAG_SEPARATOR, format_seconds
+from core.search_frame import OWN_TAGS
 
 SHOWN_LIMIT = 1_000  # rows a results table draws; the count above it says how many matched
 
 
 def tags_cell(frame: pl.DataFrame) -> list[pl.Expr]:
-    """The run's tags as one cell, 'base=llama, seed=3' (its experiment's included); no column when no run has any."""
-    columns = [name for name in frame.columns if name.startswith("tags.")]
-    if not columns:
+    """The run's own tags as one cell, 'base=llama, seed=3' (its experiment's are on the experiment's page, though a
+    search finds runs by them too); no column when no run has any."""
+    if OWN_TAGS not in frame.columns:
         return []
-    parts = [pl.lit(f"{name.removeprefix('tags.')}=") + pl.col(name) for name in columns]
-    return [pl.concat_str(parts, separator=", ", ignore_nulls=True).fill_null("").alias("tags")]
+    return [pl.col(OWN_TAGS).fill_null("").alias("tags")]
 
 
 def results_frame(

@@ -97,3 +97,17 @@ def test_an_experiment_tag_is_searchable_on_its_runs(open_page, populated, app_s
     app = open_page("pages/runs.py", search="tags.team = nlp and status = completed")
 
     assert table_with(app, "experiment")["id"].tolist() == [populated["done"]]
+
+
+def test_the_runs_page_shows_each_runs_own_tags_and_still_finds_runs_by_their_experiments(open_page, populated, app_store):
+    app_store.set_tags("experiment", populated["experiment"], {"team": "nlp"})
+    app_store.set_tags("run", populated["done"], {"base": "llama"})
+    app = open_page("pages/runs.py")
+
+    shown = table_with(app, "experiment").set_index("id")["tags"]
+    assert shown[populated["done"]] == "base=llama" and shown[populated["failed"]] == ""  # not the experiment's team=nlp
+
+    app.text_input(key="search").input("tags.team = cv").run()
+    assert "0 of 3 runs match" in texts(app)
+    app.text_input(key="search").input("tags.team = nlp").run()
+    assert "3 of 3 runs match" in texts(app)
