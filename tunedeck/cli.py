@@ -115,7 +115,6 @@ def store_copy(source: str, destination: str) -> None:
     finally:
         for bar in bars:
             bar.__exit__(None, None, None)
-            _end_bar_line()
     click.echo("\n".join(report.lines()))
     if is_postgres(destination) and not get_settings().queue_url:  # the queue lives in the store's database
         _queue_tables_in(destination)
@@ -162,17 +161,9 @@ def _import(read: Callable[[list[str]], list[SourceRun]], dataset: str) -> None:
         runs = read(summary.skipped)
         with click.progressbar(length=len(runs), label="importing runs", file=sys.stderr) as bar:
             import_runs(open_store(), runs, summary, dataset=dataset, advance=bar.update)
-        _end_bar_line()
     except TuneDeckError as error:
         raise click.ClickException(str(error)) from None
     click.echo("\n".join(summary.lines()))
-
-
-def _end_bar_line() -> None:
-    """Off a terminal a progress bar prints its label alone, without ending the line: end it, so what follows starts
-    on a line of its own."""
-    if not sys.stderr.isatty():
-        click.echo("", err=True)
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ def test_import_tensorboard_twice_imports_once_and_summarises_both_times(tunedec
 
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("imported 3 runs with 27 metric points into 1 new experiment: tb\n")
-    assert first.stderr.endswith("importing runs\n")  # the progress bar, its line ended off a terminal
+    assert "importing runs" in first.stderr  # the progress bar
     assert second.returncode == 0 and second.stdout.startswith("imported 0 runs with 0 metric points\nskipped 3 runs:\n")
 
 
