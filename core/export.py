@@ -29,9 +29,15 @@ def file_bytes(frame: pl.DataFrame, kind: Format) -> bytes:
     return buffer.getvalue()
 
 
+VARYING = ("params.", "tags.", "metrics.")  # columns one run has and another may not
+
+
 def runs_table(search_frame: pl.DataFrame) -> pl.DataFrame:
-    """The search frame as an export: `run_id` first, then everything a search can name."""
-    return search_frame.rename({"id": "run_id"}).drop(OWN_TAGS, strict=False)
+    """The search frame as an export: `run_id` first, then everything a search can name that these runs have (a
+    param, tag or metric of runs a search left out is no empty column here)."""
+    frame = search_frame.rename({"id": "run_id"}).drop(OWN_TAGS, strict=False)
+    empty = [name for name in frame.columns if name.startswith(VARYING) and frame[name].null_count() == frame.height]
+    return frame.drop(empty) if frame.height else frame
 
 
 def curves(series: pl.DataFrame, names: dict[int, str]) -> pl.DataFrame:

@@ -39,6 +39,16 @@ def test_the_runs_table_holds_params_tags_and_last_min_max_of_each_metric(store,
     assert (other["status"], other["metrics.loss.max"], other["metrics.eval_loss.last"]) == ("failed", 3.0, None)
 
 
+def test_an_export_of_some_runs_has_no_empty_columns_for_what_only_the_others_have(store, runs):
+    first, _ = runs
+    chosen = store.search_frame().filter(pl.col("id") == first)
+
+    table = export.runs_table(chosen)
+
+    assert "metrics.loss.last" not in table.columns and "metrics.eval_loss.last" in table.columns
+    assert {"params.lora_r", "tags.base"} <= set(table.columns)
+
+
 def test_parquet_keeps_the_frame_exactly(store, runs):
     frame = export.runs_table(store.search_frame())
 
