@@ -45,6 +45,7 @@ class SourceRun:
     tags: dict[str, str] = field(default_factory=dict)  # already checked (core.tags): set on the run as it is imported
     started_ms: int | None = None  # when the run started and ended in the source (epoch ms); unknown: its points tell
     ended_ms: int | None = None
+    experiment_given: bool = False  # named by the user (--experiment), not by the source: always that experiment
 
 
 @dataclass
@@ -115,9 +116,10 @@ def import_runs(
 ) -> ImportSummary:
     """Import each run not imported before into the experiment of its name (made when its first run comes in)."""
     experiments: dict[str, _Target] = {}
+    imported_before = _ImportedBefore(store)
     for run in runs:
         if run.experiment not in experiments:
-            experiments[run.experiment] = _Target.of(store, run, dataset)
+            experiments[run.experiment] = _Target.of(store, run, dataset, imported_before, summary)
         target = experiments[run.experiment]
         if run.source_id in target.imported:
             earlier = target.imported[run.source_id]
@@ -145,8 +147,13 @@ class _Target:
     imported: dict[str, Run | None]  # source ID -> the run imported from it (None: imported in this call)
 
     @classmethod
-    def of(cls, store: TrackingStore, run: SourceRun, dataset: str) -> "_Target":
+    def of(
+        cls, store: TrackingStore, run: SourceRun, dataset: str, before: "_ImportedBefore", summary: ImportSummary
+    ) -> "_Target":
         found = store.find_experiment(run.experiment)
+        if found is None and not run.experiment_given and (moved := before.experiment_of(run.source_id)) is not None:
+            found = store.get_experiment(moved)  # imported before, into an experiment renamed since: that one again
+            summary.notes.append(f"runs of {run.experiment!r} go into {found.name!r}, where they were imported before")
         if found is None:
             return cls(run.experiment, dataset, run.description, None, {})
         runs = {
@@ -161,6 +168,21 @@ class _Target:
             self.id = store.create_experiment({"name": self.name, "dataset": self.dataset, "description": self.description})
             summary.experiments_created.append(self.name)
         return self.id
+
+
+class _ImportedBefore:
+    """Where runs of this store were imported before, read once when an experiment of the source's name is not found."""
+
+    def __init__(self, store: TrackingStore):
+        self.store = store
+        self.found: dict[str, int] | None = None
+
+    def experiment_of(self, source_id: str) -> int | None:
+        if self.found is None:
+            frame, column = self.store.search_frame(), f"params.{SOURCE_PARAM}"
+            pairs = frame.select(column, "experiment_id").drop_nulls().iter_rows() if column in frame.columns else []
+            self.found = {str(source): experiment_id for source, experiment_id in pairs}
+        return self.found.get(source_id)
 
 
 def _grown(run: SourceRun, earlier: Run | None) -> str:

@@ -33,6 +33,7 @@ def run_folders(logdir: Path) -> list[Path]:
 def read(logdir: Path, experiment: str | None = None) -> list[SourceRun]:
     """One run per folder with event files, named by its path under logdir, in experiment (default: logdir's name)."""
     logdir = logdir.resolve()
+    given = experiment is not None
     experiment = experiment or logdir.name
     runs = []
     for folder in run_folders(logdir):
@@ -49,6 +50,7 @@ def read(logdir: Path, experiment: str | None = None) -> list[SourceRun]:
                 description=f"Imported from TensorBoard logs in {logdir}.",
                 notes=notes,
                 metrics_only=True,
+                experiment_given=given,
             )
         )
     return runs

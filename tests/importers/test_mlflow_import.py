@@ -111,6 +111,17 @@ def test_importing_again_adds_nothing(store, held, source):
     assert all(after[table].equals(rows) for table, rows in before.items())
 
 
+def test_importing_again_after_renaming_an_imported_experiment_adds_nothing(store, mlflow_db):
+    import_mlflow(store, f"sqlite:///{mlflow_db}")
+    store.rename_experiment(store.find_experiment("summaries").id, "summaries (team)")
+
+    again = import_mlflow(store, f"sqlite:///{mlflow_db}")
+
+    assert (again.runs_imported, again.experiments_created) == (0, [])
+    assert "runs of 'summaries' go into 'summaries (team)', where they were imported before" in again.notes
+    assert sorted(e.name for e in store.list_experiments().items) == ["sentiment lora", "summaries (team)"]
+
+
 def test_runs_go_into_an_existing_experiment_of_the_same_name(store, make_experiment, mlflow_db):
     experiment_id = make_experiment("summaries")
 
