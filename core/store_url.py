@@ -8,7 +8,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from core.errors import ValidationError
 
@@ -50,11 +50,12 @@ def _query_passwords(url: str) -> list[str]:
 
 def _userinfo(rest: str) -> tuple[str, str | None, int]:
     """(user, password or None, index of the @ ending them) in what follows '://': the last @ before the query; when
-    there is none, the last @ of all only if no path came before the first ?, which is then the password's own (an @
-    in a query's value, `?user=admin@corp`, is not a password's end)."""
-    authority = rest.partition("?")[0]
+    there is none, the last @ of all, which ends a password holding a ? (unless it is an @ in a query's value,
+    `postgresql://host/db?user=admin@corp`, after a path, which is no password's end)."""
+    authority, _, after = rest.partition("?")
     at = authority.rfind("@")
-    if at < 0 and "/" not in authority:
+    in_a_query_value = "/" in authority and "=" in after.partition("@")[0]  # ?user=admin@corp, after a path
+    if at < 0 and not in_a_query_value:
         at = rest.rfind("@")
     user, colon, password = rest[:at].partition(":") if at > 0 else ("", "", "")
     return user, (password if colon else None), at
@@ -76,7 +77,7 @@ def checked_store_url(url: str, name: str = "TUNEDECK_STORE_URL") -> str:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
         raise ValidationError(f"{name} is malformed: {redacted(url)!r}") from None
-    if not parts.hostname or not parts.path.strip("/"):
+    if not (parts.hostname or "host" in parse_qs(parts.query)) or not parts.path.strip("/"):  # host=/run/...: a socket
         raise ValidationError(f"{name} needs a host and a database name: {redacted(url)!r}")
     check_password_file()
     return url

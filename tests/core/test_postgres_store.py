@@ -71,6 +71,7 @@ def test_a_malformed_store_url_is_refused_without_showing_the_password(url):
         "postgresql://alice:s3cret@hunter@db/tunedeck",
         "postgresql://alice:s3cret%zzhunter@db/tunedeck",
         "postgresql://alice@db/tunedeck?password=s3cret hunter",
+        "postgresql://alice:s3cret/hunter?x@db:5432/tunedeck",  # a / and then a ? typed in the password
     ],
 )
 def test_a_password_a_url_cannot_carry_as_typed_is_refused_with_how_to_write_it(url):
@@ -90,6 +91,7 @@ def test_a_password_a_url_cannot_carry_as_typed_is_refused_with_how_to_write_it(
         "postgresql://alice@db/tunedeck?password=a/b",
         "postgresql://alice@db/tunedeck?password=p@ss",
         "postgresql://alice:s3cret@db/tunedeck?options=-c%20search_path%3Da@b",
+        "postgresql:///tunedeck?host=/var/run/postgresql",  # a Unix socket's folder as the host
     ],
 )
 def test_an_at_sign_or_slash_in_a_querys_values_is_a_valid_url_and_keeps_its_host_shown(url):
