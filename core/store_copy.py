@@ -17,7 +17,7 @@ import polars as pl
 from core import overviews
 from core.duckdb_store import DuckDBStore
 from core.entities import utcnow
-from core.errors import ConflictError, StoreError
+from core.errors import ConflictError, StoreError, TuneDeckError
 from core.pg_connection import PgConnection, to_frame
 from core.sql import frame as query_frame
 from core.sql import identifier
@@ -28,6 +28,11 @@ SEQUENCES = {"experiment_ids": "experiments", "run_ids": "runs", "adapter_ids": 
 SKIPPED = {"schema_migrations", "copy_marks"}  # the copy's own records of each store, not the store's contents
 # Written in place, and a row may be removed: the destination's are compared with what the last copy left there.
 ANNOTATIONS = {"tags": "tag(s)", "notes": "note(s)", "adapter_aliases": "alias(es)"}
+ANNOTATION_COLUMNS = {  # in one order on both engines, so a store's checksum compares with another's
+    "tags": "target, target_id, key, value",
+    "notes": "target, target_id, body, updated_at",
+    "adapter_aliases": "name, alias, adapter_id, updated_at",
+}
 DERIVED = set(overviews.TABLES)  # rebuilt from the points by the embedded store
 QUEUE_TABLES = "huey_"  # a team's queue shares its database: jobs are not part of the store
 CHUNK = 50_000  # rows read, written and checked at a time: memory stays bounded whatever the store's size
@@ -135,7 +140,8 @@ def _copy(
         if missing:
             raise StoreError(f"the destination has no table {', '.join(missing)}: is it an older TuneDeck version?")
         _refuse_foreign(_normalized(_read_table(read, "experiments")), dst)
-        _refuse_newer_work(read, dst)
+        annotated = _annotation_sums(read)
+        _refuse_newer_work(read, dst, annotated)
         progress = start(sum(_count(read, table) for table in tables))
         sent = {table: Checksum() for table in tables}
 
@@ -152,6 +158,7 @@ def _copy(
                     progress(chunk.height)
                 for sequence in (name for name, owner in SEQUENCES.items() if owner == table):
                     _continue_sequence(write, sequence, next_id)
+            _write_marks(write, annotated)  # with the rows they describe: a copy that stops leaves old rows and marks
 
         dst._write(replace_all)
     report = CopyReport(describe(source), describe(destination))
@@ -166,7 +173,10 @@ def _copy(
                     f"table {table} differs after the copy ({expected.rows} rows in, {found.rows} found); run the copy again"
                 )
             report.tables.append(TableCopy(table, expected.rows, expected.hexdigest()))
-    _mark(dst)
+    try:  # both now hold these: a copy back compares with them too
+        src._write(lambda con: _write_marks(con, annotated))
+    except TuneDeckError:  # a source this role may only read: nothing is lost, a copy back may ask more of it
+        pass
     return report
 
 
@@ -255,7 +265,7 @@ _WORK = {
 }
 
 
-def _refuse_newer_work(read, dst: DuckDBStore) -> None:
+def _refuse_newer_work(read, dst: DuckDBStore, annotated: dict[str, str]) -> None:
     """An earlier copy of this source is brought up to date only while nothing was done in it: a run started, an adapter
     registered, a point logged, or a tag, note or alias added, changed or removed there since would be lost, so the
     copy is refused and says what it found."""
@@ -271,7 +281,7 @@ def _refuse_newer_work(read, dst: DuckDBStore) -> None:
     more = points.filter(pl.col("points") > pl.col("points_source").fill_null(0))
     if more.height:
         found.append(f"more points logged in {more.height} run(s) (ID {', '.join(map(str, more['run_id'].head(3).to_list()))})")
-    found += _annotated_since(read, dst, theirs, ours)
+    found += _annotated_since(dst, annotated, theirs, ours)
     if found:
         raise ConflictError(
             f"the destination holds work the source does not: {'; '.join(found)}. Copying would delete it: copy into an "
@@ -279,45 +289,51 @@ def _refuse_newer_work(read, dst: DuckDBStore) -> None:
         )
 
 
-def _annotated_since(read, dst: DuckDBStore, theirs: dict, ours: dict) -> list[str]:
-    """Tags, notes and aliases the destination changed since the last copy into it: its tables against the checksums
-    that copy left (copy_marks). A store copied into before those marks existed: what it holds that the source lacks."""
+def _annotated_since(dst: DuckDBStore, annotated: dict[str, str], theirs: dict, ours: dict) -> list[str]:
+    """Tags, notes and aliases the destination changed since the last copy between the two: its tables against the
+    checksums that copy left (copy_marks). Nothing is lost where they already equal the source's. A store no copy
+    marked: what it holds that the source lacks."""
     with _reads(dst) as con:
         marks = {row["name"]: row["checksum"] for row in _read_table(con, "copy_marks").iter_rows(named=True)}
-        now = {table: _checksum(con, table) for table in ANNOTATIONS} if marks else {}
-    if marks:
-        return [f"{counted} changed since the last copy" for table, counted in ANNOTATIONS.items() if now[table] != marks.get(table)]
+        now = _annotation_sums(con)
     found = []
-    tags = theirs["tags"].join(ours["tags"], on=["target", "target_id", "key"], how="anti")
-    if tags.height:
-        found.append(f"{tags.height} tag(s) the source does not have ({', '.join(tags['key'].head(3).to_list())})")
-    for table, keys in (("notes", ["target", "target_id"]), ("adapter_aliases", ["name", "alias"])):
-        newer = theirs[table].join(ours[table], on=keys, how="left", suffix="_source")
-        newer = newer.filter(pl.col("updated_at_source").is_null() | (pl.col("updated_at") > pl.col("updated_at_source")))
-        if newer.height:
-            found.append(f"{newer.height} {ANNOTATIONS[table]} set since")
+    for table, counted in ANNOTATIONS.items():
+        if now[table] == annotated[table]:
+            continue
+        if table in marks:
+            if now[table] != marks[table]:
+                found.append(f"{counted} changed since the last copy")
+        elif (lost := _unmarked_work(table, theirs[table], ours[table])) is not None:
+            found.append(lost)
     return found
 
 
-def _checksum(con, table: str) -> str:
-    checksum = Checksum()
-    for chunk in _chunks(con, f"SELECT * FROM {identifier(table)}", CHUNK):
-        checksum.add(chunk)
-    return f"{checksum.rows}:{checksum.hexdigest()}"
+def _unmarked_work(table: str, theirs: pl.DataFrame, ours: pl.DataFrame) -> str | None:
+    if table == "tags":
+        new = theirs.join(ours, on=["target", "target_id", "key"], how="anti")
+        return f"{new.height} tag(s) the source does not have ({', '.join(new['key'].head(3).to_list())})" if new.height else None
+    keys = ["target", "target_id"] if table == "notes" else ["name", "alias"]
+    newer = theirs.join(ours, on=keys, how="left", suffix="_source")
+    newer = newer.filter(pl.col("updated_at_source").is_null() | (pl.col("updated_at") > pl.col("updated_at_source")))
+    return f"{newer.height} {ANNOTATIONS[table]} set since" if newer.height else None
 
 
-def _mark(dst: DuckDBStore) -> None:
-    """What this copy left in the destination's tags, notes and aliases, for the next copy to compare with."""
-    with _reads(dst) as con:
-        sums = {table: _checksum(con, table) for table in ANNOTATIONS}
+def _annotation_sums(con) -> dict[str, str]:
+    """Each annotation table's rows as 'count:checksum', over the same columns on either engine."""
+    sums = {}
+    for table, columns in ANNOTATION_COLUMNS.items():
+        checksum = Checksum()
+        for chunk in _chunks(con, f"SELECT {columns} FROM {identifier(table)}", CHUNK):
+            checksum.add(chunk)
+        sums[table] = f"{checksum.rows}:{checksum.hexdigest()}"
+    return sums
 
-    def write(con) -> None:
-        con.execute("DELETE FROM copy_marks")
-        for table, checksum in sums.items():
-            rows = int(checksum.split(":", 1)[0])
-            con.execute("INSERT INTO copy_marks (name, rows, checksum, copied_at) VALUES (?, ?, ?, ?)", [table, rows, checksum, utcnow()])
 
-    dst._write(write)
+def _write_marks(con, sums: dict[str, str]) -> None:
+    con.execute("DELETE FROM copy_marks")
+    for table, checksum in sums.items():
+        rows = int(checksum.split(":", 1)[0])
+        con.execute("INSERT INTO copy_marks (name, rows, checksum, copied_at) VALUES (?, ?, ?, ?)", [table, rows, checksum, utcnow()])
 
 
 def _insert(con, table: str, frame: pl.DataFrame) -> None:

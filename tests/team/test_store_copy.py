@@ -337,3 +337,41 @@ def test_a_copy_url_with_an_unencoded_password_is_named_as_the_copys_and_not_sho
 
     assert "the password in the copy's destination holds a character" in str(refused.value)
     assert "hunter2" not in str(refused.value)
+
+
+def test_a_copy_back_and_forth_follows_the_work_wherever_it_was_done(tmp_path, embedded):
+    """A tag removed in the copy goes back with a copy back, and a tag added there and copied back lets the next copy
+    out go on: each copy leaves both stores marked with what they then hold."""
+    folder, _ = embedded
+    source = DuckDBStore(folder / "tunedeck.duckdb")
+    annotate(source)
+    source.close()
+    copy = tmp_path / "copy"
+    copy_store(str(folder), str(copy))
+
+    there = DuckDBStore(copy / "tunedeck.duckdb")
+    kept = there.find_experiment("kept").id
+    there.remove_tags("experiment", kept, ["owner"])
+    there.set_tags("experiment", kept, {"stage": "review"})
+    there.close()
+    copy_store(str(copy), str(folder))  # the work done in the copy comes back
+    copy_store(str(folder), str(copy))  # and the next copy out finds nothing of the copy's own to lose
+
+    back = DuckDBStore(folder / "tunedeck.duckdb")
+    try:
+        assert back.get_experiment(back.find_experiment("kept").id).tags == {"stage": "review"}
+    finally:
+        back.close()
+
+
+def test_a_copy_made_before_copies_left_marks_still_keeps_a_tag_added_there(tmp_path, embedded):
+    folder, _ = embedded
+    copy = tmp_path / "copy"
+    copy_store(str(folder), str(copy))
+    there = DuckDBStore(copy / "tunedeck.duckdb")
+    there._write(lambda con: con.execute("DELETE FROM copy_marks"))  # as an older TuneDeck's copy left it
+    there.set_tags("experiment", there.find_experiment("kept").id, {"owner": "team"})
+    there.close()
+
+    with pytest.raises(ConflictError, match=re.escape("1 tag(s) the source does not have (owner)")):
+        copy_store(str(folder), str(copy))
