@@ -15,7 +15,7 @@ from datetime import date, datetime
 import polars as pl
 
 from core.search import DATE, BoolOp, Comparison, Node, Not, SearchError, Token, parse, read_date
-from core.search_frame import BUILTIN_FIELDS, METRIC_PARTS
+from core.search_frame import BUILTIN_FIELDS, METRIC_PARTS, OWN_TAGS
 from core.status import RunStatus
 
 COMPARE: dict[str, Callable] = {
@@ -52,12 +52,15 @@ def search(frame: pl.DataFrame, text: str) -> pl.DataFrame:
     return compile_search(text, frame.schema).apply(frame)
 
 
+NOT_FIELDS = ("experiment_id", OWN_TAGS)  # columns of the frame for pages, not for a person to search by
+
+
 def fields(schema: pl.Schema | dict[str, pl.DataType]) -> list[str]:
     """What a user may type as a field: the frame's columns, with `metrics.<key>` standing for its last value."""
     names = [name for name in schema if not name.startswith("metrics.")]
     metrics = [name.removesuffix(".last") for name in schema if name.startswith("metrics.") and name.endswith(".last")]
     names += metrics + [f"{name}.{part}" for name in metrics for part in METRIC_PARTS]
-    return [name for name in names if name not in ("experiment_id",)]
+    return [name for name in names if name not in NOT_FIELDS]
 
 
 class _Compiler:
@@ -105,7 +108,7 @@ class _Compiler:
 
     def column(self, field: Token) -> str:
         name = _normalized(field.value)
-        if name in self.schema and not name.startswith("metrics."):
+        if name in self.schema and not name.startswith("metrics.") and name not in NOT_FIELDS:
             return name
         if name.startswith("metrics."):
             for candidate in (f"{name}.last", name):
