@@ -160,6 +160,12 @@ class FolderArtifacts(ArtifactStore):
 
     def problem(self) -> str | None:
         setting = "TUNEDECK_ARTIFACT_ROOT" if self.shared else "TUNEDECK_DATA_DIR"
+        try:
+            return self._problem(setting)
+        except OSError as error:  # a folder above it this user may not look into
+            return f"{setting}: {self.root} cannot be reached ({error.strerror or error})"
+
+    def _problem(self, setting: str) -> str | None:
         if self.root.exists() and not self.root.is_dir():
             return f"{setting}: {self.root} is a file, not a folder"
         if not self.root.exists():
@@ -201,6 +207,13 @@ def artifact_store(settings: Settings) -> ArtifactStore:
 
 def folders_problem(settings: Settings) -> str | None:
     """Why a worker here could not keep what training writes (logs, checkpoints, adapters), or None."""
+    try:
+        return _folders_problem(settings)
+    except OSError as error:  # a folder above the data folder this user may not look into
+        return f"TUNEDECK_DATA_DIR: {settings.data_dir} cannot be reached ({error.strerror or error})"
+
+
+def _folders_problem(settings: Settings) -> str | None:
     data_dir = settings.data_dir
     if data_dir.exists() and not data_dir.is_dir():
         return f"TUNEDECK_DATA_DIR: {data_dir} is a file, not a folder"

@@ -92,14 +92,18 @@ class QuietRepeats(logging.Filter):
     def __init__(self, every: float = 60.0, clock=time.monotonic):
         super().__init__()
         self.every, self.clock = every, clock
-        self.said: dict[str, float] = {}
+        self.said: dict[str, float] = {}  # when each repeating message was last let through
+        self.seen: dict[str, float] = {}  # when it last came at all
         self.held: dict[str, int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = record.msg
         if key not in self.REPEATING:
             return True
-        now, said = self.clock(), self.said.get(key)
+        now, said, seen = self.clock(), self.said.get(key), self.seen.get(key)
+        self.seen[key] = now
+        if seen is not None and now - seen >= self.every:  # quiet a while since it last came: a new outage
+            said, self.held[key] = None, 0
         if said is not None and now - said < self.every:
             self.held[key] = self.held.get(key, 0) + 1
             return False

@@ -217,3 +217,7 @@ def test_a_queue_that_cannot_be_read_is_logged_once_a_minute_not_once_a_poll():
         (120, "Error reading from queue (again; 59 more since the last line): server closed the connection unexpectedly", False),
     ]
     assert quiet.filter(other)
+
+    now[0] = 3600.0  # an hour later, a new outage: its first failure comes with its traceback again
+    record = failure()
+    assert quiet.filter(record) and record.exc_info is not None and record.getMessage() == "Error reading from queue"

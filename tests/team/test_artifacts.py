@@ -2,6 +2,7 @@
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,16 @@ def test_publishing_to_an_artifact_root_that_is_not_mounted_is_refused_and_makes
         publish_adapter(unmounted, adapter, 3, "tiny-gpt2")
 
     assert not (tmp_path / "mnt").exists()
+
+
+def test_an_artifact_root_under_a_folder_this_user_cannot_look_into_is_a_problem_not_a_crash(tmp_path, monkeypatch):
+    """As root every folder can be looked into, so the operating system's refusal is played by Path.exists."""
+
+    def refused(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "exists", refused)
+
+    said = FolderArtifacts(tmp_path / "locked" / "share", shared=True).problem()
+
+    assert said == f"TUNEDECK_ARTIFACT_ROOT: {tmp_path / 'locked' / 'share'} cannot be reached (Permission denied)"
