@@ -115,11 +115,13 @@ def import_runs(
     advance: Callable[[int], None] = lambda _: None,
 ) -> ImportSummary:
     """Import each run not imported before into the experiment of its name (made when its first run comes in)."""
+    runs = list(runs)
     experiments: dict[str, _Target] = {}
     imported_before = _ImportedBefore(store)
     for run in runs:
         if run.experiment not in experiments:
-            experiments[run.experiment] = _Target.of(store, run, dataset, imported_before, summary)
+            siblings = [other.source_id for other in runs if other.experiment == run.experiment]
+            experiments[run.experiment] = _Target.of(store, run, dataset, imported_before, summary, siblings)
         target = experiments[run.experiment]
         if run.source_id in target.imported:
             earlier = target.imported[run.source_id]
@@ -148,10 +150,17 @@ class _Target:
 
     @classmethod
     def of(
-        cls, store: TrackingStore, run: SourceRun, dataset: str, before: "_ImportedBefore", summary: ImportSummary
+        cls,
+        store: TrackingStore,
+        run: SourceRun,
+        dataset: str,
+        before: "_ImportedBefore",
+        summary: ImportSummary,
+        source_ids: list[str],
     ) -> "_Target":
+        """`source_ids`: every run of this experiment in the source; where any went before, they all go."""
         found = store.find_experiment(run.experiment)
-        if found is None and not run.experiment_given and (moved := before.experiment_of(run.source_id)) is not None:
+        if found is None and not run.experiment_given and (moved := before.experiment_of(source_ids)) is not None:
             found = store.get_experiment(moved)  # imported before, into an experiment renamed since: that one again
             summary.notes.append(f"runs of {run.experiment!r} go into {found.name!r}, where they were imported before")
         if found is None:
@@ -177,12 +186,13 @@ class _ImportedBefore:
         self.store = store
         self.found: dict[str, int] | None = None
 
-    def experiment_of(self, source_id: str) -> int | None:
+    def experiment_of(self, source_ids: list[str]) -> int | None:
+        """The live experiment the first of these runs that was imported before went into."""
         if self.found is None:
             frame, column = self.store.search_frame(), f"params.{SOURCE_PARAM}"
             pairs = frame.select(column, "experiment_id").drop_nulls().iter_rows() if column in frame.columns else []
             self.found = {str(source): experiment_id for source, experiment_id in pairs}
-        return self.found.get(source_id)
+        return next((self.found[source] for source in source_ids if source in self.found), None)
 
 
 def _grown(run: SourceRun, earlier: Run | None) -> str:

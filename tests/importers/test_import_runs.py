@@ -91,3 +91,16 @@ def test_only_an_imported_run_that_has_ended_takes_a_sources_times(store, make_e
         store.set_imported_times(ordinary, 1_767_261_660_000, 1_767_261_600_000)
     with pytest.raises(ValidationError, match="whole milliseconds since 1970"):
         store.set_imported_times(ordinary, -5, None)
+
+
+def test_a_renamed_experiment_takes_its_new_runs_too_even_when_a_new_one_comes_first(store):
+    loss = {"loss": series([0, 1], [2.0, 1.0])}
+    import_runs(store, [source_run(loss, run_id="src:2")], ImportSummary(), dataset="(imported)")
+    store.rename_experiment(store.find_experiment("history").id, "history (team)")
+
+    again = import_runs(
+        store, [source_run(loss, run_id="src:1"), source_run(loss, run_id="src:2")], ImportSummary(), dataset="(imported)"
+    )
+
+    assert (again.runs_imported, again.experiments_created, len(again.skipped)) == (1, [], 1)
+    assert [e.name for e in store.list_experiments().items] == ["history (team)"]
