@@ -28,10 +28,10 @@ SEQUENCES = {"experiment_ids": "experiments", "run_ids": "runs", "adapter_ids": 
 SKIPPED = {"schema_migrations", "copy_marks"}  # the copy's own records of each store, not the store's contents
 # Written in place, and a row may be removed: the destination's are compared with what the last copy left there.
 ANNOTATIONS = {"tags": "tag(s)", "notes": "note(s)", "adapter_aliases": "alias(es)"}
-ANNOTATION_COLUMNS = {  # in one order on both engines, so a store's checksum compares with another's
-    "tags": "target, target_id, key, value",
-    "notes": "target, target_id, body, updated_at",
-    "adapter_aliases": "name, alias, adapter_id, updated_at",
+ANNOTATION_READS = {  # columns in one order on both engines, so a store's checksum compares with another's
+    "tags": "SELECT target, target_id, key, value FROM tags",
+    "notes": "SELECT target, target_id, body, updated_at FROM notes",
+    "adapter_aliases": "SELECT name, alias, adapter_id, updated_at FROM adapter_aliases",
 }
 DERIVED = set(overviews.TABLES)  # rebuilt from the points by the embedded store
 QUEUE_TABLES = "huey_"  # a team's queue shares its database: jobs are not part of the store
@@ -321,9 +321,9 @@ def _unmarked_work(table: str, theirs: pl.DataFrame, ours: pl.DataFrame) -> str 
 def _annotation_sums(con) -> dict[str, str]:
     """Each annotation table's rows as 'count:checksum', over the same columns on either engine."""
     sums = {}
-    for table, columns in ANNOTATION_COLUMNS.items():
+    for table, query in ANNOTATION_READS.items():
         checksum = Checksum()
-        for chunk in _chunks(con, f"SELECT {columns} FROM {identifier(table)}", CHUNK):
+        for chunk in _chunks(con, query, CHUNK):
             checksum.add(chunk)
         sums[table] = f"{checksum.rows}:{checksum.hexdigest()}"
     return sums
