@@ -218,14 +218,20 @@ def annotate(store) -> None:
     store.set_adapter_alias(store.list_adapters()[0].id, "production")
 
 
-@pytest.mark.parametrize("work", ["a tag added", "a tag removed", "a note edited", "an alias removed"])
-def test_an_earlier_copy_annotated_since_is_refused_and_keeps_what_was_written(tmp_path, embedded, postgres_databases, work):
-    folder, _ = embedded
+def annotated_copy(folder, postgres_databases) -> str:
+    """The embedded store annotated, then copied up: the copy's URL."""
     source = DuckDBStore(folder / "tunedeck.duckdb")
     annotate(source)
     source.close()
     url = postgres_databases.fresh()
     copy_store(str(folder), url)
+    return url
+
+
+@pytest.mark.parametrize("work", ["a tag added", "a tag removed", "a note edited", "an alias removed"])
+def test_an_earlier_copy_annotated_since_is_refused_and_keeps_what_was_written(tmp_path, embedded, postgres_databases, work):
+    folder, _ = embedded
+    url = annotated_copy(folder, postgres_databases)
     team = PostgresStore(url, tmp_path / "team")
     try:
         kept = team.find_experiment("kept").id
@@ -251,11 +257,7 @@ def test_an_earlier_copy_annotated_since_is_refused_and_keeps_what_was_written(t
 
 def test_tags_notes_and_aliases_removed_in_the_source_go_with_the_next_copy(tmp_path, embedded, postgres_databases):
     folder, _ = embedded
-    source = DuckDBStore(folder / "tunedeck.duckdb")
-    annotate(source)
-    source.close()
-    url = postgres_databases.fresh()
-    copy_store(str(folder), url)
+    url = annotated_copy(folder, postgres_databases)
     source = DuckDBStore(folder / "tunedeck.duckdb")
     kept = source.find_experiment("kept").id
     source.remove_tags("experiment", kept, ["owner"])
