@@ -11,6 +11,7 @@ Other output goes to the run's log. On exit 0 the adapter (the folder it named, 
 directory when it holds files) is registered; any other exit fails the run with the last output.
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -48,11 +49,17 @@ class _Follower:
         self.error: Exception | None = None
 
     def follow(self, stream) -> None:
-        for line in stream:
-            try:
-                self._handle(line.rstrip("\n"))
-            except Exception as error:  # a bad metric line fails the run, with the reason
-                self.error = error
+        try:
+            for line in stream:
+                try:
+                    self._handle(line.rstrip("\n"))
+                except Exception as error:  # a bad metric line fails the run, with the reason
+                    self.error = error
+        except Exception as error:  # reading itself failed: the run fails saying so, and the pipe is drained as bytes
+            self.error = error  # so the command never blocks on a full pipe
+            with contextlib.suppress(Exception):
+                while stream.buffer.read(65536):
+                    pass
 
     def _handle(self, line: str) -> None:
         message = _message(line)
@@ -119,6 +126,8 @@ def train(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            encoding="utf-8",
+            errors="replace",  # a byte that is not UTF-8 becomes � in the log; the reader, and the metrics, go on
             preexec_fn=die_with_parent,
         )
     except OSError as error:

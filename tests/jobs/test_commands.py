@@ -20,6 +20,12 @@ METRIC_LINES = (
     "    print(json.dumps(dict(tunedeck='metrics', step=step, values=dict(loss=1.0 / step))))\n"
     "print('plain output goes to the log')\n"
 )
+NOT_UTF8 = (
+    "import json, sys\n"
+    "print(json.dumps(dict(tunedeck='metrics', step=1, values=dict(loss=1.0))), flush=True)\n"
+    "sys.stdout.buffer.write(b'caf\\xe9 latin-1 and a long line ' + b'x' * 200_000 + b'\\n'); sys.stdout.flush()\n"
+    "print(json.dumps(dict(tunedeck='metrics', step=2, values=dict(loss=0.5))))\n"
+)
 WRITES_FILES = "import os, pathlib; pathlib.Path(os.environ['TUNEDECK_OUTPUT_DIR'], 'adapter_model.bin').write_bytes(b'w')"
 
 
@@ -35,6 +41,9 @@ def commands_file(tmp_path):
 
             [commands.json-lines]
             command = ["{sys.executable}", "-c", {METRIC_LINES!r}]
+
+            [commands.not-utf8]
+            command = ["{sys.executable}", "-c", {NOT_UTF8!r}]
 
             [commands.writes-files]
             command = ["{sys.executable}", "-c", {WRITES_FILES!r}]
@@ -89,6 +98,15 @@ def test_a_command_can_report_metrics_as_json_lines(command_worker, job_store):
     assert job_store.get_run_metrics(run.id).of("loss")["value"].to_list() == [1.0, 0.5, 1.0 / 3]
     assert run.adapter is None
     assert "plain output goes to the log" in read_log(get_settings(), run.id)
+
+
+def test_a_command_that_prints_bytes_that_are_not_utf8_keeps_its_metrics_and_ends(command_worker, job_store):
+    """A latin-1 line once stopped the reader: the run kept running, or completed with no metrics at all."""
+    run = run_command(job_store, "not-utf8")
+
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert job_store.get_run_metrics(run.id).of("loss")["value"].to_list() == [1.0, 0.5]
+    assert "caf\ufffd latin-1" in read_log(get_settings(), run.id)
 
 
 def test_a_command_runs_params_are_what_it_was_given_and_what_its_placeholders_used(command_worker, job_store):
