@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -76,6 +76,15 @@ class Settings(BaseSettings):
                 raise ValueError(str(error)) from None
         return url
 
+    @model_validator(mode="after")
+    def _timeout_outlasts_heartbeats(self) -> "Settings":
+        if self.heartbeat_timeout < 2 * self.heartbeat_interval:  # one late beat would fail a healthy run as lost
+            raise ValueError(
+                f"TUNEDECK_HEARTBEAT_TIMEOUT must be at least twice TUNEDECK_HEARTBEAT_INTERVAL "
+                f"({self.heartbeat_interval:g} s), got {self.heartbeat_timeout:g} s"
+            )
+        return self
+
     @property
     def allowed_dataset_roots(self) -> list[Path]:
         if self.dataset_roots.strip():
@@ -136,8 +145,10 @@ def _settings_for(variables: tuple[tuple[str, str], ...]) -> Settings:
 
 def _what_to_fix(error: PydanticValidationError) -> str:
     item = error.errors()[0]
-    variable = f"TUNEDECK_{str(item['loc'][0]).upper()}"
     message = item["msg"].removeprefix("Value error, ")
+    if not item["loc"]:  # about how two settings go together: it names both
+        return message
+    variable = f"TUNEDECK_{str(item['loc'][0]).upper()}"
     if message.startswith(variable):
         return message
     return f"{variable}: {message}, got {redacted(str(item['input']))[:100]!r}"  # a URL's password never shown

@@ -18,6 +18,7 @@ dashboard and other workers use the store: each call is one operation on the sha
 
 import json
 import logging
+import numbers
 import os
 import shutil
 import threading
@@ -84,8 +85,8 @@ class ActiveRun:
         if step is None:
             step = 0 if self._last_step is None else self._last_step + 1
         self.writer.log(self.id, step, values)
-        if isinstance(step, int) and (self._last_step is None or step > self._last_step):
-            self._last_step = step
+        if isinstance(step, numbers.Integral) and not isinstance(step, bool) and (self._last_step is None or step > self._last_step):
+            self._last_step = int(step)  # a NumPy int too: the next step without one follows it
 
     def log_params(self, params: dict[str, Any]) -> None:
         self._still_open()
@@ -108,6 +109,8 @@ class ActiveRun:
     def register_adapter(self, path: str | Path, base_model: str = "unknown", name: str | None = None) -> None:
         """Name the folder holding the trained adapter; it is registered when the run completes."""
         folder = Path(path).resolve()
+        if folder.is_file():
+            raise ValidationError(f"{folder} is a file: name the folder the adapter was saved in (save_pretrained's folder)")
         if not folder.is_dir():
             raise ValidationError(f"adapter folder {folder} does not exist")
         refuse_holding(folder, adapter_of(self.store.data_dir / "adapters", self.id))  # a folder holding it: the data folder, say
@@ -221,7 +224,7 @@ class ActiveRun:
             self._ended = True
             self.writer.close()
             return
-        if error is None:
+        if error is None or (isinstance(error, SystemExit) and error.code in (0, None)):  # sys.exit(0): a success
             self.finish(RunStatus.COMPLETED)
             return
         try:

@@ -35,3 +35,12 @@ def test_a_queue_url_with_an_unencoded_password_is_refused_without_showing_it(mo
     said = str(refused.value)
     assert said.startswith("TUNEDECK_QUEUE_URL: the password in the URL holds a character a URL cannot carry as typed")
     assert said.endswith("got 'postgresql://queue:***@db/queue'") and "hunter" not in said
+
+
+def test_a_heartbeat_timeout_shorter_than_two_heartbeats_is_refused(monkeypatch):
+    """With a timeout of 1 s and a beat every 2 s, a healthy run was failed as lost."""
+    monkeypatch.setenv("TUNEDECK_HEARTBEAT_INTERVAL", "2")
+    monkeypatch.setenv("TUNEDECK_HEARTBEAT_TIMEOUT", "1")
+
+    with pytest.raises(ValidationError, match=r"^TUNEDECK_HEARTBEAT_TIMEOUT must be at least twice TUNEDECK_HEARTBEAT_INTERVAL \(2 s\), got 1 s$"):
+        get_settings()

@@ -1,8 +1,10 @@
 """The tracking SDK from a script's point of view."""
 
 import shutil
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core import tracking
@@ -75,6 +77,22 @@ def test_a_script_that_stops_on_an_exception_fails_its_run_saying_what_stopped_i
         raise raised
 
     assert store.get_run(run.id).error == error
+
+
+@pytest.mark.parametrize("code", [0, None])
+def test_a_script_that_exits_with_success_inside_its_block_completes_its_run(store, code):
+    with pytest.raises(SystemExit), tracking.start_run("exits early", store=store) as run:
+        run.log({"loss": 1.0}, step=1)
+        sys.exit(code)
+
+    assert store.get_run(run.id).status == "completed"
+
+
+def test_a_script_that_exits_with_a_failure_code_fails_its_run(store):
+    with pytest.raises(SystemExit), tracking.start_run("exits badly", store=store) as run:
+        sys.exit(3)
+
+    assert store.get_run(run.id).status == "failed"
 
 
 def test_start_run_reuses_a_live_experiment_of_that_name(store, make_experiment):
@@ -163,6 +181,15 @@ def test_log_takes_the_metrics_first_and_the_step_as_a_keyword_as_in_mlflow_and_
 
     series = store.get_run_metrics(run.id).series
     assert series.select("step", "value").rows() == [(10, 0.9), (11, 0.8), (20, 0.5), (21, 0.4)]
+
+
+def test_log_without_a_step_follows_a_numpy_step(store):
+    with tracking.start_run("numpy steps", store=store) as run:
+        for step in np.arange(3, 6):
+            run.log({"loss": 1.0 / step}, step=step)
+        run.log({"loss": 0.1})
+
+    assert store.get_run_metrics(run.id).series["step"].to_list() == [3, 4, 5, 6]
 
 
 def test_log_without_any_step_counts_from_zero(store):
@@ -275,6 +302,14 @@ def test_a_param_json_has_no_form_for_is_kept_as_its_text(store, tmp_path):
 
     config = store.get_run(run.id).config
     assert config["output"] == str(tmp_path) and config["odd"].startswith("<object object at")
+
+
+def test_log_adapter_of_a_file_says_to_name_its_folder(store, tmp_path):
+    report = tmp_path / "eval_report.json"
+    report.write_text("{}")
+
+    with tracking.start_run("adapter file", store=store) as run, pytest.raises(ValidationError, match="is a file: name the folder"):
+        run.log_adapter(report)
 
 
 def test_log_file_of_a_folder_says_it_is_a_folder(store, tmp_path):
