@@ -77,13 +77,13 @@ class TrainingConfig(BaseModel):
         description="causal-lm learns to continue `text` (or `completion` after `prompt`); "
         "classification predicts `label` from `text` and reports eval_accuracy.",
     )
-    learning_rate: float | None = Field(None, gt=0, le=10, description="Peak learning rate after warmup.")
+    learning_rate: float | None = Field(None, gt=0, le=10, allow_inf_nan=False, description="Peak learning rate after warmup.")
     epochs: int | None = Field(None, ge=1, le=10_000)
     max_steps: int | None = Field(None, ge=1, le=10_000_000, description="Caps training; wins over epochs when both are set.")
     batch_size: int | None = Field(None, ge=1, le=65_536)
     lora_rank: int | None = Field(None, ge=1, le=1024)
-    lora_alpha: float | None = Field(None, gt=0, le=10_000)
-    lora_dropout: float | None = Field(None, ge=0, lt=1)
+    lora_alpha: float | None = Field(None, gt=0, le=10_000, allow_inf_nan=False)
+    lora_dropout: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False)
     target_modules: list[ModuleName] | None = Field(
         None,
         min_length=1,

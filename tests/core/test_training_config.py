@@ -109,3 +109,9 @@ def test_a_run_resumes_only_a_run_of_its_own_experiment(store, make_experiment):
         start_run(store, experiment_id, {"trainer": "peft", "max_steps": 4, "resume_from_run": other})
 
     assert len(store.list_runs(experiment_id)) == before
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_learning_rate_that_is_not_a_number_is_named_as_such(value):
+    with pytest.raises(ValidationError, match="learning_rate must be a finite number"):
+        parse_config({"epochs": 1, "learning_rate": value})
