@@ -56,11 +56,14 @@ class ActiveRun:
         attached: bool,
         heartbeat_seconds: float | None = None,
         ended: bool = False,
+        joined: bool = False,
         settings: Settings | None = None,
     ):
         self.store = store
         self.id = run_id
         self.attached = attached
+        # joined: attach(id) of a run another process is running; it logs here, and that process ends the run
+        self.joined = joined
         self._ended = ended  # finished here, or attached to a run that had ended: its results are final
         fsync = (settings or get_settings()).journal_fsync
         self.writer = MetricWriter(store, flush_seconds=1.0, fsync=fsync)
@@ -114,6 +117,8 @@ class ActiveRun:
         if not folder.is_dir():
             raise ValidationError(f"adapter folder {folder} does not exist")
         refuse_holding(folder, adapter_of(self.store.data_dir / "adapters", self.id))  # a folder holding it: the data folder, say
+        if self.joined:
+            raise ValidationError(f"run {self.id} is running in another process: the process that started it registers its adapter")
         if self.attached:
             print(json.dumps({ADAPTER_LINE: "adapter", "path": str(folder), "base_model": base_model}), flush=True)
             return
@@ -136,7 +141,7 @@ class ActiveRun:
             self._stop_heartbeat()
             self.writer.close()
             return None
-        if not self.attached:
+        if not (self.attached or self.joined):
             try:
                 outcome = RunStatus(status)
             except ValueError:
@@ -146,7 +151,7 @@ class ActiveRun:
             status = outcome
         self._stop_heartbeat()
         self._ended = True
-        if self.attached:
+        if self.attached or self.joined:  # the worker, or the process that runs it, decides how the run ends
             self.writer.close()
             return None
         completing = status is RunStatus.COMPLETED and not self.cancelled.is_set()
@@ -219,6 +224,9 @@ class ActiveRun:
         return self
 
     def __exit__(self, kind, error, trace) -> None:
+        if self.joined:  # leaving the block stores what was logged here; the run's own process ends it
+            self.finish()
+            return
         if self.cancelled.is_set() and not self.attached:
             self._stop_heartbeat()
             self._ended = True
@@ -262,7 +270,8 @@ def _disabled(settings: Settings | None = None) -> bool:
 
 
 def attach(run_id: int | None = None, store: TrackingStore | None = None) -> ActiveRun | DisabledRun:
-    """The run a TuneDeck worker started this process for (TUNEDECK_RUN_ID), or the run_id given."""
+    """The run a TuneDeck worker started this process for (TUNEDECK_RUN_ID), or the run_id given. A run_id that is
+    running in another process is joined: what is logged here is stored, and that process ends the run."""
     if _disabled():
         return DisabledRun()
     raw = run_id if run_id is not None else os.environ.get(RUN_ID_VARIABLE)
@@ -273,7 +282,8 @@ def attach(run_id: int | None = None, store: TrackingStore | None = None) -> Act
     store = store or open_store()
     run = store.get_run(int(raw))
     worker_owned = run_id is None
-    return ActiveRun(store, run.id, attached=worker_owned, ended=run.status.is_terminal and not worker_owned)
+    joined = not worker_owned and run.status is RunStatus.RUNNING  # another process runs it: that one ends it
+    return ActiveRun(store, run.id, attached=worker_owned, joined=joined, ended=run.status.is_terminal and not worker_owned)
 
 
 def resolve_adapter(reference: str, store: TrackingStore | None = None) -> Adapter:

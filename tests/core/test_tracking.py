@@ -128,6 +128,27 @@ def test_a_cancel_from_the_dashboard_reaches_the_script(store, monkeypatch):
     assert store.get_run(run.id).status is RunStatus.CANCELLED
 
 
+def test_attaching_to_a_run_another_script_is_running_joins_it_and_leaves_its_end_to_that_script(store, tmp_path):
+    """An eval script attached to a training script's run once completed it on leaving its block: the trainer then
+    stopped as if cancelled, and its adapter was dropped."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"w")
+    with tracking.start_run("training", store=store) as trainer:
+        trainer.log({"loss": 1.0}, step=1)
+        with tracking.attach(trainer.id, store=store) as evaluator:
+            evaluator.log({"eval_loss": 0.7}, step=1)
+            with pytest.raises(ValidationError, match="the process that started it registers its adapter"):
+                evaluator.log_adapter(adapter)
+        assert store.get_run(trainer.id).status == "running" and not trainer.should_stop
+        trainer.log({"loss": 0.5}, step=2)
+        trainer.log_adapter(adapter, base_model="tiny-base")
+
+    run = store.get_run(trainer.id)
+    assert run.status == "completed" and run.adapter is not None
+    assert {key: summary.last for key, summary in run.metrics.items()} == {"loss": 0.5, "eval_loss": 0.7}
+
+
 def test_attach_outside_a_worker_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("TUNEDECK_RUN_ID", raising=False)
 
