@@ -22,7 +22,7 @@ from core.store import TrackingStore
 from core.store_server import JOURNAL_SCAN
 from core.store_url import safe_message
 from jobs.config import huey, ready_queue
-from jobs.lock import LOCK_NAME, hold_worker_lock
+from jobs.lock import announce_worker, hand_started_worker, hold_worker_lock
 from jobs.reaper import reap
 from jobs.tasks import live_job_ids
 
@@ -151,9 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(quiet)
     lock = hold_worker_lock(settings) if args.auto else None
-    if args.auto and lock is None:
-        logging.getLogger("tunedeck.worker").info("another worker holds %s; exiting", settings.data_dir / LOCK_NAME)
+    if args.auto and (lock is None or hand_started_worker(settings)):  # one runs already: it takes the jobs
+        logging.getLogger("tunedeck.worker").info("another worker runs on %s; exiting", settings.data_dir)
         return
+    if not args.auto:
+        lock = announce_worker(settings)  # held while this runs: no auto worker starts beside it
     store = _reachable_store()
     reap(store, settings, live_job_ids())
     _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings, live_job_ids()))

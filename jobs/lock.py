@@ -1,5 +1,7 @@
-"""The data directory's worker lock: held by the one auto-started worker."""
+"""The data directory's worker locks: `worker.lock`, held by the one auto-started worker, and one file per worker
+started by hand under `workers/`, so that nothing starts an auto worker beside it."""
 
+import contextlib
 import fcntl
 import os
 import time
@@ -9,6 +11,8 @@ from core import flocks
 from core.settings import Settings
 
 LOCK_NAME = "worker.lock"
+WORKERS = "workers"  # <pid>.lock, held by each worker started by hand while it runs
+STALE_SECONDS = 60.0  # an unheld file this old is a worker gone: removed by the next one that starts
 
 
 def hold_worker_lock(settings: Settings, wait: float = 1.0) -> IO | None:
@@ -35,6 +39,24 @@ def hold_worker_lock(settings: Settings, wait: float = 1.0) -> IO | None:
     return handle
 
 
+def announce_worker(settings: Settings) -> IO:
+    """Say that a worker started by hand runs here, for as long as the returned file stays open."""
+    folder = settings.data_dir / WORKERS
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in folder.glob("*.lock"):  # workers gone without removing theirs
+        with contextlib.suppress(OSError):
+            if not flocks.held(path) and time.time() - path.stat().st_mtime > STALE_SECONDS:
+                path.unlink()
+    handle = open(folder / f"{os.getpid()}.lock", "a+")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
 def worker_running(settings: Settings) -> bool:
-    """Whether a worker holds the lock."""
-    return flocks.held(settings.data_dir / LOCK_NAME)
+    """Whether a worker runs on this data directory: the auto-started one, or one started by hand."""
+    return flocks.held(settings.data_dir / LOCK_NAME) or hand_started_worker(settings)
+
+
+def hand_started_worker(settings: Settings) -> bool:
+    folder = settings.data_dir / WORKERS
+    return folder.is_dir() and any(flocks.held(path) for path in folder.glob("*.lock"))

@@ -13,6 +13,7 @@ import pytest
 from core.settings import Settings
 from jobs.config import make_huey
 from jobs.consumer import QuietRepeats
+from jobs.embedded import ensure_worker
 from jobs.lock import LOCK_NAME, hold_worker_lock, worker_running
 from tests.jobs.conftest import ROOT, start_worker, stop_worker, wait_for
 
@@ -53,6 +54,20 @@ def test_only_one_auto_started_worker_runs_per_data_directory(tmp_path):
         assert second.wait(timeout=30) == 0
     finally:
         stop_worker(first)
+
+
+def test_no_auto_worker_starts_beside_a_worker_started_by_hand(tmp_path):
+    """start_run() launched an auto worker beside `tunedeck worker`: two workers took the data folder's jobs."""
+    env = {"TUNEDECK_DATA_DIR": str(tmp_path)}
+    by_hand = start_worker(**env)
+    try:
+        wait_for(lambda: worker_running(Settings(data_dir=tmp_path)), timeout=30, what="the hand-started worker to say so")
+        assert ensure_worker(Settings(data_dir=tmp_path, embedded_worker=True)) is None
+        auto = start_worker("--auto", **env)
+        assert auto.wait(timeout=30) == 0  # it finds the other and leaves the jobs to it
+    finally:
+        stop_worker(by_hand)
+    wait_for(lambda: not worker_running(Settings(data_dir=tmp_path)), timeout=30, what="the stopped worker to let go")
 
 
 def test_an_embedded_worker_exits_with_its_parent(tmp_path):
