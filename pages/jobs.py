@@ -36,8 +36,8 @@ def live() -> None:
         cells[0].metric("queued", sum(run.status == "queued" for run in active))
         cells[1].metric("running", sum(run.status == "running" for run in active))
         cells[2].metric("workers training", workers_training(active), help="Processes that run a run now, on any machine.")
-        auto = "runs" if worker_running(settings()) else "does not run (`tunedeck worker` starts one by hand)"
-        st.caption(f"This machine's auto-started worker {auto}.")
+        here = "runs" if worker_running(settings()) else "does not run (`tunedeck worker` starts one by hand)"
+        st.caption(f"A worker on this machine's data folder {here}.")
         if not active:
             st.info("Nothing queued or running.")
             return

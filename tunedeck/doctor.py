@@ -167,7 +167,7 @@ def workers(settings: Settings) -> Check:
         active = open_store(settings.data_dir).list_active_runs()
         queued = sum(run.status.value == "queued" for run in active)
         if worker_running(settings):
-            return Check("workers", OK, f"an auto-started worker runs; {len(active)} runs queued or running")
+            return Check("workers", OK, f"a worker runs on this data folder; {len(active)} runs queued or running")
         if settings.team_mode:  # workers on other machines: seen only while they train
             start = "`tunedeck worker` on a GPU machine starts one"
             training = f"{plural(workers_training(active), 'worker')} training on any machine, "
@@ -184,7 +184,7 @@ def workers(settings: Settings) -> Check:
                 f"(run {shown}); a worker fails them as lost: {start}",
             )
         state = WARN if queued else OK
-        here = "no auto-started worker runs on this machine" if settings.team_mode else "no auto-started worker runs"
+        here = "no worker runs on this machine" if settings.team_mode else "no worker runs"
         return Check("workers", state, f"{here} ({training}{queued} runs queued); {start}")
 
     return _guarded("workers", check, "fix the store first (see above)")

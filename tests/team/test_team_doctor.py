@@ -53,7 +53,7 @@ def test_doctor_in_team_mode_counts_workers_training_on_any_machine_and_warns_wi
     result = doctor(tmp_path, url)
 
     assert (
-        "WARN  workers: no auto-started worker runs on this machine (1 worker training on any machine, 1 runs queued); "
+        "WARN  workers: no worker runs on this machine (1 worker training on any machine, 1 runs queued); "
         "`tunedeck worker` on a GPU machine starts one"
     ) in result.stdout
     assert "WARN  artifacts: TUNEDECK_ARTIFACT_ROOT is not set: adapters stay in" in result.stdout
