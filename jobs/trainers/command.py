@@ -144,7 +144,10 @@ def train(
     if code != 0:
         last = follower.tail[-1] if follower.tail else "no output"
         raise CommandFailed(f"command {config.command!r} exited with code {code}: {last}")
-    adapter = keep(Path(follower.adapter["path"]), output_dir) if follower.adapter else output_dir
+    named = Path(spec.working_dir or os.getcwd(), str(follower.adapter["path"])) if follower.adapter else None  # as it saw it
+    if named is not None and not named.is_dir():
+        raise CommandFailed(f"command {config.command!r} named the adapter folder {named}, which does not exist")
+    adapter = keep(named, output_dir) if named is not None else output_dir
     base_model = follower.adapter.get("base_model") if follower.adapter else None
     produced = adapter.is_dir() and any(adapter.iterdir())
     return TrainResult(adapter_dir=adapter if produced else None, steps=follower.last_step, metrics={}, base_model=base_model)

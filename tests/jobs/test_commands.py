@@ -26,11 +26,17 @@ NOT_UTF8 = (
     "sys.stdout.buffer.write(b'caf\\xe9 latin-1 and a long line ' + b'x' * 200_000 + b'\\n'); sys.stdout.flush()\n"
     "print(json.dumps(dict(tunedeck='metrics', step=2, values=dict(loss=0.5))))\n"
 )
+RELATIVE_ADAPTER = (
+    "import json, pathlib\n"
+    "pathlib.Path('saved').mkdir(); pathlib.Path('saved', 'adapter_model.bin').write_bytes(b'w')\n"
+    "print(json.dumps(dict(tunedeck='adapter', path='saved', base_model='tiny-base')))\n"
+)
 WRITES_FILES = "import os, pathlib; pathlib.Path(os.environ['TUNEDECK_OUTPUT_DIR'], 'adapter_model.bin').write_bytes(b'w')"
 
 
 @pytest.fixture
 def commands_file(tmp_path):
+    (tmp_path / "command-folder").mkdir()
     path = tmp_path / "commands.toml"
     path.write_text(
         textwrap.dedent(
@@ -44,6 +50,10 @@ def commands_file(tmp_path):
 
             [commands.not-utf8]
             command = ["{sys.executable}", "-c", {NOT_UTF8!r}]
+
+            [commands.relative-adapter]
+            command = ["{sys.executable}", "-c", {RELATIVE_ADAPTER!r}]
+            working_dir = "{tmp_path / 'command-folder'}"
 
             [commands.writes-files]
             command = ["{sys.executable}", "-c", {WRITES_FILES!r}]
@@ -107,6 +117,13 @@ def test_a_command_that_prints_bytes_that_are_not_utf8_keeps_its_metrics_and_end
     assert run.status is RunStatus.COMPLETED, run.error
     assert job_store.get_run_metrics(run.id).of("loss")["value"].to_list() == [1.0, 0.5]
     assert "caf\ufffd latin-1" in read_log(get_settings(), run.id)
+
+
+def test_an_adapter_folder_a_command_names_relative_to_its_own_folder_is_registered(command_worker, job_store):
+    run = run_command(job_store, "relative-adapter")
+
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert run.adapter is not None and job_store.get_adapter(run.adapter.id).base_model == "tiny-base"
 
 
 def test_a_command_runs_params_are_what_it_was_given_and_what_its_placeholders_used(command_worker, job_store):
