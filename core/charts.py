@@ -45,6 +45,7 @@ PALETTE = (
     "#2f4f4f",  # slate
 )
 PANEL_HEIGHT = 260
+LEGEND_ROWS = 14  # legend entries a panel's height holds in one column
 PLOT_WIDTH = 1000  # a full-width panel at 1440 px (980 px beside the open sidebar)
 PAGE_POINT_BUDGET = 12_000  # rows a page's charts send in all: ~25 bytes each in Arrow, so ≤ 300 KB
 MIN_POINTS = 50
@@ -194,9 +195,14 @@ def run_colours(count: int) -> list[str]:
 def colour_by(field: str, labels: list[str], label_limit: int = 260, drawn: set[str] | None = None) -> dict:
     """A colour per label, in the order given (distinct up to 20), with a legend that shows each in full colour.
     `drawn`: the labels this chart has points of, when fewer: the legend lists only those, the colours stay."""
-    legend = {"labelLimit": label_limit, "symbolLimit": 0, "symbolOpacity": 1}
+    # Rows tight enough that a panel's height holds 14 entries, then a second column: 20 runs' entries stay in view
+    # (with the default spacing a 260-pixel panel cut the legend after the 7th run).
+    legend = {"labelLimit": label_limit, "symbolLimit": 0, "symbolOpacity": 1, "symbolSize": 60, "rowPadding": 1, "clipHeight": 14}
+    shown = [label for label in labels if label in drawn] if drawn is not None else labels
     if drawn is not None and not drawn >= set(labels):
-        legend["values"] = [label for label in labels if label in drawn]
+        legend["values"] = shown
+    if len(shown) > LEGEND_ROWS:
+        legend |= {"columns": 2, "labelLimit": min(label_limit, 130)}
     return {
         "field": field,
         "type": "nominal",
@@ -228,9 +234,10 @@ def metric_spec(
     drawn = set(points["run"].unique())  # a run that never logged this key is not in its legend
     colour = colour_by("run", labels if labels is not None else run_labels(series, run_names), drawn=drawn)
     scale = _y_scale(options.log_scale, domain)
+    x = _x(options.x, _span_seconds(points) if options.x == "wall_time" else None)
 
     def layer(mark: dict, y: str, opacity: float | None, **extra) -> dict:
-        encoding = {"x": _x(options.x), "color": colour, "y": {"field": y, "type": "quantitative", "title": key, "scale": scale}}
+        encoding = {"x": x, "color": colour, "y": {"field": y, "type": "quantitative", "title": key, "scale": scale}}
         if opacity is not None:
             encoding["opacity"] = {"condition": {"param": "pick", "value": opacity}, "value": opacity * FADED}
         return {"mark": {"clip": True, **mark}, "encoding": {**encoding, **extra}}
@@ -341,11 +348,20 @@ def _outside(points: pl.DataFrame, domain: tuple[float, float] | None) -> int:
     return int(np.count_nonzero((values < domain[0]) | (values > domain[1])))
 
 
-def _x(axis: str) -> dict:
+def _x(axis: str, span_seconds: float | None = None) -> dict:
     x = {"field": axis, "type": "temporal" if axis == "wall_time" else "quantitative", "title": X_AXES[axis]}
     if axis == "step":
         x["axis"] = {"format": "d"}  # whole steps, also when every point sits at one step ("200", not "200.000000")
+    if axis == "wall_time":  # clock times: Vega's own labels for a run of seconds read ".900", ".400"
+        x["axis"] = {"format": "%H:%M:%S" if (span_seconds or 0) < 86_400 else "%b %d %H:%M", "labelOverlap": True}
     return x
+
+
+def _span_seconds(points: pl.DataFrame) -> float:
+    if points.is_empty():
+        return 0.0
+    walls = points["wall_time"]
+    return (walls.max() - walls.min()).total_seconds()
 
 
 def _y_scale(log_scale: bool, domain: tuple[float, float] | None) -> dict:

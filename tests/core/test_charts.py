@@ -13,6 +13,7 @@ from polars.testing import assert_series_equal
 
 from core.charts import (
     PALETTE,
+    PANEL_HEIGHT,
     ChartOptions,
     default_panels,
     metric_panels,
@@ -175,6 +176,17 @@ def test_a_panels_legend_lists_only_the_runs_that_logged_its_metric_and_colours_
     as_altair(metric_panels(series, ["eval_loss"])[0])
 
 
+@pytest.mark.parametrize(("runs", "columns"), [(14, None), (15, 2), (20, 2)])
+def test_a_legend_of_many_runs_keeps_every_entry_within_the_panels_height(runs, columns):
+    """With the default spacing a 260-pixel panel cut its legend after the 7th of 12 runs."""
+    series = make_series(*((run, "loss", [1.0, 0.5]) for run in range(1, runs + 1)))
+
+    legend = layer(metric_panels(series, ["loss"])[0], "line")["encoding"]["color"]["legend"]
+
+    assert legend.get("columns") == columns
+    assert legend["clipHeight"] * -(-runs // (columns or 1)) <= PANEL_HEIGHT - 40  # the rows, below the title
+
+
 def test_a_run_with_one_point_of_a_metric_shows_it_as_a_dot_on_whole_steps():
     series = make_series((1, "eval_loss", [0.9, 0.7, 0.5]), (2, "eval_loss", [0.6]))
 
@@ -241,6 +253,17 @@ def test_wall_time_x_axis_is_temporal():
     x = layer(spec, "line")["encoding"]["x"]
     assert (x["field"], x["type"], x["title"]) == ("wall_time", "temporal", "wall time")
     assert data_of(spec)[1]["wall_time"] == START + timedelta(seconds=2)
+
+
+@pytest.mark.parametrize(("seconds_per_step", "labels"), [(2.0, "%H:%M:%S"), (86_400.0, "%b %d %H:%M")])
+def test_wall_time_ticks_read_as_clock_times_within_a_day_and_as_dates_beyond(seconds_per_step, labels):
+    """A run of seconds had ticks reading ".900" and ".400": Vega's own labels for fractions of a second."""
+    series = make_series((1, "loss", [1.0, 0.5, 0.3]), seconds_per_step=seconds_per_step)
+
+    spec = metric_spec(series, "loss", options=ChartOptions(x="wall_time"))
+
+    assert layer(spec, "line")["encoding"]["x"]["axis"]["format"] == labels
+    as_altair(spec)
 
 
 def test_relative_time_counts_seconds_from_each_runs_first_point():
