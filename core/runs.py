@@ -6,7 +6,7 @@ from typing import Any
 
 from core.artifacts import checkpoints_of, last_checkpoint
 from core.entities import Run
-from core.errors import TuneDeckError, ValidationError
+from core.errors import NotFoundError, TuneDeckError, ValidationError
 from core.status import RunStatus
 from core.store import TrackingStore
 from core.training_config import TrainingConfig
@@ -101,3 +101,23 @@ def offers_resume(run: Run, checkpoints_dir: Path) -> bool:
     """A run that stopped short (failed or cancelled) and left a checkpoint here: its page offers to resume it.
     A completed run can be resumed too, to train it further, from Python with `max_steps` raised (README)."""
     return run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and last_checkpoint(checkpoints_of(checkpoints_dir, run.id)) is not None
+
+
+def found_and_missing(store: TrackingStore, run_ids: list[int]) -> tuple[list[int], list[int]]:
+    """The IDs of runs that exist, in the order given, and those that do not (a compare link with a mistyped or
+    deleted run still compares the others)."""
+    if not run_ids:
+        return [], []
+    try:
+        store.get_runs(run_ids)
+        return list(run_ids), []
+    except NotFoundError:
+        pass
+    found, missing = [], []
+    for run_id in run_ids:
+        try:
+            store.get_run(run_id)
+            found.append(run_id)
+        except NotFoundError:
+            missing.append(run_id)
+    return found, missing

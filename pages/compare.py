@@ -16,6 +16,7 @@ from core.presenters import (
     run_label,
     runs_overview,
 )
+from core.runs import found_and_missing
 from core.samples import best_run
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import experiment_names, fresh, friendly_errors, live, plain, store, through_app
@@ -94,7 +95,10 @@ def samples_section(comparison) -> None:
 
 with friendly_errors():
     raw = st.text_input("Run IDs, comma separated", key="runs", bind="query-params", placeholder="e.g. 12, 13, 14")
-    run_ids = parse_run_ids(raw)
+    run_ids, missing = found_and_missing(store(), parse_run_ids(raw))
+    if missing:
+        unknown = f"No run with ID {', '.join(map(str, missing))}"
+        st.warning(f"{unknown}: comparing the others." if run_ids else f"{unknown}.")
     if len(run_ids) < 1:
         st.info("Choose runs on an experiment page and press “Compare selected”, or type run IDs above.")
     else:

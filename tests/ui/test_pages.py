@@ -310,6 +310,13 @@ def test_the_jobs_page_names_each_runs_experiment_and_confirms_a_cancel(open_pag
     assert [as_shown(success.value) for success in app.success] == [f"Cancelled run-3 (#{populated['queued']})."]
 
 
+def test_a_compare_link_naming_a_run_that_does_not_exist_compares_the_others(open_page, populated):
+    app = open_page("pages/compare.py", runs=f"{populated['done']},999999,{populated['failed']}")
+
+    assert [as_shown(w.value) for w in app.warning][0] == "No run with ID 999999: comparing the others."
+    assert "best run" in table_with(app, "best run").columns
+
+
 def test_comparing_runs_of_two_experiments_says_which_run_is_from_which(open_page, populated, app_store):
     other = app_store.create_experiment({"name": "summaries", "dataset": SAMPLE})
     stranger = app_store.create_run(other, {"learning_rate": 0.2})
