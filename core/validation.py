@@ -63,6 +63,8 @@ def _message(item: dict) -> str:
 
 def labelled(label: str, text: str) -> str:
     """'epochs must be ...', but 'trainer: unknown trainer ...': a message that does not go on from the name gets a colon."""
+    if text.lower().startswith(label.lower() + " "):  # the message names the field itself: not "dataset: dataset x"
+        return text
     return f"{label} {text}" if text.startswith(("must ", "is ", "may ")) else f"{label}: {text}"
 
 

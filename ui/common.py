@@ -197,7 +197,8 @@ def _field_label(field: str) -> str:
 
 
 def _sentence(text: str) -> str:
-    return capitalized(text).rstrip(".") + "."
+    text = capitalized(text)
+    return text if text.endswith(("?", "!")) else text.rstrip(".") + "."  # not "did you mean x?."
 
 
 def capitalized(text: str) -> str:

@@ -5,6 +5,7 @@ buckets, then runs fc1 -> ReLU -> fc2. Training adds PEFT-style adapters W + (al
 modules in ``target_modules`` and updates only A and B, with Adam and hand-written backprop.
 """
 
+import difflib
 import json
 import math
 import re
@@ -85,7 +86,14 @@ def load_base(name: str, models_dir: Path | None = None) -> TinyBase:
     if not path.is_relative_to(root):
         raise ValidationError(f"base model {name!r} must be a folder name inside {root}")
     if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
-        raise ValidationError(f"base model {name!r} not found at {path}; build it with `{BUILD_COMMAND}`")
+        found = sorted(p.name for p in root.iterdir() if (p / "model.safetensors").is_file()) if root.is_dir() else []
+        close = difflib.get_close_matches(name, found, n=1)
+        if close:
+            raise ValidationError(f"base model {name!r} not found; did you mean {close[0]!r}?")
+        there = f"the models here are {', '.join(found)}" if found else "there are no models here yet"
+        raise ValidationError(
+            f"base model {name!r} not found in {root} ({there}); an administrator builds the sample ones with `{BUILD_COMMAND}`"
+        )
     config = json.loads((path / "config.json").read_text())
     if config.get("model_type") != MODEL_TYPE:
         raise ValidationError(f"{path} is not a {MODEL_TYPE} model, so the builtin trainer cannot tune it")

@@ -5,6 +5,7 @@ import pytest
 from core.errors import ValidationError
 from core.runs import parse_config, resume_config, start_run
 from core.training_config import TRAINER_FIELDS, fields_for
+from core.validation import labelled
 from jobs.trainers import TRAINERS
 
 
@@ -115,3 +116,10 @@ def test_a_run_resumes_only_a_run_of_its_own_experiment(store, make_experiment):
 def test_a_learning_rate_that_is_not_a_number_is_named_as_such(value):
     with pytest.raises(ValidationError, match="learning_rate must be a finite number"):
         parse_config({"epochs": 1, "learning_rate": value})
+
+
+def test_a_message_that_names_its_field_itself_is_not_prefixed_with_it_again():
+    assert labelled("dataset", "dataset /etc/passwd is outside the folders datasets may come from") == (
+        "dataset /etc/passwd is outside the folders datasets may come from"
+    )
+    assert labelled("trainer", "unknown trainer 'x'") == "trainer: unknown trainer 'x'"

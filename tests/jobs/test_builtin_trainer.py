@@ -183,7 +183,7 @@ def test_all_linear_and_auto_adapt_both_layers(tmp_path, special):
 def test_missing_base_model_names_the_path_and_the_build_script(tmp_path):
     with pytest.raises(ValidationError) as caught:
         train(TrainingConfig(max_steps=1), SAMPLE / "sentiment.csv", tmp_path / "adapter", Recorder(), models_dir=tmp_path)
-    assert str(tmp_path / "tiny-base") in str(caught.value)
+    assert f"base model 'tiny-base' not found in {tmp_path} (there are no models here yet)" in str(caught.value)
     assert "make_sample_data" in str(caught.value)
 
 
@@ -253,3 +253,16 @@ def test_backprop_matches_finite_differences_with_dropout_on():
 def test_base_model_outside_the_models_folder_is_refused(name):
     with pytest.raises(ValidationError, match="must be a folder name inside"):
         load_base(name)
+
+
+def test_a_mistyped_base_model_is_answered_with_the_closest_one_here():
+    with pytest.raises(ValidationError, match=r"^base model 'tiny-bsae' not found; did you mean 'tiny-base'\?$"):
+        load_base("tiny-bsae")
+
+
+def test_an_unknown_base_model_lists_the_models_here(tmp_path):
+    (tmp_path / "llama-lora-base").mkdir()
+    (tmp_path / "llama-lora-base" / "model.safetensors").write_bytes(b"")
+
+    with pytest.raises(ValidationError, match=r"base model 'gpt-9' not found in .* \(the models here are llama-lora-base\)"):
+        load_base("gpt-9", tmp_path)
