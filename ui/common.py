@@ -106,8 +106,9 @@ def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options
     shown = frame.with_columns(pl.col(strings).fill_null(""))
     if frame.schema.get("status") == pl.String:
         shown = shown.with_columns(pl.col("status").str.split(TAG_SEPARATOR))
+        two_tags = bool(frame["status"].str.contains(TAG_SEPARATOR, literal=True).any())  # "completed · diverged"
         config["status"] = st.column_config.MultiselectColumn(
-            "status", options=list(STATUS_TAG_COLOURS), color=list(STATUS_TAG_COLOURS.values()), width="medium"
+            "status", options=list(STATUS_TAG_COLOURS), color=list(STATUS_TAG_COLOURS.values()), width=175 if two_tags else 105
         )
     config.update(column_config or {})
     # As Arrow: a Polars frame is turned into pandas first (7 % of the server's time under load).
