@@ -85,7 +85,10 @@ def _axis(name: str, raw: str, where: str) -> Axis:
         values = [_value(part.strip()) for part in raw.split(",") if part.strip()]
         if not values:
             raise ValidationError(f"{where}: give at least one value")
-        return list(dict.fromkeys(values))
+        repeated = [value for value in dict.fromkeys(values) if values.count(value) > 1]
+        if repeated:  # said, not dropped: "1 run" for three values listed reads as a mistake
+            raise ValidationError(f"{where}: {', '.join(map(str, repeated))} is listed more than once; list each value once")
+        return values
     low, high = (_number(found[side], where) for side in ("low", "high"))
     log = bool(found["log"])
     if not low < high:

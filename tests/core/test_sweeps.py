@@ -94,6 +94,7 @@ def test_a_random_search_count_is_bounded(count):
         ("task = classification", "'task' is not a setting of the builtin trainer; the builtin trainer's settings are"),
         ("learning_rate 1e-3", "line 1 .*write a setting, '=' and its values"),
         ("seed = 1\nseed = 2", "line 2 .*seed is swept twice"),
+        ("learning_rate = 1e-3, 1e-3, 3e-3", r"line 1 .*: 0.001 is listed more than once; list each value once"),
         ("learning_rate = 1e-2 .. 1e-4", "a range goes from low to high, and 0.01 is not below 0.0001"),
         ("learning_rate = 0 .. 1 log", "a log range needs a low bound above 0"),
         ("learning_rate = fast .. slow", "'fast' is not a number"),
