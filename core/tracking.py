@@ -271,7 +271,7 @@ def _disabled(settings: Settings | None = None) -> bool:
 
 def attach(run_id: int | None = None, store: TrackingStore | None = None) -> ActiveRun | DisabledRun:
     """The run a TuneDeck worker started this process for (TUNEDECK_RUN_ID), or the run_id given. A run_id that is
-    running in another process is joined: what is logged here is stored, and that process ends the run."""
+    queued or running for another process is joined: what is logged here is stored, and that process ends the run."""
     if _disabled():
         return DisabledRun()
     raw = run_id if run_id is not None else os.environ.get(RUN_ID_VARIABLE)
@@ -281,8 +281,8 @@ def attach(run_id: int | None = None, store: TrackingStore | None = None) -> Act
         raise ValidationError(f"run ID to attach to must be a positive whole number, got {str(raw)[:50]!r}")
     store = store or open_store()
     run = store.get_run(int(raw))
-    worker_owned = run_id is None
-    joined = not worker_owned and run.status is RunStatus.RUNNING  # another process runs it: that one ends it
+    worker_owned = run_id is None or str(run_id) == os.environ.get(RUN_ID_VARIABLE)  # its own run, named by its ID
+    joined = not worker_owned and not run.status.is_terminal  # queued or running for another process: that one ends it
     return ActiveRun(store, run.id, attached=worker_owned, joined=joined, ended=run.status.is_terminal and not worker_owned)
 
 

@@ -154,9 +154,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.auto and (lock is None or hand_started_worker(settings)):  # one runs already: it takes the jobs
         logging.getLogger("tunedeck.worker").info("another worker runs on %s; exiting", settings.data_dir)
         return
+    store = _reachable_store()  # the data folder checked too, before this worker says it runs there
     if not args.auto:
-        lock = announce_worker(settings)  # held while this runs: no auto worker starts beside it
-    store = _reachable_store()
+        try:
+            lock = announce_worker(settings)  # held while this runs: no auto worker starts beside it
+        except OSError as error:
+            raise _not_starting(f"cannot say in {settings.data_dir} that this worker runs: {error}") from None
     reap(store, settings, live_job_ids())
     _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings, live_job_ids()))
     if settings.team_mode:  # no store server on this machine replays what killed writers journaled here: the worker does

@@ -48,8 +48,15 @@ def announce_worker(settings: Settings) -> IO:
             if not flocks.held(path) and time.time() - path.stat().st_mtime > STALE_SECONDS:
                 path.unlink()
     handle = open(folder / f"{os.getpid()}.lock", "a+")
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return handle
+    deadline = time.monotonic() + 1.0
+    while True:  # a worker_running() look holds it shared for a moment
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def worker_running(settings: Settings) -> bool:

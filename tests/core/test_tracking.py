@@ -149,6 +149,26 @@ def test_attaching_to_a_run_another_script_is_running_joins_it_and_leaves_its_en
     assert {key: summary.last for key, summary in run.metrics.items()} == {"loss": 0.5, "eval_loss": 0.7}
 
 
+def test_attaching_to_a_queued_run_joins_it_too_so_neither_leaving_nor_an_error_ends_it(store, make_experiment):
+    run_id = store.create_run(make_experiment(), {"learning_rate": 0.1})
+
+    with pytest.raises(RuntimeError), tracking.attach(run_id, store=store) as early:
+        store.mark_running(run_id, "w:1")  # a worker starts it meanwhile
+        early.log({"eval_loss": 0.7}, step=1)
+        raise RuntimeError("the evaluation script's own mistake")
+
+    assert store.get_run(run_id).status == "running"
+
+
+def test_a_worker_started_script_that_names_its_own_run_id_owns_it(store, make_experiment, make_run, monkeypatch):
+    run_id = make_run(make_experiment(), status="running")
+    monkeypatch.setenv("TUNEDECK_RUN_ID", str(run_id))
+
+    run = tracking.attach(run_id, store=store)
+
+    assert run.attached and not run.joined
+
+
 def test_attach_outside_a_worker_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("TUNEDECK_RUN_ID", raising=False)
 

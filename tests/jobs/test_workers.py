@@ -158,6 +158,17 @@ def test_a_worker_whose_artifact_root_cannot_keep_adapters_refuses_before_traini
     assert not (tmp_path / "unmounted").exists()
 
 
+def test_a_worker_started_by_hand_on_a_data_folder_it_cannot_use_refuses_in_one_line(tmp_path):
+    """With the queue elsewhere, nothing but the worker's own checks looks at the data folder."""
+    (tmp_path / "a file").write_text("not a folder")
+
+    ended = refusal(TUNEDECK_DATA_DIR=str(tmp_path / "a file" / "data"), TUNEDECK_QUEUE_URL="postgresql://x@127.0.0.1:1/queue")
+
+    assert ended.returncode == 2
+    assert ended.stderr.splitlines()[-1].startswith("tunedeck worker: not starting: TUNEDECK_DATA_DIR:")
+    assert "Traceback" not in ended.stderr
+
+
 def test_a_worker_with_a_bad_setting_refuses_naming_the_variable(tmp_path):
     ended = refusal(TUNEDECK_DATA_DIR=str(tmp_path), TUNEDECK_HEARTBEAT_TIMEOUT="soon")
 
