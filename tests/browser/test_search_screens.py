@@ -50,13 +50,14 @@ def test_a_note_with_html_is_shown_as_text_on_the_run_page(team, page, shots):  
 
 def test_the_runs_table_downloads_as_csv_that_polars_reads(team, page):  # noqa: F811
     url, _, ids = team
-    open_page(page, f"{url}/runs", "Runs", ready="runs match")
-    page.get_by_text("Export", exact=True).first.click()
     # Click once the run that drew the buttons has ended: a click while it ran was lost once under load (each page
     # run renews the ids by which the buttons' files are handed out, and nothing downloaded).
-    # The click was lost once more under load even so (why was not found: the page had no run going by its status
-    # widget), so it is made again, up to three times; a download that never comes still fails the test.
+    # The click was lost under the full suite's load even so, three times running in one session (why was not
+    # found: the page had no run going by its status widget), so each new try starts from a fresh page load, a new
+    # session with its own ids; a download that never comes still fails the test.
     for attempt in range(3):
+        open_page(page, f"{url}/runs", "Runs", ready="runs match")
+        page.get_by_text("Export", exact=True).first.click()
         page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS)
         try:
             with page.expect_download(timeout=WAIT_MS / 3) as download:
