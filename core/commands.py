@@ -76,6 +76,7 @@ def render_arguments(spec: CommandSpec, context: dict[str, object]) -> list[str]
         for _, field, _, _ in Formatter().parse(argument):
             if field is not None and field not in context:
                 raise ValidationError(
-                    f"the command argument {argument!r} uses {{{field}}}, which is not one of: {', '.join(sorted(context))}"
+                    f"the command argument {argument!r} uses {{{field}}}, which is not one of: {', '.join(sorted(context))} "
+                    "(a brace meant literally is written twice: {{ or }})"
                 )
     return [argument.format_map(context) for argument in spec.command]

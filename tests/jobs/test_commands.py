@@ -191,3 +191,11 @@ def test_placeholders_are_filled_per_argument_and_unknown_ones_refused():
         render_arguments(CommandSpec(command=["{secret}"]), {"learning_rate": 0.1})
     with pytest.raises(ValidationError, match="uses {learning_rate.__class__}"):
         render_arguments(CommandSpec(command=["{learning_rate.__class__}"]), {"learning_rate": 0.1})
+
+
+def test_a_brace_meant_literally_is_written_twice_and_a_single_one_says_so():
+    literal = CommandSpec(command=["python", "-c", "import json; print(json.dumps({{'lr': {learning_rate}}}))"])
+
+    assert render_arguments(literal, {"learning_rate": 0.1})[2] == "import json; print(json.dumps({'lr': 0.1}))"
+    with pytest.raises(ValidationError, match=r"a brace meant literally is written twice: \{\{ or \}\}"):
+        render_arguments(CommandSpec(command=["print({'a': 1})"]), {"learning_rate": 0.1})
