@@ -9,6 +9,7 @@ from huey import crontab
 
 from core import open_store
 from core.errors import NotFoundError
+from core.runs import parse_config
 from core.runs import start_run as create_and_enqueue
 from core.runs import start_runs as create_and_enqueue_all
 from core.settings import get_settings
@@ -19,6 +20,7 @@ from jobs.config import huey, ready_queue
 from jobs.embedded import ensure_worker
 from jobs.reaper import reap
 from jobs.supervisor import supervise
+from jobs.trainers import command
 
 log = logging.getLogger("tunedeck.tasks")
 
@@ -57,6 +59,8 @@ def enqueue(run_id: int) -> str:
 
 def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig | dict, name: str | None = None) -> int:
     """Create a run, queue it, and make sure a worker will pick it up; returns the run ID."""
+    config = parse_config(config)
+    command.check(config)  # a command this machine's workers cannot run is said now, not after it was queued
     run_id = create_and_enqueue(store, experiment_id, config, enqueue=enqueue, name=name)
     ensure_worker(get_settings())
     return run_id
@@ -64,6 +68,8 @@ def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig |
 
 def start_sweep(store: TrackingStore, experiment_id: int, configs: list[TrainingConfig]) -> list[int]:
     """A sweep's runs, stored together and queued, with a worker to pick them up; returns their IDs."""
+    for config in configs:
+        command.check(parse_config(config))
     run_ids = create_and_enqueue_all(store, experiment_id, configs, enqueue=enqueue)
     ensure_worker(get_settings())
     return run_ids

@@ -86,6 +86,27 @@ def _message(line: str) -> dict | None:
     return message if isinstance(message, dict) and message.get("tunedeck") in ("metrics", "adapter", "samples") else None
 
 
+def check(config: TrainingConfig) -> None:
+    """Before a run is queued, where this process has the commands file its worker reads: its command is registered,
+    and every placeholder its arguments use has a value (a run without max_steps for `{max_steps}`, say)."""
+    settings = get_settings()
+    if config.trainer != "command" or settings.team_mode or not settings.commands_file.is_file():
+        return  # in team mode, or with no file here, the worker's own file is the one that counts
+    spec = get_command(settings, config.command)
+    render_arguments(spec, _context({**SHARED_DEFAULTS, **config.model_dump(exclude_none=True)}, "0", Path("."), "."))
+
+
+def _context(settings_used: dict, run_id: str, output_dir: Path, dataset: str | Path) -> dict[str, object]:
+    return {
+        **settings_used,
+        "run_id": run_id,
+        "output_dir": str(output_dir),
+        "dataset": str(dataset),
+        "data_dir": str(get_settings().data_dir),
+        "python": sys.executable,  # the worker's own interpreter: "python" on PATH may lack the packages
+    }
+
+
 def train(
     config: TrainingConfig,
     dataset: str | Path,
@@ -103,17 +124,8 @@ def train(
     settings = get_settings()
     spec = get_command(settings, config.command)
     output_dir.mkdir(parents=True, exist_ok=True)
-    run_id = os.environ.get("TUNEDECK_RUN_ID", "")
     settings_used = {**SHARED_DEFAULTS, **config.model_dump(exclude_none=True)}
-    context = {
-        **settings_used,
-        "run_id": run_id,
-        "output_dir": str(output_dir),
-        "dataset": str(dataset),
-        "data_dir": str(settings.data_dir),
-        "python": sys.executable,  # the worker's own interpreter: "python" on PATH may lack the packages
-    }
-    arguments = render_arguments(spec, context)
+    arguments = render_arguments(spec, _context(settings_used, os.environ.get("TUNEDECK_RUN_ID", ""), output_dir, dataset))
     log_params({name: settings_used[name] for name in placeholders(spec) if name in settings_used and name != "trainer"})
     env = {**os.environ, **spec.env, "TUNEDECK_OUTPUT_DIR": str(output_dir), "TUNEDECK_DATASET": str(dataset)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))

@@ -9,9 +9,11 @@ import pytest
 from core.commands import CommandSpec, get_command, load_commands, render_arguments
 from core.errors import ValidationError
 from core.logs import read_log
+from core.runs import parse_config
 from core.settings import Settings, get_settings
 from core.status import RunStatus
 from jobs import tasks
+from jobs.trainers import command
 from tests.jobs.conftest import ROOT, SAMPLE, start_worker, stop_worker, wait_until_terminal
 
 METRIC_LINES = (
@@ -199,3 +201,17 @@ def test_a_brace_meant_literally_is_written_twice_and_a_single_one_says_so():
     assert render_arguments(literal, {"learning_rate": 0.1})[2] == "import json; print(json.dumps({'lr': 0.1}))"
     with pytest.raises(ValidationError, match=r"a brace meant literally is written twice: \{\{ or \}\}"):
         render_arguments(CommandSpec(command=["print({'a': 1})"]), {"learning_rate": 0.1})
+
+
+def test_a_command_this_machines_workers_cannot_run_is_refused_before_a_run_is_queued(commands_file, monkeypatch, job_store):
+    """With the worker's commands file here too, a typo or a missing setting is said at once, not by a failed run."""
+    monkeypatch.setenv("TUNEDECK_COMMANDS_FILE", str(commands_file))
+    experiment_id = job_store.create_experiment({"name": f"checked {uuid.uuid4().hex[:8]}", "dataset": SAMPLE})
+
+    with pytest.raises(ValidationError, match="no training command named 'json-line'; registered commands: broken"):
+        tasks.start_run(job_store, experiment_id, {"trainer": "command", "command": "json-line"})
+    with pytest.raises(ValidationError, match=r"uses \{max_steps\}, which is not one of"):
+        tasks.start_run(job_store, experiment_id, {"trainer": "command", "command": "sdk-example", "learning_rate": 0.1})
+
+    assert job_store.list_runs(experiment_id) == []
+    command.check(parse_config({"trainer": "command", "command": "json-lines"}))  # a command it can run: no word
