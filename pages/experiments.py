@@ -50,7 +50,7 @@ def create_form() -> None:
                 st.dataframe(shown.head, hide_index=True, height=180)
                 dataset_ok = True
             except TuneDeckError as error:
-                st.error(plain(f"Dataset: {error}"))
+                show_error(error, about="dataset")
         if st.button("Create experiment", type="primary", key="create", disabled=not dataset_ok):
             try:
                 experiment_id = store().create_experiment({"name": name, "dataset": dataset.strip(), "description": description})

@@ -175,9 +175,11 @@ def show_flash() -> None:
         st.success(plain(message))  # it names what the user named: shown as typed
 
 
-def show_error(error: TuneDeckError) -> None:
-    """One of our errors as a sentence; the names in it (a user's) shown as typed, not read as Markdown."""
-    st.error(plain(_sentence(str(error))))
+def show_error(error: TuneDeckError, about: str | None = None) -> None:
+    """One of our errors as a sentence; the names in it (a user's) shown as typed, not read as Markdown. `about`:
+    the field it is about, said first unless the message names it itself ("Dataset: no file x", not
+    "Dataset: dataset x is outside ...")."""
+    st.error(plain(_sentence(labelled(about, str(error)) if about else str(error))))
 
 
 def show_validation(error: ValidationError, labels: dict[str, str] | None = None) -> None:

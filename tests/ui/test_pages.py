@@ -120,8 +120,18 @@ def test_a_missing_dataset_is_reported_and_blocks_creation(open_page, app_store)
     app.text_input(key="new_dataset").input("data/nowhere.csv")
     app.run()
 
-    assert "Dataset:" in texts(app) and "nowhere.csv" in texts(app)
+    assert "Dataset file data/nowhere.csv does not exist; check the path." in texts(app)
     assert app.button(key="create").disabled
+
+
+def test_a_dataset_outside_the_allowed_folders_is_said_once_as_a_sentence(open_page, app_store):
+    app = open_page("pages/experiments.py", opened=("new_experiment_open",))
+    app.text_input(key="new_name").input("x")
+    app.text_input(key="new_dataset").input("/etc/passwd")
+    app.run()
+
+    [said] = [as_shown(error.value) for error in app.error]
+    assert said.startswith("Dataset /etc/passwd is outside the folders datasets may come from")  # not "Dataset: dataset"
 
 
 def test_status_filter_and_name_search(open_page, populated, app_store):
