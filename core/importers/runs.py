@@ -17,6 +17,7 @@ from core.tags import MAX_TAGS_PER_CALL
 
 SOURCE_PARAM = IMPORT_PREFIX + "source"
 IMPORT_STOPPED = "the import stopped before this run was whole"
+ALREADY_IMPORTED = ": already imported"
 BATCH_POINTS = 500_000
 _NOT_A_KEY_CHARACTER = re.compile(rf"[^{KEY_CHARACTERS}]")
 
@@ -60,10 +61,22 @@ class ImportSummary:
         lines = [f"imported {_count(self.runs_imported, 'run')} with {_count(self.points_imported, 'metric point')}"]
         if self.experiments_created:
             lines[0] += f" into {_count(len(self.experiments_created), 'new experiment')}: {', '.join(self.experiments_created)}"
-        for title, items in ((f"skipped {_count(len(self.skipped), 'run')}", self.skipped), ("left out", self.notes)):
+        skipped = _already_imported_together(self.skipped)
+        for title, items in ((f"skipped {_count(len(self.skipped), 'run')}", skipped), ("left out", self.notes)):
             if items:
                 lines += [f"{title}:"] + [f"  - {item}" for item in items]
         return lines
+
+
+def _already_imported_together(skipped: list[str], named: int = 3) -> list[str]:
+    """Importing a folder again skips every run in it: one line for those (a few named), not one line each."""
+    already = [item.removesuffix(ALREADY_IMPORTED) for item in skipped if item.endswith(ALREADY_IMPORTED)]
+    if len(already) < 2:
+        return skipped
+    names = ", ".join(name.removeprefix("run ") for name in already[:named])
+    more = f" and {len(already) - named:,} more" if len(already) > named else ""
+    others = [item for item in skipped if not item.endswith(ALREADY_IMPORTED)]
+    return [f"{len(already):,} runs already imported: {names}{more}", *others]
 
 
 def _count(number: int, noun: str) -> str:
@@ -125,7 +138,7 @@ def import_runs(
         target = experiments[run.experiment]
         if run.source_id in target.imported:
             earlier = target.imported[run.source_id]
-            summary.skipped.append(f"run {run.name!r} ({run.source_id}): already imported{_grown(run, earlier)}")
+            summary.skipped.append(f"run {run.name!r} ({run.source_id}){ALREADY_IMPORTED}{_grown(run, earlier)}")
         else:
             points, dropped, renamed = _points(run.read_metrics())
             if run.metrics_only and points.is_empty():

@@ -159,7 +159,8 @@ def test_import_tensorboard_twice_imports_once_and_summarises_both_times(tunedec
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("imported 3 runs with 27 metric points into 1 new experiment: tb\n")
     assert "importing runs" in first.stderr  # the progress bar
-    assert second.returncode == 0 and second.stdout.startswith("imported 0 runs with 0 metric points\nskipped 3 runs:\n")
+    assert second.returncode == 0
+    assert second.stdout.startswith("imported 0 runs with 0 metric points\nskipped 3 runs:\n  - 3 runs already imported: ")
 
 
 def test_import_mlflow_from_a_folder_summarises_what_was_skipped_and_why(tunedeck):

@@ -104,3 +104,28 @@ def test_a_renamed_experiment_takes_its_new_runs_too_even_when_a_new_one_comes_f
 
     assert (again.runs_imported, again.experiments_created, len(again.skipped)) == (1, [], 1)
     assert [e.name for e in store.list_experiments().items] == ["history (team)"]
+
+
+def test_importing_a_folder_again_says_in_one_line_that_its_runs_were_already_imported(store):
+    runs = [source_run({"loss": series([0], [1.0])}, run_id=f"src:{number}") for number in range(5)]
+    import_runs(store, runs, ImportSummary(), dataset="(imported)")
+
+    again = import_runs(store, runs, ImportSummary(), dataset="(imported)")
+
+    assert len(again.skipped) == 5  # one sentence a run, as before
+    assert again.lines() == [
+        "imported 0 runs with 0 metric points",
+        "skipped 5 runs:",
+        "  - 5 runs already imported: 'r1' (src:0), 'r1' (src:1), 'r1' (src:2) and 2 more",
+    ]
+
+
+def test_a_run_skipped_for_its_own_reason_keeps_its_line_beside_the_already_imported_ones(store):
+    summary = ImportSummary(skipped=["run 'a' (x:1): already imported", "run 'b' (x:2): already imported",
+                                     "run 'c' (x:3): deleted in MLflow"])  # fmt: skip
+
+    assert summary.lines()[1:] == [
+        "skipped 3 runs:",
+        "  - 2 runs already imported: 'a' (x:1), 'b' (x:2)",
+        "  - run 'c' (x:3): deleted in MLflow",
+    ]
