@@ -3,8 +3,8 @@
 import math
 from statistics import fmean
 
-from core.directions import Direction, direction_for
-from core.entities import ConfigDifference, MetricAggregate, MetricComparison, Run, RunComparison
+from core.directions import Direction, direction_for, rank
+from core.entities import ConfigDifference, MetricAggregate, MetricComparison, Run, RunComparison, RunStatus
 
 
 def _metric_keys(runs: list[Run]) -> list[str]:
@@ -12,12 +12,10 @@ def _metric_keys(runs: list[Run]) -> list[str]:
 
 
 def _best_run(values: dict[int, float | None], direction: Direction | None) -> int | None:
-    """The run with the best value; a tie goes to the lowest run ID, so the order runs are given in never matters."""
     present = {run_id: value for run_id, value in values.items() if value is not None and math.isfinite(value)}
     if direction is None or not present:
         return None
-    sign = 1 if direction is Direction.MIN else -1
-    return min(present, key=lambda run_id: (sign * present[run_id], run_id))
+    return min(present, key=lambda run_id: rank(present[run_id], run_id, direction))
 
 
 def compare_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[MetricComparison]:
@@ -44,9 +42,10 @@ def compare_runs(runs: list[Run], overrides: dict[str, Direction]) -> RunCompari
 
 
 def aggregate_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[MetricAggregate]:
-    """Per metric key: best, mean and count of the runs' final values."""
+    """Per metric key: best, mean and count of the completed runs' final values: the runs the experiment's best
+    metrics and its adapters come from (a failed or unfinished run's last value is not a result)."""
     aggregates = []
-    for row in compare_metrics(runs, overrides):
+    for row in compare_metrics([run for run in runs if run.status is RunStatus.COMPLETED], overrides):
         present = [value for value in row.values.values() if value is not None]
         best = row.values[row.best_run_id] if row.best_run_id is not None else None
         aggregates.append(

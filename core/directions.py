@@ -52,7 +52,7 @@ def direction_for(key: str, overrides: dict[str, Direction] | None = None) -> Di
     return None
 
 
-def is_better(candidate: float, incumbent: float | None, direction: Direction) -> bool:
-    if incumbent is None:
-        return True
-    return candidate < incumbent if direction is Direction.MIN else candidate > incumbent
+def rank(value: float, run_id: int, direction: Direction) -> tuple[float, int]:
+    """The one rule for "best run": the smallest rank wins, so the best value, and on a tie the lowest run ID (the
+    run started first). Neither the order runs are given in nor the order they completed changes the winner."""
+    return (value if direction is Direction.MIN else -value, run_id)

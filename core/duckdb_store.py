@@ -15,7 +15,7 @@ from core import overviews
 from core.aliases import checked_alias
 from core.database import Database
 from core.datasets import confine
-from core.directions import Direction, direction_for, is_better
+from core.directions import Direction, direction_for, rank
 from core.duckdb_annotations import Annotations
 from core.entities import (
     Adapter,
@@ -1199,13 +1199,13 @@ class DuckDBStore(Annotations, TrackingStore):
         return Adapter.model_validate(frame(con, "SELECT * FROM adapters WHERE id = ?", [adapter_id]).row(0, named=True))
 
     def _improve_best(self, con, run_ids: list[int]) -> None:
-        """Let newly completed runs, in the order they completed, take the best value of each metric they beat."""
-        order = {run_id: position for position, run_id in enumerate(run_ids)}
-        finals = sorted(rows(con, _FINALS, [list(order)]), key=lambda row: order[row[0]])
+        """Let newly completed runs take the best value of each metric they beat (core.directions.rank)."""
         best: dict[tuple[int, str], tuple[float | None, int | None]] = {}
-        for run_id, experiment_id, key, value, stored, raw in finals:
-            current = best.get((experiment_id, key), (stored, None))[0]
-            if (direction := direction_for(key, _directions(raw))) is not None and is_better(value, current, direction):
+        for run_id, experiment_id, key, value, stored, stored_run, raw in rows(con, _FINALS, [run_ids]):
+            current = best.get((experiment_id, key), (stored, stored_run))
+            if (direction := direction_for(key, _directions(raw))) is None:
+                continue
+            if current[0] is None or rank(value, run_id, direction) < rank(*current, direction):
                 best[(experiment_id, key)] = (value, run_id)
         if best:  # one statement for all of them: one per metric cost ~2 ms each here
             (experiments, keys), (values, runs) = zip(*best, strict=True), zip(*best.values(), strict=True)
@@ -1215,7 +1215,7 @@ class DuckDBStore(Annotations, TrackingStore):
         rows(con, "DELETE FROM best_metrics WHERE experiment_id = ?", [experiment_id])
         completed = rows(
             con,
-            "SELECT id FROM runs WHERE experiment_id = ? AND status = ? ORDER BY ended_at, id",
+            "SELECT id FROM runs WHERE experiment_id = ? AND status = ?",
             [experiment_id, RunStatus.COMPLETED.value],
         )
         if completed:
@@ -1306,7 +1306,7 @@ _BEST_UPSERT = (
 )
 # Completed runs' last values beside their experiment's best so far and its directions.
 _FINALS = """
-    SELECT s.run_id, r.experiment_id, s.key, s.last_value, b.value, e.metric_directions
+    SELECT s.run_id, r.experiment_id, s.key, s.last_value, b.value, b.run_id, e.metric_directions
     FROM metric_summaries s
     JOIN runs r ON r.id = s.run_id
     JOIN experiments e ON e.id = r.experiment_id

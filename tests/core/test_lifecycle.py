@@ -65,7 +65,7 @@ def test_a_batch_of_outcomes_counts_names_and_keeps_the_best_as_one_at_a_time_wo
     outcomes = [
         (RunStatus.COMPLETED, 0.5, None),
         (RunStatus.FAILED, None, "CUDA out of memory"),
-        (RunStatus.COMPLETED, 0.5, None),  # a tie: the first run to reach 0.5 keeps the best
+        (RunStatus.COMPLETED, 0.5, None),  # a tie: the lower run ID keeps the best (core.directions.rank)
         (RunStatus.COMPLETED, 0.4, None),
         (RunStatus.CANCELLED, None, None),
         (RunStatus.FAILED, None, "diverged"),

@@ -143,6 +143,29 @@ def test_compare_runs_side_by_side_highlights_best_per_metric(store, make_experi
     assert comparison.differing_config[1].values == {a: None, b: None, c: 1}
 
 
+def test_every_best_run_on_a_page_is_the_same_run_whatever_order_the_runs_completed_in(store, make_experiment):
+    """A tie goes to the lower run ID everywhere: the experiment's best metrics (and so its best adapter), its
+    aggregates and the compare page; a failed run's last value is no result, so it is never the experiment's best."""
+    experiment_id = make_experiment()
+    runs = [store.create_run(experiment_id, {}) for _ in range(3)]
+    for run_id, loss in zip(runs, [0.5, 0.3, 0.5], strict=True):
+        store.mark_running(run_id, worker="test-worker")
+        with MetricWriter(store) as writer:
+            writer.log_series(run_id, "eval_loss", [1], [loss])
+    first, failed, third = runs
+    store.complete_run(third)  # the tie's later run completes first
+    store.complete_run(first)
+    store.fail_run(failed, "CUDA out of memory")
+
+    experiment = store.get_experiment(experiment_id)
+    (aggregate,) = store.get_experiment_detail(experiment_id).aggregates
+    (compared,) = store.compare_runs([third, first]).metrics
+
+    assert [(best.value, best.run_id) for best in experiment.best_metrics] == [(0.5, first)]
+    assert (aggregate.best, aggregate.best_run_id, aggregate.count) == (0.5, first, 2)
+    assert compared.best_run_id == first
+
+
 def test_compare_runs_respects_a_direction_override(store, make_experiment, make_run):
     experiment_id = make_experiment()
     a = make_run(experiment_id, metrics={"reward_error": [0.2]})
