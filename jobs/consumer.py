@@ -24,7 +24,7 @@ from core.store_url import safe_message
 from jobs.config import huey, ready_queue
 from jobs.lock import announce_worker, hand_started_worker, hold_worker_lock
 from jobs.reaper import reap
-from jobs.tasks import live_job_ids
+from jobs.tasks import live_job_ids, training_waits
 
 # An idle consumer polls the queue again after 0.1 s, backing off to this: a run queued on an idle worker starts within
 # a second (Huey's default backs off to 10 s). One dequeue query a second per worker thread costs next to nothing.
@@ -54,15 +54,15 @@ def _stop_when(condition, signum: int) -> None:
     _every(1.0, check)
 
 
-def _idle_for(seconds: float):
+def _idle_for(seconds: float, clock=time.monotonic):
     store = open_store()
-    last_busy = time.monotonic()
+    last_busy = clock()
 
     def idle() -> bool:
         nonlocal last_busy
-        if len(huey) or store.list_active_runs():
-            last_busy = time.monotonic()
-        return time.monotonic() - last_busy > seconds
+        if training_waits() or store.list_active_runs():
+            last_busy = clock()
+        return clock() - last_busy > seconds
 
     return idle
 

@@ -48,8 +48,18 @@ def reap_lost_runs() -> list[int]:
 
 def live_job_ids() -> list[str]:
     """The jobs still waiting in the queue, scheduled or not: a queued run whose job is not among them never runs."""
+    return [task.id for task in _waiting()]
+
+
+def training_waits() -> bool:
+    """Whether a training job waits in the queue. The reaper's task, queued each minute, is not work to stay up for:
+    counting it kept an idle auto-started worker alive for good."""
+    return any(task.name == train_run.name for task in _waiting())
+
+
+def _waiting() -> list:
     queue = ready_queue()
-    return [task.id for task in (*queue.pending(), *queue.scheduled())]
+    return [*queue.pending(), *queue.scheduled()]
 
 
 def enqueue(run_id: int) -> str:

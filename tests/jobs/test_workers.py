@@ -70,6 +70,31 @@ def test_no_auto_worker_starts_beside_a_worker_started_by_hand(tmp_path):
     wait_for(lambda: not worker_running(Settings(data_dir=tmp_path)), timeout=30, what="the stopped worker to let go")
 
 
+def test_an_idle_auto_started_worker_exits_though_the_reapers_task_keeps_coming(tmp_path):
+    """The queue's minutely reaper task counted as work: an idle auto-started worker never reached its idle exit, and
+    `tunedeck store copy` waited for it for good. Here it is queued every 0.05 s, so the queue is never empty."""
+    env = {**os.environ, "TUNEDECK_DATA_DIR": str(tmp_path)}
+    reaping = textwrap.dedent(
+        """
+        import time
+        from jobs import tasks
+        while True:
+            tasks.reap_lost_runs(), tasks.reap_lost_runs()
+            print("queued", flush=True)
+            time.sleep(0.05)
+        """
+    )
+    queueing = subprocess.Popen([sys.executable, "-c", reaping], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    assert queueing.stdout.readline() == "queued\n"
+    worker = start_worker("--auto", "--idle-exit", "3", **env)
+    try:
+        assert worker.wait(timeout=60) == 0
+    finally:
+        queueing.kill()
+        queueing.wait()
+        stop_worker(worker)
+
+
 def test_an_embedded_worker_exits_with_its_parent(tmp_path):
     parent_code = textwrap.dedent(
         """
