@@ -22,8 +22,11 @@ PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(health.package_version("tunedeck"), message="tunedeck %(version)s")
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """TuneDeck: an experiment dashboard for LoRA fine-tuning. The store lives in TUNEDECK_DATA_DIR (./data)."""
+    if context.invoked_subcommand == "worker":  # it refuses bad settings itself, as `python -m jobs.worker` does
+        return
     try:
         get_settings()
     except TuneDeckError as error:  # bad configuration stops here with what to fix, before any command runs

@@ -150,6 +150,14 @@ def test_a_setting_that_is_not_a_number_is_named_with_what_it_got(tunedeck):
     assert result.stderr.rstrip().endswith("got 'abc'")
 
 
+def test_tunedeck_worker_with_a_bad_setting_refuses_as_a_worker_does(tunedeck):
+    """Exit code 2 and the worker's own line (README: Team mode, "Fails loudly"), as `python -m jobs.worker` says it."""
+    result = tunedeck("worker", TUNEDECK_LOCK_TIMEOUT="abc")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("tunedeck worker: not starting: TUNEDECK_LOCK_TIMEOUT: Input should be a valid number")
+
+
 def test_import_tensorboard_twice_imports_once_and_summarises_both_times(tunedeck):
     logdir = str(FIXTURES / "tensorboard")
 
