@@ -26,9 +26,9 @@ def supervise(store: TrackingStore, run_id: int, settings: Settings) -> RunStatu
         return store.get_run(run_id).status
     try:
         code = _run_process(store, run_id, settings)
-    except Exception as error:  # the process could not even start: say so on the run
+    except Exception as error:  # the process could not start, or watching it failed (it was stopped): say so on the run
         code = None
-        _fail_if_running(store, run_id, f"could not start training: {failure_text(error)}", settings)
+        _fail_if_running(store, run_id, f"the worker could not run training: {failure_text(error)}", settings)
     if code is not None and code != 0:
         _fail_if_running(store, run_id, _exit_message(code), settings)
     return store.get_run(run_id).status
@@ -58,6 +58,8 @@ def _run_process(store: TrackingStore, run_id: int, settings: Settings) -> int:
         try:
             return _watch(store, run_id, child, settings, follower)
         finally:
+            if child.poll() is None:  # watching failed: training must not go on with no heartbeat or cancel
+                stop(child, grace=30)
             follower.send(final=True)
 
 
@@ -87,6 +89,10 @@ def _exit_message(code: int) -> str:
 def _fail_if_running(store: TrackingStore, run_id: int, error: str, settings: Settings) -> None:
     if store.get_run(run_id).status is RunStatus.RUNNING:
         try:
-            store.fail_run(run_id, error, traceback=read_log(settings, run_id, tail_lines=50) or None)
+            log = read_log(settings, run_id, tail_lines=50)
+        except OSError:  # the log itself may be what failed: the run is failed all the same
+            log = ""
+        try:
+            store.fail_run(run_id, error, traceback=log or None)
         except InvalidTransitionError:
             pass

@@ -6,14 +6,19 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
-from core.logs import read_log
+import pytest
+
+from core.logs import log_path, read_log
+from core.runs import start_run
 from core.settings import get_settings
 from core.status import RunStatus
 from core.writer import MetricWriter
 from jobs import tasks, train_process
+from jobs.supervisor import supervise
 from tests.jobs.conftest import ROOT, SAMPLE, start_worker, stop_worker, wait_for, wait_until_terminal
 
 LONG_RUN = {"max_steps": 1_000_000, "eval_interval": 500, "batch_size": 8}
@@ -81,6 +86,32 @@ def test_cancelling_a_running_run_stops_it(worker, job_store):
     wait_for(lambda: "stopped at step" in read_log(get_settings(), run_id), timeout=30, what="the training process to stop")
     assert job_store.get_experiment(experiment_id).status == "cancelled"
     assert job_store.get_run(run_id).adapter is None
+
+
+def test_a_run_the_worker_loses_track_of_is_stopped_and_failed_not_left_training(job_store):
+    """Watching a training process can fail in ways the store's errors do not cover (here its log file turns into a
+    folder): the process was left training with no heartbeat and no cancel, and the run read "could not start"."""
+    settings = get_settings()
+    run_id = start_run(job_store, new_experiment(job_store), LONG_RUN, enqueue=lambda run_id: "supervised here")
+    outcome = []
+    watching = threading.Thread(target=lambda: outcome.append(supervise(job_store, run_id, settings)))
+    watching.start()
+    wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, what="the run to log metrics")
+    path = log_path(settings, run_id)
+    pid = int(re.search(r"started training process (\d+)", path.read_text()).group(1))
+
+    path.unlink()
+    path.mkdir()
+    try:
+        watching.join(timeout=90)
+        run = job_store.get_run(run_id)
+    finally:
+        path.rmdir()
+
+    assert outcome == [RunStatus.FAILED]
+    assert run.error.startswith("the worker could not run training: ") and "Is a directory" in run.error
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped, not training on
 
 
 def test_cancelling_a_queued_run_revokes_it(job_store):
