@@ -707,8 +707,7 @@ class DuckDBStore(Annotations, TrackingStore):
         self._write(op)
 
     def fail_stale_runs(self, max_silence_seconds: float) -> list[int]:
-        if isinstance(max_silence_seconds, bool) or not isinstance(max_silence_seconds, int | float) or max_silence_seconds <= 0:
-            raise ValidationError(f"the silence allowed must be a positive number of seconds, got {max_silence_seconds!r}")
+        _check_seconds(max_silence_seconds, "the silence allowed")
 
         def op(con) -> list[int]:
             cutoff = self.clock() - timedelta(seconds=max_silence_seconds)
@@ -727,6 +726,7 @@ class DuckDBStore(Annotations, TrackingStore):
     def fail_queued_without_job(self, live_job_ids: list[str], older_than_seconds: float) -> list[int]:
         if not isinstance(live_job_ids, list | tuple) or not all(isinstance(job, str) for job in live_job_ids):
             raise ValidationError("live job IDs must be a list of text")
+        _check_seconds(older_than_seconds, "the age of a queued run")
 
         def op(con) -> list[int]:
             cutoff = self.clock() - timedelta(seconds=older_than_seconds)
@@ -1274,6 +1274,11 @@ def checked_run_ids(run_ids: Any) -> list[int]:
     if not isinstance(run_ids, list | tuple):
         raise ValidationError(f"run IDs must be a list, got {type(run_ids).__name__}")
     return [check_run_id(run_id) for run_id in run_ids]
+
+
+def _check_seconds(seconds: float, what: str) -> None:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ValidationError(f"{what} must be a positive number of seconds, got {seconds!r}")
 
 
 def checked_series_request(run_ids: Any, keys: Any, max_points: Any) -> list[int]:

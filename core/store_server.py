@@ -15,6 +15,7 @@ that killed writers left behind (`core.journal`).
 
 import argparse
 import fcntl
+import inspect
 import io
 import json
 import logging
@@ -40,7 +41,7 @@ from core.errors import StoreError, TuneDeckError
 from core.read_cache import ReadCache
 from core.remote import DEADLINE, address_for, answers
 from core.settings import get_settings
-from core.store import CURVE_READS, READS, operations
+from core.store import CURVE_READS, READS, TrackingStore, operations
 
 log = logging.getLogger("tunedeck.store_server")
 POLL = 0.2  # seconds between the main loop's looks at idleness and signals
@@ -58,6 +59,7 @@ def error_payload(error: Exception) -> bytes:
 
 class StoreServer(flight.FlightServerBase):
     OPERATIONS = operations()
+    SIGNATURES = {name: inspect.signature(getattr(TrackingStore, name)) for name in OPERATIONS}  # with `self`
 
     def __init__(self, store: DuckDBStore, address: str, cache_bytes: int = 0):
         super().__init__(f"grpc+unix://{address}", middleware={_Deadline.KEY: _Deadlines()})
@@ -161,13 +163,16 @@ class StoreServer(flight.FlightServerBase):
             return self._run(operation, arguments)
 
     def _run(self, operation: str, arguments: dict):
+        method = getattr(self.store, operation)
         try:
-            return getattr(self.store, operation)(**arguments)
-        except TuneDeckError as error:
-            raise flight.FlightServerError(str(error), extra_info=error_payload(error)) from None
+            self.SIGNATURES[operation].bind(self.store, **arguments)
         except TypeError as error:  # arguments that do not fit the contract (a client of another version, say)
             raise flight.FlightServerError(str(error), extra_info=error_payload(StoreError(f"bad request: {error}"))) from None
-        except Exception as error:
+        try:
+            return method(**arguments)
+        except TuneDeckError as error:
+            raise flight.FlightServerError(str(error), extra_info=error_payload(error)) from None
+        except Exception as error:  # a fault of the store's own, TypeError included: logged whole here
             log.exception("operation %s failed", operation)
             wrapped = StoreError(f"the store failed: {type(error).__name__}: {error}")
             raise flight.FlightServerError(str(wrapped), extra_info=error_payload(wrapped)) from None

@@ -1,5 +1,6 @@
 """The store server: one process owns the file, every other process sends it whole operations."""
 
+import json
 import os
 import signal
 import stat
@@ -122,6 +123,20 @@ def test_an_operation_outside_the_contract_is_refused(served, store_path):
     with pytest.raises(flight.FlightServerError, match="unknown store operation 'close'"):
         list(client.do_action(flight.Action("close", b"{}")))
     assert served.list_experiments().total == 1
+
+
+def test_a_request_that_does_not_fit_the_contract_is_a_bad_request_and_the_store_answers_on(served):
+    """Arguments checked against the contract's call before it runs (a TypeError from inside an operation is the
+    store's own fault, logged whole in the server's log, not a "bad request")."""
+    experiment_id = served.create_experiment({"name": "x", "dataset": "d.csv"})
+    client = flight.FlightClient(f"grpc+unix://{served.address}")
+
+    with pytest.raises(flight.FlightServerError, match="got an unexpected keyword argument 'deleted'") as caught:
+        list(client.do_action(flight.Action("get_experiment", json.dumps({"experiment_id": experiment_id, "deleted": 1}).encode())))
+    assert "bad request" in str(caught.value.extra_info)
+    with pytest.raises(flight.FlightServerError, match="missing a required argument: 'max_silence_seconds'"):
+        list(client.do_action(flight.Action("fail_stale_runs", b"{}")))
+    assert served.get_experiment(experiment_id).name == "x"
 
 
 def test_opening_a_file_its_store_server_holds_says_who_holds_it_and_what_to_do(served):

@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from core import remote, tracking
+from core.errors import ValidationError
 from core.remote import RemoteStore
 from core.settings import get_settings
 from core.status import RunStatus
@@ -183,6 +184,15 @@ def test_a_queued_run_whose_job_is_gone_is_failed_by_the_reaper_saying_so(store,
     expected = f"its job {job_id} is no longer in the queue" if job_id else "it was never put on the queue"
     assert expected in failed.error
     assert store.get_run(waiting).status is RunStatus.QUEUED
+
+
+@pytest.mark.parametrize("seconds", ["60", -1, 0, float("nan"), True])
+def test_the_reapers_store_calls_refuse_an_age_that_is_not_a_positive_number(store, unchanged, seconds):
+    with pytest.raises(ValidationError, match=r"the age of a queued run must be a positive number of seconds, got"):
+        store.fail_queued_without_job([], seconds)
+    with pytest.raises(ValidationError, match=r"the silence allowed must be a positive number of seconds, got"):
+        store.fail_stale_runs(seconds)
+    unchanged()
 
 
 def test_a_run_end_whose_owner_is_killed_mid_request_is_asked_of_the_next_owner(tmp_path):
