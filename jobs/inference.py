@@ -7,6 +7,7 @@ one per adapter per server) and bound the wait with `answer_within`.
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -25,6 +26,8 @@ from jobs.trainers import builtin, peft_trainer
 ANSWER_TIMEOUT = 60.0  # seconds an answer may take: a small model on a busy CPU needs a few
 MEMORY_SHORT_PERCENT = 90.0  # above this share of the machine's memory in use, loaded adapters are released
 MAX_INPUT = 2_000  # characters of input the try-it box takes
+MAX_ANSWERING = 2  # answers worked out at once in one process (an app server)
+_answering = threading.BoundedSemaphore(MAX_ANSWERING)
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,24 @@ def load_answerer(adapter_path: str, base_model: str) -> Answerer:
 
 
 def answer_within(answerer: Answerer, text: str, seconds: float = ANSWER_TIMEOUT) -> Answer:
-    """The answer, or an error when it takes longer than `seconds` (the work is left to finish in the background)."""
+    """The answer, or an error when it takes longer than `seconds` (the work is left to finish in the background).
+    At most MAX_ANSWERING answers are worked out at once in this process, those left to finish included: retries of
+    a slow answer must not pile up model runs in the app's server."""
     text = check_input(text)
+    if not _answering.acquire(blocking=False):
+        raise TuneDeckError(
+            "the adapters are still working out earlier answers (one that took too long finishes in the background); "
+            "try again in a moment"
+        )
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunedeck-try-it")
     try:
-        return pool.submit(answerer, text).result(timeout=seconds)
+        future = pool.submit(answerer, text)
+    except BaseException:
+        _answering.release()
+        raise
+    future.add_done_callback(lambda _: _answering.release())
+    try:
+        return future.result(timeout=seconds)
     except FutureTimeout:
         raise TuneDeckError(f"the adapter took longer than {seconds:g} s to answer; try a shorter input or try again") from None
     finally:

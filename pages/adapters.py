@@ -68,10 +68,11 @@ def registry() -> None:
 
 
 def detail(adapter_id: int) -> None:
-    adapter = store().get_adapter(adapter_id)
-    run = store().get_run(adapter.run_id)
-    experiment = store().get_experiment(adapter.experiment_id)
-    diverged = find_diverged(store(), [run])
+    with store().reading():  # the reads only: the try-it box below may hold the page for a minute
+        adapter = store().get_adapter(adapter_id)
+        run = store().get_run(adapter.run_id)
+        experiment = store().get_experiment(adapter.experiment_id)
+        diverged = find_diverged(store(), [run])
     st.title(plain(f"{adapter.name} v{adapter.version}"))
     if adapter.id in best_adapters([adapter], {experiment.id: experiment}):
         st.badge(f"best of {plain(experiment.name)} by {experiment.primary_metric}", icon=":material/star:", color="green")
@@ -148,8 +149,8 @@ def aliases_section(adapter) -> None:
 
 with friendly_errors():
     adapter_id = query_id("adapter", "adapter")
-    with store().reading():
-        if adapter_id is None:
+    if adapter_id is None:
+        with store().reading():
             registry()
-        else:
-            detail(adapter_id)
+    else:
+        detail(adapter_id)

@@ -125,7 +125,9 @@ def files_section(run_id: int) -> None:
         return
     with section:
         for index, file in enumerate(files):
-            st.download_button(file.name, file.read_bytes(), file_name=file.name, key=f"file_{index}", icon=":material/download:")
+            st.download_button(  # read when clicked, not on every live refresh of the page
+                file.name, data=file.read_bytes, file_name=file.name, on_click="ignore", key=f"file_{index}", icon=":material/download:"
+            )
 
 
 def body(run) -> bool:

@@ -16,6 +16,7 @@ from tests.apptest import as_shown
 from tests.jobs.recorder import Recorder
 from tests.optional import require
 from tests.ui.conftest import SAMPLE
+from tests.waiting import wait_for
 from ui.try_it import _answerer
 
 TEXT = "the soup was cold and bland"
@@ -142,6 +143,32 @@ def test_an_answer_that_takes_too_long_ends_with_a_message():
     with pytest.raises(TuneDeckError, match="longer than 0.1 s"):
         inference.answer_within(lambda text: release.wait(5), "hi", seconds=0.1)
     release.set()
+
+
+def test_slow_answers_left_to_finish_hold_their_place_so_retries_do_not_pile_up_model_runs():
+    release, started = threading.Event(), []
+
+    def slow(text: str) -> inference.Answer:
+        started.append(text)
+        release.wait(30)
+        return inference.Answer("done")
+
+    for attempt in range(inference.MAX_ANSWERING):
+        with pytest.raises(TuneDeckError, match="longer than 0.1 s"):
+            inference.answer_within(slow, f"try {attempt}", seconds=0.1)
+    with pytest.raises(TuneDeckError, match="still working out earlier answers"):
+        inference.answer_within(slow, "one more try", seconds=0.1)
+    release.set()
+
+    assert started == [f"try {attempt}" for attempt in range(inference.MAX_ANSWERING)]
+    assert wait_for(lambda: _answer_or_none("again"), timeout=10, what="the slow answers to finish").text == "again"
+
+
+def _answer_or_none(text: str) -> inference.Answer | None:
+    try:
+        return inference.answer_within(lambda text: inference.Answer(text), text)
+    except TuneDeckError:
+        return None
 
 
 def test_memory_is_short_past_the_threshold_of_the_machines_memory_in_use():
