@@ -24,7 +24,10 @@ def embedded_worker():
     return ensure_worker(get_settings(), parent=os.getpid())
 
 
-embedded_worker()
+try:
+    embedded_worker()
+except TuneDeckError as error:  # the pages still show the store; queued runs wait for a worker
+    st.warning(plain(str(error)))
 
 pages = [
     st.Page("pages/experiments.py", title="Experiments", icon=":material/science:", url_path="home", default=True),

@@ -5,12 +5,20 @@ import signal
 import subprocess
 
 
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (a no-op elsewhere: heartbeats still catch it)."""
+def _prctl():
     try:
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+        return ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):  # not Linux: heartbeats still catch an orphan
+        return None
+
+
+_PRCTL = _prctl()  # looked up here, in the parent: a forked child of a threaded process must not dlopen
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (Popen's preexec_fn: runs in the child before exec)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def stop(process: subprocess.Popen, grace: float = 20) -> int:

@@ -8,7 +8,7 @@ import logging
 from huey import crontab
 
 from core import open_store
-from core.errors import NotFoundError
+from core.errors import NotFoundError, TuneDeckError
 from core.runs import parse_config
 from core.runs import start_run as create_and_enqueue
 from core.runs import start_runs as create_and_enqueue_all
@@ -72,7 +72,7 @@ def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig |
     config = parse_config(config)
     command.check(config)  # a command this machine's workers cannot run is said now, not after it was queued
     run_id = create_and_enqueue(store, experiment_id, config, enqueue=enqueue, name=name)
-    ensure_worker(get_settings())
+    _worker_for_the_queue()
     return run_id
 
 
@@ -81,8 +81,16 @@ def start_sweep(store: TrackingStore, experiment_id: int, configs: list[Training
     for config in configs:
         command.check(parse_config(config))
     run_ids = create_and_enqueue_all(store, experiment_id, configs, enqueue=enqueue)
-    ensure_worker(get_settings())
+    _worker_for_the_queue()
     return run_ids
+
+
+def _worker_for_the_queue() -> None:
+    """The runs are queued whatever happens here: a worker that cannot start is said, not raised as if they were not."""
+    try:
+        ensure_worker(get_settings())
+    except TuneDeckError as error:
+        log.warning("%s", error)
 
 
 def cancel_run(store: TrackingStore, run_id: int) -> None:

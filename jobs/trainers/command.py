@@ -53,8 +53,8 @@ class _Follower:
             for line in stream:
                 try:
                     self._handle(line.rstrip("\n"))
-                except Exception as error:  # a bad metric line fails the run, with the reason
-                    self.error = error
+                except Exception as error:  # a bad metric line fails the run, with the reason: the first one's
+                    self.error = self.error or error
         except Exception as error:  # reading itself failed: the run fails saying so, and the pipe is drained as bytes
             self.error = error  # so the command never blocks on a full pipe
             with contextlib.suppress(Exception):

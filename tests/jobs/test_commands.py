@@ -1,5 +1,6 @@
 """Registered training commands: an administrator names them, runs pick them, the worker runs them."""
 
+import io
 import sys
 import textwrap
 import uuid
@@ -215,3 +216,23 @@ def test_a_command_this_machines_workers_cannot_run_is_refused_before_a_run_is_q
 
     assert job_store.list_runs(experiment_id) == []
     command.check(parse_config({"trainer": "command", "command": "json-lines"}))  # a command it can run: no word
+
+
+def test_the_first_bad_metric_line_of_a_command_is_the_reason_its_run_fails():
+    """Later lines are still read (the pipe never fills), but the reason given is where it first went wrong."""
+
+    def log(step: int, values: dict[str, float]) -> None:
+        if any(value != value for value in values.values()):
+            raise ValidationError(f"metric at step {step} is nan: only finite numbers are stored")
+
+    follower = command._Follower(log)
+    lines = [
+        '{"tunedeck": "metrics", "step": 1, "values": {"loss": 0.9}}',
+        '{"tunedeck": "metrics", "step": 2, "values": {"loss": NaN}}',
+        '{"tunedeck": "metrics", "step": "three", "values": {"loss": 0.5}}',
+        "done",
+    ]
+    follower.follow(io.StringIO("\n".join(lines) + "\n"))
+
+    assert str(follower.error) == "metric at step 2 is nan: only finite numbers are stored"
+    assert list(follower.tail) == ["done"]

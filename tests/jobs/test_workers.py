@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from core.errors import StoreError
 from core.settings import Settings
 from jobs.config import make_huey
 from jobs.consumer import QuietRepeats
@@ -93,6 +94,13 @@ def test_an_idle_auto_started_worker_exits_though_the_reapers_task_keeps_coming(
         queueing.kill()
         queueing.wait()
         stop_worker(worker)
+
+
+def test_a_worker_that_cannot_be_started_is_said_in_a_sentence(tmp_path):
+    (tmp_path / "logs").write_text("a file where the logs folder goes")
+
+    with pytest.raises(StoreError, match=r"no worker could be started: File exists \(.*logs\); queued runs wait"):
+        ensure_worker(Settings(data_dir=tmp_path, embedded_worker=True))
 
 
 def test_an_embedded_worker_exits_with_its_parent(tmp_path):
