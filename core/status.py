@@ -1,5 +1,6 @@
 """The run lifecycle and the experiment status that follows from its runs."""
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -14,6 +15,10 @@ class RunStatus(StrEnum):
     def is_terminal(self) -> bool:
         return self in TERMINAL
 
+    @property
+    def is_active(self) -> bool:
+        return self in ACTIVE
+
 
 class ExperimentStatus(StrEnum):
     CREATED = "created"
@@ -21,6 +26,11 @@ class ExperimentStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        """Running: some run of it is queued or running (experiment_status)."""
+        return self is ExperimentStatus.RUNNING
 
 
 TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
@@ -34,6 +44,11 @@ ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),
 }
+
+
+def any_active(items: Iterable) -> bool:
+    """Whether any of these runs or experiments is still queued or running: what keeps a page refreshing itself."""
+    return any(item.status.is_active for item in items)
 
 
 def can_transition(current: RunStatus, new: RunStatus) -> bool:

@@ -18,6 +18,7 @@ from core.presenters import (
 )
 from core.runs import found_and_missing
 from core.samples import best_run
+from core.status import any_active
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import experiment_names, fresh, friendly_errors, live, plain, store, through_app
 from ui.samples import compare_samples
@@ -76,7 +77,7 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     else:
         draw_panels(series, chosen, {run.id: run.name for run in comparison.runs}, options)
     samples_section(comparison)
-    return any(not run.status.is_terminal for run in comparison.runs)
+    return any_active(comparison.runs)
 
 
 def run_adapters(runs) -> dict[str, Adapter]:
@@ -103,5 +104,5 @@ with friendly_errors():
         st.info("Choose runs on an experiment page and press “Compare selected”, or type run IDs above.")
     else:
         comparison = store().compare_runs(run_ids)
-        active = any(not run.status.is_terminal for run in comparison.runs)
+        active = any_active(comparison.runs)
         live(active, lambda: comparison_view(run_ids, comparison))

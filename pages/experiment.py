@@ -20,6 +20,7 @@ from core.presenters import (
 )
 from core.runs import clone_config
 from core.search_views import order_runs
+from core.status import any_active
 from core.sweeps import MAX_SWEEP_RUNS, preview, sweep_runs
 from jobs.tasks import start_run, start_sweep
 from ui.annotations import edit_tags_and_note, show_tags_and_note
@@ -95,7 +96,7 @@ def header(experiment) -> bool:
                 f"best {best.key}", format_value(best.value), help=f"run #{best.run_id}, {best.direction.value} is better"
             )
     st.caption(f"Primary metric: {experiment.primary_metric} (best {best_primary_label(experiment)})")
-    return experiment.status == "running"
+    return experiment.status.is_active
 
 
 def filtered_runs(detail) -> tuple[list, Callable[[], pl.DataFrame]]:
@@ -191,7 +192,7 @@ def runs_and_curves(experiment_id: int) -> bool:
                 draw_group_panels(series, chosen, group_of_each_run(frame), options)
             else:
                 draw_panels(series, chosen, {run.id: run.name for run in detail.runs}, options)
-    return any(not run.status.is_terminal for run in detail.runs)
+    return any_active(detail.runs)
 
 
 SWEEP_MODES = {"One run": None, "Grid": "grid", "Random search": "random"}
@@ -297,7 +298,7 @@ with friendly_errors():
         pick_experiment()
     else:
         experiment = store().get_experiment(experiment_id)
-        active = experiment.status == "running"
+        active = experiment.status.is_active
         live(active, lambda: header(experiment))
         edit_tags_and_note("experiment", experiment_id, experiment.tags, experiment.note)
         if not experiment.is_deleted:

@@ -6,7 +6,7 @@ from core import resources
 from core.datasets import inspect_dataset
 from core.errors import TuneDeckError, ValidationError
 from core.presenters import experiments_frame, plural
-from core.status import ExperimentStatus
+from core.status import ExperimentStatus, any_active
 from ui.common import (
     data_table,
     flash,
@@ -137,7 +137,7 @@ def current_page(chosen: dict):
 
 
 def running(page) -> bool:
-    return any(e.status == "running" for e in page.items)
+    return any_active(page.items)
 
 
 def listing(chosen: dict, page) -> bool:

@@ -71,7 +71,7 @@ def summary(run, experiment, diverged: bool) -> None:
         query_params={"experiment": run.experiment_id, "clone": run.id},
         icon=":material/content_copy:",
     )
-    if not run.status.is_terminal and st.button("Cancel run", key="cancel", icon=":material/stop:"):
+    if run.status.is_active and st.button("Cancel run", key="cancel", icon=":material/stop:"):
         cancel_run(store(), run.id)
         st.rerun()
     if offers_resume(run, settings().checkpoints_dir) and st.button("Resume from its last checkpoint", key="resume", icon=":material/replay:"):
@@ -146,7 +146,7 @@ def body(run) -> bool:
         section.json(run.config)
     files_section(run.id)
     log_section(run.id)
-    return not run.status.is_terminal
+    return run.status.is_active
 
 
 with friendly_errors():
@@ -155,5 +155,5 @@ with friendly_errors():
         pick_run()
     else:
         run = store().get_run(run_id)
-        live(not run.status.is_terminal, lambda: body(run))
+        live(run.status.is_active, lambda: body(run))
         edit_tags_and_note("run", run.id, run.tags, run.note)

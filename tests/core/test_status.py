@@ -3,6 +3,7 @@
 import itertools
 import multiprocessing
 from contextlib import nullcontext
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from core.duckdb_store import _STATUS_FROM_COUNTERS
 from core.errors import InvalidTransitionError
 from core.remote import RemoteStore
-from core.status import ExperimentStatus, RunStatus, experiment_status
+from core.status import ExperimentStatus, RunStatus, any_active, experiment_status
 from tests.stores import serving
 
 
@@ -28,6 +29,14 @@ from tests.stores import serving
 )
 def test_experiment_status_rules(counts, expected):
     assert experiment_status(counts) == expected
+
+
+@pytest.mark.parametrize("statuses", [list(chosen) for size in range(4) for chosen in itertools.combinations(RunStatus, size)])
+def test_an_experiment_is_active_exactly_when_one_of_its_runs_is(statuses):
+    """Pages refresh themselves while something is active, asking the experiment or its runs: the answers agree."""
+    runs = [SimpleNamespace(status=status) for status in statuses]
+
+    assert experiment_status(dict.fromkeys(statuses, 1)).is_active == any_active(runs)
 
 
 @pytest.mark.parametrize("counts", list(itertools.product([0, 1, 2], repeat=4)))
