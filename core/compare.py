@@ -7,7 +7,8 @@ from core.directions import Direction, direction_for, rank
 from core.entities import ConfigDifference, MetricAggregate, MetricComparison, Run, RunComparison, RunStatus
 
 
-def _metric_keys(runs: list[Run]) -> list[str]:
+def metric_keys(runs: list[Run]) -> list[str]:
+    """Every metric any of the runs logged, sorted."""
     return sorted({key for run in runs for key in run.metrics})
 
 
@@ -20,7 +21,7 @@ def _best_run(values: dict[int, float | None], direction: Direction | None) -> i
 
 def compare_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[MetricComparison]:
     rows = []
-    for key in _metric_keys(runs):
+    for key in metric_keys(runs):
         values = {run.id: run.metrics[key].last if key in run.metrics else None for run in runs}
         direction = direction_for(key, overrides)
         rows.append(MetricComparison(key=key, direction=direction, values=values, best_run_id=_best_run(values, direction)))

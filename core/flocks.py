@@ -1,8 +1,12 @@
-"""Whether some process holds a lock file: the one probe the store server's claim and the worker lock share."""
+"""Lock files: taking one within a time, and whether some process holds one (the store server's claim and the
+worker locks share both)."""
 
 import fcntl
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 
 def held(path: Path | str) -> bool:
@@ -19,3 +23,17 @@ def held(path: Path | str) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def take(file: IO | int, wait: float, give_up: Callable[[], bool] = lambda: False, every: float = 0.02) -> bool:
+    """Take an exclusive flock on the open file, trying for `wait` seconds, or until give_up() says the holder is
+    there to stay; whether it was taken. Someone's held() probe holds it shared for a moment: that is no holder."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if give_up() or time.monotonic() >= deadline:
+                return False
+            time.sleep(every)

@@ -12,6 +12,7 @@ import polars as pl
 
 from core.entities import Adapter, AdapterAlias, Experiment, ExperimentPage, Run, RunComparison
 from core.errors import ValidationError
+from core.filters import EXPERIMENT_SORTS
 from core.groups import short
 from core.status import RunStatus
 from core.system_metrics import is_system_metric
@@ -266,6 +267,8 @@ def comparison_metrics_frame(comparison: RunComparison) -> pl.DataFrame:
 
 
 BEST_MARK = "★"
+# The experiments list's sorts as the page names them: the store's own (all but its tie-break by ID).
+SORT_LABELS = {key: key.removesuffix("_at").replace("_", " ").capitalize() for key in EXPERIMENT_SORTS if key != "id"}
 
 
 COMPARISON_LEAD = ("metric", "better", "best run")  # comparison_table's columns before one per run
@@ -408,11 +411,6 @@ def parse_run_ids(raw: str | None, limit: int = 50) -> list[int]:
 def chart_keys(keys: list[str], with_system: bool = False) -> list[str]:
     """The metrics to chart: system/* (CPU, memory, GPU) only when asked for, so training curves come first."""
     return [key for key in keys if with_system or not is_system_metric(key)]
-
-
-def metric_keys(runs: list[Run]) -> list[str]:
-    """Every metric any of the runs logged, sorted: the choices for sorting and filtering."""
-    return sorted({key for run in runs for key in run.metrics})
 
 
 def groups_frame(groups: pl.DataFrame, by: list[str], metrics: list[str]) -> pl.DataFrame:

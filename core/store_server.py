@@ -14,7 +14,6 @@ that killed writers left behind (`core.journal`).
 """
 
 import argparse
-import fcntl
 import inspect
 import io
 import json
@@ -34,7 +33,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from pydantic_core import to_json
 
-from core import journal
+from core import flocks, journal
 from core.database import REQUEST_DEADLINE
 from core.duckdb_store import DuckDBStore, checked_series_request
 from core.errors import StoreError, TuneDeckError
@@ -234,17 +233,11 @@ def claim(address: str, timeout: float) -> int | None:
     A holder that does not answer is closing or dying: wait for it to let go, then serve.
     """
     fd = os.open(f"{address}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.ftruncate(fd, 0)  # empty until this server listens: see announce()
-            return fd
-        except BlockingIOError:
-            if answers(address) or time.monotonic() > deadline:
-                os.close(fd)
-                return None
-            time.sleep(0.05)
+    if not flocks.take(fd, timeout, give_up=lambda: answers(address), every=0.05):
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)  # empty until this server listens: see announce()
+    return fd
 
 
 def announce(fd: int) -> None:

@@ -2,7 +2,6 @@
 started by hand under `workers/`, so that nothing starts an auto worker beside it."""
 
 import contextlib
-import fcntl
 import os
 import time
 from typing import IO
@@ -23,16 +22,9 @@ def hold_worker_lock(settings: Settings, wait: float = 1.0) -> IO | None:
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     handle = open(settings.data_dir / LOCK_NAME, "a+")
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                handle.close()
-                return None
-            time.sleep(0.02)
+    if not flocks.take(handle, wait):
+        handle.close()
+        return None
     handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()
@@ -48,15 +40,10 @@ def announce_worker(settings: Settings) -> IO:
             if not flocks.held(path) and time.time() - path.stat().st_mtime > STALE_SECONDS:
                 path.unlink()
     handle = open(folder / f"{os.getpid()}.lock", "a+")
-    deadline = time.monotonic() + 1.0
-    while True:  # a worker_running() look holds it shared for a moment
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.02)
+    if not flocks.take(handle, wait=1.0):  # only this process uses its own file: a worker_running() look holds it
+        handle.close()
+        raise BlockingIOError(f"{handle.name} stayed locked")
+    return handle
 
 
 def worker_running(settings: Settings) -> bool:

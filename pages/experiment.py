@@ -6,6 +6,7 @@ import polars as pl
 import streamlit as st
 
 from core import charts
+from core.compare import metric_keys
 from core.divergence import diverged_runs
 from core.entities import utcnow
 from core.errors import ConflictError, ValidationError
@@ -13,7 +14,6 @@ from core.presenters import (
     best_primary_label,
     clone_note,
     format_value,
-    metric_keys,
     plural,
     run_label,
     runs_frame,

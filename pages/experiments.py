@@ -5,7 +5,7 @@ import streamlit as st
 from core import resources
 from core.datasets import inspect_dataset
 from core.errors import TuneDeckError, ValidationError
-from core.presenters import experiments_frame, plural
+from core.presenters import SORT_LABELS, experiments_frame, plural
 from core.status import ExperimentStatus, any_active
 from ui.common import (
     data_table,
@@ -26,8 +26,6 @@ from ui.common import (
 
 through_app()
 
-# the sorts offered: core.filters.EXPERIMENT_SORTS but its tie-break by ID
-SORT_LABELS = {"created_at": "Created", "updated_at": "Updated", "name": "Name", "status": "Status", "run_count": "Run count"}
 PAGE_SIZE = 20
 ROW_PIXELS = 35  # st.dataframe's row, and header, height
 
