@@ -9,11 +9,11 @@ of the run's (downsampled) series: `get_metric_series(run_ids, list(LOSS_KEYS), 
 import polars as pl
 
 from core.entities import Run
+from core.points import NOT_FINITE
 from core.store import TrackingStore
 
 LOSS_KEYS = ("loss", "train_loss")
 LOSS_POINTS = 100  # max_points to read loss series at: enough for a 30-point sparkline, and 50 buckets (core.overviews)
-NON_FINITE_MARKS = ("only finite numbers", "not finite", "non-finite")
 
 
 def loss_key(run: Run) -> str | None:
@@ -28,8 +28,7 @@ def first_values(series: pl.DataFrame) -> dict[tuple[int, str], float]:
 
 
 def stopped_for_non_finite(run: Run) -> bool:
-    error = (run.error or "").lower()
-    return run.status == "failed" and any(mark in error for mark in NON_FINITE_MARKS)
+    return run.status == "failed" and NOT_FINITE in (run.error or "")
 
 
 def is_diverged(run: Run, firsts: dict[tuple[int, str], float]) -> bool:

@@ -39,13 +39,16 @@ def check_step(step: object) -> int:
     return int(step)
 
 
+NOT_FINITE = "only finite numbers are stored"  # in every refusal of NaN or inf: core.divergence marks such runs by it
+
+
 def check_value(key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise ValidationError(f"metric {key!r} must be a number, got {type(value).__name__}", {key: "not a number"})
     value = float(value)
     if not math.isfinite(value):
         raise ValidationError(
-            f"metric {key!r} is {value}: only finite numbers are stored (did the training diverge?)", {key: "not finite"}
+            f"metric {key!r} is {value}: {NOT_FINITE} (did the training diverge?)", {key: "not finite"}
         )
     return value
 

@@ -19,7 +19,7 @@ import polars as pl
 
 from core.errors import StoreBusyError, StoreError, TuneDeckError, ValidationError
 from core.journal import Journal
-from core.points import MAX_WHOLE, POINT_SCHEMA, check_key, check_run_id, check_step, check_value
+from core.points import MAX_WHOLE, NOT_FINITE, POINT_SCHEMA, check_key, check_run_id, check_step, check_value
 from core.settings import get_settings
 from core.store import TrackingStore
 from core.ticker import flushes
@@ -88,7 +88,7 @@ class MetricWriter:
         if steps.size and (not np.issubdtype(steps.dtype, np.integer) or steps.min() < 0 or steps.max() > MAX_WHOLE):
             raise ValidationError(f"steps for {key!r} must be whole numbers from 0 to 2^63 - 1")
         if not np.isfinite(values).all():
-            raise ValidationError(f"metric {key!r} has NaN or infinite values: only finite numbers are stored")
+            raise ValidationError(f"metric {key!r} has NaN or infinite values: {NOT_FINITE}")
         if wall_times is None:
             stamps = np.full(steps.size, _epoch_us(None), dtype=np.int64)
         else:

@@ -1,8 +1,13 @@
 """Diverged runs: loss that ends above where it started, or a stop for a non-finite value."""
 
+import math
+
 import pytest
 
 from core.divergence import LOSS_KEYS, diverged_runs
+from core.errors import ValidationError
+from core.points import check_value
+from core.writer import MetricWriter
 
 
 @pytest.mark.parametrize(
@@ -32,11 +37,24 @@ def test_the_start_survives_downsampling_of_a_long_curve(store, make_experiment,
     assert diverged_runs(store.get_runs([run_id]), series) == {run_id}
 
 
-def test_a_run_stopped_for_a_non_finite_value_diverged_without_any_loss(store, make_experiment, make_run):
+def refusal(log) -> str:
+    with pytest.raises(ValidationError) as refused:
+        log()
+    return str(refused.value)
+
+
+def log_an_infinite_series(store) -> None:
+    with MetricWriter(store) as writer:
+        writer.log_series(1, "loss", [1], [math.inf])
+
+
+@pytest.mark.parametrize(
+    "refuse", [lambda store: check_value("loss", math.nan), log_an_infinite_series], ids=["a logged step", "a logged series"]
+)
+def test_a_run_stopped_for_a_non_finite_value_diverged_without_any_loss(store, make_experiment, make_run, refuse):
+    """The run fails with the store's own refusal, whichever way the value came: its wording marks the run."""
     experiment_id = make_experiment()
-    nan = make_run(
-        experiment_id, status="failed", error="metric 'loss' is nan: only finite numbers are stored (did the training diverge?)"
-    )
+    nan = make_run(experiment_id, status="failed", error=refusal(lambda: refuse(store)))
     other = make_run(experiment_id, status="failed", error="CUDA out of memory")
     runs = store.get_runs([nan, other])
 
