@@ -1,13 +1,13 @@
 """Trainers by the name a training config gives in `trainer`.
 
-Each is a module with `train(config, dataset, output_dir, log, should_stop, models_dir)`; one
-whose heavy dependencies are missing says why in `is_available()` instead of failing to import.
+Each is a module whose `train` is a `jobs.trainers.base.Trainer`; one whose heavy dependencies are missing says
+why in `is_available()` instead of failing to import.
 """
 
 import importlib
-from collections.abc import Callable
 
 from core.errors import ValidationError
+from jobs.trainers.base import Trainer
 
 TRAINERS = {
     "builtin": "jobs.trainers.builtin",
@@ -27,7 +27,7 @@ def available_trainers() -> dict[str, str | None]:
     return {name: unavailable_reason(name) for name in TRAINERS}
 
 
-def get_trainer(name: str) -> Callable:
+def get_trainer(name: str) -> Trainer:
     if name not in TRAINERS:
         raise ValidationError(f"unknown trainer {name!r}; available trainers: {', '.join(sorted(TRAINERS))}")
     reason = unavailable_reason(name)

@@ -45,10 +45,10 @@ class Trainer(Protocol):
         should_stop: Callable[[], bool] = ...,
         models_dir: Path | None = None,
         *,
-        log_params: LogParams | None = None,
+        log_params: LogParams = ...,
         checkpoint_dir: Path | None = None,
         resume_from: Path | None = None,
-        log_samples: LogSamples | None = None,
+        log_samples: LogSamples = ...,
     ) -> TrainResult: ...
 
 

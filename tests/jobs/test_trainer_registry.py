@@ -1,13 +1,16 @@
 """Trainers are picked by name; one whose packages are missing is listed as unavailable, never a crash."""
 
+import importlib
 import importlib.machinery
 import importlib.util
+import inspect
 
 import pytest
 
 from core.errors import ValidationError
 from jobs import trainers
 from jobs.trainers import peft_trainer
+from jobs.trainers.base import Trainer
 
 
 def test_every_trainer_is_listed_with_its_availability():
@@ -49,3 +52,16 @@ def test_without_torch_the_hint_says_to_install_torch_first_in_the_machines_buil
 def test_an_unknown_trainer_names_the_known_ones():
     with pytest.raises(ValidationError, match="unknown trainer 'tensorflow'; available trainers: builtin, command, peft"):
         trainers.get_trainer("tensorflow")
+
+
+@pytest.mark.parametrize("name", sorted(trainers.TRAINERS))
+def test_every_trainer_takes_the_calls_the_worker_makes(name):
+    """Each trainer's `train` has the parameters of the Trainer seam, by name, kind and order, and takes the
+    optional ones by default (the module is read without its heavy packages: they load only when it trains)."""
+    seam = inspect.signature(Trainer.__call__).parameters
+    train = inspect.signature(importlib.import_module(trainers.TRAINERS[name]).train).parameters
+
+    assert [(p.name, p.kind) for p in train.values()] == [(p.name, p.kind) for p in seam.values() if p.name != "self"]
+    assert [p.name for p in train.values() if p.default is p.empty] == [
+        p.name for p in seam.values() if p.default is p.empty and p.name != "self"
+    ]
