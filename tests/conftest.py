@@ -30,7 +30,7 @@ import pytest
 from core import open_store, overviews
 from core.duckdb_store import DuckDBStore
 from core.postgres_store import PostgresStore
-from core.sql import frame
+from core.sql import frame, identifier
 from core.store import TrackingStore
 from core.writer import MetricWriter
 from tests.stores import serving
@@ -205,7 +205,7 @@ def snapshot(held: DuckDBStore) -> dict[str, pl.DataFrame]:
     with held.reading() as con:
         tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
         # Curve overviews are derived from the points and built whenever the store idles (core.overviews).
-        return {table: frame(con, f'SELECT * FROM "{table}" ORDER BY ALL') for table in tables if table not in overviews.TABLES}
+        return {table: frame(con, f"SELECT * FROM {identifier(table)} ORDER BY ALL") for table in tables if table not in overviews.TABLES}
 
 
 @pytest.fixture

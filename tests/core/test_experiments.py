@@ -227,11 +227,15 @@ def test_bad_experiment_input_is_a_clear_error_and_changes_nothing(store, unchan
     unchanged()
 
 
-@pytest.mark.parametrize("bad_id", [999, 0, -1, "1", None, 1.5])
-def test_missing_or_malformed_experiment_id_is_a_clear_error(store, unchanged, bad_id):
-    with pytest.raises((NotFoundError, ValidationError), match="experiment"):
+@pytest.mark.parametrize(
+    ("bad_id", "error"),
+    [(999, NotFoundError), (0, ValidationError), (-1, ValidationError), ("1", ValidationError), (None, ValidationError),
+     (1.5, ValidationError)],
+)  # fmt: skip
+def test_missing_or_malformed_experiment_id_is_a_clear_error(store, unchanged, bad_id, error):
+    with pytest.raises(error, match="experiment"):
         store.get_experiment(bad_id)
-    with pytest.raises((NotFoundError, ValidationError), match="experiment"):
+    with pytest.raises(error, match="experiment"):
         store.delete_experiment(bad_id)
     unchanged()
 

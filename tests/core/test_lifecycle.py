@@ -329,9 +329,12 @@ def test_a_write_racing_close_is_answered_not_stranded(tmp_path):
     db = core.database.Database(tmp_path / "t.duckdb")
     queued = db._queue
 
+    checked = threading.Event()
+
     class SlowToQueue:  # widens the moment between the write's check and its put
         def put(self, item):
             if isinstance(item, tuple):
+                checked.set()  # the write passed the closed check: close() begins now
                 time.sleep(0.3)
             queued.put(item)
 
@@ -342,7 +345,7 @@ def test_a_write_racing_close_is_answered_not_stranded(tmp_path):
     outcome = []
     writer = threading.Thread(target=lambda: outcome.append(_answer(db)), daemon=True)
     writer.start()
-    time.sleep(0.05)
+    assert checked.wait(5)
     db.close()
     writer.join(5)
 

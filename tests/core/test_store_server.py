@@ -21,6 +21,7 @@ from core.duckdb_store import DuckDBStore
 from core.errors import ConflictError, NotFoundError, StoreBusyError, StoreError, ValidationError
 from core.remote import RemoteStore
 from core.status import RunStatus
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,8 +96,7 @@ def test_a_killed_server_is_replaced_by_the_next_request_and_nothing_committed_i
     experiment_id = served.create_experiment({"name": "survivor", "dataset": "d.csv"})
     old = server_pid(store_path)
     os.kill(old, signal.SIGKILL)
-    while remote.running(store_path):
-        time.sleep(0.01)
+    wait_for(lambda: not remote.running(store_path), timeout=30, what="the killed server's claim to go")
 
     assert served.get_experiment(experiment_id).name == "survivor"
     assert server_pid(store_path) != old
@@ -206,9 +206,10 @@ def test_a_write_sent_while_the_server_is_paused_past_its_timeout_is_not_applied
                     store.log_metrics(batch)
         finally:
             os.kill(server, signal.SIGCONT)
-        time.sleep(0.5)  # the server takes the two requests up now
+        after = small.with_columns(key=pl.lit("after"))
+        store.log_metrics(after)  # sent behind the two: once it is answered, the server has taken them up
 
-        assert store.get_run_metrics(run_id).series.is_empty()
+        assert store.get_run_metrics(run_id).series["key"].to_list() == ["after"]
     finally:
         assert remote.stop(store_path)
 

@@ -52,7 +52,7 @@ def worker():
 
 def test_killing_the_training_process_fails_the_run_and_keeps_its_points(worker, job_store):
     run_id = tasks.start_run(job_store, new_experiment(job_store), LONG_RUN)
-    wait_for(lambda: "loss" in job_store.get_run(run_id).metrics and training_pid(run_id), what="training to log")
+    wait_for(lambda: "loss" in job_store.get_run(run_id).metrics and training_pid(run_id), timeout=60, what="training to log")
     before = job_store.get_run(run_id).metrics["loss"].count
 
     os.kill(training_pid(run_id), signal.SIGKILL)
