@@ -183,7 +183,7 @@ class DuckDBStore(Annotations, TrackingStore):
             try:
                 confine(spec.dataset, self.dataset_roots)
             except DatasetError as error:
-                raise ValidationError(f"invalid experiment: dataset: {error}", {"dataset": str(error)}) from None
+                raise ValidationError(f"invalid experiment: {error}", {"dataset": str(error)}) from None
         return spec
 
     def _insert_experiment(self, con, spec: ExperimentCreate) -> int:

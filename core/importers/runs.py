@@ -55,14 +55,14 @@ class ImportSummary:
     points_imported: int = 0
     experiments_created: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # runs not imported, one sentence each: which and why
-    notes: list[str] = field(default_factory=list)  # what was left out of or changed in imported runs
+    notes: list[str] = field(default_factory=list)  # what was left out of or changed in imported runs, and where they went
 
     def lines(self) -> list[str]:
         lines = [f"imported {_count(self.runs_imported, 'run')} with {_count(self.points_imported, 'metric point')}"]
         if self.experiments_created:
             lines[0] += f" into {_count(len(self.experiments_created), 'new experiment')}: {', '.join(self.experiments_created)}"
         skipped = _already_imported_together(self.skipped)
-        for title, items in ((f"skipped {_count(len(self.skipped), 'run')}", skipped), ("left out", self.notes)):
+        for title, items in ((f"skipped {_count(len(self.skipped), 'run')}", skipped), ("notes", self.notes)):
             if items:
                 lines += [f"{title}:"] + [f"  - {item}" for item in items]
         return lines

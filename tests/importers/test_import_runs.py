@@ -120,6 +120,16 @@ def test_importing_a_folder_again_says_in_one_line_that_its_runs_were_already_im
     ]
 
 
+def test_the_summary_lists_notes_under_their_own_heading():
+    summary = ImportSummary(runs_imported=1, points_imported=3, notes=["runs of 'runs' go into 'my sweep', where they were imported before"])
+
+    assert summary.lines() == [
+        "imported 1 run with 3 metric points",
+        "notes:",
+        "  - runs of 'runs' go into 'my sweep', where they were imported before",
+    ]
+
+
 def test_a_run_skipped_for_its_own_reason_keeps_its_line_beside_the_already_imported_ones(store):
     summary = ImportSummary(skipped=["run 'a' (x:1): already imported", "run 'b' (x:2): already imported",
                                      "run 'c' (x:3): deleted in MLflow"])  # fmt: skip

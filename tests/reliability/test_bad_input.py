@@ -70,7 +70,7 @@ BAD_INPUTS = {
         "control characters",
     ),
     # dataset references
-    "dataset path traversal": (experiment(dataset="../../etc/passwd"), "outside the folders"),
+    "dataset path traversal": (experiment(dataset="../../etc/passwd"), "invalid experiment: dataset ../../etc/passwd is outside the folders"),
     "dataset absolute outside roots": (experiment(dataset="/etc/passwd"), "outside the folders"),
     "empty dataset": (experiment(dataset=""), "dataset"),
     "dataset preview traversal": (dataset("../../etc/passwd"), "outside the folders"),
