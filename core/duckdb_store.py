@@ -125,6 +125,10 @@ class DuckDBStore(Annotations, TrackingStore):
         return self.path.parent
 
     @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
     def db(self) -> Database:
         if self._db is None:
             if self._closed:  # a request that outlived close() (the store server's drain) must not open the file again

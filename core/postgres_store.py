@@ -60,8 +60,7 @@ class PostgresStore(DuckDBStore):
         return self._local_data_dir
 
     @property
-    def where(self) -> str:
-        """The database, safe to show."""
+    def location(self) -> str:
         return redacted(self.url)
 
     @property
@@ -83,7 +82,7 @@ class PostgresStore(DuckDBStore):
             with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as con:
                 migrate(con)
         except psycopg.Error as error:
-            raise StoreError(f"cannot use the PostgreSQL store at {self.where}: {safe_message(error)}{_hint(error)}") from None
+            raise StoreError(f"cannot use the PostgreSQL store at {self.location}: {safe_message(error)}{_hint(error)}") from None
 
     def _connections(self) -> ConnectionPool:
         with self._pool_lock:
@@ -113,7 +112,7 @@ class PostgresStore(DuckDBStore):
                 yield raw
         except PoolTimeout:
             raise StoreBusyError(
-                f"no connection to the PostgreSQL store at {self.where} came free within {self.timeout:g} s"
+                f"no connection to the PostgreSQL store at {self.location} came free within {self.timeout:g} s"
             ) from None
 
     # -- one operation, one transaction ----------------------------------------------------------
@@ -131,7 +130,7 @@ class PostgresStore(DuckDBStore):
                         self._local.writing = None
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
                 if attempt == RETRIES - 1:
-                    raise StoreBusyError(f"the PostgreSQL store at {self.where} stayed too contended; try again") from None
+                    raise StoreBusyError(f"the PostgreSQL store at {self.location} stayed too contended; try again") from None
             except pg_errors.UniqueViolation as error:
                 raise _conflict(error) from None
             except psycopg.Error as error:
@@ -177,7 +176,7 @@ class PostgresStore(DuckDBStore):
             raise self._failed(error) from None
 
     def _failed(self, error: psycopg.Error) -> StoreError:
-        return StoreError(f"the PostgreSQL store at {self.where} failed: {safe_message(error)}")
+        return StoreError(f"the PostgreSQL store at {self.location} failed: {safe_message(error)}")
 
     # -- what a shared server needs on top of the embedded store's operations -------------------------
     @staticmethod

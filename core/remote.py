@@ -89,6 +89,10 @@ class RemoteStore(TrackingStore):
         return self.path.parent
 
     @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
     def address(self) -> str:
         """Looked up each time: a folder that turns read-only moves the socket to this user's private folder."""
         return address_for(self.path)

@@ -41,6 +41,11 @@ class TrackingStore(ABC):
     def data_dir(self) -> Path:
         """The folder beside the store that holds logs, adapters and metric journals."""
 
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the store lives, safe to show: its file, or its database's URL without a password."""
+
     # -- experiments ---------------------------------------------------------------------
     @abstractmethod
     def create_experiment(self, spec: ExperimentCreate) -> int:

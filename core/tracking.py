@@ -323,7 +323,7 @@ _starting = threading.Lock()  # one start at a time in a process: a lost answer'
 def _begin(store: TrackingStore, experiment: str | int, params: dict[str, Any], name: str | None, dataset: str) -> int:
     """begin_run; when the store's owner stopped mid-request, the run it recorded before stopping (a running run of
     this process that it was never told of), else a start asked of the next owner: one run either way."""
-    me, which = worker_id(), str(getattr(store, "url", None) or getattr(store, "path", None) or id(store))
+    me, which = worker_id(), store.location
     with _starting:
         try:
             run_id = store.begin_run(experiment, params, worker=me, name=name, dataset=dataset)
