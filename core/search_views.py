@@ -4,8 +4,14 @@ import polars as pl
 
 from core.presenters import DIVERGED, SUMMARY_KEYS, TAG_SEPARATOR, format_seconds
 from core.search_frame import OWN_TAGS
+from core.status import ACTIVE
 
 SHOWN_LIMIT = 1_000  # rows a results table draws; the count above it says how many matched
+
+
+def running_count(frame: pl.DataFrame) -> int:
+    """How many runs of the search frame are still queued or running: the Runs page refreshes itself while any is."""
+    return int(frame["status"].is_in([status.value for status in ACTIVE]).sum()) if frame.height else 0
 
 
 def tags_cell(frame: pl.DataFrame) -> list[pl.Expr]:

@@ -239,3 +239,21 @@ def test_a_cancels_confirmation_outlasts_the_jobs_pages_refreshes(team, page):
 
     assert said.is_visible()
     assert store.get_run(waiting).status == "cancelled"
+
+
+def test_the_runs_page_follows_runs_to_their_end_without_a_reload(team, page):
+    """The Runs page was the one list that never refreshed: finished runs read "running" until a reload."""
+    url, data_dir, ids = team
+    store = open_store(data_dir)
+    extra = store.create_run(ids["live_experiment"], {"learning_rate": 0.001})
+    store.mark_running(extra, worker="gpu-box:3")
+    open_page(page, f"{url}/runs", "Runs", ready="queued or running: this list refreshes itself")
+    mark_document(page)
+
+    if not store.get_run(ids["live_run"]).status.is_terminal:
+        finish_live_run(data_dir, ids["live_run"])
+    store.complete_run(extra)
+
+    page.get_by_text("queued or running").wait_for(state="detached", timeout=WAIT_MS)
+    assert page.get_by_text(re.compile(r"^\d+ of \d+ runs match")).first.is_visible()
+    assert same_document(page)
