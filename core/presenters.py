@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from core.entities import Adapter, AdapterAlias, Experiment, ExperimentPage, Run, RunComparison
+from core.entities import Adapter, AdapterAlias, Experiment, ExperimentPage, MetricAggregate, Run, RunComparison
 from core.errors import ValidationError
 from core.filters import EXPERIMENT_SORTS
 from core.groups import short
@@ -291,6 +291,24 @@ def comparison_table(comparison: RunComparison) -> pl.DataFrame:
             for row in comparison.metrics
         ]
     return pl.DataFrame(columns, schema={name: pl.String for name in columns})
+
+
+def aggregates_frame(aggregates: list[MetricAggregate], runs: list[Run]) -> pl.DataFrame:
+    """The experiment page's aggregated metrics: per metric, which way is better, the best final value and its
+    run, the mean, over how many completed runs."""
+    labels = {run.id: run_label(run) for run in runs}
+    return pl.DataFrame(
+        {
+            "metric": [a.key for a in aggregates],
+            "better": [better_label(a.direction) for a in aggregates],
+            "best": [a.best for a in aggregates],
+            "best run": [labels.get(a.best_run_id) for a in aggregates],
+            "mean": [a.mean for a in aggregates],
+            "completed runs": [a.count for a in aggregates],
+        },
+        schema={"metric": pl.String, "better": pl.String, "best": pl.Float64, "best run": pl.String, "mean": pl.Float64,
+                "completed runs": pl.Int64},
+    )  # fmt: skip
 
 
 def runs_overview(runs: list[Run], experiment_names: dict[int, str]) -> pl.DataFrame:

@@ -11,6 +11,7 @@ from core.divergence import diverged_runs
 from core.entities import utcnow
 from core.errors import ConflictError, ValidationError
 from core.presenters import (
+    aggregates_frame,
     best_primary_label,
     clone_note,
     format_value,
@@ -153,9 +154,10 @@ def runs_section(detail, series, diverged: set[int]) -> None:
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
     export_fold(matched, len(shown), chosen, key="export")
     if detail.aggregates:
-        section = fold("Aggregated metrics across runs", "aggregates_open")
+        section = fold("Aggregated metrics of the completed runs", "aggregates_open")
         if section.open:
-            section.dataframe(pl.DataFrame([a.model_dump() for a in detail.aggregates]).to_arrow(), hide_index=True)
+            with section:
+                data_table(aggregates_frame(detail.aggregates, detail.runs))
 
 
 def curve_controls(detail) -> tuple[list[str], object, bool]:

@@ -223,6 +223,18 @@ def test_restoring_where_a_live_experiment_took_the_name_points_to_restoring_und
     ]
 
 
+def test_the_experiment_pages_aggregates_are_of_its_completed_runs_in_the_house_style(open_page, populated):
+    """They showed "None" in empty cells, unrounded numbers and a failed run's last value as a result."""
+    app = open_page("pages/experiment.py", opened=("aggregates_open",), experiment=str(populated["experiment"]))
+
+    table = table_with(app, "completed runs")
+    assert table.columns.tolist() == ["metric", "better", "best", "best run", "mean", "completed runs"]
+    rows = {row["metric"]: row for row in table.to_dict("records")}
+    assert (rows["eval_loss"]["better"], rows["eval_loss"]["best"], rows["eval_loss"]["completed runs"]) == ("↓ lower", 0.35, 1)
+    assert rows["eval_loss"]["best run"].endswith(f"(#{populated['done']})")
+    assert "None" not in table.astype(str).to_string()
+
+
 def test_an_experiment_is_renamed_from_its_page(open_page, populated, app_store):
     app = open_page("pages/experiment.py", opened=("rename_open",), experiment=str(populated["experiment"]))
 
