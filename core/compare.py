@@ -6,6 +6,8 @@ from statistics import fmean
 from core.directions import Direction, direction_for, rank
 from core.entities import ConfigDifference, MetricAggregate, MetricComparison, Run, RunComparison, RunStatus
 
+OUT_OF_THE_RACE = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+
 
 def metric_keys(runs: list[Run]) -> list[str]:
     """Every metric any of the runs logged, sorted."""
@@ -20,11 +22,15 @@ def _best_run(values: dict[int, float | None], direction: Direction | None) -> i
 
 
 def compare_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[MetricComparison]:
+    """Each metric's final values; the best among the runs still in the race: completed, or still going (a live
+    leader). A failed or cancelled run's last value is shown but never best."""
+    contenders = {run.id for run in runs if run.status not in OUT_OF_THE_RACE}
     rows = []
     for key in metric_keys(runs):
         values = {run.id: run.metrics[key].last if key in run.metrics else None for run in runs}
         direction = direction_for(key, overrides)
-        rows.append(MetricComparison(key=key, direction=direction, values=values, best_run_id=_best_run(values, direction)))
+        best = _best_run({run_id: value for run_id, value in values.items() if run_id in contenders}, direction)
+        rows.append(MetricComparison(key=key, direction=direction, values=values, best_run_id=best))
     return rows
 
 

@@ -312,15 +312,16 @@ def aggregates_frame(aggregates: list[MetricAggregate], runs: list[Run]) -> pl.D
 
 
 def runs_overview(runs: list[Run], experiment_names: dict[int, str]) -> pl.DataFrame:
-    """Which experiment each compared run is from, and its status: the compare page shows it when the runs come from
-    more than one experiment, where a 'best run' may measure another dataset."""
-    return pl.DataFrame(
+    """Each compared run's status (a failed or cancelled run is never best), and its experiment when the runs come
+    from more than one, where a 'best run' may measure another dataset."""
+    frame = pl.DataFrame(
         {
             "run": [run_label(run) for run in runs],
             "experiment": [experiment_names.get(run.experiment_id, f"#{run.experiment_id}") for run in runs],
             "status": [run.status.value for run in runs],
         }
     )
+    return frame if len(experiment_names) > 1 else frame.drop("experiment")
 
 
 def config_diff_frame(comparison: RunComparison, only_differences: bool = True) -> pl.DataFrame:

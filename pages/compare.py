@@ -20,7 +20,7 @@ from core.runs import found_and_missing
 from core.samples import best_run
 from core.status import any_active
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
-from ui.common import experiment_names, fresh, friendly_errors, live, plain, store, through_app
+from ui.common import data_table, experiment_names, fresh, friendly_errors, live, plain, store, through_app
 from ui.samples import compare_samples
 from ui.try_it import try_box
 
@@ -40,10 +40,13 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
             f"These runs come from {len(names)} experiments: the best run per metric is picked across them, "
             "so check that they measure the same thing (the same dataset and eval)."
         )
-        st.dataframe(runs_overview(comparison.runs, names), hide_index=True)
+    data_table(runs_overview(comparison.runs, names))
     table = comparison_table(comparison)
     st.subheader("Final metrics")
-    st.caption(f"{BEST_MARK} marks the best run per metric; the arrow says which way is better.")
+    st.caption(
+        f"{BEST_MARK} marks the best run per metric among those completed or still going (a failed or cancelled "
+        "run's last value is no result); the arrow says which way is better."
+    )
     st.dataframe(
         table.to_arrow(),
         hide_index=True,

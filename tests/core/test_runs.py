@@ -166,6 +166,21 @@ def test_every_best_run_on_a_page_is_the_same_run_whatever_order_the_runs_comple
     assert compared.best_run_id == first
 
 
+def test_a_failed_or_cancelled_runs_last_value_is_shown_but_never_best_while_a_live_one_may_lead(store, make_experiment, make_run):
+    experiment_id = make_experiment()
+    completed = make_run(experiment_id, metrics={"eval_loss": [0.5]})
+    cancelled = make_run(experiment_id, status="cancelled", metrics={"eval_loss": [0.1]})
+    failed = make_run(experiment_id, status="failed", metrics={"eval_loss": [0.2]})
+    running = make_run(experiment_id, status="running", metrics={"eval_loss": [0.4]})
+
+    (row,) = store.compare_runs([completed, cancelled, failed, running]).metrics
+    (without_the_live_one,) = store.compare_runs([completed, cancelled, failed]).metrics
+
+    assert row.values == {completed: 0.5, cancelled: 0.1, failed: 0.2, running: 0.4}
+    assert row.best_run_id == running
+    assert without_the_live_one.best_run_id == completed
+
+
 def test_compare_runs_respects_a_direction_override(store, make_experiment, make_run):
     experiment_id = make_experiment()
     a = make_run(experiment_id, metrics={"reward_error": [0.2]})
