@@ -126,8 +126,16 @@ def manage(page) -> None:
             st.rerun()
 
 
+def requested_page() -> int:
+    """The pager's page; before the pager is drawn on this visit (a link to ?page=2), the link's."""
+    if "page" in st.session_state:
+        return st.session_state.page
+    raw = st.query_params.get("page", "1")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+
+
 def current_page(chosen: dict):
-    requested = st.session_state.get("page", 1)
+    requested = requested_page()
     page = store().list_experiments(**chosen, page=1, page_size=PAGE_SIZE)
     if requested > 1:
         page = store().list_experiments(**chosen, page=min(requested, page.pages), page_size=PAGE_SIZE)

@@ -38,7 +38,7 @@ def open_page(app_store):
     """Run app.py on one page with the given query parameters, and with the folds (expanders, by key) in `opened`
     open as a click leaves them; fails on any exception, caught or not."""
 
-    def run(page: str, opened: tuple[str, ...] = (), **params: str) -> AppTest:
+    def run(page: str, /, opened: tuple[str, ...] = (), **params: str) -> AppTest:
         app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
         for name, value in params.items():
             app.query_params[name] = value
