@@ -26,8 +26,21 @@ def _no_control_characters(text: str) -> str:
     return text
 
 
+_INVISIBLE = frozenset({"Cf", "Mn", "Me", "Zs", "Zl", "Zp"})  # zero-width and joining marks, combining marks, spaces
+
+
+def _something_visible(text: str) -> str:
+    """A name of zero-width characters alone shows as a blank row and passes for another name."""
+    if text and all(unicodedata.category(ch) in _INVISIBLE for ch in text):
+        raise ValueError("must have a visible character (this one has only invisible ones, such as zero-width spaces)")
+    return text
+
+
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_control_characters)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_no_control_characters),
+    AfterValidator(_something_visible),
 ]
 DatasetRef = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), AfterValidator(_no_control_characters)
