@@ -79,7 +79,7 @@ def require_columns(df: pl.DataFrame, ref: str | Path, columns: list[str]) -> No
     if missing:
         found = ", ".join(map(repr, df.columns)) or "none"
         wanted = ", ".join(map(repr, missing))
-        raise DatasetError(f"{ref} is missing column(s) {wanted}; found columns: {found}")
+        raise DatasetError(f"{ref} is missing the {'column' if len(missing) == 1 else 'columns'} {wanted}; found columns: {found}")
 
 
 def _existing_file(ref: str | Path) -> Path:

@@ -59,7 +59,7 @@ def checked_points(points: pl.DataFrame) -> pl.DataFrame:
         raise ValidationError(f"points must be a Polars DataFrame, got {type(points).__name__}")
     missing = [column for column in POINT_SCHEMA if column not in points.columns]
     if missing:
-        raise ValidationError(f"points lack the column(s) {', '.join(missing)}: each point needs {', '.join(POINT_SCHEMA)}")
+        raise ValidationError(f"points lack the {'column' if len(missing) == 1 else 'columns'} {', '.join(missing)}: each point needs {', '.join(POINT_SCHEMA)}")
     if points.columns != list(POINT_SCHEMA):
         points = points.select(POINT_SCHEMA.keys())
     for column in ("run_id", "key", "step", "value"):

@@ -89,9 +89,12 @@ def run(run_id: int) -> int:
         return EXIT_STOPPED
     except Exception as error:
         details = traceback.format_exc()
-        print(details, file=sys.stderr, flush=True)
+        print(details, file=sys.stderr, flush=True)  # the log keeps it whatever the error
+        # One of ours (a dataset missing a column, a setting refused) is a sentence that says it all: a traceback
+        # on the run page is for code that crashed.
+        kept = None if isinstance(error, TuneDeckError) else details
         try:
-            store.fail_run(run_id, failure_text(error), traceback=details)
+            store.fail_run(run_id, failure_text(error), traceback=kept)
         except InvalidTransitionError:
             pass
         return 1

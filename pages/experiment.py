@@ -37,6 +37,7 @@ from ui.common import (
     open_on_select,
     plain,
     query_id,
+    sentence,
     show_error,
     show_validation,
     status_badge,
@@ -89,7 +90,7 @@ def header(experiment) -> bool:
         st.text(experiment.description)
     show_tags_and_note(experiment.tags, experiment.note)
     if experiment.status == "failed" and experiment.last_error:
-        st.error(f"Last error: {plain(experiment.last_error)}")
+        st.error(f"Last error: {plain(sentence(experiment.last_error))}")
     if experiment.best_metrics:
         cells = st.columns(min(len(experiment.best_metrics), 4))
         for index, best in enumerate(experiment.best_metrics):

@@ -68,7 +68,7 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except NotFoundError as error:
-        st.warning(f"{plain(_sentence(str(error)))} It may have been deleted, or the link is mistyped.")
+        st.warning(f"{plain(sentence(str(error)))} It may have been deleted, or the link is mistyped.")
     except ValidationError as error:
         show_validation(error)
     except TuneDeckError as error:
@@ -179,7 +179,7 @@ def show_error(error: TuneDeckError, about: str | None = None) -> None:
     """One of our errors as a sentence; the names in it (a user's) shown as typed, not read as Markdown. `about`:
     the field it is about, said first unless the message names it itself ("Dataset: no file x", not
     "Dataset: dataset x is outside ...")."""
-    st.error(plain(_sentence(labelled(about, str(error)) if about else str(error))))
+    st.error(plain(sentence(labelled(about, str(error)) if about else str(error))))
 
 
 def show_validation(error: ValidationError, labels: dict[str, str] | None = None) -> None:
@@ -189,17 +189,23 @@ def show_validation(error: ValidationError, labels: dict[str, str] | None = None
         return
     for field, message in error.field_errors.items():
         label = (labels or {}).get(field) or _field_label(field)
-        st.error(plain(_sentence(labelled(label, message))))
+        st.error(plain(sentence(labelled(label, message))))
 
 
 def _field_label(field: str) -> str:
     """'target_modules.0' -> 'target modules (item 1)': the name a form shows, and which entry of a list."""
     name, *inside = field.split(".")
-    parts = [f"(item {int(part) + 1})" if part.isdigit() else part.replace("_", " ") for part in inside]
-    return " ".join([name.replace("_", " "), *parts])
+    parts = [f"(item {int(part) + 1})" if part.isdigit() else field_label(part) for part in inside]
+    return " ".join([field_label(name), *parts])
 
 
-def _sentence(text: str) -> str:
+def field_label(name: str) -> str:
+    """'lora_rank' -> 'LoRA rank': a setting as a form names it."""
+    return " ".join("LoRA" if word == "lora" else word for word in name.split("_"))
+
+
+def sentence(text: str) -> str:
+    """A message of ours as a sentence shown alone: capital first, one full stop (none after ? or !)."""
     text = capitalized(text)
     return text if text.endswith(("?", "!")) else text.rstrip(".") + "."  # not "did you mean x?."
 

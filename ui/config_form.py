@@ -16,6 +16,7 @@ from core.models import TRAINER_MODEL_KIND, list_models, model_roots
 from core.settings import get_settings
 from core.training_config import TrainingConfig, defaults_for, fields_for
 from jobs.trainers import available_trainers
+from ui.common import field_label
 
 FORM_EPOCHS = {"builtin": 3, "peft": 1}  # a first run that finishes soon: 3 s builtin, about 150 steps peft
 
@@ -60,7 +61,7 @@ def config_inputs(trainer: str, prefix: str = "cfg", columns: int = 3, initial: 
 
 def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
     info = TrainingConfig.model_fields[name]
-    label, help_text = name.replace("_", " "), info.description
+    label, help_text = field_label(name), info.description
     if name == "command":
         return _command_widget(key, default)
     if name == "base_model" and trainer in TRAINER_MODEL_KIND:

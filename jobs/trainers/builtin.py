@@ -25,6 +25,7 @@ from core import resources
 from core.datasets import read_dataset, require_columns
 from core.errors import DatasetError, ValidationError
 from core.models import BUILTIN_MODEL_TYPE
+from core.presenters import plural
 from core.run_params import parameter_counts, training_length
 from core.sample_rows import label_row, sample_positions
 from core.training_config import ALL_LINEAR, AUTO_MODULES, BUILTIN_MODULES, TrainingConfig
@@ -192,7 +193,7 @@ def _load_splits(base: TinyBase, ref: str | Path) -> tuple[_Split, _Split]:
     df = read_dataset(ref)
     require_columns(df, ref, ["text", "label"])
     if df.height < 2:
-        raise DatasetError(f"{ref} has {df.height} row(s); the builtin trainer needs at least 2 to hold some out for eval")
+        raise DatasetError(f"{ref} has {plural(df.height, 'row')}; the builtin trainer needs at least 2 to hold some out for eval")
     nulls = df.select(pl.col("text", "label").null_count()).row(0)
     if any(nulls):
         raise DatasetError(f"{ref} has empty cells in text or label ({sum(nulls)} of them); fill or drop those rows")

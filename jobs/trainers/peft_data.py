@@ -10,6 +10,7 @@ import polars as pl
 
 from core.datasets import read_dataset, require_columns
 from core.errors import DatasetError
+from core.presenters import plural
 from jobs.trainers.builtin import EVAL_FRACTION, SPLIT_SEED
 
 IGNORE = -100  # the label PyTorch's cross-entropy skips: prompt and padding tokens
@@ -73,7 +74,7 @@ def encode_labelled(tokenizer, texts: list[str], labels: list, classes: list[str
 def split(rows: list) -> tuple[list, list]:
     """Train and held-out rows, split the same way whatever the training seed."""
     if len(rows) < 2:
-        raise DatasetError(f"the dataset has {len(rows)} usable row(s); the peft trainer needs at least 2 to hold some out")
+        raise DatasetError(f"the dataset has {plural(len(rows), 'usable row')}; the peft trainer needs at least 2 to hold some out")
     order = np.random.default_rng(SPLIT_SEED).permutation(len(rows))
     n_eval = max(1, round(EVAL_FRACTION * len(rows)))
     return [rows[i] for i in sorted(order[n_eval:])], [rows[i] for i in sorted(order[:n_eval])]

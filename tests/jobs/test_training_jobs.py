@@ -68,8 +68,9 @@ def test_a_run_on_a_bad_dataset_fails_with_the_error_on_run_and_experiment(worke
 
     assert run.status is RunStatus.FAILED
     assert "label" in run.error and "no_labels.csv" in run.error
-    assert run.error.startswith(f"{bad} is missing column(s) 'label'")  # a sentence, without the error's class name
-    assert "Traceback" in run.traceback
+    assert run.error.startswith(f"{bad} is missing the column 'label'")  # a sentence, without the error's class name
+    assert run.traceback is None  # the sentence says it all; the log keeps the traceback
+    assert "Traceback" in read_log(get_settings(), run_id)
     experiment = job_store.get_experiment(experiment_id)
     assert experiment.status == "failed"
     assert experiment.last_error == run.error

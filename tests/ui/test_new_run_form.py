@@ -158,7 +158,7 @@ def test_a_module_list_names_the_entry_that_is_wrong_as_the_form_labels_it(open_
 
 @pytest.mark.parametrize(
     ("field", "value", "said"),
-    [("epochs", 0, "Epochs must be greater than or equal to 1."), ("lora_rank", 0, "Lora rank must be greater than or equal to 1.")],
+    [("epochs", 0, "Epochs must be greater than or equal to 1."), ("lora_rank", 0, "LoRA rank must be greater than or equal to 1.")],
 )
 def test_a_number_out_of_range_is_refused_with_a_sentence_naming_it(open_page, populated, app_store, field, value, said):
     """The browser kept such a number from the form without a word when the field had bounds of its own."""
