@@ -350,15 +350,23 @@ def adapter_mark(best: bool, diverged: bool) -> str:
     return " · ".join(mark for mark, on in (("★ best", best), (f"⚠ {DIVERGED}", diverged)) if on)
 
 
+def _experiment_cell(experiment: Experiment | None, experiment_id: int) -> str:
+    if experiment is None:
+        return f"#{experiment_id}"
+    return f"{experiment.name} (#{experiment.id}{', deleted' if experiment.is_deleted else ''})"
+
+
 def adapters_frame(
     adapters: list[Adapter],
     runs: dict[int, Run] | None = None,
     best: set[int] | frozenset[int] = frozenset(),
     diverged_runs: set[int] | frozenset[int] = frozenset(),
     aliases: list[AdapterAlias] | None = None,
+    experiments: dict[int, Experiment] | None = None,
 ) -> pl.DataFrame:
-    """One row per adapter, newest first as given; a row is opened by selecting it (the id column)."""
-    runs = runs or {}
+    """One row per adapter, newest first as given; a row is opened by selecting it (the id column). The experiment
+    tells apart versions of one name trained by two experiments that had it (one deleted, its name reused)."""
+    runs, experiments = runs or {}, experiments or {}
     labels = aliases_by_adapter(aliases or [])
 
     def metric(adapter: Adapter, key: str) -> float | None:
@@ -369,6 +377,7 @@ def adapters_frame(
         {
             "adapter": [a.name for a in adapters],
             "version": [f"v{a.version}" for a in adapters],
+            "experiment": [_experiment_cell(experiments.get(a.experiment_id), a.experiment_id) for a in adapters],
             "aliases": [", ".join(labels.get(a.id, [])) for a in adapters],
             "mark": [adapter_mark(a.id in best, a.run_id in diverged_runs) for a in adapters],
             "base model": [a.base_model for a in adapters],

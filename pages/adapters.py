@@ -35,7 +35,7 @@ def registry() -> None:
     experiments = {e_id: store().get_experiment(e_id) for e_id in sorted({a.experiment_id for a in adapters})}
     diverged = find_diverged(store(), list(runs.values()))
     aliases = store().list_adapter_aliases()
-    frame = adapters_frame(adapters, runs, best_adapters(adapters, experiments), diverged, aliases)
+    frame = adapters_frame(adapters, runs, best_adapters(adapters, experiments), diverged, aliases, experiments)
     st.caption(
         f"{plural(len(adapters), 'adapter')} · ★ marks each experiment's best adapter by its primary metric; "
         "⚠ an adapter trained by a run that diverged. Click a row to open the adapter."
@@ -48,6 +48,7 @@ def registry() -> None:
         column_order=[
             "adapter",
             "version",
+            "experiment",
             "aliases",
             "mark",
             "base model",

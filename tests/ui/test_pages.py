@@ -617,6 +617,24 @@ def test_the_adapters_page_marks_the_best_adapter_and_the_diverged_one(open_page
     assert marks[ids["bad"][1]] == "⚠ diverged"
 
 
+def test_adapters_of_a_deleted_experiment_and_of_the_one_that_reused_its_name_are_told_apart(open_page, populated, app_store, tmp_path):
+    """Versions are numbered per adapter name, so a new experiment of a deleted one's name continues its series."""
+    app_store.delete_experiment(populated["experiment"])
+    again = app_store.create_experiment({"name": "sentiment LoRA", "dataset": SAMPLE})
+    run_id = app_store.create_run(again, {"epochs": 1})
+    app_store.mark_running(run_id, worker="host:1")
+    (tmp_path / "again").mkdir()
+    app_store.complete_run(run_id, {"path": str(tmp_path / "again"), "base_model": "tiny-base", "size_bytes": 0, "checksum": "sha256:y"})
+    app = open_page("pages/adapters.py")
+
+    table = table_with(app, "experiment")
+
+    assert table[["version", "experiment"]].values.tolist() == [
+        ["v2", f"sentiment LoRA (#{again})"],
+        ["v1", f"sentiment LoRA (#{populated['experiment']}, deleted)"],
+    ]
+
+
 def test_an_adapter_from_a_diverged_run_says_so(open_page, diverged):
     _, ids = diverged
 
