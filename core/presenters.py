@@ -275,18 +275,19 @@ COMPARISON_LEAD = ("metric", "better", "best run")  # comparison_table's columns
 
 
 def comparison_table(comparison: RunComparison) -> pl.DataFrame:
-    """Final metrics as the compare page shows them: one row per key, which way is better and which run is best,
-    then a cell per run to 4 significant digits with the best run's marked ★ (a mark, not a colour: styling the
-    cells through a pandas Styler cost more than the rest of the table)."""
+    """Final metrics as the compare page shows them: each run's status first (a failed or cancelled run is never
+    best), then one row per key, which way is better and which run is best, then a cell per run to 4 significant
+    digits with the best run's marked ★ (a mark, not a colour: styling the cells through a pandas Styler cost more
+    than the rest of the table)."""
     labels = {run.id: run_label(run) for run in comparison.runs}
     lead = (
-        [row.key for row in comparison.metrics],
-        [better_label(row.direction) for row in comparison.metrics],
-        [labels.get(row.best_run_id, "–") for row in comparison.metrics],
+        ["status", *(row.key for row in comparison.metrics)],
+        ["", *(better_label(row.direction) for row in comparison.metrics)],
+        ["", *(labels.get(row.best_run_id, "–") for row in comparison.metrics)],
     )
     columns: dict[str, list] = dict(zip(COMPARISON_LEAD, lead, strict=True))
     for run in comparison.runs:
-        columns[labels[run.id]] = [
+        columns[labels[run.id]] = [run.status.value] + [
             f"{BEST_MARK} {format_value(row.values.get(run.id))}" if row.best_run_id == run.id else format_value(row.values.get(run.id))
             for row in comparison.metrics
         ]
@@ -312,16 +313,15 @@ def aggregates_frame(aggregates: list[MetricAggregate], runs: list[Run]) -> pl.D
 
 
 def runs_overview(runs: list[Run], experiment_names: dict[int, str]) -> pl.DataFrame:
-    """Each compared run's status (a failed or cancelled run is never best), and its experiment when the runs come
-    from more than one, where a 'best run' may measure another dataset."""
-    frame = pl.DataFrame(
+    """Which experiment each compared run is from, and its status: the compare page shows it when the runs come from
+    more than one experiment, where a 'best run' may measure another dataset."""
+    return pl.DataFrame(
         {
             "run": [run_label(run) for run in runs],
             "experiment": [experiment_names.get(run.experiment_id, f"#{run.experiment_id}") for run in runs],
             "status": [run.status.value for run in runs],
         }
     )
-    return frame if len(experiment_names) > 1 else frame.drop("experiment")
 
 
 def config_diff_frame(comparison: RunComparison, only_differences: bool = True) -> pl.DataFrame:

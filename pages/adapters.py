@@ -62,7 +62,7 @@ def registry() -> None:
             "version": st.column_config.TextColumn("version", width="small"),
             "mark": st.column_config.TextColumn("mark", width=140),  # "★ best · ⚠ diverged" whole, and "created" too, at 1440 px
             "run": st.column_config.TextColumn("run", width="small"),
-            "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+            "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width="small"),
         },
     )
     open_on_select(table, frame, "pages/adapters.py", "adapter")

@@ -40,12 +40,12 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
             f"These runs come from {len(names)} experiments: the best run per metric is picked across them, "
             "so check that they measure the same thing (the same dataset and eval)."
         )
-    data_table(runs_overview(comparison.runs, names))
+        data_table(runs_overview(comparison.runs, names))
     table = comparison_table(comparison)
     st.subheader("Final metrics")
     st.caption(
         f"{BEST_MARK} marks the best run per metric among those completed or still going (a failed or cancelled "
-        "run's last value is no result); the arrow says which way is better."
+        "run's last value is no result: see each run's status on top); the arrow says which way is better."
     )
     st.dataframe(
         table.to_arrow(),
