@@ -52,7 +52,6 @@ def registry() -> None:
             "aliases",
             "mark",
             "base model",
-            "size",
             "run",
             "eval_loss",
             "eval_accuracy",
@@ -60,6 +59,7 @@ def registry() -> None:
         ],
         column_config={
             "version": st.column_config.TextColumn("version", width="small"),
+            "experiment": st.column_config.TextColumn("experiment", width=150),
             "mark": st.column_config.TextColumn("mark", width=140),  # "★ best · ⚠ diverged" whole, and "created" too, at 1440 px
             "run": st.column_config.TextColumn("run", width="small"),
             "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width="small"),
