@@ -20,7 +20,7 @@ from jobs.config import huey, ready_queue
 from jobs.embedded import ensure_worker
 from jobs.reaper import reap
 from jobs.supervisor import supervise
-from jobs.trainers import command
+from jobs.trainers import check_base_model, command
 
 log = logging.getLogger("tunedeck.tasks")
 
@@ -70,7 +70,7 @@ def enqueue(run_id: int) -> str:
 def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig | dict, name: str | None = None) -> int:
     """Create a run, queue it, and make sure a worker will pick it up; returns the run ID."""
     config = parse_config(config)
-    command.check(config)  # a command this machine's workers cannot run is said now, not after it was queued
+    _check_here(config)
     run_id = create_and_enqueue(store, experiment_id, config, enqueue=enqueue, name=name)
     _worker_for_the_queue()
     return run_id
@@ -79,10 +79,17 @@ def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig |
 def start_sweep(store: TrackingStore, experiment_id: int, configs: list[TrainingConfig]) -> list[int]:
     """A sweep's runs, stored together and queued, with a worker to pick them up; returns their IDs."""
     for config in configs:
-        command.check(parse_config(config))
+        _check_here(parse_config(config))
     run_ids = create_and_enqueue_all(store, experiment_id, configs, enqueue=enqueue)
     _worker_for_the_queue()
     return run_ids
+
+
+def _check_here(config: TrainingConfig) -> None:
+    """What this machine's workers would refuse (a command not registered, a base model not there) is said now,
+    not after the run was queued."""
+    command.check(config)
+    check_base_model(config)
 
 
 def _worker_for_the_queue() -> None:

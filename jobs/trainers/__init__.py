@@ -7,6 +7,9 @@ why in `is_available()` instead of failing to import.
 import importlib
 
 from core.errors import ValidationError
+from core.models import model_roots, resolve_model
+from core.settings import get_settings
+from core.training_config import TrainingConfig
 from jobs.trainers.base import Trainer
 
 TRAINERS = {
@@ -34,3 +37,16 @@ def get_trainer(name: str) -> Trainer:
     if reason:
         raise ValidationError(f"the {name} trainer is unavailable here: {reason}")
     return importlib.import_module(TRAINERS[name]).train
+
+
+def check_base_model(config: TrainingConfig) -> None:
+    """Before a run is queued where this machine's workers train (not team mode): the base model its trainer would
+    load is there, so a mistyped name is said in the form, not in a failed run."""
+    if get_settings().team_mode or config.trainer not in ("builtin", "peft"):
+        return
+    if config.trainer == "builtin":
+        from jobs.trainers.builtin import base_model_path
+
+        base_model_path(config.base_model)
+    else:
+        resolve_model(config.base_model, model_roots(get_settings().models_dir))

@@ -82,6 +82,14 @@ def featurize(texts: Sequence[str], buckets: int) -> np.ndarray:
 
 
 def load_base(name: str, models_dir: Path | None = None) -> TinyBase:
+    path = base_model_path(name, models_dir)
+    config = json.loads((path / "config.json").read_text())
+    weights = {key: value.astype(np.float64) for key, value in load_file(path / "model.safetensors").items()}
+    return TinyBase(config, weights)
+
+
+def base_model_path(name: str, models_dir: Path | None = None) -> Path:
+    """The folder of the base model `name`, or a ValidationError that says what is there instead."""
     root = (models_dir or DEFAULT_MODELS_DIR).resolve()
     path = (root / name).resolve()
     if not path.is_relative_to(root):
@@ -95,11 +103,9 @@ def load_base(name: str, models_dir: Path | None = None) -> TinyBase:
         raise ValidationError(
             f"base model {name!r} not found in {root} ({there}); an administrator builds the sample ones with `{BUILD_COMMAND}`"
         )
-    config = json.loads((path / "config.json").read_text())
-    if config.get("model_type") != MODEL_TYPE:
+    if json.loads((path / "config.json").read_text()).get("model_type") != MODEL_TYPE:
         raise ValidationError(f"{path} is not a {MODEL_TYPE} model, so the builtin trainer cannot tune it")
-    weights = {key: value.astype(np.float64) for key, value in load_file(path / "model.safetensors").items()}
-    return TinyBase(config, weights)
+    return path
 
 
 def train(

@@ -4,13 +4,15 @@ import importlib
 import importlib.machinery
 import importlib.util
 import inspect
+import re
 
 import pytest
 
 from core.errors import ValidationError
-from jobs import trainers
+from jobs import tasks, trainers
 from jobs.trainers import peft_trainer
 from jobs.trainers.base import Trainer
+from tests.jobs.conftest import SAMPLE
 
 
 def test_every_trainer_is_listed_with_its_availability():
@@ -65,3 +67,17 @@ def test_every_trainer_takes_the_calls_the_worker_makes(name):
     assert [p.name for p in train.values() if p.default is p.empty] == [
         p.name for p in seam.values() if p.default is p.empty and p.name != "self"
     ]
+
+
+@pytest.mark.parametrize(
+    ("trainer", "model", "message"),
+    [("builtin", "tiny-bsae", "base model 'tiny-bsae' not found; did you mean 'tiny-base'?"), ("peft", "no-such-model", "no-such-model")],
+)
+def test_a_base_model_this_machine_does_not_have_is_refused_before_a_run_is_queued(job_store, trainer, model, message):
+    """A typo in the form's base model was queued, then failed on the worker."""
+    experiment_id = job_store.create_experiment({"name": f"models {trainer}", "dataset": SAMPLE})
+
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        tasks.start_run(job_store, experiment_id, {"trainer": trainer, "base_model": model, "epochs": 1})
+
+    assert job_store.list_runs(experiment_id) == []
