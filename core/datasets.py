@@ -68,6 +68,20 @@ def confine(ref: str | Path, roots: list[Path]) -> Path:
     )
 
 
+def training_warnings(shown: DatasetPreview) -> list[str]:
+    """What the shipped trainers would refuse in this file, said before an experiment is made on it. Warnings, not
+    refusals: a registered command's script may read any columns."""
+    columns, warnings = set(shown.columns), []
+    if shown.n_rows < 2:
+        rows = "no rows" if shown.n_rows == 0 else "1 row"
+        warnings.append(f"it has {rows}; the builtin and peft trainers need at least 2, to hold some out for eval")
+    if "text" not in columns and not {"prompt", "completion"} <= columns:
+        warnings.append("the builtin and peft trainers read a 'text' column (peft also 'prompt' and 'completion')")
+    elif "label" not in columns:
+        warnings.append("the builtin trainer (and peft's classification) needs a 'label' column too")
+    return warnings
+
+
 def inspect_dataset(ref: str | Path, roots: list[Path], rows: int = 5) -> DatasetPreview:
     """What the create-experiment form checks: allowed folder, exists, readable, known format; with a preview."""
     confine(ref, roots)

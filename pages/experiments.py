@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import resources
-from core.datasets import inspect_dataset
+from core.datasets import inspect_dataset, training_warnings
 from core.errors import TuneDeckError, ValidationError
 from core.presenters import SORT_LABELS, experiments_frame, plural
 from core.status import ExperimentStatus, any_active
@@ -16,6 +16,7 @@ from ui.common import (
     live,
     open_on_select,
     plain,
+    sentence,
     settings,
     show_error,
     show_flash,
@@ -46,6 +47,8 @@ def create_form() -> None:
                 shown = inspect_dataset(dataset.strip(), settings().allowed_dataset_roots)
                 st.caption(f"{shown.format.upper()} · {plural(shown.n_rows, 'row')} · columns: {plain(', '.join(shown.columns))}")
                 st.dataframe(shown.head, hide_index=True, height=180)
+                for warning in training_warnings(shown):
+                    st.warning(plain(sentence(warning)))
                 dataset_ok = True
             except TuneDeckError as error:
                 show_error(error, about="dataset")

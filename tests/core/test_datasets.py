@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from core.datasets import preview, read_dataset, require_columns
+from core.datasets import preview, read_dataset, require_columns, training_warnings
 from core.errors import DatasetError
 
 ROWS = pl.DataFrame({"text": ["tasty soup", "cold fries", "open on monday"], "label": ["positive", "negative", "neutral"]})
@@ -119,3 +119,22 @@ def test_bad_dataset_files_give_a_clear_error_naming_the_file(tmp_path, make, hi
 def test_preview_of_a_bad_file_is_the_same_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         preview(tmp_path / "nowhere.parquet")
+
+
+@pytest.mark.parametrize(
+    ("rows", "warned"),
+    [
+        (ROWS, []),
+        (ROWS.drop("label"), ["the builtin trainer (and peft's classification) needs a 'label' column too"]),
+        (pl.DataFrame({"prompt": ["q"] * 3, "completion": ["a"] * 3}), ["the builtin trainer (and peft's classification) needs a 'label' column too"]),
+        (pl.DataFrame({"foo": [1, 2], "bar": [3, 4]}), ["the builtin and peft trainers read a 'text' column (peft also 'prompt' and 'completion')"]),
+        (ROWS.head(0), ["it has no rows; the builtin and peft trainers need at least 2, to hold some out for eval"]),
+        (ROWS.head(1), ["it has 1 row; the builtin and peft trainers need at least 2, to hold some out for eval"]),
+    ],
+    ids=["fine", "no label", "prompt and completion", "other columns", "header only", "one row"],
+)
+def test_a_file_the_shipped_trainers_would_refuse_is_warned_of_before_an_experiment_is_made(tmp_path, rows, warned):
+    path = tmp_path / "data.csv"
+    rows.write_csv(path)
+
+    assert training_warnings(preview(path)) == warned

@@ -98,6 +98,7 @@ def test_creating_an_experiment_from_the_form(open_page, app_store):
     app.run()
     assert "3,000 rows" in texts(app)
 
+    assert not app.warning  # the sample data suits every shipped trainer
     app.button(key="create").click().run()
 
     assert "Created experiment" in texts(app)
@@ -112,6 +113,20 @@ def test_experiment_validation_errors_are_shown_inline(open_page, app_store):
 
     assert "Name must not be empty." in texts(app)
     assert app_store.list_experiments().total == 0
+
+
+def test_a_dataset_the_shipped_trainers_would_refuse_is_warned_of_but_can_be_used(open_page, tmp_path, monkeypatch):
+    """A command's script may read any columns, so the experiment can still be made."""
+    monkeypatch.setenv("TUNEDECK_DATASET_ROOTS", str(tmp_path))
+    path = tmp_path / "no_text.csv"
+    path.write_text("foo,bar\n1,2\n3,4\n")
+    app = open_page("pages/experiments.py", opened=("new_experiment_open",))
+    app.text_input(key="new_name").input("other columns")
+    app.text_input(key="new_dataset").input(str(path))
+    app.run()
+
+    assert [as_shown(w.value) for w in app.warning] == ["The builtin and peft trainers read a 'text' column (peft also 'prompt' and 'completion')."]
+    assert not app.button(key="create").disabled
 
 
 def test_a_missing_dataset_is_reported_and_blocks_creation(open_page, app_store):
