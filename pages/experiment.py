@@ -65,24 +65,30 @@ def pick_experiment() -> None:
         st.rerun()
 
 
+def restore_form(experiment) -> None:
+    """Restore here, under its name or, where a live experiment took that, under another one typed beside it."""
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    name = left.text_input(
+        "Restore as", value=experiment.name, key=f"restore_as_here_{experiment.id}", help="A new name, if a live experiment took this one."
+    )
+    if right.button("Restore", key="restore_here", icon=":material/restore_from_trash:"):
+        try:
+            store().restore_experiment(experiment.id, name=None if name.strip() == experiment.name else name)
+        except ValidationError as error:
+            show_validation(error, labels={"name": "Restore as"})
+        except ConflictError as error:
+            show_error(error)
+        else:
+            st.rerun()
+
+
 def header(experiment) -> bool:
     experiment = fresh(experiment, lambda: store().get_experiment(experiment.id))
     st.title(plain(experiment.name))
     status_badge(f"{experiment.status} (deleted)" if experiment.is_deleted else experiment.status)
     if experiment.is_deleted:
         st.warning("This experiment is deleted. Its history is kept; restore it to add runs.")
-        if st.button("Restore", key="restore_here", icon=":material/restore_from_trash:"):
-            try:
-                store().restore_experiment(experiment.id)
-            except ConflictError as error:  # a live experiment took its name: the Experiments page restores it as another
-                show_error(error)
-                st.page_link(
-                    "pages/experiments.py",
-                    label="Restore it under another name on the Experiments page: Show deleted, then Delete or restore",
-                    icon=":material/arrow_forward:",
-                )
-            else:
-                st.rerun()
+        restore_form(experiment)
     st.caption(
         f"Dataset `{experiment.dataset}` · created {experiment.created_at:%Y-%m-%d %H:%M} · updated {experiment.updated_at:%Y-%m-%d %H:%M}"
     )

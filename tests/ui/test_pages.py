@@ -223,19 +223,22 @@ def test_a_deleted_experiments_page_says_so_and_restores_it(open_page, app_store
     assert not app_store.get_experiment(experiment_id).is_deleted
 
 
-def test_restoring_where_a_live_experiment_took_the_name_points_to_restoring_under_another(open_page, app_store):
+def test_restoring_where_a_live_experiment_took_the_name_is_done_here_under_another(open_page, app_store):
+    """The page sent people to the Experiments list, whose picker held only the page of experiments shown."""
     experiment_id = app_store.create_experiment({"name": "taken", "dataset": SAMPLE})
     app_store.delete_experiment(experiment_id)
     app_store.create_experiment({"name": "taken", "dataset": SAMPLE})
     app = open_page("pages/experiment.py", experiment=str(experiment_id))
 
     app.button(key="restore_here").click().run()
-
     assert app_store.get_experiment(experiment_id).is_deleted
     assert any("already exists" in as_shown(error.value) for error in app.error)
-    assert "Restore it under another name on the Experiments page: Show deleted, then Delete or restore" in [
-        link.label for link in app.get("page_link")
-    ]
+
+    app.text_input(key=f"restore_as_here_{experiment_id}").input("taken before").run()
+    app.button(key="restore_here").click().run()
+
+    restored = app_store.get_experiment(experiment_id)
+    assert (restored.is_deleted, restored.name) == (False, "taken before")
 
 
 def test_the_experiment_pages_aggregates_are_of_its_completed_runs_in_the_house_style(open_page, populated):
