@@ -13,6 +13,7 @@ from core.errors import ConflictError, ValidationError
 from core.presenters import (
     aggregates_frame,
     best_primary_label,
+    chart_keys,
     clone_note,
     format_value,
     plural,
@@ -179,7 +180,8 @@ def curve_controls(detail) -> tuple[list[str], object, bool]:
         "By group: mean ± std", key="group_curves", help="One curve per group of the Group by picker, with a ± 1 std band."
     )
     if not chosen:
-        st.caption("Choose at least one metric to chart.")
+        only_system = not chart_keys(keys)  # a run that failed before training logs CPU and memory alone
+        st.caption("Only system metrics (CPU, memory) were logged: choose them above to chart them." if only_system else "Choose at least one metric to chart.")
     return chosen, options, by_group
 
 

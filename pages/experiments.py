@@ -37,6 +37,9 @@ def create_form() -> None:
     section = fold("New experiment", "new_experiment_open", icon=":material/add:")
     if not section.open:
         return
+    created = st.session_state.pop("created_experiment", None)
+    if created is not None:  # a blank form for the next one: the name left in it was refused as taken on a second click
+        st.session_state.new_name = st.session_state.new_description = ""
     with section:
         name = st.text_input("Name", key="new_name", placeholder="e.g. llama-3 sentiment LoRA")
         dataset = st.text_input("Dataset file (CSV, JSONL or Parquet)", key="new_dataset", value=resources.sample_dataset())
@@ -60,13 +63,11 @@ def create_form() -> None:
             except TuneDeckError as error:
                 show_error(error)
             else:
-                st.success(f"Created experiment {experiment_id}.")
-                st.page_link(
-                    "pages/experiment.py",
-                    label="Open it",
-                    icon=":material/arrow_forward:",
-                    query_params={"experiment": experiment_id},
-                )
+                st.session_state.created_experiment = experiment_id
+                st.rerun()
+        if created is not None:
+            st.success(f"Created experiment {created}.")
+            st.page_link("pages/experiment.py", label="Open it", icon=":material/arrow_forward:", query_params={"experiment": created})
 
 
 def filters() -> dict:

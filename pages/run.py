@@ -140,7 +140,7 @@ def body(run) -> bool:
         summary(run, experiment, bool(diverged_runs([run], series)))
     if chosen:
         draw_panels(series, chosen, {run.id: run.name}, options)
-    run_samples(store(), run.id)
+    run_samples(store(), run.id, ended=run.status.is_terminal)
     section = fold("Config", "config_open")
     if section.open:
         section.json(run.config)

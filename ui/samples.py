@@ -15,12 +15,15 @@ ALL, DISAGREE, BEST_WRONG = "All examples", "Runs disagree", "Best run wrong, an
 TEXT_WIDTHS = {"example": "small", "input": "medium", "reference": "small", "prediction": "medium", "before": "small"}
 
 
-def run_samples(store: TrackingStore, run_id: int) -> None:
+def run_samples(store: TrackingStore, run_id: int, ended: bool = False) -> None:
     """One run's answers at a chosen evaluation (the last by default), and how each changed since the one before."""
     st.subheader("Predictions")
     steps = store.list_sample_steps(run_id)
     if not steps:
-        st.caption("No prediction samples yet: trainers log their answers on a fixed set of eval examples at each evaluation.")
+        st.caption(
+            f"No prediction samples{'' if ended else ' yet'}: trainers log their answers on a fixed set of eval examples "
+            "at each evaluation."
+        )
         return
     left, right = st.columns([3, 2], vertical_alignment="bottom")
     # "latest" alone: a label naming its step changed as the run trained, and the browser kept showing the old one

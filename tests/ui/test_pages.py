@@ -101,8 +101,10 @@ def test_creating_an_experiment_from_the_form(open_page, app_store):
     assert not app.warning  # the sample data suits every shipped trainer
     app.button(key="create").click().run()
 
-    assert "Created experiment" in texts(app)
-    assert [e.name for e in app_store.list_experiments().items] == ["my first experiment"]
+    (created,) = app_store.list_experiments().items
+    assert created.name == "my first experiment"
+    assert f"Created experiment {created.id}." in texts(app)
+    assert app.text_input(key="new_name").value == ""  # ready for the next one, not a second try at this name
 
 
 def test_experiment_validation_errors_are_shown_inline(open_page, app_store):
@@ -273,6 +275,19 @@ def test_an_experiment_whose_primary_metric_is_loss_opens_on_loss_and_its_other_
     app = open_page("pages/experiment.py", experiment=str(experiment_id))
 
     assert app.multiselect(key="metrics").value == ["loss", "accuracy"]  # not loss twice
+
+
+def test_a_run_that_logged_only_system_metrics_says_so_where_its_curves_go(open_page, app_store):
+    experiment_id = app_store.create_experiment({"name": "failed early", "dataset": SAMPLE})
+    run_id = app_store.create_run(experiment_id, {"epochs": 1})
+    app_store.mark_running(run_id, worker="host:1")
+    with MetricWriter(app_store) as writer:
+        writer.log_series(run_id, "system/cpu_percent", [1, 2], [50.0, 60.0])
+    app_store.fail_run(run_id, "CUDA out of memory")
+
+    app = open_page("pages/experiment.py", experiment=str(experiment_id))
+
+    assert "Only system metrics (CPU, memory) were logged: choose them above to chart them." in texts(app)
 
 
 def test_experiment_deep_link_shows_runs_best_metrics_and_error(open_page, populated):
