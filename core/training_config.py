@@ -131,10 +131,10 @@ class TrainingConfig(BaseModel):
     @field_validator("target_modules", mode="before")
     @classmethod
     def _modules_from_text(cls, value: Any) -> Any:
-        """'all-linear' or 'c_attn, c_proj' as one string reads like the list it means."""
+        """'all-linear' or 'c_attn, c_proj' as one string reads like the list it means; a name given twice is one."""
         if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return list(dict.fromkeys(value)) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
 
     @model_validator(mode="after")
     def _needs_a_length(self) -> "TrainingConfig":

@@ -36,7 +36,7 @@ def summary(run, experiment, diverged: bool) -> None:
     show_tags_and_note(run.tags, run.note)
     st.page_link(
         "pages/experiment.py",
-        label=f"Experiment: {plain(experiment.name)}",
+        label=f"Experiment: {plain(experiment.name)}" + (" (deleted)" if experiment.is_deleted else ""),
         query_params={"experiment": experiment.id},
         icon=":material/arrow_back:",
     )

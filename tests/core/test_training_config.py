@@ -26,6 +26,11 @@ def test_a_builtin_config_keeps_its_own_defaults():
     assert (config.trainer, config.base_model, config.target_modules) == ("builtin", "tiny-base", ["fc1", "fc2"])
 
 
+@pytest.mark.parametrize("given", ["fc1,,fc1", ["fc1", "fc1"], " fc1 , fc1 ,"])
+def test_a_module_named_twice_or_an_empty_entry_is_the_one_module(given):
+    assert parse_config({"epochs": 1, "target_modules": given}).target_modules == ["fc1"]
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [

@@ -423,6 +423,14 @@ def test_a_bad_sweep_is_a_friendly_error(open_page, populated, app_store):
     assert len(app_store.list_runs(populated["experiment"])) == 3
 
 
+def test_a_run_of_a_deleted_experiment_says_its_experiment_is_deleted(open_page, populated, app_store):
+    app_store.delete_experiment(populated["experiment"])
+
+    app = open_page("pages/run.py", run=str(populated["done"]))
+
+    assert "Experiment: sentiment LoRA (deleted)" in [as_shown(link.label) for link in app.get("page_link")]
+
+
 def test_run_page_shows_error_traceback_and_adapter_link(open_page, populated):
     failed = open_page("pages/run.py", run=str(populated["failed"]))
     done = open_page("pages/run.py", run=str(populated["done"]))
