@@ -162,6 +162,20 @@ def best_run(comparison: RunComparison, primary: str) -> int | None:
     return next((row.best_run_id for row in comparison.metrics if row.key == primary), None)
 
 
+ALL, DISAGREE, BEST_WRONG = "All examples", "Runs disagree", "Best run wrong, another right"  # the views of the examples
+
+
+def examples_in_view(table: pl.DataFrame, samples: pl.DataFrame, view: str, best_run_id: int | None) -> pl.Series:
+    """Which rows of side_by_side()'s table a view keeps: all, those the runs disagree on, or those the best run got
+    wrong while another got right (none without a best run)."""
+    if view == DISAGREE:
+        return table["agree"] == False  # noqa: E712
+    if view == BEST_WRONG:
+        wanted = best_wrong_other_right(samples, best_run_id) if best_run_id is not None else []
+        return table["example_id"].is_in(wanted)
+    return pl.Series([True] * table.height)
+
+
 def best_wrong_other_right(samples: pl.DataFrame, best_run_id: int) -> list[str]:
     """Examples the best run (by the primary metric) gets wrong while another run gets right: where to look first."""
     rows = judged(samples)

@@ -11,7 +11,6 @@ from core.store import TrackingStore
 from ui.common import data_table, plain
 
 LATEST = "latest"
-ALL, DISAGREE, BEST_WRONG = "All examples", "Runs disagree", "Best run wrong, another right"
 TEXT_WIDTHS = {"example": "small", "input": "medium", "reference": "small", "prediction": "medium", "before": "small"}
 
 
@@ -76,17 +75,14 @@ def compare_samples(store: TrackingStore, runs: list[Run], best_run_id: int | No
         + " Amber cells: the runs disagree; red text: a wrong answer. Each run is shown at its last evaluation."
     )
     table, flags = samples.side_by_side(rows, labels)
-    view = st.segmented_control("Show", [ALL, DISAGREE, BEST_WRONG], default=ALL, key="samples_view") or ALL
-    if view == DISAGREE:
-        keep = table["agree"] == False  # noqa: E712
-    elif view == BEST_WRONG:
+    view = st.segmented_control("Show", [samples.ALL, samples.DISAGREE, samples.BEST_WRONG], default=samples.ALL, key="samples_view")
+    view = view or samples.ALL
+    if view == samples.BEST_WRONG:
         if best_run_id is None or best_run_id not in labels:
             st.caption(plain(f"No best run by {primary} among these runs with samples."))
             return
         st.caption(plain(f"Best run by {primary}: {labels[best_run_id]}."))
-        keep = table["example_id"].is_in(samples.best_wrong_other_right(rows, best_run_id))
-    else:
-        keep = pl.Series([True] * table.height)
+    keep = samples.examples_in_view(table, rows, view, best_run_id)
     table, flags = table.filter(keep), flags.filter(keep)
     if table.is_empty():
         st.caption("No examples match.")

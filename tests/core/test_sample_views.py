@@ -6,8 +6,11 @@ import polars as pl
 
 from core.sample_rows import SAMPLE_COLUMNS
 from core.samples import (
+    ALL,
+    BEST_WRONG,
     BROKE,
     CHANGED,
+    DISAGREE,
     DISAGREE_STYLE,
     FIXED,
     NEW,
@@ -17,6 +20,7 @@ from core.samples import (
     best_wrong_other_right,
     cell_styles,
     changes_since,
+    examples_in_view,
     fold,
     only_wrong,
     previous_step,
@@ -123,6 +127,19 @@ def test_examples_the_best_run_gets_wrong_and_another_run_gets_right():
     assert best_wrong_other_right(side_by_side_runs(), best_run_id=1) == ["b"]
     assert best_wrong_other_right(side_by_side_runs(), best_run_id=2) == ["c"]
     assert best_wrong_other_right(side_by_side_runs(), best_run_id=3) == []
+
+
+def test_each_view_of_the_side_by_side_keeps_its_examples():
+    rows = side_by_side_runs()
+    table, _ = side_by_side(rows, {1: "one", 2: "two", 3: "three"})
+
+    def kept(view: str, best: int | None = 1) -> list[str]:
+        return table.filter(examples_in_view(table, rows, view, best))["example_id"].to_list()
+
+    assert kept(ALL) == ["a", "b", "c", "d"]
+    assert kept(DISAGREE) == ["b", "c"]
+    assert kept(BEST_WRONG) == ["b"]
+    assert kept(BEST_WRONG, best=None) == []
 
 
 def test_agreement_counts_over_the_examples_every_run_answered():
