@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from core.artifacts import checkpoints_of, last_checkpoint
-from core.entities import Run
+from core.entities import Adapter, Run
 from core.errors import NotFoundError, TuneDeckError, ValidationError
 from core.status import RunStatus
 from core.store import TrackingStore
@@ -121,3 +121,11 @@ def found_and_missing(store: TrackingStore, run_ids: list[int]) -> tuple[list[in
         except NotFoundError:
             missing.append(run_id)
     return found, missing
+
+
+def adapters_of(store: TrackingStore, runs: list[Run]) -> dict[int, Adapter]:
+    """The adapters these runs trained, by run ID: one request per experiment, not one per run."""
+    wanted = {run.adapter.id: run.id for run in runs if run.adapter}
+    experiments = sorted({run.experiment_id for run in runs if run.adapter})
+    found = {adapter.id: adapter for experiment_id in experiments for adapter in store.list_adapters(experiment_id)}
+    return {run_id: found[adapter_id] for adapter_id, run_id in wanted.items() if adapter_id in found}

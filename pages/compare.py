@@ -3,7 +3,6 @@
 import streamlit as st
 
 from core.divergence import diverged_runs
-from core.entities import Adapter
 from core.presenters import (
     BEST_MARK,
     COMPARISON_LEAD,
@@ -16,7 +15,7 @@ from core.presenters import (
     run_label,
     runs_overview,
 )
-from core.runs import found_and_missing
+from core.runs import adapters_of, found_and_missing
 from core.samples import best_run
 from core.status import any_active
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
@@ -83,18 +82,11 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     return any_active(comparison.runs)
 
 
-def run_adapters(runs) -> dict[str, Adapter]:
-    """The adapters the runs trained, by run label: one request per experiment, not one per run."""
-    wanted = {run.adapter.id: run for run in runs if run.adapter}
-    experiments = sorted({run.experiment_id for run in wanted.values()})
-    found = {adapter.id: adapter for experiment_id in experiments for adapter in store().list_adapters(experiment_id)}
-    return {run_label(run): found[adapter_id] for adapter_id, run in wanted.items() if adapter_id in found}
-
-
 def samples_section(comparison) -> None:
     primary = store().get_experiment(comparison.runs[0].experiment_id).primary_metric
     compare_samples(store(), comparison.runs, best_run(comparison, primary), primary)
-    try_box(run_adapters(comparison.runs), key="try_compare")
+    adapters = adapters_of(store(), comparison.runs)
+    try_box({run_label(run): adapters[run.id] for run in comparison.runs if run.id in adapters}, key="try_compare")
 
 
 with friendly_errors():

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from core.errors import NotFoundError, TuneDeckError, ValidationError
-from core.runs import start_run
+from core.runs import adapters_of, start_run
 from core.status import RunStatus
 from core.writer import MetricWriter
 from tests.core.curves import as_set, power_of_two_read
@@ -399,3 +399,22 @@ def test_a_running_runs_long_curve_is_bucketed_by_powers_of_two_and_an_ended_one
     assert as_set(store.get_metric_series([run_id], max_points=100)) == power_of_two_read(logged, 50)
     store.complete_run(run_id)
     assert store.get_metric_series([run_id], max_points=100).height == 100  # 50 buckets over its last step
+
+
+def test_the_adapters_runs_trained_are_found_by_run_across_experiments(store, make_experiment, make_run, tmp_path):
+    runs = []
+    for name in ("first", "second"):
+        experiment_id = make_experiment(name)
+        run_id = make_run(experiment_id, status="running")
+        folder = tmp_path / f"adapter-{run_id}"
+        folder.mkdir()
+        store.complete_run(run_id, {"path": str(folder), "base_model": "tiny-base", "size_bytes": 0, "checksum": "sha256:x"})
+        runs.append(run_id)
+    without = make_run(experiment_id)
+
+    found = adapters_of(store, store.get_runs([*runs, without]))
+
+    assert {run_id: (adapter.run_id, adapter.name) for run_id, adapter in found.items()} == {
+        runs[0]: (runs[0], "first"),
+        runs[1]: (runs[1], "second"),
+    }
