@@ -177,6 +177,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        7,
+        "best metrics: a tie goes to the lower run ID (core.directions.rank), not to the run that completed first (the embedded store's migration 10)",
+        """
+        UPDATE best_metrics SET run_id = (
+            SELECT min(s.run_id) FROM metric_summaries s JOIN runs r ON r.id = s.run_id
+            WHERE r.experiment_id = best_metrics.experiment_id AND s.key = best_metrics.key
+              AND r.status = 'completed' AND s.last_value = best_metrics.value
+        )
+        WHERE EXISTS (
+            SELECT 1 FROM metric_summaries s JOIN runs r ON r.id = s.run_id
+            WHERE r.experiment_id = best_metrics.experiment_id AND s.key = best_metrics.key
+              AND r.status = 'completed' AND s.last_value = best_metrics.value AND s.run_id < best_metrics.run_id
+        );
+        """,
+    ),
 ]
 
 # Held while migrating, so two processes starting at once do not both migrate.

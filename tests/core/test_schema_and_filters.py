@@ -6,7 +6,9 @@ import pytest
 from core import open_store
 from core.directions import Direction, direction_for
 from core.filters import experiment_order, experiment_where
+from core.duckdb_store import DuckDBStore
 from core.migrations import MIGRATIONS, migrate
+from core.writer import MetricWriter
 
 
 def test_migrations_are_versioned_and_idempotent(tmp_path):
@@ -20,6 +22,55 @@ def test_migrations_are_versioned_and_idempotent(tmp_path):
     recorded = [row[0] for row in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
     assert recorded == first
     con.close()
+
+
+def ties_as_the_old_rule_kept_them(store) -> list[int]:
+    """Runs tied at the best eval_loss, 0.3 (a failed one first, with the lowest ID), as a store the old rule kept:
+    the caller then stores the later tied run as best, the one that completed first. Returns the completed runs."""
+    experiment = store.create_experiment({"name": "ties", "dataset": "d.csv"})
+    failed, *runs = [store.create_run(experiment, {}) for _ in range(4)]
+    with MetricWriter(store) as writer:
+        for run_id, (loss, accuracy) in zip([failed, *runs], [(0.3, 0.1), (0.3, 0.7), (0.5, 0.9), (0.3, 0.8)], strict=True):
+            writer.log_series(run_id, "eval_loss", [1], [loss])
+            writer.log_series(run_id, "eval_accuracy", [1], [accuracy])
+    for run_id in [failed, *runs]:
+        store.mark_running(run_id, worker="test")
+    store.fail_run(failed, "boom")  # it ties too, with the lowest ID: a failed run is never best
+    for run_id in reversed(runs):
+        store.complete_run(run_id)
+    store.close()
+    return runs
+
+
+def test_a_store_made_when_ties_went_to_the_first_run_to_complete_gives_them_to_the_lower_run_id(tmp_path):
+    """Migration 10: an experiment's stored best is moved to the lower run ID of a tie, as the aggregates and the
+    compare page pick it; other bests are left as they are."""
+    runs = ties_as_the_old_rule_kept_them(DuckDBStore(tmp_path / "tunedeck.duckdb"))
+    con = duckdb.connect(str(tmp_path / "tunedeck.duckdb"))
+    con.execute("UPDATE best_metrics SET run_id = ? WHERE key = 'eval_loss'", [runs[2]])
+    con.execute("DELETE FROM schema_migrations WHERE version = 10")
+
+    migrate(con)
+
+    assert dict(con.execute("SELECT key, run_id FROM best_metrics").fetchall()) == {"eval_loss": runs[0], "eval_accuracy": runs[1]}
+    con.close()
+
+
+def test_a_postgresql_store_made_then_gives_ties_to_the_lower_run_id_too(postgres_databases, tmp_path, clock):
+    import psycopg
+
+    from core.pg_migrations import migrate as migrate_postgresql
+    from core.postgres_store import PostgresStore
+
+    url = postgres_databases.fresh()
+    runs = ties_as_the_old_rule_kept_them(PostgresStore(url, tmp_path, clock=clock, timeout=30))
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("UPDATE best_metrics SET run_id = %s WHERE key = 'eval_loss'", [runs[2]])
+        con.execute("DELETE FROM schema_migrations WHERE version = 7")
+
+        migrate_postgresql(con)
+
+        assert dict(con.execute("SELECT key, run_id FROM best_metrics").fetchall()) == {"eval_loss": runs[0], "eval_accuracy": runs[1]}
 
 
 def test_store_lives_in_tunedeck_data_dir(tmp_path, monkeypatch):
