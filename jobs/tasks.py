@@ -54,7 +54,11 @@ def live_job_ids() -> list[str]:
 def training_waits() -> bool:
     """Whether a training job waits in the queue. The reaper's task, queued each minute, is not work to stay up for:
     counting it kept an idle auto-started worker alive for good."""
-    return any(task.name == train_run.name for task in _waiting())
+    return any(is_training(task) for task in _waiting())
+
+
+def is_training(task) -> bool:
+    return isinstance(task, train_run.task_class)
 
 
 def _waiting() -> list:

@@ -25,15 +25,23 @@ def runs(first) -> bool:
         st.caption(f"The search above has an error, so nothing is filtered: all {plural(frame.height, 'run')}{shown}.")
     else:
         st.caption(f"{matched.height:,} of {plural(frame.height, 'run')} match{shown}. Click a run to open it.")
+    was_paused = st.session_state.get("runs_paused", False)
     chosen = results_table(matched, named or (), key="results")
     if st.button("Compare ticked runs", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
     export_fold(lambda: matched, matched.height, chosen, key="export")
-    if going := running_count(frame):
+    going = running_count(frame)
+    # Ticks are row positions: a run started meanwhile would move them onto other runs, so ticking pauses the refresh.
+    paused = st.session_state.runs_paused = bool(going and chosen)
+    if paused:
+        st.caption(f"{plural(going, 'run')} queued or running: refreshing is paused while runs are ticked.")
+    elif going:
         st.caption(f"{plural(going, 'run')} queued or running: this list refreshes itself until they end.")
-    return going > 0
+    if was_paused and not paused and going:
+        st.rerun()  # ticks cleared: a full run starts the refresh again
+    return going > 0 and not paused
 
 
 with friendly_errors():
     first = store().search_frame()
-    live(running_count(first) > 0, lambda: runs(first))
+    live(running_count(first) > 0 and not st.session_state.get("runs_paused", False), lambda: runs(first))

@@ -249,6 +249,12 @@ def test_the_runs_page_follows_runs_to_their_end_without_a_reload(team, page):
     store.mark_running(extra, worker="gpu-box:3")
     open_page(page, f"{url}/runs", "Runs", ready="queued or running: this list refreshes itself")
     mark_document(page)
+    grid = page.get_by_test_id("stDataFrame").filter(visible=True).first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 * 1.5)  # the first row's tick box
+    page.get_by_text("refreshing is paused while runs are ticked").wait_for(timeout=WAIT_MS)
+    page.mouse.click(box["x"] + 18, box["y"] + 35 * 1.5)
+    page.get_by_text("this list refreshes itself until they end").wait_for(timeout=WAIT_MS)
 
     if not store.get_run(ids["live_run"]).status.is_terminal:
         finish_live_run(data_dir, ids["live_run"])

@@ -5,8 +5,8 @@ import pytest
 
 from core import open_store
 from core.directions import Direction, direction_for
-from core.filters import experiment_order, experiment_where
 from core.duckdb_store import DuckDBStore
+from core.filters import experiment_order, experiment_where
 from core.migrations import MIGRATIONS, migrate
 from core.writer import MetricWriter
 

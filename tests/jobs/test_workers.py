@@ -71,6 +71,13 @@ def test_no_auto_worker_starts_beside_a_worker_started_by_hand(tmp_path):
     wait_for(lambda: not worker_running(Settings(data_dir=tmp_path)), timeout=30, what="the stopped worker to let go")
 
 
+def test_a_waiting_training_job_is_work_and_the_reapers_task_is_not():
+    from jobs import tasks
+
+    assert tasks.is_training(tasks.train_run.s(5))
+    assert not tasks.is_training(tasks.reap_lost_runs.s())
+
+
 def test_an_idle_auto_started_worker_exits_though_the_reapers_task_keeps_coming(tmp_path):
     """The queue's minutely reaper task counted as work: an idle auto-started worker never reached its idle exit, and
     `tunedeck store copy` waited for it for good. Here it is queued every 0.05 s, so the queue is never empty."""
