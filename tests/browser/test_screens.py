@@ -242,7 +242,8 @@ def test_a_cancels_confirmation_outlasts_the_jobs_pages_refreshes(team, page):
 
 
 def test_the_runs_page_follows_runs_to_their_end_without_a_reload(team, page):
-    """The Runs page was the one list that never refreshed: finished runs read "running" until a reload."""
+    """The Runs page was the one list that never refreshed: finished runs read "running" until a reload. Ticking a
+    run pauses the refresh (ticks are row positions, which a new run would move onto others); unticking resumes it."""
     url, data_dir, ids = team
     store = open_store(data_dir)
     extra = store.create_run(ids["live_experiment"], {"learning_rate": 0.001})
