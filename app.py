@@ -8,7 +8,7 @@ from core.errors import TuneDeckError
 from core.settings import get_settings
 from core.store_url import store_location
 from jobs.embedded import ensure_worker
-from ui.common import plain, routing
+from ui.common import plain, routing, sentence
 
 st.set_page_config(page_title="TuneDeck", page_icon="🎛️", layout="wide")
 try:
@@ -27,7 +27,7 @@ def embedded_worker():
 try:
     embedded_worker()
 except TuneDeckError as error:  # the pages still show the store; queued runs wait for a worker
-    st.warning(plain(str(error)))
+    st.warning(plain(sentence(str(error))))
 
 pages = [
     st.Page("pages/experiments.py", title="Experiments", icon=":material/science:", url_path="home", default=True),

@@ -29,6 +29,8 @@ EXPERIMENT_SORTS = {
 
 
 def _statuses(status: ExperimentStatus | str | Iterable[ExperimentStatus | str]) -> list[str]:
+    if not isinstance(status, str | list | tuple | set | frozenset):
+        raise ValidationError(f"status must be a status or a list of them, got {type(status).__name__}")
     items = [status] if isinstance(status, str) else list(status)
     try:
         return [ExperimentStatus(item).value for item in items]
@@ -49,6 +51,8 @@ def experiment_where(
     if status is not None:
         clauses.append("list_contains(?, e.status)")
         params.append(_statuses(status))
+    if name_contains is not None and not isinstance(name_contains, str):
+        raise ValidationError(f"name_contains must be text, got {type(name_contains).__name__}")
     if name_contains and name_contains.strip():  # a pasted name's stray spaces are not part of what is looked for
         clauses.append("contains(lower(e.name), lower(?))")
         params.append(name_contains.strip())
@@ -56,7 +60,7 @@ def experiment_where(
 
 
 def experiment_order(sort: str, descending: bool) -> str:
-    if sort not in EXPERIMENT_SORTS:
+    if not isinstance(sort, str) or sort not in EXPERIMENT_SORTS:
         raise ValidationError(f"cannot sort experiments by {sort!r}; use one of {', '.join(EXPERIMENT_SORTS)}")
     way = "DESC" if descending else "ASC"
     return f"ORDER BY {EXPERIMENT_SORTS[sort]} {way}, e.id {way}"
@@ -120,8 +124,12 @@ def metric_column(key: str) -> str:
 def run_filters(filters: Iterable["RunFilter | str"], metric_keys: list[str]) -> pl.Expr | None:
     """One expression for all filters (they must all hold); a metric no run has logged is a clear error. One filter
     may come alone, as its text or a RunFilter."""
-    if isinstance(filters, str | RunFilter):
+    if filters is None:
+        filters = []
+    if isinstance(filters, str | RunFilter | dict):
         filters = [filters]
+    if not isinstance(filters, list | tuple):
+        raise ValidationError(f"filters must be a list, e.g. ['accuracy > 0.5'], got {type(filters).__name__}")
     parsed = [RunFilter.parse(item) for item in filters]
     unknown = sorted({item.key for item in parsed} - set(metric_keys))
     if unknown:
@@ -132,6 +140,8 @@ def run_filters(filters: Iterable["RunFilter | str"], metric_keys: list[str]) ->
 
 def run_order(order_by: str | None, metric_keys: list[str]) -> str | None:
     """The column to sort by: a run column by its name, a metric by its key (or its `metric:` column name)."""
+    if order_by is not None and not isinstance(order_by, str):
+        raise ValidationError(f"order_by must be a metric's key or a run column's name, got {type(order_by).__name__}")
     if order_by is None or order_by in RUN_COLUMNS:
         return order_by
     columns = {metric_column(key) for key in metric_keys}

@@ -54,3 +54,17 @@ def worker_running(settings: Settings) -> bool:
 def hand_started_worker(settings: Settings) -> bool:
     folder = settings.data_dir / WORKERS
     return folder.is_dir() and any(flocks.held(path) for path in folder.glob("*.lock"))
+
+
+def worker_pids(settings: Settings) -> list[int]:
+    """The process IDs of the workers running on this data directory (a lock file's text outlives its worker: only
+    held ones count)."""
+    auto = settings.data_dir / LOCK_NAME
+    held = [auto] if flocks.held(auto) else []
+    folder = settings.data_dir / WORKERS
+    held += [path for path in sorted(folder.glob("*.lock")) if flocks.held(path)] if folder.is_dir() else []
+    pids = []
+    for path in held:
+        with contextlib.suppress(OSError, ValueError):
+            pids.append(int(path.read_text().strip() or path.stem))
+    return pids

@@ -52,10 +52,10 @@ def _run_process(store: TrackingStore, run_id: int, settings: Settings) -> int:
             env=env,
             preexec_fn=die_with_parent,
         )
-        log.write(f"worker {worker_id()} started training process {child.pid}\n")
-        log.flush()
         follower = LogFollower(store, run_id, path)
         try:
+            log.write(f"worker {worker_id()} started training process {child.pid}\n")
+            log.flush()
             return _watch(store, run_id, child, settings, follower)
         finally:
             if child.poll() is None:  # watching failed: training must not go on with no heartbeat or cancel

@@ -135,7 +135,7 @@ def requested_page() -> int:
     if "page" in st.session_state:
         return st.session_state.page
     raw = st.query_params.get("page", "1")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    return int(raw) if raw.isdecimal() and raw.isascii() and int(raw) > 0 else 1
 
 
 def current_page(chosen: dict):

@@ -159,15 +159,16 @@ def queue(settings: Settings) -> Check:
 def workers(settings: Settings) -> Check:
     def check() -> Check:
         from core.presenters import plural, workers_training
-        from jobs.lock import worker_running
+        from jobs.lock import worker_pids
         from jobs.reaper import looks_lost
 
         if _no_store_yet(settings):
             return Check("workers", OK, "no store yet, so no runs wait for a worker")
         active = open_store(settings.data_dir).list_active_runs()
         queued = sum(run.status.value == "queued" for run in active)
-        if worker_running(settings):
-            return Check("workers", OK, f"a worker runs on this data folder; {len(active)} runs queued or running")
+        if pids := worker_pids(settings):
+            which = f"{'a worker runs' if len(pids) == 1 else f'{len(pids)} workers run'} on this data folder (PID {', '.join(map(str, pids))})"
+            return Check("workers", OK, f"{which}; {plural(len(active), 'run')} queued or running")
         if settings.team_mode:  # workers on other machines: seen only while they train
             start = "`tunedeck worker` on a GPU machine starts one"
             training = f"{plural(workers_training(active), 'worker')} training on any machine, "
@@ -180,7 +181,7 @@ def workers(settings: Settings) -> Check:
             return Check(
                 "workers",
                 WARN,
-                f"{len(lost)} run(s) show running but their process is gone or silent past the heartbeat timeout "
+                f"{plural(len(lost), 'run')} {'shows' if len(lost) == 1 else 'show'} running but their process is gone or silent past the heartbeat timeout "
                 f"(run {shown}); a worker fails them as lost: {start}",
             )
         state = WARN if queued else OK

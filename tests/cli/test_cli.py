@@ -118,8 +118,26 @@ def test_doctor_warns_of_runs_whose_process_is_gone_when_no_worker_would_fail_th
     result = tunedeck("doctor", TUNEDECK_DATA_DIR=str(data), TUNEDECK_EMBEDDED_WORKER="0")
 
     line = next(line for line in result.stdout.splitlines() if " workers: " in line)
-    assert line.startswith("WARN  workers: 1 run(s) show running but their process is gone"), result.stdout
+    assert line.startswith("WARN  workers: 1 run shows running but their process is gone"), result.stdout
     assert f"(run {run_id})" in line and "`tunedeck worker`" in line
+
+
+def test_doctor_names_the_process_of_the_worker_that_runs(tunedeck, tmp_path):
+    """So that a script that needs other settings can stop it (README, Use it from Python)."""
+    from core.settings import Settings
+    from jobs.lock import worker_running
+    from tests.jobs.conftest import start_worker, stop_worker, wait_for
+
+    data = tmp_path / "data"
+    worker = start_worker(TUNEDECK_DATA_DIR=str(data))
+    try:
+        wait_for(lambda: worker_running(Settings(data_dir=data)), timeout=60, what="the worker to start")
+        result = tunedeck("doctor", TUNEDECK_DATA_DIR=str(data), TUNEDECK_EMBEDDED_WORKER="0")
+    finally:
+        stop_worker(worker)
+
+    line = next(line for line in result.stdout.splitlines() if " workers: " in line)
+    assert f"OK    workers: a worker runs on this data folder (PID {worker.pid}); 0 runs queued or running" == line
 
 
 def test_python_dash_m_tunedeck_is_the_command_in_a_checkout():

@@ -126,8 +126,7 @@ def test_an_operation_outside_the_contract_is_refused(served, store_path):
 
 
 def test_a_request_that_does_not_fit_the_contract_is_a_bad_request_and_the_store_answers_on(served):
-    """Arguments checked against the contract's call before it runs (a TypeError from inside an operation is the
-    store's own fault, logged whole in the server's log, not a "bad request")."""
+    """Arguments are bound to the contract's call before the operation runs: what does not fit is a bad request."""
     experiment_id = served.create_experiment({"name": "x", "dataset": "d.csv"})
     client = flight.FlightClient(f"grpc+unix://{served.address}")
 

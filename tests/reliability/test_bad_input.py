@@ -108,6 +108,11 @@ BAD_INPUTS = {
     "sweep of a million runs": (lambda store, ids: sweep_configs({}, "seed = 1 .. 9", "random", count=10**6), "1 to 50"),
     "alias with a space": (lambda store, ids: parse_reference("sentiment@prod uction"), "start with a letter"),
     "sort injection": (lambda store, ids: store.list_experiments(sort="name; DROP TABLE runs"), "cannot sort"),
+    "sort as a list": (lambda store, ids: store.list_experiments(sort=["name"]), "cannot sort experiments by ['name']"),
+    "status as a number": (lambda store, ids: store.list_experiments(status=1.5), "status must be a status or a list"),
+    "name filter as a list": (lambda store, ids: store.list_experiments(name_contains=["x"]), "name_contains must be text"),
+    "run filters as a number": (lambda store, ids: store.runs_table(ids["experiment"], where=1.5), "filters must be a list"),
+    "run order as a list": (lambda store, ids: store.runs_table(ids["experiment"], order_by=["loss"]), "order_by must be"),
     # metric keys and values
     "NaN metric": (point(loss=math.nan), "only finite numbers"),
     "infinite metric": (point(loss=-math.inf), "only finite numbers"),

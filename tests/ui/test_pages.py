@@ -544,7 +544,9 @@ def test_one_experiment_is_counted_in_the_singular(open_page, populated):
     assert "1 experiment · page 1 of 1" in texts(app)
 
 
-@pytest.mark.parametrize(("link", "shown"), [("2", "page 2 of 2"), ("9", "page 2 of 2"), ("two", "page 1 of 2")])
+@pytest.mark.parametrize(
+    ("link", "shown"), [("2", "page 2 of 2"), ("9", "page 2 of 2"), ("two", "page 1 of 2"), ("²", "page 1 of 2"), ("0", "page 1 of 2")]
+)
 def test_a_link_to_a_page_of_the_list_opens_on_that_page(open_page, app_store, link, shown):
     """`/?page=2` (a shared link, a reload) drew page 1 under a pager that said 2."""
     for number in range(25):
