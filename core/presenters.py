@@ -281,7 +281,7 @@ def comparison_table(comparison: RunComparison) -> pl.DataFrame:
     than the rest of the table)."""
     labels = {run.id: run_label(run) for run in comparison.runs}
     lead = (
-        ["status", *(row.key for row in comparison.metrics)],
+        ["run status", *(row.key for row in comparison.metrics)],
         ["", *(better_label(row.direction) for row in comparison.metrics)],
         ["", *(labels.get(row.best_run_id, "–") for row in comparison.metrics)],
     )

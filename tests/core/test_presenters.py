@@ -63,7 +63,7 @@ def test_the_comparison_table_marks_the_best_run_of_each_metric_and_shows_a_miss
 
     by_metric = {row["metric"]: row for row in table}
     names = {run.id: f"{run.name} (#{run.id})" for run in store.get_runs([low, high, bare])}
-    assert table[0]["metric"] == "status" and [table[0][names[i]] for i in (low, high, bare)] == ["completed"] * 3
+    assert table[0]["metric"] == "run status" and [table[0][names[i]] for i in (low, high, bare)] == ["completed"] * 3
     assert by_metric["eval_loss"]["better"] == "↓ lower"
     assert by_metric["eval_loss"]["best run"] == names[low]
     assert [by_metric["eval_loss"][names[i]] for i in (low, high, bare)] == ["★ 0.6123", "0.9", "–"]
