@@ -4,6 +4,19 @@ import duckdb
 
 from core.sql import rows
 
+BEST_TIES_TO_LOWER_RUN_ID = """
+        UPDATE best_metrics SET run_id = (
+            SELECT min(s.run_id) FROM metric_summaries s JOIN runs r ON r.id = s.run_id
+            WHERE r.experiment_id = best_metrics.experiment_id AND s.key = best_metrics.key
+              AND r.status = 'completed' AND s.last_value = best_metrics.value
+        )
+        WHERE EXISTS (
+            SELECT 1 FROM metric_summaries s JOIN runs r ON r.id = s.run_id
+            WHERE r.experiment_id = best_metrics.experiment_id AND s.key = best_metrics.key
+              AND r.status = 'completed' AND s.last_value = best_metrics.value AND s.run_id < best_metrics.run_id
+        );
+        """  # both backends' migration: standard SQL
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -226,18 +239,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (
         10,
         "best metrics: a tie goes to the lower run ID (core.directions.rank), not to the run that completed first",
-        """
-        UPDATE best_metrics SET run_id = (
-            SELECT min(s.run_id) FROM metric_summaries s JOIN runs r ON r.id = s.run_id
-            WHERE r.experiment_id = best_metrics.experiment_id AND s.key = best_metrics.key
-              AND r.status = 'completed' AND s.last_value = best_metrics.value
-        )
-        WHERE EXISTS (
-            SELECT 1 FROM metric_summaries s JOIN runs r ON r.id = s.run_id
-            WHERE r.experiment_id = best_metrics.experiment_id AND s.key = best_metrics.key
-              AND r.status = 'completed' AND s.last_value = best_metrics.value AND s.run_id < best_metrics.run_id
-        );
-        """,
+        BEST_TIES_TO_LOWER_RUN_ID,
     ),
 ]
 

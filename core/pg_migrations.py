@@ -6,6 +6,8 @@ embedded store run here unchanged (see core.pg_connection for the few that need 
 
 import psycopg
 
+from core.migrations import BEST_TIES_TO_LOWER_RUN_ID
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -180,18 +182,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (
         7,
         "best metrics: a tie goes to the lower run ID (core.directions.rank), not to the run that completed first (the embedded store's migration 10)",
-        """
-        UPDATE best_metrics SET run_id = (
-            SELECT min(s.run_id) FROM metric_summaries s JOIN runs r ON r.id = s.run_id
-            WHERE r.experiment_id = best_metrics.experiment_id AND s.key = best_metrics.key
-              AND r.status = 'completed' AND s.last_value = best_metrics.value
-        )
-        WHERE EXISTS (
-            SELECT 1 FROM metric_summaries s JOIN runs r ON r.id = s.run_id
-            WHERE r.experiment_id = best_metrics.experiment_id AND s.key = best_metrics.key
-              AND r.status = 'completed' AND s.last_value = best_metrics.value AND s.run_id < best_metrics.run_id
-        );
-        """,
+        BEST_TIES_TO_LOWER_RUN_ID,
     ),
 ]
 
