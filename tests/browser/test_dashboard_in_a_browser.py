@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,8 @@ from tests.servers import launch_chromium, start_app, stop
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 require("playwright", install="pip install -r requirements.txt")
 from playwright import sync_api as playwright
+
+from tests.waiting import wait_for
 
 if CHROMIUM is None and os.environ.get("CI"):
     pytest.fail("Debian's chromium is missing: .ci/run installs it", pytrace=False)
@@ -89,10 +90,7 @@ def test_create_train_compare_and_follow_to_the_adapter(server, browser_page, sh
 
     store = open_store(data_dir)
     experiment = store.list_experiments().items[0]
-    deadline = time.monotonic() + 120
-    while store.get_experiment(experiment.id).status != "completed" and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert store.get_experiment(experiment.id).status == "completed"
+    wait_for(lambda: store.get_experiment(experiment.id).status == "completed", timeout=120, what="both runs to complete", every=0.5)
     page.reload()
     settle(page)
     page.get_by_text("best eval_loss", exact=True).wait_for()

@@ -113,9 +113,7 @@ def test_a_new_point_or_a_rewritten_step_makes_an_overview_give_way(sweep):
 
 def test_the_store_builds_overviews_by_itself_once_it_is_idle(sweep):
     store, run_ids = sweep
-    deadline = time.monotonic() + 10
-    while overview_rows(store).is_empty() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: not overview_rows(store).is_empty(), timeout=10, what="the idle store to build overviews", every=0.1)
 
     assert set(overview_rows(store)["run_id"]) == set(run_ids[:3])
 

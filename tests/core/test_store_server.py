@@ -82,9 +82,7 @@ def test_an_idle_server_exits_and_lets_go_of_the_file(store_path):
     store = RemoteStore(store_path, idle_exit=1.0)
     store.create_experiment({"name": "idle", "dataset": "d.csv"})
     pid = server_pid(store_path)
-    deadline = time.monotonic() + 30
-    while remote.process_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: not remote.process_alive(pid), timeout=30, what="the idle server to exit", every=0.1)
 
     assert not remote.process_alive(pid)
     duckdb.connect(str(store_path), read_only=True).close()  # nobody holds it now

@@ -3,7 +3,6 @@
 import math
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from core import remote
 from core.errors import NotFoundError, StoreBusyError, ValidationError
 from core.remote import RemoteStore
 from core.writer import MetricWriter
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -38,9 +38,7 @@ def test_writer_buffers_until_the_size_threshold(store, run_id):
 def test_writer_flushes_by_time_in_the_background(store, run_id):
     with MetricWriter(store, flush_points=1_000_000, flush_seconds=0.2) as writer:
         writer.log(run_id, 1, {"loss": 1.0})
-        deadline = time.monotonic() + 10
-        while stored_points(store, run_id) == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: stored_points(store, run_id), timeout=10, what="the timed flush", every=0.05)
         assert stored_points(store, run_id) == 1
 
 
