@@ -14,12 +14,11 @@ import pytest
 from core import open_store
 from tests.optional import require
 from tests.servers import launch_chromium, start_app, stop
+from tests.waiting import wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 require("playwright", install="pip install -r requirements.txt")
 from playwright import sync_api as playwright
-
-from tests.waiting import wait_for
 
 if CHROMIUM is None and os.environ.get("CI"):
     pytest.fail("Debian's chromium is missing: .ci/run installs it", pytrace=False)
