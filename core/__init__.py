@@ -1,13 +1,19 @@
 """TuneDeck's core: the tracking store and the rules around it, with no UI."""
 
+from __future__ import annotations
+
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.remote import RemoteStore
-from core.settings import Settings, get_settings
-from core.store import TrackingStore
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from core.store import TrackingStore
 
+# The package imports none of its modules itself, and open_store imports what it needs when called. Importing them
+# here made every module a cycle through the package: sessions of the app that first ran at once (a browser reopening
+# its tabs) imported them side by side on their threads, and one got another's half-made module.
 _team_stores: dict[tuple, TrackingStore] = {}
 _team_lock = threading.Lock()
 
@@ -18,6 +24,9 @@ def open_store(data_dir: Path | str | None = None, *, settings: Settings | None 
 
     With TUNEDECK_STORE_URL=postgresql://... the store is that database instead (team mode): PostgreSQL is the
     owner, so no store server starts; one pool of connections per process and URL is shared by every caller."""
+    from core.remote import RemoteStore
+    from core.settings import get_settings
+
     settings = settings or get_settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": Path(data_dir)})
