@@ -14,7 +14,14 @@ st.set_page_config(page_title="TuneDeck", page_icon="🎛️", layout="wide")
 try:
     get_settings()  # a wrong TUNEDECK_ variable: said on the page, naming it, instead of a traceback
 except TuneDeckError as error:
-    st.error(f"TuneDeck cannot start: {plain(str(error))}")
+    reason = str(error)
+
+    def cannot_start() -> None:
+        st.error(f"TuneDeck cannot start: {plain(reason)}")
+
+    # The one page there is, whatever the link: without st.navigation Streamlit falls back to running the files in
+    # pages/ itself, and those import the queue, which needs the settings.
+    st.navigation([st.Page(cannot_start, title="TuneDeck", url_path="home", default=True)], position="hidden").run()
     st.stop()
 
 

@@ -5,6 +5,10 @@ from collections.abc import Callable
 import polars as pl
 import streamlit as st
 
+from ui.common import through_app
+
+through_app()  # first: the imports below need the settings app.py checks (a page Streamlit starts on its own)
+
 from core import charts
 from core.compare import metric_keys
 from core.divergence import diverged_runs
@@ -43,15 +47,11 @@ from ui.common import (
     show_validation,
     status_badge,
     store,
-    through_app,
 )
 from ui.config_form import config_inputs, trainer_choice
 from ui.export import export_fold
 from ui.run_views import attributes, draw_group_panels, group_of_each_run, groups_section, hyperparameter_views
 from ui.search import apply_search, search_text
-
-through_app()
-
 
 
 def pick_experiment() -> None:

@@ -3,6 +3,10 @@
 
 import streamlit as st
 
+from ui.common import through_app
+
+through_app()  # first: the imports below need the settings app.py checks (a page Streamlit starts on its own)
+
 from core.entities import utcnow
 from core.presenters import active_runs_frame, plural, run_label, workers_training
 from core.store_url import safe_message
@@ -20,10 +24,7 @@ from ui.common import (
     settings,
     show_flash,
     store,
-    through_app,
 )
-
-through_app()
 
 st.title("Jobs")
 

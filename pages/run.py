@@ -3,6 +3,10 @@
 
 import streamlit as st
 
+from ui.common import through_app
+
+through_app()  # first: the imports below need the settings app.py checks (a page Streamlit starts on its own)
+
 from core.artifacts import run_files
 from core.divergence import diverged_runs
 from core.entities import utcnow
@@ -12,10 +16,8 @@ from core.runs import offers_resume, resume_config
 from jobs.tasks import cancel_run, start_run
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
-from ui.common import fold, fresh, friendly_errors, live, plain, query_id, settings, status_badge, store, through_app
+from ui.common import fold, fresh, friendly_errors, live, plain, query_id, settings, status_badge, store
 from ui.samples import run_samples
-
-through_app()
 
 LOG_LINES = 200
 

@@ -1,5 +1,9 @@
 """Every page, through Streamlit's AppTest: renders, links resolve, forms work, bad input is friendly."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -50,6 +54,30 @@ def test_a_wrong_setting_is_named_on_the_page_not_a_traceback(monkeypatch):
     assert not app.exception
     [error] = [as_shown(error.value) for error in app.error]
     assert error.startswith("TuneDeck cannot start: TUNEDECK_HEARTBEAT_TIMEOUT: Input should be a valid number")
+
+
+FIRST_VISIT = """
+import sys
+from streamlit.testing.v1 import AppTest
+app = AppTest.from_file("app.py", default_timeout=60)
+app.switch_page(sys.argv[1])
+app.run()
+print([e.value for e in app.exception], [e.value for e in app.error])
+"""
+
+
+@pytest.mark.parametrize("page", ["pages/run.py", "pages/jobs.py", "pages/experiment.py", "pages/compare.py"])
+def test_a_wrong_setting_is_named_on_a_deep_links_first_visit_too(page):
+    """Until app.py has run once in a server, Streamlit runs a deep link's page file on its own; the pages that import
+    the queue (which reads the settings) crashed before they could hand over to app.py. A fresh interpreter: nothing
+    imported yet, as in a server just started."""
+    env = {**os.environ, "TUNEDECK_HEARTBEAT_TIMEOUT": "soon"}
+    done = subprocess.run([sys.executable, "-c", FIRST_VISIT, page], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    exceptions, errors = done.stdout.strip().splitlines()[-1].split("] [", 1)
+    assert exceptions == "["
+    assert "TuneDeck cannot start: TUNEDECK" in errors and "HEARTBEAT" in errors
 
 
 @pytest.mark.parametrize(
