@@ -1,4 +1,4 @@
-"""TuneDeck: `streamlit run app.py`. Routes to the pages and starts the embedded worker once per server."""
+"""TuneDeck: `streamlit run app.py`. Routes to the pages, and keeps an embedded worker running while the server does."""
 
 import os
 
@@ -25,14 +25,8 @@ except TuneDeckError as error:
     st.stop()
 
 
-@st.cache_resource
-def embedded_worker():
-    """One worker per server, bound to its life; not one per rerun (TUNEDECK_EMBEDDED_WORKER=0 turns it off)."""
-    return ensure_worker(get_settings(), parent=os.getpid())
-
-
-try:
-    embedded_worker()
+try:  # each view: a worker that died (killed, crashed) is replaced, and the new one fails its runs as lost
+    ensure_worker(get_settings(), parent=os.getpid())  # one per server; TUNEDECK_EMBEDDED_WORKER=0 turns it off
 except TuneDeckError as error:  # the pages still show the store; queued runs wait for a worker
     st.warning(plain(sentence(str(error))))
 

@@ -1,6 +1,7 @@
 """Every page, through Streamlit's AppTest: renders, links resolve, forms work, bad input is friendly."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -54,6 +55,32 @@ def test_a_wrong_setting_is_named_on_the_page_not_a_traceback(monkeypatch):
     assert not app.exception
     [error] = [as_shown(error.value) for error in app.error]
     assert error.startswith("TuneDeck cannot start: TUNEDECK_HEARTBEAT_TIMEOUT: Input should be a valid number")
+
+
+def test_the_app_replaces_an_embedded_worker_that_died(tmp_path, monkeypatch):
+    """It was started once per server: once killed, queued runs waited and its runs read "running" for good."""
+    from core import remote
+    from core.settings import Settings
+    from jobs.lock import worker_pids
+    from tests.waiting import wait_for
+
+    monkeypatch.setenv("TUNEDECK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TUNEDECK_EMBEDDED_WORKER", "1")
+    settings = Settings(data_dir=tmp_path)
+    try:
+        AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        (first,) = wait_for(lambda: worker_pids(settings), timeout=60, what="the embedded worker to start")
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: not worker_pids(settings), timeout=30, what="the killed worker's lock to go")
+
+        AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+
+        (second,) = wait_for(lambda: worker_pids(settings), timeout=60, what="a new worker to start")
+        assert second != first
+    finally:
+        for pid in worker_pids(settings):
+            os.kill(pid, signal.SIGTERM)
+        remote.stop((tmp_path / "tunedeck.duckdb").resolve())
 
 
 FIRST_VISIT = """
