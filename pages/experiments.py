@@ -44,7 +44,7 @@ def create_form() -> None:
         name = st.text_input("Name", key="new_name", placeholder="e.g. llama-3 sentiment LoRA")
         dataset = st.text_input("Dataset file (CSV, JSONL or Parquet)", key="new_dataset", value=resources.sample_dataset())
         description = st.text_area("Description (optional)", key="new_description")
-        dataset_ok = False
+        found = None  # the file previewed, as an absolute path: a worker started in another folder finds it too
         if dataset.strip():
             try:
                 shown = inspect_dataset(dataset.strip(), settings().allowed_dataset_roots)
@@ -52,12 +52,12 @@ def create_form() -> None:
                 st.dataframe(shown.head, hide_index=True, height=180)
                 for warning in training_warnings(shown):
                     st.warning(plain(sentence(warning)))
-                dataset_ok = True
+                found = str(shown.path.expanduser().resolve())
             except TuneDeckError as error:
                 show_error(error, about="dataset")
-        if st.button("Create experiment", type="primary", key="create", disabled=not dataset_ok):
+        if st.button("Create experiment", type="primary", key="create", disabled=found is None):
             try:
-                experiment_id = store().create_experiment({"name": name, "dataset": dataset.strip(), "description": description})
+                experiment_id = store().create_experiment({"name": name, "dataset": found, "description": description})
             except ValidationError as error:
                 show_validation(error)
             except TuneDeckError as error:

@@ -149,7 +149,7 @@ def test_experiments_page_lists_experiments_with_status_and_best_metric(open_pag
 def test_creating_an_experiment_from_the_form(open_page, app_store):
     app = open_page("pages/experiments.py", opened=("new_experiment_open",))
     app.text_input(key="new_name").input("my first experiment")
-    app.text_input(key="new_dataset").input(SAMPLE)
+    app.text_input(key="new_dataset").input("data/sample/sentiment.csv")  # relative to where the app runs
     app.run()
     assert "3,000 rows" in texts(app)
 
@@ -158,6 +158,7 @@ def test_creating_an_experiment_from_the_form(open_page, app_store):
 
     (created,) = app_store.list_experiments().items
     assert created.name == "my first experiment"
+    assert created.dataset == SAMPLE  # absolute: a worker started in another folder reads the same file
     assert f"Created experiment {created.id}." in texts(app)
     assert app.text_input(key="new_name").value == ""  # ready for the next one, not a second try at this name
 
