@@ -56,8 +56,22 @@ def _refuse_if_late() -> None:
         raise StoreBusyError("the store took longer than its client waited; the write was not applied")
 
 
-def _store_error(path: Path, error: duckdb.Error) -> StoreError:
+FATAL = "FATAL Error"  # how DuckDB's errors that invalidate the database begin
+
+
+def is_fatal(error: BaseException) -> bool:
+    """DuckDB invalidated the open database (a checkpoint it could not write to a full disk, say): only opening the
+    file again brings it back."""
+    return isinstance(error, duckdb.FatalException) or FATAL in str(error)
+
+
+def store_error(path: Path, error: duckdb.Error) -> StoreError:
     text = str(error)
+    if is_fatal(error):
+        return StoreError(
+            f"the store at {path} stopped after a fatal error and is opened again on the next request; try again "
+            f"in a moment ({text.splitlines()[0]})"
+        )
     if "read-only mode" in text or "read_only" in text.lower():
         return StoreError(f"the store at {path} is on a read-only file system: it can be read, not written")
     return StoreError(f"the store at {path} failed: {text}")
@@ -518,7 +532,7 @@ class Database:
             return
         except duckdb.Error as error:
             self._rollback()
-            done.set_exception(_store_error(self.path, error))
+            done.set_exception(store_error(self.path, error))
             return
         except BaseException as error:  # a bug in an operation: its caller hears of it, the committer goes on
             self._rollback()

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from core import overviews
 from core.aliases import checked_alias
-from core.database import Database
+from core.database import Database, store_error
 from core.datasets import confine
 from core.directions import Direction, direction_for, rank
 from core.duckdb_annotations import Annotations
@@ -162,7 +162,7 @@ class DuckDBStore(Annotations, TrackingStore):
             with self.db.snapshot() as con:
                 return query(con)
         except duckdb.Error as error:
-            raise StoreError(f"the store at {self.path} failed: {error}") from error
+            raise store_error(self.path, error) from error
 
     def _statement(self, query: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
         """A read of one statement: it sees one state by itself, so it skips the snapshot's BEGIN and ROLLBACK
@@ -171,7 +171,7 @@ class DuckDBStore(Annotations, TrackingStore):
             with self.db.reader() as cursor:
                 return query(cursor)
         except duckdb.Error as error:
-            raise StoreError(f"the store at {self.path} failed: {error}") from error
+            raise store_error(self.path, error) from error
 
     def reading(self):
         return self.db.snapshot()

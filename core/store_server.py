@@ -28,13 +28,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.flight as flight
 from pydantic_core import to_json
 
 from core import flocks, journal
-from core.database import REQUEST_DEADLINE
+from core.database import REQUEST_DEADLINE, is_fatal
 from core.duckdb_store import DuckDBStore, checked_series_request
 from core.errors import StoreError, TuneDeckError
 from core.read_cache import ReadCache
@@ -65,6 +66,7 @@ class StoreServer(flight.FlightServerBase):
         self.store = store
         self.cache = ReadCache(cache_bytes, store.db.points_changed_since) if cache_bytes else None
         self._state = threading.Lock()
+        self.fatal = threading.Event()  # the database was invalidated: serve() exits, the next request opens it anew
         self._active = 0
         self._last_seen = time.monotonic()
 
@@ -170,8 +172,10 @@ class StoreServer(flight.FlightServerBase):
         try:
             return method(**arguments)
         except TuneDeckError as error:
+            self._note_fatal(error)
             raise flight.FlightServerError(str(error), extra_info=error_payload(error)) from None
         except Exception as error:  # a fault of the store's own, TypeError included: logged whole here
+            self._note_fatal(error)
             log.exception("operation %s failed", operation)
             wrapped = StoreError(f"the store failed: {type(error).__name__}: {error}")
             raise flight.FlightServerError(str(wrapped), extra_info=error_payload(wrapped)) from None
@@ -186,6 +190,11 @@ class StoreServer(flight.FlightServerBase):
             with self._state:
                 self._active -= 1
                 self._last_seen = time.monotonic()
+
+    def _note_fatal(self, error: BaseException) -> None:
+        if is_fatal(error) and not self.fatal.is_set():
+            log.error("the database was invalidated (%s); this server exits so that the next request opens it anew", error)
+            self.fatal.set()
 
     def idle_for(self) -> float:
         with self._state:
@@ -270,18 +279,22 @@ def serve(path: Path, idle_exit: float, timeout: float) -> int:
         log.info("serving %s on %s (pid %s)", path, address, os.getpid())
         journals = store.data_dir / "journal"
         next_scan = 0.0
-        while not stopping.is_set() and server.idle_for() < idle_exit:
+        while not stopping.is_set() and not server.fatal.is_set() and server.idle_for() < idle_exit:
             if time.monotonic() >= next_scan:
                 _replay(store, journals)
                 next_scan = time.monotonic() + JOURNAL_SCAN
             stopping.wait(POLL)
         withdraw(fd, address)
         _shut_down(server)
-        _replay(store, journals)
+        if not server.fatal.is_set():  # an invalidated database takes nothing more: the next server replays them
+            _replay(store, journals)
         if server.cache is not None:
             log.info("read cache: %d answers from the cache, %d read anew", server.cache.hits, server.cache.misses)
     finally:
-        store.close()
+        try:
+            store.close()
+        except duckdb.Error:  # an invalidated database may refuse its last checkpoint: opening it again recovers
+            log.exception("closing %s failed", path)
         os.close(fd)
     return 0
 

@@ -169,6 +169,40 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing_already_stored(tiny_disk
     assert_sound(store)
 
 
+def test_a_store_that_a_full_disk_broke_opens_again_by_itself_once_there_is_room(tmp_path):
+    """DuckDB invalidates a database whose checkpoint it could not write: every request failed until someone killed
+    the store server. Now the server exits on it, and the next request's server opens the file again."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    store = RemoteStore(mount / "tunedeck.duckdb", timeout=30, idle_exit=60)
+    try:
+        run_id = store.create_run(store.create_experiment({"name": "full", "dataset": "d.csv"}), {})
+        noise, stored = np.random.default_rng(0), 0
+        with pytest.raises(StoreError, match="stopped after a fatal error and is opened again on the next request"):
+            for _ in range(100):  # 50,000 points a batch: a checkpoint comes, and the disk cannot hold it
+                with MetricWriter(store) as writer:
+                    writer.log_series(run_id, "loss", np.arange(stored + 1, stored + 50_001), noise.random(50_000))
+                stored += 50_000
+        remount(mount, "size=300m")
+
+        def answered() -> int | None:
+            try:
+                return store.get_run(run_id).metrics["loss"].count
+            except StoreError:  # the broken server's last answers, until it has gone
+                return None
+
+        assert wait_for(answered, timeout=60, what="a new server to open the store") >= stored
+        with MetricWriter(store) as writer:
+            writer.log_series(run_id, "loss", [10**9], [0.5])
+        assert store.get_run(run_id).metrics["loss"].last_step == 10**9
+        assert_sound(store)
+    finally:
+        remote.stop((mount / "tunedeck.duckdb").resolve())
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 def test_a_read_only_store_from_before_curve_overviews_still_draws_curves(tiny_disk):
     older = DuckDBStore(tiny_disk / "tunedeck.duckdb", upkeep=False)
     run_id = older.create_run(older.create_experiment({"name": "old", "dataset": "d.csv"}), {})
