@@ -112,7 +112,8 @@ class PostgresStore(DuckDBStore):
                 yield raw
         except PoolTimeout:
             raise StoreBusyError(
-                f"no connection to the PostgreSQL store at {self.location} came free within {self.timeout:g} s"
+                f"no connection to the PostgreSQL store at {self.location} within {self.timeout:g} s: the database "
+                "server may be down or unreachable, or every connection busy; `tunedeck doctor` says which"
             ) from None
 
     # -- one operation, one transaction ----------------------------------------------------------

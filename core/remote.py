@@ -219,11 +219,11 @@ def _raising(request, send, repeatable: bool = False):
 
 def _as_store_error(error: flight.FlightError) -> TuneDeckError:
     if isinstance(error, flight.FlightTimedOutError):
-        return errors.StoreBusyError(f"the store did not answer in time: {error}")
+        return errors.StoreBusyError("the store did not answer in time (busy, or its server paused); try again in a moment")
     try:
         payload = json.loads(error.extra_info)
     except (TypeError, ValueError):
-        return StoreError(f"the store server failed: {error}")
+        return StoreError(f"the store server failed: {str(error).splitlines()[0].split('. Detail:')[0]}")
     kind = getattr(errors, payload.get("type", ""), None)
     if not (isinstance(kind, type) and issubclass(kind, TuneDeckError)):
         kind = StoreError

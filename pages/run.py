@@ -64,8 +64,8 @@ def summary(run, experiment, diverged: bool) -> None:
     if run.error:
         box = st.error if run.status == "failed" else st.info
         box(plain(run.error))
-        if run.traceback:
-            with st.expander("Traceback"):
+        if run.traceback:  # a crash's traceback, or the last lines a killed process printed
+            with st.expander("Traceback" if run.traceback.lstrip().startswith("Traceback") else "Last output"):
                 st.code(run.traceback, language="text")
     st.page_link(
         "pages/experiment.py",

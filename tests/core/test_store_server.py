@@ -286,3 +286,10 @@ def test_requests_served_on_threads_of_their_own_share_a_few_read_connections(ba
         store.runs_table(experiment_id)
 
     assert backing.db.read_connections <= 4  # one per read at the same moment, not one per request (80 here)
+
+
+def test_a_request_that_timed_out_says_so_in_words_not_in_the_transports():
+    error = remote._as_store_error(flight.FlightTimedOutError("Flight returned timeout error, with message: Deadline Exceeded"))
+
+    assert isinstance(error, StoreBusyError)
+    assert str(error) == "the store did not answer in time (busy, or its server paused); try again in a moment"
