@@ -4,11 +4,12 @@ Tasks take run IDs only; everything else is read from the store when the job run
 """
 
 import logging
+from pathlib import Path
 
 from huey import crontab
 
 from core import open_store
-from core.errors import NotFoundError, TuneDeckError
+from core.errors import NotFoundError, TuneDeckError, ValidationError
 from core.runs import parse_config
 from core.runs import start_run as create_and_enqueue
 from core.runs import start_runs as create_and_enqueue_all
@@ -75,6 +76,7 @@ def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig |
     """Create a run, queue it, and make sure a worker will pick it up; returns the run ID."""
     config = parse_config(config)
     _check_here(config)
+    _check_dataset(store, experiment_id)
     run_id = create_and_enqueue(store, experiment_id, config, enqueue=enqueue, name=name)
     _worker_for_the_queue()
     return run_id
@@ -84,6 +86,7 @@ def start_sweep(store: TrackingStore, experiment_id: int, configs: list[Training
     """A sweep's runs, stored together and queued, with a worker to pick them up; returns their IDs."""
     for config in configs:
         _check_here(parse_config(config))
+    _check_dataset(store, experiment_id)
     run_ids = create_and_enqueue_all(store, experiment_id, configs, enqueue=enqueue)
     _worker_for_the_queue()
     return run_ids
@@ -94,6 +97,14 @@ def _check_here(config: TrainingConfig) -> None:
     not after the run was queued."""
     command.check(config)
     check_base_model(config)
+
+
+def _check_dataset(store: TrackingStore, experiment_id: int) -> None:
+    """A dataset file that is gone from this machine fails every run in seconds: said before queueing, where this
+    machine's workers train (a relative path is left to them: it is read from their folder)."""
+    dataset = Path(store.get_experiment(experiment_id).dataset)
+    if not get_settings().team_mode and dataset.is_absolute() and not dataset.is_file():
+        raise ValidationError(f"the experiment's dataset file {dataset} is not there any more; put it back, or make a new experiment")
 
 
 def _worker_for_the_queue() -> None:

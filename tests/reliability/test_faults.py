@@ -16,7 +16,7 @@ import pytest
 
 from core import remote
 from core.duckdb_store import DuckDBStore
-from core.errors import StoreError
+from core.errors import StoreError, ValidationError
 from core.logs import read_log
 from core.remote import RemoteStore
 from core.settings import get_settings
@@ -81,6 +81,18 @@ def test_a_nan_loss_fails_the_run_with_a_clear_error_and_keeps_the_finite_points
     assert "metric 'loss' is nan" in run.error and "did the training diverge?" in run.error
     assert job_store.get_run_metrics(run_id).of("loss")["value"].to_list() == [0.9, 0.7, 0.5]  # every finite point kept
     assert_sound(job_store)
+
+
+def test_a_run_on_a_dataset_already_gone_is_refused_before_it_is_queued(job_store, tmp_path):
+    dataset = tmp_path / "reviews.csv"
+    shutil.copy(SAMPLE, dataset)
+    experiment_id = new_experiment(job_store, dataset=str(dataset))
+    dataset.unlink()
+
+    with pytest.raises(ValidationError, match=f"the experiment's dataset file {dataset} is not there any more"):
+        tasks.start_run(job_store, experiment_id, {"epochs": 1})
+
+    assert job_store.list_runs(experiment_id) == []
 
 
 def test_a_dataset_deleted_between_queueing_and_running_fails_the_run_naming_it(job_store, tmp_path):
