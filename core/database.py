@@ -61,17 +61,21 @@ FATAL = "FATAL Error"  # how DuckDB's errors that invalidate the database begin
 
 def is_fatal(error: BaseException) -> bool:
     """DuckDB invalidated the open database (a checkpoint it could not write to a full disk, say): only opening the
-    file again brings it back."""
-    return isinstance(error, duckdb.FatalException) or FATAL in str(error)
+    file again brings it back. Only DuckDB's own error counts (itself, or what a StoreError was made from): a message
+    of ours that quotes a name someone typed never does."""
+    found = error if isinstance(error, duckdb.Error) else error.__cause__
+    return isinstance(found, duckdb.FatalException) or (isinstance(found, duckdb.Error) and str(found).startswith(FATAL))
 
 
 def store_error(path: Path, error: duckdb.Error) -> StoreError:
     text = str(error)
     if is_fatal(error):
-        return StoreError(
+        fatal = StoreError(
             f"the store at {path} stopped after a fatal error and is opened again on the next request; try again "
             f"in a moment ({text.splitlines()[0]})"
         )
+        fatal.__cause__ = error  # what the store server looks at (is_fatal), whichever thread raises it
+        return fatal
     if "read-only mode" in text or "read_only" in text.lower():
         return StoreError(f"the store at {path} is on a read-only file system: it can be read, not written")
     return StoreError(f"the store at {path} failed: {text}")

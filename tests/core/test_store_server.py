@@ -293,3 +293,14 @@ def test_a_request_that_timed_out_says_so_in_words_not_in_the_transports():
 
     assert isinstance(error, StoreBusyError)
     assert str(error) == "the store did not answer in time (busy, or its server paused); try again in a moment"
+
+
+def test_only_duckdbs_own_fatal_error_counts_as_fatal_not_a_message_that_quotes_the_words():
+    """The server exits on a fatal error: a name someone typed must never make it do so."""
+    from core.database import is_fatal, store_error
+
+    fatal = duckdb.FatalException("FATAL Error: Failed to create checkpoint: No space left on device")
+
+    assert is_fatal(fatal) and is_fatal(store_error(Path("t.duckdb"), fatal))
+    assert not is_fatal(ConflictError("an experiment named 'FATAL Error' already exists"))
+    assert not is_fatal(store_error(Path("t.duckdb"), duckdb.ConstraintException("Constraint Error: 'FATAL Error' taken")))
