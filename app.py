@@ -7,7 +7,7 @@ import streamlit as st
 from core.errors import TuneDeckError
 from core.settings import get_settings
 from core.store_url import store_location
-from jobs.embedded import ensure_worker
+from jobs.embedded import EmbeddedWorker
 from ui.common import plain, routing, sentence
 
 st.set_page_config(page_title="TuneDeck", page_icon="🎛️", layout="wide")
@@ -25,8 +25,15 @@ except TuneDeckError as error:
     st.stop()
 
 
+@st.cache_resource
+def embedded_worker() -> EmbeddedWorker:
+    """One per server (TUNEDECK_EMBEDDED_WORKER=0 turns it off), bound to its life."""
+    return EmbeddedWorker(parent=os.getpid())
+
+
 try:  # each view: a worker that died (killed, crashed) is replaced, and the new one fails its runs as lost
-    ensure_worker(get_settings(), parent=os.getpid())  # one per server; TUNEDECK_EMBEDDED_WORKER=0 turns it off
+    if problem := embedded_worker().keep(get_settings()):
+        st.warning(plain(sentence(problem)))
 except TuneDeckError as error:  # the pages still show the store; queued runs wait for a worker
     st.warning(plain(sentence(str(error))))
 

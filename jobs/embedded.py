@@ -1,8 +1,12 @@
 """Start a worker next to the app or a script, so `streamlit run app.py` alone runs queued jobs."""
 
+import math
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import StoreError
@@ -35,3 +39,32 @@ def ensure_worker(settings: Settings, parent: int | None = None) -> subprocess.P
             f"no worker could be started: {error.strerror or error} ({error.filename or settings.logs_dir}); queued runs "
             "wait until a worker runs (`tunedeck worker`, on a data folder this user can write)"
         ) from None
+
+
+class EmbeddedWorker:
+    """The app server's worker: started with it, and again when it has died. Killed, it is replaced at once; ended
+    by itself (it refused to start, or found another worker), it is tried again at most once every RESTART_SECONDS,
+    not on every page view. One per server (app.py keeps it)."""
+
+    RESTART_SECONDS = 30.0
+
+    def __init__(self, parent: int, clock: Callable[[], float] = time.monotonic):
+        self.parent, self.clock = parent, clock
+        self.child: subprocess.Popen | None = None
+        self.started_at = -math.inf
+        self._lock = threading.Lock()
+
+    def keep(self, settings: Settings) -> str | None:
+        """Start a worker if none runs and the last start is long enough ago; what is wrong, if the last one refused."""
+        with self._lock:
+            if self.child is not None and self.child.poll() is None:
+                return None  # still starting or running
+            killed = self.child is not None and self.child.returncode < 0
+            refused = self.child is not None and self.child.returncode == 2
+            if killed or self.clock() - self.started_at >= self.RESTART_SECONDS:
+                started = ensure_worker(settings, parent=self.parent)  # None: one runs already, or none is wanted
+                if started is not None:
+                    self.child, self.started_at = started, self.clock()
+            if refused:
+                return f"the app's worker refused to start; its reason is in {settings.logs_dir / 'worker.log'}"
+            return None

@@ -76,7 +76,7 @@ def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig |
     """Create a run, queue it, and make sure a worker will pick it up; returns the run ID."""
     config = parse_config(config)
     _check_here(config)
-    _check_dataset(store, experiment_id)
+    _check_dataset(store, experiment_id, [config])
     run_id = create_and_enqueue(store, experiment_id, config, enqueue=enqueue, name=name)
     _worker_for_the_queue()
     return run_id
@@ -84,9 +84,10 @@ def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig |
 
 def start_sweep(store: TrackingStore, experiment_id: int, configs: list[TrainingConfig]) -> list[int]:
     """A sweep's runs, stored together and queued, with a worker to pick them up; returns their IDs."""
-    for config in configs:
-        _check_here(parse_config(config))
-    _check_dataset(store, experiment_id)
+    parsed = [parse_config(config) for config in configs]
+    for config in parsed:
+        _check_here(config)
+    _check_dataset(store, experiment_id, parsed)
     run_ids = create_and_enqueue_all(store, experiment_id, configs, enqueue=enqueue)
     _worker_for_the_queue()
     return run_ids
@@ -99,11 +100,14 @@ def _check_here(config: TrainingConfig) -> None:
     check_base_model(config)
 
 
-def _check_dataset(store: TrackingStore, experiment_id: int) -> None:
-    """A dataset file that is gone from this machine fails every run in seconds: said before queueing, where this
-    machine's workers train (a relative path is left to them: it is read from their folder)."""
+def _check_dataset(store: TrackingStore, experiment_id: int, configs: list[TrainingConfig]) -> None:
+    """A dataset file that is gone from this machine fails a shipped trainer's run in seconds: said before queueing,
+    where this machine's workers train. A relative path is left to them (it is read from their folder), and so is a
+    command's dataset, which may be a folder or anything its script reads."""
+    if get_settings().team_mode or not any(config.trainer in ("builtin", "peft") for config in configs):
+        return
     dataset = Path(store.get_experiment(experiment_id).dataset)
-    if not get_settings().team_mode and dataset.is_absolute() and not dataset.is_file():
+    if dataset.is_absolute() and not dataset.exists():
         raise ValidationError(f"the experiment's dataset file {dataset} is not there any more; put it back, or make a new experiment")
 
 

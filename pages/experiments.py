@@ -1,5 +1,7 @@
 """Experiments: filter, sort and page through them; create, delete and restore."""
 
+import os
+
 import streamlit as st
 
 from core import resources
@@ -44,7 +46,8 @@ def create_form() -> None:
         name = st.text_input("Name", key="new_name", placeholder="e.g. llama-3 sentiment LoRA")
         dataset = st.text_input("Dataset file (CSV, JSONL or Parquet)", key="new_dataset", value=resources.sample_dataset())
         description = st.text_area("Description (optional)", key="new_description")
-        found = None  # the file previewed, as an absolute path: a worker started in another folder finds it too
+        found = None  # the file previewed, as an absolute path (a worker started in another folder finds it too); in
+        # team mode as typed: the workers are other machines, where a relative path reads their own checkout
         if dataset.strip():
             try:
                 shown = inspect_dataset(dataset.strip(), settings().allowed_dataset_roots)
@@ -52,7 +55,7 @@ def create_form() -> None:
                 st.dataframe(shown.head, hide_index=True, height=180)
                 for warning in training_warnings(shown):
                     st.warning(plain(sentence(warning)))
-                found = str(shown.path.expanduser().resolve())
+                found = dataset.strip() if settings().team_mode else os.path.abspath(shown.path.expanduser())
             except TuneDeckError as error:
                 show_error(error, about="dataset")
         if st.button("Create experiment", type="primary", key="create", disabled=found is None):

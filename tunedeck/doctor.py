@@ -159,15 +159,17 @@ def queue(settings: Settings) -> Check:
 def workers(settings: Settings) -> Check:
     def check() -> Check:
         from core.presenters import plural, workers_training
-        from jobs.lock import worker_pids
+        from jobs.lock import worker_pids, worker_running
         from jobs.reaper import looks_lost
 
         if _no_store_yet(settings):
             return Check("workers", OK, "no store yet, so no runs wait for a worker")
         active = open_store(settings.data_dir).list_active_runs()
         queued = sum(run.status.value == "queued" for run in active)
-        if pids := worker_pids(settings):
-            which = f"{'a worker runs' if len(pids) == 1 else f'{len(pids)} workers run'} on this data folder (PID {', '.join(map(str, pids))})"
+        if worker_running(settings):
+            pids = worker_pids(settings)  # the yes comes from the locks; a PID is only read, and may be missing
+            which = f"{'a worker runs' if len(pids) <= 1 else f'{len(pids)} workers run'} on this data folder"
+            which += f" (PID {', '.join(map(str, pids))})" if pids else ""
             return Check("workers", OK, f"{which}; {plural(len(active), 'run')} queued or running")
         if settings.team_mode:  # workers on other machines: seen only while they train
             start = "`tunedeck worker` on a GPU machine starts one"

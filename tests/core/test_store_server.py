@@ -304,3 +304,16 @@ def test_only_duckdbs_own_fatal_error_counts_as_fatal_not_a_message_that_quotes_
     assert is_fatal(fatal) and is_fatal(store_error(Path("t.duckdb"), fatal))
     assert not is_fatal(ConflictError("an experiment named 'FATAL Error' already exists"))
     assert not is_fatal(store_error(Path("t.duckdb"), duckdb.ConstraintException("Constraint Error: 'FATAL Error' taken")))
+
+
+def test_a_name_that_quotes_fatal_error_leaves_the_server_running(served, store_path):
+    served.create_experiment({"name": "FATAL Error", "dataset": "d.csv"})
+    pid = server_pid(store_path)
+
+    with pytest.raises(ConflictError):
+        served.create_experiment({"name": "FATAL Error", "dataset": "d.csv"})
+    with pytest.raises(NotFoundError):
+        served.find_adapter("FATAL Error")
+
+    assert served.list_experiments().total == 1
+    assert server_pid(store_path) == pid

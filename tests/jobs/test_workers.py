@@ -110,6 +110,30 @@ def test_a_worker_that_cannot_be_started_is_said_in_a_sentence(tmp_path):
         ensure_worker(Settings(data_dir=tmp_path, embedded_worker=True))
 
 
+def test_an_embedded_worker_that_refuses_to_start_is_tried_again_only_after_a_while_and_said(tmp_path, monkeypatch):
+    """Started again on every page view, a worker that cannot start made 40 processes in 20 s, unseen."""
+    from jobs.embedded import EmbeddedWorker
+
+    settings = Settings(data_dir=tmp_path, embedded_worker=True)
+    monkeypatch.setenv("TUNEDECK_LOCK_TIMEOUT", "abc")  # what the worker process reads: it refuses (code 2)
+    now = [0.0]
+    keeper = EmbeddedWorker(parent=os.getpid(), clock=lambda: now[0])
+
+    assert keeper.keep(settings) is None
+    first = keeper.child
+    assert first.wait(timeout=60) == 2
+    now[0] = 10.0
+    said = keeper.keep(settings)
+    assert keeper.child is first  # not started again yet
+    assert said == f"the app's worker refused to start; its reason is in {tmp_path / 'logs' / 'worker.log'}"
+    assert "TUNEDECK_LOCK_TIMEOUT" in (tmp_path / "logs" / "worker.log").read_text()
+
+    now[0] = 31.0
+    keeper.keep(settings)
+    assert keeper.child is not first
+    assert keeper.child.wait(timeout=60) == 2
+
+
 def test_an_embedded_worker_exits_with_its_parent(tmp_path):
     parent_code = textwrap.dedent(
         """
