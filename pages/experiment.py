@@ -13,7 +13,7 @@ from core import charts
 from core.compare import metric_keys
 from core.divergence import diverged_runs
 from core.entities import utcnow
-from core.errors import ConflictError, ValidationError
+from core.errors import ValidationError
 from core.presenters import (
     aggregates_frame,
     best_primary_label,
@@ -42,8 +42,9 @@ from ui.common import (
     open_on_select,
     plain,
     query_id,
+    restore_form,
     sentence,
-    show_error,
+    show_flash,
     show_validation,
     status_badge,
     store,
@@ -66,30 +67,13 @@ def pick_experiment() -> None:
         st.rerun()
 
 
-def restore_form(experiment) -> None:
-    """Restore here, under its name or, where a live experiment took that, under another one typed beside it."""
-    left, right = st.columns([4, 1], vertical_alignment="bottom")
-    name = left.text_input(
-        "Restore as", value=experiment.name, key=f"restore_as_here_{experiment.id}", help="A new name, if a live experiment took this one."
-    )
-    if right.button("Restore", key="restore_here", icon=":material/restore_from_trash:"):
-        try:
-            store().restore_experiment(experiment.id, name=None if name.strip() == experiment.name else name)
-        except ValidationError as error:
-            show_validation(error, labels={"name": "Restore as"})
-        except ConflictError as error:
-            show_error(error)
-        else:
-            st.rerun()
-
-
 def header(experiment) -> bool:
     experiment = fresh(experiment, lambda: store().get_experiment(experiment.id))
     st.title(plain(experiment.name))
     status_badge(f"{experiment.status} (deleted)" if experiment.is_deleted else experiment.status)
     if experiment.is_deleted:
         st.warning("This experiment is deleted. Its history is kept; restore it to add runs.")
-        restore_form(experiment)
+        restore_form(experiment, key="restore_here")
     st.caption(
         f"Dataset `{experiment.dataset}` · created {experiment.created_at:%Y-%m-%d %H:%M} · updated {experiment.updated_at:%Y-%m-%d %H:%M}"
     )
@@ -304,6 +288,7 @@ def run_form(experiment_id: int, clone) -> None:
 
 
 with friendly_errors():
+    show_flash()  # what a rename or a restore said, after its rerun: at the top, not down in the tags section
     experiment_id = query_id("experiment", "experiment")
     if experiment_id is None:
         pick_experiment()

@@ -18,6 +18,7 @@ from ui.common import (
     live,
     open_on_select,
     plain,
+    restore_form,
     sentence,
     settings,
     show_error,
@@ -103,14 +104,7 @@ def manage(page) -> None:
         by_id = {e.id: e for e in page.items}
         chosen = by_id[st.selectbox("Experiment", list(by_id), format_func=lambda i: f"{by_id[i].name} (#{i})", key="manage")]
         if chosen.is_deleted:
-            name = st.text_input(
-                "Restore as", value=chosen.name, key=f"restore_as_{chosen.id}", help="A new name, if a live experiment took this one."
-            )
-            if st.button("Restore", key="restore"):
-                with friendly_errors():
-                    store().restore_experiment(chosen.id, name=None if name == chosen.name else name)
-                    flash(f"Restored {chosen.name!r}" + ("." if name == chosen.name else f" as {name.strip()!r}."))
-                    st.rerun()
+            restore_form(chosen, key="restore")
             return
         if st.session_state.get("confirm_delete") != chosen.id:
             if st.button("Delete…", key="delete"):

@@ -214,3 +214,22 @@ def capitalized(text: str) -> str:
     """Our messages start in lower case to be joined into others; shown alone, they start as sentences."""
     text = text.strip()
     return text[:1].upper() + text[1:]
+
+
+def restore_form(experiment, key: str) -> None:
+    """Restore a deleted experiment under its name or, where a live one took that, under another typed here; said
+    after the rerun (flash)."""
+    name = st.text_input(
+        "Restore as", value=experiment.name, key=f"{key}_as_{experiment.id}", help="A new name, if a live experiment took this one."
+    )
+    if st.button("Restore", key=key, icon=":material/restore_from_trash:"):
+        renamed = name.strip() != experiment.name
+        try:
+            store().restore_experiment(experiment.id, name=name if renamed else None)
+        except ValidationError as error:
+            show_validation(error, labels={"name": "Restore as"})
+        except TuneDeckError as error:
+            show_error(error)
+        else:
+            flash(f"Restored {experiment.name!r}" + (f" as {name.strip()!r}." if renamed else "."))
+            st.rerun()

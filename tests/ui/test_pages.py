@@ -292,11 +292,12 @@ def test_restoring_where_a_live_experiment_took_the_name_is_done_here_under_anot
     assert app_store.get_experiment(experiment_id).is_deleted
     assert any("already exists" in as_shown(error.value) for error in app.error)
 
-    app.text_input(key=f"restore_as_here_{experiment_id}").input("taken before").run()
+    app.text_input(key=f"restore_here_as_{experiment_id}").input("taken before").run()
     app.button(key="restore_here").click().run()
 
     restored = app_store.get_experiment(experiment_id)
     assert (restored.is_deleted, restored.name) == (False, "taken before")
+    assert "Restored 'taken' as 'taken before'." in texts(app)
 
 
 def test_the_experiment_pages_aggregates_are_of_its_completed_runs_in_the_house_style(open_page, populated):
@@ -319,6 +320,7 @@ def test_an_experiment_is_renamed_from_its_page(open_page, populated, app_store)
 
     assert app_store.get_experiment(populated["experiment"]).name == "sentiment LoRA v2"
     assert app.title[0].value == "sentiment LoRA v2"
+    assert "Renamed to 'sentiment LoRA v2'." in texts(app)
 
 
 def test_an_experiment_whose_primary_metric_is_loss_opens_on_loss_and_its_other_metric(open_page, app_store):
