@@ -54,5 +54,5 @@ def direction_for(key: str, overrides: dict[str, Direction] | None = None) -> Di
 
 def rank(value: float, run_id: int, direction: Direction) -> tuple[float, int]:
     """The one rule for "best run": the smallest rank wins, so the best value, and on a tie the lowest run ID (the
-    run started first). Neither the order runs are given in nor the order they completed changes the winner."""
+    run made first). Neither the order runs are given in nor the order they completed changes the winner."""
     return (value if direction is Direction.MIN else -value, run_id)

@@ -29,7 +29,7 @@ EXPERIMENT_SORTS = {
 
 
 def _statuses(status: ExperimentStatus | str | Iterable[ExperimentStatus | str]) -> list[str]:
-    if not isinstance(status, str | list | tuple | set | frozenset):
+    if not isinstance(status, str | Iterable) or isinstance(status, bytes | dict):
         raise ValidationError(f"status must be a status or a list of them, got {type(status).__name__}")
     items = [status] if isinstance(status, str) else list(status)
     try:
@@ -128,7 +128,7 @@ def run_filters(filters: Iterable["RunFilter | str"], metric_keys: list[str]) ->
         filters = []
     if isinstance(filters, str | RunFilter | dict):
         filters = [filters]
-    if not isinstance(filters, list | tuple):
+    if not isinstance(filters, Iterable) or isinstance(filters, bytes):
         raise ValidationError(f"filters must be a list, e.g. ['accuracy > 0.5'], got {type(filters).__name__}")
     parsed = [RunFilter.parse(item) for item in filters]
     unknown = sorted({item.key for item in parsed} - set(metric_keys))

@@ -21,7 +21,7 @@ from jobs.config import huey, ready_queue
 from jobs.embedded import ensure_worker
 from jobs.reaper import reap
 from jobs.supervisor import supervise
-from jobs.trainers import check_base_model, command
+from jobs.trainers import SHIPPED, check_base_model, command
 
 log = logging.getLogger("tunedeck.tasks")
 
@@ -75,8 +75,7 @@ def enqueue(run_id: int) -> str:
 def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig | dict, name: str | None = None) -> int:
     """Create a run, queue it, and make sure a worker will pick it up; returns the run ID."""
     config = parse_config(config)
-    _check_here(config)
-    _check_dataset(store, experiment_id, [config])
+    _check_here(store, experiment_id, [config])
     run_id = create_and_enqueue(store, experiment_id, config, enqueue=enqueue, name=name)
     _worker_for_the_queue()
     return run_id
@@ -84,27 +83,20 @@ def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig |
 
 def start_sweep(store: TrackingStore, experiment_id: int, configs: list[TrainingConfig]) -> list[int]:
     """A sweep's runs, stored together and queued, with a worker to pick them up; returns their IDs."""
-    parsed = [parse_config(config) for config in configs]
-    for config in parsed:
-        _check_here(config)
-    _check_dataset(store, experiment_id, parsed)
+    _check_here(store, experiment_id, [parse_config(config) for config in configs])
     run_ids = create_and_enqueue_all(store, experiment_id, configs, enqueue=enqueue)
     _worker_for_the_queue()
     return run_ids
 
 
-def _check_here(config: TrainingConfig) -> None:
-    """What this machine's workers would refuse (a command not registered, a base model not there) is said now,
-    not after the run was queued."""
-    command.check(config)
-    check_base_model(config)
-
-
-def _check_dataset(store: TrackingStore, experiment_id: int, configs: list[TrainingConfig]) -> None:
-    """A dataset file that is gone from this machine fails a shipped trainer's run in seconds: said before queueing,
-    where this machine's workers train. A relative path is left to them (it is read from their folder), and so is a
-    command's dataset, which may be a folder or anything its script reads."""
-    if get_settings().team_mode or not any(config.trainer in ("builtin", "peft") for config in configs):
+def _check_here(store: TrackingStore, experiment_id: int, configs: list[TrainingConfig]) -> None:
+    """What this machine's workers would refuse is said now, not after the runs were queued: a command not
+    registered, a base model not there, a dataset file gone (a shipped trainer's: a command's dataset may be a
+    folder or anything its script reads; a relative path is left to the workers, read from their folder)."""
+    for config in configs:
+        command.check(config)
+        check_base_model(config)
+    if get_settings().team_mode or not any(config.trainer in SHIPPED for config in configs):
         return
     dataset = Path(store.get_experiment(experiment_id).dataset)
     if dataset.is_absolute() and not dataset.exists():

@@ -12,6 +12,7 @@ from core.settings import get_settings
 from core.training_config import TrainingConfig
 from jobs.trainers.base import Trainer
 
+SHIPPED = ("builtin", "peft")  # the trainers that load their base model and read the dataset themselves
 TRAINERS = {
     "builtin": "jobs.trainers.builtin",
     "peft": "jobs.trainers.peft_trainer",
@@ -42,7 +43,7 @@ def get_trainer(name: str) -> Trainer:
 def check_base_model(config: TrainingConfig) -> None:
     """Before a run is queued where this machine's workers train (not team mode): the base model its trainer would
     load is there, so a mistyped name is said in the form, not in a failed run."""
-    if get_settings().team_mode or config.trainer not in ("builtin", "peft"):
+    if get_settings().team_mode or config.trainer not in SHIPPED:
         return
     if config.trainer == "builtin":
         from jobs.trainers.builtin import base_model_path
