@@ -3,7 +3,7 @@
 import duckdb
 import pytest
 
-from core import open_store
+from core import open_store, remote
 from core.directions import Direction, direction_for
 from core.duckdb_store import DuckDBStore
 from core.filters import experiment_order, experiment_where
@@ -77,10 +77,13 @@ def test_store_lives_in_tunedeck_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("TUNEDECK_DATA_DIR", str(tmp_path / "elsewhere"))
 
     store = open_store()
-    store.create_experiment({"name": "x", "dataset": "d.csv"})
+    try:
+        store.create_experiment({"name": "x", "dataset": "d.csv"})
 
-    assert store.path == tmp_path / "elsewhere" / "tunedeck.duckdb"
-    assert store.path.exists()
+        assert store.path == tmp_path / "elsewhere" / "tunedeck.duckdb"
+        assert store.path.exists()
+    finally:  # a server left idling would serve the next test run's folder of the same name (pytest reuses numbers)
+        remote.stop(store.path)
 
 
 def test_filters_bind_values_as_parameters():
