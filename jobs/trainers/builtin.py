@@ -24,7 +24,7 @@ from safetensors.numpy import load_file, save_file
 from core import resources
 from core.datasets import read_dataset, require_columns
 from core.errors import DatasetError, ValidationError
-from core.models import BUILTIN_MODEL_TYPE
+from core.models import BUILTIN, BUILTIN_MODEL_TYPE, list_models
 from core.presenters import plural
 from core.run_params import parameter_counts, training_length
 from core.sample_rows import label_row, sample_positions
@@ -95,7 +95,7 @@ def base_model_path(name: str, models_dir: Path | None = None) -> Path:
     if not path.is_relative_to(root):
         raise ValidationError(f"base model {name!r} must be a folder name inside {root}")
     if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
-        found = sorted(p.name for p in root.iterdir() if (p / "model.safetensors").is_file()) if root.is_dir() else []
+        found = [model.name for model in list_models([root], BUILTIN)]  # its own kind only: not tiny-gpt2
         close = difflib.get_close_matches(name, found, n=1)
         if close:
             raise ValidationError(f"base model {name!r} not found; did you mean {close[0]!r}?")

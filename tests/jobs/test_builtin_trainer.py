@@ -261,8 +261,11 @@ def test_a_mistyped_base_model_is_answered_with_the_closest_one_here():
 
 
 def test_an_unknown_base_model_lists_the_models_here(tmp_path):
-    (tmp_path / "llama-lora-base").mkdir()
-    (tmp_path / "llama-lora-base" / "model.safetensors").write_bytes(b"")
+    """Only the models the builtin trainer can tune: a Hugging Face model beside them is not offered."""
+    for name, model_type in (("llama-lora-base", builtin.MODEL_TYPE), ("gpt-2-small", "gpt2")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"")
+        (tmp_path / name / "config.json").write_text(json.dumps({"model_type": model_type}))
 
     with pytest.raises(ValidationError, match=r"base model 'gpt-9' not found in .* \(the models here are llama-lora-base\)"):
         load_base("gpt-9", tmp_path)

@@ -71,13 +71,18 @@ def test_every_trainer_takes_the_calls_the_worker_makes(name):
 
 @pytest.mark.parametrize(
     ("trainer", "model", "message"),
-    [("builtin", "tiny-bsae", "base model 'tiny-bsae' not found; did you mean 'tiny-base'?"), ("peft", "no-such-model", "no-such-model")],
+    [
+        ("builtin", "tiny-bsae", "base model 'tiny-bsae' not found; did you mean 'tiny-base'?"),
+        ("builtin", "tiny-gpt", "base model 'tiny-gpt' not found"),  # not "did you mean 'tiny-gpt2'": not the builtin's kind
+        ("peft", "no-such-model", "no-such-model"),
+    ],
 )
 def test_a_base_model_this_machine_does_not_have_is_refused_before_a_run_is_queued(job_store, trainer, model, message):
     """A typo in the form's base model was queued, then failed on the worker."""
-    experiment_id = job_store.create_experiment({"name": f"models {trainer}", "dataset": SAMPLE})
+    experiment_id = job_store.create_experiment({"name": f"models {trainer} {model}", "dataset": SAMPLE})
 
-    with pytest.raises(ValidationError, match=re.escape(message)):
+    with pytest.raises(ValidationError, match=re.escape(message)) as refused:
         tasks.start_run(job_store, experiment_id, {"trainer": trainer, "base_model": model, "epochs": 1})
+    assert trainer == "peft" or "tiny-gpt2" not in str(refused.value)
 
     assert job_store.list_runs(experiment_id) == []
