@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from core.errors import ValidationError
 
 SCHEMES = ("postgresql", "postgres")
-_PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&]*")
+_PASSWORD_PARAM = re.compile(r"(?i)([?&]\w*password=)([^&]*)")  # password=, sslpassword=: what redacts is what scrubs
 MIN_SCRUBBED = 3  # a password this short is hidden from URLs, but not searched for inside other text
 _UNSAFE_IN_PASSWORD = re.compile(r"[\s#/?@\[\]]|%(?![0-9A-Fa-f]{2})")  # a URL's userinfo holds these only percent-encoded
 _UNSAFE_IN_QUERY = re.compile(r"[\s#]|%(?![0-9A-Fa-f]{2})")  # a query's value may hold / ? @ as they are
@@ -45,7 +45,7 @@ def _passwords(url: str) -> list[str]:
 
 
 def _query_passwords(url: str) -> list[str]:
-    return [match.group(1) for match in re.finditer(r"(?i)[?&]password=([^&]*)", url)]
+    return [match.group(2) for match in _PASSWORD_PARAM.finditer(url)]
 
 
 def _userinfo(rest: str) -> tuple[str, str | None, int]:

@@ -110,6 +110,14 @@ def test_a_drivers_error_that_quotes_part_of_the_url_never_shows_the_password(mo
     assert said == 'unexpected spaces found in "***", and ***, or "***"; ok'
 
 
+def test_a_key_password_in_the_url_is_hidden_in_the_url_and_in_a_drivers_error_alike(monkeypatch):
+    """`sslpassword=` was redacted from the URL but not searched for in the driver's messages."""
+    monkeypatch.setenv("TUNEDECK_STORE_URL", "postgresql://alice@db/tunedeck?sslmode=verify-full&sslpassword=keysecret")
+
+    assert redacted("postgresql://alice@db/tunedeck?sslpassword=keysecret") == "postgresql://alice@db/tunedeck?sslpassword=***"
+    assert safe_message(ValueError("could not decrypt the key with keysecret")) == "could not decrypt the key with ***"
+
+
 def test_a_password_file_others_can_read_is_refused(tmp_path, monkeypatch):
     passfile = tmp_path / "pgpass"
     passfile.write_text("db:5432:tunedeck:alice:s3cret\n")
