@@ -4,6 +4,7 @@ started by hand under `workers/`, so that nothing starts an auto worker beside i
 import contextlib
 import os
 import time
+from pathlib import Path
 from typing import IO
 
 from core import flocks
@@ -52,17 +53,19 @@ def worker_running(settings: Settings) -> bool:
 
 
 def hand_started_worker(settings: Settings) -> bool:
+    return bool(_hand_started_locks(settings))
+
+
+def _hand_started_locks(settings: Settings) -> list[Path]:
     folder = settings.data_dir / WORKERS
-    return folder.is_dir() and any(flocks.held(path) for path in folder.glob("*.lock"))
+    return [path for path in sorted(folder.glob("*.lock")) if flocks.held(path)] if folder.is_dir() else []
 
 
 def worker_pids(settings: Settings) -> list[int]:
     """The process IDs of the workers running on this data directory (a lock file's text outlives its worker: only
     held ones count)."""
     auto = settings.data_dir / LOCK_NAME
-    held = [auto] if flocks.held(auto) else []
-    folder = settings.data_dir / WORKERS
-    held += [path for path in sorted(folder.glob("*.lock")) if flocks.held(path)] if folder.is_dir() else []
+    held = ([auto] if flocks.held(auto) else []) + _hand_started_locks(settings)
     pids = []
     for path in held:
         with contextlib.suppress(OSError, ValueError):

@@ -83,7 +83,8 @@ def start_run(store: TrackingStore, experiment_id: int, config: TrainingConfig |
 
 def start_sweep(store: TrackingStore, experiment_id: int, configs: list[TrainingConfig]) -> list[int]:
     """A sweep's runs, stored together and queued, with a worker to pick them up; returns their IDs."""
-    _check_here(store, experiment_id, [parse_config(config) for config in configs])
+    configs = [parse_config(config) for config in configs]
+    _check_here(store, experiment_id, configs)
     run_ids = create_and_enqueue_all(store, experiment_id, configs, enqueue=enqueue)
     _worker_for_the_queue()
     return run_ids
