@@ -93,7 +93,12 @@ def check(config: TrainingConfig) -> None:
     if config.trainer != "command" or settings.team_mode or not settings.commands_file.is_file():
         return  # in team mode, or with no file here, the worker's own file is the one that counts
     spec = get_command(settings, config.command)
-    render_arguments(spec, _context({**SHARED_DEFAULTS, **config.model_dump(exclude_none=True)}, "0", Path("."), "."))
+    render_arguments(spec, _context(_settings_of(config), "0", Path("."), "."))
+
+
+def _settings_of(config: TrainingConfig) -> dict[str, object]:
+    """What a command's placeholders can name: the run's settings over the shared defaults."""
+    return {**SHARED_DEFAULTS, **config.model_dump(exclude_none=True)}
 
 
 def _context(settings_used: dict, run_id: str, output_dir: Path, dataset: str | Path) -> dict[str, object]:
@@ -124,7 +129,7 @@ def train(
     settings = get_settings()
     spec = get_command(settings, config.command)
     output_dir.mkdir(parents=True, exist_ok=True)
-    settings_used = {**SHARED_DEFAULTS, **config.model_dump(exclude_none=True)}
+    settings_used = _settings_of(config)
     arguments = render_arguments(spec, _context(settings_used, os.environ.get("TUNEDECK_RUN_ID", ""), output_dir, dataset))
     log_params({name: settings_used[name] for name in placeholders(spec) if name in settings_used and name != "trainer"})
     env = {**os.environ, **spec.env, "TUNEDECK_OUTPUT_DIR": str(output_dir), "TUNEDECK_DATASET": str(dataset)}
