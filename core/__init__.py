@@ -24,7 +24,12 @@ def open_store(data_dir: Path | str | None = None, *, settings: Settings | None 
 
     With TUNEDECK_STORE_URL=postgresql://... the store is that database instead (team mode): PostgreSQL is the
     owner, so no store server starts; one pool of connections per process and URL is shared by every caller."""
+    from core.client_settings import plain_client_settings
     from core.remote import RemoteStore
+
+    plain = plain_client_settings(data_dir) if settings is None else None
+    if plain is not None:  # no Pydantic to import: see core.client_settings
+        return RemoteStore(plain.store_path, timeout=plain.lock_timeout, idle_exit=plain.store_server_idle_exit)
     from core.settings import get_settings
 
     settings = settings or get_settings()

@@ -21,18 +21,15 @@ import sys
 import tempfile
 import threading
 import time
-import typing
 from abc import update_abstractmethods
 from pathlib import Path
 
 import polars as pl
 import pyarrow.flight as flight
-from pydantic import TypeAdapter
-from pydantic_core import to_jsonable_python
 
 from core import errors, flocks
 from core.errors import StoreError, TuneDeckError
-from core.store import REPEATABLE, TrackingStore, operations
+from core.store import REPEATABLE, TrackingStore, operations, return_type
 
 URI_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
 SEND_TRIES = 3
@@ -150,7 +147,7 @@ class RemoteStore(TrackingStore):
                 threading.Thread(target=process.wait, name="tunedeck-store-server-reaper", daemon=True).start()
 
     def _action(self, operation: str, arguments: dict, points: pl.DataFrame | None = None):
-        body = json.dumps(_jsonable(arguments)).encode()
+        body = _json(arguments).encode()
         if points is not None:  # a small batch rides in the request itself: one message instead of a stream
             stream = io.BytesIO()
             points.write_ipc_stream(stream)
@@ -173,13 +170,13 @@ class RemoteStore(TrackingStore):
         return time.monotonic() + self.timeout
 
     def _table(self, operation: str, arguments: dict) -> pl.DataFrame:
-        ticket = flight.Ticket(json.dumps({"operation": operation, **_jsonable(arguments)}).encode())
+        ticket = flight.Ticket(_json({"operation": operation, **arguments}).encode())
         table = _raising(self._request, lambda client, options: client.do_get(ticket, options).read_all(), True)
         return pl.from_arrow(table)
 
     def _put(self, operation: str, arguments: dict, points: pl.DataFrame):
-        request = {"operation": operation, "rows": points.height, **_jsonable(arguments)}
-        descriptor = flight.FlightDescriptor.for_command(json.dumps(request))
+        request = {"operation": operation, "rows": points.height, **arguments}
+        descriptor = flight.FlightDescriptor.for_command(_json(request))
         table = points.to_arrow()
 
         def send(_, options):
@@ -203,10 +200,20 @@ class RemoteStore(TrackingStore):
         return _raising(self._request, send, operation in REPEATABLE)
 
 
-def _jsonable(arguments: dict) -> dict:
-    """A request's arguments as JSON can carry them. A value JSON has no form for (a path, a date, any object in a run's
-    params) travels as its text, which is what the store keeps of it in process too (`json.dumps(default=str)`)."""
-    return to_jsonable_python(arguments, fallback=str)
+def _json(arguments: dict) -> str:
+    """A request's arguments as JSON. A model goes as its fields, a date in ISO form; any other value JSON has no form
+    for (a path, any object in a run's params) travels as its text, which is what the store keeps of it in process
+    too (`json.dumps(default=str)`)."""
+    try:
+        return json.dumps(arguments, default=_jsonable)
+    except TypeError:  # a key JSON cannot carry (a path as a param's name, say) goes as its text too
+        return json.dumps(_jsonable(arguments))
+
+
+def _jsonable(value):
+    from pydantic_core import to_jsonable_python  # only for what plain JSON cannot carry: a cold read never needs it
+
+    return to_jsonable_python(value, fallback=str)
 
 
 def _raising(request, send, repeatable: bool = False):
@@ -250,8 +257,7 @@ def _remote(operation: str):
     when the batch is small), the rest as JSON."""
     contract = getattr(TrackingStore, operation)
     signature = inspect.signature(contract)
-    returns = typing.get_type_hints(contract)["return"]
-    decode = None if returns is pl.DataFrame else TypeAdapter(returns)
+    returns = signature.return_annotation  # text: the contract's types are imported only when an answer needs them
 
     @functools.wraps(contract)
     def call(self, *args, **kwargs):
@@ -260,7 +266,7 @@ def _remote(operation: str):
         except TypeError as error:
             raise errors.ValidationError(f"{operation}(): {error}") from None
         arguments = {name: value for name, value in bound.arguments.items() if name != "self"}
-        if returns is pl.DataFrame:
+        if returns == "pl.DataFrame":
             return self._table(operation, arguments)
         points = arguments.pop("points", None)
         if isinstance(points, pl.DataFrame) and points.height <= SMALL_BATCH:
@@ -271,10 +277,17 @@ def _remote(operation: str):
             if points is not None:
                 raise errors.ValidationError(f"points must be a Polars DataFrame, got {type(points).__name__}")
             answer = self._action(operation, arguments)
-        return None if returns is type(None) else decode.validate_json(answer)  # JSON straight into the types
+        return None if returns == "None" else _decoder(operation).validate_json(answer)  # JSON straight into the types
 
     call.__isabstractmethod__ = False  # wraps() copied the contract's mark along with its name and docs
     return call
+
+
+@functools.cache
+def _decoder(operation: str):
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(return_type(operation))
 
 
 for _operation in operations():

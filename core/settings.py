@@ -10,6 +10,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import resources
+from core.client_settings import DATA_DIR, LOCK_TIMEOUT, STORE_FILE, STORE_SERVER_IDLE_EXIT
 from core.errors import TuneDeckError, ValidationError
 from core.store_url import checked_store_url, is_postgres, redacted
 
@@ -21,8 +22,8 @@ class Settings(BaseSettings):
     # as a value, it put the store in the working folder.
     model_config = SettingsConfigDict(env_prefix="TUNEDECK_", extra="ignore", frozen=True, env_ignore_empty=True)
 
-    data_dir: Path = Field(Path("data"), description="Store, queue, logs and adapters (TUNEDECK_DATA_DIR).")
-    lock_timeout: float = Field(60.0, gt=0, description="Seconds an operation may wait for the store server's answer.")
+    data_dir: Path = Field(DATA_DIR, description="Store, queue, logs and adapters (TUNEDECK_DATA_DIR).")
+    lock_timeout: float = Field(LOCK_TIMEOUT, gt=0, description="Seconds an operation may wait for the store server's answer.")
     store_url: SecretStr = Field(
         SecretStr(""),
         description="Empty: the embedded DuckDB store in the data directory; postgresql://user@host:port/db: team mode.",
@@ -40,7 +41,7 @@ class Settings(BaseSettings):
     heartbeat_timeout: float = Field(60.0, gt=0, description="A running run silent this long is failed as 'worker lost'.")
     embedded_worker: bool = Field(True, description="Auto-start a worker with the app or start_run() when none runs.")
     worker_idle_exit: float = Field(300.0, ge=0, description="An auto-started worker with no parent exits when idle this long.")
-    store_server_idle_exit: float = Field(60.0, ge=0, description="The store server exits after this many idle seconds.")
+    store_server_idle_exit: float = Field(STORE_SERVER_IDLE_EXIT, ge=0, description="The store server exits after this many idle seconds.")
     read_cache_mb: int = Field(
         64,
         ge=0,
@@ -103,7 +104,7 @@ class Settings(BaseSettings):
 
     @property
     def store_path(self) -> Path:
-        return self.data_dir / "tunedeck.duckdb"
+        return self.data_dir / STORE_FILE
 
     @property
     def queue_path(self) -> Path:

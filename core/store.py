@@ -5,34 +5,38 @@ Every primitive is one whole operation (one request to the store's owner, one tr
 so no caller ever holds a connection, a lock or a transaction between calls.
 """
 
+from __future__ import annotations
+
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from core import compare
 from core.aliases import parse_reference
 from core.directions import Direction
-from core.entities import (
-    Adapter,
-    AdapterAlias,
-    AdapterSpec,
-    Experiment,
-    ExperimentCreate,
-    ExperimentDetail,
-    ExperimentPage,
-    Run,
-    RunComparison,
-    RunMetrics,
-    Target,
-)
 from core.errors import NotFoundError
-from core.filters import RunFilter
-from core.sample_rows import SampleRow
 from core.status import ExperimentStatus, RunStatus
+
+if TYPE_CHECKING:  # imported when a convenience or a decoder needs them (see return_type): a client that only
+    # lists runs as a frame, a cold `python -c` say, never loads Pydantic
+    from core.entities import (
+        Adapter,
+        AdapterAlias,
+        AdapterSpec,
+        Experiment,
+        ExperimentCreate,
+        ExperimentDetail,
+        ExperimentPage,
+        Run,
+        RunComparison,
+        RunMetrics,
+        Target,
+    )
+    from core.filters import RunFilter
+    from core.sample_rows import SampleRow
 
 
 class TrackingStore(ABC):
@@ -320,12 +324,17 @@ class TrackingStore(ABC):
 
     def get_run_metrics(self, run_id: int, keys: list[str] | None = None) -> RunMetrics:
         """Every point of a run per key, plus its summary."""
+        from core.entities import RunMetrics
+
         run = self.get_run(run_id)
         series = self.get_metric_series([run.id], keys, max_points=None).drop("run_id")
         summary = {key: value for key, value in run.metrics.items() if keys is None or key in keys}
         return RunMetrics(run_id=run.id, series=series, summary=summary)
 
     def get_experiment_detail(self, experiment_id: int) -> ExperimentDetail:
+        from core import compare
+        from core.entities import ExperimentDetail
+
         with self.reading():
             experiment = self.get_experiment(experiment_id)
             runs = self.list_runs(experiment_id)
@@ -334,6 +343,8 @@ class TrackingStore(ABC):
         )
 
     def compare_runs(self, run_ids: list[int]) -> RunComparison:
+        from core import compare
+
         with self.reading():
             runs = self.get_runs(run_ids)
             overrides = self.get_experiment(runs[0].experiment_id).metric_directions
@@ -384,3 +395,13 @@ REPEATABLE = READS | frozenset(
 def operations() -> frozenset[str]:
     """The primitives: what a store's owner answers for other processes, each as one request."""
     return frozenset(name for name in TrackingStore.__abstractmethods__ if callable(getattr(TrackingStore, name)))
+
+
+def return_type(operation: str) -> Any:
+    """What a primitive answers, as a type (the contract's annotations are text until asked for)."""
+    import typing
+
+    from core import entities, filters, sample_rows
+
+    names = {**vars(entities), **vars(filters), **vars(sample_rows)}
+    return typing.get_type_hints(getattr(TrackingStore, operation), localns=names)["return"]

@@ -6,6 +6,9 @@ turns call by call, TuneDeck's store server running and its read cache off.
 
     ../venv-bench/bin/python -m bench.peers.queries_at_size --runs 2000 --steps 100
     ../venv-bench/bin/python -m bench.peers.queries_at_size --runs 2000 --steps 100 --postgres
+    ../venv-bench/bin/python -m bench.peers.queries_at_size --runs 2000 --steps 100 --cold 7
+
+With --cold N, N rounds of `bench.peers`' cold processes follow on the same stores (after a warm-up round).
 
 With --postgres both stores are databases of one private PostgreSQL 15 server (fsync on), as in
 `bench.peers.on_postgres`, whose query phase (list, filter+order, 10 history calls) then runs.
@@ -19,7 +22,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.peers import children, systems
+from bench.peers import children, report, systems
 from bench.peers.__main__ import Bench, query_items, settle
 
 CLOCK = {
@@ -81,9 +84,10 @@ def main() -> None:
     parser.add_argument("--query-repeat", type=int, default=15, help="timed calls per query and system")
     parser.add_argument("--settle", type=float, default=60, help="first wait up to this long for a quiet machine")
     parser.add_argument("--postgres", action="store_true", help="both systems on one private PostgreSQL server")
+    parser.add_argument("--cold", type=int, default=0, help="then this many rounds of cold processes (not with --postgres)")
     options = parser.parse_args()
     # what bench.peers' Bench reads of its options (its progress plan); this run has no ingest samples of its own
-    options.peers, options.repeat, options.large_runs, options.large_steps = ["TuneDeck", "MLflow"], 0, 0, 0
+    options.peers, options.repeat, options.large_runs, options.large_steps = ["TuneDeck", "MLflow"], options.cold, 0, 0
     os.environ["TUNEDECK_STORE_SERVER_IDLE_EXIT"] = "3600"
     os.environ["TUNEDECK_READ_CACHE_MB"] = "0"  # read every time, as MLflow does
     settle(options.settle)
@@ -98,14 +102,20 @@ def main() -> None:
                 for name in options.peers:
                     build(bench, size, name, options.runs, options.steps)
                 bench.queries(size, options.runs, options.steps)
+                if options.cold:
+                    bench.cold(size)
             finally:
                 bench.close()
         calls = bench.results["queries"][size]["calls"]
+        cold_lines = report.cold_table(bench.results)[0] if options.cold else []
         assert set(calls) == set(query_items(options))
     where = "on PostgreSQL" if options.postgres else "embedded (DuckDB) beside MLflow on SQLite"
     print(f"\nbench.peers.queries_at_size {where} at {size}, {started:%Y-%m-%d %H:%M} UTC, {options.query_repeat} timed calls each, ")
     print(f"load average {load:.2f} before and {os.getloadavg()[0]:.2f} after; medians:\n")
     print("\n".join(table(calls)))
+    if not options.postgres and options.cold:
+        print(f"\nA cold process, {options.cold} rounds after a warm-up, the systems taking turns; {report.COLD_CLOCK}:\n")
+        print("\n".join(cold_lines))
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ QUERY_LABELS = {
 COLD_CLOCK = (
     "wall: spawn of a fresh `python -c` to its exit (interpreter start, imports, open the store, one filtered and ordered "
     "list of the runs, exit), with compiled modules (bytecode) kept between processes as a user's Python keeps them; "
-    "in process: the same child's open + list, after its imports"
+    "in process: the same child's open + list, after its import statement (TuneDeck's `from core import open_store` "
+    "loads nothing else: its modules, Polars and Arrow Flight load on the first call, so they count in process)"
 )
 
 

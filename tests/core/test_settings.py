@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from core import tracking
+from core.client_settings import plain_client_settings
 from core.errors import ValidationError
 from core.settings import get_settings
 
@@ -44,3 +45,40 @@ def test_a_heartbeat_timeout_shorter_than_two_heartbeats_is_refused(monkeypatch)
 
     with pytest.raises(ValidationError, match=r"^TUNEDECK_HEARTBEAT_TIMEOUT must be at least twice TUNEDECK_HEARTBEAT_INTERVAL \(2 s\), got 1 s$"):
         get_settings()
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {},
+        {"TUNEDECK_DATA_DIR": "elsewhere/data", "TUNEDECK_LOCK_TIMEOUT": "5"},
+        {"TUNEDECK_LOCK_TIMEOUT": "2.5", "TUNEDECK_STORE_SERVER_IDLE_EXIT": "0"},
+        {"TUNEDECK_LOCK_TIMEOUT": "", "TUNEDECK_STORE_SERVER_IDLE_EXIT": "3600", "TUNEDECK_WORKERS": "4"},
+    ],
+)
+def test_a_client_reads_where_the_store_is_as_the_settings_do(monkeypatch, variables):
+    """Without Pydantic (core.client_settings): the same file and timeouts, so a cold process reaches the same store."""
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+    settings = get_settings()
+
+    assert plain_client_settings() == (settings.store_path, settings.lock_timeout, settings.store_server_idle_exit)
+    assert plain_client_settings("given")[0] == Path("given") / "tunedeck.duckdb"
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("TUNEDECK_LOCK_TIMEOUT", "0"),
+        ("TUNEDECK_LOCK_TIMEOUT", "abc"),
+        ("TUNEDECK_LOCK_TIMEOUT", "1e3"),
+        ("TUNEDECK_STORE_SERVER_IDLE_EXIT", "-1"),
+        ("TUNEDECK_STORE_URL", "postgresql://tunedeck@db/tunedeck"),
+    ],
+)
+def test_what_a_client_cannot_read_plainly_is_left_to_the_settings(monkeypatch, name, value):
+    """Team mode, and any value that is not a plain number: the settings read it, or say what is wrong."""
+    monkeypatch.setenv(name, value)
+
+    assert plain_client_settings() is None

@@ -48,6 +48,26 @@ def run_child(code: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_a_fresh_process_lists_runs_as_a_frame_without_loading_pydantic(served, store_path):
+    """A cold `python -c` pays for what it imports: Pydantic and pydantic-settings were ~60 ms of its ~300
+    (BENCHMARKS.md, a cold process). A frame needs neither; an entity still decodes through Pydantic."""
+    experiment_id = served.create_experiment({"name": "cold", "dataset": "d.csv"})
+    served.create_run(experiment_id, {"learning_rate": 0.01})
+    child = run_child(
+        f"""
+        import sys
+        from core import open_store
+        store = open_store({str(store_path.parent)!r})
+        table = store.runs_table({experiment_id}, order_by="created_at")
+        loaded = sorted(name for name in sys.modules if name.split(".")[0].startswith("pydantic"))
+        print(table.height, loaded, store.get_experiment({experiment_id}).name)
+        """
+    )
+
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["1", "[]", "cold"]
+
+
 def test_the_first_request_starts_a_server_that_other_processes_share(served, store_path):
     experiment_id = served.create_experiment({"name": "shared", "dataset": "d.csv"})
 
