@@ -280,6 +280,11 @@ def copy_points(raw: psycopg.Connection, points: pl.DataFrame) -> None:
             copy.write(data)
 
 
-def prepare(raw: psycopg.Connection) -> None:
-    """A new connection: the temporary tables registered frames land in."""
+def prepare(raw: psycopg.Connection, stalled: float, lock_wait: float) -> None:
+    """A new connection: the temporary tables registered frames land in, and how long it waits on others (a row
+    another client locked: `lock_wait` seconds) and they on it (its transaction idle on a stalled client: `stalled`)."""
     raw.execute(TEMP_TABLES)
+    raw.execute(
+        "SELECT set_config('idle_in_transaction_session_timeout', %s, false), set_config('lock_timeout', %s, false)",
+        [f"{round(stalled * 1000)}ms", f"{round(lock_wait * 1000)}ms"],
+    )

@@ -7,6 +7,7 @@ change one run or one experiment at once (the embedded store has one writer), an
 binary COPY into Polars.
 """
 
+import functools
 import io
 import threading
 from collections.abc import Callable, Iterator
@@ -31,6 +32,10 @@ from core.store_url import checked_store_url, redacted, safe_message
 RETRIES = 8  # a transaction PostgreSQL aborted for a deadlock or a serialization conflict is run again
 POOL_SIZE = 10
 CONNECT_TIMEOUT = 10
+# Seconds a transaction may sit waiting on its client (paused with SIGSTOP or Ctrl-Z, say) before PostgreSQL ends the
+# session and its row locks with it: the store's own transactions run their statements back to back, in milliseconds,
+# and another machine's write to the same experiment waits at most this long. (`tunedeck store copy` opts out.)
+STALLED_TRANSACTION = 5
 # Whole series of more runs than this come by binary COPY: its setup costs ~1 ms more than a SELECT's (a history call
 # of one run: 1.0 ms against 1.8 here), but it decodes 400,000 points a third faster.
 FEW_RUNS = 16
@@ -92,7 +97,7 @@ class PostgresStore(DuckDBStore):
                     min_size=1,
                     max_size=POOL_SIZE,
                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-                    configure=prepare,
+                    configure=functools.partial(prepare, stalled=STALLED_TRANSACTION, lock_wait=self.timeout),
                     timeout=self.timeout,
                     name="tunedeck",
                     open=True,
@@ -134,6 +139,11 @@ class PostgresStore(DuckDBStore):
                     raise StoreBusyError(f"the PostgreSQL store at {self.location} stayed too contended; try again") from None
             except pg_errors.UniqueViolation as error:
                 raise _conflict(error) from None
+            except pg_errors.LockNotAvailable:
+                raise StoreBusyError(
+                    f"another client held what this change needed for {self.timeout:g} s (TUNEDECK_LOCK_TIMEOUT); "
+                    "nothing was saved; try again"
+                ) from None
             except psycopg.Error as error:
                 raise self._failed(error) from None
 
@@ -177,6 +187,11 @@ class PostgresStore(DuckDBStore):
             raise self._failed(error) from None
 
     def _failed(self, error: psycopg.Error) -> StoreError:
+        if isinstance(error, pg_errors.IdleInTransactionSessionTimeout):
+            return StoreError(
+                f"this process stalled for over {STALLED_TRANSACTION} s in the middle of a change (was it paused?), so "
+                f"the PostgreSQL store at {self.location} ended it; nothing of it was saved; try again"
+            )
         return StoreError(f"the PostgreSQL store at {self.location} failed: {safe_message(error)}")
 
     # -- what a shared server needs on top of the embedded store's operations -------------------------

@@ -146,6 +146,7 @@ def _copy(
         sent = {table: Checksum() for table in tables}
 
         def replace_all(write) -> None:
+            _unhurried(write)
             for table in stale:
                 write.execute(f"DELETE FROM {identifier(table)}")
             for table in tables:
@@ -183,7 +184,15 @@ def _copy(
 @contextmanager
 def _reads(store: DuckDBStore) -> Iterator:
     with store.reading() as con:
+        _unhurried(con)
         yield con
+
+
+def _unhurried(con) -> None:
+    """A copy's transaction waits on the other store between its statements: PostgreSQL must not end it as stalled
+    (core.postgres_store.STALLED_TRANSACTION)."""
+    if isinstance(con, PgConnection):
+        con.raw.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
 
 
 def _tables(con) -> list[str]:

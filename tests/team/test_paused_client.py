@@ -1,0 +1,92 @@
+"""A client paused in the middle of a change (SIGSTOP, Ctrl-Z) holds its rows' locks in PostgreSQL: the server ends
+its session once it has sat STALLED_TRANSACTION seconds, so other machines' writes to the same experiment go on, and
+nothing of the paused change is kept."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psycopg
+import pytest
+
+from core.errors import StoreBusyError
+from core.postgres_store import STALLED_TRANSACTION, PostgresStore
+from core.status import RunStatus
+from tests.jobs.conftest import ROOT
+
+# The child stops itself just after its run's status row is changed and locked, before the transaction commits.
+PAUSED_MID_CHANGE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from core.duckdb_store import DuckDBStore
+    from core.postgres_store import PostgresStore
+
+    transition = DuckDBStore._transition
+
+    def paused(self, con, run_id, new, **fields):
+        changed = transition(self, con, run_id, new, **fields)
+        print("paused", flush=True)
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return changed
+
+    DuckDBStore._transition = paused
+    PostgresStore(sys.argv[1], sys.argv[2]).complete_run(int(sys.argv[3]))
+    """
+)
+
+
+def test_a_client_paused_mid_change_blocks_the_experiment_only_until_postgresql_ends_its_session(
+    postgres_databases, tmp_path
+):
+    store = PostgresStore(postgres_databases.fresh(), tmp_path / "a", timeout=30)
+    experiment_id = store.create_experiment({"name": "paused", "dataset": "data/sample/sentiment.csv"})
+    paused_run, healthy_run = (store.create_run(experiment_id, {}) for _ in range(2))
+    for run_id in (paused_run, healthy_run):
+        store.mark_running(run_id, f"w:{run_id}")
+    child = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_MID_CHANGE, store.url, str(tmp_path / "b"), str(paused_run)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "paused", child.stderr.read()
+        started = time.monotonic()
+
+        store.complete_run(healthy_run)  # the experiment's row and counters: what the paused change had locked
+        another = store.create_run(experiment_id, {})
+        waited = time.monotonic() - started
+
+        assert waited < STALLED_TRANSACTION + 5
+        assert store.get_run(healthy_run).status is RunStatus.COMPLETED
+        assert store.get_run(paused_run).status is RunStatus.RUNNING  # the paused change was rolled back
+        os.kill(child.pid, signal.SIGCONT)
+        _, said = child.communicate(timeout=60)
+        assert child.returncode != 0
+        assert "stalled" in said and "nothing of it was saved" in said, said
+        assert store.get_run(paused_run).status is RunStatus.RUNNING
+        assert store.get_run(another).status is RunStatus.QUEUED
+    finally:
+        child.kill()
+        child.wait()
+        store.close()
+
+
+def test_a_change_that_waits_on_another_clients_lock_gives_up_after_the_lock_timeout(postgres_databases, tmp_path):
+    """Whatever holds a row (a long statement, a session of someone else's): the waiter says so instead of hanging."""
+    store = PostgresStore(postgres_databases.fresh(), tmp_path, timeout=1)
+    experiment_id = store.create_experiment({"name": "held", "dataset": "data/sample/sentiment.csv"})
+    with psycopg.connect(store.url) as other:  # a transaction, not ours, holding the experiment's row
+        other.execute("SELECT 1 FROM experiments WHERE id = %s FOR UPDATE", [experiment_id])
+        started = time.monotonic()
+
+        with pytest.raises(StoreBusyError, match=r"another client held what this change needed for 1 s"):
+            store.create_run(experiment_id, {})
+
+        assert time.monotonic() - started < 10
+    assert store.list_runs(experiment_id) == []
+    store.close()
