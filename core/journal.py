@@ -5,8 +5,9 @@ the bytes are in the kernel's page cache, so they survive the logging process be
 moment; `TUNEDECK_JOURNAL_FSYNC=1` also survives the machine going down, at the cost of an fsync per
 call). A flush seals the segment; once the store has committed the batch the sealed segments are
 deleted. A writer holds an flock on each segment it has not deleted, so `recover()` (run by the
-store server every few seconds) knows a segment whose lock is free belongs to a writer that died,
-and replays it. Replaying is safe twice: logging a (run, key, step) again replaces the value.
+store server every few seconds; in team mode, where no owner of ours runs, by each worker every few
+seconds and by the first writer of each process: `recover_soon`) knows a segment whose lock is free
+belongs to a writer that died, and replays it. Replaying is safe twice: logging a (run, key, step) again replaces the value.
 
 Frames: one byte kind, a 4-byte length, the payload. `p`: one log() call as JSON
 `[run_id, step, wall_time_us, {key: value}]`; `s`: one log_series() call as a JSON header line then
@@ -21,6 +22,7 @@ import logging
 import os
 import socket
 import struct
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -203,6 +205,31 @@ def recover(store: TrackingStore, folder: Path) -> int:
         finally:
             os.close(fd)
     return stored
+
+
+def recover_soon(store: TrackingStore, folder: Path) -> None:
+    """Once per process and folder, in the background: where no owner replays (team mode), a script's writer puts in
+    what a killed script on this machine journaled, so a laptop with no worker loses nothing either."""
+    folder = Path(folder).resolve()
+    with _looked_lock:
+        if (os.getpid(), folder) in _looked:
+            return
+        _looked.add((os.getpid(), folder))
+
+    def look() -> None:
+        try:
+            replayed = recover(store, folder)
+        except Exception:  # the store out of reach, say: the segments wait for the next writer or worker
+            log.warning("could not replay the metric journals in %s now; a later writer or worker will", folder, exc_info=True)
+            return
+        if replayed:
+            log.info("replayed %d metric points that killed writers had journaled", replayed)
+
+    threading.Thread(target=look, name="tunedeck-journal-recovery", daemon=True).start()
+
+
+_looked: set[tuple[int, Path]] = set()
+_looked_lock = threading.Lock()
 
 
 def _set_aside(path: Path) -> None:

@@ -45,6 +45,8 @@ class PostgresStore(DuckDBStore):
     """The store in a PostgreSQL database named by a postgresql:// URL; `data_dir` is this machine's local folder
     (metric journals, run working files)."""
 
+    replays_journals = False
+
     def __init__(
         self, url: str, data_dir: Path | str, *, timeout: float = 60.0, dataset_roots: list[Path] | None = None, **kwargs
     ):

@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # imported when a convenience or a decoder needs them (see re
 
 
 class TrackingStore(ABC):
+    # Whether the store's owner puts in the points of writers that died before storing them (core.journal): the
+    # embedded store's server does; PostgreSQL runs no owner of ours, so each machine's writers and workers look.
+    replays_journals = True
+
     @property
     @abstractmethod
     def data_dir(self) -> Path:

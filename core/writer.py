@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from core.errors import StoreBusyError, StoreError, TuneDeckError, ValidationError
-from core.journal import Journal
+from core.journal import Journal, recover_soon
 from core.points import MAX_WHOLE, NOT_FINITE, POINT_SCHEMA, check_key, check_run_id, check_step, check_value
 from core.settings import get_settings
 from core.store import TrackingStore
@@ -43,6 +43,8 @@ class MetricWriter:
         self.store = store
         fsync = get_settings().journal_fsync if fsync is None else fsync
         self.journal = Journal(store.data_dir / "journal", fsync=fsync)
+        if not store.replays_journals:  # team mode: no owner of ours puts in what killed writers journaled here
+            recover_soon(store, store.data_dir / "journal")
         self.flush_points = flush_points
         self.flush_seconds = flush_seconds
         self._pieces: list[pl.DataFrame | _Series] = []  # in logging order, so a re-logged step keeps the last value

@@ -171,3 +171,51 @@ def test_team_mode_queues_on_the_stores_database_unless_told_otherwise(tmp_path)
         Settings(data_dir=tmp_path, store_url=url, queue_url="redis://redis:6379/0").effective_queue_url == "redis://redis:6379/0"
     )
     assert Settings(data_dir=tmp_path).effective_queue_url == ""  # the embedded SQLite queue
+
+
+# A script on a laptop with no worker: its points are journaled, and it is killed before its writer stores them.
+KILLED_BEFORE_STORING = """
+import time
+from core import open_store
+from core.writer import MetricWriter
+import sys
+store = open_store()
+experiment = store.create_experiment({"name": "laptop", "dataset": sys.argv[1]})
+run_id = store.create_run(experiment, {})
+store.mark_running(run_id, "laptop:1")
+writer = MetricWriter(store, flush_seconds=3600)
+for step in range(1, 51):
+    writer.log(run_id, step, {"loss": 1.0 / step, "accuracy": step / 50})
+print(run_id, flush=True)
+time.sleep(120)
+"""
+NEXT_SCRIPT = """
+import time
+from core import tracking
+with tracking.start_run("next on the laptop") as run:
+    run.log({"loss": 1.0}, step=1)
+    time.sleep(120)
+"""
+
+
+def test_a_script_killed_on_a_machine_with_no_worker_loses_nothing_once_the_next_script_runs_there(team, tmp_path):
+    """No owner of ours runs in team mode: the next writer on that machine replays what the killed one journaled."""
+    _, _, seen, _ = team
+    laptop = Machine("laptop", tmp_path, seen.url, tmp_path / "shared")
+    killed = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BEFORE_STORING, SAMPLE], cwd=laptop.work, env=laptop.env, stdout=subprocess.PIPE, text=True
+    )
+    run_id = int(killed.stdout.readline())
+    killed.kill()
+    killed.wait()
+    left = list((laptop.data / "journal").glob("*.points"))
+    assert left and seen.get_run_metrics(run_id).series.height == 0
+
+    following = subprocess.Popen([sys.executable, "-c", NEXT_SCRIPT], cwd=laptop.work, env=laptop.env)
+    try:
+        wait_for(lambda: seen.get_run_metrics(run_id).series.height == 100, timeout=60, what="the killed script's points")
+        wait_for(lambda: not any(path.exists() for path in left), timeout=30, what="the killed script's segment gone")
+    finally:
+        following.kill()
+        following.wait()
+    assert seen.get_run(run_id).metrics["loss"].count == 50
