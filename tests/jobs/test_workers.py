@@ -10,13 +10,15 @@ import threading
 
 import pytest
 
+from core import open_store, remote
 from core.errors import StoreError
 from core.settings import Settings
+from core.status import RunStatus
 from jobs.config import make_huey
 from jobs.consumer import QuietRepeats
 from jobs.embedded import ensure_worker
 from jobs.lock import LOCK_NAME, hold_worker_lock, worker_running
-from tests.jobs.conftest import ROOT, start_worker, stop_worker, wait_for
+from tests.jobs.conftest import ROOT, SAMPLE, start_worker, stop_worker, wait_for
 
 
 def test_a_run_started_from_python_completes_with_no_other_step(tmp_path):
@@ -280,6 +282,24 @@ def test_a_job_for_a_run_the_store_does_not_have_fails_loudly_in_the_workers_log
         return "job for run 987654 dropped: the store at" in text and text
 
     assert "has no such run" in wait_for(logged, timeout=60, what="the worker to log the unknown run")
+
+
+def test_a_worker_fails_a_queued_run_whose_job_vanished_from_the_queue(tmp_path):
+    """The worker's own reaper, with its look at the real queue (jobs.consumer): no job for the run, so it says so."""
+    store = open_store(tmp_path)
+    run_id = store.create_run(store.create_experiment({"name": "orphan", "dataset": SAMPLE}), {})
+    store.set_job_id(run_id, "a-job-nobody-has")
+    consumer = start_worker(
+        "--workers", "1", TUNEDECK_DATA_DIR=str(tmp_path), TUNEDECK_HEARTBEAT_INTERVAL="0.5", TUNEDECK_HEARTBEAT_TIMEOUT="2"
+    )
+    try:
+        failed = wait_for(lambda: store.get_run(run_id).status.is_terminal and store.get_run(run_id), 60, "the reaper")
+    finally:
+        stop_worker(consumer)
+        remote.stop(store.path)
+
+    assert failed.status is RunStatus.FAILED
+    assert "its job a-job-nobody-has is no longer in the queue; start it again" in failed.error
 
 
 def test_a_queue_that_cannot_be_read_is_logged_once_a_minute_not_once_a_poll():

@@ -18,7 +18,7 @@ from core.errors import ValidationError
 from core.remote import RemoteStore
 from core.settings import get_settings
 from core.status import RunStatus
-from jobs.reaper import reap
+from jobs.reaper import MissingJobs, reap
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
@@ -173,17 +173,35 @@ def test_a_queued_run_whose_job_is_gone_is_failed_by_the_reaper_saying_so(store,
         store.set_job_id(orphan, job_id)
     waiting = store.create_run(experiment_id, {})
     store.set_job_id(waiting, "a-live-job")
-    settings = get_settings().model_copy(update={"heartbeat_timeout": 60.0})
+    settings = get_settings().model_copy(update={"heartbeat_timeout": 60.0, "heartbeat_interval": 2.0})
+    looks = MissingJobs(clock)
 
-    assert reap(store, settings, live_job_ids=["a-live-job"]) == []  # young runs are left alone
+    assert reap(store, settings, ["a-live-job"], looks) == []  # young runs are left alone
     clock.advance(120)
-    assert reap(store, settings, live_job_ids=["a-live-job"]) == [orphan]
+    assert reap(store, settings, ["a-live-job"], looks) == [orphan]  # its job missed by two looks 120 s apart
 
     failed = store.get_run(orphan)
     assert failed.status is RunStatus.FAILED
     expected = f"its job {job_id} is no longer in the queue" if job_id else "it was never put on the queue"
     assert expected in failed.error
     assert store.get_run(waiting).status is RunStatus.QUEUED
+
+
+def test_a_run_whose_job_a_worker_has_just_taken_is_not_failed_as_having_lost_it(store, clock, make_experiment):
+    """Between taking a job off the queue and marking its run running, a worker's run is queued with no job in the
+    queue: a reaper's look then must not fail it (a run queued longer than the heartbeat timeout, say)."""
+    run_id = store.create_run(make_experiment(), {})
+    store.set_job_id(run_id, "taken-by-a-worker")
+    settings = get_settings().model_copy(update={"heartbeat_timeout": 60.0, "heartbeat_interval": 2.0})
+    looks = MissingJobs(clock)
+    clock.advance(120)
+
+    assert reap(store, settings, [], looks) == []  # the job has just left the queue
+    store.mark_running(run_id, "w:1")  # the worker that took it
+    clock.advance(settings.heartbeat_interval)
+
+    assert reap(store, settings, [], looks) == []
+    assert store.get_run(run_id).status is RunStatus.RUNNING
 
 
 @pytest.mark.parametrize("seconds", ["60", -1, 0, float("nan"), True])
