@@ -2,7 +2,6 @@
 are kept for every machine (`ArtifactStore`)."""
 
 import hashlib
-import io
 import os
 import shutil
 import tempfile
@@ -19,24 +18,15 @@ from core.presenters import format_size
 from core.settings import Settings
 
 
-def adapter_files(path: str) -> pl.DataFrame:
-    """Name and size of each file; empty when the folder is gone (the registry entry is kept for audit)."""
-    folder = Path(path)
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-    return pl.DataFrame(
-        {"file": [p.relative_to(folder).as_posix() for p in files], "size": [format_size(p.stat().st_size) for p in files]},
-        schema={"file": pl.String, "size": pl.String},
-    )
-
-
-def adapter_zip(adapter: Adapter) -> bytes:
-    """The adapter's folder as a zip whose files sit under `<name>-v<version>/`, so unzipping never scatters them."""
-    folder = Path(adapter.path)
-    if not folder.is_dir():
-        raise NotFoundError(f"the folder of adapter {adapter.name} v{adapter.version} ({folder}) is no longer on disk")
-    buffer = io.BytesIO()
-    zip_folder(folder, buffer, top=zip_name(adapter).removesuffix(".zip"))
-    return buffer.getvalue()
+def adapter_zip(adapter: Adapter, artifacts: "ArtifactStore") -> bytes:
+    """The adapter as a zip whose files sit under `<name>-v<version>/`, so unzipping never scatters them."""
+    try:
+        with artifacts.open(adapter.path, top=zip_name(adapter).removesuffix(".zip")) as archive:
+            return archive.read()
+    except NotFoundError:
+        raise NotFoundError(
+            f"the folder of adapter {adapter.name} v{adapter.version} ({adapter.path}) is no longer on disk"
+        ) from None
 
 
 def zip_folder(folder: Path, target: BinaryIO, top: str = "") -> None:
@@ -139,8 +129,13 @@ class ArtifactStore(ABC):
         """Copy a local folder in under key (replacing what was there) and return where it now is."""
 
     @abstractmethod
-    def open(self, location: str) -> BinaryIO:
-        """The artifact as one zip archive, to download; NotFoundError when it is gone."""
+    def open(self, location: str, top: str = "") -> BinaryIO:
+        """The artifact as one zip archive (its files under `top/` when given), to download; NotFoundError when it is
+        gone."""
+
+    @abstractmethod
+    def files(self, location: str) -> pl.DataFrame:
+        """Name and size of each file; empty when the artifact is gone (its registry entry is kept for audit)."""
 
     @abstractmethod
     def size_and_checksum(self, location: str) -> tuple[int, str]:
@@ -185,14 +180,22 @@ class FolderArtifacts(ArtifactStore):
             partial.rename(destination)
         return str(destination)
 
-    def open(self, location: str) -> BinaryIO:
+    def open(self, location: str, top: str = "") -> BinaryIO:
         folder = Path(location)
         if not folder.is_dir():
             raise NotFoundError(f"the adapter's folder {folder} is no longer there")
         archive = tempfile.TemporaryFile()
-        zip_folder(folder, archive)
+        zip_folder(folder, archive, top)
         archive.seek(0)
         return archive
+
+    def files(self, location: str) -> pl.DataFrame:
+        folder = Path(location)
+        found = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        return pl.DataFrame(
+            {"file": [p.relative_to(folder).as_posix() for p in found], "size": [format_size(p.stat().st_size) for p in found]},
+            schema={"file": pl.String, "size": pl.String},
+        )
 
     def size_and_checksum(self, location: str) -> tuple[int, str]:
         spec = describe_adapter(Path(location), base_model="-")

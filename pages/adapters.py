@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.aliases import checked_alias
-from core.artifacts import adapter_files, adapter_zip, zip_name
+from core.artifacts import adapter_zip, artifact_store, zip_name
 from core.divergence import find_diverged
 from core.errors import ValidationError
 from core.presenters import adapters_frame, alias_moved, aliases_by_adapter, best_adapters, format_size, plural
@@ -14,6 +14,7 @@ from ui.common import (
     open_on_select,
     plain,
     query_id,
+    settings,
     show_flash,
     show_validation,
     store,
@@ -98,11 +99,12 @@ def detail(adapter_id: int) -> None:
     st.code(adapter.path, language="text")
     aliases_section(adapter)
     st.subheader("Files")
-    files = adapter_files(adapter.path)
+    artifacts = artifact_store(settings())  # where every machine finds adapters: listed and zipped through it
+    files = artifacts.files(adapter.path)
     if files.height:
         st.download_button(
             "Download as zip",
-            data=lambda: adapter_zip(adapter),
+            data=lambda: adapter_zip(adapter, artifacts),
             file_name=zip_name(adapter),
             mime="application/zip",
             on_click="ignore",

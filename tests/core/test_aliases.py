@@ -7,7 +7,7 @@ import pytest
 
 from core import tracking
 from core.aliases import AdapterReference, parse_reference
-from core.artifacts import adapter_zip, zip_name
+from core.artifacts import FolderArtifacts, adapter_zip, zip_name
 from core.errors import NotFoundError, ValidationError
 
 ADAPTER = {"path": "data/adapters/run-1", "base_model": "tiny-base", "size_bytes": 2048, "checksum": "sha256:abc"}
@@ -182,7 +182,7 @@ def test_an_adapter_downloads_as_a_zip_of_its_folder(store, make_experiment, mak
     run_id = make_run(make_experiment("my adapter/1"), status="running")
     adapter = store.complete_run(run_id, {**ADAPTER, "path": str(folder)})
 
-    archive = zipfile.ZipFile(io.BytesIO(adapter_zip(adapter)))
+    archive = zipfile.ZipFile(io.BytesIO(adapter_zip(adapter, FolderArtifacts(tmp_path / "adapters"))))
 
     assert zip_name(adapter) == "my_adapter_1-v1.zip"
     assert sorted(archive.namelist()) == ["my_adapter_1-v1/adapter_config.json", "my_adapter_1-v1/nested/weights.bin"]
@@ -193,4 +193,4 @@ def test_an_adapter_whose_folder_is_gone_cannot_be_zipped(store, make_experiment
     adapter = store.complete_run(make_run(make_experiment(), status="running"), {**ADAPTER, "path": str(tmp_path / "gone")})
 
     with pytest.raises(NotFoundError, match="is no longer on disk"):
-        adapter_zip(adapter)
+        adapter_zip(adapter, FolderArtifacts(tmp_path / "adapters"))
