@@ -83,25 +83,29 @@ def keep(folder: Path, destination: Path) -> Path:
     return destination
 
 
-def run_files_dir(data_dir: Path, run_id: int) -> Path:
-    return Path(data_dir) / "files" / f"run-{int(run_id)}"
+def run_files_dir(data_dir: Path, run_id: int, artifact_root: Path | None = None) -> Path:
+    """Where a run's logged files are kept: under the shared artifact root when there is one (team mode: every
+    machine's run page lists them), else in the data folder."""
+    return Path(artifact_root or data_dir) / "files" / f"run-{int(run_id)}"
 
 
-def keep_file(path: Path, data_dir: Path, run_id: int) -> Path:
+def keep_file(path: Path, data_dir: Path, run_id: int, artifact_root: Path | None = None) -> Path:
     """Copy a file a script logged into the run's folder (a later file of the same name replaces it)."""
     path = Path(path)
     if path.is_dir():
         raise ValidationError(f"cannot log {path}: it is a folder; log_file keeps one file (log_adapter takes a folder)")
     if not path.is_file():
         raise ValidationError(f"cannot log {path}: no such file")
-    folder = run_files_dir(data_dir, run_id)
+    if artifact_root is not None and (problem := FolderArtifacts(artifact_root, shared=True).problem()):
+        raise StoreError(f"the file cannot be kept: {problem}")  # never made on this disk instead
+    folder = run_files_dir(data_dir, run_id, artifact_root)
     folder.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy2(path, folder / path.name))
 
 
-def run_files(data_dir: Path, run_id: int) -> list[Path]:
+def run_files(data_dir: Path, run_id: int, artifact_root: Path | None = None) -> list[Path]:
     """The files logged with a run, by name."""
-    folder = run_files_dir(data_dir, run_id)
+    folder = run_files_dir(data_dir, run_id, artifact_root)
     return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
 
 

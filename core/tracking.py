@@ -128,7 +128,7 @@ class ActiveRun:
 
     def log_file(self, path: str | Path) -> Path:
         """Keep a copy of a file (an eval report, a config) with the run; the run page offers it for download."""
-        return keep_file(Path(path), self.store.data_dir, self.id)
+        return keep_file(Path(path), self.store.data_dir, self.id, get_settings().artifact_root)
 
     def finish(
         self, status: RunStatus | str = RunStatus.COMPLETED, error: str | None = None, traceback: str | None = None

@@ -119,7 +119,7 @@ def log_section(run_id: int) -> None:
 
 
 def files_section(run_id: int) -> None:
-    files = run_files(settings().data_dir, run_id)
+    files = run_files(settings().data_dir, run_id, settings().artifact_root)
     if not files:
         return
     section = fold(f"Files ({len(files)})", "files_open", icon=":material/attach_file:")

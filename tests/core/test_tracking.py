@@ -9,7 +9,7 @@ import pytest
 
 from core import tracking
 from core.artifacts import describe_adapter, run_files
-from core.errors import InvalidTransitionError, ValidationError
+from core.errors import InvalidTransitionError, StoreError, ValidationError
 from core.status import RunStatus
 
 
@@ -256,6 +256,32 @@ def test_a_logged_file_is_kept_with_the_run(store, tmp_path):
 
     assert kept.read_text() == '{"accuracy": 0.9}'
     assert [path.name for path in run_files(store.data_dir, run.id)] == ["eval_report.json"]
+
+
+def test_a_logged_file_goes_to_the_shared_artifact_root_where_every_machine_finds_it(store, tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    monkeypatch.setenv("TUNEDECK_ARTIFACT_ROOT", str(shared))
+    report = tmp_path / "eval_report.json"
+    report.write_text('{"accuracy": 0.9}')
+
+    with tracking.start_run("shared files", store=store) as run:
+        kept = run.log_file(report)
+
+    assert kept == shared / "files" / f"run-{run.id}" / "eval_report.json"
+    assert [path.name for path in run_files(tmp_path / "another machine", run.id, shared)] == ["eval_report.json"]
+    assert run_files(store.data_dir, run.id) == []
+
+
+def test_a_file_is_not_kept_on_this_disk_when_the_shared_root_is_not_mounted(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEDECK_ARTIFACT_ROOT", str(tmp_path / "not mounted"))
+    report = tmp_path / "eval_report.json"
+    report.write_text("{}")
+
+    with tracking.start_run("unmounted", store=store) as run, pytest.raises(StoreError, match="does not exist; mount"):
+        run.log_file(report)
+
+    assert not (tmp_path / "not mounted").exists()
 
 
 def test_logging_a_missing_file_is_a_clear_error(store, tmp_path):

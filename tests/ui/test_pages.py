@@ -508,6 +508,20 @@ def test_run_page_offers_the_files_a_script_logged_for_download(open_page, app_s
     assert [button.proto.label for button in app.get("download_button")].count("eval_report.json") == 1
 
 
+def test_run_page_offers_files_kept_on_the_shared_artifact_root(open_page, app_store, tmp_path, monkeypatch):
+    """Team mode: a file another machine's script logged is on the share, not in this machine's data folder."""
+    (tmp_path / "shared").mkdir()
+    monkeypatch.setenv("TUNEDECK_ARTIFACT_ROOT", str(tmp_path / "shared"))
+    report = tmp_path / "eval_report.json"
+    report.write_text('{"accuracy": 0.9}')
+    with tracking.start_run("shared files", store=app_store) as run:
+        run.log_file(report)
+
+    app = open_page("pages/run.py", opened=("files_open",), run=str(run.id))
+
+    assert [button.proto.label for button in app.get("download_button")].count("eval_report.json") == 1
+
+
 def test_adapter_detail_shows_files_and_lineage(open_page, populated):
     app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
 
