@@ -39,10 +39,15 @@ print(json.dumps([start_run(store, experiment.id, config) for config in configs]
 class Machine:
     """A data folder and a working folder of its own, and the shared URL and artifact root."""
 
-    def __init__(self, name: str, tmp_path: Path, url: str, shared: Path):
+    def __init__(self, name: str, tmp_path: Path, url: str, shared: Path, hostname: str | None = None):
         self.data, self.work = tmp_path / name / "data", tmp_path / name / "work"
         self.work.mkdir(parents=True)
         shared.mkdir(exist_ok=True)  # the share every machine mounts: there before any worker starts
+        path = [str(ROOT)]
+        if hostname:  # another host: its processes (the worker's training processes too) name themselves so
+            (tmp_path / name / "host").mkdir()
+            (tmp_path / name / "host" / "sitecustomize.py").write_text(f"import socket\nsocket.gethostname = lambda: {hostname!r}\n")
+            path.insert(0, str(tmp_path / name / "host"))
         self.env = {
             **os.environ,
             "TUNEDECK_DATA_DIR": str(self.data),
@@ -50,7 +55,7 @@ class Machine:
             "TUNEDECK_ARTIFACT_ROOT": str(shared),
             "TUNEDECK_EMBEDDED_WORKER": "0",
             "TUNEDECK_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": os.pathsep.join(path),
         }
         self.env.pop("TUNEDECK_QUEUE_URL", None)
 
@@ -145,6 +150,37 @@ def test_killing_machine_b_fails_its_runs_within_the_heartbeat_timeout_and_the_n
     finally:
         if first.poll() is None:
             first.kill()
+
+
+def test_a_run_on_a_machine_that_vanished_is_failed_by_another_machines_worker_once_its_heartbeats_stop(team, tmp_path):
+    """Another host cannot look for the lost process: its reaper goes by the heartbeat timeout alone."""
+    a, _, store, shared = team
+    vanishing = Machine("vanishing", tmp_path, store.url, shared, hostname="gpu-vanishing")
+    other = Machine("other", tmp_path, store.url, shared, hostname="gpu-other")
+    first = vanishing.worker("--workers", "1")
+    try:
+        (long_run,) = a.start_runs(LONG_RUN)
+        wait_for(lambda: "loss" in store.get_run(long_run).metrics, 120, "the run to train on the vanishing machine")
+        assert store.get_run(long_run).worker.startswith("gpu-vanishing:")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        killed_at = time.monotonic()
+        survivor = other.worker("--workers", "1")
+        try:
+            lost = wait_for(
+                lambda: store.get_run(long_run).status is RunStatus.FAILED and store.get_run(long_run),
+                HEARTBEAT_TIMEOUT + 30,
+                "the lost run to be failed",
+            )
+            waited = time.monotonic() - killed_at
+        finally:
+            _stop(survivor)
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    assert lost.error.startswith("worker lost: gpu-vanishing:") and "sent no heartbeat since" in lost.error
+    assert HEARTBEAT_TIMEOUT - 3 <= waited <= HEARTBEAT_TIMEOUT + 30
 
 
 def test_a_worker_whose_store_cannot_be_reached_refuses_to_start_and_hides_the_password(tmp_path, postgres_databases):
