@@ -85,7 +85,7 @@ def backing(store_path: Path, clock: TickingClock, migrated_file: Path):
 EMBEDDED = ["through the server"]
 # The contract suites: each of their tests also runs on PostgreSQL (team mode), unless it reaches into the embedded
 # store itself (it asks for `backing`): one suite on every backend, as Huey runs one StorageTests on each storage.
-ON_EVERY_BACKEND = ("tests/core/", "tests/importers/")
+ON_EVERY_BACKEND = ("tests/core/", "tests/importers/", "tests/reliability/test_bad_input.py")
 
 
 # Test files run in parallel, a file at a time per process, in this order: the longest first, so that no process is

@@ -148,9 +148,9 @@ BAD_INPUTS = {
 
 
 @pytest.fixture
-def guarded(store, backing):
+def guarded(store, held):
     """The test's store as the app opens it: datasets confined to the repository."""
-    backing.dataset_roots = [ROOT]
+    held.dataset_roots = [ROOT]
     return store
 
 
