@@ -138,6 +138,18 @@ def test_an_unreachable_server_is_one_clear_error_without_the_password(postgres_
     assert "no_such_database" in str(failed.value)
 
 
+def test_tls_settings_in_the_url_reach_the_driver(postgres_databases, tmp_path):
+    """sslmode and the certificates' paths go to libpq as given: the private test server has no TLS, so a URL that
+    requires it is refused by the driver itself, and one that merely prefers it connects."""
+    url = postgres_databases.fresh()
+    with pytest.raises(StoreError, match="server does not support SSL, but SSL was required"):
+        PostgresStore(f"{url}?sslmode=require&sslrootcert={tmp_path / 'ca.pem'}", tmp_path)
+
+    preferred = PostgresStore(f"{url}?sslmode=prefer", tmp_path)
+    assert preferred.list_experiments().total == 0
+    preferred.close()
+
+
 @pytest.fixture
 def pg(postgres_databases, clock, tmp_path):
     held = postgres_databases.store(clock, tmp_path)
