@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core import open_store
+from core.writer import MetricWriter
 from tests.browser.seed import PALETTE_OF_NORMAL_RUNS, SAMPLE, finish_live_run, seed
 from tests.optional import require
 from tests.servers import launch_chromium, start_app, stop
@@ -182,6 +183,15 @@ def test_a_delete_shows_in_the_list_at_once_and_restore_brings_it_back(team, pag
     page.get_by_text("2 experiments · page 1 of 1").wait_for(timeout=WAIT_MS)
     # gone once the rerun that deleted it ends (until then Streamlit keeps the last run's elements, faded)
     playwright.expect(page.get_by_role("button", name="Yes, delete")).to_be_hidden(timeout=WAIT_MS)
+
+    page.get_by_text("Show deleted").click()
+    page.get_by_test_id("stSelectbox").filter(has_text="Experiment").click()
+    page.get_by_role("option", name=re.compile("summarisation baseline")).click()
+    page.get_by_role("button", name="Restore", exact=True).click()
+
+    page.get_by_text("Restored 'summarisation baseline'.").wait_for(timeout=WAIT_MS)
+    page.get_by_text("Show deleted").click()
+    page.get_by_text("3 experiments · page 1 of 1").wait_for(timeout=WAIT_MS)
     assert same_document(page)
 
 
@@ -263,4 +273,39 @@ def test_the_runs_page_follows_runs_to_their_end_without_a_reload(team, page):
 
     page.get_by_text("queued or running").wait_for(state="detached", timeout=WAIT_MS)
     assert page.get_by_text(re.compile(r"^\d+ of \d+ runs match")).first.is_visible()
+    assert same_document(page)
+
+
+def test_the_experiments_list_refreshes_itself_while_an_experiment_runs(team, page):
+    url, data_dir, _ = team
+    store = open_store(data_dir)
+    running = store.create_run(store.create_experiment({"name": "list while running", "dataset": SAMPLE}), {})
+    store.mark_running(running, worker="gpu-box:4")
+    shown = store.list_experiments().total
+    open_page(page, f"{url}/experiments", "Experiments", ready=f"{shown} experiments · page 1 of 1")
+    mark_document(page)
+
+    store.create_experiment({"name": "made on another machine", "dataset": SAMPLE})
+
+    page.get_by_text(f"{shown + 1} experiments · page 1 of 1").wait_for(timeout=WAIT_MS)
+    store.complete_run(running)
+    assert same_document(page)
+
+
+def test_the_compare_page_draws_curves_as_its_runs_log_them_without_a_reload(team, page):
+    url, data_dir, _ = team
+    store = open_store(data_dir)
+    experiment = store.create_experiment({"name": "compare while running", "dataset": SAMPLE})
+    first, second = (store.create_run(experiment, {"learning_rate": rate}) for rate in (0.01, 0.001))
+    store.mark_running(first, worker="gpu-box:5")
+    open_page(page, f"{url}/compare?runs={first},{second}", "Compare runs", ready="No metrics logged yet.")
+    mark_document(page)
+
+    with MetricWriter(store) as writer:
+        writer.log_series(first, "loss", range(1, 21), [1.0 / step for step in range(1, 21)])
+
+    page.locator(CURVES).first.locator(".marks").wait_for(timeout=WAIT_MS)
+    playwright.expect(page.get_by_text("No metrics logged yet.")).to_be_hidden(timeout=WAIT_MS)
+    store.complete_run(first)
+    store.cancel_run(second)
     assert same_document(page)
