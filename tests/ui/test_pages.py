@@ -802,6 +802,8 @@ def test_the_run_page_puts_progress_and_latest_values_first_and_the_log_in_a_sea
     app.run()
     log = next(expander for expander in app.expander if expander.label == "Log")
     assert "Showing the last 200 of 301 lines." in [caption.value for caption in log.caption]
+    download = next(button for button in log.get("download_button") if button.proto.label == "Download log")
+    assert download.proto.url.endswith(".txt")  # the whole log, as text, beside the search
 
     app.text_input(key="log_search").input("valueerror").run()
 
