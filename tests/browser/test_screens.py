@@ -82,6 +82,18 @@ def open_page(page, url: str, heading: str, charts: int = 0, ready: str | None =
     page.wait_for_timeout(400)  # let the last canvas paint
 
 
+def whole_page_shot(page, path: Path) -> None:
+    """The page from top to bottom at 1440 px wide: the app scrolls inside its main area, which a full-page shot of
+    the document does not show, so the window is made as tall as that area for the shot."""
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": 1440, "height": min(height, 12_000)})
+    for chart in page.locator(CURVES).all():  # charts lower down draw once they are in view: now they all are
+        chart.locator(".marks").wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
 def mark_document(page) -> None:
     """A flag on this document: it survives in-app navigation and reruns, and is gone after any reload."""
     page.evaluate("() => { window.__sameDocument = true }")
@@ -110,6 +122,7 @@ def test_every_page_is_drawn_at_1440_and_opens_by_its_own_url(team, page, shots)
         assert not re.search(r"\bNone\b", text), f"{path} shows a stray None"
         assert "Something went wrong" not in text, path
         page.screenshot(path=str(shots / f"{index:02d}-{name}.png"))
+        whole_page_shot(page, shots / f"{index:02d}-{name}-whole.png")
 
 
 def test_a_diverged_run_is_badged_on_its_page_and_its_adapter(team, page):
