@@ -127,31 +127,35 @@ with tracking.start_run("paused", params={}) as run:
             break
         steps = np.arange(chunk * 200_000, (chunk + 1) * 200_000)
         run.writer.log_series(run.id, "loss", steps, np.full(steps.size, 0.5))
-        print("writing", chunk, flush=True)
+        print("writing", chunk, flush=True)  # then sends the 200,000 points: one stream of ~3 MB
         run.writer.flush()
 print("stopped", flush=True)
 """
+PAUSED_LOCK_TIMEOUT = 2.0  # the paused client's own; it stays paused for longer
 
 
 def test_a_client_paused_mid_write_blocks_nobody_and_is_then_handled_by_the_heartbeat_rules(tmp_path):
     store = RemoteStore(tmp_path / "tunedeck.duckdb", timeout=5, idle_exit=60)  # a write waiting 5 s fails
-    paused = start_script(PAUSED, tmp_path)
+    paused = start_script(PAUSED, tmp_path, TUNEDECK_LOCK_TIMEOUT=str(PAUSED_LOCK_TIMEOUT))
     try:
         paused_run = int(first_line(paused, tmp_path)[1])
-        assert first_line(paused, tmp_path)[0] == "writing"
-        time.sleep(0.05)  # in the middle of sending a 200,000-point batch
+        assert first_line(paused, tmp_path) == ["writing", "0"]
+        assert first_line(paused, tmp_path) == ["writing", "1"]  # the first batch is stored; the second goes now
         os.kill(paused.pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
+        assert store.get_run(paused_run).metrics["loss"].count < 400_000  # paused before its second write was done
 
         with tracking.start_run("healthy", params={"lr": 0.1}, store=store) as healthy:
             for step in range(1, 11):
                 healthy.log(step, {"loss": 1.0 / step})
         other = store.create_experiment({"name": "created meanwhile", "dataset": "d.csv"})
+        meanwhile = time.monotonic() - stopped_at
         assert store.get_run(healthy.id).status is RunStatus.COMPLETED
         assert store.get_experiment(other).status.value == "created"
+        assert meanwhile < PAUSED_LOCK_TIMEOUT  # promptly: nothing waited on the paused client
 
         settings = get_settings().model_copy(update={"heartbeat_timeout": 3.0})
-        time.sleep(max(0.0, 3.5 - (time.monotonic() - stopped_at)))  # paused for longer than the heartbeat timeout
+        time.sleep(max(0.0, 3.5 - (time.monotonic() - stopped_at)))  # past the heartbeat timeout and its lock timeout
         assert reap(store, settings) == [paused_run]
         assert store.get_run(healthy.id).status is RunStatus.COMPLETED  # never failed for someone else's stall
     finally:
