@@ -122,34 +122,42 @@ def test_machine_b_trains_what_machine_a_starts_and_a_sees_metrics_logs_and_adap
     assert store.verify_integrity() == []
 
 
+def train_then_kill(a: Machine, trainer: Machine, store: PostgresStore) -> tuple[int, float]:
+    """A long run started from A and trained by a worker on `trainer`, whose worker is SIGKILLed once A sees the run's
+    live metrics and log; the run's ID and when the worker died."""
+    worker = trainer.worker("--workers", "1")
+    try:
+        (run_id,) = a.start_runs(LONG_RUN)
+        wait_for(lambda: "loss" in store.get_run(run_id).metrics, 120, "A to see the run's live metrics")
+        wait_for(lambda: "started training process" in store.read_log(run_id), 30, "A to see the run's live log")
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    return run_id, time.monotonic()
+
+
+def failed_as_lost(store: PostgresStore, run_id: int):
+    return wait_for(
+        lambda: store.get_run(run_id).status is RunStatus.FAILED and store.get_run(run_id),
+        HEARTBEAT_TIMEOUT + 30,
+        "the lost run to be failed",
+    )
+
+
 def test_killing_machine_b_fails_its_runs_within_the_heartbeat_timeout_and_the_next_worker_takes_new_work(team):
     a, b, store, _ = team
-    first = b.worker("--workers", "2")
+    long_run, killed_at = train_then_kill(a, b, store)
+    second = b.worker("--workers", "2")
     try:
-        (long_run,) = a.start_runs(LONG_RUN)
-        wait_for(lambda: "loss" in store.get_run(long_run).metrics, 120, "A to see B's live metrics")
-        wait_for(lambda: "started training process" in store.read_log(long_run), 30, "A to see B's live log")
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-        killed_at = time.monotonic()
-        second = b.worker("--workers", "2")
-        try:
-            lost = wait_for(
-                lambda: store.get_run(long_run).status is RunStatus.FAILED and store.get_run(long_run),
-                HEARTBEAT_TIMEOUT + 30,
-                "the lost run to be failed",
-            )
-            assert time.monotonic() - killed_at <= HEARTBEAT_TIMEOUT + 30
-            assert lost.error.startswith("worker lost")
-            (next_run,) = a.start_runs(SHORT_RUN)
-            done = wait_for(lambda: store.get_run(next_run).status.is_terminal and store.get_run(next_run), 180, "new work")
-            assert done.status is RunStatus.COMPLETED
-            assert done.worker.endswith(f":{second.pid}")
-        finally:
-            _stop(second)
+        lost = failed_as_lost(store, long_run)
+        assert time.monotonic() - killed_at <= HEARTBEAT_TIMEOUT + 30
+        assert lost.error.startswith("worker lost")
+        (next_run,) = a.start_runs(SHORT_RUN)
+        done = wait_for(lambda: store.get_run(next_run).status.is_terminal and store.get_run(next_run), 180, "new work")
+        assert done.status is RunStatus.COMPLETED
+        assert done.worker.endswith(f":{second.pid}")
     finally:
-        if first.poll() is None:
-            first.kill()
+        _stop(second)
 
 
 def test_a_run_on_a_machine_that_vanished_is_failed_by_another_machines_worker_once_its_heartbeats_stop(team, tmp_path):
@@ -157,27 +165,13 @@ def test_a_run_on_a_machine_that_vanished_is_failed_by_another_machines_worker_o
     a, _, store, shared = team
     vanishing = Machine("vanishing", tmp_path, store.url, shared, hostname="gpu-vanishing")
     other = Machine("other", tmp_path, store.url, shared, hostname="gpu-other")
-    first = vanishing.worker("--workers", "1")
+    long_run, killed_at = train_then_kill(a, vanishing, store)
+    survivor = other.worker("--workers", "1")
     try:
-        (long_run,) = a.start_runs(LONG_RUN)
-        wait_for(lambda: "loss" in store.get_run(long_run).metrics, 120, "the run to train on the vanishing machine")
-        assert store.get_run(long_run).worker.startswith("gpu-vanishing:")
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-        killed_at = time.monotonic()
-        survivor = other.worker("--workers", "1")
-        try:
-            lost = wait_for(
-                lambda: store.get_run(long_run).status is RunStatus.FAILED and store.get_run(long_run),
-                HEARTBEAT_TIMEOUT + 30,
-                "the lost run to be failed",
-            )
-            waited = time.monotonic() - killed_at
-        finally:
-            _stop(survivor)
+        lost = failed_as_lost(store, long_run)
+        waited = time.monotonic() - killed_at
     finally:
-        if first.poll() is None:
-            first.kill()
+        _stop(survivor)
 
     assert lost.error.startswith("worker lost: gpu-vanishing:") and "sent no heartbeat since" in lost.error
     assert HEARTBEAT_TIMEOUT - 3 <= waited <= HEARTBEAT_TIMEOUT + 30

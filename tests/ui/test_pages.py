@@ -497,24 +497,15 @@ def test_run_page_shows_error_traceback_and_adapter_link(open_page, populated):
     assert any("Adapter sentiment LoRA v1" in link.label for link in done.get("page_link"))
 
 
-def test_run_page_offers_the_files_a_script_logged_for_download(open_page, app_store, tmp_path):
+@pytest.mark.parametrize("shared", [False, True], ids=["data folder", "shared artifact root"])
+def test_run_page_offers_the_files_a_script_logged_for_download(open_page, app_store, tmp_path, monkeypatch, shared):
+    """With TUNEDECK_ARTIFACT_ROOT (team mode) a file another machine's script logged is on the share."""
+    if shared:
+        (tmp_path / "shared").mkdir()
+        monkeypatch.setenv("TUNEDECK_ARTIFACT_ROOT", str(tmp_path / "shared"))
     report = tmp_path / "eval_report.json"
     report.write_text('{"accuracy": 0.9}')
     with tracking.start_run("with files", store=app_store) as run:
-        run.log_file(report)
-
-    app = open_page("pages/run.py", opened=("files_open",), run=str(run.id))
-
-    assert [button.proto.label for button in app.get("download_button")].count("eval_report.json") == 1
-
-
-def test_run_page_offers_files_kept_on_the_shared_artifact_root(open_page, app_store, tmp_path, monkeypatch):
-    """Team mode: a file another machine's script logged is on the share, not in this machine's data folder."""
-    (tmp_path / "shared").mkdir()
-    monkeypatch.setenv("TUNEDECK_ARTIFACT_ROOT", str(tmp_path / "shared"))
-    report = tmp_path / "eval_report.json"
-    report.write_text('{"accuracy": 0.9}')
-    with tracking.start_run("shared files", store=app_store) as run:
         run.log_file(report)
 
     app = open_page("pages/run.py", opened=("files_open",), run=str(run.id))
