@@ -214,9 +214,17 @@ def runs_frame(
     return pl.DataFrame(columns, schema_overrides=overrides)
 
 
-def workers_training(runs: list[Run]) -> int:
-    """How many processes, on any machine, run a run now: what the Jobs page counts as workers at work."""
-    return len({run.worker for run in runs if run.status == RunStatus.RUNNING and run.worker})
+def workers_training(runs: list[Run], now: datetime, heartbeat_timeout: float) -> int:
+    """How many processes, on any machine, run a run now: what the Jobs page counts as workers at work. A run silent
+    past the heartbeat timeout does not count: its worker is lost, until a reaper fails the run."""
+    recent = timedelta(seconds=heartbeat_timeout)
+    return len(
+        {
+            run.worker
+            for run in runs
+            if run.status == RunStatus.RUNNING and run.worker and (run.heartbeat_at is None or now - run.heartbeat_at <= recent)
+        }
+    )
 
 
 def active_runs_frame(runs: list[Run], now: datetime, experiment_names: dict[int, str] | None = None) -> pl.DataFrame:

@@ -36,7 +36,8 @@ def live() -> None:
         cells = st.columns(3)
         cells[0].metric("queued", sum(run.status == "queued" for run in active))
         cells[1].metric("running", sum(run.status == "running" for run in active))
-        cells[2].metric("workers training", workers_training(active), help="Processes that run a run now, on any machine.")
+        training = workers_training(active, utcnow(), settings().heartbeat_timeout)
+        cells[2].metric("workers training", training, help="Processes that run a run now, on any machine (a silent one is lost).")
         here = "runs" if worker_running(settings()) else "does not run (`tunedeck worker` starts one by hand)"
         st.caption(f"A worker on this machine's data folder {here}.")
         if not active:

@@ -158,6 +158,7 @@ def queue(settings: Settings) -> Check:
 
 def workers(settings: Settings) -> Check:
     def check() -> Check:
+        from core.entities import utcnow
         from core.presenters import plural, workers_training
         from jobs.lock import worker_pids, worker_running
         from jobs.reaper import looks_lost
@@ -173,7 +174,7 @@ def workers(settings: Settings) -> Check:
             return Check("workers", OK, f"{which}; {plural(len(active), 'run')} queued or running")
         if settings.team_mode:  # workers on other machines: seen only while they train
             start = "`tunedeck worker` on a GPU machine starts one"
-            training = f"{plural(workers_training(active), 'worker')} training on any machine, "
+            training = f"{plural(workers_training(active, utcnow(), settings.heartbeat_timeout), 'worker')} training on any machine, "
         else:
             start = "`tunedeck ui` starts one with the app, `tunedeck worker` starts one by hand"
             training = ""

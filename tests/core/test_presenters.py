@@ -179,10 +179,13 @@ def test_a_search_message_keeps_its_code_spans_and_a_typed_backtick_makes_no_lin
     assert "[click](http" not in shown and "\\[click\\]" in shown
 
 
-def test_workers_training_counts_each_process_running_a_run_once(store, make_experiment, make_run):
+def test_workers_training_counts_each_process_running_a_run_once_and_not_a_silent_one(store, clock, make_experiment, make_run):
     experiment_id = make_experiment()
+    store.mark_running(make_run(experiment_id, status="queued"), worker="gpu-lost:3")
+    clock.advance(120)  # silent since: its worker is lost, though no reaper has failed its run yet
     for worker in ("gpu-a:1", "gpu-a:1", "gpu-b:7"):
         store.mark_running(make_run(experiment_id, status="queued"), worker=worker)
     make_run(experiment_id, status="queued")  # no worker yet
 
-    assert workers_training(store.list_active_runs()) == 2
+    assert workers_training(store.list_active_runs(), clock.now, heartbeat_timeout=60) == 2
+    assert workers_training(store.list_active_runs(), clock.now, heartbeat_timeout=300) == 3
