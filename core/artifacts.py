@@ -100,7 +100,7 @@ def keep_file(path: Path, data_dir: Path, run_id: int, artifact_root: Path | Non
         raise StoreError(f"the file cannot be kept: {problem}")  # never made on this disk instead
     folder = run_files_dir(data_dir, run_id, artifact_root)
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy2(path, folder / path.name))
+    return Path(shutil.copyfile(path, folder / path.name))  # this umask's mode: readable where the folder is shared
 
 
 def run_files(data_dir: Path, run_id: int, artifact_root: Path | None = None) -> list[Path]:
@@ -179,7 +179,7 @@ class FolderArtifacts(ArtifactStore):
             destination.parent.mkdir(parents=True, exist_ok=True)
             partial = destination.with_name(f".{destination.name}.partial")  # readers never see half a copy
             shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(folder, partial)
+            _copy_with_fresh_modes(Path(folder), partial)
             shutil.rmtree(destination, ignore_errors=True)
             partial.rename(destination)
         return str(destination)
@@ -204,6 +204,19 @@ class FolderArtifacts(ArtifactStore):
     def size_and_checksum(self, location: str) -> tuple[int, str]:
         spec = describe_adapter(Path(location), base_model="-")
         return spec.size_bytes, spec.checksum
+
+
+def _copy_with_fresh_modes(folder: Path, destination: Path) -> None:
+    """Files and folders made anew, with this process's umask: not the source's modes, which may keep the app's user
+    on another machine out (safetensors writes its files 0600)."""
+    destination.mkdir(parents=True)
+    for source in sorted(folder.rglob("*")):
+        target = destination / source.relative_to(folder)
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
 
 
 def artifact_store(settings: Settings) -> ArtifactStore:

@@ -1,6 +1,8 @@
 """Adapters are kept where every machine finds them, behind a small interface, with the size and checksum registered."""
 
 import io
+import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -26,6 +28,21 @@ def test_an_adapter_put_under_the_root_is_an_exact_copy(tmp_path, adapter):
     assert location == str(tmp_path / "shared" / "run-7")
     original = describe_adapter(adapter, "base")
     assert root.size_and_checksum(location) == (original.size_bytes, original.checksum)
+
+
+def test_an_adapter_put_under_the_root_is_readable_by_the_other_machines_users(tmp_path, adapter):
+    """The app may run as another user than the worker: a 0600 weights file (as safetensors writes it) and a 0700
+    folder are copied with this process's umask, not their own modes."""
+    (adapter / "sub" / "weights.bin").chmod(0o600)
+    (adapter / "sub").chmod(0o700)
+    before = os.umask(0o022)
+    try:
+        location = Path(FolderArtifacts(tmp_path / "shared").put(adapter, "run-7"))
+    finally:
+        os.umask(before)
+
+    assert stat.S_IMODE((location / "sub" / "weights.bin").stat().st_mode) == 0o644
+    assert stat.S_IMODE((location / "sub").stat().st_mode) == 0o755
 
 
 def test_putting_again_replaces_what_was_there(tmp_path, adapter):
