@@ -286,5 +286,15 @@ def prepare(raw: psycopg.Connection, stalled: float, lock_wait: float) -> None:
     raw.execute(TEMP_TABLES)
     raw.execute(
         "SELECT set_config('idle_in_transaction_session_timeout', %s, false), set_config('lock_timeout', %s, false)",
-        [f"{round(stalled * 1000)}ms", f"{round(lock_wait * 1000)}ms"],
+        [_milliseconds(stalled), _milliseconds(lock_wait)],
     )
+
+
+def allow_idle(raw: psycopg.Connection, seconds: float) -> None:
+    """For the rest of this transaction: how long it may wait on its client before PostgreSQL ends it."""
+    raw.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, true)", [_milliseconds(seconds)])
+
+
+def _milliseconds(seconds: float) -> str:
+    """A timeout as PostgreSQL takes it: whole milliseconds, at least 1 (0 means none), at most its 2^31 - 1."""
+    return f"{min(max(round(seconds * 1000), 1), 2**31 - 1)}ms"

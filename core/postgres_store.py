@@ -23,7 +23,15 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from core.duckdb_store import DuckDBStore, _as_id, checked_series_request
 from core.entities import Adapter, AdapterSpec
 from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError
-from core.pg_connection import PgConnection, curve_frame, points_cursor, points_frame, prepare, read_binary_points
+from core.pg_connection import (
+    PgConnection,
+    allow_idle,
+    curve_frame,
+    points_cursor,
+    points_frame,
+    prepare,
+    read_binary_points,
+)
 from core.pg_migrations import migrate
 from core.sql import rows
 from core.status import ENDED_VALUES, RunStatus
@@ -32,10 +40,14 @@ from core.store_url import checked_store_url, redacted, safe_message
 RETRIES = 8  # a transaction PostgreSQL aborted for a deadlock or a serialization conflict is run again
 POOL_SIZE = 10
 CONNECT_TIMEOUT = 10
-# Seconds a transaction may sit waiting on its client (paused with SIGSTOP or Ctrl-Z, say) before PostgreSQL ends the
-# session and its row locks with it: the store's own transactions run their statements back to back, in milliseconds,
-# and another machine's write to the same experiment waits at most this long. (`tunedeck store copy` opts out.)
+# Seconds a change may sit waiting on its client (paused with SIGSTOP or Ctrl-Z, say) before PostgreSQL ends the
+# session and its row locks with it: the store's own changes run their statements back to back, in milliseconds,
+# and another machine's write to the same experiment waits at most this long. A large batch of points is given more
+# (ENCODED_PER_SECOND: it is sorted and encoded between its statements, seconds for millions of points on a busy
+# machine); a read-only snapshot holds no row locks and gets READ_SNAPSHOT_IDLE; `tunedeck store copy` opts out.
 STALLED_TRANSACTION = 5
+ENCODED_PER_SECOND = 1_000_000
+READ_SNAPSHOT_IDLE = 600
 # Whole series of more runs than this come by binary COPY: its setup costs ~1 ms more than a SELECT's (a history call
 # of one run: 1.0 ms against 1.8 here), but it decodes 400,000 points a third faster.
 FEW_RUNS = 16
@@ -141,11 +153,6 @@ class PostgresStore(DuckDBStore):
                     raise StoreBusyError(f"the PostgreSQL store at {self.location} stayed too contended; try again") from None
             except pg_errors.UniqueViolation as error:
                 raise _conflict(error) from None
-            except pg_errors.LockNotAvailable:
-                raise StoreBusyError(
-                    f"another client held what this change needed for {self.timeout:g} s (TUNEDECK_LOCK_TIMEOUT); "
-                    "nothing was saved; try again"
-                ) from None
             except psycopg.Error as error:
                 raise self._failed(error) from None
 
@@ -177,6 +184,7 @@ class PostgresStore(DuckDBStore):
         try:
             with self._connection() as raw:
                 raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                allow_idle(raw, READ_SNAPSHOT_IDLE)  # a page may build what it shows between its reads
                 self._local.reading = PgConnection(raw)
                 try:
                     yield self._local.reading
@@ -188,13 +196,24 @@ class PostgresStore(DuckDBStore):
         except psycopg.Error as error:
             raise self._failed(error) from None
 
-    def _failed(self, error: psycopg.Error) -> StoreError:
+    def _failed(self, error: psycopg.Error) -> TuneDeckError:
+        if isinstance(error, pg_errors.LockNotAvailable):
+            return StoreBusyError(
+                f"another client held what this operation needed for {self.timeout:g} s (TUNEDECK_LOCK_TIMEOUT); "
+                "nothing was saved; try again"
+            )
         if isinstance(error, pg_errors.IdleInTransactionSessionTimeout):
             return StoreError(
-                f"this process stalled for over {STALLED_TRANSACTION} s in the middle of a change (was it paused?), so "
-                f"the PostgreSQL store at {self.location} ended it; nothing of it was saved; try again"
+                "this process stalled in the middle of an operation (was it paused?), so the PostgreSQL store at "
+                f"{self.location} ended it; nothing of it was saved; try again"
             )
         return StoreError(f"the PostgreSQL store at {self.location} failed: {safe_message(error)}")
+
+    def _store_points(self, con, points: pl.DataFrame) -> int:
+        """A large batch is sorted and encoded between the statements of its transaction: PostgreSQL waits for that."""
+        if points.height > ENCODED_PER_SECOND:
+            allow_idle(con.raw, STALLED_TRANSACTION + points.height / ENCODED_PER_SECOND)
+        return super()._store_points(con, points)
 
     # -- what a shared server needs on top of the embedded store's operations -------------------------
     @staticmethod

@@ -9,9 +9,12 @@ import sys
 import textwrap
 import time
 
+import polars as pl
 import psycopg
 import pytest
 
+from core import postgres_store
+from core.duckdb_store import DuckDBStore
 from core.errors import StoreBusyError
 from core.postgres_store import STALLED_TRANSACTION, PostgresStore
 from core.status import RunStatus
@@ -84,9 +87,54 @@ def test_a_change_that_waits_on_another_clients_lock_gives_up_after_the_lock_tim
         other.execute("SELECT 1 FROM experiments WHERE id = %s FOR UPDATE", [experiment_id])
         started = time.monotonic()
 
-        with pytest.raises(StoreBusyError, match=r"another client held what this change needed for 1 s"):
+        with pytest.raises(StoreBusyError, match=r"another client held what this operation needed for 1 s"):
             store.create_run(experiment_id, {})
 
         assert time.monotonic() - started < 10
     assert store.list_runs(experiment_id) == []
+    store.close()
+
+
+def test_a_read_waiting_on_another_clients_lock_gives_up_as_busy_too(postgres_databases, tmp_path):
+    store = PostgresStore(postgres_databases.fresh(), tmp_path, timeout=1)
+    experiment_id = store.create_experiment({"name": "locked out", "dataset": "data/sample/sentiment.csv"})
+    with psycopg.connect(store.url) as other:  # a schema change, say, holds the whole table
+        other.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+
+        with pytest.raises(StoreBusyError, match=r"another client held what this operation needed for 1 s"):
+            store.list_runs(experiment_id)
+        with pytest.raises(StoreBusyError), store.reading():
+            store.list_runs(experiment_id)
+    store.close()
+
+
+def test_a_read_snapshot_and_a_large_batch_may_take_longer_than_a_stalled_change(postgres_databases, tmp_path, monkeypatch):
+    """Only a change's idle wait is cut short: a page builds what it shows between the reads of one snapshot, and a
+    batch of millions of points is sorted and encoded between the statements that store it."""
+    monkeypatch.setattr(postgres_store, "STALLED_TRANSACTION", 0.5)
+    monkeypatch.setattr(postgres_store, "ENCODED_PER_SECOND", 1_000)  # 2,000 points: as long as millions take
+    store = PostgresStore(postgres_databases.fresh(), tmp_path)
+    experiment_id = store.create_experiment({"name": "patient", "dataset": "data/sample/sentiment.csv"})
+    run_id = store.create_run(experiment_id, {})
+    with store.reading():
+        store.list_runs(experiment_id)
+        time.sleep(1.0)  # twice what a change may idle
+        assert store.get_experiment(experiment_id).name == "patient"
+
+    encoding = DuckDBStore._store_points
+
+    def slowly(self, con, points):
+        time.sleep(1.0)  # as a busy machine encodes a large batch, inside the transaction
+        return encoding(self, con, points)
+
+    monkeypatch.setattr(DuckDBStore, "_store_points", slowly)
+    points = pl.DataFrame({"run_id": run_id, "key": "loss", "step": range(2_000), "value": 0.5, "wall_time": None})
+    assert store.log_metrics(points) == 2_000
+    store.close()
+
+
+def test_a_lock_timeout_longer_than_postgresql_takes_still_opens_the_store(postgres_databases, tmp_path):
+    """PostgreSQL's timeouts stop at 2^31 - 1 ms (about 25 days); TUNEDECK_LOCK_TIMEOUT may say more."""
+    store = PostgresStore(postgres_databases.fresh(), tmp_path, timeout=3_000_000)
+    assert store.list_experiments().total == 0
     store.close()
