@@ -104,9 +104,13 @@ def keep_file(path: Path, data_dir: Path, run_id: int, artifact_root: Path | Non
 
 
 def run_files(data_dir: Path, run_id: int, artifact_root: Path | None = None) -> list[Path]:
-    """The files logged with a run, by name."""
-    folder = run_files_dir(data_dir, run_id, artifact_root)
-    return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    """The files logged with a run, by name: on the shared root, and in this data folder (kept there before the root
+    was set), the shared one winning a name both hold."""
+    found: dict[str, Path] = {}
+    for root in filter(None, [data_dir, artifact_root]):
+        folder = run_files_dir(data_dir, run_id, root)
+        found |= {p.name: p for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
+    return [found[name] for name in sorted(found)]
 
 
 def adapter_of(adapters_dir: Path, run_id: int) -> Path:

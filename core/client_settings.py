@@ -26,7 +26,9 @@ class ClientSettings(NamedTuple):
 
 def plain_client_settings(data_dir: Path | str | None = None) -> ClientSettings | None:
     """The store's file and the client's timeouts as `core.settings` reads them, or None when that must decide."""
-    if _variable("STORE_URL") is not None:
+    if _variable("STORE_URL") is not None or any(
+        name.upper().startswith("TUNEDECK_") and not name.isupper() for name in os.environ
+    ):  # pydantic-settings reads names in any case: one written so is left to it
         return None
     timeout = _number("LOCK_TIMEOUT", LOCK_TIMEOUT)
     idle_exit = _number("STORE_SERVER_IDLE_EXIT", STORE_SERVER_IDLE_EXIT)

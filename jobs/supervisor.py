@@ -40,6 +40,7 @@ def _run_process(store: TrackingStore, run_id: int, settings: Settings) -> int:
     env = {
         **os.environ,
         "TUNEDECK_DATA_DIR": str(settings.data_dir.resolve()),
+        **({"TUNEDECK_ARTIFACT_ROOT": str(settings.artifact_root.resolve())} if settings.artifact_root else {}),
         "TUNEDECK_RUN_ID": str(run_id),
         "PYTHONUNBUFFERED": "1",
     }

@@ -75,6 +75,8 @@ def test_a_client_reads_where_the_store_is_as_the_settings_do(monkeypatch, varia
         ("TUNEDECK_LOCK_TIMEOUT", "1e3"),
         ("TUNEDECK_STORE_SERVER_IDLE_EXIT", "-1"),
         ("TUNEDECK_STORE_URL", "postgresql://tunedeck@db/tunedeck"),
+        ("Tunedeck_Store_Url", "postgresql://tunedeck@db/tunedeck"),  # the settings read names in any case
+        ("tunedeck_data_dir", "elsewhere"),
     ],
 )
 def test_what_a_client_cannot_read_plainly_is_left_to_the_settings(monkeypatch, name, value):

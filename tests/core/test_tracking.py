@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core import tracking
-from core.artifacts import describe_adapter, run_files
+from core.artifacts import describe_adapter, keep_file, run_files
 from core.errors import InvalidTransitionError, StoreError, ValidationError
 from core.status import RunStatus
 
@@ -271,6 +271,21 @@ def test_a_logged_file_goes_to_the_shared_artifact_root_where_every_machine_find
     assert kept == shared / "files" / f"run-{run.id}" / "eval_report.json"
     assert [path.name for path in run_files(tmp_path / "another machine", run.id, shared)] == ["eval_report.json"]
     assert run_files(store.data_dir, run.id) == []
+
+
+def test_files_kept_before_the_shared_root_was_set_are_still_listed(store, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (tmp_path / "report.txt").write_text("local")
+    with tracking.start_run("files on both", store=store) as run:
+        before = keep_file(tmp_path / "report.txt", store.data_dir, run.id)
+        (tmp_path / "notes.txt").write_text("old")
+        keep_file(tmp_path / "notes.txt", store.data_dir, run.id)
+        (tmp_path / "report.txt").write_text("shared")
+        after = keep_file(tmp_path / "report.txt", store.data_dir, run.id, shared)
+
+    assert run_files(store.data_dir, run.id, shared) == [store.data_dir / "files" / f"run-{run.id}" / "notes.txt", after]
+    assert before.read_text() == "local" and after.read_text() == "shared"
 
 
 def test_a_file_is_not_kept_on_this_disk_when_the_shared_root_is_not_mounted(store, tmp_path, monkeypatch):
