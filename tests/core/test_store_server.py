@@ -71,10 +71,15 @@ def test_a_fresh_process_lists_runs_as_a_frame_without_loading_pydantic(served, 
 def test_every_primitive_answers_a_type_the_client_can_decode():
     """The contract's annotations stay text until a decoder asks for them (core.store.return_type): a type named from
     a module that function does not look in would fail only when that answer first came back."""
-    from core.store import operations, return_type
+    import inspect
+
+    from core.store import TrackingStore, operations, return_type
 
     for operation in operations():
-        assert return_type(operation) is not None, operation
+        resolved, written = return_type(operation), inspect.signature(getattr(TrackingStore, operation)).return_annotation
+        # the client routes by the text (a frame comes as Arrow, None as nothing): it must say what the type is
+        assert (resolved is pl.DataFrame) == (written == "pl.DataFrame"), operation
+        assert (resolved is type(None)) == (written == "None"), operation
 
 
 def test_the_first_request_starts_a_server_that_other_processes_share(served, store_path):
