@@ -282,11 +282,11 @@ SORT_LABELS = {key: key.removesuffix("_at").replace("_", " ").capitalize() for k
 COMPARISON_LEAD = ("metric", "better", "best run")  # comparison_table's columns before one per run
 
 
-def comparison_table(comparison: RunComparison) -> pl.DataFrame:
+def comparison_table(comparison: RunComparison, diverged: set[int] = frozenset()) -> pl.DataFrame:
     """Final metrics as the compare page shows them: each run's status first (a failed or cancelled run is never
-    best), then one row per key, which way is better and which run is best, then a cell per run to 4 significant
-    digits with the best run's marked ★ (a mark, not a colour: styling the cells through a pandas Styler cost more
-    than the rest of the table)."""
+    best; a diverged one says so), then one row per key, which way is better and which run is best, then a cell per
+    run to 4 significant digits with the best run's marked ★ (a mark, not a colour: styling the cells through a
+    pandas Styler cost more than the rest of the table)."""
     labels = {run.id: run_label(run) for run in comparison.runs}
     lead = (
         ["run status", *(row.key for row in comparison.metrics)],
@@ -295,7 +295,8 @@ def comparison_table(comparison: RunComparison) -> pl.DataFrame:
     )
     columns: dict[str, list] = dict(zip(COMPARISON_LEAD, lead, strict=True))
     for run in comparison.runs:
-        columns[labels[run.id]] = [run.status.value] + [
+        status = f"{run.status.value} · diverged" if run.id in diverged else run.status.value
+        columns[labels[run.id]] = [status] + [
             f"{BEST_MARK} {format_value(row.values.get(run.id))}" if row.best_run_id == run.id else format_value(row.values.get(run.id))
             for row in comparison.metrics
         ]

@@ -40,20 +40,7 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
             "so check that they measure the same thing (the same dataset and eval)."
         )
         data_table(runs_overview(comparison.runs, names))
-    table = comparison_table(comparison)
-    st.subheader("Final metrics")
-    st.caption(
-        f"{BEST_MARK} marks the best run per metric among those completed or still going (a failed or cancelled "
-        "run's last value is no result: see each run's status on top); the arrow says which way is better."
-    )
-    st.dataframe(
-        table.to_arrow(),
-        hide_index=True,
-        column_config={name: st.column_config.TextColumn(name, alignment="right") for name in table.columns if name not in COMPARISON_LEAD},
-    )
-    st.download_button(
-        "Download CSV", comparison_csv(comparison), file_name="tunedeck-comparison.csv", mime="text/csv", key="csv"
-    )
+    final_metrics = st.container()  # drawn once the curves below are read: they tell which runs diverged
 
     st.subheader("Config")
     show_all = st.toggle("Show settings that are the same too", key="all_config")
@@ -69,6 +56,8 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     options = chart_options(len(run_ids), len(chosen)) if keys else None
     series = page_series(run_ids, chosen)
     diverged = diverged_runs(comparison.runs, series)
+    with final_metrics:
+        final_metrics_section(comparison, diverged)
     if diverged:
         labels = ", ".join(run_label(run) for run in comparison.runs if run.id in diverged)
         warnings.warning(f"Diverged ({plural(len(diverged), 'run')}): {plain(labels)}.")
@@ -80,6 +69,23 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
         draw_panels(series, chosen, {run.id: run.name for run in comparison.runs}, options)
     samples_section(comparison)
     return any_active(comparison.runs)
+
+
+def final_metrics_section(comparison, diverged: set[int]) -> None:
+    table = comparison_table(comparison, diverged)
+    st.subheader("Final metrics")
+    st.caption(
+        f"{BEST_MARK} marks the best run per metric among those completed or still going (a failed or cancelled "
+        "run's last value is no result: see each run's status on top); the arrow says which way is better."
+    )
+    st.dataframe(
+        table.to_arrow(),
+        hide_index=True,
+        column_config={name: st.column_config.TextColumn(name, alignment="right") for name in table.columns if name not in COMPARISON_LEAD},
+    )
+    st.download_button(
+        "Download CSV", comparison_csv(comparison), file_name="tunedeck-comparison.csv", mime="text/csv", key="csv"
+    )
 
 
 def samples_section(comparison) -> None:

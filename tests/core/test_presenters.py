@@ -69,6 +69,8 @@ def test_the_comparison_table_marks_the_best_run_of_each_metric_and_shows_a_miss
     assert [by_metric["eval_loss"][names[i]] for i in (low, high, bare)] == ["★ 0.6123", "0.9", "–"]
     assert by_metric["eval_accuracy"]["best run"] == names[high]
     assert [by_metric["eval_accuracy"][names[i]] for i in (low, high, bare)] == ["0.7", "★ 0.8", "–"]
+    marked = comparison_table(store.compare_runs([low, high, bare]), diverged={high}).to_dicts()[0]
+    assert [marked[names[i]] for i in (low, high, bare)] == ["completed", "completed · diverged", "completed"]
 
 
 def test_the_runs_table_leaves_out_config_that_all_runs_share(store, make_experiment, make_run):

@@ -704,6 +704,17 @@ def test_a_diverged_run_is_badged_in_the_runs_pages_search_results(open_page, di
     assert list(runs.loc[ids["good"][0], "status"]) == ["completed"]
 
 
+def test_a_diverged_run_is_marked_in_the_compare_pages_status_row(open_page, diverged):
+    _, ids = diverged
+    good, bad = ids["good"][0], ids["bad"][0]
+
+    app = open_page("pages/compare.py", runs=f"{good},{bad}")
+
+    status = table_with(app, "metric").set_index("metric").loc["run status"]
+    column = {run_id: next(name for name in status.index if name.endswith(f"(#{run_id})")) for run_id in (good, bad)}
+    assert [status[column[good]], status[column[bad]]] == ["completed", "completed · diverged"]
+
+
 def test_a_diverged_run_is_badged_on_its_page(open_page, diverged):
     _, ids = diverged
 
