@@ -275,6 +275,7 @@ def comparison_metrics_frame(comparison: RunComparison) -> pl.DataFrame:
 
 
 BEST_MARK = "★"
+DIVERGED_MARK = "⚠"
 # The experiments list's sorts as the page names them: the store's own (all but its tie-break by ID).
 SORT_LABELS = {key: key.removesuffix("_at").replace("_", " ").capitalize() for key in EXPERIMENT_SORTS if key != "id"}
 
@@ -284,7 +285,7 @@ COMPARISON_LEAD = ("metric", "better", "best run")  # comparison_table's columns
 
 def comparison_table(comparison: RunComparison, diverged: set[int] = frozenset()) -> pl.DataFrame:
     """Final metrics as the compare page shows them: each run's status first (a failed or cancelled run is never
-    best; a diverged one says so), then one row per key, which way is better and which run is best, then a cell per
+    best; a diverged one is marked ⚠), then one row per key, which way is better and which run is best, then a cell per
     run to 4 significant digits with the best run's marked ★ (a mark, not a colour: styling the cells through a
     pandas Styler cost more than the rest of the table)."""
     labels = {run.id: run_label(run) for run in comparison.runs}
@@ -295,7 +296,8 @@ def comparison_table(comparison: RunComparison, diverged: set[int] = frozenset()
     )
     columns: dict[str, list] = dict(zip(COMPARISON_LEAD, lead, strict=True))
     for run in comparison.runs:
-        status = f"{run.status.value} · diverged" if run.id in diverged else run.status.value
+        status = f"{run.status.value} {DIVERGED_MARK}" if run.id in diverged else run.status.value  # short: the
+        # column is as wide as a run's numbers, and a longer status was cut
         columns[labels[run.id]] = [status] + [
             f"{BEST_MARK} {format_value(row.values.get(run.id))}" if row.best_run_id == run.id else format_value(row.values.get(run.id))
             for row in comparison.metrics

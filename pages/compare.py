@@ -6,6 +6,7 @@ from core.divergence import diverged_runs
 from core.presenters import (
     BEST_MARK,
     COMPARISON_LEAD,
+    DIVERGED_MARK,
     chart_keys,
     comparison_csv,
     comparison_table,
@@ -77,6 +78,7 @@ def final_metrics_section(comparison, diverged: set[int]) -> None:
     st.caption(
         f"{BEST_MARK} marks the best run per metric among those completed or still going (a failed or cancelled "
         "run's last value is no result: see each run's status on top); the arrow says which way is better."
+        + (f" {DIVERGED_MARK}: the run diverged (see above)." if diverged else "")
     )
     st.dataframe(
         table.to_arrow(),

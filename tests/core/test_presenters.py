@@ -70,7 +70,7 @@ def test_the_comparison_table_marks_the_best_run_of_each_metric_and_shows_a_miss
     assert by_metric["eval_accuracy"]["best run"] == names[high]
     assert [by_metric["eval_accuracy"][names[i]] for i in (low, high, bare)] == ["0.7", "★ 0.8", "–"]
     marked = comparison_table(store.compare_runs([low, high, bare]), diverged={high}).to_dicts()[0]
-    assert [marked[names[i]] for i in (low, high, bare)] == ["completed", "completed · diverged", "completed"]
+    assert [marked[names[i]] for i in (low, high, bare)] == ["completed", "completed ⚠", "completed"]
 
 
 def test_the_runs_table_leaves_out_config_that_all_runs_share(store, make_experiment, make_run):

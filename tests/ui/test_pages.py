@@ -712,7 +712,7 @@ def test_a_diverged_run_is_marked_in_the_compare_pages_status_row(open_page, div
 
     status = table_with(app, "metric").set_index("metric").loc["run status"]
     column = {run_id: next(name for name in status.index if name.endswith(f"(#{run_id})")) for run_id in (good, bad)}
-    assert [status[column[good]], status[column[bad]]] == ["completed", "completed · diverged"]
+    assert [status[column[good]], status[column[bad]]] == ["completed", "completed ⚠"]
 
 
 def test_a_diverged_run_is_badged_on_its_page(open_page, diverged):
