@@ -7,7 +7,8 @@ call). A flush seals the segment; once the store has committed the batch the sea
 deleted. A writer holds an flock on each segment it has not deleted, so `recover()` (run by the
 store server every few seconds; in team mode, where no owner of ours runs, by each worker every few
 seconds and by the first writer of each process: `recover_soon`) knows a segment whose lock is free
-belongs to a writer that died, and replays it. Replaying is safe twice: logging a (run, key, step) again replaces the value.
+belongs to a writer that died, and replays it. Replaying is safe twice: logging a (run, key, step)
+again replaces the value.
 
 Frames: one byte kind, a 4-byte length, the payload. `p`: one log() call as JSON
 `[run_id, step, wall_time_us, {key: value}]`; `s`: one log_series() call as a JSON header line then
