@@ -79,8 +79,9 @@ def filters() -> dict:
     statuses = left.multiselect("Status", [s.value for s in ExperimentStatus], key="status", bind="query-params")
     name = middle.text_input("Name contains", key="q", bind="query-params")  # in the URL, as a filter to share
     sort = right.selectbox("Sort by", list(SORT_LABELS), key="sort", format_func=SORT_LABELS.get, bind="query-params")
-    descending = toggles.toggle("Newest / highest first", value=True, key="desc")
-    deleted = toggles.toggle("Show deleted", key="deleted")
+    descending = toggles.toggle("Newest / highest first", value=True, key="desc", bind="query-params")
+    deleted = toggles.toggle("Show deleted", key="deleted", bind="query-params")  # the whole list's state in the URL:
+    # Back from an experiment, or a shared link, shows the list as it was
     chosen = {
         "status": statuses or None,
         "name_contains": name.strip() or None,

@@ -235,6 +235,17 @@ def test_a_shared_link_opens_the_list_with_its_name_filter(open_page, populated,
     assert table_with(app, "best")["name"].tolist() == ["sentiment LoRA"]
 
 
+def test_the_whole_list_state_is_in_its_url_so_back_or_a_link_shows_it_as_it_was(open_page, populated, app_store):
+    app_store.create_experiment({"name": "older", "dataset": SAMPLE})
+    app_store.delete_experiment(app_store.create_experiment({"name": "gone", "dataset": SAMPLE}))
+
+    app = open_page("pages/experiments.py", deleted="true", desc="false")
+
+    assert app.toggle(key="deleted").value is True and app.toggle(key="desc").value is False
+    names = table_with(app, "best")["name"].tolist()
+    assert "gone" in " ".join(names) and names.index("sentiment LoRA") < names.index("older")
+
+
 def test_delete_asks_for_confirmation_then_restore_brings_it_back(open_page, populated, app_store):
     app = open_page("pages/experiments.py")
     assert "delete" not in [button.key for button in app.button]  # until "Delete or restore" is on
