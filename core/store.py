@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 import polars as pl
 
@@ -403,9 +403,7 @@ def operations() -> frozenset[str]:
 
 def return_type(operation: str) -> Any:
     """What a primitive answers, as a type (the contract's annotations are text until asked for)."""
-    import typing
-
     from core import entities, filters, sample_rows
 
     names = {**vars(entities), **vars(filters), **vars(sample_rows)}
-    return typing.get_type_hints(getattr(TrackingStore, operation), localns=names)["return"]
+    return get_type_hints(getattr(TrackingStore, operation), localns=names)["return"]
