@@ -29,7 +29,7 @@ EXPERIMENT_SORTS = {
 
 
 def _statuses(status: ExperimentStatus | str | Iterable[ExperimentStatus | str]) -> list[str]:
-    if not isinstance(status, str | Iterable) or isinstance(status, bytes | dict):
+    if not isinstance(status, Iterable) or isinstance(status, bytes | dict):  # a str is a status
         raise ValidationError(f"status must be a status or a list of them, got {type(status).__name__}")
     items = [status] if isinstance(status, str) else list(status)
     try:

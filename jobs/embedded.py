@@ -12,6 +12,7 @@ from pathlib import Path
 from core.errors import StoreError
 from core.settings import Settings
 from jobs.lock import worker_running
+from jobs.worker import NOT_STARTING
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +61,7 @@ class EmbeddedWorker:
             if self.child is not None and self.child.poll() is None:
                 return None  # still starting or running
             killed = self.child is not None and self.child.returncode < 0
-            refused = self.child is not None and self.child.returncode == 2
+            refused = self.child is not None and self.child.returncode == NOT_STARTING
             if killed or self.clock() - self.started_at >= self.RESTART_SECONDS:
                 started = ensure_worker(settings, parent=self.parent)  # None: one runs already, or none is wanted
                 if started is not None:

@@ -8,10 +8,12 @@ import sys
 
 from core.errors import TuneDeckError
 
+NOT_STARTING = 2  # the exit code of a worker that refused to start (the app's embedded worker reads it too)
+
 
 def _refuse(reason: str) -> None:
     print(f"tunedeck worker: not starting: {reason}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    sys.exit(NOT_STARTING)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,6 +36,24 @@ def texts(app) -> str:
     return "\n".join(as_shown(str(part)) for part in parts)
 
 
+def in_page_order(app) -> list[str]:
+    """Each message, metric tile and fold of the page, top to bottom, as 'kind: text'."""
+    found = []
+
+    def walk(node) -> None:
+        if node.type in ("success", "info", "warning", "error"):
+            found.append(f"{node.type}: {as_shown(node.value)}")
+        elif node.type in ("expandable", "expander"):
+            found.append(f"fold: {as_shown(node.label)}")
+        elif node.type == "metric":
+            found.append(f"metric: {node.label}")
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(app.main)
+    return found
+
+
 def table_with(app, column: str):
     """The first table on the page that has this column."""
     return next(frame.value for frame in app.dataframe if column in frame.value.columns)
@@ -331,7 +349,10 @@ def test_an_experiment_is_renamed_from_its_page(open_page, populated, app_store)
 
     assert app_store.get_experiment(populated["experiment"]).name == "sentiment LoRA v2"
     assert app.title[0].value == "sentiment LoRA v2"
-    assert "Renamed to 'sentiment LoRA v2'." in texts(app)
+    shown = in_page_order(app)
+    said = shown.index("success: Renamed to 'sentiment LoRA v2'.")
+    first_tile = next(index for index, item in enumerate(shown) if item.startswith("metric: "))
+    assert said < first_tile < shown.index("fold: Edit tags and note")  # at the top, not down by the tags section
 
 
 def test_an_experiment_whose_primary_metric_is_loss_opens_on_loss_and_its_other_metric(open_page, app_store):
