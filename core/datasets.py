@@ -1,5 +1,6 @@
 """Read a dataset reference (a file path) with Polars, failing with messages a person can act on."""
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -86,6 +87,20 @@ def inspect_dataset(ref: str | Path, roots: list[Path], rows: int = 5) -> Datase
     """What the create-experiment form checks: allowed folder, exists, readable, known format; with a preview."""
     confine(ref, roots)
     return preview(ref, rows)
+
+
+def stored_reference(shown: DatasetPreview, team_mode: bool) -> str:
+    """What an experiment keeps of a file the form previewed: its absolute path, so a worker started in another folder
+    finds it too; in team mode the path as typed, since the workers are other machines, where a relative path reads
+    their own checkout."""
+    return str(shown.path) if team_mode else os.path.abspath(shown.path.expanduser())
+
+
+def gone(ref: str | Path) -> bool:
+    """Whether an experiment's dataset is known to be missing here: only an absolute path can be judged (a relative
+    one is read from each worker's own folder)."""
+    path = Path(ref)
+    return path.is_absolute() and not path.exists()
 
 
 def require_columns(df: pl.DataFrame, ref: str | Path, columns: list[str]) -> None:

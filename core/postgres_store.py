@@ -207,6 +207,11 @@ class PostgresStore(DuckDBStore):
                 "this process stalled in the middle of an operation (was it paused?), so the PostgreSQL store at "
                 f"{self.location} ended it; nothing of it was saved; try again"
             )
+        if _connection_lost(error):
+            return StoreError(
+                f"lost the connection to the PostgreSQL store at {self.location} ({safe_message(error)}): the database "
+                "server may have stopped or restarted; try again in a moment (`tunedeck doctor` says whether it answers)"
+            )
         return StoreError(f"the PostgreSQL store at {self.location} failed: {safe_message(error)}")
 
     def _store_points(self, con, points: pl.DataFrame) -> int:
@@ -279,6 +284,15 @@ def _one_curve(con: PgConnection, run_id: int, key: str) -> pl.DataFrame:
 
 def _stored_keys(con: PgConnection, params: dict) -> list[str]:
     return [row[0] for row in con.raw.execute(_KEYS, params).fetchall()]
+
+
+def _connection_lost(error: psycopg.Error) -> bool:
+    """The server went away under an open connection (stopped, restarted, a network cut): libpq's own error, with no
+    SQLSTATE, a connection exception, or the server's shutdown notices."""
+    shutdown = (pg_errors.AdminShutdown, pg_errors.CrashShutdown, pg_errors.CannotConnectNow)
+    return isinstance(error, psycopg.OperationalError) and (
+        error.sqlstate is None or error.sqlstate.startswith("08") or isinstance(error, shutdown)
+    )
 
 
 def _hint(error: psycopg.Error) -> str:

@@ -66,6 +66,7 @@ class EmbeddedWorker:
                 started = ensure_worker(settings, parent=self.parent)  # None: one runs already, or none is wanted
                 if started is not None:
                     self.child, self.started_at = started, self.clock()
+                    return None  # a fresh start: nothing is known of it yet
             if refused:
                 return f"the app's worker refused to start; its reason is in {settings.logs_dir / 'worker.log'}"
             return None

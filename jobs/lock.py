@@ -49,25 +49,27 @@ def announce_worker(settings: Settings) -> IO:
 
 def worker_running(settings: Settings) -> bool:
     """Whether a worker runs on this data directory: the auto-started one, or one started by hand."""
-    return flocks.held(settings.data_dir / LOCK_NAME) or hand_started_worker(settings)
+    return bool(_held_locks(settings))
 
 
 def hand_started_worker(settings: Settings) -> bool:
-    return bool(_hand_started_locks(settings))
-
-
-def _hand_started_locks(settings: Settings) -> list[Path]:
-    folder = settings.data_dir / WORKERS
-    return [path for path in sorted(folder.glob("*.lock")) if flocks.held(path)] if folder.is_dir() else []
+    return bool(_held_locks(settings, auto=False))
 
 
 def worker_pids(settings: Settings) -> list[int]:
     """The process IDs of the workers running on this data directory (a lock file's text outlives its worker: only
     held ones count)."""
-    auto = settings.data_dir / LOCK_NAME
-    held = ([auto] if flocks.held(auto) else []) + _hand_started_locks(settings)
     pids = []
-    for path in held:
+    for path in _held_locks(settings):
         with contextlib.suppress(OSError, ValueError):
             pids.append(int(path.read_text().strip() or path.stem))
     return pids
+
+
+def _held_locks(settings: Settings, auto: bool = True) -> list[Path]:
+    """The lock files a live worker holds: the auto-started one's (if `auto`), then each started by hand."""
+    candidates = [settings.data_dir / LOCK_NAME] if auto else []
+    folder = settings.data_dir / WORKERS
+    if folder.is_dir():
+        candidates += sorted(folder.glob("*.lock"))
+    return [path for path in candidates if flocks.held(path)]

@@ -4,11 +4,11 @@ Tasks take run IDs only; everything else is read from the store when the job run
 """
 
 import logging
-from pathlib import Path
 
 from huey import crontab
 
 from core import open_store
+from core.datasets import gone
 from core.errors import NotFoundError, TuneDeckError, ValidationError
 from core.runs import parse_config
 from core.runs import start_run as create_and_enqueue
@@ -99,8 +99,8 @@ def _check_here(store: TrackingStore, experiment_id: int, configs: list[Training
         check_base_model(config)
     if get_settings().team_mode or not any(config.trainer in SHIPPED for config in configs):
         return
-    dataset = Path(store.get_experiment(experiment_id).dataset)
-    if dataset.is_absolute() and not dataset.exists():
+    dataset = store.get_experiment(experiment_id).dataset
+    if gone(dataset):
         raise ValidationError(f"the experiment's dataset file {dataset} is not there any more; put it back, or make a new experiment")
 
 

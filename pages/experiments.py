@@ -1,11 +1,10 @@
 """Experiments: filter, sort and page through them; create, delete and restore."""
 
-import os
 
 import streamlit as st
 
 from core import resources
-from core.datasets import inspect_dataset, training_warnings
+from core.datasets import inspect_dataset, stored_reference, training_warnings
 from core.errors import TuneDeckError, ValidationError
 from core.presenters import SORT_LABELS, experiments_frame, plural
 from core.status import ExperimentStatus, any_active
@@ -47,8 +46,7 @@ def create_form() -> None:
         name = st.text_input("Name", key="new_name", placeholder="e.g. llama-3 sentiment LoRA")
         dataset = st.text_input("Dataset file (CSV, JSONL or Parquet)", key="new_dataset", value=resources.sample_dataset())
         description = st.text_area("Description (optional)", key="new_description")
-        found = None  # the file previewed, as an absolute path (a worker started in another folder finds it too); in
-        # team mode as typed: the workers are other machines, where a relative path reads their own checkout
+        found = None  # what the experiment keeps of the file previewed
         if dataset.strip():
             try:
                 shown = inspect_dataset(dataset.strip(), settings().allowed_dataset_roots)
@@ -56,7 +54,7 @@ def create_form() -> None:
                 st.dataframe(shown.head, hide_index=True, height=180)
                 for warning in training_warnings(shown):
                     st.warning(plain(sentence(warning)))
-                found = dataset.strip() if settings().team_mode else os.path.abspath(shown.path.expanduser())
+                found = stored_reference(shown, settings().team_mode)
             except TuneDeckError as error:
                 show_error(error, about="dataset")
         if st.button("Create experiment", type="primary", key="create", disabled=found is None):

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from core.datasets import preview, read_dataset, require_columns, training_warnings
+from core.datasets import gone, inspect_dataset, preview, read_dataset, require_columns, stored_reference, training_warnings
 from core.errors import DatasetError
 
 ROWS = pl.DataFrame({"text": ["tasty soup", "cold fries", "open on monday"], "label": ["positive", "negative", "neutral"]})
@@ -138,3 +138,24 @@ def test_a_file_the_shipped_trainers_would_refuse_is_warned_of_before_an_experim
     rows.write_csv(path)
 
     assert training_warnings(preview(path)) == warned
+
+
+def test_an_experiment_keeps_the_absolute_path_alone_and_in_team_mode_the_path_as_typed(write_rows, monkeypatch):
+    """Alone, a worker started in another folder must find the file; in team mode the workers are other machines,
+    where a relative path reads their own checkout."""
+    path = write_rows("reviews.csv")
+    monkeypatch.chdir(path.parent.parent)
+    typed = f"{path.parent.name}/{path.name}"
+    shown = inspect_dataset(typed, [path.parent.parent])
+
+    assert stored_reference(shown, team_mode=False) == str(path)
+    assert stored_reference(shown, team_mode=True) == typed
+
+
+def test_only_an_absolute_path_is_judged_gone_here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here.csv").write_text("text\n")
+
+    assert gone(tmp_path / "missing.csv")
+    assert not gone(tmp_path / "here.csv")
+    assert not gone("missing.csv")  # read from each worker's own folder

@@ -329,6 +329,27 @@ def test_a_request_that_timed_out_says_so_in_words_not_in_the_transports():
     assert str(error) == "the store did not answer in time (busy, or its server paused); try again in a moment"
 
 
+def test_a_server_failure_that_is_not_a_store_error_reaches_the_caller_as_its_first_line_without_grpcs_detail(tmp_path):
+    """What a Flight server sends for an exception it did not expect, from a real one: the message, then gRPC's
+    ". Detail:" with the server's traceback; the caller gets the message alone, never the traceback."""
+
+    class Failing(flight.FlightServerBase):
+        def do_get(self, context, ticket):
+            raise RuntimeError("disk on fire")
+
+    server = Failing(f"grpc+unix://{tmp_path / 'failing.sock'}")
+    try:
+        with pytest.raises(flight.FlightError) as raised:
+            flight.FlightClient(f"grpc+unix://{tmp_path / 'failing.sock'}").do_get(flight.Ticket(b"")).read_all()
+    finally:
+        server.shutdown()
+
+    assert "Traceback" in str(raised.value)  # what the cut has to remove
+    error = remote._as_store_error(raised.value)
+    assert isinstance(error, StoreError)
+    assert str(error) == "the store server failed: disk on fire"
+
+
 def test_only_duckdbs_own_fatal_error_counts_as_fatal_not_a_message_that_quotes_the_words():
     """The server exits on a fatal error: a name someone typed must never make it do so."""
     from core.database import is_fatal, store_error

@@ -131,9 +131,11 @@ def test_an_embedded_worker_that_refuses_to_start_is_tried_again_only_after_a_wh
     assert "TUNEDECK_LOCK_TIMEOUT" in (tmp_path / "logs" / "worker.log").read_text()
 
     now[0] = 31.0
-    keeper.keep(settings)
+    assert keeper.keep(settings) is None  # started again: nothing is known of this one yet
     assert keeper.child is not first
     assert keeper.child.wait(timeout=60) == 2
+    now[0] = 32.0
+    assert keeper.keep(settings) == said  # it refused too
 
 
 def test_an_embedded_worker_exits_with_its_parent(tmp_path):

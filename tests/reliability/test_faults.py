@@ -95,6 +95,21 @@ def test_a_run_on_a_dataset_already_gone_is_refused_before_it_is_queued(job_stor
     assert job_store.list_runs(experiment_id) == []
 
 
+def test_a_commands_dataset_is_left_to_its_script_so_a_file_gone_here_does_not_refuse_the_run(job_store, tmp_path):
+    """A registered command's script may read a folder, another file, or nothing: only the shipped trainers'
+    dataset file is checked before queueing."""
+    dataset = tmp_path / "reviews.csv"
+    shutil.copy(SAMPLE, dataset)
+    experiment_id = new_experiment(job_store, dataset=str(dataset))
+    dataset.unlink()
+
+    run_id = tasks.start_run(job_store, experiment_id, {"trainer": "command", "command": "reads-its-own-data"})
+    try:
+        assert job_store.get_run(run_id).status is RunStatus.QUEUED
+    finally:
+        tasks.cancel_run(job_store, run_id)  # no later test's worker takes it
+
+
 def test_a_dataset_deleted_between_queueing_and_running_fails_the_run_naming_it(job_store, tmp_path):
     dataset = tmp_path / "reviews.csv"
     shutil.copy(SAMPLE, dataset)

@@ -529,6 +529,25 @@ def test_run_page_shows_error_traceback_and_adapter_link(open_page, populated):
     assert any("Adapter sentiment LoRA v1" in link.label for link in done.get("page_link"))
 
 
+@pytest.mark.parametrize(
+    ("kept", "label"),
+    [
+        ("Traceback (most recent call last):\n  File \"train.py\", line 3\nValueError: bad rank", "Traceback"),
+        ("epoch 3/4: loss 0.41\nKilled", "Last output"),  # what a process killed by a signal printed last
+    ],
+)
+def test_a_failed_runs_page_names_what_it_kept_a_traceback_or_the_last_output(open_page, app_store, kept, label):
+    experiment_id = app_store.create_experiment({"name": "crashes", "dataset": SAMPLE})
+    run_id = app_store.create_run(experiment_id, {"epochs": 1})
+    app_store.mark_running(run_id, worker="host:1")
+    app_store.fail_run(run_id, "it stopped", traceback=kept)
+
+    app = open_page("pages/run.py", run=str(run_id))
+
+    assert [expander.label for expander in app.expander if expander.label in ("Traceback", "Last output")] == [label]
+    assert kept in [code.value for code in app.code]
+
+
 @pytest.mark.parametrize("shared", [False, True], ids=["data folder", "shared artifact root"])
 def test_run_page_offers_the_files_a_script_logged_for_download(open_page, app_store, tmp_path, monkeypatch, shared):
     """With TUNEDECK_ARTIFACT_ROOT (team mode) a file another machine's script logged is on the share."""
