@@ -1,6 +1,5 @@
 """Experiments: filter, sort and page through them; create, delete and restore."""
 
-
 import streamlit as st
 
 from core import resources
