@@ -65,6 +65,10 @@ class Cluster:
 
     def start(self) -> "Cluster":
         self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust", "-N", "-E", "UTF8")
+        return self.start_server()
+
+    def start_server(self) -> "Cluster":
+        """The server on the cluster made by `start`: again after `stop_server`, as a database restarted by its admin."""
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} -c max_connections=300"
         )
@@ -78,9 +82,14 @@ class Cluster:
     def database_url(self, name: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
 
+    def stop_server(self, mode: str = "fast") -> None:
+        """`fast`, as an admin stops it: sessions are ended and every commit is kept (`immediate` may lose the last
+        ones here, where commits do not wait for the disk)."""
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
     def stop(self) -> None:
         try:
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self.stop_server("immediate")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
