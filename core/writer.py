@@ -5,7 +5,9 @@ other processes share the store. Points are flushed when the buffer holds `flush
 `flush_seconds` have passed since the oldest unflushed point (a background thread sees to that, so
 a slow training step still shows up live), and on `flush()` / `close()`. Every call is also
 appended to a journal on local disk before it returns (`core.journal`), so a point whose `log()`
-returned survives the process being killed before its flush.
+returned survives the process being killed before its flush. A store that cannot take a full buffer (a database
+restarting, a busy store server) does not stop the logging code: the points wait for the next try, up to
+OUTAGE_POINTS.
 """
 
 import threading
@@ -25,6 +27,11 @@ from core.store import TrackingStore
 from core.ticker import flushes
 
 T = TypeVar("T")
+
+# Points a writer holds while the store cannot take them (a database restarting, a busy store server) before a full
+# buffer's error reaches the code that logs: training rides out an outage of minutes, not an unbounded one in memory
+# (a held point takes about 40 bytes; every one is journaled on disk too).
+OUTAGE_POINTS = 2_000_000
 
 
 def _epoch_us(moment: datetime | None) -> int:
@@ -56,6 +63,7 @@ class MetricWriter:
         self.last_error: Exception | None = None
         self._timer: int | None = None  # the ticker's job that flushes what waited flush_seconds
         self._closed = False
+        self._retry_at = 0.0  # after a full buffer could not be stored: when log() tries again (the timer tries meanwhile)
         self.points_written = 0
 
     # -- logging ---------------------------------------------------------------------------
@@ -75,7 +83,7 @@ class MetricWriter:
                 self._rows["wall_time"].append(stamp)
             full = self._added(len(checked))
         if full:
-            self.flush()
+            self._flush_full()
 
     def log_series(
         self, run_id: int, key: str, steps: Sequence[int], values: Sequence[float], wall_times: Sequence[datetime] | None = None
@@ -102,7 +110,7 @@ class MetricWriter:
             self._pieces.append(series)
             full = self._added(steps.size)
         if full:
-            self.flush()
+            self._flush_full()
 
     def _added(self, count: int) -> bool:
         """Count new points; True when the buffer is full and should be flushed now."""
@@ -114,6 +122,18 @@ class MetricWriter:
         return self._buffered >= self.flush_points
 
     # -- flushing ------------------------------------------------------------------------------
+    def _flush_full(self) -> None:
+        """A full buffer goes to the store now. If the store cannot take it, the points stay buffered and journaled
+        and logging goes on (the timer tries again, and log() once flush_seconds have passed), up to OUTAGE_POINTS."""
+        if time.monotonic() < self._retry_at and self._buffered <= OUTAGE_POINTS:
+            return
+        try:
+            self.flush()
+        except (StoreBusyError, StoreError):
+            if self._buffered > max(OUTAGE_POINTS, self.flush_points):
+                raise
+            self._retry_at = time.monotonic() + max(self.flush_seconds, 1.0)
+
     def flush(self) -> int:
         """Write everything buffered in one store operation; returns the points written.
 

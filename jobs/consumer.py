@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
             lock = announce_worker(settings)  # held while this runs: no auto worker starts beside it
         except OSError as error:
             raise _not_starting(f"cannot say in {settings.data_dir} that this worker runs: {error}") from None
-    reap(store, settings, live_job_ids())
-    _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings, live_job_ids()))
+    reap(store, settings, live_job_ids)
+    _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings, live_job_ids))
     if not store.replays_journals:  # no store server on this machine replays what killed writers journaled here: the worker does
         _every(JOURNAL_SCAN, lambda: journal.recover(store, store.data_dir / "journal"))
     if args.parent:  # the app died: stop now; its runs' training processes die with us and are reaped as lost

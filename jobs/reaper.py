@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -40,17 +41,58 @@ class MissingJobs:
             return {job for job, since in self._since.items() if (now - since).total_seconds() >= settle}
 
 
+class Outages:
+    """Whether this process could reach the store and the queue, and since when it can again. While they are out of
+    reach (a database restarted, a network cut, the store's owner paused) no worker's heartbeat gets through either,
+    so a run's silence counts only from `heartbeat_timeout` seconds after this process reached them again: an outage
+    of a minute must not fail every healthy run the moment it ends."""
+
+    def __init__(self, clock: Callable[[], datetime] = utcnow):
+        self.clock = clock
+        self._down = False
+        self._back_at: datetime | None = None
+        self._lock = threading.Lock()
+
+    def failed(self) -> None:
+        with self._lock:
+            self._down = True
+
+    def reached(self, waited: float, timeout: float) -> None:
+        """They answered after `waited` seconds. A wait of a quarter of the heartbeat timeout or more counts as an
+        outage too: a connection pool waits for a database server that is down, and answers once it is back."""
+        with self._lock:
+            if self._down or waited >= timeout / 4:
+                self._down, self._back_at = False, self.clock()
+
+    def silence_counts(self, timeout: float) -> bool:
+        with self._lock:
+            return not self._down and (self._back_at is None or (self.clock() - self._back_at).total_seconds() >= timeout)
+
+
 _missing_jobs = MissingJobs()
+_outages = Outages()
 
 
 def reap(
-    store: TrackingStore, settings: Settings, live_job_ids: list[str] | None = None, missing_jobs: MissingJobs = _missing_jobs
+    store: TrackingStore,
+    settings: Settings,
+    live_job_ids: Callable[[], list[str]] | None = None,
+    missing_jobs: MissingJobs = _missing_jobs,
+    outages: Outages = _outages,
 ) -> list[int]:
-    """Fail runs whose worker process on this machine has died, runs silent past the heartbeat timeout, and (given
-    the queue's live job IDs) queued runs whose job is gone, once they are older than the heartbeat timeout and two
-    looks a heartbeat interval apart have missed their job."""
+    """Fail runs whose worker process on this machine has died, runs silent past the heartbeat timeout (counted from
+    when this process last reached the store again, if it could not), and (given a look at the queue's live job IDs)
+    queued runs whose job is gone, once they are older than the heartbeat timeout and two looks a heartbeat interval
+    apart have missed their job."""
+    asked = time.monotonic()
+    try:
+        live = None if live_job_ids is None else live_job_ids()
+        active = store.list_active_runs()
+    except Exception:
+        outages.failed()
+        raise
+    outages.reached(time.monotonic() - asked, settings.heartbeat_timeout)
     lost = []
-    active = store.list_active_runs()
     for run in active:
         if run.status is RunStatus.RUNNING and is_local_and_dead(run.worker):
             try:
@@ -58,12 +100,13 @@ def reap(
                 lost.append(run.id)
             except InvalidTransitionError:
                 pass  # it finished or was cancelled in the meantime
-    lost += store.fail_stale_runs(settings.heartbeat_timeout)
-    if live_job_ids is not None:
-        live = set(live_job_ids)
-        missing = {run.job_id for run in active if run.status is RunStatus.QUEUED and run.job_id and run.job_id not in live}
+    if outages.silence_counts(settings.heartbeat_timeout):
+        lost += store.fail_stale_runs(settings.heartbeat_timeout)
+    if live is not None:
+        queued = set(live)
+        missing = {run.job_id for run in active if run.status is RunStatus.QUEUED and run.job_id and run.job_id not in queued}
         spared = missing - missing_jobs.still_missing(missing, settings.heartbeat_interval)  # maybe just taken
-        orphans = store.fail_queued_without_job([*live_job_ids, *sorted(spared)], settings.heartbeat_timeout)
+        orphans = store.fail_queued_without_job([*live, *sorted(spared)], settings.heartbeat_timeout)
         if orphans:
             log.error("failed queued runs %s: their jobs are no longer in the queue", orphans)
         lost += orphans

@@ -44,7 +44,7 @@ def train_run(run_id: int) -> str:
 @huey.periodic_task(crontab(minute="*"))
 def reap_lost_runs() -> list[int]:
     """Also runs under a plain `huey_consumer`, which has no reaper thread of its own."""
-    return reap(open_store(), get_settings(), live_job_ids())
+    return reap(open_store(), get_settings(), live_job_ids)
 
 
 def live_job_ids() -> list[str]:

@@ -188,9 +188,9 @@ def test_a_queued_run_whose_job_is_gone_is_failed_by_the_reaper_saying_so(store,
     settings = get_settings().model_copy(update={"heartbeat_timeout": 60.0, "heartbeat_interval": 2.0})
     looks = MissingJobs(clock)
 
-    assert reap(store, settings, ["a-live-job"], looks) == []  # young runs are left alone
+    assert reap(store, settings, lambda: ["a-live-job"], looks) == []  # young runs are left alone
     clock.advance(120)
-    assert reap(store, settings, ["a-live-job"], looks) == [orphan]  # its job missed by two looks 120 s apart
+    assert reap(store, settings, lambda: ["a-live-job"], looks) == [orphan]  # its job missed by two looks 120 s apart
 
     failed = store.get_run(orphan)
     assert failed.status is RunStatus.FAILED
@@ -208,11 +208,11 @@ def test_a_run_whose_job_a_worker_has_just_taken_is_not_failed_as_having_lost_it
     looks = MissingJobs(clock)
     clock.advance(120)
 
-    assert reap(store, settings, [], looks) == []  # the job has just left the queue
+    assert reap(store, settings, list, looks) == []  # the job has just left the queue
     store.mark_running(run_id, "w:1")  # the worker that took it
     clock.advance(settings.heartbeat_interval)
 
-    assert reap(store, settings, [], looks) == []
+    assert reap(store, settings, list, looks) == []
     assert store.get_run(run_id).status is RunStatus.RUNNING
 
 
