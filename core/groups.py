@@ -79,8 +79,14 @@ def short(column: str) -> str:
 
 
 def varying_params(frame: pl.DataFrame) -> list[str]:
-    """The params whose value differs between runs: the only ones worth grouping, plotting or comparing."""
-    return [column for column in param_columns(frame) if frame[column].n_unique() > 1]
+    """The params whose value differs between runs: the only ones worth grouping, plotting or comparing. A param one
+    run leaves out differs (it took the default), but a run with no params at all (a script's, beside the
+    dashboard's runs) says nothing of them, so it does not make every param vary."""
+    columns = param_columns(frame)
+    if not columns:
+        return []
+    with_params = frame.filter(~pl.all_horizontal(pl.col(columns).is_null()))
+    return [column for column in columns if with_params[column].n_unique() > 1]
 
 
 def chosen_params(frame: pl.DataFrame) -> list[str]:

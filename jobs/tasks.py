@@ -8,7 +8,7 @@ import logging
 from huey import crontab
 
 from core import open_store
-from core.datasets import gone
+from core.datasets import gone, is_label
 from core.errors import NotFoundError, TuneDeckError, ValidationError
 from core.runs import parse_config
 from core.runs import start_run as create_and_enqueue
@@ -92,14 +92,23 @@ def start_sweep(store: TrackingStore, experiment_id: int, configs: list[Training
 
 def _check_here(store: TrackingStore, experiment_id: int, configs: list[TrainingConfig]) -> None:
     """What this machine's workers would refuse is said now, not after the runs were queued: a command not
-    registered, a base model not there, a dataset file gone (a shipped trainer's: a command's dataset may be a
-    folder or anything its script reads; a relative path is left to the workers, read from their folder)."""
+    registered, a base model not there, no dataset file or one gone (a shipped trainer's: a command's dataset may be
+    a folder or anything its script reads; a relative path is left to the workers, read from their folder)."""
     for config in configs:
         command.check(config)
         check_base_model(config)
-    if get_settings().team_mode or not any(config.trainer in SHIPPED for config in configs):
+    trainers = sorted({config.trainer for config in configs if config.trainer in SHIPPED})
+    if not trainers:
         return
     dataset = store.get_experiment(experiment_id).dataset
+    if is_label(dataset):
+        raise ValidationError(
+            f"this experiment has no dataset file to train on (its dataset is {dataset}): the {' and '.join(trainers)} "
+            f"{'trainer reads' if len(trainers) == 1 else 'trainers read'} one; make an experiment on a dataset file, "
+            "or start a registered command here, which reads its own data"
+        )
+    if get_settings().team_mode:
+        return
     if gone(dataset):
         raise ValidationError(f"the experiment's dataset file {dataset} is not there any more; put it back, or make a new experiment")
 

@@ -11,8 +11,9 @@ through_app()  # first: the imports below need the settings app.py checks (a pag
 
 from core import charts
 from core.compare import metric_keys
+from core.datasets import is_label
 from core.divergence import diverged_runs
-from core.entities import utcnow
+from core.entities import Experiment, utcnow
 from core.errors import ValidationError
 from core.presenters import (
     aggregates_frame,
@@ -242,12 +243,13 @@ def sweep_inputs(trainer: str) -> tuple[str | None, str, int, int, int | None]:
     return mode, text, int(count), int(seed), size
 
 
-def new_run_form(experiment_id: int) -> None:
+def new_run_form(experiment: Experiment) -> None:
+    experiment_id = experiment.id
     clone = cloned_run()
     section = fold("New run", "new_run_open", icon=":material/play_arrow:", expanded=clone is not None)
     if section.open:
         with section:
-            run_form(experiment_id, clone)
+            run_form(experiment_id, clone, experiment.dataset)
     where, runs = st.session_state.pop("started", (None, []))  # said once, on the experiment they were started in
     if runs and where == experiment_id:
         labels = ", ".join(run_label(run) for run in store().get_runs(runs))  # as the runs table names them
@@ -260,8 +262,13 @@ def _unclone() -> None:
     st.session_state.new_run_open = True
 
 
-def run_form(experiment_id: int, clone) -> None:
+def run_form(experiment_id: int, clone, dataset: str) -> None:
     prefix, initial = "cfg", None
+    if is_label(dataset):
+        st.info(
+            f"This experiment has no dataset file (its dataset is {plain(dataset)}): the built-in and peft trainers "
+            "cannot run here; a registered command, which reads its own data, can."
+        )
     if clone is not None:
         prefix, initial = f"clone{clone.id}", clone_config(clone)
         st.info(plain(clone_note(run_label(clone), clone.config, initial)))
@@ -299,5 +306,5 @@ with friendly_errors():
         edit_tags_and_note("experiment", experiment_id, experiment.tags, experiment.note)
         if not experiment.is_deleted:
             rename_form(experiment)
-            new_run_form(experiment_id)
+            new_run_form(experiment)
         live(active, lambda: runs_and_curves(experiment_id))

@@ -52,6 +52,18 @@ def test_params_a_trainer_reports_are_not_grouped_by_at_first(store, make_experi
     assert "params.trainable_params" in varying_params(frame)  # still offered, to pick by hand
 
 
+def test_a_run_without_params_does_not_make_every_param_vary(store, make_experiment, make_run):
+    """A script's run beside the dashboard's, which set every param: only the param the runs set apart varies."""
+    experiment_id = make_experiment()
+    for rank in (4, 8):
+        make_run(experiment_id, config={"lora_rank": rank, "base_model": "tiny-base", "batch_size": 16})
+    store.create_run(experiment_id, {})  # as a script's `tracking.start_run` that logs no params makes it
+    frame = run_attributes(store.list_runs(experiment_id))
+
+    assert varying_params(frame) == ["params.lora_rank"]
+    assert default_group_keys(frame) == ["params.lora_rank"]
+
+
 def test_an_importers_bookkeeping_is_not_grouped_by_at_first(store, make_experiment, make_run):
     experiment_id = make_experiment()
     for rate, source in ((0.1, "mlflow:a1"), (0.1, "mlflow:b2"), (0.2, "mlflow:c3")):

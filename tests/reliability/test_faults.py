@@ -110,6 +110,18 @@ def test_a_commands_dataset_is_left_to_its_script_so_a_file_gone_here_does_not_r
         tasks.cancel_run(job_store, run_id)  # no later test's worker takes it
 
 
+@pytest.mark.parametrize("label", ["(logged from a script)", "(imported from MLflow)"])
+def test_a_shipped_trainers_run_on_an_experiment_with_no_dataset_file_is_refused_before_it_is_queued(job_store, label):
+    experiment_id = new_experiment(job_store, dataset=label)
+
+    with pytest.raises(ValidationError, match=re.escape(f"no dataset file to train on (its dataset is {label}): the builtin trainer reads one")):
+        tasks.start_run(job_store, experiment_id, {"epochs": 1})
+    with pytest.raises(ValidationError, match="the builtin and peft trainers read one"):
+        tasks.start_sweep(job_store, experiment_id, [{"epochs": 1}, {"trainer": "peft", "epochs": 1}])
+
+    assert job_store.list_runs(experiment_id) == []
+
+
 def test_a_dataset_deleted_between_queueing_and_running_fails_the_run_naming_it(job_store, tmp_path):
     dataset = tmp_path / "reviews.csv"
     shutil.copy(SAMPLE, dataset)

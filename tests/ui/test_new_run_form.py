@@ -170,3 +170,15 @@ def test_a_number_out_of_range_is_refused_with_a_sentence_naming_it(open_page, p
 
     assert said in [as_shown(error.value) for error in app.error]
     assert len(app_store.list_runs(populated["experiment"])) == before
+
+
+def test_an_experiment_a_script_logged_says_the_shipped_trainers_cannot_run_there_and_refuses_them(open_page, app_store):
+    """Its dataset is "(logged from a script)": a run of the built-in trainer was queued and failed on a missing file."""
+    experiment_id = app_store.create_experiment({"name": "from my script", "dataset": "(logged from a script)"})
+
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(experiment_id))
+    start(app)
+
+    assert "This experiment has no dataset file (its dataset is (logged from a script))" in as_shown(app.info[0].value)
+    assert "this experiment has no dataset file to train on" in as_shown(app.error[0].value).lower()
+    assert app_store.list_runs(experiment_id) == []
