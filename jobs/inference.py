@@ -43,17 +43,45 @@ Answerer = Callable[[str], Answer]
 def load_answerer(adapter_path: str, base_model: str) -> Answerer:
     """The adapter at `adapter_path` on its base model, ready to answer; ValidationError says why it cannot."""
     folder = Path(adapter_path)
+    if _kind(folder, base_model) == "builtin":
+        tuned = builtin.load_tuned(folder)
+        return lambda text: _labelled(*tuned.answer([text])[0])
+    return _peft_answerer(folder, base_model)
+
+
+def cannot_answer(adapter_path: str, base_model: str) -> str | None:
+    """Why this adapter cannot answer here, found without loading it (None: it can), so the try-it box is offered
+    only for adapters that can."""
+    try:
+        _kind(Path(adapter_path), base_model)
+    except ValidationError as error:
+        return str(error)
+    return None
+
+
+def _kind(folder: Path, base_model: str) -> str:
+    """builtin (the built-in trainer's classifier) or peft (a PEFT adapter on a base model found here)."""
     config_file = folder / "adapter_config.json"
     if not config_file.is_file():
         raise ValidationError(f"no adapter at {folder} (adapter_config.json is missing); was the folder moved or deleted?")
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    if config.get("tunedeck_trainer") == "builtin":
-        tuned = builtin.load_tuned(folder)
-        return lambda text: _labelled(*tuned.answer([text])[0])
-    resolve_model(base_model, model_roots(get_settings().models_dir))  # a base model no folder holds: say so, not "install"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValidationError(f"cannot read {config_file} ({error})") from None
+    if isinstance(config, dict) and config.get("tunedeck_trainer") == "builtin":
+        return "builtin"
+    roots = model_roots(get_settings().models_dir)
+    try:
+        resolve_model(base_model, roots)
+    except ValidationError:
+        where = " or ".join(str(root) for root in roots)
+        raise ValidationError(
+            f"its base model {base_model} is not a Hugging Face model in {where}: the try-it box answers with the "
+            "built-in trainer's adapters, and with PEFT adapters whose base model is there"
+        ) from None
     if reason := peft_trainer.is_available():
         raise ValidationError(f"this adapter needs the training packages to answer: {reason}")
-    return _peft_answerer(folder, base_model)
+    return "peft"
 
 
 def answer_within(answerer: Answerer, text: str, seconds: float = ANSWER_TIMEOUT) -> Answer:

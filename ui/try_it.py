@@ -1,15 +1,18 @@
 """The try-it box: type an input, get each adapter's answer. Loaded adapters are kept once per server (a few at
 most) and all released when the machine runs short of memory. Answers are drawn as plain text."""
 
+import logging
+
 import polars as pl
 import streamlit as st
 
 from core.entities import Adapter
-from core.errors import ValidationError
-from jobs.inference import MAX_INPUT, Answerer, answer_within, check_input, load_answerer, memory_short
+from core.errors import TuneDeckError, ValidationError
+from jobs.inference import MAX_INPUT, Answerer, answer_within, cannot_answer, check_input, load_answerer, memory_short
 from ui.common import friendly_errors, plain, show_validation
 
 KEEP_LOADED = 4  # adapters kept loaded per server
+log = logging.getLogger("tunedeck.ui")
 
 
 @st.cache_resource(max_entries=KEEP_LOADED, show_spinner=False)
@@ -25,10 +28,18 @@ def answerer(adapter: Adapter) -> Answerer:
 
 
 def try_box(adapters: dict[str, Adapter], key: str) -> None:
-    """An input box and a button; the answers of the adapters (by label) below, one row each."""
+    """An input box and a button; the answers of the adapters (by label) below, one row each. Adapters that cannot
+    answer here are named with the reason, before anyone types."""
     st.subheader("Try it")
     if not adapters:
         st.caption("No adapter to try yet: a run registers one when it completes.")
+        return
+    reasons = {label: cannot_answer(adapter.path, adapter.base_model) for label, adapter in adapters.items()}
+    for label, reason in reasons.items():
+        if reason:
+            st.caption(plain(f"{label} cannot answer here: {reason}."))
+    ready = {label: adapter for label, adapter in adapters.items() if not reasons[label]}
+    if not ready:
         return
     text = st.text_area("Input", key=f"{key}_input", max_chars=MAX_INPUT, placeholder="e.g. the soup was cold and bland")
     if not st.button("Answer", key=f"{key}_go", icon=":material/play_arrow:"):
@@ -38,20 +49,26 @@ def try_box(adapters: dict[str, Adapter], key: str) -> None:
     except ValidationError as error:
         show_validation(error)
         return
-    answers = []
-    for label, adapter in adapters.items():
+    if len(ready) == 1:
+        ((label, adapter),) = ready.items()
         with friendly_errors(), st.spinner(plain(f"Loading {adapter.base_model} with {label} and answering…")):
-            answers.append({"adapter": label, **_answer_row(answer_within(answerer(adapter), text))})
-    if not answers:
+            single = _answer_row(answer_within(answerer(adapter), text))
+            st.code(single["answer"], language="text", wrap_lines=True)
+            if single["confidence"] is not None:
+                st.caption(f"confidence {single['confidence']:.3f}")
+            if single["decoding"]:
+                st.caption(f"decoding: {single['decoding']}")
         return
-    if len(adapters) == 1:
-        single = answers[0]
-        st.code(single["answer"], language="text", wrap_lines=True)
-        if single["confidence"] is not None:
-            st.caption(f"confidence {single['confidence']:.3f}")
-        if single["decoding"]:
-            st.caption(f"decoding: {single['decoding']}")
-        return
+    answers = []
+    for label, adapter in ready.items():
+        with st.spinner(plain(f"Loading {adapter.base_model} with {label} and answering…")):
+            try:
+                answers.append({"adapter": label, **_answer_row(answer_within(answerer(adapter), text))})
+            except Exception as error:  # in its own row: which adapter failed, and the others' answers still shown
+                if not isinstance(error, TuneDeckError):
+                    log.exception("the try-it box failed on %s", label)
+                why = error if isinstance(error, TuneDeckError) else "something went wrong; the details are in the server log"
+                answers.append({"adapter": label, "answer": f"no answer: {why}", "confidence": None, "decoding": ""})
     st.dataframe(pl.DataFrame(answers), hide_index=True, key=f"{key}_answers")
 
 

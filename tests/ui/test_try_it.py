@@ -70,6 +70,19 @@ def test_compare_answers_with_every_compared_runs_adapter(open_page, app_store, 
     assert answers["adapter"].tolist() == [f"seed-{i} (#{run_id})" for i, run_id in enumerate(run_ids, start=1)]
 
 
+def test_an_adapter_that_fails_to_load_on_compare_says_so_in_its_own_row_beside_the_others_answers(open_page, app_store, tmp_path):
+    folders = [builtin_adapter(tmp_path, seed) for seed in (1, 2)]
+    run_ids = [register(app_store, folder, "tiny-base", f"seed-{i}")[0] for i, folder in enumerate(folders, start=1)]
+    (folders[1] / "adapter_model.safetensors").unlink()  # its config is there: offered, then it cannot load
+    _answerer.clear()
+
+    app = ask(open_page("pages/compare.py", runs=",".join(map(str, run_ids))), "try_compare")
+
+    answers = next(frame.value for frame in app.dataframe if "answer" in frame.value.columns)
+    assert answers["answer"].tolist()[0] == builtin.load_tuned(folders[0]).answer([TEXT])[0][0]
+    assert answers["answer"].tolist()[1].startswith("no answer: ")
+
+
 def test_an_empty_input_or_a_missing_folder_gets_a_message_not_a_traceback(open_page, app_store, tmp_path):
     folder = builtin_adapter(tmp_path, seed=3)
     _, adapter_id = register(app_store, folder, "tiny-base", "gone")
@@ -83,21 +96,37 @@ def test_an_empty_input_or_a_missing_folder_gets_a_message_not_a_traceback(open_
     _answerer.clear()  # a loaded adapter stays loaded: this one must be looked for again
     app.text_area(key="try_input").input(TEXT)
     app.button(key="try_go").click().run()
-    assert any("adapter_config.json is missing" in as_shown(e.value) for e in app.error)
+    assert any("adapter_config.json is missing" in as_shown(caption.value) for caption in app.caption)
+    assert "try_input" not in [area.key for area in app.text_area]  # no box for an adapter that cannot answer
 
 
-def test_an_adapter_whose_base_model_is_nowhere_here_says_so_not_to_install_packages(open_page, app_store, tmp_path):
+def toy_adapter(tmp_path: Path) -> Path:
+    """A PEFT-style adapter on a base model no folder here holds (as the SDK example's script registers)."""
     folder = tmp_path / "toy"
     folder.mkdir()
     (folder / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 4, "base_model_name_or_path": "toy-linear"}')
-    _, adapter_id = register(app_store, folder, "toy-linear", "toy")
+    return folder
+
+
+def test_an_adapter_whose_base_model_is_nowhere_here_is_not_offered_and_says_why(open_page, app_store, tmp_path):
+    _, adapter_id = register(app_store, toy_adapter(tmp_path), "toy-linear", "toy")
 
     app = open_page("pages/adapters.py", adapter=str(adapter_id))
-    app.text_area(key="try_input").input(TEXT)
-    app.button(key="try_go").click().run()
 
-    [error] = [as_shown(e.value) for e in app.error]
-    assert "toy-linear" in error and "training packages" not in error
+    assert "try_input" not in [area.key for area in app.text_area]
+    [said] = [as_shown(caption.value) for caption in app.caption if "cannot answer here" in as_shown(caption.value)]
+    assert said.startswith("toy v1 cannot answer here: its base model toy-linear is not a Hugging Face model in ")
+    assert "the try-it box answers with the built-in trainer's adapters" in said and "training packages" not in said
+
+
+def test_compare_offers_the_box_for_the_adapters_that_can_answer_and_names_the_others(open_page, app_store, tmp_path):
+    can, _ = register(app_store, builtin_adapter(tmp_path, seed=1), "tiny-base", "builtin")
+    cannot, _ = register(app_store, toy_adapter(tmp_path), "toy-linear", "toy")
+
+    app = ask(open_page("pages/compare.py", runs=f"{can},{cannot}"), "try_compare")
+
+    assert any(as_shown(caption.value).startswith(f"toy (#{cannot}) cannot answer here: its base model") for caption in app.caption)
+    assert [code.value for code in app.code][-1] == builtin.load_tuned(tmp_path / "builtin-1").answer([TEXT])[0][0]
 
 
 def test_a_peft_adapter_answers_on_the_tiny_model_with_its_greedy_generation(open_page, app_store, tmp_path):
