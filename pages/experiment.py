@@ -14,7 +14,7 @@ from core.compare import metric_keys
 from core.datasets import is_label
 from core.divergence import diverged_runs
 from core.entities import Experiment, utcnow
-from core.errors import ValidationError
+from core.errors import NotFoundError, ValidationError
 from core.presenters import (
     aggregates_frame,
     best_primary_label,
@@ -213,9 +213,14 @@ def rename_form(experiment) -> None:
 
 
 def cloned_run():
-    """The run whose settings fill the form (?clone=<run id>, from "Clone" on a run's page), if any."""
-    run_id = query_id("clone", "cloned run")
-    return None if run_id is None else store().get_run(run_id)
+    """The run whose settings fill the form (?clone=<run id>, from "Clone" on a run's page), if any. A shared link
+    to a run deleted since, or mistyped, loses the form its clone, not the page its runs."""
+    try:
+        run_id = query_id("clone", "cloned run")
+        return None if run_id is None else store().get_run(run_id)
+    except (NotFoundError, ValidationError) as error:
+        st.warning(f"{plain(sentence(str(error)))} There is nothing to clone: the New run form starts from the defaults.")
+        return None
 
 
 def sweep_inputs(trainer: str) -> tuple[str | None, str, int, int, int | None]:

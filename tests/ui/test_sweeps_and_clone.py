@@ -1,9 +1,11 @@
 """The New run form starts grids and random searches (counted before starting, capped, all-or-nothing), and
 "Clone" on a run fills the form with that run's settings."""
 
+import pytest
+
 from core.runs import parse_config
 from tests.apptest import as_shown
-from tests.ui.test_pages import texts
+from tests.ui.test_pages import table_with, texts
 
 
 def sweep(app, mode: str, lines: str):
@@ -92,6 +94,18 @@ def test_a_cloned_run_fills_the_form_and_starts_with_its_settings(open_page, pop
     started = app_store.list_runs(populated["experiment"])[0]
     assert started.id != source
     assert started.config == parse_config(app_store.get_run(source).config).stored()
+
+
+@pytest.mark.parametrize("clone", ["999", "abc"])
+def test_a_clone_link_to_a_run_that_is_gone_or_mistyped_keeps_the_page_and_starts_the_form_from_the_defaults(
+    open_page, populated, clone
+):
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]), clone=clone)
+
+    [warning] = [as_shown(w.value) for w in app.warning]
+    assert warning.endswith("There is nothing to clone: the New run form starts from the defaults.")
+    assert table_with(app, "run")["run"].tolist()  # the runs table is still there
+    assert app.selectbox(key="cfg_trainer").value == "builtin"
 
 
 def test_starting_from_the_defaults_instead_of_a_clone_keeps_the_form_open_on_the_defaults(open_page, populated):
