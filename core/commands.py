@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.errors import ValidationError
 from core.settings import Settings
-from core.training_config import CommandName
+from core.training_config import CommandName, TrainingConfig
 from core.validation import friendly
 
 Argument = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
@@ -75,6 +75,12 @@ def render_arguments(spec: CommandSpec, context: dict[str, object]) -> list[str]
     for argument in spec.command:
         for _, field, _, _ in Formatter().parse(argument):
             if field is not None and field not in context:
+                if field in TrainingConfig.model_fields:  # a setting this run left unset, not a typo
+                    within = "" if argument == f"{{{field}}}" else f" in {argument!r}"
+                    raise ValidationError(
+                        f"this command passes {{{field}}}{within}, and this run does not set {field}: give it a value in "
+                        "the run's settings"
+                    )
                 raise ValidationError(
                     f"the command argument {argument!r} uses {{{field}}}, which is not one of: {', '.join(sorted(context))} "
                     "(a brace meant literally is written twice: {{ or }})"

@@ -192,6 +192,8 @@ def test_placeholders_are_filled_per_argument_and_unknown_ones_refused():
     assert render_arguments(spec, {"learning_rate": 0.1, "output_dir": "/o"}) == ["train", "--lr", "0.1", "--out=/o"]
     with pytest.raises(ValidationError, match="uses {secret}"):
         render_arguments(CommandSpec(command=["{secret}"]), {"learning_rate": 0.1})
+    with pytest.raises(ValidationError, match=r"passes \{max_steps\} in '--steps=\{max_steps\}', and this run does not set max_steps"):
+        render_arguments(CommandSpec(command=["--steps={max_steps}"]), {"learning_rate": 0.1})  # a setting left unset
     with pytest.raises(ValidationError, match="uses {learning_rate.__class__}"):
         render_arguments(CommandSpec(command=["{learning_rate.__class__}"]), {"learning_rate": 0.1})
 
@@ -211,7 +213,7 @@ def test_a_command_this_machines_workers_cannot_run_is_refused_before_a_run_is_q
 
     with pytest.raises(ValidationError, match="no training command named 'json-line'; registered commands: broken"):
         tasks.start_run(job_store, experiment_id, {"trainer": "command", "command": "json-line"})
-    with pytest.raises(ValidationError, match=r"uses \{max_steps\}, which is not one of"):
+    with pytest.raises(ValidationError, match=r"this command passes \{max_steps\}, and this run does not set max_steps: give it a value in the run's settings"):
         tasks.start_run(job_store, experiment_id, {"trainer": "command", "command": "sdk-example", "learning_rate": 0.1})
 
     assert job_store.list_runs(experiment_id) == []
