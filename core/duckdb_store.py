@@ -1078,8 +1078,9 @@ class DuckDBStore(Annotations, TrackingStore):
         overrides = {key: Direction(value) for key, value in json.loads(row["metric_directions"]).items()}
         directed = [(b, direction_for(b["key"], overrides)) for b in best]
         best_metrics = [BestMetric(**b, direction=direction) for b, direction in directed if direction is not None]
-        keys = {b.key for b in best_metrics}
-        primary = row["primary_metric"] or ("loss" if "loss" in keys and "eval_loss" not in keys else "eval_loss")
+        keys = [b.key for b in best_metrics]  # ordered by key
+        primary = row["primary_metric"] or next((key for key in ("eval_loss", "loss") if key in keys), None)
+        primary = primary or (keys[0] if keys else "eval_loss")  # an import's rouge1, say: what its runs logged
         return Experiment.model_validate(
             {**row, "metric_directions": overrides, "best_metrics": best_metrics, "primary_metric": primary}
         )

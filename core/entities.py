@@ -83,7 +83,7 @@ class Experiment(Entity):
     description: str
     status: ExperimentStatus
     last_error: str | None
-    primary_metric: str = Field(description="The metric that ranks runs: the one set, else eval_loss if logged, else loss.")
+    primary_metric: str = Field(description="The metric that ranks runs: the one set, else eval_loss if logged, else loss, else the first logged (by name).")
     metric_directions: dict[str, Direction]
     run_count: int
     best_metrics: list[BestMetric]

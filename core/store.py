@@ -98,7 +98,7 @@ class TrackingStore(ABC):
 
     @abstractmethod
     def set_primary_metric(self, experiment_id: int, key: str | None) -> None:
-        """Choose the metric that ranks runs; None goes back to eval_loss, else loss."""
+        """Choose the metric that ranks runs; None goes back to eval_loss, else loss, else the first logged (by name)."""
 
     @abstractmethod
     def set_metric_direction(self, experiment_id: int, key: str, direction: Direction | None) -> None:

@@ -212,6 +212,26 @@ def rename_form(experiment) -> None:
                 st.rerun()
 
 
+def primary_metric_form(experiment) -> None:
+    """The metric that ranks runs and marks the best adapter, among those the runs logged."""
+    section = fold("Primary metric", "primary_open", icon=":material/star:")
+    if not section.open:
+        return
+    keys = [best.key for best in experiment.best_metrics]
+    with section:
+        if not keys:
+            st.caption("No run has logged a metric yet: the ones they log are offered here.")
+            return
+        with st.form("primary", border=False):
+            index = keys.index(experiment.primary_metric) if experiment.primary_metric in keys else 0
+            key = st.selectbox("Rank runs by", keys, index=index, key="primary_pick")
+            if st.form_submit_button("Save", icon=":material/star:"):
+                with friendly_errors():
+                    store().set_primary_metric(experiment.id, key)
+                    flash(f"Runs are ranked by {key} now.")
+                    st.rerun()
+
+
 def cloned_run():
     """The run whose settings fill the form (?clone=<run id>, from "Clone" on a run's page), if any. A shared link
     to a run deleted since, or mistyped, loses the form its clone, not the page its runs."""
@@ -311,5 +331,6 @@ with friendly_errors():
         edit_tags_and_note("experiment", experiment_id, experiment.tags, experiment.note)
         if not experiment.is_deleted:
             rename_form(experiment)
+            primary_metric_form(experiment)
             new_run_form(experiment)
         live(active, lambda: runs_and_curves(experiment_id))

@@ -69,6 +69,16 @@ def test_primary_metric_defaults_to_eval_loss_else_loss_and_can_be_set(store, ma
     assert store.get_experiment(only_loss).primary_metric == "eval_accuracy"
 
 
+def test_an_experiment_with_neither_loss_ranks_by_the_first_metric_it_logged(store, make_experiment, make_run):
+    """An import of runs that logged only rouge1 showed 'Primary metric: eval_loss (best –)'."""
+    summaries = make_experiment()
+    make_run(summaries, metrics={"rouge1": [0.3, 0.35], "bleu": [20.0]})
+
+    experiment = store.get_experiment(summaries)
+    assert experiment.primary_metric == "bleu"
+    assert experiment.best_primary.value == 20.0
+
+
 def test_a_direction_override_recomputes_best_metrics(store, make_experiment, make_run):
     experiment_id = make_experiment()
     make_run(experiment_id, metrics={"score_loss": [0.2]})

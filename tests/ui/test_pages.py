@@ -513,6 +513,17 @@ def test_a_bad_sweep_is_a_friendly_error(open_page, populated, app_store):
     assert len(app_store.list_runs(populated["experiment"])) == 3
 
 
+def test_the_primary_metric_is_chosen_among_the_metrics_the_runs_logged(open_page, populated, app_store):
+    app = open_page("pages/experiment.py", opened=("primary_open",), experiment=str(populated["experiment"]))
+    assert app.selectbox(key="primary_pick").options == ["eval_loss", "loss"]
+
+    app.selectbox(key="primary_pick").set_value("loss")
+    app.button[[b.label for b in app.button].index("Save")].click().run()
+
+    assert app_store.get_experiment(populated["experiment"]).primary_metric == "loss"
+    assert any(as_shown(caption.value).startswith("Primary metric: loss (best ") for caption in app.caption)
+
+
 def test_a_run_of_a_deleted_experiment_says_its_experiment_is_deleted(open_page, populated, app_store):
     app_store.delete_experiment(populated["experiment"])
 
