@@ -14,6 +14,7 @@ from ui.common import (
     open_on_select,
     plain,
     query_id,
+    rows_high,
     settings,
     show_flash,
     show_validation,
@@ -46,6 +47,7 @@ def registry() -> None:
         on_select="rerun",
         selection_mode="single-cell",
         key="adapters_table",
+        height=rows_high(frame.height),
         column_order=[
             "adapter",
             "version",
@@ -59,10 +61,11 @@ def registry() -> None:
             "created",
         ],
         column_config={
-            "version": st.column_config.TextColumn("version", width="small"),
+            "version": st.column_config.TextColumn("version", width=60),  # narrow ones, so that aliases fit whole
             "experiment": st.column_config.TextColumn("experiment", width=150),
+            "aliases": st.column_config.TextColumn("aliases", width=110),  # "production", "candidate" whole
             "mark": st.column_config.TextColumn("mark", width=140),  # "★ best · ⚠ diverged" whole, and "created" too, at 1440 px
-            "run": st.column_config.TextColumn("run", width="small"),
+            "run": st.column_config.TextColumn("run", width=60),
             "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width="small"),
         },
     )

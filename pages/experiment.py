@@ -49,6 +49,7 @@ from ui.common import (
     show_validation,
     status_badge,
     store,
+    tags_column,
 )
 from ui.config_form import config_inputs, trainer_choice
 from ui.export import export_fold
@@ -133,6 +134,7 @@ def runs_section(detail, series, diverged: set[int]) -> None:
             "run": st.column_config.TextColumn("run", width="small"),
             "loss curve": st.column_config.LineChartColumn("loss curve", width="small"),
             "adapter": st.column_config.TextColumn("adapter", width="small"),
+            "tags": tags_column(),
             # a width of its own: left to the table, the times that came with a live update showed cut ("12-01 00")
             "started": st.column_config.DatetimeColumn("started", format="MM-DD HH:mm:ss", width=125),
         },

@@ -17,6 +17,7 @@ from ui.common import (
     open_on_select,
     plain,
     restore_form,
+    rows_high,
     sentence,
     settings,
     show_error,
@@ -29,7 +30,6 @@ from ui.common import (
 through_app()
 
 PAGE_SIZE = 20
-ROW_PIXELS = 35  # st.dataframe's row, and header, height
 
 st.title("Experiments")
 
@@ -156,7 +156,7 @@ def listing(chosen: dict, page) -> bool:
             on_select="rerun",
             selection_mode="single-cell",
             key="experiments_table",
-            height=ROW_PIXELS * (len(page.items) + 1) + 3,  # the whole page of rows, not ten and a scroll bar
+            height=rows_high(len(page.items)),  # the whole page of rows, not ten and a scroll bar
             column_order=["name", "status", "runs", "best", "dataset", "created", "updated"],
             column_config={
                 "name": st.column_config.TextColumn("name", width="medium"),

@@ -115,6 +115,19 @@ def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options
     return st.dataframe(shown.to_arrow(), hide_index=True, placeholder="–", column_config=config, **options)
 
 
+ROW_PIXELS = 35  # st.dataframe's row, and header, height
+
+
+def tags_column() -> dict:
+    """A runs table's tags ("base=llama, seed=3") wide enough to read: left to the table they showed "base=ll"."""
+    return st.column_config.TextColumn("tags", width=140)
+
+
+def rows_high(rows: int, at_most: int = 25) -> int:
+    """A table's height for its rows, up to `at_most` of them (st.dataframe shows ten and a scroll bar by default)."""
+    return ROW_PIXELS * (min(rows, at_most) + 1) + 3
+
+
 def fold(label: str, key: str, icon: str | None = None, expanded: bool = False):
     """An expander whose contents a page draws only while it is open: `if section.open:` then `with section:`.
     Opening it reruns the page. A closed form, log or export was built on every view all the same: a tenth of

@@ -8,7 +8,7 @@ from core.presenters import escape_outside_code
 from core.search import SearchError
 from core.search_compiler import compile_search
 from core.search_views import SHOWN_LIMIT, results_frame
-from ui.common import capitalized, data_table, open_on_select, store
+from ui.common import capitalized, data_table, open_on_select, store, tags_column
 
 PLACEHOLDER = 'e.g. metrics.eval_loss.min < 0.6 and (tags.base = "llama" or status = completed)'
 HELP = (
@@ -48,7 +48,7 @@ def results_table(matched: pl.DataFrame, named: tuple[str, ...], key: str) -> li
         selection_mode=["multi-row", "single-cell"],
         key=key,
         column_order=[column for column in table.columns if column != "id"],
-        column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm")},
+        column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"), "tags": tags_column()},
     )
     open_on_select(event, table, "pages/run.py", "run")
     rows = event.selection.rows if event is not None else []
