@@ -2,6 +2,7 @@
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,16 +109,29 @@ def _unique_keys(names: list[str]) -> dict[str, str]:
     return keys
 
 
-def clean_series(series: Series) -> tuple[Series, int]:
+def clean_series(series: Series) -> tuple[Series, Counter]:
     """Finite values at steps from 0 only (the store's rule), one per step (the last logged wins), in step order; and
-    how many points were dropped."""
-    kept = np.isfinite(series.values) & (series.steps >= 0)
+    how many points were left out, by reason (non_finite, negative, repeated)."""
+    finite = np.isfinite(series.values)
+    kept = finite & (series.steps >= 0)
     steps, values, wall_ms = series.steps[kept], series.values[kept], series.wall_ms[kept]
     order = np.lexsort((np.arange(steps.size), steps))  # by step, then logging order
     steps, values, wall_ms = steps[order], values[order], wall_ms[order]
     last = np.append(steps[1:] != steps[:-1], True) if steps.size else np.zeros(0, dtype=bool)
-    kept = Series(steps[last], values[last], wall_ms[last])
-    return kept, int(series.steps.size - kept.steps.size)
+    left_out = Counter(
+        non_finite=int((~finite).sum()), negative=int((finite & (series.steps < 0)).sum()), repeated=int((~last).sum())
+    )
+    return Series(steps[last], values[last], wall_ms[last]), +left_out  # unary plus: the zero counts go
+
+
+def _left_out(counts: Counter) -> str:
+    """What an import left out of a run's points, said by reason."""
+    reasons = {
+        "non_finite": lambda n: _count(n, "NaN or infinite value"),
+        "negative": lambda n: f"{_count(n, 'point')} at a negative step",
+        "repeated": lambda n: f"{_count(n, 'point')} at a step logged again (the last value of each step is kept)",
+    }
+    return "left out " + ", ".join(say(counts[reason]) for reason, say in reasons.items() if counts[reason])
 
 
 def import_runs(
@@ -228,7 +242,7 @@ def _import_run(
     experiment_id: int,
     run: SourceRun,
     points: pl.DataFrame,
-    dropped: int,
+    dropped: Counter,
     renamed: dict[str, str],
     summary: ImportSummary,
 ) -> None:
@@ -239,10 +253,7 @@ def _import_run(
             "and spaces)"
         )
     if dropped:
-        summary.notes.append(
-            f"run {run.name!r}: {_count(dropped, 'point')} (NaN or infinite values, negative steps, or a step logged "
-            "again: the last value is kept)"
-        )
+        summary.notes.append(f"run {run.name!r}: {_left_out(dropped)}")
     run_id = store.create_run(experiment_id, {**run.params, SOURCE_PARAM: run.source_id}, name=run.name[:200])
     try:
         tags = list(run.tags.items())
@@ -278,9 +289,9 @@ def _times(run: SourceRun, points: pl.DataFrame) -> tuple[int | None, int | None
     return started, ended
 
 
-def _points(metrics: dict[str, Series]) -> tuple[pl.DataFrame, int, dict[str, str]]:
+def _points(metrics: dict[str, Series]) -> tuple[pl.DataFrame, Counter, dict[str, str]]:
     """All of a run's points as one frame in the store's schema (run_id 0 until the run exists)."""
-    frames, dropped, renamed = [], 0, {}
+    frames, dropped, renamed = [], Counter(), {}
     keys = _unique_keys(list(metrics))
     for name, series in metrics.items():
         key = keys[name]

@@ -35,7 +35,20 @@ def test_points_at_negative_steps_are_left_out_with_a_note_and_the_run_comes_in_
     assert stored.status == "completed"
     assert store.get_run_metrics(stored.id).of("loss")["step"].to_list() == [0, 1, 2]
     assert summary.points_imported == 3
-    assert summary.notes == ["run 'r1': 1 point (NaN or infinite values, negative steps, or a step logged again: the last value is kept)"]
+    assert summary.notes == ["run 'r1': left out 1 point at a negative step"]
+
+
+def test_what_an_import_leaves_out_of_a_run_is_said_by_reason(store):
+    run = source_run({"loss": series([-1, 0, 1, 1, 2, 3, 3], [9.0, float("nan"), 2.0, 1.5, float("inf"), 1.0, 0.9])})
+
+    summary = import_runs(store, [run], ImportSummary(), dataset="(imported)")
+
+    (stored,) = imported(store)
+    assert store.get_run_metrics(stored.id).of("loss")["value"].to_list() == [1.5, 0.9]  # steps 1 and 3, last values
+    assert summary.notes == [
+        "run 'r1': left out 2 NaN or infinite values, 1 point at a negative step, 2 points at a step logged again "
+        "(the last value of each step is kept)"
+    ]
 
 
 def test_names_the_store_cannot_hold_become_distinct_keys_and_every_point_is_kept(store):

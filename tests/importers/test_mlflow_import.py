@@ -95,7 +95,8 @@ def test_running_and_deleted_runs_are_skipped_with_the_reason(store, source):
         f"run 'still going' (mlflow:{ids['runs']['still going']}): still RUNNING in MLflow; import again once it has ended",
         f"run {EXPECTED['mlflow']['deleted']!r} (mlflow:{ids['deleted']}): deleted in MLflow",
     ]
-    assert "run 'lr-1e-2': 2 points (NaN or infinite values, negative steps, or a step logged again: the last value is kept)" in summary.notes
+    assert "run 'lr-1e-2': left out 2 NaN or infinite values" in summary.notes
+    assert "run 'stopped early': left out 1 point at a step logged again (the last value of each step is kept)" in summary.notes
 
 
 def test_importing_again_adds_nothing(store, held, source):

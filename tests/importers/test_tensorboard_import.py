@@ -50,7 +50,7 @@ def test_histograms_non_finite_values_and_odd_tags_are_reported(store, tensorboa
     assert summary.notes == [
         "run 'train': 'weights' is not a scalar (histogram)",
         "run 'train': metric 'loss (smoothed)' renamed 'loss _smoothed_' (keys allow unaccented letters, digits, _ . - / : @ and spaces)",
-        "run 'train': 1 point (NaN or infinite values, negative steps, or a step logged again: the last value is kept)",
+        "run 'train': left out 1 NaN or infinite value",
     ]
 
 
@@ -151,4 +151,4 @@ def test_series_cleaning_keeps_finite_values_and_the_last_value_of_each_step():
     kept, dropped = clean_series(raw)
 
     assert kept.steps.tolist() == [1, 3] and kept.values.tolist() == [0.15, 0.3] and kept.wall_ms.tolist() == [2, 5]
-    assert dropped == 3
+    assert dropped == {"non_finite": 2, "repeated": 1}
