@@ -5,24 +5,21 @@ Screenshots of every page land in the folder this test prints (TUNEDECK_SCREENSH
 
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from core import open_store
+from tests.browser import needs_chromium
 from tests.optional import require
 from tests.servers import launch_chromium, start_app, stop
 from tests.waiting import wait_for
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 require("playwright", install="pip install -r requirements.txt")
 from playwright import sync_api as playwright
 
-if CHROMIUM is None and os.environ.get("CI"):
-    pytest.fail("Debian's chromium is missing: .ci/run installs it", pytrace=False)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = needs_chromium()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ coordinates and a scatter whose points open their run; the adapter page with an 
 Screenshots land in the folder printed under -s (TUNEDECK_SCREENSHOTS picks one)."""
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,16 +10,14 @@ import pytest
 
 from core import open_store
 from core.writer import MetricWriter
+from tests.browser import needs_chromium
 from tests.optional import require
 from tests.servers import launch_chromium, start_app, stop
 
 require("playwright", install="pip install -r requirements.txt")
 from playwright import sync_api as playwright
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None and os.environ.get("CI"):
-    pytest.fail("Debian's chromium is missing: .ci/run installs it", pytrace=False)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = needs_chromium()
 
 WAIT_MS = 90_000
 SAMPLE = "data/sample/sentiment.csv"

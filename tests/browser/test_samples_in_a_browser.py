@@ -8,10 +8,11 @@ import pytest
 
 from core import open_store
 from core.writer import MetricWriter
-from tests.browser.test_screens import CHROMIUM, WAIT_MS, browser, open_page, page, shots  # noqa: F401 - fixtures
+from tests.browser import needs_chromium
+from tests.browser.test_screens import WAIT_MS, browser, open_page, page, shots  # noqa: F401 - fixtures
 from tests.servers import start_app, stop
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = needs_chromium()
 
 HOSTILE = '<script>window.__pwned = 1</script> **not bold** <img src=x onerror="window.__pwned = 2">'
 LONG = " ".join(["a long review that keeps going"] * 40)

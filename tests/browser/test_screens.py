@@ -5,7 +5,6 @@ printed under -s (TUNEDECK_SCREENSHOTS picks one)."""
 import io
 import os
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from core import open_store
 from core.writer import MetricWriter
+from tests.browser import needs_chromium
 from tests.browser.seed import PALETTE_OF_NORMAL_RUNS, SAMPLE, finish_live_run, seed
 from tests.optional import require
 from tests.servers import launch_chromium, start_app, stop
@@ -22,10 +22,7 @@ require("playwright", install="pip install -r requirements.txt")
 from PIL import Image
 from playwright import sync_api as playwright
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None and os.environ.get("CI"):
-    pytest.fail("Debian's chromium is missing: .ci/run installs it", pytrace=False)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = needs_chromium()
 
 # the metric panels, not the hyperparameter chart above them (its container carries its key as a class)
 CURVES = '.stElementContainer:not([class*="st-key-hp_chart"]) [data-testid=stVegaLiteChart]'
@@ -94,11 +91,11 @@ def whole_page_shot(page, path: Path) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
 
 
-def pick(page, label: str, option: str, tries: int = 5) -> None:
-    """Choose an option of a select box. A rerun still drawing the page (a busy machine) redraws the box and closes
-    the list it just opened: then it is opened again."""
+def pick(page, label: str, option: str, tries: int = 5, widget: str = "stSelectbox") -> None:
+    """Choose an option of a select box (or add one to a multiselect: widget="stMultiSelect"). A rerun still drawing
+    the page (a busy machine) redraws the box and closes the list it just opened: then it is opened again."""
     for attempt in range(tries):
-        page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+        page.get_by_test_id(widget).filter(has_text=label).click()
         choice = page.get_by_role("option", name=re.compile(re.escape(option)))
         try:
             choice.wait_for(timeout=WAIT_MS // tries)
@@ -251,14 +248,20 @@ def test_clicking_a_row_opens_it_in_the_same_tab(team, page):
 
 
 def test_the_metric_picker_is_remembered_in_the_url(team, page):
+    """A metric added in the picker goes into the address bar, so the link reopens the same panels."""
     url, _, ids = team
-    open_page(page, f"{url}/experiment?experiment={ids['sweep']}&metrics=samples_per_second", "sentiment sweep", charts=1)
+    open_page(page, f"{url}/experiment?experiment={ids['sweep']}", "sentiment sweep", charts=2)
+    assert "metrics=" not in page.url  # the default panels: nothing to remember yet
 
+    pick(page, "Metrics", "samples_per_second", widget="stMultiSelect")
+
+    page.wait_for_url(re.compile(r"[?&]metrics=[^&#]*samples_per_second"), timeout=WAIT_MS)
+    playwright.expect(page.locator(CURVES)).to_have_count(3, timeout=WAIT_MS)
+
+    open_page(page, f"{url}/experiment?experiment={ids['sweep']}&metrics=samples_per_second", "sentiment sweep", charts=1)
+    picker = page.get_by_test_id("stMultiSelect").filter(has_text="Metrics")
+    assert picker.get_by_text("samples_per_second", exact=True).is_visible()  # the URL's choice, not the defaults
     assert page.locator(CURVES).count() == 1
-    started = time.monotonic()
-    while "metrics=samples_per_second" not in page.url and time.monotonic() - started < 10:
-        page.wait_for_timeout(200)
-    assert "metrics=samples_per_second" in page.url
 
 
 def test_a_cancels_confirmation_outlasts_the_jobs_pages_refreshes(team, page):

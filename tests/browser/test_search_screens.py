@@ -7,9 +7,12 @@ import re
 import polars as pl
 
 from core import open_store
+from tests.browser import needs_chromium
 from tests.browser.test_screens import WAIT_MS, browser, open_page, page, playwright, shots, team  # noqa: F401 (fixtures)
 
 NOTE = 'Rank 16 **wins**. <script>document.title = "owned"</script><img src=x onerror="document.title = \'owned\'">'
+
+pytestmark = needs_chromium()  # its fixtures come from test_screens, its marks do not
 
 
 def test_the_runs_page_finds_runs_across_experiments_and_explains_a_bad_query(team, page, shots):  # noqa: F811

@@ -118,8 +118,10 @@ def test_a_run_the_worker_loses_track_of_is_stopped_and_failed_not_left_training
 def test_cancelling_a_queued_run_revokes_it(job_store):
     experiment_id = new_experiment(job_store)
     run_id = tasks.start_run(job_store, experiment_id, {"epochs": 1})
+    job_id = job_store.get_run(run_id).job_id
 
     tasks.cancel_run(job_store, run_id)
+    assert tasks.huey.is_revoked(job_id)  # the queue drops the job; a worker skipping a cancelled run is only the backstop
     worker = start_worker("--workers", "1")
     try:
         wait_for(lambda: tasks.huey.pending_count() == 0, timeout=30, what="the queue to drain")
@@ -128,6 +130,7 @@ def test_cancelling_a_queued_run_revokes_it(job_store):
 
     run = job_store.get_run(run_id)
     assert (run.status, run.attempt, run.started_at) == (RunStatus.CANCELLED, 0, None)
+    assert tasks.huey.result(job_id) is None  # never executed: a job that ran would have stored the run's status
 
 
 def test_a_killed_worker_leaves_its_run_failed_as_lost(job_store):

@@ -24,6 +24,7 @@ from core.status import RunStatus
 from core.writer import MetricWriter
 from jobs import tasks
 from jobs.lock import worker_running
+from tests import postgres
 from tests.jobs.conftest import SAMPLE, start_worker, stop_worker, wait_for, wait_until_terminal
 from tests.servers import healthy, start_app, stop, visit
 
@@ -37,6 +38,17 @@ def new_experiment(store, dataset: str = SAMPLE) -> int:
 def training_pid(run_id: int) -> int | None:
     match = re.search(r"started training process (\d+)", read_log(get_settings(), run_id))
     return int(match.group(1)) if match else None
+
+
+def mount_tmpfs(mount: Path, size: str) -> None:
+    """Mount a small tmpfs so a disk can really fill up, or skip where that is not allowed (it needs root). A run that
+    must be complete (CI, TUNEDECK_REQUIRE_POSTGRES=1) fails instead: the full-disk tests would pass by not running."""
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}): the full-disk tests need root with CAP_SYS_ADMIN"
+        if postgres.required():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
 
 
 def assert_sound(store) -> None:
@@ -149,7 +161,8 @@ def test_killing_the_app_server_mid_run_then_restarting_it_fails_the_run_as_lost
     run_id = tasks.start_run(job_store, new_experiment(job_store), LONG_RUN)
     try:
         wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, what="the embedded worker to train")
-        pid = training_pid(run_id)
+        pid = wait_for(lambda: training_pid(run_id), what="the training process's pid in the run's log")
+        assert Path(f"/proc/{pid}").exists()  # training now: its absence at the end says it was stopped
     finally:
         os.kill(server.pid, signal.SIGKILL)
         server.wait()
@@ -175,9 +188,7 @@ def tiny_disk(tmp_path):
     """A 3 MB tmpfs mounted for the test, so the disk can really fill up or turn read-only."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    mount_tmpfs(mount, "3m")
     yield mount
     remote.stop((mount / "tunedeck.duckdb").resolve())
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -213,8 +224,7 @@ def test_a_store_that_a_full_disk_broke_opens_again_by_itself_once_there_is_room
     the store server. Now the server exits on it, and the next request's server opens the file again."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
+    mount_tmpfs(mount, "20m")
     store = RemoteStore(mount / "tunedeck.duckdb", timeout=30, idle_exit=60)
     try:
         run_id = store.create_run(store.create_experiment({"name": "full", "dataset": "d.csv"}), {})
