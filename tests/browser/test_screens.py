@@ -98,13 +98,12 @@ def pick(page, label: str, option: str, tries: int = 5, widget: str = "stSelectb
         page.get_by_test_id(widget).filter(has_text=label).click()
         choice = page.get_by_role("option", name=re.compile(re.escape(option)))
         try:
-            choice.wait_for(timeout=WAIT_MS // tries)
+            choice.click(timeout=WAIT_MS // tries)  # a redraw may detach the option between finding and clicking it
         except playwright.TimeoutError:
             if attempt == tries - 1:
                 raise
             page.keyboard.press("Escape")
             continue
-        choice.click()
         return
 
 
