@@ -176,6 +176,9 @@ class DuckDBStore(Annotations, TrackingStore):
     def reading(self):
         return self.db.snapshot()
 
+    def now(self) -> datetime:
+        return self.clock()
+
     # -- experiments -------------------------------------------------------------------------
     def create_experiment(self, spec: ExperimentCreate | dict) -> int:
         spec = self._checked_experiment(spec)

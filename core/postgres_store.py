@@ -7,11 +7,11 @@ change one run or one experiment at once (the embedded store has one writer), an
 binary COPY into Polars.
 """
 
-import functools
 import io
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from core.duckdb_store import DuckDBStore, _as_id, checked_series_request
-from core.entities import Adapter, AdapterSpec
+from core.entities import Adapter, AdapterSpec, utcnow
 from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError
 from core.pg_connection import (
     PgConnection,
@@ -60,16 +60,42 @@ class PostgresStore(DuckDBStore):
     replays_journals = False
 
     def __init__(
-        self, url: str, data_dir: Path | str, *, timeout: float = 60.0, dataset_roots: list[Path] | None = None, **kwargs
+        self,
+        url: str,
+        data_dir: Path | str,
+        *,
+        timeout: float = 60.0,
+        dataset_roots: list[Path] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        **kwargs,
     ):
-        super().__init__(Path(data_dir) / "tunedeck.postgres", dataset_roots=dataset_roots, **kwargs)
+        super().__init__(Path(data_dir) / "tunedeck.postgres", dataset_roots=dataset_roots, clock=clock or utcnow, **kwargs)
         self.url = checked_store_url(url)
         self.timeout = timeout
         self._local_data_dir = Path(data_dir)
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
         self._local = threading.local()
+        self._skew = timedelta(0)  # the database server's clock less this machine's
+        if clock is None:
+            self.clock = self._server_time
         self._migrate()
+
+    def _server_time(self) -> datetime:
+        """Now on the database server's clock: every machine stamps starts, heartbeats and ends, and judges silence,
+        on one clock, so a machine whose clock is off neither looks silent nor fails others' healthy runs."""
+        return utcnow() + self._skew
+
+    def _measure_skew(self, raw: psycopg.Connection) -> None:
+        before = utcnow()
+        (server,) = raw.execute("SELECT now()").fetchone()
+        after = utcnow()
+        self._skew = server.astimezone(UTC).replace(tzinfo=None) - (before + (after - before) / 2)
+
+    def _prepare(self, raw: psycopg.Connection) -> None:
+        """A new pooled connection (the pool renews them hourly): set up, and the clocks compared again."""
+        prepare(raw, stalled=STALLED_TRANSACTION, lock_wait=self.timeout)
+        self._measure_skew(raw)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redacted(self.url)!r})"
@@ -100,6 +126,7 @@ class PostgresStore(DuckDBStore):
         try:
             with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as con:
                 migrate(con)
+                self._measure_skew(con)
         except psycopg.Error as error:
             raise StoreError(f"cannot use the PostgreSQL store at {self.location}: {safe_message(error)}{_hint(error)}") from None
 
@@ -111,7 +138,7 @@ class PostgresStore(DuckDBStore):
                     min_size=1,
                     max_size=POOL_SIZE,
                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-                    configure=functools.partial(prepare, stalled=STALLED_TRANSACTION, lock_wait=self.timeout),
+                    configure=self._prepare,
                     timeout=self.timeout,
                     name="tunedeck",
                     open=True,

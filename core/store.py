@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
 
@@ -321,6 +322,13 @@ class TrackingStore(ABC):
     def reading(self) -> AbstractContextManager[Any]:
         """Group several reads into one consistent view, where the implementation can."""
         return nullcontext()
+
+    def now(self) -> datetime:
+        """Now on the clock the store stamps its times with (team mode: the database server's), for durations and
+        silences measured against those times."""
+        from core.entities import utcnow
+
+        return utcnow()
 
     # -- conveniences built on the primitives -------------------------------------------------
     def get_run(self, run_id: int) -> Run:

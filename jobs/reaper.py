@@ -16,10 +16,11 @@ from core.store import TrackingStore
 log = logging.getLogger("tunedeck.reaper")
 
 
-def looks_lost(run: Run, settings: Settings) -> bool:
+def looks_lost(run: Run, settings: Settings, now: datetime) -> bool:
     """Whether reap() would fail this running run: its process on this machine is gone, or it has been silent past
-    the heartbeat timeout (`tunedeck doctor` warns of such runs when no worker runs to reap them)."""
-    silent = run.heartbeat_at is not None and utcnow() - run.heartbeat_at > timedelta(seconds=settings.heartbeat_timeout)
+    the heartbeat timeout at `now`, on the store's clock (`tunedeck doctor` warns of such runs when no worker runs to
+    reap them)."""
+    silent = run.heartbeat_at is not None and now - run.heartbeat_at > timedelta(seconds=settings.heartbeat_timeout)
     return run.status is RunStatus.RUNNING and (is_local_and_dead(run.worker) or silent)
 
 

@@ -13,7 +13,7 @@ from core import charts
 from core.compare import metric_keys
 from core.datasets import is_label
 from core.divergence import diverged_runs
-from core.entities import Experiment, utcnow
+from core.entities import Experiment
 from core.errors import NotFoundError, ValidationError
 from core.presenters import (
     aggregates_frame,
@@ -122,7 +122,7 @@ def runs_section(detail, series, diverged: set[int]) -> None:
     shown, matched = filtered_runs(detail)
     if len(shown) < len(detail.runs):
         st.caption(f"{len(shown)} of {plural(len(detail.runs), 'run')} match.")
-    frame = runs_frame(shown, charts.sparklines(series, "loss"), now=utcnow(), diverged=diverged)
+    frame = runs_frame(shown, charts.sparklines(series, "loss"), now=store().now(), diverged=diverged)
     st.caption("Click a run to open it; tick the boxes on the left to compare runs.")
     table = data_table(
         frame,

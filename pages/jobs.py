@@ -7,7 +7,6 @@ from ui.common import through_app
 
 through_app()  # first: the imports below need the settings app.py checks (a page Streamlit starts on its own)
 
-from core.entities import utcnow
 from core.presenters import active_runs_frame, plural, run_label, workers_training
 from core.store_url import safe_message
 from jobs.config import huey
@@ -36,14 +35,14 @@ def live() -> None:
         cells = st.columns(3)
         cells[0].metric("queued", sum(run.status == "queued" for run in active))
         cells[1].metric("running", sum(run.status == "running" for run in active))
-        training = workers_training(active, utcnow(), settings().heartbeat_timeout)
+        training = workers_training(active, store().now(), settings().heartbeat_timeout)
         cells[2].metric("workers training", training, help="Processes that run a run now, on any machine (a silent one is lost).")
         here = "runs" if worker_running(settings()) else "does not run (`tunedeck worker` starts one by hand)"
         st.caption(f"A worker on this machine's data folder {here}.")
         if not active:
             st.info("Nothing queued or running.")
             return
-        frame = active_runs_frame(active, utcnow(), experiment_names(active))
+        frame = active_runs_frame(active, store().now(), experiment_names(active))
         table = data_table(
             frame,
             on_select="rerun",

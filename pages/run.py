@@ -9,7 +9,6 @@ through_app()  # first: the imports below need the settings app.py checks (a pag
 
 from core.artifacts import run_files
 from core.divergence import diverged_runs
-from core.entities import utcnow
 from core.logs import run_log, search_log
 from core.presenters import chart_keys, latest_metrics, plural, run_progress
 from core.runs import offers_resume, resume_config
@@ -42,7 +41,7 @@ def summary(run, experiment, diverged: bool) -> None:
         query_params={"experiment": experiment.id},
         icon=":material/arrow_back:",
     )
-    progress = run_progress(run, utcnow())
+    progress = run_progress(run, store().now())
     if progress.fraction is None:  # no planned length known (a script without max_steps): the step alone, no empty bar
         st.caption(progress.label())
     else:

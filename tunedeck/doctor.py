@@ -158,14 +158,14 @@ def queue(settings: Settings) -> Check:
 
 def workers(settings: Settings) -> Check:
     def check() -> Check:
-        from core.entities import utcnow
         from core.presenters import plural, workers_training
         from jobs.lock import worker_pids, worker_running
         from jobs.reaper import looks_lost
 
         if _no_store_yet(settings):
             return Check("workers", OK, "no store yet, so no runs wait for a worker")
-        active = open_store(settings.data_dir).list_active_runs()
+        store = open_store(settings.data_dir)
+        active, now = store.list_active_runs(), store.now()
         queued = sum(run.status.value == "queued" for run in active)
         if worker_running(settings):
             pids = worker_pids(settings)  # the yes comes from the locks; a PID is only read, and may be missing
@@ -174,11 +174,11 @@ def workers(settings: Settings) -> Check:
             return Check("workers", OK, f"{which}; {plural(len(active), 'run')} queued or running")
         if settings.team_mode:  # workers on other machines: seen only while they train
             start = "`tunedeck worker` on a GPU machine starts one"
-            training = f"{plural(workers_training(active, utcnow(), settings.heartbeat_timeout), 'worker')} training on any machine, "
+            training = f"{plural(workers_training(active, now, settings.heartbeat_timeout), 'worker')} training on any machine, "
         else:
             start = "`tunedeck ui` starts one with the app, `tunedeck worker` starts one by hand"
             training = ""
-        lost = [run.id for run in active if looks_lost(run, settings)]
+        lost = [run.id for run in active if looks_lost(run, settings, now)]
         if lost:
             shown = ", ".join(map(str, lost[:10])) + (", ..." if len(lost) > 10 else "")
             return Check(

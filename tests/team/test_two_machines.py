@@ -39,7 +39,11 @@ print(json.dumps([start_run(store, experiment.id, config) for config in configs]
 class Machine:
     """A data folder and a working folder of its own, and the shared URL and artifact root."""
 
-    def __init__(self, name: str, tmp_path: Path, url: str, shared: Path, hostname: str | None = None):
+    def __init__(
+        self, name: str, tmp_path: Path, url: str, shared: Path, hostname: str | None = None, clock_off_by: str | None = None
+    ):
+        """`clock_off_by`: this machine's clock is off by that much ("-5m": five minutes behind), through Debian's
+        faketime, for its processes and their children."""
         self.data, self.work = tmp_path / name / "data", tmp_path / name / "work"
         self.work.mkdir(parents=True)
         shared.mkdir(exist_ok=True)  # the share every machine mounts: there before any worker starts
@@ -58,10 +62,11 @@ class Machine:
             "PYTHONPATH": os.pathsep.join(path),
         }
         self.env.pop("TUNEDECK_QUEUE_URL", None)
+        self.prefix = ["faketime", "-f", clock_off_by] if clock_off_by else []  # a constant offset: rates stay true
 
     def run(self, code: str, *args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-c", code, *args], cwd=self.work, env=self.env, capture_output=True, text=True, timeout=120
+            [*self.prefix, sys.executable, "-c", code, *args], cwd=self.work, env=self.env, capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
@@ -72,7 +77,7 @@ class Machine:
     def worker(self, *args: str) -> subprocess.Popen:
         log = (self.work / f"worker-{time.monotonic_ns()}.log").open("w")
         return subprocess.Popen(
-            [sys.executable, "-m", "jobs.worker", *args], cwd=self.work, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [*self.prefix, sys.executable, "-m", "jobs.worker", *args], cwd=self.work, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
 
 
