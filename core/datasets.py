@@ -96,12 +96,6 @@ def stored_reference(shown: DatasetPreview, team_mode: bool) -> str:
     return str(shown.path) if team_mode else os.path.abspath(shown.path.expanduser())
 
 
-def is_label(ref: str) -> bool:
-    """A dataset in parentheses names where an experiment's runs came from, "(logged from a script)" or "(imported
-    from MLflow)": there is no file to train on."""
-    return ref.startswith("(") and ref.endswith(")")
-
-
 def gone(ref: str | Path) -> bool:
     """Whether an experiment's dataset is known to be missing here: only an absolute path can be judged (a relative
     one is read from each worker's own folder)."""

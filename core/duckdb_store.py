@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 from core import overviews
 from core.aliases import checked_alias
 from core.database import Database, store_error
+from core.dataset_labels import SCRIPT_DATASET
 from core.datasets import confine
 from core.directions import Direction, direction_for, rank
 from core.duckdb_annotations import Annotations
@@ -55,7 +56,6 @@ from core.validation import friendly
 MAX_PAGE_SIZE = 500
 MAX_SERIES_POINTS = 100_000_000  # a downsampled read's points per curve at most: past it, ask for every point
 MAX_LOG_CHUNK = 1_000_000  # characters one append keeps: the end of a flood of output, which says how it ended
-SCRIPT_DATASET = "(logged from a script)"
 # The experiment's counter of runs in each state: status and run count follow from these, updated per event.
 COUNTERS = {
     RunStatus.QUEUED: "active_runs",
@@ -1077,11 +1077,13 @@ class DuckDBStore(Annotations, TrackingStore):
 
     @staticmethod
     def _experiment(row: dict, best: list[dict]) -> Experiment:
-        """An experiment from its row and its best_metrics rows (key, value, run_id; ordered by key)."""
+        """An experiment from its row and its best_metrics rows (key, value, run_id)."""
         overrides = {key: Direction(value) for key, value in json.loads(row["metric_directions"]).items()}
-        directed = [(b, direction_for(b["key"], overrides)) for b in best]
+        # Ordered by key here, not by the database: PostgreSQL's collation would put "accuracy" before "BLEU" and pick
+        # another primary metric than the embedded store for the same runs.
+        directed = [(b, direction_for(b["key"], overrides)) for b in sorted(best, key=lambda b: b["key"])]
         best_metrics = [BestMetric(**b, direction=direction) for b, direction in directed if direction is not None]
-        keys = [b.key for b in best_metrics]  # ordered by key
+        keys = [b.key for b in best_metrics]
         primary = row["primary_metric"] or next((key for key in ("eval_loss", "loss") if key in keys), None)
         primary = primary or (keys[0] if keys else "eval_loss")  # an import's rouge1, say: what its runs logged
         return Experiment.model_validate(

@@ -40,8 +40,17 @@ class StoreError(TuneDeckError):
     """The database failed in a way we did not expect (disk full, corrupt file)."""
 
 
-class OwnerLostError(StoreError):
+class StoreUnavailableError(StoreError):
+    """The store could not be reached just now (a database server stopped or restarting, a lost connection, a store
+    server that does not answer): the same request can succeed once it is back."""
+
+
+class OwnerLostError(StoreUnavailableError):
     """The store's owner stopped while it had a request: whether the request took effect is not known."""
+
+
+# What a later try of the same request can get past: everything else is an answer to act on.
+TRANSIENT = (StoreBusyError, StoreUnavailableError)
 
 
 def failure_text(error: BaseException) -> str:

@@ -9,6 +9,7 @@ binary COPY into Polars.
 
 import io
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from core.duckdb_store import DuckDBStore, _as_id, checked_series_request
 from core.entities import Adapter, AdapterSpec, utcnow
-from core.errors import ConflictError, StoreBusyError, StoreError, TuneDeckError
+from core.errors import ConflictError, StoreBusyError, StoreError, StoreUnavailableError, TuneDeckError
 from core.pg_connection import (
     PgConnection,
     allow_idle,
@@ -76,26 +77,31 @@ class PostgresStore(DuckDBStore):
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
         self._local = threading.local()
-        self._skew = timedelta(0)  # the database server's clock less this machine's
+        self._server_at: tuple[datetime, float] | None = None  # the server's time, and this machine's tick then
         if clock is None:
             self.clock = self._server_time
         self._migrate()
 
     def _server_time(self) -> datetime:
         """Now on the database server's clock: every machine stamps starts, heartbeats and ends, and judges silence,
-        on one clock, so a machine whose clock is off neither looks silent nor fails others' healthy runs."""
-        return utcnow() + self._skew
+        on one clock, so a machine whose clock is off neither looks silent nor fails others' healthy runs. Counted
+        from the last reading on a tick that no setting of this machine's clock moves (an NTP step, `date`, a
+        resumed VM), so a clock set after the reading changes nothing either."""
+        if self._server_at is None:
+            return utcnow()
+        server, tick = self._server_at
+        return server + timedelta(seconds=_tick() - tick)
 
-    def _measure_skew(self, raw: psycopg.Connection) -> None:
-        before = utcnow()
+    def _read_server_clock(self, raw: psycopg.Connection) -> None:
+        before = _tick()
         (server,) = raw.execute("SELECT now()").fetchone()
-        after = utcnow()
-        self._skew = server.astimezone(UTC).replace(tzinfo=None) - (before + (after - before) / 2)
+        after = _tick()
+        self._server_at = (server.astimezone(UTC).replace(tzinfo=None), (before + after) / 2)
 
     def _prepare(self, raw: psycopg.Connection) -> None:
         """A new pooled connection (the pool renews them hourly): set up, and the clocks compared again."""
         prepare(raw, stalled=STALLED_TRANSACTION, lock_wait=self.timeout)
-        self._measure_skew(raw)
+        self._read_server_clock(raw)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redacted(self.url)!r})"
@@ -126,7 +132,7 @@ class PostgresStore(DuckDBStore):
         try:
             with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as con:
                 migrate(con)
-                self._measure_skew(con)
+                self._read_server_clock(con)
         except psycopg.Error as error:
             raise StoreError(f"cannot use the PostgreSQL store at {self.location}: {safe_message(error)}{_hint(error)}") from None
 
@@ -230,12 +236,12 @@ class PostgresStore(DuckDBStore):
                 "nothing was saved; try again"
             )
         if isinstance(error, pg_errors.IdleInTransactionSessionTimeout):
-            return StoreError(
+            return StoreUnavailableError(
                 "this process stalled in the middle of an operation (was it paused?), so the PostgreSQL store at "
                 f"{self.location} ended it; nothing of it was saved; try again"
             )
         if _connection_lost(error):
-            return StoreError(
+            return StoreUnavailableError(
                 f"lost the connection to the PostgreSQL store at {self.location} ({safe_message(error)}): the database "
                 "server may have stopped or restarted; try again in a moment (`tunedeck doctor` says whether it answers)"
             )
@@ -296,6 +302,14 @@ class PostgresStore(DuckDBStore):
         # Keys named: one statement, so no snapshot transaction is needed (two round trips fewer per chart).
         names, data = self._read(copy_out) if keys is None else self._statement(copy_out)
         return read_binary_points(data, names).sort("run_id", "key", "step")
+
+
+CLOCK_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def _tick() -> float:
+    """Seconds on a clock that only runs forward, suspended time included where the system counts it (Linux)."""
+    return time.clock_gettime(CLOCK_BOOTTIME) if CLOCK_BOOTTIME is not None else time.monotonic()
 
 
 def _selected_points(con: PgConnection, query: str, params: dict) -> pl.DataFrame:

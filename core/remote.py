@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow.flight as flight
 
 from core import errors, flocks
-from core.errors import StoreError, TuneDeckError
+from core.errors import StoreError, StoreUnavailableError, TuneDeckError
 from core.store import REPEATABLE, TrackingStore, operations, return_type
 
 URI_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
@@ -110,7 +110,7 @@ class RemoteStore(TrackingStore):
                     _clients.pop((os.getpid(), self.address), None)  # its server is gone: the next request connects anew
                     raise _stopped() from error
                 if attempt >= SEND_TRIES - 1 and time.monotonic() > give_up:
-                    raise StoreError(
+                    raise StoreUnavailableError(
                         f"the store server for {self.path} does not answer; see {self.data_dir / 'logs' / 'store-server.log'}"
                     ) from error
             attempt += 1

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import polars as pl
 
 from core.aliases import parse_reference
+from core.dataset_labels import SCRIPT_DATASET
 from core.directions import Direction
 from core.errors import NotFoundError
 from core.status import ExperimentStatus, RunStatus
@@ -122,7 +123,7 @@ class TrackingStore(ABC):
         *,
         worker: str,
         name: str | None = None,
-        dataset: str = "(logged from a script)",
+        dataset: str = SCRIPT_DATASET,
     ) -> int:
         """A run a script runs itself, in one transaction: find the live experiment by ID or name (a new name creates
         it with `dataset`), store the run as running under `worker`, and return its ID."""

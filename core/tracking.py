@@ -29,10 +29,12 @@ from typing import Any
 
 from core import open_store
 from core.artifacts import adapter_of, describe_adapter, keep, keep_file, publish_adapter, refuse_holding
+from core.dataset_labels import SCRIPT_DATASET
 from core.entities import Adapter, AdapterSpec
 from core.errors import InvalidTransitionError, NotFoundError, OwnerLostError, TuneDeckError, ValidationError, failure_text
 from core.identity import worker_id
 from core.points import check_step
+from core.retry import until_back
 from core.sample_rows import SampleRow, checked_samples
 from core.settings import Settings, get_settings
 from core.status import RunStatus
@@ -152,7 +154,7 @@ class ActiveRun:
         self._stop_heartbeat()
         self._ended = True
         if self.attached or self.joined:  # the worker, or the process that runs it, decides how the run ends
-            self.writer.close()
+            until_back(self.writer.close)
             return None
         completing = status is RunStatus.COMPLETED and not self.cancelled.is_set()
         try:
@@ -169,10 +171,8 @@ class ActiveRun:
             return self.store.end_run(self.id, status, points=points, adapter=adapter, error=error, traceback=traceback)
 
         try:
-            try:
-                return self.writer.close_with(end)
-            except OwnerLostError:  # the store's owner stopped mid-request (killed?): ask its successor once more
-                return self.writer.close_with(end)
+            # A store out of reach (its owner killed mid-request, a database restarting) is waited for: the run is done.
+            return until_back(lambda: self.writer.close_with(end))
         except (InvalidTransitionError, NotFoundError):
             self.writer.close()  # the points are stored whatever became of the run
             now = self._status_now()
@@ -297,7 +297,7 @@ def start_run(
     *,
     params: dict[str, Any] | None = None,
     name: str | None = None,
-    dataset: str = "(logged from a script)",
+    dataset: str = SCRIPT_DATASET,
     store: TrackingStore | None = None,
 ) -> ActiveRun | DisabledRun:
     """Attach to the worker's run, or create a running run in an experiment (by ID, or by name: created if new)."""

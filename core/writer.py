@@ -5,9 +5,8 @@ other processes share the store. Points are flushed when the buffer holds `flush
 `flush_seconds` have passed since the oldest unflushed point (a background thread sees to that, so
 a slow training step still shows up live), and on `flush()` / `close()`. Every call is also
 appended to a journal on local disk before it returns (`core.journal`), so a point whose `log()`
-returned survives the process being killed before its flush. A store that cannot take a full buffer (a database
-restarting, a busy store server) does not stop the logging code: the points wait for the next try, up to
-OUTAGE_POINTS.
+returned survives the process being killed before its flush. A store out of reach (a database restarting, a busy
+store server) does not stop the logging code: the points wait for the next try, up to OUTAGE_POINTS.
 """
 
 import threading
@@ -19,7 +18,7 @@ from typing import TypeVar
 import numpy as np
 import polars as pl
 
-from core.errors import StoreBusyError, StoreError, TuneDeckError, ValidationError
+from core.errors import TRANSIENT, StoreBusyError, StoreError, TuneDeckError, ValidationError
 from core.journal import Journal, recover_soon
 from core.points import MAX_WHOLE, NOT_FINITE, POINT_SCHEMA, check_key, check_run_id, check_step, check_value
 from core.settings import get_settings
@@ -63,7 +62,8 @@ class MetricWriter:
         self.last_error: Exception | None = None
         self._timer: int | None = None  # the ticker's job that flushes what waited flush_seconds
         self._closed = False
-        self._retry_at = 0.0  # after a full buffer could not be stored: when log() tries again (the timer tries meanwhile)
+        self._unreachable = False  # the last try to store found the store out of reach
+        self._retry_at = 0.0  # when log() tries again in a writer without a timer
         self.points_written = 0
 
     # -- logging ---------------------------------------------------------------------------
@@ -123,16 +123,24 @@ class MetricWriter:
 
     # -- flushing ------------------------------------------------------------------------------
     def _flush_full(self) -> None:
-        """A full buffer goes to the store now. If the store cannot take it, the points stay buffered and journaled
-        and logging goes on (the timer tries again, and log() once flush_seconds have passed), up to OUTAGE_POINTS."""
-        if time.monotonic() < self._retry_at and self._buffered <= OUTAGE_POINTS:
+        """A full buffer goes to the store now, the logging code waiting for it: that keeps a writer in step with the
+        store. While the store is out of reach (a database restarting, a store server that does not answer) the points
+        stay buffered and journaled and log() does not wait on it: the timer tries again (log() itself, once a second,
+        in a writer without one), and only past OUTAGE_POINTS does the error reach the logging code. An error that a
+        later try cannot get past (a permission refused) reaches it at once."""
+        over = self._buffered > max(OUTAGE_POINTS, self.flush_points)
+        if self._unreachable and not over and (self._timer is not None or time.monotonic() < self._retry_at):
             return
+        if not self._flush_lock.acquire(blocking=over or self._timer is None):
+            return  # the timer is storing what came before: these points go with the next flush
         try:
             self.flush()
-        except (StoreBusyError, StoreError):
-            if self._buffered > max(OUTAGE_POINTS, self.flush_points):
+        except TRANSIENT:
+            if over:
                 raise
-            self._retry_at = time.monotonic() + max(self.flush_seconds, 1.0)
+            self._retry_at = time.monotonic() + 1.0
+        finally:
+            self._flush_lock.release()
 
     def flush(self) -> int:
         """Write everything buffered in one store operation; returns the points written.
@@ -154,7 +162,8 @@ class MetricWriter:
                 sealed = self.journal.seal()
             try:
                 result = store_batch(batch)
-            except keep_on:
+            except keep_on as error:
+                self._unreachable = isinstance(error, TRANSIENT)
                 if batch is not None:
                     with self._lock:
                         self._pieces.insert(0, batch.with_columns(pl.col("wall_time").dt.epoch("us")))
@@ -164,6 +173,7 @@ class MetricWriter:
                 self.journal.stored(sealed)  # refused for good (an unknown run): replaying would be refused too
                 raise
             self.journal.stored(sealed)
+            self._unreachable = False
             if batch is not None:
                 self.points_written += batch.height
             return result

@@ -62,7 +62,11 @@ def cannot_answer(adapter_path: str, base_model: str) -> str | None:
 def _kind(folder: Path, base_model: str) -> str:
     """builtin (the built-in trainer's classifier) or peft (a PEFT adapter on a base model found here)."""
     config_file = folder / "adapter_config.json"
-    if not config_file.is_file():
+    try:
+        found = config_file.is_file()
+    except OSError as error:  # a folder another machine wrote, unreadable here; a stale network mount
+        raise ValidationError(f"cannot read the adapter at {folder} ({error.strerror or error})") from None
+    if not found:
         raise ValidationError(f"no adapter at {folder} (adapter_config.json is missing); was the folder moved or deleted?")
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))

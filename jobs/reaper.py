@@ -46,12 +46,15 @@ class Outages:
     """Whether this process could reach the store and the queue, and since when it can again. While they are out of
     reach (a database restarted, a network cut, the store's owner paused) no worker's heartbeat gets through either,
     so a run's silence counts only from `heartbeat_timeout` seconds after this process reached them again: an outage
-    of a minute must not fail every healthy run the moment it ends."""
+    of a minute must not fail every healthy run the moment it ends. A process that has just started cannot tell
+    whether they were out of reach a moment before (a worker restarted as the database came back, the app's "check
+    now" after a restart), so silence counts from a timeout after its start too. Timed on `time.monotonic`, which
+    no setting of the machine's clock moves."""
 
-    def __init__(self, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._down = False
-        self._back_at: datetime | None = None
+        self._back_at = clock()
         self._lock = threading.Lock()
 
     def failed(self) -> None:
@@ -67,7 +70,7 @@ class Outages:
 
     def silence_counts(self, timeout: float) -> bool:
         with self._lock:
-            return not self._down and (self._back_at is None or (self.clock() - self._back_at).total_seconds() >= timeout)
+            return not self._down and self.clock() - self._back_at >= timeout
 
 
 _missing_jobs = MissingJobs()

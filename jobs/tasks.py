@@ -8,7 +8,8 @@ import logging
 from huey import crontab
 
 from core import open_store
-from core.datasets import gone, is_label
+from core.dataset_labels import is_label
+from core.datasets import gone
 from core.errors import NotFoundError, TuneDeckError, ValidationError
 from core.runs import parse_config
 from core.runs import start_run as create_and_enqueue

@@ -17,6 +17,7 @@ from core import open_store
 from core.artifacts import adapter_of, checkpoints_of, last_checkpoint, publish_adapter
 from core.datasets import confine
 from core.errors import InvalidTransitionError, TuneDeckError, ValidationError, failure_text
+from core.retry import until_back
 from core.runs import parse_config
 from core.settings import Settings, get_settings
 from core.system_metrics import SystemSampler, is_system_metric
@@ -54,28 +55,32 @@ def run(run_id: int) -> int:
         # Each eval's prediction samples are one store write (12 to 35 ms here): a thread of their own sends them, in order,
         # so training does not wait; leaving the block waits for the last, before the run is completed.
         samples = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunedeck-samples")
-        with MetricWriter(store, flush_points=5_000, flush_seconds=1.0) as writer, samples:
+        writer = MetricWriter(store, flush_points=5_000, flush_seconds=1.0)
+        try:
+            with samples:
 
-            def log(step: int, values: dict[str, float]) -> None:
-                writer.log(run_id, step, values)
-                _progress(step, values)
+                def log(step: int, values: dict[str, float]) -> None:
+                    writer.log(run_id, step, values)
+                    _progress(step, values)
 
-            dataset = confine(experiment.dataset, settings.allowed_dataset_roots)
-            with SystemSampler(lambda step, values: writer.log(run_id, step, values), settings.system_metrics_interval):
-                result = trainer(
-                    config,
-                    dataset,
-                    output,
-                    log=log,
-                    should_stop=lambda: _stop_requested,
-                    log_params=lambda params: store.log_params(run_id, params),
-                    checkpoint_dir=checkpoints_of(settings.checkpoints_dir, run_id),
-                    resume_from=resume_from,
-                    log_samples=lambda step, rows: samples.submit(_log_samples, store, run_id, step, rows),
-                )
+                dataset = confine(experiment.dataset, settings.allowed_dataset_roots)
+                with SystemSampler(lambda step, values: writer.log(run_id, step, values), settings.system_metrics_interval):
+                    result = trainer(
+                        config,
+                        dataset,
+                        output,
+                        log=log,
+                        should_stop=lambda: _stop_requested,
+                        log_params=lambda params: store.log_params(run_id, params),
+                        checkpoint_dir=checkpoints_of(settings.checkpoints_dir, run_id),
+                        resume_from=resume_from,
+                        log_samples=lambda step, rows: samples.submit(_log_samples, store, run_id, step, rows),
+                    )
+        finally:  # the run's last points, and below its outcome, wait out a store that is out of reach for a while
+            until_back(writer.close)
         base_model = result.base_model or config.base_model or UNKNOWN_BASE_MODEL
         spec = publish_adapter(settings, result.adapter_dir, run_id, base_model) if result.adapter_dir else None
-        adapter = store.complete_run(run_id, spec)
+        adapter = until_back(lambda: store.complete_run(run_id, spec))
         if spec is not None and Path(result.adapter_dir).resolve() == output.resolve() != Path(spec.path).resolve():
             shutil.rmtree(output, ignore_errors=True)  # registered on the shared root: this machine's copy is not needed
         where = f"adapter {adapter.name} v{adapter.version} at {adapter.path}" if adapter else "no adapter"
@@ -92,9 +97,9 @@ def run(run_id: int) -> int:
         print(details, file=sys.stderr, flush=True)  # the log keeps it whatever the error
         # One of ours (a dataset missing a column, a setting refused) is a sentence that says it all: a traceback
         # on the run page is for code that crashed.
-        kept = None if isinstance(error, TuneDeckError) else details
+        kept, reason = None if isinstance(error, TuneDeckError) else details, failure_text(error)
         try:
-            store.fail_run(run_id, failure_text(error), traceback=kept)
+            until_back(lambda: store.fail_run(run_id, reason, traceback=kept))
         except InvalidTransitionError:
             pass
         return 1

@@ -11,7 +11,7 @@ through_app()  # first: the imports below need the settings app.py checks (a pag
 
 from core import charts
 from core.compare import metric_keys
-from core.datasets import is_label
+from core.dataset_labels import is_label
 from core.divergence import diverged_runs
 from core.entities import Experiment
 from core.errors import NotFoundError, ValidationError
@@ -30,6 +30,7 @@ from core.search_views import order_runs
 from core.status import any_active
 from core.sweeps import MAX_SWEEP_RUNS, preview, sweep_runs
 from jobs.tasks import start_run, start_sweep
+from jobs.trainers import shipped_names, trainer_for
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import (
@@ -293,14 +294,14 @@ def run_form(experiment_id: int, clone, dataset: str) -> None:
     prefix, initial = "cfg", None
     if is_label(dataset):
         st.info(
-            f"This experiment has no dataset file (its dataset is {plain(dataset)}): the built-in and peft trainers "
+            f"This experiment has no dataset file (its dataset is {plain(dataset)}): the {shipped_names()} trainers "
             "cannot run here; a registered command, which reads its own data, can."
         )
     if clone is not None:
         prefix, initial = f"clone{clone.id}", clone_config(clone)
         st.info(plain(clone_note(run_label(clone), clone.config, initial)))
         st.button("Start from the defaults instead", key="unclone", on_click=_unclone)
-    trainer = trainer_choice(prefix, (initial or {}).get("trainer", "builtin"))
+    trainer = trainer_choice(prefix, (initial or {}).get("trainer", trainer_for(dataset)))
     if initial is not None and trainer != initial.get("trainer", "builtin"):
         initial = None
     mode, lines, count, seed, size = sweep_inputs(trainer)

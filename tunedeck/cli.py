@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from core import open_store, resources
+from core.dataset_labels import imported_from
 from core.errors import TuneDeckError
 from core.importers import mlflow, tensorboard
 from core.importers.runs import ImportSummary, SourceRun, import_runs
@@ -146,7 +147,7 @@ def import_() -> None:
 @click.argument("tracking_uri")
 def import_mlflow(tracking_uri: str) -> None:
     """Import an MLflow store: sqlite:///mlflow.db, a database file, or an mlruns folder."""
-    _import(lambda skipped: mlflow.read(tracking_uri, skipped), "(imported from MLflow)")
+    _import(lambda skipped: mlflow.read(tracking_uri, skipped), imported_from("MLflow"))
 
 
 @import_.command("tensorboard")
@@ -154,7 +155,7 @@ def import_mlflow(tracking_uri: str) -> None:
 @click.option("--experiment", help="experiment to import into (default: the log folder's name)")
 def import_tensorboard(logdir: Path, experiment: str | None) -> None:
     """Import each run's scalars from a TensorBoard log folder (one run per folder of event files)."""
-    _import(lambda _: tensorboard.read(logdir, experiment), "(imported from TensorBoard)")
+    _import(lambda _: tensorboard.read(logdir, experiment), imported_from("TensorBoard"))
 
 
 def _import(read: Callable[[list[str]], list[SourceRun]], dataset: str) -> None:

@@ -6,6 +6,7 @@ why in `is_available()` instead of failing to import.
 
 import importlib
 
+from core.dataset_labels import is_label
 from core.errors import ValidationError
 from core.models import model_roots, resolve_model
 from core.settings import get_settings
@@ -18,6 +19,16 @@ TRAINERS = {
     "peft": "jobs.trainers.peft_trainer",
     "command": "jobs.trainers.command",
 }
+
+
+def trainer_for(dataset: str) -> str:
+    """The trainer a new run's form opens on: the built-in one, or, for a dataset named by a label (an import's runs
+    had no file), the command trainer, the one that can run there (it reads its own data)."""
+    return "command" if is_label(dataset) else "builtin"
+
+
+def shipped_names() -> str:
+    return " and ".join(SHIPPED)
 
 
 def unavailable_reason(name: str) -> str | None:

@@ -72,11 +72,14 @@ def test_primary_metric_defaults_to_eval_loss_else_loss_and_can_be_set(store, ma
 def test_an_experiment_with_neither_loss_ranks_by_the_first_metric_it_logged(store, make_experiment, make_run):
     """An import of runs that logged only rouge1 showed 'Primary metric: eval_loss (best –)'."""
     summaries = make_experiment()
-    make_run(summaries, metrics={"rouge1": [0.3, 0.35], "bleu": [20.0]})
+    make_run(summaries, metrics={"rouge1": [0.3, 0.35], "bleu": [20.0], "F1": [0.6]})
 
     experiment = store.get_experiment(summaries)
-    assert experiment.primary_metric == "bleu"
-    assert experiment.best_primary.value == 20.0
+    # First by code point on every backend (a database's collation would put "bleu" first, as people read it, on one
+    # store and not on another, so the same runs would rank by two metrics).
+    assert experiment.primary_metric == "F1"
+    assert experiment.best_primary.value == 0.6
+    assert [best.key for best in experiment.best_metrics] == ["F1", "bleu", "rouge1"]
 
 
 def test_a_direction_override_recomputes_best_metrics(store, make_experiment, make_run):

@@ -18,7 +18,7 @@ from core.errors import ValidationError
 from core.remote import RemoteStore
 from core.settings import get_settings
 from core.status import RunStatus
-from jobs.reaper import MissingJobs, reap
+from jobs.reaper import MissingJobs, Outages, reap
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
@@ -316,3 +316,19 @@ def test_an_end_recorded_by_an_owner_that_stopped_before_answering_keeps_its_ada
     (adapter,) = store.list_adapters()
     assert store.get_run(run.id).status is RunStatus.COMPLETED and adapter.run_id == run.id
     assert (Path(adapter.path) / "adapter_model.safetensors").read_bytes() == b"weights"
+
+
+def test_a_reaper_that_has_just_started_judges_silence_only_a_heartbeat_timeout_later(store, clock, make_experiment):
+    """A worker restarted as the database came back, or the app's "check now" right after, cannot tell that nobody's
+    heartbeat got through a moment ago: a run silent through the outage is not failed at once."""
+    run_id = store.create_run(make_experiment(), {})
+    store.mark_running(run_id, "gpu-b:1")  # another machine's worker
+    clock.advance(120)  # two minutes without a heartbeat
+    settings = get_settings().model_copy(update={"heartbeat_timeout": 60.0, "heartbeat_interval": 2.0})
+    just_started = Outages(lambda: clock().timestamp())
+
+    assert reap(store, settings, outages=just_started) == []
+    assert store.get_run(run_id).status is RunStatus.RUNNING
+    clock.advance(60)  # still silent a heartbeat timeout after the reaper started: lost indeed
+    assert reap(store, settings, outages=just_started) == [run_id]
+    assert store.get_run(run_id).error.startswith("worker lost: gpu-b:1 sent no heartbeat")

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from core import tracking
 from core import writer as writer_module
 from core.errors import StoreBusyError, TuneDeckError
 from core.postgres_store import PostgresStore
@@ -69,19 +70,43 @@ def loss_points(store: PostgresStore, run_id: int) -> int:
 
 
 def test_a_writer_holds_its_points_while_the_server_is_down_and_stores_them_once_it_is_back(cluster, tmp_path):
-    """Training logs on through an outage: a full buffer that cannot be stored waits, and log() does not raise."""
-    store = PostgresStore(cluster.url, tmp_path, timeout=1)
+    """Training logs on through an outage: a full buffer that cannot be stored waits, and log() neither raises nor
+    waits for the store's timeout (the default minute, for which the pool waits for a connection) to try again."""
+    store = PostgresStore(cluster.url, tmp_path)
     run_id = store.create_run(store.create_experiment({"name": "logs through", "dataset": "d.csv"}), {})
     writer = MetricWriter(store, flush_points=100, flush_seconds=0.2)
 
     cluster.stop_server()
-    for step in range(1_000):  # ten full buffers
-        writer.log(run_id, step, {"loss": 1.0 / (step + 1)})
+    logged, slowest, started = 0, 0.0, time.monotonic()
+    while time.monotonic() - started < 5:  # many full buffers, while the timer tries again and again
+        began = time.monotonic()
+        writer.log(run_id, logged, {"loss": 1.0 / (logged + 1)})
+        slowest = max(slowest, time.monotonic() - began)
+        logged += 1
+        time.sleep(0.002)
     cluster.start_server()
 
-    wait_for(lambda: loss_points(store, run_id) == 1_000, timeout=30, what="the held points to be stored")
+    assert slowest < store.timeout / 4, f"a log() waited {slowest:.1f} s for the store"
+    wait_for(lambda: loss_points(store, run_id) == logged, timeout=90, what="the held points to be stored")
     writer.close()
-    assert store.get_metric_series([run_id], ["loss"], max_points=None)["step"].to_list() == list(range(1_000))
+    assert store.get_metric_series([run_id], ["loss"], max_points=None)["step"].to_list() == list(range(logged))
+    store.close()
+
+
+def test_a_scripts_run_that_ends_while_the_database_restarts_is_completed_once_it_is_back(cluster, tmp_path):
+    """Its training is done: leaving the block waits for the store (README: Team mode) instead of failing the run."""
+    store = PostgresStore(cluster.url, tmp_path, timeout=1)
+    store.create_experiment({"name": "ends in an outage", "dataset": "d.csv"})
+    with tracking.start_run("ends in an outage", store=store) as run:
+        for step in range(50):
+            run.log(step, {"loss": 1.0 / (step + 1)})
+        cluster.stop_server()
+        back = threading.Timer(3.0, cluster.start_server)
+        back.start()
+    back.join()
+
+    assert store.get_run(run.id).status is RunStatus.COMPLETED
+    assert loss_points(store, run.id) == 50
     store.close()
 
 
@@ -116,7 +141,7 @@ def test_runs_silent_only_while_the_database_was_down_are_not_failed_as_lost_whe
     store.mark_running(healthy, "gpu-b:1")
     store.mark_running(dead, "gpu-b:2")
     settings = get_settings().model_copy(update={"heartbeat_timeout": 60.0, "heartbeat_interval": 2.0})
-    outages = Outages(clock)
+    outages = Outages(lambda: clock().timestamp())
     assert reap(store, settings, outages=outages) == []
 
     cluster.stop_server()
@@ -156,13 +181,14 @@ def test_a_reaper_whose_call_waited_out_an_outage_counts_silence_only_from_then(
     worker_side.close()
     reaper_side = PostgresStore(cluster.url, tmp_path / "reaper", timeout=60, clock=clock)  # its pool opens on first use
     settings = get_settings().model_copy(update={"heartbeat_timeout": 8.0, "heartbeat_interval": 2.0})
+    outages = Outages(lambda: clock().timestamp())
     clock.advance(120)  # the run's last heartbeat is long past the timeout: the outage is what kept it silent
 
     cluster.stop_server()
     back = threading.Timer(3.0, cluster.start_server)  # after 3 s, over a quarter of the 8 s timeout
     back.start()
     try:
-        assert reap(reaper_side, settings, outages=Outages(clock)) == []
+        assert reap(reaper_side, settings, outages=outages) == []
     finally:
         back.join()
 

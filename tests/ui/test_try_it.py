@@ -203,3 +203,12 @@ def _answer_or_none(text: str) -> inference.Answer | None:
 def test_memory_is_short_past_the_threshold_of_the_machines_memory_in_use():
     assert inference.memory_short(threshold=0.0)
     assert not inference.memory_short(threshold=100.1)
+
+
+def test_an_adapter_folder_that_cannot_be_read_here_is_a_reason_not_an_error(tmp_path):
+    """A folder on a share another machine wrote (unreadable here, a stale mount) must not break the page that asks."""
+    unreadable = tmp_path / ("x" * 300)  # a name longer than the file system takes: stat() fails as on such a folder
+
+    said = inference.cannot_answer(str(unreadable), "tiny-base")
+
+    assert said == f"cannot read the adapter at {unreadable} (File name too long)"
