@@ -16,6 +16,7 @@ from core.status import RunStatus
 from jobs import tasks
 from jobs.trainers import command
 from tests.jobs.conftest import ROOT, SAMPLE, start_worker, stop_worker, wait_until_terminal
+from tests.waiting import wait_for
 
 METRIC_LINES = (
     "import json\n"
@@ -101,7 +102,8 @@ def test_a_registered_command_reports_through_the_sdk_and_its_adapter_is_registe
     assert adapter.base_model == "toy-linear"
     assert adapter.path.endswith(f"run-{run.id}")
     assert "final loss" in read_log(get_settings(), run.id)
-    assert "completed after 40 steps" in read_log(get_settings(), run.id)
+    # The training process says so once the store has the outcome, a moment after the run reads completed.
+    wait_for(lambda: "completed after 40 steps" in read_log(get_settings(), run.id), 30, "the log's last line")
 
 
 def test_a_command_can_report_metrics_as_json_lines(command_worker, job_store):

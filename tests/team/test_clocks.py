@@ -1,8 +1,8 @@
 """Machines whose clocks disagree: every time the store keeps, and every silence it judges, is on the database
 server's clock, so a machine whose clock is off neither looks silent nor fails others' healthy runs."""
 
-import shutil
 from datetime import UTC, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -13,7 +13,7 @@ from core.settings import get_settings
 from core.status import RunStatus
 from jobs.reaper import Outages, reap
 from tests import postgres
-from tests.team.test_two_machines import HEARTBEAT_TIMEOUT, LONG_RUN, Machine, _stop
+from tests.team.test_two_machines import HEARTBEAT_TIMEOUT, LONG_RUN, Machine, _stop, libfaketime
 from tests.waiting import wait_for
 
 # What every reaper asks the store, on a machine's own clock: which running runs have been silent too long.
@@ -25,8 +25,8 @@ print(open_store().fail_stale_runs(float(sys.argv[1])))
 
 
 @pytest.fixture
-def faketime() -> str:
-    found = shutil.which("faketime")
+def faketime() -> Path:
+    found = libfaketime()
     if found is None:
         reason = "Debian's faketime is missing: apt-get install faketime (.ci/run installs it)"
         if postgres.required():

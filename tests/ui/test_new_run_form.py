@@ -27,17 +27,6 @@ def test_the_form_shows_the_builtin_trainers_settings_first(open_page, populated
     assert "cfg_builtin_task" not in widget_keys(app) and "cfg_builtin_command" not in widget_keys(app)
 
 
-def test_an_experiment_with_no_dataset_file_opens_the_form_on_the_trainer_that_can_run_there(open_page, app_store):
-    """Runs logged from a script have a label for a dataset: only a command, which reads its own data, trains there."""
-    logged = app_store.create_experiment({"name": "from a script", "dataset": "(logged from a script)"})
-
-    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(logged))
-
-    assert app.selectbox(key="cfg_trainer").value == "command"
-    [said] = [as_shown(info.value) for info in app.info if "no dataset file" in as_shown(info.value)]
-    assert "the builtin and peft trainers cannot run here; a registered command, which reads its own data, can." in said
-
-
 def test_switching_to_peft_resets_the_settings_to_peft_defaults_and_starts_a_peft_run(open_page, populated, app_store):
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
@@ -188,8 +177,12 @@ def test_an_experiment_a_script_logged_says_the_shipped_trainers_cannot_run_ther
     experiment_id = app_store.create_experiment({"name": "from my script", "dataset": "(logged from a script)"})
 
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(experiment_id))
+    assert app.selectbox(key="cfg_trainer").value == "command"  # the form opens on the trainer that can run there
+    app.selectbox(key="cfg_trainer").set_value("builtin").run()
     start(app)
 
-    assert "This experiment has no dataset file (its dataset is (logged from a script))" in as_shown(app.info[0].value)
+    said = as_shown(app.info[0].value)
+    assert "This experiment has no dataset file (its dataset is (logged from a script))" in said
+    assert "the builtin and peft trainers cannot run here; a registered command, which reads its own data, can." in said
     assert "this experiment has no dataset file to train on" in as_shown(app.error[0].value).lower()
     assert app_store.list_runs(experiment_id) == []
