@@ -59,7 +59,10 @@ def preview(ref: str | Path, rows: int = 5) -> DatasetPreview:
 
 def confine(ref: str | Path, roots: list[Path]) -> Path:
     """The dataset path, resolved, if it lies inside one of the allowed folders; a DatasetError otherwise."""
-    path = Path(ref).expanduser().resolve()
+    try:
+        path = Path(ref).expanduser().resolve()
+    except (OSError, ValueError) as error:
+        raise _no_file_name(ref, error) from None
     if any(path.is_relative_to(root.resolve()) for root in roots):
         return path
     allowed = ", ".join(str(root) for root in roots)
@@ -111,9 +114,20 @@ def require_columns(df: pl.DataFrame, ref: str | Path, columns: list[str]) -> No
         raise DatasetError(f"{ref} is missing the {'column' if len(missing) == 1 else 'columns'} {wanted}; found columns: {found}")
 
 
+def _no_file_name(ref: str | Path, error: OSError | ValueError) -> DatasetError:
+    """A pasted page of text: a name too long for the file system, a NUL character."""
+    why = "it has a NUL character" if isinstance(error, ValueError) else (error.strerror or str(error)).lower()
+    shown = str(ref) if len(str(ref)) <= 80 else str(ref)[:80] + "…"
+    return DatasetError(f"dataset file {shown!r} cannot be a file here: {why}")
+
+
 def _existing_file(ref: str | Path) -> Path:
     path = Path(ref)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as error:
+        raise _no_file_name(path, error) from None
+    if not exists:
         raise DatasetError(f"dataset file {path} does not exist; check the path")
     if not path.is_file():
         raise DatasetError(f"{path} is a directory, not a dataset file; point at a {', '.join(FORMATS)} file")

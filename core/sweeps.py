@@ -139,9 +139,8 @@ def _check_grid(axes: dict[str, Axis], cap: int) -> str:
     """'3 × 2 = 6': the grid's size, worked out; ValidationError for a range or a grid over the cap."""
     ranges = [name for name, values in axes.items() if isinstance(values, Range)]
     if ranges:
-        raise ValidationError(
-            f"a grid needs lists of values, and {', '.join(ranges)} is a range: list values, or use random search"
-        )
+        which = f"{ranges[0]} is a range" if len(ranges) == 1 else f"{', '.join(ranges[:-1])} and {ranges[-1]} are ranges"
+        raise ValidationError(f"a grid needs lists of values, and {which}: list values, or use random search")
     size = grid_size(axes)
     factors = " × ".join(str(len(values)) for values in axes.values())
     if size > cap:

@@ -69,8 +69,8 @@ with friendly_errors():
             st.warning(plain(f"The queue cannot be read: {safe_message(error)}"))
         else:
             st.write(
-                f"Entries in the queue: {pending}: the jobs of queued runs, with a cancelled run's job until a worker "
-                "drops it and the workers' own periodic checks."
+                f"Entries in the queue: {pending}. They are the jobs of queued runs and the workers' own periodic "
+                "checks; a cancelled run's job stays until a worker drops it."
             )
         st.caption(
             "Workers send a heartbeat every few seconds; a run whose worker is gone is failed as 'worker lost' "

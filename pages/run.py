@@ -111,7 +111,8 @@ def log_section(run_id: int) -> None:
             st.caption(f"No line matches '{asked}'.")
             return
         if query.strip():
-            st.caption(f"{plural(matched, 'line')} match '{asked}'; showing the last {min(matched, LOG_LINES):,}.")
+            verb = "matches" if matched == 1 else "match"
+            st.caption(f"{plural(matched, 'line')} {verb} '{asked}'; showing the last {min(matched, LOG_LINES):,}.")
         else:
             st.caption(f"Showing the last {min(matched, LOG_LINES):,} of {plural(matched, 'line')}.")
         st.code(shown, language="text", height=400)

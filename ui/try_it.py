@@ -41,7 +41,10 @@ def try_box(adapters: dict[str, Adapter], key: str) -> None:
     ready = {label: adapter for label, adapter in adapters.items() if not reasons[label]}
     if not ready:
         return
-    text = st.text_area("Input", key=f"{key}_input", max_chars=MAX_INPUT, placeholder="e.g. the soup was cold and bland")
+    # No max_chars: Streamlit drops a paste over it without a word; check_input says what the limit is.
+    text = st.text_area(
+        "Input", key=f"{key}_input", placeholder="e.g. the soup was cold and bland", help=f"Up to {MAX_INPUT:,} characters."
+    )
     if not st.button("Answer", key=f"{key}_go", icon=":material/play_arrow:"):
         return
     try:

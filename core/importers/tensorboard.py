@@ -34,7 +34,7 @@ def read(logdir: Path, experiment: str | None = None) -> list[SourceRun]:
     """One run per folder with event files, named by its path under logdir, in experiment (default: logdir's name)."""
     logdir = logdir.resolve()
     given = experiment is not None
-    experiment = experiment or logdir.name
+    experiment = experiment if given else logdir.name  # an empty --experiment is refused as a name, not ignored
     runs = []
     for folder in run_folders(logdir):
         name = folder.relative_to(logdir).as_posix() if folder != logdir else logdir.name

@@ -189,6 +189,17 @@ def test_import_tensorboard_twice_imports_once_and_summarises_both_times(tunedec
     assert second.stdout.startswith("imported 0 runs with 0 metric points\nskipped 3 runs:\n  - 3 runs already imported: ")
 
 
+def test_import_tensorboard_into_an_empty_experiment_name_is_refused_as_a_blank_one_is(tunedeck):
+    """An empty --experiment was taken as no option at all, and imported the runs again under the folder's name."""
+    logdir = str(FIXTURES / "tensorboard")
+
+    empty, blank = (tunedeck("import", "tensorboard", logdir, "--experiment", name) for name in ("", "   "))
+
+    assert empty.returncode == blank.returncode != 0
+    assert empty.stderr == blank.stderr
+    assert "name must not be empty" in empty.stderr
+
+
 def test_import_mlflow_from_a_folder_summarises_what_was_skipped_and_why(tunedeck):
     result = tunedeck("import", "mlflow", str(FIXTURES / "mlruns"))
 

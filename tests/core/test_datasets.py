@@ -159,3 +159,14 @@ def test_only_an_absolute_path_is_judged_gone_here(tmp_path, monkeypatch):
     assert gone(tmp_path / "missing.csv")
     assert not gone(tmp_path / "here.csv")
     assert not gone("missing.csv")  # read from each worker's own folder
+
+
+@pytest.mark.parametrize(
+    ("pasted", "why"), [("/data/" + "x" * 10_000, "file name too long"), ("/data/a\x00b.csv", "it has a NUL character")]
+)
+def test_a_pasted_page_of_text_as_a_dataset_path_is_a_dataset_error_not_a_crash(pasted, why):
+    with pytest.raises(DatasetError) as raised:
+        inspect_dataset(pasted, [Path("/data")])  # what the create form asks
+
+    assert str(raised.value).endswith(f"cannot be a file here: {why}")
+    assert len(str(raised.value)) < 200

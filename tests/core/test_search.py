@@ -152,6 +152,7 @@ def test_a_query_matches_exactly_the_runs_it_describes(query, ids):
         ("params.fp16 = yes", "`yes` is not true or false at column 15"),
         ("status", "expected a comparison after `status` (= != < <= > >= in contains); found the end of the search at column 7"),
         ("status completed", "expected a comparison after `status`"),
+        ("x" * 10_000, f"expected a comparison after `{'x' * 40}…` (= != < <= > >= in contains); found the end"),
         (
             "status =",
             'expected a value (a number, a "quoted string", a date like 2026-01-31, or a word); found the end of the search at column 9',

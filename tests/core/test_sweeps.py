@@ -51,6 +51,11 @@ def test_a_grid_refuses_ranges():
         sweep_configs(BASE, "learning_rate = 1e-4 .. 1e-2", "grid")
 
 
+def test_a_grid_given_two_ranges_names_both():
+    with pytest.raises(ValidationError, match="learning_rate and lora_rank are ranges: list values, or use random search"):
+        sweep_configs(BASE, "learning_rate = 1e-4 .. 1e-2 log\nlora_rank = 4 .. 32", "grid")
+
+
 def test_a_random_search_draws_the_count_asked_for_within_the_ranges():
     axes = parse_axes("learning_rate = 1e-4 .. 1e-2 log\nlora_rank = 2 .. 32\nlr_schedule = linear, cosine", "builtin")
 

@@ -871,7 +871,7 @@ def test_the_run_page_puts_progress_and_latest_values_first_and_the_log_in_a_sea
 
     app.text_input(key="log_search").input("valueerror").run()
 
-    assert "1 line match 'valueerror'; showing the last 1." in texts(app)
+    assert "1 line matches 'valueerror'; showing the last 1." in texts(app)
     assert app.code[-1].value == "ValueError: learning rate too high"
     app.text_input(key="log_search").input("[" + "x" * 300).run()
     assert "No line matches '[" + "x" * 56 + "...'." in texts(app)  # shortened, and said plainly

@@ -58,6 +58,20 @@ def test_the_builtin_adapters_answer_is_its_prediction_computed_directly(open_pa
     assert f"confidence {confidence:.3f}" in [caption.value for caption in app.caption]
 
 
+def test_a_paste_over_the_limit_is_kept_and_refused_saying_the_limit(open_page, app_store, tmp_path):
+    """Streamlit's own max_chars dropped such a paste and the page said "type some input"."""
+    _, adapter_id = register(app_store, builtin_adapter(tmp_path, seed=1), "tiny-base", "builtin-try")
+    app = open_page("pages/adapters.py", adapter=str(adapter_id))
+
+    app.text_area(key="try_input").input("x" * (inference.MAX_INPUT + 1))
+    app.button(key="try_go").click().run()
+
+    assert [as_shown(error.value) for error in app.error] == [
+        f"The input is too long: at most {inference.MAX_INPUT:,} characters, and this one has {inference.MAX_INPUT + 1:,}."
+    ]
+    assert not [caption for caption in app.caption if caption.value.startswith("confidence")]  # no answer
+
+
 def test_compare_answers_with_every_compared_runs_adapter(open_page, app_store, tmp_path):
     folders = [builtin_adapter(tmp_path, seed) for seed in (1, 2)]
     run_ids = [register(app_store, folder, "tiny-base", f"seed-{i}")[0] for i, folder in enumerate(folders, start=1)]
