@@ -185,7 +185,14 @@ def _log_scale(values: pl.Series) -> bool:
 
 
 def _metric_colour(metric: str) -> dict:
-    return {"field": "metric", "type": "quantitative", "title": short(metric), "scale": {"scheme": "viridis"}}
+    # The legend's labels to 4 significant digits: a diverged run's 2.5e169 showed as 2.4999999999999998e+169.
+    return {
+        "field": "metric",
+        "type": "quantitative",
+        "title": short(metric),
+        "scale": {"scheme": "viridis"},
+        "legend": {"format": ".4g"},
+    }
 
 
 def _shown(value) -> str:

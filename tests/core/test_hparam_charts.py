@@ -41,6 +41,15 @@ def test_parallel_coordinates_draw_one_line_per_run_across_the_params_then_the_m
     assert spec["title"]["text"] == "learning_rate, lora_rank, lr_schedule → eval_loss"
 
 
+def test_the_metric_legend_of_parallel_coordinates_reads_to_4_significant_digits():
+    """A diverged run's 2.5e169 showed in the legend as 2.4999999999999998e+169."""
+    spec = parallel_coordinates_spec(RUNS, PARAMS, "metrics.eval_loss")
+
+    as_altair(spec)
+    colours = [layer["encoding"]["color"] for layer in spec["layer"] if "color" in layer.get("encoding", {})]
+    assert len(colours) == 2 and all(colour["legend"]["format"] == ".4g" for colour in colours)
+
+
 def test_each_axis_is_scaled_on_its_own_log_for_wide_positive_ranges_and_even_for_categories():
     drawn = lines(parallel_coordinates_spec(RUNS, PARAMS, "metrics.eval_loss"))
 

@@ -756,6 +756,20 @@ def test_a_diverged_run_is_badged_in_the_runs_table(open_page, diverged):
     assert "1 run diverged" in texts(app)
 
 
+def test_a_loss_past_what_the_grid_takes_is_shown_to_4_significant_digits(open_page, app_store):
+    """A run that blew up to 2.67e169 showed the grid's own error in its loss cell."""
+    experiment_id = app_store.create_experiment({"name": "blew up", "dataset": SAMPLE})
+    calm, blew_up = (app_store.create_run(experiment_id, {}) for _ in range(2))
+    with MetricWriter(app_store) as writer:
+        writer.log_series(calm, "loss", [1, 2], [2.0, 0.51234])
+        writer.log_series(blew_up, "loss", [1, 2], [2.0, 2.6736e169])
+
+    app = open_page("pages/experiment.py", experiment=str(experiment_id))
+
+    runs = table_with(app, "loss").set_index("id")
+    assert [runs.loc[calm, "loss"], runs.loc[blew_up, "loss"]] == ["0.5123", "2.674e+169"]
+
+
 def test_a_diverged_run_is_badged_in_the_runs_pages_search_results(open_page, diverged):
     _, ids = diverged
 
