@@ -8,6 +8,7 @@ from core.errors import TuneDeckError, ValidationError
 from core.presenters import SORT_LABELS, experiments_frame, plural
 from core.status import ExperimentStatus, any_active
 from ui.common import (
+    as_this_tab_left_it,
     data_table,
     flash,
     fold,
@@ -16,6 +17,7 @@ from ui.common import (
     live,
     open_on_select,
     plain,
+    remember_url_state,
     restore_form,
     rows_high,
     sentence,
@@ -69,6 +71,9 @@ def create_form() -> None:
         if created is not None:
             st.success(f"Created experiment {created}.")
             st.page_link("pages/experiment.py", label="Open it", icon=":material/arrow_forward:", query_params={"experiment": created})
+
+
+URL_STATE = ("status", "q", "sort", "desc", "deleted", "page")  # the widgets bound to the URL, and the pager's
 
 
 def filters() -> dict:
@@ -180,9 +185,11 @@ def listing(chosen: dict, page) -> bool:
 with friendly_errors():
     show_flash()
     create_form()
+    as_this_tab_left_it(URL_STATE)
     chosen = filters()
     # While an experiment runs the list refreshes itself, and each refresh closes an open option list: picking an
     # experiment to delete or restore pauses it.
     page = current_page(chosen)
     live(running(page) and not st.session_state.get("managing"), lambda: listing(chosen, page))
     manage(page)
+    remember_url_state(URL_STATE)

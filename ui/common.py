@@ -3,6 +3,7 @@
 import logging
 import runpy
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -155,6 +156,31 @@ def open_on_select(event, frame: pl.DataFrame, page: str, param: str) -> None:
     chosen = clicked_id(event, frame)
     if chosen is not None:
         st.switch_page(page, query_params={param: chosen})
+
+
+def as_this_tab_left_it(params: tuple[str, ...]) -> None:
+    """A page whose state lives in its URL, opened with none of it, gets the state it last had in this tab, and its
+    URL says so again. That is Back after a row click opened another page: st.switch_page first rewrites the page's
+    own URL to the new page's query (?experiment=7), so the history entry Back returns to has lost the state; and the
+    sidebar's link back to the page. Call before the widgets bound to `params`, and `remember_url_state` after."""
+    query, saved = st.query_params, st.session_state.get(_url_state_key())
+    if not saved or any(name in query for name in params):
+        return
+    for name in [name for name in query if name not in params]:
+        del query[name]  # another page's parameter, left by the switch
+    for name, values in saved.items():
+        query[name] = values
+    time.sleep(0.02)  # as st.switch_page does: the new URL reaches the browser before the rerun drops what is unsent
+    st.rerun()  # the widgets take their first values from the URL the run started with
+
+
+def remember_url_state(params: tuple[str, ...]) -> None:
+    st.session_state[_url_state_key()] = {name: st.query_params.get_all(name) for name in params if name in st.query_params}
+
+
+def _url_state_key() -> str:
+    context = get_script_run_ctx()
+    return f"_url_state_{context.page_script_hash if context else ''}"
 
 
 def live(active: bool, draw: Callable[[], bool]) -> None:

@@ -246,6 +246,23 @@ def test_clicking_a_row_opens_it_in_the_same_tab(team, page):
     assert same_document(page)
 
 
+def test_back_from_an_experiment_shows_the_list_filtered_and_sorted_as_it_was(team, page):
+    """Streamlit's switch_page rewrote the list's own history entry to ?experiment=N: Back showed every experiment."""
+    url, _, _ = team
+    open_page(page, f"{url}/experiments?q=sweep&sort=name&desc=false", "Experiments", ready="1 experiment · page 1 of 1")
+    grid = page.get_by_test_id("stDataFrame").filter(visible=True).first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 60, box["y"] + 35 * 1.5)
+    page.get_by_role("heading", name=re.compile(r"^Runs \(")).first.wait_for(timeout=WAIT_MS)
+
+    page.go_back()
+
+    page.get_by_text("1 experiment · page 1 of 1").first.wait_for(timeout=WAIT_MS)
+    playwright.expect(page.get_by_label("Name contains")).to_have_value("sweep", timeout=WAIT_MS)
+    page.wait_for_url(re.compile(r"[?&]q=sweep"), timeout=WAIT_MS)  # the address bar says so again
+    assert "experiment=" not in page.url
+
+
 def test_the_metric_picker_is_remembered_in_the_url(team, page):
     """A metric added in the picker goes into the address bar, so the link reopens the same panels."""
     url, _, ids = team
