@@ -52,6 +52,10 @@ def _message(item: dict) -> str:
         return "must be text"
     if kind == "int_parsing":
         return "must be a whole number"
+    if kind == "int_parsing_size":  # 1e308 for epochs: past any bound the field has, which Pydantic never reaches
+        return "must be a whole number of ordinary size"
+    if kind == "int_from_float":
+        return "must be a whole number"
     if kind == "float_parsing":
         return "must be a valid number"
     text = item["msg"].removeprefix("Value error, ")

@@ -51,6 +51,20 @@ def test_a_grid_refuses_ranges():
         sweep_configs(BASE, "learning_rate = 1e-4 .. 1e-2", "grid")
 
 
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("epochs = 1e308", "epochs must be a whole number of ordinary size, not 1e+308"),
+        ("epochs = 1.5", "epochs must be a whole number, not 1.5"),
+    ],
+)
+def test_a_value_no_setting_can_take_is_refused_in_a_sentence(line, said):
+    with pytest.raises(ValidationError) as raised:
+        sweep_configs(BASE, line, "grid")
+
+    assert str(raised.value) == f"line 1 ({line!r}): {said}"
+
+
 def test_a_grid_given_two_ranges_names_both():
     with pytest.raises(ValidationError, match="learning_rate and lora_rank are ranges: list values, or use random search"):
         sweep_configs(BASE, "learning_rate = 1e-4 .. 1e-2 log\nlora_rank = 4 .. 32", "grid")
