@@ -151,11 +151,17 @@ class ActiveRun:
             if outcome is None or not outcome.is_terminal:  # the run stays open: finish() may be called again
                 raise ValidationError(f"finish() takes completed, failed or cancelled, not {str(status)[:50]}")
             status = outcome
-        self._stop_heartbeat()
         self._ended = True
         if self.attached or self.joined:  # the worker, or the process that runs it, decides how the run ends
+            self._stop_heartbeat()
             until_back(self.writer.close)
             return None
+        try:
+            return self._record_end(status, error, traceback)
+        finally:  # it beats until then: a wait for a store out of reach must not look like a lost run to the reapers
+            self._stop_heartbeat()
+
+    def _record_end(self, status: RunStatus, error: str | None, traceback: str | None) -> Adapter | None:
         completing = status is RunStatus.COMPLETED and not self.cancelled.is_set()
         try:
             adapter = self._kept_adapter() if completing else None
@@ -174,7 +180,7 @@ class ActiveRun:
             # A store out of reach (its owner killed mid-request, a database restarting) is waited for: the run is done.
             return until_back(lambda: self.writer.close_with(end))
         except (InvalidTransitionError, NotFoundError):
-            self.writer.close()  # the points are stored whatever became of the run
+            until_back(self.writer.close)  # the points are stored whatever became of the run
             now = self._status_now()
             if now is status:
                 return None  # the first try had been recorded (its adapter too) before the owner stopped

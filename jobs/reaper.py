@@ -69,12 +69,21 @@ class Outages:
                 self._down, self._back_at = False, self.clock()
 
     def silence_counts(self, timeout: float) -> bool:
+        return self.judged_in(timeout) == 0
+
+    def judged_in(self, timeout: float) -> float:
+        """Seconds until silence counts (0: it does now)."""
         with self._lock:
-            return not self._down and self.clock() - self._back_at >= timeout
+            return timeout if self._down else max(0.0, timeout - (self.clock() - self._back_at))
 
 
 _missing_jobs = MissingJobs()
 _outages = Outages()
+
+
+def silence_judged_in(timeout: float) -> float:
+    """Seconds until this process's reaper judges runs' silence: what a person checking for lost runs by hand is told."""
+    return _outages.judged_in(timeout)
 
 
 def reap(

@@ -20,6 +20,7 @@ from core.errors import InvalidTransitionError, TuneDeckError, ValidationError, 
 from core.retry import until_back
 from core.runs import parse_config
 from core.settings import Settings, get_settings
+from core.status import RunStatus
 from core.system_metrics import SystemSampler, is_system_metric
 from core.training_config import TrainingConfig
 from core.writer import MetricWriter
@@ -55,7 +56,7 @@ def run(run_id: int) -> int:
         # Each eval's prediction samples are one store write (12 to 35 ms here): a thread of their own sends them, in order,
         # so training does not wait; leaving the block waits for the last, before the run is completed.
         samples = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunedeck-samples")
-        writer = MetricWriter(store, flush_points=5_000, flush_seconds=1.0)
+        writer, trained = MetricWriter(store, flush_points=5_000, flush_seconds=1.0), False
         try:
             with samples:
 
@@ -76,11 +77,12 @@ def run(run_id: int) -> int:
                         resume_from=resume_from,
                         log_samples=lambda step, rows: samples.submit(_log_samples, store, run_id, step, rows),
                     )
-        finally:  # the run's last points, and below its outcome, wait out a store that is out of reach for a while
-            until_back(writer.close)
+            trained = True
+        finally:
+            _close(writer, trained)
         base_model = result.base_model or config.base_model or UNKNOWN_BASE_MODEL
         spec = publish_adapter(settings, result.adapter_dir, run_id, base_model) if result.adapter_dir else None
-        adapter = until_back(lambda: store.complete_run(run_id, spec))
+        adapter = _completed(store, run_id, spec)
         if spec is not None and Path(result.adapter_dir).resolve() == output.resolve() != Path(spec.path).resolve():
             shutil.rmtree(output, ignore_errors=True)  # registered on the shared root: this machine's copy is not needed
         where = f"adapter {adapter.name} v{adapter.version} at {adapter.path}" if adapter else "no adapter"
@@ -103,6 +105,31 @@ def run(run_id: int) -> int:
         except InvalidTransitionError:
             pass
         return 1
+
+
+def _close(writer: MetricWriter, trained: bool) -> None:
+    """A run that trained waits for the store to take its last points (a database restarting, say); one whose
+    training failed or stopped does not wait, so its own error stays the one recorded: the journal keeps its points
+    for whoever replays it next."""
+    if trained:
+        until_back(writer.close)
+        return
+    try:
+        writer.close()
+    except TuneDeckError as error:
+        print(f"the last points wait in the journal: {error}", flush=True)
+
+
+def _completed(store, run_id: int, spec):
+    """complete_run, waiting out a store out of reach. A try that committed before its answer was lost leaves the
+    run completed, which the next try finds: that is this run's outcome, not someone else's."""
+    try:
+        return until_back(lambda: store.complete_run(run_id, spec))
+    except InvalidTransitionError:
+        run = store.get_run(run_id)
+        if run.status is not RunStatus.COMPLETED:
+            raise
+        return store.get_adapter(run.adapter.id) if run.adapter else None
 
 
 def _steps(store, run_id: int, counted: int) -> int:

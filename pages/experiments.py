@@ -152,6 +152,7 @@ def running(page) -> bool:
 
 def listing(chosen: dict, page) -> bool:
     """The page of experiments asked for; says whether any of them is still running."""
+    remember_url_state(URL_STATE)  # here, where a row click leaves: the pager redraws this part alone
     page = fresh(page, lambda: current_page(chosen))
     st.caption(f"{plural(page.total, 'experiment')} · page {page.page} of {page.pages}")
     if page.items:
@@ -192,4 +193,3 @@ with friendly_errors():
     page = current_page(chosen)
     live(running(page) and not st.session_state.get("managing"), lambda: listing(chosen, page))
     manage(page)
-    remember_url_state(URL_STATE)

@@ -11,7 +11,7 @@ from core.presenters import active_runs_frame, plural, run_label, workers_traini
 from core.store_url import safe_message
 from jobs.config import huey
 from jobs.lock import worker_running
-from jobs.reaper import reap
+from jobs.reaper import reap, silence_judged_in
 from jobs.tasks import cancel_run
 from ui.common import (
     data_table,
@@ -78,4 +78,10 @@ with friendly_errors():
         )
         if st.button("Check for lost workers now", key="reap"):
             lost = reap(store(), settings())
-            st.success(f"Marked {plural(len(lost), 'run')} as lost." if lost else "No lost runs.")
+            said = f"Marked {plural(len(lost), 'run')} as lost." if lost else "No lost runs."
+            if wait := silence_judged_in(settings().heartbeat_timeout):
+                said += (
+                    f" Silent runs are judged in {wait:.0f} s: this app has only just reached the store, and a run may be "
+                    "silent because the store was out of reach a moment ago."
+                )
+            st.success(said)

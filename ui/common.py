@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import polars as pl
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import open_store, resources
@@ -159,17 +160,18 @@ def open_on_select(event, frame: pl.DataFrame, page: str, param: str) -> None:
 
 
 def as_this_tab_left_it(params: tuple[str, ...]) -> None:
-    """A page whose state lives in its URL, opened with none of it, gets the state it last had in this tab, and its
-    URL says so again. That is Back after a row click opened another page: st.switch_page first rewrites the page's
-    own URL to the new page's query (?experiment=7), so the history entry Back returns to has lost the state; and the
-    sidebar's link back to the page. Call before the widgets bound to `params`, and `remember_url_state` after."""
+    """Back to a page whose state lives in its URL, after a row click opened another page, gets the state it had:
+    st.switch_page first rewrites the page's own URL to the new page's query (?experiment=7), so the history entry
+    Back returns to holds that query and none of the page's own. Only then: a bare URL opened on purpose shows the
+    defaults. Call before the widgets bound to `params`, and `remember_url_state` after them (and after any
+    fragment that changes them)."""
     query, saved = st.query_params, st.session_state.get(_url_state_key())
-    if not saved or any(name in query for name in params):
+    if not saved or not query or any(name in query for name in params):
         return
-    for name in [name for name in query if name not in params]:
-        del query[name]  # another page's parameter, left by the switch
-    for name, values in saved.items():
-        query[name] = values
+    try:
+        query.from_dict(saved)  # one change of the address, another page's parameter gone
+    except StreamlitAPIException:
+        return  # the widgets' bindings outlived a run of the other page that was cut short: the defaults, then
     time.sleep(0.02)  # as st.switch_page does: the new URL reaches the browser before the rerun drops what is unsent
     st.rerun()  # the widgets take their first values from the URL the run started with
 

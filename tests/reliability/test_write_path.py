@@ -329,6 +329,8 @@ def test_a_reaper_that_has_just_started_judges_silence_only_a_heartbeat_timeout_
 
     assert reap(store, settings, outages=just_started) == []
     assert store.get_run(run_id).status is RunStatus.RUNNING
+    assert 0 < just_started.judged_in(60.0) < 60  # what "Check for lost workers now" says meanwhile
     clock.advance(60)  # still silent a heartbeat timeout after the reaper started: lost indeed
+    assert just_started.judged_in(60.0) == 0
     assert reap(store, settings, outages=just_started) == [run_id]
     assert store.get_run(run_id).error.startswith("worker lost: gpu-b:1 sent no heartbeat")

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import tracking
 from core.writer import MetricWriter
+from jobs import reaper
 from tests.apptest import as_shown
 from tests.ui.conftest import ROOT, SAMPLE
 
@@ -889,3 +890,15 @@ def test_the_run_page_puts_progress_and_latest_values_first_and_the_log_in_a_sea
     assert app.code[-1].value == "ValueError: learning rate too high"
     app.text_input(key="log_search").input("[" + "x" * 300).run()
     assert "No line matches '[" + "x" * 56 + "...'." in texts(app)  # shortened, and said plainly
+
+
+def test_checking_for_lost_workers_just_after_the_app_started_says_when_silence_is_judged(open_page, monkeypatch):
+    """A fresh app cannot tell whether the store was out of reach a moment ago: "No lost runs." alone would mislead."""
+    monkeypatch.setattr(reaper, "_outages", reaper.Outages())  # as in an app that has just started
+    app = open_page("pages/jobs.py")
+
+    app.button(key="reap").click().run()
+
+    [said] = [as_shown(message.value) for message in app.success]
+    assert said.startswith("No lost runs. Silent runs are judged in ")
+    assert said.endswith(" s: this app has only just reached the store, and a run may be silent because the store was out of reach a moment ago.")
