@@ -73,16 +73,26 @@ def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
             label, options, index=options.index(default), key=key, help=help_text, format_func=lambda o: "(not set)" if o is None else o
         )
     # No min_value / max_value: the browser then keeps an out-of-range number from the form without a word, where
-    # the config's own check says which field and what it allows, as it does for every other mistake.
+    # the config's own check says which field and what it allows, as it does for every other mistake. Past 2^53 the
+    # browser refuses a whole number all the same (a red mark, no message): the help names the range.
     if base is int:
-        return st.number_input(label, value=default, step=1, key=key, help=help_text)
+        return st.number_input(label, value=default, step=1, key=key, help=f"{help_text}{allowed(info.metadata)}")
     if base is float:
         value = None if default is None else float(default)
-        return st.number_input(label, value=value, format="%g", key=key, help=help_text)
+        return st.number_input(label, value=value, format="%g", key=key, help=f"{help_text}{allowed(info.metadata)}")
     if typing.get_origin(base) is list:
         text = st.text_input(label, value=", ".join(default or []), key=key, help=f"{help_text} Comma separated.")
         return [part.strip() for part in text.split(",") if part.strip()] or None
     return st.text_input(label, value=default or "", key=key, help=help_text).strip() or None
+
+
+_BOUNDS = (("ge", "at least"), ("gt", "more than"), ("le", "at most"), ("lt", "less than"))
+
+
+def allowed(metadata: list) -> str:
+    """' Allowed: at least 1 and at most 10,000.': a number field's bounds, from its Pydantic constraints."""
+    said = [f"{words} {getattr(item, bound):,}" for item in metadata for bound, words in _BOUNDS if hasattr(item, bound)]
+    return f" Allowed: {' and '.join(said)}." if said else ""
 
 
 def _base_type(annotation: Any) -> Any:

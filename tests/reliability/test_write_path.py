@@ -14,10 +14,11 @@ import polars as pl
 import pytest
 
 from core import remote, tracking
-from core.errors import ValidationError
+from core.errors import InvalidTransitionError, ValidationError
 from core.remote import RemoteStore
 from core.settings import get_settings
 from core.status import RunStatus
+from jobs import train_process
 from jobs.reaper import MissingJobs, Outages, reap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -334,3 +335,20 @@ def test_a_reaper_that_has_just_started_judges_silence_only_a_heartbeat_timeout_
     assert just_started.judged_in(60.0) == 0
     assert reap(store, settings, outages=just_started) == [run_id]
     assert store.get_run(run_id).error.startswith("worker lost: gpu-b:1 sent no heartbeat")
+
+
+def test_a_training_end_whose_first_try_committed_before_its_answer_was_lost_is_that_runs_outcome(store, make_experiment, tmp_path):
+    """The retry of complete_run finds the run completed: by this process's own first try, so no "not recorded"."""
+    run_id = store.create_run(make_experiment(), {})
+    store.mark_running(run_id, "w:1")
+    (tmp_path / "adapter").mkdir()
+    spec = {"path": str(tmp_path / "adapter"), "base_model": "tiny-base", "size_bytes": 1, "checksum": "sha256:x"}
+    first = store.complete_run(run_id, spec)  # committed; say its answer never arrived
+
+    again = train_process._completed(store, run_id, spec)
+
+    assert (again.id, again.version) == (first.id, first.version)
+    failed = store.create_run(make_experiment(), {})
+    store.fail_run(failed, "its worker was lost")
+    with pytest.raises(InvalidTransitionError):  # ended otherwise: that outcome stands, and says so
+        train_process._completed(store, failed, None)

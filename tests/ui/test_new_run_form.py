@@ -27,6 +27,14 @@ def test_the_form_shows_the_builtin_trainers_settings_first(open_page, populated
     assert "cfg_builtin_task" not in widget_keys(app) and "cfg_builtin_command" not in widget_keys(app)
 
 
+def test_each_number_says_the_range_it_takes(open_page, populated):
+    """A whole number past 2^53 is refused by the browser itself with only a red mark: the help says what is allowed."""
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
+
+    assert app.number_input(key="cfg_builtin_epochs").help.endswith(" Allowed: at least 1 and at most 10,000.")
+    assert app.number_input(key="cfg_builtin_learning_rate").help.endswith(" Allowed: more than 0 and at most 10.")
+
+
 def test_switching_to_peft_resets_the_settings_to_peft_defaults_and_starts_a_peft_run(open_page, populated, app_store):
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
