@@ -91,12 +91,13 @@ def reap(
     settings: Settings,
     live_job_ids: Callable[[], list[str]] | None = None,
     missing_jobs: MissingJobs = _missing_jobs,
-    outages: Outages = _outages,
+    outages: Outages | None = None,
 ) -> list[int]:
     """Fail runs whose worker process on this machine has died, runs silent past the heartbeat timeout (counted from
     when this process last reached the store again, if it could not), and (given a look at the queue's live job IDs)
     queued runs whose job is gone, once they are older than the heartbeat timeout and two looks a heartbeat interval
     apart have missed their job."""
+    outages = outages or _outages  # this process's, as silence_judged_in reads it
     asked = time.monotonic()
     try:
         live = None if live_job_ids is None else live_job_ids()
