@@ -7,6 +7,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from core.errors import DatasetError
+from core.presenters import fold
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _READERS = {"csv": pl.read_csv, "jsonl": pl.read_ndjson, "parquet": pl.read_parquet}
@@ -117,8 +118,7 @@ def require_columns(df: pl.DataFrame, ref: str | Path, columns: list[str]) -> No
 def _no_file_name(ref: str | Path, error: OSError | ValueError) -> DatasetError:
     """A pasted page of text: a name too long for the file system, a NUL character."""
     why = "it has a NUL character" if isinstance(error, ValueError) else (error.strerror or str(error)).lower()
-    shown = str(ref) if len(str(ref)) <= 80 else str(ref)[:80] + "…"
-    return DatasetError(f"dataset file {shown!r} cannot be a file here: {why}")
+    return DatasetError(f"dataset file {fold(str(ref), 81)!r} cannot be a file here: {why}")
 
 
 def _existing_file(ref: str | Path) -> Path:

@@ -185,13 +185,13 @@ def _log_scale(values: pl.Series) -> bool:
 
 
 def _metric_colour(metric: str) -> dict:
-    # The legend's labels to 4 significant digits: a diverged run's 2.5e169 showed as 2.4999999999999998e+169.
+    # The legend's labels to at most 4 significant digits: a diverged run's 2.5e169 showed as 2.4999999999999998e+169.
     return {
         "field": "metric",
         "type": "quantitative",
         "title": short(metric),
         "scale": {"scheme": "viridis"},
-        "legend": {"format": ".4g"},
+        "legend": {"format": ".4~g"},  # 4 digits, no trailing zeros: 0.5, not 0.5000
     }
 
 

@@ -35,6 +35,16 @@ TAG_SEPARATOR = " · "
 STATUS_TAG_COLOURS = {**STATUS_COLOURS, DIVERGED: "red", "deleted": "gray"}
 
 
+FOLD_AT = 200  # characters of a long text a table cell shows before "…"; the full text is one click away
+
+
+def fold(text: str | None, width: int = FOLD_AT) -> str | None:
+    """A long text cut to `width` characters with an ellipsis: a table cell's, or a pasted page quoted in a message."""
+    if text is None or len(text) <= width:
+        return text
+    return text[: width - 1] + "…"
+
+
 def plural(count: int, word: str, many: str | None = None) -> str:
     """'1 experiment', '2 experiments', '1,000 runs'."""
     return f"{count:,} {word if count == 1 else many or word + 's'}"

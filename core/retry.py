@@ -15,8 +15,9 @@ OUTAGE_SECONDS = 600.0
 
 def until_back(call: Callable[[], T], seconds: float = OUTAGE_SECONDS) -> T:
     """call(), tried again while the store is out of reach or busy, 0.1 s after the first try and twice as long after
-    each next one (30 s at most), for `seconds` in all; then the last error. A call that may have taken effect before
-    the connection broke must be one that says so when tried again (a run's end: InvalidTransitionError)."""
+    each next one (30 s at most), no try begun past `seconds` (one begun before may wait out its own timeout); then
+    the last error. A call that may have taken effect before the connection broke must be one that says so when
+    tried again (a run's end: InvalidTransitionError)."""
     deadline = time.monotonic() + seconds
     wait = 0.1
     while True:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from core.entities import RunComparison
+from core.presenters import fold
 
 # How an example's answer moved since the previous evaluation.
 NEW, FIXED, BROKE, CHANGED, SAME = "new", "fixed", "broke", "changed", "same"
-FOLD_AT = 200  # characters of a long text a table cell shows before "…"; the full text is one click away
 DISAGREE_STYLE = "background-color: #fef3c7"  # amber: the runs answered this example differently
 WRONG_STYLE = "color: #b91c1c"  # red text: this run's answer is wrong
 OPTIONAL_COLUMNS = ("reference", "before", "confidence", "score", "score_change")
@@ -76,13 +76,6 @@ def step_summary(changed: pl.DataFrame, previous: int | None) -> str:
 def previous_step(steps: list[int], step: int) -> int | None:
     earlier = [s for s in steps if s < step]
     return earlier[-1] if earlier else None
-
-
-def fold(text: str | None, width: int = FOLD_AT) -> str | None:
-    """A long text cut to `width` characters with an ellipsis, for a table cell."""
-    if text is None or len(text) <= width:
-        return text
-    return text[: width - 1] + "…"
 
 
 def step_table(changed: pl.DataFrame) -> pl.DataFrame:

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from core.errors import ValidationError
+from core.presenters import fold
+
+QUOTED = 41  # characters of a pasted word a message quotes, its ellipsis included
 
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 KEYWORDS = ("and", "or", "not", "in", "contains")
@@ -222,7 +225,7 @@ class _Parser:
             return Comparison(field, "not in", self.value_list())
         if token.kind == "keyword" and token.text == "in":
             return Comparison(field, "in", self.value_list())
-        raise _error(token, f"expected a comparison after `{_clipped(field.text)}` (= != < <= > >= in contains)")
+        raise _error(token, f"expected a comparison after `{fold(field.text, QUOTED)}` (= != < <= > >= in contains)")
 
     def value_list(self) -> tuple[Token, ...]:
         if not self.at("punct", "("):
@@ -250,14 +253,9 @@ class _Parser:
             raise _error(token, "unexpected", hint)
 
 
-def _clipped(text: str, at: int = 40) -> str:
-    """A word of a pasted page, as an error message quotes it."""
-    return text if len(text) <= at else text[:at] + "…"
-
-
 def _error(token: Token, problem: str, hint: str | None = None) -> SearchError:
     """'unexpected `)` at column 12: expected a value': the token at fault and where it is."""
-    shown = "the end of the search" if token.kind == "end" else f"`{_clipped(token.text)}`"
+    shown = "the end of the search" if token.kind == "end" else f"`{fold(token.text, QUOTED)}`"
     if problem == "unexpected":
         message = f"unexpected {shown} at column {token.column}"
     else:

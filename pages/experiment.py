@@ -30,7 +30,7 @@ from core.search_views import order_runs
 from core.status import any_active
 from core.sweeps import MAX_SWEEP_RUNS, preview, sweep_runs
 from jobs.tasks import start_run, start_sweep
-from jobs.trainers import shipped_names, trainer_for
+from jobs.trainers import SHIPPED, trainer_for
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import (
@@ -294,7 +294,7 @@ def run_form(experiment_id: int, clone, dataset: str) -> None:
     prefix, initial = "cfg", None
     if is_label(dataset):
         st.info(
-            f"This experiment has no dataset file (its dataset is {plain(dataset)}): the {shipped_names()} trainers "
+            f"This experiment has no dataset file (its dataset is {plain(dataset)}): the {' and '.join(SHIPPED)} trainers "
             "cannot run here; a registered command, which reads its own data, can."
         )
     if clone is not None:

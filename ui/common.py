@@ -15,7 +15,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import open_store, resources
 from core.errors import NotFoundError, TuneDeckError, ValidationError
-from core.presenters import STATUS_COLOURS, STATUS_TAG_COLOURS, TAG_SEPARATOR, escape_markdown, parse_id
+from core.presenters import STATUS_COLOURS, STATUS_TAG_COLOURS, TAG_SEPARATOR, escape_markdown, format_value, parse_id
 from core.settings import Settings, get_settings
 from core.store import TrackingStore
 from core.validation import labelled
@@ -94,6 +94,9 @@ def plain(text: str) -> str:
     return escape_markdown(text)
 
 
+BEYOND_THE_GRID = 2.0**53  # the largest whole number the table's grid takes; floats past it are all whole
+
+
 def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options):
     """st.dataframe in the house style: numbers to 4 significant digits, a status column as coloured tags
     ("completed", "diverged"), empty cells blank or "–".
@@ -107,7 +110,8 @@ def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options
     huge = [name for name in floats if (frame[name].abs() >= BEYOND_THE_GRID).any()]
     config: dict = {name: st.column_config.NumberColumn(name, format="%.4g") for name in floats if name not in huge}
     strings = [name for name, dtype in frame.schema.items() if dtype == pl.String]
-    shown = frame.with_columns(pl.col(strings).fill_null(""), *(_as_text(frame[name]) for name in huge))
+    as_text = (pl.Series(name, [format_value(value) for value in frame[name].to_list()], pl.String) for name in huge)
+    shown = frame.with_columns(pl.col(strings).fill_null(""), *as_text)
     if frame.schema.get("status") == pl.String:
         shown = shown.with_columns(pl.col("status").str.split(TAG_SEPARATOR))
         two_tags = bool(frame["status"].str.contains(TAG_SEPARATOR, literal=True).any())  # "completed · diverged"
@@ -117,13 +121,6 @@ def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options
     config.update(column_config or {})
     # As Arrow: a Polars frame is turned into pandas first (7 % of the server's time under load).
     return st.dataframe(shown.to_arrow(), hide_index=True, placeholder="–", column_config=config, **options)
-
-
-BEYOND_THE_GRID = 2.0**53
-
-
-def _as_text(column: pl.Series) -> pl.Series:
-    return pl.Series(column.name, [None if value is None else f"{value:.4g}" for value in column.to_list()], dtype=pl.String)
 
 
 ROW_PIXELS = 35  # st.dataframe's row, and header, height

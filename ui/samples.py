@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import samples
 from core.entities import Run
-from core.presenters import run_label
+from core.presenters import fold, run_label
 from core.store import TrackingStore
 from ui.common import data_table, plain
 
@@ -89,7 +89,7 @@ def compare_samples(store: TrackingStore, runs: list[Run], best_run_id: int | No
         return
     styles = samples.cell_styles(table, flags).to_pandas()
     shown = table.with_columns(
-        pl.col(name).map_elements(samples.fold, return_dtype=pl.String) for name in ("input", "reference", *labels.values())
+        pl.col(name).map_elements(fold, return_dtype=pl.String) for name in ("input", "reference", *labels.values())
     )
     st.dataframe(
         shown.to_pandas().style.apply(lambda column: styles[column.name], axis=0, subset=list(labels.values())),

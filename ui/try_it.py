@@ -35,9 +35,12 @@ def try_box(adapters: dict[str, Adapter], key: str) -> None:
         st.caption("No adapter to try yet: a run registers one when it completes.")
         return
     reasons = {label: cannot_answer(adapter.path, adapter.base_model) for label, adapter in adapters.items()}
+    alike: dict[str, list[str]] = {}  # six runs on one missing base model: one line, not six
     for label, reason in reasons.items():
         if reason:
-            st.caption(plain(f"{label} cannot answer here: {reason}."))
+            alike.setdefault(reason, []).append(label)
+    for reason, labels in alike.items():
+        st.caption(plain(f"{', '.join(labels)} cannot answer here: {reason}."))
     ready = {label: adapter for label, adapter in adapters.items() if not reasons[label]}
     if not ready:
         return

@@ -27,10 +27,6 @@ def trainer_for(dataset: str) -> str:
     return "command" if is_label(dataset) else "builtin"
 
 
-def shipped_names() -> str:
-    return " and ".join(SHIPPED)
-
-
 def unavailable_reason(name: str) -> str | None:
     """None when the trainer can run here, else what to install."""
     module = importlib.import_module(TRAINERS[name])

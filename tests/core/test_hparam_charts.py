@@ -47,7 +47,7 @@ def test_the_metric_legend_of_parallel_coordinates_reads_to_4_significant_digits
 
     as_altair(spec)
     colours = [layer["encoding"]["color"] for layer in spec["layer"] if "color" in layer.get("encoding", {})]
-    assert len(colours) == 2 and all(colour["legend"]["format"] == ".4g" for colour in colours)
+    assert len(colours) == 2 and all(colour["legend"]["format"] == ".4~g" for colour in colours)
 
 
 def test_each_axis_is_scaled_on_its_own_log_for_wide_positive_ranges_and_even_for_categories():

@@ -4,6 +4,7 @@ import json
 
 import polars as pl
 
+from core.presenters import fold
 from core.sample_rows import SAMPLE_COLUMNS
 from core.samples import (
     ALL,
@@ -21,7 +22,6 @@ from core.samples import (
     cell_styles,
     changes_since,
     examples_in_view,
-    fold,
     only_wrong,
     previous_step,
     sample_lines,

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core import entities, postgres_store
+from core import postgres_store
 from core.postgres_store import PostgresStore
 from core.settings import get_settings
 from core.status import RunStatus
@@ -74,7 +74,6 @@ def test_a_clock_set_after_the_store_read_the_servers_moves_none_of_its_times(po
     store = PostgresStore(url, tmp_path)
     stepped = postgres_store.utcnow() + timedelta(minutes=5)
     monkeypatch.setattr(postgres_store, "utcnow", lambda: stepped)  # this machine's clock, five minutes ahead now
-    monkeypatch.setattr(entities, "utcnow", lambda: stepped)
     with psycopg.connect(url) as con:
         (server,) = con.execute("SELECT now()").fetchone()
 

@@ -143,6 +143,19 @@ def test_compare_offers_the_box_for_the_adapters_that_can_answer_and_names_the_o
     assert [code.value for code in app.code][-1] == builtin.load_tuned(tmp_path / "builtin-1").answer([TEXT])[0][0]
 
 
+def test_adapters_that_cannot_answer_for_one_reason_are_named_in_one_line(open_page, app_store, tmp_path):
+    """Compare with six imported runs printed the same long reason six times."""
+    run_ids = []
+    for i in range(3):
+        (tmp_path / str(i)).mkdir()
+        run_ids.append(register(app_store, toy_adapter(tmp_path / str(i)), "toy-linear", f"toy-{i}")[0])
+
+    app = open_page("pages/compare.py", runs=",".join(map(str, run_ids)))
+
+    [said] = [as_shown(caption.value) for caption in app.caption if "cannot answer here" in as_shown(caption.value)]
+    assert said.startswith(f"toy-0 (#{run_ids[0]}), toy-1 (#{run_ids[1]}), toy-2 (#{run_ids[2]}) cannot answer here: its base model")
+
+
 def test_a_peft_adapter_answers_on_the_tiny_model_with_its_greedy_generation(open_page, app_store, tmp_path):
     require("torch", "transformers", "peft", "tokenizers", "accelerate")
     from jobs.trainers import peft_trainer
