@@ -36,11 +36,10 @@ from core.pg_connection import (
 from core.pg_migrations import migrate
 from core.sql import rows
 from core.status import ENDED_VALUES, RunStatus
-from core.store_url import checked_store_url, redacted, safe_message
+from core.store_url import checked_store_url, connection_options, redacted, safe_message
 
 RETRIES = 8  # a transaction PostgreSQL aborted for a deadlock or a serialization conflict is run again
 POOL_SIZE = 10
-CONNECT_TIMEOUT = 10
 # Seconds a change may sit waiting on its client (paused with SIGSTOP or Ctrl-Z, say) before PostgreSQL ends the
 # session and its row locks with it: the store's own changes run their statements back to back, in milliseconds,
 # and another machine's write to the same experiment waits at most this long. A large batch of points is given more
@@ -130,7 +129,7 @@ class PostgresStore(DuckDBStore):
     def _migrate(self) -> None:
         """Reach the server once, now, so a wrong URL or a server that is down is one clear error at start."""
         try:
-            with psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as con:
+            with psycopg.connect(self.url, autocommit=True, **connection_options(self.url)) as con:
                 migrate(con)
                 self._read_server_clock(con)
         except psycopg.Error as error:
@@ -143,7 +142,7 @@ class PostgresStore(DuckDBStore):
                     self.url,
                     min_size=1,
                     max_size=POOL_SIZE,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                    kwargs={"autocommit": True, **connection_options(self.url)},
                     configure=self._prepare,
                     timeout=self.timeout,
                     name="tunedeck",

@@ -8,7 +8,7 @@ from huey.storage import PostgresStorage
 
 from core.errors import StoreError
 from core.settings import Settings, get_settings
-from core.store_url import is_postgres
+from core.store_url import connection_options, is_postgres
 from jobs.queue_tables import QUEUE_NAME, make_queue_tables
 
 
@@ -17,7 +17,8 @@ def make_huey(settings: Settings) -> Huey:
     if url.startswith(("redis://", "rediss://")):
         return RedisHuey(QUEUE_NAME, url=url)
     if is_postgres(url):  # tables huey_task, huey_schedule, huey_kv, huey_counter beside the store's
-        return PostgresHuey(QUEUE_NAME, dsn=url, create_tables=False)  # reached on first use, not on import
+        # reached on first use, not on import
+        return PostgresHuey(QUEUE_NAME, dsn=url, create_tables=False, **connection_options(url))
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return SqliteHuey(QUEUE_NAME, filename=str(settings.queue_path))

@@ -13,7 +13,9 @@ from core import duckdb_store
 from core.errors import ConflictError, StoreError, ValidationError
 from core.pg_connection import TRANSLATIONS, _normal
 from core.postgres_store import PostgresStore
+from core.settings import Settings
 from core.store_url import checked_store_url, redacted, safe_message
+from jobs.config import make_huey
 
 
 def test_every_translated_statement_is_still_in_the_embedded_store():
@@ -148,6 +150,32 @@ def test_tls_settings_in_the_url_reach_the_driver(postgres_databases, tmp_path):
     preferred = PostgresStore(f"{url}?sslmode=prefer", tmp_path)
     assert preferred.list_experiments().total == 0
     preferred.close()
+
+
+def test_the_stores_and_the_queues_connections_notice_a_silent_server_within_a_minute_unless_the_url_says_otherwise(
+    postgres_databases, tmp_path
+):
+    """Keepalive probes, a TCP user timeout and a connect timeout on every connection (the system's defaults take 2
+    hours idle, about 15 minutes with a request unanswered); a setting the URL makes itself is the one it gets."""
+    url = postgres_databases.fresh()
+    store = PostgresStore(f"{url}?keepalives_idle=5&connect_timeout=3", tmp_path)
+    try:
+        with store._connections().connection() as raw:
+            given = raw.info.get_parameters()
+    finally:
+        store.close()
+    assert (given["keepalives_idle"], given["connect_timeout"]) == ("5", "3")
+    assert (given["keepalives"], given["keepalives_interval"], given["keepalives_count"]) == ("1", "10", "3")
+    assert given["tcp_user_timeout"] == "60000"
+
+    queue = make_huey(Settings(data_dir=tmp_path, store_url=url))
+    connection = queue.storage.conn
+    try:
+        given = connection.info.get_parameters()
+    finally:
+        queue.storage.close()
+        connection.close()
+    assert (given["keepalives_idle"], given["tcp_user_timeout"], given["connect_timeout"]) == ("30", "60000", "10")
 
 
 @pytest.fixture
