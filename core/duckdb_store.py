@@ -32,6 +32,7 @@ from core.entities import (
     Name,
     Run,
     utcnow,
+    without_nul,
 )
 from core.errors import ConflictError, DatasetError, InvalidTransitionError, NotFoundError, StoreError, ValidationError
 from core.filters import (
@@ -237,6 +238,7 @@ class DuckDBStore(Annotations, TrackingStore):
         return self._read(query)
 
     def find_experiment(self, name: str) -> Experiment | None:
+        _require_text(name, "experiment name")
         found = self._read(lambda con: self._experiments(con, "WHERE e.name = ? AND e.deleted_at IS NULL", [name]))
         return found[0] if found else None
 
@@ -370,16 +372,23 @@ class DuckDBStore(Annotations, TrackingStore):
         def op(con) -> int:
             if spec is None:
                 experiment_id = self._require_live(con, experiment)
-            else:
+            else:  # found, then held as live (a delete on another machine waits for this run, or this run for it)
                 found = first(con, "SELECT id FROM experiments WHERE name = ? AND deleted_at IS NULL", [spec.name])
-                experiment_id = found[0] if found else self._insert_experiment(con, spec)
+                experiment_id = self._require_live(con, found[0]) if found else self._insert_experiment(con, spec)
             now = self.clock()
             return self._insert_run(
                 con, experiment_id, encoded, name, RunStatus.RUNNING,
                 worker=worker, created_at=now, started_at=now, heartbeat_at=now, attempt=1,
             )
 
-        return self._write(op)
+        try:
+            return self._write(op)
+        except ConflictError:
+            if spec is None:
+                raise
+            # Another machine made the experiment of that name a moment ago, or deleted the one found: looked up again,
+            # this run joins the live one (or starts it anew).
+            return self._write(op)
 
     def _begin_early(self, experiment: int | str, config: str, name: str | None, worker: str) -> int | None:
         """begin_run answered from memory and logged, applied with the next batch (core.lifecycle); None when it
@@ -444,8 +453,8 @@ class DuckDBStore(Annotations, TrackingStore):
         self._write(op)
 
     def set_job_id(self, run_id: int, job_id: str) -> None:
-        if not isinstance(job_id, str) or not job_id:
-            raise ValidationError("job ID must be non-empty text")
+        if not isinstance(job_id, str) or not job_id or "\x00" in job_id:
+            raise ValidationError("job ID must be non-empty text without NUL characters")
 
         def op(con) -> None:
             self._run_row(con, run_id)
@@ -546,6 +555,7 @@ class DuckDBStore(Annotations, TrackingStore):
         if points is not None:
             points = checked_points(points)
         run_id = _as_id(run_id, "run")
+        error, traceback = (None if text is None else without_nul(str(text)) for text in (error, traceback))
         if adapter is None and self._end_early(run_id, status, points, error, traceback):
             return None
 
@@ -766,7 +776,7 @@ class DuckDBStore(Annotations, TrackingStore):
         con.register("points", points)
         con.register("series", series)
         try:
-            unknown, rewrites, continued = first(con, _BATCH_CHECK)
+            unknown, rewrites, continued, completed_in = first(con, _BATCH_CHECK)
             if unknown:
                 raise NotFoundError(f"cannot log metrics for unknown run ID {', '.join(map(str, unknown))}")
             if rewrites:
@@ -774,6 +784,8 @@ class DuckDBStore(Annotations, TrackingStore):
                 self._overviews_stale(con)
             else:
                 self._append_points(con, new_series_only=not continued)
+            for experiment_id in completed_in or []:  # a joined process's last flush, a journal replayed late
+                self._recompute_best(con, experiment_id)
         finally:
             con.unregister("points")
             con.unregister("series")
@@ -924,6 +936,7 @@ class DuckDBStore(Annotations, TrackingStore):
             raise ValidationError(f"log text must be text, got {type(text).__name__}")
         if not text:
             return
+        text = without_nul(text)  # a progress bar or a binary's output can print NUL: kept as U+FFFD
         if len(text) > MAX_LOG_CHUNK:
             text = f"[{len(text) - MAX_LOG_CHUNK:,} characters of output left out]\n" + text[-MAX_LOG_CHUNK:]
 
@@ -1038,6 +1051,8 @@ class DuckDBStore(Annotations, TrackingStore):
         self._write(op)
 
     def list_adapter_aliases(self, name: str | None = None) -> list[AdapterAlias]:
+        if name is not None:
+            _require_text(name, "adapter name")
         where, params = ("WHERE l.name = ?", [name]) if name is not None else ("", [])
         return self._read(lambda con: self._aliases(con, where, params))
 
@@ -1291,6 +1306,12 @@ def _check_seconds(seconds: float, what: str) -> None:
         raise ValidationError(f"{what} must be a positive number of seconds, got {seconds!r}")
 
 
+def _require_text(value: Any, what: str) -> None:
+    """A name looked up as given: any text (one no experiment could have finds nothing), but text."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be text, got {type(value).__name__}")
+
+
 def checked_series_request(run_ids: Any, keys: Any, max_points: Any) -> list[int]:
     """get_metric_series' arguments checked at the store's boundary (both backends); the run IDs as ints."""
     run_ids = checked_run_ids(run_ids)
@@ -1362,7 +1383,9 @@ _BATCH_CHECK = """
     SELECT
         (SELECT list(DISTINCT run_id ORDER BY run_id) FROM series ANTI JOIN runs ON runs.id = series.run_id),
         count(s.run_id) FILTER (WHERE series.first_step <= s.last_step),
-        count(s.run_id)
+        count(s.run_id),
+        (SELECT list(DISTINCT experiment_id ORDER BY experiment_id) FROM series JOIN runs ON runs.id = series.run_id
+         WHERE runs.status = 'completed')
     FROM series LEFT JOIN metric_summaries s USING (run_id, key)
 """
 

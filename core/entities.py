@@ -26,6 +26,19 @@ def _no_control_characters(text: str) -> str:
     return text
 
 
+def _no_nul(text: str) -> str:
+    """Free text may hold newlines and tabs, but not NUL, which no PostgreSQL text can keep (a paste from a binary file)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters (\\x00), which come from binary data rather than typed text")
+    return text
+
+
+def without_nul(text: str) -> str:
+    """Machine-made text (a process's output, a traceback, a model's answer) as every backend keeps it: each NUL
+    character becomes U+FFFD, the replacement character (PostgreSQL's text cannot hold NUL)."""
+    return text.replace("\x00", "\ufffd")
+
+
 _INVISIBLE = frozenset({"Cf", "Mn", "Me", "Zs", "Zl", "Zp"})  # zero-width and joining marks, combining marks, spaces
 
 
@@ -52,7 +65,7 @@ TagKey = Annotated[
 TagValue = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=1000), AfterValidator(_no_control_characters)
 ]
-NoteText = Annotated[str, StringConstraints(max_length=20_000)]
+NoteText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_no_nul)]
 Target = Literal["experiment", "run"]  # what tags and notes are put on
 
 
@@ -65,7 +78,7 @@ class ExperimentCreate(Entity):
 
     name: Name
     dataset: DatasetRef
-    description: Annotated[str, StringConstraints(max_length=5000)] = ""
+    description: Annotated[str, StringConstraints(max_length=5000), AfterValidator(_no_nul)] = ""
     primary_metric: MetricKey | None = None
 
 

@@ -73,7 +73,9 @@ TRANSLATIONS = {
                 (SELECT array_agg(DISTINCT run_id ORDER BY run_id) FROM series
                  WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = series.run_id)),
                 count(s.run_id) FILTER (WHERE series.first_step <= s.last_step),
-                count(s.run_id)
+                count(s.run_id),
+                (SELECT array_agg(DISTINCT experiment_id ORDER BY experiment_id) FROM series
+                 JOIN runs ON runs.id = series.run_id WHERE runs.status = 'completed')
             FROM series LEFT JOIN metric_summaries s USING (run_id, key)
             """,
         ),

@@ -267,6 +267,11 @@ class PostgresStore(DuckDBStore):
         rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [_as_id(experiment_id, "experiment")])
         return DuckDBStore._require_live(con, experiment_id)
 
+    def _recompute_best(self, con, experiment_id: int) -> None:
+        """Under the experiment's lock, as a completing run's update of the same best metrics is."""
+        rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [_as_id(experiment_id, "experiment")])
+        super()._recompute_best(con, experiment_id)
+
     def _register_adapter(self, con, run_id: int, experiment_id: int, spec: AdapterSpec) -> Adapter:
         """Versions of one name are numbered one after another, whichever machine registers them."""
         rows(con, "SELECT pg_advisory_xact_lock(hashtext(?))", [f"tunedeck adapter {spec.name or experiment_id}"])

@@ -13,6 +13,7 @@ import polars as pl
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
+from core.entities import without_nul
 from core.errors import ValidationError
 from core.validation import field_errors
 
@@ -56,7 +57,7 @@ def _small_json(extra: dict[str, Any]) -> dict[str, Any]:
     return extra
 
 
-Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(without_nul)]
 
 
 class SampleRow(BaseModel):

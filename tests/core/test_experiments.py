@@ -251,3 +251,16 @@ def test_unknown_sort_key_or_status_is_a_clear_error(store):
         store.list_experiments(sort="name; DROP TABLE runs")
     with pytest.raises(ValidationError, match="unknown status"):
         store.list_experiments(status="bogus")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.find_experiment(123), "experiment name must be text, got int"),
+        (lambda s: s.list_adapter_aliases(5), "adapter name must be text, got int"),
+    ],
+)
+def test_a_lookup_by_a_name_that_is_not_text_is_one_clear_error_on_every_backend(store, call, message):
+    with pytest.raises(ValidationError, match=message):
+        call(store)
+    assert store.find_experiment("x" * 300) is None  # text no experiment could have finds nothing

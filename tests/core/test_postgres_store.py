@@ -3,10 +3,12 @@ credentials that never show, and the locks two machines need when they change on
 
 import inspect
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import polars as pl
+import psycopg
 import pytest
 
 from core import duckdb_store
@@ -14,6 +16,7 @@ from core.errors import ConflictError, StoreError, ValidationError
 from core.pg_connection import TRANSLATIONS, _normal
 from core.postgres_store import PostgresStore
 from core.settings import Settings
+from core.status import RunStatus
 from core.store_url import checked_store_url, redacted, safe_message
 from jobs.config import make_huey
 
@@ -220,6 +223,41 @@ def test_experiments_created_at_once_with_one_name_give_one_experiment_and_clear
     results = list(ThreadPoolExecutor(8).map(create, range(8)))
     assert len([r for r in results if isinstance(r, int)]) == 1
     assert all("name" in str(r) for r in results if not isinstance(r, int))
+
+
+def test_scripts_starting_runs_at_once_in_a_new_experiment_all_start_in_that_one_experiment(pg):
+    """Each script looks the name up, finds nothing and makes the experiment: the ones that lose that race join the
+    winner's (they used to fail with "another experiment took that name")."""
+    def begin(sweep: str, barrier: threading.Barrier, machine: int) -> int:
+        barrier.wait()
+        return pg.begin_run(sweep, {"seed": machine}, worker=f"machine-{machine}:1")
+
+    for sweep in range(5):
+        barrier = threading.Barrier(6)
+        run_ids = list(ThreadPoolExecutor(6).map(lambda machine, b=barrier, s=f"sweep {sweep}": begin(s, b, machine), range(6)))
+        experiment_ids = {pg.get_run(run_id).experiment_id for run_id in run_ids}
+        assert len(experiment_ids) == 1
+        assert pg.get_experiment(experiment_ids.pop()).run_count == 6
+    assert pg.verify_integrity() == []
+
+
+def test_a_run_started_by_name_while_another_machine_deletes_that_experiment_starts_in_a_live_one(pg):
+    """The delete holds the experiment's row until it commits; the run waits for it, then finds the name free and
+    starts the experiment anew, instead of running on inside the deleted one (heartbeats answered "running")."""
+    old = pg.create_experiment({"name": "nightly", "dataset": "data/sample/sentiment.csv"})
+    with psycopg.connect(pg.url) as other_machine:  # a delete in flight: the row locked and changed, not committed
+        other_machine.execute("SELECT 1 FROM experiments WHERE id = %s FOR UPDATE", [old])
+        other_machine.execute("UPDATE experiments SET deleted_at = now() WHERE id = %s", [old])
+        started = ThreadPoolExecutor(1).submit(pg.begin_run, "nightly", {}, worker="script:1")
+        time.sleep(0.5)
+        assert not started.done()  # waits for the delete
+        other_machine.commit()
+    run = pg.get_run(started.result(timeout=30))
+
+    assert run.experiment_id != old and run.status is RunStatus.RUNNING
+    assert pg.get_experiment(run.experiment_id).name == "nightly"
+    assert pg.list_runs(old) == []
+    assert pg.verify_integrity() == []
 
 
 def test_runs_of_one_experiment_changing_at_once_keep_its_counters_right(pg):

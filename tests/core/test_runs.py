@@ -181,6 +181,29 @@ def test_a_failed_or_cancelled_runs_last_value_is_shown_but_never_best_while_a_l
     assert without_the_live_one.best_run_id == completed
 
 
+def test_points_that_reach_a_completed_run_late_move_its_experiments_best_metric_too(store, make_experiment, make_run):
+    """A joined process's last flush, or a journal replayed after the run's end: the experiment's best follows its
+    completed runs' last values, better or worse (it kept the value of the run's end, and a later unrelated change
+    moved it)."""
+    experiment_id = make_experiment()
+    first = make_run(experiment_id, metrics={"eval_loss": [0.9, 0.5]})
+    second = make_run(experiment_id, metrics={"eval_loss": [0.8, 0.4]})
+
+    def best() -> tuple[int, float]:
+        (found,) = store.get_experiment(experiment_id).best_metrics
+        return found.run_id, found.value
+
+    def late(value: float) -> pl.DataFrame:
+        return pl.DataFrame({"run_id": [first], "key": ["eval_loss"], "step": [3], "value": [value], "wall_time": [datetime(2026, 1, 1)]})
+
+    assert best() == (second, 0.4)
+    store.log_metrics(late(0.1))
+    assert best() == (first, 0.1)
+    store.log_metrics(late(0.7))  # the same step again, worse
+    assert best() == (second, 0.4)
+    assert store.verify_integrity() == []
+
+
 def test_compare_runs_respects_a_direction_override(store, make_experiment, make_run):
     experiment_id = make_experiment()
     a = make_run(experiment_id, metrics={"reward_error": [0.2]})
