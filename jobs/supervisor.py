@@ -8,6 +8,7 @@ from pathlib import Path
 from core.errors import InvalidTransitionError, TuneDeckError, failure_text
 from core.identity import worker_id
 from core.logs import LogFollower, log_path, read_log
+from core.retry import until_back
 from core.settings import Settings
 from core.status import RunStatus
 from core.store import TrackingStore
@@ -31,7 +32,7 @@ def supervise(store: TrackingStore, run_id: int, settings: Settings) -> RunStatu
         _fail_if_running(store, run_id, f"the worker could not run training: {failure_text(error)}", settings)
     if code is not None and code != 0:
         _fail_if_running(store, run_id, _exit_message(code), settings)
-    return store.get_run(run_id).status
+    return until_back(lambda: store.get_run(run_id).status)
 
 
 def _run_process(store: TrackingStore, run_id: int, settings: Settings) -> int:
@@ -88,12 +89,18 @@ def _exit_message(code: int) -> str:
 
 
 def _fail_if_running(store: TrackingStore, run_id: int, error: str, settings: Settings) -> None:
-    if store.get_run(run_id).status is RunStatus.RUNNING:
-        try:
-            log = read_log(settings, run_id, tail_lines=50)
-        except OSError:  # the log itself may be what failed: the run is failed all the same
-            log = ""
-        try:
-            store.fail_run(run_id, error, traceback=log or None)
-        except InvalidTransitionError:
-            pass
+    """The run failed with its own reason, once the store answers (a training that died while the database restarts
+    is not left running, to be failed later as a lost worker's)."""
+    try:
+        log = read_log(settings, run_id, tail_lines=50)
+    except OSError:  # the log itself may be what failed: the run is failed all the same
+        log = ""
+
+    def fail() -> None:
+        if store.get_run(run_id).status is RunStatus.RUNNING:
+            try:
+                store.fail_run(run_id, error, traceback=log or None)
+            except InvalidTransitionError:
+                pass
+
+    until_back(fail)

@@ -10,9 +10,10 @@ from core import tracking
 from core import writer as writer_module
 from core.errors import StoreBusyError, TuneDeckError
 from core.postgres_store import PostgresStore
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from core.status import RunStatus
 from core.writer import MetricWriter
+from jobs import supervisor
 from jobs.reaper import Outages, reap
 from tests.conftest import TickingClock
 from tests.postgres import Cluster, skip_or_fail_without_binaries
@@ -107,6 +108,26 @@ def test_a_scripts_run_that_ends_while_the_database_restarts_is_completed_once_i
 
     assert store.get_run(run.id).status is RunStatus.COMPLETED
     assert loss_points(store, run.id) == 50
+    store.close()
+
+
+def test_a_training_that_dies_while_the_database_restarts_fails_its_run_with_its_own_reason_once_it_is_back(
+    cluster, tmp_path
+):
+    """The worker records why the training process ended when the store answers again, instead of leaving the run
+    running until a reaper fails it as a lost worker's."""
+    store = PostgresStore(cluster.url, tmp_path, timeout=1)
+    run_id = store.create_run(store.create_experiment({"name": "dies in an outage", "dataset": "d.csv"}), {})
+    store.mark_running(run_id, worker="machine-b:1")
+    cluster.stop_server()
+    back = threading.Timer(3.0, cluster.start_server)
+    back.start()
+
+    supervisor._fail_if_running(store, run_id, "training process was killed by signal 9", Settings(data_dir=tmp_path))
+    back.join()
+
+    run = store.get_run(run_id)
+    assert (run.status, run.error) == (RunStatus.FAILED, "training process was killed by signal 9")
     store.close()
 
 
