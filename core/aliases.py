@@ -6,7 +6,7 @@ Parsed here once, so the store, the SDK and the pages agree on what a reference 
 import re
 from dataclasses import dataclass
 
-from core.errors import ValidationError
+from core.errors import ValidationError, quoted
 
 LATEST = "latest"  # always the newest version: never stored as an alias
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
@@ -28,8 +28,8 @@ def checked_alias(alias: object) -> str:
         raise ValidationError("an alias must not be empty", {"alias": "must not be empty"})
     if not isinstance(alias, str) or not ALIAS.fullmatch(alias.strip()):
         raise ValidationError(
-            f"alias {str(alias)[:70]!r} is not valid: start with a letter, then use letters, digits, _ or - (at most 64)",
-            {"alias": f"{str(alias)[:70]!r} is not valid: start with a letter, then use letters, digits, _ or - (at most 64)"},
+            f"alias {quoted(str(alias)[:70])} is not valid: start with a letter, then use letters, digits, _ or - (at most 64)",
+            {"alias": f"{quoted(str(alias)[:70])} is not valid: start with a letter, then use letters, digits, _ or - (at most 64)"},
         )
     alias = alias.strip()
     if alias.lower() == LATEST:
@@ -48,7 +48,7 @@ def parse_reference(text: object) -> AdapterReference:
     if not at:
         return AdapterReference(suffix)
     if not name.strip():
-        raise ValidationError(f"{text.strip()[:80]!r} has no adapter name before '@'; write e.g. 'sentiment@production'")
+        raise ValidationError(f"{quoted(text.strip()[:80])} has no adapter name before '@'; write e.g. 'sentiment@production'")
     name, suffix = name.strip(), suffix.strip()
     if suffix.isdigit():
         return AdapterReference(name, version=int(suffix))

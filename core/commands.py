@@ -19,7 +19,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from core.errors import ValidationError
+from core.errors import ValidationError, quoted
 from core.settings import Settings
 from core.training_config import CommandName, TrainingConfig
 from core.validation import friendly
@@ -60,7 +60,7 @@ def get_command(settings: Settings, name: str) -> CommandSpec:
     commands = load_commands(settings)
     if name not in commands:
         known = ", ".join(sorted(commands)) or f"none: the administrator registers them in {settings.commands_file}"
-        raise ValidationError(f"no training command named {name!r}; registered commands: {known}")
+        raise ValidationError(f"no training command named {quoted(name)}; registered commands: {known}")
     return commands[name]
 
 

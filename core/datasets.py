@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from core.errors import DatasetError
+from core.errors import DatasetError, quoted
 from core.presenters import fold
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -118,7 +118,7 @@ def require_columns(df: pl.DataFrame, ref: str | Path, columns: list[str]) -> No
 def _no_file_name(ref: str | Path, error: OSError | ValueError) -> DatasetError:
     """A pasted page of text: a name too long for the file system, a NUL character."""
     why = "it has a NUL character" if isinstance(error, ValueError) else (error.strerror or str(error)).lower()
-    return DatasetError(f"dataset file {fold(str(ref), 81)!r} cannot be a file here: {why}")
+    return DatasetError(f"dataset file {quoted(fold(str(ref), 81))} cannot be a file here: {why}")
 
 
 def _existing_file(ref: str | Path) -> Path:

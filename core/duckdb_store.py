@@ -34,7 +34,7 @@ from core.entities import (
     utcnow,
     without_nul,
 )
-from core.errors import ConflictError, DatasetError, InvalidTransitionError, NotFoundError, StoreError, ValidationError
+from core.errors import ConflictError, DatasetError, InvalidTransitionError, NotFoundError, StoreError, ValidationError, quoted
 from core.filters import (
     RUN_COLUMNS,
     RunFilter,
@@ -1013,12 +1013,12 @@ class DuckDBStore(Annotations, TrackingStore):
         if not versions:
             names = [row[0] for row in rows(con, "SELECT DISTINCT name FROM adapters ORDER BY name LIMIT 20")]
             known = f"adapter names are: {', '.join(names)}" if names else "no adapter is registered yet"
-            return f"no adapter named {name!r}; {known}"
+            return f"no adapter named {quoted(name)}; {known}"
         if version is not None:
-            return f"adapter {name!r} has no version {version}; its versions are {_span(versions)}"
+            return f"adapter {quoted(name)} has no version {version}; its versions are {_span(versions)}"
         aliases = [row[0] for row in rows(con, "SELECT alias FROM adapter_aliases WHERE name = ? ORDER BY alias", [name])]
         known = f"its aliases are: {', '.join(aliases)}" if aliases else "it has no aliases yet (set one on the adapter's page)"
-        return f"adapter {name!r} has no alias {alias!r}; {known}"
+        return f"adapter {quoted(name)} has no alias {quoted(alias)}; {known}"
 
     def set_adapter_alias(self, adapter_id: int, alias: str) -> AdapterAlias:
         adapter_id = _as_id(adapter_id, "adapter")
@@ -1046,7 +1046,7 @@ class DuckDBStore(Annotations, TrackingStore):
 
         def op(con) -> None:
             if not rows(con, "DELETE FROM adapter_aliases WHERE name = ? AND lower(alias) = ? RETURNING alias", [name, alias]):
-                raise NotFoundError(f"adapter {name!r} has no alias {alias!r}; nothing was removed")
+                raise NotFoundError(f"adapter {quoted(name)} has no alias {quoted(alias)}; nothing was removed")
 
         self._write(op)
 
@@ -1151,7 +1151,7 @@ class DuckDBStore(Annotations, TrackingStore):
         if found is None:
             raise NotFoundError(f"no experiment with ID {experiment_id}")
         if found[1] is not None:
-            raise ConflictError(f"experiment {experiment_id} ({found[0]!r}) is deleted; restore it first")
+            raise ConflictError(f"experiment {experiment_id} ({quoted(found[0])}) is deleted; restore it first")
         return experiment_id
 
     @staticmethod
@@ -1163,7 +1163,7 @@ class DuckDBStore(Annotations, TrackingStore):
         )
         if taken:
             raise ConflictError(
-                f"an experiment named {name!r} already exists (ID {taken[0]}); pick another name or delete that one"
+                f"an experiment named {quoted(name)} already exists (ID {taken[0]}); pick another name or delete that one"
             )
 
     @staticmethod

@@ -61,3 +61,9 @@ def failure_text(error: BaseException) -> str:
     if isinstance(error, TuneDeckError):
         return str(error)
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def quoted(text: str) -> str:
+    """A name a person typed, inside a sentence, as typed: “C:\\models\\it's” (repr doubled its backslashes and
+    switched its quotes)."""
+    return f"\u201c{text}\u201d"

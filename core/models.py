@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import resources
-from core.errors import ValidationError
+from core.errors import ValidationError, quoted
 
 SHIPPED_MODELS = resources.models_dir().resolve()  # the checkout's data/models, or the installed wheel's copy
 BUILTIN_MODEL_TYPE = "tunedeck-tiny-text"  # the builtin trainer's numpy classifier
@@ -63,12 +63,12 @@ def _locate(name: str, roots: list[Path], kind: str) -> Path:
     for root in roots:
         candidate = (root / path).resolve()
         if not candidate.is_relative_to(root.resolve()):
-            raise ValidationError(f"base_model: {name!r} must be a folder inside {root} or an absolute path")
+            raise ValidationError(f"base_model: {quoted(name)} must be a folder inside {root} or an absolute path")
         if candidate.is_dir():
             return candidate
     where = " or ".join(str(root) for root in roots)
     raise ValidationError(
-        f"base_model: no model named {name!r} in {where}; give the path of a model folder, or one of: {_names(roots, kind)}"
+        f"base_model: no model named {quoted(name)} in {where}; give the path of a model folder, or one of: {_names(roots, kind)}"
     )
 
 

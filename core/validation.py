@@ -31,6 +31,14 @@ def allowed_characters(pattern: str) -> str:
     return ", ".join(words) + (f" and {symbols}" if symbols else "")
 
 
+_BOUNDS = {
+    "greater_than": "greater than",
+    "greater_than_equal": "greater than or equal to",
+    "less_than": "less than",
+    "less_than_equal": "less than or equal to",
+}
+
+
 def _message(item: dict) -> str:
     """One error as the end of a sentence that starts with the field's name: 'name must not be empty'."""
     kind, context = item["type"], item.get("ctx") or {}
@@ -58,6 +66,8 @@ def _message(item: dict) -> str:
         return "must be a whole number"
     if kind == "float_parsing":
         return "must be a valid number"
+    if kind in _BOUNDS and len(context) == 1 and isinstance(limit := next(iter(context.values())), int | float):
+        return f"must be {_BOUNDS[kind]} {limit:,}"  # 10,000 as the field's help writes it
     text = item["msg"].removeprefix("Value error, ")
     for prefix in ("Input should", "Value should", "List should", "String should"):
         if text.startswith(prefix):

@@ -14,7 +14,7 @@ from core.compare import metric_keys
 from core.dataset_labels import is_label
 from core.divergence import diverged_runs
 from core.entities import Experiment
-from core.errors import NotFoundError, ValidationError
+from core.errors import NotFoundError, ValidationError, quoted
 from core.presenters import (
     aggregates_frame,
     best_primary_label,
@@ -211,7 +211,7 @@ def rename_form(experiment) -> None:
         if st.form_submit_button("Rename", icon=":material/edit:"):
             with friendly_errors():
                 store().rename_experiment(experiment.id, name)
-                flash(f"Renamed to {name.strip()!r}.")
+                flash(f"Renamed to {quoted(name.strip())}.")
                 st.rerun()
 
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import resources
 from core.datasets import inspect_dataset, stored_reference, training_warnings
-from core.errors import TuneDeckError, ValidationError
+from core.errors import TuneDeckError, ValidationError, quoted
 from core.presenters import SORT_LABELS, experiments_frame, plural
 from core.status import ExperimentStatus, any_active
 from ui.common import (
@@ -123,7 +123,7 @@ def manage(page) -> None:
             with friendly_errors():
                 cancelled = store().delete_experiment(chosen.id)
                 st.session_state.confirm_delete = None
-                flash(f"Deleted {chosen.name!r}" + (f"; cancelled {plural(len(cancelled), 'active run')}." if cancelled else "."))
+                flash(f"Deleted {quoted(chosen.name)}" + (f"; cancelled {plural(len(cancelled), 'active run')}." if cancelled else "."))
                 st.rerun()
         if no.button("Keep it", key="keep"):
             st.session_state.confirm_delete = None

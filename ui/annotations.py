@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.entities import Target
-from core.errors import NotFoundError, ValidationError
+from core.errors import NotFoundError, ValidationError, quoted
 from core.presenters import safe_markdown
 from ui.common import flash, fold, plain, show_flash, show_validation, store
 
@@ -33,7 +33,7 @@ def edit_tags_and_note(target: Target, target_id: int, tags: dict[str, str], not
             text = value.text_input("Value", placeholder="e.g. llama", key=fields[1])
             if add.form_submit_button("Add or change", icon=":material/add:", key=f"{target}_add_tag"):
                 saved = {f"{target}_tag_saved": True}
-                _save(lambda: store().set_tags(target, target_id, {key: text}), f"Tag {key.strip()!r} saved.", saved)
+                _save(lambda: store().set_tags(target, target_id, {key: text}), f"Tag {quoted(key.strip())} saved.", saved)
         if tags:
             left, right = st.columns([7, 2], vertical_alignment="bottom")
             chosen = left.multiselect("Tags to remove", sorted(tags), key=f"{target}_tags_remove")

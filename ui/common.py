@@ -14,7 +14,7 @@ from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import open_store, resources
-from core.errors import NotFoundError, TuneDeckError, ValidationError
+from core.errors import NotFoundError, TuneDeckError, ValidationError, quoted
 from core.presenters import STATUS_COLOURS, STATUS_TAG_COLOURS, TAG_SEPARATOR, escape_markdown, format_value, parse_id
 from core.settings import Settings, get_settings
 from core.store import TrackingStore
@@ -278,5 +278,5 @@ def restore_form(experiment, key: str) -> None:
         except TuneDeckError as error:
             show_error(error)
         else:
-            flash(f"Restored {experiment.name!r}" + (f" as {name.strip()!r}." if renamed else "."))
+            flash(f"Restored {quoted(experiment.name)}" + (f" as {quoted(name.strip())}." if renamed else "."))
             st.rerun()

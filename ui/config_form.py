@@ -72,16 +72,16 @@ def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
         return st.selectbox(
             label, options, index=options.index(default), key=key, help=help_text, format_func=lambda o: "(not set)" if o is None else o
         )
-    # No min_value / max_value: the browser then keeps an out-of-range number from the form without a word, where
-    # the config's own check says which field and what it allows, as it does for every other mistake. Past 2^53 the
-    # browser refuses a whole number all the same (a red mark, no message): the help names the range.
-    if base is int:
-        return st.number_input(label, value=default, step=1, key=key, help=f"{help_text}{allowed(info.metadata)}")
-    if base is float:
-        value = None if default is None else float(default)
-        return st.number_input(label, value=value, format="%g", key=key, help=f"{help_text}{allowed(info.metadata)}")
+    # Numbers are typed as text and checked by the config, which names the field and what it allows. A number input
+    # changed what was typed without a word: 1.5 in a whole-number field became 1, and a number the browser cannot
+    # hold (1e400, or a whole number past 2^53) went back to the last value, so the run started with another config.
+    if base in (int, float):
+        text = st.text_input(label, value="" if default is None else str(default), key=key, help=f"{help_text}{allowed(info.metadata)}")
+        return text.strip() or None
     if typing.get_origin(base) is list:
-        text = st.text_input(label, value=", ".join(default or []), key=key, help=f"{help_text} Comma separated.")
+        text = st.text_input(
+            label, value=", ".join(default or []), key=key, help=f"{help_text} Comma separated; left empty, the trainer's default."
+        )
         return [part.strip() for part in text.split(",") if part.strip()] or None
     return st.text_input(label, value=default or "", key=key, help=help_text).strip() or None
 

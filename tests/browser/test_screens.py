@@ -204,7 +204,7 @@ def test_a_delete_shows_in_the_list_at_once_and_restore_brings_it_back(team, pag
     page.get_by_role("button", name="Delete…").click()
     page.get_by_role("button", name="Yes, delete").click()
 
-    page.get_by_text("Deleted 'summarisation baseline'.").wait_for(timeout=WAIT_MS)
+    page.get_by_text("Deleted “summarisation baseline”.").wait_for(timeout=WAIT_MS)
     page.get_by_text("2 experiments · page 1 of 1").wait_for(timeout=WAIT_MS)
     # gone once the rerun that deleted it ends (until then Streamlit keeps the last run's elements, faded)
     playwright.expect(page.get_by_role("button", name="Yes, delete")).to_be_hidden(timeout=WAIT_MS)
@@ -214,7 +214,7 @@ def test_a_delete_shows_in_the_list_at_once_and_restore_brings_it_back(team, pag
     pick(page, "Experiment", "summarisation baseline")
     page.get_by_role("button", name="Restore", exact=True).click()
 
-    page.get_by_text("Restored 'summarisation baseline'.").wait_for(timeout=WAIT_MS)
+    page.get_by_text("Restored “summarisation baseline”.").wait_for(timeout=WAIT_MS)
     assert open_store(data_dir).find_experiment("summarisation baseline") is not None
     assert same_document(page)
 

@@ -101,7 +101,7 @@ def test_an_unknown_alias_says_which_aliases_exist(store, versions):
     ids, _ = versions
     store.set_adapter_alias(ids[0], "production")
 
-    with pytest.raises(NotFoundError, match=r"adapter 'sentiment' has no alias 'prod'; its aliases are: production"):
+    with pytest.raises(NotFoundError, match=r"adapter “sentiment” has no alias “prod”; its aliases are: production"):
         store.resolve_adapter("sentiment@prod")
 
 
@@ -111,9 +111,9 @@ def test_an_alias_on_a_name_without_aliases_says_how_to_set_one(store, versions)
 
 
 def test_an_unknown_name_or_version_says_what_exists(store, versions):
-    with pytest.raises(NotFoundError, match=r"no adapter named 'sentimental'; adapter names are: other, sentiment"):
+    with pytest.raises(NotFoundError, match=r"no adapter named “sentimental”; adapter names are: other, sentiment"):
         store.resolve_adapter("sentimental@production")
-    with pytest.raises(NotFoundError, match=r"adapter 'sentiment' has no version 9; its versions are 1 to 3"):
+    with pytest.raises(NotFoundError, match=r"adapter “sentiment” has no version 9; its versions are 1 to 3"):
         store.resolve_adapter("sentiment@9")
 
 
@@ -124,7 +124,7 @@ def test_removing_an_alias_forgets_it(store, versions):
     store.remove_adapter_alias("sentiment", "candidate")
 
     assert store.list_adapter_aliases() == []
-    with pytest.raises(NotFoundError, match="has no alias 'candidate'; nothing was removed"):
+    with pytest.raises(NotFoundError, match="has no alias “candidate”; nothing was removed"):
         store.remove_adapter_alias("sentiment", "candidate")
 
 

@@ -150,7 +150,7 @@ def test_restoring_into_a_taken_name_is_a_clear_error(store, make_experiment):
     store.delete_experiment(old)
     make_experiment("taken")
 
-    with pytest.raises(ConflictError, match="'taken' already exists"):
+    with pytest.raises(ConflictError, match="“taken” already exists"):
         store.restore_experiment(old)
     assert store.get_experiment(old).is_deleted
 

@@ -43,7 +43,7 @@ def test_an_absolute_path_is_used_as_is(mine):
     ("name", "message"),
     [
         ("notes", r"notes is not a Hugging Face model \(it has no config.json\).*my-llama, tiny-gpt2"),
-        ("nowhere", "no model named 'nowhere' in .*give the path of a model folder, or one of: my-llama, tiny-gpt2"),
+        ("nowhere", "no model named “nowhere” in .*give the path of a model folder, or one of: my-llama, tiny-gpt2"),
         ("../my-llama", "must be a folder inside"),
         ("tiny-base", "tiny-base is the builtin trainer's numpy classifier"),
     ],

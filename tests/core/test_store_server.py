@@ -139,7 +139,7 @@ def test_the_servers_errors_reach_the_caller_as_the_same_kind_and_message(served
 
     with pytest.raises(NotFoundError, match="no run with ID 404"):
         served.get_run(404)
-    with pytest.raises(ConflictError, match="an experiment named 'taken' already exists"):
+    with pytest.raises(ConflictError, match="an experiment named “taken” already exists"):
         served.create_experiment({"name": "taken", "dataset": "d.csv"})
     with pytest.raises(ValidationError) as caught:
         served.create_experiment({"name": "", "dataset": "d.csv"})

@@ -160,7 +160,7 @@ def test_an_unregistered_command_name_is_never_executed(command_worker, job_stor
     run = run_command(job_store, "rm")
 
     assert run.status is RunStatus.FAILED
-    assert "no training command named 'rm'" in run.error
+    assert "no training command named “rm”" in run.error
 
 
 @pytest.mark.parametrize("name", ["rm -rf /", "python train.py", "$(reboot)", "a;b"])
@@ -184,7 +184,7 @@ def test_no_commands_file_means_no_commands(tmp_path):
     settings = Settings(commands_file=tmp_path / "missing.toml")
 
     assert load_commands(settings) == {}
-    with pytest.raises(ValidationError, match="no training command named 'x'; registered commands: none"):
+    with pytest.raises(ValidationError, match="no training command named “x”; registered commands: none"):
         get_command(settings, "x")
 
 
@@ -213,7 +213,7 @@ def test_a_command_this_machines_workers_cannot_run_is_refused_before_a_run_is_q
     monkeypatch.setenv("TUNEDECK_COMMANDS_FILE", str(commands_file))
     experiment_id = job_store.create_experiment({"name": f"checked {uuid.uuid4().hex[:8]}", "dataset": SAMPLE})
 
-    with pytest.raises(ValidationError, match="no training command named 'json-line'; registered commands: broken"):
+    with pytest.raises(ValidationError, match="no training command named “json-line”; registered commands: broken"):
         tasks.start_run(job_store, experiment_id, {"trainer": "command", "command": "json-line"})
     with pytest.raises(ValidationError, match=r"this command passes \{max_steps\}, and this run does not set max_steps: give it a value in the run's settings"):
         tasks.start_run(job_store, experiment_id, {"trainer": "command", "command": "sdk-example", "learning_rate": 0.1})

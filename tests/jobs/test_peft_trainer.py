@@ -196,7 +196,7 @@ def test_dataset_without_text_or_prompt_completion_columns_names_them(tmp_path):
     "base_model, message",
     [
         ("../escape", "must be a folder inside"),
-        ("missing", "no model named 'missing'.*tiny-gpt2"),
+        ("missing", "no model named “missing”.*tiny-gpt2"),
         ("/nonexistent/model", "is not a Hugging Face model .*no config.json.*tiny-gpt2"),
         ("tiny-base", "builtin trainer's numpy classifier.*use one of: tiny-gpt2"),
     ],

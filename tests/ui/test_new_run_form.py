@@ -27,12 +27,13 @@ def test_the_form_shows_the_builtin_trainers_settings_first(open_page, populated
     assert "cfg_builtin_task" not in widget_keys(app) and "cfg_builtin_command" not in widget_keys(app)
 
 
-def test_each_number_says_the_range_it_takes(open_page, populated):
-    """A whole number past 2^53 is refused by the browser itself with only a red mark: the help says what is allowed."""
+def test_each_number_says_the_range_it_takes_and_a_list_what_empty_means(open_page, populated):
+    """The help says what is allowed before the config's check says what was not."""
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
-    assert app.number_input(key="cfg_builtin_epochs").help.endswith(" Allowed: at least 1 and at most 10,000.")
-    assert app.number_input(key="cfg_builtin_learning_rate").help.endswith(" Allowed: more than 0 and at most 10.")
+    assert app.text_input(key="cfg_builtin_epochs").help.endswith(" Allowed: at least 1 and at most 10,000.")
+    assert app.text_input(key="cfg_builtin_learning_rate").help.endswith(" Allowed: more than 0 and at most 10.")
+    assert app.text_input(key="cfg_builtin_target_modules").help.endswith("Comma separated; left empty, the trainer's default.")
 
 
 def test_switching_to_peft_resets_the_settings_to_peft_defaults_and_starts_a_peft_run(open_page, populated, app_store):
@@ -83,7 +84,7 @@ def test_a_command_run_records_only_the_settings_given(open_page, populated, app
 
     app.selectbox(key="cfg_trainer").set_value("command").run()
     assert app.selectbox(key="cfg_command_command").value == "train-it"
-    app.number_input(key="cfg_command_max_steps").set_value(100)
+    app.text_input(key="cfg_command_max_steps").set_value("100")
     start(app)
 
     config = app_store.list_runs(populated["experiment"])[0].config
@@ -166,14 +167,21 @@ def test_a_module_list_names_the_entry_that_is_wrong_as_the_form_labels_it(open_
 
 @pytest.mark.parametrize(
     ("field", "value", "said"),
-    [("epochs", 0, "Epochs must be greater than or equal to 1."), ("lora_rank", 0, "LoRA rank must be greater than or equal to 1.")],
+    [
+        ("epochs", "0", "Epochs must be greater than or equal to 1."),
+        ("lora_rank", "0", "LoRA rank must be greater than or equal to 1."),
+        ("batch_size", "1.5", "Batch size must be a whole number."),  # a number input made it 1
+        ("learning_rate", "1e400", "Learning rate must be a finite number."),  # one went back to the last value
+        ("epochs", str(2**53 + 1), "Epochs must be less than or equal to 10,000."),  # past what a browser's number holds
+        ("learning_rate", "fast", "Learning rate must be a valid number."),
+    ],
 )
 def test_a_number_out_of_range_is_refused_with_a_sentence_naming_it(open_page, populated, app_store, field, value, said):
-    """The browser kept such a number from the form without a word when the field had bounds of its own."""
+    """What was typed is what the config checks: a number input changed it without a word, and the run started."""
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
     before = len(app_store.list_runs(populated["experiment"]))
 
-    app.number_input(key=f"cfg_builtin_{field}").set_value(value)
+    app.text_input(key=f"cfg_builtin_{field}").set_value(value)
     start(app)
 
     assert said in [as_shown(error.value) for error in app.error]

@@ -327,7 +327,7 @@ def test_restoring_where_a_live_experiment_took_the_name_is_done_here_under_anot
 
     restored = app_store.get_experiment(experiment_id)
     assert (restored.is_deleted, restored.name) == (False, "taken before")
-    assert "Restored 'taken' as 'taken before'." in texts(app)
+    assert "Restored “taken” as “taken before”." in texts(app)
 
 
 def test_the_experiment_pages_aggregates_are_of_its_completed_runs_in_the_house_style(open_page, populated):
@@ -351,7 +351,7 @@ def test_an_experiment_is_renamed_from_its_page(open_page, populated, app_store)
     assert app_store.get_experiment(populated["experiment"]).name == "sentiment LoRA v2"
     assert app.title[0].value == "sentiment LoRA v2"
     shown = in_page_order(app)
-    said = shown.index("success: Renamed to 'sentiment LoRA v2'.")
+    said = shown.index("success: Renamed to “sentiment LoRA v2”.")
     first_tile = next(index for index, item in enumerate(shown) if item.startswith("metric: "))
     assert said < first_tile < shown.index("fold: Edit tags and note")  # at the top, not down by the tags section
 
@@ -631,7 +631,8 @@ def test_a_name_is_shown_as_typed_in_messages_and_links_too(open_page, populated
     app = open_page("pages/experiment.py", opened=("rename_open",), experiment=str(experiment_id))
     app.text_input(key="rename_to").input("renamed **ok**")
     next(button for button in app.button if button.label == "Rename").click().run()
-    assert [success.value for success in app.success] == ["Renamed to 'renamed \\*\\*ok\\*\\*'\\."]
+    assert [success.value for success in app.success] == ["Renamed to “renamed \\*\\*ok\\*\\*”\\."]
+
 
     app_store.create_experiment({"name": "taken `name`", "dataset": SAMPLE})
     app.text_input(key="rename_to").input("taken `name`")
@@ -640,6 +641,10 @@ def test_a_name_is_shown_as_typed_in_messages_and_links_too(open_page, populated
 
     run = open_page("pages/run.py", run=str(populated["done"]))
     assert "Experiment: renamed \\*\\*ok\\*\\*" in [link.label for link in run.get("page_link")]
+
+    app.text_input(key="rename_to").input("C:\\models\\it's")
+    next(button for button in app.button if button.label == "Rename").click().run()
+    assert [as_shown(success.value) for success in app.success] == ["Renamed to “C:\\models\\it's”."]  # repr doubled them
 
 
 # -- no rough edges ------------------------------------------------------------------------------
@@ -719,7 +724,7 @@ def test_a_delete_takes_the_experiment_off_the_list_in_the_same_click(open_page,
 
     app.button(key="confirm").click().run()
 
-    assert "Deleted 'sentiment LoRA'; cancelled 1 active run." in texts(app)
+    assert "Deleted “sentiment LoRA”; cancelled 1 active run." in texts(app)
     assert "0 experiments · page 1 of 1" in texts(app)
     assert not [button for button in app.button if button.key == "confirm"]
 

@@ -16,7 +16,7 @@ def test_a_tag_added_on_the_run_page_is_stored_shown_and_listed_in_the_runs_tabl
 
     assert app_store.get_run(populated["done"]).tags == {"base": "llama"}
     assert ":gray-badge[base: llama]" in texts(app)
-    assert "Tag 'base' saved." in texts(app)
+    assert "Tag “base” saved." in texts(app)
     runs = table_with(open_page("pages/experiment.py", experiment=str(populated["experiment"])), "loss curve")
     assert runs.set_index("id").loc[populated["done"], "tags"] == "base=llama"
 
