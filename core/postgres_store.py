@@ -389,7 +389,8 @@ _SERIES = """
     bucketed AS (
         SELECT m.run_id, m.key,
                CASE WHEN z.shift IS NOT NULL THEN m.step >> z.shift
-                    ELSE floor(m.step::DOUBLE PRECISION * %(buckets)s / (z.last_step + 1))::BIGINT END AS bucket,
+                    WHEN z.last_step < 4611686018427387904 / %(buckets)s THEN m.step * %(buckets)s / (z.last_step + 1)
+                    ELSE div(m.step::NUMERIC * %(buckets)s, z.last_step::NUMERIC + 1)::BIGINT END AS bucket,
                (array_agg(m.step ORDER BY m.value, m.step))[1] AS low_step, min(m.value) AS low,
                (array_agg(m.wall_time ORDER BY m.value, m.step))[1] AS low_time,
                (array_agg(m.step ORDER BY m.value DESC, m.step))[1] AS high_step, max(m.value) AS high,

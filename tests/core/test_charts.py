@@ -15,6 +15,7 @@ from core.charts import (
     PALETTE,
     PANEL_HEIGHT,
     ChartOptions,
+    bucketed,
     default_panels,
     metric_panels,
     metric_spec,
@@ -455,6 +456,19 @@ def test_a_long_noisy_series_becomes_a_min_max_band_around_its_bucket_means():
     assert {(row["low"], row["high"], row["value"]) for row in rows} == {(50.0, 150.0, 100.0)}
     band = layer(spec, "area")
     assert (band["encoding"]["y"]["field"], band["encoding"]["y2"]["field"]) == ("low", "high")
+
+
+@pytest.mark.parametrize("spacing", [1, 4_611_686_018_427_387])  # steps up to near 2^62
+def test_a_long_curve_is_bucketed_into_as_many_rows_as_asked_however_large_its_steps(spacing):
+    """(step - first) * buckets wrapped around in 64 bits past 2^63: buckets came out scrambled and too many."""
+    steps = [index * spacing for index in range(1_000)]
+    points = pl.DataFrame({"run_id": 1, "key": "loss", "step": steps, "value": [float(i) for i in range(1_000)]})
+
+    rows = bucketed(points, 100)
+
+    assert rows.height == 100
+    assert rows["step"].to_list() == steps[::10]  # each bucket's first point, in order
+    assert rows["value"].to_list() == [i + 4.5 for i in range(0, 1_000, 10)]
 
 
 def test_a_series_short_enough_is_drawn_whole_without_a_band():

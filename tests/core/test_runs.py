@@ -424,6 +424,31 @@ def test_a_running_runs_long_curve_is_bucketed_by_powers_of_two_and_an_ended_one
     assert store.get_metric_series([run_id], max_points=100).height == 100  # 50 buckets over its last step
 
 
+@pytest.mark.parametrize("spacing", [1, 9_000_000_000_007, 4_611_686_018_427_387])  # up to steps near 2^62
+def test_an_ended_runs_curve_is_bucketed_over_its_last_step_in_whole_numbers_however_large_the_steps(
+    store, make_experiment, make_run, spacing
+):
+    """Both backends alike, as the README says: bucket = step * buckets // (last step + 1), each bucket's lowest and
+    highest point kept (PostgreSQL computed it in floating point: past 10^13 steps fell into the next bucket, and a
+    curve gave more points than asked for)."""
+    run_id = make_run(make_experiment(), status="running")
+    steps = [index * spacing for index in range(1_000)]
+    values = np.random.default_rng(3).permutation(1_000).astype(float)  # no ties: one lowest and one highest a bucket
+    with MetricWriter(store) as writer:
+        writer.log_series(run_id, "loss", steps, values)
+    store.complete_run(run_id)
+
+    for max_points in (2, 7, 100):
+        buckets, last = max_points // 2, steps[-1]
+        expected = pl.DataFrame({"step": steps, "value": values}).with_columns(
+            bucket=pl.Series([step * buckets // (last + 1) for step in steps])
+        )
+        kept = pl.concat([expected.sort("value").group_by("bucket").first(), expected.sort("value").group_by("bucket").last()])
+        read = store.get_metric_series([run_id], ["loss"], max_points=max_points)
+        assert read.height <= max_points
+        assert set(zip(read["step"], read["value"], strict=True)) == set(zip(kept["step"], kept["value"], strict=True))
+
+
 def test_the_adapters_runs_trained_are_found_by_run_across_experiments(store, make_experiment, make_run, tmp_path):
     runs = []
     for name in ("first", "second"):
