@@ -141,9 +141,10 @@ def _copy(
             raise StoreError(f"the destination has no table {', '.join(missing)}: is it an older TuneDeck version?")
         _refuse_foreign(_normalized(_read_table(read, "experiments")), dst)
         annotated = _annotation_sums(read)
-        _refuse_newer_work(read, dst, annotated)
+        _refuse_newer_work(read, dst, annotated, tables)
         progress = start(sum(_count(read, table) for table in tables))
         sent = {table: Checksum() for table in tables}
+        marks: dict[str, str] = {}
 
         def replace_all(write) -> None:
             _unhurried(write)
@@ -152,14 +153,15 @@ def _copy(
             for table in tables:
                 write.execute(f"DELETE FROM {identifier(table)}")  # table names come from the store's own catalog
                 next_id = 1
-                for chunk in _chunks(read, f"SELECT * FROM {identifier(table)}", chunk_rows):
+                for chunk in _chunks(read, _in_name_order(read, table), chunk_rows):
                     _insert(write, table, chunk)
                     sent[table].add(chunk)
                     next_id = max(next_id, (chunk["id"].max() or 0) + 1) if "id" in chunk.columns else next_id
                     progress(chunk.height)
                 for sequence in (name for name, owner in SEQUENCES.items() if owner == table):
                     _continue_sequence(write, sequence, next_id)
-            _write_marks(write, annotated)  # with the rows they describe: a copy that stops leaves old rows and marks
+            marks.update(annotated | {_MARK + table: f"{sum_.rows}:{sum_.hexdigest()}" for table, sum_ in sent.items()})
+            _write_marks(write, marks)  # with the rows they describe: a copy that stops leaves old rows and marks
 
         dst._write(replace_all)
     report = CopyReport(describe(source), describe(destination))
@@ -175,7 +177,7 @@ def _copy(
                 )
             report.tables.append(TableCopy(table, expected.rows, expected.hexdigest()))
     try:  # both now hold these: a copy back compares with them too
-        src._write(lambda con: _write_marks(con, annotated))
+        src._write(lambda con: _write_marks(con, marks))
     except TuneDeckError:  # a source this role may only read: nothing is lost, a copy back may ask more of it
         pass
     return report
@@ -262,6 +264,9 @@ def _refuse_foreign(experiments: pl.DataFrame, dst: DuckDBStore) -> None:
         )
 
 
+_MARK = "table "  # copy_marks' name for a whole table's mark, beside the annotation tables' own
+_WORDS = {"metrics": "points", "metric_summaries": "points", "run_logs": "run logs", "best_metrics": "best metrics"}
+
 # What a destination that was copied from this source may not have gained since: its own runs and adapters, and
 # points logged into a run there. Copying over it would delete that work.
 _WORK = {
@@ -274,10 +279,10 @@ _WORK = {
 }
 
 
-def _refuse_newer_work(read, dst: DuckDBStore, annotated: dict[str, str]) -> None:
+def _refuse_newer_work(read, dst: DuckDBStore, annotated: dict[str, str], tables: list[str]) -> None:
     """An earlier copy of this source is brought up to date only while nothing was done in it: a run started, an adapter
-    registered, a point logged, or a tag, note or alias added, changed or removed there since would be lost, so the
-    copy is refused and says what it found."""
+    registered, a point logged or rewritten, a run's status, log or samples, or a tag, note or alias added, changed or
+    removed there since would be lost, so the copy is refused and says what it found."""
     with _reads(dst) as con:
         theirs = {what: _normalized(query_frame(con, sql)) for what, sql in _WORK.items()}
     ours = {what: _normalized(query_frame(read, sql)) for what, sql in _WORK.items()}
@@ -291,11 +296,46 @@ def _refuse_newer_work(read, dst: DuckDBStore, annotated: dict[str, str]) -> Non
     if more.height:
         found.append(f"more points logged in {more.height} run(s) (ID {', '.join(map(str, more['run_id'].head(3).to_list()))})")
     found += _annotated_since(dst, annotated, theirs, ours)
+    found = found or _changed_since(read, dst, tables)
     if found:
         raise ConflictError(
             f"the destination holds work the source does not: {'; '.join(found)}. Copying would delete it: copy into an "
             "empty store, or copy that work back first"
         )
+
+
+def _changed_since(read, dst: DuckDBStore, tables: list[str]) -> list[str]:
+    """The tables the destination changed since the last copy marked them (each copied table's count and checksum),
+    where they now differ from the source's too: what the specific checks above do not name, such as a point's value
+    rewritten at its step, a run failed there, a log line or a sample added."""
+    with _reads(dst) as con:
+        marks = {row["name"]: row["checksum"] for row in _read_table(con, "copy_marks").iter_rows(named=True)}
+        changed = [
+            table
+            for table in tables
+            if table not in ANNOTATIONS and _MARK + table in marks and _table_sum(con, table) != marks[_MARK + table]
+        ]
+    changed = [table for table in changed if _table_sum(read, table) != _table_sum_of(dst, table)]
+    return list(dict.fromkeys(f"{_WORDS.get(table, table)} changed since the last copy" for table in changed))
+
+
+def _table_sum_of(store: DuckDBStore, table: str) -> str:
+    with _reads(store) as con:
+        return _table_sum(con, table)
+
+
+def _table_sum(con, table: str) -> str:
+    """A table's rows as 'count:checksum', its columns in name order (as the copy reads and marks them)."""
+    checksum = Checksum()
+    for chunk in _chunks(con, _in_name_order(con, table), CHUNK):
+        checksum.add(chunk)
+    return f"{checksum.rows}:{checksum.hexdigest()}"
+
+
+def _in_name_order(con, table: str) -> str:
+    """SELECT of a table's columns in name order: the same checksum on both engines, whatever order each made them in."""
+    columns = sorted(query_frame(con, f"SELECT * FROM {identifier(table)} LIMIT 0").columns)
+    return f"SELECT {', '.join(identifier(name) for name in columns)} FROM {identifier(table)}"
 
 
 def _annotated_since(dst: DuckDBStore, annotated: dict[str, str], theirs: dict, ours: dict) -> list[str]:

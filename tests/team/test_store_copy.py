@@ -210,6 +210,39 @@ def test_an_earlier_copy_that_was_worked_in_since_is_refused_and_keeps_that_work
         team.close()
 
 
+@pytest.mark.parametrize("work", ["a point rewritten", "a sample logged", "a log line", "a run failed"])
+def test_an_earlier_copy_changed_in_place_since_is_refused_and_keeps_that_change(tmp_path, embedded, postgres_databases, work):
+    """Work that adds no run and no point: each copied table's count and checksum, marked by the copy, say it
+    changed (a second copy overwrote it without a word)."""
+    folder, _ = embedded
+    url = postgres_databases.fresh()
+    copy_store(str(folder), url)
+    team = PostgresStore(url, tmp_path / "team")
+    try:
+        runs = team.list_runs(team.find_experiment("kept").id)
+        done = next(run.id for run in runs if run.status.value == "completed")
+        queued = next(run.id for run in runs if run.status.value == "queued")
+        if work == "a point rewritten":
+            team.log_metrics(pl.DataFrame({"run_id": done, "key": "loss", "step": 3, "value": 99.0, "wall_time": None}))
+        elif work == "a sample logged":
+            team.log_samples(done, 1, [{"example_id": 1, "input": "great film", "prediction": "positive"}])
+        elif work == "a log line":
+            team.append_log(done, "checked by the team\n")
+        else:
+            team.fail_run(queued, "failed by the team's reaper")
+        table = {"a point rewritten": "points", "a sample logged": "samples", "a log line": "run logs", "a run failed": "runs"}
+        before = (team.get_metric_series([done], max_points=None), team.get_samples([done]), team.read_log(done), team.get_run(queued))
+
+        with pytest.raises(ConflictError, match="the destination holds work the source does not: ") as refused:
+            copy_store(str(folder), url)
+        assert f"{table[work]} changed since the last copy" in str(refused.value)
+
+        after = (team.get_metric_series([done], max_points=None), team.get_samples([done]), team.read_log(done), team.get_run(queued))
+        assert after[0].equals(before[0]) and after[1].equals(before[1]) and after[2:] == before[2:]
+    finally:
+        team.close()
+
+
 def annotate(store) -> None:
     """A tag, a note and an alias, as a team sets them."""
     kept = store.find_experiment("kept").id
