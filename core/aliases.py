@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from core.errors import ValidationError, quoted
 
 LATEST = "latest"  # always the newest version: never stored as an alias
-ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+MAX_ALIAS = 64
+ALIAS = re.compile(rf"^[A-Za-z][A-Za-z0-9_\-]{{0,{MAX_ALIAS - 1}}}$")
 
 
 @dataclass(frozen=True)
@@ -26,16 +27,17 @@ def checked_alias(alias: object) -> str:
     not tell aliases apart, as with `latest`: `@Production` and `@production` are one alias, kept in lower case."""
     if isinstance(alias, str) and not alias.strip():
         raise ValidationError("an alias must not be empty", {"alias": "must not be empty"})
+    if isinstance(alias, str) and len(alias.strip()) > MAX_ALIAS:
+        why = f"is too long: at most {MAX_ALIAS} characters are allowed, and this one has {len(alias.strip()):,}"
+        raise ValidationError(f"the alias {why}", {"alias": why})
     if not isinstance(alias, str) or not ALIAS.fullmatch(alias.strip()):
-        raise ValidationError(
-            f"alias {quoted(str(alias)[:70])} is not valid: start with a letter, then use letters, digits, _ or - (at most 64)",
-            {"alias": f"{quoted(str(alias)[:70])} is not valid: start with a letter, then use letters, digits, _ or - (at most 64)"},
-        )
+        why = f"{quoted(str(alias)[:70])} is not valid: start with a letter, then use letters, digits, _ or -"
+        raise ValidationError(f"alias {why}", {"alias": why})
     alias = alias.strip()
     if alias.lower() == LATEST:
         raise ValidationError(
-            f"'{LATEST}' always means the newest version; pick another alias",
-            {"alias": f"is reserved: '{LATEST}' always means the newest version; pick another"},
+            f"{quoted(LATEST)} always means the newest version; pick another alias",
+            {"alias": f"is reserved: {quoted(LATEST)} always means the newest version; pick another"},
         )
     return alias.lower()
 

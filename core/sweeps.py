@@ -145,7 +145,7 @@ def _check_grid(axes: dict[str, Axis], cap: int) -> str:
     factors = " × ".join(str(len(values)) for values in axes.values())
     if size > cap:
         raise ValidationError(
-            f"this grid makes {factors} = {size} runs, and a sweep starts at most {cap} at once: "
+            f"this grid makes {factors + ' = ' if len(axes) > 1 else ''}{size} runs, and a sweep starts at most {cap} at once: "
             "drop some values, or use random search with a count"
         )
     return f"{factors} = {size}" if len(axes) > 1 else str(size)

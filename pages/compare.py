@@ -101,7 +101,7 @@ with friendly_errors():
     raw = st.text_input("Run IDs, comma separated", key="runs", bind="query-params", placeholder="e.g. 12, 13, 14")
     run_ids, missing = found_and_missing(store(), parse_run_ids(raw))
     if missing:
-        unknown = f"No run with ID {', '.join(map(str, missing))}"
+        unknown = f"No {'run with ID' if len(missing) == 1 else 'runs with IDs'} {', '.join(map(str, missing))}"
         st.warning(f"{unknown}: comparing the others." if run_ids else f"{unknown}.")
     if len(run_ids) < 1:
         st.info("Choose runs on an experiment page and press “Compare selected”, or type run IDs above.")

@@ -253,8 +253,12 @@ def field_label(name: str) -> str:
 
 def sentence(text: str) -> str:
     """A message of ours as a sentence shown alone: capital first, one full stop (none after ? or !)."""
-    text = capitalized(text)
-    return text if text.endswith(("?", "!")) else text.rstrip(".") + "."  # not "did you mean x?."
+    return full_stop(capitalized(text))
+
+
+def full_stop(text: str) -> str:
+    """One full stop at the end, none after ? or ! (not "did you mean x?.")."""
+    return text if text.endswith(("?", "!")) else text.rstrip(".") + "."
 
 
 def capitalized(text: str) -> str:

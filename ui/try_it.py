@@ -9,7 +9,7 @@ import streamlit as st
 from core.entities import Adapter
 from core.errors import TuneDeckError, ValidationError
 from jobs.inference import MAX_INPUT, Answerer, answer_within, cannot_answer, check_input, load_answerer, memory_short
-from ui.common import friendly_errors, plain, show_validation
+from ui.common import friendly_errors, full_stop, plain, show_validation
 
 KEEP_LOADED = 4  # adapters kept loaded per server
 log = logging.getLogger("tunedeck.ui")
@@ -40,7 +40,7 @@ def try_box(adapters: dict[str, Adapter], key: str) -> None:
         if reason:
             alike.setdefault(reason, []).append(label)
     for reason, labels in alike.items():
-        st.caption(plain(f"{', '.join(labels)} cannot answer here: {reason}."))
+        st.caption(plain(full_stop(f"{', '.join(labels)} cannot answer here: {reason}")))  # the labels as they are
     ready = {label: adapter for label, adapter in adapters.items() if not reasons[label]}
     if not ready:
         return

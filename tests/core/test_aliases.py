@@ -131,11 +131,11 @@ def test_removing_an_alias_forgets_it(store, versions):
 @pytest.mark.parametrize(
     ("alias", "message"),
     [
-        ("latest", "'latest' always means the newest version"),
+        ("latest", "“latest” always means the newest version"),
         ("3", "start with a letter"),
         ("prod uction", "start with a letter"),
         ("", "an alias must not be empty"),
-        ("x" * 65, "at most 64"),
+        ("x" * 65, "the alias is too long: at most 64 characters are allowed, and this one has 65"),
     ],
 )
 def test_a_bad_alias_is_refused_and_changes_nothing(store, versions, unchanged, alias, message):

@@ -40,6 +40,13 @@ def test_a_grid_over_the_cap_says_how_big_it_is_and_what_to_do():
         grid(BASE, axes)
 
 
+def test_a_grid_over_one_setting_says_its_size_once():
+    axes = parse_axes("seed = " + ", ".join(map(str, range(60))), "builtin")
+
+    with pytest.raises(ValidationError, match=rf"this grid makes 60 runs, and a sweep starts at most {MAX_SWEEP_RUNS}"):
+        grid(BASE, axes)  # not "60 = 60 runs"
+
+
 def test_a_grid_at_the_cap_is_allowed():
     axes = parse_axes("seed = " + ", ".join(map(str, range(10))) + "\nlora_rank = 1, 2, 4, 8, 16", "builtin")
 

@@ -41,7 +41,7 @@ def test_a_bad_alias_is_a_message_and_sets_nothing(open_page, populated, app_sto
 
     set_alias(app, "latest")
 
-    assert "'latest' always means the newest version" in texts(app)
+    assert "“latest” always means the newest version" in texts(app)
     assert app_store.list_adapter_aliases() == []
 
 

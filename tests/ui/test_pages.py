@@ -462,6 +462,9 @@ def test_a_compare_link_naming_a_run_that_does_not_exist_compares_the_others(ope
     assert [as_shown(w.value) for w in app.warning][0] == "No run with ID 999999: comparing the others."
     assert "best run" in table_with(app, "best run").columns
 
+    two = open_page("pages/compare.py", runs=f"{populated['done']},999999,999998")
+    assert [as_shown(w.value) for w in two.warning][0] == "No runs with IDs 999999, 999998: comparing the others."
+
 
 def test_comparing_runs_of_two_experiments_says_which_run_is_from_which(open_page, populated, app_store):
     other = app_store.create_experiment({"name": "summaries", "dataset": SAMPLE})

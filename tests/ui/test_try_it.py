@@ -1,5 +1,6 @@
 """The try-it box, through AppTest: the answer shown is the adapter's own prediction, computed directly."""
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -131,6 +132,16 @@ def test_an_adapter_whose_base_model_is_nowhere_here_is_not_offered_and_says_why
     [said] = [as_shown(caption.value) for caption in app.caption if "cannot answer here" in as_shown(caption.value)]
     assert said.startswith("toy v1 cannot answer here: its base model toy-linear is not a Hugging Face model in ")
     assert "the try-it box answers with the built-in trainer's adapters" in said and "training packages" not in said
+
+
+def test_an_adapter_whose_folder_is_gone_says_so_in_one_question(open_page, app_store, tmp_path):
+    _, adapter_id = register(app_store, builtin_adapter(tmp_path, seed=1), "tiny-base", "builtin")
+    shutil.rmtree(tmp_path / "builtin-1")
+
+    app = open_page("pages/adapters.py", adapter=str(adapter_id))
+
+    [said] = [as_shown(caption.value) for caption in app.caption if "cannot answer here" in as_shown(caption.value)]
+    assert said.endswith("was the folder moved or deleted?")  # not "deleted?."
 
 
 def test_compare_offers_the_box_for_the_adapters_that_can_answer_and_names_the_others(open_page, app_store, tmp_path):
