@@ -120,19 +120,24 @@ def format_size(size: int) -> str:
 
 @dataclass(frozen=True)
 class Progress:
-    """How far a run has got: its latest step, the step it stops at (when known), time spent and left."""
+    """How far a run has got: its latest step, the step it stops at (when known), time spent and left (for a queued
+    run, `elapsed` is how long it has waited)."""
 
     step: int
     total: int | None
     elapsed: float
     eta: float | None
     ended: bool = False
+    queued: bool = False
 
     @property
     def fraction(self) -> float | None:
         return min(1.0, self.step / self.total) if self.total else None
 
     def label(self) -> str:
+        if self.queued:
+            planned = f" · {self.total:,} steps planned" if self.total else ""
+            return f"queued for {_seconds(self.elapsed)}, waiting for a worker{planned}"
         of = f"step {self.step:,} of {self.total:,}" if self.total else f"step {self.step:,}"
         eta = f" · about {_seconds(self.eta)} left" if self.eta is not None else ""
         if self.ended:
@@ -151,11 +156,23 @@ def run_progress(run: Run, now: datetime) -> Progress:
         total = round(epoch.last_step * epochs / epoch.last)
     if run.status.is_terminal and run.status == "completed":
         total = step
+    if run.status == "queued":
+        return Progress(step=0, total=total or None, elapsed=max(0.0, (now - run.created_at).total_seconds()), eta=None, queued=True)
     elapsed = max(0.0, ((run.ended_at or now) - run.started_at).total_seconds()) if run.started_at else 0.0
     eta = None
     if total and 0 < step < total and not run.status.is_terminal:
         eta = elapsed * (total - step) / step
     return Progress(step=step, total=total or None, elapsed=elapsed, eta=eta, ended=run.ended_at is not None)
+
+
+SETTLING_SECONDS = 15.0  # a cancelled run's training stops at its worker's next look (seconds), logging until then
+
+
+def still_changing(run: Run, now: datetime) -> bool:
+    """Whether a run's page keeps refreshing: while it is queued or running, and for a few seconds after it ended, while
+    a cancelled training may still send its last points and output."""
+    ended = run.ended_at is not None and (now - run.ended_at).total_seconds() < SETTLING_SECONDS
+    return run.status.is_active or ended
 
 
 def _seconds(seconds: float) -> str:

@@ -10,7 +10,7 @@ through_app()  # first: the imports below need the settings app.py checks (a pag
 from core.artifacts import run_files
 from core.divergence import diverged_runs
 from core.logs import run_log, search_log
-from core.presenters import chart_keys, latest_metrics, plural, run_progress
+from core.presenters import chart_keys, latest_metrics, plural, run_progress, still_changing
 from core.runs import offers_resume, resume_config
 from jobs.tasks import cancel_run, start_run
 from ui.annotations import edit_tags_and_note, show_tags_and_note
@@ -148,7 +148,7 @@ def body(run) -> bool:
         section.json(run.config)
     files_section(run.id)
     log_section(run.id)
-    return run.status.is_active
+    return still_changing(run, store().now())
 
 
 with friendly_errors():
@@ -157,5 +157,5 @@ with friendly_errors():
         pick_run()
     else:
         run = store().get_run(run_id)
-        live(run.status.is_active, lambda: body(run))
+        live(still_changing(run, store().now()), lambda: body(run))
         edit_tags_and_note("run", run.id, run.tags, run.note)

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from core.presenters import (
+    SETTLING_SECONDS,
     adapter_mark,
     best_adapters,
     comparison_table,
@@ -18,6 +19,7 @@ from core.presenters import (
     run_progress,
     runs_frame,
     safe_markdown,
+    still_changing,
     workers_training,
 )
 
@@ -133,6 +135,26 @@ def test_progress_without_a_known_end_shows_the_step_alone(store, make_experimen
 
     assert progress.total is None and progress.eta is None
     assert progress.label().startswith("step 5 ·")
+
+
+def test_a_queued_runs_progress_says_how_long_it_has_waited_and_the_steps_it_plans(store, make_experiment, make_run):
+    run = store.get_run(make_run(make_experiment(), status="queued", config={"max_steps": 60_000}))
+
+    progress = run_progress(run, now=run.created_at + timedelta(seconds=70))
+
+    assert progress.label() == "queued for 1m 10s, waiting for a worker · 60,000 steps planned"  # was "step 0 · 0s elapsed"
+    assert progress.fraction == 0 and progress.eta is None
+
+
+def test_a_runs_page_refreshes_while_it_runs_and_for_a_few_seconds_after_it_ended(store, make_experiment, make_run):
+    """A cancelled training logs until its worker's next look: the page shows those last points too."""
+    running = store.get_run(make_run(make_experiment(), status="running"))
+    store.cancel_run(running.id)
+    cancelled = store.get_run(running.id)
+
+    assert still_changing(running, running.started_at + timedelta(hours=1))
+    assert still_changing(cancelled, cancelled.ended_at + timedelta(seconds=SETTLING_SECONDS - 1))
+    assert not still_changing(cancelled, cancelled.ended_at + timedelta(seconds=SETTLING_SECONDS))
 
 
 def test_latest_values_put_losses_and_scores_first(store, make_experiment, make_run):
