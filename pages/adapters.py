@@ -130,7 +130,7 @@ def aliases_section(adapter) -> None:
     st.markdown(" ".join(f":green-badge[{alias}]" for alias in mine) or "This version has no alias.")
     if elsewhere:
         st.caption(f"Other versions of {plain(adapter.name)}: {', '.join(elsewhere)}")
-    reference = f"{adapter.name}@{(mine or ['production'])[0]}"
+    reference = f"{adapter.name}@{mine[0] if mine else adapter.version}"  # one that resolves to this version today
     st.code(f"from core import tracking\ntracking.resolve_adapter({reference!r}).path", language="python")
     left, right = st.columns(2, vertical_alignment="bottom")
     with left.form("set_alias", border=False):

@@ -9,13 +9,19 @@ def set_alias(app, alias: str):
     return app
 
 
+def snippet(app) -> str:
+    return next(code.value for code in app.code if "resolve_adapter" in code.value)
+
+
 def test_an_alias_set_on_the_adapter_page_shows_in_the_registry(open_page, populated, app_store):
     app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
+    assert "resolve_adapter('sentiment LoRA@1')" in snippet(app)  # no alias yet: one that resolves, not @production
 
     set_alias(app, "production")
 
     assert "sentiment LoRA@production now points at v1." in texts(app)
     assert app_store.resolve_adapter("sentiment LoRA@production").id == populated["adapter"]
+    assert "resolve_adapter('sentiment LoRA@production')" in snippet(app)
     registry = open_page("pages/adapters.py")
     assert table_with(registry, "aliases")["aliases"].tolist() == ["production"]
 
