@@ -334,8 +334,8 @@ def _table_sum(con, table: str) -> str:
 
 def _in_name_order(con, table: str) -> str:
     """SELECT of a table's columns in name order: the same checksum on both engines, whatever order each made them in."""
-    columns = sorted(query_frame(con, f"SELECT * FROM {identifier(table)} LIMIT 0").columns)
-    return f"SELECT {', '.join(identifier(name) for name in columns)} FROM {identifier(table)}"
+    names = ", ".join(identifier(name) for name in sorted(query_frame(con, f"SELECT * FROM {identifier(table)} LIMIT 0").columns))
+    return f"SELECT {names} FROM {identifier(table)}"
 
 
 def _annotated_since(dst: DuckDBStore, annotated: dict[str, str], theirs: dict, ours: dict) -> list[str]:
