@@ -45,8 +45,8 @@ from core.filters import (
     run_order,
 )
 from core.lifecycle import Begin, End
-from core.points import check_run_id, check_step, checked_points
-from core.run_params import IMPORT_WORKER
+from core.points import MAX_WHOLE, check_run_id, check_step, checked_points
+from core.run_params import IMPORT_WORKER, as_json_value
 from core.sample_rows import SAMPLE_COLUMNS, SampleRow, checked_samples, samples_frame
 from core.settings import get_settings
 from core.sql import first, frame, rows
@@ -83,6 +83,8 @@ def _from_ms(value: Any, what: str) -> datetime | None:
 def _as_id(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError(f"{what} ID must be a positive whole number, got {value!r}")
+    if value > MAX_WHOLE:
+        raise ValidationError(f"{what} ID {value} is larger than any ID TuneDeck gives out")
     return value
 
 
@@ -90,7 +92,7 @@ def _json_object(params: Any, what: str) -> str:
     if not isinstance(params, dict) or not all(isinstance(key, str) and key for key in params):
         raise ValidationError(f"{what} must be a dict with non-empty string keys")
     try:
-        return json.dumps(params, sort_keys=True, allow_nan=False, default=str)
+        return json.dumps(params, sort_keys=True, allow_nan=False, default=as_json_value)
     except ValueError:
         raise ValidationError(f"{what} must not contain NaN or infinite numbers") from None
 

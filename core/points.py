@@ -43,9 +43,12 @@ NOT_FINITE = "only finite numbers are stored"  # in every refusal of NaN or inf:
 
 
 def check_value(key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+    if isinstance(value, bool | np.complexfloating) or not isinstance(value, (int, float, np.number)):
         raise ValidationError(f"metric {key!r} must be a number, got {type(value).__name__}", {key: "not a number"})
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # a whole number past any float
+        raise ValidationError(f"metric {key!r} is too large to store as a number", {key: "too large"}) from None
     if not math.isfinite(value):
         raise ValidationError(
             f"metric {key!r} is {value}: {NOT_FINITE} (did the training diverge?)", {key: "not finite"}

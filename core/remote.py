@@ -29,6 +29,7 @@ import pyarrow.flight as flight
 
 from core import errors, flocks
 from core.errors import StoreError, StoreUnavailableError, TuneDeckError
+from core.run_params import as_json_value
 from core.store import REPEATABLE, TrackingStore, operations, return_type
 
 URI_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
@@ -213,7 +214,7 @@ def _json(arguments: dict) -> str:
 def _jsonable(value):
     from pydantic_core import to_jsonable_python  # only for what plain JSON cannot carry: a cold read never needs it
 
-    return to_jsonable_python(value, fallback=str)
+    return to_jsonable_python(value, fallback=as_json_value)
 
 
 def _raising(request, send, repeatable: bool = False):

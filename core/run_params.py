@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import numpy as np
+
 
 def training_length(total_steps: int, steps_per_epoch: int) -> dict[str, Any]:
     """The steps a run really takes and the epochs they make, whichever of epochs / max_steps decided."""
@@ -22,6 +24,15 @@ REPORTED_KEYS = frozenset({*training_length(1, 1), *parameter_counts(1, 1), "lor
 # Where an imported run came from (`import.source`, `import.started_at`): bookkeeping, one value per run.
 IMPORT_PREFIX = "import."
 IMPORT_WORKER = "import"  # the worker an imported run is recorded with: only such a run takes its source's times
+
+
+def as_json_value(value: Any) -> Any:
+    """A param JSON has no form for, as the store keeps it: a NumPy (or torch) number as the number it holds, an array
+    as its list (np.float32(3e-4) was kept as text, and drew on a category axis), anything else (a path) as its text."""
+    if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+        return float(str(value))  # np.float32(3e-4) as 0.0003, the number written, not 0.0003000000142492354
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) and hasattr(value, "dtype") else str(value)
 
 
 def chosen_by_user(key: str) -> bool:

@@ -72,6 +72,7 @@ class ActiveRun:
         self.cancelled = threading.Event()
         self._adapter: tuple[Path, str, str | None] | None = None
         self._last_step: int | None = None
+        self._stepping = threading.Lock()  # threads logging without a step each get a step of their own
         self._heartbeat = heartbeats.every(heartbeat_seconds, self._beat) if heartbeat_seconds else None
 
     @property
@@ -87,11 +88,12 @@ class ActiveRun:
         if not isinstance(values, Mapping):
             raise ValidationError("log() takes the metrics as a dict, e.g. run.log({'loss': 0.7}, step=10)")
         self._still_open()
-        if step is None:
-            step = 0 if self._last_step is None else self._last_step + 1
-        self.writer.log(self.id, step, values)
-        if isinstance(step, numbers.Integral) and not isinstance(step, bool) and (self._last_step is None or step > self._last_step):
-            self._last_step = int(step)  # a NumPy int too: the next step without one follows it
+        with self._stepping:
+            if step is None:
+                step = 0 if self._last_step is None else self._last_step + 1
+            self.writer.log(self.id, step, values)
+            if isinstance(step, numbers.Integral) and not isinstance(step, bool) and (self._last_step is None or step > self._last_step):
+                self._last_step = int(step)  # a NumPy int too: the next step without one follows it
 
     def log_params(self, params: dict[str, Any]) -> None:
         self._still_open()
@@ -283,7 +285,7 @@ def attach(run_id: int | None = None, store: TrackingStore | None = None) -> Act
     raw = run_id if run_id is not None else os.environ.get(RUN_ID_VARIABLE)
     if raw is None:
         raise ValidationError(f"no run to attach to: {RUN_ID_VARIABLE} is not set; use start_run(experiment) outside a worker")
-    if not str(raw).isdigit():
+    if not (str(raw).isascii() and str(raw).isdigit()):  # not "²" or "١", which isdigit() takes
         raise ValidationError(f"run ID to attach to must be a positive whole number, got {str(raw)[:50]!r}")
     store = store or open_store()
     run = store.get_run(int(raw))

@@ -1,7 +1,9 @@
 """The tracking SDK from a script's point of view."""
 
+import re
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -240,6 +242,33 @@ def test_log_without_any_step_counts_from_zero(store):
     assert store.get_run_metrics(run.id).series["step"].to_list() == [0, 1, 2]
 
 
+def test_threads_logging_without_a_step_each_get_a_step_of_their_own(store):
+    """Two threads once took the same next step, and the later value replaced the earlier one without a word."""
+    with tracking.start_run("threads", store=store) as run:
+        threads = [threading.Thread(target=lambda: [run.log({"loss": 1.0}) for _ in range(500)]) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert store.get_run_metrics(run.id).series["step"].to_list() == list(range(2000))
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [(np.complex128(0.5 + 0.9j), "metric 'acc' must be a number, got complex128"), (10**400, "metric 'acc' is too large")],
+    ids=["numpy complex", "huge int"],
+)
+def test_a_value_no_float_holds_is_refused_by_name(store, value, said):
+    """A NumPy complex lost its imaginary part with only a warning; a huge int raised Python's OverflowError."""
+    with tracking.start_run("odd values", store=store) as run:
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            run.log({"acc": value}, step=1)
+        run.log({"acc": 0.5}, step=2)
+
+    assert store.get_run_metrics(run.id).series["step"].to_list() == [2]
+
+
 def test_log_without_a_dict_is_a_clear_error(store):
     with tracking.start_run("confused", store=store) as run, pytest.raises(ValidationError, match="as a dict"):
         run.log(0.7, 3)
@@ -375,6 +404,28 @@ def test_finish_with_an_unknown_outcome_says_which_outcomes_there_are(store):
     run.finish()
     finished = store.get_run(run.id)
     assert finished.status is RunStatus.COMPLETED and finished.metrics["loss"].last == 0.4
+
+
+def test_numpy_numbers_in_params_are_kept_as_the_numbers_written(store):
+    """They were kept as text ("0.0003"), so the hyper-parameter charts put them on a category axis."""
+    params = {"learning_rate": np.float32(3e-4), "batch_size": np.int64(8), "ranks": np.array([4, 8])}
+    with tracking.start_run("numpy params", params=params, store=store) as run:
+        run.log({"loss": 1.0}, step=1)
+
+    config = store.get_run(run.id).config
+    assert (config["learning_rate"], config["batch_size"], config["ranks"]) == (0.0003, 8, [4, 8])
+
+
+@pytest.mark.parametrize("raw", ["²", "١", "7 "])
+def test_attach_takes_a_run_id_in_plain_digits_only(raw):
+    """'١' (an Arabic-Indic one) attached to run 1; '²' raised Python's own ValueError."""
+    with pytest.raises(ValidationError, match="run ID to attach to must be a positive whole number"):
+        tracking.attach(raw)
+
+
+def test_a_run_id_past_what_the_store_holds_is_refused_by_name(store):
+    with pytest.raises(ValidationError, match="run ID 9223372036854775808 is larger than any ID TuneDeck gives out"):
+        store.get_run(2**63)  # was the database's own conversion error, with its SQL
 
 
 def test_a_param_json_has_no_form_for_is_kept_as_its_text(store, tmp_path):
