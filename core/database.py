@@ -101,7 +101,10 @@ def _holder(lock_error: str) -> str:
 
 def open_file(path: Path) -> tuple[duckdb.DuckDBPyConnection, bool]:
     """The file opened for writing (read-only when its folder is), migrated; and whether it is read-only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file where a folder should be, a read-only or immutable parent, /proc
+        raise StoreError(f"cannot make the store's folder {path.parent}: {error.strerror or error}") from None
     try:
         con = duckdb.connect(str(path))
     except duckdb.IOException as error:

@@ -17,7 +17,7 @@ import polars as pl
 from core import overviews
 from core.duckdb_store import DuckDBStore
 from core.entities import utcnow
-from core.errors import ConflictError, StoreError, TuneDeckError
+from core.errors import ConflictError, StoreError, TuneDeckError, ValidationError
 from core.pg_connection import PgConnection, to_frame
 from core.sql import frame as query_frame
 from core.sql import identifier
@@ -117,6 +117,11 @@ def copy_store(
     for url, name in ((source, "the copy's source"), (destination, "the copy's destination")):
         if is_postgres(url):
             checked_store_url(url, name)  # before anything opens it: its mistakes named as the copy's, not a setting's
+        elif "://" in url or url.lower().startswith(("postgresql:", "postgres:")):  # postgresq://, postgresql:/ ...
+            shown = redacted(url) if "://" in url else url.split(":", 1)[0] + ":***"  # postgresql:/user:pass@... too
+            raise ValidationError(
+                f"{name} {shown} is neither a postgresql:// URL nor a folder: check the spelling of postgresql://"
+            )  # taken as a path, it made folders named after the URL, password and all
     if describe(source) == describe(destination):
         raise ConflictError("the source and the destination are the same store")
     if not is_postgres(source) and not (Path(source).is_file() or (Path(source) / "tunedeck.duckdb").is_file()):

@@ -6,6 +6,8 @@ that is wrong, ends the worker here with one line saying why (exit code 2), as a
 
 import sys
 
+from huey.exceptions import ConfigurationError
+
 from core.errors import TuneDeckError
 
 NOT_STARTING = 2  # the exit code of a worker that refused to start (the app's embedded worker reads it too)
@@ -21,6 +23,8 @@ def main(argv: list[str] | None = None) -> None:
         from jobs import consumer
     except TuneDeckError as error:
         _refuse(str(error))
+    except ConfigurationError as error:  # Huey's own: a queue URL whose driver is not installed (redis://, no redis)
+        _refuse(f"{error}; or leave TUNEDECK_QUEUE_URL empty for the queue the store's settings give")
     try:
         consumer.main(argv)
     except consumer.NotStarting as error:  # the store or the queue cannot be reached

@@ -16,9 +16,10 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from core.errors import ValidationError
-from core.importers.runs import Series, SourceRun
+from core.errors import ValidationError, failure_text
+from core.importers.runs import UNREADABLE, Series, SourceRun
 from core.run_params import IMPORT_PREFIX
+from core.store_url import redacted
 from core.tags import checked_tags
 
 STATUSES = {"FINISHED": "completed", "FAILED": "failed", "KILLED": "cancelled"}
@@ -38,15 +39,18 @@ def locate(uri: str) -> tuple[str, Path]:
         path = Path(uri)
     else:
         raise ValidationError(
-            f"cannot read {uri}: give an MLflow SQLite database (sqlite:///mlflow.db or its path) or an mlruns folder; "
+            f"cannot read {redacted(uri)}: give an MLflow SQLite database (sqlite:///mlflow.db or its path) or an mlruns folder; "
             "a tracking server's database can be read by its sqlite:// file on the server"
         )
     if path.is_dir():
         return "folder", path
     if path.is_file():
-        with path.open("rb") as file:
-            if file.read(len(SQLITE_HEADER)) == SQLITE_HEADER:
-                return "sqlite", path
+        try:
+            with path.open("rb") as file:
+                if file.read(len(SQLITE_HEADER)) == SQLITE_HEADER:
+                    return "sqlite", path
+        except OSError as error:
+            raise ValidationError(f"cannot read {path}: {error.strerror or error}") from None
         raise ValidationError(f"{path} is not an SQLite database; give MLflow's mlflow.db or its mlruns folder")
     raise ValidationError(f"{path} does not exist; give MLflow's database file (mlflow.db) or its mlruns folder")
 
@@ -54,7 +58,7 @@ def locate(uri: str) -> tuple[str, Path]:
 def read(uri: str, skipped: list[str]) -> list[SourceRun]:
     """Every importable run in the store at uri; reasons for the others are appended to skipped."""
     kind, path = locate(uri)
-    source = _sqlite_runs(path) if kind == "sqlite" else _folder_runs(path)
+    source = _sqlite_runs(path) if kind == "sqlite" else _folder_runs(path, skipped)
     runs = []
     for run_id, experiment, name, status, deleted, (started_ms, ended_ms), params, tags, metrics in source:
         if deleted:
@@ -111,6 +115,13 @@ def _series(points: list[tuple[int, float, int]]) -> Series:
 
 # -- the SQLite store ----------------------------------------------------------------------------
 def _sqlite_runs(path: Path) -> Iterator[tuple]:
+    try:
+        yield from _sqlite_rows(path)
+    except sqlite3.DatabaseError as error:  # a damaged file: "file is not a database", "disk image is malformed"
+        raise ValidationError(f"{path} cannot be read as an SQLite database ({error}); is it MLflow's mlflow.db, whole?") from None
+
+
+def _sqlite_rows(path: Path) -> Iterator[tuple]:
     con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -172,22 +183,38 @@ def _files(folder: Path) -> dict[str, Path]:
     return {path.relative_to(folder).as_posix(): path for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-def _folder_runs(root: Path) -> Iterator[tuple]:
+def _folder_runs(root: Path, skipped: list[str]) -> Iterator[tuple]:
     experiments = sorted(path.parent for path in root.glob("*/meta.yaml") if not path.parent.name.startswith("."))
     if not experiments:
         raise ValidationError(f"{root} holds no MLflow experiments (no <experiment>/meta.yaml); give MLflow's mlruns folder")
     for folder in experiments:
-        experiment = read_meta(folder / "meta.yaml")
-        for meta_path in sorted(folder.glob("*/meta.yaml"), key=lambda p: (read_meta(p).get("start_time", ""), p)):
-            meta = read_meta(meta_path)
-            run_folder = meta_path.parent
-            tags = {key: path.read_text(encoding="utf-8") for key, path in _files(run_folder / "tags").items()}
-            params = {key: path.read_text(encoding="utf-8") for key, path in _files(run_folder / "params").items()}
-            status = FOLDER_STATUSES.get(int(meta.get("status") or 0), "UNKNOWN")
-            deleted = "deleted" in (meta.get("lifecycle_stage"), experiment.get("lifecycle_stage"))
-            name = meta.get("run_name") or tags.get(RUN_NAME_TAG)
-            times = tuple(int(meta[key]) if meta.get(key, "").isdigit() else None for key in ("start_time", "end_time"))
-            yield meta["run_id"], experiment["name"], name, status, deleted, times, params, tags, _folder_metrics(run_folder)
+        try:
+            experiment = read_meta(folder / "meta.yaml")
+            run_metas = sorted(folder.glob("*/meta.yaml"), key=lambda p: (read_meta(p).get("start_time", ""), p))
+            if not experiment.get("name"):
+                raise ValueError("it names no experiment")
+        except UNREADABLE as error:
+            skipped.append(f"experiment folder {folder.name!r}: its meta.yaml could not be read ({failure_text(error)})")
+            continue
+        for meta_path in run_metas:
+            try:
+                found = _folder_run(meta_path, experiment)
+            except UNREADABLE as error:  # one damaged run folder: the others are imported
+                skipped.append(f"run folder {meta_path.parent.name!r}: could not be read ({failure_text(error)})")
+                continue
+            yield found
+
+
+def _folder_run(meta_path: Path, experiment: dict[str, str]) -> tuple:
+    meta = read_meta(meta_path)
+    run_folder = meta_path.parent
+    tags = {key: path.read_text(encoding="utf-8") for key, path in _files(run_folder / "tags").items()}
+    params = {key: path.read_text(encoding="utf-8") for key, path in _files(run_folder / "params").items()}
+    status = FOLDER_STATUSES.get(int(meta.get("status") or 0), "UNKNOWN")
+    deleted = "deleted" in (meta.get("lifecycle_stage"), experiment.get("lifecycle_stage"))
+    name = meta.get("run_name") or tags.get(RUN_NAME_TAG)
+    times = tuple(int(meta[key]) if meta.get(key, "").isdigit() else None for key in ("start_time", "end_time"))
+    return meta["run_id"], experiment["name"], name, status, deleted, times, params, tags, _folder_metrics(run_folder)
 
 
 def _folder_metrics(run_folder: Path):

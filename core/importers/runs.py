@@ -1,6 +1,8 @@
 """Imported runs go through the real lifecycle, once: the source's ID is kept in `import.source`."""
 
 import re
+import sqlite3
+import struct
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -11,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from core.entities import Run
+from core.errors import failure_text
 from core.points import KEY_CHARACTERS, KEY_PATTERN, POINT_SCHEMA
 from core.run_params import IMPORT_PREFIX, IMPORT_WORKER
 from core.store import TrackingStore
@@ -18,6 +21,9 @@ from core.tags import MAX_TAGS_PER_CALL
 
 SOURCE_PARAM = IMPORT_PREFIX + "source"
 IMPORT_STOPPED = "the import stopped before this run was whole"
+# What a source's damaged or unreadable files raise while read: the run is skipped, saying why, and the others go on.
+# (A flipped byte in an event file reaches the record parser as any of these.)
+UNREADABLE = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError, struct.error, sqlite3.Error)
 ALREADY_IMPORTED = ": already imported"
 BATCH_POINTS = 500_000
 _NOT_A_KEY_CHARACTER = re.compile(rf"[^{KEY_CHARACTERS}]")
@@ -154,7 +160,12 @@ def import_runs(
             earlier = target.imported[run.source_id]
             summary.skipped.append(f"run {run.name!r} ({run.source_id}){ALREADY_IMPORTED}{_grown(run, earlier)}")
         else:
-            points, dropped, renamed = _points(run.read_metrics())
+            try:
+                points, dropped, renamed = _points(run.read_metrics())
+            except UNREADABLE as error:
+                summary.skipped.append(f"run {run.name!r} ({run.source_id}): its metrics could not be read ({failure_text(error)})")
+                advance(1)
+                continue
             if run.metrics_only and points.is_empty():
                 why = "; ".join(run.notes) or "it holds no scalar"
                 summary.skipped.append(f"run {run.name!r} ({run.source_id}): no metric point could be read ({why})")

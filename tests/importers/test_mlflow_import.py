@@ -1,5 +1,7 @@
 """MLflow history comes in whole, from its SQLite store or its mlruns folder, and only once."""
 
+import re
+import shutil
 import sqlite3
 from datetime import datetime
 
@@ -168,6 +170,60 @@ def test_a_source_that_is_not_an_mlflow_store_is_refused_with_a_message_and_noth
     with pytest.raises(ValidationError, match=message):
         import_mlflow(store, make_uri(tmp_path))
     unchanged()
+
+
+def damaged_db(tmp_path):
+    path = tmp_path / "damaged.db"
+    path.write_bytes(b"SQLite format 3\x00" + b"garbage" * 100)
+    return str(path)
+
+
+def test_a_damaged_sqlite_file_is_one_clear_error(store, unchanged, tmp_path):
+    with pytest.raises(ValidationError, match="cannot be read as an SQLite database .*file is not a database"):
+        import_mlflow(store, damaged_db(tmp_path))  # was sqlite3's own DatabaseError and its traceback
+    unchanged()
+
+
+def test_a_password_in_a_database_url_is_never_repeated(store, unchanged):
+    with pytest.raises(ValidationError) as refused:
+        import_mlflow(store, "postgresql://root:s3cret@db.internal/mlflow")
+    assert "s3cret" not in str(refused.value) and "postgresql://root:***@db.internal/mlflow" in str(refused.value)
+    unchanged()
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda run: _rewrite(run / "meta.yaml", r"status: \d", "status: FINISHED"), "could not be read (ValueError"),
+        (lambda run: _rewrite(run / "meta.yaml", "run_id:", "other_id:"), "could not be read (KeyError: 'run_id')"),
+        (lambda run: (run / "params" / "odd").write_bytes(b"\xff\xfe"), "could not be read (UnicodeDecodeError"),
+        (lambda run: _append(next((run / "metrics").rglob("*")), "garbage line\n"), "its metrics could not be read (ValueError"),
+    ],
+    ids=["a word for a status", "no run id", "a param not in UTF-8", "a metric line of words"],
+)
+def test_one_damaged_run_folder_is_skipped_saying_why_and_the_others_come_across(store, tmp_path, damage, said):
+    """Each stopped the whole import with a traceback."""
+    shutil.copytree(FIXTURES / "mlruns", tmp_path / "mlruns")
+    metas = sorted((tmp_path / "mlruns").glob("*/*/meta.yaml"))
+    finished = [meta.parent for meta in metas if "status: 3" in meta.read_text() and "deleted" not in meta.read_text()]
+    (finished[0] / "params").mkdir(exist_ok=True)
+    damage(finished[0])
+
+    summary = import_mlflow(store, str(tmp_path / "mlruns"))
+
+    assert any(said in reason for reason in summary.skipped), summary.skipped
+    assert summary.runs_imported >= 1
+
+
+def _rewrite(path, pattern: str, new: str) -> None:
+    text, count = re.subn(pattern, new, path.read_text())
+    assert count
+    path.write_text(text)
+
+
+def _append(path, text: str) -> None:
+    with path.open("a") as file:
+        file.write(text)
 
 
 def test_a_tag_our_tags_cannot_hold_comes_across_as_a_param_with_a_note(store):

@@ -1,6 +1,7 @@
 """TensorBoard scalars come across per run folder, as PyTorch and TensorFlow 2 write them, and only once."""
 
 import shutil
+import struct
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from core.errors import ValidationError
 from core.importers import tensorboard
 from core.importers.runs import SOURCE_PARAM, ImportSummary, Series, clean_series, import_runs
+from core.importers.tfrecord import masked_crc32c
 from core.status import RunStatus
 from tests.conftest import snapshot
 from tests.importers.conftest import EXPECTED
@@ -87,6 +89,20 @@ def test_a_file_not_readable_to_its_end_is_reported_with_where_it_stopped(store,
     [note] = [note for note in summary.notes if note.startswith("run 'eval'")]
     assert f"{event_file.name} was read up to byte" in note and f"of {len(whole) - 10:,}" in note
     assert note.endswith("the rest is damaged, or was still being written")
+
+
+def test_a_record_whose_body_is_damaged_skips_its_run_saying_why_and_the_others_come_across(store, tensorboard_logdir):
+    """A record with a sound frame but a damaged body reached the parser: 'unsupported protobuf wire type 7' stopped
+    the whole import with a traceback, good runs and all."""
+    header = struct.pack("<Q", 1)
+    body = header + struct.pack("<I", masked_crc32c(header)) + b"\x0f" + b"\x00" * 4
+    (tensorboard_logdir / "train" / "events.out.tfevents.9999999999.damaged").write_bytes(body)
+
+    summary = import_logs(store, tensorboard_logdir)
+
+    [reason] = [reason for reason in summary.skipped if "'train'" in reason]
+    assert "its metrics could not be read (ValueError: unsupported protobuf wire type 7)" in reason
+    assert summary.runs_imported == len(RUNS) - 1
 
 
 def test_importing_a_run_again_after_its_file_grew_says_the_new_points_were_not_added(store, tensorboard_logdir):

@@ -1,6 +1,7 @@
 """Workers start by themselves when needed: with the app, or from a script's start_run()."""
 
 import fcntl
+import importlib.util
 import logging
 import os
 import subprocess
@@ -234,6 +235,18 @@ def test_a_worker_started_by_hand_on_a_data_folder_it_cannot_use_refuses_in_one_
 
     assert ended.returncode == 2
     assert ended.stderr.splitlines()[-1].startswith("tunedeck worker: not starting: TUNEDECK_DATA_DIR:")
+    assert "Traceback" not in ended.stderr
+
+
+def test_a_worker_on_a_redis_queue_without_the_redis_package_refuses_in_one_line(tmp_path):
+    """Huey's own ConfigurationError reached the terminal as a traceback."""
+    if importlib.util.find_spec("redis") is not None:  # requirements.txt leaves it out: the README names the extra
+        pytest.skip("the redis package is installed here, so the worker would try to reach Redis")
+
+    ended = refusal(TUNEDECK_DATA_DIR=str(tmp_path), TUNEDECK_QUEUE_URL="redis://localhost:6379/0")
+
+    assert ended.returncode == 2
+    assert ended.stderr.startswith('tunedeck worker: not starting: "redis" python module not found')
     assert "Traceback" not in ended.stderr
 
 

@@ -308,6 +308,25 @@ def test_tags_notes_and_aliases_removed_in_the_source_go_with_the_next_copy(tmp_
         team.close()
 
 
+@pytest.mark.parametrize("typed", ["postgresq://owner:s3cret@db.internal:5432/td", "postgresql:/owner:s3cret@db/td", "postgresql+psycopg://owner:s3cret@db/td"])
+def test_a_mistyped_url_is_refused_not_taken_for_a_folder(tmp_path, embedded, typed, monkeypatch):
+    """It made folders named after the URL, password and all, copied the store into them and said it was done."""
+    folder, _ = embedded
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match="is neither a postgresql:// URL nor a folder") as refused:
+        copy_store(str(folder), typed)
+    assert "s3cret" not in str(refused.value) and "***" in str(refused.value)
+    assert not any(tmp_path.glob("postgres*"))
+
+
+def test_a_destination_folder_that_cannot_be_made_is_one_clear_error(tmp_path, embedded):
+    folder, _ = embedded
+    (tmp_path / "notes.txt").write_text("a file where a folder would go")
+
+    with pytest.raises(StoreError, match="cannot make the store's folder .*notes.txt/sub: Not a directory"):
+        copy_store(str(folder), str(tmp_path / "notes.txt" / "sub"))  # was NotADirectoryError and its traceback
+
+
 def test_a_missing_source_is_a_clear_error(tmp_path):
     result = tunedeck(tmp_path, "store", "copy", "--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "x"))
     assert result.returncode == 1
