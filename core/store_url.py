@@ -118,10 +118,16 @@ def check_password_file() -> None:
 def safe_message(error: BaseException) -> str:
     """An error's first line with any password in it redacted: drivers may echo the connection string, or a part
     of it they could not parse, so this process's own store password is hidden wherever it appears."""
-    text = redacted(str(error).strip())
+    text = scrubbed(redacted(str(error).strip()))
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def scrubbed(text: str) -> str:
+    """Text with this process's own passwords hidden: for our messages, which show URLs redacted already (a URL
+    parser run over a whole sentence took the words after its first '://' for a password)."""
     for secret in _own_passwords():
         text = text.replace(secret, "***")
-    return text.splitlines()[0] if text else type(error).__name__
+    return text
 
 
 def _own_passwords() -> list[str]:

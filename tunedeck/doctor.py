@@ -14,7 +14,7 @@ from core.journal import REFUSED
 from core.lifecycle import DAMAGED
 from core.lifecycle import REFUSED as EVENTS_REFUSED
 from core.settings import Settings, get_settings
-from core.store_url import is_postgres, redacted, safe_message
+from core.store_url import checked_store_url, is_postgres, redacted, safe_message, scrubbed
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 PACKAGES = ("streamlit", "duckdb", "polars", "pyarrow", "huey", "pydantic")
@@ -48,7 +48,8 @@ def _guarded(name: str, check, hint) -> Check:
         return check()
     except Exception as error:  # doctor reports, never crashes
         advice = hint(error) if callable(hint) else hint
-        return Check(name, FAIL, f"{safe_message(error)}; {advice}" if advice else safe_message(error))
+        said = scrubbed(str(error).strip().splitlines()[0]) if isinstance(error, TuneDeckError) else safe_message(error)
+        return Check(name, FAIL, f"{said}; {advice}" if advice else said)
 
 
 def versions() -> Check:
@@ -136,6 +137,7 @@ def queue(settings: Settings) -> Check:
         if not url and _not_a_folder(settings):
             return Check("queue", FAIL, f"{settings.data_dir} is a file, so the SQLite queue cannot be kept there")
         if is_postgres(url):
+            checked_store_url(url, "TUNEDECK_QUEUE_URL" if settings.queue_url else "TUNEDECK_STORE_URL")  # before a driver echoes it
             from jobs.config import ready_queue  # in team mode the queue opens nothing on import
 
             ready_queue()  # its tables made on first use: the owner's first `tunedeck doctor` makes them

@@ -57,3 +57,23 @@ def test_doctor_in_team_mode_counts_workers_training_on_any_machine_and_warns_wi
         "`tunedeck worker` on a GPU machine starts one"
     ) in result.stdout
     assert "WARN  artifacts: TUNEDECK_ARTIFACT_ROOT is not set: adapters stay in" in result.stdout
+
+
+def test_doctor_never_shows_a_fragment_of_a_password_a_url_cannot_carry(tmp_path):
+    """The queue's line handed the URL to the driver, which echoed 'ssword1@localhost' as a host it could not find."""
+    result = doctor(tmp_path, "postgresql://bob:p@ssword1@localhost:1/db")
+
+    assert result.returncode == 1
+    assert "percent-encode it" in result.stdout
+    assert "ssword1" not in result.stdout + result.stderr
+
+
+def test_doctor_shows_its_own_messages_whole(tmp_path):
+    """A URL parser run over the whole sentence took everything after its first '://' for a password."""
+    result = doctor(tmp_path, "postgresq://tunedeck_app:s3cret@db.internal:5432/tunedeck")
+
+    assert (
+        "FAIL  store: TUNEDECK_STORE_URL must be empty (the embedded store) or postgresql://user@host:port/database, got "
+        "'postgresq://tunedeck_app:***@db.internal:5432/tunedeck'" in result.stdout
+    )
+    assert "s3cret" not in result.stdout + result.stderr
