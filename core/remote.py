@@ -140,9 +140,11 @@ class RemoteStore(TrackingStore):
                 while not answers(self.address):
                     if time.monotonic() > deadline or (process.poll() not in (None, 0)):
                         _spawn_failed[self.path] = time.monotonic()
+                        log = self.data_dir / "logs" / "store-server.log"
                         raise StoreError(
-                            f"could not start the store server for {self.path}; see {self.data_dir / 'logs' / 'store-server.log'}"
-                        )
+                            f"could not start the store server for {self.path}; "
+                            + (f"see {log}" if log.is_file() else "TUNEDECK_DATA_DIR must name a folder you may write")
+                        )  # with no log, the folder could not be made or written: a log named there would not exist
                     time.sleep(0.005)
             finally:  # reap it whenever it exits, so no zombie is left behind
                 threading.Thread(target=process.wait, name="tunedeck-store-server-reaper", daemon=True).start()

@@ -302,6 +302,14 @@ def test_a_request_that_no_server_can_serve_is_a_clear_error(tmp_path):
     assert "tunedeck.duckdb" in (tmp_path / "logs" / "store-server.log").read_text()
 
 
+def test_a_data_folder_that_cannot_hold_the_store_says_so_rather_than_naming_a_log_it_could_not_write(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file where the data folder would go")
+    store = RemoteStore(tmp_path / "notes.txt" / "tunedeck.duckdb", timeout=5)
+
+    with pytest.raises(StoreError, match="could not start the store server for .*; TUNEDECK_DATA_DIR must name a folder you may write"):
+        store.list_experiments()
+
+
 def test_a_store_in_a_folder_with_spaces_is_served(tmp_path):
     store = RemoteStore(tmp_path / "my experiments" / "tunedeck.duckdb", timeout=10)
 
