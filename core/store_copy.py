@@ -90,9 +90,19 @@ def open_for_copy(where: str) -> DuckDBStore:
         from core.postgres_store import PostgresStore
 
         return PostgresStore(where, Path("."))
-    store = DuckDBStore(_store_file(where), upkeep=False)  # builds no curve overviews into a store being copied
+    path = _store_file(where)
+    if _is_sqlite(path):  # DuckDB would try to download its SQLite reader to open it
+        raise StoreError(f"{path} is an SQLite database, not a TuneDeck store: name a data folder, a .duckdb file or a postgresql:// URL")
+    store = DuckDBStore(path, upkeep=False)  # builds no curve overviews into a store being copied
     _ = store.db  # opened now: a file held by a running app says so here, before anything is copied
     return store
+
+
+def _is_sqlite(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with path.open("rb") as file:
+        return file.read(16) == b"SQLite format 3\x00"
 
 
 def _store_file(where: str) -> Path:

@@ -327,6 +327,13 @@ def test_a_destination_folder_that_cannot_be_made_is_one_clear_error(tmp_path, e
         copy_store(str(folder), str(tmp_path / "notes.txt" / "sub"))  # was NotADirectoryError and its traceback
 
 
+def test_an_sqlite_file_as_the_source_is_named_for_what_it_is(tmp_path):
+    (tmp_path / "mlflow.db").write_bytes(b"SQLite format 3\x00" + bytes(100))
+
+    with pytest.raises(StoreError, match="mlflow.db is an SQLite database, not a TuneDeck store"):
+        copy_store(str(tmp_path / "mlflow.db"), str(tmp_path / "copy"))  # DuckDB tried to download its SQLite reader
+
+
 def test_a_missing_source_is_a_clear_error(tmp_path):
     result = tunedeck(tmp_path, "store", "copy", "--from", str(tmp_path / "nowhere"), "--to", str(tmp_path / "x"))
     assert result.returncode == 1
