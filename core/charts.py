@@ -164,11 +164,12 @@ def bucketed(points: pl.DataFrame, buckets: int) -> pl.DataFrame:
     first, last = np.repeat(step[starts], sizes), np.repeat(step[starts + sizes - 1], sizes)
     long = np.repeat(sizes > buckets, sizes)
     gap = last - first  # steps are 0 to 2^63 - 1: this fits, `gap + 1` times `buckets` may not
-    exact = gap < np.iinfo(np.int64).max // buckets
-    with np.errstate(over="ignore", divide="ignore"):  # wrapped only where not `exact`, and those take `near`
-        whole = (step - first) * buckets // (gap + 1)
-    near = np.minimum(((step - first) / (gap + 1.0) * buckets).astype(np.int64), buckets - 1)
-    bucket = np.where(long, np.where(exact, whole, near), np.arange(height))
+    wide = long & (gap >= np.iinfo(np.int64).max // buckets)
+    with np.errstate(over="ignore", divide="ignore"):  # wrapped only where `wide`, and those are done again below
+        bucket = np.where(long, (step - first) * buckets // (gap + 1), np.arange(height))
+    if wide.any():  # Python's whole numbers for the few curves that span more than 2^63 / buckets steps
+        offsets, spans = (step - first)[wide].astype(object), gap[wide].astype(object) + 1
+        bucket[wide] = (offsets * buckets // spans).astype(np.int64)
     heads = np.flatnonzero(np.r_[True, (run[1:] != run[:-1]) | (bucket[1:] != bucket[:-1])])
     present = ~np.isnan(value)
     with np.errstate(invalid="ignore", divide="ignore"):

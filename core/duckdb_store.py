@@ -1381,14 +1381,17 @@ SUMMARY_MERGE = """
 _MERGED_SUMMARIES = _NEW_SUMMARIES + SUMMARY_MERGE
 
 # One look before a batch goes in: runs it names that do not exist, and whether it rewrites steps already stored.
+# One look at the batch's runs: those unknown, and the experiments of those completed (their best metrics may move).
 _BATCH_CHECK = """
-    SELECT
-        (SELECT list(DISTINCT run_id ORDER BY run_id) FROM series ANTI JOIN runs ON runs.id = series.run_id),
-        count(s.run_id) FILTER (WHERE series.first_step <= s.last_step),
-        count(s.run_id),
-        (SELECT list(DISTINCT experiment_id ORDER BY experiment_id) FROM series JOIN runs ON runs.id = series.run_id
-         WHERE runs.status = 'completed')
-    FROM series LEFT JOIN metric_summaries s USING (run_id, key)
+    SELECT r.unknown, m.rewrites, m.continued, r.completed_in
+    FROM (
+        SELECT count(s.run_id) FILTER (WHERE series.first_step <= s.last_step) AS rewrites, count(s.run_id) AS continued
+        FROM series LEFT JOIN metric_summaries s USING (run_id, key)
+    ) m, (
+        SELECT list(DISTINCT series.run_id ORDER BY series.run_id) FILTER (WHERE runs.id IS NULL) AS unknown,
+               list(DISTINCT runs.experiment_id ORDER BY runs.experiment_id) FILTER (WHERE runs.status = 'completed') AS completed_in
+        FROM series LEFT JOIN runs ON runs.id = series.run_id
+    ) r
 """
 
 _SAMPLE_NAMES = ", ".join(SAMPLE_COLUMNS)  # names from core.sample_rows, never from input

@@ -69,14 +69,16 @@ TRANSLATIONS = {
         (
             duckdb_store._BATCH_CHECK,
             """
-            SELECT
-                (SELECT array_agg(DISTINCT run_id ORDER BY run_id) FROM series
-                 WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = series.run_id)),
-                count(s.run_id) FILTER (WHERE series.first_step <= s.last_step),
-                count(s.run_id),
-                (SELECT array_agg(DISTINCT experiment_id ORDER BY experiment_id) FROM series
-                 JOIN runs ON runs.id = series.run_id WHERE runs.status = 'completed')
-            FROM series LEFT JOIN metric_summaries s USING (run_id, key)
+            SELECT r.unknown, m.rewrites, m.continued, r.completed_in
+            FROM (
+                SELECT count(s.run_id) FILTER (WHERE series.first_step <= s.last_step) AS rewrites, count(s.run_id) AS continued
+                FROM series LEFT JOIN metric_summaries s USING (run_id, key)
+            ) m, (
+                SELECT array_agg(DISTINCT series.run_id ORDER BY series.run_id) FILTER (WHERE runs.id IS NULL) AS unknown,
+                       array_agg(DISTINCT runs.experiment_id ORDER BY runs.experiment_id)
+                           FILTER (WHERE runs.status = 'completed') AS completed_in
+                FROM series LEFT JOIN runs ON runs.id = series.run_id
+            ) r
             """,
         ),
         (duckdb_store._NEW_SUMMARIES, _NEW_SUMMARIES),

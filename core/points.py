@@ -42,8 +42,11 @@ def check_step(step: object) -> int:
 NOT_FINITE = "only finite numbers are stored"  # in every refusal of NaN or inf: core.divergence marks such runs by it
 
 
+_NOT_NUMBERS = (bool, np.complexfloating)  # a bool is an int to Python, a complex a np.number to NumPy
+
+
 def check_value(key: str, value: object) -> float:
-    if isinstance(value, bool | np.complexfloating) or not isinstance(value, (int, float, np.number)):
+    if isinstance(value, _NOT_NUMBERS) or not isinstance(value, (int, float, np.number)):
         raise ValidationError(f"metric {key!r} must be a number, got {type(value).__name__}", {key: "not a number"})
     try:
         value = float(value)

@@ -143,7 +143,7 @@ class RemoteStore(TrackingStore):
                         log = self.data_dir / "logs" / "store-server.log"
                         raise StoreError(
                             f"could not start the store server for {self.path}; "
-                            + (f"see {log}" if log.is_file() else "TUNEDECK_DATA_DIR must name a folder you may write")
+                            + (f"see {log}" if log.is_file() else f"cannot write {self.data_dir} (TUNEDECK_DATA_DIR must name a folder you may write)")
                         )  # with no log, the folder could not be made or written: a log named there would not exist
                     time.sleep(0.005)
             finally:  # reap it whenever it exits, so no zombie is left behind

@@ -29,10 +29,13 @@ IMPORT_WORKER = "import"  # the worker an imported run is recorded with: only su
 def as_json_value(value: Any) -> Any:
     """A param JSON has no form for, as the store keeps it: a NumPy (or torch) number as the number it holds, an array
     as its list (np.float32(3e-4) was kept as text, and drew on a category axis), anything else (a path) as its text."""
-    if isinstance(value, np.floating) and value.dtype.itemsize < 8:
-        return float(str(value))  # np.float32(3e-4) as 0.0003, the number written, not 0.0003000000142492354
+    if isinstance(value, np.ndarray) and value.ndim:
+        return [as_json_value(item) for item in value]  # each element as a scalar below
+    if isinstance(value, np.floating):  # np.float32(3e-4) as 0.0003, the number written, not 0.0003000000142492354
+        return float(str(value)) if value.dtype.itemsize < 8 else float(value)  # a longdouble as the nearest float
     tolist = getattr(value, "tolist", None)
-    return tolist() if callable(tolist) and hasattr(value, "dtype") else str(value)
+    plain = tolist() if callable(tolist) and hasattr(value, "dtype") else value
+    return plain if isinstance(plain, int | float | str | bool | list | dict) or plain is None else str(plain)
 
 
 def chosen_by_user(key: str) -> bool:

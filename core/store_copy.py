@@ -325,18 +325,9 @@ def _changed_since(read, dst: DuckDBStore, tables: list[str]) -> list[str]:
     rewritten at its step, a run failed there, a log line or a sample added."""
     with _reads(dst) as con:
         marks = {row["name"]: row["checksum"] for row in _read_table(con, "copy_marks").iter_rows(named=True)}
-        changed = [
-            table
-            for table in tables
-            if table not in ANNOTATIONS and _MARK + table in marks and _table_sum(con, table) != marks[_MARK + table]
-        ]
-    changed = [table for table in changed if _table_sum(read, table) != _table_sum_of(dst, table)]
+        now = {table: _table_sum(con, table) for table in tables if table not in ANNOTATIONS and _MARK + table in marks}
+    changed = [table for table, found in now.items() if found != marks[_MARK + table] and found != _table_sum(read, table)]
     return list(dict.fromkeys(f"{_WORDS.get(table, table)} changed since the last copy" for table in changed))
-
-
-def _table_sum_of(store: DuckDBStore, table: str) -> str:
-    with _reads(store) as con:
-        return _table_sum(con, table)
 
 
 def _table_sum(con, table: str) -> str:

@@ -190,23 +190,23 @@ def _folder_runs(root: Path, skipped: list[str]) -> Iterator[tuple]:
     for folder in experiments:
         try:
             experiment = read_meta(folder / "meta.yaml")
-            run_metas = sorted(folder.glob("*/meta.yaml"), key=lambda p: (read_meta(p).get("start_time", ""), p))
             if not experiment.get("name"):
                 raise ValueError("it names no experiment")
         except UNREADABLE as error:
             skipped.append(f"experiment folder {folder.name!r}: its meta.yaml could not be read ({failure_text(error)})")
             continue
-        for meta_path in run_metas:
+        found = []
+        for meta_path in folder.glob("*/meta.yaml"):
             try:
-                found = _folder_run(meta_path, experiment)
+                meta = read_meta(meta_path)
+                found.append((meta.get("start_time", ""), meta_path, _folder_run(meta_path, meta, experiment)))
             except UNREADABLE as error:  # one damaged run folder: the others are imported
                 skipped.append(f"run folder {meta_path.parent.name!r}: could not be read ({failure_text(error)})")
-                continue
-            yield found
+        for _, _, run in sorted(found, key=lambda item: item[:2]):
+            yield run
 
 
-def _folder_run(meta_path: Path, experiment: dict[str, str]) -> tuple:
-    meta = read_meta(meta_path)
+def _folder_run(meta_path: Path, meta: dict[str, str], experiment: dict[str, str]) -> tuple:
     run_folder = meta_path.parent
     tags = {key: path.read_text(encoding="utf-8") for key, path in _files(run_folder / "tags").items()}
     params = {key: path.read_text(encoding="utf-8") for key, path in _files(run_folder / "params").items()}

@@ -471,6 +471,18 @@ def test_a_long_curve_is_bucketed_into_as_many_rows_as_asked_however_large_its_s
     assert rows["value"].to_list() == [i + 4.5 for i in range(0, 1_000, 10)]
 
 
+def test_steps_at_the_bucket_edges_of_a_curve_past_2_to_the_63_over_buckets_fall_where_whole_numbers_put_them():
+    """Floating point put 140 of 200 such steps in the bucket next door."""
+    last, buckets = 2**62 + 12_345, 100
+    edges = [-(-k * (last + 1) // buckets) for k in range(1, buckets)]  # the first step of each bucket after the first
+    steps = sorted({0, last, *edges, *(edge - 1 for edge in edges)})
+    points = pl.DataFrame({"run_id": 1, "key": "loss", "step": steps, "value": [1.0] * len(steps)})
+
+    rows = bucketed(points, buckets)
+
+    assert rows["step"].to_list() == [0, *edges]  # each bucket's first point: exactly at its edge
+
+
 def test_a_series_short_enough_is_drawn_whole_without_a_band():
     spec = metric_spec(make_series((1, "loss", [3.0, 2.0, 1.0])), "loss", options=ChartOptions(buckets=100))
 

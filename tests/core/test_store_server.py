@@ -306,7 +306,7 @@ def test_a_data_folder_that_cannot_hold_the_store_says_so_rather_than_naming_a_l
     (tmp_path / "notes.txt").write_text("a file where the data folder would go")
     store = RemoteStore(tmp_path / "notes.txt" / "tunedeck.duckdb", timeout=5)
 
-    with pytest.raises(StoreError, match="could not start the store server for .*; TUNEDECK_DATA_DIR must name a folder you may write"):
+    with pytest.raises(StoreError, match=r"could not start the store server for .*; cannot write .*notes.txt \(TUNEDECK_DATA_DIR must name a folder you may write\)"):
         store.list_experiments()
 
 

@@ -408,12 +408,18 @@ def test_finish_with_an_unknown_outcome_says_which_outcomes_there_are(store):
 
 def test_numpy_numbers_in_params_are_kept_as_the_numbers_written(store):
     """They were kept as text ("0.0003"), so the hyper-parameter charts put them on a category axis."""
-    params = {"learning_rate": np.float32(3e-4), "batch_size": np.int64(8), "ranks": np.array([4, 8])}
+    params = {
+        "learning_rate": np.float32(3e-4),
+        "batch_size": np.int64(8),
+        "ranks": np.array([4, 8]),
+        "dropouts": np.array([0.1, 0.05], dtype=np.float32),
+        "precise": np.longdouble("1.5"),  # its tolist() is itself: JSON's encoder went round for ever
+    }
     with tracking.start_run("numpy params", params=params, store=store) as run:
         run.log({"loss": 1.0}, step=1)
 
     config = store.get_run(run.id).config
-    assert (config["learning_rate"], config["batch_size"], config["ranks"]) == (0.0003, 8, [4, 8])
+    assert [config[name] for name in params] == [0.0003, 8, [4, 8], [0.1, 0.05], 1.5]
 
 
 @pytest.mark.parametrize("raw", ["²", "١", "7 "])

@@ -198,8 +198,9 @@ def test_a_password_in_a_database_url_is_never_repeated(store, unchanged):
         (lambda run: _rewrite(run / "meta.yaml", "run_id:", "other_id:"), "could not be read (KeyError: 'run_id')"),
         (lambda run: (run / "params" / "odd").write_bytes(b"\xff\xfe"), "could not be read (UnicodeDecodeError"),
         (lambda run: _append(next((run / "metrics").rglob("*")), "garbage line\n"), "its metrics could not be read (ValueError"),
+        (lambda run: (run / "meta.yaml").write_bytes(b"run_id: \xff\n"), "could not be read (UnicodeDecodeError"),
     ],
-    ids=["a word for a status", "no run id", "a param not in UTF-8", "a metric line of words"],
+    ids=["a word for a status", "no run id", "a param not in UTF-8", "a metric line of words", "a meta.yaml not in UTF-8"],
 )
 def test_one_damaged_run_folder_is_skipped_saying_why_and_the_others_come_across(store, tmp_path, damage, said):
     """Each stopped the whole import with a traceback."""
@@ -211,8 +212,9 @@ def test_one_damaged_run_folder_is_skipped_saying_why_and_the_others_come_across
 
     summary = import_mlflow(store, str(tmp_path / "mlruns"))
 
-    assert any(said in reason for reason in summary.skipped), summary.skipped
-    assert summary.runs_imported >= 1
+    assert any(said in reason and reason.startswith("run") for reason in summary.skipped), summary.skipped
+    assert not any(reason.startswith("experiment folder") for reason in summary.skipped)  # not its whole experiment
+    assert summary.runs_imported == len(mlflow.read(str(FIXTURES / "mlruns"), [])) - 1  # every other run of its experiment too
 
 
 def _rewrite(path, pattern: str, new: str) -> None:
