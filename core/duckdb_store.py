@@ -1380,8 +1380,8 @@ SUMMARY_MERGE = """
 """
 _MERGED_SUMMARIES = _NEW_SUMMARIES + SUMMARY_MERGE
 
-# One look before a batch goes in: runs it names that do not exist, and whether it rewrites steps already stored.
-# One look at the batch's runs: those unknown, and the experiments of those completed (their best metrics may move).
+# One look before a batch goes in: whether it rewrites steps already stored, and one look at its runs: those that do
+# not exist, and the experiments of those completed (their best metrics may move).
 _BATCH_CHECK = """
     SELECT r.unknown, m.rewrites, m.continued, r.completed_in
     FROM (

@@ -264,12 +264,12 @@ class PostgresStore(DuckDBStore):
     def _require_live(con, experiment_id: int) -> int:
         """The experiment, locked until the transaction ends: a delete on another machine waits for this run's insert.
         (Counters need no lock: they move by increments in one UPDATE, which PostgreSQL applies row by row.)"""
-        rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [_as_id(experiment_id, "experiment")])
+        _lock_experiment(con, experiment_id)
         return DuckDBStore._require_live(con, experiment_id)
 
     def _recompute_best(self, con, experiment_id: int) -> None:
         """Under the experiment's lock, as a completing run's update of the same best metrics is."""
-        rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [_as_id(experiment_id, "experiment")])
+        _lock_experiment(con, experiment_id)
         super()._recompute_best(con, experiment_id)
 
     def _register_adapter(self, con, run_id: int, experiment_id: int, spec: AdapterSpec) -> Adapter:
@@ -314,6 +314,11 @@ CLOCK_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
 def _tick() -> float:
     """Seconds on a clock that only runs forward, suspended time included where the system counts it (Linux)."""
     return time.clock_gettime(CLOCK_BOOTTIME) if CLOCK_BOOTTIME is not None else time.monotonic()
+
+
+def _lock_experiment(con, experiment_id: int) -> None:
+    """The experiment's row, locked until the transaction ends."""
+    rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [_as_id(experiment_id, "experiment")])
 
 
 def _selected_points(con: PgConnection, query: str, params: dict) -> pl.DataFrame:
@@ -389,6 +394,7 @@ _SERIES = """
     bucketed AS (
         SELECT m.run_id, m.key,
                CASE WHEN z.shift IS NOT NULL THEN m.step >> z.shift
+                    -- whole numbers, as the embedded store's: BIGINT while step * buckets stays below 2^62, else NUMERIC
                     WHEN z.last_step < 4611686018427387904 / %(buckets)s THEN m.step * %(buckets)s / (z.last_step + 1)
                     ELSE div(m.step::NUMERIC * %(buckets)s, z.last_step::NUMERIC + 1)::BIGINT END AS bucket,
                (array_agg(m.step ORDER BY m.value, m.step))[1] AS low_step, min(m.value) AS low,

@@ -18,6 +18,7 @@ from core import overviews
 from core.duckdb_store import DuckDBStore
 from core.entities import utcnow
 from core.errors import ConflictError, StoreError, TuneDeckError, ValidationError
+from core.importers.mlflow import is_sqlite_file
 from core.pg_connection import PgConnection, to_frame
 from core.sql import frame as query_frame
 from core.sql import identifier
@@ -91,18 +92,11 @@ def open_for_copy(where: str) -> DuckDBStore:
 
         return PostgresStore(where, Path("."))
     path = _store_file(where)
-    if _is_sqlite(path):  # DuckDB would try to download its SQLite reader to open it
+    if is_sqlite_file(path):  # DuckDB would try to download its SQLite reader to open it
         raise StoreError(f"{path} is an SQLite database, not a TuneDeck store: name a data folder, a .duckdb file or a postgresql:// URL")
     store = DuckDBStore(path, upkeep=False)  # builds no curve overviews into a store being copied
     _ = store.db  # opened now: a file held by a running app says so here, before anything is copied
     return store
-
-
-def _is_sqlite(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    with path.open("rb") as file:
-        return file.read(16) == b"SQLite format 3\x00"
 
 
 def _store_file(where: str) -> Path:
@@ -324,7 +318,7 @@ def _changed_since(read, dst: DuckDBStore, tables: list[str]) -> list[str]:
     where they now differ from the source's too: what the specific checks above do not name, such as a point's value
     rewritten at its step, a run failed there, a log line or a sample added."""
     with _reads(dst) as con:
-        marks = {row["name"]: row["checksum"] for row in _read_table(con, "copy_marks").iter_rows(named=True)}
+        marks = _marks(con)
         now = {table: _table_sum(con, table) for table in tables if table not in ANNOTATIONS and _MARK + table in marks}
     changed = [table for table, found in now.items() if found != marks[_MARK + table] and found != _table_sum(read, table)]
     return list(dict.fromkeys(f"{_WORDS.get(table, table)} changed since the last copy" for table in changed))
@@ -349,7 +343,7 @@ def _annotated_since(dst: DuckDBStore, annotated: dict[str, str], theirs: dict, 
     checksums that copy left (copy_marks). Nothing is lost where they already equal the source's. A store no copy
     marked: what it holds that the source lacks."""
     with _reads(dst) as con:
-        marks = {row["name"]: row["checksum"] for row in _read_table(con, "copy_marks").iter_rows(named=True)}
+        marks = _marks(con)
         now = _annotation_sums(con)
     found = []
     for table, counted in ANNOTATIONS.items():
@@ -382,6 +376,11 @@ def _annotation_sums(con) -> dict[str, str]:
             checksum.add(chunk)
         sums[table] = f"{checksum.rows}:{checksum.hexdigest()}"
     return sums
+
+
+def _marks(con) -> dict[str, str]:
+    """What the last copy between this store and another left: each table's (or annotation table's) 'count:checksum'."""
+    return {row["name"]: row["checksum"] for row in _read_table(con, "copy_marks").iter_rows(named=True)}
 
 
 def _write_marks(con, sums: dict[str, str]) -> None:

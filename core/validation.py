@@ -31,12 +31,8 @@ def allowed_characters(pattern: str) -> str:
     return ", ".join(words) + (f" and {symbols}" if symbols else "")
 
 
-_BOUNDS = {
-    "greater_than": "greater than",
-    "greater_than_equal": "greater than or equal to",
-    "less_than": "less than",
-    "less_than_equal": "less than or equal to",
-}
+# A number's bounds in words, by Pydantic's names for them: the new-run form's help and these messages say them alike.
+BOUND_WORDS = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}
 
 
 def _message(item: dict) -> str:
@@ -66,8 +62,9 @@ def _message(item: dict) -> str:
         return "must be a whole number"
     if kind == "float_parsing":
         return "must be a valid number"
-    if kind in _BOUNDS and len(context) == 1 and isinstance(limit := next(iter(context.values())), int | float):
-        return f"must be {_BOUNDS[kind]} {limit:,}"  # 10,000 as the field's help writes it
+    bound = next((name for name in context if name in BOUND_WORDS), None)
+    if bound and isinstance(context[bound], int | float) and not isinstance(context[bound], bool):
+        return f"must be {BOUND_WORDS[bound]} {context[bound]:,}"  # "at most 10,000", as the field's help writes it
     text = item["msg"].removeprefix("Value error, ")
     for prefix in ("Input should", "Value should", "List should", "String should"):
         if text.startswith(prefix):

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     except TuneDeckError as error:
         _refuse(str(error))
     except ConfigurationError as error:  # Huey's own: a queue URL whose driver is not installed (redis://, no redis)
-        _refuse(f"{error}; or leave TUNEDECK_QUEUE_URL empty for the queue the store's settings give")
+        _refuse(f"{str(error).rstrip('.')}, or leave TUNEDECK_QUEUE_URL empty for the queue the store's settings give")
     try:
         consumer.main(argv)
     except consumer.NotStarting as error:  # the store or the queue cannot be reached

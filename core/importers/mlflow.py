@@ -46,13 +46,20 @@ def locate(uri: str) -> tuple[str, Path]:
         return "folder", path
     if path.is_file():
         try:
-            with path.open("rb") as file:
-                if file.read(len(SQLITE_HEADER)) == SQLITE_HEADER:
-                    return "sqlite", path
+            if is_sqlite_file(path):
+                return "sqlite", path
         except OSError as error:
             raise ValidationError(f"cannot read {path}: {error.strerror or error}") from None
         raise ValidationError(f"{path} is not an SQLite database; give MLflow's mlflow.db or its mlruns folder")
     raise ValidationError(f"{path} does not exist; give MLflow's database file (mlflow.db) or its mlruns folder")
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """Whether a file is an SQLite database, by its first bytes (MLflow's store, or a TuneDeck store mistaken for one)."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as file:
+        return file.read(len(SQLITE_HEADER)) == SQLITE_HEADER
 
 
 def read(uri: str, skipped: list[str]) -> list[SourceRun]:

@@ -48,14 +48,14 @@ def test_a_run_that_cannot_be_queued_is_marked_failed(store, make_experiment):
     ("config", "field", "message"),
     [
         ({"epochs": 1, "learning_rte": 0.1}, "learning_rte", "not a known setting"),
-        ({"epochs": 1, "learning_rate": -0.1}, "learning_rate", "greater than 0"),
+        ({"epochs": 1, "learning_rate": -0.1}, "learning_rate", "more than 0"),
         ({"epochs": 1, "learning_rate": "fast"}, "learning_rate", "valid number"),
-        ({"epochs": 1, "lora_rank": 0}, "lora_rank", "greater than or equal to 1"),
+        ({"epochs": 1, "lora_rank": 0}, "lora_rank", "at least 1"),
         ({"epochs": 1, "lora_dropout": 1.0}, "lora_dropout", "less than 1"),
-        ({"epochs": 1, "batch_size": 0}, "batch_size", "greater than or equal to 1"),
+        ({"epochs": 1, "batch_size": 0}, "batch_size", "at least 1"),
         ({"epochs": 1, "target_modules": []}, "target_modules", "at least 1"),
         ({"epochs": 1, "target_modules": ["fc1; rm -rf /"]}, "target_modules.0", "may only contain unaccented letters, digits and _ . -"),
-        ({"epochs": 0}, "epochs", "greater than or equal to 1"),
+        ({"epochs": 0}, "epochs", "at least 1"),
         ({}, "training config", "set epochs or max_steps"),
     ],
 )

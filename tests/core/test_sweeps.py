@@ -126,8 +126,8 @@ def test_a_random_search_count_is_bounded(count):
         ("learning_rate = fast .. slow", "'fast' is not a number"),
         ("# only a comment", "write at least one setting to sweep"),
         ("learning_rate = abc, 0.01", r"line 1 \('learning_rate = abc, 0.01'\): learning_rate must be a valid number, not 'abc'"),
-        ("epochs = 2, 0", r"epochs must be greater than or equal to 1, not 0"),
-        ("lora_rank = 0 .. 8", r"lora_rank must be greater than or equal to 1, not 0"),
+        ("epochs = 2, 0", r"epochs must be at least 1, not 0"),
+        ("lora_rank = 0 .. 8", r"lora_rank must be at least 1, not 0"),
     ],
 )
 def test_a_bad_sweep_line_names_the_line_and_the_fix(text, message):
@@ -136,7 +136,7 @@ def test_a_bad_sweep_line_names_the_line_and_the_fix(text, message):
 
 
 def test_a_swept_value_the_setting_refuses_is_named_before_any_config_is_made():
-    with pytest.raises(ValidationError, match=r"line 1 .*learning_rate must be less than or equal to .*, not 20"):
+    with pytest.raises(ValidationError, match=r"line 1 .*learning_rate must be at most .*, not 20"):
         sweep_configs(BASE, "learning_rate = 1e-3, 20\nlora_rank = 4, 8", "grid")
 
 

@@ -168,11 +168,11 @@ def test_a_module_list_names_the_entry_that_is_wrong_as_the_form_labels_it(open_
 @pytest.mark.parametrize(
     ("field", "value", "said"),
     [
-        ("epochs", "0", "Epochs must be greater than or equal to 1."),
-        ("lora_rank", "0", "LoRA rank must be greater than or equal to 1."),
+        ("epochs", "0", "Epochs must be at least 1."),
+        ("lora_rank", "0", "LoRA rank must be at least 1."),
         ("batch_size", "1.5", "Batch size must be a whole number."),  # a number input made it 1
         ("learning_rate", "1e400", "Learning rate must be a finite number."),  # one went back to the last value
-        ("epochs", str(2**53 + 1), "Epochs must be less than or equal to 10,000."),  # past what a browser's number holds
+        ("epochs", str(2**53 + 1), "Epochs must be at most 10,000."),  # past what a browser's number holds
         ("learning_rate", "fast", "Learning rate must be a valid number."),
     ],
 )
