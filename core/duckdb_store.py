@@ -1042,11 +1042,22 @@ class DuckDBStore(Annotations, TrackingStore):
 
         return self._write(op)
 
-    def remove_adapter_alias(self, name: str, alias: str) -> None:
+    def remove_adapter_alias(self, name: str, alias: str, version: int | None = None) -> None:
         name = friendly(NAME, name, "adapter name")
         alias = checked_alias(alias)
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            raise ValidationError(f"version must be a positive whole number, got {version!r}")
 
         def op(con) -> None:
+            if version is not None:
+                found = rows(
+                    con,
+                    "SELECT a.version FROM adapter_aliases l JOIN adapters a ON a.id = l.adapter_id "
+                    "WHERE l.name = ? AND lower(l.alias) = ?",
+                    [name, alias],
+                )
+                if found and found[0][0] != version:
+                    raise ConflictError(f"{name}@{alias} points at v{found[0][0]} now, not v{version}; nothing was removed")
             if not rows(con, "DELETE FROM adapter_aliases WHERE name = ? AND lower(alias) = ? RETURNING alias", [name, alias]):
                 raise NotFoundError(f"adapter {quoted(name)} has no alias {quoted(alias)}; nothing was removed")
 

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(2.0, gt=0, description="Seconds between a running job's heartbeats.")
     heartbeat_timeout: float = Field(60.0, gt=0, description="A running run silent this long is failed as 'worker lost'.")
     embedded_worker: bool = Field(True, description="Auto-start a worker with the app or start_run() when none runs.")
-    worker_idle_exit: float = Field(300.0, ge=0, description="An auto-started worker with no parent exits when idle this long.")
+    worker_idle_exit: float = Field(300.0, ge=0, description="An auto-started worker with no parent exits when idle this long (0: never).")
     store_server_idle_exit: float = Field(STORE_SERVER_IDLE_EXIT, ge=0, description="The store server exits after this many idle seconds.")
     read_cache_mb: int = Field(
         64,

@@ -302,8 +302,9 @@ class TrackingStore(ABC):
         transaction: an alias names at most one version of a name at any time."""
 
     @abstractmethod
-    def remove_adapter_alias(self, name: str, alias: str) -> None:
-        """Take an alias off its adapter name; NotFoundError when the name has no such alias."""
+    def remove_adapter_alias(self, name: str, alias: str, version: int | None = None) -> None:
+        """Take an alias off its adapter name; NotFoundError when the name has no such alias. With a version, only
+        while the alias points at it (a page drawn before someone moved the alias): ConflictError otherwise."""
 
     @abstractmethod
     def list_adapter_aliases(self, name: str | None = None) -> list[AdapterAlias]:

@@ -95,8 +95,9 @@ def checked_store_url(url: str, name: str = "TUNEDECK_STORE_URL") -> str:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise ValidationError(f"{name} is malformed: {redacted(url)!r}") from None
+    except ValueError as error:  # Python's own text is not repeated: it can quote part of the URL
+        why = "its port must be a whole number up to 65535" if "port" in str(error).lower() else "check the [ ] around an IPv6 address"
+        raise ValidationError(f"{name} is malformed ({why}): {redacted(url)!r}") from None
     if not (parts.hostname or "host" in parse_qs(parts.query)) or not parts.path.strip("/"):  # host=/run/...: a socket
         raise ValidationError(f"{name} needs a host and a database name: {redacted(url)!r}")
     check_password_file()

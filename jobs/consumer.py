@@ -17,7 +17,7 @@ import time
 from core import journal, open_store
 from core.artifacts import folders_problem
 from core.errors import TuneDeckError
-from core.settings import MAX_WORKERS, get_settings
+from core.settings import get_settings
 from core.store import TrackingStore
 from core.store_server import JOURNAL_SCAN
 from core.store_url import safe_message
@@ -124,27 +124,8 @@ def _not_starting(reason: str) -> NotStarting:
     return NotStarting(reason)
 
 
-def _jobs_at_once(text: str) -> int:
-    try:
-        workers = int(text)
-    except ValueError:
-        workers = 0
-    if not 1 <= workers <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_WORKERS}, got {text!r}")
-    return workers
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tunedeck worker", description="A TuneDeck worker: runs queued training jobs.")
-    parser.add_argument("--workers", type=_jobs_at_once, default=None, help="jobs run at once (default TUNEDECK_WORKERS)")
-    parser.add_argument(
-        "--auto", action="store_true", help="take the data directory's worker lock; exit if another worker holds it"
-    )
-    parser.add_argument("--parent", type=int, default=None, help="exit when this process ends")
-    parser.add_argument(
-        "--idle-exit", type=float, default=None, help="exit after this many seconds with no queued or running job"
-    )
-    args = parser.parse_args(argv)
+def main(args: argparse.Namespace) -> None:
+    """Run until stopped, with the options `jobs.worker.arguments` read."""
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     quiet = QuietRepeats()

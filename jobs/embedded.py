@@ -26,7 +26,10 @@ def ensure_worker(settings: Settings, parent: int | None = None) -> subprocess.P
     if not settings.embedded_worker or worker_running(settings):
         return None
     command = [sys.executable, "-m", "jobs.worker", "--auto"]
-    command += ["--parent", str(parent)] if parent else ["--idle-exit", str(settings.worker_idle_exit)]
+    if parent:
+        command += ["--parent", str(parent)]
+    elif settings.worker_idle_exit:  # 0: it stays until stopped
+        command += ["--idle-exit", str(settings.worker_idle_exit)]
     env = {**os.environ, "TUNEDECK_DATA_DIR": str(settings.data_dir.resolve())}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     try:

@@ -5,7 +5,7 @@ import streamlit as st
 from core.aliases import checked_alias
 from core.artifacts import adapter_zip, artifact_store, zip_name
 from core.divergence import find_diverged
-from core.errors import ValidationError
+from core.errors import ConflictError, NotFoundError, ValidationError
 from core.presenters import adapters_frame, alias_moved, aliases_by_adapter, best_adapters, format_size, plural
 from ui.common import (
     data_table,
@@ -15,6 +15,7 @@ from ui.common import (
     plain,
     query_id,
     rows_high,
+    sentence,
     settings,
     show_flash,
     show_validation,
@@ -147,10 +148,25 @@ def aliases_section(adapter) -> None:
                 st.rerun()
     if mine:
         gone = right.selectbox("Remove an alias", mine, key="alias_remove")
-        if right.button("Remove", key="alias_remove_button", icon=":material/delete:"):
-            store().remove_adapter_alias(adapter.name, gone)
-            flash(f"Removed {adapter.name}@{gone}.")
-            st.rerun()
+        # A callback with the alias as drawn: the click is handled even if the alias has gone from this version
+        # since, and never removes another alias that the redrawn list would have put in its place.
+        right.button(
+            "Remove",
+            key="alias_remove_button",
+            icon=":material/delete:",
+            on_click=remove_alias,
+            args=(adapter.name, gone, adapter.version),
+        )
+
+
+def remove_alias(name: str, alias: str, version: int) -> None:
+    """Only from this version: someone may have moved or removed it since the page was drawn."""
+    try:
+        store().remove_adapter_alias(name, alias, version=version)
+    except (NotFoundError, ConflictError) as error:
+        flash(sentence(str(error)), warning=True)
+    else:
+        flash(f"Removed {name}@{alias}.")
 
 
 with friendly_errors():

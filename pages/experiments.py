@@ -143,6 +143,8 @@ def current_page(chosen: dict):
     page = store().list_experiments(**chosen, page=1, page_size=PAGE_SIZE)
     if requested > 1:
         page = store().list_experiments(**chosen, page=min(requested, page.pages), page_size=PAGE_SIZE)
+    if page.page != requested:  # a link past the last page: the pager says the page shown, not page 1
+        st.session_state.page = page.page
     return page
 
 

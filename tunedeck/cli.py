@@ -81,6 +81,9 @@ def doctor() -> None:
 @click.option("--step", type=int, help="only this evaluation step (default: every step)")
 def samples(run_id: int, step: int | None) -> None:
     """Print a run's prediction samples as JSON lines (one example at one step per line)."""
+    settings = get_settings()
+    if not settings.store_url.get_secret_value() and not settings.store_path.exists():  # a mistyped folder: not made
+        raise click.ClickException(f"no TuneDeck store in {settings.data_dir} (TUNEDECK_DATA_DIR): no run {run_id} to read")
     try:
         found = open_store().get_samples([run_id], step=step)
         if found.is_empty():
@@ -159,7 +162,8 @@ def import_tensorboard(logdir: Path, experiment: str | None) -> None:
 
 
 def _import(read: Callable[[list[str]], list[SourceRun]], dataset: str) -> None:
-    """Read the source, import its runs with a progress bar, and print what was imported and skipped."""
+    """Read the source, import its runs with a progress bar, and print what was imported and skipped; exit code 1
+    when nothing was imported because what was there could not be read."""
     summary = ImportSummary()
     try:
         runs = read(summary.skipped)
@@ -168,6 +172,8 @@ def _import(read: Callable[[list[str]], list[SourceRun]], dataset: str) -> None:
     except TuneDeckError as error:
         raise click.ClickException(str(error)) from None
     click.echo("\n".join(summary.lines()))
+    if summary.read_nothing:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

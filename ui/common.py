@@ -211,15 +211,15 @@ def _in_fragment_rerun() -> bool:
     return bool(context and context.fragment_ids_this_run)
 
 
-def flash(message: str) -> None:
-    """Show a success message after the rerun that follows an action."""
-    st.session_state["_flash"] = message
+def flash(message: str, warning: bool = False) -> None:
+    """Show what an action did (or, as a warning, why it did nothing) after the rerun that follows it."""
+    st.session_state["_flash"] = (message, warning)
 
 
 def show_flash() -> None:
-    message = st.session_state.pop("_flash", None)
+    message, warning = st.session_state.pop("_flash", (None, False))
     if message:
-        st.success(plain(message))  # it names what the user named: shown as typed
+        (st.warning if warning else st.success)(plain(message))  # it names what the user named: shown as typed
 
 
 def show_error(error: TuneDeckError, about: str | None = None) -> None:

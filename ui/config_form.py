@@ -77,7 +77,7 @@ def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
     # changed what was typed without a word: 1.5 in a whole-number field became 1, and a number the browser cannot
     # hold (1e400, or a whole number past 2^53) went back to the last value, so the run started with another config.
     if base in (int, float):
-        text = st.text_input(label, value="" if default is None else str(default), key=key, help=f"{help_text}{allowed(info.metadata)}")
+        text = st.text_input(label, value=as_typed(default), key=key, help=f"{help_text}{allowed(info.metadata)}")
         return text.strip() or None
     if typing.get_origin(base) is list:
         text = st.text_input(
@@ -85,6 +85,15 @@ def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
         )
         return [part.strip() for part in text.split(",") if part.strip()] or None
     return st.text_input(label, value=default or "", key=key, help=help_text).strip() or None
+
+
+def as_typed(number: float | int | None) -> str:
+    """A default as a person types it: 16, not 16.0; every other float exactly as stored (a cloned run's 1.23456789e-05)."""
+    if number is None:
+        return ""
+    if isinstance(number, float) and number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return str(number)
 
 
 def allowed(metadata: list) -> str:

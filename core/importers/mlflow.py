@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from core.errors import ValidationError, failure_text
-from core.importers.runs import UNREADABLE, Series, SourceRun
+from core.importers.runs import NOT_READ, UNREADABLE, Series, SourceRun
 from core.run_params import IMPORT_PREFIX
 from core.store_url import redacted
 from core.tags import checked_tags
@@ -31,8 +31,16 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 def locate(uri: str) -> tuple[str, Path]:
     """("sqlite", file) or ("folder", mlruns) for a tracking URI or a path; a ValidationError for anything else."""
     parsed = urlparse(uri)
+    hint = ""
     if parsed.scheme == "sqlite":
+        if not uri.startswith("sqlite:///"):  # sqlite://mlflow.db: MLflow would not take it either
+            raise ValidationError(
+                f"{redacted(uri)} is not an SQLite URL: write sqlite:/// and the file (sqlite:///mlflow.db in this folder, "
+                "four slashes for a full path: sqlite:////home/me/mlflow.db), or give the file's path alone"
+            )
         path = Path(unquote(uri.removeprefix("sqlite:///")))  # sqlite:///relative.db, sqlite:////absolute.db
+        if len(path.parts) > 1 and not path.is_absolute():  # sqlite:///tmp/x.db meant /tmp/x.db, likely
+            hint = f" (sqlite:/// names a file in this folder; for {'/' + path.as_posix()} write sqlite:////{path.as_posix()})"
     elif parsed.scheme == "file":
         path = Path(unquote(parsed.path))
     elif not parsed.scheme:
@@ -51,7 +59,7 @@ def locate(uri: str) -> tuple[str, Path]:
         except OSError as error:
             raise ValidationError(f"cannot read {path}: {error.strerror or error}") from None
         raise ValidationError(f"{path} is not an SQLite database; give MLflow's mlflow.db or its mlruns folder")
-    raise ValidationError(f"{path} does not exist; give MLflow's database file (mlflow.db) or its mlruns folder")
+    raise ValidationError(f"{path} does not exist{hint}; give MLflow's database file (mlflow.db) or its mlruns folder")
 
 
 def is_sqlite_file(path: Path) -> bool:
@@ -200,7 +208,7 @@ def _folder_runs(root: Path, skipped: list[str]) -> Iterator[tuple]:
             if not experiment.get("name"):
                 raise ValueError("it names no experiment")
         except UNREADABLE as error:
-            skipped.append(f"experiment folder {folder.name!r}: its meta.yaml could not be read ({failure_text(error)})")
+            skipped.append(f"experiment folder {folder.name!r}: its meta.yaml {NOT_READ} ({failure_text(error)})")
             continue
         found = []
         for meta_path in folder.glob("*/meta.yaml"):
@@ -208,7 +216,7 @@ def _folder_runs(root: Path, skipped: list[str]) -> Iterator[tuple]:
                 meta = read_meta(meta_path)
                 found.append((meta.get("start_time", ""), meta_path, _folder_run(meta_path, meta, experiment)))
             except UNREADABLE as error:  # one damaged run folder: the others are imported
-                skipped.append(f"run folder {meta_path.parent.name!r}: could not be read ({failure_text(error)})")
+                skipped.append(f"run folder {meta_path.parent.name!r}: {NOT_READ} ({failure_text(error)})")
         for _, _, run in sorted(found, key=lambda item: item[:2]):
             yield run
 

@@ -25,6 +25,7 @@ IMPORT_STOPPED = "the import stopped before this run was whole"
 # (A flipped byte in an event file reaches the record parser as any of these.)
 UNREADABLE = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError, struct.error, sqlite3.Error)
 ALREADY_IMPORTED = ": already imported"
+NOT_READ = "could not be read"  # in every skip for damage, so a summary knows an import that read nothing failed
 BATCH_POINTS = 500_000
 _NOT_A_KEY_CHARACTER = re.compile(rf"[^{KEY_CHARACTERS}]")
 
@@ -63,6 +64,11 @@ class ImportSummary:
     experiments_created: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # runs not imported, one sentence each: which and why
     notes: list[str] = field(default_factory=list)  # what was left out of or changed in imported runs, and where they went
+
+    @property
+    def read_nothing(self) -> bool:
+        """Nothing imported because what was there could not be read: a failure a script should notice."""
+        return not self.runs_imported and any(NOT_READ in item for item in self.skipped)
 
     def lines(self) -> list[str]:
         lines = [f"imported {_count(self.runs_imported, 'run')} with {_count(self.points_imported, 'metric point')}"]
@@ -163,12 +169,12 @@ def import_runs(
             try:
                 points, dropped, renamed = _points(run.read_metrics())
             except UNREADABLE as error:
-                summary.skipped.append(f"run {run.name!r} ({run.source_id}): its metrics could not be read ({failure_text(error)})")
+                summary.skipped.append(f"run {run.name!r} ({run.source_id}): its metrics {NOT_READ} ({failure_text(error)})")
                 advance(1)
                 continue
             if run.metrics_only and points.is_empty():
                 why = "; ".join(run.notes) or "it holds no scalar"
-                summary.skipped.append(f"run {run.name!r} ({run.source_id}): no metric point could be read ({why})")
+                summary.skipped.append(f"run {run.name!r} ({run.source_id}): its metrics {NOT_READ} ({why})")
             else:
                 _import_run(store, target.experiment_id(store, summary), run, points, dropped, renamed, summary)
                 target.imported[run.source_id] = None

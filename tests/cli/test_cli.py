@@ -189,6 +189,19 @@ def test_import_tensorboard_twice_imports_once_and_summarises_both_times(tunedec
     assert second.stdout.startswith("imported 0 runs with 0 metric points\nskipped 3 runs:\n  - 3 runs already imported: ")
 
 
+def test_import_that_could_read_nothing_fails_with_what_it_skipped(tunedeck, tmp_path):
+    """A folder whose only event file is damaged printed "imported 0 runs" and exited 0, as a success does."""
+    damaged = tmp_path / "logs" / "run1"
+    damaged.mkdir(parents=True)
+    (damaged / "events.out.tfevents.1").write_bytes(b"garbage")
+
+    result = tunedeck("import", "tensorboard", str(tmp_path / "logs"))
+
+    assert result.returncode == 1
+    assert result.stdout.startswith("imported 0 runs with 0 metric points\nskipped 1 run:\n  - run 'run1' ")
+    assert "its metrics could not be read (events.out.tfevents.1 was read up to byte 0" in result.stdout
+
+
 def test_import_tensorboard_into_an_empty_experiment_name_is_refused_as_a_blank_one_is(tunedeck):
     """An empty --experiment was taken as no option at all, and imported the runs again under the folder's name."""
     logdir = str(FIXTURES / "tensorboard")
@@ -217,11 +230,23 @@ def test_import_from_something_else_is_a_message_not_a_traceback(tunedeck):
     assert "Traceback" not in result.stderr
 
 
-def test_worker_passes_its_options_to_the_worker(tunedeck):
+def test_worker_help_lists_its_options_without_opening_the_queue(tunedeck, tmp_path):
+    """`--help` made the data folder and the queue's database in it before printing anything."""
     result = tunedeck("worker", "--help")
 
     assert result.returncode == 0
     assert "--workers WORKERS" in result.stdout and "--idle-exit" in result.stdout
+    assert not (tmp_path / "data").exists()
+
+
+def test_worker_refuses_an_idle_exit_that_is_not_a_positive_number(tunedeck, tmp_path):
+    """`--idle-exit -5` started a worker that never exited for idleness; `0` did the same silently."""
+    negative, zero = (tunedeck("worker", "--idle-exit", seconds) for seconds in ("-5", "0"))
+
+    assert negative.returncode == zero.returncode == 2
+    assert "argument --idle-exit: a number of seconds more than 0, got '-5'" in negative.stderr
+    assert "got '0'" in zero.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_ui_help_says_it_is_the_dashboard_before_streamlits_options(tunedeck):
@@ -268,3 +293,12 @@ def test_samples_prints_a_runs_samples_as_json_lines_and_says_when_there_are_non
     assert (line["run_id"], line["step"], line["example_id"], line["input"]) == (run_id, 4, "1", "<b>hi</b>")
     assert line["extra"] == {"confidence": 0.5}
     assert missing.returncode == 1 and "no samples at step 9; it has samples at steps 4" in missing.stderr
+
+
+def test_samples_on_a_folder_with_no_store_says_so_and_makes_nothing(tunedeck, tmp_path):
+    """A mistyped TUNEDECK_DATA_DIR made a new, empty store there and then said the run did not exist."""
+    result = tunedeck("samples", "3")
+
+    assert result.returncode == 1
+    assert result.stderr == f"Error: no TuneDeck store in {tmp_path / 'data'} (TUNEDECK_DATA_DIR): no run 3 to read\n"
+    assert not (tmp_path / "data").exists()

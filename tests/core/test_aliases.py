@@ -8,7 +8,7 @@ import pytest
 from core import tracking
 from core.aliases import AdapterReference, parse_reference
 from core.artifacts import FolderArtifacts, adapter_zip, zip_name
-from core.errors import NotFoundError, ValidationError
+from core.errors import ConflictError, NotFoundError, ValidationError
 
 ADAPTER = {"path": "data/adapters/run-1", "base_model": "tiny-base", "size_bytes": 2048, "checksum": "sha256:abc"}
 
@@ -126,6 +126,17 @@ def test_removing_an_alias_forgets_it(store, versions):
     assert store.list_adapter_aliases() == []
     with pytest.raises(NotFoundError, match="has no alias “candidate”; nothing was removed"):
         store.remove_adapter_alias("sentiment", "candidate")
+
+
+def test_removing_an_alias_from_a_version_leaves_it_where_someone_moved_it(store, versions):
+    ids, _ = versions
+    store.set_adapter_alias(ids[2], "production")
+
+    with pytest.raises(ConflictError, match="sentiment@production points at v3 now, not v1; nothing was removed"):
+        store.remove_adapter_alias("sentiment", "production", version=1)
+    store.remove_adapter_alias("sentiment", "Production", version=3)
+
+    assert store.list_adapter_aliases() == []
 
 
 @pytest.mark.parametrize(

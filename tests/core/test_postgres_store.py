@@ -2,6 +2,7 @@
 credentials that never show, and the locks two machines need when they change one experiment at once."""
 
 import inspect
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,20 @@ def test_a_malformed_store_url_is_refused_without_showing_the_password(url):
         checked_store_url(url)
     assert "s3cret" not in str(refused.value)
     assert "TUNEDECK_STORE_URL" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql://alice@db:99999/x", "its port must be a whole number up to 65535"),
+        ("postgresql://alice@db:54a2/x", "its port must be a whole number up to 65535"),
+        ("postgresql://alice@[::1/x", "check the [ ] around an IPv6 address"),
+    ],
+)
+def test_a_malformed_store_url_says_what_is_wrong_with_it(url, why):
+    """It said "is malformed" and nothing more: a port past 65535 looked like a fine URL."""
+    with pytest.raises(ValidationError, match=re.escape(f"TUNEDECK_STORE_URL is malformed ({why}): {url!r}")):
+        checked_store_url(url)
 
 
 @pytest.mark.parametrize(

@@ -161,14 +161,29 @@ def empty_folder(tmp_path):
         (text_file, "is not an SQLite database"),
         (not_mlflow, "not an MLflow tracking store"),
         (empty_folder, "holds no MLflow experiments"),
+        (lambda tmp: "sqlite://mlflow.db", r"sqlite://mlflow.db is not an SQLite URL: write sqlite:/// and the file"),
     ],
-    ids=["tracking server", "postgres", "missing file", "not sqlite", "sqlite but not mlflow", "empty folder"],
+    ids=[
+        "tracking server", "postgres", "missing file", "not sqlite", "sqlite but not mlflow", "empty folder",
+        "two slashes",
+    ],
 )
 def test_a_source_that_is_not_an_mlflow_store_is_refused_with_a_message_and_nothing_changes(
     store, unchanged, tmp_path, make_uri, message
 ):
     with pytest.raises(ValidationError, match=message):
         import_mlflow(store, make_uri(tmp_path))
+    unchanged()
+
+
+def test_a_full_path_after_three_slashes_is_told_it_takes_four(store, unchanged, tmp_path):
+    """sqlite:///tmp/x.db is tmp/x.db in this folder, as MLflow reads it; the message said only "does not exist"."""
+    with pytest.raises(ValidationError) as refused:
+        import_mlflow(store, f"sqlite://{tmp_path}/mlflow.db")
+    assert str(refused.value).startswith(
+        f"{str(tmp_path)[1:]}/mlflow.db does not exist (sqlite:/// names a file in this folder; for {tmp_path}/mlflow.db "
+        f"write sqlite:///{tmp_path}/mlflow.db); "
+    )
     unchanged()
 
 

@@ -27,14 +27,9 @@ def test_an_alias_set_on_the_adapter_page_shows_in_the_registry(open_page, popul
 
 
 def test_moving_an_alias_to_this_version_says_where_it_came_from(open_page, populated, app_store):
-    first = populated["adapter"]
-    run_id = app_store.create_run(populated["experiment"], {"learning_rate": 0.02, "epochs": 1})
-    app_store.mark_running(run_id, worker="host:1")
-    second = app_store.complete_run(
-        run_id, app_store.get_adapter(first).model_dump(include={"path", "base_model", "size_bytes", "checksum"})
-    )
+    first, second = populated["adapter"], second_version(app_store, populated)
     app_store.set_adapter_alias(first, "production")
-    app = open_page("pages/adapters.py", adapter=str(second.id))
+    app = open_page("pages/adapters.py", adapter=str(second))
 
     set_alias(app, "production")
 
@@ -69,6 +64,38 @@ def test_an_alias_is_removed_from_the_adapter_page(open_page, populated, app_sto
 
     assert "Removed sentiment LoRA@candidate." in texts(app)
     assert app_store.list_adapter_aliases() == []
+
+
+def second_version(app_store, populated) -> int:
+    run_id = app_store.create_run(populated["experiment"], {"learning_rate": 0.02, "epochs": 1})
+    app_store.mark_running(run_id, worker="host:1")
+    first = app_store.get_adapter(populated["adapter"])
+    return app_store.complete_run(run_id, first.model_dump(include={"path", "base_model", "size_bytes", "checksum"})).id
+
+
+def test_removing_an_alias_someone_moved_since_the_page_was_drawn_leaves_it_where_it_is(open_page, populated, app_store):
+    """The click was lost, or it removed the alias the redrawn list put in the chosen one's place (candidate)."""
+    app_store.set_adapter_alias(populated["adapter"], "candidate")
+    app_store.set_adapter_alias(populated["adapter"], "production")
+    app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
+    app.selectbox(key="alias_remove").set_value("production").run()
+    app_store.set_adapter_alias(second_version(app_store, populated), "production")  # another analyst, meanwhile
+
+    app.button(key="alias_remove_button").click().run()
+
+    assert "Sentiment LoRA@production points at v2 now, not v1; nothing was removed." in texts(app)
+    assert [(a.alias, a.version) for a in app_store.list_adapter_aliases()] == [("candidate", 1), ("production", 2)]
+
+
+def test_removing_an_alias_someone_removed_already_says_so(open_page, populated, app_store):
+    app_store.set_adapter_alias(populated["adapter"], "candidate")
+    app = open_page("pages/adapters.py", adapter=str(populated["adapter"]))
+    app_store.remove_adapter_alias("sentiment LoRA", "candidate")
+
+    app.button(key="alias_remove_button").click().run()
+
+    assert "Adapter “sentiment LoRA” has no alias “candidate”; nothing was removed." in texts(app)
+    assert not [message for message in app.success if "Removed" in message.value]
 
 
 def test_the_adapter_page_offers_its_folder_as_a_zip(open_page, populated):

@@ -36,6 +36,15 @@ def test_each_number_says_the_range_it_takes_and_a_list_what_empty_means(open_pa
     assert app.text_input(key="cfg_builtin_target_modules").help.endswith("Comma separated; left empty, the trainer's default.")
 
 
+def test_whole_number_defaults_read_as_typed_and_a_fraction_as_stored(open_page, populated):
+    """LoRA alpha showed "16.0", as Python prints a float."""
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
+
+    assert app.text_input(key="cfg_builtin_lora_alpha").value == "16"
+    assert app.text_input(key="cfg_builtin_lora_dropout").value == "0"
+    assert app.text_input(key="cfg_builtin_learning_rate").value == "0.01"
+
+
 def test_switching_to_peft_resets_the_settings_to_peft_defaults_and_starts_a_peft_run(open_page, populated, app_store):
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 

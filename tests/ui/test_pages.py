@@ -682,13 +682,15 @@ def test_one_experiment_is_counted_in_the_singular(open_page, populated):
     ("link", "shown"), [("2", "page 2 of 2"), ("9", "page 2 of 2"), ("two", "page 1 of 2"), ("²", "page 1 of 2"), ("0", "page 1 of 2")]
 )
 def test_a_link_to_a_page_of_the_list_opens_on_that_page(open_page, app_store, link, shown):
-    """`/?page=2` (a shared link, a reload) drew page 1 under a pager that said 2."""
+    """`/?page=2` (a shared link, a reload) drew page 1 under a pager that said 2; `/?page=9` drew the last page
+    under a pager that said 1."""
     for number in range(25):
         app_store.create_experiment({"name": f"bulk {number:02}", "dataset": SAMPLE})
 
     app = open_page("pages/experiments.py", page=link)
 
     assert f"25 experiments · {shown}" in texts(app)
+    assert f"page {app.session_state['page']} of 2" == shown  # the pager's own value
 
 
 def test_another_sort_or_filter_starts_at_the_first_page(open_page, app_store):
