@@ -54,7 +54,8 @@ class MetricWriter:
         self.flush_points = flush_points
         self.flush_seconds = flush_seconds
         self._pieces: list[pl.DataFrame | _Series] = []  # in logging order, so a re-logged step keeps the last value
-        self._rows: dict[str, list] = {name: [] for name in POINT_SCHEMA}
+        # One tuple a log() call: a Ctrl-C there leaves its step whole or out, never part of it or columns apart.
+        self._steps: list[tuple[int, int, int, dict[str, float]]] = []
         self._buffered = 0
         self._oldest: float | None = None
         self._lock = threading.Lock()
@@ -75,12 +76,7 @@ class MetricWriter:
         stamp = _epoch_us(wall_time)
         with self._lock:
             self.journal.append_step(run_id, step, stamp, checked)
-            for key, value in checked.items():
-                self._rows["run_id"].append(run_id)
-                self._rows["key"].append(key)
-                self._rows["step"].append(step)
-                self._rows["value"].append(value)
-                self._rows["wall_time"].append(stamp)
+            self._steps.append((run_id, step, stamp, checked))
             full = self._added(len(checked))
         if full:
             self._flush_full()
@@ -179,9 +175,18 @@ class MetricWriter:
             return result
 
     def _rows_to_piece(self) -> None:
-        if self._rows["key"]:
-            self._pieces.append(pl.DataFrame([pl.Series(name, self._rows[name], kind) for name, kind in _BUFFER_SCHEMA.items()]))
-            self._rows = {name: [] for name in POINT_SCHEMA}
+        if not self._steps:
+            return
+        columns: dict[str, list] = {name: [] for name in POINT_SCHEMA}
+        for run_id, step, stamp, checked in self._steps:
+            count = len(checked)
+            columns["run_id"] += [run_id] * count
+            columns["key"] += checked.keys()
+            columns["step"] += [step] * count
+            columns["value"] += checked.values()
+            columns["wall_time"] += [stamp] * count
+        self._pieces.append(pl.DataFrame([pl.Series(name, columns[name], kind) for name, kind in _BUFFER_SCHEMA.items()]))
+        self._steps = []
 
     def _take(self) -> pl.DataFrame | None:
         self._rows_to_piece()

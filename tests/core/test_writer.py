@@ -158,3 +158,32 @@ def test_points_stay_buffered_while_the_store_is_busy_and_are_written_later(tmp_
     assert store.get_run_metrics(run_id).of("loss")["value"].to_list() == [4.0, 2.0]
     assert writer.points_written == 4  # four logged, two distinct steps stored
     assert remote.stop(store.path)
+
+
+def test_a_ctrl_c_inside_a_huge_log_call_leaves_its_step_whole_or_out(store, run_id):
+    """The step's points went into five column lists one by one: an interrupt there stored part of a step, or left
+    the columns of different lengths, and every later flush failed on them."""
+    wide = {f"layer{index}/grad_norm": float(index) for index in range(100_000)}
+    writer = MetricWriter(store, flush_points=10_000_000)
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        for step, delay in enumerate(0.05 * tick for tick in range(1, 15)):  # a call takes ~0.6 s here, half in checks
+            signal.setitimer(signal.ITIMER_REAL, delay)
+            try:
+                writer.log(run_id, step, wide)
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            except KeyboardInterrupt:
+                pass
+        writer.log(run_id, 99, {"loss": 0.5})
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    writer.close()
+
+    counts = store.get_metric_series([run_id], max_points=None).group_by("step").len()
+    assert all(count in (len(wide), 1) for count in counts["len"]), counts.sort("step")
+    assert 99 in counts["step"].to_list()
