@@ -141,10 +141,14 @@ class RemoteStore(TrackingStore):
                     if time.monotonic() > deadline or (process.poll() not in (None, 0)):
                         _spawn_failed[self.path] = time.monotonic()
                         log = self.data_dir / "logs" / "store-server.log"
-                        raise StoreError(
-                            f"could not start the store server for {self.path}; "
-                            + (f"see {log}" if log.is_file() else f"cannot write {self.data_dir} (TUNEDECK_DATA_DIR must name a folder you may write)")
-                        )  # with no log, the folder could not be made or written: a log named there would not exist
+                        refused = _refused_setting()
+                        if refused:
+                            why = f": it reads every setting, and {refused}"
+                        elif log.is_file():
+                            why = f"; see {log}"
+                        else:  # the folder could not be made or written: a log named there would not exist
+                            why = f"; cannot write {self.data_dir} (TUNEDECK_DATA_DIR must name a folder you may write)"
+                        raise StoreError(f"could not start the store server for {self.path}{why}")
                     time.sleep(0.005)
             finally:  # reap it whenever it exits, so no zombie is left behind
                 threading.Thread(target=process.wait, name="tunedeck-store-server-reaper", daemon=True).start()
@@ -313,6 +317,18 @@ def answers(address: str) -> bool:
 def running(path: Path) -> bool:
     """Whether a server holds the store's claim."""
     return flocks.held(f"{address_for(Path(path).resolve())}.lock")
+
+
+def _refused_setting() -> str | None:
+    """Why the settings the server reads (all of them, where a reader reads three) are refused, if they are: said to
+    the caller, not only in the server's log. Pydantic is imported only on this failure."""
+    from core.settings import get_settings
+
+    try:
+        get_settings()
+    except TuneDeckError as error:
+        return str(error)
+    return None
 
 
 def _spawn(path: Path, idle_exit: float, timeout: float) -> subprocess.Popen:

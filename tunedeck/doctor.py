@@ -57,7 +57,7 @@ def versions() -> Check:
     detail = f"TuneDeck {package_version('tunedeck')}, Python {platform.python_version()}, {found}"
     missing = [name for name in PACKAGES if package_version(name) == "missing"]
     if missing:
-        return Check("versions", FAIL, f"{detail}; install them: pip install -r requirements.txt (or pip install tunedeck)")
+        return Check("versions", FAIL, f"{detail}; install them: pip install -r requirements.txt (or pip install . in the project folder)")
     return Check("versions", OK, detail)
 
 

@@ -24,7 +24,7 @@ from jobs.trainers import peft_data
 from jobs.trainers.base import LogMetrics, LogParams, LogSamples, TrainingStopped, TrainResult, ignore_params, ignore_samples
 
 REQUIRED = ("torch", "transformers", "peft", "accelerate")
-INSTALL_HINT = 'pip install -r requirements-train.txt (installed as a package: pip install "tunedeck[train]")'
+INSTALL_HINT = 'pip install -r requirements-train.txt (installed as a package: pip install ".[train]" in the project folder)'
 # Without torch, requirements-train.txt alone pulls PyPI's CUDA build (several GB) even where there is no GPU.
 TORCH_FIRST = f"install torch first, in the build for this machine (README: Set up, run, test), then {INSTALL_HINT}"
 MAX_LENGTH = 512  # tokens per example, or fewer when the model's context is shorter

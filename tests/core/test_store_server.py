@@ -310,6 +310,21 @@ def test_a_data_folder_that_cannot_hold_the_store_says_so_rather_than_naming_a_l
         store.list_experiments()
 
 
+def test_a_setting_the_server_refuses_is_named_to_a_reader_that_does_not_read_it_itself(tmp_path, monkeypatch):
+    """A script that only reads reads three settings; the server it starts reads all, and a wrong one of the others
+    stopped the script with "see store-server.log", where alone the setting was named."""
+    monkeypatch.setenv("TUNEDECK_WORKERS", "abc")
+    store = RemoteStore(tmp_path / "tunedeck.duckdb", timeout=5)
+
+    with pytest.raises(StoreError) as refused:
+        store.list_experiments()
+
+    assert str(refused.value).startswith(
+        f"could not start the store server for {tmp_path / 'tunedeck.duckdb'}: it reads every setting, and TUNEDECK_WORKERS: "
+    )
+    assert str(refused.value).endswith("got 'abc'")
+
+
 def test_a_store_in_a_folder_with_spaces_is_served(tmp_path):
     store = RemoteStore(tmp_path / "my experiments" / "tunedeck.duckdb", timeout=10)
 

@@ -48,7 +48,7 @@ def test_without_torch_the_hint_says_to_install_torch_first_in_the_machines_buil
     reason = trainers.available_trainers()["peft"]
 
     assert "torch" in reason.split("(")[1].split(" missing")[0]
-    assert reason.endswith("install torch first, in the build for this machine (README: Set up, run, test), then pip install -r requirements-train.txt (installed as a package: pip install \"tunedeck[train]\")")
+    assert reason.endswith("install torch first, in the build for this machine (README: Set up, run, test), then pip install -r requirements-train.txt (installed as a package: pip install \".[train]\" in the project folder)")
 
 
 def test_an_unknown_trainer_names_the_known_ones():

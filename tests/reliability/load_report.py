@@ -4,6 +4,7 @@
 pytest run only prints the figures.
 """
 
+import argparse
 import os
 import platform
 import re
@@ -118,8 +119,9 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(replace_section(path.read_text(encoding="utf-8") if path.exists() else "", section), encoding="utf-8")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the soak test with the report switched on; its exit status is pytest's."""
+    argparse.ArgumentParser(prog="python -m tests.reliability.load_report", description=__doc__).parse_args(argv)
     test = "tests/reliability/test_soak.py::test_flooding_writers_and_looping_readers_see_no_errors_and_lose_no_points"
     env = {**os.environ, REPORT_TO: str(DOCUMENT)}
     return subprocess.call([sys.executable, "-m", "pytest", test, "-q", "-s", "-n", "0"], env=env, cwd=DOCUMENT.parent)
