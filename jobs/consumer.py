@@ -14,6 +14,8 @@ import signal
 import threading
 import time
 
+from huey.consumer import Consumer
+
 from core import journal, open_store
 from core.artifacts import folders_problem
 from core.errors import TuneDeckError
@@ -21,6 +23,7 @@ from core.settings import get_settings
 from core.store import TrackingStore
 from core.store_server import JOURNAL_SCAN
 from core.store_url import safe_message
+from jobs import supervisor
 from jobs.config import huey, ready_queue
 from jobs.lock import announce_worker, hand_started_worker, hold_worker_lock
 from jobs.reaper import reap
@@ -45,10 +48,13 @@ def _every(seconds: float, action) -> None:
 
 
 def _stop_when(condition, signum: int) -> None:
-    """Send this process signum once condition() holds: the consumer's own shutdown path."""
+    """Send this process signum once condition() holds: the consumer's own shutdown path. Once only: a second stop
+    signal tells the consumer to stop at once, not to let the trainings stop first."""
+    sent = threading.Event()
 
     def check() -> None:
-        if condition():
+        if not sent.is_set() and condition():
+            sent.set()
             os.kill(os.getpid(), signum)
 
     _every(1.0, check)
@@ -115,6 +121,23 @@ class QuietRepeats(logging.Filter):
         return True
 
 
+class StoppingConsumer(Consumer):
+    """Huey's consumer with every stop signal a graceful one that also stops the trainings (supervisor.SHUTTING_DOWN),
+    so their runs are recorded as stopped by a shutdown. Huey's own SIGTERM (`kill PID`, `docker stop`, systemd)
+    ended this process under its trainings and left their runs running; its SIGHUP (a closed terminal) restarted by
+    running jobs/worker.py again as a script, which cannot import the project."""
+
+    STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._signal_actions = {signum: (False, True) for signum in self.STOP_SIGNALS}  # (restart, graceful): Huey's table
+
+    def _handle_signal(self, signum, frame):
+        supervisor.SHUTTING_DOWN.set()
+        super()._handle_signal(signum, frame)
+
+
 class NotStarting(Exception):
     """Why this worker will take no jobs; `jobs.worker` says it in one line and exits with code 2."""
 
@@ -145,12 +168,12 @@ def main(args: argparse.Namespace) -> None:
     _every(max(1.0, settings.heartbeat_interval), lambda: reap(store, settings, live_job_ids))
     if not store.replays_journals:  # no store server on this machine replays what killed writers journaled here: the worker does
         _every(JOURNAL_SCAN, lambda: journal.recover(store, store.data_dir / "journal"))
-    if args.parent:  # the app died: stop now; its runs' training processes die with us and are reaped as lost
+    if args.parent:  # the app died: stop its runs' trainings, recording them as stopped, and exit
         _stop_when(lambda: os.getppid() != args.parent, signal.SIGTERM)
     if args.idle_exit:  # nothing to do: a graceful exit
         _stop_when(_idle_for(args.idle_exit), signal.SIGINT)
-    consumer = huey.create_consumer(
-        workers=args.workers or settings.workers, worker_type="thread", periodic=True, max_delay=MAX_POLL_DELAY
+    consumer = StoppingConsumer(
+        huey, workers=args.workers or settings.workers, worker_type="thread", periodic=True, max_delay=MAX_POLL_DELAY
     )
     consumer.run()
     logging.shutdown()

@@ -3,6 +3,8 @@
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from core.errors import InvalidTransitionError, TuneDeckError, failure_text
@@ -15,6 +17,10 @@ from core.store import TrackingStore
 from jobs.processes import die_with_parent, stop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Set when the worker is asked to stop (Ctrl-C, SIGTERM, SIGHUP): each training is stopped and its run recorded as
+# stopped by a shutdown. Ctrl-C reached the trainings from the terminal; `kill PID` or `docker stop` did not.
+SHUTTING_DOWN = threading.Event()
+WATCH_POLL = 0.5  # how soon a shutdown or the training's end is noticed between heartbeats
 
 
 def supervise(store: TrackingStore, run_id: int, settings: Settings) -> RunStatus:
@@ -46,6 +52,7 @@ def _run_process(store: TrackingStore, run_id: int, settings: Settings) -> int:
         "PYTHONUNBUFFERED": "1",
     }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env.pop("TUNEDECK_MODE", None)  # a worker's run is always recorded: a shell's `disabled` made its script log nothing
     with path.open("a", encoding="utf-8") as log:
         child = subprocess.Popen(
             [sys.executable, "-m", "jobs.train_process", str(run_id)],
@@ -66,11 +73,17 @@ def _run_process(store: TrackingStore, run_id: int, settings: Settings) -> int:
 
 
 def _watch(store: TrackingStore, run_id: int, child: subprocess.Popen, settings: Settings, follower: LogFollower) -> int:
+    next_beat = time.monotonic() + settings.heartbeat_interval
     while True:
         try:
-            return child.wait(timeout=settings.heartbeat_interval)
+            return child.wait(timeout=min(WATCH_POLL, settings.heartbeat_interval))
         except subprocess.TimeoutExpired:
             pass
+        if SHUTTING_DOWN.is_set():  # it exits with EXIT_STOPPED once it has stored what it logged
+            return stop(child, grace=30)
+        if time.monotonic() < next_beat:
+            continue
+        next_beat = time.monotonic() + settings.heartbeat_interval
         follower.send()
         try:
             status = store.heartbeat(run_id)

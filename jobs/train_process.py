@@ -2,7 +2,7 @@
 
 The supervising worker starts it with stdout/stderr going to the run's log file and
 the kernel's parent-death signal already set, so it dies with its worker (so a killed worker never leaves an orphan training on), stops
-cleanly on SIGTERM/SIGINT, and records the outcome itself: completed with the adapter,
+cleanly on SIGTERM, SIGINT or SIGHUP, and records the outcome itself: completed with the adapter,
 or failed with the error and traceback.
 """
 
@@ -166,8 +166,8 @@ def _resume_point(settings: Settings, config: TrainingConfig) -> Path | None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _request_stop)
-    signal.signal(signal.SIGINT, _request_stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: the worker's terminal was closed
+        signal.signal(signum, _request_stop)
     sys.exit(run(int(sys.argv[1])))
 
 

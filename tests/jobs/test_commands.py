@@ -106,6 +106,19 @@ def test_a_registered_command_reports_through_the_sdk_and_its_adapter_is_registe
     wait_for(lambda: "completed after 40 steps" in read_log(get_settings(), run.id), 30, "the log's last line")
 
 
+def test_a_worker_started_in_a_shell_with_tracking_disabled_still_records_its_runs(commands_file, job_store):
+    """TUNEDECK_MODE=disabled, exported for the user's own tests, reached the command's script: the run completed
+    with no metrics and nothing said why."""
+    worker = start_worker(TUNEDECK_COMMANDS_FILE=str(commands_file), TUNEDECK_MODE="disabled")
+    try:
+        run = run_command(job_store, "sdk-example", learning_rate=0.05)
+    finally:
+        stop_worker(worker)
+
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert job_store.get_run_metrics(run.id).summary["loss"].count == 40
+
+
 def test_a_command_can_report_metrics_as_json_lines(command_worker, job_store):
     run = run_command(job_store, "json-lines")
 

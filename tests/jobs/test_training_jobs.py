@@ -89,6 +89,29 @@ def test_cancelling_a_running_run_stops_it(worker, job_store):
     assert job_store.get_run(run_id).adapter is None
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_worker_stopped_by_a_signal_stops_its_trainings_and_records_them_as_stopped(job_store, signum):
+    """SIGTERM (`kill PID`, docker stop, systemd) ended the worker under its training, leaving the run and its
+    experiment running until another worker called it lost; SIGHUP (a closed terminal) restarted the worker as a
+    script that could not import the project. Ctrl-C always did this."""
+    worker = start_worker("--workers", "2")
+    try:
+        experiment_id = new_experiment(job_store)
+        run_id = tasks.start_run(job_store, experiment_id, LONG_RUN)
+        wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, what="the run to log metrics")
+
+        worker.send_signal(signum)
+        code = worker.wait(timeout=60)
+    finally:
+        stop_worker(worker)
+
+    run = job_store.get_run(run_id)
+    assert code == 0
+    assert (run.status, run.error) == (RunStatus.FAILED, "training stopped: the worker was shut down")
+    assert job_store.get_experiment(experiment_id).status == "failed"
+    assert "stopped at step" in read_log(get_settings(), run_id)
+
+
 def test_a_run_the_worker_loses_track_of_is_stopped_and_failed_not_left_training(job_store):
     """Watching a training process can fail in ways the store's errors do not cover (here its log file turns into a
     folder): the process was left training with no heartbeat and no cancel, and the run read "could not start"."""
