@@ -17,8 +17,13 @@ _PRCTL = _prctl()  # looked up here, in the parent: a forked child of a threaded
 
 def die_with_parent() -> None:
     """Ask Linux to kill this process when its parent dies (Popen's preexec_fn: runs in the child before exec)."""
+    ask_for_signal_on_parent_death(signal.SIGKILL)
+
+
+def ask_for_signal_on_parent_death(signum: int) -> None:
+    """PR_SET_PDEATHSIG: this process gets signum when the thread that started it ends."""
     if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        _PRCTL(1, signum)
 
 
 def stop(process: subprocess.Popen, grace: float = 20) -> int:

@@ -27,7 +27,8 @@ from core.commands import get_command, placeholders, render_arguments
 from core.errors import TuneDeckError
 from core.settings import get_settings
 from core.training_config import SHARED_DEFAULTS, TrainingConfig
-from jobs.processes import die_with_parent, stop
+from jobs import process_group
+from jobs.processes import stop
 from jobs.trainers.base import LogParams, LogSamples, TrainingStopped, TrainResult, ignore_params, ignore_samples
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -136,8 +137,8 @@ def train(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     print(f"running command {config.command!r}: {arguments}", flush=True)
     try:
-        child = subprocess.Popen(
-            arguments,
+        child = subprocess.Popen(  # in a process group of its own, ended as a whole: see jobs.process_group
+            [sys.executable, "-m", "jobs.process_group", str(os.getpid()), *arguments],
             cwd=spec.working_dir,
             env=env,
             stdout=subprocess.PIPE,
@@ -145,14 +146,17 @@ def train(
             text=True,
             encoding="utf-8",
             errors="replace",  # a byte that is not UTF-8 becomes � in the log; the reader, and the metrics, go on
-            preexec_fn=die_with_parent,
         )
     except OSError as error:
         raise CommandFailed(f"command {config.command!r} could not start: {error}") from None
     follower = _Follower(log, log_samples)
     reader = threading.Thread(target=follower.follow, args=(child.stdout,), daemon=True)
     reader.start()
-    code = _wait(child, should_stop)
+    try:
+        code = _wait(child, should_stop)
+    finally:
+        if child.poll() is None:  # left by an exception: the command must not train on
+            stop(child, grace=process_group.GRACE + 10)
     reader.join(timeout=30)
     if code is None:
         raise TrainingStopped(follower.last_step)
@@ -174,7 +178,7 @@ def _wait(child: subprocess.Popen, should_stop: Callable[[], bool]) -> int | Non
     """The exit code, or None when training was asked to stop (the command is terminated)."""
     while child.poll() is None:
         if should_stop():
-            stop(child)
+            stop(child, grace=process_group.GRACE + 10)  # it ends its group within GRACE: killing it sooner orphans that
             return None
         time.sleep(0.2)
     return child.returncode

@@ -1,9 +1,12 @@
 """Registered training commands: an administrator names them, runs pick them, the worker runs them."""
 
 import io
+import os
+import signal
 import sys
 import textwrap
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +38,15 @@ RELATIVE_ADAPTER = (
     "pathlib.Path('saved').mkdir(); pathlib.Path('saved', 'adapter_model.bin').write_bytes(b'w')\n"
     "print(json.dumps(dict(tunedeck='adapter', path='saved', base_model='tiny-base')))\n"
 )
+# A wrapper as most real commands are (a shell script, a launcher): bash stays the parent of the python that trains.
+WRAPPED = (
+    "import json, os, pathlib, sys, time\n"
+    "pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))\n"
+    "for step in range(100_000):\n"
+    "    if step < 3:  # then quiet, as a training between evaluations: a closed pipe would not end it\n"
+    "        print(json.dumps(dict(tunedeck='metrics', step=step, values=dict(loss=1.0))), flush=True)\n"
+    "    time.sleep(0.1)\n"
+)
 WRITES_FILES = "import os, pathlib; pathlib.Path(os.environ['TUNEDECK_OUTPUT_DIR'], 'adapter_model.bin').write_bytes(b'w')"
 
 
@@ -61,6 +73,9 @@ def commands_file(tmp_path):
 
             [commands.writes-files]
             command = ["{sys.executable}", "-c", {WRITES_FILES!r}]
+
+            [commands.wrapped]
+            command = ["bash", "-c", {f'{sys.executable} -c "$0" "$1"; echo wrapper done'!r}, {WRAPPED!r}, "{tmp_path / 'trainer.pid'}"]
 
             [commands.broken]
             command = ["{sys.executable}", "-c", "import sys; print('CUDA out of memory'); sys.exit(3)"]
@@ -117,6 +132,42 @@ def test_a_worker_started_in_a_shell_with_tracking_disabled_still_records_its_ru
 
     assert run.status is RunStatus.COMPLETED, run.error
     assert job_store.get_run_metrics(run.id).summary["loss"].count == 40
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")  # a zombie has ended
+
+
+def start_wrapped(store, tmp_path) -> tuple[int, int]:
+    experiment_id = store.create_experiment({"name": f"wrapped {uuid.uuid4().hex[:8]}", "dataset": SAMPLE})
+    run_id = tasks.start_run(store, experiment_id, {"trainer": "command", "command": "wrapped", "max_steps": 40})
+    wait_for(lambda: "loss" in store.get_run(run_id).metrics, 60, "the wrapped training to log")
+    return run_id, int((tmp_path / "trainer.pid").read_text())
+
+
+def test_cancelling_a_command_behind_a_wrapper_stops_the_training_itself(command_worker, job_store, tmp_path):
+    """Only the wrapper (bash) was signalled: the run read cancelled while the python it started trained on, orphaned."""
+    run_id, trainer = start_wrapped(job_store, tmp_path)
+
+    tasks.cancel_run(job_store, run_id)
+
+    wait_for(lambda: not alive(trainer), 30, "the wrapped training to stop")
+    assert job_store.get_run(run_id).status is RunStatus.CANCELLED
+
+
+def test_a_killed_worker_leaves_no_training_behind_a_wrapper(commands_file, job_store, tmp_path):
+    """The kernel's parent-death signal reached the wrapper only; the python under it trained on for good."""
+    worker = start_worker(TUNEDECK_COMMANDS_FILE=str(commands_file))
+    try:
+        _, trainer = start_wrapped(job_store, tmp_path)
+        worker.send_signal(signal.SIGKILL)
+        wait_for(lambda: not alive(trainer), 30, "the wrapped training to stop with its worker")
+    finally:
+        stop_worker(worker)
 
 
 def test_a_command_can_report_metrics_as_json_lines(command_worker, job_store):
