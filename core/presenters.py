@@ -464,14 +464,21 @@ def parse_id(raw: str | None, what: str) -> int | None:
     return int(text)
 
 
-def parse_run_ids(raw: str | None, limit: int = 50) -> list[int]:
-    """`?runs=1,2,3` → [1, 2, 3], in order, without repeats."""
+def parse_run_ids(raw: str | None, limit: int = 50) -> tuple[list[int], list[str]]:
+    """`?runs=1,2,x` → ([1, 2], ["x"]): the IDs in order without repeats, and what is not an ID, to be said and
+    skipped as an unknown run is (one typo compared nothing)."""
     if not raw:
-        return []
-    parts = [part for part in raw.split(",") if part.strip()]
+        return [], []
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
     if len(parts) > limit:
         raise ValidationError(f"compare at most {limit} runs at once; the link names {len(parts)}")
-    return list(dict.fromkeys(parse_id(part, "run") for part in parts))
+    ids, ignored = [], []
+    for part in parts:
+        try:
+            ids.append(parse_id(part, "run"))
+        except ValidationError:
+            ignored.append(part[:50])
+    return list(dict.fromkeys(ids)), ignored
 
 
 def chart_keys(keys: list[str], with_system: bool = False) -> list[str]:

@@ -25,10 +25,11 @@ def tags_cell(frame: pl.DataFrame) -> list[pl.Expr]:
 def results_frame(
     matched: pl.DataFrame, named: tuple[str, ...] = (), limit: int = SHOWN_LIMIT, diverged: set[int] | frozenset[int] = frozenset()
 ) -> pl.DataFrame:
-    """One row per matched run: who and where it is (a diverged run's status says so), its tags, the columns the
-    query named (as typed, `.last` dropped), then the usual summary metrics; `id` last, for links."""
+    """One row per matched run: who and where it is (a diverged run's status says so), the columns the query named
+    (as typed, `.last` dropped), the usual summary metrics by their keys (as the experiment page heads them), then
+    its tags, the widest and least read; `id` last, for links."""
     summary = [f"metrics.{key}.last" for key in SUMMARY_KEYS if f"metrics.{key}.last" in matched.columns]
-    extra = list(dict.fromkeys(name for name in (*named, *summary) if name not in _BASE))
+    named = tuple(name for name in named if name not in _BASE)
     shown = matched.head(limit)
     return shown.select(
         pl.format("{} (#{})", "name", "id").alias("run"),  # names repeat across experiments (run-1 in each)
@@ -39,8 +40,9 @@ def results_frame(
         .alias("status"),
         "created",
         pl.col("duration").map_elements(format_seconds, return_dtype=pl.String).fill_null("–"),
+        *(pl.col(name).alias(name.removesuffix(".last")) for name in dict.fromkeys(named)),
+        *(pl.col(name).alias(name.removeprefix("metrics.").removesuffix(".last")) for name in summary if name not in named),
         *tags_cell(shown),
-        *(pl.col(name).alias(name.removesuffix(".last")) for name in extra),
         "id",
     )
 

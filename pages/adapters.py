@@ -63,9 +63,9 @@ def registry() -> None:
         ],
         column_config={
             "version": st.column_config.TextColumn("version", width=60),  # narrow ones, so that aliases fit whole
-            "experiment": st.column_config.TextColumn("experiment", width=150),
-            "aliases": st.column_config.TextColumn("aliases", width=110),  # "production", "candidate" whole
-            "mark": st.column_config.TextColumn("mark", width=140),  # "★ best · ⚠ diverged" whole, and "created" too, at 1440 px
+            "experiment": st.column_config.TextColumn("experiment", width=120),
+            "aliases": st.column_config.TextColumn("aliases", width=150),  # "candidate, production" whole
+            "mark": st.column_config.TextColumn("mark", width=130),  # "★ best · ⚠ diverged" whole, and "created" too, at 1440 px
             "run": st.column_config.TextColumn("run", width=60),
             "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width="small"),
         },

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.divergence import diverged_runs
+from core.errors import quoted
 from core.presenters import (
     BEST_MARK,
     COMPARISON_LEAD,
@@ -47,7 +48,10 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     show_all = st.toggle("Show settings that are the same too", key="all_config")
     config = config_diff_frame(comparison, only_differences=not show_all)
     if config.height:
-        st.dataframe(config, hide_index=True)
+        runs = config.columns[1:]  # after the setting's name: one column a run, capped as the metrics' are
+        st.dataframe(config, hide_index=True, column_config={name: st.column_config.Column(name, width="medium") for name in runs})
+    elif len(comparison.runs) == 1:
+        st.caption("One run: nothing to tell apart. Turn on the switch above to see its settings.")
     else:
         st.caption("All runs share the same config.")
 
@@ -83,7 +87,10 @@ def final_metrics_section(comparison, diverged: set[int]) -> None:
     st.dataframe(
         table.to_arrow(),
         hide_index=True,
-        column_config={name: st.column_config.TextColumn(name, alignment="right") for name in table.columns if name not in COMPARISON_LEAD},
+        column_config={  # a long run name does not push the other runs, and their stars, off the page
+            "best run": st.column_config.TextColumn("best run", width="medium"),
+            **{name: st.column_config.TextColumn(name, alignment="right", width="medium") for name in table.columns if name not in COMPARISON_LEAD},
+        },
     )
     st.download_button(
         "Download CSV", comparison_csv(comparison), file_name="tunedeck-comparison.csv", mime="text/csv", key="csv"
@@ -99,7 +106,11 @@ def samples_section(comparison) -> None:
 
 with friendly_errors():
     raw = st.text_input("Run IDs, comma separated", key="runs", bind="query-params", placeholder="e.g. 12, 13, 14")
-    run_ids, missing = found_and_missing(store(), parse_run_ids(raw))
+    parsed, ignored = parse_run_ids(raw)
+    if ignored:
+        said = ", ".join(quoted(part) for part in ignored)
+        st.warning(f"Skipped {plain(said)}: run IDs are whole numbers, like 12.")
+    run_ids, missing = found_and_missing(store(), parsed)
     if missing:
         unknown = f"No {'run with ID' if len(missing) == 1 else 'runs with IDs'} {', '.join(map(str, missing))}"
         st.warning(f"{unknown}: comparing the others." if run_ids else f"{unknown}.")

@@ -8,7 +8,7 @@ from core.presenters import escape_outside_code
 from core.search import SearchError
 from core.search_compiler import compile_search
 from core.search_views import SHOWN_LIMIT, results_frame
-from ui.common import capitalized, data_table, open_on_select, store, tags_column
+from ui.common import capitalized, data_table, open_on_select, rows_high, store, tags_column
 
 PLACEHOLDER = 'e.g. metrics.eval_loss.min < 0.6 and (tags.base = "llama" or status = completed)'
 HELP = (
@@ -47,8 +47,14 @@ def results_table(matched: pl.DataFrame, named: tuple[str, ...], key: str) -> li
         on_select="rerun",
         selection_mode=["multi-row", "single-cell"],
         key=key,
+        height=rows_high(table.height),  # 25 rows before a scroll bar, not ten
         column_order=[column for column in table.columns if column != "id"],
-        column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"), "tags": tags_column()},
+        column_config={
+            "run": st.column_config.TextColumn("run", width="medium"),
+            "experiment": st.column_config.TextColumn("experiment", width="medium"),
+            "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width="small"),
+            "tags": tags_column(),
+        },
     )
     open_on_select(event, table, "pages/run.py", "run")
     rows = event.selection.rows if event is not None else []

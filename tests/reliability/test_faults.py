@@ -153,7 +153,9 @@ def test_a_dataset_deleted_between_queueing_and_running_fails_the_run_naming_it(
     assert_sound(job_store)
 
 
-def test_killing_the_app_server_mid_run_then_restarting_it_fails_the_run_as_lost(job_store, tmp_path):
+def test_killing_the_app_server_mid_run_stops_its_workers_training_and_records_why(job_store, tmp_path):
+    """The embedded worker notices its app is gone and stops as on any stop signal: the training is stopped and its
+    run failed as stopped by the shutdown (it was left to the next worker to call it lost)."""
     env = {"TUNEDECK_EMBEDDED_WORKER": "1"}
     wait_for(lambda: not worker_running(get_settings()), timeout=60, what="no other auto-started worker")
     server, url = start_app(tmp_path / "app.log", **env)
@@ -177,7 +179,7 @@ def test_killing_the_app_server_mid_run_then_restarting_it_fails_the_run_as_lost
         stop(restarted)
 
     assert run.status is RunStatus.FAILED
-    assert run.error.startswith("worker lost:")
+    assert run.error == "training stopped: the worker was shut down"
     assert not Path(f"/proc/{pid}").exists()
     assert run.metrics["loss"].count > 0
     assert_sound(job_store)
