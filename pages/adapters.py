@@ -169,7 +169,7 @@ def remove_alias(name: str, alias: str, version: int) -> None:
         flash(f"Removed {name}@{alias}.")
 
 
-with friendly_errors():
+with friendly_errors(back=("pages/adapters.py", "All adapters")):
     adapter_id = query_id("adapter", "adapter")
     if adapter_id is None:
         with store().reading():

@@ -322,7 +322,7 @@ def run_form(experiment_id: int, clone, dataset: str) -> None:
             st.rerun()
 
 
-with friendly_errors():
+with friendly_errors(back=("pages/experiments.py", "All experiments")):
     show_flash()  # what a rename or a restore said, after its rerun: at the top, not down in the tags section
     experiment_id = query_id("experiment", "experiment")
     if experiment_id is None:

@@ -151,7 +151,7 @@ def body(run) -> bool:
     return still_changing(run, store().now())
 
 
-with friendly_errors():
+with friendly_errors(back=("pages/runs.py", "All runs")):
     run_id = query_id("run", "run")
     if run_id is None:
         pick_run()

@@ -65,19 +65,33 @@ def settings() -> Settings:
 
 
 @contextmanager
-def friendly_errors() -> Iterator[None]:
-    """Show our errors as messages and anything unexpected as a short apology, logging the details."""
+def friendly_errors(back: tuple[str, str] | None = None) -> Iterator[None]:
+    """Show our errors as messages and anything unexpected as a short apology, logging the details. `back`: the
+    page (path, label) a page drawn from a link offers when its ID is wrong, so a mistyped link is no dead end."""
     try:
         yield
     except NotFoundError as error:
-        st.warning(f"{plain(sentence(str(error)))} It may have been deleted, or the link is mistyped.")
+        if back is None:
+            st.warning(f"{plain(sentence(str(error)))} It may have been deleted, or the link is mistyped.")
+        else:
+            st.warning(f"{plain(sentence(str(error)))} Check the number in the link, or open it from the list.")
+            _back_button(*back)
     except ValidationError as error:
         show_validation(error)
+        if back is not None:
+            _back_button(*back)
     except TuneDeckError as error:
         show_error(error)
     except Exception:
         log.exception("page failed")
         st.error("Something went wrong while drawing this page. The details are in the server log; reload to try again.")
+
+
+def _back_button(page: str, label: str) -> None:
+    """To the list, without the link's ID: a page link to the same page (the adapters list) kept `?adapter=`."""
+    if st.button(label, icon=":material/arrow_back:", type="tertiary", key="back_from_bad_link"):
+        st.query_params.clear()
+        st.switch_page(page)
 
 
 def query_id(name: str, what: str) -> int | None:

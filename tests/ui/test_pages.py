@@ -617,6 +617,26 @@ def test_bad_deep_links_show_a_friendly_message(open_page, page, params, message
     assert message.lower() in texts(app).lower()
 
 
+@pytest.mark.parametrize(
+    ("page", "params", "back", "heading"),
+    [
+        ("pages/adapters.py", {"adapter": "999"}, "All adapters", "Adapters"),
+        ("pages/run.py", {"run": "abc"}, "All runs", "Runs"),
+        ("pages/experiment.py", {"experiment": "999"}, "All experiments", "Experiments"),
+    ],
+)
+def test_a_page_opened_with_a_wrong_id_leads_back_to_its_list(open_page, populated, page, params, back, heading):
+    """Such a page showed a message and nothing else: no way on but the sidebar."""
+    app = open_page(page, **params)
+    assert "deleted" not in texts(app)  # deleted experiments still open; runs and adapters are never deleted
+
+    app.button(key="back_from_bad_link").click().run()
+
+    assert back in [b.label for b in open_page(page, **params).button]
+    assert app.title[0].value == heading
+    assert not app.query_params.get(next(iter(params)))
+
+
 def test_names_with_script_tags_show_as_text(open_page, app_store):
     experiment_id = app_store.create_experiment({"name": "<script>alert('x')</script> **bold**", "dataset": SAMPLE})
 
