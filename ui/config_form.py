@@ -77,7 +77,10 @@ def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
     # changed what was typed without a word: 1.5 in a whole-number field became 1, and a number the browser cannot
     # hold (1e400, or a whole number past 2^53) went back to the last value, so the run started with another config.
     if base in (int, float):
-        text = st.text_input(label, value=as_typed(default), key=key, help=f"{help_text}{allowed(info.metadata)}")
+        empty = defaults_for(trainer).get(name)  # what the trainer takes when the field is cleared: said, not silent
+        left_empty = f"Left empty: {as_typed(empty)}, the trainer's default." if empty is not None else "Left empty: not set."
+        said = " ".join(part.strip() for part in (help_text or "", allowed(info.metadata), left_empty) if part.strip())
+        text = st.text_input(label, value=as_typed(default), key=key, help=said)
         return text.strip() or None
     if typing.get_origin(base) is list:
         text = st.text_input(

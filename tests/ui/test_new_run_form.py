@@ -31,8 +31,10 @@ def test_each_number_says_the_range_it_takes_and_a_list_what_empty_means(open_pa
     """The help says what is allowed before the config's check says what was not."""
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
-    assert app.text_input(key="cfg_builtin_epochs").help.endswith(" Allowed: at least 1 and at most 10,000.")
-    assert app.text_input(key="cfg_builtin_learning_rate").help.endswith(" Allowed: more than 0 and at most 10.")
+    assert app.text_input(key="cfg_builtin_epochs").help == "Allowed: at least 1 and at most 10,000. Left empty: not set."  # "None Allowed: ..." before
+    assert app.text_input(key="cfg_builtin_learning_rate").help.endswith(
+        " Allowed: more than 0 and at most 10. Left empty: 0.01, the trainer's default."
+    )  # a cleared field started the run with 0.01 and said nothing
     assert app.text_input(key="cfg_builtin_target_modules").help.endswith("Comma separated; left empty, the trainer's default.")
 
 
