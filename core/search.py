@@ -225,7 +225,9 @@ class _Parser:
             return Comparison(field, "not in", self.value_list())
         if token.kind == "keyword" and token.text == "in":
             return Comparison(field, "in", self.value_list())
-        raise _error(token, f"expected a comparison after `{fold(field.text, QUOTED)}` (= != < <= > >= in contains)")
+        alone = token.kind == "end"  # a word typed alone, as into other tools' search boxes: say how to find it by name
+        hint = f'to find runs by name, write: name contains "{fold(field.text, QUOTED)}"' if alone else None
+        raise _error(token, f"expected a comparison after `{fold(field.text, QUOTED)}` (= != < <= > >= in contains)", hint)
 
     def value_list(self) -> tuple[Token, ...]:
         if not self.at("punct", "("):

@@ -35,6 +35,12 @@ def allowed_characters(pattern: str) -> str:
 BOUND_WORDS = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}
 
 
+def bound_text(number: int | float) -> str:
+    """A bound as a person writes it: 10,000 and 0, not 10000 and 0.0 (Pydantic hands float fields' bounds over as
+    floats); 0.5 as it is."""
+    return f"{int(number):,}" if isinstance(number, float) and number.is_integer() else f"{number:,}"
+
+
 def _message(item: dict) -> str:
     """One error as the end of a sentence that starts with the field's name: 'name must not be empty'."""
     kind, context = item["type"], item.get("ctx") or {}
@@ -64,7 +70,7 @@ def _message(item: dict) -> str:
         return "must be a valid number"
     bound = next((name for name in context if name in BOUND_WORDS), None)
     if bound and isinstance(context[bound], int | float) and not isinstance(context[bound], bool):
-        return f"must be {BOUND_WORDS[bound]} {context[bound]:,}"  # "at most 10,000", as the field's help writes it
+        return f"must be {BOUND_WORDS[bound]} {bound_text(context[bound])}"  # as the field's help writes it
     text = item["msg"].removeprefix("Value error, ")
     for prefix in ("Input should", "Value should", "List should", "String should"):
         if text.startswith(prefix):

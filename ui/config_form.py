@@ -15,7 +15,7 @@ from core.commands import load_commands
 from core.models import TRAINER_MODEL_KIND, list_models, model_roots
 from core.settings import get_settings
 from core.training_config import TrainingConfig, defaults_for, fields_for
-from core.validation import BOUND_WORDS
+from core.validation import BOUND_WORDS, bound_text
 from jobs.trainers import available_trainers
 from ui.common import field_label
 
@@ -101,7 +101,7 @@ def as_typed(number: float | int | None) -> str:
 
 def allowed(metadata: list) -> str:
     """' Allowed: at least 1 and at most 10,000.': a number field's bounds, from its Pydantic constraints."""
-    said = [f"{words} {getattr(item, bound):,}" for item in metadata for bound, words in BOUND_WORDS.items() if hasattr(item, bound)]
+    said = [f"{words} {bound_text(getattr(item, bound))}" for item in metadata for bound, words in BOUND_WORDS.items() if hasattr(item, bound)]
     return f" Allowed: {' and '.join(said)}." if said else ""
 
 

@@ -136,6 +136,11 @@ def test_a_query_matches_exactly_the_runs_it_describes(query, ids):
         ("metrics.bleu > 0.5", "unknown field `metrics.bleu` at column 1: no run here has it; its metrics are eval_loss, loss"),
         ("tags.zzzzzz = 1", "unknown field `tags.zzzzzz` at column 1: no run here has it; its tags are base, seed"),
         ("zzz = 1", "unknown field `zzz` at column 1: fields are id, name, status"),
+        (
+            "sweep",  # what one types into other tools' search boxes
+            "expected a comparison after `sweep` (= != < <= > >= in contains); found the end of the search at column 6: "
+            'to find runs by name, write: name contains "sweep"',
+        ),
         ("own_tags contains base", "unknown field `own_tags` at column 1"),  # the Runs table's cell, not a field
         ("status = compelted", "unknown status `compelted` at column 10: did you mean `completed`?"),
         ("params.lora_r > big", "`big` is not a number at column 17: `params.lora_r` holds numbers"),

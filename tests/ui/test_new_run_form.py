@@ -185,6 +185,8 @@ def test_a_module_list_names_the_entry_that_is_wrong_as_the_form_labels_it(open_
         ("learning_rate", "1e400", "Learning rate must be a finite number."),  # one went back to the last value
         ("epochs", str(2**53 + 1), "Epochs must be at most 10,000."),  # past what a browser's number holds
         ("learning_rate", "fast", "Learning rate must be a valid number."),
+        ("learning_rate", "-1", "Learning rate must be more than 0."),  # "more than 0.0", as Pydantic keeps the bound
+        ("lora_dropout", "2", "LoRA dropout must be less than 1."),
     ],
 )
 def test_a_number_out_of_range_is_refused_with_a_sentence_naming_it(open_page, populated, app_store, field, value, said):
