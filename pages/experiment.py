@@ -91,7 +91,8 @@ def header(experiment) -> bool:
             cells[index % len(cells)].metric(
                 f"best {best.key}", format_value(best.value), help=f"run #{best.run_id}, {best.direction.value} is better"
             )
-    st.caption(f"Primary metric: {experiment.primary_metric} (best {best_primary_label(experiment)})")
+    best = f"best {best_primary_label(experiment)}" if experiment.best_primary else "no run has logged it yet"
+    st.caption(f"Primary metric: {experiment.primary_metric} ({best})")
     return experiment.status.is_active
 
 

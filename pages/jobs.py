@@ -37,8 +37,10 @@ def live() -> None:
         cells[1].metric("running", sum(run.status == "running" for run in active))
         training = workers_training(active, store().now(), settings().heartbeat_timeout)
         cells[2].metric("workers training", training, help="Processes that run a run now, on any machine (a silent one is lost).")
-        here = "runs" if worker_running(settings()) else "does not run (`tunedeck worker` starts one by hand)"
-        st.caption(f"A worker on this machine's data folder {here}.")
+        if worker_running(settings()):
+            st.caption("A worker runs for this machine's data folder.")
+        else:
+            st.caption("No worker runs for this machine's data folder: `tunedeck worker` starts one.")
         if not active:
             st.info("Nothing queued or running.")
             return

@@ -93,14 +93,14 @@ def chart_controls(run) -> tuple[list[str], object]:
     return chosen, options
 
 
-def log_section(run_id: int) -> None:
+def log_section(run_id: int, ended: bool) -> None:
     section = fold("Log", "log_open", icon=":material/description:")
     if not section.open:
         return
     with section:
         text = run_log(store(), settings(), run_id, tail_lines=None)
         if not text:
-            st.caption("No output yet.")
+            st.caption("The run wrote no output." if ended else "No output yet.")
             return
         left, right = st.columns([4, 1], vertical_alignment="bottom")
         query = left.text_input("Search the log", key="log_search", placeholder="e.g. error, step 100")
@@ -147,7 +147,7 @@ def body(run) -> bool:
     if section.open:
         section.json(run.config)
     files_section(run.id)
-    log_section(run.id)
+    log_section(run.id, run.status.is_terminal)
     return still_changing(run, store().now())
 
 

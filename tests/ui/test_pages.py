@@ -739,6 +739,19 @@ def test_another_sort_or_filter_starts_at_the_first_page(open_page, app_store):
     assert "25 experiments · page 1 of 2" in texts(app)
 
 
+def test_small_words_fit_the_state_they_describe(open_page, populated, app_store):
+    """An ended run's empty log said "No output yet."; an experiment no run had scored said "(best –)"; the Jobs page
+    said "A worker on this machine's data folder does not run (...)"."""
+    ended = open_page("pages/run.py", opened=("log_open",), run=str(populated["failed"]))
+    waiting = open_page("pages/run.py", opened=("log_open",), run=str(populated["queued"]))
+    fresh = app_store.create_experiment({"name": "nothing logged", "dataset": SAMPLE})
+    app_store.create_run(fresh, {"epochs": 1})
+
+    assert "The run wrote no output." in texts(ended) and "No output yet." in texts(waiting)
+    assert "Primary metric: eval_loss (no run has logged it yet)" in texts(open_page("pages/experiment.py", experiment=str(fresh)))
+    assert "No worker runs for this machine's data folder: `tunedeck worker` starts one." in texts(open_page("pages/jobs.py"))
+
+
 def test_no_page_prints_a_stray_none(open_page, populated):
     for page, params in [
         ("pages/adapters.py", {}),

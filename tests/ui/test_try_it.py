@@ -164,7 +164,7 @@ def test_adapters_that_cannot_answer_for_one_reason_are_named_in_one_line(open_p
     app = open_page("pages/compare.py", runs=",".join(map(str, run_ids)))
 
     [said] = [as_shown(caption.value) for caption in app.caption if "cannot answer here" in as_shown(caption.value)]
-    assert said.startswith(f"toy-0 (#{run_ids[0]}), toy-1 (#{run_ids[1]}), toy-2 (#{run_ids[2]}) cannot answer here: its base model")
+    assert said.startswith(f"toy-0 (#{run_ids[0]}), toy-1 (#{run_ids[1]}), toy-2 (#{run_ids[2]}) cannot answer here: their base model")
 
 
 def test_a_peft_adapter_answers_on_the_tiny_model_with_its_greedy_generation(open_page, app_store, tmp_path):
