@@ -254,8 +254,11 @@ def workers_training(runs: list[Run], now: datetime, heartbeat_timeout: float) -
     )
 
 
-def active_runs_frame(runs: list[Run], now: datetime, experiment_names: dict[int, str] | None = None) -> pl.DataFrame:
-    """The Jobs page: what waits or runs, in which experiment, for how long, on which worker, and when it last said so."""
+def active_runs_frame(
+    runs: list[Run], now: datetime, experiment_names: dict[int, str] | None = None, silent_after: float | None = None
+) -> pl.DataFrame:
+    """The Jobs page: what waits or runs, in which experiment, for how long, on which worker, and when it last said
+    so; a running run silent past `silent_after` seconds is marked, as its worker is likely gone."""
     names = experiment_names or {}
     return pl.DataFrame(
         {
@@ -265,12 +268,23 @@ def active_runs_frame(runs: list[Run], now: datetime, experiment_names: dict[int
             "id": [run.id for run in runs],
             "waiting / running for": [format_duration(run.started_at or run.created_at, None, now) for run in runs],
             "worker": [run.worker or "–" for run in runs],
-            "last heartbeat": [
-                f"{format_duration(run.heartbeat_at, None, now)} ago" if run.heartbeat_at else "–" for run in runs
-            ],
+            "last heartbeat": [_heartbeat(run, now, silent_after) for run in runs],
         },
         schema_overrides={"id": pl.Int64},
     )
+
+
+def _heartbeat(run: Run, now: datetime, silent_after: float | None) -> str:
+    if run.heartbeat_at is None:
+        return "–"
+    said = f"{format_duration(run.heartbeat_at, None, now)} ago"
+    silent = silent_after is not None and run.status == "running" and (now - run.heartbeat_at).total_seconds() > silent_after
+    return f"{said}: silent, likely lost" if silent else said
+
+
+def silent_runs(runs: list[Run], now: datetime, silent_after: float) -> int:
+    """Running runs whose heartbeat is older than the timeout: a reaper fails them as lost when one next looks."""
+    return sum(run.status == "running" and run.heartbeat_at is not None and (now - run.heartbeat_at).total_seconds() > silent_after for run in runs)
 
 
 def _cell(value: Any) -> str:

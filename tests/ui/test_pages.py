@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -941,6 +942,21 @@ def test_the_run_page_puts_progress_and_latest_values_first_and_the_log_in_a_sea
     assert app.code[-1].value == "ValueError: learning rate too high"
     app.text_input(key="log_search").input("[" + "x" * 300).run()
     assert "No line matches '[" + "x" * 56 + "...'." in texts(app)  # shortened, and said plainly
+
+
+def test_a_running_run_silent_past_the_timeout_is_marked_as_likely_lost(open_page, populated, app_store, monkeypatch):
+    """A run whose heartbeat was 29 minutes old looked as healthy as the others on the Jobs page."""
+    monkeypatch.setenv("TUNEDECK_HEARTBEAT_INTERVAL", "0.2")
+    monkeypatch.setenv("TUNEDECK_HEARTBEAT_TIMEOUT", "1")
+    app_store.mark_running(populated["queued"], worker="gone:1")
+    time.sleep(1.5)
+
+    app = open_page("pages/jobs.py")
+
+    assert table_with(app, "last heartbeat")["last heartbeat"].tolist()[0].endswith(" ago: silent, likely lost")
+    assert [as_shown(w.value) for w in app.warning][0].startswith(
+        "1 running run silent for more than 1 s: its worker is likely gone."
+    )
 
 
 def test_checking_for_lost_workers_just_after_the_app_started_says_when_silence_is_judged(open_page, monkeypatch):
