@@ -6,6 +6,7 @@ Pages call these and draw the result, so every formatting rule is written (and t
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -191,6 +192,16 @@ def best_primary_label(experiment: Experiment) -> str:
     return f"{best.key} {format_value(best.value)}" if best else "–"
 
 
+def dataset_shown(reference: str, here: Path | None = None) -> str:
+    """A dataset file as the list shows it: relative to the folder the app runs in where it lies inside it (the form
+    stores the full path, whose file name a narrow column cut off); any other reference as stored."""
+    path = Path(reference)
+    try:
+        return str(path.relative_to(here or Path.cwd())) if path.is_absolute() else reference
+    except ValueError:
+        return reference
+
+
 def experiments_frame(page: ExperimentPage) -> pl.DataFrame:
     """One row per experiment; a row is opened by selecting it (the id column says which)."""
     tags = {"tags": [tags_label(e.tags) for e in page.items]} if any(e.tags for e in page.items) else {}
@@ -201,7 +212,7 @@ def experiments_frame(page: ExperimentPage) -> pl.DataFrame:
             "runs": [e.run_count for e in page.items],
             "best": [best_primary_label(e) for e in page.items],
             **tags,
-            "dataset": [e.dataset for e in page.items],
+            "dataset": [dataset_shown(e.dataset) for e in page.items],
             "created": [e.created_at for e in page.items],
             "updated": [e.updated_at for e in page.items],
             "id": [e.id for e in page.items],

@@ -58,6 +58,8 @@ def create_form() -> None:
                 found = stored_reference(shown, settings().team_mode)
             except TuneDeckError as error:
                 show_error(error, about="dataset")
+        else:  # the button below is greyed out: say why
+            st.caption("Give a dataset file to create the experiment.")
         if st.button("Create experiment", type="primary", key="create", disabled=found is None):
             try:
                 experiment_id = store().create_experiment({"name": name, "dataset": found, "description": description})
@@ -66,11 +68,12 @@ def create_form() -> None:
             except TuneDeckError as error:
                 show_error(error)
             else:
-                st.session_state.created_experiment = experiment_id
+                st.session_state.created_experiment = (experiment_id, name.strip())
                 st.rerun()
         if created is not None:
-            st.success(f"Created experiment {created}.")
-            st.page_link("pages/experiment.py", label="Open it", icon=":material/arrow_forward:", query_params={"experiment": created})
+            created_id, created_name = created
+            st.success(plain(f"Created experiment {quoted(created_name)} (#{created_id})."))
+            st.page_link("pages/experiment.py", label="Open it", icon=":material/arrow_forward:", query_params={"experiment": created_id})
 
 
 URL_STATE = ("status", "q", "sort", "desc", "deleted", "page")  # the widgets bound to the URL, and the pager's
@@ -115,7 +118,7 @@ def manage(page) -> None:
                 st.rerun()
             return
         st.warning(
-            f"Delete {plain(chosen.name)}? It disappears from the list; its runs, metrics and adapters are kept, "
+            f"Delete {plain(quoted(chosen.name))}? It disappears from the list; its runs, metrics and adapters are kept, "
             "queued and running runs are cancelled, and you can restore it later."
         )
         yes, no = st.columns(2)

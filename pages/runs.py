@@ -27,7 +27,7 @@ def runs(first) -> bool:
         st.caption(f"{matched.height:,} of {plural(frame.height, 'run')} match{shown}. Click a run to open it.")
     was_paused = st.session_state.get("runs_paused", False)
     chosen = results_table(matched, named or (), key="results")
-    if st.button("Compare ticked runs", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
+    if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
         st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
     export_fold(lambda: matched, matched.height, chosen, key="export")
     going = running_count(frame)

@@ -11,6 +11,7 @@ from core.presenters import (
     adapter_mark,
     best_adapters,
     comparison_table,
+    dataset_shown,
     escape_markdown,
     escape_outside_code,
     groups_frame,
@@ -213,3 +214,11 @@ def test_workers_training_counts_each_process_running_a_run_once_and_not_a_silen
 
     assert workers_training(store.list_active_runs(), clock.now, heartbeat_timeout=60) == 2
     assert workers_training(store.list_active_runs(), clock.now, heartbeat_timeout=300) == 3
+
+
+def test_a_dataset_inside_the_apps_folder_is_listed_by_its_path_from_there(tmp_path):
+    """The form stores a full path; the list's column cut it to '/work/main/data/sample/sentimen'."""
+    assert dataset_shown(str(tmp_path / "data" / "sample.csv"), here=tmp_path) == "data/sample.csv"
+    assert dataset_shown("/elsewhere/sample.csv", here=tmp_path) == "/elsewhere/sample.csv"
+    assert dataset_shown("data/sample.csv", here=tmp_path) == "data/sample.csv"
+    assert dataset_shown("(imported from MLflow)", here=tmp_path) == "(imported from MLflow)"

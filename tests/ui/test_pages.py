@@ -179,7 +179,7 @@ def test_creating_an_experiment_from_the_form(open_page, app_store):
     (created,) = app_store.list_experiments().items
     assert created.name == "my first experiment"
     assert created.dataset == SAMPLE  # absolute: a worker started in another folder reads the same file
-    assert f"Created experiment {created.id}." in texts(app)
+    assert f"Created experiment “my first experiment” (#{created.id})." in texts(app)  # named, as a delete says it
     assert app.text_input(key="new_name").value == ""  # ready for the next one, not a second try at this name
 
 
@@ -191,6 +191,15 @@ def test_experiment_validation_errors_are_shown_inline(open_page, app_store):
 
     assert "Name must not be empty." in texts(app)
     assert app_store.list_experiments().total == 0
+
+
+def test_a_greyed_out_create_button_says_why(open_page):
+    app = open_page("pages/experiments.py", opened=("new_experiment_open",))
+
+    app.text_input(key="new_dataset").input("").run()
+
+    assert app.button(key="create").disabled
+    assert "Give a dataset file to create the experiment." in texts(app)
 
 
 def test_a_dataset_the_shipped_trainers_would_refuse_is_warned_of_but_can_be_used(open_page, tmp_path, monkeypatch):
