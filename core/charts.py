@@ -184,9 +184,16 @@ def bucketed(points: pl.DataFrame, buckets: int) -> pl.DataFrame:
     )
 
 
+LABEL_NAME_CHARS = 24  # a longer name is shortened in the middle: a legend cut its end, and with it the ID
+
+
 def run_label(run_id: int, run_names: dict[int, str] | None = None) -> str:
-    """How a run is named in legends and tooltips: 'name (#id)', or '#id' when it has no name."""
+    """How a run is named in legends and tooltips: 'name (#id)', or '#id' when it has no name. A long name keeps its
+    start and end ('lora-r64-al…rmup500-bs32 (#9)'): sweep runs share a prefix and differ at the end."""
     name = (run_names or {}).get(run_id)
+    if name and len(name) > LABEL_NAME_CHARS:
+        half = (LABEL_NAME_CHARS - 1) // 2
+        name = f"{name[:half]}…{name[-(LABEL_NAME_CHARS - 1 - half):]}"
     return f"{name} (#{run_id})" if name else f"#{run_id}"
 
 

@@ -22,6 +22,7 @@ from core.charts import (
     points_per_curve,
     robust_range,
     run_colours,
+    run_label,
     run_labels,
     smooth,
     sparklines,
@@ -539,3 +540,13 @@ def test_sparklines_default_to_thirty_points():
 def test_sparklines_need_at_least_two_points(points):
     with pytest.raises(ValueError, match="at least 2 points"):
         sparklines(make_series((1, "loss", [1.0])), "loss", points=points)
+
+
+def test_a_long_run_name_is_shortened_in_the_middle_so_its_id_and_ending_show():
+    """Legends cut 'lora-r64-alpha128-...-lr3e-4-cosi' before the ID: two sweep runs could not be told apart."""
+    name = "lora-r64-alpha128-dropout0.05-lr3e-4-cosine-warmup500-bs32"
+
+    label = run_label(9, {9: name})
+
+    assert label == "lora-r64-al…rmup500-bs32 (#9)"
+    assert run_label(3, {3: "short name"}) == "short name (#3)"
