@@ -271,7 +271,7 @@ def metric_spec(
         layers.append({**dots, "transform": [{"filter": {"field": "run", "oneOf": lone}}]})
     layers.append(layer({"type": "circle", "size": 60, "opacity": 0}, shown, None, tooltip=_tooltip(options)))
     return {
-        "title": _title(key, points.is_empty(), hidden, _outside(points, domain)),
+        "title": _title(key, points.is_empty(), hidden, _outside(points, domain), _off_scale(points, domain)),
         "width": "container",
         "height": PANEL_HEIGHT,
         "data": {"name": DATASET},
@@ -363,6 +363,16 @@ def _outside(points: pl.DataFrame, domain: tuple[float, float] | None) -> int:
     return int(np.count_nonzero((values < domain[0]) | (values > domain[1])))
 
 
+def _off_scale(points: pl.DataFrame, domain: tuple[float, float] | None) -> list[str]:
+    """Runs most of whose points lie beyond the range: a whole curve on another scale (a learning rate 500 times the
+    others'), not a spike, looked missing from the panel."""
+    if domain is None or points.is_empty():
+        return []
+    beyond = (pl.col("value") < domain[0]) | (pl.col("value") > domain[1])
+    share = points.group_by("run", maintain_order=True).agg(beyond.mean().alias("share"))
+    return share.filter(pl.col("share") > 0.5)["run"].to_list()
+
+
 def _x(axis: str, span_seconds: float | None = None) -> dict:
     x = {"field": axis, "type": "temporal" if axis == "wall_time" else "quantitative", "title": X_AXES[axis]}
     if axis == "step":
@@ -399,12 +409,15 @@ def _tooltip(options: ChartOptions) -> list[dict]:
     return tooltip
 
 
-def _title(key: str, empty: bool, hidden: int, outside: int) -> dict:
+def _title(key: str, empty: bool, hidden: int, outside: int, off_scale: list[str] = ()) -> dict:
     text = f"{key}: no points yet" if empty else key
     notes = []
     if hidden:
         notes.append(f"{hidden} point{'s' if hidden != 1 else ''} ≤ 0 hidden on the log scale")
-    if outside:
+    if off_scale:
+        runs = ", ".join(off_scale)
+        notes.append(f"{runs} {'is' if len(off_scale) == 1 else 'are'} mostly off the scale (show everything to see {'it' if len(off_scale) == 1 else 'them'})")
+    elif outside:
         notes.append(f"{outside} outlier point{'s' if outside != 1 else ''} beyond the range (show everything to see them)")
     return {"text": text, "subtitle": " · ".join(notes)} if notes else {"text": text}
 

@@ -391,6 +391,21 @@ def test_points_beyond_the_range_are_counted_under_the_title():
     assert spec["title"]["subtitle"] == "20 outlier points beyond the range (show everything to see them)"
 
 
+def test_a_whole_curve_on_another_scale_is_named_under_the_title_not_counted_as_points():
+    """Learning rates of 0.001, 0.001 and 0.5: the third run was "498 outlier points" and looked missing."""
+    schedule = [min(step / 10, 1.0) for step in range(1, 201)]
+    series = make_series(
+        (1, "learning_rate", [0.001 * x for x in schedule]),
+        (2, "learning_rate", [0.0012 * x for x in schedule]),
+        (3, "learning_rate", [0.0011 * x for x in schedule]),
+        (4, "learning_rate", [0.5 * x for x in schedule]),
+    )
+
+    spec = metric_spec(series, "learning_rate", run_names={4: "high lr"})
+
+    assert spec["title"]["subtitle"] == "high lr (#4) is mostly off the scale (show everything to see it)"
+
+
 def test_showing_outliers_fits_the_spike_too():
     spec = metric_spec(spiky_sweep(), "loss", options=ChartOptions(ignore_outliers=False))
 
