@@ -34,7 +34,6 @@ from jobs.trainers import SHIPPED, trainer_for
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import (
-    capitalized,
     data_table,
     flash,
     fold,
@@ -264,11 +263,11 @@ def sweep_inputs(trainer: str) -> tuple[str | None, str, int, int, int | None]:
             "Random seed", min_value=0, value=0, step=1, key="sweep_seed", help="The same seed draws the same runs."
         )
     try:
-        size, sentence = preview(text, trainer, mode, int(count))
+        size, said = preview(text, trainer, mode, int(count))
     except ValidationError as error:
-        st.caption(f":orange[{plain(capitalized(str(error)))}]" if text.strip() else SWEEP_HELP)
+        st.caption(f":orange[{plain(sentence(str(error)))}]" if text.strip() else SWEEP_HELP)
         return mode, text, int(count), int(seed), None
-    st.caption(sentence)
+    st.caption(said)
     return mode, text, int(count), int(seed), size
 
 
@@ -309,7 +308,7 @@ def run_form(experiment_id: int, clone, dataset: str) -> None:
     with st.form("new_run"):
         values = config_inputs(trainer, prefix, initial=initial)
         label = "Start" if mode is None else f"Start {plural(size, 'run')}" if size else "Start the sweep"
-        submitted = st.form_submit_button(label, type="primary")
+        submitted = st.form_submit_button(label, type="primary", disabled=mode is not None and size is None)  # lines to fix first
     if submitted:
         try:
             if mode is None:

@@ -35,13 +35,17 @@ def test_a_grid_shows_its_run_count_and_starts_every_combination(open_page, popu
     assert "Started 6 runs:" in texts(app)
 
 
+def start_button(app, label: str):
+    return app.button[[b.label for b in app.button].index(label)]
+
+
 def test_a_grid_over_the_cap_is_explained_before_starting_and_starts_nothing(open_page, populated, app_store):
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     sweep(app, "Grid", "seed = " + ", ".join(map(str, range(10))) + "\nlora_rank = 1, 2, 4, 8, 16, 32")
 
     assert "This grid makes 10 × 6 = 60 runs, and a sweep starts at most 50 at once" in texts(app)
-    press(app, "Start the sweep")
+    assert start_button(app, "Start the sweep").disabled  # until the lines are fixed
     assert len(app_store.list_runs(populated["experiment"])) == 3
 
 
@@ -49,10 +53,9 @@ def test_a_grid_with_one_invalid_combination_starts_nothing(open_page, populated
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
     sweep(app, "Grid", "learning_rate = 1e-3, 50")
-    assert "learning_rate must be at most" in texts(app)  # said before Start is pressed
-    press(app, "Start the sweep")
 
-    assert "learning_rate must be at most" in "\n".join(as_shown(error.value) for error in app.error)
+    assert "Line 1 ('learning_rate = 1e-3, 50'): learning_rate must be at most 10, not 50." in texts(app)  # said first
+    assert start_button(app, "Start the sweep").disabled
     assert len(app_store.list_runs(populated["experiment"])) == 3
 
 
