@@ -227,8 +227,8 @@ def runs_frame(
     now: datetime | None = None,
     diverged: set[int] | frozenset[int] = frozenset(),
 ) -> pl.DataFrame:
-    """One row per run: name, status (and a diverged flag), timings, final metrics, loss curve, adapter, and
-    the config columns that differ between the runs (the ones that explain a difference)."""
+    """One row per run: name, status (and a diverged flag), timings, final metrics, loss curve, adapter, the config
+    columns that differ between the runs (the ones that explain a difference), then its tags."""
     sparklines = sparklines or {}
     config_keys = [key for key in CONFIG_COLUMNS if len({repr(run.config.get(key)) for run in runs}) > 1]
     metric_keys = [key for key in SUMMARY_KEYS if any(key in run.metrics for run in runs)]
@@ -242,10 +242,10 @@ def runs_frame(
         columns[key] = [run.metrics[key].last if key in run.metrics else None for run in runs]
     columns["loss curve"] = [sparklines.get(run.id, []) for run in runs]
     columns["adapter"] = [f"v{run.adapter.version}" if run.adapter else "" for run in runs]
-    if any(run.tags for run in runs):
-        columns["tags"] = [tags_label(run.tags) for run in runs]
     for key in config_keys:
         columns[key] = [_cell(run.config.get(key)) for run in runs]
+    if any(run.tags for run in runs):  # last: the widest and least read, it pushed the settings off the page
+        columns["tags"] = [tags_label(run.tags) for run in runs]
     columns["id"] = [run.id for run in runs]
     overrides = {"started": pl.Datetime("us"), "id": pl.Int64, "loss curve": pl.List(pl.Float64), "adapter": pl.String}
     overrides.update({key: pl.Float64 for key in metric_keys})
