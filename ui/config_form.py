@@ -17,7 +17,7 @@ from core.settings import get_settings
 from core.training_config import TrainingConfig, defaults_for, fields_for
 from core.validation import BOUND_WORDS, bound_text
 from jobs.trainers import available_trainers
-from ui.common import field_label
+from ui.common import capitalized, field_label
 
 FORM_EPOCHS = {"builtin": 3, "peft": 1}  # a first run that finishes soon: 3 s builtin, about 150 steps peft
 
@@ -32,7 +32,7 @@ def trainer_choice(prefix: str = "cfg", initial: str | None = None) -> str:
     """The trainer picker; put it above the form so a change redraws the form's settings."""
     trainers = _trainers()
     chosen = st.selectbox(
-        "trainer",
+        "Trainer",
         list(trainers),
         index=list(trainers).index(initial) if initial in trainers else 0,
         key=f"{prefix}_trainer",
@@ -62,7 +62,7 @@ def config_inputs(trainer: str, prefix: str = "cfg", columns: int = 3, initial: 
 
 def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
     info = TrainingConfig.model_fields[name]
-    label, help_text = field_label(name), info.description
+    label, help_text = capitalized(field_label(name)), info.description  # "Learning rate", as the page's other labels
     if name == "command":
         return _command_widget(key, default)
     if name == "base_model" and trainer in TRAINER_MODEL_KIND:
