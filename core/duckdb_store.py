@@ -565,7 +565,7 @@ class DuckDBStore(Annotations, TrackingStore):
             if points is not None and not points.is_empty():
                 self._store_points(con, points)
             if status is RunStatus.FAILED:
-                self._transition(con, run_id, status, error=_one_line(error or "failed"), traceback=traceback)
+                self._transition(con, run_id, status, error=_one_line(error or "failed"), traceback=_detail(error, traceback))
                 return None
             if status is RunStatus.CANCELLED:
                 self._transition(con, run_id, status, error="cancelled by the user")
@@ -599,7 +599,7 @@ class DuckDBStore(Annotations, TrackingStore):
         if not may:
             return False  # the ordinary path says why it cannot end
         if status is RunStatus.FAILED:
-            error = _one_line(error or "failed")
+            error, traceback = _one_line(error or "failed"), _detail(error, traceback)
         elif status is RunStatus.CANCELLED:
             error, traceback = "cancelled by the user", None
         else:
@@ -1521,6 +1521,16 @@ def _span(versions: list[int]) -> str:
     if versions == list(range(versions[0], versions[-1] + 1)) and len(versions) > 2:
         return f"{versions[0]} to {versions[-1]}"
     return ", ".join(map(str, versions))
+
+
+def _detail(error: str | None, traceback: str | None) -> str | None:
+    """The traceback kept with a failure, led by the whole error where it has more lines than the one the run shows
+    (they were dropped: "while running step 31 of 1000" was nowhere)."""
+    lines = [line for line in str(error or "").strip().splitlines() if line.strip()]
+    if len(lines) < 2:
+        return traceback
+    whole = "\n".join(lines)
+    return f"{whole}\n\n{traceback}" if traceback else whole
 
 
 def _one_line(error: str) -> str:

@@ -119,6 +119,20 @@ def test_failed_run_keeps_one_line_error_and_full_traceback(store, make_experime
     assert run.traceback.startswith("Traceback")
 
 
+@pytest.mark.parametrize("traceback", [None, "Traceback (most recent call last):\n  ...\nValueError: shape"])
+def test_a_failure_of_several_lines_shows_the_first_and_keeps_the_rest_with_the_traceback(store, make_experiment, traceback):
+    """Only the first line was kept: "while running step 31 of 1000" was nowhere."""
+    run_id = store.create_run(make_experiment(), {})
+    store.mark_running(run_id, worker="w")
+
+    store.fail_run(run_id, "CUDA out of memory\n\n  while running step 31 of 1000\nbatch shape (8, 512)", traceback=traceback)
+
+    run = store.get_run(run_id)
+    assert run.error == "CUDA out of memory"
+    whole = "CUDA out of memory\n  while running step 31 of 1000\nbatch shape (8, 512)"
+    assert run.traceback == (f"{whole}\n\n{traceback}" if traceback else whole)
+
+
 @pytest.mark.parametrize(
     ("reach", "action"),
     [
