@@ -1,4 +1,4 @@
-"""`python -m jobs.process_group PARENT_PID COMMAND...`: a registered training command in a process group of its own,
+"""`python -m jobs.process_group PARENT_PID GRACE COMMAND...`: a registered training command in a process group of its own,
 ended as a whole.
 
 A wrapper (`bash train.sh`, `accelerate launch`) does not pass a SIGTERM on to the python it started, and Linux's
@@ -12,12 +12,20 @@ import os
 import signal
 import subprocess
 import sys
-import threading
+import time
 
 from jobs.processes import ask_for_signal_on_parent_death
 
-GRACE = 20.0
+GRACE = 20.0  # what the trainer gives it
 COULD_NOT_START = 127
+POLL = 0.2
+_stop_requested = False
+
+
+def _request_stop(signum, frame) -> None:
+    """A plain flag: a handler that took a lock (an Event's) deadlocked when a second signal came while it held it."""
+    global _stop_requested
+    _stop_requested = True
 
 
 def _signal_group(group: int, signum: int) -> None:
@@ -27,34 +35,36 @@ def _signal_group(group: int, signum: int) -> None:
         pass
 
 
-def _end(child: subprocess.Popen, grace: float) -> None:
-    """The group asked to stop, and killed if its command has not ended within grace seconds."""
-    _signal_group(child.pid, signal.SIGTERM)
-    try:
-        child.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
+def _run(child: subprocess.Popen, grace: float) -> int:
+    """The command's exit code; on a stop, its group is asked to stop and killed `grace` seconds later if it has not."""
+    deadline = None
+    while True:
+        try:
+            return child.wait(timeout=POLL)
+        except subprocess.TimeoutExpired:
+            pass
+        if _stop_requested and deadline is None:
+            _signal_group(child.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+        if deadline is not None and time.monotonic() > deadline:
+            _signal_group(child.pid, signal.SIGKILL)
+            return child.wait()
 
 
 def main(argv: list[str]) -> int:
-    parent, command = int(argv[0]), argv[1:]
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # first: from here on a stop is never lost, and
+        signal.signal(signum, _request_stop)  # never ends this process with the command left running
+    parent, grace, command = int(argv[0]), float(argv[1]), argv[2:]
     ask_for_signal_on_parent_death(signal.SIGTERM)
-    if os.getppid() != parent:  # it died before the request was in place
+    if os.getppid() != parent or _stop_requested:  # it died, or asked to stop, before the request was in place
         return COULD_NOT_START
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda *_: stopping.set())
     try:
         child = subprocess.Popen(command, start_new_session=True)  # stdout, stderr and the folder are ours
     except OSError as error:
         print(f"could not start: {error}", flush=True)
         return COULD_NOT_START
-    while child.poll() is None:
-        if stopping.wait(0.2):
-            _end(child, GRACE)
-            break
-    _signal_group(child.pid, signal.SIGKILL)  # a stop not heeded, or a process the command left behind
-    code = child.wait()
+    code = _run(child, grace)
+    _signal_group(child.pid, signal.SIGKILL)  # whatever the command left behind in its group
     return code if code >= 0 else 128 - code
 
 

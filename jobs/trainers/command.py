@@ -138,7 +138,7 @@ def train(
     print(f"running command {config.command!r}: {arguments}", flush=True)
     try:
         child = subprocess.Popen(  # in a process group of its own, ended as a whole: see jobs.process_group
-            [sys.executable, "-m", "jobs.process_group", str(os.getpid()), *arguments],
+            [sys.executable, "-m", "jobs.process_group", str(os.getpid()), str(process_group.GRACE), *arguments],
             cwd=spec.working_dir,
             env=env,
             stdout=subprocess.PIPE,
