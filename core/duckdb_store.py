@@ -1057,7 +1057,7 @@ class DuckDBStore(Annotations, TrackingStore):
                     [name, alias],
                 )
                 if found and found[0][0] != version:
-                    raise ConflictError(f"{name}@{alias} points at v{found[0][0]} now, not v{version}; nothing was removed")
+                    raise ConflictError(f"the alias {name}@{alias} points at v{found[0][0]} now, not v{version}; nothing was removed")
             if not rows(con, "DELETE FROM adapter_aliases WHERE name = ? AND lower(alias) = ? RETURNING alias", [name, alias]):
                 raise NotFoundError(f"adapter {quoted(name)} has no alias {quoted(alias)}; nothing was removed")
 

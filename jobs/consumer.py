@@ -134,6 +134,8 @@ class StoppingConsumer(Consumer):
         self._signal_actions = {signum: (False, True) for signum in self.STOP_SIGNALS}  # (restart, graceful): Huey's table
 
     def _handle_signal(self, signum, frame):
+        if supervisor.SHUTTING_DOWN.is_set():  # a second stop signal, of any kind: stop at once, as Huey does for one
+            raise KeyboardInterrupt
         supervisor.SHUTTING_DOWN.set()
         super()._handle_signal(signum, frame)
 

@@ -18,6 +18,7 @@ from jobs.processes import ask_for_signal_on_parent_death
 
 GRACE = 20.0  # what the trainer gives it
 COULD_NOT_START = 127
+NOT_STARTED = "tunedeck: the command could not start: "  # the line the trainer reads back as its reason
 POLL = 0.2
 _stop_requested = False
 
@@ -35,17 +36,31 @@ def _signal_group(group: int, signum: int) -> None:
         pass
 
 
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 def _run(child: subprocess.Popen, grace: float) -> int:
-    """The command's exit code; on a stop, its group is asked to stop and killed `grace` seconds later if it has not."""
-    deadline = None
+    """The command's exit code; on a stop, its group is asked to stop and killed `grace` seconds later if it has not.
+    The grace is the whole group's: a wrapper dies of SIGTERM at once, while the python under it saves a checkpoint."""
+    deadline, code = None, None
     while True:
-        try:
-            return child.wait(timeout=POLL)
-        except subprocess.TimeoutExpired:
-            pass
+        if code is None:
+            try:
+                code = child.wait(timeout=POLL)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            time.sleep(POLL)
         if _stop_requested and deadline is None:
             _signal_group(child.pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
+        if code is not None and (deadline is None or not _group_alive(child.pid)):
+            return code  # ended by itself, or stopped with all its group
         if deadline is not None and time.monotonic() > deadline:
             _signal_group(child.pid, signal.SIGKILL)
             return child.wait()
@@ -61,7 +76,7 @@ def main(argv: list[str]) -> int:
     try:
         child = subprocess.Popen(command, start_new_session=True)  # stdout, stderr and the folder are ours
     except OSError as error:
-        print(f"could not start: {error}", flush=True)
+        print(f"{NOT_STARTED}{error}", flush=True)
         return COULD_NOT_START
     code = _run(child, grace)
     _signal_group(child.pid, signal.SIGKILL)  # whatever the command left behind in its group

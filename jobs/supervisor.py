@@ -20,6 +20,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Set when the worker is asked to stop (Ctrl-C, SIGTERM, SIGHUP): each training is stopped and its run recorded as
 # stopped by a shutdown. Ctrl-C reached the trainings from the terminal; `kill PID` or `docker stop` did not.
 SHUTTING_DOWN = threading.Event()
+SHUT_DOWN = "training stopped: the worker was shut down"
 WATCH_POLL = 0.5  # how soon a shutdown or the training's end is noticed between heartbeats
 
 
@@ -36,8 +37,8 @@ def supervise(store: TrackingStore, run_id: int, settings: Settings) -> RunStatu
     except Exception as error:  # the process could not start, or watching it failed (it was stopped): say so on the run
         code = None
         _fail_if_running(store, run_id, f"the worker could not run training: {failure_text(error)}", settings)
-    if code is not None and code != 0:
-        _fail_if_running(store, run_id, _exit_message(code), settings)
+    if code is not None and code != 0:  # stopped by a shutdown, however it ended (a Ctrl-C and the stop crossing)
+        _fail_if_running(store, run_id, SHUT_DOWN if SHUTTING_DOWN.is_set() else _exit_message(code), settings)
     return until_back(lambda: store.get_run(run_id).status)
 
 
@@ -97,7 +98,7 @@ def _exit_message(code: int) -> str:
     if code < 0:
         return f"training process was killed by signal {-code}"
     if code == 3:
-        return "training stopped: the worker was shut down"
+        return SHUT_DOWN
     return f"training process exited with code {code}"
 
 

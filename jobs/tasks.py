@@ -21,7 +21,7 @@ from core.training_config import TrainingConfig
 from jobs.config import huey, ready_queue
 from jobs.embedded import ensure_worker
 from jobs.reaper import reap
-from jobs.supervisor import supervise
+from jobs.supervisor import SHUTTING_DOWN, supervise
 from jobs.trainers import SHIPPED, check_base_model, command
 
 log = logging.getLogger("tunedeck.tasks")
@@ -30,6 +30,9 @@ log = logging.getLogger("tunedeck.tasks")
 @huey.task()
 def train_run(run_id: int) -> str:
     settings = get_settings()
+    if SHUTTING_DOWN.is_set():  # taken from the queue as this worker stops: queued again, for the next worker
+        open_store().set_job_id(run_id, enqueue(run_id))
+        return RunStatus.QUEUED.value
     try:
         return supervise(open_store(), run_id, settings).value
     except NotFoundError:

@@ -109,7 +109,7 @@ with friendly_errors():
     parsed, ignored = parse_run_ids(raw)
     if ignored:
         said = ", ".join(quoted(part) for part in ignored)
-        st.warning(f"Skipped {plain(said)}: run IDs are whole numbers, like 12.")
+        st.warning(f"Skipped {plain(said)}: run IDs are positive whole numbers, like 12.")
     run_ids, missing = found_and_missing(store(), parsed)
     if missing:
         unknown = f"No {'run with ID' if len(missing) == 1 else 'runs with IDs'} {', '.join(map(str, missing))}"

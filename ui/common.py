@@ -125,7 +125,7 @@ def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options
     config: dict = {name: st.column_config.NumberColumn(name, format="%.4g") for name in floats if name not in huge}
     strings = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     as_text = (pl.Series(name, [format_value(value) for value in frame[name].to_list()], pl.String) for name in huge)
-    shown = frame.with_columns(pl.col(strings).fill_null("–"), *as_text)  # as the grid shows a missing number
+    shown = frame.with_columns(pl.col(strings).replace("", None).fill_null("–"), *as_text)  # as the grid shows a missing number
     if frame.schema.get("status") == pl.String:
         shown = shown.with_columns(pl.col("status").str.split(TAG_SEPARATOR))
         two_tags = bool(frame["status"].str.contains(TAG_SEPARATOR, literal=True).any())  # "completed · diverged"

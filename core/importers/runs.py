@@ -26,6 +26,7 @@ IMPORT_STOPPED = "the import stopped before this run was whole"
 UNREADABLE = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError, struct.error, sqlite3.Error)
 ALREADY_IMPORTED = ": already imported"
 NOT_READ = "could not be read"  # in every skip for damage, so a summary knows an import that read nothing failed
+NO_POINTS = "no metric point could be read"  # a run readable but holding no scalar (histograms only), or damaged
 BATCH_POINTS = 500_000
 _NOT_A_KEY_CHARACTER = re.compile(rf"[^{KEY_CHARACTERS}]")
 
@@ -67,8 +68,8 @@ class ImportSummary:
 
     @property
     def read_nothing(self) -> bool:
-        """Nothing imported because what was there could not be read: a failure a script should notice."""
-        return not self.runs_imported and any(NOT_READ in item for item in self.skipped)
+        """Nothing imported because nothing there could be read as metrics: a failure a script should notice."""
+        return not self.runs_imported and any(NOT_READ in item or NO_POINTS in item for item in self.skipped)
 
     def lines(self) -> list[str]:
         lines = [f"imported {_count(self.runs_imported, 'run')} with {_count(self.points_imported, 'metric point')}"]
@@ -174,7 +175,7 @@ def import_runs(
                 continue
             if run.metrics_only and points.is_empty():
                 why = "; ".join(run.notes) or "it holds no scalar"
-                summary.skipped.append(f"run {run.name!r} ({run.source_id}): its metrics {NOT_READ} ({why})")
+                summary.skipped.append(f"run {run.name!r} ({run.source_id}): {NO_POINTS} ({why})")
             else:
                 _import_run(store, target.experiment_id(store, summary), run, points, dropped, renamed, summary)
                 target.imported[run.source_id] = None

@@ -138,7 +138,8 @@ def train(
     print(f"running command {config.command!r}: {arguments}", flush=True)
     try:
         child = subprocess.Popen(  # in a process group of its own, ended as a whole: see jobs.process_group
-            [sys.executable, "-m", "jobs.process_group", str(os.getpid()), str(process_group.GRACE), *arguments],
+            # -P: the command's folder is not on the keeper's path (a `jobs` package of the user's hid ours)
+            [sys.executable, "-P", "-m", "jobs.process_group", str(os.getpid()), str(process_group.GRACE), *arguments],
             cwd=spec.working_dir,
             env=env,
             stdout=subprocess.PIPE,
@@ -162,8 +163,10 @@ def train(
         raise TrainingStopped(follower.last_step)
     if follower.error is not None:
         raise CommandFailed(f"command {config.command!r} reported a bad metric line: {follower.error}")
+    last = follower.tail[-1] if follower.tail else "no output"
+    if code == process_group.COULD_NOT_START and last.startswith(process_group.NOT_STARTED):
+        raise CommandFailed(f"command {config.command!r} could not start: {last.removeprefix(process_group.NOT_STARTED)}")
     if code != 0:
-        last = follower.tail[-1] if follower.tail else "no output"
         raise CommandFailed(f"command {config.command!r} exited with code {code}: {last}")
     named = Path(spec.working_dir or os.getcwd(), str(follower.adapter["path"])) if follower.adapter else None  # as it saw it
     if named is not None and not named.is_dir():

@@ -199,7 +199,7 @@ def test_import_that_could_read_nothing_fails_with_what_it_skipped(tunedeck, tmp
 
     assert result.returncode == 1
     assert result.stdout.startswith("imported 0 runs with 0 metric points\nskipped 1 run:\n  - run 'run1' ")
-    assert "its metrics could not be read (events.out.tfevents.1 was read up to byte 0" in result.stdout
+    assert "no metric point could be read (events.out.tfevents.1 was read up to byte 0" in result.stdout
 
 
 def test_import_tensorboard_into_an_empty_experiment_name_is_refused_as_a_blank_one_is(tunedeck):

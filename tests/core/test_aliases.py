@@ -132,7 +132,7 @@ def test_removing_an_alias_from_a_version_leaves_it_where_someone_moved_it(store
     ids, _ = versions
     store.set_adapter_alias(ids[2], "production")
 
-    with pytest.raises(ConflictError, match="sentiment@production points at v3 now, not v1; nothing was removed"):
+    with pytest.raises(ConflictError, match="the alias sentiment@production points at v3 now, not v1; nothing was removed"):
         store.remove_adapter_alias("sentiment", "production", version=1)
     store.remove_adapter_alias("sentiment", "Production", version=3)
 

@@ -131,7 +131,7 @@ def test_a_folder_whose_files_hold_no_readable_record_is_not_imported(store, unc
 
     assert summary.runs_imported == 0 and summary.experiments_created == []
     [reason] = summary.skipped
-    assert reason.startswith("run 'r1' (tensorboard:") and "its metrics could not be read" in reason
+    assert reason.startswith("run 'r1' (tensorboard:") and "no metric point could be read" in reason
     assert "was read up to byte 0 of 5,000 (0 records)" in reason
     unchanged()
 

@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -40,12 +41,23 @@ RELATIVE_ADAPTER = (
 )
 # A wrapper as most real commands are (a shell script, a launcher): bash stays the parent of the python that trains.
 WRAPPED = (
-    "import json, os, pathlib, sys, time\n"
+    "import json, os, pathlib, signal, sys, time\n"
+    "def save(*_):  # a checkpoint written on SIGTERM, which takes a moment\n"
+    "    time.sleep(1.0)\n"
+    "    pathlib.Path(sys.argv[1] + '.saved').write_text('saved')\n"
+    "    sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, save)\n"
     "pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))\n"
     "for step in range(100_000):\n"
     "    if step < 3:  # then quiet, as a training between evaluations: a closed pipe would not end it\n"
     "        print(json.dumps(dict(tunedeck='metrics', step=step, values=dict(loss=1.0))), flush=True)\n"
     "    time.sleep(0.1)\n"
+)
+STUBBORN = (  # a training that ignores SIGTERM: its keeper waits out the grace before killing it
+    "import json, signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print(json.dumps(dict(tunedeck='metrics', step=1, values=dict(loss=1.0))), flush=True)\n"
+    "time.sleep(300)\n"
 )
 WRITES_FILES = "import os, pathlib; pathlib.Path(os.environ['TUNEDECK_OUTPUT_DIR'], 'adapter_model.bin').write_bytes(b'w')"
 
@@ -53,6 +65,8 @@ WRITES_FILES = "import os, pathlib; pathlib.Path(os.environ['TUNEDECK_OUTPUT_DIR
 @pytest.fixture
 def commands_file(tmp_path):
     (tmp_path / "command-folder").mkdir()
+    (tmp_path / "user-repo" / "jobs").mkdir(parents=True)  # a training repository with a `jobs` package of its own
+    (tmp_path / "user-repo" / "jobs" / "__init__.py").write_text("raise SystemExit('the user jobs package was imported')")
     path = tmp_path / "commands.toml"
     path.write_text(
         textwrap.dedent(
@@ -76,6 +90,16 @@ def commands_file(tmp_path):
 
             [commands.wrapped]
             command = ["bash", "-c", {f'{sys.executable} -c "$0" "$1"; echo wrapper done'!r}, {WRAPPED!r}, "{tmp_path / 'trainer.pid'}"]
+
+            [commands.stubborn]
+            command = ["{sys.executable}", "-c", {STUBBORN!r}]
+
+            [commands.shadowed]
+            command = ["{sys.executable}", "-c", {METRIC_LINES!r}]
+            working_dir = "{tmp_path / 'user-repo'}"
+
+            [commands.missing]
+            command = ["{tmp_path / 'no-such-trainer'}"]
 
             [commands.broken]
             command = ["{sys.executable}", "-c", "import sys; print('CUDA out of memory'); sys.exit(3)"]
@@ -157,6 +181,7 @@ def test_cancelling_a_command_behind_a_wrapper_stops_the_training_itself(command
 
     wait_for(lambda: not alive(trainer), 30, "the wrapped training to stop")
     assert job_store.get_run(run_id).status is RunStatus.CANCELLED
+    assert (tmp_path / "trainer.pid.saved").exists()  # its grace was the group's: the wrapper's death did not cut it
 
 
 def test_a_killed_worker_leaves_no_training_behind_a_wrapper(commands_file, job_store, tmp_path):
@@ -168,6 +193,37 @@ def test_a_killed_worker_leaves_no_training_behind_a_wrapper(commands_file, job_
         wait_for(lambda: not alive(trainer), 30, "the wrapped training to stop with its worker")
     finally:
         stop_worker(worker)
+
+
+def test_a_second_stop_signal_of_another_kind_stops_the_worker_at_once(commands_file, job_store):
+    """SIGTERM, then Ctrl-C: the worker still waited out the grace of a training that ignores SIGTERM (20 s)."""
+    worker = start_worker(TUNEDECK_COMMANDS_FILE=str(commands_file))
+    try:
+        experiment_id = job_store.create_experiment({"name": f"stubborn {uuid.uuid4().hex[:8]}", "dataset": SAMPLE})
+        run_id = tasks.start_run(job_store, experiment_id, {"trainer": "command", "command": "stubborn", "max_steps": 40})
+        wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, 60, "the training to log")
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        asked = time.monotonic()
+        worker.send_signal(signal.SIGINT)
+        worker.wait(timeout=60)
+        assert time.monotonic() - asked < 10
+    finally:
+        stop_worker(worker)
+
+
+def test_a_command_whose_folder_has_a_jobs_package_of_its_own_runs(command_worker, job_store):
+    """The keeper was started with the command's folder first on its path: a user's `jobs` package hid TuneDeck's."""
+    run = run_command(job_store, "shadowed")
+
+    assert run.status is RunStatus.COMPLETED, run.error
+
+
+def test_a_command_that_cannot_start_says_so(command_worker, job_store):
+    run = run_command(job_store, "missing")
+
+    assert run.status is RunStatus.FAILED
+    assert run.error.startswith("command 'missing' could not start: [Errno 2] No such file or directory")
 
 
 def test_a_command_can_report_metrics_as_json_lines(command_worker, job_store):

@@ -70,4 +70,4 @@ def test_a_command_that_cannot_start_says_why_in_its_output(tmp_path):
     )
 
     assert done.returncode == 127
-    assert done.stdout.startswith("could not start: [Errno 2] No such file or directory")
+    assert done.stdout.startswith("tunedeck: the command could not start: [Errno 2] No such file or directory")

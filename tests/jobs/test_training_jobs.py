@@ -17,7 +17,7 @@ from core.runs import start_run
 from core.settings import get_settings
 from core.status import RunStatus
 from core.writer import MetricWriter
-from jobs import tasks, train_process
+from jobs import supervisor, tasks, train_process
 from jobs.supervisor import supervise
 from tests.jobs.conftest import ROOT, SAMPLE, start_worker, stop_worker, wait_for, wait_until_terminal
 
@@ -110,6 +110,42 @@ def test_a_worker_stopped_by_a_signal_stops_its_trainings_and_records_them_as_st
     assert (run.status, run.error) == (RunStatus.FAILED, "training stopped: the worker was shut down")
     assert job_store.get_experiment(experiment_id).status == "failed"
     assert "stopped at step" in read_log(get_settings(), run_id)
+
+
+def test_ctrl_c_in_the_workers_terminal_records_its_trainings_as_stopped(job_store):
+    """Ctrl-C reaches the worker and its training at once (one process group): the worker's own stop then crossed the
+    training's exit, and the run read "training process was killed by signal 15"."""
+    log = (get_settings().data_dir / f"worker-ctrl-c-{uuid.uuid4().hex[:8]}.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "jobs.worker", "--workers", "2"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        experiment_id = new_experiment(job_store)
+        run_id = tasks.start_run(job_store, experiment_id, LONG_RUN)
+        wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, what="the run to log metrics")
+
+        os.killpg(worker.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        worker.wait(timeout=60)
+    finally:
+        stop_worker(worker)
+
+    run = job_store.get_run(run_id)
+    assert (run.status, run.error) == (RunStatus.FAILED, "training stopped: the worker was shut down")
+
+
+def test_a_job_taken_from_the_queue_as_the_worker_stops_is_queued_again(job_store):
+    """It started a training the shutdown killed at once, and the run failed instead of waiting for the next worker."""
+    run_id = start_run(job_store, new_experiment(job_store), {"epochs": 1}, enqueue=lambda _: None)
+    supervisor.SHUTTING_DOWN.set()
+    try:
+        tasks.train_run.call_local(run_id)
+    finally:
+        supervisor.SHUTTING_DOWN.clear()
+
+    run = job_store.get_run(run_id)
+    assert run.status is RunStatus.QUEUED
+    assert run.job_id in tasks.live_job_ids()
+    tasks.cancel_run(job_store, run_id)  # no worker of this test takes it
 
 
 def test_a_run_the_worker_loses_track_of_is_stopped_and_failed_not_left_training(job_store):

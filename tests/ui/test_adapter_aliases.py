@@ -83,7 +83,7 @@ def test_removing_an_alias_someone_moved_since_the_page_was_drawn_leaves_it_wher
 
     app.button(key="alias_remove_button").click().run()
 
-    assert "Sentiment LoRA@production points at v2 now, not v1; nothing was removed." in texts(app)
+    assert "The alias sentiment LoRA@production points at v2 now, not v1; nothing was removed." in texts(app)
     assert [(a.alias, a.version) for a in app_store.list_adapter_aliases()] == [("candidate", 1), ("production", 2)]
 
 

@@ -480,7 +480,7 @@ def test_a_compare_link_with_a_typo_in_one_id_compares_the_others(open_page, pop
     """One malformed ID showed only an error, and nothing was compared."""
     app = open_page("pages/compare.py", runs=f"{populated['done']},x2,{populated['failed']},-1")
 
-    assert [as_shown(w.value) for w in app.warning][0] == "Skipped “x2”, “-1”: run IDs are whole numbers, like 12."
+    assert [as_shown(w.value) for w in app.warning][0] == "Skipped “x2”, “-1”: run IDs are positive whole numbers, like 12."
     assert "best run" in table_with(app, "best run").columns
 
 
@@ -615,7 +615,7 @@ def test_adapter_detail_shows_files_and_lineage(open_page, populated):
         ("pages/run.py", {"run": "9" * 20}, f"The run ID '{'9' * 20}' is larger than any ID TuneDeck gives out."),
         ("pages/experiment.py", {"experiment": "-1"}, "is not a positive whole number"),
         ("pages/experiment.py", {"experiment": "424242"}, "no experiment with ID 424242"),
-        ("pages/compare.py", {"runs": "1,x"}, "Skipped “x”: run IDs are whole numbers, like 12."),
+        ("pages/compare.py", {"runs": "1,x"}, "Skipped “x”: run IDs are positive whole numbers, like 12."),
         ("pages/compare.py", {"runs": "777"}, "no run with ID 777"),
         ("pages/adapters.py", {"adapter": "1; DROP TABLE adapters"}, "is not a positive whole number"),
     ],

@@ -105,7 +105,7 @@ def test_the_runs_page_shows_each_runs_own_tags_and_still_finds_runs_by_their_ex
     app = open_page("pages/runs.py")
 
     shown = table_with(app, "experiment").set_index("id")["tags"]
-    assert shown[populated["done"]] == "base=llama" and shown[populated["failed"]] == ""  # not the experiment's team=nlp
+    assert shown[populated["done"]] == "base=llama" and shown[populated["failed"]] == "–"  # not the experiment's team=nlp
 
     app.text_input(key="search").input("tags.team = cv").run()
     assert "0 of 3 runs match" in texts(app)
