@@ -34,6 +34,15 @@ def worker():
     stop_worker(process)
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie has ended, though it is still listed until reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")  # a zombie has ended
+
+
 def wait_until_terminal(store, run_ids: list[int], timeout: float = 120):
     return wait_for(
         lambda: all(store.get_run(r).status.is_terminal for r in run_ids) and [store.get_run(r) for r in run_ids],

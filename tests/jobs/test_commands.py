@@ -1,13 +1,11 @@
 """Registered training commands: an administrator names them, runs pick them, the worker runs them."""
 
 import io
-import os
 import signal
 import sys
 import textwrap
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +17,7 @@ from core.settings import Settings, get_settings
 from core.status import RunStatus
 from jobs import tasks
 from jobs.trainers import command
-from tests.jobs.conftest import ROOT, SAMPLE, start_worker, stop_worker, wait_until_terminal
+from tests.jobs.conftest import ROOT, SAMPLE, alive, start_worker, stop_worker, wait_until_terminal
 from tests.waiting import wait_for
 
 METRIC_LINES = (
@@ -156,14 +154,6 @@ def test_a_worker_started_in_a_shell_with_tracking_disabled_still_records_its_ru
 
     assert run.status is RunStatus.COMPLETED, run.error
     assert job_store.get_run_metrics(run.id).summary["loss"].count == 40
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")  # a zombie has ended
 
 
 def start_wrapped(store, tmp_path) -> tuple[int, int]:

@@ -6,9 +6,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from tests.jobs.conftest import ROOT
+from tests.jobs.conftest import ROOT, alive
 from tests.waiting import wait_for
 
 STUBBORN = (  # a training that ignores SIGTERM, as one stuck in a step does, and says who it is
@@ -17,14 +16,6 @@ STUBBORN = (  # a training that ignores SIGTERM, as one stuck in a step does, an
     "pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))\n"
     "time.sleep(300)\n"
 )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")  # a zombie has ended
 
 
 def start_keeper(tmp_path, grace: float = 1.0) -> tuple[subprocess.Popen, int]:
