@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from core.entities import Adapter, AdapterAlias, Experiment, ExperimentPage, MetricAggregate, Run, RunComparison
-from core.errors import ValidationError
+from core.errors import ValidationError, quoted
 from core.filters import EXPERIMENT_SORTS
 from core.groups import short
 from core.status import RunStatus
@@ -255,13 +255,16 @@ def runs_frame(
 def workers_training(runs: list[Run], now: datetime, heartbeat_timeout: float) -> int:
     """How many processes, on any machine, run a run now: what the Jobs page counts as workers at work. A run silent
     past the heartbeat timeout does not count: its worker is lost, until a reaper fails the run."""
-    recent = timedelta(seconds=heartbeat_timeout)
-    return len(
-        {
-            run.worker
-            for run in runs
-            if run.status == RunStatus.RUNNING and run.worker and (run.heartbeat_at is None or now - run.heartbeat_at <= recent)
-        }
+    return len({run.worker for run in runs if run.status == RunStatus.RUNNING and run.worker and not _silent(run, now, heartbeat_timeout)})
+
+
+def _silent(run: Run, now: datetime, seconds: float | None) -> bool:
+    """A running run whose last heartbeat is older than `seconds`: its worker is likely gone."""
+    return (
+        seconds is not None
+        and run.status == RunStatus.RUNNING
+        and run.heartbeat_at is not None
+        and now - run.heartbeat_at > timedelta(seconds=seconds)
     )
 
 
@@ -289,13 +292,19 @@ def _heartbeat(run: Run, now: datetime, silent_after: float | None) -> str:
     if run.heartbeat_at is None:
         return "–"
     said = f"{format_duration(run.heartbeat_at, None, now)} ago"
-    silent = silent_after is not None and run.status == "running" and (now - run.heartbeat_at).total_seconds() > silent_after
-    return f"{said}: silent, likely lost" if silent else said
+    return f"{said}: silent, likely lost" if _silent(run, now, silent_after) else said
 
 
-def silent_runs(runs: list[Run], now: datetime, silent_after: float) -> int:
-    """Running runs whose heartbeat is older than the timeout: a reaper fails them as lost when one next looks."""
-    return sum(run.status == "running" and run.heartbeat_at is not None and (now - run.heartbeat_at).total_seconds() > silent_after for run in runs)
+def silence_warning(runs: list[Run], now: datetime, silent_after: float) -> str | None:
+    """What the Jobs page says when running runs have gone silent past the heartbeat timeout, and what to do."""
+    silent = sum(_silent(run, now, silent_after) for run in runs)
+    if not silent:
+        return None
+    return (
+        f"{plural(silent, 'running run')} silent for more than {silent_after:.0f} s: {'its' if silent == 1 else 'their'} "
+        "worker is likely gone. A running worker fails such runs as lost at its next check; with none running, start "
+        "one, or use “Check for lost workers now” below."
+    )
 
 
 def _cell(value: Any) -> str:
@@ -504,6 +513,17 @@ def parse_run_ids(raw: str | None, limit: int = 50) -> tuple[list[int], list[str
         except ValidationError:
             ignored.append(part[:50])
     return list(dict.fromkeys(ids)), ignored
+
+
+def compare_warnings(ignored: list[str], missing: list[int], found_any: bool) -> list[str]:
+    """What the compare page says of a link's parts it skipped: not IDs at all, and IDs of no run."""
+    said = []
+    if ignored:
+        said.append(f"Skipped {', '.join(quoted(part) for part in ignored)}: run IDs are positive whole numbers, like 12.")
+    if missing:
+        unknown = f"No {'run with ID' if len(missing) == 1 else 'runs with IDs'} {', '.join(map(str, missing))}"
+        said.append(f"{unknown}: comparing the others." if found_any else f"{unknown}.")
+    return said
 
 
 def chart_keys(keys: list[str], with_system: bool = False) -> list[str]:

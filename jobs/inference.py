@@ -80,7 +80,7 @@ def _kind(folder: Path, base_model: str) -> str:
     except ValidationError:
         where = " or ".join(str(root) for root in roots)
         raise ValidationError(
-            f"its base model {base_model} is not a Hugging Face model in {where}: the try-it box answers with the "
+            f"the base model {base_model} is not a Hugging Face model in {where}: the try-it box answers with the "
             "built-in trainer's adapters, and with PEFT adapters whose base model is there"
         ) from None
     if reason := peft_trainer.is_available():

@@ -3,12 +3,12 @@
 import streamlit as st
 
 from core.divergence import diverged_runs
-from core.errors import quoted
 from core.presenters import (
     BEST_MARK,
     COMPARISON_LEAD,
     DIVERGED_MARK,
     chart_keys,
+    compare_warnings,
     comparison_csv,
     comparison_table,
     config_diff_frame,
@@ -107,13 +107,9 @@ def samples_section(comparison) -> None:
 with friendly_errors():
     raw = st.text_input("Run IDs, comma separated", key="runs", bind="query-params", placeholder="e.g. 12, 13, 14")
     parsed, ignored = parse_run_ids(raw)
-    if ignored:
-        said = ", ".join(quoted(part) for part in ignored)
-        st.warning(f"Skipped {plain(said)}: run IDs are positive whole numbers, like 12.")
     run_ids, missing = found_and_missing(store(), parsed)
-    if missing:
-        unknown = f"No {'run with ID' if len(missing) == 1 else 'runs with IDs'} {', '.join(map(str, missing))}"
-        st.warning(f"{unknown}: comparing the others." if run_ids else f"{unknown}.")
+    for warning in compare_warnings(ignored, missing, found_any=bool(run_ids)):
+        st.warning(plain(warning))  # what was typed, shown as typed
     if len(run_ids) < 1:
         st.info("Choose runs on an experiment page and press “Compare selected”, or type run IDs above.")
     else:

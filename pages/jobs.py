@@ -7,7 +7,7 @@ from ui.common import through_app
 
 through_app()  # first: the imports below need the settings app.py checks (a page Streamlit starts on its own)
 
-from core.presenters import active_runs_frame, plural, run_label, silent_runs, workers_training
+from core.presenters import active_runs_frame, plural, run_label, silence_warning, workers_training
 from core.store_url import safe_message
 from jobs.config import huey
 from jobs.lock import worker_running
@@ -35,7 +35,8 @@ def live() -> None:
         cells = st.columns(3)
         cells[0].metric("queued", sum(run.status == "queued" for run in active))
         cells[1].metric("running", sum(run.status == "running" for run in active))
-        training = workers_training(active, store().now(), settings().heartbeat_timeout)
+        now, timeout = store().now(), settings().heartbeat_timeout
+        training = workers_training(active, now, timeout)
         cells[2].metric("workers training", training, help="Processes that run a run now, on any machine (a silent one is lost).")
         if worker_running(settings()):
             st.caption("A worker runs for this machine's data folder.")
@@ -44,7 +45,6 @@ def live() -> None:
         if not active:
             st.info("Nothing queued or running.")
             return
-        now, timeout = store().now(), settings().heartbeat_timeout
         frame = active_runs_frame(active, now, experiment_names(active), silent_after=timeout)
         table = data_table(
             frame,
@@ -54,12 +54,8 @@ def live() -> None:
             column_order=[column for column in frame.columns if column != "id"],
         )
         st.caption("Click a row to open its run.")
-        if silent := silent_runs(active, now, timeout):
-            st.warning(
-                f"{plural(silent, 'running run')} silent for more than {timeout:.0f} s: {'its' if silent == 1 else 'their'} "
-                "worker is likely gone. A running worker's check fails such runs as lost within a minute; with none "
-                "running, start one, or use “Check for lost workers now” below."
-            )
+        if warning := silence_warning(active, now, timeout):
+            st.warning(warning)
         open_on_select(table, frame, "pages/run.py", "run")
         chosen = st.selectbox("Run", active, format_func=run_label, key="cancel_pick")
         if st.button("Cancel run", key="cancel", icon=":material/stop:"):

@@ -163,7 +163,7 @@ def import_tensorboard(logdir: Path, experiment: str | None) -> None:
 
 def _import(read: Callable[[list[str]], list[SourceRun]], dataset: str) -> None:
     """Read the source, import its runs with a progress bar, and print what was imported and skipped; exit code 1
-    when nothing was imported because what was there could not be read."""
+    when nothing was imported because nothing there could be read as metrics."""
     summary = ImportSummary()
     try:
         runs = read(summary.skipped)

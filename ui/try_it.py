@@ -40,8 +40,6 @@ def try_box(adapters: dict[str, Adapter], key: str) -> None:
         if reason:
             alike.setdefault(reason, []).append(label)
     for reason, labels in alike.items():
-        if len(labels) > 1 and reason.startswith("its "):  # "its base model" said of three runs
-            reason = "their " + reason.removeprefix("its ")
         st.caption(plain(full_stop(f"{', '.join(labels)} cannot answer here: {reason}")))  # the labels as they are
     ready = {label: adapter for label, adapter in adapters.items() if not reasons[label]}
     if not ready:

@@ -130,7 +130,7 @@ def test_an_adapter_whose_base_model_is_nowhere_here_is_not_offered_and_says_why
 
     assert "try_input" not in [area.key for area in app.text_area]
     [said] = [as_shown(caption.value) for caption in app.caption if "cannot answer here" in as_shown(caption.value)]
-    assert said.startswith("toy v1 cannot answer here: its base model toy-linear is not a Hugging Face model in ")
+    assert said.startswith("toy v1 cannot answer here: the base model toy-linear is not a Hugging Face model in ")
     assert "the try-it box answers with the built-in trainer's adapters" in said and "training packages" not in said
 
 
@@ -150,7 +150,7 @@ def test_compare_offers_the_box_for_the_adapters_that_can_answer_and_names_the_o
 
     app = ask(open_page("pages/compare.py", runs=f"{can},{cannot}"), "try_compare")
 
-    assert any(as_shown(caption.value).startswith(f"toy (#{cannot}) cannot answer here: its base model") for caption in app.caption)
+    assert any(as_shown(caption.value).startswith(f"toy (#{cannot}) cannot answer here: the base model") for caption in app.caption)
     assert [code.value for code in app.code][-1] == builtin.load_tuned(tmp_path / "builtin-1").answer([TEXT])[0][0]
 
 
@@ -164,7 +164,7 @@ def test_adapters_that_cannot_answer_for_one_reason_are_named_in_one_line(open_p
     app = open_page("pages/compare.py", runs=",".join(map(str, run_ids)))
 
     [said] = [as_shown(caption.value) for caption in app.caption if "cannot answer here" in as_shown(caption.value)]
-    assert said.startswith(f"toy-0 (#{run_ids[0]}), toy-1 (#{run_ids[1]}), toy-2 (#{run_ids[2]}) cannot answer here: their base model")
+    assert said.startswith(f"toy-0 (#{run_ids[0]}), toy-1 (#{run_ids[1]}), toy-2 (#{run_ids[2]}) cannot answer here: the base model")
 
 
 def test_a_peft_adapter_answers_on_the_tiny_model_with_its_greedy_generation(open_page, app_store, tmp_path):
