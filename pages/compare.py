@@ -48,8 +48,7 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     show_all = st.toggle("Show settings that are the same too", key="all_config")
     config = config_diff_frame(comparison, only_differences=not show_all)
     if config.height:
-        runs = config.columns[1:]  # after the setting's name: one column a run, capped as the metrics' are
-        st.dataframe(config, hide_index=True, column_config={name: st.column_config.Column(name, width="medium") for name in runs})
+        st.dataframe(config, hide_index=True, column_config=capped(config.columns[1:]))  # one column a run, after the setting
     elif len(comparison.runs) == 1:
         st.caption("One run: nothing to tell apart. Turn on the switch above to see its settings.")
     else:
@@ -76,6 +75,15 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     return any_active(comparison.runs)
 
 
+LONG_HEADER = 28  # characters: a run's column headed by a longer name is capped
+
+
+def capped(run_columns: list[str], align: str | None = None) -> dict:
+    """Columns headed by a long run name at a medium width: one such name pushed the other runs, and their stars, off
+    the page. Short ones keep their own width, so six runs still fit."""
+    return {name: st.column_config.TextColumn(name, width="medium", alignment=align) for name in run_columns if len(name) > LONG_HEADER}
+
+
 def final_metrics_section(comparison, diverged: set[int]) -> None:
     table = comparison_table(comparison, diverged)
     st.subheader("Final metrics")
@@ -84,12 +92,14 @@ def final_metrics_section(comparison, diverged: set[int]) -> None:
         "run's last value is no result: see each run's status on top); the arrow says which way is better."
         + (f" {DIVERGED_MARK}: the run diverged (see above)." if diverged else "")
     )
+    long_best = (table["best run"].str.len_chars().max() or 0) > LONG_HEADER
     st.dataframe(
         table.to_arrow(),
         hide_index=True,
-        column_config={  # a long run name does not push the other runs, and their stars, off the page
-            "best run": st.column_config.TextColumn("best run", width="medium"),
-            **{name: st.column_config.TextColumn(name, alignment="right", width="medium") for name in table.columns if name not in COMPARISON_LEAD},
+        column_config={
+            **{name: st.column_config.TextColumn(name, alignment="right") for name in table.columns if name not in COMPARISON_LEAD},
+            **capped([name for name in table.columns if name not in COMPARISON_LEAD], align="right"),
+            **({"best run": st.column_config.TextColumn("best run", width="medium")} if long_best else {}),
         },
     )
     st.download_button(
