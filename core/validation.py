@@ -68,6 +68,8 @@ def _message(item: dict) -> str:
         return "must be a whole number"
     if kind == "float_parsing":
         return "must be a valid number"
+    if kind == "finite_number" and _written_out(item.get("input")):
+        return "must be a number of ordinary size (this one is past 1.8e308, the largest a number here can be)"
     bound = next((name for name in context if name in BOUND_WORDS), None)
     if bound and isinstance(context[bound], int | float) and not isinstance(context[bound], bool):
         return f"must be {BOUND_WORDS[bound]} {bound_text(context[bound])}"  # as the field's help writes it
@@ -76,6 +78,12 @@ def _message(item: dict) -> str:
         if text.startswith(prefix):
             return "must" + text.removeprefix(prefix)
     return text
+
+
+def _written_out(given: Any) -> bool:
+    """Digits typed that overflowed to infinity (1e400, a pasted 400-digit number), not 'inf' or NaN meant as such."""
+    text = given.strip().lower() if isinstance(given, str) else ""
+    return bool(text) and "inf" not in text and "nan" not in text
 
 
 def labelled(label: str, text: str) -> str:

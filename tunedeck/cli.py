@@ -163,7 +163,8 @@ def import_tensorboard(logdir: Path, experiment: str | None) -> None:
 
 def _import(read: Callable[[list[str]], list[SourceRun]], dataset: str) -> None:
     """Read the source, import its runs with a progress bar, and print what was imported and skipped; exit code 1
-    when nothing was imported because nothing there could be read as metrics."""
+    when nothing was imported because nothing there could be read as metrics, 130 on Ctrl-C (after saying how far it
+    got: the same command again imports the rest)."""
     summary = ImportSummary()
     try:
         runs = read(summary.skipped)
@@ -171,6 +172,14 @@ def _import(read: Callable[[list[str]], list[SourceRun]], dataset: str) -> None:
             import_runs(open_store(), runs, summary, dataset=dataset, advance=bar.update)
     except TuneDeckError as error:
         raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        click.echo("\n".join(summary.lines()))
+        click.echo(
+            "\nimport interrupted: the same command again imports what is not in yet (a run it cut short is in the "
+            "store as failed, and is imported again whole)",
+            err=True,
+        )
+        sys.exit(130)
     click.echo("\n".join(summary.lines()))
     if summary.read_nothing:
         sys.exit(1)

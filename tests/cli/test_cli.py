@@ -1,6 +1,9 @@
 """The `tunedeck` command: the app, a worker, imports and a health check, each from one place."""
 
 import json
+import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -200,6 +203,31 @@ def test_import_that_could_read_nothing_fails_with_what_it_skipped(tunedeck, tmp
     assert result.returncode == 1
     assert result.stdout.startswith("imported 0 runs with 0 metric points\nskipped 1 run:\n  - run 'run1' ")
     assert "no metric point could be read (events.out.tfevents.1 was read up to byte 0" in result.stdout
+
+
+def test_an_import_interrupted_by_ctrl_c_says_how_far_it_got_and_the_same_command_finishes_it(tunedeck, tmp_path):
+    """Ctrl-C printed click's bare "Aborted!" and exited 1, as a failed import does, saying nothing of what was in."""
+    logdir = tmp_path / "logs"
+    for copy in range(60):  # long enough to be interrupted: each run is a few store requests
+        shutil.copytree(FIXTURES / "tensorboard" / "train", logdir / f"run{copy:03}")
+    command = [sys.executable, "-m", "tunedeck.cli", "import", "tensorboard", str(logdir), "--experiment", "tb"]
+    progress = tmp_path / "stderr"
+    with progress.open("w") as stderr:
+        importing = subprocess.Popen(command, cwd=ROOT, env=clean_env(tmp_path / "data"), stdout=subprocess.PIPE, stderr=stderr, text=True)
+        while importing.poll() is None and "importing runs" not in progress.read_text():
+            time.sleep(0.05)
+        time.sleep(1.0)  # some runs in
+        importing.send_signal(signal.SIGINT)
+        out, _ = importing.communicate(timeout=60)
+    err = progress.read_text()
+
+    assert importing.returncode == 130, err
+    first = re.match(r"imported (\d+) runs? with", out)
+    assert first and 0 <= int(first[1]) < 60
+    assert "import interrupted: the same command again imports what is not in yet" in err and "Traceback" not in err
+    again = tunedeck("import", "tensorboard", str(logdir), "--experiment", "tb")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"imported {60 - int(first[1])} run")
 
 
 def test_import_tensorboard_into_an_empty_experiment_name_is_refused_as_a_blank_one_is(tunedeck):

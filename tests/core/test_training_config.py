@@ -123,6 +123,18 @@ def test_a_learning_rate_that_is_not_a_number_is_named_as_such(value):
         parse_config({"epochs": 1, "learning_rate": value})
 
 
+@pytest.mark.parametrize("typed", ["1e400", "1" + "0" * 10_000, "-1e999"])
+def test_a_number_too_large_to_hold_is_called_too_large_not_infinite(typed):
+    with pytest.raises(ValidationError, match=r"learning_rate must be a number of ordinary size \(this one is past 1.8e308"):
+        parse_config({"epochs": 1, "learning_rate": typed})
+
+
+@pytest.mark.parametrize("typed", ["inf", "-Infinity", "nan"])
+def test_infinity_typed_as_a_word_is_named_as_such(typed):
+    with pytest.raises(ValidationError, match="learning_rate must be a finite number"):
+        parse_config({"epochs": 1, "learning_rate": typed})
+
+
 def test_a_message_that_names_its_field_itself_is_not_prefixed_with_it_again():
     assert labelled("dataset", "dataset /etc/passwd is outside the folders datasets may come from") == (
         "dataset /etc/passwd is outside the folders datasets may come from"
