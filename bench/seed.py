@@ -136,7 +136,7 @@ def seed_tables(path: Path, experiments: int, runs_per_experiment: int, points_p
         (_METRICS, [list(KEYS), steps]),
         (_SUMMARIES, []),
         (_BEST, []),
-        (f"SELECT setval('experiment_ids', {experiments}), setval('run_ids', {total})", []),  # nextval gives the next ID
+        ("SELECT setval('experiment_ids', ?), setval('run_ids', ?)", [experiments, total]),  # nextval gives the next ID
     ]
     store = DuckDBStore(path)
     try:

@@ -43,6 +43,7 @@ TEMP_TABLES = """
     CREATE TEMP TABLE series (run_id BIGINT, key TEXT, points BIGINT, steps BIGINT, first_step BIGINT) ON COMMIT DELETE ROWS;
 """
 _REGISTERED = {"points": ("points_in", "point_keys"), "series": ("series",)}
+_EMPTIED = {name: "TRUNCATE " + ", ".join(tables) for name, tables in _REGISTERED.items()}
 
 _LAST_BY_STEP = "(array_agg({column} ORDER BY step DESC))[1]"
 _SUMMARY_OF = (
@@ -193,7 +194,7 @@ class PgConnection:
         )
 
     def unregister(self, name: str) -> None:
-        self.execute(f"TRUNCATE {', '.join(_REGISTERED[name])}")
+        self.execute(_EMPTIED[name])
 
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")

@@ -410,5 +410,5 @@ def _continue_sequence(con, sequence: str, next_id: int) -> None:
     if isinstance(con, PgConnection):
         con.execute("SELECT setval(?, ?, false)", [sequence, next_id])
         return
-    con.execute(f"DROP SEQUENCE {sequence}")  # DuckDB cannot move a sequence: make it again from the next ID
-    con.execute(f"CREATE SEQUENCE {sequence} START {int(next_id)}")
+    con.execute(f"DROP SEQUENCE {identifier(sequence)}")  # DuckDB cannot move a sequence: make it again from the next ID
+    con.execute(f"CREATE SEQUENCE {identifier(sequence)} START {int(next_id)}")

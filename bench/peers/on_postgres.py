@@ -22,6 +22,7 @@ import psycopg
 
 from bench.peers import children, report, systems
 from bench.peers.workload import HISTORY_CALLS, ISSUE_SIZES, expected_filtered, spread
+from core.sql import identifier
 from tests.postgres import Cluster, binaries
 
 OUTPUT = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
@@ -52,7 +53,7 @@ class Server:
         self.count += 1
         name = f"{system.lower()}_{self.count}"
         with psycopg.connect(self.cluster.url, autocommit=True) as con:
-            con.execute(f"CREATE DATABASE {name}")
+            con.execute(f"CREATE DATABASE {identifier(name)}")
         return name
 
     def size(self, name: str) -> int:
