@@ -7,6 +7,7 @@ each backend's `search_frame` primitive is three queries and this function. Colu
     params.<name>, tags.<name>, metrics.<key>.last / .min / .max
 """
 
+import json
 from datetime import datetime
 
 import polars as pl
@@ -56,7 +57,10 @@ def _params(config: pl.Series) -> pl.DataFrame:
     """Each config key as a column `params.<key>`: numbers stay numbers, lists read "a, b", objects as JSON."""
     if config.is_empty():
         return pl.DataFrame()
-    decoded = config.str.json_decode(infer_schema_length=None)
+    try:
+        decoded = config.str.json_decode(infer_schema_length=None)
+    except pl.exceptions.ComputeError:  # a name holding an object in one run and a number or text in another
+        return _params_value_by_value(config)
     if not decoded.dtype.fields:  # type: ignore[union-attr]
         return pl.DataFrame(height=config.len())
     frame = decoded.struct.unnest()
@@ -68,8 +72,35 @@ def _scalar(name: str, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.List):
         return column.list.eval(pl.element().cast(pl.String)).list.join(", ")
     if isinstance(dtype, pl.Struct):
-        return column.struct.json_encode()
+        return pl.when(column.is_not_null()).then(column.struct.json_encode())  # a run without it: null, not "null"
     return column.cast(pl.String) if dtype == pl.Null else column
+
+
+def _params_value_by_value(config: pl.Series) -> pl.DataFrame:
+    """The same columns, read in Python where Polars cannot give one name one type: numbers stay numbers where every
+    run's value is one, else every value is text as `_scalar` writes it."""
+    rows = [json.loads(text) if text else {} for text in config.to_list()]
+    names = sorted({name for row in rows for name in row})
+    return pl.DataFrame([_column(f"params.{name}", [row.get(name) for row in rows]) for name in names])
+
+
+def _column(name: str, values: list) -> pl.Series:
+    given = [value for value in values if value is not None]
+    if all(isinstance(value, bool) for value in given):
+        return pl.Series(name, values, dtype=pl.Boolean)
+    if all(isinstance(value, int | float) and not isinstance(value, bool) for value in given):
+        return pl.Series(name, values, strict=False)
+    return pl.Series(name, [None if value is None else _text(value) for value in values], dtype=pl.String)
+
+
+def _text(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(_text(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def _tags(tags: pl.DataFrame) -> pl.DataFrame:

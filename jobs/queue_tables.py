@@ -1,6 +1,6 @@
 """The PostgreSQL queue's tables (huey_task, huey_schedule, huey_kv, huey_counter), made once by a role that may.
 
-Apart from `jobs.config`, whose import opens the queue the settings name: `tunedeck store copy` makes them in the
+Apart from `jobs.config.ready_queue`, which makes them on first use: `tunedeck store copy` makes them in the
 database it copied into, so a team's workers can start there at once.
 """
 

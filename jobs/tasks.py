@@ -130,4 +130,4 @@ def cancel_run(store: TrackingStore, run_id: int) -> None:
     run = store.get_run(run_id)
     store.cancel_run(run_id)
     if run.status is RunStatus.QUEUED and run.job_id:
-        huey.revoke_by_id(run.job_id)
+        ready_queue().revoke_by_id(run.job_id)

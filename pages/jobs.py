@@ -9,7 +9,7 @@ through_app()  # first: the imports below need the settings app.py checks (a pag
 
 from core.presenters import active_runs_frame, plural, run_label, silence_warning, workers_training
 from core.store_url import safe_message
-from jobs.config import huey
+from jobs.config import ready_queue
 from jobs.lock import worker_running
 from jobs.reaper import reap, silence_judged_in
 from jobs.tasks import cancel_run
@@ -69,7 +69,7 @@ with friendly_errors():
     live()
     with st.expander("Workers and queue"):
         try:
-            pending = huey.pending_count()
+            pending = ready_queue().pending_count()
         except Exception as error:  # noqa: BLE001 - the queue's server refused or is gone: say so, as the store's error does
             st.warning(plain(f"The queue cannot be read: {safe_message(error)}"))
         else:

@@ -289,11 +289,11 @@ def _import_run(
         store.cancel_run(run_id)
     else:
         store.fail_run(run_id, run.error or "failed before it was imported")
+    summary.runs_imported += 1  # counted once ended: an import interrupted here says it, and the next one skips it
+    summary.points_imported += points.height
     started, ended = _times(run, points)
     if started is not None or ended is not None:
         store.set_imported_times(run_id, started, ended)
-    summary.runs_imported += 1
-    summary.points_imported += points.height
 
 
 def _times(run: SourceRun, points: pl.DataFrame) -> tuple[int | None, int | None]:

@@ -228,6 +228,8 @@ def test_an_import_interrupted_by_ctrl_c_says_how_far_it_got_and_the_same_comman
     again = tunedeck("import", "tensorboard", str(logdir), "--experiment", "tb")
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith(f"imported {60 - int(first[1])} run")
+    if int(first[1]):
+        assert f"skipped {first[1]} run" in again.stdout
 
 
 def test_import_tensorboard_into_an_empty_experiment_name_is_refused_as_a_blank_one_is(tunedeck):

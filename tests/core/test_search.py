@@ -241,3 +241,32 @@ def test_a_run_s_own_tag_beats_its_experiment_s():
     )
 
     assert frame.filter(pl.col("id") == 1)["tags.base"].to_list() == ["own"]
+
+
+def _frame_of_configs(*configs: str) -> pl.DataFrame:
+    runs = _runs().head(len(configs)).with_columns(config=pl.Series(configs))
+    no_metrics = pl.DataFrame(schema={"run_id": pl.Int64, "key": pl.String, "last": pl.Float64, "min": pl.Float64, "max": pl.Float64})
+    no_tags = pl.DataFrame(schema={"run_id": pl.Int64, "key": pl.String, "value": pl.String, "own": pl.Int64})
+    return build_search_frame(runs, no_metrics, no_tags, now=NOW).sort("id")
+
+
+def test_a_param_that_is_an_object_in_one_run_and_text_in_another_is_searched_as_text():
+    """One script's `log_params({"optimizer": {...}})` failed every search of the store ("error deserializing JSON")."""
+    frame = _frame_of_configs(
+        '{"optimizer": "adamw", "lr": 0.1, "fp16": true}',
+        '{"optimizer": {"name": "adamw", "betas": [0.9, 0.999]}, "lr": 1, "fp16": false}',
+        '{"lr": 0.01, "layers": ["q", 1]}',
+    )
+
+    assert frame["params.optimizer"].to_list() == ["adamw", '{"name":"adamw","betas":[0.9,0.999]}', None]
+    assert frame["params.lr"].to_list() == [0.1, 1.0, 0.01]
+    assert frame["params.fp16"].to_list() == [True, False, None]
+    assert frame["params.layers"].to_list() == [None, None, "q, 1"]
+    assert search(frame, 'params.optimizer = "adamw"')["id"].to_list() == [1]
+    assert search(frame, "params.lr > 0.5")["id"].to_list() == [2]
+
+
+def test_a_run_without_an_object_param_others_have_lacks_it_rather_than_holding_null_text():
+    frame = _frame_of_configs('{"optimizer": {"name": "adamw"}}', '{"lr": 0.1}')
+
+    assert frame["params.optimizer"].to_list() == ['{"name":"adamw"}', None]

@@ -209,9 +209,34 @@ def test_a_worker_whose_data_folder_is_a_file_refuses_in_one_line(tmp_path, insi
     ended = refusal(TUNEDECK_DATA_DIR=str(tmp_path / "a file" / inside))
 
     assert ended.returncode == 2
-    assert ended.stderr.startswith("tunedeck worker: not starting: cannot keep the job queue in")
+    assert ended.stderr.splitlines()[-1].startswith(f"tunedeck worker: not starting: TUNEDECK_DATA_DIR: {tmp_path / 'a file'}")
+    assert "Traceback" not in ended.stderr
+
+
+def test_a_worker_whose_queue_file_cannot_be_made_refuses_in_one_line(tmp_path):
+    (tmp_path / "queue.sqlite3").mkdir()  # where the queue's file goes
+
+    ended = refusal(TUNEDECK_DATA_DIR=str(tmp_path))
+
+    assert ended.returncode == 2
+    assert ended.stderr.splitlines()[-1].startswith(f"tunedeck worker: not starting: cannot keep the job queue in {tmp_path}")
     assert ended.stderr.rstrip().endswith("TUNEDECK_DATA_DIR must name a folder you may write")
     assert "Traceback" not in ended.stderr
+
+
+def test_importing_the_jobs_makes_no_file_and_a_task_called_directly_makes_the_queue(tmp_path):
+    """Importing jobs.config made the data folder and the queue's database, for a page that only read a setting."""
+    folder = tmp_path / "data"
+    calling = "from jobs import tasks; import pathlib, sys; print(pathlib.Path(sys.argv[1]).exists()); tasks.reap_lost_runs()"
+
+    done = subprocess.run(
+        [sys.executable, "-c", calling, str(folder)], cwd=ROOT, env={**os.environ, "TUNEDECK_DATA_DIR": str(folder)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "False\n"
+    assert make_huey(Settings(data_dir=folder)).pending_count() == 1
 
 
 @pytest.mark.parametrize("root", ["a file", "unmounted"])
