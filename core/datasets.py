@@ -41,10 +41,29 @@ def read_dataset(ref: str | Path) -> pl.DataFrame:
     path = _existing_file(ref)
     fmt = dataset_format(path)
     try:
+        if fmt != "parquet" and (encoding := _not_utf8(path)):
+            raise DatasetError(
+                f"cannot read {path} as {fmt}: it is {encoding}, not UTF-8 text; save it again as UTF-8 (in Excel: "
+                "\"CSV UTF-8\")"
+            )
         return _READERS[fmt](path)
     except (pl.exceptions.PolarsError, OSError) as exc:
         reason = str(exc).strip().splitlines()[0]
         raise DatasetError(f"cannot read {path} as {fmt} ({reason}); a .{fmt} dataset should be {_EXPECTED[fmt]}") from exc
+
+
+_WIDE_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+
+
+def _not_utf8(path: Path) -> str | None:
+    """What a text file is instead of UTF-8, from its first bytes: UTF-16 or UTF-32 (Excel's "Unicode Text",
+    PowerShell's Out-File) read as UTF-8 gave columns of NUL characters, which the preview could not draw."""
+    with path.open("rb") as file:
+        start = file.read(4096)
+    for bom, name in _WIDE_BOMS.items():
+        if start.startswith(bom):
+            return f"{name} text"
+    return "binary data (it holds NUL bytes)" if b"\x00" in start else None
 
 
 def preview(ref: str | Path, rows: int = 5) -> DatasetPreview:

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import polars as pl
 import streamlit as st
+from polars.exceptions import PanicException
 from streamlit.errors import StreamlitAPIException
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -82,7 +83,7 @@ def friendly_errors(back: tuple[str, str] | None = None) -> Iterator[None]:
             _back_button(*back)
     except TuneDeckError as error:
         show_error(error)
-    except Exception:
+    except (Exception, PanicException):  # Polars' panics are BaseExceptions: a page half drawn, and no word
         log.exception("page failed")
         st.error("Something went wrong while drawing this page. The details are in the server log; reload to try again.")
 

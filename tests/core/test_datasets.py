@@ -116,6 +116,27 @@ def test_bad_dataset_files_give_a_clear_error_naming_the_file(tmp_path, make, hi
     assert hint in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("text,label\nhello world,positive\n".encode("utf-16"), "it is UTF-16 text, not UTF-8 text"),
+        ("text,label\nhello world,positive\n".encode("utf-32"), "it is UTF-32 text, not UTF-8 text"),
+        (b"text,label\nhello\x00world,positive\n", "it is binary data (it holds NUL bytes), not UTF-8 text"),
+    ],
+    ids=["utf-16", "utf-32", "nul"],
+)
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_text_file_that_is_not_utf8_says_what_it_is_and_how_to_save_it(tmp_path, content, said, suffix):
+    """Excel's "Unicode Text" (UTF-16) read as UTF-8 gave columns full of NULs, which the preview could not draw."""
+    path = tmp_path / f"reviews{suffix}"
+    path.write_bytes(content)
+
+    with pytest.raises(DatasetError) as caught:
+        preview(path)
+
+    assert str(caught.value) == f"cannot read {path} as {suffix[1:]}: {said}; save it again as UTF-8 (in Excel: \"CSV UTF-8\")"
+
+
 def test_preview_of_a_bad_file_is_the_same_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         preview(tmp_path / "nowhere.parquet")

@@ -977,3 +977,25 @@ def test_checking_for_lost_workers_just_after_the_app_started_says_when_silence_
     [said] = [as_shown(message.value) for message in app.success]
     assert said.startswith("No lost runs. Silent runs are judged in ")
     assert said.endswith(" s: this app has only just reached the store, and a run may be silent because the store was out of reach a moment ago.")
+
+
+def test_a_panic_in_a_rust_library_is_the_apology_not_a_half_drawn_page():
+    """Polars' PanicException is a BaseException: a NUL in a column name made st.dataframe panic past the page's
+    error handling, leaving it half drawn with no word."""
+
+    def page():
+        import streamlit as st
+        from polars.exceptions import PanicException
+
+        from ui.common import friendly_errors
+
+        with friendly_errors():
+            st.title("drawn")
+            raise PanicException("called `Result::unwrap()` on an `Err` value: NulError")
+
+    at = AppTest.from_function(page).run()
+
+    assert not at.exception
+    assert [error.value for error in at.error] == [
+        "Something went wrong while drawing this page. The details are in the server log; reload to try again."
+    ]
