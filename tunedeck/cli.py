@@ -3,12 +3,13 @@
 import os
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from core import open_store, resources
+from core import flocks, open_store, resources
 from core.dataset_labels import imported_from
 from core.errors import TuneDeckError
 from core.importers import mlflow, tensorboard
@@ -141,6 +142,9 @@ def _queue_tables_in(url: str) -> None:
     click.echo("job queue tables ready")
 
 
+IMPORT_LOCK = "import.lock"
+
+
 @main.group("import")
 def import_() -> None:
     """Bring runs from MLflow or TensorBoard into the store; importing again adds only what is new."""
@@ -161,6 +165,23 @@ def import_tensorboard(logdir: Path, experiment: str | None) -> None:
     _import(lambda _: tensorboard.read(logdir, experiment), imported_from("TensorBoard"))
 
 
+@contextmanager
+def _one_import_at_a_time() -> Iterator[None]:
+    """Imports into one data folder's store take turns: two at once (a cron job and a hand) each found a run not
+    imported yet, and both brought it in."""
+    folder = get_settings().data_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = (folder / IMPORT_LOCK).open("a")
+    except OSError as error:
+        raise click.ClickException(f"cannot import into the data folder {folder}: {error}") from None
+    with lock:
+        if not flocks.take(lock, wait=0):
+            click.echo("another import into this store is running: waiting for it to end", err=True)
+            flocks.take(lock, wait=float("inf"))
+        yield
+
+
 def _import(read: Callable[[list[str]], list[SourceRun]], dataset: str) -> None:
     """Read the source, import its runs with a progress bar, and print what was imported and skipped; exit code 1
     when nothing was imported because nothing there could be read as metrics, 130 on Ctrl-C (after saying how far it
@@ -168,7 +189,7 @@ def _import(read: Callable[[list[str]], list[SourceRun]], dataset: str) -> None:
     summary = ImportSummary()
     try:
         runs = read(summary.skipped)
-        with click.progressbar(length=len(runs), label="importing runs", file=sys.stderr) as bar:
+        with _one_import_at_a_time(), click.progressbar(length=len(runs), label="importing runs", file=sys.stderr) as bar:
             import_runs(open_store(), runs, summary, dataset=dataset, advance=bar.update)
     except TuneDeckError as error:
         raise click.ClickException(str(error)) from None

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from core.entities import Run
-from core.errors import failure_text
+from core.errors import ConflictError, failure_text
 from core.points import KEY_CHARACTERS, KEY_PATTERN, POINT_SCHEMA
 from core.run_params import IMPORT_PREFIX, IMPORT_WORKER
 from core.store import TrackingStore
@@ -219,8 +219,14 @@ class _Target:
 
     def experiment_id(self, store: TrackingStore, summary: ImportSummary) -> int:
         if self.id is None:
-            self.id = store.create_experiment({"name": self.name, "dataset": self.dataset, "description": self.description})
-            summary.experiments_created.append(self.name)
+            try:
+                self.id = store.create_experiment({"name": self.name, "dataset": self.dataset, "description": self.description})
+                summary.experiments_created.append(self.name)
+            except ConflictError:  # made meanwhile (an import on another machine of the team): its runs go there too
+                found = store.find_experiment(self.name)
+                if found is None:
+                    raise
+                self.id = found.id
         return self.id
 
 

@@ -232,6 +232,25 @@ def test_an_import_interrupted_by_ctrl_c_says_how_far_it_got_and_the_same_comman
         assert f"skipped {first[1]} run" in again.stdout
 
 
+def test_imports_of_one_folder_at_once_take_turns_and_bring_each_run_in_once(tunedeck, tmp_path):
+    """Three at once made 5 runs of 3 (each found a run not imported yet), and one failed on the experiment the
+    other had just made."""
+    logdir = tmp_path / "logs"
+    for copy in range(20):
+        shutil.copytree(FIXTURES / "tensorboard" / "train", logdir / f"run{copy:02}")
+    command = [sys.executable, "-m", "tunedeck.cli", "import", "tensorboard", str(logdir), "--experiment", "tb"]
+    env = clean_env(tmp_path / "data")
+
+    importing = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    ended = [(process.wait(timeout=120), *process.communicate()) for process in importing]
+
+    assert [code for code, _, _ in ended] == [0, 0, 0], [err for _, _, err in ended]
+    counts = sorted(int(re.match(r"imported (\d+) run", out)[1]) for _, out, _ in ended)
+    assert counts == [0, 0, 20]
+    again = tunedeck("import", "tensorboard", str(logdir), "--experiment", "tb")
+    assert again.stdout.startswith("imported 0 runs with 0 metric points\nskipped 20 runs:")
+
+
 def test_import_tensorboard_into_an_empty_experiment_name_is_refused_as_a_blank_one_is(tunedeck):
     """An empty --experiment was taken as no option at all, and imported the runs again under the folder's name."""
     logdir = str(FIXTURES / "tensorboard")
