@@ -24,11 +24,15 @@ def _best_run(values: dict[int, float | None], direction: Direction | None) -> i
 def compare_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[MetricComparison]:
     """Each metric's final values; the best among the runs still in the race: completed, or still going (a live
     leader). A failed or cancelled run's last value is shown but never best."""
+    return _compared(runs, {key: direction_for(key, overrides) for key in metric_keys(runs)})
+
+
+def _compared(runs: list[Run], directions: dict[str, Direction | None]) -> list[MetricComparison]:
     contenders = {run.id for run in runs if run.status not in OUT_OF_THE_RACE}
     rows = []
     for key in metric_keys(runs):
         values = {run.id: run.metrics[key].last if key in run.metrics else None for run in runs}
-        direction = direction_for(key, overrides)
+        direction = directions[key]
         best = _best_run({run_id: value for run_id, value in values.items() if run_id in contenders}, direction)
         rows.append(MetricComparison(key=key, direction=direction, values=values, best_run_id=best))
     return rows
@@ -44,8 +48,16 @@ def config_diff(runs: list[Run]) -> list[ConfigDifference]:
     return rows
 
 
-def compare_runs(runs: list[Run], overrides: dict[str, Direction]) -> RunComparison:
-    return RunComparison(runs=runs, metrics=compare_metrics(runs, overrides), config=config_diff(runs))
+def compare_runs(runs: list[Run], overrides: dict[int, dict[str, Direction]]) -> RunComparison:
+    """`overrides`: each run's experiment's. A metric whose experiments disagree on which way is better (one set it
+    the other way) has no best run: taking the first run's experiment's word made the star follow the IDs' order."""
+    directions, disputed = {}, []
+    for key in metric_keys(runs):
+        said = {direction_for(key, overrides.get(run.experiment_id)) for run in runs}
+        directions[key] = next(iter(said)) if len(said) == 1 else None
+        if len(said) > 1:
+            disputed.append(key)
+    return RunComparison(runs=runs, metrics=_compared(runs, directions), config=config_diff(runs), disputed=disputed)
 
 
 def aggregate_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[MetricAggregate]:

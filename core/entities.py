@@ -242,6 +242,7 @@ class RunComparison(Entity):
     runs: list[Run]
     metrics: list[MetricComparison]
     config: list[ConfigDifference]
+    disputed: list[str] = []  # metrics whose runs' experiments disagree on which way is better: no best run
 
     @property
     def differing_config(self) -> list[ConfigDifference]:

@@ -515,6 +515,15 @@ def parse_run_ids(raw: str | None, limit: int = 50) -> tuple[list[int], list[str
     return list(dict.fromkeys(ids)), ignored
 
 
+def disputed_note(keys: list[str]) -> str:
+    """Why a metric of runs from several experiments has no best run."""
+    which = ", ".join(keys)
+    return (
+        f"Their experiments disagree on which way is better for {which} (one was set to count the other way), so no "
+        f"run is marked best for {'it' if len(keys) == 1 else 'them'}."
+    )
+
+
 def compare_warnings(ignored: list[str], missing: list[int], found_any: bool) -> list[str]:
     """What the compare page says of a link's parts it skipped: not IDs at all, and IDs of no run."""
     said = []

@@ -361,7 +361,7 @@ class TrackingStore(ABC):
 
         with self.reading():
             runs = self.get_runs(run_ids)
-            overrides = self.get_experiment(runs[0].experiment_id).metric_directions
+            overrides = {id_: self.get_experiment(id_).metric_directions for id_ in {run.experiment_id for run in runs}}
         return compare.compare_runs(runs, overrides)
 
 

@@ -12,6 +12,7 @@ from core.presenters import (
     comparison_csv,
     comparison_table,
     config_diff_frame,
+    disputed_note,
     parse_run_ids,
     plural,
     run_label,
@@ -42,6 +43,8 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
             "so check that they measure the same thing (the same dataset and eval)."
         )
         data_table(runs_overview(comparison.runs, names))
+    if comparison.disputed:
+        warnings.warning(plain(disputed_note(comparison.disputed)))
     final_metrics = st.container()  # drawn once the curves below are read: they tell which runs diverged
 
     st.subheader("Config")

@@ -215,6 +215,23 @@ def test_compare_runs_respects_a_direction_override(store, make_experiment, make
     assert (row.direction, row.best_run_id) == ("max", b)
 
 
+def test_runs_of_experiments_that_disagree_on_a_direction_have_no_best_for_it_whatever_their_order(
+    store, make_experiment, make_run
+):
+    """The first run's experiment decided: /compare?runs=7,8 starred one run, ?runs=8,7 the other."""
+    first, second = make_experiment("exp A"), make_experiment("exp B")
+    a = make_run(first, metrics={"eval_loss": [0.3], "accuracy": [0.5]})
+    b = make_run(second, metrics={"eval_loss": [0.2], "accuracy": [0.9]})
+    store.set_metric_direction(first, "eval_loss", "max")
+
+    compared = [store.compare_runs(ids) for ids in ([a, b], [b, a])]
+
+    for comparison in compared:
+        rows = {row.key: (row.direction, row.best_run_id) for row in comparison.metrics}
+        assert rows == {"accuracy": ("max", b), "eval_loss": (None, None)}
+        assert comparison.disputed == ["eval_loss"]
+
+
 def test_compare_runs_names_unknown_runs(store, make_experiment, make_run):
     run_id = make_run(make_experiment())
 

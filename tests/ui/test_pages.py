@@ -498,6 +498,25 @@ def test_comparing_runs_of_two_experiments_says_which_run_is_from_which(open_pag
     assert not any("come from" in info.value for info in open_page("pages/compare.py", runs=str(populated["done"])).info)
 
 
+def test_comparing_runs_of_experiments_that_disagree_on_a_direction_says_so_and_stars_no_run(open_page, populated, app_store):
+    other = app_store.create_experiment({"name": "summaries", "dataset": SAMPLE})
+    app_store.set_metric_direction(other, "eval_loss", "max")
+    stranger = app_store.create_run(other, {"learning_rate": 0.2})
+    app_store.mark_running(stranger, worker="test")
+    with MetricWriter(app_store) as writer:
+        writer.log_series(stranger, "eval_loss", [1], [0.1])
+    app_store.complete_run(stranger)
+
+    app = open_page("pages/compare.py", runs=f"{populated['done']},{stranger}")
+
+    assert [warning.value.replace("\\", "") for warning in app.warning] == [  # markdown-escaped
+        "Their experiments disagree on which way is better for eval_loss (one was set to count the other way), so no "
+        "run is marked best for it."
+    ]
+    final = table_with(app, "best run")
+    assert final.loc[final["metric"].str.startswith("eval_loss"), "best run"].tolist() == ["–"]
+
+
 def test_new_run_form_starts_one_run_per_swept_learning_rate(open_page, populated, app_store):
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
 
