@@ -46,7 +46,7 @@ from core.filters import (
 )
 from core.lifecycle import Begin, End
 from core.points import MAX_WHOLE, check_run_id, check_step, checked_points
-from core.run_params import IMPORT_WORKER, as_json_value
+from core.run_params import IMPORT_WORKER, MAX_PARAMS, as_json_value, params_problem
 from core.sample_rows import SAMPLE_COLUMNS, SampleRow, checked_samples, samples_frame
 from core.settings import get_settings
 from core.sql import first, frame, rows
@@ -92,9 +92,12 @@ def _json_object(params: Any, what: str) -> str:
     if not isinstance(params, dict) or not all(isinstance(key, str) and key for key in params):
         raise ValidationError(f"{what} must be a dict with non-empty string keys")
     try:
-        return json.dumps(params, sort_keys=True, allow_nan=False, default=as_json_value)
+        encoded = {key: json.dumps(value, sort_keys=True, allow_nan=False, default=as_json_value) for key, value in params.items()}
     except ValueError:
         raise ValidationError(f"{what} must not contain NaN or infinite numbers") from None
+    if problem := params_problem(params, encoded, what):
+        raise ValidationError(problem)
+    return "{" + ", ".join(f"{json.dumps(key)}: {encoded[key]}" for key in sorted(encoded)) + "}"
 
 
 class DuckDBStore(Annotations, TrackingStore):
@@ -450,6 +453,8 @@ class DuckDBStore(Annotations, TrackingStore):
             self._run_row(con, run_id)
             (config,) = first(con, "SELECT config FROM runs WHERE id = ?", [run_id])
             merged = {**json.loads(config), **json.loads(encoded)}
+            if len(merged) > MAX_PARAMS:
+                raise ValidationError(f"a run holds at most {MAX_PARAMS:,} params, and these would make {len(merged):,}")
             rows(con, "UPDATE runs SET config = ? WHERE id = ?", [json.dumps(merged, sort_keys=True), run_id])
 
         self._write(op)

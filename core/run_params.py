@@ -38,6 +38,28 @@ def as_json_value(value: Any) -> Any:
     return plain if isinstance(plain, int | float | str | bool | list | dict) or plain is None else str(plain)
 
 
+# What one run's params may hold, as MLflow bounds its own (keys 250 characters, values 6,000): one script's 100,000
+# params, or a 20 MB value, made the runs' search table 100,000 columns wide and the Runs page take 18 s for everyone.
+MAX_PARAMS = 1_000
+MAX_PARAM_KEY = 250
+MAX_PARAM_VALUE = 6_000  # characters of the value as JSON
+
+
+def params_problem(params: dict[str, Any], encoded: dict[str, str], what: str) -> str | None:
+    """What is over a bound in params (their values `encoded` as JSON, key by key), said as a sentence; else None."""
+    if len(params) > MAX_PARAMS:
+        return f"{what} hold at most {MAX_PARAMS:,} names a run, and these have {len(params):,}"
+    for key, text in encoded.items():
+        if len(key) > MAX_PARAM_KEY:
+            return f"param name {key[:40]!r}... is too long: at most {MAX_PARAM_KEY} characters, and it has {len(key):,}"
+        if len(text) > MAX_PARAM_VALUE:
+            return (
+                f"param {key[:40]!r} is too long: a value is at most {MAX_PARAM_VALUE:,} characters (as JSON), and this "
+                f"one has {len(text):,}; keep a large object as a file of the run (run.log_file) instead"
+            )
+    return None
+
+
 def chosen_by_user(key: str) -> bool:
     """Whether a param is one a user chose: not a trainer's report, not an importer's bookkeeping."""
     return key not in REPORTED_KEYS and not key.startswith(IMPORT_PREFIX)

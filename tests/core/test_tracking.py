@@ -442,6 +442,35 @@ def test_a_param_json_has_no_form_for_is_kept_as_its_text(store, tmp_path):
     assert config["output"] == str(tmp_path) and config["odd"].startswith("<object object at")
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({f"p{i}": i for i in range(1_001)}, "params hold at most 1,000 names a run, and these have 1,001"),
+        ({"k" * 251: 1}, "param name 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk'... is too long: at most 250 characters, and it has 251"),
+        ({"prompt": "v" * 6_000}, "param 'prompt' is too long: a value is at most 6,000 characters (as JSON), and this one has 6,002; keep a large object as a file of the run (run.log_file) instead"),
+    ],
+    ids=["too many", "long name", "long value"],
+)
+def test_params_past_their_bounds_are_refused_with_the_bound_and_the_run_keeps_what_it_had(store, params, message):
+    """One script's 100,000 params (or a 20 MB value) made every search table that wide: the Runs page took 18 s."""
+    with tracking.start_run("bounded params", params={"lr": 0.1}, store=store) as run:
+        with pytest.raises(ValidationError) as refused:
+            run.log_params(params)
+
+    assert str(refused.value) == message
+    assert store.get_run(run.id).config == {"lr": 0.1}
+
+
+def test_params_logged_a_call_at_a_time_stop_at_the_runs_bound(store):
+    with tracking.start_run("many calls", store=store) as run:
+        for start in range(0, 1_000, 500):
+            run.log_params({f"p{i}": i for i in range(start, start + 500)})
+        with pytest.raises(ValidationError, match="a run holds at most 1,000 params, and these would make 1,001"):
+            run.log_params({"one_more": 1})
+
+    assert len(store.get_run(run.id).config) == 1_000
+
+
 def test_log_adapter_of_a_file_says_to_name_its_folder(store, tmp_path):
     report = tmp_path / "eval_report.json"
     report.write_text("{}")
