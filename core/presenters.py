@@ -187,6 +187,14 @@ def latest_metrics(run: Run) -> list[tuple[str, str, str]]:
     return [(m.key, format_value(m.last), f"step {m.last_step:,}") for m in ordered]
 
 
+LATEST_TILES = 10  # the run page's tiles; a run's other metrics are a table below them
+
+
+def latest_table(latest: list[tuple[str, str, str]]) -> pl.DataFrame:
+    """`latest_metrics` as a table: per-layer metrics come by the thousand, too many for a tile each."""
+    return pl.DataFrame(latest, schema=["metric", "latest", "at"], orient="row")
+
+
 def best_primary_label(experiment: Experiment) -> str:
     best = experiment.best_primary
     return f"{best.key} {format_value(best.value)}" if best else "–"

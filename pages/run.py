@@ -10,7 +10,7 @@ through_app()  # first: the imports below need the settings app.py checks (a pag
 from core.artifacts import run_files
 from core.divergence import diverged_runs
 from core.logs import run_log, search_log
-from core.presenters import chart_keys, latest_metrics, plural, run_progress, still_changing
+from core.presenters import LATEST_TILES, chart_keys, latest_metrics, latest_table, plural, run_progress, still_changing
 from core.runs import offers_resume, resume_config
 from jobs.tasks import cancel_run, start_run
 from ui.annotations import edit_tags_and_note, show_tags_and_note
@@ -49,8 +49,11 @@ def summary(run, experiment, diverged: bool) -> None:
     latest = latest_metrics(run)
     if latest:
         cells = st.columns(min(len(latest), 5))  # five fit a label like samples_per_second and 6.667e-05 at 1440 px
-        for index, (key, value, step) in enumerate(latest):
+        for index, (key, value, step) in enumerate(latest[:LATEST_TILES]):
             cells[index % len(cells)].metric(key, value, help=f"latest value, at {step}")
+        if len(latest) > LATEST_TILES:  # a tile a key drew 5,000 per-layer metrics for 55 s
+            with st.expander(f"All {len(latest):,} metrics' latest values"):
+                st.dataframe(latest_table(latest), hide_index=True)
     if diverged:
         st.warning("This run diverged: its loss ended above where it started, or it logged a non-finite value.")
     if run.adapter:

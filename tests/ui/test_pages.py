@@ -971,6 +971,23 @@ def test_the_run_page_puts_progress_and_latest_values_first_and_the_log_in_a_sea
     assert "No line matches '[" + "x" * 56 + "...'." in texts(app)  # shortened, and said plainly
 
 
+def test_a_run_of_thousands_of_metrics_shows_ten_tiles_and_the_rest_in_a_table(open_page, populated, app_store):
+    """A tile a key: 5,000 per-layer metrics took the run page 55 s to draw and left the tab unresponsive."""
+    run_id = app_store.create_run(populated["experiment"], {"learning_rate": 0.1})
+    app_store.mark_running(run_id, worker="test")
+    with MetricWriter(app_store) as writer:
+        for layer in range(2_000):
+            writer.log_series(run_id, f"layer{layer:04}/grad_norm", [1], [0.5])
+        writer.log_series(run_id, "loss", [1], [0.25])
+
+    app = open_page("pages/run.py", run=str(run_id))
+
+    assert len(app.metric) == 10 and app.metric[0].label == "loss"
+    rest = next(expander for expander in app.expander if expander.label == "All 2,001 metrics' latest values")
+    table = rest.dataframe[0].value
+    assert table.shape == (2_001, 3) and list(table.columns) == ["metric", "latest", "at"]
+
+
 def test_a_running_run_silent_past_the_timeout_is_marked_as_likely_lost(open_page, populated, app_store, monkeypatch):
     """A run whose heartbeat was 29 minutes old looked as healthy as the others on the Jobs page."""
     monkeypatch.setenv("TUNEDECK_HEARTBEAT_INTERVAL", "0.2")
