@@ -95,11 +95,12 @@ def run(run_id: int) -> int:
         print(f"not recorded: {error}", flush=True)  # cancelled or reaped meanwhile; that outcome stands
         return EXIT_STOPPED
     except Exception as error:
-        details = traceback.format_exc()
-        print(details, file=sys.stderr, flush=True)  # the log keeps it whatever the error
-        # One of ours (a dataset missing a column, a setting refused) is a sentence that says it all: a traceback
-        # on the run page is for code that crashed.
-        kept, reason = None if isinstance(error, TuneDeckError) else details, failure_text(error)
+        # One of ours (a dataset missing a column, a setting refused, a command that exited 3) is a sentence that
+        # says it all, in the log as on the run: a traceback (our own frames) is for code that crashed.
+        details, reason = traceback.format_exc(), failure_text(error)
+        ours = isinstance(error, TuneDeckError)
+        print(f"training failed: {reason}" if ours else details, file=sys.stderr, flush=True)
+        kept = None if ours else details
         try:
             until_back(lambda: store.fail_run(run_id, reason, traceback=kept))
         except InvalidTransitionError:

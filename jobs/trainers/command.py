@@ -14,6 +14,7 @@ directory when it holds files) is registered; any other exit fails the run with 
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -163,11 +164,12 @@ def train(
         raise TrainingStopped(follower.last_step)
     if follower.error is not None:
         raise CommandFailed(f"command {config.command!r} reported a bad metric line: {follower.error}")
-    last = follower.tail[-1] if follower.tail else "no output"
+    said = "no output besides its metric lines" if follower.last_step else "no output"
+    last = follower.tail[-1] if follower.tail else said
     if code == process_group.COULD_NOT_START and last.startswith(process_group.NOT_STARTED):
         raise CommandFailed(f"command {config.command!r} could not start: {last.removeprefix(process_group.NOT_STARTED)}")
     if code != 0:
-        raise CommandFailed(f"command {config.command!r} exited with code {code}: {last}")
+        raise CommandFailed(f"command {config.command!r} {_ended(code)}: {last}")
     named = Path(spec.working_dir or os.getcwd(), str(follower.adapter["path"])) if follower.adapter else None  # as it saw it
     if named is not None and not named.is_dir():
         raise CommandFailed(f"command {config.command!r} named the adapter folder {named}, which does not exist")
@@ -175,6 +177,18 @@ def train(
     base_model = follower.adapter.get("base_model") if follower.adapter else None
     produced = adapter.is_dir() and any(adapter.iterdir())
     return TrainResult(adapter_dir=adapter if produced else None, steps=follower.last_step, metrics={}, base_model=base_model)
+
+
+def _ended(code: int) -> str:
+    """How the command ended, from its keeper's exit code (128 + N for a death by signal N, as a shell says it)."""
+    try:
+        name = signal.Signals(code - 128).name if code > 128 else None
+    except ValueError:
+        name = None
+    if name is None:
+        return f"exited with code {code}"
+    why = " (the system may have run out of memory, or it was killed by hand)" if name == "SIGKILL" else ""
+    return f"was killed by signal {code - 128}, {name}{why}"
 
 
 def _wait(child: subprocess.Popen, should_stop: Callable[[], bool]) -> int | None:

@@ -57,6 +57,11 @@ STUBBORN = (  # a training that ignores SIGTERM: its keeper waits out the grace 
     "print(json.dumps(dict(tunedeck='metrics', step=1, values=dict(loss=1.0))), flush=True)\n"
     "time.sleep(300)\n"
 )
+KILLED = (
+    "import json, os, signal\n"
+    "print(json.dumps(dict(tunedeck='metrics', step=1, values=dict(loss=1.0))), flush=True)\n"
+    "os.kill(os.getpid(), signal.SIGKILL)\n"
+)
 WRITES_FILES = "import os, pathlib; pathlib.Path(os.environ['TUNEDECK_OUTPUT_DIR'], 'adapter_model.bin').write_bytes(b'w')"
 
 
@@ -98,6 +103,9 @@ def commands_file(tmp_path):
 
             [commands.missing]
             command = ["{tmp_path / 'no-such-trainer'}"]
+
+            [commands.killed]
+            command = ["{sys.executable}", "-c", {KILLED!r}]
 
             [commands.broken]
             command = ["{sys.executable}", "-c", "import sys; print('CUDA out of memory'); sys.exit(3)"]
@@ -264,6 +272,18 @@ def test_a_failing_command_fails_the_run_with_its_last_output(command_worker, jo
 
     assert run.status is RunStatus.FAILED
     assert run.error == "command 'broken' exited with code 3: CUDA out of memory"
+
+
+def test_a_command_killed_by_a_signal_is_said_to_be_killed_not_to_have_exited_with_no_output(command_worker, job_store):
+    """It read "exited with code 137: no output", though its metric lines had come."""
+    run = run_command(job_store, "killed")
+
+    assert run.status is RunStatus.FAILED
+    assert run.error == (
+        "command 'killed' was killed by signal 9, SIGKILL (the system may have run out of memory, or it was killed by "
+        "hand): no output besides its metric lines"
+    )
+    assert run.metrics["loss"].count == 1
 
 
 def test_an_unregistered_command_name_is_never_executed(command_worker, job_store):

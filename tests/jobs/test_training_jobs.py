@@ -69,8 +69,9 @@ def test_a_run_on_a_bad_dataset_fails_with_the_error_on_run_and_experiment(worke
     assert run.status is RunStatus.FAILED
     assert "label" in run.error and "no_labels.csv" in run.error
     assert run.error.startswith(f"{bad} is missing the column 'label'")  # a sentence, without the error's class name
-    assert run.traceback is None  # the sentence says it all; the log keeps the traceback
-    assert "Traceback" in read_log(get_settings(), run_id)
+    assert run.traceback is None  # the sentence says it all, in the log too
+    log = read_log(get_settings(), run_id)
+    assert f"training failed: {run.error}" in log and "Traceback" not in log
     experiment = job_store.get_experiment(experiment_id)
     assert experiment.status == "failed"
     assert experiment.last_error == run.error
