@@ -114,7 +114,7 @@ def _check_here(store: TrackingStore, experiment_id: int, configs: list[Training
     if get_settings().team_mode:
         return
     if gone(dataset):
-        raise ValidationError(f"the experiment's dataset file {dataset} is not there any more; put it back, or make a new experiment")
+        raise ValidationError(f"the experiment's dataset file {dataset} is not there; put it there, or make a new experiment")
 
 
 def _worker_for_the_queue() -> None:

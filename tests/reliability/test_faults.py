@@ -101,7 +101,7 @@ def test_a_run_on_a_dataset_already_gone_is_refused_before_it_is_queued(job_stor
     experiment_id = new_experiment(job_store, dataset=str(dataset))
     dataset.unlink()
 
-    with pytest.raises(ValidationError, match=f"the experiment's dataset file {dataset} is not there any more"):
+    with pytest.raises(ValidationError, match=f"the experiment's dataset file {dataset} is not there; put it there"):
         tasks.start_run(job_store, experiment_id, {"epochs": 1})
 
     assert job_store.list_runs(experiment_id) == []
