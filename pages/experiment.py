@@ -90,7 +90,7 @@ def header(experiment) -> bool:
             cells[index % len(cells)].metric(
                 f"best {best.key}", format_value(best.value), help=f"run #{best.run_id}, {best.direction.value} is better"
             )
-    best = f"best {best_primary_label(experiment)}" if experiment.best_primary else "no run has logged it yet"
+    best = f"best {best_primary_label(experiment)}" if experiment.best_primary else "no completed run has it yet"
     st.caption(f"Primary metric: {experiment.primary_metric} ({best})")
     return experiment.status.is_active
 

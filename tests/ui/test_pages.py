@@ -776,7 +776,7 @@ def test_small_words_fit_the_state_they_describe(open_page, populated, app_store
     app_store.create_run(fresh, {"epochs": 1})
 
     assert "The run wrote no output." in texts(ended) and "No output yet." in texts(waiting)
-    assert "Primary metric: eval_loss (no run has logged it yet)" in texts(open_page("pages/experiment.py", experiment=str(fresh)))
+    assert "Primary metric: eval_loss (no completed run has it yet)" in texts(open_page("pages/experiment.py", experiment=str(fresh)))
     assert "No worker runs for this machine's data folder: `tunedeck worker` starts one." in texts(open_page("pages/jobs.py"))
 
 
