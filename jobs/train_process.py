@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core import open_store
 from core.artifacts import adapter_of, checkpoints_of, last_checkpoint, publish_adapter
+from core.dataset_labels import is_label
 from core.datasets import confine
 from core.errors import InvalidTransitionError, TuneDeckError, ValidationError, failure_text
 from core.retry import until_back
@@ -64,7 +65,8 @@ def run(run_id: int) -> int:
                     writer.log(run_id, step, values)
                     _progress(step, values)
 
-                dataset = confine(experiment.dataset, settings.allowed_dataset_roots)
+                # an experiment a script logged or an importer made has a label, not a file: a command gets "" for it
+                dataset = "" if is_label(experiment.dataset) else confine(experiment.dataset, settings.allowed_dataset_roots)
                 with SystemSampler(lambda step, values: writer.log(run_id, step, values), settings.system_metrics_interval):
                     result = trainer(
                         config,

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from core.commands import CommandSpec, get_command, load_commands, render_arguments
+from core.dataset_labels import SCRIPT_DATASET
 from core.errors import ValidationError
 from core.logs import read_log
 from core.runs import parse_config
@@ -103,6 +104,9 @@ def commands_file(tmp_path):
 
             [commands.missing]
             command = ["{tmp_path / 'no-such-trainer'}"]
+
+            [commands.says-dataset]
+            command = ["{sys.executable}", "-c", "import os, sys; print('dataset', repr(os.environ['TUNEDECK_DATASET']), repr(sys.argv[1]))", "{{dataset}}"]
 
             [commands.killed]
             command = ["{sys.executable}", "-c", {KILLED!r}]
@@ -284,6 +288,17 @@ def test_a_command_killed_by_a_signal_is_said_to_be_killed_not_to_have_exited_wi
         "hand): no output besides its metric lines"
     )
     assert run.metrics["loss"].count == 1
+
+
+def test_a_command_on_an_experiment_a_script_logged_gets_no_dataset_rather_than_a_made_up_path(command_worker, job_store):
+    """Its label, "(logged from a script)", reached the command as the path <worker folder>/(logged from a script)."""
+    experiment_id = job_store.create_experiment({"name": "logged", "dataset": SCRIPT_DATASET})
+    run_id = tasks.start_run(job_store, experiment_id, {"trainer": "command", "command": "says-dataset", "max_steps": 1})
+
+    (run,) = wait_until_terminal(job_store, [run_id])
+
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert "dataset '' ''" in read_log(get_settings(), run_id)
 
 
 def test_an_unregistered_command_name_is_never_executed(command_worker, job_store):
