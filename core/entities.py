@@ -65,7 +65,7 @@ TagKey = Annotated[
 TagValue = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=1000), AfterValidator(_no_control_characters)
 ]
-NoteText = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_no_nul)]
+NoteText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000), AfterValidator(_no_nul)]  # trimmed, then measured
 Target = Literal["experiment", "run"]  # what tags and notes are put on
 
 

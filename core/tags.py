@@ -1,6 +1,7 @@
 """What tags and notes may hold, checked once for every backend: tag values are text (numbers and booleans
 are written as text, as MLflow does), keys use the characters metric keys use, notes are Markdown text."""
 
+import math
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -40,12 +41,14 @@ def checked_tag_keys(keys: Any) -> list[str]:
 
 
 def checked_note(note: Any) -> str:
-    return friendly(TypeAdapter(NoteText), note, "note").strip()
+    return friendly(TypeAdapter(NoteText), note, "note")
 
 
 def _as_text(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"tag {key!r} must be a finite number, not {value}")  # as a metric's or a param's value
     if isinstance(value, int | float | str):
         return str(value)
     raise ValidationError(f"tag {key!r} must be text, a number or true/false, not {type(value).__name__}")

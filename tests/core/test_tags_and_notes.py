@@ -44,6 +44,15 @@ def test_a_note_is_replaced_and_empty_text_removes_it(store, make_experiment, ma
     assert store.get_run(run_id).note == ""
 
 
+def test_a_note_is_trimmed_before_it_is_measured(store, make_experiment, make_run):
+    """A note of exactly the most characters, with spaces around it, was refused as 20,004 long."""
+    run_id = make_run(make_experiment())
+
+    store.set_note("run", run_id, "  " + "x" * 20_000 + "\n\n")
+
+    assert store.get_run(run_id).note == "x" * 20_000
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -59,6 +68,7 @@ def test_a_note_is_replaced_and_empty_text_removes_it(store, make_experiment, ma
         (lambda s, r: s.set_tags("run", r, {"base": "x" * 1001}), "the value of tag 'base' is too long: at most 1,000 characters"),
         (lambda s, r: s.set_tags("run", r, {"base": "two\nlines"}), "the value of tag 'base' must not contain control characters"),
         (lambda s, r: s.set_tags("run", r, {f"k{i}": i for i in range(101)}), "set at most 100 tags at once"),
+        (lambda s, r: s.set_tags("run", r, {"f": float("nan")}), "tag 'f' must be a finite number, not nan"),
         (lambda s, r: s.remove_tags("run", r, "base"), "name the tags to remove as a non-empty list"),
         (lambda s, r: s.set_note("run", r, "x" * 20_001), "the note is too long: at most 20,000 characters"),
         (lambda s, r: s.set_note("run", r, 42), "the note must be text"),
