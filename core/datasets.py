@@ -1,5 +1,6 @@
 """Read a dataset reference (a file path) with Polars, failing with messages a person can act on."""
 
+import json
 import os
 from pathlib import Path
 
@@ -48,8 +49,23 @@ def read_dataset(ref: str | Path) -> pl.DataFrame:
             )
         return _READERS[fmt](path)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0]
+        reason = (fmt == "jsonl" and _first_bad_line(path)) or str(exc).strip().splitlines()[0]
         raise DatasetError(f"cannot read {path} as {fmt} ({reason}); a .{fmt} dataset should be {_EXPECTED[fmt]}") from exc
+
+
+def _first_bad_line(path: Path) -> str | None:
+    """Which line of a JSON-lines file is not a JSON object (Polars says only "ExpectedObjectContent at character 1")."""
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                if isinstance(json.loads(line), dict):
+                    continue
+                return f"line {number:,} is JSON but not an object: {line.strip()[:60]!r}"
+            except ValueError:
+                return f"line {number:,} is not JSON: {line.strip()[:60]!r}"
+    return None
 
 
 _WIDE_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}

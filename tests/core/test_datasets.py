@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import polars as pl
@@ -135,6 +136,18 @@ def test_a_text_file_that_is_not_utf8_says_what_it_is_and_how_to_save_it(tmp_pat
         preview(path)
 
     assert str(caught.value) == f"cannot read {path} as {suffix[1:]}: {said}; save it again as UTF-8 (in Excel: \"CSV UTF-8\")"
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"), [('{broken', "line 3 is not JSON: '{broken'"), ("[1, 2]", "line 3 is JSON but not an object: '[1, 2]'")]
+)
+def test_a_json_lines_file_that_cannot_be_read_names_its_first_bad_line(tmp_path, lines, said):
+    """Polars said "ExpectedObjectContent at character 1 ('b')": no line number to go to."""
+    path = tmp_path / "reviews.jsonl"
+    path.write_text('{"text": "ok", "label": 1}\n\n' + lines + "\n")
+
+    with pytest.raises(DatasetError, match=re.escape(f"cannot read {path} as jsonl ({said}); a .jsonl dataset should be")):
+        read_dataset(path)
 
 
 def test_preview_of_a_bad_file_is_the_same_clear_error(tmp_path):
