@@ -167,7 +167,7 @@ def report(result: LoadResult, order: list[tuple[str, str]]) -> str:
     for page in dict.fromkeys(name for name, _ in order):
         lines.append(
             f"  {page:12s} p50 {result.p(0.5, page):.2f} s  p95 {result.p(0.95, page):.2f} s  "
-            f"{result.bytes_of(page) / 1000:.0f} KB per view"
+            f"{result.bytes_of(page) / 1000:.0f} KB per view (target <= {TARGET_BYTES / 1000:.0f} KB)"
         )
     return "\n".join(lines)
 

@@ -809,7 +809,8 @@ class DuckDBStore(Annotations, TrackingStore):
         overviews.drop(con)
 
     def build_overviews(self) -> None:
-        """Build every curve overview due now, as the committer does anyway when idle (for tests and benchmarks)."""
+        """Build every curve overview due now, as the committer does anyway when idle: a test hook, so a test need not
+        wait for the committer's idle moment."""
         while self._write(lambda con: self._keep_overviews(con, None), quiet=True):
             pass
 

@@ -20,7 +20,6 @@ PARAM = "params."
 TAG = "tags."
 METRIC = "metrics."
 SEED_KEYS = frozenset({"seed"})  # what "everything but the seed" leaves out by default
-RUN_COLUMNS = ("id", "name", "status")
 
 
 def run_attributes(runs: list[Run]) -> pl.DataFrame:

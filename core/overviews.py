@@ -30,7 +30,7 @@ from core.sql import frame, rows
 from core.status import ENDED_VALUES
 
 TABLES = ("metric_overviews", "overview_points", "growing_overviews", "growing_points")  # derived: never copied, rebuilt
-FINE = 1_024  # buckets at most in a running series' overview: a read asks for 250 at most (the chart's 500 points)
+FINE = 1_024  # buckets at most in a running series' overview: a read asks for 500 at most (one full-width curve)
 LEVELS = (50, 500)  # buckets per overview level: the experiment page asks for 50 at 200 runs, a full-width panel 500
 MIN_POINTS = 2_000  # shorter series are read whole quickly enough; an overview would not be much smaller
 BATCH_POINTS = 500_000  # points one upkeep pass reads (~0.1 s here; a longer series goes whole): writes wait no longer

@@ -15,7 +15,7 @@ from core.entities import Adapter, AdapterAlias, Experiment, ExperimentPage, Met
 from core.errors import ValidationError, quoted
 from core.filters import EXPERIMENT_SORTS
 from core.groups import short
-from core.status import RunStatus
+from core.status import RunStatus, is_silent
 from core.system_metrics import is_system_metric
 
 STATUS_COLOURS = {
@@ -187,6 +187,17 @@ def latest_metrics(run: Run) -> list[tuple[str, str, str]]:
     return [(m.key, format_value(m.last), f"step {m.last_step:,}") for m in ordered]
 
 
+def log_caption(query: str, matched: int, limit: int) -> str:
+    """What the run page says above the log lines it shows, as Markdown: how many matched the search (shortened,
+    as typed), or how many there are."""
+    asked = escape_markdown(query.strip() if len(query.strip()) <= 60 else query.strip()[:57] + "...")
+    if asked and not matched:
+        return f"No line matches '{asked}'."
+    if asked:
+        return f"{plural(matched, 'line')} {'matches' if matched == 1 else 'match'} '{asked}'; showing the last {min(matched, limit):,}."
+    return f"Showing the last {min(matched, limit):,} of {plural(matched, 'line')}."
+
+
 LATEST_TILES = 10  # the run page's tiles; a run's other metrics are a table below them
 
 
@@ -263,17 +274,7 @@ def runs_frame(
 def workers_training(runs: list[Run], now: datetime, heartbeat_timeout: float) -> int:
     """How many processes, on any machine, run a run now: what the Jobs page counts as workers at work. A run silent
     past the heartbeat timeout does not count: its worker is lost, until a reaper fails the run."""
-    return len({run.worker for run in runs if run.status == RunStatus.RUNNING and run.worker and not _silent(run, now, heartbeat_timeout)})
-
-
-def _silent(run: Run, now: datetime, seconds: float | None) -> bool:
-    """A running run whose last heartbeat is older than `seconds`: its worker is likely gone."""
-    return (
-        seconds is not None
-        and run.status == RunStatus.RUNNING
-        and run.heartbeat_at is not None
-        and now - run.heartbeat_at > timedelta(seconds=seconds)
-    )
+    return len({run.worker for run in runs if run.status == RunStatus.RUNNING and run.worker and not is_silent(run, now, heartbeat_timeout)})
 
 
 def active_runs_frame(
@@ -300,12 +301,12 @@ def _heartbeat(run: Run, now: datetime, silent_after: float | None) -> str:
     if run.heartbeat_at is None:
         return "–"
     said = f"{format_duration(run.heartbeat_at, None, now)} ago"
-    return f"{said}: silent, likely lost" if _silent(run, now, silent_after) else said
+    return f"{said}: silent, likely lost" if is_silent(run, now, silent_after) else said
 
 
 def silence_warning(runs: list[Run], now: datetime, silent_after: float) -> str | None:
     """What the Jobs page says when running runs have gone silent past the heartbeat timeout, and what to do."""
-    silent = sum(_silent(run, now, silent_after) for run in runs)
+    silent = sum(is_silent(run, now, silent_after) for run in runs)
     if not silent:
         return None
     return (
@@ -543,9 +544,9 @@ def compare_warnings(ignored: list[str], missing: list[int], found_any: bool) ->
     return said
 
 
-def chart_keys(keys: list[str], with_system: bool = False) -> list[str]:
-    """The metrics to chart: system/* (CPU, memory, GPU) only when asked for, so training curves come first."""
-    return [key for key in keys if with_system or not is_system_metric(key)]
+def chart_keys(keys: list[str]) -> list[str]:
+    """The metrics charted by default: not system/* (CPU, memory, GPU), which the picker offers, so training curves come first."""
+    return [key for key in keys if not is_system_metric(key)]
 
 
 def groups_frame(groups: pl.DataFrame, by: list[str], metrics: list[str]) -> pl.DataFrame:

@@ -24,7 +24,6 @@ from core.presenters import fold
 
 QUOTED = 41  # characters of a pasted word a message quotes, its ellipsis included
 
-OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 KEYWORDS = ("and", "or", "not", "in", "contains")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?")
@@ -63,7 +62,7 @@ class Token:
 @dataclass(frozen=True)
 class Comparison:
     field: Token
-    op: str  # one of OPERATORS, "in", "not in", "contains"
+    op: str  # =, !=, <, <=, >, >=, "in", "not in" or "contains"
     values: tuple[Token, ...]
 
 

@@ -1,6 +1,7 @@
 """The run lifecycle and the experiment status that follows from its runs."""
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -49,6 +50,17 @@ ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 def any_active(items: Iterable) -> bool:
     """Whether any of these runs or experiments is still queued or running: what keeps a page refreshing itself."""
     return any(item.status.is_active for item in items)
+
+
+def is_silent(run, now: datetime, seconds: float | None) -> bool:
+    """A running run whose last heartbeat is older than `seconds` at `now`: its worker is likely gone. The one notion
+    of a silent run: the Jobs page, `tunedeck doctor` and the reaper (`fail_stale_runs` is its set form in SQL)."""
+    return (
+        seconds is not None
+        and run.status == RunStatus.RUNNING
+        and run.heartbeat_at is not None
+        and now - run.heartbeat_at > timedelta(seconds=seconds)
+    )
 
 
 def can_transition(current: RunStatus, new: RunStatus) -> bool:

@@ -1,14 +1,11 @@
 """Turn Pydantic's errors into one human sentence per field, raised as our ValidationError."""
 
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from core.errors import ValidationError
-
-T = TypeVar("T")
-
 
 _CHARACTER_CLASSES = {  # "unaccented": é or 名 are letters to a person, and these patterns refuse them
     "A-Za-z": "unaccented letters",

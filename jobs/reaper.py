@@ -4,24 +4,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from core.entities import Run, utcnow
 from core.errors import InvalidTransitionError
 from core.identity import is_local_and_dead
 from core.settings import Settings
-from core.status import RunStatus
+from core.status import RunStatus, is_silent
 from core.store import TrackingStore
 
 log = logging.getLogger("tunedeck.reaper")
 
 
 def looks_lost(run: Run, settings: Settings, now: datetime) -> bool:
-    """Whether reap() would fail this running run: its process on this machine is gone, or it has been silent past
-    the heartbeat timeout at `now`, on the store's clock (`tunedeck doctor` warns of such runs when no worker runs to
-    reap them)."""
-    silent = run.heartbeat_at is not None and now - run.heartbeat_at > timedelta(seconds=settings.heartbeat_timeout)
-    return run.status is RunStatus.RUNNING and (is_local_and_dead(run.worker) or silent)
+    """Whether this running run looks lost: its process on this machine is gone, or it has been silent past the
+    heartbeat timeout at `now`, on the store's clock (`tunedeck doctor` warns of such runs when no worker runs to
+    reap them). reap() itself spares silence while the store was out of reach: see its outage grace."""
+    return run.status is RunStatus.RUNNING and (is_local_and_dead(run.worker) or is_silent(run, now, settings.heartbeat_timeout))
 
 
 class MissingJobs:

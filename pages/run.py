@@ -10,7 +10,16 @@ through_app()  # first: the imports below need the settings app.py checks (a pag
 from core.artifacts import run_files
 from core.divergence import diverged_runs
 from core.logs import run_log, search_log
-from core.presenters import LATEST_TILES, chart_keys, latest_metrics, latest_table, plural, run_progress, still_changing
+from core.presenters import (
+    LATEST_TILES,
+    SUMMARY_KEYS,
+    chart_keys,
+    latest_metrics,
+    latest_table,
+    log_caption,
+    run_progress,
+    still_changing,
+)
 from core.runs import offers_resume, resume_config
 from jobs.tasks import cancel_run, start_run
 from ui.annotations import edit_tags_and_note, show_tags_and_note
@@ -88,7 +97,7 @@ def chart_controls(run) -> tuple[list[str], object]:
     if not keys:
         st.info("No metrics logged yet.")
         return [], None
-    chosen = pick_metrics(keys, [key for key in ("loss", "eval_loss", "eval_accuracy") if key in keys] or chart_keys(keys))
+    chosen = pick_metrics(keys, [key for key in SUMMARY_KEYS if key in keys] or chart_keys(keys))
     options = chart_options(1, len(chosen))
     if not chosen:
         only_system = not chart_keys(keys)  # a run that failed before its first step: its CPU and memory, say
@@ -109,15 +118,9 @@ def log_section(run_id: int, ended: bool) -> None:
         query = left.text_input("Search the log", key="log_search", placeholder="e.g. error, step 100")
         right.download_button("Download log", text, file_name=f"run-{run_id}.log", mime="text/plain", key="log_download")
         shown, matched = search_log(text, query, LOG_LINES)
-        asked = plain(query.strip() if len(query.strip()) <= 60 else query.strip()[:57] + "...")
+        st.caption(log_caption(query, matched, LOG_LINES))
         if query.strip() and not matched:
-            st.caption(f"No line matches '{asked}'.")
             return
-        if query.strip():
-            verb = "matches" if matched == 1 else "match"
-            st.caption(f"{plural(matched, 'line')} {verb} '{asked}'; showing the last {min(matched, LOG_LINES):,}.")
-        else:
-            st.caption(f"Showing the last {min(matched, LOG_LINES):,} of {plural(matched, 'line')}.")
         st.code(shown, language="text", height=400)
 
 

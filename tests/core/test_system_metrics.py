@@ -48,8 +48,7 @@ def test_unreadable_gpu_lines_are_skipped():
     assert parse_gpu_usage("0, [N/A], [N/A]\nnot csv\n") == {}
 
 
-def test_charts_leave_system_metrics_out_unless_asked():
+def test_charts_leave_system_metrics_out_by_default():
     keys = ["loss", "system/cpu_percent", "eval_loss"]
 
     assert chart_keys(keys) == ["loss", "eval_loss"]
-    assert chart_keys(keys, with_system=True) == keys
