@@ -269,4 +269,5 @@ def publish_adapter(settings: Settings, folder: Path, run_id: int, base_model: s
     if problem := store.problem():
         raise StoreError(f"the adapter cannot be kept: {problem}")
     location = store.put(Path(folder), f"run-{int(run_id)}")
-    return describe_adapter(Path(location), base_model, name)
+    size, checksum = store.size_and_checksum(location)  # as the root holds it: an object store would say so itself
+    return AdapterSpec(path=location, base_model=base_model, size_bytes=size, checksum=checksum, name=name)

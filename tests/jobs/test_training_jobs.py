@@ -75,6 +75,7 @@ def test_a_run_on_a_bad_dataset_fails_with_the_error_on_run_and_experiment(worke
     experiment = job_store.get_experiment(experiment_id)
     assert experiment.status == "failed"
     assert experiment.last_error == run.error
+    assert job_store.verify_integrity() == []
 
 
 def test_cancelling_a_running_run_stops_it(worker, job_store):
@@ -88,6 +89,7 @@ def test_cancelling_a_running_run_stops_it(worker, job_store):
     wait_for(lambda: "stopped at step" in read_log(get_settings(), run_id), timeout=30, what="the training process to stop")
     assert job_store.get_experiment(experiment_id).status == "cancelled"
     assert job_store.get_run(run_id).adapter is None
+    assert job_store.verify_integrity() == []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
@@ -111,6 +113,7 @@ def test_a_worker_stopped_by_a_signal_stops_its_trainings_and_records_them_as_st
     assert (run.status, run.error) == (RunStatus.FAILED, "training stopped: the worker was shut down")
     assert job_store.get_experiment(experiment_id).status == "failed"
     assert "stopped at step" in read_log(get_settings(), run_id)
+    assert job_store.verify_integrity() == []
 
 
 def test_ctrl_c_in_the_workers_terminal_records_its_trainings_as_stopped(job_store):
@@ -132,6 +135,7 @@ def test_ctrl_c_in_the_workers_terminal_records_its_trainings_as_stopped(job_sto
 
     run = job_store.get_run(run_id)
     assert (run.status, run.error) == (RunStatus.FAILED, "training stopped: the worker was shut down")
+    assert job_store.verify_integrity() == []
 
 
 def test_a_job_taken_from_the_queue_as_the_worker_stops_is_queued_again(job_store):
@@ -173,6 +177,7 @@ def test_a_run_the_worker_loses_track_of_is_stopped_and_failed_not_left_training
     assert run.error.startswith("the worker could not run training: ") and "Is a directory" in run.error
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # stopped and reaped, not training on
+    assert job_store.verify_integrity() == []
 
 
 def test_cancelling_a_queued_run_revokes_it(job_store):
@@ -191,6 +196,7 @@ def test_cancelling_a_queued_run_revokes_it(job_store):
     run = job_store.get_run(run_id)
     assert (run.status, run.attempt, run.started_at) == (RunStatus.CANCELLED, 0, None)
     assert tasks.huey.result(job_id) is None  # never executed: a job that ran would have stored the run's status
+    assert job_store.verify_integrity() == []
 
 
 def test_a_killed_worker_leaves_its_run_failed_as_lost(job_store):
@@ -213,6 +219,7 @@ def test_a_killed_worker_leaves_its_run_failed_as_lost(job_store):
     assert job_store.get_experiment(experiment_id).status == "failed"
     assert job_store.get_run_metrics(run_id).summary["loss"].count > 0
     wait_for(lambda: not _alive(training_pid), timeout=10, what="the orphaned training process to die")
+    assert job_store.verify_integrity() == []
 
 
 def _training_pid(run_id: int) -> str | None:
