@@ -6,6 +6,7 @@ import pytest
 from core import open_store, remote
 from core.directions import Direction, direction_for
 from core.duckdb_store import DuckDBStore
+from core.errors import ValidationError
 from core.filters import experiment_order, experiment_where
 from core.migrations import MIGRATIONS, migrate
 from core.writer import MetricWriter
@@ -97,8 +98,11 @@ def test_including_deleted_experiments_drops_the_filter():
     assert experiment_where(status=None, name_contains="", include_deleted=True) == ("", [])
 
 
-def test_sort_keys_come_from_an_allow_list():
+@pytest.mark.parametrize("sort", ["name; DROP TABLE runs", "e.name", ["name"], None, "NAME"])
+def test_sort_keys_come_from_an_allow_list(sort):
     assert experiment_order("name", descending=False) == "ORDER BY lower(e.name) ASC, e.id ASC"
+    with pytest.raises(ValidationError, match="cannot sort experiments by .*; use one of "):
+        experiment_order(sort, descending=True)
 
 
 @pytest.mark.parametrize(
