@@ -1,6 +1,5 @@
 """The tracking store on one DuckDB file, held by the process that owns it (see core.database and core.owner)."""
 
-import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -1112,7 +1111,7 @@ class DuckDBStore(Annotations, TrackingStore):
     @staticmethod
     def _experiment(row: dict, best: list[dict]) -> Experiment:
         """An experiment from its row and its best_metrics rows (key, value, run_id)."""
-        overrides = {key: Direction(value) for key, value in json.loads(row["metric_directions"]).items()}
+        overrides = _directions(row["metric_directions"])
         # Ordered by key here, not by the database: PostgreSQL's collation would put "accuracy" before "BLEU" and pick
         # another primary metric than the embedded store for the same runs.
         directed = [(b, direction_for(b["key"], overrides)) for b in sorted(best, key=lambda b: b["key"])]
@@ -1245,9 +1244,12 @@ class DuckDBStore(Annotations, TrackingStore):
     def _improve_best(self, con, run_ids: list[int]) -> None:
         """Let newly completed runs take the best value of each metric they beat (core.directions.rank)."""
         best: dict[tuple[int, str], tuple[float | None, int | None]] = {}
+        overrides: dict[str, dict[str, Direction]] = {}  # each experiment's, read once for all its rows
         for run_id, experiment_id, key, value, stored, stored_run, raw in rows(con, _FINALS, [run_ids]):
             current = best.get((experiment_id, key), (stored, stored_run))
-            if (direction := direction_for(key, _directions(raw))) is None:
+            if raw not in overrides:
+                overrides[raw] = _directions(raw)
+            if (direction := direction_for(key, overrides[raw])) is None:
                 continue
             if current[0] is None or rank(value, run_id, direction) < rank(*current, direction):
                 best[(experiment_id, key)] = (value, run_id)
@@ -1309,8 +1311,8 @@ _COUNT_RUN = (
 )
 
 
-@functools.lru_cache(maxsize=256)
 def _directions(raw: str) -> dict[str, Direction]:
+    """An experiment's stored direction overrides."""
     return {key: Direction(value) for key, value in json.loads(raw).items()}
 
 
