@@ -17,6 +17,7 @@ TrainerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 
 ALL_LINEAR = "all-linear"  # PEFT's name for every linear layer but the output head
 AUTO_MODULES = "auto"  # the architecture's usual modules, as PEFT's table knows them
+DEFAULT_TRAINER = "builtin"  # a config that names none
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class TrainingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     trainer: TrainerName = Field(
-        "builtin", description="builtin: the numpy classifier; peft: Hugging Face LoRA; command: a registered script."
+        DEFAULT_TRAINER, description="builtin: the numpy classifier; peft: Hugging Face LoRA; command: a registered script."
     )
     base_model: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] | None = Field(
         None, description="A model name under data/models (or <data dir>/models), or an absolute path to a model folder."
@@ -109,7 +110,7 @@ class TrainingConfig(BaseModel):
         """Fills in the chosen trainer's defaults; refuses settings that trainer would ignore."""
         if not isinstance(data, dict):
             return data
-        name = str(data.get("trainer") or "builtin").strip()
+        name = str(data.get("trainer") or DEFAULT_TRAINER).strip()
         spec = TRAINER_FIELDS.get(name)
         if spec is None:
             return data  # the trainer field itself reports the bad name

@@ -29,6 +29,7 @@ from core.runs import clone_config
 from core.search_views import order_runs
 from core.status import any_active
 from core.sweeps import MAX_SWEEP_RUNS, preview, sweep_runs
+from core.training_config import DEFAULT_TRAINER
 from jobs.tasks import start_run, start_sweep
 from jobs.trainers import SHIPPED, trainer_for
 from ui.annotations import edit_tags_and_note, show_tags_and_note
@@ -302,7 +303,7 @@ def run_form(experiment_id: int, clone, dataset: str) -> None:
         st.info(plain(clone_note(run_label(clone), clone.config, initial)))
         st.button("Start from the defaults instead", key="unclone", on_click=_unclone)
     trainer = trainer_choice(prefix, (initial or {}).get("trainer", trainer_for(dataset)))
-    if initial is not None and trainer != initial.get("trainer", "builtin"):
+    if initial is not None and trainer != initial.get("trainer", DEFAULT_TRAINER):
         initial = None
     mode, lines, count, seed, size = sweep_inputs(trainer)
     with st.form("new_run"):
