@@ -101,7 +101,7 @@ def test_a_worker_stopped_by_a_signal_stops_its_trainings_and_records_them_as_st
     try:
         experiment_id = new_experiment(job_store)
         run_id = tasks.start_run(job_store, experiment_id, LONG_RUN)
-        wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, what="the run to log metrics")
+        wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, timeout=30, what="the run to log metrics")
 
         worker.send_signal(signum)
         code = worker.wait(timeout=60)
@@ -126,7 +126,7 @@ def test_ctrl_c_in_the_workers_terminal_records_its_trainings_as_stopped(job_sto
     try:
         experiment_id = new_experiment(job_store)
         run_id = tasks.start_run(job_store, experiment_id, LONG_RUN)
-        wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, what="the run to log metrics")
+        wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, timeout=30, what="the run to log metrics")
 
         os.killpg(worker.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         worker.wait(timeout=60)
@@ -203,7 +203,7 @@ def test_a_killed_worker_leaves_its_run_failed_as_lost(job_store):
     experiment_id = new_experiment(job_store)
     doomed = start_worker("--workers", "1")
     run_id = tasks.start_run(job_store, experiment_id, LONG_RUN)
-    wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, what="the run to log metrics")
+    wait_for(lambda: "loss" in job_store.get_run(run_id).metrics, timeout=30, what="the run to log metrics")
 
     training_pid = int(wait_for(lambda: _training_pid(run_id), what="the training process to start"))
     os.kill(doomed.pid, signal.SIGKILL)

@@ -182,7 +182,8 @@ def test_a_module_list_names_the_entry_that_is_wrong_as_the_form_labels_it(open_
         ("epochs", "0", "Epochs must be at least 1."),
         ("lora_rank", "0", "LoRA rank must be at least 1."),
         ("batch_size", "1.5", "Batch size must be a whole number."),  # a number input made it 1
-        ("learning_rate", "1e400", "Learning rate must be a finite number."),  # one went back to the last value
+        ("learning_rate", "1e400", "Learning rate must be a number of ordinary size (this one is past 1.8e308, the largest a number here can be)."),  # one went back to the last value
+        ("learning_rate", "inf", "Learning rate must be a finite number."),
         ("epochs", str(2**53 + 1), "Epochs must be at most 10,000."),  # past what a browser's number holds
         ("learning_rate", "fast", "Learning rate must be a valid number."),
         ("learning_rate", "-1", "Learning rate must be more than 0."),  # "more than 0.0", as Pydantic keeps the bound
