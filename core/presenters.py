@@ -4,6 +4,7 @@ Pages call these and draw the result, so every formatting rule is written (and t
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,13 @@ STATUS_TAG_COLOURS = {**STATUS_COLOURS, DIVERGED: "red", "deleted": "gray"}
 
 
 FOLD_AT = 200  # characters of a long text a table cell shows before "…"; the full text is one click away
+
+
+def each(column: pl.Series, function: Callable, dtype: pl.DataType) -> pl.Series:
+    """`function` of each non-null value, called in this thread. Not Polars' `map_elements`: its pool threads wait for
+    the interpreter's lock, which another page's `to_pandas()` holds while it waits for the same pool, and the
+    server froze for every tab (Polars 2.1)."""
+    return pl.Series(column.name, [None if value is None else function(value) for value in column.to_list()], dtype=dtype)
 
 
 def fold(text: str | None, width: int = FOLD_AT) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from core.entities import RunComparison
-from core.presenters import fold
+from core.presenters import each, fold
 
 # How an example's answer moved since the previous evaluation.
 NEW, FIXED, BROKE, CHANGED, SAME = "new", "fixed", "broke", "changed", "same"
@@ -83,11 +83,11 @@ def step_table(changed: pl.DataFrame) -> pl.DataFrame:
     example has a value in (no scores logged, say) is left out."""
     table = changed.select(
         pl.col("example_id").alias("example"),
-        *(pl.col(name).map_elements(fold, return_dtype=pl.String) for name in ("input", "reference", "prediction")),
+        *(each(changed[name], fold, pl.String) for name in ("input", "reference", "prediction")),
         "right",
         "change",
-        pl.col("previous").map_elements(fold, return_dtype=pl.String).alias("before"),
-        pl.col("extra").map_elements(_confidence, return_dtype=pl.Float64).alias("confidence"),
+        each(changed["previous"], fold, pl.String).alias("before"),
+        each(changed["extra"], _confidence, pl.Float64).alias("confidence"),
         "score",
         "score_change",
     )

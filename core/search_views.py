@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from core.presenters import DIVERGED, SUMMARY_KEYS, TAG_SEPARATOR, format_seconds
+from core.presenters import DIVERGED, SUMMARY_KEYS, TAG_SEPARATOR, each, format_seconds
 from core.search_frame import OWN_TAGS
 from core.status import ACTIVE
 
@@ -31,6 +31,7 @@ def results_frame(
     summary = [f"metrics.{key}.last" for key in SUMMARY_KEYS if f"metrics.{key}.last" in matched.columns]
     named = tuple(name for name in named if name not in _BASE)
     shown = matched.head(limit)
+    shown = shown.with_columns(each(shown["duration"], format_seconds, pl.String).fill_null("–"))
     return shown.select(
         pl.format("{} (#{})", "name", "id").alias("run"),  # names repeat across experiments (run-1 in each)
         "experiment",
@@ -39,7 +40,7 @@ def results_frame(
         .otherwise(pl.col("status"))
         .alias("status"),
         "created",
-        pl.col("duration").map_elements(format_seconds, return_dtype=pl.String).fill_null("–"),
+        "duration",
         *(pl.col(name).alias(name.removesuffix(".last")) for name in dict.fromkeys(named)),
         *(pl.col(name).alias(name.removeprefix("metrics.").removesuffix(".last")) for name in summary if name not in named),
         *tags_cell(shown),

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import samples
 from core.entities import Run
-from core.presenters import fold, run_label
+from core.presenters import each, fold, run_label
 from core.store import TrackingStore
 from ui.common import data_table, plain
 
@@ -88,9 +88,7 @@ def compare_samples(store: TrackingStore, runs: list[Run], best_run_id: int | No
         st.caption("No examples match.")
         return
     styles = samples.cell_styles(table, flags).to_pandas()
-    shown = table.with_columns(
-        pl.col(name).map_elements(fold, return_dtype=pl.String) for name in ("input", "reference", *labels.values())
-    )
+    shown = table.with_columns(each(table[name], fold, pl.String) for name in ("input", "reference", *labels.values()))
     st.dataframe(
         shown.to_pandas().style.apply(lambda column: styles[column.name], axis=0, subset=list(labels.values())),
         hide_index=True,

@@ -162,3 +162,13 @@ def test_the_server_binds_to_localhost_and_hides_tracebacks():
 
     assert config["server"]["address"] == "localhost"
     assert config["client"]["showErrorDetails"] == "none"
+
+
+@pytest.mark.parametrize("path", python_files("core", "ui", "pages", "jobs") + [ROOT / "app.py"], ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_python_function_runs_on_polars_threads(path):
+    """Polars' map_elements and map_batches call Python from its thread pool, which waits for the interpreter's lock;
+    a page's to_pandas() holds that lock while it waits for the same pool: two tabs refreshing at once froze the server
+    for everyone (core.presenters.each runs such a function in the caller's thread instead)."""
+    text = path.read_text()
+
+    assert ".map_elements(" not in text and ".map_batches(" not in text
