@@ -116,15 +116,18 @@ class Agreement:
 def side_by_side(samples: pl.DataFrame, labels: dict[int, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One row per example (in the first run's order), its input and reference, and one column per run (named by
     `labels`, in that order) with the run's prediction; then the same shape with each run's `right` flag, and an
-    `agree` column: whether every run that answered gave the same prediction."""
+    `agree` column: whether every run gave the same prediction (null where some run has no answer for it)."""
     rows = judged(samples).with_columns(pl.col("run_id").replace_strict(labels, return_dtype=pl.String).alias("run"))
+    runs = rows["run_id"].n_unique()
     order = rows.group_by("example_id", maintain_order=True).agg(
         pl.col("input").first(), pl.col("reference").first(), pl.col("position").min()
     )
     names = [labels[run_id] for run_id in labels]
     wide = rows.pivot("run", index="example_id", values="prediction").select("example_id", *_present(rows, names))
     flags = rows.pivot("run", index="example_id", values="right").select("example_id", *_present(rows, names))
-    agree = rows.group_by("example_id").agg(agree=pl.col("prediction").n_unique() == 1)
+    agree = rows.group_by("example_id").agg(
+        agree=pl.when(pl.col("run_id").n_unique() == runs).then(pl.col("prediction").n_unique() == 1)
+    )
     table = order.join(wide, on="example_id", how="left").join(agree, on="example_id", how="left")
     table = table.sort("position", "example_id").drop("position")
     return table, table.select("example_id").join(flags, on="example_id", how="left", maintain_order="left")
@@ -176,6 +179,14 @@ def best_wrong_other_right(samples: pl.DataFrame, best_run_id: int) -> list[str]
     other_right = rows.filter((pl.col("run_id") != best_run_id) & pl.col("right"))["example_id"]
     wanted = set(best_wrong.to_list()) & set(other_right.to_list())
     return [example for example in rows["example_id"].unique(maintain_order=True).to_list() if example in wanted]
+
+
+def agreement_caption(counts: Agreement, labels: dict[int, str]) -> str:
+    """What the counts above the side-by-side table cover, said before the colours are explained."""
+    if not counts.examples:
+        return "These runs have no example in common (each was evaluated on examples of its own), so none is counted."
+    per_run = ", ".join(f"{label}: {counts.right_per_run.get(run_id, 0)}" for run_id, label in labels.items())  # table order
+    return f"Right answers per run, on the {counts.examples:,} examples every run answered: {per_run}."
 
 
 def agreement(samples: pl.DataFrame) -> Agreement:

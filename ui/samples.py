@@ -69,10 +69,9 @@ def compare_samples(store: TrackingStore, runs: list[Run], best_run_id: int | No
     cells[2].metric("disagree", counts.disagree)
     cells[3].metric("all right", counts.all_right)
     cells[4].metric("all wrong", counts.all_wrong)
-    per_run = ", ".join(f"{labels[run_id]}: {right}" for run_id, right in sorted(counts.right_per_run.items()))
     st.caption(
-        plain(f"Right answers per run: {per_run}.")
-        + " Amber cells: the runs disagree; red text: a wrong answer. Each run is shown at its last evaluation."
+        plain(samples.agreement_caption(counts, labels))
+        + " Amber cells: the runs disagree; red text: a wrong answer; –: no answer. Each run is shown at its last evaluation."
     )
     table, flags = samples.side_by_side(rows, labels)
     view = st.segmented_control("Show", [samples.ALL, samples.DISAGREE, samples.BEST_WRONG], default=samples.ALL, key="samples_view")
@@ -89,6 +88,7 @@ def compare_samples(store: TrackingStore, runs: list[Run], best_run_id: int | No
         return
     styles = samples.cell_styles(table, flags).to_pandas()
     shown = table.with_columns(each(table[name], fold, pl.String) for name in ("input", "reference", *labels.values()))
+    shown = shown.with_columns(pl.col(name).fill_null("–") for name in labels.values() if name in shown.columns)
     st.dataframe(
         shown.to_pandas().style.apply(lambda column: styles[column.name], axis=0, subset=list(labels.values())),
         hide_index=True,

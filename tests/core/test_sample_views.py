@@ -18,6 +18,7 @@ from core.samples import (
     SAME,
     WRONG_STYLE,
     agreement,
+    agreement_caption,
     best_wrong_other_right,
     cell_styles,
     changes_since,
@@ -149,6 +150,28 @@ def test_agreement_counts_over_the_examples_every_run_answered():
 
     assert (counts.examples, counts.all_agree, counts.disagree, counts.all_right, counts.all_wrong) == (4, 2, 2, 1, 1)
     assert counts.right_per_run == {1: 2, 2: 2, 3: 3}
+
+
+def test_an_example_not_every_run_answered_neither_agrees_nor_disagrees():
+    """Runs of two experiments answer different examples: one run's answer alone was ticked "agree"."""
+    rows = pl.concat([samples(1, 10, {"a": "pos", "b": "neg"}), samples(2, 10, {"a": "pos", "z": "pos"})])
+
+    table, _ = side_by_side(rows, {1: "one", 2: "two"})
+
+    assert dict(zip(table["example_id"], table["agree"], strict=True)) == {"a": True, "b": None, "z": None}
+    assert table.filter(examples_in_view(table, rows, DISAGREE, None))["example_id"].to_list() == []
+
+
+def test_the_agreement_caption_says_when_the_runs_share_no_example_and_else_follows_the_tables_order():
+    apart = pl.concat([samples(1, 10, {"a": "pos"}), samples(2, 10, {"z": "pos"})])
+    shared = pl.concat([samples(1, 10, {"a": "pos", "b": "neg"}), samples(2, 10, {"a": "pos", "b": "pos"})])
+
+    assert agreement_caption(agreement(apart), {1: "one", 2: "two"}) == (
+        "These runs have no example in common (each was evaluated on examples of its own), so none is counted."
+    )
+    assert agreement_caption(agreement(shared), {2: "two", 1: "one"}) == (
+        "Right answers per run, on the 2 examples every run answered: two: 2, one: 1."
+    )
 
 
 def test_sample_lines_are_json_with_extra_parsed():
