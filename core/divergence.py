@@ -3,7 +3,8 @@
 A run diverged when its training loss ends above where it started, or when it was stopped because
 it logged a non-finite value (the writer refuses NaN and inf, and the run fails with that message).
 The store keeps each metric's last value but not its first, so the start comes from the first point
-of the run's (downsampled) series: `get_metric_series(run_ids, list(LOSS_KEYS), max_points=LOSS_POINTS)` or more.
+of the run's series read at LOSS_POINTS (`find_diverged`), on every page: a page's own charted series
+(another resolution, or no loss at all) gave the same run another verdict there.
 """
 
 import polars as pl

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.divergence import diverged_runs
+from core.divergence import find_diverged
 from core.presenters import (
     BEST_MARK,
     COMPARISON_LEAD,
@@ -62,7 +62,7 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     chosen = pick_metrics(keys, chart_keys(keys)) if keys else []  # system metrics one click away, not drawn by default
     options = chart_options(len(run_ids), len(chosen)) if keys else None
     series = page_series(run_ids, chosen)
-    diverged = diverged_runs(comparison.runs, series)
+    diverged = find_diverged(store(), comparison.runs)  # one verdict per run, whatever this page charts
     with final_metrics:
         final_metrics_section(comparison, diverged)
     if diverged:

@@ -12,7 +12,7 @@ through_app()  # first: the imports below need the settings app.py checks (a pag
 from core import charts
 from core.compare import metric_keys
 from core.dataset_labels import is_label
-from core.divergence import diverged_runs
+from core.divergence import find_diverged
 from core.entities import Experiment
 from core.errors import NotFoundError, ValidationError, quoted
 from core.presenters import (
@@ -181,7 +181,7 @@ def runs_and_curves(experiment_id: int) -> bool:
         chosen, options, by_group = curve_controls(detail)
     series = page_series([run.id for run in detail.runs], chosen)
     with runs_area:
-        runs_section(detail, series, diverged_runs(detail.runs, series))
+        runs_section(detail, series, find_diverged(store(), detail.runs))  # one verdict per run, as every page
     with groups_area:
         frame = attributes(detail)
         groups_section(frame)

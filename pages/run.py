@@ -8,7 +8,7 @@ from ui.common import through_app
 through_app()  # first: the imports below need the settings app.py checks (a page Streamlit starts on its own)
 
 from core.artifacts import run_files
-from core.divergence import diverged_runs
+from core.divergence import find_diverged
 from core.logs import run_log, search_log
 from core.presenters import (
     LATEST_TILES,
@@ -145,7 +145,7 @@ def body(run) -> bool:
     chosen, options = chart_controls(run)
     series = page_series([run.id], chosen)
     with top:
-        summary(run, experiment, bool(diverged_runs([run], series)))
+        summary(run, experiment, bool(find_diverged(store(), [run])))  # as every page judges it
     if chosen:
         draw_panels(series, chosen, {run.id: run.name}, options)
     run_samples(store(), run.id, ended=run.status.is_terminal)

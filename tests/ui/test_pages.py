@@ -880,6 +880,20 @@ def test_a_diverged_run_is_badged_on_its_page(open_page, diverged):
     assert "This run diverged" in texts(app)
 
 
+def test_a_diverged_run_is_badged_on_its_page_and_in_compare_whichever_metrics_are_charted(open_page, diverged):
+    """Each page judged by the series it charted: with loss not picked, the run page and compare called it sound while
+    the Runs and Adapters pages said diverged."""
+    _, ids = diverged
+    good, bad = ids["good"][0], ids["bad"][0]
+
+    run_page = open_page("pages/run.py", run=str(bad), metrics="eval_loss")
+    compared = open_page("pages/compare.py", runs=f"{good},{bad}", metrics="eval_loss")
+
+    assert ":red-badge[:material/warning: diverged]" in texts(run_page)
+    status = table_with(compared, "metric").set_index("metric").loc["run status"]
+    assert next(value for name, value in status.items() if name.endswith(f"(#{bad})")) == "completed ⚠"
+
+
 def test_the_adapters_page_marks_the_best_adapter_and_the_diverged_one(open_page, diverged):
     _, ids = diverged
 
