@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import tracking
+from core.divergence import find_diverged
 from core.writer import MetricWriter
 from jobs import reaper
 from tests.apptest import as_shown
@@ -892,6 +893,23 @@ def test_a_diverged_run_is_badged_on_its_page_and_in_compare_whichever_metrics_a
     assert ":red-badge[:material/warning: diverged]" in texts(run_page)
     status = table_with(compared, "metric").set_index("metric").loc["run status"]
     assert next(value for name, value in status.items() if name.endswith(f"(#{bad})")) == "completed ⚠"
+
+
+def test_a_long_runs_diverged_verdict_on_its_page_is_the_one_every_page_reads(open_page, app_store, tmp_path):
+    """The run page judged its start from its own finer read: a first step neither the lowest nor the highest of the
+    coarse read's first bucket made the run diverged on its page and sound on the Runs and Adapters pages."""
+    experiment_id = app_store.create_experiment({"name": "long", "dataset": SAMPLE})
+    run_id = app_store.create_run(experiment_id, {"learning_rate": 0.1})
+    app_store.mark_running(run_id, worker="host:1")
+    loss = [1.0] + [3.0 if step == 20 else 0.2 if step == 30 else 1.5 for step in range(2, 2_001)]
+    with MetricWriter(app_store) as writer:
+        writer.log_series(run_id, "loss", range(1, 2_001), loss[:-1] + [2.0])
+    app_store.complete_run(run_id)
+    elsewhere = run_id in find_diverged(app_store, [app_store.get_run(run_id)])
+
+    shown = ":red-badge[:material/warning: diverged]" in texts(open_page("pages/run.py", run=str(run_id)))
+
+    assert shown == elsewhere
 
 
 def test_the_adapters_page_marks_the_best_adapter_and_the_diverged_one(open_page, diverged):
