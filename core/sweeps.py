@@ -151,6 +151,31 @@ def _check_grid(axes: dict[str, Axis], cap: int) -> str:
     return f"{factors} = {size}" if len(axes) > 1 else str(size)
 
 
+MAX_SEED = 2**63 - 1
+
+
+def typed_count(text: str) -> int:
+    """A random search's run count as typed in the form."""
+    return _typed_whole(text, "Runs", 1, MAX_SWEEP_RUNS)
+
+
+def typed_seed(text: str) -> int:
+    """A random search's seed as typed in the form."""
+    return _typed_whole(text, "Random seed", 0, MAX_SEED)
+
+
+def _typed_whole(text: str, label: str, low: int, high: int) -> int:
+    """What a number box silently replaced with its last good value when out of range, refused with a sentence."""
+    try:
+        number = int(text.strip().replace(",", "").replace("_", ""))
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        shown = text.strip()[:30] + ("..." if len(text.strip()) > 30 else "")
+        raise ValidationError(f"{label} must be a whole number from {low:,} to {high:,}, not {shown!r}")
+    return number
+
+
 def _check_count(count: int, cap: int) -> None:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= cap:
         raise ValidationError(f"a random search starts 1 to {cap} runs at once; {count!r} were asked for")

@@ -28,7 +28,7 @@ from core.presenters import (
 from core.runs import clone_config
 from core.search_views import order_runs
 from core.status import any_active
-from core.sweeps import MAX_SWEEP_RUNS, preview, sweep_runs
+from core.sweeps import MAX_SWEEP_RUNS, preview, sweep_runs, typed_count, typed_seed
 from core.training_config import DEFAULT_TRAINER
 from jobs.tasks import start_run, start_sweep
 from jobs.trainers import SHIPPED, trainer_for
@@ -259,10 +259,13 @@ def sweep_inputs(trainer: str) -> tuple[str | None, str, int, int, int | None]:
     count, seed = 10, 0
     if mode == "random":
         left, right = st.columns(2)
-        count = left.number_input("Runs", min_value=1, max_value=MAX_SWEEP_RUNS, value=10, step=1, key="sweep_count")
-        seed = right.number_input(
-            "Random seed", min_value=0, value=0, step=1, key="sweep_seed", help="The same seed draws the same runs."
-        )
+        typed_runs = left.text_input("Runs", value="10", key="sweep_count", help=f"1 to {MAX_SWEEP_RUNS} runs at once.")
+        typed = right.text_input("Random seed", value="0", key="sweep_seed", help="The same seed draws the same runs.")
+        try:
+            count, seed = typed_count(typed_runs), typed_seed(typed)
+        except ValidationError as error:  # never a sweep other than the one on screen
+            st.caption(f":orange[{plain(sentence(str(error)))}]")
+            return mode, text, count, seed, None
     try:
         size, said = preview(text, trainer, mode, int(count))
     except ValidationError as error:

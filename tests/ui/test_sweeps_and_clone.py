@@ -63,13 +63,32 @@ def test_a_random_search_starts_the_count_asked_for_with_its_seed(open_page, pop
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
     sweep(app, "Random search", "learning_rate = 1e-4 .. 1e-2 log\nlora_rank = 4, 8")
 
-    app.number_input(key="sweep_count").set_value(4).run()
+    app.text_input(key="sweep_count").input("4").run()
 
     assert "This random search starts 4 runs, drawing learning_rate, lora_rank." in texts(app)
     press(app, "Start 4 runs")
     newest = app_store.list_runs(populated["experiment"])[:4]
     assert len({r.id for r in newest}) == 4 and all(1e-4 <= r.config["learning_rate"] <= 1e-2 for r in newest)
     assert {r.config["lora_rank"] for r in newest} <= {4, 8}
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "said"),
+    [
+        ("sweep_count", "500", "Runs must be a whole number from 1 to 50, not '500'."),
+        ("sweep_count", "ten", "Runs must be a whole number from 1 to 50, not 'ten'."),
+        ("sweep_seed", "9" * 40, f"Random seed must be a whole number from 0 to {2**63 - 1:,}, not '{'9' * 30}...'."),
+    ],
+)
+def test_a_random_search_count_or_seed_out_of_range_is_refused_and_starts_nothing(open_page, populated, app_store, field, typed, said):
+    """A number box kept showing 500 while the sweep started the last good count, 10."""
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
+    sweep(app, "Random search", "learning_rate = 1e-4 .. 1e-2 log")
+
+    app.text_input(key=field).input(typed).run()
+
+    assert said in texts(app)
+    assert start_button(app, "Start the sweep").disabled
 
 
 def test_clone_on_a_run_page_links_to_the_form_with_that_run(open_page, populated):
