@@ -52,7 +52,7 @@ from ui.common import (
     store,
     tags_column,
 )
-from ui.config_form import config_inputs, trainer_choice
+from ui.config_form import cannot_start, config_inputs, trainer_choice
 from ui.export import export_fold
 from ui.run_views import attributes, draw_group_panels, group_of_each_run, groups_section, hyperparameter_views
 from ui.search import apply_search, search_text
@@ -312,7 +312,8 @@ def run_form(experiment_id: int, clone, dataset: str) -> None:
     with st.form("new_run"):
         values = config_inputs(trainer, prefix, initial=initial)
         label = "Start" if mode is None else f"Start {plural(size, 'run')}" if size else "Start the sweep"
-        submitted = st.form_submit_button(label, type="primary", disabled=mode is not None and size is None)  # lines to fix first
+        blocked = cannot_start(trainer)  # its run would fail at once: what to install is said under the picker
+        submitted = st.form_submit_button(label, type="primary", disabled=blocked or (mode is not None and size is None))
     if submitted:
         try:
             if mode is None:

@@ -17,7 +17,7 @@ from core.settings import get_settings
 from core.training_config import TrainingConfig, defaults_for, fields_for
 from core.validation import BOUND_WORDS, bound_text
 from jobs.trainers import available_trainers
-from ui.common import capitalized, field_label
+from ui.common import capitalized, field_label, plain, sentence
 
 FORM_EPOCHS = {"builtin": 3, "peft": 1}  # a first run that finishes soon: 3 s builtin, about 150 steps peft
 
@@ -40,8 +40,14 @@ def trainer_choice(prefix: str = "cfg", initial: str | None = None) -> str:
         help=TrainingConfig.model_fields["trainer"].description,
     )
     if trainers[chosen]:
-        st.caption(trainers[chosen])
+        st.caption(plain(sentence(trainers[chosen])) + (" Start stays off until then." if cannot_start(chosen) else ""))
     return chosen
+
+
+def cannot_start(trainer: str) -> bool:
+    """Whether this machine's workers could not run `trainer` (its packages are missing here): the form does not start
+    a run that would fail at once. In team mode workers on other machines decide, so the form starts it."""
+    return _trainers().get(trainer) is not None and not get_settings().team_mode
 
 
 def config_inputs(trainer: str, prefix: str = "cfg", columns: int = 3, initial: dict[str, Any] | None = None) -> dict[str, Any]:
