@@ -14,9 +14,9 @@ def metric_keys(runs: list[Run]) -> list[str]:
     return sorted({key for run in runs for key in run.metrics})
 
 
-def _best_run(values: dict[int, float | None], direction: Direction | None) -> int | None:
+def _best_run(values: dict[int, float | None], direction: Direction | None, least: int = 1) -> int | None:
     present = {run_id: value for run_id, value in values.items() if value is not None and math.isfinite(value)}
-    if direction is None or not present:
+    if direction is None or len(present) < max(least, 1):
         return None
     return min(present, key=lambda run_id: rank(present[run_id], run_id, direction))
 
@@ -27,13 +27,14 @@ def compare_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[Me
     return _compared(runs, {key: direction_for(key, overrides) for key in metric_keys(runs)})
 
 
-def _compared(runs: list[Run], directions: dict[str, Direction | None]) -> list[MetricComparison]:
+def _compared(runs: list[Run], directions: dict[str, Direction | None], least: int = 1) -> list[MetricComparison]:
+    """`least`: how many runs in the race must have a value for one of them to be called best."""
     contenders = {run.id for run in runs if run.status not in OUT_OF_THE_RACE}
     rows = []
     for key in metric_keys(runs):
         values = {run.id: run.metrics[key].last if key in run.metrics else None for run in runs}
         direction = directions[key]
-        best = _best_run({run_id: value for run_id, value in values.items() if run_id in contenders}, direction)
+        best = _best_run({run_id: value for run_id, value in values.items() if run_id in contenders}, direction, least)
         rows.append(MetricComparison(key=key, direction=direction, values=values, best_run_id=best))
     return rows
 
@@ -57,7 +58,10 @@ def compare_runs(runs: list[Run], overrides: dict[int, dict[str, Direction]]) ->
         directions[key] = next(iter(said)) if len(said) == 1 else None
         if len(said) > 1:
             disputed.append(key)
-    return RunComparison(runs=runs, metrics=_compared(runs, directions), config=config_diff(runs), disputed=disputed)
+    # side by side, a star says one run beat another: with one run in the race (the others failed or cancelled) none is
+    # given, however its value compares with theirs
+    metrics = _compared(runs, directions, least=2)
+    return RunComparison(runs=runs, metrics=metrics, config=config_diff(runs), disputed=disputed)
 
 
 def aggregate_metrics(runs: list[Run], overrides: dict[str, Direction]) -> list[MetricAggregate]:

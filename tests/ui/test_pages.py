@@ -442,8 +442,14 @@ def test_comparing_one_run_says_to_add_another(open_page, populated):
     assert "One run alone: add another run ID above to compare it with." in [info.value for info in app.info]
 
 
-def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, populated):
-    app = open_page("pages/compare.py", runs=f"{populated['done']},{populated['failed']}")
+def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, populated, app_store):
+    other = app_store.create_run(populated["experiment"], {"learning_rate": 0.5, "epochs": 2})
+    app_store.mark_running(other, worker="test")
+    with MetricWriter(app_store) as writer:
+        writer.log_series(other, "eval_loss", [50], [0.6])
+    app_store.complete_run(other)
+
+    app = open_page("pages/compare.py", runs=f"{populated['done']},{populated['failed']},{other}")
 
     metrics = table_with(app, "better")
     row = metrics[metrics["metric"] == "eval_loss"].iloc[0]
@@ -453,6 +459,15 @@ def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, popula
     assert marked == [row["best run"]], "the best run's cell, and only it, is marked"
     config = table_with(app, "setting")
     assert config["setting"].tolist() == ["learning_rate"]
+
+
+def test_compare_stars_no_run_when_one_alone_is_in_the_race(open_page, populated):
+    app = open_page("pages/compare.py", runs=f"{populated['done']},{populated['failed']}")
+
+    metrics = table_with(app, "better")
+    row = metrics[metrics["metric"] == "eval_loss"].iloc[0]
+    assert row["best run"] == "–"
+    assert not [column for column in metrics.columns[3:] if row[column].startswith("★")]
 
 
 def test_the_jobs_page_names_each_runs_experiment_and_confirms_a_cancel(open_page, populated, app_store):
