@@ -89,7 +89,9 @@ def header(experiment) -> bool:
         cells = st.columns(min(len(experiment.best_metrics), 4))
         for index, best in enumerate(experiment.best_metrics):
             cells[index % len(cells)].metric(
-                f"best {best.key}", format_value(best.value), help=f"run #{best.run_id}, {best.direction.value} is better"
+                f"best final {best.key}",  # the best of the completed runs' last values, not the lowest a curve touched
+                format_value(best.value),
+                help=f"The best last value among the completed runs: run #{best.run_id} ({best.direction.value} is better).",
             )
     best = f"best {best_primary_label(experiment)}" if experiment.best_primary else "no completed run has it yet"
     st.caption(f"Primary metric: {experiment.primary_metric} ({best})")

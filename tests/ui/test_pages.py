@@ -399,7 +399,7 @@ def test_experiment_deep_link_shows_runs_best_metrics_and_error(open_page, popul
     runs = table_with(app, "loss curve")
     assert runs["id"].tolist() == [populated["queued"], populated["failed"], populated["done"]]
     assert "v1" in runs["adapter"].iloc[2]
-    assert any(m.label == "best eval_loss" and m.value == "0.35" for m in app.metric)
+    assert any(m.label == "best final eval_loss" and m.value == "0.35" for m in app.metric)
 
 
 def test_selected_runs_open_the_compare_page(open_page, populated):
