@@ -101,8 +101,12 @@ def tags_label(tags: dict[str, str]) -> str:
 
 
 def format_value(value: float | None) -> str:
+    """Four significant digits (0.3325, 6.667e-05); from 10,000 to a quadrillion whole and grouped (56,420, not
+    5.642e+04 beside a plain 4887)."""
     if value is None or value != value:  # None, or NaN where a table has no value
         return "–"
+    if 1e4 <= abs(value) < 1e15:
+        return f"{value:,.0f}"
     return f"{value:.4g}"
 
 

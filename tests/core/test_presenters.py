@@ -12,6 +12,7 @@ from core.presenters import (
     best_adapters,
     comparison_table,
     dataset_shown,
+    format_value,
     escape_markdown,
     escape_outside_code,
     groups_frame,
@@ -222,3 +223,12 @@ def test_a_dataset_inside_the_apps_folder_is_listed_by_its_path_from_there(tmp_p
     assert dataset_shown("/elsewhere/sample.csv", here=tmp_path) == "/elsewhere/sample.csv"
     assert dataset_shown("data/sample.csv", here=tmp_path) == "data/sample.csv"
     assert dataset_shown("(imported from MLflow)", here=tmp_path) == "(imported from MLflow)"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.33251, "0.3325"), (6.6667e-05, "6.667e-05"), (4887.4, "4887"), (56_420.3, "56,420"), (-91_512.0, "-91,512"), (3e20, "3e+20"), (None, "–")],
+)
+def test_a_value_keeps_four_digits_and_from_ten_thousand_is_whole_and_grouped(value, shown):
+    """samples_per_second read 5.642e+04 beside a plain 4887."""
+    assert format_value(value) == shown
