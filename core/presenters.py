@@ -142,12 +142,15 @@ class Progress:
     eta: float | None
     ended: bool = False
     queued: bool = False
+    never_started: bool = False  # ended before a worker took it (cancelled while queued)
 
     @property
     def fraction(self) -> float | None:
         return min(1.0, self.step / self.total) if self.total else None
 
     def label(self) -> str:
+        if self.never_started:
+            return "ended before it started: no worker took it"
         if self.queued:
             planned = f" · {self.total:,} steps planned" if self.total else ""
             return f"queued for {_seconds(self.elapsed)}, waiting for a worker{planned}"
@@ -175,7 +178,10 @@ def run_progress(run: Run, now: datetime) -> Progress:
     eta = None
     if total and 0 < step < total and not run.status.is_terminal:
         eta = elapsed * (total - step) / step
-    return Progress(step=step, total=total or None, elapsed=elapsed, eta=eta, ended=run.ended_at is not None)
+    never_started = run.status.is_terminal and run.started_at is None
+    return Progress(
+        step=step, total=total or None, elapsed=elapsed, eta=eta, ended=run.ended_at is not None, never_started=never_started
+    )
 
 
 SETTLING_SECONDS = 15.0  # a cancelled run's training stops at its worker's next look (seconds), logging until then

@@ -70,7 +70,7 @@ def step_summary(changed: pl.DataFrame, previous: int | None) -> str:
     if previous is None:
         return text + " (the first evaluation with samples)."
     moves = {name: changed.filter(pl.col("change") == name).height for name in (FIXED, BROKE, CHANGED)}
-    return text + f"; since step {previous}: {moves[FIXED]} fixed, {moves[BROKE]} broke, {moves[CHANGED]} changed otherwise."
+    return text + f"; since step {previous:,}: {moves[FIXED]} fixed, {moves[BROKE]} broke, {moves[CHANGED]} changed otherwise."
 
 
 def previous_step(steps: list[int], step: int) -> int | None:

@@ -222,7 +222,8 @@ def preview(text: str, trainer: str, mode: Mode, count: int = 10, cap: int = MAX
     if mode == "grid":
         worked = _check_grid(axes, cap)
         size = grid_size(axes)
-        return size, f"This grid starts {worked} run{'s' if size != 1 else ''}: every combination of {', '.join(axes)}."
+        what = f"every combination of {', '.join(axes)}" if len(axes) > 1 else f"one for each value of {next(iter(axes))}"
+        return size, f"This grid starts {worked} run{'s' if size != 1 else ''}: {what}."
     _check_count(count, cap)
     return count, f"This random search starts {count} run{'s' if count != 1 else ''}, drawing {', '.join(axes)}."
 

@@ -24,7 +24,7 @@ from core.runs import offers_resume, resume_config
 from jobs.tasks import cancel_run, start_run
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
-from ui.common import fold, fresh, friendly_errors, live, plain, query_id, settings, status_badge, store
+from ui.common import fold, fresh, friendly_errors, live, plain, query_id, sentence, settings, status_badge, store
 from ui.samples import run_samples
 
 LOG_LINES = 200
@@ -74,7 +74,7 @@ def summary(run, experiment, diverged: bool) -> None:
         )
     if run.error:
         box = st.error if run.status == "failed" else st.info
-        box(plain(run.error))
+        box(plain(sentence(run.error)))
         if run.traceback:  # a crash's traceback, or the last lines a killed process printed
             with st.expander("Traceback" if run.traceback.lstrip().startswith("Traceback") else "Last output"):
                 st.code(run.traceback, language="text")

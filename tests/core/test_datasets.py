@@ -164,8 +164,12 @@ def test_preview_of_a_bad_file_is_the_same_clear_error(tmp_path):
         (pl.DataFrame({"foo": [1, 2], "bar": [3, 4]}), ["the builtin and peft trainers read a 'text' column (peft also 'prompt' and 'completion')"]),
         (ROWS.head(0), ["it has no rows; the builtin and peft trainers need at least 2, to hold some out for eval"]),
         (ROWS.head(1), ["it has 1 row; the builtin and peft trainers need at least 2, to hold some out for eval"]),
+        (
+            ROWS.with_columns(label=pl.lit("positive")),
+            ["its 'label' column holds one value only: a classifier needs at least two to learn anything"],
+        ),
     ],
-    ids=["fine", "no label", "prompt and completion", "other columns", "header only", "one row"],
+    ids=["fine", "no label", "prompt and completion", "other columns", "header only", "one row", "one class"],
 )
 def test_a_file_the_shipped_trainers_would_refuse_is_warned_of_before_an_experiment_is_made(tmp_path, rows, warned):
     path = tmp_path / "data.csv"

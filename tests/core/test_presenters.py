@@ -12,9 +12,9 @@ from core.presenters import (
     best_adapters,
     comparison_table,
     dataset_shown,
-    format_value,
     escape_markdown,
     escape_outside_code,
+    format_value,
     groups_frame,
     latest_metrics,
     plural,
@@ -146,6 +146,16 @@ def test_a_queued_runs_progress_says_how_long_it_has_waited_and_the_steps_it_pla
 
     assert progress.label() == "queued for 1m 10s, waiting for a worker · 60,000 steps planned"  # was "step 0 · 0s elapsed"
     assert progress.fraction == 0 and progress.eta is None
+
+
+def test_a_run_cancelled_while_queued_says_it_never_started(store, make_experiment, make_run):
+    """It read "step 0 · took 0s"."""
+    run_id = make_run(make_experiment(), status="queued")
+    store.cancel_run(run_id)
+
+    progress = run_progress(store.get_run(run_id), now=store.now())
+
+    assert progress.label() == "ended before it started: no worker took it"
 
 
 def test_a_runs_page_refreshes_while_it_runs_and_for_a_few_seconds_after_it_ended(store, make_experiment, make_run):

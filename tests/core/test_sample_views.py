@@ -71,6 +71,7 @@ def test_changes_since_the_previous_evaluation_say_fixed_broke_changed_same_and_
     assert changed["previous"].to_list() == ["neg", "pos", "x", "pos", None]
     assert changed["score_change"].to_list() == [1.0, -1.0, 0.0, 0.0, None]
     assert step_summary(changed, 10) == "5 examples: 3 right, 2 wrong; since step 10: 1 fixed, 1 broke, 1 changed otherwise."
+    assert "; since step 8,990: " in step_summary(changed, 8990)  # as the page's "Step 9,000:" writes a step
 
 
 def test_the_first_evaluation_has_only_new_examples():

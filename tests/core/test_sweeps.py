@@ -13,6 +13,7 @@ from core.sweeps import (
     grid,
     grid_size,
     parse_axes,
+    preview,
     random_search,
     sweep_configs,
     sweep_runs,
@@ -183,3 +184,7 @@ def test_a_clone_copies_the_settings_but_not_the_resume_link(store, make_experim
     run_id = make_run(make_experiment(), config={"trainer": "peft", "epochs": 2, "resume_from_run": 1, "trainable_params": 10})
 
     assert clone_config(store.get_run(run_id)) == {"trainer": "peft", "epochs": 2}
+
+
+def test_a_grid_of_one_setting_says_a_run_for_each_value_not_every_combination():
+    assert preview("seed = 1, 2, 3", "builtin", "grid") == (3, "This grid starts 3 runs: one for each value of seed.")
