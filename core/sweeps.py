@@ -76,7 +76,13 @@ def _check_values(name: str, axis: Axis, trainer: str, where: str) -> None:
             friendly(TrainingConfig, defaults_for(trainer) | {"trainer": trainer, name: value}, "training config")
         except ValidationError as error:
             if name in error.field_errors:  # about this setting alone, not how it goes with the others
-                raise ValidationError(f"{where}: {name} {error.field_errors[name]}, not {value!r}") from None
+                raise ValidationError(f"{where}: {name} {error.field_errors[name]}, not {_shown(value)}") from None
+
+
+def _shown(value: Any) -> str:
+    """A value as typed: a range's bound 0, not 0.0 (bounds are read as floats); 1.5 and 1e+308 as they are."""
+    whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
+    return str(int(value)) if whole else repr(value)
 
 
 def _axis(name: str, raw: str, where: str) -> Axis:

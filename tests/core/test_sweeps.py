@@ -188,3 +188,9 @@ def test_a_clone_copies_the_settings_but_not_the_resume_link(store, make_experim
 
 def test_a_grid_of_one_setting_says_a_run_for_each_value_not_every_combination():
     assert preview("seed = 1, 2, 3", "builtin", "grid") == (3, "This grid starts 3 runs: one for each value of seed.")
+
+
+def test_a_ranges_bound_out_of_range_is_said_as_typed():
+    """epochs = 0 .. 3 said "not 0.0": a range's bounds are read as floats."""
+    with pytest.raises(ValidationError, match=r"epochs must be at least 1, not 0$"):
+        sweep_runs(BASE, "epochs = 0 .. 3", "random", count=2)

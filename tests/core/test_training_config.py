@@ -140,3 +140,11 @@ def test_a_message_that_names_its_field_itself_is_not_prefixed_with_it_again():
         "dataset /etc/passwd is outside the folders datasets may come from"
     )
     assert labelled("trainer", "unknown trainer 'x'") == "trainer: unknown trainer 'x'"
+
+
+def test_a_command_run_without_a_command_says_what_the_trainer_runs_and_where_commands_come_from():
+    """It said "trainer 'command' needs a command name, and a command name needs trainer 'command'": a circle."""
+    with pytest.raises(ValidationError, match="the command trainer runs a registered training command: name one"):
+        parse_config({"trainer": "command", "max_steps": 1})
+    with pytest.raises(ValidationError, match="a command name goes with trainer 'command', not 'builtin'"):
+        parse_config({"trainer": "builtin", "command": "finetune", "epochs": 1})
