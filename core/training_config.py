@@ -145,13 +145,12 @@ class TrainingConfig(BaseModel):
 
     @model_validator(mode="after")
     def _command_goes_with_its_trainer(self) -> "TrainingConfig":
+        """(A command named for another trainer is refused as a setting that trainer does not read.)"""
         if self.trainer == "command" and self.command is None:
             raise ValueError(
                 "the command trainer runs a registered training command: name one (the commands file, commands.toml, "
                 "lists them; see the README's Registered training commands)"
             )
-        if self.trainer != "command" and self.command is not None:
-            raise ValueError(f"a command name goes with trainer 'command', not {self.trainer!r}")
         return self
 
     @field_validator("target_modules")
