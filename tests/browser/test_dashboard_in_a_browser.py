@@ -89,7 +89,7 @@ def test_create_train_compare_and_follow_to_the_adapter(server, browser_page, sh
     wait_for(lambda: store.get_experiment(experiment.id).status == "completed", timeout=120, what="both runs to complete", every=0.5)
     page.reload()
     settle(page)
-    page.get_by_text("best eval_loss", exact=True).wait_for()
+    page.get_by_text("best final eval_loss", exact=True).wait_for()
     shots(page, "02-experiment")
 
     table = page.get_by_test_id("stDataFrame").first  # the runs table: tick its two rows, as its caption says
