@@ -59,7 +59,7 @@ def _params(config: pl.Series) -> pl.DataFrame:
         return pl.DataFrame()
     try:
         decoded = config.str.json_decode(infer_schema_length=None)
-    except pl.exceptions.ComputeError:  # a name holding an object in one run and a number or text in another
+    except pl.exceptions.PolarsError:  # a name holding an object in one run and a number or text in another
         return _params_value_by_value(config)
     if not decoded.dtype.fields:  # type: ignore[union-attr]
         return pl.DataFrame(height=config.len())
