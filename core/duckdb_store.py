@@ -94,7 +94,7 @@ def _json_object(params: Any, what: str) -> str:
         encoded = {key: json.dumps(value, sort_keys=True, allow_nan=False, default=as_json_value) for key, value in params.items()}
     except ValueError:
         raise ValidationError(f"{what} must not contain NaN or infinite numbers") from None
-    if problem := params_problem(params, encoded, what):
+    if problem := params_problem(params, what):
         raise ValidationError(problem)
     return "{" + ", ".join(f"{json.dumps(key)}: {encoded[key]}" for key in sorted(encoded)) + "}"
 

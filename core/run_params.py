@@ -1,5 +1,6 @@
 """Params every trainer reports under the same names, so runs of different trainers compare side by side."""
 
+import json
 from typing import Any
 
 import numpy as np
@@ -42,22 +43,47 @@ def as_json_value(value: Any) -> Any:
 # params, or a 20 MB value, made the runs' search table 100,000 columns wide and the Runs page take 18 s for everyone.
 MAX_PARAMS = 1_000
 MAX_PARAM_KEY = 250
-MAX_PARAM_VALUE = 6_000  # characters of the value as JSON
+MAX_PARAM_VALUE = 6_000  # characters of a text as typed, of anything else as JSON
 
 
-def params_problem(params: dict[str, Any], encoded: dict[str, str], what: str) -> str | None:
-    """What is over a bound in params (their values `encoded` as JSON, key by key), said as a sentence; else None."""
+def params_problem(params: dict[str, Any], what: str) -> str | None:
+    """What is over a bound in params, said as a sentence; else None."""
     if len(params) > MAX_PARAMS:
-        return f"{what} hold at most {MAX_PARAMS:,} names a run, and these have {len(params):,}"
-    for key, text in encoded.items():
-        if len(key) > MAX_PARAM_KEY:
-            return f"param name {key[:40]!r}... is too long: at most {MAX_PARAM_KEY} characters, and it has {len(key):,}"
-        if len(text) > MAX_PARAM_VALUE:
-            return (
-                f"param {key[:40]!r} is too long: a value is at most {MAX_PARAM_VALUE:,} characters (as JSON), and this "
-                f"one has {len(text):,}; keep a large object as a file of the run (run.log_file) instead"
-            )
+        return f"{what}: a run holds at most {MAX_PARAMS:,} params, and these are {len(params):,}"
+    for key, value in params.items():
+        if problem := param_problem(key, value):
+            return problem
     return None
+
+
+def param_problem(key: str, value: Any) -> str | None:
+    if len(key) > MAX_PARAM_KEY:
+        return f"param name {key[:40]!r}... is too long: at most {MAX_PARAM_KEY} characters, and it has {len(key):,}"
+    size = _size(value)
+    if size > MAX_PARAM_VALUE:
+        return f"param {key[:40]!r} is too long: a value is at most {MAX_PARAM_VALUE:,} characters, and this one has {size:,}"
+    return None
+
+
+def _size(value: Any) -> int:
+    """A text's length as typed (MLflow's measure); anything else's as compact JSON, characters as they are."""
+    if isinstance(value, str):
+        return len(value)
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=as_json_value))
+
+
+def fitting_params(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The params within the bounds, and a sentence for each left out: what an importer or an integration keeps of
+    a source's params rather than stopping on one (an MLflow param of 6,000 characters, a long module list)."""
+    kept, left_out = {}, []
+    for key, value in params.items():
+        if problem := param_problem(key, value):
+            left_out.append(f"{problem}: left out")
+        elif len(kept) < MAX_PARAMS:
+            kept[key] = value
+        else:
+            left_out.append(f"param {key[:40]!r} left out: a run holds at most {MAX_PARAMS:,} params")
+    return kept, left_out
 
 
 def chosen_by_user(key: str) -> bool:

@@ -15,7 +15,7 @@ import polars as pl
 from core.entities import Run
 from core.errors import ConflictError, failure_text
 from core.points import KEY_CHARACTERS, KEY_PATTERN, POINT_SCHEMA
-from core.run_params import IMPORT_PREFIX, IMPORT_WORKER
+from core.run_params import IMPORT_PREFIX, IMPORT_WORKER, fitting_params
 from core.store import TrackingStore
 from core.tags import MAX_TAGS_PER_CALL
 
@@ -278,7 +278,9 @@ def _import_run(
         )
     if dropped:
         summary.notes.append(f"run {run.name!r}: {_left_out(dropped)}")
-    run_id = store.create_run(experiment_id, {**run.params, SOURCE_PARAM: run.source_id}, name=run.name[:200])
+    params, left_out = fitting_params(run.params)  # one over-long param of the source's does not stop the import
+    summary.notes += [f"run {run.name!r}: {note}" for note in left_out]
+    run_id = store.create_run(experiment_id, {**params, SOURCE_PARAM: run.source_id}, name=run.name[:200])
     try:
         tags = list(run.tags.items())
         for start in range(0, len(tags), MAX_TAGS_PER_CALL):

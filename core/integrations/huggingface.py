@@ -23,7 +23,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from core import tracking
 from core.integrations import hf_samples
 from core.points import KEY_PATTERN
-from core.run_params import parameter_counts, training_length
+from core.run_params import fitting_params, parameter_counts, training_length
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,9 @@ class TuneDeckCallback(TrainerCallback):
         if self.run is None and self._log is None:
             self.run = tracking.start_run()
         params = {**training_params(args, state, kwargs.get("train_dataloader")), **model_params(kwargs.get("model"))}
+        params, left_out = fitting_params(params)  # a long module list must not stop training before its first step
+        for note in left_out:
+            logger.warning("TuneDeck %s", note)
         if self.run is not None:
             self.run.log_params(params)
         if self._log_params is not None:

@@ -445,9 +445,9 @@ def test_a_param_json_has_no_form_for_is_kept_as_its_text(store, tmp_path):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({f"p{i}": i for i in range(1_001)}, "params hold at most 1,000 names a run, and these have 1,001"),
+        ({f"p{i}": i for i in range(1_001)}, "params: a run holds at most 1,000 params, and these are 1,001"),
         ({"k" * 251: 1}, "param name 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk'... is too long: at most 250 characters, and it has 251"),
-        ({"prompt": "v" * 6_000}, "param 'prompt' is too long: a value is at most 6,000 characters (as JSON), and this one has 6,002; keep a large object as a file of the run (run.log_file) instead"),
+        ({"prompt": "é" * 6_001}, "param 'prompt' is too long: a value is at most 6,000 characters, and this one has 6,001"),
     ],
     ids=["too many", "long name", "long value"],
 )
@@ -482,3 +482,15 @@ def test_log_adapter_of_a_file_says_to_name_its_folder(store, tmp_path):
 def test_log_file_of_a_folder_says_it_is_a_folder(store, tmp_path):
     with tracking.start_run("files", store=store) as run, pytest.raises(ValidationError, match="it is a folder"):
         run.log_file(tmp_path)
+
+
+def test_params_a_source_or_an_integration_gives_are_fitted_to_the_bounds_rather_than_refused():
+    """What an importer and the Hugging Face callback keep: a long module list no longer stops training."""
+    from core.run_params import fitting_params
+
+    kept, left_out = fitting_params({"lr": 0.1, "lora_target_modules": [f"layers.{i}.q_proj" for i in range(400)]})
+
+    assert kept == {"lr": 0.1}
+    assert left_out == [
+        "param 'lora_target_modules' is too long: a value is at most 6,000 characters, and this one has 7,891: left out"
+    ]

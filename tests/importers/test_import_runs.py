@@ -152,3 +152,18 @@ def test_a_run_skipped_for_its_own_reason_keeps_its_line_beside_the_already_impo
         "  - 2 runs already imported: 'a' (x:1), 'b' (x:2)",
         "  - run 'c' (x:3): deleted in MLflow",
     ]
+
+
+def test_a_source_param_past_the_bounds_is_left_out_with_a_note_and_the_import_goes_on(store):
+    """An MLflow param of 6,001 characters stopped the whole import, every time it was run again."""
+    run = SourceRun(
+        source_id="src:1", experiment="history", name="r1", status="completed",
+        params={"lr": 0.1, "prompt": "x" * 6_001, "exact": "é" * 6_000}, read_metrics=lambda: {"loss": series([0], [1.0])},
+    )  # fmt: skip
+
+    summary = import_runs(store, [run], ImportSummary(), dataset="(imported)")
+
+    (stored,) = imported(store)
+    assert summary.runs_imported == 1
+    assert stored.config["lr"] == 0.1 and stored.config["exact"] == "é" * 6_000 and "prompt" not in stored.config
+    assert "run 'r1': param 'prompt' is too long: a value is at most 6,000 characters, and this one has 6,001: left out" in summary.notes
