@@ -54,7 +54,9 @@ def compare_runs(runs: list[Run], overrides: dict[int, dict[str, Direction]]) ->
     the other way) has no best run: taking the first run's experiment's word made the star follow the IDs' order."""
     directions, disputed = {}, []
     for key in metric_keys(runs):
-        said = {direction_for(key, overrides.get(run.experiment_id)) for run in runs}
+        # the experiments of the runs that logged it, and only those that say a way: a name the rule cannot read
+        # (no direction) defers to an experiment that set one
+        said = {direction_for(key, overrides.get(run.experiment_id)) for run in runs if key in run.metrics} - {None}
         directions[key] = next(iter(said)) if len(said) == 1 else None
         if len(said) > 1:
             disputed.append(key)

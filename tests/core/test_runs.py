@@ -236,6 +236,21 @@ def test_runs_of_experiments_that_disagree_on_a_direction_have_no_best_for_it_wh
         assert comparison.disputed == ["eval_loss"]
 
 
+def test_a_direction_one_experiment_set_holds_where_the_others_runs_did_not_log_the_metric_or_say_no_way(
+    store, make_experiment, make_run
+):
+    """A run of another experiment without the metric made it "disputed" and took the star away."""
+    first, second = make_experiment("exp A"), make_experiment("exp B")
+    a1, a2 = make_run(first, metrics={"foo": [0.1]}), make_run(first, metrics={"foo": [0.9]})
+    b = make_run(second, metrics={"bar": [1.0], "foo_count": [3.0]})
+    store.set_metric_direction(first, "foo", "max")
+
+    comparison = store.compare_runs([a1, a2, b])
+
+    foo = next(row for row in comparison.metrics if row.key == "foo")
+    assert (foo.direction, foo.best_run_id, comparison.disputed) == ("max", a2, [])
+
+
 def test_compare_runs_names_unknown_runs(store, make_experiment, make_run):
     run_id = make_run(make_experiment())
 
