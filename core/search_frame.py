@@ -86,10 +86,14 @@ def _params_value_by_value(config: pl.Series) -> pl.DataFrame:
 
 def _column(name: str, values: list) -> pl.Series:
     given = [value for value in values if value is not None]
+    if not given:  # null in every run, as the fast path types it
+        return pl.Series(name, values, dtype=pl.String)
     if all(isinstance(value, bool) for value in given):
         return pl.Series(name, values, dtype=pl.Boolean)
-    if all(isinstance(value, int | float) and not isinstance(value, bool) for value in given):
-        return pl.Series(name, values, strict=False)
+    if all(isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63 for value in given):
+        return pl.Series(name, values, dtype=pl.Int64)
+    if all(isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 2**63 for value in given):
+        return pl.Series(name, [None if value is None else float(value) for value in values], dtype=pl.Float64)
     return pl.Series(name, [None if value is None else _text(value) for value in values], dtype=pl.String)
 
 

@@ -270,3 +270,14 @@ def test_a_run_without_an_object_param_others_have_lacks_it_rather_than_holding_
     frame = _frame_of_configs('{"optimizer": {"name": "adamw"}}', '{"lr": 0.1}')
 
     assert frame["params.optimizer"].to_list() == ['{"name":"adamw"}', None]
+
+
+def test_the_value_by_value_reading_types_columns_as_the_fast_one_does():
+    """An object param elsewhere in the table turned an all-null param Boolean and a 2**64 one Int128."""
+    frame = _frame_of_configs(
+        '{"o": "x", "none": null, "big": 18446744073709551616, "n": 3}', '{"o": {"k": 1}, "none": null, "big": 1, "n": 4}'
+    )
+
+    assert frame.schema["params.none"] == pl.String and frame["params.none"].to_list() == [None, None]
+    assert frame["params.big"].to_list() == ["18446744073709551616", "1"]
+    assert frame.schema["params.n"] == pl.Int64
