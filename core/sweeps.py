@@ -172,8 +172,10 @@ def typed_seed(text: str) -> int:
 
 def _typed_whole(text: str, label: str, low: int, high: int) -> int:
     """What a number box silently replaced with its last good value when out of range, refused with a sentence."""
+    typed = text.strip()
+    grouped = re.fullmatch(r"\d{1,3}(,\d{3})+", typed)  # 1,000 as a person groups it; 1,0 is no number
     try:
-        number = int(text.strip().replace(",", "").replace("_", ""))
+        number = int(typed.replace(",", "") if grouped else typed)
     except ValueError:
         number = None
     if number is None or not low <= number <= high:

@@ -55,7 +55,8 @@ def ready_queue() -> Huey:
 
 def _reach_sqlite_queue(storage: SqliteQueue, settings: Settings) -> None:
     try:
-        storage.conn  # noqa: B018 (connecting makes the file and its tables)
+        with storage.lock:  # as Huey's own calls take it: one connection, made once
+            storage.conn  # noqa: B018 (connecting makes the file and its tables)
     except (OSError, sqlite3.Error) as error:
         raise StoreError(
             f"cannot keep the job queue in {settings.data_dir} ({error}); TUNEDECK_DATA_DIR must name a folder you may write"

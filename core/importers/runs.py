@@ -177,7 +177,12 @@ def import_runs(
                 why = "; ".join(run.notes) or "it holds no scalar"
                 summary.skipped.append(f"run {run.name!r} ({run.source_id}): {NO_POINTS} ({why})")
             else:
-                _import_run(store, target.experiment_id(store, summary), run, points, dropped, renamed, summary)
+                experiment_id = target.experiment_id(store, summary)
+                if run.source_id in target.imported:  # brought in meanwhile by an import on another machine
+                    summary.skipped.append(f"run {run.name!r} ({run.source_id}){ALREADY_IMPORTED}")
+                    advance(1)
+                    continue
+                _import_run(store, experiment_id, run, points, dropped, renamed, summary)
                 target.imported[run.source_id] = None
         advance(1)
     return summary
@@ -210,12 +215,7 @@ class _Target:
             summary.notes.append(f"runs of {run.experiment!r} go into {found.name!r}, where they were imported before")
         if found is None:
             return cls(run.experiment, dataset, run.description, None, {})
-        runs = {
-            str(r.config[SOURCE_PARAM]): r
-            for r in store.list_runs(found.id)
-            if SOURCE_PARAM in r.config and not (r.error or "").startswith(IMPORT_STOPPED)  # a stopped import: again
-        }
-        return cls(run.experiment, dataset, run.description, found.id, runs)
+        return cls(run.experiment, dataset, run.description, found.id, _imported_into(store, found.id))
 
     def experiment_id(self, store: TrackingStore, summary: ImportSummary) -> int:
         if self.id is None:
@@ -227,7 +227,17 @@ class _Target:
                 if found is None:
                     raise
                 self.id = found.id
+                self.imported = _imported_into(store, found.id)  # what that import has brought in is not brought again
         return self.id
+
+
+def _imported_into(store: TrackingStore, experiment_id: int) -> dict[str, Run | None]:
+    """Source ID -> the run imported from it into the experiment (a stopped import's run is imported again)."""
+    return {
+        str(r.config[SOURCE_PARAM]): r
+        for r in store.list_runs(experiment_id)
+        if SOURCE_PARAM in r.config and not (r.error or "").startswith(IMPORT_STOPPED)
+    }
 
 
 class _ImportedBefore:

@@ -167,3 +167,20 @@ def test_a_source_param_past_the_bounds_is_left_out_with_a_note_and_the_import_g
     assert summary.runs_imported == 1
     assert stored.config["lr"] == 0.1 and stored.config["exact"] == "é" * 6_000 and "prompt" not in stored.config
     assert "run 'r1': param 'prompt' is too long: a value is at most 6,000 characters, and this one has 6,001: left out" in summary.notes
+
+
+def test_an_import_that_finds_its_experiment_made_meanwhile_joins_it_and_skips_what_the_other_brought_in(store):
+    """Two machines importing one folder: the second joined the experiment the first made, and imported its runs again."""
+
+    def read_while_another_machine_imports():
+        import_runs(store, [source_run({"loss": series([0], [1.0])})], ImportSummary(), dataset="(imported)")
+        return {"loss": series([0], [1.0])}
+
+    late = SourceRun(
+        source_id="src:1", experiment="history", name="r1", status="completed", params={}, read_metrics=read_while_another_machine_imports
+    )
+
+    summary = import_runs(store, [late], ImportSummary(), dataset="(imported)")
+
+    assert len(imported(store)) == 1
+    assert summary.runs_imported == 0 and summary.skipped == ["run 'r1' (src:1): already imported"]
