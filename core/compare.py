@@ -16,7 +16,7 @@ def metric_keys(runs: list[Run]) -> list[str]:
 
 def _best_run(values: dict[int, float | None], direction: Direction | None, least: int = 1) -> int | None:
     present = {run_id: value for run_id, value in values.items() if value is not None and math.isfinite(value)}
-    if direction is None or len(present) < max(least, 1):
+    if direction is None or not present or len(present) < least:
         return None
     return min(present, key=lambda run_id: rank(present[run_id], run_id, direction))
 

@@ -25,7 +25,7 @@ class DatasetPreview(BaseModel):
     n_rows: int
     columns: dict[str, str]
     head: pl.DataFrame
-    labels: int | None = None  # distinct values of a 'label' column, over the whole file
+    label_values: int | None = None  # distinct values of a 'label' column, over the whole file
 
 
 def dataset_format(ref: str | Path) -> str:
@@ -91,7 +91,7 @@ def preview(ref: str | Path, rows: int = 5) -> DatasetPreview:
         n_rows=df.height,
         columns={name: str(dtype) for name, dtype in df.schema.items()},
         head=df.head(rows),
-        labels=df["label"].drop_nulls().n_unique() if "label" in df.columns else None,
+        label_values=df["label"].drop_nulls().n_unique() if "label" in df.columns else None,
     )
 
 
@@ -121,7 +121,7 @@ def training_warnings(shown: DatasetPreview) -> list[str]:
         warnings.append("the builtin and peft trainers read a 'text' column (peft also 'prompt' and 'completion')")
     elif "label" not in columns:
         warnings.append("the builtin trainer (and peft's classification) needs a 'label' column too")
-    if shown.labels == 1 and shown.n_rows >= 2:  # a classifier of one class: every run "completes", its accuracy means nothing
+    if shown.label_values == 1 and shown.n_rows >= 2:  # a classifier of one class: every run "completes", its accuracy means nothing
         warnings.append("its 'label' column holds one value only: a classifier needs at least two to learn anything")
     return warnings
 

@@ -90,13 +90,12 @@ def _as_id(value: Any, what: str) -> int:
 def _json_object(params: Any, what: str) -> str:
     if not isinstance(params, dict) or not all(isinstance(key, str) and key for key in params):
         raise ValidationError(f"{what} must be a dict with non-empty string keys")
-    try:
-        encoded = {key: json.dumps(value, sort_keys=True, allow_nan=False, default=as_json_value) for key, value in params.items()}
-    except ValueError:
-        raise ValidationError(f"{what} must not contain NaN or infinite numbers") from None
     if problem := params_problem(params, what):
         raise ValidationError(problem)
-    return "{" + ", ".join(f"{json.dumps(key)}: {encoded[key]}" for key in sorted(encoded)) + "}"
+    try:
+        return json.dumps(params, sort_keys=True, allow_nan=False, default=as_json_value)
+    except ValueError:
+        raise ValidationError(f"{what} must not contain NaN or infinite numbers") from None
 
 
 class DuckDBStore(Annotations, TrackingStore):

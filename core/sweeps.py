@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from core.errors import ValidationError
 from core.training_config import TrainingConfig, defaults_for, fields_for
-from core.validation import friendly
+from core.validation import as_typed, friendly
 
 MAX_SWEEP_RUNS = 50  # runs one sweep may start at once: a typo in a grid should not queue thousands
 Mode = Literal["grid", "random"]
@@ -80,9 +80,8 @@ def _check_values(name: str, axis: Axis, trainer: str, where: str) -> None:
 
 
 def _shown(value: Any) -> str:
-    """A value as typed: a range's bound 0, not 0.0 (bounds are read as floats); 1.5 and 1e+308 as they are."""
-    whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
-    return str(int(value)) if whole else repr(value)
+    """A number as typed (a range's bound 0, not 0.0: bounds are read as floats), anything else quoted."""
+    return as_typed(value) if isinstance(value, int | float) and not isinstance(value, bool) else repr(value)
 
 
 def _axis(name: str, raw: str, where: str) -> Axis:
@@ -179,7 +178,7 @@ def _typed_whole(text: str, label: str, low: int, high: int) -> int:
     except ValueError:
         number = None
     if number is None or not low <= number <= high:
-        shown = text.strip()[:30] + ("..." if len(text.strip()) > 30 else "")
+        shown = typed[:30] + ("..." if len(typed) > 30 else "")
         raise ValidationError(f"{label} must be a whole number from {low:,} to {high:,}, not {shown!r}")
     return number
 

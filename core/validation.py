@@ -38,6 +38,15 @@ def bound_text(number: int | float) -> str:
     return f"{int(number):,}" if isinstance(number, float) and number.is_integer() else f"{number:,}"
 
 
+def as_typed(number: float | int | None) -> str:
+    """A default as a person types it: 16, not 16.0; every other float exactly as stored (a cloned run's 1.23456789e-05)."""
+    if number is None:
+        return ""
+    if isinstance(number, float) and number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return str(number)
+
+
 def _message(item: dict) -> str:
     """One error as the end of a sentence that starts with the field's name: 'name must not be empty'."""
     kind, context = item["type"], item.get("ctx") or {}

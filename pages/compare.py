@@ -45,7 +45,7 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
         data_table(runs_overview(comparison.runs, names))
     if comparison.disputed:
         warnings.warning(plain(disputed_note(comparison.disputed)))
-    final_metrics = st.container()  # drawn once the curves below are read: they tell which runs diverged
+    final_metrics = st.container()  # above the config and curves, drawn once the diverged runs are known (below)
 
     st.subheader("Config")
     show_all = st.toggle("Show settings that are the same too", key="all_config")

@@ -15,7 +15,7 @@ from core.commands import load_commands
 from core.models import TRAINER_MODEL_KIND, list_models, model_roots
 from core.settings import get_settings
 from core.training_config import TrainingConfig, defaults_for, fields_for
-from core.validation import BOUND_WORDS, bound_text
+from core.validation import BOUND_WORDS, as_typed, bound_text
 from jobs.trainers import available_trainers
 from ui.common import capitalized, field_label, plain, sentence
 
@@ -94,15 +94,6 @@ def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
         )
         return [part.strip() for part in text.split(",") if part.strip()] or None
     return st.text_input(label, value=default or "", key=key, help=help_text).strip() or None
-
-
-def as_typed(number: float | int | None) -> str:
-    """A default as a person types it: 16, not 16.0; every other float exactly as stored (a cloned run's 1.23456789e-05)."""
-    if number is None:
-        return ""
-    if isinstance(number, float) and number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    return str(number)
 
 
 def allowed(metadata: list) -> str:

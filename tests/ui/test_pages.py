@@ -896,20 +896,6 @@ def test_a_diverged_run_is_badged_on_its_page(open_page, diverged):
     assert "This run diverged" in texts(app)
 
 
-def test_a_diverged_run_is_badged_on_its_page_and_in_compare_whichever_metrics_are_charted(open_page, diverged):
-    """Each page judged by the series it charted: with loss not picked, the run page and compare called it sound while
-    the Runs and Adapters pages said diverged."""
-    _, ids = diverged
-    good, bad = ids["good"][0], ids["bad"][0]
-
-    run_page = open_page("pages/run.py", run=str(bad), metrics="eval_loss")
-    compared = open_page("pages/compare.py", runs=f"{good},{bad}", metrics="eval_loss")
-
-    assert ":red-badge[:material/warning: diverged]" in texts(run_page)
-    status = table_with(compared, "metric").set_index("metric").loc["run status"]
-    assert next(value for name, value in status.items() if name.endswith(f"(#{bad})")) == "completed ⚠"
-
-
 def test_a_long_runs_diverged_verdict_on_its_page_is_the_one_every_page_reads(open_page, app_store, tmp_path):
     """The run page judged its start from its own finer read: a first step neither the lowest nor the highest of the
     coarse read's first bucket made the run diverged on its page and sound on the Runs and Adapters pages."""
