@@ -1,8 +1,10 @@
 """Imported runs go through the real lifecycle, once: the source's ID is kept in `import.source`."""
 
 import re
+import signal
 import sqlite3
 import struct
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -290,28 +292,61 @@ def _import_run(
         summary.notes.append(f"run {run.name!r}: {_left_out(dropped)}")
     params, left_out = fitting_params(run.params)  # one over-long param of the source's does not stop the import
     summary.notes += [f"run {run.name!r}: {note}" for note in left_out]
-    run_id = store.create_run(experiment_id, {**params, SOURCE_PARAM: run.source_id}, name=run.name[:200])
-    try:
-        tags = list(run.tags.items())
-        for start in range(0, len(tags), MAX_TAGS_PER_CALL):
-            store.set_tags("run", run_id, dict(tags[start : start + MAX_TAGS_PER_CALL]))
-        store.mark_running(run_id, worker=IMPORT_WORKER)
-        for start in range(0, points.height, BATCH_POINTS):
-            store.log_metrics(points.slice(start, BATCH_POINTS).with_columns(run_id=pl.lit(run_id, pl.Int64)))
-    except BaseException as error:  # not left running: failed, saying so, and imported afresh next time
-        store.fail_run(run_id, f"{IMPORT_STOPPED}: {error}")
-        raise
-    if run.status == "completed":
-        store.complete_run(run_id)
-    elif run.status == "cancelled":
-        store.cancel_run(run_id)
-    else:
-        store.fail_run(run_id, run.error or "failed before it was imported")
-    summary.runs_imported += 1  # counted once ended: an import interrupted here says it, and the next one skips it
-    summary.points_imported += points.height
-    started, ended = _times(run, points)
-    if started is not None or ended is not None:
-        store.set_imported_times(run_id, started, ended)
+    with _CtrlC() as ctrl_c:  # pressed while a request is out, it waits for the answer: the run is never half told
+        run_id = store.create_run(experiment_id, {**params, SOURCE_PARAM: run.source_id}, name=run.name[:200])
+        try:
+            ctrl_c.check()
+            tags = list(run.tags.items())
+            for start in range(0, len(tags), MAX_TAGS_PER_CALL):
+                store.set_tags("run", run_id, dict(tags[start : start + MAX_TAGS_PER_CALL]))
+            store.mark_running(run_id, worker=IMPORT_WORKER)
+            for start in range(0, points.height, BATCH_POINTS):
+                ctrl_c.check()
+                store.log_metrics(points.slice(start, BATCH_POINTS).with_columns(run_id=pl.lit(run_id, pl.Int64)))
+        except BaseException as error:  # not left running: failed, saying so, and imported afresh next time
+            store.fail_run(run_id, f"{IMPORT_STOPPED}: {error}")
+            raise
+        if run.status == "completed":
+            store.complete_run(run_id)
+        elif run.status == "cancelled":
+            store.cancel_run(run_id)
+        else:
+            store.fail_run(run_id, run.error or "failed before it was imported")
+        summary.runs_imported += 1  # counted as it ends: an import interrupted says it, and the next one skips it
+        summary.points_imported += points.height
+        started, ended = _times(run, points)
+        if started is not None or ended is not None:
+            store.set_imported_times(run_id, started, ended)
+
+
+class _CtrlC:
+    """Holds Ctrl-C while one run is imported, raising it where the run can still be failed whole (before each batch
+    of points) or once it has ended and is counted. Raised as it came, it could cut a request short after the store
+    had done it: a run made whose ID never came back stayed queued and counted as imported, or a run completed went
+    uncounted. Only the main thread gets signals; elsewhere this holds nothing."""
+
+    def __init__(self):
+        self.pressed = False
+        self.held = threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> "_CtrlC":
+        if self.held:
+            self.previous = signal.signal(signal.SIGINT, self._press)
+        return self
+
+    def _press(self, *_) -> None:
+        self.pressed = True
+
+    def check(self) -> None:
+        if self.pressed:
+            self.pressed = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, kind, *_) -> None:
+        if self.held:
+            signal.signal(signal.SIGINT, self.previous)
+        if kind is None:
+            self.check()
 
 
 def _times(run: SourceRun, points: pl.DataFrame) -> tuple[int | None, int | None]:

@@ -1,5 +1,7 @@
 """What any importer's runs go through: points the store would refuse, names it cannot hold, an import that stops."""
 
+import os
+import signal
 from datetime import datetime
 
 import numpy as np
@@ -82,6 +84,45 @@ def test_an_import_that_stops_midway_leaves_no_run_running_and_the_next_import_b
 
     assert summary.runs_imported == 1 and not summary.skipped
     assert sorted(run.status for run in imported(store)) == ["completed", "failed"]
+
+
+def ctrl_c_after(store, method: str, monkeypatch) -> None:
+    """Ctrl-C pressed just as the store has done `method` (the answer on its way back), in the real store."""
+    done = getattr(store, method)
+
+    def pressed_then(*args, **kwargs):
+        answer = done(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return answer
+
+    monkeypatch.setattr(store, method, pressed_then)
+
+
+def test_ctrl_c_as_a_run_is_made_leaves_it_failed_and_the_next_import_brings_it_in_whole(store, monkeypatch):
+    """The interrupt cut the answer off: the run stayed queued with no points, and the next import called it imported."""
+    ctrl_c_after(store, "create_run", monkeypatch)
+
+    with pytest.raises(KeyboardInterrupt):
+        import_runs(store, [source_run({"loss": series([0, 1], [2.0, 1.0])})], ImportSummary(), dataset="(imported)")
+    monkeypatch.undo()
+
+    (stopped,) = imported(store)
+    assert stopped.status == "failed" and stopped.error.startswith(IMPORT_STOPPED)
+    again = import_runs(store, [source_run({"loss": series([0, 1], [2.0, 1.0])})], ImportSummary(), dataset="(imported)")
+    assert again.runs_imported == 1 and not again.skipped
+
+
+def test_ctrl_c_as_a_run_completes_counts_it_among_the_imported(store, monkeypatch):
+    """The summary said one run fewer than the store held, and the next import's count did not add up to the folder."""
+    ctrl_c_after(store, "complete_run", monkeypatch)
+    runs = [source_run({"loss": series([0], [1.0])}, run_id=f"src:{number}") for number in range(2)]
+    summary = ImportSummary()
+
+    with pytest.raises(KeyboardInterrupt):
+        import_runs(store, runs, summary, dataset="(imported)")
+
+    assert summary.runs_imported == 1 == len(imported(store))
+    assert imported(store)[0].status == "completed" and imported(store)[0].started_at is not None
 
 
 def test_a_run_without_times_of_its_own_spans_its_first_to_its_last_point(store):
