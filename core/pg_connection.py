@@ -1,6 +1,6 @@
 """A psycopg connection that answers the calls the store's statements make (core.sql's rows/first/frame, register).
 
-So the embedded store's domain operations run on PostgreSQL as written: `?` placeholders become psycopg's `%s`;
+So the store's domain operations (core.sql_store) run on PostgreSQL as written: `?` placeholders become psycopg's `%s`;
 `list_contains` and `contains` exist as SQL functions (core.pg_migrations); the few statements PostgreSQL words
 differently are looked up in TRANSLATIONS by their text; a frame registered as `points` goes in with one binary COPY.
 """
@@ -12,7 +12,7 @@ import polars as pl
 import psycopg
 from psycopg.pq import Format
 
-from core import duckdb_store
+from core import sql_store
 from core.points import POINT_SCHEMA
 from core.sql import identifier
 
@@ -57,18 +57,18 @@ def _normal(sql: str) -> str:
     return " ".join(sql.split())
 
 
-# The embedded store's statements that PostgreSQL words differently (arg_max, INSERT OR REPLACE, ANTI JOIN,
-# GROUP BY ALL), by their text. tests/core/test_postgres_store.py checks each key still occurs in core.duckdb_store.
+# The domain operations' statements (core.sql_store) that PostgreSQL words differently (arg_max, INSERT OR REPLACE, ANTI JOIN,
+# GROUP BY ALL), by their text. tests/core/test_postgres_store.py checks each key still occurs in core.sql_store.
 TRANSLATIONS = {
     _normal(duckdb_sql): pg_sql
     for duckdb_sql, pg_sql in [
         (
-            duckdb_store._BEST_UPSERT,
+            sql_store._BEST_UPSERT,
             "INSERT INTO best_metrics SELECT unnest(?::BIGINT[]), unnest(?::TEXT[]), unnest(?::DOUBLE PRECISION[]), unnest(?::BIGINT[]) "
             "ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value, run_id = excluded.run_id",
         ),
         (
-            duckdb_store._BATCH_CHECK,
+            sql_store._BATCH_CHECK,
             """
             SELECT r.unknown, m.rewrites, m.continued, r.completed_in
             FROM (
@@ -82,8 +82,8 @@ TRANSLATIONS = {
             ) r
             """,
         ),
-        (duckdb_store._NEW_SUMMARIES, _NEW_SUMMARIES),
-        (duckdb_store._MERGED_SUMMARIES, _NEW_SUMMARIES + duckdb_store.SUMMARY_MERGE),
+        (sql_store._NEW_SUMMARIES, _NEW_SUMMARIES),
+        (sql_store._MERGED_SUMMARIES, _NEW_SUMMARIES + sql_store.SUMMARY_MERGE),
         (
             """
             INSERT OR REPLACE INTO metric_summaries
@@ -103,16 +103,16 @@ TRANSLATIONS = {
             """,
         ),
         (
-            duckdb_store._SUMMARY_MISMATCHES,  # the same check, with the last value by step in PostgreSQL's words
-            duckdb_store._SUMMARY_MISMATCHES.replace("arg_max(value, step)", _LAST_BY_STEP.format(column="value")),
+            sql_store._SUMMARY_MISMATCHES,  # the same check, with the last value by step in PostgreSQL's words
+            sql_store._SUMMARY_MISMATCHES.replace("arg_max(value, step)", _LAST_BY_STEP.format(column="value")),
         ),
         (
-            duckdb_store._DUPLICATE_POINTS,
+            sql_store._DUPLICATE_POINTS,
             "SELECT run_id, key, step, count(*) FROM metrics GROUP BY run_id, key, step HAVING count(*) > 1 "
             "ORDER BY 1, 2, 3 LIMIT 100",
         ),
         (
-            duckdb_store._BROKEN_LINKS,
+            sql_store._BROKEN_LINKS,
             """
             SELECT 'points of run', d.run_id FROM (SELECT DISTINCT run_id FROM metrics) d
                 WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = d.run_id)

@@ -1,6 +1,6 @@
 """The tracking store on PostgreSQL (team mode): every machine's app, workers and scripts use one database.
 
-The domain operations are the embedded store's own (`DuckDBStore`): the same validation, the same statements on
+The domain operations are the embedded store's own (`core.sql_store`): the same validation, the same statements on
 the same tables, run here through `core.pg_connection`, one operation per transaction. This class supplies what
 differs on a shared server: a connection pool instead of one owner process, row locks where two machines may
 change one run or one experiment at once (the embedded store has one writer), and metric reads streamed out with
@@ -21,7 +21,6 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from core.duckdb_store import DuckDBStore, _as_id, checked_series_request
 from core.entities import Adapter, AdapterSpec, utcnow
 from core.errors import ConflictError, StoreBusyError, StoreError, StoreUnavailableError, TuneDeckError
 from core.pg_connection import (
@@ -35,6 +34,7 @@ from core.pg_connection import (
 )
 from core.pg_migrations import migrate
 from core.sql import rows
+from core.sql_store import SqlStore, as_id, checked_series_request
 from core.status import ENDED_VALUES, RunStatus
 from core.store_url import checked_store_url, connection_options, redacted, safe_message
 
@@ -53,7 +53,7 @@ READ_SNAPSHOT_IDLE = 600
 FEW_RUNS = 16
 
 
-class PostgresStore(DuckDBStore):
+class PostgresStore(SqlStore):
     """The store in a PostgreSQL database named by a postgresql:// URL; `data_dir` is this machine's local folder
     (metric journals, run working files)."""
 
@@ -67,9 +67,8 @@ class PostgresStore(DuckDBStore):
         timeout: float = 60.0,
         dataset_roots: list[Path] | None = None,
         clock: Callable[[], datetime] | None = None,
-        **kwargs,
     ):
-        super().__init__(Path(data_dir) / "tunedeck.postgres", dataset_roots=dataset_roots, clock=clock or utcnow, **kwargs)
+        super().__init__(dataset_roots=dataset_roots, clock=clock or utcnow)
         self.url = checked_store_url(url)
         self.timeout = timeout
         self._local_data_dir = Path(data_dir)
@@ -112,19 +111,6 @@ class PostgresStore(DuckDBStore):
     @property
     def location(self) -> str:
         return redacted(self.url)
-
-    @property
-    def db(self):
-        raise AttributeError("a PostgreSQL store has no embedded database; use its operations")
-
-    def _points_changed(self, run_ids: list[int]) -> None:
-        """No read cache in front of PostgreSQL: each reader asks the server."""
-
-    def _begin_early(self, *args) -> None:
-        """Runs start in a transaction of their own: the server takes many writers at once (no answers from memory)."""
-
-    def _end_early(self, *args) -> bool:
-        return False
 
     def _migrate(self) -> None:
         """Reach the server once, now, so a wrong URL or a server that is down is one clear error at start."""
@@ -252,20 +238,20 @@ class PostgresStore(DuckDBStore):
             allow_idle(con.raw, STALLED_TRANSACTION + points.height / ENCODED_PER_SECOND)
         return super()._store_points(con, points)
 
-    # -- what a shared server needs on top of the embedded store's operations -------------------------
+    # -- what a shared server needs on top of the domain operations -------------------------
     @staticmethod
     def _run_row(con, run_id: int) -> tuple[RunStatus, int]:
         """The run, locked until the transaction ends: two machines cannot both move it out of one state."""
-        run_id = _as_id(run_id, "run")
+        run_id = as_id(run_id, "run")
         rows(con, "SELECT 1 FROM runs WHERE id = ? FOR UPDATE", [run_id])
-        return DuckDBStore._run_row(con, run_id)
+        return SqlStore._run_row(con, run_id)
 
     @staticmethod
     def _require_live(con, experiment_id: int) -> int:
         """The experiment, locked until the transaction ends: a delete on another machine waits for this run's insert.
         (Counters need no lock: they move by increments in one UPDATE, which PostgreSQL applies row by row.)"""
         _lock_experiment(con, experiment_id)
-        return DuckDBStore._require_live(con, experiment_id)
+        return SqlStore._require_live(con, experiment_id)
 
     def _recompute_best(self, con, experiment_id: int) -> None:
         """Under the experiment's lock, as a completing run's update of the same best metrics is."""
@@ -276,12 +262,6 @@ class PostgresStore(DuckDBStore):
         """Versions of one name are numbered one after another, whichever machine registers them."""
         rows(con, "SELECT pg_advisory_xact_lock(hashtext(?))", [f"tunedeck adapter {spec.name or experiment_id}"])
         return super()._register_adapter(con, run_id, experiment_id, spec)
-
-    def _overviews_stale(self, con) -> None:
-        """PostgreSQL keeps no curve overviews (core.overviews): its reads bucket the points in SQL."""
-
-    def build_overviews(self) -> None:
-        """Nothing to build: see `_overviews_stale`."""
 
     def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
         run_ids = checked_series_request(run_ids, keys, max_points)
@@ -318,7 +298,7 @@ def _tick() -> float:
 
 def _lock_experiment(con, experiment_id: int) -> None:
     """The experiment's row, locked until the transaction ends."""
-    rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [_as_id(experiment_id, "experiment")])
+    rows(con, "SELECT 1 FROM experiments WHERE id = ? FOR UPDATE", [as_id(experiment_id, "experiment")])
 
 
 def _selected_points(con: PgConnection, query: str, params: dict) -> pl.DataFrame:

@@ -22,6 +22,7 @@ from core.importers.mlflow import is_sqlite_file
 from core.pg_connection import PgConnection, to_frame
 from core.sql import frame as query_frame
 from core.sql import identifier
+from core.sql_store import SqlStore
 from core.store_url import checked_store_url, is_postgres, redacted
 
 # Each ID sequence and the table whose IDs it hands out: the destination's sequence continues after the copied IDs.
@@ -85,7 +86,7 @@ class Checksum:
         return "".join(f"{part:016x}" for part in self.sums)
 
 
-def open_for_copy(where: str) -> DuckDBStore:
+def open_for_copy(where: str) -> SqlStore:
     """A postgresql:// URL, a data folder or a .duckdb file, opened (and migrated) for a whole-table copy."""
     if is_postgres(where):
         from core.postgres_store import PostgresStore
@@ -139,7 +140,7 @@ def copy_store(
 
 
 def _copy(
-    src: DuckDBStore, dst: DuckDBStore, source: str, destination: str, start: Callable, chunk_rows: int
+    src: SqlStore, dst: SqlStore, source: str, destination: str, start: Callable, chunk_rows: int
 ) -> CopyReport:
     """The copy and its check, between two stores opened for it."""
     with _reads(src) as read:
@@ -193,7 +194,7 @@ def _copy(
 
 
 @contextmanager
-def _reads(store: DuckDBStore) -> Iterator:
+def _reads(store: SqlStore) -> Iterator:
     with store.reading() as con:
         _unhurried(con)
         yield con
@@ -214,7 +215,7 @@ def _tables(con) -> list[str]:
     return [row[0] for row in found]
 
 
-def _write_tables(store: DuckDBStore) -> list[str]:
+def _write_tables(store: SqlStore) -> list[str]:
     with _reads(store) as con:
         return _tables(con)
 
@@ -253,7 +254,7 @@ def _normalized(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(casts) if casts else frame
 
 
-def _refuse_foreign(experiments: pl.DataFrame, dst: DuckDBStore) -> None:
+def _refuse_foreign(experiments: pl.DataFrame, dst: SqlStore) -> None:
     """A destination in use for other work is never overwritten: only an empty one or an earlier copy of this source."""
     with _reads(dst) as con:
         theirs = _normalized(_read_table(con, "experiments"))
@@ -288,7 +289,7 @@ _WORK = {
 }
 
 
-def _refuse_newer_work(read, dst: DuckDBStore, annotated: dict[str, str], tables: list[str]) -> None:
+def _refuse_newer_work(read, dst: SqlStore, annotated: dict[str, str], tables: list[str]) -> None:
     """An earlier copy of this source is brought up to date only while nothing was done in it: a run started, an adapter
     registered, a point logged or rewritten, a run's status, log or samples, or a tag, note or alias added, changed or
     removed there since would be lost, so the copy is refused and says what it found."""
@@ -313,7 +314,7 @@ def _refuse_newer_work(read, dst: DuckDBStore, annotated: dict[str, str], tables
         )
 
 
-def _changed_since(read, dst: DuckDBStore, tables: list[str]) -> list[str]:
+def _changed_since(read, dst: SqlStore, tables: list[str]) -> list[str]:
     """The tables the destination changed since the last copy marked them (each copied table's count and checksum),
     where they now differ from the source's too: what the specific checks above do not name, such as a point's value
     rewritten at its step, a run failed there, a log line or a sample added."""
@@ -338,7 +339,7 @@ def _in_name_order(con, table: str) -> str:
     return f"SELECT {names} FROM {identifier(table)}"
 
 
-def _annotated_since(dst: DuckDBStore, annotated: dict[str, str], theirs: dict, ours: dict) -> list[str]:
+def _annotated_since(dst: SqlStore, annotated: dict[str, str], theirs: dict, ours: dict) -> list[str]:
     """Tags, notes and aliases the destination changed since the last copy between the two: its tables against the
     checksums that copy left (copy_marks). Nothing is lost where they already equal the source's. A store no copy
     marked: what it holds that the source lacks."""

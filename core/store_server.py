@@ -36,11 +36,12 @@ from pydantic_core import to_json
 
 from core import flocks, journal
 from core.database import REQUEST_DEADLINE, is_fatal
-from core.duckdb_store import DuckDBStore, checked_series_request
+from core.duckdb_store import DuckDBStore
 from core.errors import StoreError, TuneDeckError
 from core.read_cache import ReadCache
 from core.remote import DEADLINE, address_for, answers
 from core.settings import get_settings
+from core.sql_store import checked_series_request
 from core.store import CURVE_READS, READS, TrackingStore, operations
 
 log = logging.getLogger("tunedeck.store_server")

@@ -12,7 +12,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from core import duckdb_store
+from core import sql_annotations, sql_store
 from core.errors import ConflictError, StoreError, ValidationError
 from core.pg_connection import TRANSLATIONS, _normal
 from core.postgres_store import PostgresStore
@@ -23,11 +23,11 @@ from jobs.config import make_huey
 
 
 def test_every_translated_statement_is_still_in_the_embedded_store():
-    """A statement reworded in core.duckdb_store must be reworded for PostgreSQL too; this names the one that drifted."""
-    source = _normal(inspect.getsource(duckdb_store))
-    constants = {_normal(value) for value in vars(duckdb_store).values() if isinstance(value, str)}  # built ones too
+    """A statement reworded in core.sql_store must be reworded for PostgreSQL too; this names the one that drifted."""
+    source = _normal(inspect.getsource(sql_store) + inspect.getsource(sql_annotations))
+    constants = {_normal(value) for value in vars(sql_store).values() if isinstance(value, str)}  # built ones too
     for statement in TRANSLATIONS:
-        assert statement in source or statement in constants, f"core.duckdb_store no longer says: {statement[:80]}..."
+        assert statement in source or statement in constants, f"core.sql_store no longer says: {statement[:80]}..."
 
 
 @pytest.mark.parametrize(
@@ -302,7 +302,7 @@ def test_the_sidebar_shows_the_team_store_without_its_password(tmp_path):
 def test_the_integrity_check_is_worded_for_postgresql():
     from core.pg_connection import postgres_sql
 
-    worded = postgres_sql(duckdb_store._SUMMARY_MISMATCHES)
+    worded = postgres_sql(sql_store._SUMMARY_MISMATCHES)
     assert "arg_max" not in worded and "array_agg(value ORDER BY step DESC)" in worded
 
 

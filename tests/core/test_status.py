@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import duckdb
 import pytest
 
-from core.duckdb_store import _STATUS_FROM_COUNTERS
 from core.errors import InvalidTransitionError
 from core.remote import RemoteStore
+from core.sql_store import _STATUS_FROM_COUNTERS
 from core.status import ExperimentStatus, RunStatus, any_active, experiment_status
 from tests.stores import serving
 

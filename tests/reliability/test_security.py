@@ -13,10 +13,11 @@ STATEMENT = re.compile(r"\b(SELECT .+ FROM|INSERT INTO|UPDATE \w+ SET|DELETE FRO
 # Fragments our own builders make from allow-lists and bound parameters, by the module that builds and uses them: the
 # same name anywhere else is a value like any other.
 SQL_FRAGMENTS = {
-    "core/duckdb_store.py": {
+    "core/sql_store.py": {
         "where", "order", "paging", "key_filter", "step_filter", "assignments", "placeholders", "names", "runs", "counters"
     },
-    "core/duckdb_annotations.py": {"where"},
+    "core/sql_annotations.py": {"where"},
+    "core/duckdb_store.py": {"key_filter", "runs"},
     "core/postgres_store.py": {"key_filter", "query"},
     "core/pg_connection.py": {"placeholders"},
     "core/store_copy.py": {"names", "placeholders", "counters"},

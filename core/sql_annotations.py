@@ -1,4 +1,4 @@
-"""Tags, notes and the search frame on the DuckDB store (a part of DuckDBStore, kept apart to stay small).
+"""Tags, notes and the search frame, on either backend (a part of core.sql_store.SqlStore, kept apart to stay small).
 
 The SQL is plain (standard types, `?` placeholders, ON CONFLICT upserts) so another backend can run it as is.
 """
@@ -17,7 +17,7 @@ _EXISTS = {"experiment": "SELECT 1 FROM experiments WHERE id = ?", "run": "SELEC
 
 
 class Annotations:
-    """Mixed into DuckDBStore: expects its `_write`, `_read` and `clock`."""
+    """Mixed into SqlStore: expects its `_write`, `_read` and `clock`."""
 
     def set_tags(self, target: Target, target_id: int, tags: dict[str, Any]) -> None:
         target, checked = checked_target(target), checked_tags(tags)
