@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from core import postgres_store
-from core.duckdb_store import DuckDBStore
 from core.errors import StoreBusyError
 from core.postgres_store import STALLED_TRANSACTION, PostgresStore
+from core.sql_store import SqlStore
 from core.status import RunStatus
 from tests.jobs.conftest import ROOT
 
@@ -24,10 +24,10 @@ from tests.jobs.conftest import ROOT
 PAUSED_MID_CHANGE = textwrap.dedent(
     """
     import os, signal, sys
-    from core.duckdb_store import DuckDBStore
     from core.postgres_store import PostgresStore
+    from core.sql_store import SqlStore
 
-    transition = DuckDBStore._transition
+    transition = SqlStore._transition
 
     def paused(self, con, run_id, new, **fields):
         changed = transition(self, con, run_id, new, **fields)
@@ -35,7 +35,7 @@ PAUSED_MID_CHANGE = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGSTOP)
         return changed
 
-    DuckDBStore._transition = paused
+    SqlStore._transition = paused
     PostgresStore(sys.argv[1], sys.argv[2]).complete_run(int(sys.argv[3]))
     """
 )
@@ -121,13 +121,13 @@ def test_a_read_snapshot_and_a_large_batch_may_take_longer_than_a_stalled_change
         time.sleep(1.0)  # twice what a change may idle
         assert store.get_experiment(experiment_id).name == "patient"
 
-    encoding = DuckDBStore._store_points
+    encoding = SqlStore._store_points
 
     def slowly(self, con, points):
         time.sleep(1.0)  # as a busy machine encodes a large batch, inside the transaction
         return encoding(self, con, points)
 
-    monkeypatch.setattr(DuckDBStore, "_store_points", slowly)
+    monkeypatch.setattr(SqlStore, "_store_points", slowly)
     points = pl.DataFrame({"run_id": run_id, "key": "loss", "step": range(2_000), "value": 0.5, "wall_time": None})
     assert store.log_metrics(points) == 2_000
     store.close()
