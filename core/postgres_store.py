@@ -119,7 +119,8 @@ class PostgresStore(SqlStore):
                 migrate(con)
                 self._read_server_clock(con)
         except psycopg.Error as error:
-            raise StoreError(f"cannot use the PostgreSQL store at {self.location}: {safe_message(error)}{_hint(error)}") from None
+            said = f"cannot use the PostgreSQL store at {self.location}: {safe_message(error)}{_hint(error)}"
+            raise (StoreUnavailableError if _unreachable(error) else StoreError)(said) from None
 
     def _connections(self) -> ConnectionPool:
         with self._pool_lock:
@@ -323,6 +324,13 @@ def _connection_lost(error: psycopg.Error) -> bool:
     return isinstance(error, psycopg.OperationalError) and (
         error.sqlstate is None or error.sqlstate.startswith("08") or isinstance(error, shutdown)
     )
+
+
+def _unreachable(error: psycopg.Error) -> bool:
+    """A server that did not answer, or is starting or stopping (worth waiting for), not one that answered no: a
+    wrong password or a missing database come back from the server as FATAL, and trying again changes nothing."""
+    said = str(error)
+    return _connection_lost(error) and ("FATAL" not in said or "the database system is" in said)
 
 
 def _hint(error: psycopg.Error) -> str:

@@ -36,9 +36,10 @@ def supervise(store: TrackingStore, run_id: int, settings: Settings) -> RunStatu
         code = _run_process(store, run_id, settings)
     except Exception as error:  # the process could not start, or watching it failed (it was stopped): say so on the run
         code = None
-        _fail_if_running(store, run_id, f"the worker could not run training: {failure_text(error)}", settings)
+        _fail_if_running(store, run_id, f"the worker could not run training: {failure_text(error)}", _log_tail(settings, run_id))
     if code is not None and code != 0:  # stopped by a shutdown, however it ended (a Ctrl-C and the stop crossing)
-        _fail_if_running(store, run_id, SHUT_DOWN if SHUTTING_DOWN.is_set() else _exit_message(code), settings)
+        log = _log_tail(settings, run_id)
+        _fail_if_running(store, run_id, SHUT_DOWN if SHUTTING_DOWN.is_set() else _exit_message(code, log), log)
     return until_back(lambda: store.get_run(run_id).status)
 
 
@@ -94,21 +95,27 @@ def _watch(store: TrackingStore, run_id: int, child: subprocess.Popen, settings:
             return stop(child, grace=30)
 
 
-def _exit_message(code: int) -> str:
+def _exit_message(code: int, log: str) -> str:
+    """Why the training process ended before it recorded the run's outcome, with the last line it wrote (a crash's
+    error: "exited with code 1" alone sent the user to the log for the reason)."""
     if code < 0:
         return f"training process was killed by signal {-code}"
     if code == 3:
         return SHUT_DOWN
-    return f"training process exited with code {code}"
+    said = next((line.strip() for line in reversed(log.splitlines()) if line.strip()), "")
+    return f"training process exited with code {code}" + (f": {said}" if said else "")
 
 
-def _fail_if_running(store: TrackingStore, run_id: int, error: str, settings: Settings) -> None:
-    """The run failed with its own reason, once the store answers (a training that died while the database restarts
-    is not left running, to be failed later as a lost worker's)."""
+def _log_tail(settings: Settings, run_id: int) -> str:
     try:
-        log = read_log(settings, run_id, tail_lines=50)
+        return read_log(settings, run_id, tail_lines=50)
     except OSError:  # the log itself may be what failed: the run is failed all the same
-        log = ""
+        return ""
+
+
+def _fail_if_running(store: TrackingStore, run_id: int, error: str, log: str) -> None:
+    """The run failed with its own reason and the end of its log, once the store answers (a training that died while
+    the database restarts is not left running, to be failed later as a lost worker's)."""
 
     def fail() -> None:
         if store.get_run(run_id).status is RunStatus.RUNNING:

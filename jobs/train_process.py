@@ -45,9 +45,7 @@ def _progress(step: int, values: dict[str, float]) -> None:
 
 def run(run_id: int) -> int:
     settings = get_settings()
-    store = open_store()
-    run = store.get_run(run_id)
-    experiment = store.get_experiment(run.experiment_id)
+    store, run, experiment = _opened(run_id)
     config = parse_config(run.config)
     output = adapter_of(settings.adapters_dir, run_id)
     print(f"run {run_id} of experiment {experiment.name!r}: trainer {config.trainer}, dataset {experiment.dataset}", flush=True)
@@ -108,6 +106,14 @@ def run(run_id: int) -> int:
         except InvalidTransitionError:
             pass
         return 1
+
+
+def _opened(run_id: int):
+    """The store, the run and its experiment, waiting out a store out of reach: a run whose training process starts
+    as the database restarts trains once it is back (its worker keeps it alive meanwhile), as a running one does."""
+    store = until_back(open_store)
+    run = until_back(lambda: store.get_run(run_id))
+    return store, run, until_back(lambda: store.get_experiment(run.experiment_id))
 
 
 def _close(writer: MetricWriter, trained: bool) -> None:

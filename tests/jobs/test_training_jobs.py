@@ -180,6 +180,17 @@ def test_a_run_the_worker_loses_track_of_is_stopped_and_failed_not_left_training
     assert job_store.verify_integrity() == []
 
 
+def test_a_training_process_that_dies_before_recording_its_run_says_why_on_the_run(job_store):
+    """It read "training process exited with code 1": the reason (here a stored config it cannot read, in the store
+    before this check) was only in the run's log."""
+    run_id = job_store.create_run(new_experiment(job_store), {"epochs": "many"})
+
+    assert supervise(job_store, run_id, get_settings()) is RunStatus.FAILED
+
+    error = job_store.get_run(run_id).error
+    assert error.startswith("training process exited with code 1: ") and "epochs must be a whole number" in error, error
+
+
 def test_cancelling_a_queued_run_revokes_it(job_store):
     experiment_id = new_experiment(job_store)
     run_id = tasks.start_run(job_store, experiment_id, {"epochs": 1})

@@ -1,6 +1,9 @@
 """The database server stopping under a running app, then coming back: while it is down each call ends in a store
 error that says what to check, within the store's timeout; once it is back the same store object carries on."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,12 +13,14 @@ from core import tracking
 from core import writer as writer_module
 from core.errors import StoreBusyError, TuneDeckError
 from core.postgres_store import PostgresStore
-from core.settings import Settings, get_settings
+from core.retry import until_back
+from core.settings import get_settings
 from core.status import RunStatus
 from core.writer import MetricWriter
 from jobs import supervisor
 from jobs.reaper import Outages, reap
 from tests.conftest import TickingClock
+from tests.jobs.conftest import ROOT, SAMPLE
 from tests.postgres import Cluster, skip_or_fail_without_binaries
 from tests.waiting import wait_for
 
@@ -123,11 +128,35 @@ def test_a_training_that_dies_while_the_database_restarts_fails_its_run_with_its
     back = threading.Timer(3.0, cluster.start_server)
     back.start()
 
-    supervisor._fail_if_running(store, run_id, "training process was killed by signal 9", Settings(data_dir=tmp_path))
+    supervisor._fail_if_running(store, run_id, "training process was killed by signal 9", "")
     back.join()
 
     run = store.get_run(run_id)
     assert (run.status, run.error) == (RunStatus.FAILED, "training process was killed by signal 9")
+    store.close()
+
+
+def test_a_training_process_that_starts_while_the_database_is_down_trains_once_it_is_back(cluster, tmp_path):
+    """It opened the store once, at its start: a run taken just before a restart failed as "exited with code 1"."""
+    store = PostgresStore(cluster.url, tmp_path, timeout=1)
+    run_id = store.create_run(store.create_experiment({"name": "starts in an outage", "dataset": SAMPLE}), {"epochs": 1})
+    store.mark_running(run_id, worker="machine-b:1")
+    (tmp_path / "shared").mkdir()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TUNEDECK_")}
+    env |= {"TUNEDECK_STORE_URL": cluster.url, "TUNEDECK_DATA_DIR": str(tmp_path / "b"), "TUNEDECK_ARTIFACT_ROOT": str(tmp_path / "shared")}
+    cluster.stop_server()
+    training = subprocess.Popen(
+        [sys.executable, "-m", "jobs.train_process", str(run_id)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    time.sleep(4.0)  # it starts, and finds no server
+    assert training.poll() is None, training.stdout.read()
+    cluster.start_server()
+
+    said, _ = training.communicate(timeout=120)
+
+    assert training.returncode == 0, said
+    run = until_back(lambda: store.get_run(run_id))  # this process's connections broke with the restart
+    assert run.status is RunStatus.COMPLETED and run.metrics["loss"].count > 0
     store.close()
 
 
