@@ -460,7 +460,8 @@ class SqlStore(Annotations, TrackingStore):
     def heartbeat(self, run_id: int) -> RunStatus:
         def op(con) -> str:
             self._run_row(con, run_id)
-            return first(con, "UPDATE runs SET heartbeat_at = ? WHERE id = ? RETURNING status", [self.clock(), run_id])[0]
+            beat = "UPDATE runs SET heartbeat_at = CASE WHEN status = 'running' THEN ? ELSE heartbeat_at END WHERE id = ? RETURNING status"
+            return first(con, beat, [self.clock(), run_id])[0]  # an ended run's last beat stays before its end
 
         return RunStatus(self._write(op, quiet=True))
 
@@ -559,7 +560,12 @@ class SqlStore(Annotations, TrackingStore):
                 [RunStatus.QUEUED.value, cutoff, list(live_job_ids)],
             )
             for run_id, job_id in orphans:
-                what = f"its job {job_id} is no longer in the queue" if job_id else "it was never put on the queue"
+                what = (
+                    f"its job {job_id} is not in the queue the workers read (taken off it, or queued on another: every "
+                    "machine needs the same TUNEDECK_QUEUE_URL)"
+                    if job_id
+                    else "it was never put on the queue"
+                )
                 self._transition(con, run_id, RunStatus.FAILED, error=f"run stayed queued but {what}; start it again")
             return [row[0] for row in orphans]
 

@@ -167,6 +167,17 @@ def test_heartbeat_reports_a_cancel_to_the_worker(store, make_experiment, make_r
     assert store.heartbeat(run_id) is RunStatus.CANCELLED
 
 
+def test_a_heartbeat_after_a_run_ended_leaves_its_last_beat_before_its_end(store, make_experiment, make_run):
+    """A worker's beat crossing the reaper's failure moved the failed run's last heartbeat past its end."""
+    run_id = make_run(make_experiment(), status="running")
+    store.fail_run(run_id, "worker lost")
+
+    assert store.heartbeat(run_id) is RunStatus.FAILED
+
+    run = store.get_run(run_id)
+    assert run.heartbeat_at < run.ended_at
+
+
 def test_runs_with_a_stale_heartbeat_are_failed_as_lost(store, clock, make_experiment, make_run):
     experiment_id = make_experiment()
     silent = make_run(experiment_id, status="running")

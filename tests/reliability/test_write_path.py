@@ -195,7 +195,7 @@ def test_a_queued_run_whose_job_is_gone_is_failed_by_the_reaper_saying_so(store,
 
     failed = store.get_run(orphan)
     assert failed.status is RunStatus.FAILED
-    expected = f"its job {job_id} is no longer in the queue" if job_id else "it was never put on the queue"
+    expected = f"its job {job_id} is not in the queue the workers read" if job_id else "it was never put on the queue"
     assert expected in failed.error
     assert store.get_run(waiting).status is RunStatus.QUEUED
 
