@@ -1,6 +1,8 @@
 """Which runs diverged: the rule every table, run page and adapter badge reads.
 
-A run diverged when its training loss ends above where it started, or when it was stopped because
+A run diverged when its training loss ends above where it started, or blew up on the way (rose to BLOWUP
+times its start: a run whose loss reached 68 million at lr 10 and came back below its start had trained an
+adapter worse than its base, and read "completed" beside milder runs flagged), or when it was stopped because
 it logged a non-finite value (the writer refuses NaN and inf, and the run fails with that message).
 The store keeps each metric's last value but not its first, so the start comes from the first point
 of the run's series read at LOSS_POINTS (`find_diverged`), on every page: a page's own charted series
@@ -14,6 +16,7 @@ from core.points import NOT_FINITE
 from core.store import TrackingStore
 
 LOSS_KEYS = ("loss", "train_loss")
+BLOWUP = 10.0  # a spike this many times the start is no warm-up wobble (those stay within two or three)
 LOSS_POINTS = 100  # max_points to read loss series at: enough for a 30-point sparkline, and 50 buckets (core.overviews)
 
 
@@ -33,13 +36,14 @@ def stopped_for_non_finite(run: Run) -> bool:
 
 
 def is_diverged(run: Run, firsts: dict[tuple[int, str], float]) -> bool:
-    """Loss ended above its start, or the run was stopped for a non-finite value."""
+    """Loss ended above its start or blew up on the way, or the run was stopped for a non-finite value."""
     if stopped_for_non_finite(run):
         return True
     key = loss_key(run)
     if key is None or (run.id, key) not in firsts:
         return False
-    return run.metrics[key].last > firsts[(run.id, key)]
+    start, loss = firsts[(run.id, key)], run.metrics[key]
+    return loss.last > start or (start > 0 and loss.max >= BLOWUP * start)
 
 
 def diverged_runs(runs: list[Run], series: pl.DataFrame) -> set[int]:

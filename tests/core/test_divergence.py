@@ -1,4 +1,4 @@
-"""Diverged runs: loss that ends above where it started, or a stop for a non-finite value."""
+"""Diverged runs: loss that ends above where it started or blows up on the way, or a stop for a non-finite value."""
 
 import math
 
@@ -17,9 +17,12 @@ from core.writer import MetricWriter
         ([2.0, 220.0, 3.0], True),
         ([2.0, 0.1, 2.0], False),  # back to where it started is not above it
         ([1.0], False),
+        ([2.0, 68_000_000.0, 1.5], True),  # blew up, and came back below its start
+        ([2.0, 19.0, 0.5], False),  # a spike under ten times the start
+        ([2.0, 20.0, 0.5], True),
     ],
 )
-def test_a_run_diverged_when_its_loss_ends_above_its_start(store, make_experiment, make_run, loss, diverged):
+def test_a_run_diverged_when_its_loss_ends_above_its_start_or_blows_up_on_the_way(store, make_experiment, make_run, loss, diverged):
     run_id = make_run(make_experiment(), metrics={"loss": loss})
     runs = store.get_runs([run_id])
 
