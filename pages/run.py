@@ -95,7 +95,7 @@ def summary(run, experiment, diverged: bool) -> None:
 def chart_controls(run) -> tuple[list[str], object]:
     keys = sorted(run.metrics)
     if not keys:
-        st.info("No metrics logged yet.")
+        st.info("No metrics logged yet." if run.status.is_active else f"No metrics: the run {run.status.value} before it logged any.")
         return [], None
     chosen = pick_metrics(keys, [key for key in SUMMARY_KEYS if key in keys] or chart_keys(keys))
     options = chart_options(1, len(chosen))

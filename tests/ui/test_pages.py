@@ -392,6 +392,17 @@ def test_a_run_that_logged_only_system_metrics_says_so_where_its_curves_go(open_
     assert "Only system metrics (CPU, memory) were logged: choose them above to chart them." in texts(app)
 
 
+def test_a_run_cancelled_before_it_logged_anything_does_not_say_metrics_are_on_their_way(open_page, app_store):
+    """It read "No metrics logged yet." as a queued run's page does."""
+    experiment_id = app_store.create_experiment({"name": "cancelled early", "dataset": SAMPLE})
+    cancelled, queued = (app_store.create_run(experiment_id, {"epochs": 1}) for _ in range(2))
+    app_store.cancel_run(cancelled)
+
+    said = [info.value for info in open_page("pages/run.py", run=str(cancelled)).info]
+    assert "No metrics: the run cancelled before it logged any." in said and "No metrics logged yet." not in said
+    assert "No metrics logged yet." in [info.value for info in open_page("pages/run.py", run=str(queued)).info]
+
+
 def test_experiment_deep_link_shows_runs_best_metrics_and_error(open_page, populated):
     app = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
 
