@@ -530,7 +530,7 @@ def parse_run_ids(raw: str | None, limit: int = 50) -> tuple[list[int], list[str
     skipped as an unknown run is (one typo compared nothing)."""
     if not raw:
         return [], []
-    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    parts = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))  # a repeat is one run
     if len(parts) > limit:
         raise ValidationError(f"compare at most {limit} runs at once; the link names {len(parts)}")
     ids, ignored = [], []

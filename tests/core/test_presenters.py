@@ -17,6 +17,7 @@ from core.presenters import (
     format_value,
     groups_frame,
     latest_metrics,
+    parse_run_ids,
     plural,
     run_progress,
     runs_frame,
@@ -242,3 +243,8 @@ def test_a_dataset_inside_the_apps_folder_is_listed_by_its_path_from_there(tmp_p
 def test_a_value_keeps_four_digits_and_from_ten_thousand_is_whole_and_grouped(value, shown):
     """samples_per_second read 5.642e+04 beside a plain 4887."""
     assert format_value(value) == shown
+
+
+def test_a_compare_link_naming_two_runs_many_times_compares_the_two():
+    """A link of 61 IDs, two of them distinct, was refused as more than 50 runs."""
+    assert parse_run_ids(",".join(["12", "13"] * 30 + ["12"])) == ([12, 13], [])

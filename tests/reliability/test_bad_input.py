@@ -99,7 +99,7 @@ BAD_INPUTS = {
     "run ID SQL": (lambda store, ids: parse_id("1 OR 1=1", "run"), "not a positive whole number"),
     "run ID negative": (lambda store, ids: parse_id("-1", "run"), "not a positive whole number"),
     "run ID 30 digits": (lambda store, ids: parse_id("9" * 30, "run"), "is larger than any ID TuneDeck gives out"),
-    "runs list too long": (lambda store, ids: parse_run_ids(",".join(["1"] * 60)), "at most 50"),
+    "runs list too long": (lambda store, ids: parse_run_ids(",".join(map(str, range(1, 61)))), "at most 50"),
     "unknown run": (lambda store, ids: store.get_run(999_999), "no run with ID 999999"),
     "run ID as string": (lambda store, ids: store.get_run("1"), "positive whole number"),
     "sweep with words": (lambda store, ids: sweep_configs({}, "learning_rate = fast .. slow", "random"), "is not a number"),
