@@ -120,6 +120,8 @@ def copy_store(
     each batch of rows copied (a progress bar's update). ConflictError if the destination holds experiments that are
     not the source's. Rows stream through in chunks of `chunk_rows`, both ways and when checking."""
     for url, name in ((source, "the copy's source"), (destination, "the copy's destination")):
+        if not url.strip():  # Path("") is the working folder: an empty --to wrote a store there
+            raise ValidationError(f"{name} is empty: name a data folder, a .duckdb file or a postgresql:// URL")
         if is_postgres(url):
             checked_store_url(url, name)  # before anything opens it: its mistakes named as the copy's, not a setting's
         elif "://" in url or url.lower().startswith(("postgresql:", "postgres:")):  # postgresq://, postgresql:/ ...

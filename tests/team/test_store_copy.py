@@ -327,6 +327,18 @@ def test_a_destination_folder_that_cannot_be_made_is_one_clear_error(tmp_path, e
         copy_store(str(folder), str(tmp_path / "notes.txt" / "sub"))  # was NotADirectoryError and its traceback
 
 
+@pytest.mark.parametrize("side", ["to", "from"])
+def test_an_empty_place_is_refused_not_taken_for_the_working_folder(tmp_path, embedded, monkeypatch, side):
+    """`--to ''` copied the store into the working folder, and said nothing of it."""
+    folder, _ = embedded
+    monkeypatch.chdir(tmp_path)
+    places = {"from": str(folder), "to": str(tmp_path / "copy"), side: ""}
+
+    with pytest.raises(ValidationError, match="name a data folder, a .duckdb file or a postgresql:// URL"):
+        copy_store(places["from"], places["to"])
+    assert not (tmp_path / "tunedeck.duckdb").exists()
+
+
 def test_an_sqlite_file_as_the_source_is_named_for_what_it_is(tmp_path):
     (tmp_path / "mlflow.db").write_bytes(b"SQLite format 3\x00" + bytes(100))
 
