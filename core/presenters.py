@@ -335,10 +335,14 @@ def silence_warning(runs: list[Run], now: datetime, silent_after: float) -> str 
 
 
 def _cell(value: Any) -> str:
+    """A setting in a runs table: a float to four digits as the metrics beside it (a random search's learning rate
+    0.005615727697377854 pushed the other settings off the page); the run page has every digit."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return ", ".join(map(str, value))
+        return ", ".join(map(_cell, value))
+    if isinstance(value, float):
+        return format_value(value)
     return str(value)
 
 

@@ -78,6 +78,14 @@ def test_the_comparison_table_marks_the_best_run_of_each_metric_and_shows_a_miss
     assert [marked[names[i]] for i in (low, high, bare)] == ["completed", "completed ⚠", "completed"]
 
 
+def test_the_runs_table_shows_a_drawn_learning_rate_to_four_digits_as_its_metrics(store, make_experiment, make_run):
+    """A random search's 0.005615727697377854 pushed the other settings off the page."""
+    experiment_id = make_experiment()
+    runs = store.get_runs([make_run(experiment_id, config={"learning_rate": rate}) for rate in (0.005615727697377854, 2e-4)])
+
+    assert runs_frame(runs)["learning_rate"].to_list() == ["0.005616", "0.0002"]
+
+
 def test_the_runs_table_leaves_out_config_that_all_runs_share(store, make_experiment, make_run):
     experiment_id = make_experiment()
     runs = store.get_runs([make_run(experiment_id), make_run(experiment_id)])
