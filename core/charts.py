@@ -45,7 +45,7 @@ PALETTE = (
     "#2f4f4f",  # slate
 )
 PANEL_HEIGHT = 260
-LEGEND_ROWS = 14  # legend entries a panel's height holds in one column
+LEGEND_ROWS = 11  # legend entries a panel holds in one column below its title, the outliers' note and its own title
 PLOT_WIDTH = 1000  # a full-width panel at 1440 px (980 px beside the open sidebar)
 PAGE_POINT_BUDGET = 12_000  # rows a page's charts send in all: ~25 bytes each in Arrow, so ≤ 300 KB
 MIN_POINTS = 50
@@ -210,8 +210,9 @@ def run_colours(count: int) -> list[str]:
 def colour_by(field: str, labels: list[str], label_limit: int = 260, drawn: set[str] | None = None) -> dict:
     """A colour per label, in the order given (distinct up to 20), with a legend that shows each in full colour.
     `drawn`: the labels this chart has points of, when fewer: the legend lists only those, the colours stay."""
-    # Rows tight enough that a panel's height holds 14 entries, then a second column: 20 runs' entries stay in view
-    # (with the default spacing a 260-pixel panel cut the legend after the 7th run).
+    # Rows tight enough that a panel's height holds LEGEND_ROWS entries, then a second column: 20 runs' entries stay in
+    # view (with the default spacing a 260-pixel panel cut the legend after the 7th run; at 14 rows, below the outliers'
+    # note, after the 12th).
     legend = {"labelLimit": label_limit, "symbolLimit": 0, "symbolOpacity": 1, "symbolSize": 60, "rowPadding": 1, "clipHeight": 14}
     shown = [label for label in labels if label in drawn] if drawn is not None else labels
     if drawn is not None and not drawn >= set(labels):
