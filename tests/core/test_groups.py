@@ -73,6 +73,19 @@ def test_an_importers_bookkeeping_is_not_grouped_by_at_first(store, make_experim
     assert default_group_keys(frame) == ["params.learning_rate"]  # not a group per run
 
 
+def test_a_drawn_param_that_leaves_every_run_alone_is_not_grouped_by_at_first(store, make_experiment, make_run):
+    """A random search's learning rate, one a run, beside a rank and a scheduler: 8 runs made 8 groups of one."""
+    experiment_id = make_experiment()
+    for index, (rank, scheduler) in enumerate([(8, "cosine"), (16, "linear")] * 4):
+        make_run(experiment_id, config={"learning_rate": 0.001 * (index + 1), "lora_rank": rank, "scheduler": scheduler})
+    frame = run_attributes(store.list_runs(experiment_id))
+
+    keys = default_group_keys(frame)
+
+    assert keys == ["params.lora_rank", "params.scheduler"]
+    assert group_runs(frame, keys, [])["runs"].to_list() == [4, 4]
+
+
 def test_the_std_is_the_sample_std_not_the_population_std(seeds):
     groups = group_runs(seeds, ["params.learning_rate"], ["metrics.eval_loss"])
 
