@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from core.overviews import curve_buckets
+from core.presenters import middle_cut
 
 XAxis = Literal["step", "wall_time", "elapsed"]
 X_AXES: dict[str, str] = {"step": "step", "wall_time": "wall time", "elapsed": "relative time (s)"}
@@ -191,10 +192,7 @@ def run_label(run_id: int, run_names: dict[int, str] | None = None) -> str:
     """How a run is named in legends and tooltips: 'name (#id)', or '#id' when it has no name. A long name keeps its
     start and end ('lora-r64-al…rmup500-bs32 (#9)'): sweep runs share a prefix and differ at the end."""
     name = (run_names or {}).get(run_id)
-    if name and len(name) > LABEL_NAME_CHARS:
-        half = (LABEL_NAME_CHARS - 1) // 2
-        name = f"{name[:half]}…{name[-(LABEL_NAME_CHARS - 1 - half):]}"
-    return f"{name} (#{run_id})" if name else f"#{run_id}"
+    return f"{middle_cut(name, LABEL_NAME_CHARS)} (#{run_id})" if name else f"#{run_id}"
 
 
 def run_labels(series: pl.DataFrame, run_names: dict[int, str] | None = None) -> list[str]:

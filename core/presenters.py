@@ -59,6 +59,15 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
+def middle_cut(text: str, limit: int) -> str:
+    """A long name keeping its start and end ('lora-r64-al…rmup500-bs32'): sweep runs share a prefix and differ at
+    the end, which a column or a legend cut off."""
+    if len(text) <= limit:
+        return text
+    half = (limit - 1) // 2
+    return f"{text[:half]}…{text[-(limit - 1 - half):]}"
+
+
 def run_state(run: Run, diverged: bool = False) -> str:
     """A run's status as a table shows it: 'completed', or 'completed · diverged'."""
     return f"{run.status.value}{TAG_SEPARATOR}{DIVERGED}" if diverged else run.status.value
@@ -258,6 +267,9 @@ def experiments_frame(page: ExperimentPage) -> pl.DataFrame:
     )
 
 
+RUN_NAME_CHARS = 32  # a runs table's names, shortened in the middle past this: the page has other columns to show
+
+
 def runs_frame(
     runs: list[Run],
     sparklines: dict[int, list[float]] | None = None,
@@ -270,7 +282,7 @@ def runs_frame(
     config_keys = [key for key in CONFIG_COLUMNS if len({repr(run.config.get(key)) for run in runs}) > 1]
     metric_keys = [key for key in SUMMARY_KEYS if any(key in run.metrics for run in runs)]
     columns: dict[str, list] = {
-        "run": [run.name for run in runs],
+        "run": [middle_cut(run.name, RUN_NAME_CHARS) for run in runs],
         "status": [run_state(run, run.id in diverged) for run in runs],
         "started": [run.started_at for run in runs],
         "duration": [format_duration(run.started_at, run.ended_at, now) for run in runs],

@@ -36,6 +36,7 @@ from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import (
     data_table,
+    fitting_width,
     flash,
     fold,
     fresh,
@@ -135,7 +136,7 @@ def runs_section(detail, series, diverged: set[int]) -> None:
         key="runs_table",
         column_order=[column for column in frame.columns if column != "id"],
         column_config={
-            "run": st.column_config.TextColumn("run", width="small"),
+            "run": st.column_config.TextColumn("run", width=fitting_width(frame["run"].to_list())),
             "loss curve": st.column_config.LineChartColumn("loss curve", width="small"),
             "adapter": st.column_config.TextColumn("adapter", width="small"),
             "tags": tags_column(),

@@ -10,6 +10,7 @@ from core.status import ExperimentStatus, any_active
 from ui.common import (
     as_this_tab_left_it,
     data_table,
+    fitting_width,
     flash,
     fold,
     fresh,
@@ -170,7 +171,7 @@ def listing(chosen: dict, page) -> bool:
             height=rows_high(len(page.items)),  # the whole page of rows, not ten and a scroll bar
             column_order=["name", "status", "runs", "best", "dataset", "created", "updated"],
             column_config={
-                "name": st.column_config.TextColumn("name", width="medium"),
+                "name": st.column_config.TextColumn("name", width=fitting_width(frame["name"].to_list(), most=320)),
                 "runs": st.column_config.NumberColumn("runs", width="small"),
                 "dataset": st.column_config.TextColumn("dataset", width="medium"),
                 "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width="small"),

@@ -141,6 +141,12 @@ def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options
 ROW_PIXELS = 35  # st.dataframe's row, and header, height
 
 
+def fitting_width(texts: list[str], least: int = 75, most: int = 240) -> int:
+    """Pixels for a text column to show its longest value (about 7 a character), within bounds: a runs table's names
+    read "rank-64-cos" in a small column while the page had room for them."""
+    return min(most, max(least, 7 * max((len(text) for text in texts), default=0) + 16))
+
+
 def tags_column() -> dict:
     """A runs table's tags ("base=llama, seed=3") wide enough to read: left to the table they showed "base=ll"."""
     return st.column_config.TextColumn("tags", width=140)

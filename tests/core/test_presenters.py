@@ -86,6 +86,18 @@ def test_the_runs_table_shows_a_drawn_learning_rate_to_four_digits_as_its_metric
     assert runs_frame(runs)["learning_rate"].to_list() == ["0.005616", "0.0002"]
 
 
+def test_the_runs_table_shortens_long_names_in_the_middle_so_sweep_runs_stay_apart(store, make_experiment, make_run):
+    """A small column read "rank-64-cos" for every run of a sweep: their names differ at the end."""
+    experiment_id = make_experiment()
+    names = [f"rank-64-cosine-very-long-run-name-for-table-width-check-{index}" for index in range(2)]
+    runs = store.get_runs([store.create_run(experiment_id, {}, name=name) for name in names])
+
+    shown = runs_frame(runs)["run"].to_list()
+
+    assert shown == ["rank-64-cosine-…le-width-check-0", "rank-64-cosine-…le-width-check-1"]
+    assert all(len(name) == 32 for name in shown)
+
+
 def test_the_runs_table_leaves_out_config_that_all_runs_share(store, make_experiment, make_run):
     experiment_id = make_experiment()
     runs = store.get_runs([make_run(experiment_id), make_run(experiment_id)])
