@@ -100,7 +100,9 @@ def checked_store_url(url: str, name: str = "TUNEDECK_STORE_URL") -> str:
         raise ValidationError(f"{name} is malformed ({why}): {redacted(url)!r}") from None
     if not (parts.hostname or "host" in parse_qs(parts.query)) or not parts.path.strip("/"):  # host=/run/...: a socket
         raise ValidationError(f"{name} needs a host and a database name: {redacted(url)!r}")
-    check_password_file()
+    login_password = password or any(key.lower() == "password" for key in parse_qs(parts.query))
+    if not login_password and not os.environ.get("PGPASSWORD"):
+        check_password_file()  # libpq reads it only for a password given nowhere else
     return url
 
 

@@ -149,6 +149,18 @@ def test_a_password_file_others_can_read_is_refused(tmp_path, monkeypatch):
     assert checked_store_url("postgresql://alice@db/tunedeck")
 
 
+def test_a_missing_password_file_matters_only_where_libpq_would_read_it(tmp_path, monkeypatch):
+    """A URL carrying its password was refused because PGPASSFILE named no file; libpq does not read it then."""
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "nosuchpass"))
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+
+    assert checked_store_url("postgresql://alice:s3cret@db/tunedeck")
+    with pytest.raises(ValidationError, match="PGPASSFILE names .*nosuchpass, which does not exist"):
+        checked_store_url("postgresql://alice@db/tunedeck")
+    monkeypatch.setenv("PGPASSWORD", "s3cret")
+    assert checked_store_url("postgresql://alice@db/tunedeck")
+
+
 def test_an_unreachable_server_is_one_clear_error_without_the_password(postgres_databases, tmp_path):
     port = postgres_databases.cluster.port
     with pytest.raises(StoreError) as failed:
