@@ -1,6 +1,7 @@
 """`tunedeck ui | worker | import | store | doctor`: one command for what used to be `streamlit run` and `python -m ...`."""
 
 import os
+import socket
 import sys
 import tomllib
 from collections.abc import Callable, Iterator
@@ -43,7 +44,21 @@ def ui(streamlit_args: tuple[str, ...]) -> None:
     if {"-h", "--help"} & set(streamlit_args):  # what follows is Streamlit's own help: say whose
         click.echo("Usage: tunedeck ui [STREAMLIT OPTIONS]: the dashboard, as `streamlit run app.py`. Streamlit's options:\n")
         sys.stdout.flush()
-    os.execv(sys.executable, [*command, *streamlit_args])  # Streamlit takes this process over: signals reach it
+    shown = shown_address(streamlit_args)
+    os.execv(sys.executable, [*command, *streamlit_args, *shown])  # Streamlit takes this process over: signals reach it
+
+
+def shown_address(streamlit_args: tuple[str, ...]) -> list[str]:
+    """The app served to other machines (--server.address 0.0.0.0, as README's Team mode) prints the address they
+    open, not the "localhost" of TuneDeck's settings, which only this machine can."""
+    args = list(streamlit_args)
+    if any(arg.startswith("--browser.serverAddress") for arg in args):
+        return []
+    address = next((value for flag, value in zip(args, [*args[1:], ""], strict=True) if flag == "--server.address"), None)
+    address = next((arg.partition("=")[2] for arg in args if arg.startswith("--server.address=")), address)
+    if not address or address in ("localhost", "127.0.0.1", "::1"):
+        return []
+    return [f"--browser.serverAddress={socket.getfqdn() if address in ('0.0.0.0', '::') else address}"]
 
 
 def streamlit_config(folder: Path) -> list[str]:

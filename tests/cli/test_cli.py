@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from core.duckdb_store import DuckDBStore
 from tests.cli.conftest import ROOT, clean_env
 from tests.importers.conftest import FIXTURES
 from tests.servers import free_port, healthy, stop
-from tunedeck.cli import streamlit_config
+from tunedeck.cli import shown_address, streamlit_config
 
 
 def test_the_console_script_is_the_cli_main():
@@ -310,6 +311,14 @@ def test_ui_uses_tunedecks_streamlit_settings_unless_the_folder_has_its_own(tmp_
     assert "--server.address=localhost" in streamlit_config(tmp_path)
     assert "--client.showErrorDetails=none" in streamlit_config(tmp_path)
     assert streamlit_config(ROOT) == []  # Streamlit reads ./.streamlit/config.toml itself
+
+
+def test_ui_served_to_other_machines_prints_the_address_they_open():
+    """README's team command (--server.address 0.0.0.0) printed only http://localhost:8501."""
+    assert shown_address(("--server.address", "0.0.0.0")) == [f"--browser.serverAddress={socket.getfqdn()}"]
+    assert shown_address(("--server.address=10.0.0.5", "--server.port", "8502")) == ["--browser.serverAddress=10.0.0.5"]
+    assert shown_address(("--server.port", "8502")) == shown_address(("--server.address", "localhost")) == []
+    assert shown_address(("--server.address", "0.0.0.0", "--browser.serverAddress", "app.team")) == []
 
 
 def test_ui_serves_the_app(tmp_path):
