@@ -76,8 +76,9 @@ def run_state(run: Run, diverged: bool = False) -> str:
 def escape_markdown(text: str) -> str:
     """User text shown through Markdown renders as typed: no emphasis, links or HTML, and no Streamlit directive or
     shortcode (`:red[...]`, `:material/delete:`, `:smile:`): those are read after escapes are, so a zero-width space
-    after each colon is what keeps them text."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", text).replace(":", ":\u200b")
+    after a colon that could open one is what keeps them text. Only there: after every colon ("RuntimeError: CUDA
+    out of memory") it went along with every error a user copied."""
+    return re.sub(r":(?=[\w+\\-])", ":\u200b", re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", text))
 
 
 def escape_outside_code(text: str) -> str:

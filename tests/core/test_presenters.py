@@ -228,6 +228,12 @@ def test_user_text_in_markdown_keeps_streamlit_directives_and_shortcodes_as_text
     assert shown.replace("\u200b", "").replace("\\", "") == ":red[red] :material/delete: :smile:"  # reads the same
 
 
+def test_user_text_keeps_colons_that_open_no_shortcode_as_typed():
+    """A zero-width space after every colon went along with every error a user copied into a search."""
+    assert escape_markdown("RuntimeError: CUDA out of memory; see /logs:/tmp") == "RuntimeError: CUDA out of memory; see /logs:/tmp"
+    assert "\u200b" in escape_markdown(":-1: and :+1:") and ":-1:" not in escape_markdown(":-1:").replace("\\", "")
+
+
 def test_a_search_message_keeps_its_code_spans_and_a_typed_backtick_makes_no_link():
     assert escape_outside_code("unknown field `parms.lr` at column 1") == "unknown field `parms.lr` at column 1"
 
