@@ -184,7 +184,7 @@ def as_this_tab_left_it(params: tuple[str, ...]) -> None:
     defaults. Call before the widgets bound to `params`, and `remember_url_state` after them (and after any
     fragment that changes them)."""
     query, saved = st.query_params, st.session_state.get(_url_state_key())
-    if not saved or not query or any(name in query for name in params):
+    if saved is None or not query or any(name in query for name in params):  # {}: it was left on its defaults
         return
     try:
         query.from_dict(saved)  # one change of the address, another page's parameter gone

@@ -263,6 +263,21 @@ def test_back_from_an_experiment_shows_the_list_filtered_and_sorted_as_it_was(te
     assert "experiment=" not in page.url
 
 
+def test_back_from_an_experiment_to_the_list_on_its_defaults_leaves_no_experiment_in_the_address(team, page):
+    """The list's address read /experiments?experiment=N after Back, though it showed every experiment."""
+    url, _, _ = team
+    open_page(page, f"{url}/experiments", "Experiments", ready="3 experiments · page 1 of 1")
+    grid = page.get_by_test_id("stDataFrame").filter(visible=True).first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 60, box["y"] + 35 * 1.5)
+    page.get_by_role("heading", name=re.compile(r"^Runs \(")).first.wait_for(timeout=WAIT_MS)
+
+    page.go_back()
+
+    page.get_by_text("3 experiments · page 1 of 1").first.wait_for(timeout=WAIT_MS)
+    page.wait_for_url(re.compile(r"/experiments$"), timeout=WAIT_MS)
+
+
 def test_the_metric_picker_is_remembered_in_the_url(team, page):
     """A metric added in the picker goes into the address bar, so the link reopens the same panels."""
     url, _, ids = team
