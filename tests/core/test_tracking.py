@@ -33,7 +33,7 @@ def test_start_run_creates_the_experiment_by_name_and_logs_metrics_and_params_an
     assert finished.metrics["loss"].count == 3
     registered = store.get_adapter(finished.adapter.id)
     assert registered.base_model == "gpt2"
-    kept = store.path.parent / "adapters" / f"run-{run.id}"
+    kept = store.data_dir / "adapters" / f"run-{run.id}"
     assert registered.path == str(kept)
     assert (kept / "adapter_model.safetensors").read_bytes() == b"weights"
     assert store.get_experiment(finished.experiment_id).name == "my script"
@@ -210,7 +210,7 @@ def test_an_adapter_registered_after_a_cancel_is_not_copied_into_the_data_dir(st
 
     assert run.cancelled.is_set()  # either way the script is told to stop, as a heartbeat would tell it
     assert store.get_run(run.id).status is RunStatus.CANCELLED
-    assert not (store.path.parent / "adapters" / f"run-{run.id}").exists()  # nor a copy made to complete it
+    assert not (store.data_dir / "adapters" / f"run-{run.id}").exists()  # nor a copy made to complete it
     assert store.list_adapters() == []
 
 
