@@ -17,6 +17,7 @@ from core.store import TrackingStore
 
 LOSS_KEYS = ("loss", "train_loss")
 BLOWUP = 10.0  # a spike this many times the start is no warm-up wobble (those stay within two or three)
+WHY_DIVERGED = "the loss ended above where it started, rose to ten times its start on the way, or went non-finite"
 LOSS_POINTS = 100  # max_points to read loss series at: enough for a 30-point sparkline, and 50 buckets (core.overviews)
 
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.aliases import checked_alias
 from core.artifacts import adapter_zip, artifact_store, zip_name
-from core.divergence import find_diverged
+from core.divergence import WHY_DIVERGED, find_diverged
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.presenters import adapters_frame, alias_moved, aliases_by_adapter, best_adapters, format_size, plural
 from ui.common import (
@@ -84,7 +84,7 @@ def detail(adapter_id: int) -> None:
         st.badge(f"best of {plain(experiment.name)} by {experiment.primary_metric}", icon=":material/star:", color="green")
     if diverged:
         st.badge("diverged", icon=":material/warning:", color="red")
-        st.warning("The run that trained this adapter diverged: its loss ended above where it started.")
+        st.warning(f"The run that trained this adapter diverged: {WHY_DIVERGED}.")
     if st.button("All adapters", icon=":material/arrow_back:", type="tertiary", key="all_adapters"):
         del st.query_params["adapter"]  # a link to this same page kept ?adapter=, so the list's clicks reopened this one
         st.rerun()

@@ -12,7 +12,7 @@ through_app()  # first: the imports below need the settings app.py checks (a pag
 from core import charts
 from core.compare import metric_keys
 from core.dataset_labels import is_label
-from core.divergence import find_diverged
+from core.divergence import WHY_DIVERGED, find_diverged
 from core.entities import Experiment
 from core.errors import NotFoundError, ValidationError, quoted
 from core.presenters import (
@@ -123,7 +123,7 @@ def runs_section(detail, series, diverged: set[int]) -> None:
         st.info("No runs: it was deleted before any ran." if detail.experiment.is_deleted else "No runs yet: start one above.")
         return
     if diverged:
-        st.warning(f"{plural(len(diverged), 'run')} diverged: the loss ended above where it started, or went non-finite.")
+        st.warning(f"{plural(len(diverged), 'run')} diverged: {WHY_DIVERGED}.")
     shown, matched = filtered_runs(detail)
     if len(shown) < len(detail.runs):
         st.caption(f"{len(shown)} of {plural(len(detail.runs), 'run')} match.")

@@ -8,7 +8,7 @@ from ui.common import through_app
 through_app()  # first: the imports below need the settings app.py checks (a page Streamlit starts on its own)
 
 from core.artifacts import run_files
-from core.divergence import find_diverged
+from core.divergence import WHY_DIVERGED, find_diverged
 from core.logs import run_log, search_log
 from core.presenters import (
     LATEST_TILES,
@@ -64,7 +64,7 @@ def summary(run, experiment, diverged: bool) -> None:
             with st.expander(f"All {len(latest):,} metrics' latest values"):
                 st.dataframe(latest_table(latest), hide_index=True)
     if diverged:
-        st.warning("This run diverged: its loss ended above where it started, or it logged a non-finite value.")
+        st.warning(f"This run diverged: {WHY_DIVERGED}.")
     if run.adapter:
         st.page_link(
             "pages/adapters.py",

@@ -246,16 +246,19 @@ def test_clicking_a_row_opens_it_in_the_same_tab(team, page):
     assert same_document(page)
 
 
+def open_the_first_experiment_and_go_back(page) -> None:
+    grid = page.get_by_test_id("stDataFrame").filter(visible=True).first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 60, box["y"] + 35 * 1.5)  # the first row's name, under the header row
+    page.get_by_role("heading", name=re.compile(r"^Runs \(")).first.wait_for(timeout=WAIT_MS)
+    page.go_back()
+
+
 def test_back_from_an_experiment_shows_the_list_filtered_and_sorted_as_it_was(team, page):
     """Streamlit's switch_page rewrote the list's own history entry to ?experiment=N: Back showed every experiment."""
     url, _, _ = team
     open_page(page, f"{url}/experiments?q=sweep&sort=name&desc=false", "Experiments", ready="1 experiment · page 1 of 1")
-    grid = page.get_by_test_id("stDataFrame").filter(visible=True).first
-    box = grid.bounding_box()
-    page.mouse.click(box["x"] + 60, box["y"] + 35 * 1.5)
-    page.get_by_role("heading", name=re.compile(r"^Runs \(")).first.wait_for(timeout=WAIT_MS)
-
-    page.go_back()
+    open_the_first_experiment_and_go_back(page)
 
     page.get_by_text("1 experiment · page 1 of 1").first.wait_for(timeout=WAIT_MS)
     playwright.expect(page.get_by_label("Name contains")).to_have_value("sweep", timeout=WAIT_MS)
@@ -267,12 +270,7 @@ def test_back_from_an_experiment_to_the_list_on_its_defaults_leaves_no_experimen
     """The list's address read /experiments?experiment=N after Back, though it showed every experiment."""
     url, _, _ = team
     open_page(page, f"{url}/experiments", "Experiments", ready="3 experiments · page 1 of 1")
-    grid = page.get_by_test_id("stDataFrame").filter(visible=True).first
-    box = grid.bounding_box()
-    page.mouse.click(box["x"] + 60, box["y"] + 35 * 1.5)
-    page.get_by_role("heading", name=re.compile(r"^Runs \(")).first.wait_for(timeout=WAIT_MS)
-
-    page.go_back()
+    open_the_first_experiment_and_go_back(page)
 
     page.get_by_text("3 experiments · page 1 of 1").first.wait_for(timeout=WAIT_MS)
     page.wait_for_url(re.compile(r"/experiments$"), timeout=WAIT_MS)

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from core import sql_annotations, sql_store
-from core.errors import ConflictError, StoreError, ValidationError
+from core.errors import ConflictError, StoreError, StoreUnavailableError, ValidationError
 from core.pg_connection import TRANSLATIONS, _normal
 from core.postgres_store import PostgresStore
 from core.settings import Settings
@@ -168,6 +168,7 @@ def test_an_unreachable_server_is_one_clear_error_without_the_password(postgres_
     assert "s3cret" not in str(failed.value)
     assert "postgresql://alice:***@127.0.0.1" in str(failed.value)
     assert "no_such_database" in str(failed.value)
+    assert not isinstance(failed.value, StoreUnavailableError)  # the server answered no: waiting changes nothing
 
 
 def test_tls_settings_in_the_url_reach_the_driver(postgres_databases, tmp_path):
