@@ -13,7 +13,8 @@ round's time per call:
 - **the store alone** (embedded only): the same call on a `DuckDBStore` opened in this process on a copy of the file
   (no transport, no owner in between);
 - **its statement alone**: the call's SQL (`whole_series_query`) into a Polars frame on that store's connection
-  (PostgreSQL: its statement's rows, fetched, before they become a frame);
+  (PostgreSQL: its statement's answer, an ended run's sealed curve as one value (core.pg_curves), fetched, before it
+  becomes a frame);
 - **least statement**: `SELECT 1` into a Polars frame on that DuckDB connection (psycopg: `SELECT 1`, fetched);
 - **bare round trip** (embedded only): a do_get of a 3-row table from an Arrow Flight server doing nothing else, on
   a Unix socket, in a child process.
@@ -105,19 +106,18 @@ def wait_for(server: subprocess.Popen, client, ticket, timeout: float = 30.0) ->
 
 
 def on_postgres(folder: Path, run_ids: list[int], url: str) -> dict[str, float]:
-    """The SDK's call (the team-mode store in this process) beside its statement's rows and the least statement, on a
-    connection of their own (a binary cursor reading as the store's does, prepared as the store's are after a few uses)."""
+    """The SDK's call (the team-mode store in this process) beside its statement's answer and the least statement, on
+    a connection of their own (a binary cursor as the store's, prepared as the store's are after a few uses)."""
     import psycopg
 
-    from core.pg_connection import points_cursor
-    from core.postgres_store import _ONE_CURVE
+    from core.pg_curves import ONE_CURVE
 
     store = tunedeck.reader(folder)
-    with psycopg.connect(url, autocommit=True) as con, points_cursor(con) as cursor:
+    with psycopg.connect(url, autocommit=True) as con, con.cursor(binary=True) as cursor:
         return per_call(
             {
                 "history call": lambda run_id: store.get_metric_series([run_id], ["loss"], max_points=None),
-                "its statement alone": lambda run_id: cursor.execute(_ONE_CURVE, {"run": run_id, "key": "loss"}).fetchall(),
+                "its statement alone": lambda run_id: cursor.execute(ONE_CURVE, {"run": run_id, "key": "loss"}).fetchone(),
                 "least statement": lambda _: cursor.execute("SELECT 1").fetchall(),
             },
             run_ids,

@@ -169,18 +169,22 @@ class PgConnection:
 
     def __init__(self, raw: psycopg.Connection):
         self.raw = raw
-        self._cursor = raw.cursor(binary=True)  # numbers and timestamps come as they are stored, not as text to parse
+
+    @functools.cached_property
+    def cursor(self) -> psycopg.Cursor:
+        """Numbers and timestamps come as they are stored, not as text to parse."""
+        return self.raw.cursor(binary=True)
 
     def execute(self, sql: str, params: list | tuple | None = None):
-        self._cursor.execute(postgres_sql(sql), params or None)
-        return self._cursor if self._cursor.description is not None else _NoRows()
+        self.cursor.execute(postgres_sql(sql), params or None)
+        return self.cursor if self.cursor.description is not None else _NoRows()
 
     def executemany(self, sql: str, params: list) -> None:
-        self._cursor.executemany(postgres_sql(sql), params)
+        self.cursor.executemany(postgres_sql(sql), params)
 
     def sql(self, sql: str, params: list | tuple | None = None) -> _Query:
-        self._cursor.execute(postgres_sql(sql), params or None)
-        return _Query(self._cursor)
+        self.cursor.execute(postgres_sql(sql), params or None)
+        return _Query(self.cursor)
 
     def register(self, name: str, frame: pl.DataFrame) -> None:
         if name == "points":
@@ -209,7 +213,7 @@ _ROW = np.dtype(
         ],
     ]
 )
-_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, where PostgreSQL's binary timestamps count from
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, where PostgreSQL's binary timestamps count from
 
 
 def binary_points(points: pl.DataFrame) -> tuple[bytes, list[str]]:
@@ -223,7 +227,7 @@ def binary_points(points: pl.DataFrame) -> tuple[bytes, list[str]]:
     rows["key_index"] = points["key"].replace_strict(names, range(len(names)), return_dtype=pl.Int32).to_numpy()
     rows["step"] = points["step"].to_numpy()
     rows["value"] = points["value"].to_numpy()
-    rows["wall_time"] = points["wall_time"].dt.epoch("us").to_numpy() - _PG_EPOCH_US
+    rows["wall_time"] = points["wall_time"].dt.epoch("us").to_numpy() - PG_EPOCH_US
     return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER, names
 
 
@@ -239,23 +243,13 @@ def points_cursor(raw: psycopg.Connection) -> psycopg.Cursor:
 def points_frame(found: list[tuple]) -> pl.DataFrame:
     """Points fetched by a `points_cursor` as (run_id, key, step, value, wall_time) rows, built a column at a time."""
     run_id, key, step, value, wall_time = zip(*found, strict=True) if found else ([] for _ in POINT_SCHEMA)
-    return _frame(run_id, key, step, value, wall_time)
-
-
-def curve_frame(found: list[tuple], run_id: int, key: str) -> pl.DataFrame:
-    """One curve's points fetched by a `points_cursor` as (step, value, wall_time) rows."""
-    step, value, wall_time = zip(*found, strict=True) if found else ([], [], [])
-    return _frame([run_id] * len(step), [key] * len(step), step, value, wall_time)
-
-
-def _frame(run_id, key, step, value, wall_time) -> pl.DataFrame:
     return pl.DataFrame(
         [
             pl.Series("run_id", run_id, dtype=pl.Int64),
             pl.Series("key", key, dtype=pl.String),
             pl.Series("step", step, dtype=pl.Int64),
             pl.Series("value", value, dtype=pl.Float64),
-            (pl.Series("wall_time", wall_time, dtype=pl.Int64) + _PG_EPOCH_US).cast(POINT_SCHEMA["wall_time"]),
+            (pl.Series("wall_time", wall_time, dtype=pl.Int64) + PG_EPOCH_US).cast(POINT_SCHEMA["wall_time"]),
         ]
     )
 
@@ -271,7 +265,7 @@ def read_binary_points(data: bytes, keys: list[str]) -> pl.DataFrame:
             "key": pl.Series(keys, dtype=pl.String).gather(rows["key_index"].astype(np.int32)),
             "step": rows["step"].astype(np.int64),
             "value": rows["value"].astype(np.float64),
-            "wall_time": (rows["wall_time"].astype(np.int64) + _PG_EPOCH_US).view("datetime64[us]"),
+            "wall_time": (rows["wall_time"].astype(np.int64) + PG_EPOCH_US).view("datetime64[us]"),
         },
         schema=POINT_SCHEMA,
     )

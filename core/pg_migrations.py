@@ -7,6 +7,7 @@ embedded store run here unchanged (see core.pg_connection for the few that need 
 import psycopg
 
 from core.migrations import BEST_TIES_TO_LOWER_RUN_ID
+from core.pg_curves import SEAL_ENDED
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -183,6 +184,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         7,
         "best metrics: a tie goes to the lower run ID (core.directions.rank), not to the run that completed first (the embedded store's migration 10)",
         BEST_TIES_TO_LOWER_RUN_ID,
+    ),
+    (
+        8,
+        "ended runs' curves sealed one row a series, for whole-curve reads (core.pg_curves; PostgreSQL only)",
+        """
+        CREATE TABLE sealed_curves (
+            run_id BIGINT NOT NULL,
+            key VARCHAR NOT NULL,
+            count BIGINT NOT NULL,
+            last_step BIGINT NOT NULL,
+            points BYTEA NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITH (toast_tuple_target = 8160);  -- a curve up to ~340 points stays in its row: one page read
+        ALTER TABLE sealed_curves ALTER COLUMN points SET STORAGE EXTERNAL;  -- packed numbers do not compress
+        """
+        + SEAL_ENDED,
     ),
 ]
 

@@ -10,6 +10,7 @@ binary COPY into Polars.
 import io
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,12 +27,12 @@ from core.errors import ConflictError, StoreBusyError, StoreError, StoreUnavaila
 from core.pg_connection import (
     PgConnection,
     allow_idle,
-    curve_frame,
     points_cursor,
     points_frame,
     prepare,
     read_binary_points,
 )
+from core.pg_curves import DROP_REWRITTEN, one_curve, seal, seal_ended
 from core.pg_migrations import migrate
 from core.sql import rows
 from core.sql_store import SqlStore, as_id, checked_series_request
@@ -74,6 +75,7 @@ class PostgresStore(SqlStore):
         self._local_data_dir = Path(data_dir)
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
+        self._kept: weakref.WeakKeyDictionary[psycopg.Connection, PgConnection] = weakref.WeakKeyDictionary()
         self._local = threading.local()
         self._server_at: tuple[datetime, float] | None = None  # the server's time, and this machine's tick then
         if clock is None:
@@ -144,10 +146,14 @@ class PostgresStore(SqlStore):
                 self._pool = None
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
+    def _connection(self) -> Iterator[PgConnection]:
+        """A pooled connection, with the cursor it keeps for the store's statements (one per connection, not per call)."""
         try:
             with self._connections().connection() as raw:
-                yield raw
+                con = self._kept.get(raw)
+                if con is None:
+                    con = self._kept[raw] = PgConnection(raw)
+                yield con
         except PoolTimeout:
             raise StoreBusyError(
                 f"no connection to the PostgreSQL store at {self.location} within {self.timeout:g} s: the database "
@@ -161,8 +167,8 @@ class PostgresStore(SqlStore):
             return op(current)  # an operation built from others: already inside the transaction
         for attempt in range(RETRIES):
             try:
-                with self._connection() as raw, raw.transaction():
-                    self._local.writing = PgConnection(raw)
+                with self._connection() as con, con.raw.transaction():
+                    self._local.writing = con
                     try:
                         return op(self._local.writing)
                     finally:
@@ -188,8 +194,8 @@ class PostgresStore(SqlStore):
         if current is not None:
             return query(current)
         try:
-            with self._connection() as raw:
-                return query(PgConnection(raw))
+            with self._connection() as con:
+                return query(con)
         except psycopg.Error as error:
             raise self._failed(error) from None
 
@@ -201,15 +207,15 @@ class PostgresStore(SqlStore):
             yield current
             return
         try:
-            with self._connection() as raw:
-                raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                allow_idle(raw, READ_SNAPSHOT_IDLE)  # a page may build what it shows between its reads
-                self._local.reading = PgConnection(raw)
+            with self._connection() as con:
+                con.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                allow_idle(con.raw, READ_SNAPSHOT_IDLE)  # a page may build what it shows between its reads
+                self._local.reading = con
                 try:
-                    yield self._local.reading
+                    yield con
                 finally:
                     self._local.reading = None
-                    raw.execute("ROLLBACK")
+                    con.raw.execute("ROLLBACK")
         except TuneDeckError:
             raise
         except psycopg.Error as error:
@@ -259,6 +265,24 @@ class PostgresStore(SqlStore):
         _lock_experiment(con, experiment_id)
         super()._recompute_best(con, experiment_id)
 
+    def _transition(self, con, run_id: int, new: RunStatus, **fields: Any) -> int:
+        """A run that ends has its curves sealed in the same transaction (core.pg_curves)."""
+        experiment_id = super()._transition(con, run_id, new, **fields)
+        if new.is_terminal:
+            seal(con, [as_id(run_id, "run")])
+        return experiment_id
+
+    def _overviews_stale(self, con) -> None:
+        """Steps of the registered points were rewritten: their seals no longer hold. Their runs are locked first, so
+        a run ending on another machine at this moment seals either before (and its seal is dropped here) or after
+        (and sees these points)."""
+        rows(con, "SELECT 1 FROM runs WHERE id IN (SELECT DISTINCT run_id FROM points) ORDER BY id FOR UPDATE")
+        rows(con, DROP_REWRITTEN)
+
+    def build_overviews(self) -> None:
+        """Seal every ended run's curves that have no seal or a stale one (after a copy into this store)."""
+        self._write(seal_ended)
+
     def _register_adapter(self, con, run_id: int, experiment_id: int, spec: AdapterSpec) -> Adapter:
         """Versions of one name are numbered one after another, whichever machine registers them."""
         rows(con, "SELECT pg_advisory_xact_lock(hashtext(?))", [f"tunedeck adapter {spec.name or experiment_id}"])
@@ -267,8 +291,8 @@ class PostgresStore(SqlStore):
     def get_metric_series(self, run_ids: list[int], keys: list[str] | None = None, max_points: int | None = 1000) -> pl.DataFrame:
         run_ids = checked_series_request(run_ids, keys, max_points)
         if max_points is None and len(run_ids) == 1 and keys is not None and len(keys) == 1:
-            # one curve, as a training script's history call asks: the primary key's own order, no sort
-            return self._statement(lambda con: _one_curve(con, run_ids[0], keys[0]))
+            # one curve, as a training script's history call asks: an ended run's comes sealed in one row
+            return self._statement(lambda con: one_curve(con, run_ids[0], keys[0]))
         key_filter = "AND key = ANY(%(keys)s::TEXT[])" if keys is not None else ""
         query = (_WHOLE_SERIES if max_points is None else _SERIES).format(key_filter=key_filter)
         params = {"runs": run_ids, "keys": list(keys or []), "buckets": (max_points or 2) // 2, "ended": ENDED_VALUES}
@@ -305,12 +329,6 @@ def _lock_experiment(con, experiment_id: int) -> None:
 def _selected_points(con: PgConnection, query: str, params: dict) -> pl.DataFrame:
     with points_cursor(con.raw) as cursor:
         return points_frame(cursor.execute(query, params).fetchall())
-
-
-def _one_curve(con: PgConnection, run_id: int, key: str) -> pl.DataFrame:
-    """Its steps, values and times only: the run and the key are known (two columns fewer to decode)."""
-    with points_cursor(con.raw) as cursor:
-        return curve_frame(cursor.execute(_ONE_CURVE, {"run": run_id, "key": key}).fetchall(), run_id, key)
 
 
 def _stored_keys(con: PgConnection, params: dict) -> list[str]:
@@ -356,7 +374,6 @@ def _conflict(error: pg_errors.UniqueViolation) -> ConflictError:
 
 # keys by code point, as Polars sorts
 _ORDERED = 'SELECT run_id, key, step, value, wall_time FROM ({query}) s ORDER BY run_id, key COLLATE "C", step'
-_ONE_CURVE = "SELECT step, value, wall_time FROM metrics WHERE run_id = %(run)s AND key = %(key)s ORDER BY step"
 _KEYS = "SELECT DISTINCT key FROM metric_summaries WHERE run_id = ANY(%(runs)s::BIGINT[]) ORDER BY key"
 _AS_BINARY = (
     "COPY (SELECT run_id, array_position(%(names)s::TEXT[], key::TEXT) - 1, step, value, wall_time FROM ({query}) s) "

@@ -35,7 +35,7 @@ ANNOTATION_READS = {  # columns in one order on both engines, so a store's check
     "notes": "SELECT target, target_id, body, updated_at FROM notes",
     "adapter_aliases": "SELECT name, alias, adapter_id, updated_at FROM adapter_aliases",
 }
-DERIVED = set(overviews.TABLES)  # rebuilt from the points by the embedded store
+DERIVED = {*overviews.TABLES, "sealed_curves"}  # rebuilt from the points (core.overviews, core.pg_curves)
 QUEUE_TABLES = "huey_"  # a team's queue shares its database: jobs are not part of the store
 CHUNK = 50_000  # rows read, written and checked at a time: memory stays bounded whatever the store's size
 
@@ -188,6 +188,7 @@ def _copy(
                     f"table {table} differs after the copy ({expected.rows} rows in, {found.rows} found); run the copy again"
                 )
             report.tables.append(TableCopy(table, expected.rows, expected.hexdigest()))
+    dst.build_overviews()  # what the destination keeps beside the points (DERIVED), built from the copied points
     try:  # both now hold these: a copy back compares with them too
         src._write(lambda con: _write_marks(con, marks))
     except TuneDeckError:  # a source this role may only read: nothing is lost, a copy back may ask more of it

@@ -330,10 +330,50 @@ def test_small_and_large_results_come_back_as_the_same_frames(pg):
         "CASE i %% 4 WHEN 1 THEN 'NaN'::NUMERIC WHEN 2 THEN 'Infinity'::NUMERIC ELSE i::NUMERIC / 3 END AS ratio "
         "FROM generate_series(1, %s) AS i ORDER BY i"
     )
-    with pg._connection() as raw, raw.cursor(binary=True) as cursor:
+    with pg._connection() as con, con.raw.cursor(binary=True) as cursor:
         few = to_frame(cursor.execute(query, [ROWS_AT_ONCE]))
         many = to_frame(cursor.execute(query, [ROWS_AT_ONCE * 3]))
 
     assert few.schema == many.schema
     assert few.equals(many.head(ROWS_AT_ONCE))
     assert few["ratio"].head(3).to_list()[:2] == [pytest.approx(float("nan"), nan_ok=True), float("inf")]
+
+
+def ended_run(pg, values: list[float]) -> int:
+    run_id = pg.create_run(pg.create_experiment({"name": f"sealed {len(values)}", "dataset": "data/sample/sentiment.csv"}), {})
+    pg.mark_running(run_id, "w:1")
+    steps = list(range(len(values)))
+    pg.log_metrics(pl.DataFrame({"run_id": run_id, "key": "loss", "step": steps, "value": values, "wall_time": None}))
+    pg.complete_run(run_id)
+    return run_id
+
+
+def test_an_ended_runs_whole_curve_is_read_from_its_seal_while_the_seal_holds(pg):
+    """The seal is what a history call reads (a first value changed in it alone shows), and a point logged after the
+    end makes it stale, so the call reads the points again."""
+    run_id = ended_run(pg, [1.0, 0.5, 0.25])
+    with pg._connection() as con:
+        con.raw.execute(
+            "UPDATE sealed_curves SET points = overlay(points PLACING float8send(9.5) FROM 8 * count::INTEGER + 1) WHERE run_id = %s",
+            [run_id],
+        )
+    assert pg.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [9.5, 0.5, 0.25]
+
+    pg.log_metrics(pl.DataFrame({"run_id": run_id, "key": "loss", "step": [3], "value": [0.125], "wall_time": None}))
+    assert pg.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [1.0, 0.5, 0.25, 0.125]
+
+
+def test_a_store_from_before_seals_has_its_ended_runs_sealed_by_the_migration(pg, tmp_path):
+    run_id = ended_run(pg, [0.3, 0.2])
+    with pg._connection() as con:
+        con.raw.execute("DROP TABLE sealed_curves")
+        con.raw.execute("DELETE FROM schema_migrations WHERE version = 8")
+
+    migrated = PostgresStore(pg.url, tmp_path / "after upgrade")
+    try:
+        with migrated._connection() as con:
+            sealed = con.raw.execute("SELECT run_id, key, count, last_step FROM sealed_curves").fetchall()
+        assert sealed == [(run_id, "loss", 2, 1)]
+        assert migrated.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [0.3, 0.2]
+    finally:
+        migrated.close()

@@ -343,6 +343,37 @@ def test_series_keep_each_points_wall_time_to_the_microsecond_whichever_way_they
     assert store.get_metric_series(runs[:1], ["accuracy"], max_points=None).schema == reads["one curve"][0].schema
 
 
+def test_an_ended_runs_whole_curve_holds_every_point_logged_to_it_before_and_after_its_end(store, make_experiment, make_run):
+    """A journal replayed late brings points after the run ended: a new step, a step logged again. The history call
+    shows them at once, times to the microsecond (on PostgreSQL an ended run's curve is read from its seal while it
+    still holds: core.pg_curves)."""
+    experiment_id = make_experiment()
+    times = [datetime(1999, 12, 31, 23, 59, 59, 999999), datetime(2026, 12, 3, 7, 30, 1, 5), datetime(2262, 4, 11, 23, 47, 16, 854775)]
+
+    def points(run_id: int, steps: list[int], values: list[float], wall_times: list[datetime]) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"run_id": run_id, "key": "loss", "step": steps, "value": values, "wall_time": wall_times},
+            schema_overrides={"wall_time": pl.Datetime("us")},
+        )
+
+    def curve(run_id: int) -> list[tuple]:
+        read = store.get_metric_series([run_id], ["loss"], max_points=None)
+        assert read["run_id"].to_list() == [run_id] * read.height and set(read["key"]) <= {"loss"}
+        return list(zip(read["step"], read["value"], read["wall_time"], strict=True))
+
+    for status in ("completed", "failed", "cancelled"):
+        run_id = make_run(experiment_id, status="running")
+        store.log_metrics(points(run_id, [1, 2, 3], [1.0, 0.5, 0.25], times))
+        {"completed": store.complete_run, "failed": lambda run: store.fail_run(run, "boom"), "cancelled": store.cancel_run}[status](run_id)
+        assert curve(run_id) == [(1, 1.0, times[0]), (2, 0.5, times[1]), (3, 0.25, times[2])], status
+
+        store.log_metrics(points(run_id, [2], [0.75], [times[2]]))  # the same count and last step, another value
+        assert curve(run_id) == [(1, 1.0, times[0]), (2, 0.75, times[2]), (3, 0.25, times[2])], status
+        store.log_metrics(points(run_id, [4], [0.125], [times[1]]))
+        assert curve(run_id) == [(1, 1.0, times[0]), (2, 0.75, times[2]), (3, 0.25, times[2]), (4, 0.125, times[1])], status
+    assert store.get_metric_series([run_id], ["accuracy"], max_points=None).is_empty()
+
+
 def test_runs_table_has_one_row_per_run_and_the_last_value_of_each_metric(store, make_experiment, make_run):
     experiment_id = make_experiment()
     older = make_run(experiment_id, metrics={"loss": [1.0, 0.4], "accuracy": [0.5, 0.8]})

@@ -13,6 +13,7 @@ from core.duckdb_store import DuckDBStore
 from core.entities import AdapterSpec
 from core.errors import ConflictError, StoreError, ValidationError
 from core.postgres_store import PostgresStore
+from core.status import RunStatus
 from core.store_copy import Checksum, copy_store
 from tests.cli.conftest import ROOT, clean_env
 
@@ -99,6 +100,13 @@ def test_a_store_goes_up_to_postgresql_and_back_with_everything_in_it(tmp_path, 
     try:
         assert everything(team) == expected
         assert team.verify_integrity() == []
+        with psycopg.connect(url) as con:  # the ended runs' curves sealed at once, as if they had ended here
+            sealed = con.execute("SELECT run_id FROM sealed_curves ORDER BY 1").fetchall()
+        ended = sorted(run["id"] for run in expected["runs"] if RunStatus(run["status"]).is_terminal)
+        assert [run_id for (run_id,) in sealed] == ended
+        for run_id in ended:
+            curve = team.get_metric_series([run_id], ["loss"], max_points=None).to_dicts()
+            assert curve == [point for point in expected["points"] if point["run_id"] == run_id]
         next_id = team.create_experiment({"name": "after the move", "dataset": SAMPLE})
         assert next_id == max(e["id"] for e in expected["experiments"]) + 1
         team.delete_experiment(next_id)  # so the copy back holds only what went up, plus this
