@@ -308,6 +308,31 @@ def workers_training(runs: list[Run], now: datetime, heartbeat_timeout: float) -
     return len({run.worker for run in runs if run.status == RunStatus.RUNNING and run.worker and not is_silent(run, now, heartbeat_timeout)})
 
 
+def no_experiments_message(filtered: bool, deleted_matching: int) -> str:
+    """What an empty experiments list says, and where the experiments it does not show are."""
+    if deleted_matching:
+        return (
+            f"No experiments match, but {plural(deleted_matching, 'deleted experiment')} "
+            f"{'does' if deleted_matching == 1 else 'do'}: turn on “Show deleted” to see "
+            f"{'it' if deleted_matching == 1 else 'them'}."
+        )
+    if filtered:
+        return "No experiments match. Create one above, or clear the filters."
+    return "No experiments yet: create one above."
+
+
+def worker_caption(running_here: bool, team_mode: bool, training: int) -> str:
+    """The Jobs page's line on this machine's worker. In team mode the app's machine often runs none (its own is off,
+    GPU machines train), which is not something to fix while workers elsewhere train."""
+    if running_here:
+        return "A worker runs for this machine's data folder."
+    if not team_mode:
+        return "No worker runs for this machine's data folder: `tunedeck worker` starts one."
+    if training:
+        return f"No worker runs on this machine; {plural(training, 'worker')} on other machines {'is' if training == 1 else 'are'} training."
+    return "No worker runs on this machine, and none is training anywhere: `tunedeck worker` on a GPU machine starts one."
+
+
 def active_runs_frame(
     runs: list[Run], now: datetime, experiment_names: dict[int, str] | None = None, silent_after: float | None = None
 ) -> pl.DataFrame:

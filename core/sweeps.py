@@ -3,6 +3,7 @@
 A sweep is written one setting per line:
 
     learning_rate = 1e-3, 3e-3, 1e-2     values: a grid tries each, a random search picks among them
+    learning_rate = [1e-3, 3e-3]         the same, written as a list
     lora_rank = 4 .. 32                   a range (random search only): whole numbers for whole-number settings
     learning_rate = 1e-4 .. 1e-2 log      drawn evenly on a log scale
 
@@ -85,6 +86,8 @@ def _shown(value: Any) -> str:
 
 
 def _axis(name: str, raw: str, where: str) -> Axis:
+    if raw.startswith("[") and raw.endswith("]"):  # a list as Python, YAML or a W&B sweep writes it
+        raw = raw[1:-1].strip()
     found = _RANGE.match(raw)
     if found is None:
         values = [_value(part.strip()) for part in raw.split(",") if part.strip()]

@@ -200,8 +200,8 @@ def runs_and_curves(experiment_id: int) -> bool:
 
 SWEEP_MODES = {"One run": None, "Grid": "grid", "Random search": "random"}
 SWEEP_HELP = (
-    "One setting per line. Values: `learning_rate = 1e-3, 3e-3, 1e-2` (a grid tries each; a random search picks "
-    "among them). Ranges, random search only: `lora_rank = 4 .. 32`, `learning_rate = 1e-4 .. 1e-2 log`."
+    "One setting per line. Values: `learning_rate = 1e-3, 3e-3, 1e-2`, brackets optional (a grid tries each; a "
+    "random search picks among them). Ranges, random search only: `lora_rank = 4 .. 32`, `learning_rate = 1e-4 .. 1e-2 log`."
 )
 
 

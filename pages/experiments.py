@@ -5,7 +5,7 @@ import streamlit as st
 from core import resources
 from core.datasets import inspect_dataset, stored_reference, training_warnings
 from core.errors import TuneDeckError, ValidationError, quoted
-from core.presenters import SORT_LABELS, experiments_frame, plural
+from core.presenters import SORT_LABELS, experiments_frame, no_experiments_message, plural
 from core.status import ExperimentStatus, any_active
 from ui.common import (
     as_this_tab_left_it,
@@ -182,8 +182,9 @@ def listing(chosen: dict, page) -> bool:
         st.caption("Click a row to open the experiment.")
         open_on_select(table, frame, "pages/experiment.py", "experiment")
     else:
-        filtered = chosen["status"] or chosen["name_contains"] or chosen["include_deleted"]
-        st.info("No experiments match. Create one above, or clear the filters." if filtered else "No experiments yet: create one above.")
+        filtered = bool(chosen["status"] or chosen["name_contains"] or chosen["include_deleted"])
+        hidden = 0 if chosen["include_deleted"] else store().list_experiments(**{**chosen, "include_deleted": True}, page_size=1).total
+        st.info(no_experiments_message(filtered, hidden))
     if page.pages > 1:
         st.pagination(page.pages, key="page", bind="query-params")
     return running(page)

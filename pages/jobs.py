@@ -7,7 +7,7 @@ from ui.common import through_app
 
 through_app()  # first: the imports below need the settings app.py checks (a page Streamlit starts on its own)
 
-from core.presenters import active_runs_frame, plural, run_label, silence_warning, workers_training
+from core.presenters import active_runs_frame, plural, run_label, silence_warning, worker_caption, workers_training
 from core.store_url import safe_message
 from jobs.config import ready_queue
 from jobs.lock import worker_running
@@ -38,10 +38,7 @@ def live() -> None:
         now, timeout = store().now(), settings().heartbeat_timeout
         training = workers_training(active, now, timeout)
         cells[2].metric("workers training", training, help="Processes that run a run now, on any machine (a silent one is lost).")
-        if worker_running(settings()):
-            st.caption("A worker runs for this machine's data folder.")
-        else:
-            st.caption("No worker runs for this machine's data folder: `tunedeck worker` starts one.")
+        st.caption(worker_caption(worker_running(settings()), settings().team_mode, training))
         if not active:
             st.info("Nothing queued or running.")
             return

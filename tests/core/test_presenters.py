@@ -23,6 +23,7 @@ from core.presenters import (
     runs_frame,
     safe_markdown,
     still_changing,
+    worker_caption,
     workers_training,
 )
 
@@ -252,6 +253,21 @@ def test_workers_training_counts_each_process_running_a_run_once_and_not_a_silen
 
     assert workers_training(store.list_active_runs(), clock.now, heartbeat_timeout=60) == 2
     assert workers_training(store.list_active_runs(), clock.now, heartbeat_timeout=300) == 3
+
+
+@pytest.mark.parametrize(
+    ("running_here", "team_mode", "training", "said"),
+    [
+        (True, False, 0, "A worker runs for this machine's data folder."),
+        (False, False, 0, "No worker runs for this machine's data folder: `tunedeck worker` starts one."),
+        (False, True, 1, "No worker runs on this machine; 1 worker on other machines is training."),
+        (False, True, 3, "No worker runs on this machine; 3 workers on other machines are training."),
+        (False, True, 0, "No worker runs on this machine, and none is training anywhere: `tunedeck worker` on a GPU machine starts one."),
+    ],
+)
+def test_the_jobs_page_asks_for_a_worker_only_where_none_trains(running_here, team_mode, training, said):
+    """A team's app machine runs no worker of its own while GPU machines train: nothing to start there."""
+    assert worker_caption(running_here, team_mode, training) == said
 
 
 def test_a_dataset_inside_the_apps_folder_is_listed_by_its_path_from_there(tmp_path):

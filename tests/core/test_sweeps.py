@@ -34,6 +34,14 @@ def test_a_grid_is_every_combination_once():
     assert all(c["epochs"] == 1 and c["trainer"] == "builtin" for c in configs)
 
 
+def test_values_written_as_a_list_in_brackets_read_as_the_same_values():
+    """As a Python list, YAML or a W&B sweep file writes them; before, '[1e-3' was refused as not a number."""
+    assert parse_axes("learning_rate = [1e-3, 3e-3]\nlora_rank = [4, 8]", "builtin") == parse_axes(
+        "learning_rate = 1e-3, 3e-3\nlora_rank = 4, 8", "builtin"
+    )
+    assert parse_axes("learning_rate = [1e-4 .. 1e-2 log]", "builtin") == {"learning_rate": Range(1e-4, 1e-2, log=True)}
+
+
 def test_a_grid_over_the_cap_says_how_big_it_is_and_what_to_do():
     axes = parse_axes("seed = " + ", ".join(map(str, range(8))) + "\nlora_rank = 1, 2, 3, 4, 5, 6, 7", "builtin")
 

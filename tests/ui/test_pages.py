@@ -257,6 +257,19 @@ def test_an_empty_store_says_to_create_an_experiment_and_an_empty_filter_to_clea
     assert [info.value for info in app.info] == ["No experiments match. Create one above, or clear the filters."]
 
 
+def test_a_filter_that_only_deleted_experiments_match_says_show_deleted_finds_them(open_page, app_store):
+    gone = app_store.create_experiment({"name": "sweep one", "dataset": SAMPLE})
+    app_store.create_experiment({"name": "baseline", "dataset": SAMPLE})
+    app_store.delete_experiment(gone)
+    app = open_page("pages/experiments.py")
+
+    app.text_input(key="q").input("sweep").run()
+    assert [info.value for info in app.info] == ["No experiments match, but 1 deleted experiment does: turn on “Show deleted” to see it."]
+
+    app.toggle(key="deleted").set_value(True).run()
+    assert table_with(app, "best")["name"].tolist() == ["sweep one"]
+
+
 def test_a_shared_link_opens_the_list_with_its_name_filter(open_page, populated, app_store):
     app_store.create_experiment({"name": "other", "dataset": SAMPLE})
 
