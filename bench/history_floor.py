@@ -110,14 +110,14 @@ def on_postgres(folder: Path, run_ids: list[int], url: str) -> dict[str, float]:
     a connection of their own (a binary cursor as the store's, prepared as the store's are after a few uses)."""
     import psycopg
 
-    from core.pg_curves import ONE_CURVE
+    from core.pg_curves import SEALED_CURVE
 
     store = tunedeck.reader(folder)
     with psycopg.connect(url, autocommit=True) as con, con.cursor(binary=True) as cursor:
         return per_call(
             {
                 "history call": lambda run_id: store.get_metric_series([run_id], ["loss"], max_points=None),
-                "its statement alone": lambda run_id: cursor.execute(ONE_CURVE, {"run": run_id, "key": "loss"}).fetchone(),
+                "its statement alone": lambda run_id: cursor.execute(SEALED_CURVE, {"run": run_id, "key": "loss"}).fetchone(),
                 "least statement": lambda _: cursor.execute("SELECT 1").fetchall(),
             },
             run_ids,

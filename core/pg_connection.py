@@ -165,7 +165,7 @@ def to_frame(cursor: psycopg.Cursor, found: list[tuple] | None = None) -> pl.Dat
 
 
 class PgConnection:
-    """One transaction's connection, as the store's statements use it."""
+    """A connection as the store's statements use it."""
 
     def __init__(self, raw: psycopg.Connection):
         self.raw = raw
@@ -199,6 +199,14 @@ class PgConnection:
 
     def unregister(self, name: str) -> None:
         self.execute(_EMPTIED[name])
+
+
+class PooledConnection(psycopg.Connection):
+    """A pool's connection, which keeps its PgConnection (and so one cursor) for its life rather than one per call."""
+
+    @functools.cached_property
+    def statements(self) -> PgConnection:
+        return PgConnection(self)
 
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")

@@ -1,81 +1,85 @@
-"""Ended runs' curves kept sealed on PostgreSQL: each series of an ended run as one row, its steps, values and times
-packed as PostgreSQL sends 8-byte numbers, so reading a whole curve is one row that numpy reads at once instead of
-a Python object per value (`get_metric_series([run], [key], max_points=None)`, a training script's history call).
+"""Ended runs' curves kept sealed on PostgreSQL: each series of a run that ended, as one row, its points packed as
+PostgreSQL sends 8-byte numbers (step, value, time; point after point in step order), so reading a whole curve is
+one row that numpy reads at once instead of a Python object per value (`get_metric_series([run], [key],
+max_points=None)`, a training script's history call).
 
-The points stay the store's record; a seal is derived from them. It holds only while its series' summary still has
-the count and last step it was sealed at: a point logged after the run ended (a journal replayed late) leaves the
-seal stale, and the read packs the points themselves in the same statement. A rewritten step drops the seal
-(`PostgresStore._overviews_stale`); `tunedeck store copy` does not copy seals, it seals again at the destination.
+The points stay the store's record; a seal is derived from them and trusted only while its series' summary has
+the count and last step it was sealed with, so a point logged after the end (a journal replayed late) leaves it
+stale and the read takes the points. A rewritten step keeps both: there a trigger on `metrics` (migration 8) drops
+the seal of every series a DELETE or UPDATE touches, whichever release of TuneDeck wrote it, after locking their
+runs, as a run's end does before it seals, so a run ending at that moment seals either before (and its seal is
+dropped) or after (and sees the new points). `tunedeck store copy` does not copy seals; it seals at the destination.
 """
 
 import numpy as np
 import polars as pl
 
-from core.pg_connection import PG_EPOCH_US, PgConnection
+from core.pg_connection import PG_EPOCH_US, PgConnection, points_cursor
 from core.points import POINT_SCHEMA
 from core.status import ENDED_VALUES
 
-# A series longer than this stays unsealed (its row would be 24 bytes a point: 2.4 MB here) and is read from its points.
-SEALED_MAX_POINTS = 100_000
+# Series longer than this stay unsealed and are read from their points: sealing costs a run's end ~2.4 s per
+# million points (in its transaction, the run locked), and a row of 24 bytes a point.
+SEALED_MAX_POINTS = 25_000
 
-# steps, then values, then times (microseconds since 2000), each a run of big-endian 8-byte numbers in step order
-_PACKED = (
-    "string_agg(int8send(m.step), ''::BYTEA ORDER BY m.step) || string_agg(float8send(m.value), ''::BYTEA ORDER BY m.step) "
-    "|| string_agg(timestamp_send(m.wall_time), ''::BYTEA ORDER BY m.step)"
-)
+_POINT = np.dtype([("step", ">i8"), ("value", ">f8"), ("time", ">i8")])  # time: microseconds since 2000
 _SEAL = f"""
     INSERT INTO sealed_curves (run_id, key, count, last_step, points)
-    SELECT m.run_id, m.key, count(*), max(m.step), {_PACKED}
-    FROM metrics m JOIN metric_summaries s ON s.run_id = m.run_id AND s.key = m.key
-    WHERE {{which}} AND s.count <= {SEALED_MAX_POINTS}
-    GROUP BY m.run_id, m.key
+    SELECT s.run_id, s.key, p.count, p.last_step, p.points
+    FROM metric_summaries s, LATERAL (
+        SELECT count(*) AS count, max(m.step) AS last_step,
+               string_agg(int8send(m.step) || float8send(m.value) || timestamp_send(m.wall_time), ''::BYTEA ORDER BY m.step) AS points
+        FROM metrics m WHERE m.run_id = s.run_id AND m.key = s.key
+    ) p
+    WHERE s.run_id = ANY(%(runs)s::BIGINT[]) AND s.count <= {SEALED_MAX_POINTS}
     ON CONFLICT (run_id, key) DO UPDATE SET count = excluded.count, last_step = excluded.last_step, points = excluded.points
 """
-SEAL_RUNS = _SEAL.format(which="m.run_id = ANY(%(runs)s::BIGINT[])")
-# Every ended run's series that has no seal, or a stale one: after a copy, and when the table first comes (a migration).
-SEAL_ENDED = _SEAL.format(
-    which=f"""s.run_id IN (SELECT id FROM runs WHERE status IN ({", ".join(f"'{status}'" for status in ENDED_VALUES)}))
-    AND NOT EXISTS (
-        SELECT 1 FROM sealed_curves c WHERE c.run_id = s.run_id AND c.key = s.key AND c.count = s.count AND c.last_step = s.last_step
-    )"""
-)
-# One curve: its seal if it still holds, else its points packed the same way here (not run when the seal holds);
-# no points, NULL.
-ONE_CURVE = f"""
-    SELECT coalesce(
-        (SELECT c.points FROM sealed_curves c
-         JOIN metric_summaries s ON s.run_id = c.run_id AND s.key = c.key AND s.count = c.count AND s.last_step = c.last_step
-         WHERE c.run_id = %(run)s AND c.key = %(key)s),
-        (SELECT {_PACKED} FROM metrics m WHERE m.run_id = %(run)s AND m.key = %(key)s)
-    )
+SEALED_CURVE = """
+    SELECT c.points FROM sealed_curves c
+    JOIN metric_summaries s ON s.run_id = c.run_id AND s.key = c.key AND s.count = c.count AND s.last_step = c.last_step
+    WHERE c.run_id = %(run)s AND c.key = %(key)s
 """
-DROP_REWRITTEN = "DELETE FROM sealed_curves WHERE (run_id, key) IN (SELECT DISTINCT run_id, key FROM points)"
+_POINTS = "SELECT step, value, wall_time FROM metrics WHERE run_id = %(run)s AND key = %(key)s ORDER BY step"
 
 
-def seal(con: PgConnection, run_ids: list[int]) -> None:
-    """Seal the runs' series (in the caller's transaction, where the runs end)."""
-    con.cursor.execute(SEAL_RUNS, {"runs": run_ids})
+def seal(con: PgConnection, run_id: int) -> None:
+    """Seal a run's series, in the transaction that ends it: its row is locked first (see the module's docstring)."""
+    con.cursor.execute("SELECT 1 FROM runs WHERE id = %(run)s FOR UPDATE", {"run": run_id})
+    con.cursor.execute(_SEAL, {"runs": [run_id]})
 
 
 def seal_ended(con: PgConnection) -> None:
-    con.cursor.execute(SEAL_ENDED)
+    """Seal every ended run's series that has no seal or a stale one (a copy's destination, a store from before
+    seals). Their runs are held first, so a rewrite waits for this or this for it."""
+    held = con.cursor.execute(
+        "SELECT id FROM runs WHERE status = ANY(%(ended)s::TEXT[]) ORDER BY id FOR SHARE", {"ended": ENDED_VALUES}
+    ).fetchall()
+    con.cursor.execute(_SEAL, {"runs": [run_id for (run_id,) in held]})
 
 
 def one_curve(con: PgConnection, run_id: int, key: str) -> pl.DataFrame:
-    """The run's whole series of `key`, in step order, as the store's point frame."""
-    (packed,) = con.cursor.execute(ONE_CURVE, {"run": run_id, "key": key}).fetchone()
-    return curve_frame(packed or b"", run_id, key)
+    """The run's whole series of `key`, in step order: its seal if it holds, else its points (a second statement, so
+    a running run's read costs what it did before seals, plus a lookup)."""
+    params = {"run": run_id, "key": key}
+    sealed = con.cursor.execute(SEALED_CURVE, params).fetchone()
+    if sealed is not None:
+        points = np.frombuffer(sealed[0], _POINT)
+        return _curve(run_id, key, points["step"], points["value"], points["time"])
+    with points_cursor(con.raw) as cursor:
+        found = cursor.execute(_POINTS, params).fetchall()
+    step, value, time = zip(*found, strict=True) if found else ((), (), ())
+    return _curve(run_id, key, step, value, time)
 
 
-def curve_frame(packed: bytes, run_id: int, key: str) -> pl.DataFrame:
-    n = len(packed) // 24
-    numbers = np.frombuffer(packed, ">i8", 3 * n).astype(np.int64)  # to this machine's byte order; floats keep their bits
+def _curve(run_id: int, key: str, step, value, time) -> pl.DataFrame:
+    """The store's point frame of one curve; `time` in microseconds since 2000, as PostgreSQL sends it."""
+    n = len(step)
     return pl.DataFrame(
         [
             pl.Series("run_id", [run_id] * n, dtype=pl.Int64),
             pl.Series("key", [key] * n, dtype=pl.String),
-            pl.Series("step", numbers[:n]),
-            pl.Series("value", numbers[n : 2 * n].view(np.float64)),
-            pl.Series("wall_time", numbers[2 * n :] + PG_EPOCH_US).cast(POINT_SCHEMA["wall_time"]),
+            pl.Series("step", np.asarray(step, dtype=np.int64)),
+            pl.Series("value", np.asarray(value, dtype=np.float64)),
+            pl.Series("wall_time", np.asarray(time, dtype=np.int64) + PG_EPOCH_US).cast(POINT_SCHEMA["wall_time"]),
         ]
     )

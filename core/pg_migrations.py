@@ -7,7 +7,6 @@ embedded store run here unchanged (see core.pg_connection for the few that need 
 import psycopg
 
 from core.migrations import BEST_TIES_TO_LOWER_RUN_ID
-from core.pg_curves import SEAL_ENDED
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -187,7 +186,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         8,
-        "ended runs' curves sealed one row a series, for whole-curve reads (core.pg_curves; PostgreSQL only)",
+        "ended runs' curves sealed one row a series, for whole-curve reads, dropped by a trigger wherever a point "
+        "is rewritten (core.pg_curves; PostgreSQL only)",
         """
         CREATE TABLE sealed_curves (
             run_id BIGINT NOT NULL,
@@ -198,8 +198,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (run_id, key)
         ) WITH (toast_tuple_target = 8160);  -- a curve up to ~340 points stays in its row: one page read
         ALTER TABLE sealed_curves ALTER COLUMN points SET STORAGE EXTERNAL;  -- packed numbers do not compress
-        """
-        + SEAL_ENDED,
+        CREATE FUNCTION drop_rewritten_seals() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM 1 FROM runs WHERE id IN (SELECT run_id FROM gone) ORDER BY id FOR UPDATE;
+            DELETE FROM sealed_curves c USING (SELECT DISTINCT run_id, key FROM gone) g
+                WHERE c.run_id = g.run_id AND c.key = g.key;
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER metrics_deleted AFTER DELETE ON metrics REFERENCING OLD TABLE AS gone
+            FOR EACH STATEMENT EXECUTE FUNCTION drop_rewritten_seals();
+        CREATE TRIGGER metrics_updated AFTER UPDATE ON metrics REFERENCING OLD TABLE AS gone
+            FOR EACH STATEMENT EXECUTE FUNCTION drop_rewritten_seals();
+        """,
     ),
 ]
 

@@ -10,7 +10,6 @@ binary COPY into Polars.
 import io
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,13 +25,14 @@ from core.entities import Adapter, AdapterSpec, utcnow
 from core.errors import ConflictError, StoreBusyError, StoreError, StoreUnavailableError, TuneDeckError
 from core.pg_connection import (
     PgConnection,
+    PooledConnection,
     allow_idle,
     points_cursor,
     points_frame,
     prepare,
     read_binary_points,
 )
-from core.pg_curves import DROP_REWRITTEN, one_curve, seal, seal_ended
+from core.pg_curves import one_curve, seal, seal_ended
 from core.pg_migrations import migrate
 from core.sql import rows
 from core.sql_store import SqlStore, as_id, checked_series_request
@@ -75,7 +75,6 @@ class PostgresStore(SqlStore):
         self._local_data_dir = Path(data_dir)
         self._pool: ConnectionPool | None = None
         self._pool_lock = threading.Lock()
-        self._kept: weakref.WeakKeyDictionary[psycopg.Connection, PgConnection] = weakref.WeakKeyDictionary()
         self._local = threading.local()
         self._server_at: tuple[datetime, float] | None = None  # the server's time, and this machine's tick then
         if clock is None:
@@ -132,6 +131,7 @@ class PostgresStore(SqlStore):
                     min_size=1,
                     max_size=POOL_SIZE,
                     kwargs={"autocommit": True, **connection_options(self.url)},
+                    connection_class=PooledConnection,
                     configure=self._prepare,
                     timeout=self.timeout,
                     name="tunedeck",
@@ -150,10 +150,7 @@ class PostgresStore(SqlStore):
         """A pooled connection, with the cursor it keeps for the store's statements (one per connection, not per call)."""
         try:
             with self._connections().connection() as raw:
-                con = self._kept.get(raw)
-                if con is None:
-                    con = self._kept[raw] = PgConnection(raw)
-                yield con
+                yield raw.statements
         except PoolTimeout:
             raise StoreBusyError(
                 f"no connection to the PostgreSQL store at {self.location} within {self.timeout:g} s: the database "
@@ -266,21 +263,14 @@ class PostgresStore(SqlStore):
         super()._recompute_best(con, experiment_id)
 
     def _transition(self, con, run_id: int, new: RunStatus, **fields: Any) -> int:
-        """A run that ends has its curves sealed in the same transaction (core.pg_curves)."""
-        experiment_id = super()._transition(con, run_id, new, **fields)
+        """A run that ends has its curves sealed in the same transaction (core.pg_curves), before its experiment's
+        row is locked for the counters: other runs of the experiment do not wait for the seal."""
         if new.is_terminal:
-            seal(con, [as_id(run_id, "run")])
-        return experiment_id
-
-    def _overviews_stale(self, con) -> None:
-        """Steps of the registered points were rewritten: their seals no longer hold. Their runs are locked first, so
-        a run ending on another machine at this moment seals either before (and its seal is dropped here) or after
-        (and sees these points)."""
-        rows(con, "SELECT 1 FROM runs WHERE id IN (SELECT DISTINCT run_id FROM points) ORDER BY id FOR UPDATE")
-        rows(con, DROP_REWRITTEN)
+            seal(con, as_id(run_id, "run"))
+        return super()._transition(con, run_id, new, **fields)
 
     def build_overviews(self) -> None:
-        """Seal every ended run's curves that have no seal or a stale one (after a copy into this store)."""
+        """Seal every ended run's curves that have no seal or a stale one (a copy's destination)."""
         self._write(seal_ended)
 
     def _register_adapter(self, con, run_id: int, experiment_id: int, spec: AdapterSpec) -> Adapter:

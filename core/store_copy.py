@@ -188,11 +188,12 @@ def _copy(
                     f"table {table} differs after the copy ({expected.rows} rows in, {found.rows} found); run the copy again"
                 )
             report.tables.append(TableCopy(table, expected.rows, expected.hexdigest()))
-    dst.build_overviews()  # what the destination keeps beside the points (DERIVED), built from the copied points
     try:  # both now hold these: a copy back compares with them too
         src._write(lambda con: _write_marks(con, marks))
     except TuneDeckError:  # a source this role may only read: nothing is lost, a copy back may ask more of it
         pass
+    if is_postgres(destination):  # the copied runs' curves sealed as if they had ended there (an embedded
+        dst.build_overviews()  # destination's owner builds its overviews when it idles)
     return report
 
 

@@ -12,7 +12,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from core import sql_annotations, sql_store
+from core import pg_curves, sql_annotations, sql_store
 from core.errors import ConflictError, StoreError, StoreUnavailableError, ValidationError
 from core.pg_connection import TRANSLATIONS, _normal
 from core.postgres_store import PostgresStore
@@ -339,11 +339,17 @@ def test_small_and_large_results_come_back_as_the_same_frames(pg):
     assert few["ratio"].head(3).to_list()[:2] == [pytest.approx(float("nan"), nan_ok=True), float("inf")]
 
 
-def ended_run(pg, values: list[float]) -> int:
-    run_id = pg.create_run(pg.create_experiment({"name": f"sealed {len(values)}", "dataset": "data/sample/sentiment.csv"}), {})
+def running_run(pg, values: list[float]) -> int:
+    experiment_id = pg.create_experiment({"name": f"sealed {time.monotonic_ns()}", "dataset": "data/sample/sentiment.csv"})
+    run_id = pg.create_run(experiment_id, {})
     pg.mark_running(run_id, "w:1")
     steps = list(range(len(values)))
     pg.log_metrics(pl.DataFrame({"run_id": run_id, "key": "loss", "step": steps, "value": values, "wall_time": None}))
+    return run_id
+
+
+def ended_run(pg, values: list[float]) -> int:
+    run_id = running_run(pg, values)
     pg.complete_run(run_id)
     return run_id
 
@@ -354,7 +360,7 @@ def test_an_ended_runs_whole_curve_is_read_from_its_seal_while_the_seal_holds(pg
     run_id = ended_run(pg, [1.0, 0.5, 0.25])
     with pg._connection() as con:
         con.raw.execute(
-            "UPDATE sealed_curves SET points = overlay(points PLACING float8send(9.5) FROM 8 * count::INTEGER + 1) WHERE run_id = %s",
+            "UPDATE sealed_curves SET points = overlay(points PLACING float8send(9.5) FROM 9) WHERE run_id = %s",  # after the step
             [run_id],
         )
     assert pg.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [9.5, 0.5, 0.25]
@@ -363,17 +369,61 @@ def test_an_ended_runs_whole_curve_is_read_from_its_seal_while_the_seal_holds(pg
     assert pg.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [1.0, 0.5, 0.25, 0.125]
 
 
-def test_a_store_from_before_seals_has_its_ended_runs_sealed_by_the_migration(pg, tmp_path):
-    run_id = ended_run(pg, [0.3, 0.2])
-    with pg._connection() as con:
-        con.raw.execute("DROP TABLE sealed_curves")
-        con.raw.execute("DELETE FROM schema_migrations WHERE version = 8")
+def test_a_rewrite_by_any_writer_drops_the_seal_in_the_database(pg):
+    """A machine still on a release from before seals rewrites a step with a plain DELETE and INSERT: the trigger on
+    `metrics` drops the seal, so upgraded machines read the new value, not the sealed one."""
+    run_id = ended_run(pg, [1.0, 0.5, 0.25])
+    with pg._connection() as con, con.raw.transaction():
+        con.raw.execute("DELETE FROM metrics WHERE run_id = %s AND key = 'loss' AND step = 1", [run_id])
+        con.raw.execute("INSERT INTO metrics VALUES (%s, 'loss', 1, 0.75, now())", [run_id])
+    assert pg.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [1.0, 0.75, 0.25]
 
-    migrated = PostgresStore(pg.url, tmp_path / "after upgrade")
+    ended = ended_run(pg, [2.0, 1.0])
+    with pg._connection() as con:
+        con.raw.execute("UPDATE metrics SET value = -1 WHERE run_id = %s AND step = 0", [ended])
+    assert pg.get_metric_series([ended], ["loss"], max_points=None)["value"].to_list() == [-1.0, 1.0]
+
+
+def test_a_copy_seals_the_ended_runs_of_a_store_that_had_none(postgres_databases, tmp_path):
+    """Runs that ended before the store had seals read from their points until `tunedeck store copy` or
+    `build_overviews` seals them (the migration leaves them: it holds every starting process while it runs)."""
+    url = postgres_databases.fresh()
+    store = PostgresStore(url, tmp_path / "team")
     try:
-        with migrated._connection() as con:
+        run_id = ended_run(store, [0.3, 0.2])
+        with store._connection() as con:
+            con.raw.execute("DELETE FROM sealed_curves")
+        assert store.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [0.3, 0.2]
+
+        store.build_overviews()
+        with store._connection() as con:
             sealed = con.raw.execute("SELECT run_id, key, count, last_step FROM sealed_curves").fetchall()
         assert sealed == [(run_id, "loss", 2, 1)]
-        assert migrated.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [0.3, 0.2]
+        assert store.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [0.3, 0.2]
     finally:
-        migrated.close()
+        store.close()
+
+
+def test_a_series_too_long_to_seal_is_read_from_its_points(pg, monkeypatch):
+    monkeypatch.setattr(pg_curves, "_SEAL", pg_curves._SEAL.replace(f"<= {pg_curves.SEALED_MAX_POINTS}", "<= 2"))
+    long_run, short_run = ended_run(pg, [3.0, 2.0, 1.0]), ended_run(pg, [2.0, 1.0])
+    with pg._connection() as con:
+        sealed = con.raw.execute("SELECT run_id FROM sealed_curves WHERE run_id = ANY(%s)", [[long_run, short_run]]).fetchall()
+    assert sealed == [(short_run,)]
+    assert pg.get_metric_series([long_run], ["loss"], max_points=None)["value"].to_list() == [3.0, 2.0, 1.0]
+
+
+def test_a_run_ending_while_another_machine_rewrites_its_step_seals_the_new_value(pg):
+    """The rewrite's trigger holds the run: the end's seal waits for the rewrite to commit, then reads its points."""
+    run_id = running_run(pg, [1.0, 0.5, 0.25])
+    with psycopg.connect(pg.url, autocommit=True) as other, other.transaction():
+        other.execute("DELETE FROM metrics WHERE run_id = %s AND step = 1", [run_id])
+        other.execute("INSERT INTO metrics VALUES (%s, 'loss', 1, 0.75, now())", [run_id])
+        ending = threading.Thread(target=pg.complete_run, args=[run_id])
+        ending.start()
+        time.sleep(0.5)
+        assert ending.is_alive()  # waiting for the rewrite's lock on the run
+    ending.join(timeout=30)
+
+    assert pg.get_run(run_id).status is RunStatus.COMPLETED
+    assert pg.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [1.0, 0.75, 0.25]

@@ -39,6 +39,9 @@ store.log_metrics(pl.DataFrame({"run_id": [run_id] * 3, "key": ["loss"] * 3, "st
 store.log_metrics(pl.DataFrame({"run_id": [run_id], "key": ["loss"], "step": [2], "value": [0.25], "wall_time": None}))
 store.append_log(run_id, "hello\\n")
 store.complete_run(run_id)
+assert store.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [0.3, 0.25, 0.1]  # its seal
+store.log_metrics(pl.DataFrame({"run_id": [run_id], "key": ["loss"], "step": [1], "value": [0.35], "wall_time": None}))
+assert store.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [0.35, 0.25, 0.1]  # the trigger
 store.delete_experiment(experiment_id)
 store.restore_experiment(experiment_id)
 assert store.verify_integrity() == [], store.verify_integrity()
