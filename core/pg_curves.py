@@ -40,6 +40,16 @@ SEALED_CURVE = """
     WHERE c.run_id = %(run)s AND c.key = %(key)s
 """
 _POINTS = "SELECT step, value, wall_time FROM metrics WHERE run_id = %(run)s AND key = %(key)s ORDER BY step"
+# Seals a read would trust whose points are not the series' points now (the integrity check's)
+_WRONG_SEALS = """
+    SELECT c.run_id, c.key FROM sealed_curves c
+    JOIN metric_summaries s ON s.run_id = c.run_id AND s.key = c.key AND s.count = c.count AND s.last_step = c.last_step
+    WHERE c.points IS DISTINCT FROM (
+        SELECT string_agg(int8send(m.step) || float8send(m.value) || timestamp_send(m.wall_time), ''::BYTEA ORDER BY m.step)
+        FROM metrics m WHERE m.run_id = c.run_id AND m.key = c.key
+    )
+    ORDER BY 1, 2
+"""
 
 
 def seal(con: PgConnection, run_id: int) -> None:
@@ -55,6 +65,11 @@ def seal_ended(con: PgConnection) -> None:
         "SELECT id FROM runs WHERE status = ANY(%(ended)s::TEXT[]) ORDER BY id FOR SHARE", {"ended": ENDED_VALUES}
     ).fetchall()
     con.cursor.execute(_SEAL, {"runs": [run_id for (run_id,) in held]})
+
+
+def wrong_seals(con: PgConnection) -> list[str]:
+    found = con.cursor.execute(_WRONG_SEALS).fetchall()
+    return [f"the sealed curve of run {run_id} key {key!r} disagrees with its points" for run_id, key in found]
 
 
 def one_curve(con: PgConnection, run_id: int, key: str) -> pl.DataFrame:

@@ -32,7 +32,7 @@ from core.pg_connection import (
     prepare,
     read_binary_points,
 )
-from core.pg_curves import one_curve, seal, seal_ended
+from core.pg_curves import one_curve, seal, seal_ended, wrong_seals
 from core.pg_migrations import migrate
 from core.sql import rows
 from core.sql_store import SqlStore, as_id, checked_series_request
@@ -268,6 +268,9 @@ class PostgresStore(SqlStore):
         if new.is_terminal:
             seal(con, as_id(run_id, "run"))
         return super()._transition(con, run_id, new, **fields)
+
+    def verify_integrity(self) -> list[str]:
+        return super().verify_integrity() + self._read(wrong_seals)
 
     def build_overviews(self) -> None:
         """Seal every ended run's curves that have no seal or a stale one (a copy's destination)."""

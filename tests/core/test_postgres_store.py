@@ -364,9 +364,11 @@ def test_an_ended_runs_whole_curve_is_read_from_its_seal_while_the_seal_holds(pg
             [run_id],
         )
     assert pg.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [9.5, 0.5, 0.25]
+    assert pg.verify_integrity() == [f"the sealed curve of run {run_id} key 'loss' disagrees with its points"]
 
     pg.log_metrics(pl.DataFrame({"run_id": run_id, "key": "loss", "step": [3], "value": [0.125], "wall_time": None}))
     assert pg.get_metric_series([run_id], ["loss"], max_points=None)["value"].to_list() == [1.0, 0.5, 0.25, 0.125]
+    assert pg.verify_integrity() == []  # a stale seal is no disagreement: no read trusts it
 
 
 def test_a_rewrite_by_any_writer_drops_the_seal_in_the_database(pg):
