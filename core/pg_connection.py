@@ -250,14 +250,19 @@ def points_cursor(raw: psycopg.Connection) -> psycopg.Cursor:
 
 def points_frame(found: list[tuple]) -> pl.DataFrame:
     """Points fetched by a `points_cursor` as (run_id, key, step, value, wall_time) rows, built a column at a time."""
-    run_id, key, step, value, wall_time = zip(*found, strict=True) if found else ([] for _ in POINT_SCHEMA)
+    return point_columns(*(zip(*found, strict=True) if found else ([] for _ in POINT_SCHEMA)))
+
+
+def point_columns(run_id, key, step, value, wall_time) -> pl.DataFrame:
+    """The store's point frame from its columns (sequences or arrays), `wall_time` in microseconds since 2000, as
+    PostgreSQL sends it."""
     return pl.DataFrame(
         [
             pl.Series("run_id", run_id, dtype=pl.Int64),
             pl.Series("key", key, dtype=pl.String),
-            pl.Series("step", step, dtype=pl.Int64),
-            pl.Series("value", value, dtype=pl.Float64),
-            (pl.Series("wall_time", wall_time, dtype=pl.Int64) + PG_EPOCH_US).cast(POINT_SCHEMA["wall_time"]),
+            pl.Series("step", np.asarray(step, dtype=np.int64)),
+            pl.Series("value", np.asarray(value, dtype=np.float64)),
+            pl.Series("wall_time", np.asarray(wall_time, dtype=np.int64) + PG_EPOCH_US).cast(POINT_SCHEMA["wall_time"]),
         ]
     )
 

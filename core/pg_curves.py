@@ -14,8 +14,7 @@ dropped) or after (and sees the new points). `tunedeck store copy` does not copy
 import numpy as np
 import polars as pl
 
-from core.pg_connection import PG_EPOCH_US, PgConnection, points_cursor
-from core.points import POINT_SCHEMA
+from core.pg_connection import PgConnection, point_columns, points_cursor
 from core.status import ENDED_VALUES
 
 # Series longer than this stay unsealed and are read from their points: sealing costs a run's end ~2.4 s per
@@ -23,31 +22,26 @@ from core.status import ENDED_VALUES
 SEALED_MAX_POINTS = 25_000
 
 _POINT = np.dtype([("step", ">i8"), ("value", ">f8"), ("time", ">i8")])  # time: microseconds since 2000
+_PACKED = "string_agg(int8send(m.step) || float8send(m.value) || timestamp_send(m.wall_time), ''::BYTEA ORDER BY m.step)"
+# A seal joined to its series' summary holds while the count and last step are the ones it was sealed with.
+_HOLDING = """sealed_curves c
+    JOIN metric_summaries s ON s.run_id = c.run_id AND s.key = c.key AND s.count = c.count AND s.last_step = c.last_step"""
 _SEAL = f"""
     INSERT INTO sealed_curves (run_id, key, count, last_step, points)
     SELECT s.run_id, s.key, p.count, p.last_step, p.points
     FROM metric_summaries s, LATERAL (
-        SELECT count(*) AS count, max(m.step) AS last_step,
-               string_agg(int8send(m.step) || float8send(m.value) || timestamp_send(m.wall_time), ''::BYTEA ORDER BY m.step) AS points
+        SELECT count(*) AS count, max(m.step) AS last_step, {_PACKED} AS points
         FROM metrics m WHERE m.run_id = s.run_id AND m.key = s.key
     ) p
     WHERE s.run_id = ANY(%(runs)s::BIGINT[]) AND s.count <= {SEALED_MAX_POINTS}
     ON CONFLICT (run_id, key) DO UPDATE SET count = excluded.count, last_step = excluded.last_step, points = excluded.points
 """
-SEALED_CURVE = """
-    SELECT c.points FROM sealed_curves c
-    JOIN metric_summaries s ON s.run_id = c.run_id AND s.key = c.key AND s.count = c.count AND s.last_step = c.last_step
-    WHERE c.run_id = %(run)s AND c.key = %(key)s
-"""
+SEALED_CURVE = f"SELECT c.points FROM {_HOLDING} WHERE c.run_id = %(run)s AND c.key = %(key)s"
 _POINTS = "SELECT step, value, wall_time FROM metrics WHERE run_id = %(run)s AND key = %(key)s ORDER BY step"
 # Seals a read would trust whose points are not the series' points now (the integrity check's)
-_WRONG_SEALS = """
-    SELECT c.run_id, c.key FROM sealed_curves c
-    JOIN metric_summaries s ON s.run_id = c.run_id AND s.key = c.key AND s.count = c.count AND s.last_step = c.last_step
-    WHERE c.points IS DISTINCT FROM (
-        SELECT string_agg(int8send(m.step) || float8send(m.value) || timestamp_send(m.wall_time), ''::BYTEA ORDER BY m.step)
-        FROM metrics m WHERE m.run_id = c.run_id AND m.key = c.key
-    )
+_WRONG_SEALS = f"""
+    SELECT c.run_id, c.key FROM {_HOLDING}
+    WHERE c.points IS DISTINCT FROM (SELECT {_PACKED} FROM metrics m WHERE m.run_id = c.run_id AND m.key = c.key)
     ORDER BY 1, 2
 """
 
@@ -79,22 +73,9 @@ def one_curve(con: PgConnection, run_id: int, key: str) -> pl.DataFrame:
     sealed = con.cursor.execute(SEALED_CURVE, params).fetchone()
     if sealed is not None:
         points = np.frombuffer(sealed[0], _POINT)
-        return _curve(run_id, key, points["step"], points["value"], points["time"])
-    with points_cursor(con.raw) as cursor:
-        found = cursor.execute(_POINTS, params).fetchall()
-    step, value, time = zip(*found, strict=True) if found else ((), (), ())
-    return _curve(run_id, key, step, value, time)
-
-
-def _curve(run_id: int, key: str, step, value, time) -> pl.DataFrame:
-    """The store's point frame of one curve; `time` in microseconds since 2000, as PostgreSQL sends it."""
-    n = len(step)
-    return pl.DataFrame(
-        [
-            pl.Series("run_id", [run_id] * n, dtype=pl.Int64),
-            pl.Series("key", [key] * n, dtype=pl.String),
-            pl.Series("step", np.asarray(step, dtype=np.int64)),
-            pl.Series("value", np.asarray(value, dtype=np.float64)),
-            pl.Series("wall_time", np.asarray(time, dtype=np.int64) + PG_EPOCH_US).cast(POINT_SCHEMA["wall_time"]),
-        ]
-    )
+        step, value, time = points["step"], points["value"], points["time"]
+    else:
+        with points_cursor(con.raw) as cursor:
+            found = cursor.execute(_POINTS, params).fetchall()
+        step, value, time = zip(*found, strict=True) if found else ((), (), ())
+    return point_columns([run_id] * len(step), [key] * len(step), step, value, time)

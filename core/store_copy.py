@@ -192,8 +192,8 @@ def _copy(
         src._write(lambda con: _write_marks(con, marks))
     except TuneDeckError:  # a source this role may only read: nothing is lost, a copy back may ask more of it
         pass
-    if is_postgres(destination):  # the copied runs' curves sealed as if they had ended there (an embedded
-        dst.build_overviews()  # destination's owner builds its overviews when it idles)
+    if is_postgres(destination):  # the copied runs' curves sealed, as if they had ended there
+        dst.build_overviews()  # (an embedded destination's owner builds its curve overviews when it idles)
     return report
 
 
