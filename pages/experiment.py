@@ -35,6 +35,7 @@ from jobs.trainers import SHIPPED, trainer_for
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import (
+    as_this_tab_left_it,
     data_table,
     fitting_width,
     flash,
@@ -45,6 +46,7 @@ from ui.common import (
     open_on_select,
     plain,
     query_id,
+    remember_url_state,
     restore_form,
     sentence,
     show_flash,
@@ -58,6 +60,7 @@ from ui.export import export_fold
 from ui.run_views import attributes, draw_group_panels, group_of_each_run, groups_section, hyperparameter_views
 from ui.search import apply_search, search_text
 
+URL_STATE = ("experiment", "metrics", "run_filter")  # the page's URL: its experiment and the widgets bound to it
 
 def pick_experiment() -> None:
     st.title("Experiment")
@@ -146,6 +149,7 @@ def runs_section(detail, series, diverged: set[int]) -> None:
     )
     selected = [shown[row].id for row in table.selection.rows if row < len(shown)] if table is not None else []
     by_id = {run.id: run for run in detail.runs}
+    remember_url_state(URL_STATE)  # here, where a row click or "Compare selected" leaves
     open_on_select(table, frame, "pages/run.py", "run")
     if selected != st.session_state.get("compare_ticked"):  # new ticks fill the box (a widget's default is read once)
         st.session_state.compare_ticked = st.session_state.compare_pick = selected
@@ -332,6 +336,7 @@ def run_form(experiment_id: int, clone, dataset: str) -> None:
 
 with friendly_errors(back=("pages/experiments.py", "All experiments")):
     show_flash()  # what a rename or a restore said, after its rerun: at the top, not down in the tags section
+    as_this_tab_left_it(URL_STATE)  # Back from a run opened here: this experiment, not the page's picker
     experiment_id = query_id("experiment", "experiment")
     if experiment_id is None:
         pick_experiment()

@@ -2,6 +2,7 @@
 
 import polars as pl
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import charts
 from core.divergence import LOSS_KEYS, LOSS_POINTS
@@ -13,6 +14,7 @@ X_LABELS = {"step": "step", "wall_time": "wall time", "elapsed": "relative time"
 
 def pick_metrics(keys: list[str], defaults: list[str]) -> list[str]:
     """Which panels, in which order: remembered in the URL (?metrics=...) so a link reopens the same view."""
+    _from_this_pages_url("metrics")
     default = charts.default_panels(chart_keys(keys), defaults)  # system metrics: not unless asked, even if alone
     return st.multiselect(
         "Metrics",
@@ -23,6 +25,17 @@ def pick_metrics(keys: list[str], defaults: list[str]) -> list[str]:
         placeholder="Choose the metrics to chart",
         help="One panel per metric, in the order chosen.",
     )
+
+
+def _from_this_pages_url(key: str) -> None:
+    """A page's picker starts from its own URL. Every page's picker has the key `metrics`, and Streamlit carries a
+    widget's value to the next page when the key matches: a run opened from an experiment page showing eval_loss
+    opened on eval_loss alone, with `&metrics=eval_loss` written into its address (and a Back that stayed on it)."""
+    context, owner = get_script_run_ctx(), f"_{key}_page"
+    here = context.page_script_hash if context else ""
+    if st.session_state.get(owner, here) != here and key in st.session_state:
+        del st.session_state[key]
+    st.session_state[owner] = here
 
 
 def chart_options(runs: int, panels: int) -> charts.ChartOptions:

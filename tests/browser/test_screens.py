@@ -276,6 +276,32 @@ def test_back_from_an_experiment_to_the_list_on_its_defaults_leaves_no_experimen
     page.wait_for_url(re.compile(r"/experiments$"), timeout=WAIT_MS)
 
 
+def test_a_run_opened_from_an_experiment_starts_on_its_own_panels_and_back_returns_to_the_experiment(team, page):
+    """Every page's picker has the key `metrics`: the run page took the experiment's choice and wrote it into its
+    own address, and Back (the history entry switch_page rewrote to ?run=N) showed the experiment picker, empty."""
+    url, _, ids = team
+    open_page(page, f"{url}/experiment?experiment={ids['sweep']}&metrics=eval_accuracy", "sentiment sweep", charts=1)
+    grid = page.get_by_test_id("stDataFrame").filter(visible=True).first  # the runs table
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+
+    page.mouse.click(box["x"] + 60, box["y"] + 35 * 1.5)  # the newest run's name, under the header row
+
+    page.wait_for_url(re.compile(r"/run\?run=\d+$"), timeout=WAIT_MS)
+    page.get_by_role("heading", name=re.compile(r"\(#\d+\)$")).first.wait_for(timeout=WAIT_MS)
+    picker = page.get_by_test_id("stMultiSelect").filter(has_text="Metrics")
+    playwright.expect(picker.get_by_text("loss", exact=True)).to_be_visible(timeout=WAIT_MS)  # the run page's defaults
+    assert "metrics=" not in page.url
+
+    page.go_back()
+
+    page.get_by_role("heading", name="sentiment sweep").first.wait_for(timeout=WAIT_MS)
+    page.wait_for_url(re.compile(rf"experiment={ids['sweep']}.*metrics=eval_accuracy"), timeout=WAIT_MS)
+    picker = page.get_by_test_id("stMultiSelect").filter(has_text="Metrics")
+    playwright.expect(picker.get_by_text("eval_accuracy", exact=True)).to_be_visible(timeout=WAIT_MS)
+    playwright.expect(page.locator(CURVES)).to_have_count(1, timeout=WAIT_MS)
+
+
 def test_the_metric_picker_is_remembered_in_the_url(team, page):
     """A metric added in the picker goes into the address bar, so the link reopens the same panels."""
     url, _, ids = team

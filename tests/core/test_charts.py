@@ -27,6 +27,7 @@ from core.charts import (
     smooth,
     sparklines,
 )
+from tests.core.colour_difference import delta_e, delta_e_lab
 
 START = datetime(2026, 1, 1, 12, 0, 0)
 SCHEMA = {"run_id": pl.Int64, "key": pl.String, "step": pl.Int64, "value": pl.Float64, "wall_time": pl.Datetime("us")}
@@ -436,16 +437,26 @@ def test_the_log_range_is_fitted_on_positive_values_only():
 # -- many runs, long curves, the page's budget ----------------------------------------------------
 
 
-def test_twenty_runs_get_twenty_clearly_different_colours():
+def test_twenty_runs_get_twenty_colours_no_two_alike():
     colours = run_colours(20)
 
-    def rgb(colour: str) -> tuple[int, ...]:
-        return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
-
     assert len(set(colours)) == 20
-    closest = min(math.dist(rgb(a), rgb(b)) for a, b in itertools.combinations(colours, 2))
-    assert closest > 60
+    assert min(delta_e(a, b) for a, b in itertools.combinations(colours, 2)) >= 15  # navy and indigo: 7.9
+    assert min(delta_e(colour, "#ffffff") for colour in colours) >= 30  # every line stands out from the white
     assert run_colours(21)[20] == PALETTE[0]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),  # Sharma, Wu and Dalal's published CIEDE2000 test pairs
+    [
+        ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+        ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+        ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+        ((2.0776, 0.0795, -1.1350), (0.9033, -0.0636, -0.5514), 0.9082),
+    ],
+)
+def test_the_colour_difference_the_palette_is_judged_by_is_ciede2000(first, second, expected):
+    assert delta_e_lab(first, second) == pytest.approx(expected, abs=1e-4)
 
 
 def test_each_run_keeps_its_colour_in_every_panel():
