@@ -8,7 +8,10 @@ from core.divergence import WHY_DIVERGED, find_diverged
 from core.errors import ConflictError, NotFoundError, ValidationError
 from core.presenters import adapters_frame, alias_moved, aliases_by_adapter, best_adapters, format_size, plural
 from ui.common import (
+    DATE_WIDTH,
+    TABLE_WIDTH,
     data_table,
+    fitting_widths,
     flash,
     friendly_errors,
     open_on_select,
@@ -25,6 +28,9 @@ from ui.common import (
 from ui.try_it import try_box
 
 through_app()
+
+TEXT = ["adapter", "experiment", "aliases", "mark", "base model"]
+TEXT_ROOM = TABLE_WIDTH - 60 - 60 - 190 - DATE_WIDTH  # less version, run, the two metrics and created
 
 
 def registry() -> None:
@@ -62,12 +68,10 @@ def registry() -> None:
             "created",
         ],
         column_config={
-            "version": st.column_config.TextColumn("version", width=60),  # narrow ones, so that aliases fit whole
-            "experiment": st.column_config.TextColumn("experiment", width=120),
-            "aliases": st.column_config.TextColumn("aliases", width=150),  # "candidate, production" whole
-            "mark": st.column_config.TextColumn("mark", width=130),  # "★ best · ⚠ diverged" whole, and "created" too, at 1440 px
+            **{name: st.column_config.TextColumn(name, width=width) for name, width in fitting_widths(frame, TEXT, TEXT_ROOM).items()},
+            "version": st.column_config.TextColumn("version", width=60),
             "run": st.column_config.TextColumn("run", width=60),
-            "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width="small"),
+            "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width=DATE_WIDTH),
         },
     )
     open_on_select(table, frame, "pages/adapters.py", "adapter")

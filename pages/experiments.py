@@ -8,9 +8,11 @@ from core.errors import TuneDeckError, ValidationError, quoted
 from core.presenters import SORT_LABELS, experiments_frame, no_experiments_message, plural
 from core.status import ExperimentStatus, any_active
 from ui.common import (
+    DATE_WIDTH,
+    TABLE_WIDTH,
     as_this_tab_left_it,
     data_table,
-    fitting_width,
+    fitting_widths,
     flash,
     fold,
     fresh,
@@ -26,6 +28,7 @@ from ui.common import (
     show_error,
     show_flash,
     show_validation,
+    status_width,
     store,
     through_app,
 )
@@ -77,6 +80,8 @@ def create_form() -> None:
             st.page_link("pages/experiment.py", label="Open it", icon=":material/arrow_forward:", query_params={"experiment": created_id})
 
 
+HEADERS = {"best": "best primary metric"}
+RUNS_WIDTH = 60
 URL_STATE = ("status", "q", "sort", "desc", "deleted", "page")  # the widgets bound to the URL, and the pager's
 
 
@@ -152,6 +157,11 @@ def current_page(chosen: dict):
     return page
 
 
+def text_room(frame) -> int:
+    """What the name, best metric and dataset share: the table less its status, runs and two dates."""
+    return TABLE_WIDTH - status_width(frame) - RUNS_WIDTH - 2 * DATE_WIDTH
+
+
 def running(page) -> bool:
     return any_active(page.items)
 
@@ -171,12 +181,13 @@ def listing(chosen: dict, page) -> bool:
             height=rows_high(len(page.items)),  # the whole page of rows, not ten and a scroll bar
             column_order=["name", "status", "runs", "best", "dataset", "created", "updated"],
             column_config={
-                "name": st.column_config.TextColumn("name", width=fitting_width(frame["name"].to_list(), most=320)),
-                "runs": st.column_config.NumberColumn("runs", width="small"),
-                "dataset": st.column_config.TextColumn("dataset", width="medium"),
-                "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width="small"),
-                "updated": st.column_config.DatetimeColumn("updated", format="MM-DD HH:mm", width="small"),
-                "best": st.column_config.TextColumn("best primary metric"),
+                **{
+                    name: st.column_config.TextColumn(HEADERS.get(name, name), width=width)
+                    for name, width in fitting_widths(frame, ["name", "best", "dataset"], text_room(frame), headers=HEADERS).items()
+                },
+                "runs": st.column_config.NumberColumn("runs", width=RUNS_WIDTH),
+                "created": st.column_config.DatetimeColumn("created", format="MM-DD HH:mm", width=DATE_WIDTH),
+                "updated": st.column_config.DatetimeColumn("updated", format="MM-DD HH:mm", width=DATE_WIDTH),
             },
         )
         st.caption("Click a row to open the experiment.")

@@ -129,15 +129,22 @@ def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options
     shown = frame.with_columns(pl.col(strings).replace("", None).fill_null("–"), *as_text)  # as the grid shows a missing number
     if frame.schema.get("status") == pl.String:
         shown = shown.with_columns(pl.col("status").str.split(TAG_SEPARATOR))
-        two_tags = bool(frame["status"].str.contains(TAG_SEPARATOR, literal=True).any())  # "completed · diverged"
         config["status"] = st.column_config.MultiselectColumn(
-            "status", options=list(STATUS_TAG_COLOURS), color=list(STATUS_TAG_COLOURS.values()), width=175 if two_tags else 105
+            "status", options=list(STATUS_TAG_COLOURS), color=list(STATUS_TAG_COLOURS.values()), width=status_width(frame)
         )
     config.update(column_config or {})
     # As Arrow: a Polars frame is turned into pandas first (7 % of the server's time under load).
     return st.dataframe(shown.to_arrow(), hide_index=True, placeholder="–", column_config=config, **options)
 
 
+def status_width(frame: pl.DataFrame) -> int:
+    """The status column's pixels: two tags ("completed · diverged") need more than one."""
+    two_tags = "status" in frame.columns and bool(frame["status"].str.contains(TAG_SEPARATOR, literal=True).any())
+    return 175 if two_tags else 105
+
+
+TABLE_WIDTH = 976  # a table's pixels at 1440 beside the open sidebar (978), less its borders
+DATE_WIDTH = 95  # "12-03 10:38" whole ("small" cut it to "12-03 10:3")
 ROW_PIXELS = 35  # st.dataframe's row, and header, height
 
 
@@ -145,6 +152,27 @@ def fitting_width(texts: list[str], least: int = 75, most: int = 240) -> int:
     """Pixels for a text column to show its longest value (about 7 a character), within bounds: a runs table's names
     read "rank-64-cos" in a small column while the page had room for them."""
     return min(most, max(least, 7 * max((len(text) for text in texts), default=0) + 16))
+
+
+def fitting_widths(
+    frame: pl.DataFrame, columns: list[str], room: int, least: int = 60, headers: dict[str, str] | None = None
+) -> dict[str, int]:
+    """Pixels for text columns that share `room`: each as wide as its header and longest value, and where they do not
+    all fit, the widest cut down to one width so that the short ones stay whole (the adapters list cut experiment
+    names at 120 px while two columns of dashes took 280). `headers`: a column's heading, where it is not its name."""
+    headers = headers or {}
+    natural = {
+        name: fitting_width([headers.get(name, name), *(text or "" for text in frame[name].to_list())], least, most=room)
+        for name in columns
+    }
+    cap, left = room, room
+    for count, width in enumerate(sorted(natural.values())):
+        share = left // (len(natural) - count)
+        if width > share:  # this one and every wider one get the same share of what is left
+            cap = share
+            break
+        left -= width
+    return {name: min(width, cap) for name, width in natural.items()}
 
 
 def tags_column() -> dict:

@@ -194,6 +194,38 @@ def painted_rows(image: Image.Image, colours: list[str], width: int) -> list[int
     return rows
 
 
+@pytest.fixture(scope="module")
+def long_names(tmp_path_factory):
+    """The team's store, and an experiment and adapter with names far longer than a column."""
+    data_dir = tmp_path_factory.mktemp("long-names")
+    seed(data_dir)
+    store = open_store(data_dir)
+    experiment = store.create_experiment({"name": "llama-3-8b-instruct sentiment, rank 64, cosine schedule, " * 2, "dataset": SAMPLE})
+    run = store.create_run(experiment, {"learning_rate": 0.001})
+    store.mark_running(run, worker="gpu-box:3")
+    folder = data_dir / "adapters" / "long"
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    store.complete_run(run, {"path": str(folder), "base_model": "meta-llama/Meta-Llama-3-8B-Instruct", "size_bytes": 2, "checksum": "sha256:x"})
+    process, url = start_app(data_dir / "streamlit.log", TUNEDECK_DATA_DIR=str(data_dir), TUNEDECK_EMBEDDED_WORKER="0")
+    yield url
+    stop(process)
+
+
+@pytest.mark.parametrize(("path", "heading"), [("/experiments", "Experiments"), ("/experiments?deleted=true", "Experiments"), ("/adapters", "Adapters")])
+def test_a_list_with_long_names_fits_1440_without_scrolling_sideways(long_names, page, path, heading):
+    """Fixed widths left the experiments list 3 px too wide (its dates cut, a scroll bar) and cut the adapters
+    list's experiment names while columns of dashes took 280 px."""
+    open_page(page, long_names + path, heading)
+    grid = page.get_by_test_id("stDataFrame").filter(visible=True).first
+    grid.wait_for(timeout=WAIT_MS)
+
+    scroller = grid.locator(".dvn-scroller")
+    widths = scroller.evaluate("s => [s.scrollWidth, s.clientWidth]")
+
+    assert widths[0] <= widths[1], f"the table scrolls sideways: {widths[0]} px of content in {widths[1]}"
+
+
 def test_a_delete_shows_in_the_list_at_once_and_restore_brings_it_back(team, page):
     url, data_dir, _ = team
     open_page(page, f"{url}/experiments", "Experiments", ready="3 experiments · page 1 of 1")
