@@ -408,6 +408,13 @@ BEST_MARK = "★"
 DIVERGED_MARK = "⚠"
 # The experiments list's sorts as the page names them: the store's own (all but its tie-break by ID).
 SORT_LABELS = {key: key.removesuffix("_at").replace("_", " ").capitalize() for key in EXPERIMENT_SORTS if key != "id"}
+# What "descending" means for each: "Newest / highest first" read oddly beside a sort by name.
+DESCENDING_LABELS = {"created_at": "Newest first", "updated_at": "Latest first", "run_count": "Most runs first"}
+
+
+def descending_label(sort: str) -> str:
+    """The label of the list's order toggle for a sort: by date, by count, or by text (name, status)."""
+    return DESCENDING_LABELS.get(sort, "Z to A")
 
 
 COMPARISON_LEAD = ("metric", "better", "best run")  # comparison_table's columns before one per run

@@ -5,7 +5,7 @@ import streamlit as st
 from core import resources
 from core.datasets import inspect_dataset, stored_reference, training_warnings
 from core.errors import TuneDeckError, ValidationError, quoted
-from core.presenters import SORT_LABELS, experiments_frame, no_experiments_message, plural
+from core.presenters import SORT_LABELS, descending_label, experiments_frame, no_experiments_message, plural
 from core.status import ExperimentStatus, any_active
 from ui.common import (
     DATE_WIDTH,
@@ -90,7 +90,7 @@ def filters() -> dict:
     statuses = left.multiselect("Status", [s.value for s in ExperimentStatus], key="status", bind="query-params")
     name = middle.text_input("Name contains", key="q", bind="query-params")  # in the URL, as a filter to share
     sort = right.selectbox("Sort by", list(SORT_LABELS), key="sort", format_func=SORT_LABELS.get, bind="query-params")
-    descending = toggles.toggle("Newest / highest first", value=True, key="desc", bind="query-params")
+    descending = toggles.toggle(descending_label(sort), value=True, key="desc", bind="query-params")
     deleted = toggles.toggle("Show deleted", key="deleted", bind="query-params")  # the whole list's state in the URL:
     # Back from an experiment, or a shared link, shows the list as it was
     chosen = {

@@ -289,13 +289,14 @@ def open_the_first_experiment_and_go_back(page) -> None:
 def test_back_from_an_experiment_shows_the_list_filtered_and_sorted_as_it_was(team, page):
     """Streamlit's switch_page rewrote the list's own history entry to ?experiment=N: Back showed every experiment."""
     url, _, _ = team
-    open_page(page, f"{url}/experiments?q=sweep&sort=name&desc=false", "Experiments", ready="1 experiment · page 1 of 1")
+    open_page(page, f"{url}/experiments?q=sweep&sort=Name&desc=false", "Experiments", ready="1 experiment · page 1 of 1")
     open_the_first_experiment_and_go_back(page)
 
     page.get_by_text("1 experiment · page 1 of 1").first.wait_for(timeout=WAIT_MS)
     playwright.expect(page.get_by_label("Name contains")).to_have_value("sweep", timeout=WAIT_MS)
     page.wait_for_url(re.compile(r"[?&]q=sweep"), timeout=WAIT_MS)  # the address bar says so again
-    assert "experiment=" not in page.url
+    assert "experiment=" not in page.url and "sort=Name" in page.url  # the select box's URL value is its label
+    playwright.expect(page.get_by_text("Z to A")).to_be_visible(timeout=WAIT_MS)  # the order toggle, for a sort by name
 
 
 def test_back_from_an_experiment_to_the_list_on_its_defaults_leaves_no_experiment_in_the_address(team, page):

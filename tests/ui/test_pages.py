@@ -289,6 +289,18 @@ def test_the_whole_list_state_is_in_its_url_so_back_or_a_link_shows_it_as_it_was
     assert "gone" in " ".join(names) and names.index("sentiment LoRA") < names.index("older")
 
 
+def test_the_order_toggle_says_what_descending_means_for_the_sort_chosen(open_page, populated, app_store):
+    app_store.create_experiment({"name": "another", "dataset": SAMPLE})
+
+    by_date, by_name = open_page("pages/experiments.py"), open_page("pages/experiments.py", sort="Name")
+
+    assert by_date.toggle(key="desc").label == "Newest first"
+    assert by_name.toggle(key="desc").label == "Z to A"  # it read "Newest / highest first" beside "Name"
+    assert table_with(by_name, "best")["name"].tolist() == ["sentiment LoRA", "another"]
+    by_name.toggle(key="desc").set_value(False).run()
+    assert table_with(by_name, "best")["name"].tolist() == ["another", "sentiment LoRA"]
+
+
 def test_delete_asks_for_confirmation_then_restore_brings_it_back(open_page, populated, app_store):
     app = open_page("pages/experiments.py")
     assert "delete" not in [button.key for button in app.button]  # until "Delete or restore" is on
