@@ -333,6 +333,14 @@ def worker_caption(running_here: bool, team_mode: bool, training: int) -> str:
     return "No worker runs on this machine, and none is training anywhere: `tunedeck worker` on a GPU machine starts one."
 
 
+def cancelled_message(label: str, was_running: bool, heartbeat_interval: float) -> str:
+    """What a cancel did, said at once: the run is cancelled in the store, but a training already going stops only
+    at its worker's next heartbeat, and the page showed nothing in between."""
+    if not was_running:
+        return f"Cancelled {label} before it started."
+    return f"Cancelled {label}: its training stops within {heartbeat_interval:g} s, at its worker's next check; the points it logged are kept."
+
+
 def active_runs_frame(
     runs: list[Run], now: datetime, experiment_names: dict[int, str] | None = None, silent_after: float | None = None
 ) -> pl.DataFrame:

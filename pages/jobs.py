@@ -7,7 +7,16 @@ from ui.common import through_app
 
 through_app()  # first: the imports below need the settings app.py checks (a page Streamlit starts on its own)
 
-from core.presenters import active_runs_frame, plural, run_label, silence_warning, worker_caption, workers_training
+from core.presenters import (
+    active_runs_frame,
+    cancelled_message,
+    plural,
+    run_label,
+    silence_warning,
+    worker_caption,
+    workers_training,
+)
+from core.status import RunStatus
 from core.store_url import safe_message
 from jobs.config import ready_queue
 from jobs.lock import worker_running
@@ -56,8 +65,9 @@ def live() -> None:
         open_on_select(table, frame, "pages/run.py", "run")
         chosen = st.selectbox("Run", active, format_func=run_label, key="cancel_pick")
         if st.button("Cancel run", key="cancel", icon=":material/stop:"):
-            cancel_run(store(), chosen.id)
-            flash(f"Cancelled {run_label(chosen)}.")
+            with st.spinner("Cancelling…"):
+                cancel_run(store(), chosen.id)
+            flash(cancelled_message(run_label(chosen), chosen.status is RunStatus.RUNNING, settings().heartbeat_interval))
             st.rerun()
 
 

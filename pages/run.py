@@ -13,18 +13,34 @@ from core.logs import run_log, search_log
 from core.presenters import (
     LATEST_TILES,
     SUMMARY_KEYS,
+    cancelled_message,
     chart_keys,
     latest_metrics,
     latest_table,
     log_caption,
+    run_label,
     run_progress,
     still_changing,
 )
 from core.runs import offers_resume, resume_config
+from core.status import RunStatus
 from jobs.tasks import cancel_run, start_run
 from ui.annotations import edit_tags_and_note, show_tags_and_note
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
-from ui.common import fold, fresh, friendly_errors, live, plain, query_id, sentence, settings, status_badge, store
+from ui.common import (
+    flash,
+    fold,
+    fresh,
+    friendly_errors,
+    live,
+    plain,
+    query_id,
+    sentence,
+    settings,
+    show_flash,
+    status_badge,
+    store,
+)
 from ui.samples import run_samples
 
 LOG_LINES = 200
@@ -85,7 +101,9 @@ def summary(run, experiment, diverged: bool) -> None:
         icon=":material/content_copy:",
     )
     if run.status.is_active and st.button("Cancel run", key="cancel", icon=":material/stop:"):
-        cancel_run(store(), run.id)
+        with st.spinner("Cancelling…"):
+            cancel_run(store(), run.id)
+        flash(cancelled_message(run_label(run), run.status is RunStatus.RUNNING, settings().heartbeat_interval))
         st.rerun()
     if offers_resume(run, settings().checkpoints_dir) and st.button("Resume from its last checkpoint", key="resume", icon=":material/replay:"):
         resumed = start_run(store(), run.experiment_id, resume_config(run))
@@ -158,6 +176,7 @@ def body(run) -> bool:
 
 
 with friendly_errors(back=("pages/runs.py", "All runs")):
+    show_flash()  # what a cancel did, after its rerun
     run_id = query_id("run", "run")
     if run_id is None:
         pick_run()

@@ -361,7 +361,7 @@ def test_a_cancels_confirmation_outlasts_the_jobs_pages_refreshes(team, page):
 
     pick(page, "Run", f"(#{waiting})")  # the list may close as the page redraws: it is opened again
     page.get_by_role("button", name="Cancel run").click()
-    said = page.get_by_text(re.compile(rf"^Cancelled .* \(#{waiting}\)\.$"))
+    said = page.get_by_text(re.compile(rf"^Cancelled .* \(#{waiting}\) before it started\.$"))
     said.wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(7_000)  # two of the table's refreshes
 

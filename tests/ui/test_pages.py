@@ -1,6 +1,7 @@
 """Every page, through Streamlit's AppTest: renders, links resolve, forms work, bad input is friendly."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -515,7 +516,20 @@ def test_the_jobs_page_names_each_runs_experiment_and_confirms_a_cancel(open_pag
     app.button(key="cancel").click().run()
 
     assert app_store.get_run(populated["queued"]).status == "cancelled"
-    assert [as_shown(success.value) for success in app.success] == [f"Cancelled run-3 (#{populated['queued']})."]
+    assert [as_shown(success.value) for success in app.success] == [f"Cancelled run-3 (#{populated['queued']}) before it started."]
+
+
+def test_cancelling_a_running_run_says_when_its_training_stops(open_page, populated, app_store):
+    running = populated["queued"]
+    app_store.mark_running(running, worker="host:1")
+    app = open_page("pages/run.py", run=str(running))
+
+    app.button(key="cancel").click().run()
+
+    assert app_store.get_run(running).status == "cancelled"
+    (said,) = [as_shown(success.value) for success in app.success]
+    assert re.fullmatch(rf"Cancelled run-3 \(#{running}\): its training stops within [\d.]+ s, at its worker's next check; the points it logged are kept\.", said)
+    assert "cancel" not in [button.key for button in app.button]  # nothing left to cancel
 
 
 def test_a_compare_link_naming_a_run_that_does_not_exist_compares_the_others(open_page, populated):
