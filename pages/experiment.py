@@ -343,7 +343,7 @@ with friendly_errors(back=("pages/experiments.py", "All experiments")):
     else:
         experiment = store().get_experiment(experiment_id)
         active = experiment.status.is_active
-        live(active, lambda: header(experiment))
+        live(active, lambda: header(experiment), idle=lambda: store().get_experiment(experiment_id))  # a run started elsewhere
         edit_tags_and_note("experiment", experiment_id, experiment.tags, experiment.note)
         if not experiment.is_deleted:
             rename_form(experiment)

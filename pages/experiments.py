@@ -209,5 +209,7 @@ with friendly_errors():
     # While an experiment runs the list refreshes itself, and each refresh closes an open option list: picking an
     # experiment to delete or restore pauses it.
     page = current_page(chosen)
-    live(running(page) and not st.session_state.get("managing"), lambda: listing(chosen, page))
+    managing = st.session_state.get("managing", False)
+    # While nothing runs, the page is read again now and then: a new experiment, or a run started from a script, shows.
+    live(running(page) and not managing, lambda: listing(chosen, page), idle=None if managing else lambda: current_page(chosen))
     manage(page)

@@ -44,4 +44,7 @@ def runs(first) -> bool:
 
 with friendly_errors():
     first = store().search_frame()
-    live(running_count(first) > 0 and not st.session_state.get("runs_paused", False), lambda: runs(first))
+    paused = st.session_state.get("runs_paused", False)
+    # Any run's start or end touches its experiment: the one touched last tells an idle list that a run came or went.
+    latest = None if paused else lambda: store().list_experiments(sort="updated_at", page_size=1)
+    live(running_count(first) > 0 and not paused, lambda: runs(first), idle=latest)

@@ -25,6 +25,7 @@ log = logging.getLogger("tunedeck.ui")
 APP = resources.app_file()
 _routing = threading.local()
 REFRESH_SECONDS = 2
+IDLE_SECONDS = 10  # how soon an idle page notices a run started elsewhere: one small read each time
 T = TypeVar("T")
 
 
@@ -231,13 +232,19 @@ def _url_state_key() -> str:
     return f"_url_state_{context.page_script_hash if context else ''}"
 
 
-def live(active: bool, draw: Callable[[], bool]) -> None:
+def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | None = None) -> None:
     """Draw a section now and, while `active`, again every REFRESH_SECONDS.
 
     `draw` reads fresh data, draws it and says whether anything it shows is still queued or running;
     once a timed redraw finds nothing is, one full rerun draws the page without the timer. `active`
     must ask the same question as `draw`, or the page reruns every REFRESH_SECONDS.
+
+    `idle`: a cheap read of what the page shows, for while nothing is active. It is read again every
+    IDLE_SECONDS, and when it differs from the read taken before the page was drawn (a run started from a
+    script or another tab), the page is drawn again, live if something now runs. Without it an idle page
+    showed a run started elsewhere only after a reload.
     """
+    drawn = idle() if idle is not None and not active else None
 
     @st.fragment(run_every=REFRESH_SECONDS if active else None)
     def section() -> None:
@@ -248,6 +255,23 @@ def live(active: bool, draw: Callable[[], bool]) -> None:
             st.rerun()
 
     section()
+    if idle is not None and not active:
+        _watch(idle, drawn)
+
+
+def _watch(idle: Callable[[], object], drawn: object) -> None:
+    @st.fragment(run_every=IDLE_SECONDS)
+    def check() -> None:
+        if not _in_fragment_rerun():
+            return
+        try:
+            changed = idle() != drawn
+        except TuneDeckError:
+            return  # the store out of reach for a moment: the next check tries again; the page keeps what it shows
+        if changed:
+            st.rerun()
+
+    check()
 
 
 def fresh(value: T, read: Callable[[], T]) -> T:

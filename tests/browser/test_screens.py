@@ -196,7 +196,8 @@ def painted_rows(image: Image.Image, colours: list[str], width: int) -> list[int
 
 @pytest.fixture(scope="module")
 def long_names(tmp_path_factory):
-    """The team's store, and an experiment and adapter with names far longer than a column."""
+    """A second app on a store like the team's, with an experiment and adapter named far longer than a column:
+    yields the app's URL and its store."""
     data_dir = tmp_path_factory.mktemp("long-names")
     seed(data_dir)
     store = open_store(data_dir)
@@ -208,7 +209,7 @@ def long_names(tmp_path_factory):
     (folder / "adapter_config.json").write_text("{}")
     store.complete_run(run, {"path": str(folder), "base_model": "meta-llama/Meta-Llama-3-8B-Instruct", "size_bytes": 2, "checksum": "sha256:x"})
     process, url = start_app(data_dir / "streamlit.log", TUNEDECK_DATA_DIR=str(data_dir), TUNEDECK_EMBEDDED_WORKER="0")
-    yield url
+    yield url, store
     stop(process)
 
 
@@ -216,7 +217,7 @@ def long_names(tmp_path_factory):
 def test_a_list_with_long_names_fits_1440_without_scrolling_sideways(long_names, page, path, heading):
     """Fixed widths left the experiments list 3 px too wide (its dates cut, a scroll bar) and cut the adapters
     list's experiment names while columns of dashes took 280 px."""
-    open_page(page, long_names + path, heading)
+    open_page(page, long_names[0] + path, heading)
     grid = page.get_by_test_id("stDataFrame").filter(visible=True).first
     grid.wait_for(timeout=WAIT_MS)
 
@@ -224,6 +225,39 @@ def test_a_list_with_long_names_fits_1440_without_scrolling_sideways(long_names,
     widths = scroller.evaluate("s => [s.scrollWidth, s.clientWidth]")
 
     assert widths[0] <= widths[1], f"the table scrolls sideways: {widths[0]} px of content in {widths[1]}"
+
+
+def test_idle_pages_show_what_starts_elsewhere_without_a_reload(long_names, page):
+    """With nothing running, the experiments list, an experiment's page and the runs list stopped refreshing for
+    good: a run started from a script showed only after a reload."""
+    url, store = long_names
+    for run in store.list_active_runs():  # the seeded live run: now nothing runs
+        store.cancel_run(run.id)
+    total = store.list_experiments().total
+    open_page(page, f"{url}/experiments", "Experiments", ready=f"{total} experiments · page 1 of 1")
+    mark_document(page)
+
+    quiet = store.create_experiment({"name": "quiet", "dataset": SAMPLE})  # as a script or another tab would
+
+    page.get_by_text(f"{total + 1} experiments · page 1 of 1").wait_for(timeout=WAIT_MS)
+    open_page(page, f"{url}/experiment?experiment={quiet}", "quiet", ready="No runs yet")
+    mark_document(page)
+
+    store.mark_running(store.create_run(quiet, {"learning_rate": 0.001}), worker="gpu-box:4")
+
+    page.get_by_role("heading", name="Runs (1)").wait_for(timeout=WAIT_MS)
+    playwright.expect(page.get_by_text("running", exact=True).first).to_be_visible(timeout=WAIT_MS)
+    assert same_document(page)
+
+    store.cancel_run(store.list_runs(quiet)[0].id)
+    runs = len(store.search_frame())
+    open_page(page, f"{url}/runs", "Runs", ready=f"{runs} of {runs} runs match")
+    mark_document(page)
+
+    store.create_run(quiet, {"learning_rate": 0.002})
+
+    page.get_by_text(f"{runs + 1} of {runs + 1} runs match").wait_for(timeout=WAIT_MS)
+    assert same_document(page)
 
 
 def test_a_delete_shows_in_the_list_at_once_and_restore_brings_it_back(team, page):
