@@ -62,6 +62,7 @@ from ui.search import apply_search, search_text
 
 URL_STATE = ("experiment", "metrics", "run_filter")  # the page's URL: its experiment and the widgets bound to it
 
+
 def pick_experiment() -> None:
     st.title("Experiment")
     recent = store().list_experiments(page_size=100).items

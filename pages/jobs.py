@@ -67,7 +67,7 @@ def live() -> None:
         if st.button("Cancel run", key="cancel", icon=":material/stop:"):
             with st.spinner("Cancelling…"):
                 cancel_run(store(), chosen.id)
-            flash(cancelled_message(run_label(chosen), chosen.status is RunStatus.RUNNING, settings().heartbeat_interval))
+            flash(cancelled_message(run_label(chosen), chosen.status == RunStatus.RUNNING, settings().heartbeat_interval))
             st.rerun()
 
 

@@ -103,7 +103,7 @@ def summary(run, experiment, diverged: bool) -> None:
     if run.status.is_active and st.button("Cancel run", key="cancel", icon=":material/stop:"):
         with st.spinner("Cancelling…"):
             cancel_run(store(), run.id)
-        flash(cancelled_message(run_label(run), run.status is RunStatus.RUNNING, settings().heartbeat_interval))
+        flash(cancelled_message(run_label(run), run.status == RunStatus.RUNNING, settings().heartbeat_interval))
         st.rerun()
     if offers_resume(run, settings().checkpoints_dir) and st.button("Resume from its last checkpoint", key="resume", icon=":material/replay:"):
         resumed = start_run(store(), run.experiment_id, resume_config(run))
