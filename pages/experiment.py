@@ -63,6 +63,12 @@ from ui.search import apply_search, search_text
 URL_STATE = ("experiment", "metrics", "run_filter")  # the page's URL: its experiment and the widgets bound to it
 
 
+def unless_ticked(read: Callable[[], object]) -> object:
+    """The idle page's read (a run started elsewhere redraws it), held while runs are ticked to compare: the ticks
+    are row positions, which a new run's row would move onto other runs."""
+    return None if st.session_state.get("compare_ticked") else read()
+
+
 def pick_experiment() -> None:
     st.title("Experiment")
     recent = store().list_experiments(page_size=100).items
@@ -344,7 +350,7 @@ with friendly_errors(back=("pages/experiments.py", "All experiments")):
     else:
         experiment = store().get_experiment(experiment_id)
         active = experiment.status.is_active
-        live(active, lambda: header(experiment), idle=lambda: store().get_experiment(experiment_id))  # a run started elsewhere
+        live(active, lambda: header(experiment), idle=lambda: unless_ticked(lambda: store().get_experiment(experiment_id)))
         edit_tags_and_note("experiment", experiment_id, experiment.tags, experiment.note)
         if not experiment.is_deleted:
             rename_form(experiment)

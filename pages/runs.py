@@ -32,6 +32,7 @@ def runs(first) -> bool:
     export_fold(lambda: matched, matched.height, chosen, key="export")
     going = running_count(frame)
     # Ticks are row positions: a run started meanwhile would move them onto other runs, so ticking pauses the refresh.
+    st.session_state.runs_ticked = bool(chosen)
     paused = st.session_state.runs_paused = bool(going and chosen)
     if paused:
         st.caption(f"{plural(going, 'run')} queued or running: refreshing is paused while runs are ticked.")
@@ -42,9 +43,13 @@ def runs(first) -> bool:
     return going > 0 and not paused
 
 
+def latest():
+    """For an idle list: any run's start or end touches its experiment, so the one touched last tells that a run came
+    or went. Held (None) while runs are ticked: ticks are row positions, which a new run would move."""
+    return None if st.session_state.get("runs_ticked") else store().list_experiments(sort="updated_at", page_size=1)
+
+
 with friendly_errors():
     first = store().search_frame()
     paused = st.session_state.get("runs_paused", False)
-    # Any run's start or end touches its experiment: the one touched last tells an idle list that a run came or went.
-    latest = None if paused else lambda: store().list_experiments(sort="updated_at", page_size=1)
-    live(running_count(first) > 0 and not paused, lambda: runs(first), idle=latest)
+    live(running_count(first) > 0 and not paused, lambda: runs(first), idle=None if paused else latest)

@@ -242,7 +242,8 @@ def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | No
     `idle`: a cheap read of what the page shows, for while nothing is active. It is read again every
     IDLE_SECONDS, and when it differs from the read taken before the page was drawn (a run started from a
     script or another tab), the page is drawn again, live if something now runs. Without it an idle page
-    showed a run started elsewhere only after a reload.
+    showed a run started elsewhere only after a reload. `idle` returns None while the page must hold what it shows
+    (rows ticked: ticks are row positions, which a redraw with a new run would move onto other runs).
     """
     drawn = idle() if idle is not None and not active else None
 
@@ -260,15 +261,21 @@ def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | No
 
 
 def _watch(idle: Callable[[], object], drawn: object) -> None:
+    seen = [drawn]  # None while the page held (ticks): then the first read after the ticks are gone is the baseline
+
     @st.fragment(run_every=IDLE_SECONDS)
     def check() -> None:
         if not _in_fragment_rerun():
             return
         try:
-            changed = idle() != drawn
+            now = idle()
         except TuneDeckError:
             return  # the store out of reach for a moment: the next check tries again; the page keeps what it shows
-        if changed:
+        if now is None:
+            return
+        if seen[0] is None:
+            seen[0] = now
+        elif now != seen[0]:
             st.rerun()
 
     check()

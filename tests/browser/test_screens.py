@@ -229,7 +229,7 @@ def test_a_list_with_long_names_fits_1440_without_scrolling_sideways(long_names,
 
 def test_idle_pages_show_what_starts_elsewhere_without_a_reload(long_names, page):
     """With nothing running, the experiments list, an experiment's page and the runs list stopped refreshing for
-    good: a run started from a script showed only after a reload."""
+    good: a run started from a script showed only after a reload. Ticked rows hold the runs list as it is."""
     url, store = long_names
     for run in store.list_active_runs():  # the seeded live run: now nothing runs
         store.cancel_run(run.id)
@@ -253,9 +253,16 @@ def test_idle_pages_show_what_starts_elsewhere_without_a_reload(long_names, page
     runs = len(store.search_frame())
     open_page(page, f"{url}/runs", "Runs", ready=f"{runs} of {runs} runs match")
     mark_document(page)
+    grid = page.get_by_test_id("stDataFrame").filter(visible=True).first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 * 1.5)  # the first row's tick box: ticks are row positions
+    page.wait_for_timeout(1_000)  # the tick's rerun
 
     store.create_run(quiet, {"learning_rate": 0.002})
 
+    page.wait_for_timeout(15_000)  # past the next idle check: a redraw would move the tick onto another run
+    assert page.get_by_text(f"{runs} of {runs} runs match").first.is_visible()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 * 1.5)  # untick
     page.get_by_text(f"{runs + 1} of {runs + 1} runs match").wait_for(timeout=WAIT_MS)
     assert same_document(page)
 
