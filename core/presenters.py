@@ -334,11 +334,11 @@ def worker_caption(running_here: bool, team_mode: bool, training: int) -> str:
 
 
 def cancelled_message(label: str, was_running: bool, heartbeat_interval: float) -> str:
-    """What a cancel did, said at once: the run is cancelled in the store, but a training already going stops only
-    at its worker's next heartbeat, and the page showed nothing in between."""
+    """What a cancel did, said at once: the run is cancelled in the store, but what trains it learns so only at its
+    next heartbeat (a worker then stops the training; a script's SDK is told to stop), and the page said nothing."""
     if not was_running:
         return f"Cancelled {label} before it started."
-    return f"Cancelled {label}: its training stops within {heartbeat_interval:g} s, at its worker's next check; the points it logged are kept."
+    return f"Cancelled {label}: its training is told to stop at its next heartbeat (every {heartbeat_interval:g} s); what it logged is kept."
 
 
 def active_runs_frame(

@@ -125,9 +125,11 @@ def _worker_for_the_queue() -> None:
         log.warning("%s", error)
 
 
-def cancel_run(store: TrackingStore, run_id: int) -> None:
-    """Cancel a run: a queued job is revoked, a running one stops at its next heartbeat."""
+def cancel_run(store: TrackingStore, run_id: int) -> RunStatus:
+    """Cancel a run: a queued job is revoked, a running one stops at its next heartbeat. Returns the status it had,
+    for the page to say which (a page's own read may be seconds old)."""
     run = store.get_run(run_id)
     store.cancel_run(run_id)
     if run.status is RunStatus.QUEUED and run.job_id:
         ready_queue().revoke_by_id(run.job_id)
+    return run.status

@@ -59,7 +59,7 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
 
     st.subheader("Curves")
     keys = [row.key for row in comparison.metrics]
-    chosen = pick_metrics(keys, chart_keys(keys)) if keys else []  # system metrics one click away, not drawn by default
+    chosen = pick_metrics(keys, chart_keys(keys), "comparison") if keys else []  # system metrics one click away, not drawn by default; the choice kept as the runs compared change
     options = chart_options(len(run_ids), len(chosen)) if keys else None
     series = page_series(run_ids, chosen)
     diverged = find_diverged(store(), comparison.runs)  # one verdict per run, whatever this page charts

@@ -54,6 +54,7 @@ from ui.common import (
     status_badge,
     store,
     tags_column,
+    ticked,
 )
 from ui.config_form import cannot_start, config_inputs, trainer_choice
 from ui.export import export_fold
@@ -66,7 +67,7 @@ URL_STATE = ("experiment", "metrics", "run_filter")  # the page's URL: its exper
 def unless_ticked(read: Callable[[], object]) -> object:
     """The idle page's read (a run started elsewhere redraws it), held while runs are ticked to compare: the ticks
     are row positions, which a new run's row would move onto other runs."""
-    return None if st.session_state.get("compare_ticked") else read()
+    return None if ticked("runs_table") else read()
 
 
 def pick_experiment() -> None:
@@ -177,7 +178,7 @@ def curve_controls(detail) -> tuple[list[str], object, bool]:
     if not keys:
         return [], None, False
     st.subheader("Curves")
-    chosen = pick_metrics(keys, [detail.experiment.primary_metric, "loss"])
+    chosen = pick_metrics(keys, [detail.experiment.primary_metric, "loss"], f"experiment {detail.experiment.id}")
     options = chart_options(len(detail.runs), len(chosen))
     by_group = len(detail.runs) > 1 and st.toggle(
         "By group: mean ± std", key="group_curves", help="One curve per group of the Group by picker, with a ± 1 std band."
@@ -350,7 +351,12 @@ with friendly_errors(back=("pages/experiments.py", "All experiments")):
     else:
         experiment = store().get_experiment(experiment_id)
         active = experiment.status.is_active
-        live(active, lambda: header(experiment), idle=lambda: unless_ticked(lambda: store().get_experiment(experiment_id)))
+        live(
+            active,
+            lambda: header(experiment),
+            idle=lambda: unless_ticked(lambda: store().get_experiment(experiment_id)),
+            seen=unless_ticked(lambda: experiment),
+        )
         edit_tags_and_note("experiment", experiment_id, experiment.tags, experiment.note)
         if not experiment.is_deleted:
             rename_form(experiment)

@@ -211,5 +211,6 @@ with friendly_errors():
     page = current_page(chosen)
     managing = st.session_state.get("managing", False)
     # While nothing runs, the page is read again now and then: a new experiment, or a run started from a script, shows.
-    live(running(page) and not managing, lambda: listing(chosen, page), idle=None if managing else lambda: current_page(chosen))
+    idle = None if managing else lambda: current_page(chosen)
+    live(running(page) and not managing, lambda: listing(chosen, page), idle=idle, seen=page)
     manage(page)

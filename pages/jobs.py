@@ -66,8 +66,8 @@ def live() -> None:
         chosen = st.selectbox("Run", active, format_func=run_label, key="cancel_pick")
         if st.button("Cancel run", key="cancel", icon=":material/stop:"):
             with st.spinner("Cancelling…"):
-                cancel_run(store(), chosen.id)
-            flash(cancelled_message(run_label(chosen), chosen.status == RunStatus.RUNNING, settings().heartbeat_interval))
+                had = cancel_run(store(), chosen.id)
+            flash(cancelled_message(run_label(chosen), had == RunStatus.RUNNING, settings().heartbeat_interval))
             st.rerun()
 
 

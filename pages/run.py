@@ -102,8 +102,8 @@ def summary(run, experiment, diverged: bool) -> None:
     )
     if run.status.is_active and st.button("Cancel run", key="cancel", icon=":material/stop:"):
         with st.spinner("Cancelling…"):
-            cancel_run(store(), run.id)
-        flash(cancelled_message(run_label(run), run.status == RunStatus.RUNNING, settings().heartbeat_interval))
+            had = cancel_run(store(), run.id)
+        flash(cancelled_message(run_label(run), had == RunStatus.RUNNING, settings().heartbeat_interval))
         st.rerun()
     if offers_resume(run, settings().checkpoints_dir) and st.button("Resume from its last checkpoint", key="resume", icon=":material/replay:"):
         resumed = start_run(store(), run.experiment_id, resume_config(run))
@@ -115,7 +115,7 @@ def chart_controls(run) -> tuple[list[str], object]:
     if not keys:
         st.info("No metrics logged yet." if run.status.is_active else f"No metrics: the run {run.status.value} before it logged any.")
         return [], None
-    chosen = pick_metrics(keys, [key for key in SUMMARY_KEYS if key in keys] or chart_keys(keys))
+    chosen = pick_metrics(keys, [key for key in SUMMARY_KEYS if key in keys] or chart_keys(keys), f"run {run.id}")
     options = chart_options(1, len(chosen))
     if not chosen:
         only_system = not chart_keys(keys)  # a run that failed before its first step: its CPU and memory, say

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.presenters import plural
 from core.search_views import SHOWN_LIMIT, running_count
-from ui.common import fresh, friendly_errors, live, store, through_app
+from ui.common import fresh, friendly_errors, live, store, through_app, ticked
 from ui.export import export_fold
 from ui.search import results_table, search_box
 
@@ -32,7 +32,6 @@ def runs(first) -> bool:
     export_fold(lambda: matched, matched.height, chosen, key="export")
     going = running_count(frame)
     # Ticks are row positions: a run started meanwhile would move them onto other runs, so ticking pauses the refresh.
-    st.session_state.runs_ticked = bool(chosen)
     paused = st.session_state.runs_paused = bool(going and chosen)
     if paused:
         st.caption(f"{plural(going, 'run')} queued or running: refreshing is paused while runs are ticked.")
@@ -46,10 +45,11 @@ def runs(first) -> bool:
 def latest():
     """For an idle list: any run's start or end touches its experiment, so the one touched last tells that a run came
     or went. Held (None) while runs are ticked: ticks are row positions, which a new run would move."""
-    return None if st.session_state.get("runs_ticked") else store().list_experiments(sort="updated_at", page_size=1)
+    return None if ticked("results") else store().list_experiments(sort="updated_at", page_size=1)
 
 
 with friendly_errors():
+    seen = latest()  # before the runs are read: a run that comes between the two reads is noticed
     first = store().search_frame()
     paused = st.session_state.get("runs_paused", False)
-    live(running_count(first) > 0 and not paused, lambda: runs(first), idle=None if paused else latest)
+    live(running_count(first) > 0 and not paused, lambda: runs(first), idle=None if paused else latest, seen=seen)

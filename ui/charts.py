@@ -12,9 +12,10 @@ from ui.common import store
 X_LABELS = {"step": "step", "wall_time": "wall time", "elapsed": "relative time"}
 
 
-def pick_metrics(keys: list[str], defaults: list[str]) -> list[str]:
-    """Which panels, in which order: remembered in the URL (?metrics=...) so a link reopens the same view."""
-    _from_this_pages_url("metrics")
+def pick_metrics(keys: list[str], defaults: list[str], subject: str) -> list[str]:
+    """Which panels, in which order: remembered in the URL (?metrics=...) so a link reopens the same view.
+    `subject`: what the page shows ("experiment 7"), so that another one starts from its own URL."""
+    _from_this_pages_url("metrics", subject)
     default = charts.default_panels(chart_keys(keys), defaults)  # system metrics: not unless asked, even if alone
     return st.multiselect(
         "Metrics",
@@ -27,12 +28,14 @@ def pick_metrics(keys: list[str], defaults: list[str]) -> list[str]:
     )
 
 
-def _from_this_pages_url(key: str) -> None:
-    """A page's picker starts from its own URL. Every page's picker has the key `metrics`, and Streamlit carries a
-    widget's value to the next page when the key matches: a run opened from an experiment page showing eval_loss
-    opened on eval_loss alone, with `&metrics=eval_loss` written into its address (and a Back that stayed on it)."""
+def _from_this_pages_url(key: str, subject: str) -> None:
+    """A page's picker starts from its own URL. Every page's picker has the key `metrics`, and Streamlit keeps a
+    URL-bound widget's value after it is gone and gives it to the next widget with that key: a run opened from an
+    experiment showing eval_loss opened on eval_loss alone, with `&metrics=eval_loss` written into its address (and
+    a Back that stayed on it), and so did experiment B opened from the list after A. The same page showing the same
+    subject again (this tab's experiment 7, reopened) keeps the panels last chosen for it."""
     context, owner = get_script_run_ctx(), f"_{key}_page"
-    here = context.page_script_hash if context else ""
+    here = (context.page_script_hash if context else "", subject)
     if st.session_state.get(owner, here) != here and key in st.session_state:
         del st.session_state[key]
     st.session_state[owner] = here

@@ -232,7 +232,7 @@ def _url_state_key() -> str:
     return f"_url_state_{context.page_script_hash if context else ''}"
 
 
-def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | None = None) -> None:
+def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | None = None, seen: object = None) -> None:
     """Draw a section now and, while `active`, again every REFRESH_SECONDS.
 
     `draw` reads fresh data, draws it and says whether anything it shows is still queued or running;
@@ -240,12 +240,11 @@ def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | No
     must ask the same question as `draw`, or the page reruns every REFRESH_SECONDS.
 
     `idle`: a cheap read of what the page shows, for while nothing is active. It is read again every
-    IDLE_SECONDS, and when it differs from the read taken before the page was drawn (a run started from a
-    script or another tab), the page is drawn again, live if something now runs. Without it an idle page
-    showed a run started elsewhere only after a reload. `idle` returns None while the page must hold what it shows
-    (rows ticked: ticks are row positions, which a redraw with a new run would move onto other runs).
+    IDLE_SECONDS. When it differs from `seen`, its value read before the page read what it draws (a run started
+    from a script or another tab since), the page is drawn again, live if something now runs. Without it an idle
+    page showed a run started elsewhere only after a reload. `idle` returns None while the page must hold what it
+    shows (rows ticked: ticks are row positions, which a redraw with a new run would move onto other runs).
     """
-    drawn = idle() if idle is not None and not active else None
 
     @st.fragment(run_every=REFRESH_SECONDS if active else None)
     def section() -> None:
@@ -257,7 +256,14 @@ def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | No
 
     section()
     if idle is not None and not active:
-        _watch(idle, drawn)
+        _watch(idle, seen)
+
+
+def ticked(table_key: str) -> bool:
+    """Whether the table drawn under this key has rows ticked now: its selection, which Streamlit drops with the
+    table (a flag of our own outlived the page, and held an experiment with no runs for good)."""
+    state = st.session_state.get(table_key)
+    return bool(state and state.get("selection", {}).get("rows"))
 
 
 def _watch(idle: Callable[[], object], drawn: object) -> None:

@@ -290,6 +290,26 @@ def test_the_whole_list_state_is_in_its_url_so_back_or_a_link_shows_it_as_it_was
     assert "gone" in " ".join(names) and names.index("sentiment LoRA") < names.index("older")
 
 
+def test_another_experiment_opened_in_the_tab_starts_on_its_own_panels(open_page, populated, app_store):
+    """Streamlit keeps a URL-bound widget's value for the next widget with its key: experiment B, opened after A
+    showed loss alone, opened on loss alone too, with &metrics=loss written into B's address."""
+    other = app_store.create_experiment({"name": "other", "dataset": SAMPLE})
+    run = app_store.create_run(other, {"learning_rate": 0.01})
+    with MetricWriter(app_store) as writer:
+        writer.log_series(run, "loss", [1, 2], [1.0, 0.5])
+        writer.log_series(run, "eval_loss", [1, 2], [0.9, 0.6])
+    app = open_page("pages/experiment.py", experiment=str(populated["experiment"]), metrics="loss")
+    assert app.multiselect(key="metrics").value == ["loss"]
+
+    app.query_params.clear()
+    app.switch_page("pages/experiments.py").run()
+    app.query_params["experiment"] = str(other)
+    app.switch_page("pages/experiment.py").run()
+
+    assert app.multiselect(key="metrics").value == ["eval_loss", "loss"]  # B's own defaults
+    assert "metrics" not in app.query_params
+
+
 def test_the_order_toggle_says_what_descending_means_for_the_sort_chosen(open_page, populated, app_store):
     app_store.create_experiment({"name": "another", "dataset": SAMPLE})
 
@@ -528,7 +548,7 @@ def test_cancelling_a_running_run_says_when_its_training_stops(open_page, popula
 
     assert app_store.get_run(running).status == "cancelled"
     (said,) = [as_shown(success.value) for success in app.success]
-    assert re.fullmatch(rf"Cancelled run-3 \(#{running}\): its training stops within [\d.]+ s, at its worker's next check; the points it logged are kept\.", said)
+    assert re.fullmatch(rf"Cancelled run-3 \(#{running}\): its training is told to stop at its next heartbeat \(every [\d.]+ s\); what it logged is kept\.", said)
     assert "cancel" not in [button.key for button in app.button]  # nothing left to cancel
 
 
