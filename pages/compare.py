@@ -59,7 +59,8 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
 
     st.subheader("Curves")
     keys = [row.key for row in comparison.metrics]
-    chosen = pick_metrics(keys, chart_keys(keys), "comparison") if keys else []  # system metrics one click away, not drawn by default; the choice kept as the runs compared change
+    # System metrics one click away, not drawn by default; one subject, so the choice stays as the runs compared change.
+    chosen = pick_metrics(keys, chart_keys(keys), "comparison") if keys else []
     options = chart_options(len(run_ids), len(chosen)) if keys else None
     series = page_series(run_ids, chosen)
     diverged = find_diverged(store(), comparison.runs)  # one verdict per run, whatever this page charts

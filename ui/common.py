@@ -267,7 +267,7 @@ def ticked(table_key: str) -> bool:
 
 
 def _watch(idle: Callable[[], object], drawn: object) -> None:
-    seen = [drawn]  # None while the page held (ticks): then the first read after the ticks are gone is the baseline
+    baseline = [drawn]  # None while the page held (ticks): then the first read after the ticks are gone
 
     @st.fragment(run_every=IDLE_SECONDS)
     def check() -> None:
@@ -279,9 +279,9 @@ def _watch(idle: Callable[[], object], drawn: object) -> None:
             return  # the store out of reach for a moment: the next check tries again; the page keeps what it shows
         if now is None:
             return
-        if seen[0] is None:
-            seen[0] = now
-        elif now != seen[0]:
+        if baseline[0] is None:
+            baseline[0] = now
+        elif now != baseline[0]:
             st.rerun()
 
     check()

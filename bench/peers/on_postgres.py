@@ -140,6 +140,9 @@ def section(options, results: dict, started: str, load: tuple[float, float], ver
         f"{load[1]:.1f} after, on {os.cpu_count()} CPUs: figures are medians, the ratios matter more than the "
         "absolute times). One private PostgreSQL 15 server (fsync on, default settings) holds both systems' databases, "
         "a fresh database per sample; TuneDeck with `TUNEDECK_STORE_URL`, MLflow with `postgresql+psycopg://`. "
+        f"Ingest is the user's path, the clock in each sample's fresh process. The queries run on the last sample's "
+        f"databases, in this benchmark's process: TuneDeck through a `PostgresStore` (no read cache), each timed call "
+        f"after one untimed warm-up call of its own, the systems taking turns, median of {options.query_repeat}. "
         + (
             "The issue's sizes (200 x 500 and 2,000 x 100)."
             if sizes == ISSUE_SIZES
