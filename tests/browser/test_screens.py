@@ -254,17 +254,43 @@ def test_idle_pages_show_what_starts_elsewhere_without_a_reload(long_names, page
     open_page(page, f"{url}/runs", "Runs", ready=f"{runs} of {runs} runs match")
     mark_document(page)
     grid = page.get_by_test_id("stDataFrame").filter(visible=True).first
-    box = grid.bounding_box()
-    page.mouse.click(box["x"] + 18, box["y"] + 35 * 1.5)  # the first row's tick box: ticks are row positions
-    page.wait_for_timeout(1_000)  # the tick's rerun
+    tick_first_row(page, grid)
 
     store.create_run(quiet, {"learning_rate": 0.002})
 
     page.wait_for_timeout(15_000)  # past the next idle check: a redraw would move the tick onto another run
     assert page.get_by_text(f"{runs} of {runs} runs match").first.is_visible()
-    page.mouse.click(box["x"] + 18, box["y"] + 35 * 1.5)  # untick
+    tick_first_row(page, grid)  # untick
     page.get_by_text(f"{runs + 1} of {runs + 1} runs match").wait_for(timeout=WAIT_MS)
     assert same_document(page)
+
+
+def test_ticked_runs_hold_an_idle_experiment_page_until_they_are_unticked(long_names, page):
+    """Ticks are row positions: an idle check that redrew the runs table for a run started elsewhere would move
+    the tick onto another run."""
+    url, store = long_names
+    held = store.create_experiment({"name": "held", "dataset": SAMPLE})
+    ended = store.create_run(held, {"learning_rate": 0.001})
+    store.cancel_run(ended)
+    open_page(page, f"{url}/experiment?experiment={held}", "held", ready="Runs (1)")
+    mark_document(page)
+    tick_first_row(page, page.locator(".st-key-runs_table [data-testid=stDataFrame]"))
+    playwright.expect(page.get_by_test_id("stMultiSelect").filter(has_text="Runs to compare")).to_contain_text(f"#{ended}")
+
+    store.create_run(held, {"learning_rate": 0.002})  # as a script or another tab would
+
+    page.wait_for_timeout(15_000)  # past the next idle check
+    assert page.get_by_role("heading", name="Runs (1)").is_visible()
+    tick_first_row(page, page.locator(".st-key-runs_table [data-testid=stDataFrame]"))  # untick
+    page.get_by_role("heading", name="Runs (2)").wait_for(timeout=WAIT_MS)
+    assert same_document(page)
+
+
+def tick_first_row(page, grid) -> None:
+    """Click the first row's tick box (under the header row), and let its rerun end."""
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 * 1.5)
+    page.wait_for_timeout(1_000)
 
 
 def test_a_delete_shows_in_the_list_at_once_and_restore_brings_it_back(team, page):
