@@ -93,12 +93,17 @@ def detail(adapter_id: int) -> None:
         del st.query_params["adapter"]  # a link to this same page kept ?adapter=, so the list's clicks reopened this one
         st.rerun()
     st.subheader("Lineage")
-    lineage = st.columns(3)
+    lineage = st.columns(3, vertical_alignment="center")  # the sidebar's icons: the two links read as links
     lineage[0].page_link(
-        "pages/experiment.py", label=f"Experiment: {plain(experiment.name)}", query_params={"experiment": experiment.id}
+        "pages/experiment.py",
+        label=f"Experiment: {plain(experiment.name)}",
+        query_params={"experiment": experiment.id},
+        icon=":material/folder_open:",
     )
-    lineage[1].page_link("pages/run.py", label=f"Run: {plain(run.name)} (#{run.id})", query_params={"run": run.id})
-    lineage[2].markdown(f"Adapter: **v{adapter.version}**")
+    lineage[1].page_link(
+        "pages/run.py", label=f"Run: {plain(run.name)} (#{run.id})", query_params={"run": run.id}, icon=":material/monitoring:"
+    )
+    lineage[2].markdown(f":small[:material/inventory_2: Adapter: **v{adapter.version}**]")
     cells = st.columns(3)
     cells[0].metric("size", format_size(adapter.size_bytes))
     cells[1].metric("created", f"{adapter.created_at:%Y-%m-%d %H:%M}")

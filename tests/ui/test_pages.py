@@ -706,8 +706,10 @@ def test_adapter_detail_shows_files_and_lineage(open_page, populated):
 
     assert app.title[0].value == "sentiment LoRA v1"
     assert table_with(app, "file")["file"].tolist() == ["adapter_config.json"]
-    labels = [as_shown(link.label) for link in app.get("page_link")]
-    assert "Experiment: sentiment LoRA" in labels and f"Run: run-1 (#{populated['done']})" in labels
+    links = {as_shown(link.label): link.proto.icon for link in app.get("page_link")}
+    # with the sidebar's icons: bare, the two read as plain text beside the adapter's version
+    assert links["Experiment: sentiment LoRA"] == ":material/folder_open:"
+    assert links[f"Run: run-1 (#{populated['done']})"] == ":material/monitoring:"
     assert [button.proto.label for button in app.get("download_button")] == ["Download as zip"]
     assert "**Base model** tiny\\-base" in [markdown.value for markdown in app.markdown]  # whole, not in a tile
 
