@@ -42,6 +42,7 @@ from ui.common import (
     fold,
     fresh,
     friendly_errors,
+    leave_for,
     live,
     open_on_select,
     plain,
@@ -163,7 +164,7 @@ def runs_section(detail, series, diverged: set[int]) -> None:
         st.session_state.compare_ticked = st.session_state.compare_pick = selected
     chosen = st.multiselect("Runs to compare", list(by_id), format_func=lambda i: run_label(by_id[i]), key="compare_pick")
     if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
-        st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
+        leave_for("pages/compare.py", {"runs": ",".join(map(str, chosen))})
     export_fold(matched, len(shown), chosen, key="export")
     if detail.aggregates:
         section = fold("Aggregated metrics of the completed runs", "aggregates_open")

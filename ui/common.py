@@ -203,16 +203,28 @@ def open_on_select(event, frame: pl.DataFrame, page: str, param: str) -> None:
     """Clicking a row's cell opens its page in this tab (a table's link column would open a new one)."""
     chosen = clicked_id(event, frame)
     if chosen is not None:
-        st.switch_page(page, query_params={param: chosen})
+        leave_for(page, {param: str(chosen)})
+
+
+def leave_for(page: str, query: dict[str, str]) -> None:
+    """st.switch_page, keeping this page's URL state (`remember_url_state`) for the history entry switch_page leaves
+    behind, whose query is the new page's. Back to that entry then restores the state the page had when it was left,
+    not the state it had last: experiment A, a run, experiment B, a run, and Back to A's entry showed B."""
+    st.session_state[_departure_key(query)] = st.session_state.get(_url_state_key())
+    st.switch_page(page, query_params=query)
 
 
 def as_this_tab_left_it(params: tuple[str, ...]) -> None:
     """Back to a page whose state lives in its URL, after a row click opened another page, gets the state it had:
     st.switch_page first rewrites the page's own URL to the new page's query (?experiment=7), so the history entry
     Back returns to holds that query and none of the page's own. Only then: a bare URL opened on purpose shows the
-    defaults. Call before the widgets bound to `params`, and `remember_url_state` after them (and after any
-    fragment that changes them)."""
-    query, saved = st.query_params, st.session_state.get(_url_state_key())
+    defaults. The state is the one the page had when `leave_for` left it for that query, else the last one. Call
+    before the widgets bound to `params`, and `remember_url_state` after them (and after any fragment that changes
+    them)."""
+    query = st.query_params
+    saved = st.session_state.get(_departure_key(query.to_dict()))  # as it was when left for this entry's query
+    if saved is None:
+        saved = st.session_state.get(_url_state_key())  # as it was last
     if saved is None or not query or any(name in query for name in params):  # {}: it was left on its defaults
         return
     try:
@@ -230,6 +242,10 @@ def remember_url_state(params: tuple[str, ...]) -> None:
 def _url_state_key() -> str:
     context = get_script_run_ctx()
     return f"_url_state_{context.page_script_hash if context else ''}"
+
+
+def _departure_key(query: dict[str, str]) -> str:
+    return f"{_url_state_key()}_left_for_{sorted(query.items())}"
 
 
 def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | None = None, seen: object = None) -> None:

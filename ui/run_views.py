@@ -20,6 +20,7 @@ from core.groups import (
 from core.hparam_charts import OPEN, clicked_run, parallel_coordinates_spec, scatter_spec
 from core.presenters import groups_frame, plural
 from core.system_metrics import is_system_metric
+from ui.common import leave_for
 
 
 def attributes(detail) -> pl.DataFrame:
@@ -110,4 +111,4 @@ def hyperparameter_views(frame: pl.DataFrame, primary_metric: str, selected: lis
     )
     run_id = clicked_run(event.selection if event is not None else None)
     if run_id is not None:
-        st.switch_page("pages/run.py", query_params={"run": run_id})
+        leave_for("pages/run.py", {"run": str(run_id)})
