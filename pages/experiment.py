@@ -55,7 +55,7 @@ from ui.common import (
     status_badge,
     store,
     tags_column,
-    ticked,
+    unless_ticked,
 )
 from ui.config_form import cannot_start, config_inputs, trainer_choice
 from ui.export import export_fold
@@ -63,12 +63,6 @@ from ui.run_views import attributes, draw_group_panels, group_of_each_run, group
 from ui.search import apply_search, search_text
 
 URL_STATE = ("experiment", "metrics", "run_filter")  # the page's URL: its experiment and the widgets bound to it
-
-
-def unless_ticked(read: Callable[[], object]) -> object:
-    """The idle page's read (a run started elsewhere redraws it), held while runs are ticked to compare: the ticks
-    are row positions, which a new run's row would move onto other runs."""
-    return None if ticked("runs_table") else read()
 
 
 def pick_experiment() -> None:
@@ -355,8 +349,8 @@ with friendly_errors(back=("pages/experiments.py", "All experiments")):
         live(
             active,
             lambda: header(experiment),
-            idle=lambda: unless_ticked(lambda: store().get_experiment(experiment_id)),
-            seen=unless_ticked(lambda: experiment),
+            idle=lambda: unless_ticked("runs_table", lambda: store().get_experiment(experiment_id)),
+            seen=unless_ticked("runs_table", lambda: experiment),
         )
         edit_tags_and_note("experiment", experiment_id, experiment.tags, experiment.note)
         if not experiment.is_deleted:

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.presenters import plural
 from core.search_views import SHOWN_LIMIT, running_count
-from ui.common import fresh, friendly_errors, live, store, through_app, ticked
+from ui.common import fresh, friendly_errors, live, store, through_app, unless_ticked
 from ui.export import export_fold
 from ui.search import results_table, search_box
 
@@ -44,8 +44,8 @@ def runs(first) -> bool:
 
 def latest():
     """For an idle list: any run's start or end touches its experiment, so the one touched last tells that a run came
-    or went. Held (None) while runs are ticked: ticks are row positions, which a new run would move."""
-    return None if ticked("results") else store().list_experiments(sort="updated_at", page_size=1)
+    or went (held while runs are ticked)."""
+    return unless_ticked("results", lambda: store().list_experiments(sort="updated_at", page_size=1))
 
 
 with friendly_errors():

@@ -275,11 +275,13 @@ def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | No
         _watch(idle, seen)
 
 
-def ticked(table_key: str) -> bool:
-    """Whether the table drawn under this key has rows ticked now: its selection, which Streamlit drops with the
-    table (a flag of our own outlived the page, and held an experiment with no runs for good)."""
+def unless_ticked(table_key: str, read: Callable[[], T]) -> T | None:
+    """An idle page's read, or None (hold the page as it is) while the table drawn under this key has rows ticked:
+    ticks are row positions, which a redraw with a new run would move onto other runs. Read from the table's own
+    selection, which Streamlit drops with the table (a flag of our own outlived the page, and held an experiment with
+    no runs for good)."""
     state = st.session_state.get(table_key)
-    return bool(state and state.get("selection", {}).get("rows"))
+    return None if state and state.get("selection", {}).get("rows") else read()
 
 
 def _watch(idle: Callable[[], object], drawn: object) -> None:
