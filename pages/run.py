@@ -40,6 +40,7 @@ from ui.common import (
     show_flash,
     status_badge,
     store,
+    switch_to,
 )
 from ui.samples import run_samples
 
@@ -107,7 +108,7 @@ def summary(run, experiment, diverged: bool) -> None:
         st.rerun()
     if offers_resume(run, settings().checkpoints_dir) and st.button("Resume from its last checkpoint", key="resume", icon=":material/replay:"):
         resumed = start_run(store(), run.experiment_id, resume_config(run))
-        st.switch_page("pages/run.py", query_params={"run": resumed})
+        switch_to("pages/run.py", {"run": str(resumed)})
 
 
 def chart_controls(run) -> tuple[list[str], object]:

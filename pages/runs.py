@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.presenters import plural
 from core.search_views import SHOWN_LIMIT, running_count
-from ui.common import fresh, friendly_errors, live, store, through_app, unless_ticked
+from ui.common import fresh, friendly_errors, live, store, switch_to, through_app, unless_ticked
 from ui.export import export_fold
 from ui.search import results_table, search_box
 
@@ -28,7 +28,7 @@ def runs(first) -> bool:
     was_paused = st.session_state.get("runs_paused", False)
     chosen = results_table(matched, named or (), key="results")
     if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
-        st.switch_page("pages/compare.py", query_params={"runs": ",".join(map(str, chosen))})
+        switch_to("pages/compare.py", {"runs": ",".join(map(str, chosen))})
     export_fold(lambda: matched, matched.height, chosen, key="export")
     going = running_count(frame)
     # Ticks are row positions: a run started meanwhile would move them onto other runs, so ticking pauses the refresh.

@@ -93,7 +93,7 @@ def _back_button(page: str, label: str) -> None:
     """To the list, without the link's ID: a page link to the same page (the adapters list) kept `?adapter=`."""
     if st.button(label, icon=":material/arrow_back:", type="tertiary", key="back_from_bad_link"):
         st.query_params.clear()
-        st.switch_page(page)
+        switch_to(page)
 
 
 def query_id(name: str, what: str) -> int | None:
@@ -207,10 +207,21 @@ def open_on_select(event, frame: pl.DataFrame, page: str, param: str) -> None:
 
 
 def leave_for(page: str, query: dict[str, str]) -> None:
-    """st.switch_page, keeping this page's URL state (`remember_url_state`) for the history entry switch_page leaves
+    """`switch_to`, keeping this page's URL state (`remember_url_state`) for the history entry switch_page leaves
     behind, whose query is the new page's. Back to that entry then restores the state the page had when it was left,
     not the state it had last: experiment A, a run, experiment B, a run, and Back to A's entry showed B."""
     st.session_state[_departure_key(query)] = st.session_state.get(_url_state_key())
+    switch_to(page, query)
+
+
+def switch_to(page: str, query: dict[str, str] | None = None) -> None:
+    """st.switch_page, after forgetting this page's fragments. A timed fragment (a live section, an idle check) whose
+    timer fires while the switch is under way sends a rerun of this page's fragment. Streamlit queued it behind the new
+    page's run, then ran it as this page: the new page went blank until its next rerun (a scatter point opened an empty
+    run page). A request for a fragment Streamlit no longer holds is dropped on arrival."""
+    context = get_script_run_ctx()
+    if context is not None:
+        context.fragment_storage.clear()
     st.switch_page(page, query_params=query)
 
 
