@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     system_metrics_interval: float = Field(
         5.0, ge=0, description="Seconds between samples of a training's CPU, memory and GPU use; 0 turns them off."
     )
+    idle_check_interval: float = Field(
+        10.0, ge=1, description="Seconds between an idle page's checks for runs started elsewhere (a script, another tab)."
+    )
     mode: Literal["online", "disabled"] = Field(
         "online", description="disabled: every SDK call is a no-op that stores nothing (for your own tests and CI)."
     )

@@ -25,7 +25,6 @@ log = logging.getLogger("tunedeck.ui")
 APP = resources.app_file()
 _routing = threading.local()
 REFRESH_SECONDS = 2
-IDLE_SECONDS = 10  # how soon an idle page notices a run started elsewhere: one small read each time
 T = TypeVar("T")
 
 
@@ -267,8 +266,8 @@ def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | No
     must ask the same question as `draw`, or the page reruns every REFRESH_SECONDS.
 
     `idle`: a cheap read of what the page shows, for while nothing is active. It is read again every
-    IDLE_SECONDS. When it differs from `seen`, its value read before the page read what it draws (a run started
-    from a script or another tab since), the page is drawn again, live if something now runs. Without it an idle
+    TUNEDECK_IDLE_CHECK_INTERVAL seconds. When it differs from `seen`, its value read before the page read what it
+    draws (a run started from a script or another tab since), the page is drawn again, live if something now runs. Without it an idle
     page showed a run started elsewhere only after a reload. `idle` returns None while the page must hold what it
     shows (rows ticked: ticks are row positions, which a redraw with a new run would move onto other runs).
     """
@@ -298,7 +297,7 @@ def unless_ticked(table_key: str, read: Callable[[], T]) -> T | None:
 def _watch(idle: Callable[[], object], drawn: object) -> None:
     baseline = [drawn]  # None while the page held (ticks): then the first read after the ticks are gone
 
-    @st.fragment(run_every=IDLE_SECONDS)
+    @st.fragment(run_every=settings().idle_check_interval)  # one small read each time
     def check() -> None:
         if not _in_fragment_rerun():
             return

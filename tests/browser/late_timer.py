@@ -13,7 +13,8 @@ class LateTimer:
     the page has rerun (its first run reports the hash of app.py, which picks the page). From then on `fire()` sends
     a rerun of every timed fragment the page registered, as the browser's timer would: the page's name and query
     from the browser's last rerun request, the fragment's ID, is_auto_rerun. `runs_after_switch` holds the page hash
-    of each run the server started from the first run of another page on; `switched` says that run has finished."""
+    of each run the server started from the first run of another page on; `switched` says that run has finished.
+    `disarm()` leaves it passing everything on again."""
 
     def __init__(self) -> None:
         self.runs_after_switch: list[str] = []
@@ -39,6 +40,13 @@ class LateTimer:
             late.rerun_script.fragment_id = fragment_id
             late.rerun_script.is_auto_rerun = True
             self._late.append(late.SerializeToString())
+
+    def disarm(self) -> None:
+        self._armed_page = None
+        self._late.clear()
+        self._timers.clear()
+        self.runs_after_switch.clear()
+        self.switched = False
 
     def fire(self) -> None:
         for message in self._late:

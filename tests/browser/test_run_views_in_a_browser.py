@@ -68,10 +68,18 @@ def app(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page():
+def late():
+    return LateTimer()
+
+
+@pytest.fixture(scope="module")
+def page(late):
+    """The page's socket to Streamlit goes through `late`, which passes everything on until a test fires it."""
     with playwright.sync_playwright() as driver:
         browser = launch_chromium(driver)
-        yield browser.new_page(viewport={"width": 1440, "height": 900})
+        tab = browser.new_page(viewport={"width": 1440, "height": 900})
+        tab.route_web_socket("**/_stcore/stream", late.route)
+        yield tab
         browser.close()
 
 
@@ -95,7 +103,10 @@ def chart_titled(page, text: str):
     return chart
 
 
-def test_groups_parallel_coordinates_and_a_scatter_click_that_opens_the_run(app, page, shots):
+def test_groups_parallel_coordinates_and_a_scatter_click_that_opens_the_run(app, page, shots, late):
+    """The scatter's click opens the run while the experiment page's idle check falls due: a check due as a click
+    switched pages ran after the new page, as the old one, and left the run page blank (CI caught it once). Here the
+    check's request is sent every 20 ms from the click until the run page is in."""
     url, ids = app
     page.goto(f"{url}/experiment?experiment={ids['experiment']}")
     page.get_by_role("heading", name="Groups").wait_for(timeout=WAIT_MS)
@@ -112,37 +123,19 @@ def test_groups_parallel_coordinates_and_a_scatter_click_that_opens_the_run(app,
     points = scatter.locator("g.mark-symbol.role-mark path")
     assert points.count() == 18
     shots(page, "12-scatter", scatter)
-    points.first.click(timeout=WAIT_MS)
-    page.wait_for_url("**/run?run=*", timeout=WAIT_MS)
-    page.get_by_text("Clone: a new run with these settings").wait_for(timeout=WAIT_MS)
-
-
-def test_an_idle_check_due_as_a_scatter_point_opens_its_run_leaves_the_run_page_drawn(app, page):
-    """The experiment page checks every few seconds for runs started elsewhere. A check falling due while a click
-    switched to the run page made Streamlit run it after the run page, as the experiment page: the run page went
-    blank (CI caught it once). Here the check's request is sent every 20 ms from the click until the run page is in."""
-    url, ids = app
-    late = LateTimer()
-    tab = page.context.browser.new_page(viewport={"width": 1440, "height": 900})
-    tab.route_web_socket("**/_stcore/stream", late.route)
-    tab.goto(f"{url}/experiment?experiment={ids['experiment']}")
-    tab.get_by_text("19 runs in 6 groups").wait_for(timeout=WAIT_MS)
-    tab.get_by_role("heading", name="Groups").scroll_into_view_if_needed()
-    tab.get_by_text("Scatter", exact=True).click(timeout=WAIT_MS)
-    scatter = chart_titled(tab, "eval_loss by learning_rate")
     late.arm()
-    scatter.locator("g.mark-symbol.role-mark path").first.click(timeout=WAIT_MS)
+    points.first.click(timeout=WAIT_MS)
     for _ in range(WAIT_MS // 20):
         if late.switched:
             break
         late.fire()
-        tab.wait_for_timeout(20)
-    tab.wait_for_timeout(1000)  # a request queued behind the run page's run runs right after it
+        page.wait_for_timeout(20)
+    page.wait_for_timeout(1000)  # a request queued behind the run page's run runs right after it
     assert late.switched
     assert late.runs_after_switch == late.runs_after_switch[:1], "a page ran after the run page"
-    tab.wait_for_url("**/run?run=*", timeout=WAIT_MS)
-    tab.get_by_text("Clone: a new run with these settings").wait_for(timeout=WAIT_MS)
-    tab.close()
+    page.wait_for_url("**/run?run=*", timeout=WAIT_MS)
+    page.get_by_text("Clone: a new run with these settings").wait_for(timeout=WAIT_MS)
+    late.disarm()
 
 
 def test_group_curves_draw_a_band_per_group(app, page, shots):

@@ -28,6 +28,7 @@ pytestmark = needs_chromium()
 CURVES = '.stElementContainer:not([class*="st-key-hp_chart"]) [data-testid=stVegaLiteChart]'
 WAIT_MS = 90_000  # a shared 2-core machine can be slow; nothing here times the app
 NOT_DRAWN = 10_000
+IDLE_CHECK = 2  # seconds between an idle page's checks, for the app on the long names' store (10 by default)
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +209,12 @@ def long_names(tmp_path_factory):
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text("{}")
     store.complete_run(run, {"path": str(folder), "base_model": "meta-llama/Meta-Llama-3-8B-Instruct", "size_bytes": 2, "checksum": "sha256:x"})
-    process, url = start_app(data_dir / "streamlit.log", TUNEDECK_DATA_DIR=str(data_dir), TUNEDECK_EMBEDDED_WORKER="0")
+    process, url = start_app(
+        data_dir / "streamlit.log",
+        TUNEDECK_DATA_DIR=str(data_dir),
+        TUNEDECK_EMBEDDED_WORKER="0",
+        TUNEDECK_IDLE_CHECK_INTERVAL=str(IDLE_CHECK),
+    )
     yield url, store
     stop(process)
 
@@ -258,7 +264,7 @@ def test_idle_pages_show_what_starts_elsewhere_without_a_reload(long_names, page
 
     store.create_run(quiet, {"learning_rate": 0.002})
 
-    page.wait_for_timeout(15_000)  # past the next idle check: a redraw would move the tick onto another run
+    page.wait_for_timeout(3 * IDLE_CHECK * 1000)  # past the next idle checks: a redraw would move the tick onto another run
     assert page.get_by_text(f"{runs} of {runs} runs match").first.is_visible()
     tick_first_row(page, grid)  # untick
     page.get_by_text(f"{runs + 1} of {runs + 1} runs match").wait_for(timeout=WAIT_MS)
@@ -279,7 +285,7 @@ def test_ticked_runs_hold_an_idle_experiment_page_until_they_are_unticked(long_n
 
     store.create_run(held, {"learning_rate": 0.002})  # as a script or another tab would
 
-    page.wait_for_timeout(15_000)  # past the next idle check
+    page.wait_for_timeout(3 * IDLE_CHECK * 1000)  # past the next idle checks
     assert page.get_by_role("heading", name="Runs (1)").is_visible()
     tick_first_row(page, page.locator(".st-key-runs_table [data-testid=stDataFrame]"))  # untick
     page.get_by_role("heading", name="Runs (2)").wait_for(timeout=WAIT_MS)

@@ -47,6 +47,14 @@ def test_a_heartbeat_timeout_shorter_than_two_heartbeats_is_refused(monkeypatch)
         get_settings()
 
 
+def test_an_idle_check_more_often_than_every_second_is_refused(monkeypatch):
+    """Each open idle page reads the store at that pace: a fraction of a second is a typo, not a setting."""
+    monkeypatch.setenv("TUNEDECK_IDLE_CHECK_INTERVAL", "0.1")
+
+    with pytest.raises(ValidationError, match=r"^TUNEDECK_IDLE_CHECK_INTERVAL: Input should be greater than or equal to 1, got '0.1'$"):
+        get_settings()
+
+
 @pytest.mark.parametrize(
     "variables",
     [
