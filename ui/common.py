@@ -267,9 +267,10 @@ def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | No
 
     `idle`: a cheap read of what the page shows, for while nothing is active. It is read again every
     TUNEDECK_IDLE_CHECK_INTERVAL seconds. When it differs from `seen`, its value read before the page read what it
-    draws (a run started from a script or another tab since), the page is drawn again, live if something now runs. Without it an idle
-    page showed a run started elsewhere only after a reload. `idle` returns None while the page must hold what it
-    shows (rows ticked: ticks are row positions, which a redraw with a new run would move onto other runs).
+    draws (a run started from a script or another tab since), the page is drawn again, live if something now runs.
+    Without it an idle page showed a run started elsewhere only after a reload. `idle` returns None while the page
+    must hold what it shows (rows ticked: ticks are row positions, which a redraw with a new run would move onto
+    other runs).
     """
 
     @st.fragment(run_every=REFRESH_SECONDS if active else None)
