@@ -60,7 +60,7 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     st.subheader("Curves")
     keys = [row.key for row in comparison.metrics]
     # System metrics one click away, not drawn by default; one subject, so the choice stays as the runs compared change.
-    chosen = pick_metrics(keys, chart_keys(keys), "comparison") if keys else []
+    chosen = pick_metrics(keys, chart_keys(keys), "comparison", key="compare_metrics") if keys else []
     options = chart_options(len(run_ids), len(chosen)) if keys else None
     series = page_series(run_ids, chosen)
     diverged = find_diverged(store(), comparison.runs)  # one verdict per run, whatever this page charts

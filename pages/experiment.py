@@ -173,7 +173,8 @@ def curve_controls(detail) -> tuple[list[str], object, bool]:
     if not keys:
         return [], None, False
     st.subheader("Curves")
-    chosen = pick_metrics(keys, [detail.experiment.primary_metric, "loss"], f"experiment {detail.experiment.id}")
+    defaults = [detail.experiment.primary_metric, "loss"]
+    chosen = pick_metrics(keys, defaults, f"experiment {detail.experiment.id}", key="metrics")
     options = chart_options(len(detail.runs), len(chosen))
     by_group = len(detail.runs) > 1 and st.toggle(
         "By group: mean ± std", key="group_curves", help="One curve per group of the Group by picker, with a ± 1 std band."

@@ -116,7 +116,8 @@ def chart_controls(run) -> tuple[list[str], object]:
     if not keys:
         st.info("No metrics logged yet." if run.status.is_active else f"No metrics: the run {run.status.value} before it logged any.")
         return [], None
-    chosen = pick_metrics(keys, [key for key in SUMMARY_KEYS if key in keys] or chart_keys(keys), f"run {run.id}")
+    defaults = [key for key in SUMMARY_KEYS if key in keys] or chart_keys(keys)
+    chosen = pick_metrics(keys, defaults, f"run {run.id}", key="run_metrics")
     options = chart_options(1, len(chosen))
     if not chosen:
         only_system = not chart_keys(keys)  # a run that failed before its first step: its CPU and memory, say

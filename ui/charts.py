@@ -2,7 +2,6 @@
 
 import polars as pl
 import streamlit as st
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import charts
 from core.divergence import LOSS_KEYS, LOSS_POINTS
@@ -12,33 +11,34 @@ from ui.common import store
 X_LABELS = {"step": "step", "wall_time": "wall time", "elapsed": "relative time"}
 
 
-def pick_metrics(keys: list[str], defaults: list[str], subject: str) -> list[str]:
-    """Which panels, in which order: remembered in the URL (?metrics=...) so a link reopens the same view.
-    `subject`: what the page shows ("experiment 7"), so that another one starts from its own URL."""
-    _from_this_pages_url("metrics", subject)
+def pick_metrics(keys: list[str], defaults: list[str], subject: str, key: str) -> list[str]:
+    """Which panels, in which order: remembered in the URL (?metrics=..., the parameter named `key`) so a link reopens
+    the same view. Each page names its own parameter: Streamlit drops a URL parameter that a widget of another page
+    is bound to, so while the run page's picker was bound to `metrics` too, Back from a run (after a Forward to it)
+    showed the experiment on its default panels. `subject`: what the page shows ("experiment 7"), so that another one
+    starts from its own URL."""
+    _from_this_subjects_url(key, subject)
     default = charts.default_panels(chart_keys(keys), defaults)  # system metrics: not unless asked, even if alone
     return st.multiselect(
         "Metrics",
         keys,
         default=default,
-        key="metrics",
+        key=key,
         bind="query-params",
         placeholder="Choose the metrics to chart",
         help="One panel per metric, in the order chosen.",
     )
 
 
-def _from_this_pages_url(key: str, subject: str) -> None:
-    """A page's picker starts from its own URL. Every page's picker has the key `metrics`, and Streamlit keeps a
-    URL-bound widget's value after it is gone and gives it to the next widget with that key: a run opened from an
-    experiment showing eval_loss opened on eval_loss alone, with `&metrics=eval_loss` written into its address (and
-    a Back that stayed on it), and so did experiment B opened from the list after A. The same page showing the same
-    subject again (this tab's experiment 7, reopened) keeps the panels last chosen for it."""
-    context, owner = get_script_run_ctx(), f"_{key}_page"
-    here = (context.page_script_hash if context else "", subject)
-    if st.session_state.get(owner, here) != here and key in st.session_state:
+def _from_this_subjects_url(key: str, subject: str) -> None:
+    """A picker starts from its page's URL when the page shows another subject. Streamlit keeps a URL-bound widget's
+    value after it is gone and gives it to the next widget with that key: experiment B opened from the list after A
+    showed eval_loss alone opened on eval_loss alone, with `&metrics=eval_loss` written into its address. The same
+    subject shown again (this tab's experiment 7, reopened) keeps the panels last chosen for it."""
+    owner = f"_{key}_subject"
+    if st.session_state.get(owner, subject) != subject and key in st.session_state:
         del st.session_state[key]
-    st.session_state[owner] = here
+    st.session_state[owner] = subject
 
 
 def chart_options(runs: int, panels: int) -> charts.ChartOptions:

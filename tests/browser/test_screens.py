@@ -405,6 +405,21 @@ def test_a_run_opened_from_an_experiment_starts_on_its_own_panels_and_back_retur
     picker = page.get_by_test_id("stMultiSelect").filter(has_text="Metrics")
     playwright.expect(picker.get_by_text("eval_accuracy", exact=True)).to_be_visible(timeout=WAIT_MS)
     playwright.expect(page.locator(CURVES)).to_have_count(1, timeout=WAIT_MS)
+    run_over(page)
+
+    # Forward to the run and Back again: Streamlit drops a URL parameter that a widget of another page is bound to,
+    # and the run page's picker was bound to `metrics` too, so the experiment came back on its default panels.
+    page.go_forward()
+    page.wait_for_url(re.compile(r"/run\?run=\d+$"), timeout=WAIT_MS)
+    page.get_by_role("heading", name=re.compile(r"\(#\d+\)$")).first.wait_for(timeout=WAIT_MS)
+    run_over(page)
+    page.go_back()
+
+    page.get_by_role("heading", name="sentiment sweep").first.wait_for(timeout=WAIT_MS)
+    run_over(page)
+    assert re.search(rf"experiment={ids['sweep']}.*metrics=eval_accuracy", page.url), page.url
+    playwright.expect(picker.get_by_text("eval_accuracy", exact=True)).to_be_visible(timeout=WAIT_MS)
+    playwright.expect(page.locator(CURVES)).to_have_count(1, timeout=WAIT_MS)
 
 
 def test_back_through_two_experiments_runs_returns_to_each_experiment(team, page):

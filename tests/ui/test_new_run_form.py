@@ -113,7 +113,7 @@ def test_system_metrics_stay_off_the_run_charts_until_asked_for(open_page, popul
         writer.log_series(populated["done"], "system/rss_mb", [1, 2], [300.0, 310.0])
 
     app = open_page("pages/run.py", run=str(populated["done"]))
-    picker = app.multiselect(key="metrics")
+    picker = app.multiselect(key="run_metrics")
     training_only = len(app.get("vega_lite_chart"))
     picker.set_value([*picker.value, "system/cpu_percent"]).run()
 
