@@ -208,8 +208,11 @@ def open_on_select(event, frame: pl.DataFrame, page: str, param: str) -> None:
 def leave_for(page: str, query: dict[str, str]) -> None:
     """`switch_to`, keeping this page's URL state (`remember_url_state`) for the history entry switch_page leaves
     behind, whose query is the new page's. Back to that entry then restores the state the page had when it was left,
-    not the state it had last: experiment A, a run, experiment B, a run, and Back to A's entry showed B."""
-    st.session_state[_departure_key(query)] = st.session_state.get(_url_state_key())
+    not the state it had last: experiment A, a run, experiment B, a run, and Back to A's entry showed B. A page that
+    keeps no URL state (the adapters list, the jobs page) leaves nothing behind."""
+    state = st.session_state.get(_url_state_key())
+    if state is not None:
+        st.session_state[_departure_key(query)] = state
     switch_to(page, query)
 
 
@@ -217,7 +220,8 @@ def switch_to(page: str, query: dict[str, str] | None = None) -> None:
     """st.switch_page, after forgetting this page's fragments. A timed fragment (a live section, an idle check) whose
     timer fires while the switch is under way sends a rerun of this page's fragment. Streamlit queued it behind the new
     page's run, then ran it as this page: the new page went blank until its next rerun (a scatter point opened an empty
-    run page). A request for a fragment Streamlit no longer holds is dropped on arrival."""
+    run page). A request for a fragment Streamlit no longer holds is dropped on arrival. The fragment storage is
+    Streamlit's own (pinned in requirements.txt); the scatter-click browser test fails if clearing it stops working."""
     context = get_script_run_ctx()
     if context is not None:
         context.fragment_storage.clear()
