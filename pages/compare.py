@@ -22,7 +22,7 @@ from core.runs import adapters_of, found_and_missing
 from core.samples import best_run
 from core.status import any_active
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
-from ui.common import data_table, experiment_names, fresh, friendly_errors, live, plain, store, through_app
+from ui.common import data_table, experiment_names, fresh, friendly_errors, live, plain, store, text_in_url, through_app
 from ui.samples import compare_samples
 from ui.try_it import try_box
 
@@ -119,7 +119,7 @@ def samples_section(comparison) -> None:
 
 
 with friendly_errors():
-    raw = st.text_input("Run IDs, comma separated", key="runs", bind="query-params", placeholder="e.g. 12, 13, 14")
+    raw = text_in_url("Run IDs, comma separated", "runs", placeholder="e.g. 12, 13, 14")
     parsed, ignored = parse_run_ids(raw)
     run_ids, missing = found_and_missing(store(), parsed)
     for warning in compare_warnings(ignored, missing, found_any=bool(run_ids)):

@@ -5,13 +5,25 @@ import streamlit as st
 
 from core.presenters import plural
 from core.search_views import SHOWN_LIMIT, running_count
-from ui.common import fresh, friendly_errors, live, store, switch_to, through_app, unless_ticked
+from ui.common import (
+    as_this_tab_left_it,
+    fresh,
+    friendly_errors,
+    leave_for,
+    live,
+    remember_url_state,
+    store,
+    through_app,
+    unless_ticked,
+)
 from ui.export import export_fold
 from ui.search import results_table, search_box
 
 through_app()
 
 st.title("Runs")
+
+URL_STATE = ("search",)  # the search box, bound to the URL
 
 
 def runs(first) -> bool:
@@ -20,6 +32,7 @@ def runs(first) -> bool:
         st.info("No runs yet: start one from an experiment's page, or log one from a script.")
         return False
     matched, named = search_box(frame, key="search")
+    remember_url_state(URL_STATE)  # here, where a row click or "Compare selected" leaves
     shown = f"; showing the newest {SHOWN_LIMIT:,}" if matched.height > SHOWN_LIMIT else ""
     if named is None:  # the search could not run: every run is shown, and it must not read as a match
         st.caption(f"The search above has an error, so nothing is filtered: all {plural(frame.height, 'run')}{shown}.")
@@ -28,7 +41,7 @@ def runs(first) -> bool:
     was_paused = st.session_state.get("runs_paused", False)
     chosen = results_table(matched, named or (), key="results")
     if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
-        switch_to("pages/compare.py", {"runs": ",".join(map(str, chosen))})
+        leave_for("pages/compare.py", {"runs": ",".join(map(str, chosen))})
     export_fold(lambda: matched, matched.height, chosen, key="export")
     going = running_count(frame)
     # Ticks are row positions: a run started meanwhile would move them onto other runs, so ticking pauses the refresh.
@@ -49,6 +62,7 @@ def latest():
 
 
 with friendly_errors():
+    as_this_tab_left_it(URL_STATE)  # Back from a run opened here: this search, not an empty box
     seen = latest()  # before the runs are read: a run that comes between the two reads is noticed
     first = store().search_frame()
     paused = st.session_state.get("runs_paused", False)

@@ -249,6 +249,24 @@ def as_this_tab_left_it(params: tuple[str, ...]) -> None:
     st.rerun()  # the widgets take their first values from the URL the run started with
 
 
+def text_in_url(label: str, param: str, **options) -> str:
+    """A text box whose value lives in the URL's `param`, kept there here rather than by `bind="query-params"`:
+    Streamlit drops a parameter bound to one page's widget from every other page's address, so the history entry a
+    switch to the compare page leaves behind (the page left, with ?runs=A,B) lost its query, and Back from a
+    comparison showed the experiment page's picker instead of the experiment it was started on."""
+    in_url = st.query_params.get(param, "")
+    key, seen = f"{param}_in_url", f"_{param}_in_url_seen"
+    if key not in st.session_state or st.session_state.get(seen) != in_url:  # a new visit, a link, Back: the URL's
+        st.session_state[key] = in_url
+    typed = st.text_input(label, key=key, **options)
+    if typed != in_url:
+        if typed:
+            st.query_params[param] = typed
+        else:
+            del st.query_params[param]
+    st.session_state[seen] = typed
+    return typed
+
 def remember_url_state(params: tuple[str, ...]) -> None:
     st.session_state[_url_state_key()] = {name: st.query_params.get_all(name) for name in params if name in st.query_params}
 

@@ -422,6 +422,30 @@ def test_a_run_opened_from_an_experiment_starts_on_its_own_panels_and_back_retur
     playwright.expect(page.locator(CURVES)).to_have_count(1, timeout=WAIT_MS)
 
 
+def test_back_from_a_comparison_started_on_an_experiment_returns_to_it_with_its_panels(team, page):
+    """"Compare selected" leaves as a row click does: Back to the history entry switch_page rewrote to ?runs=A,B
+    showed the experiment page's picker (no experiment) and lost its chosen panels."""
+    url, _, ids = team
+    open_page(page, f"{url}/experiment?experiment={ids['sweep']}&metrics=eval_accuracy", "sentiment sweep", charts=1)
+    grid = page.locator(".st-key-runs_table [data-testid=stDataFrame]")
+    for row in (1, 2):
+        click_row(page, grid, row=row, x=18)  # the tick boxes
+        page.wait_for_timeout(1_000)
+    ticked = page.get_by_test_id("stMultiSelect").filter(has_text="Runs to compare")
+    playwright.expect(ticked.get_by_text(re.compile(r"\(#\d+\)$"))).to_have_count(2, timeout=WAIT_MS)
+
+    page.get_by_role("button", name="Compare selected").click()
+    page.get_by_role("heading", name="Compare runs").wait_for(timeout=WAIT_MS)
+    page.wait_for_url(re.compile(r"/compare\?runs=\d+(%2C|,)\d+"), timeout=WAIT_MS)
+    run_over(page)
+    page.go_back()
+
+    page.get_by_role("heading", name="sentiment sweep").first.wait_for(timeout=WAIT_MS)
+    page.wait_for_url(re.compile(rf"experiment={ids['sweep']}.*metrics=eval_accuracy"), timeout=WAIT_MS)
+    picker = page.get_by_test_id("stMultiSelect").filter(has_text="Metrics")
+    playwright.expect(picker.get_by_text("eval_accuracy", exact=True)).to_be_visible(timeout=WAIT_MS)
+    playwright.expect(page.locator(CURVES)).to_have_count(1, timeout=WAIT_MS)
+
 def test_back_through_two_experiments_runs_returns_to_each_experiment(team, page):
     """One saved state per page: experiment A, a run, the list, experiment B, a run, then Back to the history entry
     A was left from showed B. Each st.switch_page leaves two entries: the page left, its query rewritten to the new

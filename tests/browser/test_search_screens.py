@@ -8,7 +8,17 @@ import polars as pl
 
 from core import open_store
 from tests.browser import needs_chromium
-from tests.browser.test_screens import WAIT_MS, browser, open_page, page, playwright, shots, team  # noqa: F401 (fixtures)
+from tests.browser.test_screens import (  # noqa: F401 (fixtures)
+    WAIT_MS,
+    browser,
+    click_row,
+    open_page,
+    page,
+    playwright,
+    run_over,
+    shots,
+    team,
+)
 
 NOTE = 'Rank 16 **wins**. <script>document.title = "owned"</script><img src=x onerror="document.title = \'owned\'">'
 
@@ -33,6 +43,25 @@ def test_the_runs_page_finds_runs_across_experiments_and_explains_a_bad_query(te
     assert shown.endswith("Unknown field parms.learning_rate at column 1: did you mean params.learning_rate?")
     page.screenshot(path=str(shots / "21-runs-search-error.png"))
 
+
+def test_back_from_a_run_opened_on_the_runs_page_shows_the_search_as_it_was(team, page):  # noqa: F811
+    """The Runs page kept no URL state: Back to the history entry switch_page rewrote to ?run=N showed every run,
+    with an empty search box."""
+    url, _, _ = team
+    open_page(page, f"{url}/runs?search=params.learning_rate%20%3E%3D%200.01", "Runs", ready="runs match")
+    matched = page.get_by_text(re.compile(r"^\d+ of \d+ runs match")).first.inner_text()
+    run_over(page)
+
+    click_row(page, page.get_by_test_id("stDataFrame").filter(visible=True).first, x=80)  # a run's name
+    page.wait_for_url(re.compile(r"/run\?run=\d+$"), timeout=WAIT_MS)
+    page.get_by_role("heading", name=re.compile(r"\(#\d+\)$")).first.wait_for(timeout=WAIT_MS)
+    run_over(page)
+    page.go_back()
+
+    page.get_by_role("heading", name="Runs").wait_for(timeout=WAIT_MS)
+    page.wait_for_url(re.compile(r"/runs\?search=params\.learning_rate"), timeout=WAIT_MS)
+    playwright.expect(page.get_by_role("textbox", name="Search runs")).to_have_value("params.learning_rate >= 0.01", timeout=WAIT_MS)
+    playwright.expect(page.get_by_text(matched).first).to_be_visible(timeout=WAIT_MS)
 
 def test_a_note_with_html_is_shown_as_text_on_the_run_page(team, page, shots):  # noqa: F811
     url, data_dir, ids = team

@@ -499,6 +499,24 @@ def test_comparing_one_run_says_to_add_another(open_page, populated):
     assert "One run alone: add another run ID above to compare it with." in [info.value for info in app.info]
 
 
+def test_run_ids_typed_on_the_compare_page_go_into_its_address_and_a_new_address_fills_the_box(open_page, populated):
+    """The box is kept in the URL by hand (`text_in_url`), not bound to it: typing still makes a link to share, and
+    an address changed from outside (a link, Back) still shows in the box."""
+    app = open_page("pages/compare.py", runs=str(populated["done"]))
+    assert app.text_input(key="runs_in_url").value == str(populated["done"])
+
+    app.text_input(key="runs_in_url").input(f"{populated['done']}, {populated['failed']}").run()
+    assert app.query_params["runs"] == f"{populated['done']}, {populated['failed']}"
+    assert "One run alone: add another run ID above to compare it with." not in [info.value for info in app.info]
+
+    app.query_params["runs"] = str(populated["failed"])
+    app.run()
+    assert app.text_input(key="runs_in_url").value == str(populated["failed"])
+
+    app.text_input(key="runs_in_url").input("").run()
+    assert "runs" not in app.query_params
+    assert "Choose runs on an experiment page and press “Compare selected”, or type run IDs above." in [info.value for info in app.info]
+
 def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, populated, app_store):
     other = app_store.create_run(populated["experiment"], {"learning_rate": 0.5, "epochs": 2})
     app_store.mark_running(other, worker="test")
