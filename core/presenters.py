@@ -396,6 +396,11 @@ def run_label(run: Run) -> str:
     return f"{run.name} (#{run.id})"
 
 
+def experiment_link_label(experiment: Experiment) -> str:
+    """A run's or an adapter's link to its experiment, which says when that experiment is deleted."""
+    return f"Experiment: {experiment.name}" + (" (deleted)" if experiment.is_deleted else "")
+
+
 def better_label(direction: str | None) -> str:
     return {"min": "↓ lower", "max": "↑ higher"}.get(direction or "", "–")
 
@@ -423,6 +428,11 @@ DESCENDING_LABELS = {"created_at": "Newest first", "updated_at": "Latest first",
 def descending_label(sort: str) -> str:
     """The label of the list's order toggle for a sort: by date, by count, or by text (name, status)."""
     return DESCENDING_LABELS.get(sort, "Z to A")
+
+
+def descends_first(sort: str) -> bool:
+    """The order a sort starts in: dates and counts newest or most first, text (name, status) A to Z."""
+    return sort in DESCENDING_LABELS
 
 
 COMPARISON_LEAD = ("metric", "better", "best run")  # comparison_table's columns before one per run
@@ -645,10 +655,11 @@ def format_param(value: object) -> str:
 
 
 def spread(mean: float | None, std: float | None) -> str:
-    """'0.34 ± 0.04'; the mean alone when there is no spread (one run), '–' when no run logged it."""
+    """'0.34 ± 0.04'; the mean alone when there is no spread (one run), '–' when no run logged it. The spread to two
+    significant digits, written as the mean is ('95,765 ± 15,000', not '± 1.5e+04')."""
     if mean is None:
         return "–"
-    return format_value(mean) if std is None else f"{format_value(mean)} ± {std:.2g}"
+    return format_value(mean) if std is None else f"{format_value(mean)} ± {format_value(float(f'{std:.2g}'))}"
 
 
 def clone_note(label: str, config: dict, copied: dict) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from core.entities import NoteText, TagKey, TagValue, Target
-from core.errors import ValidationError
+from core.errors import ValidationError, quoted
 from core.validation import friendly
 
 MAX_TAGS_PER_CALL = 100
@@ -30,7 +30,7 @@ def checked_tags(tags: Any) -> dict[str, str]:
     checked = {}
     for key, value in tags.items():
         key = friendly(_KEY, key, "tag name")
-        checked[key] = friendly(_VALUE, _as_text(key, value), f"value of tag {key!r}")
+        checked[key] = friendly(_VALUE, _as_text(key, value), f"value of tag {quoted(key)}")
     return checked
 
 

@@ -6,7 +6,15 @@ from core.aliases import checked_alias
 from core.artifacts import adapter_zip, artifact_store, zip_name
 from core.divergence import WHY_DIVERGED, find_diverged
 from core.errors import ConflictError, NotFoundError, ValidationError
-from core.presenters import adapters_frame, alias_moved, aliases_by_adapter, best_adapters, format_size, plural
+from core.presenters import (
+    adapters_frame,
+    alias_moved,
+    aliases_by_adapter,
+    best_adapters,
+    experiment_link_label,
+    format_size,
+    plural,
+)
 from ui.common import (
     DATE_WIDTH,
     TABLE_WIDTH,
@@ -96,7 +104,7 @@ def detail(adapter_id: int) -> None:
     lineage = st.columns(3, vertical_alignment="center")  # the sidebar's icons: the two links read as links
     lineage[0].page_link(
         "pages/experiment.py",
-        label=f"Experiment: {plain(experiment.name)}",
+        label=plain(experiment_link_label(experiment)),
         query_params={"experiment": experiment.id},
         icon=":material/folder_open:",
     )

@@ -5,7 +5,7 @@ import streamlit as st
 from core import resources
 from core.datasets import inspect_dataset, stored_reference, training_warnings
 from core.errors import TuneDeckError, ValidationError, quoted
-from core.presenters import SORT_LABELS, descending_label, experiments_frame, no_experiments_message, plural
+from core.presenters import SORT_LABELS, descending_label, descends_first, experiments_frame, no_experiments_message, plural
 from core.status import ExperimentStatus, any_active
 from ui.common import (
     DATE_WIDTH,
@@ -85,11 +85,18 @@ RUNS_WIDTH = 60
 URL_STATE = ("status", "q", "sort", "desc", "deleted", "page")  # the widgets bound to the URL, and the pager's
 
 
+def _natural_order() -> None:
+    """A new sort starts in its own order: a sort by name went on in the date's newest first, so Z to A."""
+    st.session_state.desc = descends_first(st.session_state.sort)
+
+
 def filters() -> dict:
     left, middle, right, toggles = st.columns([3, 3, 2, 2])
     statuses = left.multiselect("Status", [s.value for s in ExperimentStatus], key="status", bind="query-params")
     name = middle.text_input("Name contains", key="q", bind="query-params")  # in the URL, as a filter to share
-    sort = right.selectbox("Sort by", list(SORT_LABELS), key="sort", format_func=SORT_LABELS.get, bind="query-params")
+    sort = right.selectbox(
+        "Sort by", list(SORT_LABELS), key="sort", format_func=SORT_LABELS.get, bind="query-params", on_change=_natural_order
+    )
     descending = toggles.toggle(descending_label(sort), value=True, key="desc", bind="query-params")
     deleted = toggles.toggle("Show deleted", key="deleted", bind="query-params")  # the whole list's state in the URL:
     # Back from an experiment, or a shared link, shows the list as it was

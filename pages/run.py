@@ -15,6 +15,7 @@ from core.presenters import (
     SUMMARY_KEYS,
     cancelled_message,
     chart_keys,
+    experiment_link_label,
     latest_metrics,
     latest_table,
     log_caption,
@@ -63,7 +64,7 @@ def summary(run, experiment, diverged: bool) -> None:
     show_tags_and_note(run.tags, run.note)
     st.page_link(
         "pages/experiment.py",
-        label=f"Experiment: {plain(experiment.name)}" + (" (deleted)" if experiment.is_deleted else ""),
+        label=plain(experiment_link_label(experiment)),
         query_params={"experiment": experiment.id},
         icon=":material/arrow_back:",
     )

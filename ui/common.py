@@ -383,9 +383,12 @@ def _field_label(field: str) -> str:
     return " ".join([field_label(name), *parts])
 
 
+ACRONYMS = {"lora": "LoRA", "lr": "LR"}
+
+
 def field_label(name: str) -> str:
-    """'lora_rank' -> 'LoRA rank': a setting as a form names it."""
-    return " ".join("LoRA" if word == "lora" else word for word in name.split("_"))
+    """'lora_rank' -> 'LoRA rank', 'lr_schedule' -> 'LR schedule': a setting as a form names it."""
+    return " ".join(ACRONYMS.get(word, word) for word in name.split("_"))
 
 
 def sentence(text: str) -> str:

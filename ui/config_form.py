@@ -70,9 +70,9 @@ def _widget(name: str, default: Any, key: str, trainer: str) -> Any:
     info = TrainingConfig.model_fields[name]
     label, help_text = capitalized(field_label(name)), info.description  # "Learning rate", as the page's other labels
     if name == "command":
-        return _command_widget(key, default)
+        return _command_widget(label, key, default)
     if name == "base_model" and trainer in TRAINER_MODEL_KIND:
-        return _model_widget(trainer, default, key, help_text)
+        return _model_widget(label, trainer, default, key, help_text)
     base = _base_type(info.annotation)
     if typing.get_origin(base) is typing.Literal:
         options = list(typing.get_args(base)) if default is not None else [None, *typing.get_args(base)]
@@ -110,17 +110,17 @@ def _base_type(annotation: Any) -> Any:
     return annotation
 
 
-def _model_widget(trainer: str, default: str, key: str, help_text: str | None) -> str | None:
+def _model_widget(label: str, trainer: str, default: str, key: str, help_text: str | None) -> str | None:
     """The models found for this trainer; typing a path of any model folder works too."""
     found = [model.name for model in list_models(model_roots(get_settings().models_dir), TRAINER_MODEL_KIND[trainer])]
     options = list(dict.fromkeys([default, *found]))
-    return st.selectbox("base model", options, key=key, help=f"{help_text} Type a path to use another.", accept_new_options=True)
+    return st.selectbox(label, options, key=key, help=f"{help_text} Type a path to use another.", accept_new_options=True)
 
 
-def _command_widget(key: str, default: str | None) -> str | None:
+def _command_widget(label: str, key: str, default: str | None) -> str | None:
     commands = sorted(load_commands(get_settings()))
     return st.selectbox(
-        "command",
+        label,
         commands,
         index=commands.index(default) if default in commands else 0 if commands else None,
         key=key,

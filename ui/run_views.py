@@ -20,7 +20,7 @@ from core.groups import (
 from core.hparam_charts import OPEN, clicked_run, parallel_coordinates_spec, scatter_spec
 from core.presenters import groups_frame, plural
 from core.system_metrics import is_system_metric
-from ui.common import leave_for
+from ui.common import TABLE_WIDTH, fitting_widths, leave_for
 
 
 def attributes(detail) -> pl.DataFrame:
@@ -47,7 +47,12 @@ def groups_section(frame: pl.DataFrame) -> None:
     metrics = metric_columns(frame)
     grouped = group_runs(frame, by, metrics)
     st.caption(f"{plural(frame.height, 'run')} in {plural(grouped.height, 'group')}.")  # "3 groups of 3 runs" read as 9
-    st.dataframe(groups_frame(grouped, by, metrics), hide_index=True, key="groups_table")
+    table = groups_frame(grouped, by, metrics)
+    values = [column for column in table.columns if column != "runs"]
+    numbers = table.columns[len(by) + 1 :]  # the metrics' "mean ± std", right-aligned as numbers are
+    widths = fitting_widths(table, values, TABLE_WIDTH - 60)  # every value whole at 1440 px ("0.0355 ± 0.01" was cut)
+    config = {name: st.column_config.TextColumn(name, width=widths[name], alignment="right" if name in numbers else None) for name in values}
+    st.dataframe(table, hide_index=True, key="groups_table", column_config=config)
 
 
 def follow_default(key: str, options: list[str], default: list[str]) -> None:

@@ -9,7 +9,7 @@ import streamlit as st
 from core.entities import Adapter
 from core.errors import TuneDeckError, ValidationError
 from jobs.inference import MAX_INPUT, Answerer, answer_within, cannot_answer, check_input, load_answerer, memory_short
-from ui.common import friendly_errors, full_stop, plain, show_validation
+from ui.common import data_table, friendly_errors, full_stop, plain, show_validation
 
 KEEP_LOADED = 4  # adapters kept loaded per server
 log = logging.getLogger("tunedeck.ui")
@@ -75,7 +75,7 @@ def try_box(adapters: dict[str, Adapter], key: str) -> None:
                     log.exception("the try-it box failed on %s", label)
                 why = error if isinstance(error, TuneDeckError) else "something went wrong; the details are in the server log"
                 answers.append({"adapter": label, "answer": f"no answer: {why}", "confidence": None, "decoding": ""})
-    st.dataframe(pl.DataFrame(answers), hide_index=True, key=f"{key}_answers")
+    data_table(pl.DataFrame(answers), key=f"{key}_answers")  # an adapter with no decoding settings: "–", not a blank
 
 
 def _answer_row(answer) -> dict:

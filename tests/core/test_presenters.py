@@ -22,6 +22,7 @@ from core.presenters import (
     run_progress,
     runs_frame,
     safe_markdown,
+    spread,
     still_changing,
     worker_caption,
     workers_training,
@@ -212,6 +213,12 @@ def test_a_group_without_a_param_or_a_metric_shows_a_dash_not_none():
 
     assert table.rows() == [("0.0003", "builtin", 2, "0.25 ± 0.05"), ("–", "–", 1, "–")]
 
+
+def test_a_groups_spread_is_written_as_its_mean_is():
+    assert spread(95_765.0, 15_234.0) == "95,765 ± 15,000"  # it read "95,765 ± 1.5e+04"
+    assert spread(0.0355, 0.01432) == "0.0355 ± 0.014"
+    assert spread(0.25, None) == "0.25"
+    assert spread(None, None) == "–"
 
 def test_a_note_keeps_code_as_typed_and_html_outside_it_as_text():
     note = 'Compare `a < b`, <b>bold?</b>\n```python\nif loss < 0.5: print("<b>ok</b>")\n```\n[x](javascript:alert(1))'

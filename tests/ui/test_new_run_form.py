@@ -28,6 +28,18 @@ def test_the_form_shows_the_builtin_trainers_settings_first(open_page, populated
     assert "cfg_builtin_task" not in widget_keys(app) and "cfg_builtin_command" not in widget_keys(app)
 
 
+@pytest.mark.parametrize("trainer", ["builtin", "peft", "command"])
+def test_every_setting_is_labelled_as_a_sentence_starts(open_page, populated, trainer):
+    """"base model" and "command" were the form's only lower-case labels, and "Lr schedule" named no acronym."""
+    app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))
+    app.selectbox(key="cfg_trainer").set_value(trainer).run()
+
+    labels = [widget.label for kind in ("selectbox", "text_input") for widget in getattr(app, kind) if widget.key.startswith(f"cfg_{trainer}_")]
+
+    assert labels and all(label[0].isupper() for label in labels), labels
+    assert "Base model" in labels or trainer == "command"
+    assert "LR schedule" in labels or trainer == "command"
+
 def test_each_number_says_the_range_it_takes_and_a_list_what_empty_means(open_page, populated):
     """The help says what is allowed before the config's check says what was not."""
     app = open_page("pages/experiment.py", opened=("new_run_open",), experiment=str(populated["experiment"]))

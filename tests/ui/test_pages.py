@@ -322,6 +322,20 @@ def test_the_order_toggle_says_what_descending_means_for_the_sort_chosen(open_pa
     assert table_with(by_name, "best")["name"].tolist() == ["another", "sentiment LoRA"]
 
 
+def test_choosing_a_sort_starts_it_in_its_own_order(open_page, populated, app_store):
+    """A sort by name went on in the date's "newest first", so Z to A."""
+    app_store.create_experiment({"name": "another", "dataset": SAMPLE})
+    app = open_page("pages/experiments.py")
+
+    app.selectbox(key="sort").set_value("name").run()
+    assert app.toggle(key="desc").value is False
+    assert table_with(app, "best")["name"].tolist() == ["another", "sentiment LoRA"]
+    assert app.query_params["desc"] in ("false", ["false"])  # a link to share keeps the order
+
+    app.selectbox(key="sort").set_value("run_count").run()
+    assert app.toggle(key="desc").value is True and app.toggle(key="desc").label == "Most runs first"
+    assert not app.exception and not app.warning
+
 def test_delete_asks_for_confirmation_then_restore_brings_it_back(open_page, populated, app_store):
     app = open_page("pages/experiments.py")
     assert "delete" not in [button.key for button in app.button]  # until "Delete or restore" is on
@@ -668,12 +682,15 @@ def test_the_primary_metric_is_chosen_among_the_metrics_the_runs_logged(open_pag
     assert any(as_shown(caption.value).startswith("Primary metric: loss (best ") for caption in app.caption)
 
 
-def test_a_run_of_a_deleted_experiment_says_its_experiment_is_deleted(open_page, populated, app_store):
+def test_a_run_and_its_adapter_of_a_deleted_experiment_say_their_experiment_is_deleted(open_page, populated, app_store):
+    adapter = app_store.get_run(populated["done"]).adapter.id
     app_store.delete_experiment(populated["experiment"])
 
-    app = open_page("pages/run.py", run=str(populated["done"]))
+    run_page = open_page("pages/run.py", run=str(populated["done"]))
+    adapter_page = open_page("pages/adapters.py", adapter=str(adapter))  # its lineage read as a live experiment's
 
-    assert "Experiment: sentiment LoRA (deleted)" in [as_shown(link.label) for link in app.get("page_link")]
+    for app in (run_page, adapter_page):
+        assert "Experiment: sentiment LoRA (deleted)" in [as_shown(link.label) for link in app.get("page_link")]
 
 
 def test_run_page_shows_error_traceback_and_adapter_link(open_page, populated):

@@ -1,10 +1,13 @@
 """The experiment page's views over many runs: groups over seeds, group curves, hyperparameter charts."""
 
+import json
+
 import pytest
 
 from core.writer import MetricWriter
 from tests.ui.conftest import SAMPLE
 from tests.ui.test_pages import table_with
+from ui.common import fitting_width
 
 # eval_loss by (learning_rate, seed)
 LOSSES = {(0.01, 1): 0.30, (0.01, 2): 0.34, (0.01, 3): 0.38, (0.1, 1): 0.5, (0.1, 2): 0.7}
@@ -34,6 +37,9 @@ def test_runs_are_grouped_by_everything_but_the_seed_with_mean_and_std(open_page
     assert groups["learning_rate"].tolist() == ["0.01", "0.1"]
     assert groups["runs"].tolist() == [3, 2]
     assert groups["eval_loss"].tolist() == ["0.34 ± 0.04", "0.6 ± 0.14"]
+    columns = json.loads(next(frame for frame in app.dataframe if "runs" in frame.value.columns).proto.columns)
+    assert columns["eval_loss"]["width"] >= fitting_width(["0.34 ± 0.04"])  # whole at 1440 px: "0.0355 ± 0.01" was cut
+    assert columns["eval_loss"]["alignment"] == "right"  # a number, as in the other tables
 
 
 def test_grouping_by_the_seed_too_makes_one_group_per_run(open_page, seeds):

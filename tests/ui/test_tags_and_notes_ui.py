@@ -47,7 +47,7 @@ def test_a_value_too_long_is_named_as_the_value_and_kept_then_a_saved_tag_emptie
     app = open_page("pages/run.py", opened=("run_annotations_open",), run=str(populated["done"]))
 
     add_tag(app, "run", "base", "x" * 1500)
-    assert "Value of tag 'base' is too long: at most 1,000 characters are allowed, and this one has 1,500." in texts(app)
+    assert "Value of tag “base” is too long: at most 1,000 characters are allowed, and this one has 1,500." in texts(app)
     assert app.text_input(key="run_tag_value").value == "x" * 1500
 
     add_tag(app, "run", "base", "llama")

@@ -83,6 +83,7 @@ def test_compare_answers_with_every_compared_runs_adapter(open_page, app_store, 
     expected = [builtin.load_tuned(folder).answer([TEXT])[0][0] for folder in folders]
     assert answers["answer"].tolist() == expected
     assert answers["adapter"].tolist() == [f"seed-{i} (#{run_id})" for i, run_id in enumerate(run_ids, start=1)]
+    assert answers["decoding"].tolist() == ["–", "–"]  # a classifier decodes nothing: said, not a blank cell
 
 
 def test_an_adapter_that_fails_to_load_on_compare_says_so_in_its_own_row_beside_the_others_answers(open_page, app_store, tmp_path):
