@@ -230,7 +230,7 @@ def switch_to(page: str, query: dict[str, str] | None = None) -> None:
 
 def as_this_tab_left_it(params: tuple[str, ...]) -> None:
     """Back to a page whose state lives in its URL, after a row click opened another page, gets the state it had:
-    st.switch_page first rewrites the page's own URL to the new page's query (?experiment=7), so the history entry
+    st.switch_page first adds an entry of the page's own path with the new page's query (?experiment=7), so the entry
     Back returns to holds that query and none of the page's own. Only then: a bare URL opened on purpose shows the
     defaults. The state is the one the page had when `leave_for` left it for that query, else the last one. Call
     before the widgets bound to `params`, and `remember_url_state` after them (and after any fragment that changes
