@@ -208,9 +208,23 @@ def run_colours(count: int) -> list[str]:
     return [PALETTE[index % len(PALETTE)] for index in range(count)]
 
 
-def colour_by(field: str, labels: list[str], label_limit: int = 260, drawn: set[str] | None = None) -> dict:
-    """A colour per label, in the order given (distinct up to 20), with a legend that shows each in full colour.
-    `drawn`: the labels this chart has points of, when fewer: the legend lists only those, the colours stay."""
+def family_colours(shown: list[int], family: list[int] | None) -> list[str]:
+    """The colours of the runs `shown` (in ID order): each the one its experiment's charts give it, its place among
+    the experiment's runs (`family`, in ID order), so a run compared or opened alone keeps its colour; unless two runs
+    shown would then share one (an experiment of more than 20 runs): then each its own, in ID order."""
+    shown = sorted(set(shown))
+    places = {run_id: index % len(PALETTE) for index, run_id in enumerate(sorted(set(family or [])))}
+    slots = [places.get(run_id) for run_id in shown]
+    if None in slots or len(set(slots)) < len(slots):
+        return run_colours(len(shown))
+    return [PALETTE[slot] for slot in slots]
+
+
+def colour_by(
+    field: str, labels: list[str], label_limit: int = 260, drawn: set[str] | None = None, colours: list[str] | None = None
+) -> dict:
+    """A colour per label, in the order given (distinct up to 20, or `colours`), with a legend that shows each in full
+    colour. `drawn`: the labels this chart has points of, when fewer: the legend lists only those, the colours stay."""
     # Rows tight enough that a panel's height holds LEGEND_ROWS entries, then a second column: 20 runs' entries stay in
     # view (with the default spacing a 260-pixel panel cut the legend after the 7th run; at 14 rows, below the outliers'
     # note, after the 12th).
@@ -224,7 +238,7 @@ def colour_by(field: str, labels: list[str], label_limit: int = 260, drawn: set[
         "field": field,
         "type": "nominal",
         "title": field,
-        "scale": {"domain": labels, "range": run_colours(len(labels))},
+        "scale": {"domain": labels, "range": colours or run_colours(len(labels))},
         "legend": legend,
     }
 
@@ -236,6 +250,7 @@ def metric_spec(
     run_names: dict[int, str] | None = None,
     options: ChartOptions | None = None,
     labels: list[str] | None = None,
+    colours: list[str] | None = None,
 ) -> dict:
     """One curve per run for one metric key, full width, the same colour per run in every chart of the frame.
 
@@ -243,13 +258,13 @@ def metric_spec(
     `datasets` as a Polars frame in compact types. Built as a dict: Altair's objects validate themselves
     on every step, which costs 0.1 to 0.4 s a chart. Layers: a min/max band where a curve was bucketed,
     the line (faint under a smoothed line when smoothing), and invisible points that carry the tooltip.
-    `labels`: the colour domain, when `series` holds only some of the runs a page draws.
+    `labels`: the colour domain, when `series` holds only some of the runs a page draws; `colours`: theirs.
     """
     options = options or ChartOptions()
     points, hidden = _points(series, key, run_names, options)
     domain = robust_range(points, options.log_scale) if options.ignore_outliers else None
     drawn = set(points["run"].unique())  # a run that never logged this key is not in its legend
-    colour = colour_by("run", labels if labels is not None else run_labels(series, run_names), drawn=drawn)
+    colour = colour_by("run", labels if labels is not None else run_labels(series, run_names), drawn=drawn, colours=colours)
     scale = _y_scale(options.log_scale, domain)
     x = _x(options.x, _span_seconds(points) if options.x == "wall_time" else None)
 
@@ -283,17 +298,27 @@ def metric_spec(
 
 
 def metric_panels(
-    series: pl.DataFrame, keys: list[str], *, run_names: dict[int, str] | None = None, options: ChartOptions | None = None
+    series: pl.DataFrame,
+    keys: list[str],
+    *,
+    run_names: dict[int, str] | None = None,
+    options: ChartOptions | None = None,
+    family: list[int] | None = None,
 ) -> list[dict]:
-    """One full-width chart per key, in the order asked; every run has one colour across them. The frame is split
-    by key once, rather than filtered again for each panel."""
+    """One full-width chart per key, in the order asked; every run has one colour across them, the one its
+    experiment's charts give it where `family` (the experiment's run IDs) is given. The frame is split by key once,
+    rather than filtered again for each panel."""
     options = options or ChartOptions()
     labels = run_labels(series, run_names)
+    colours = family_colours(series["run_id"].unique().to_list(), family) if family else None
     if options.x == "elapsed":
         series = with_elapsed(series)  # from each run's first point of any key
     by_key = series.partition_by("key", as_dict=True, maintain_order=True)
     empty = series.clear()
-    return [metric_spec(by_key.get((key,), empty), key, run_names=run_names, options=options, labels=labels) for key in keys]
+    return [
+        metric_spec(by_key.get((key,), empty), key, run_names=run_names, options=options, labels=labels, colours=colours)
+        for key in keys
+    ]
 
 
 def with_elapsed(series: pl.DataFrame) -> pl.DataFrame:

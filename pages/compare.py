@@ -21,7 +21,7 @@ from core.presenters import (
 from core.runs import adapters_of, found_and_missing
 from core.samples import best_run
 from core.status import any_active
-from ui.charts import chart_options, draw_panels, page_series, pick_metrics
+from ui.charts import chart_options, draw_panels, family_of, page_series, pick_metrics
 from ui.common import data_table, experiment_names, fresh, friendly_errors, live, plain, store, text_in_url, through_app
 from ui.samples import compare_samples
 from ui.try_it import try_box
@@ -74,7 +74,8 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     elif not chosen:
         st.caption("Choose at least one metric to chart.")
     else:
-        draw_panels(series, chosen, {run.id: run.name for run in comparison.runs}, options)
+        run_names = {run.id: run.name for run in comparison.runs}
+        draw_panels(series, chosen, run_names, options, family=family_of(comparison.runs))  # colours as on their experiment
     samples_section(comparison)
     return any_active(comparison.runs)
 

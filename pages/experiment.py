@@ -202,7 +202,7 @@ def runs_and_curves(experiment_id: int) -> bool:
             if by_group:
                 draw_group_panels(series, chosen, group_of_each_run(frame), options)
             else:
-                draw_panels(series, chosen, {run.id: run.name for run in detail.runs}, options)
+                draw_panels(series, chosen, {run.id: run.name for run in detail.runs}, options, family=[run.id for run in detail.runs])
     return any_active(detail.runs)
 
 

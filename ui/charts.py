@@ -54,9 +54,19 @@ def chart_options(runs: int, panels: int) -> charts.ChartOptions:
     return charts.ChartOptions(smoothing=smoothing, log_scale=log_scale, x=x, ignore_outliers=not show_all, buckets=buckets)
 
 
-def draw_panels(series: pl.DataFrame, keys: list[str], run_names: dict[int, str], options: charts.ChartOptions) -> None:
-    for chart in charts.metric_panels(series, keys, run_names=run_names, options=options):
+def draw_panels(
+    series: pl.DataFrame, keys: list[str], run_names: dict[int, str], options: charts.ChartOptions, family: list[int] | None = None
+) -> None:
+    """`family`: the run IDs of the experiment the runs are from, whose places give each run its colour on every page."""
+    for chart in charts.metric_panels(series, keys, run_names=run_names, options=options, family=family):
         st.vega_lite_chart(spec=chart, width="stretch")
+
+
+def family_of(runs: list) -> list[int] | None:
+    """The run IDs of the one experiment these runs are from, for their colours (`draw_panels`); None for runs of
+    several experiments, which have no one page's colours to keep."""
+    experiments = {run.experiment_id for run in runs}
+    return [run.id for run in store().list_runs(experiments.pop())] if len(experiments) == 1 else None
 
 
 def store_points(runs: int, panels: int) -> int:

@@ -17,6 +17,7 @@ from core.charts import (
     ChartOptions,
     bucketed,
     default_panels,
+    family_colours,
     metric_panels,
     metric_spec,
     points_per_curve,
@@ -468,6 +469,23 @@ def test_each_run_keeps_its_colour_in_every_panel():
     assert all(scale["domain"] == ["#1", "#2", "lr-3e-4 (#3)"] for scale in scales)
     assert all(scale["range"] == list(PALETTE[:3]) for scale in scales)
 
+
+def test_runs_compared_keep_the_colours_their_experiment_gives_them():
+    """run-5 was purple on its experiment's charts and red on the compare page."""
+    family = [1, 2, 3, 4, 5, 6]
+
+    assert family_colours([6, 2], family) == [PALETTE[1], PALETTE[5]]  # their places among the experiment's runs
+    assert family_colours([2, 6], family) == family_colours([6, 2], family)  # in ID order, as the domain is
+    specs = metric_panels(make_series((2, "loss", [1.0]), (6, "loss", [2.0])), ["loss"], family=family)
+    assert specs[0]["layer"][0]["encoding"]["color"]["scale"] == {"domain": ["#2", "#6"], "range": [PALETTE[1], PALETTE[5]]}
+
+
+def test_runs_that_would_share_their_experiments_colour_get_their_own_instead():
+    family = list(range(1, 26))  # 25 runs: the 1st and the 21st take the same of the 20 colours
+
+    assert family_colours([1, 21], family) == [PALETTE[0], PALETTE[1]]
+    assert family_colours([2, 30], family) == [PALETTE[0], PALETTE[1]]  # a run of another experiment: in ID order
+    assert family_colours([3, 4], None) == [PALETTE[0], PALETTE[1]]
 
 def test_run_labels_follow_run_id_order():
     series = make_series((3, "loss", [1.0]), (1, "loss", [1.0]))

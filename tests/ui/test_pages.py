@@ -1,5 +1,6 @@
 """Every page, through Streamlit's AppTest: renders, links resolve, forms work, bad input is friendly."""
 
+import json
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import tracking
+from core.charts import PALETTE
 from core.divergence import find_diverged
 from core.writer import MetricWriter
 from jobs import reaper
@@ -1075,6 +1077,18 @@ def curve_charts(app) -> list:
     """The metric panels (the hyperparameter chart above them has a key of its own)."""
     return [chart for chart in app.get("vega_lite_chart") if not chart.key]
 
+
+def test_a_run_compared_is_drawn_in_the_colour_its_experiment_page_gives_it(open_page, populated):
+    """Colours went by place among the runs on the page: the failed run, second on its experiment's charts, was
+    first, so another colour, on a comparison without the completed run."""
+    experiment = open_page("pages/experiment.py", experiment=str(populated["experiment"]))
+    compared = open_page("pages/compare.py", runs=str(populated["failed"]))
+
+    def colour_of(app) -> str:
+        scale = json.loads(curve_charts(app)[0].proto.spec)["layer"][0]["encoding"]["color"]["scale"]
+        return next(colour for label, colour in zip(scale["domain"], scale["range"]) if label.endswith(f"(#{populated['failed']})"))
+
+    assert colour_of(compared) == colour_of(experiment) == PALETTE[1]
 
 def test_a_run_whose_length_is_known_shows_a_progress_bar(open_page, populated):
     app = open_page("pages/run.py", run=str(populated["done"]))  # completed: its last step is its length
