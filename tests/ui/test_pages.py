@@ -1086,7 +1086,7 @@ def test_a_run_compared_is_drawn_in_the_colour_its_experiment_page_gives_it(open
 
     def colour_of(app) -> str:
         scale = json.loads(curve_charts(app)[0].proto.spec)["layer"][0]["encoding"]["color"]["scale"]
-        return next(colour for label, colour in zip(scale["domain"], scale["range"]) if label.endswith(f"(#{populated['failed']})"))
+        return next(colour for label, colour in zip(scale["domain"], scale["range"], strict=True) if label.endswith(f"(#{populated['failed']})"))
 
     assert colour_of(compared) == colour_of(experiment) == PALETTE[1]
 
