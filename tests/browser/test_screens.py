@@ -359,7 +359,7 @@ def open_the_first_experiment_and_go_back(page) -> None:
 
 
 def test_back_from_an_experiment_shows_the_list_filtered_and_sorted_as_it_was(team, page):
-    """Streamlit's switch_page rewrote the list's own history entry to ?experiment=N: Back showed every experiment."""
+    """Streamlit's switch_page adds an entry of the list's path with ?experiment=N: Back to it showed every experiment."""
     url, _, _ = team
     open_page(page, f"{url}/experiments?q=sweep&sort=Name&desc=false", "Experiments", ready="1 experiment · page 1 of 1")
     open_the_first_experiment_and_go_back(page)
@@ -383,7 +383,7 @@ def test_back_from_an_experiment_to_the_list_on_its_defaults_leaves_no_experimen
 
 def test_a_run_opened_from_an_experiment_starts_on_its_own_panels_and_back_returns_to_the_experiment(team, page):
     """Every page's picker has the key `metrics`: the run page took the experiment's choice and wrote it into its
-    own address, and Back (the history entry switch_page rewrote to ?run=N) showed the experiment picker, empty."""
+    own address, and Back (to the entry switch_page added: this path with ?run=N) showed the experiment picker, empty."""
     url, _, ids = team
     open_page(page, f"{url}/experiment?experiment={ids['sweep']}&metrics=eval_accuracy", "sentiment sweep", charts=1)
     grid = page.get_by_test_id("stDataFrame").filter(visible=True).first  # the runs table
@@ -400,11 +400,7 @@ def test_a_run_opened_from_an_experiment_starts_on_its_own_panels_and_back_retur
 
     page.go_back()
 
-    page.get_by_role("heading", name="sentiment sweep").first.wait_for(timeout=WAIT_MS)
-    page.wait_for_url(re.compile(rf"experiment={ids['sweep']}.*metrics=eval_accuracy"), timeout=WAIT_MS)
-    picker = page.get_by_test_id("stMultiSelect").filter(has_text="Metrics")
-    playwright.expect(picker.get_by_text("eval_accuracy", exact=True)).to_be_visible(timeout=WAIT_MS)
-    playwright.expect(page.locator(CURVES)).to_have_count(1, timeout=WAIT_MS)
+    picker = the_sweep_on_its_chosen_panel(page, ids)
     run_over(page)
 
     # Forward to the run and Back again: Streamlit drops a URL parameter that a widget of another page is bound to,
@@ -422,9 +418,18 @@ def test_a_run_opened_from_an_experiment_starts_on_its_own_panels_and_back_retur
     playwright.expect(page.locator(CURVES)).to_have_count(1, timeout=WAIT_MS)
 
 
+def the_sweep_on_its_chosen_panel(page, ids):
+    """The sweep experiment drawn on eval_accuracy alone, its address saying so; returns its metric picker."""
+    page.get_by_role("heading", name="sentiment sweep").first.wait_for(timeout=WAIT_MS)
+    page.wait_for_url(re.compile(rf"experiment={ids['sweep']}.*metrics=eval_accuracy"), timeout=WAIT_MS)
+    picker = page.get_by_test_id("stMultiSelect").filter(has_text="Metrics")
+    playwright.expect(picker.get_by_text("eval_accuracy", exact=True)).to_be_visible(timeout=WAIT_MS)
+    playwright.expect(page.locator(CURVES)).to_have_count(1, timeout=WAIT_MS)
+    return picker
+
 def test_back_from_a_comparison_started_on_an_experiment_returns_to_it_with_its_panels(team, page):
-    """"Compare selected" leaves as a row click does: Back to the history entry switch_page rewrote to ?runs=A,B
-    showed the experiment page's picker (no experiment) and lost its chosen panels."""
+    """"Compare selected" leaves as a row click does: Back to the history entry switch_page added (the experiment's
+    path with ?runs=A,B) showed the experiment page's picker (no experiment) and lost its chosen panels."""
     url, _, ids = team
     open_page(page, f"{url}/experiment?experiment={ids['sweep']}&metrics=eval_accuracy", "sentiment sweep", charts=1)
     grid = page.locator(".st-key-runs_table [data-testid=stDataFrame]")
@@ -440,11 +445,7 @@ def test_back_from_a_comparison_started_on_an_experiment_returns_to_it_with_its_
     run_over(page)
     page.go_back()
 
-    page.get_by_role("heading", name="sentiment sweep").first.wait_for(timeout=WAIT_MS)
-    page.wait_for_url(re.compile(rf"experiment={ids['sweep']}.*metrics=eval_accuracy"), timeout=WAIT_MS)
-    picker = page.get_by_test_id("stMultiSelect").filter(has_text="Metrics")
-    playwright.expect(picker.get_by_text("eval_accuracy", exact=True)).to_be_visible(timeout=WAIT_MS)
-    playwright.expect(page.locator(CURVES)).to_have_count(1, timeout=WAIT_MS)
+    the_sweep_on_its_chosen_panel(page, ids)
 
 def test_back_through_two_experiments_runs_returns_to_each_experiment(team, page):
     """One saved state per page: experiment A, a run, the list, experiment B, a run, then Back to the history entry

@@ -45,8 +45,8 @@ def test_the_runs_page_finds_runs_across_experiments_and_explains_a_bad_query(te
 
 
 def test_back_from_a_run_opened_on_the_runs_page_shows_the_search_as_it_was(team, page):  # noqa: F811
-    """The Runs page kept no URL state: Back to the history entry switch_page rewrote to ?run=N showed every run,
-    with an empty search box."""
+    """The Runs page kept no URL state: Back to the history entry switch_page added (the Runs page's path with
+    ?run=N) showed every run, with an empty search box."""
     url, _, _ = team
     open_page(page, f"{url}/runs?search=params.learning_rate%20%3E%3D%200.01", "Runs", ready="runs match")
     matched = page.get_by_text(re.compile(r"^\d+ of \d+ runs match")).first.inner_text()
