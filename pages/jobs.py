@@ -9,23 +9,20 @@ through_app()  # first: the imports below need the settings app.py checks (a pag
 
 from core.presenters import (
     active_runs_frame,
-    cancelled_message,
     plural,
     run_label,
     silence_warning,
     worker_caption,
     workers_training,
 )
-from core.status import RunStatus
 from core.store_url import safe_message
 from jobs.config import ready_queue
 from jobs.lock import worker_running
 from jobs.reaper import reap, silence_judged_in
-from jobs.tasks import cancel_run
+from ui.cancel import cancel_button
 from ui.common import (
     data_table,
     experiment_names,
-    flash,
     friendly_errors,
     open_on_select,
     plain,
@@ -64,11 +61,7 @@ def live() -> None:
             st.warning(warning)
         open_on_select(table, frame, "pages/run.py", "run")
         chosen = st.selectbox("Run", active, format_func=run_label, key="cancel_pick")
-        if st.button("Cancel run", key="cancel", icon=":material/stop:"):
-            with st.spinner("Cancelling…"):
-                had = cancel_run(store(), chosen.id)
-            flash(cancelled_message(run_label(chosen), had == RunStatus.RUNNING, settings().heartbeat_interval))
-            st.rerun()
+        cancel_button(chosen, key="cancel")
 
 
 show_flash()  # outside the timed section: a cancel's confirmation stays until the next click, not the next refresh

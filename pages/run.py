@@ -13,23 +13,20 @@ from core.logs import run_log, search_log
 from core.presenters import (
     LATEST_TILES,
     SUMMARY_KEYS,
-    cancelled_message,
     chart_keys,
     experiment_link_label,
     latest_metrics,
     latest_table,
     log_caption,
-    run_label,
     run_progress,
     still_changing,
 )
 from core.runs import offers_resume, resume_config
-from core.status import RunStatus
-from jobs.tasks import cancel_run, start_run
+from jobs.tasks import start_run
 from ui.annotations import edit_tags_and_note, show_tags_and_note
+from ui.cancel import cancel_button
 from ui.charts import chart_options, draw_panels, page_series, pick_metrics
 from ui.common import (
-    flash,
     fold,
     fresh,
     friendly_errors,
@@ -102,11 +99,8 @@ def summary(run, experiment, diverged: bool) -> None:
         query_params={"experiment": run.experiment_id, "clone": run.id},
         icon=":material/content_copy:",
     )
-    if run.status.is_active and st.button("Cancel run", key="cancel", icon=":material/stop:"):
-        with st.spinner("Cancelling…"):
-            had = cancel_run(store(), run.id)
-        flash(cancelled_message(run_label(run), had == RunStatus.RUNNING, settings().heartbeat_interval))
-        st.rerun()
+    if run.status.is_active:
+        cancel_button(run, key="cancel")
     if offers_resume(run, settings().checkpoints_dir) and st.button("Resume from its last checkpoint", key="resume", icon=":material/replay:"):
         resumed = start_run(store(), run.experiment_id, resume_config(run))
         switch_to("pages/run.py", {"run": str(resumed)})

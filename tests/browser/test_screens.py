@@ -519,7 +519,8 @@ def test_a_cancels_confirmation_outlasts_the_jobs_pages_refreshes(team, page):
     open_page(page, f"{url}/jobs", "Jobs", ready="workers training")
 
     pick(page, "Run", f"(#{waiting})")  # the list may close as the page redraws: it is opened again
-    page.get_by_role("button", name="Cancel run").click()
+    page.get_by_role("button", name="Cancel run…").click()
+    page.get_by_role("button", name="Yes, cancel it").click()
     said = page.get_by_text(re.compile(rf"^Cancelled .* \(#{waiting}\) before it started\.$"))
     said.wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(7_000)  # two of the table's refreshes

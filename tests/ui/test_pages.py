@@ -568,6 +568,9 @@ def test_the_jobs_page_names_each_runs_experiment_and_confirms_a_cancel(open_pag
     assert set(table["experiment"]) == {"sentiment LoRA"}  # its name, not its ID
     app.selectbox(key="cancel_pick").set_value(next(r for r in app_store.list_active_runs() if r.id == populated["queued"]))
     app.button(key="cancel").click().run()
+    assert app_store.get_run(populated["queued"]).status == "queued"  # asked first, as a delete is
+    assert [as_shown(warning.value) for warning in app.warning] == [f"Cancel run-3 (#{populated['queued']})? It will not start."]
+    app.button(key="cancel_yes").click().run()
 
     assert app_store.get_run(populated["queued"]).status == "cancelled"
     assert [as_shown(success.value) for success in app.success] == [f"Cancelled run-3 (#{populated['queued']}) before it started."]
@@ -579,12 +582,28 @@ def test_cancelling_a_running_run_says_when_its_training_stops(open_page, popula
     app = open_page("pages/run.py", run=str(running))
 
     app.button(key="cancel").click().run()
+    app.button(key="cancel_yes").click().run()
 
     assert app_store.get_run(running).status == "cancelled"
     (said,) = [as_shown(success.value) for success in app.success]
     assert re.fullmatch(rf"Cancelled run-3 \(#{running}\): its training is told to stop at its next heartbeat \(every [\d.]+ s\); what it logged is kept\.", said)
     assert "cancel" not in [button.key for button in app.button]  # nothing left to cancel
 
+
+def test_a_cancel_asked_for_by_mistake_is_kept_back(open_page, populated, app_store):
+    """One click on "Cancel run" stopped a training for good."""
+    running = populated["queued"]
+    app_store.mark_running(running, worker="host:1")
+    app = open_page("pages/run.py", run=str(running))
+
+    app.button(key="cancel").click().run()
+    assert [as_shown(warning.value) for warning in app.warning] == [
+        f"Cancel run-3 (#{running})? Its training stops at its next heartbeat; what it logged is kept."
+    ]
+    app.button(key="cancel_keep").click().run()
+
+    assert app_store.get_run(running).status == "running"
+    assert not app.warning and "cancel" in [button.key for button in app.button]
 
 def test_a_compare_link_naming_a_run_that_does_not_exist_compares_the_others(open_page, populated):
     app = open_page("pages/compare.py", runs=f"{populated['done']},999999,{populated['failed']}")
