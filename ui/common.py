@@ -267,6 +267,7 @@ def text_in_url(label: str, param: str, **options) -> str:
     st.session_state[seen] = typed
     return typed
 
+
 def remember_url_state(params: tuple[str, ...]) -> None:
     st.session_state[_url_state_key()] = {name: st.query_params.get_all(name) for name in params if name in st.query_params}
 
