@@ -21,7 +21,9 @@ from ui.common import (
     data_table,
     fitting_widths,
     flash,
+    fresh,
     friendly_errors,
+    live,
     open_on_select,
     plain,
     query_id,
@@ -41,17 +43,16 @@ TEXT = ["adapter", "experiment", "aliases", "mark", "base model"]
 TEXT_ROOM = TABLE_WIDTH - 60 - 60 - 190 - DATE_WIDTH  # less version, run, the two metrics and created
 
 
-def registry() -> None:
-    st.title("Adapters")
-    adapters = store().list_adapters()
+def registry(state: tuple) -> bool:
+    """The list from the adapters and aliases in `state`, or read again where a click redraws only this part."""
+    adapters, aliases = fresh(state, registry_state)
     if not adapters:
         st.info("No adapters yet: a run that completes registers the adapter it trained.")
-        return
-    run_ids = sorted({a.run_id for a in adapters})
-    runs = {run.id: run for run in store().get_runs(run_ids)}
-    experiments = {e_id: store().get_experiment(e_id) for e_id in sorted({a.experiment_id for a in adapters})}
-    diverged = find_diverged(store(), list(runs.values()))
-    aliases = store().list_adapter_aliases()
+        return False
+    with store().reading():
+        runs = {run.id: run for run in store().get_runs(sorted({a.run_id for a in adapters}))}
+        experiments = {e_id: store().get_experiment(e_id) for e_id in sorted({a.experiment_id for a in adapters})}
+        diverged = find_diverged(store(), list(runs.values()))
     frame = adapters_frame(adapters, runs, best_adapters(adapters, experiments), diverged, aliases, experiments)
     st.caption(
         f"{plural(len(adapters), 'adapter')} · ★ marks each experiment's best adapter by its primary metric; "
@@ -83,6 +84,14 @@ def registry() -> None:
         },
     )
     open_on_select(table, frame, "pages/adapters.py", "adapter")
+    return False
+
+
+def registry_state() -> tuple:
+    """What an idle registry is checked against: its adapters and their aliases. A run that completes, or an alias
+    moved from another tab or a script, shows without a reload."""
+    with store().reading():
+        return store().list_adapters(), store().list_adapter_aliases()
 
 
 def detail(adapter_id: int) -> None:
@@ -189,7 +198,8 @@ def remove_alias(name: str, alias: str, version: int) -> None:
 with friendly_errors(back=("pages/adapters.py", "All adapters")):
     adapter_id = query_id("adapter", "adapter")
     if adapter_id is None:
-        with store().reading():
-            registry()
+        st.title("Adapters")
+        seen = registry_state()
+        live(False, lambda: registry(seen), idle=registry_state, seen=seen)
     else:
         detail(adapter_id)

@@ -51,7 +51,7 @@ def comparison_view(run_ids: list[int], comparison) -> bool:
     show_all = st.toggle("Show settings that are the same too", key="all_config")
     config = config_diff_frame(comparison, only_differences=not show_all)
     if config.height:
-        st.dataframe(config, hide_index=True, column_config=capped(config.columns[1:]))  # one column a run, after the setting
+        data_table(config, column_config=capped(config.columns[1:]))  # one column a run, after the setting
     elif len(comparison.runs) == 1:
         st.caption("One run: nothing to tell apart. Turn on the switch above to see its settings.")
     else:

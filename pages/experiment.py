@@ -45,6 +45,7 @@ from ui.common import (
     leave_for,
     live,
     open_on_select,
+    paused_for_ticks,
     plain,
     query_id,
     remember_url_state,
@@ -55,6 +56,7 @@ from ui.common import (
     status_badge,
     store,
     tags_column,
+    ticked,
     unless_ticked,
 )
 from ui.config_form import cannot_start, config_inputs, trainer_choice
@@ -137,6 +139,7 @@ def runs_section(detail, series, diverged: set[int]) -> None:
     st.caption("Click a run to open it; tick the boxes on the left to compare runs.")
     table = data_table(
         frame,
+        live=True,
         on_select="rerun",
         selection_mode=["multi-row", "single-cell"],
         key="runs_table",
@@ -159,6 +162,9 @@ def runs_section(detail, series, diverged: set[int]) -> None:
     chosen = st.multiselect("Runs to compare", list(by_id), format_func=lambda i: run_label(by_id[i]), key="compare_pick")
     if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
         leave_for("pages/compare.py", {"runs": ",".join(map(str, chosen))})
+    going = sum(run.status.is_active for run in detail.runs)
+    if going and selected:
+        paused_for_ticks(going)
     export_fold(matched, len(shown), chosen, key="export")
     if detail.aggregates:
         section = fold("Aggregated metrics of the completed runs", "aggregates_open")
@@ -203,7 +209,7 @@ def runs_and_curves(experiment_id: int) -> bool:
                 draw_group_panels(series, chosen, group_of_each_run(frame), options)
             else:
                 draw_panels(series, chosen, {run.id: run.name for run in detail.runs}, options, family=[run.id for run in detail.runs])
-    return any_active(detail.runs)
+    return any_active(detail.runs) and not ticked("runs_table")
 
 
 SWEEP_MODES = {"One run": None, "Grid": "grid", "Random search": "random"}
@@ -358,4 +364,4 @@ with friendly_errors(back=("pages/experiments.py", "All experiments")):
             rename_form(experiment)
             primary_metric_form(experiment)
             new_run_form(experiment)
-        live(active, lambda: runs_and_curves(experiment_id))
+        live(active and not ticked("runs_table"), lambda: runs_and_curves(experiment_id))

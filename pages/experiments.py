@@ -174,7 +174,8 @@ def running(page) -> bool:
 
 
 def listing(chosen: dict, page) -> bool:
-    """The page of experiments asked for; says whether any of them is still running."""
+    """The page of experiments asked for; says whether any of them is still running, and the list is not held for
+    "Delete or restore"."""
     remember_url_state(URL_STATE)  # here, where a row click leaves: the pager redraws this part alone
     page = fresh(page, lambda: current_page(chosen))
     st.caption(f"{plural(page.total, 'experiment')} · page {page.page} of {page.pages}")
@@ -205,7 +206,7 @@ def listing(chosen: dict, page) -> bool:
         st.info(no_experiments_message(filtered, hidden))
     if page.pages > 1:
         st.pagination(page.pages, key="page", bind="query-params")
-    return running(page)
+    return running(page) and not st.session_state.get("managing", False)
 
 
 with friendly_errors():

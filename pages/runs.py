@@ -11,9 +11,11 @@ from ui.common import (
     friendly_errors,
     leave_for,
     live,
+    paused_for_ticks,
     remember_url_state,
     store,
     through_app,
+    ticked,
     unless_ticked,
 )
 from ui.export import export_fold
@@ -38,20 +40,17 @@ def runs(first) -> bool:
         st.caption(f"The search above has an error, so nothing is filtered: all {plural(frame.height, 'run')}{shown}.")
     else:
         st.caption(f"{matched.height:,} of {plural(frame.height, 'run')} match{shown}. Click a run to open it.")
-    was_paused = st.session_state.get("runs_paused", False)
     chosen = results_table(matched, named or (), key="results")
     if st.button("Compare selected", disabled=len(chosen) < 2, key="compare", icon=":material/compare_arrows:"):
         leave_for("pages/compare.py", {"runs": ",".join(map(str, chosen))})
     export_fold(lambda: matched, matched.height, chosen, key="export")
     going = running_count(frame)
     # Ticks are row positions: a run started meanwhile would move them onto other runs, so ticking pauses the refresh.
-    paused = st.session_state.runs_paused = bool(going and chosen)
+    paused = bool(going and chosen)
     if paused:
-        st.caption(f"{plural(going, 'run')} queued or running: refreshing is paused while runs are ticked.")
+        paused_for_ticks(going)
     elif going:
         st.caption(f"{plural(going, 'run')} queued or running: this list refreshes itself until they end.")
-    if was_paused and not paused and going:
-        st.rerun()  # ticks cleared: a full run starts the refresh again
     return going > 0 and not paused
 
 
@@ -65,5 +64,4 @@ with friendly_errors():
     as_this_tab_left_it(URL_STATE)  # Back from a run opened here: this search, not an empty box
     seen = latest()  # before the runs are read: a run that comes between the two reads is noticed
     first = store().search_frame()
-    paused = st.session_state.get("runs_paused", False)
-    live(running_count(first) > 0 and not paused, lambda: runs(first), idle=None if paused else latest, seen=seen)
+    live(running_count(first) > 0 and not ticked("results"), lambda: runs(first), idle=latest, seen=seen)

@@ -16,7 +16,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import open_store, resources
 from core.errors import NotFoundError, TuneDeckError, ValidationError, quoted
-from core.presenters import STATUS_COLOURS, STATUS_TAG_COLOURS, TAG_SEPARATOR, escape_markdown, format_value, parse_id
+from core.presenters import STATUS_COLOURS, STATUS_TAG_COLOURS, TAG_SEPARATOR, escape_markdown, format_value, parse_id, plural
 from core.settings import Settings, get_settings
 from core.store import TrackingStore
 from core.validation import labelled
@@ -109,21 +109,30 @@ def plain(text: str) -> str:
     return escape_markdown(text)
 
 
+LONGEST_NUMBER = "0.000001234"  # the longest text "%.4g" gives a metric in the grid (from 1e-6 to 1e-5)
 BEYOND_THE_GRID = 2.0**53  # the largest whole number the table's grid takes; floats past it are all whole
 
 
-def data_table(frame: pl.DataFrame, column_config: dict | None = None, **options):
+def data_table(frame: pl.DataFrame, column_config: dict | None = None, live: bool = False, **options):
     """st.dataframe in the house style: numbers to 4 significant digits, a status column as coloured tags
     ("completed", "diverged"), every empty cell "–".
 
     Column configs, not a pandas Styler: a Styler took 200 ms for a 200-run table, a quarter of the experiment page.
     Numbers stay numbers, so a header click sorts them as numbers.
+
+    `live`: a table a live page redraws. The grid keeps the column widths of its first draw, so its number columns
+    are made wide enough for any value they may come to hold: a running run's loss that fell to 0.00007964 showed
+    as "00007964".
     """
     floats = [name for name, dtype in frame.schema.items() if dtype.is_float()]
     # The grid refuses a number past 2^53 (a diverged run's loss of 1e169) with an error in the cell: such a column
     # is shown as text, to 4 significant digits all the same (it then sorts as text).
     huge = [name for name in floats if (frame[name].abs() >= BEYOND_THE_GRID).any()]
-    config: dict = {name: st.column_config.NumberColumn(name, format="%.4g") for name in floats if name not in huge}
+    config: dict = {
+        name: st.column_config.NumberColumn(name, format="%.4g", width=fitting_width([name, LONGEST_NUMBER]) if live else None)
+        for name in floats
+        if name not in huge
+    }
     strings = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     as_text = (pl.Series(name, [format_value(value) for value in frame[name].to_list()], pl.String) for name in huge)
     shown = frame.with_columns(pl.col(strings).replace("", None).fill_null("–"), *as_text)  # as the grid shows a missing number
@@ -284,9 +293,10 @@ def _departure_key(query: dict[str, str]) -> str:
 def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | None = None, seen: object = None) -> None:
     """Draw a section now and, while `active`, again every REFRESH_SECONDS.
 
-    `draw` reads fresh data, draws it and says whether anything it shows is still queued or running;
-    once a timed redraw finds nothing is, one full rerun draws the page without the timer. `active`
-    must ask the same question as `draw`, or the page reruns every REFRESH_SECONDS.
+    `draw` reads fresh data, draws it and says whether anything it shows is still queued or running (and the page
+    is not held: rows ticked); once a timed redraw finds nothing is, one full rerun draws the page without the timer,
+    and a redraw of a page drawn without it that finds something is (ticks cleared) starts it. `active` must ask the
+    same question as `draw`, or the page reruns every REFRESH_SECONDS.
 
     `idle`: a cheap read of what the page shows, for while nothing is active. It is read again every
     TUNEDECK_IDLE_CHECK_INTERVAL seconds. When it differs from `seen`, its value read before the page read what it
@@ -301,7 +311,7 @@ def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | No
         still_active = active
         with friendly_errors():
             still_active = draw()
-        if active and not still_active and _in_fragment_rerun():
+        if still_active != active and _in_fragment_rerun():
             st.rerun()
 
     section()
@@ -310,12 +320,20 @@ def live(active: bool, draw: Callable[[], bool], idle: Callable[[], object] | No
 
 
 def unless_ticked(table_key: str, read: Callable[[], T]) -> T | None:
-    """An idle page's read, or None (hold the page as it is) while the table drawn under this key has rows ticked:
-    ticks are row positions, which a redraw with a new run would move onto other runs. Read from the table's own
-    selection, which Streamlit drops with the table (a flag of our own outlived the page, and held an experiment with
-    no runs for good)."""
+    """An idle page's read, or None (hold the page as it is) while the table drawn under this key has rows ticked."""
+    return None if ticked(table_key) else read()
+
+
+def ticked(table_key: str) -> bool:
+    """Whether the table drawn under this key has rows ticked: ticks are row positions, which a redraw with a new run,
+    or a live run's new rank, would move onto other runs. Read from the table's own selection, which Streamlit drops
+    with the table (a flag of our own outlived the page, and held an experiment with no runs for good)."""
     state = st.session_state.get(table_key)
-    return None if state and state.get("selection", {}).get("rows") else read()
+    return bool(state and state.get("selection", {}).get("rows"))
+
+
+def paused_for_ticks(going: int) -> None:
+    st.caption(f"{plural(going, 'run')} queued or running: refreshing is paused while runs are ticked.")
 
 
 def _watch(idle: Callable[[], object], drawn: object) -> None:

@@ -44,6 +44,7 @@ def results_table(matched: pl.DataFrame, named: tuple[str, ...], key: str) -> li
     table = results_frame(matched, named, diverged=diverged)
     event = data_table(
         table,
+        live=True,
         on_select="rerun",
         selection_mode=["multi-row", "single-cell"],
         key=key,

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from core import open_store
+from core.presenters import plural
 from core.writer import MetricWriter
 from tests.browser import needs_chromium
 from tests.browser.seed import PALETTE_OF_NORMAL_RUNS, SAMPLE, finish_live_run, seed
 from tests.optional import require
 from tests.servers import launch_chromium, start_app, stop
+from ui.common import REFRESH_SECONDS
 
 require("playwright", install="pip install -r requirements.txt")
 from PIL import Image
@@ -288,7 +290,53 @@ def test_ticked_runs_hold_an_idle_experiment_page_until_they_are_unticked(long_n
     page.wait_for_timeout(3 * IDLE_CHECK * 1000)  # past the next idle checks
     assert page.get_by_role("heading", name="Runs (1)").is_visible()
     tick_first_row(page, page.locator(".st-key-runs_table [data-testid=stDataFrame]"))  # untick
-    page.get_by_role("heading", name="Runs (2)").wait_for(timeout=WAIT_MS)
+    page.get_by_role("heading", name="Runs (2)").first.wait_for(timeout=WAIT_MS)  # .first: a redraw under way shows the old one too
+    assert same_document(page)
+
+
+def test_ticked_runs_pause_a_live_experiment_page_until_they_are_unticked(long_names, page):
+    """Ticks are row positions: a live refresh moved them, and the runs to compare, onto other runs when a new run
+    came in at the top (or a running run's loss changed its rank)."""
+    url, store = long_names
+    held = store.create_experiment({"name": "live and ticked", "dataset": SAMPLE})
+    going = store.create_run(held, {"learning_rate": 0.001})
+    store.mark_running(going, worker="gpu-box:5")
+    open_page(page, f"{url}/experiment?experiment={held}", "live and ticked", ready="Runs (1)")
+    mark_document(page)
+    runs_table = page.locator(".st-key-runs_table [data-testid=stDataFrame]")
+    to_compare = page.get_by_test_id("stMultiSelect").filter(has_text="Runs to compare")
+    try:
+        tick_first_row(page, runs_table)
+        playwright.expect(page.get_by_text("refreshing is paused while runs are ticked")).to_be_visible()
+        playwright.expect(to_compare).to_contain_text(f"#{going}")
+
+        newer = store.create_run(held, {"learning_rate": 0.002})  # as a script or another tab would: the new top row
+
+        page.wait_for_timeout(4 * REFRESH_SECONDS * 1000)  # past the next refreshes: one would move the tick
+        assert page.get_by_role("heading", name="Runs (1)").is_visible()
+        playwright.expect(to_compare).to_contain_text(f"#{going}")
+        playwright.expect(to_compare).not_to_contain_text(f"#{newer}")
+        tick_first_row(page, runs_table)  # untick: the refresh starts again
+        page.get_by_role("heading", name="Runs (2)").first.wait_for(timeout=WAIT_MS)  # .first: a redraw under way shows the old one too
+        assert same_document(page)
+    finally:
+        for run in store.list_runs(held):
+            store.cancel_run(run.id)
+
+
+def test_the_adapters_list_shows_an_adapter_a_run_registers_without_a_reload(long_names, page, tmp_path):
+    url, store = long_names
+    before = len(store.list_adapters())
+    open_page(page, f"{url}/adapters", "Adapters", ready=f"{plural(before, 'adapter')} · ")
+    mark_document(page)
+    experiment = store.create_experiment({"name": "registers", "dataset": SAMPLE})
+    run = store.create_run(experiment, {"learning_rate": 0.001})
+    store.mark_running(run, worker="gpu-box:6")
+    (tmp_path / "adapter_config.json").write_text("{}")
+
+    store.complete_run(run, {"path": str(tmp_path), "base_model": "tiny-base", "size_bytes": 2, "checksum": "sha256:x"})
+
+    page.get_by_text(f"{plural(before + 1, 'adapter')} · ").wait_for(timeout=WAIT_MS)
     assert same_document(page)
 
 

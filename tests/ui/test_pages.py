@@ -18,6 +18,7 @@ from core.writer import MetricWriter
 from jobs import reaper
 from tests.apptest import as_shown
 from tests.ui.conftest import ROOT, SAMPLE
+from ui.common import fitting_width
 
 PAGES = [
     "pages/experiments.py",
@@ -552,6 +553,16 @@ def test_compare_highlights_the_best_run_and_shows_config_diff(open_page, popula
     assert config["setting"].tolist() == ["learning_rate"]
 
 
+def test_a_setting_only_some_compared_runs_have_shows_a_dash_for_the_others(open_page, populated, app_store):
+    """A trainer-reported setting (effective_epochs) a queued run does not have yet showed an empty cell."""
+    ranked = app_store.create_run(populated["experiment"], {"learning_rate": 0.01, "epochs": 2, "lora_rank": 8})
+
+    app = open_page("pages/compare.py", runs=f"{populated['done']},{ranked}")
+
+    config = table_with(app, "setting").set_index("setting")
+    assert sorted(config.loc["lora_rank"].tolist()) == ["8", "–"]
+
+
 def test_compare_stars_no_run_when_one_alone_is_in_the_race(open_page, populated):
     app = open_page("pages/compare.py", runs=f"{populated['done']},{populated['failed']}")
 
@@ -978,6 +989,18 @@ def test_a_diverged_run_is_badged_in_the_runs_table(open_page, diverged):
     assert list(runs.loc[ids["bad"][0], "status"]) == ["completed", "diverged"]  # two coloured tags
     assert list(runs.loc[ids["good"][0], "status"]) == ["completed"]
     assert "1 run diverged" in texts(app)
+
+
+@pytest.mark.parametrize(("page", "table"), [("pages/experiment.py", "loss curve"), ("pages/runs.py", "experiment")])
+def test_a_live_runs_tables_numbers_have_room_for_any_value_they_may_come_to_hold(open_page, populated, page, table):
+    """The grid keeps the widths of its first draw: a running run's loss that fell to 0.00007964 showed as
+    "00007964", cut on the left."""
+    app = open_page(page, experiment=str(populated["experiment"]))
+
+    grid = next(frame for frame in app.dataframe if table in frame.value.columns)
+    columns = json.loads(grid.proto.columns)
+    assert columns["loss"]["width"] >= fitting_width(["0.000001234"])
+    assert columns["eval_loss"]["width"] >= fitting_width(["0.000001234"])
 
 
 def test_a_loss_past_what_the_grid_takes_is_shown_to_4_significant_digits(open_page, app_store):
